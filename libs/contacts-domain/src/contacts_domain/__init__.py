@@ -1,0 +1,54 @@
+"""contacts_domain: the Contact aggregate, value objects, commands, events and ports.
+
+Pure Python: no Flask, Celery, SQLAlchemy, redis or boto3 (DESIGN.md §1).
+"""
+
+from contacts_domain.aggregate import (
+    EMAIL_CONFLICT,
+    NAME_REQUIRED,
+    NOT_FOUND,
+    VERSION_MISMATCH,
+    ContactState,
+    Decision,
+    apply_event,
+)
+from contacts_domain.commands import (
+    Command,
+    CreateContact,
+    DeleteContact,
+    PatchContact,
+    ReplaceContact,
+    to_event,
+)
+from contacts_domain.contact import FIELDS, Fields, empty_fields, normalize_contact, represent
+from contacts_domain.errors import MalformedEvent, ValidationFailed
+from contacts_domain.events import ContactEvent, event_type
+from contacts_domain.operations import OperationStatus
+from contacts_domain.sequence import HybridLogicalClock
+
+__all__ = [
+    "EMAIL_CONFLICT",
+    "FIELDS",
+    "NAME_REQUIRED",
+    "NOT_FOUND",
+    "VERSION_MISMATCH",
+    "Command",
+    "ContactEvent",
+    "ContactState",
+    "CreateContact",
+    "Decision",
+    "DeleteContact",
+    "Fields",
+    "HybridLogicalClock",
+    "MalformedEvent",
+    "OperationStatus",
+    "PatchContact",
+    "ReplaceContact",
+    "ValidationFailed",
+    "apply_event",
+    "empty_fields",
+    "event_type",
+    "normalize_contact",
+    "represent",
+    "to_event",
+]

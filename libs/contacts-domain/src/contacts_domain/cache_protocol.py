@@ -1,0 +1,43 @@
+"""The Redis read-cache protocol shared by the worker (writer) and the query API (refill).
+
+Keys (``prefix`` configurable, e.g. ``contacts:``):
+
+- ``{prefix}contact:{id}`` — a hash ``{v: <version>, d: <resource JSON>}``; ``d`` is empty for a
+  tombstone (a deleted contact). TTL ``CONTACT_CACHE_TTL_S``: everything in it can be rebuilt
+  from PostgreSQL.
+- ``{prefix}op:{operation id}`` — operation status JSON (``OperationStatus.to_dict``), TTL 24 h.
+- ``{prefix}idem:{sha256 of the Idempotency-Key}`` — idempotency record JSON, TTL 24 h.
+
+Every write of a contact goes through ``GUARDED_SET_LUA`` (run with EVALSHA/EVAL), so an older
+version never replaces a newer one or a newer tombstone, whichever process writes (DESIGN.md
+§5.5): the worker after its commit, the query API when it refills a miss from PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+#: KEYS[1] = contact key; ARGV[1] = version (integer); ARGV[2] = resource JSON, "" = tombstone;
+#: ARGV[3] = TTL in seconds. Returns 1 when it wrote, 0 when the cache already held the same or
+#: a newer version.
+GUARDED_SET_LUA: Final = """
+local current = redis.call('HGET', KEYS[1], 'v')
+if current and tonumber(current) >= tonumber(ARGV[1]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1
+"""
+
+
+def contact_key(prefix: str, contact_id: str) -> str:
+    return f"{prefix}contact:{contact_id}"
+
+
+def operation_key(prefix: str, operation_id: str) -> str:
+    return f"{prefix}op:{operation_id}"
+
+
+def idempotency_key(prefix: str, key_digest: str) -> str:
+    return f"{prefix}idem:{key_digest}"

@@ -1,0 +1,85 @@
+"""Commands: what a client asks for, already validated, before it becomes an event."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from contacts_domain.events import ContactEvent, EventKind
+
+
+@dataclass(frozen=True, slots=True)
+class CreateContact:
+    """Create a contact under a server-assigned id; ``fields`` holds every field, normalized."""
+
+    contact_id: str
+    fields: Mapping[str, Any]
+    expected_version: None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaceContact:
+    """Replace every field of a contact, creating it if absent.
+
+    ``expected_version`` comes from ``If-Match``.
+    """
+
+    contact_id: str
+    fields: Mapping[str, Any]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PatchContact:
+    """Change the fields in ``changes`` (RFC 7396 merge patch, normalized; ``None`` clears)."""
+
+    contact_id: str
+    changes: Mapping[str, Any]
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteContact:
+    """Erase a contact: only a tombstone with its id and ordering data remains."""
+
+    contact_id: str
+    expected_version: int | None = None
+
+
+Command = CreateContact | ReplaceContact | PatchContact | DeleteContact
+
+
+def to_event(
+    command: Command,
+    *,
+    event_id: str,
+    operation_id: str,
+    sequence: str,
+    time: dt.datetime,
+    correlation_id: str | None,
+) -> ContactEvent:
+    """Return the event that records ``command`` as accepted at ``time`` with ``sequence``."""
+    kind: EventKind
+    data: Mapping[str, Any]
+    match command:
+        case CreateContact(fields=fields):
+            kind, data = "created", fields
+        case ReplaceContact(fields=fields):
+            kind, data = "replaced", fields
+        case PatchContact(changes=changes):
+            kind, data = "patched", changes
+        case DeleteContact():
+            kind, data = "deleted", {}
+    return ContactEvent(
+        id=event_id,
+        kind=kind,
+        contact_id=command.contact_id,
+        sequence=sequence,
+        time=time,
+        operation_id=operation_id,
+        data=dict(data),
+        expected_version=command.expected_version,
+        correlation_id=correlation_id,
+    )

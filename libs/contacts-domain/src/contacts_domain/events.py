@@ -1,0 +1,139 @@
+"""Contact events and their CloudEvents 1.0 JSON envelope (structured mode), DESIGN.md §3."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from contacts_domain.errors import MalformedEvent
+from contacts_domain.sequence import SEQUENCE_PATTERN
+
+EventKind = Literal["created", "replaced", "patched", "deleted"]
+KINDS: Final[tuple[EventKind, ...]] = ("created", "replaced", "patched", "deleted")
+TYPE_PREFIX: Final = "contacts.contact."
+#: Every event type version this library can read. The worker must accept every version that was
+#: ever produced, so a new version is added here and old ones are never removed.
+READABLE_VERSIONS: Final = frozenset({"v1"})
+CURRENT_VERSION: Final = "v1"
+SPEC_VERSION: Final = "1.0"
+_TYPE_RE = re.compile(r"^contacts\.contact\.(created|replaced|patched|deleted)\.(v[0-9]+)$")
+_SEQUENCE_RE = re.compile(SEQUENCE_PATTERN)
+
+
+def event_type(kind: EventKind) -> str:
+    """Return the CloudEvents ``type`` of ``kind`` at the current version."""
+    return f"{TYPE_PREFIX}{kind}.{CURRENT_VERSION}"
+
+
+def format_time(moment: dt.datetime) -> str:
+    """RFC 3339 in UTC with microseconds: ``2026-11-29T10:00:00.000123Z``."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True, slots=True)
+class ContactEvent:
+    """A fact about one contact, as accepted by the command API.
+
+    ``sequence`` is the per-contact ordering key (see ``sequence.py``). ``data`` holds the
+    normalized fields: all of them for ``created``/``replaced``, the changed ones for ``patched``
+    (``None`` clears), nothing for ``deleted``. ``expected_version`` comes from ``If-Match``.
+    """
+
+    id: str
+    kind: EventKind
+    contact_id: str
+    sequence: str
+    time: dt.datetime
+    operation_id: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    expected_version: int | None = None
+    correlation_id: str | None = None
+    source: str = "command-api"
+
+    def to_cloudevent(self) -> dict[str, Any]:
+        """Return the envelope as a JSON-ready dict (DESIGN.md §3)."""
+        return {
+            "specversion": SPEC_VERSION,
+            "id": self.id,
+            "source": self.source,
+            "type": event_type(self.kind),
+            "subject": self.contact_id,
+            "time": format_time(self.time),
+            "datacontenttype": "application/json",
+            "sequence": self.sequence,
+            "correlationid": self.correlation_id,
+            "operationid": self.operation_id,
+            "expectedversion": self.expected_version,
+            "data": dict(self.data),
+        }
+
+    def to_json(self) -> str:
+        """Compact UTF-8 JSON (non-ASCII kept as is, which keeps messages small)."""
+        return json.dumps(self.to_cloudevent(), ensure_ascii=False, separators=(",", ":"))
+
+    @classmethod
+    def from_cloudevent(cls, envelope: object) -> ContactEvent:
+        """Read an envelope produced by any version of the command API.
+
+        Raises ``MalformedEvent`` when ``envelope`` is not a readable contact event: wrong shape,
+        unknown type or version, bad ids, time or sequence. The ``data`` fields are checked by the
+        caller with ``normalize_contact``.
+        """
+        if not isinstance(envelope, Mapping):
+            raise MalformedEvent("The event is not a JSON object.")
+        if envelope.get("specversion") != SPEC_VERSION:
+            raise MalformedEvent("Unsupported CloudEvents specversion.")
+        match = _TYPE_RE.match(str(envelope.get("type", "")))
+        if not match or match.group(2) not in READABLE_VERSIONS:
+            raise MalformedEvent(f"Unknown event type {envelope.get('type')!r}.")
+        kind: EventKind = match.group(1)  # type: ignore[assignment]
+        sequence = envelope.get("sequence")
+        if not isinstance(sequence, str) or not _SEQUENCE_RE.match(sequence):
+            raise MalformedEvent("Missing or malformed sequence.")
+        expected = envelope.get("expectedversion")
+        if expected is not None and (type(expected) is not int or expected < 0):
+            raise MalformedEvent("expectedversion must be a non-negative integer or null.")
+        data = envelope.get("data") or {}
+        if not isinstance(data, Mapping):
+            raise MalformedEvent("data must be a JSON object.")
+        correlation = envelope.get("correlationid")
+        try:
+            moment = dt.datetime.fromisoformat(str(envelope.get("time")))
+        except ValueError:
+            raise MalformedEvent("time is not RFC 3339.") from None
+        if moment.tzinfo is None:
+            raise MalformedEvent("time needs a UTC offset.")
+        return cls(
+            id=_uuid(envelope.get("id"), "id"),
+            kind=kind,
+            contact_id=_uuid(envelope.get("subject"), "subject"),
+            sequence=sequence,
+            time=moment,
+            operation_id=_uuid(envelope.get("operationid"), "operationid"),
+            data=dict(data),
+            expected_version=expected,
+            correlation_id=str(correlation)[:200] if correlation is not None else None,
+            source=str(envelope.get("source", "")),
+        )
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> ContactEvent:
+        """Parse JSON text. Raises ``MalformedEvent`` for invalid JSON or an unreadable event."""
+        try:
+            return cls.from_cloudevent(json.loads(text))
+        except (ValueError, RecursionError) as exc:
+            if isinstance(exc, MalformedEvent):
+                raise
+            raise MalformedEvent(f"Not JSON: {exc}") from None
+
+
+def _uuid(value: object, name: str) -> str:
+    try:
+        return str(uuid.UUID(str(value)))
+    except ValueError:
+        raise MalformedEvent(f"{name} is not a UUID.") from None

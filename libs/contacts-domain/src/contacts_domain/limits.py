@@ -1,0 +1,42 @@
+"""The one table of size limits shared by the API schemas, the domain rules and the columns.
+
+Lengths count Unicode code points after NFC normalization and trimming. The email limit is the
+254-octet path limit of RFC 5321 §4.5.3.1.3 as enforced by email-validator; the E.164 limit is 15
+digits plus the leading ``+`` (ITU-T E.164 §6).
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Final
+
+NAME_MAX: Final = 100
+COMPANY_MAX: Final = 200
+JOB_TITLE_MAX: Final = 200
+NOTES_MAX: Final = 10_000
+TAG_MAX: Final = 50
+TAGS_MAX_ITEMS: Final = 50
+EMAIL_MAX: Final = 254
+EMAILS_MAX_ITEMS: Final = 10
+PHONE_INPUT_MAX: Final = 40
+PHONE_E164_MAX: Final = 16
+PHONES_MAX_ITEMS: Final = 10
+ADDRESSES_MAX_ITEMS: Final = 5
+STREET_MAX: Final = 200
+CITY_MAX: Final = 100
+REGION_MAX: Final = 100
+POSTAL_CODE_MAX: Final = 20
+
+#: Column name → maximum length in code points; the migration creates ``varchar(n)`` from it.
+TEXT_COLUMNS: Final = MappingProxyType(
+    {
+        "first_name": NAME_MAX,
+        "last_name": NAME_MAX,
+        "company": COMPANY_MAX,
+        "job_title": JOB_TITLE_MAX,
+        "notes": NOTES_MAX,
+    }
+)
+
+#: SQS refuses a message larger than 256 KiB (AWS SQS quotas, "Message size").
+SQS_MESSAGE_MAX_BYTES: Final = 256 * 1024

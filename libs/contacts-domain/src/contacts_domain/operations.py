@@ -1,0 +1,48 @@
+"""Operation status: what a client polls after a ``202 Accepted`` (DESIGN.md §5.6)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+OperationState = Literal["pending", "applied", "rejected"]
+
+
+@dataclass(frozen=True, slots=True)
+class OperationStatus:
+    """The outcome of one accepted command.
+
+    ``version`` is the contact's version after the operation (``None`` while pending).
+    ``reason`` names a rejection (``email_conflict``, ``version_mismatch``, ``not_found``,
+    ``name_required``).
+    """
+
+    operation_id: str
+    contact_id: str
+    status: OperationState
+    reason: str | None = None
+    version: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "operation_id": self.operation_id,
+            "contact_id": self.contact_id,
+            "status": self.status,
+            "reason": self.reason,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OperationStatus:
+        """Raises ``KeyError``/``ValueError`` for a dict that ``to_dict`` did not produce."""
+        status = data["status"]
+        if status not in ("pending", "applied", "rejected"):
+            raise ValueError(f"unknown status {status!r}")
+        version = data.get("version")
+        return cls(
+            operation_id=str(data["operation_id"]),
+            contact_id=str(data["contact_id"]),
+            status=status,
+            reason=data.get("reason"),
+            version=int(version) if version is not None else None,
+        )

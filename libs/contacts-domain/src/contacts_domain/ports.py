@@ -1,0 +1,111 @@
+"""Ports: the abstract interfaces the services implement with real adapters (and tests with fakes).
+
+Nothing here knows about SQS, PostgreSQL or Redis.
+"""
+
+from __future__ import annotations
+
+import abc
+from types import TracebackType
+
+from contacts_domain.aggregate import ContactState
+from contacts_domain.events import ContactEvent
+from contacts_domain.operations import OperationStatus
+
+
+class PublishFailed(RuntimeError):
+    """The event was not durably accepted by the queue (unreachable, timed out, refused)."""
+
+
+class EventPublisher(abc.ABC):
+    """Sends events to the queue, in order per contact."""
+
+    @abc.abstractmethod
+    def publish(self, event: ContactEvent) -> None:
+        """Return only once the queue has durably accepted ``event``.
+
+        Raises ``PublishFailed`` when it did not within the adapter's time bound.
+        """
+
+
+class EmailConflict(Exception):
+    """Another live contact already holds this contact's primary email (canonical form)."""
+
+
+class ContactRepository(abc.ABC):
+    """Stored contact states, read for update inside a unit of work."""
+
+    @abc.abstractmethod
+    def get_for_update(self, contact_id: str) -> ContactState:
+        """Return the state of ``contact_id`` (an empty ``ContactState`` if never seen), locked
+        until the unit of work ends so no other writer interleaves."""
+
+    @abc.abstractmethod
+    def save(self, state: ContactState) -> None:
+        """Store ``state``. Raises ``EmailConflict`` if its primary email is held by another live
+        contact; the unit of work stays usable after that."""
+
+
+class Inbox(abc.ABC):
+    """Events already processed (the inbox), with their outcome: exactly-once effect."""
+
+    @abc.abstractmethod
+    def outcome_of(self, event_id: str) -> OperationStatus | None:
+        """Return the recorded outcome of ``event_id``, or ``None`` if it was never processed."""
+
+    @abc.abstractmethod
+    def record(self, event_id: str, outcome: OperationStatus) -> None:
+        """Record that ``event_id`` was processed with ``outcome`` (in the same transaction)."""
+
+
+class UnitOfWork(abc.ABC):
+    """One atomic transaction over contacts and the inbox. Use as a context manager; changes
+    are discarded unless ``commit`` is called."""
+
+    contacts: ContactRepository
+    inbox: Inbox
+
+    def __enter__(self) -> UnitOfWork:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+    @abc.abstractmethod
+    def commit(self) -> None:
+        """Make every change of this unit durable at once."""
+
+    @abc.abstractmethod
+    def rollback(self) -> None:
+        """Discard uncommitted changes (a no-op after ``commit``)."""
+
+
+class ContactCache(abc.ABC):
+    """The read cache of contacts. Writes are version-guarded: an older version never replaces a
+    newer one or a tombstone (DESIGN.md §5.5)."""
+
+    @abc.abstractmethod
+    def put(self, state: ContactState) -> bool:
+        """Cache the visible form of ``state`` (a tombstone if deleted) unless the cache holds
+        the same or a newer version. Returns whether it wrote."""
+
+
+class OperationStore(abc.ABC):
+    """Short-lived operation statuses for clients that poll (kept 24 h by contract)."""
+
+    @abc.abstractmethod
+    def mark_pending(self, status: OperationStatus) -> None:
+        """Record ``status`` as pending unless an outcome is already recorded."""
+
+    @abc.abstractmethod
+    def record(self, status: OperationStatus) -> None:
+        """Record the final outcome (applied or rejected)."""
+
+    @abc.abstractmethod
+    def get(self, operation_id: str) -> OperationStatus | None:
+        """Return the status of ``operation_id``, or ``None`` when unknown or expired."""

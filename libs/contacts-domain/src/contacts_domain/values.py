@@ -1,0 +1,134 @@
+"""Value objects: the normalization rules of every contact field.
+
+Each ``parse_*`` function takes raw input and returns the canonical stored form, or raises
+``ValueError`` with a message fit to show an API client. They never touch the network.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import unicodedata
+from dataclasses import dataclass
+
+import email_validator
+import phonenumbers
+import pycountry
+
+from contacts_domain import limits
+
+_ALLOWED_IN_MULTILINE = frozenset("\n\t")
+
+
+def clean_text(value: object, *, max_length: int, multiline: bool = False) -> str | None:
+    """Return ``value`` NFC-normalized and trimmed, or ``None`` when nothing is left.
+
+    The empty string (after trimming) means "no value": the same rule for every text field, so
+    ``""`` and ``null`` clear a field alike. ``multiline`` admits LF and TAB (CRLF becomes LF).
+
+    Raises ``ValueError`` for a non-string, a control character (C0, DEL, C1; NUL included),
+    a lone surrogate, or more than ``max_length`` code points.
+    """
+    if not isinstance(value, str):
+        raise ValueError("Not a valid string.")
+    text = unicodedata.normalize("NFC", value)
+    if multiline:
+        text = text.replace("\r\n", "\n")
+    text = text.strip()
+    for char in text:
+        category = unicodedata.category(char)
+        if category == "Cs":
+            raise ValueError("Contains an unpaired surrogate code point.")
+        if category == "Cc" and not (multiline and char in _ALLOWED_IN_MULTILINE):
+            raise ValueError(f"Contains the control character U+{ord(char):04X}.")
+    if not text:
+        return None
+    if len(text) > max_length:
+        raise ValueError(f"Longer than maximum length {max_length}.")
+    return text
+
+
+@dataclass(frozen=True, slots=True)
+class EmailAddress:
+    """A syntactically valid email address (RFC 5321/5322/6531 via email-validator; no DNS).
+
+    ``value`` keeps the local part as given (NFC) and the domain lower-cased in Unicode form
+    (IDNA punycode input is decoded), so ``a@XN--MGBH0FB.xn--kgbechtv`` and ``a@مثال.إختبار``
+    are one address. ``key`` is the case-folded form used for uniqueness and lookups.
+    """
+
+    value: str
+
+    @property
+    def key(self) -> str:
+        return self.value.casefold()
+
+    @classmethod
+    def parse(cls, raw: object) -> EmailAddress:
+        """Raises ``ValueError`` for anything email-validator rejects or longer than 254 octets."""
+        text = clean_text(raw, max_length=limits.EMAIL_MAX)
+        if text is None:
+            raise ValueError("An email address cannot be empty.")
+        try:
+            result = email_validator.validate_email(
+                text, check_deliverability=False, allow_smtputf8=True
+            )
+        except email_validator.EmailNotValidError as exc:
+            raise ValueError(str(exc)) from None
+        return cls(unicodedata.normalize("NFC", result.normalized))
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneNumber:
+    """A valid phone number in E.164 form (``+12025550100``), parsed with libphonenumber."""
+
+    value: str
+
+    @classmethod
+    def parse(cls, raw: object, default_region: str) -> PhoneNumber:
+        """Parse a number written for ``default_region`` (ISO 3166-1 alpha-2) unless it has a
+        ``+`` country code. Raises ``ValueError`` when libphonenumber cannot parse it or deems
+        it invalid for its region."""
+        text = clean_text(raw, max_length=limits.PHONE_INPUT_MAX)
+        if text is None:
+            raise ValueError("A phone number cannot be empty.")
+        try:
+            number = phonenumbers.parse(text, default_region)
+        except phonenumbers.NumberParseException as exc:
+            raise ValueError(f"Not a phone number: {exc._msg}") from None
+        if not phonenumbers.is_valid_number(number):
+            raise ValueError("Not a valid phone number.")
+        return cls(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+
+
+def parse_country(raw: object) -> str:
+    """Return an ISO 3166-1 alpha-2 code in upper case. Raises ``ValueError`` otherwise."""
+    text = clean_text(raw, max_length=2)
+    if text is None or len(text) != 2 or pycountry.countries.get(alpha_2=text.upper()) is None:
+        raise ValueError("Not an ISO 3166-1 alpha-2 country code.")
+    return text.upper()
+
+
+def parse_birthday(raw: object) -> str:
+    """Return an ISO 8601 calendar date (``YYYY-MM-DD``) not in the future (UTC).
+
+    Raises ``ValueError`` for another shape, an impossible date or a future date.
+    """
+    if not isinstance(raw, str):
+        raise ValueError("Not a valid date.")
+    try:
+        day = dt.date.fromisoformat(raw.strip())
+    except ValueError:
+        raise ValueError("Not a valid date (expected YYYY-MM-DD).") from None
+    if len(raw.strip()) != 10:
+        raise ValueError("Not a valid date (expected YYYY-MM-DD).")
+    if day > dt.datetime.now(dt.UTC).date():
+        raise ValueError("A birthday cannot be in the future.")
+    return day.isoformat()
+
+
+def parse_tag(raw: object) -> str:
+    """Return a tag trimmed and NFC-normalized. Raises ``ValueError`` when empty or too long."""
+    text = clean_text(raw, max_length=limits.TAG_MAX)
+    if text is None:
+        raise ValueError("A tag cannot be empty.")
+    return text

@@ -1,0 +1,102 @@
+"""Contacts read model, the inbox of processed events, and the query API's SELECT-only role.
+
+Revision ID: 0001
+Revises:
+"""
+
+from __future__ import annotations
+
+from alembic import context, op
+
+from contacts_domain import limits
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+# Every index covers live contacts only (deleted ones are tombstones nobody lists or searches).
+LIVE_INDEXES = (
+    # One live contact per canonical primary email (DESIGN.md §4).
+    "CREATE UNIQUE INDEX contacts_live_email_key ON contacts (email_key) WHERE alive",
+    # Keyset pagination: (sort key, id), the id as the unique tie-breaker.
+    "CREATE INDEX contacts_live_created ON contacts (created_at, id) WHERE alive",
+    "CREATE INDEX contacts_live_last_name ON contacts (last_name_key, id) WHERE alive",
+    # Filters (email=, tag=) and case-insensitive prefix search (q=).
+    "CREATE INDEX contacts_live_email_keys ON contacts USING gin (email_keys) WHERE alive",
+    "CREATE INDEX contacts_live_tags ON contacts USING gin (tags) WHERE alive",
+    "CREATE INDEX contacts_live_first_prefix ON contacts (lower(first_name) text_pattern_ops)"
+    " WHERE alive",
+    "CREATE INDEX contacts_live_last_prefix ON contacts (last_name_key text_pattern_ops) WHERE alive",
+    "CREATE INDEX contacts_live_email_prefix ON contacts (email_key text_pattern_ops) WHERE alive",
+)
+
+
+def upgrade() -> None:
+    t = limits.TEXT_COLUMNS
+    op.execute(
+        f"""
+        CREATE TABLE contacts (
+            id uuid PRIMARY KEY,
+            first_name varchar({t["first_name"]}),
+            last_name varchar({t["last_name"]}),
+            emails jsonb NOT NULL DEFAULT '[]',
+            phones jsonb NOT NULL DEFAULT '[]',
+            company varchar({t["company"]}),
+            job_title varchar({t["job_title"]}),
+            addresses jsonb NOT NULL DEFAULT '[]',
+            birthday date,
+            notes varchar({t["notes"]}),
+            tags text[] NOT NULL DEFAULT '{{}}',
+            email varchar({limits.EMAIL_MAX}),
+            email_key varchar({limits.EMAIL_MAX}),
+            email_keys text[] NOT NULL DEFAULT '{{}}',
+            phone varchar({limits.PHONE_E164_MAX}),
+            last_name_key text GENERATED ALWAYS AS (lower(coalesce(last_name, ''))) STORED,
+            version bigint NOT NULL DEFAULT 0,
+            alive boolean NOT NULL DEFAULT false,
+            alive_sequence text,
+            field_sequences jsonb NOT NULL DEFAULT '{{}}',
+            created_at timestamptz,
+            updated_at timestamptz,
+            deleted_at timestamptz
+        )
+        """
+    )
+    for index in LIVE_INDEXES:
+        op.execute(index)
+    op.execute(
+        """
+        CREATE TABLE processed_events (
+            event_id uuid PRIMARY KEY,
+            operation_id uuid NOT NULL,
+            contact_id uuid NOT NULL,
+            event_type text NOT NULL,
+            status text NOT NULL CHECK (status IN ('applied', 'rejected')),
+            reason text,
+            version bigint,
+            processed_at timestamptz NOT NULL DEFAULT now()
+        )
+        """
+    )
+    op.execute("CREATE UNIQUE INDEX processed_events_operation ON processed_events (operation_id)")
+    op.execute("CREATE INDEX processed_events_processed_at ON processed_events (processed_at)")
+
+    reader = context.get_x_argument(as_dictionary=True).get("reader_role", "contacts_reader")
+    op.execute(
+        f"""
+        DO $$ BEGIN
+            IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{reader}') THEN
+                CREATE ROLE "{reader}" LOGIN;
+            END IF;
+        END $$
+        """
+    )
+    op.execute(f'GRANT USAGE ON SCHEMA public TO "{reader}"')
+    op.execute(f'GRANT SELECT ON contacts, processed_events TO "{reader}"')
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE processed_events")
+    op.execute("DROP TABLE contacts")
