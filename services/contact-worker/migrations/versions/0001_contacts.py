@@ -28,7 +28,8 @@ LIVE_INDEXES = (
     "CREATE INDEX contacts_live_tags ON contacts USING gin (tags) WHERE alive",
     "CREATE INDEX contacts_live_first_prefix ON contacts (lower(first_name) text_pattern_ops)"
     " WHERE alive",
-    "CREATE INDEX contacts_live_last_prefix ON contacts (last_name_key text_pattern_ops) WHERE alive",
+    "CREATE INDEX contacts_live_last_prefix ON contacts (last_name_key text_pattern_ops)"
+    " WHERE alive",
     "CREATE INDEX contacts_live_email_prefix ON contacts (email_key text_pattern_ops) WHERE alive",
 )
 
