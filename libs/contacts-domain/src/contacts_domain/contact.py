@@ -72,9 +72,7 @@ class _Errors:
             return None
 
 
-def normalize_contact(
-    raw: Mapping[str, Any], *, partial: bool, default_region: str
-) -> Fields:
+def normalize_contact(raw: Mapping[str, Any], *, partial: bool, default_region: str) -> Fields:
     """Validate client input and return the canonical fields.
 
     ``raw`` is the decoded JSON object. With ``partial=False`` (create, replace) the result has
@@ -101,20 +99,30 @@ def normalize_contact(
             out[name] = _scalar(errors, name, raw[name])
     if "birthday" in raw:
         value = raw["birthday"]
-        out["birthday"] = None if value in (None, "") else errors.guard(
-            "birthday", lambda: parse_birthday(value)
+        out["birthday"] = (
+            None if value in (None, "") else errors.guard("birthday", lambda: parse_birthday(value))
         )
     if "emails" in raw or "email" in raw:
         items = _shorthand(raw, "email", "emails")
         out["emails"] = _entries(
-            errors, "emails", items, EMAIL_TYPES, limits.EMAILS_MAX_ITEMS,
-            lambda v: EmailAddress.parse(v).value, key=str.casefold,
+            errors,
+            "emails",
+            items,
+            EMAIL_TYPES,
+            limits.EMAILS_MAX_ITEMS,
+            lambda v: EmailAddress.parse(v).value,
+            key=str.casefold,
         )
     if "phones" in raw or "phone" in raw:
         items = _shorthand(raw, "phone", "phones")
         out["phones"] = _entries(
-            errors, "phones", items, PHONE_TYPES, limits.PHONES_MAX_ITEMS,
-            lambda v: PhoneNumber.parse(v, default_region).value, key=str,
+            errors,
+            "phones",
+            items,
+            PHONE_TYPES,
+            limits.PHONES_MAX_ITEMS,
+            lambda v: PhoneNumber.parse(v, default_region).value,
+            key=str,
         )
     if "addresses" in raw:
         out["addresses"] = _addresses(errors, raw["addresses"])
@@ -230,12 +238,18 @@ def _addresses(errors: _Errors, items: Any) -> list[dict[str, Any]]:
         address: dict[str, Any] = {"type": kind}
         for part, max_length in ADDRESS_TEXT.items():
             value = item.get(part)
-            address[part] = None if value is None else errors.guard(
-                f"{where}.{part}", lambda v=value, m=max_length: clean_text(v, max_length=m)
+            address[part] = (
+                None
+                if value is None
+                else errors.guard(
+                    f"{where}.{part}", lambda v=value, m=max_length: clean_text(v, max_length=m)
+                )
             )
         country = item.get("country")
-        address["country"] = None if country in (None, "") else errors.guard(
-            f"{where}.country", lambda c=country: parse_country(c)
+        address["country"] = (
+            None
+            if country in (None, "")
+            else errors.guard(f"{where}.country", lambda c=country: parse_country(c))
         )
         if not any(address[p] for p in (*ADDRESS_TEXT, "country")):
             errors.add(where, "An address needs at least one part.")

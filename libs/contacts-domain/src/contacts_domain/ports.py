@@ -54,8 +54,9 @@ class Inbox(abc.ABC):
         """Return the recorded outcome of ``event_id``, or ``None`` if it was never processed."""
 
     @abc.abstractmethod
-    def record(self, event_id: str, outcome: OperationStatus) -> None:
-        """Record that ``event_id`` was processed with ``outcome`` (in the same transaction)."""
+    def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
+        """Record that ``event`` was processed with ``outcome``, in the unit of work's
+        transaction, so the effect and the record commit together."""
 
 
 class UnitOfWork(abc.ABC):

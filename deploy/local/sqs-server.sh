@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Start LocalStack's SQS on 127.0.0.1:${SQS_PORT:-4566} in the foreground, from its own virtualenv,
+# with the settings DESIGN.md §8 measured on this machine (no Docker, nothing written outside
+# ${SQS_DATA_DIR}). Usage: deploy/local/sqs-server.sh   (make up runs it in the background)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+port=${SQS_PORT:-4566}
+data=${SQS_DATA_DIR:-$root/.run/localstack}
+mkdir -p "$data"
+export SERVICES=sqs GATEWAY_LISTEN="127.0.0.1:$port" OVERRIDE_IN_DOCKER=0 DNS_ADDRESS=0 \
+  FILESYSTEM_ROOT="$data" SQS_ENDPOINT_STRATEGY=path DISABLE_EVENTS=1 SKIP_SSL_CERT_DOWNLOAD=1 \
+  LOCALSTACK_HOST="127.0.0.1:$port"
+exec "$root/.venv-localstack/bin/python" -m localstack.runtime.main

@@ -1,0 +1,1 @@
+"""contact-worker: applies contact events from SQS to PostgreSQL (the read model) and Redis."""

@@ -1,0 +1,198 @@
+"""PostgreSQL adapters: the contacts read model and the inbox, in one unit of work."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError
+
+from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus
+from contacts_domain.contact import primary_value
+from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
+from contacts_domain.values import EmailAddress
+
+_JSON_FIELDS = ("emails", "phones", "addresses")
+_EMAIL_UNIQUE_INDEX = "contacts_live_email_key"
+
+
+def create_engine(database_url: str, *, lock_timeout_ms: int, statement_timeout_ms: int) -> Engine:
+    """Create the writer's engine (connections open lazily, so it is safe before a fork as
+    long as the child creates its own; see ``entrypoints.celery_app``).
+
+    Every session gets ``lock_timeout`` and ``statement_timeout`` (ms) so a task blocked on a
+    row lock or a slow query fails well before the queue's visibility timeout; connecting is
+    bounded to 3 s.
+    """
+    options = f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
+    return sa.create_engine(
+        database_url,
+        pool_size=5,
+        max_overflow=5,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        connect_args={"options": options, "connect_timeout": 3},
+    )
+
+
+class SqlContactRepository(ContactRepository):
+    """Contact states in the ``contacts`` table, locked per contact for the transaction."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def get_for_update(self, contact_id: str) -> ContactState:
+        """Serialize writers of one contact id, existing or not: a transaction-scoped advisory
+        lock on the id, then the row lock (so a lock held elsewhere makes us wait, bounded by
+        ``lock_timeout``)."""
+        self._connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"), {"id": contact_id}
+        )
+        row = (
+            self._connection.execute(
+                sa.text("SELECT * FROM contacts WHERE id = :id FOR UPDATE"), {"id": contact_id}
+            )
+            .mappings()
+            .first()
+        )
+        return _state_from_row(contact_id, row) if row else ContactState(contact_id)
+
+    def save(self, state: ContactState) -> None:
+        """Upsert ``state``. Raises ``EmailConflict`` when another live contact holds its primary
+        email; the transaction stays usable (the write runs in a savepoint)."""
+        fields = state.fields
+        emails = fields["emails"] or []
+        primary = primary_value(emails)
+        values: dict[str, Any] = {
+            "id": state.contact_id,
+            **{name: fields[name] for name in FIELDS if name not in _JSON_FIELDS},
+            **{name: json.dumps(fields[name] or []) for name in _JSON_FIELDS},
+            "email": primary,
+            "email_key": EmailAddress(primary).key if primary else None,
+            "email_keys": [EmailAddress(e["value"]).key for e in emails],
+            "phone": primary_value(fields["phones"]),
+            "version": state.version,
+            "alive": state.alive,
+            "alive_sequence": state.alive_sequence,
+            "field_sequences": json.dumps(dict(state.field_sequences)),
+            "created_at": state.created_at,
+            "updated_at": state.updated_at,
+            "deleted_at": state.deleted_at,
+        }
+        columns = list(values)
+        json_columns = {*_JSON_FIELDS, "field_sequences"}
+        placeholders = [f"CAST(:{c} AS jsonb)" if c in json_columns else f":{c}" for c in columns]
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "id")
+        statement = sa.text(
+            f"INSERT INTO contacts ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}"
+        )
+        try:
+            with self._connection.begin_nested():
+                self._connection.execute(statement, values)
+        except IntegrityError as exc:
+            constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
+            if constraint == _EMAIL_UNIQUE_INDEX:
+                raise EmailConflict(state.contact_id) from None
+            raise
+
+
+class SqlInbox(Inbox):
+    """The ``processed_events`` table: one row per processed event, with its outcome."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def outcome_of(self, event_id: str) -> OperationStatus | None:
+        row = (
+            self._connection.execute(
+                sa.text(
+                    "SELECT operation_id, contact_id, status, reason, version "
+                    "FROM processed_events WHERE event_id = :id"
+                ),
+                {"id": event_id},
+            )
+            .mappings()
+            .first()
+        )
+        if row is None:
+            return None
+        return OperationStatus(
+            operation_id=str(row["operation_id"]),
+            contact_id=str(row["contact_id"]),
+            status=row["status"],
+            reason=row["reason"],
+            version=row["version"],
+        )
+
+    def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
+        self._connection.execute(
+            sa.text(
+                "INSERT INTO processed_events "
+                "(event_id, operation_id, contact_id, event_type, status, reason, version) "
+                "VALUES (:event_id, :operation_id, :contact_id, :event_type, :status, :reason, "
+                ":version)"
+            ),
+            {
+                "event_id": event.id,
+                "operation_id": outcome.operation_id,
+                "contact_id": outcome.contact_id,
+                "event_type": event.kind,
+                "status": outcome.status,
+                "reason": outcome.reason,
+                "version": outcome.version,
+            },
+        )
+
+
+class SqlUnitOfWork(UnitOfWork):
+    """One PostgreSQL transaction (READ COMMITTED; per-contact locks give the isolation)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._connection: Connection | None = None
+
+    def __enter__(self) -> SqlUnitOfWork:
+        self._connection = self._engine.connect()
+        self._connection.begin()
+        self.contacts = SqlContactRepository(self._connection)
+        self.inbox = SqlInbox(self._connection)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self.rollback()
+        finally:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    def commit(self) -> None:
+        assert self._connection is not None, "use the unit of work as a context manager"
+        self._connection.commit()
+
+    def rollback(self) -> None:
+        if self._connection is not None and self._connection.in_transaction():
+            self._connection.rollback()
+
+
+def _state_from_row(contact_id: str, row: Any) -> ContactState:
+    fields = {name: row[name] for name in FIELDS}
+    for name in _JSON_FIELDS:
+        fields[name] = list(row[name] or [])
+    fields["tags"] = list(row["tags"] or [])
+    if fields["birthday"] is not None:
+        fields["birthday"] = fields["birthday"].isoformat()
+    return ContactState(
+        contact_id=contact_id,
+        fields=fields,
+        field_sequences=dict(row["field_sequences"] or {}),
+        alive=row["alive"],
+        alive_sequence=row["alive_sequence"],
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+    )

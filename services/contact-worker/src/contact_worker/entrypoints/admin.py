@@ -1,0 +1,108 @@
+"""``contact-worker-admin``: one-shot set-up commands for a local stack, CI and deploy hooks.
+
+Commands (settings from the environment, see ``contact_worker.settings``):
+
+- ``create-database`` — create the database named in DATABASE_URL if it does not exist.
+- ``migrate`` — ``alembic upgrade head`` (``--reader-role NAME`` for the query API's role).
+- ``create-queues`` — create the FIFO queue and its dead-letter queue (idempotent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+import boto3
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from botocore.config import Config as BotoConfig
+from sqlalchemy.engine import make_url
+
+from contact_worker.adapters.queues import ensure_queues
+from contact_worker.settings import Settings
+
+_IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def create_database(database_url: str) -> bool:
+    """Create the database of ``database_url`` via the server's ``postgres`` database.
+
+    Returns whether it was created. Raises ``ValueError`` for a name that is not a plain
+    lower-case identifier.
+    """
+    url = make_url(database_url)
+    name = url.database or ""
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"refusing to create a database named {name!r}")
+    engine = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with engine.connect() as conn:
+            exists = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}
+            ).first()
+            if not exists:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            return not exists
+    finally:
+        engine.dispose()
+
+
+def alembic_config(database_url: str, reader_role: str = "contacts_reader") -> Config:
+    """The Alembic config of this service, pointed at ``database_url``."""
+    if not _IDENTIFIER.match(reader_role):
+        raise ValueError(f"refusing reader role {reader_role!r}")
+    ini = Path(os.environ.get("ALEMBIC_CONFIG", Path(__file__).parents[3] / "alembic.ini"))
+    config = Config(str(ini))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    config.cmd_opts = argparse.Namespace(x=[f"reader_role={reader_role}"])
+    return config
+
+
+def migrate(database_url: str, reader_role: str = "contacts_reader") -> None:
+    """Upgrade the schema to the newest revision."""
+    command.upgrade(alembic_config(database_url, reader_role), "head")
+
+
+def sqs_client(settings: Settings) -> object:
+    """A boto3 SQS client for ``settings`` with bounded timeouts."""
+    return boto3.client(
+        "sqs",
+        region_name=settings.aws_region,
+        endpoint_url=settings.sqs_endpoint_url or None,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+        config=BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3}),
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="contact-worker-admin", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("create-database")
+    migrate_parser = sub.add_parser("migrate")
+    migrate_parser.add_argument("--reader-role", default="contacts_reader")
+    sub.add_parser("create-queues")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env(os.environ)
+    if args.command == "create-database":
+        created = create_database(settings.database_url)
+        print("database created" if created else "database exists")
+    elif args.command == "migrate":
+        migrate(settings.database_url, args.reader_role)
+        print("database migrated")
+    else:
+        urls = ensure_queues(
+            sqs_client(settings),
+            name=settings.queue_name,
+            dlq_name=settings.dlq_name,
+            visibility_timeout_s=settings.visibility_timeout_s,
+            max_receive_count=settings.max_receive_count,
+        )
+        print(f"queue {urls.main}\ndead-letter queue {urls.dlq}")
+
+
+if __name__ == "__main__":
+    main()

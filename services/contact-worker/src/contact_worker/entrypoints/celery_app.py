@@ -1,0 +1,96 @@
+"""The Celery application of the worker, configured for SQS per DESIGN.md §8."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from celery import Celery, Task
+
+from contact_worker.entrypoints.runtime import Runtime
+from contact_worker.service_layer.handlers import handle_event, read_event
+from contact_worker.settings import Settings
+from contacts_domain.resource import APPLY_EVENT_TASK
+
+log = logging.getLogger("contact_worker")
+
+
+def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
+    """Return a Celery app that consumes ``settings.queue_name`` and applies contact events.
+
+    Delivery settings, each for a reason measured on this stack (DESIGN.md §8): late acks, and
+    no ack on failure or on a lost worker, so a message is deleted only after its transaction
+    committed and anything else is redelivered and, after ``max_receive_count`` receives, moved
+    to the dead-letter queue by SQS; predefined queues so kombu never creates a queue; a backoff
+    of the visibility timeout by receive count for failed messages.
+    """
+    runtime = runtime or Runtime(settings)
+    backoff = dict(enumerate(settings.retry_backoff_s, start=1))
+    app = Celery("contact_worker", broker=settings.broker_url, set_as_current=False)
+    app.conf.update(
+        broker_transport_options={
+            "region": settings.aws_region,
+            "is_secure": settings.sqs_endpoint_url.startswith("https")
+            or not settings.sqs_endpoint_url,
+            "predefined_queues": {
+                settings.queue_name: {
+                    "url": settings.resolved_queue_url,
+                    "access_key_id": settings.aws_access_key_id,
+                    "secret_access_key": settings.aws_secret_access_key,
+                    "backoff_policy": backoff,
+                    "backoff_tasks": [APPLY_EVENT_TASK],
+                }
+            },
+            "wait_time_seconds": settings.sqs_wait_time_s,
+            "polling_interval": settings.sqs_polling_interval_s,
+            "visibility_timeout": settings.visibility_timeout_s,
+            "client-config": {
+                "connect_timeout": 5,
+                "read_timeout": settings.sqs_wait_time_s + 10,
+                "retries": {"mode": "standard", "max_attempts": 3},
+            },
+        },
+        broker_connection_retry_on_startup=True,
+        task_default_queue=settings.queue_name,
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=False,
+        task_soft_time_limit=settings.task_soft_time_limit_s,
+        task_time_limit=settings.task_time_limit_s,
+        task_ignore_result=True,
+        worker_prefetch_multiplier=settings.prefetch_multiplier,
+        worker_enable_remote_control=False,
+        worker_send_task_events=False,
+        worker_hijack_root_logger=False,
+        worker_cancel_long_running_tasks_on_connection_loss=True,
+    )
+
+    @app.task(name=APPLY_EVENT_TASK, bind=True)
+    def apply_contact_event(task: Task, envelope: Any) -> dict[str, Any]:
+        """Apply one CloudEvents envelope. Raises on malformed input or transient failures so
+        the message is redelivered (and dead-lettered after ``max_receive_count``)."""
+        event = read_event(envelope)
+        correlation = event.correlation_id or ""
+        if settings.fault_delay_prefix and correlation.startswith(settings.fault_delay_prefix):
+            time.sleep(settings.fault_delay_s)
+        ports = runtime.ports()
+        outcome = handle_event(
+            event,
+            unit_of_work=ports.unit_of_work,
+            cache=ports.cache,
+            operations=ports.operations,
+        )
+        log.info(
+            "event %s contact=%s op=%s status=%s reason=%s version=%s request_id=%s",
+            event.id,
+            event.contact_id,
+            event.operation_id,
+            outcome.status,
+            outcome.reason,
+            outcome.version,
+            correlation,
+        )
+        return outcome.to_dict()
+
+    return app
