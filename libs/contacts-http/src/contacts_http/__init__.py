@@ -1,0 +1,58 @@
+"""contacts_http: the Flask pieces both contacts APIs share (DESIGN.md §6).
+
+Usage in an app factory::
+
+    app = Flask(__name__)
+    api = ProblemApi(app)                   # flask-smorest Api; every error → problem+json
+    init_request_id(app)                    # X-Request-ID in, out, and current_request_id()
+    app.register_blueprint(health_blueprint({"redis": redis_client.ping}, timeout_s=1.0))
+
+- ``problems``: ``ProblemApi``, ``init_problem_handlers``, ``ProblemError``, ``abort_problem``,
+  ``problem_response``, ``flatten_errors`` and the problem type constants.
+- ``request_id``: ``init_request_id``, ``current_request_id``, ``RequestIdLogFilter``.
+- ``health``: ``health_blueprint``, ``run_checks``.
+
+Flask only: no Redis, SQS or database imports.
+"""
+
+from contacts_http.health import Check, health_blueprint, run_checks
+from contacts_http.problems import (
+    ABOUT_BLANK,
+    PROBLEM_JSON,
+    VALIDATION_PROBLEM,
+    ProblemApi,
+    ProblemError,
+    ProblemSchema,
+    abort_problem,
+    flatten_errors,
+    init_problem_handlers,
+    problem_from_http_exception,
+    problem_response,
+)
+from contacts_http.request_id import (
+    REQUEST_ID_HEADER,
+    RequestIdLogFilter,
+    current_request_id,
+    init_request_id,
+)
+
+__all__ = [
+    "ABOUT_BLANK",
+    "PROBLEM_JSON",
+    "REQUEST_ID_HEADER",
+    "VALIDATION_PROBLEM",
+    "Check",
+    "ProblemApi",
+    "ProblemError",
+    "ProblemSchema",
+    "RequestIdLogFilter",
+    "abort_problem",
+    "current_request_id",
+    "flatten_errors",
+    "health_blueprint",
+    "init_problem_handlers",
+    "init_request_id",
+    "problem_from_http_exception",
+    "problem_response",
+    "run_checks",
+]
