@@ -102,7 +102,7 @@ class PhoneNumber:
 
 def parse_country(raw: object) -> str:
     """Return an ISO 3166-1 alpha-2 code in upper case. Raises ``ValueError`` otherwise."""
-    text = clean_text(raw, max_length=2)
+    text = clean_text(raw, max_length=limits.REGION_MAX)
     if text is None or len(text) != 2 or pycountry.countries.get(alpha_2=text.upper()) is None:
         raise ValueError("Not an ISO 3166-1 alpha-2 country code.")
     return text.upper()

@@ -1,0 +1,124 @@
+"""Examples of the apply rule: tombstones, rejections, versions and erasure."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from contacts_domain import (
+    NAME_REQUIRED,
+    NOT_FOUND,
+    VERSION_MISMATCH,
+    ContactEvent,
+    ContactState,
+    apply_event,
+    empty_fields,
+)
+
+CID = str(uuid.uuid4())
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def event(kind: str, seq: int, data: dict[str, Any] | None = None, **kw: Any) -> ContactEvent:
+    return ContactEvent(
+        id=str(uuid.uuid4()),
+        kind=kind,  # type: ignore[arg-type]
+        contact_id=CID,
+        sequence=f"{seq:016x}.a",
+        time=T0 + dt.timedelta(seconds=seq),
+        operation_id=str(uuid.uuid4()),
+        data=data or {},
+        **kw,
+    )
+
+
+def full(**fields: Any) -> dict[str, Any]:
+    return {**empty_fields(), **fields}
+
+
+def run(*events: ContactEvent) -> ContactState:
+    state = ContactState(CID)
+    for e in events:
+        state = apply_event(state, e).state
+    return state
+
+
+def test_create_then_patch_bumps_the_version_and_keeps_other_fields() -> None:
+    state = run(event("created", 1, full(first_name="Rosa", company="Acme")))
+    decision = apply_event(state, event("patched", 2, {"company": None}))
+    assert decision.status == "applied"
+    assert decision.state.version == 2
+    assert decision.state.fields["first_name"] == "Rosa"
+    assert decision.state.fields["company"] is None
+
+
+def test_a_late_patch_never_resurrects_a_deleted_contact() -> None:
+    create, patch, delete = (
+        event("created", 1, full(first_name="Rosa")),
+        event("patched", 2, {"company": "Acme"}),
+        event("deleted", 3),
+    )
+    state = run(create, delete)
+    decision = apply_event(state, patch)
+    assert decision.status == "applied"  # superseded: it was accepted before the delete
+    assert decision.state.view() is None
+
+
+def test_delete_erases_personal_data_and_keeps_only_ordering_data() -> None:
+    state = run(event("created", 1, full(first_name="Rosa", notes="secret")), event("deleted", 2))
+    assert state.fields == empty_fields()
+    assert state.deleted_at == T0 + dt.timedelta(seconds=2)
+    assert state.version == 2
+
+
+def test_patch_and_delete_of_unknown_contact_are_rejected_not_found() -> None:
+    for e in (event("patched", 1, {"company": "Acme"}), event("deleted", 1)):
+        decision = apply_event(ContactState(CID), e)
+        assert (decision.status, decision.reason) == ("rejected", NOT_FOUND)
+        assert decision.state.view() is None
+
+
+def test_patch_delivered_before_its_create_still_applies_once_the_create_arrives() -> None:
+    create = event("created", 1, full(first_name="Rosa", company="Old"))
+    patch = event("patched", 2, {"company": "New"})
+    state = run(patch, create)
+    assert state.view() is not None
+    assert state.view()["company"] == "New"  # type: ignore[index]
+
+
+def test_replace_after_delete_creates_the_contact_again() -> None:
+    state = run(
+        event("created", 1, full(first_name="Rosa")),
+        event("deleted", 2),
+        event("replaced", 3, full(first_name="Ada")),
+    )
+    assert state.alive
+    assert state.fields["first_name"] == "Ada"
+
+
+def test_if_match_mismatch_is_rejected_and_changes_nothing() -> None:
+    state = run(event("created", 1, full(first_name="Rosa")))
+    decision = apply_event(state, event("patched", 2, {"company": "X"}, expected_version=7))
+    assert (decision.status, decision.reason, decision.changed) == (
+        "rejected",
+        VERSION_MISMATCH,
+        False,
+    )
+    ok = apply_event(state, event("patched", 2, {"company": "X"}, expected_version=1))
+    assert ok.status == "applied"
+
+
+def test_clearing_the_last_name_left_is_rejected_name_required() -> None:
+    state = run(event("created", 1, full(first_name="Rosa")))
+    decision = apply_event(state, event("patched", 2, {"first_name": None}))
+    assert (decision.status, decision.reason) == ("rejected", NAME_REQUIRED)
+    assert decision.state is state
+
+
+def test_duplicate_event_is_a_no_op() -> None:
+    create = event("created", 1, full(first_name="Rosa"))
+    state = run(create)
+    decision = apply_event(state, create)
+    assert decision.changed is False
+    assert decision.state.version == 1

@@ -1,0 +1,76 @@
+"""The CloudEvents envelope and the hybrid logical clock."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+
+from contacts_domain import ContactEvent, HybridLogicalClock, MalformedEvent
+
+
+def sample() -> ContactEvent:
+    return ContactEvent(
+        id=str(uuid.uuid4()),
+        kind="patched",
+        contact_id=str(uuid.uuid4()),
+        sequence=HybridLogicalClock().next(),
+        time=dt.datetime(2026, 11, 29, 10, 0, 0, 123456, tzinfo=dt.UTC),
+        operation_id=str(uuid.uuid4()),
+        data={"company": "Acme ☕"},
+        expected_version=3,
+        correlation_id="req-1",
+    )
+
+
+def test_envelope_round_trips_through_json() -> None:
+    event = sample()
+    envelope = json.loads(event.to_json())
+    assert envelope["type"] == "contacts.contact.patched.v1"
+    assert envelope["specversion"] == "1.0"
+    assert envelope["time"] == "2026-11-29T10:00:00.123456Z"
+    assert ContactEvent.from_json(event.to_json()) == event
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"type": "contacts.contact.patched.v99"},
+        {"type": "contacts.contact.merged.v1"},
+        {"specversion": "0.3"},
+        {"id": "not-a-uuid"},
+        {"subject": None},
+        {"sequence": "12"},
+        {"time": "yesterday"},
+        {"time": "2026-11-29T10:00:00"},
+        {"expectedversion": "3"},
+        {"expectedversion": True},
+        {"data": [1, 2]},
+    ],
+)
+def test_malformed_envelopes_are_refused(change: dict[str, object]) -> None:
+    envelope = {**sample().to_cloudevent(), **change}
+    with pytest.raises(MalformedEvent):
+        ContactEvent.from_cloudevent(envelope)
+
+
+@pytest.mark.parametrize("body", [b"hello", b"[]", b"{", "\ud800"])
+def test_non_events_are_refused(body: bytes | str) -> None:
+    with pytest.raises(MalformedEvent):
+        ContactEvent.from_json(body)
+
+
+def test_clock_is_strictly_increasing_even_when_wall_clock_goes_back() -> None:
+    readings = iter([1_000, 1_000, 900, 2_000])
+    clock = HybridLogicalClock(now_us=lambda: next(readings), node="a")
+    sequences = [clock.next() for _ in range(4)]
+    assert sequences == sorted(sequences)
+    assert len(set(sequences)) == 4
+
+
+def test_clock_moves_past_observed_sequences() -> None:
+    clock = HybridLogicalClock(now_us=lambda: 10, node="a")
+    clock.observe(f"{500:016x}.b")
+    assert clock.next() > f"{500:016x}.b"

@@ -1,0 +1,58 @@
+"""Value objects: email and phone normalization, text cleaning."""
+
+from __future__ import annotations
+
+import pytest
+
+from contacts_domain.values import EmailAddress, PhoneNumber, clean_text, parse_country
+
+
+def test_email_domain_is_lower_cased_and_local_part_kept() -> None:
+    assert (
+        EmailAddress.parse("Rosa.Example@Mail.EXAMPLE.com").value == "Rosa.Example@mail.example.com"
+    )
+
+
+def test_idn_domain_in_unicode_and_punycode_is_one_address() -> None:
+    unicode_form = EmailAddress.parse("noura@مثال.إختبار")
+    punycode_form = EmailAddress.parse("noura@xn--mgbh0fb.xn--kgbechtv")
+    assert unicode_form == punycode_form
+
+
+def test_email_key_is_case_insensitive() -> None:
+    assert EmailAddress.parse("ROSA@example.com").key == EmailAddress.parse("rosa@example.com").key
+
+
+@pytest.mark.parametrize("raw", ["", "rosa", "rosa@", "a@b", "a b@example.com", None, 5])
+def test_invalid_emails_are_refused(raw: object) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        EmailAddress.parse(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "e164"),
+    [
+        ("+1 202 555 0100", "US", "+12025550100"),
+        ("(202) 555-0199", "US", "+12025550199"),
+        ("020 7946 0018", "GB", "+442079460018"),
+        ("+44 20 7946 0018", "US", "+442079460018"),
+    ],
+)
+def test_phones_become_e164(raw: str, region: str, e164: str) -> None:
+    assert PhoneNumber.parse(raw, region).value == e164
+
+
+@pytest.mark.parametrize("raw", ["12", "+1 000 000 0000", "call me", "+999 1234"])
+def test_invalid_phones_are_refused(raw: str) -> None:
+    with pytest.raises(ValueError, match=r"."):
+        PhoneNumber.parse(raw, "US")
+
+
+def test_text_is_nfc_and_trimmed() -> None:
+    assert clean_text("  Cafe\u0301 ", max_length=10) == "Café"
+
+
+def test_country_codes_are_iso_alpha2() -> None:
+    assert parse_country("de") == "DE"
+    with pytest.raises(ValueError, match="ISO 3166"):
+        parse_country("DEU")
