@@ -1,0 +1,62 @@
+# The two commands of the README: `make up` runs the whole system here, `make test` runs every test.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SQS_VENV := .venv-localstack
+PACKAGES := -e libs/contacts-domain -e libs/contacts-http \
+	-e services/command-api -e services/query-api -e services/contact-worker
+
+.PHONY: install up down status test test-unit test-integration test-e2e migrate lint format clean
+
+install: $(VENV)/.installed $(SQS_VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt libs/*/pyproject.toml services/*/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(PACKAGES)
+	touch $@
+
+$(SQS_VENV)/.installed: deploy/local/localstack-requirements.txt
+	test -x $(SQS_VENV)/bin/python || $(PYTHON) -m venv $(SQS_VENV)
+	$(SQS_VENV)/bin/pip install --quiet --disable-pip-version-check \
+		-r deploy/local/localstack-requirements.txt
+	touch $@
+
+up: install  ## start SQS (LocalStack), migrate, start both APIs and the worker
+	deploy/local/up.sh
+
+down:  ## stop exactly what `make up` started
+	deploy/local/down.sh
+
+status:
+	deploy/local/status.sh
+
+migrate: install
+	$(BIN)/contact-worker-admin create-database
+	$(BIN)/contact-worker-admin migrate
+
+test: install  ## unit, integration and end-to-end tests
+	$(BIN)/pytest
+
+test-unit: install
+	$(BIN)/pytest libs services/command-api/tests/unit services/query-api/tests/unit \
+		services/contact-worker/tests/unit
+
+test-integration: install
+	$(BIN)/pytest services/command-api/tests/integration services/query-api/tests/integration \
+		services/contact-worker/tests/integration
+
+test-e2e: install
+	$(BIN)/pytest tests/e2e
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+clean: down
+	rm -rf .run

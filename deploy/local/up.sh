@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# `make up`: start the whole system on this machine without Docker. Idempotent: what already runs
+# is left running. Needs PostgreSQL and Redis (started by the machine or by you).
+set -euo pipefail
+here=$(dirname "$0")
+source "$here/env.sh"
+bin="$root/.venv/bin"
+
+running() { [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null; }
+
+start() {  # start NAME COMMAND...: in its own session, logs in .run/NAME.log
+  local name=$1; shift
+  if running "$name"; then echo "  $name already running (pid $(cat "$run_dir/$name.pid"))"; return; fi
+  setsid "$@" >"$run_dir/$name.log" 2>&1 < /dev/null &
+  echo $! >"$run_dir/$name.pid"
+  echo "  $name started (pid $!, log .run/$name.log)"
+}
+
+wait_for() {  # wait_for WHAT URL SECONDS
+  local deadline=$((SECONDS + $3))
+  until curl -fsS -o /dev/null --max-time 2 "$2"; do
+    if ((SECONDS > deadline)); then echo "$1 not ready after $3 s; see .run/" >&2; exit 1; fi
+    sleep 0.3
+  done
+}
+
+"$bin/python" - <<'PY' || { echo "PostgreSQL or Redis is not reachable; start them first" >&2; exit 1; }
+import os, socket
+from urllib.parse import urlsplit
+for url in (os.environ["DATABASE_URL"], os.environ["REDIS_URL"]):
+    u = urlsplit(url.replace("+psycopg2", ""))
+    socket.create_connection((u.hostname, u.port), timeout=2).close()
+PY
+
+echo "SQS (LocalStack) on $SQS_ENDPOINT_URL"
+if curl -fsS --max-time 2 "$SQS_ENDPOINT_URL/_localstack/health" 2>/dev/null | grep -q '"sqs": "\(available\|running\)"'; then
+  echo "  already serving"
+else
+  SQS_DATA_DIR="$run_dir/localstack" start sqs "$here/sqs-server.sh"
+  wait_for SQS "$SQS_ENDPOINT_URL/_localstack/health" 60
+fi
+
+echo "Database, queues"
+"$bin/contact-worker-admin" create-database
+"$bin/contact-worker-admin" migrate
+"$bin/contact-worker-admin" create-queues
+
+echo "Services"
+gunicorn_args=(--workers "$GUNICORN_WORKERS" --worker-tmp-dir /dev/shm --timeout 30
+  --graceful-timeout 10 --access-logfile -)
+start command-api "$bin/gunicorn" --bind "127.0.0.1:$COMMAND_API_PORT" "${gunicorn_args[@]}" \
+  'command_api.entrypoints.app:create_app()'
+start query-api "$bin/gunicorn" --bind "127.0.0.1:$QUERY_API_PORT" "${gunicorn_args[@]}" \
+  'query_api.entrypoints.app:create_app()'
+start worker "$bin/contact-worker" --pool prefork --concurrency "$WORKER_CONCURRENCY"
+wait_for command-api "http://127.0.0.1:$COMMAND_API_PORT/readyz" 60
+wait_for query-api "http://127.0.0.1:$QUERY_API_PORT/readyz" 60
+deadline=$((SECONDS + 60))
+until grep -q "ready\." "$run_dir/worker.log"; do
+  running worker || { echo "worker exited; see .run/worker.log" >&2; exit 1; }
+  ((SECONDS < deadline)) || { echo "worker not ready; see .run/worker.log" >&2; exit 1; }
+  sleep 0.3
+done
+
+cat <<MSG
+
+The contacts platform is up.
+  command API  http://127.0.0.1:$COMMAND_API_PORT/v1   (docs: http://127.0.0.1:$COMMAND_API_PORT/docs)
+  query API    http://127.0.0.1:$QUERY_API_PORT/v1   (docs: http://127.0.0.1:$QUERY_API_PORT/docs)
+  SQS          $SQS_ENDPOINT_URL  queue $SQS_QUEUE_NAME, dead-letter queue $SQS_DLQ_NAME
+  logs         .run/*.log          stop with: make down
+
+Try:
+  curl -si -X POST http://127.0.0.1:$COMMAND_API_PORT/v1/contacts \\
+       -H 'Content-Type: application/json' \\
+       -d '{"first_name": "Rosa", "last_name": "Example", "email": "rosa@example.com"}'
+  curl -s http://127.0.0.1:$QUERY_API_PORT/v1/operations/<operation_id from the answer>
+  curl -si http://127.0.0.1:$QUERY_API_PORT/v1/contacts/<id>
+MSG

@@ -1,0 +1,135 @@
+"""In-memory implementations of the ports, for unit tests and for trying the domain out.
+
+They keep the contracts of ``ports`` (version-guarded cache, email uniqueness among live
+contacts, changes visible only after ``commit``) without any server.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from contacts_domain.aggregate import ContactState
+from contacts_domain.contact import primary_value
+from contacts_domain.events import ContactEvent
+from contacts_domain.operations import OperationStatus
+from contacts_domain.ports import (
+    ContactCache,
+    ContactRepository,
+    EmailConflict,
+    EventPublisher,
+    Inbox,
+    OperationStore,
+    PublishFailed,
+    UnitOfWork,
+)
+
+
+class InMemoryDatabase:
+    """Committed contact states and inbox rows."""
+
+    def __init__(self) -> None:
+        self.contacts: dict[str, ContactState] = {}
+        self.inbox: dict[str, OperationStatus] = {}
+
+
+class InMemoryRepository(ContactRepository):
+    def __init__(self, staged: dict[str, ContactState]) -> None:
+        self._staged = staged
+
+    def get_for_update(self, contact_id: str) -> ContactState:
+        return self._staged.get(contact_id, ContactState(contact_id))
+
+    def save(self, state: ContactState) -> None:
+        email = primary_value(state.fields["emails"])
+        if state.alive and email:
+            for other in self._staged.values():
+                theirs = primary_value(other.fields["emails"])
+                if (
+                    other.contact_id != state.contact_id
+                    and other.alive
+                    and theirs is not None
+                    and theirs.casefold() == email.casefold()
+                ):
+                    raise EmailConflict(state.contact_id)
+        self._staged[state.contact_id] = state
+
+
+class InMemoryInbox(Inbox):
+    def __init__(self, staged: dict[str, OperationStatus]) -> None:
+        self._staged = staged
+
+    def outcome_of(self, event_id: str) -> OperationStatus | None:
+        return self._staged.get(event_id)
+
+    def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
+        self._staged[event.id] = outcome
+
+
+class InMemoryUnitOfWork(UnitOfWork):
+    """Stages changes on copies of the database; ``commit`` publishes them at once."""
+
+    def __init__(self, db: InMemoryDatabase) -> None:
+        self._db = db
+        self.commits = 0
+
+    def __enter__(self) -> InMemoryUnitOfWork:
+        self._contacts = copy.copy(self._db.contacts)
+        self._inbox = copy.copy(self._db.inbox)
+        self.contacts = InMemoryRepository(self._contacts)
+        self.inbox = InMemoryInbox(self._inbox)
+        return self
+
+    def commit(self) -> None:
+        self._db.contacts = self._contacts
+        self._db.inbox = self._inbox
+        self.commits += 1
+
+    def rollback(self) -> None:
+        self._contacts = copy.copy(self._db.contacts)
+        self._inbox = copy.copy(self._db.inbox)
+        self.contacts = InMemoryRepository(self._contacts)
+        self.inbox = InMemoryInbox(self._inbox)
+
+
+class InMemoryCache(ContactCache):
+    """Version-guarded like the Redis cache; set ``unavailable`` to simulate an outage."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, ContactState] = {}
+        self.unavailable = False
+
+    def put(self, state: ContactState) -> bool:
+        if self.unavailable:
+            raise ConnectionError("cache unavailable")
+        current = self.entries.get(state.contact_id)
+        if current is not None and current.version >= state.version:
+            return False
+        self.entries[state.contact_id] = state
+        return True
+
+
+class InMemoryOperationStore(OperationStore):
+    def __init__(self) -> None:
+        self.statuses: dict[str, OperationStatus] = {}
+
+    def mark_pending(self, status: OperationStatus) -> None:
+        self.statuses.setdefault(status.operation_id, status)
+
+    def record(self, status: OperationStatus) -> None:
+        self.statuses[status.operation_id] = status
+
+    def get(self, operation_id: str) -> OperationStatus | None:
+        return self.statuses.get(operation_id)
+
+
+class InMemoryPublisher(EventPublisher):
+    """Collects published events in order; set ``unavailable`` to make ``publish`` fail."""
+
+    def __init__(self) -> None:
+        self.events: list[ContactEvent] = []
+        self.unavailable = False
+
+    def publish(self, event: ContactEvent) -> None:
+        if self.unavailable:
+            raise PublishFailed("queue unavailable")
+        self.events.append(event)

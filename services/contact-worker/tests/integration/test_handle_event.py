@@ -1,0 +1,280 @@
+"""The worker's behaviours, run on the in-memory fakes and on real PostgreSQL + Redis alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from contact_worker.adapters.redis_store import RedisContactCache, create_redis
+from contact_worker.entrypoints.runtime import Runtime
+from contact_worker.service_layer.handlers import handle_event, read_event
+from contact_worker.settings import Settings
+from contacts_domain import (
+    ContactEvent,
+    ContactState,
+    HybridLogicalClock,
+    MalformedEvent,
+    empty_fields,
+    normalize_contact,
+)
+from contacts_domain.cache_protocol import contact_key
+from contacts_domain.memory import (
+    InMemoryCache,
+    InMemoryDatabase,
+    InMemoryOperationStore,
+    InMemoryUnitOfWork,
+)
+from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
+
+CLOCK = HybridLogicalClock()
+
+
+@dataclass
+class Backend:
+    name: str
+    unit_of_work: Callable[[], UnitOfWork]
+    cache: ContactCache
+    operations: OperationStore
+    cached: Callable[[str], dict[str, Any] | None]
+    broken_cache: ContactCache
+
+    def handle(self, event: ContactEvent) -> Any:
+        return handle_event(
+            event, unit_of_work=self.unit_of_work, cache=self.cache, operations=self.operations
+        )
+
+    def stored(self, contact_id: str) -> ContactState:
+        with self.unit_of_work() as uow:
+            return uow.contacts.get_for_update(contact_id)
+
+
+@pytest.fixture(scope="session")
+def worker_settings(stack_env: dict[str, str]) -> Settings:
+    return Settings.from_env(stack_env)
+
+
+@pytest.fixture(scope="session")
+def runtime(worker_settings: Settings) -> Runtime:
+    return Runtime(worker_settings)
+
+
+@pytest.fixture(params=["fake", "real"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "fake":
+        db, cache = InMemoryDatabase(), InMemoryCache()
+
+        def cached_fake(cid: str) -> dict[str, Any] | None:
+            state = cache.entries.get(cid)
+            return None if state is None else {"version": state.version, "alive": state.alive}
+
+        broken = InMemoryCache()
+        broken.unavailable = True
+        return Backend(
+            "fake",
+            lambda: InMemoryUnitOfWork(db),
+            cache,
+            InMemoryOperationStore(),
+            cached_fake,
+            broken,
+        )
+    runtime: Runtime = request.getfixturevalue("runtime")
+    client: redis.Redis = request.getfixturevalue("redis_client")
+    prefix = runtime.settings.redis_prefix
+    ports = runtime.ports()
+
+    def cached_real(cid: str) -> dict[str, Any] | None:
+        entry = client.hgetall(contact_key(prefix, cid))
+        if not entry:
+            return None
+        return {"version": int(entry[b"v"]), "alive": bool(entry[b"d"])}
+
+    unreachable = create_redis("redis://127.0.0.1:1/0", socket_timeout_s=0.2, connect_timeout_s=0.2)
+    broken = RedisContactCache(unreachable, prefix=prefix, ttl_s=60)
+    return Backend("real", ports.unit_of_work, ports.cache, ports.operations, cached_real, broken)
+
+
+def make_event(kind: str, cid: str, data: dict[str, Any] | None = None, **kw: Any) -> ContactEvent:
+    if kind in ("created", "replaced"):
+        data = normalize_contact(data or {}, partial=False, default_region="US")
+    return ContactEvent(
+        id=str(uuid.uuid4()),
+        kind=kind,  # type: ignore[arg-type]
+        contact_id=cid,
+        sequence=CLOCK.next(),
+        time=dt.datetime.now(dt.UTC),
+        operation_id=str(uuid.uuid4()),
+        data=data or {},
+        **kw,
+    )
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def test_create_is_stored_cached_and_reported(backend: Backend) -> None:
+    cid = new_id()
+    event = make_event("created", cid, {"first_name": "Rosa", "email": f"{cid}@example.com"})
+    outcome = backend.handle(event)
+    assert (outcome.status, outcome.version) == ("applied", 1)
+    assert backend.stored(cid).fields["first_name"] == "Rosa"
+    assert backend.cached(cid) == {"version": 1, "alive": True}
+    assert backend.operations.get(event.operation_id) == outcome
+
+
+def test_redelivered_event_changes_nothing(backend: Backend) -> None:
+    cid = new_id()
+    create = make_event("created", cid, {"first_name": "Rosa"})
+    patch = make_event("patched", cid, {"company": "Acme"})
+    for event in (create, patch, patch, create, patch):
+        backend.handle(event)
+    state = backend.stored(cid)
+    assert (state.version, state.fields["company"]) == (2, "Acme")
+
+
+def test_late_patch_after_delete_keeps_the_contact_deleted(backend: Backend) -> None:
+    cid = new_id()
+    create = make_event("created", cid, {"first_name": "Rosa"})
+    patch = make_event("patched", cid, {"company": "Acme"})
+    delete = make_event("deleted", cid)
+    for event in (create, delete, patch):
+        backend.handle(event)
+    state = backend.stored(cid)
+    assert state.view() is None
+    assert state.fields == empty_fields()
+    assert backend.cached(cid) == {"version": 2, "alive": False}
+
+
+def test_business_rejections_are_recorded_not_raised(backend: Backend) -> None:
+    cid = new_id()
+    backend.handle(make_event("created", cid, {"first_name": "Rosa"}))
+    stale = make_event("patched", cid, {"company": "X"}, expected_version=7)
+    unknown = make_event("patched", new_id(), {"company": "X"})
+    assert backend.handle(stale).reason == "version_mismatch"
+    assert backend.handle(unknown).reason == "not_found"
+    assert backend.stored(cid).version == 1
+
+
+def test_duplicate_primary_email_is_rejected_email_conflict(backend: Backend) -> None:
+    email = f"{new_id()}@Example.com"
+    first, second = new_id(), new_id()
+    assert (
+        backend.handle(make_event("created", first, {"first_name": "A", "email": email})).status
+        == "applied"
+    )
+    outcome = backend.handle(
+        make_event("created", second, {"first_name": "B", "email": email.upper()})
+    )
+    assert (outcome.status, outcome.reason) == ("rejected", "email_conflict")
+    assert backend.stored(second).view() is None
+    # Once the first contact is gone, its email is free again.
+    backend.handle(make_event("deleted", first))
+    again = backend.handle(make_event("replaced", second, {"first_name": "B", "email": email}))
+    assert again.status == "applied"
+
+
+def test_cache_outage_is_raised_and_repaired_by_redelivery(backend: Backend) -> None:
+    cid = new_id()
+    event = make_event("created", cid, {"first_name": "Rosa"})
+    with pytest.raises((ConnectionError, redis.RedisError)):
+        handle_event(
+            event,
+            unit_of_work=backend.unit_of_work,
+            cache=backend.broken_cache,
+            operations=backend.operations,
+        )
+    assert backend.stored(cid).version == 1  # committed before the cache write
+    assert backend.cached(cid) is None
+    assert backend.handle(event).status == "applied"  # the redelivery repairs the cache
+    assert backend.cached(cid) == {"version": 1, "alive": True}
+
+
+def test_c23_same_create_twice_one_row_both_succeed(backend: Backend) -> None:
+    cid = new_id()
+    event = make_event("created", cid, {"first_name": "Rosa"})
+    first = backend.handle(event)
+    second = backend.handle(event)
+    assert first == second
+    assert backend.stored(cid).version == 1
+
+
+def test_c23_concurrent_creates_with_one_email_apply_once(
+    runtime: Runtime, redis_client: redis.Redis
+) -> None:
+    """Two different contacts with the same email, applied at the same time on real PostgreSQL:
+    one applied, the other rejected ``email_conflict``; neither raises (so neither is retried)."""
+    ports = runtime.ports()
+    email = f"{new_id()}@example.com"
+    events = [make_event("created", new_id(), {"first_name": n, "email": email}) for n in "AB"]
+    outcomes: list[Any] = []
+    barrier = threading.Barrier(2)
+
+    def run(event: ContactEvent) -> None:
+        barrier.wait()
+        outcomes.append(
+            handle_event(
+                event,
+                unit_of_work=ports.unit_of_work,
+                cache=ports.cache,
+                operations=ports.operations,
+            )
+        )
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in events]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted((o.status, o.reason) for o in outcomes) == [
+        ("applied", None),
+        ("rejected", "email_conflict"),
+    ]
+
+
+def test_c12_row_lock_longer_than_lock_timeout_fails_then_applies_once(
+    runtime: Runtime, database_url: str
+) -> None:
+    """A row lock held elsewhere makes the task fail within ``lock_timeout`` (well below the
+    visibility timeout), and the redelivered event applies exactly once."""
+    ports = runtime.ports()
+    cid = new_id()
+    handle = lambda e: handle_event(  # noqa: E731
+        e, unit_of_work=ports.unit_of_work, cache=ports.cache, operations=ports.operations
+    )
+    handle(make_event("created", cid, {"first_name": "Rosa"}))
+    patch = make_event("patched", cid, {"company": "Acme"})
+    engine = sa.create_engine(database_url)
+    with engine.connect() as locker:
+        locker.execute(sa.text("SELECT 1 FROM contacts WHERE id = :id FOR UPDATE"), {"id": cid})
+        with pytest.raises(sa.exc.OperationalError, match="lock timeout"):
+            handle(patch)
+        locker.rollback()
+    engine.dispose()
+    assert handle(patch).version == 2
+    assert handle(patch).version == 2
+    with ports.unit_of_work() as uow:
+        assert uow.contacts.get_for_update(cid).fields["company"] == "Acme"
+
+
+def test_poison_events_are_refused_before_any_write() -> None:
+    good = make_event("patched", new_id(), {"company": "Acme"}).to_cloudevent()
+    for bad in (
+        "hello",
+        {**good, "type": "contacts.contact.exploded.v1"},
+        {**good, "data": {"emails": "not-a-list"}},
+        {**good, "data": {"phones": [{"value": "202 555 0100"}]}},  # not E.164
+        {**good, "type": "contacts.contact.deleted.v1"},  # a delete carries no data
+        {**good, "type": "contacts.contact.created.v1", "data": {"company": "No name"}},
+    ):
+        with pytest.raises(MalformedEvent):
+            read_event(bad)
+    assert read_event(json.loads(json.dumps(good))).data == {"company": "Acme"}

@@ -1,0 +1,30 @@
+"""Worker settings: parsing and the order of time bounds (case C12)."""
+
+from __future__ import annotations
+
+import pytest
+
+from contact_worker.settings import Settings
+
+
+def test_defaults_keep_the_time_bounds_in_order() -> None:
+    settings = Settings.from_env({})
+    assert settings.db_lock_timeout_ms / 1000 < settings.task_time_limit_s
+    assert settings.task_time_limit_s < settings.visibility_timeout_s
+
+
+def test_c12_a_task_limit_above_the_visibility_timeout_is_refused() -> None:
+    with pytest.raises(ValueError, match="SQS_VISIBILITY_TIMEOUT_S"):
+        Settings.from_env({"TASK_TIME_LIMIT_S": "120"})
+
+
+def test_bad_numbers_name_the_variable() -> None:
+    with pytest.raises(ValueError, match="SQS_MAX_RECEIVE_COUNT"):
+        Settings.from_env({"SQS_MAX_RECEIVE_COUNT": "five"})
+
+
+def test_broker_url_follows_the_endpoint() -> None:
+    assert Settings.from_env({"SQS_ENDPOINT_URL": "http://127.0.0.1:4566"}).broker_url == (
+        "sqs://127.0.0.1:4566"
+    )
+    assert Settings.from_env({"SQS_ENDPOINT_URL": ""}).broker_url == "sqs://"
