@@ -1,0 +1,43 @@
+"""The real system as processes: both APIs under gunicorn and the Celery worker (prefork)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from support.processes import free_port, gunicorn, http_ok, worker
+from support.stack import Stack
+
+#: Commands whose X-Request-ID starts with this are delayed in the worker (fault injection).
+SLOW_PREFIX = "slow-"
+SLOW_DELAY_S = 0.4
+
+
+@pytest.fixture(scope="session")
+def stack(stack_env: dict[str, str]) -> Iterator[Stack]:
+    command_port, query_port = free_port(), free_port()
+    env = {
+        **stack_env,
+        "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
+        "WORKER_FAULT_DELAY_S": str(SLOW_DELAY_S),
+        "WORKER_FAULT_DELAY_PREFIX": SLOW_PREFIX,
+        "WORKER_HEARTBEAT_FILE": f"/tmp/contact-worker-{stack_env['REDIS_PREFIX'].strip(':')}.hb",
+    }
+    services = [
+        gunicorn("command-api", "command_api.entrypoints.app:create_app()", command_port, env),
+        gunicorn("query-api", "query_api.entrypoints.app:create_app()", query_port, env),
+        worker(env, concurrency=2),
+    ]
+    for service in services:
+        service.start()
+    try:
+        command_url = f"http://127.0.0.1:{command_port}"
+        query_url = f"http://127.0.0.1:{query_port}"
+        services[0].wait_until(lambda: http_ok(f"{command_url}/readyz"), 60, "readiness")
+        services[1].wait_until(lambda: http_ok(f"{query_url}/readyz"), 60, "readiness")
+        services[2].wait_for_log("ready.", 60)
+        yield Stack(command_url, query_url, env, services)
+    finally:
+        for service in services:
+            service.stop()

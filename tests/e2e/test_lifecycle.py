@@ -1,0 +1,120 @@
+"""End to end over HTTP through the real processes: the README's walk-through, and case C04."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import requests
+
+from support.stack import Stack
+
+ROSA = {
+    "first_name": "Rosa",
+    "last_name": "Example",
+    "email": "Rosa@EXAMPLE.com",
+    "phone": "+1 202 555 0100",
+}
+
+
+def accepted(answer: requests.Response) -> dict[str, Any]:
+    assert answer.status_code == 202, answer.text
+    body = answer.json()
+    assert body["status"] == "pending"
+    return body
+
+
+def create(stack: Stack, fields: dict[str, Any]) -> str:
+    body = accepted(requests.post(f"{stack.command_url}/v1/contacts", json=fields, timeout=10))
+    assert stack.wait_operation(body["operation_id"])["status"] == "applied"
+    return str(body["id"])
+
+
+def test_create_read_patch_delete(stack: Stack) -> None:
+    answer = requests.post(
+        f"{stack.command_url}/v1/contacts",
+        json={**ROSA, "email": f"rosa.{uuid.uuid4().hex[:8]}@EXAMPLE.com"},
+        timeout=10,
+    )
+    body = accepted(answer)
+    contact_url = f"{stack.query_url}/v1/contacts/{body['id']}"
+    assert answer.headers["Location"] == contact_url
+    assert answer.headers["Operation-Location"].endswith(f"/v1/operations/{body['operation_id']}")
+
+    operation = stack.wait_operation(body["operation_id"])
+    assert operation == {
+        "operation_id": body["operation_id"],
+        "contact_id": body["id"],
+        "status": "applied",
+        "reason": None,
+        "version": 1,
+    }
+
+    first = requests.get(contact_url, timeout=5)
+    assert first.status_code == 200
+    assert first.headers["ETag"] == '"1"'
+    assert first.headers["X-Cache"] in ("hit", "miss")
+    contact = first.json()
+    assert contact["email"].endswith("@example.com")
+    assert contact["phone"] == "+12025550100"
+    assert contact["phones"] == [{"value": "+12025550100", "type": "other", "primary": True}]
+    assert requests.get(contact_url, headers={"If-None-Match": '"1"'}, timeout=5).status_code == 304
+    assert requests.head(contact_url, timeout=5).headers["ETag"] == '"1"'
+
+    patch = accepted(
+        requests.patch(
+            f"{stack.command_url}/v1/contacts/{body['id']}",
+            json={"company": "Acme"},
+            headers={"Content-Type": "application/merge-patch+json", "If-Match": '"1"'},
+            timeout=10,
+        )
+    )
+    assert stack.wait_operation(patch["operation_id"])["version"] == 2
+    patched = requests.get(contact_url, timeout=5)
+    assert (patched.json()["company"], patched.headers["ETag"]) == ("Acme", '"2"')
+
+    delete = accepted(requests.delete(f"{stack.command_url}/v1/contacts/{body['id']}", timeout=10))
+    assert stack.wait_operation(delete["operation_id"])["status"] == "applied"
+    gone = requests.get(contact_url, timeout=5)
+    assert gone.status_code == 404
+    assert gone.headers["Content-Type"].startswith("application/problem+json")
+
+
+def test_c04_null_empty_and_absent_in_partial_updates(stack: Stack) -> None:
+    cid = create(stack, {**ROSA, "email": f"c04.{uuid.uuid4().hex[:8]}@example.com"})
+    url = f"{stack.command_url}/v1/contacts/{cid}"
+
+    def patch(body: dict[str, Any]) -> requests.Response:
+        return requests.patch(url, json=body, timeout=10)
+
+    def read() -> dict[str, Any]:
+        return dict(requests.get(f"{stack.query_url}/v1/contacts/{cid}", timeout=5).json())
+
+    assert stack.wait_operation(accepted(patch({"phones": []}))["operation_id"])["status"] == (
+        "applied"
+    )
+    assert (read()["phones"], read()["phone"]) == ([], None)
+
+    accepted_phone = accepted(patch({"phone": "+1 202 555 0123"}))
+    stack.wait_operation(accepted_phone["operation_id"])
+    stack.wait_operation(accepted(patch({"phone": None}))["operation_id"])
+    assert read()["phones"] == []
+
+    stack.wait_operation(accepted(patch({"last_name": None}))["operation_id"])
+    after = read()
+    assert (after["first_name"], after["last_name"]) == ("Rosa", None)
+    assert after["email"] is not None  # absent keys never change stored values
+
+    both = patch({"first_name": None, "last_name": None})
+    assert both.status_code == 400
+    assert {"first_name", "last_name"} <= set(both.json()["errors"])
+
+    stack.wait_operation(accepted(patch({"last_name": "Example"}))["operation_id"])
+    stack.wait_operation(accepted(patch({"last_name": ""}))["operation_id"])
+    assert read()["last_name"] is None  # "" means null, the same rule everywhere
+
+    version_before = read()["version"]
+    assert patch({}).status_code == 400
+    no_name = requests.put(url, json={"email": "x@example.com"}, timeout=10)
+    assert no_name.status_code == 400
+    assert read()["version"] == version_before

@@ -1,0 +1,87 @@
+"""Direct reads of what the worker wrote, and direct sends of events, for end-to-end checks."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+from celery import Celery
+
+from contacts_domain import FIELDS, ContactEvent
+from contacts_domain.cache_protocol import contact_key
+from contacts_domain.resource import APPLY_EVENT_TASK
+
+
+def stored_contact(engine: sa.Engine, contact_id: str) -> dict[str, Any] | None:
+    """The visible fields and version in PostgreSQL, or ``None`` when absent or deleted."""
+    with engine.connect() as conn:
+        row = (
+            conn.execute(sa.text("SELECT * FROM contacts WHERE id = :id"), {"id": contact_id})
+            .mappings()
+            .first()
+        )
+    if row is None or not row["alive"]:
+        return None
+    fields = {name: row[name] for name in FIELDS}
+    if fields["birthday"] is not None:
+        fields["birthday"] = fields["birthday"].isoformat()
+    return {"version": row["version"], **fields}
+
+
+def cached_contact(client: redis.Redis, prefix: str, contact_id: str) -> tuple[int, Any] | None:
+    """``(version, fields or None for a tombstone)`` from the cache, or ``None`` when absent."""
+    entry = client.hgetall(contact_key(prefix, contact_id))
+    if not entry:
+        return None
+    body = json.loads(entry[b"d"]) if entry[b"d"] else None
+    fields = {name: body[name] for name in FIELDS} if body else None
+    return int(entry[b"v"]), fields
+
+
+def cache_agrees(client: redis.Redis, prefix: str, engine: sa.Engine, contact_id: str) -> bool:
+    """Redis holds nothing for the contact, or exactly what PostgreSQL holds (DESIGN.md §5.5)."""
+    cached = cached_contact(client, prefix, contact_id)
+    if cached is None:
+        return True
+    stored = stored_contact(engine, contact_id)
+    version, fields = cached
+    if stored is None:
+        return fields is None
+    return (
+        fields is not None
+        and version == stored["version"]
+        and fields == {name: stored[name] for name in FIELDS}
+    )
+
+
+class EventSender:
+    """Puts events on the queue exactly as the command API does (a Celery producer)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        endpoint = env["SQS_ENDPOINT_URL"].removeprefix("http://")
+        self.queue = env["SQS_QUEUE_NAME"]
+        self.app = Celery("e2e-sender", broker=f"sqs://{endpoint}", set_as_current=False)
+        self.app.conf.broker_transport_options = {
+            "region": env["AWS_REGION"],
+            "is_secure": False,
+            "predefined_queues": {
+                self.queue: {
+                    "url": env["SQS_QUEUE_URL"],
+                    "access_key_id": "test",
+                    "secret_access_key": "test",
+                }
+            },
+        }
+
+    def send(self, event: ContactEvent, dedup_id: str | None = None) -> None:
+        """Send ``event``; a ``dedup_id`` other than the event id bypasses SQS deduplication,
+        which is how a redelivery or a duplicate send looks to the worker."""
+        self.app.send_task(
+            APPLY_EVENT_TASK,
+            args=[event.to_cloudevent()],
+            queue=self.queue,
+            MessageGroupId=event.contact_id,
+            MessageDeduplicationId=dedup_id or event.id,
+        )
