@@ -22,7 +22,6 @@ def stack(stack_env: dict[str, str]) -> Iterator[Stack]:
         "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
         "WORKER_FAULT_DELAY_S": str(SLOW_DELAY_S),
         "WORKER_FAULT_DELAY_PREFIX": SLOW_PREFIX,
-        "WORKER_HEARTBEAT_FILE": f"/tmp/contact-worker-{stack_env['REDIS_PREFIX'].strip(':')}.hb",
     }
     services = [
         gunicorn("command-api", "command_api.entrypoints.app:create_app()", command_port, env),

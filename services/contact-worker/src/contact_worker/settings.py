@@ -45,8 +45,6 @@ class Settings:
     task_time_limit_s: int = 45
     contact_cache_ttl_s: int = 3600
     operation_ttl_s: int = 86_400
-    #: File touched after each broker poll; the liveness probe checks its age.
-    heartbeat_file: str = "/tmp/contact-worker.heartbeat"
     #: Fault injection for tests, off unless both are set: sleep ``fault_delay_s`` seconds before
     #: applying an event whose correlation id (the request's X-Request-ID) starts with the prefix.
     fault_delay_s: float = 0.0
@@ -102,7 +100,6 @@ class Settings:
             task_time_limit_s=read.integer("TASK_TIME_LIMIT_S", d.task_time_limit_s),
             contact_cache_ttl_s=read.integer("CONTACT_CACHE_TTL_S", d.contact_cache_ttl_s),
             operation_ttl_s=read.integer("OPERATION_TTL_S", d.operation_ttl_s),
-            heartbeat_file=read.text("WORKER_HEARTBEAT_FILE", d.heartbeat_file),
             fault_delay_s=read.number("WORKER_FAULT_DELAY_S", d.fault_delay_s),
             fault_delay_prefix=env.get("WORKER_FAULT_DELAY_PREFIX", d.fault_delay_prefix),
         ).checked()
