@@ -1,0 +1,1 @@
+"""Real implementations of the query API's ports: PostgreSQL (SQLAlchemy Core) and Redis."""

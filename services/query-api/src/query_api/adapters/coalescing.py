@@ -1,0 +1,57 @@
+"""Single-flight reads: concurrent misses on one contact id read PostgreSQL once per process.
+
+DESIGN.md §5.5 asks that a miss storm on one key does not become one database read per request.
+With gunicorn's threaded workers, the threads of a process that miss the same id together wait
+for the first one's read and share its result (or its exception).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from query_api.service_layer.listing import ListRequest
+from query_api.service_layer.ports import ContactReadModel
+from query_api.service_layer.records import ContactRecord, Tombstone
+
+
+@dataclass
+class _Flight:
+    done: threading.Event = field(default_factory=threading.Event)
+    result: ContactRecord | Tombstone | None = None
+    error: BaseException | None = None
+
+
+class CoalescingReadModel(ContactReadModel):
+    """Wraps a ``ContactReadModel`` so concurrent ``get`` calls for one id share one read.
+    ``list`` passes through. The wait is bounded by the inner read's own time bounds."""
+
+    def __init__(self, inner: ContactReadModel) -> None:
+        self._inner = inner
+        self._lock = threading.Lock()
+        self._flights: dict[str, _Flight] = {}
+
+    def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
+        with self._lock:
+            flight = self._flights.get(contact_id)
+            leader = flight is None
+            if flight is None:
+                flight = self._flights[contact_id] = _Flight()
+        if not leader:
+            flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            return flight.result
+        try:
+            flight.result = self._inner.get(contact_id)
+        except BaseException as exc:
+            flight.error = exc
+            raise
+        finally:
+            with self._lock:
+                del self._flights[contact_id]
+            flight.done.set()
+        return flight.result
+
+    def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
+        return self._inner.list(request, limit)

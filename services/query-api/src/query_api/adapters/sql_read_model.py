@@ -1,0 +1,128 @@
+"""The contacts read model in PostgreSQL (SQLAlchemy Core, psycopg2).
+
+Every list query is shaped to use a partial index ``WHERE alive`` of the migration: keyset
+order on ``(created_at, id)`` or ``(last_name_key, id)``, GIN for ``email_keys @>`` and
+``tags @>``, ``text_pattern_ops`` b-trees for the three ``q`` prefixes. Patterns are built here
+with ``LIKE`` wildcards escaped, as literals, so the planner sees a constant prefix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, Engine, Row, Select, func, literal, or_, select
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import tuple_ as row_value
+
+from contacts_domain.contact import FIELDS
+from query_api.adapters.sql_schema import contacts
+from query_api.service_layer.listing import ListRequest
+from query_api.service_layer.ports import ContactReadModel, ReadModelUnavailable
+from query_api.service_layer.records import ContactRecord, Tombstone
+
+#: Errors that mean "the database is not answering" (refused, dropped, timed out, pool empty),
+#: as opposed to a bug in a query, which should fail loudly.
+UNAVAILABLE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
+
+_COLUMNS = (
+    contacts.c.id,
+    *(contacts.c[name] for name in FIELDS),
+    contacts.c.version,
+    contacts.c.alive,
+    contacts.c.created_at,
+    contacts.c.updated_at,
+    contacts.c.last_name_key,
+)
+
+
+@contextlib.contextmanager
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A pooled connection; raises ``ReadModelUnavailable`` for the errors of an unreachable,
+    slow or saturated database."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except UNAVAILABLE_ERRORS as exc:
+        raise ReadModelUnavailable(str(exc).splitlines()[0]) from exc
+
+
+class SqlContactReadModel(ContactReadModel):
+    """``ContactReadModel`` over the ``contacts`` table."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
+        stmt = select(*_COLUMNS).where(contacts.c.id == contact_id)
+        with connection(self._engine) as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            return None
+        if not row.alive:
+            return Tombstone(row.id, row.version)
+        return _record(row)
+
+    def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
+        with connection(self._engine) as conn:
+            rows = conn.execute(list_statement(request, limit)).all()
+        return [_record(row) for row in rows]
+
+
+def list_statement(request: ListRequest, limit: int) -> Select[Any]:
+    """The SELECT of one page (exposed so the integration tests can EXPLAIN it)."""
+    sort = request.sort
+    key = contacts.c.created_at if sort.key == "created_at" else contacts.c.last_name_key
+    stmt = select(*_COLUMNS).where(contacts.c.alive)
+    filters = request.filters
+    if filters.email_key is not None:
+        stmt = stmt.where(contacts.c.email_keys.contains([filters.email_key]))
+    if filters.tags:
+        stmt = stmt.where(contacts.c.tags.contains(list(filters.tags)))
+    if filters.q is not None:
+        stmt = stmt.where(_prefix_match(filters.q))
+    if request.after is not None:
+        here = row_value(key, contacts.c.id)
+        cut = row_value(
+            literal(request.after.key, key.type),
+            literal(request.after.contact_id, contacts.c.id.type),
+        )
+        stmt = stmt.where(here < cut if sort.descending else here > cut)
+    if sort.descending:
+        stmt = stmt.order_by(key.desc(), contacts.c.id.desc())
+    else:
+        stmt = stmt.order_by(key.asc(), contacts.c.id.asc())
+    return stmt.limit(limit)
+
+
+def _prefix_match(q: str) -> ColumnElement[bool]:
+    # Names compare through PostgreSQL's lower(), as the indexes do; the email key was
+    # case-folded in Python by the writer, so the needle is too.
+    names = escape_like(q) + "%"
+    email = escape_like(q.casefold()) + "%"
+    return or_(
+        func.lower(contacts.c.first_name).like(func.lower(names), escape="\\"),
+        contacts.c.last_name_key.like(func.lower(names), escape="\\"),
+        contacts.c.email_key.like(email, escape="\\"),
+    )
+
+
+def escape_like(text: str) -> str:
+    """Escape ``\\``, ``%`` and ``_`` so ``text`` matches literally in a ``LIKE`` pattern."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _record(row: Row[Any]) -> ContactRecord:
+    fields = {name: row._mapping[name] for name in FIELDS}
+    if fields["birthday"] is not None:
+        fields["birthday"] = fields["birthday"].isoformat()
+    fields["tags"] = list(fields["tags"] or [])
+    return ContactRecord(
+        contact_id=row.id,
+        fields=fields,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        last_name_key=row.last_name_key,
+    )

@@ -1,0 +1,135 @@
+"""The query API's use cases: plain functions that take a query and the ports they need.
+
+They never see HTTP. Each returns a small value the entrypoint turns into a response; the only
+exceptions that leave them are ``ReadModelUnavailable`` (→ 503) and, for operation status,
+``OperationStatusUnknown`` (→ 503).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from contacts_domain.operations import OperationStatus
+from query_api.service_layer import cursor, representation
+from query_api.service_layer.listing import ListRequest, Position, Sort
+from query_api.service_layer.ports import (
+    CacheUnavailable,
+    ContactCache,
+    ContactReadModel,
+    OperationLog,
+    OperationStatusCache,
+)
+from query_api.service_layer.records import ContactRecord, Tombstone
+
+log = logging.getLogger(__name__)
+
+CacheOutcome = Literal["hit", "miss", "bypass"]
+
+
+@dataclass(frozen=True, slots=True)
+class ContactLookup:
+    """The answer to ``get_contact``.
+
+    ``body`` is the resource JSON (UTF-8 bytes) and ``version`` its ETag value, both ``None``
+    when no visible contact has that id. ``cache`` says where the answer came from: ``hit``
+    (Redis), ``miss`` (PostgreSQL, then refilled) or ``bypass`` (PostgreSQL; Redis unusable).
+    """
+
+    cache: CacheOutcome
+    version: int | None = None
+    body: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactPage:
+    """One page of a list: resource objects in order, and the cursor of the next page
+    (``None`` on the last page)."""
+
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class OperationStatusUnknown(RuntimeError):
+    """No durable outcome is recorded and the short-lived status store is unreachable, so the
+    operation may be pending or unknown: the caller should retry later."""
+
+
+def get_contact(
+    contact_id: str, *, contacts: ContactReadModel, cache: ContactCache
+) -> ContactLookup:
+    """Read one contact cache-first: Redis, then PostgreSQL, then a version-guarded refill.
+
+    A cached tombstone is a 404 without touching PostgreSQL. A stored but invisible contact is
+    refilled as a tombstone so repeated reads of a deleted id stay in Redis; an id never stored
+    is not cached. When Redis fails, the read falls through to PostgreSQL and the refill is
+    skipped, so one request pays the Redis time bound at most once.
+    Raises ``ReadModelUnavailable``.
+    """
+    try:
+        cached = cache.get(contact_id)
+    except CacheUnavailable:
+        stored = contacts.get(contact_id)
+        return _lookup("bypass", stored)
+    if cached is not None:
+        return ContactLookup("hit", cached.version if cached.body else None, cached.body)
+
+    stored = contacts.get(contact_id)
+    lookup = _lookup("miss", stored)
+    if stored is not None:
+        try:
+            cache.refill(contact_id, stored.version, lookup.body)
+        except CacheUnavailable:
+            log.warning("contact cache refill skipped: Redis unavailable", extra={"id": contact_id})
+    return lookup
+
+
+def _lookup(outcome: CacheOutcome, stored: ContactRecord | Tombstone | None) -> ContactLookup:
+    if isinstance(stored, ContactRecord):
+        body = representation.encode(representation.resource(stored))
+        return ContactLookup(outcome, stored.version, body)
+    return ContactLookup(outcome)
+
+
+def list_contacts(request: ListRequest, *, contacts: ContactReadModel) -> ContactPage:
+    """Return one page of visible contacts (keyset pagination, see ``listing``).
+
+    Reads ``limit + 1`` rows to learn whether a next page exists without a count query.
+    Raises ``ReadModelUnavailable``.
+    """
+    rows = contacts.list(request, request.limit + 1)
+    page = rows[: request.limit]
+    next_cursor = None
+    if len(rows) > request.limit:
+        last = page[-1]
+        next_cursor = cursor.encode(request.sort, request.filters, _position(request.sort, last))
+    return ContactPage([representation.resource(r) for r in page], next_cursor)
+
+
+def _position(sort: Sort, record: ContactRecord) -> Position:
+    key = record.created_at if sort.key == "created_at" else record.last_name_key
+    return Position(key, record.contact_id)
+
+
+def get_operation(
+    operation_id: str, *, statuses: OperationStatusCache, outcomes: OperationLog
+) -> OperationStatus | None:
+    """Return the status of an operation, or ``None`` when nobody knows it.
+
+    Redis first: a final status there is the answer. A pending or missing one is checked
+    against ``processed_events``, because the worker commits there before it updates Redis and
+    that update can fail; so a client never polls "pending" forever for an applied operation.
+    Raises ``ReadModelUnavailable`` when PostgreSQL must be asked and cannot answer, and
+    ``OperationStatusUnknown`` when Redis is unreachable and PostgreSQL has no outcome.
+    """
+    try:
+        cached = statuses.get(operation_id)
+    except CacheUnavailable:
+        outcome = outcomes.get(operation_id)
+        if outcome is None:
+            raise OperationStatusUnknown(operation_id) from None
+        return outcome
+    if cached is not None and cached.status != "pending":
+        return cached
+    return outcomes.get(operation_id) or cached

@@ -1,0 +1,71 @@
+"""Ports of the query API: what the use cases need from storage, implemented by ``adapters``
+(PostgreSQL, Redis) and by fakes in the unit tests.
+
+Two failures cross every port, and only these: ``ReadModelUnavailable`` (the database did not
+answer in time, or refused the connection: the API answers 503 with ``Retry-After``) and
+``CacheUnavailable`` (Redis failed or its circuit is open: the use case carries on without it).
+"""
+
+from __future__ import annotations
+
+import abc
+
+from contacts_domain.operations import OperationStatus
+from query_api.service_layer.listing import ListRequest
+from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
+
+
+class ReadModelUnavailable(RuntimeError):
+    """PostgreSQL could not answer within the configured time bounds (connect, pool, statement)."""
+
+
+class CacheUnavailable(RuntimeError):
+    """Redis failed, timed out, or is skipped while its circuit breaker is open."""
+
+
+class ContactReadModel(abc.ABC):
+    """The contacts table, read only."""
+
+    @abc.abstractmethod
+    def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
+        """Return the visible contact, a ``Tombstone`` for a stored but invisible one, or
+        ``None`` when the id was never stored. ``contact_id`` is a canonical lower-case UUID.
+        Raises ``ReadModelUnavailable``."""
+
+    @abc.abstractmethod
+    def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
+        """Return up to ``limit`` visible contacts matching ``request.filters``, in
+        ``request.sort`` order (id as tie-breaker), strictly after ``request.after``.
+        Raises ``ReadModelUnavailable``."""
+
+
+class ContactCache(abc.ABC):
+    """The ``contact:{id}`` read cache, as the query API sees it: read, and refill on a miss."""
+
+    @abc.abstractmethod
+    def get(self, contact_id: str) -> CachedContact | None:
+        """Return the cached entry (maybe a tombstone), or ``None`` on a miss.
+        Raises ``CacheUnavailable``."""
+
+    @abc.abstractmethod
+    def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
+        """Cache ``body`` (``None`` = tombstone) at ``version`` unless the cache already holds
+        that version or a newer one, or a newer tombstone (DESIGN.md §5.5). Returns whether it
+        wrote. Raises ``CacheUnavailable``."""
+
+
+class OperationStatusCache(abc.ABC):
+    """The short-lived ``op:{id}`` statuses the command API and the worker write."""
+
+    @abc.abstractmethod
+    def get(self, operation_id: str) -> OperationStatus | None:
+        """Return the status, or ``None`` when unknown or expired. Raises ``CacheUnavailable``."""
+
+
+class OperationLog(abc.ABC):
+    """The durable outcomes in ``processed_events`` (applied or rejected, never pending)."""
+
+    @abc.abstractmethod
+    def get(self, operation_id: str) -> OperationStatus | None:
+        """Return the recorded outcome, or ``None`` when the worker has not processed the
+        operation. Raises ``ReadModelUnavailable``."""

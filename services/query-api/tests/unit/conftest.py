@@ -1,0 +1,197 @@
+"""Fakes of the query API's own ports, and an app wired with them (no servers needed)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from contacts_domain.contact import empty_fields
+from contacts_domain.operations import OperationStatus
+from query_api.entrypoints.app import create_app
+from query_api.service_layer.listing import ListRequest
+from query_api.service_layer.ports import (
+    CacheUnavailable,
+    ContactCache,
+    ContactReadModel,
+    OperationLog,
+    OperationStatusCache,
+    ReadModelUnavailable,
+)
+from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
+from query_api.settings import Settings
+
+T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+class FakeContactReadModel(ContactReadModel):
+    """Contacts in a dict; ``list`` applies the same order, filters and keyset rule in Python.
+    ``down`` makes every call raise ``ReadModelUnavailable``; ``reads`` counts ``get`` calls."""
+
+    def __init__(self) -> None:
+        self.stored: dict[str, ContactRecord | Tombstone] = {}
+        self.down = False
+        self.reads = 0
+
+    def add(self, record: ContactRecord | Tombstone) -> None:
+        self.stored[record.contact_id] = record
+
+    def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
+        self.check()
+        self.reads += 1
+        return self.stored.get(contact_id)
+
+    def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
+        self.check()
+        sort, filters = request.sort, request.filters
+
+        def key(r: ContactRecord) -> tuple[Any, str]:
+            return (r.created_at if sort.key == "created_at" else r.last_name_key, r.contact_id)
+
+        rows = [r for r in self.stored.values() if isinstance(r, ContactRecord)]
+        if filters.email_key:
+            rows = [
+                r
+                for r in rows
+                if filters.email_key in [e["value"].casefold() for e in r.fields["emails"]]
+            ]
+        rows = [r for r in rows if set(filters.tags) <= set(r.fields["tags"])]
+        if filters.q:
+            q = filters.q.lower()
+            rows = [
+                r
+                for r in rows
+                if (r.fields["first_name"] or "").lower().startswith(q)
+                or r.last_name_key.startswith(q)
+            ]
+        rows.sort(key=key, reverse=sort.descending)
+        if request.after is not None:
+            cut = (request.after.key, request.after.contact_id)
+            rows = [r for r in rows if (key(r) < cut if sort.descending else key(r) > cut)]
+        return rows[:limit]
+
+    def check(self) -> None:
+        if self.down:
+            raise ReadModelUnavailable("fake database is down")
+
+
+class FakeContactCache(ContactCache):
+    """A dict with the guarded-set rule of ``GUARDED_SET_LUA``; ``down`` raises
+    ``CacheUnavailable``; ``refills`` records every refill call."""
+
+    def __init__(self) -> None:
+        self.entries: dict[str, CachedContact] = {}
+        self.down = False
+        self.refills: list[tuple[str, int, bytes | None]] = []
+
+    def get(self, contact_id: str) -> CachedContact | None:
+        self.check()
+        return self.entries.get(contact_id)
+
+    def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
+        self.check()
+        self.refills.append((contact_id, version, body))
+        current = self.entries.get(contact_id)
+        if current is not None and current.version >= version:
+            return False
+        self.entries[contact_id] = CachedContact(version, body)
+        return True
+
+    def check(self) -> None:
+        if self.down:
+            raise CacheUnavailable("fake Redis is down")
+
+
+class FakeOperationStatusCache(OperationStatusCache):
+    def __init__(self) -> None:
+        self.statuses: dict[str, OperationStatus] = {}
+        self.down = False
+
+    def get(self, operation_id: str) -> OperationStatus | None:
+        if self.down:
+            raise CacheUnavailable("fake Redis is down")
+        return self.statuses.get(operation_id)
+
+
+class FakeOperationLog(OperationLog):
+    def __init__(self) -> None:
+        self.outcomes: dict[str, OperationStatus] = {}
+        self.down = False
+
+    def get(self, operation_id: str) -> OperationStatus | None:
+        if self.down:
+            raise ReadModelUnavailable("fake database is down")
+        return self.outcomes.get(operation_id)
+
+
+@pytest.fixture
+def contacts() -> FakeContactReadModel:
+    return FakeContactReadModel()
+
+
+@pytest.fixture
+def cache() -> FakeContactCache:
+    return FakeContactCache()
+
+
+@pytest.fixture
+def statuses() -> FakeOperationStatusCache:
+    return FakeOperationStatusCache()
+
+
+@pytest.fixture
+def outcomes() -> FakeOperationLog:
+    return FakeOperationLog()
+
+
+@pytest.fixture
+def make_record() -> Callable[..., ContactRecord]:
+    """Build a visible contact; keyword arguments override fields and metadata."""
+
+    def make(
+        contact_id: str | None = None,
+        *,
+        version: int = 1,
+        created_at: dt.datetime = T0,
+        **fields: Any,
+    ) -> ContactRecord:
+        values = {**empty_fields(), "first_name": "Ada", **fields}
+        return ContactRecord(
+            contact_id=contact_id or str(uuid.uuid4()),
+            fields=values,
+            version=version,
+            created_at=created_at,
+            updated_at=created_at,
+            last_name_key=(values["last_name"] or "").lower(),
+        )
+
+    return make
+
+
+@pytest.fixture
+def app(
+    contacts: FakeContactReadModel,
+    cache: FakeContactCache,
+    statuses: FakeOperationStatusCache,
+    outcomes: FakeOperationLog,
+) -> Flask:
+    return create_app(
+        Settings(),
+        contacts=contacts,
+        cache=cache,
+        statuses=statuses,
+        outcomes=outcomes,
+        required_checks={"postgresql": contacts.check},
+        optional_checks={"redis": cache.check},
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> Iterator[FlaskClient]:
+    with app.test_client() as test_client:
+        yield test_client

@@ -1,0 +1,190 @@
+"""Use cases against fakes of our ports: cache-first reads, refill, pages, operation status."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+
+import pytest
+
+from contacts_domain.operations import OperationStatus
+from query_api.service_layer import cursor, handlers, representation
+from query_api.service_layer.listing import ListRequest, Sort
+from query_api.service_layer.ports import ReadModelUnavailable
+from query_api.service_layer.records import CachedContact, Tombstone
+
+
+def test_cache_hit_is_served_without_reading_the_database(contacts, cache):
+    cache.entries["c1"] = CachedContact(3, b'{"id":"c1"}')
+
+    lookup = handlers.get_contact("c1", contacts=contacts, cache=cache)
+
+    assert lookup == handlers.ContactLookup("hit", 3, b'{"id":"c1"}')
+    assert contacts.reads == 0
+
+
+def test_cached_tombstone_is_not_found_without_reading_the_database(contacts, cache):
+    cache.entries["c1"] = CachedContact(4, None)
+
+    lookup = handlers.get_contact("c1", contacts=contacts, cache=cache)
+
+    assert lookup == handlers.ContactLookup("hit")
+    assert contacts.reads == 0
+
+
+def test_miss_reads_the_database_and_refills_the_same_bytes(contacts, cache, make_record):
+    record = make_record(version=2, last_name="Lovelace")
+    contacts.add(record)
+
+    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+
+    assert lookup.cache == "miss"
+    assert lookup.version == 2
+    assert json.loads(lookup.body) == representation.resource(record)
+    assert cache.entries[record.contact_id] == CachedContact(2, lookup.body)
+
+
+def test_miss_on_a_deleted_contact_refills_a_tombstone(contacts, cache):
+    contacts.add(Tombstone("c1", 5))
+
+    lookup = handlers.get_contact("c1", contacts=contacts, cache=cache)
+
+    assert lookup == handlers.ContactLookup("miss")
+    assert cache.refills == [("c1", 5, None)]
+
+
+def test_unknown_id_is_not_cached(contacts, cache):
+    lookup = handlers.get_contact("nobody", contacts=contacts, cache=cache)
+
+    assert lookup == handlers.ContactLookup("miss")
+    assert cache.refills == []
+
+
+def test_refill_never_replaces_a_newer_cached_version(contacts, cache, make_record):
+    record = make_record(version=2)
+    contacts.add(record)
+    original_get = cache.get
+
+    def get_then_worker_writes_v3(contact_id):
+        entry = original_get(contact_id)
+        cache.entries[contact_id] = CachedContact(3, b"v3")
+        return entry
+
+    cache.get = get_then_worker_writes_v3
+
+    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+
+    assert lookup.version == 2
+    assert cache.entries[record.contact_id] == CachedContact(3, b"v3")
+
+
+def test_redis_down_reads_the_database_and_skips_the_refill(contacts, cache, make_record):
+    record = make_record(version=7)
+    contacts.add(record)
+    cache.down = True
+
+    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+
+    assert (lookup.cache, lookup.version) == ("bypass", 7)
+    assert cache.refills == []
+
+
+def test_a_failed_refill_still_answers(contacts, cache, make_record):
+    record = make_record()
+    contacts.add(record)
+
+    def refill_fails(*_args):
+        cache.down = True
+        cache.check()
+
+    cache.refill = refill_fails
+
+    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+
+    assert (lookup.cache, lookup.version) == ("miss", 1)
+
+
+def test_database_down_on_a_miss_propagates(contacts, cache):
+    contacts.down = True
+
+    with pytest.raises(ReadModelUnavailable):
+        handlers.get_contact("c1", contacts=contacts, cache=cache)
+
+
+def test_pages_follow_each_other_without_repeats_or_gaps(contacts, make_record):
+    t = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    for i in range(7):
+        # Pairs of contacts share a creation time: the id must break the tie.
+        contacts.add(make_record(created_at=t + dt.timedelta(seconds=i // 2)))
+    seen: list[str] = []
+    request = ListRequest(Sort("created_at"), limit=3)
+
+    while True:
+        page = handlers.list_contacts(request, contacts=contacts)
+        seen += [item["id"] for item in page.items]
+        if page.next_cursor is None:
+            break
+        sort, after = cursor.decode(page.next_cursor, request.filters, None)
+        request = ListRequest(sort, request.filters, 3, after)
+
+    expected = sorted(contacts.stored.values(), key=lambda r: (r.created_at, r.contact_id))
+    assert seen == [r.contact_id for r in expected]
+
+
+def test_an_exactly_full_last_page_has_no_next_cursor(contacts, make_record):
+    for _ in range(3):
+        contacts.add(make_record())
+
+    page = handlers.list_contacts(ListRequest(limit=3), contacts=contacts)
+
+    assert len(page.items) == 3
+    assert page.next_cursor is None
+
+
+def _status(op: str, status: str, version: int | None = None) -> OperationStatus:
+    return OperationStatus(op, "c1", status, None, version)  # type: ignore[arg-type]
+
+
+def test_final_status_in_redis_is_the_answer(statuses, outcomes):
+    op = str(uuid.uuid4())
+    statuses.statuses[op] = _status(op, "applied", 2)
+    outcomes.down = True
+
+    assert handlers.get_operation(op, statuses=statuses, outcomes=outcomes) == _status(
+        op, "applied", 2
+    )
+
+
+def test_pending_in_redis_defers_to_a_recorded_outcome(statuses, outcomes):
+    op = str(uuid.uuid4())
+    statuses.statuses[op] = _status(op, "pending")
+    outcomes.outcomes[op] = _status(op, "applied", 4)
+
+    assert handlers.get_operation(op, statuses=statuses, outcomes=outcomes).status == "applied"
+
+
+def test_pending_without_outcome_stays_pending(statuses, outcomes):
+    op = str(uuid.uuid4())
+    statuses.statuses[op] = _status(op, "pending")
+
+    assert handlers.get_operation(op, statuses=statuses, outcomes=outcomes).status == "pending"
+
+
+def test_unknown_operation_is_none(statuses, outcomes):
+    assert handlers.get_operation("x", statuses=statuses, outcomes=outcomes) is None
+
+
+def test_redis_down_answers_from_the_database(statuses, outcomes):
+    op = str(uuid.uuid4())
+    statuses.down = True
+    outcomes.outcomes[op] = _status(op, "rejected")
+
+    assert handlers.get_operation(op, statuses=statuses, outcomes=outcomes).status == "rejected"
+
+
+def test_redis_down_and_no_outcome_is_unknown_not_absent(statuses, outcomes):
+    statuses.down = True
+
+    with pytest.raises(handlers.OperationStatusUnknown):
+        handlers.get_operation("x", statuses=statuses, outcomes=outcomes)

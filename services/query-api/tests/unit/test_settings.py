@@ -1,0 +1,54 @@
+"""Settings from the environment."""
+
+from __future__ import annotations
+
+import pytest
+
+from query_api.settings import Settings, SettingsError
+
+
+def test_defaults_follow_the_contracts_page():
+    settings = Settings.from_env({})
+
+    assert settings.database_url.startswith("postgresql+psycopg2://contacts_reader@")
+    assert settings.redis_prefix == "contacts:"
+    assert (settings.redis_socket_timeout_s, settings.redis_connect_timeout_s) == (0.25, 0.25)
+    assert settings.contact_cache_ttl_s == 3600
+
+
+def test_reads_every_variable():
+    settings = Settings.from_env(
+        {
+            "QUERY_DATABASE_URL": "postgresql+psycopg2://r@db/x",
+            "QUERY_DB_STATEMENT_TIMEOUT_MS": "500",
+            "REDIS_URL": "redis://cache:6380/1",
+            "REDIS_PREFIX": "t1:",
+            "REDIS_SOCKET_TIMEOUT_S": "0.1",
+            "REDIS_CONNECT_TIMEOUT_S": "0.2",
+            "CONTACT_CACHE_TTL_S": "60",
+            "REDIS_BREAKER_FAILURES": "5",
+        }
+    )
+
+    assert settings.database_url == "postgresql+psycopg2://r@db/x"
+    assert settings.db_statement_timeout_ms == 500
+    assert settings.redis_url == "redis://cache:6380/1"
+    assert settings.redis_prefix == "t1:"
+    assert settings.redis_socket_timeout_s == 0.1
+    assert settings.redis_connect_timeout_s == 0.2
+    assert settings.contact_cache_ttl_s == 60
+    assert settings.redis_breaker_failures == 5
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REDIS_SOCKET_TIMEOUT_S", "fast"),
+        ("REDIS_SOCKET_TIMEOUT_S", "0"),
+        ("CONTACT_CACHE_TTL_S", "-1"),
+        ("QUERY_DB_STATEMENT_TIMEOUT_MS", "1.5"),
+    ],
+)
+def test_unusable_values_name_the_variable(name, value):
+    with pytest.raises(SettingsError, match=name):
+        Settings.from_env({name: value})
