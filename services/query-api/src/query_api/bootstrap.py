@@ -1,0 +1,91 @@
+"""The composition root's wiring: the one place where real adapters are chosen.
+
+``build_ports(settings)`` returns ``Ports`` built from PostgreSQL and Redis adapters; any port
+given as a keyword replaces its real adapter (tests pass fakes). Building connects to nothing:
+the engine and the Redis pool connect on first use, in the process that uses them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import text
+
+from query_api.adapters.circuit_breaker import CircuitBreaker
+from query_api.adapters.coalescing import CoalescingReadModel
+from query_api.adapters.redis_calls import RedisCalls, build_client
+from query_api.adapters.redis_contact_cache import RedisContactCache
+from query_api.adapters.redis_operation_status import RedisOperationStatusCache
+from query_api.adapters.sql_engine import build_engine
+from query_api.adapters.sql_operation_log import SqlOperationLog
+from query_api.adapters.sql_read_model import SqlContactReadModel
+from query_api.service_layer.ports import (
+    ContactCache,
+    ContactReadModel,
+    OperationLog,
+    OperationStatusCache,
+)
+from query_api.settings import Settings
+
+#: A readiness check: returns when its dependency answers, raises when it does not.
+Check = Callable[[], Any]
+
+
+@dataclass(frozen=True)
+class Ports:
+    """What the routes need.
+
+    ``required_checks`` must pass for ``/readyz`` to be 200; ``optional_checks`` are reported
+    but only degrade it (the API serves without Redis). ``close`` releases pooled connections.
+    """
+
+    contacts: ContactReadModel
+    cache: ContactCache
+    statuses: OperationStatusCache
+    outcomes: OperationLog
+    required_checks: Mapping[str, Check] = field(default_factory=dict)
+    optional_checks: Mapping[str, Check] = field(default_factory=dict)
+    close: Callable[[], None] = lambda: None
+
+
+PORT_NAMES = frozenset(f.name for f in dataclasses.fields(Ports))
+
+
+def build_ports(settings: Settings, **injected: Any) -> Ports:
+    """Return the real adapters for ``settings``, with ``injected`` ports replacing them.
+
+    Raises ``TypeError`` for a keyword that names no port. Adapters whose every use is replaced
+    are not built, so a test injecting all four data ports needs no server.
+    """
+    unknown = set(injected) - PORT_NAMES
+    if unknown:
+        raise TypeError(f"unknown ports: {', '.join(sorted(unknown))}")
+    if {"contacts", "cache", "statuses", "outcomes"} <= set(injected):
+        return Ports(**injected)
+
+    engine = build_engine(settings)
+    client = build_client(settings)
+    breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
+    calls = RedisCalls(client, breaker)
+
+    def ping_database() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def close() -> None:
+        engine.dispose()
+        client.close()
+
+    real: dict[str, Any] = {
+        "contacts": CoalescingReadModel(SqlContactReadModel(engine)),
+        "cache": RedisContactCache(calls, settings.redis_prefix, settings.contact_cache_ttl_s),
+        "statuses": RedisOperationStatusCache(calls, settings.redis_prefix),
+        "outcomes": SqlOperationLog(engine),
+        "required_checks": {"postgresql": ping_database},
+        "optional_checks": {"redis": client.ping},
+        "close": close,
+    }
+    return Ports(**{**real, **injected})

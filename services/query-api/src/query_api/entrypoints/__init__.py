@@ -1,0 +1,1 @@
+"""HTTP entrypoint: the Flask app factory and its routes."""

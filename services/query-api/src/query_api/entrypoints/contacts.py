@@ -1,0 +1,128 @@
+"""``GET|HEAD /v1/contacts/{id}`` and ``GET /v1/contacts``."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Response, request
+
+from contacts_domain.resource import etag
+from contacts_http import VALIDATION_PROBLEM, abort_problem, problem_response
+from query_api.entrypoints.arguments import QueryBlueprint
+from query_api.entrypoints.conditional import none_match
+from query_api.entrypoints.context import canonical_uuid, current
+from query_api.entrypoints.schemas import (
+    ContactPageSchema,
+    ContactSchema,
+    ListArgsSchema,
+    NoArgsSchema,
+)
+from query_api.service_layer import cursor, handlers, representation
+from query_api.service_layer.listing import DEFAULT_SORT, ListFilters, ListRequest, Sort
+
+JSON = "application/json"
+#: Contacts are personal data: no shared cache may store them, and a client revalidates with
+#: its ETag (a cheap 304) before reusing one.
+CONTACT_CACHE_CONTROL = "private, no-cache"
+#: Pages change with every write and carry no validator.
+LIST_CACHE_CONTROL = "private, no-store"
+NOT_FOUND_DETAIL = "No contact has this id."
+
+
+def contacts_blueprint() -> QueryBlueprint:
+    """Build the contacts blueprint (a new one per app)."""
+    blp = QueryBlueprint(
+        "contacts", __name__, url_prefix="/v1/contacts", description="Read contacts."
+    )
+
+    @blp.route("/<contact_id>", methods=["GET"])
+    @blp.arguments(NoArgsSchema, location="query")
+    @blp.response(
+        200,
+        ContactSchema,
+        headers={
+            "ETag": {"description": '`"<version>"`', "schema": {"type": "string"}},
+            "X-Cache": {
+                "description": "`hit`, `miss` or `bypass` (Redis unavailable).",
+                "schema": {"type": "string"},
+            },
+        },
+    )
+    @blp.alt_response(304, description="Not modified: `If-None-Match` matched the ETag.")
+    @blp.alt_response(404, description="Unknown, deleted or malformed id.")
+    @blp.alt_response(503, description="The database is unavailable; retry after `Retry-After`.")
+    def get_contact(_args: dict[str, Any], contact_id: str) -> Response:
+        """Get a contact (also HEAD).
+
+        Served from the cache when it can, else from the database. `If-None-Match` (a list of
+        ETags or `*`, weak comparison) answers 304 when the version is unchanged.
+        """
+        canonical = canonical_uuid(contact_id)
+        if canonical is None:
+            return problem_response(404, NOT_FOUND_DETAIL)
+        ports = current().ports
+        lookup = handlers.get_contact(canonical, contacts=ports.contacts, cache=ports.cache)
+        if lookup.body is None or lookup.version is None:
+            return problem_response(404, NOT_FOUND_DETAIL, headers={"X-Cache": lookup.cache})
+        headers = {
+            "ETag": etag(lookup.version),
+            "Cache-Control": CONTACT_CACHE_CONTROL,
+            "X-Cache": lookup.cache,
+        }
+        if none_match(request.headers.get("If-None-Match"), str(lookup.version)):
+            return Response(status=304, headers=headers)
+        return Response(lookup.body, status=200, mimetype=JSON, headers=headers)
+
+    @blp.route("", methods=["GET"])
+    @blp.arguments(ListArgsSchema, location="query")
+    @blp.response(
+        200,
+        ContactPageSchema,
+        headers={
+            "Link": {
+                "description": '`<url>; rel="next"` when there is a next page.',
+                "schema": {"type": "string"},
+            },
+        },
+    )
+    @blp.alt_response(400, description="Bad limit, sort, filter or cursor; unknown parameter.")
+    @blp.alt_response(503, description="The database is unavailable; retry after `Retry-After`.")
+    def list_contacts(args: dict[str, Any]) -> Response:
+        """List, filter and search contacts, one page at a time.
+
+        Keyset pagination: follow `next_cursor` (or the `Link` header) with the same filters;
+        pages neither repeat nor skip contacts, ties in the sort key being broken by id.
+        """
+        list_request = _list_request(args)
+        page = handlers.list_contacts(list_request, contacts=current().ports.contacts)
+        body = representation.encode({"items": page.items, "next_cursor": page.next_cursor})
+        response = Response(body, status=200, mimetype=JSON)
+        response.headers["Cache-Control"] = LIST_CACHE_CONTROL
+        if page.next_cursor is not None:
+            response.headers["Link"] = f'<{_next_url(page.next_cursor)}>; rel="next"'
+        return response
+
+    return blp
+
+
+def _list_request(args: dict[str, Any]) -> ListRequest:
+    filters = ListFilters(
+        email_key=args.get("email"), tags=tuple(args.get("tag") or ()), q=args.get("q")
+    )
+    requested = Sort.parse(args["sort"]) if "sort" in args else None
+    if "cursor" not in args:
+        return ListRequest(requested or Sort.parse(DEFAULT_SORT), filters, args["limit"])
+    try:
+        sort, after = cursor.decode(args["cursor"], filters, requested)
+    except cursor.InvalidCursor as exc:
+        abort_problem(400, str(exc), type_uri=VALIDATION_PROBLEM, errors={"cursor": [str(exc)]})
+    return ListRequest(sort, filters, args["limit"], after)
+
+
+def _next_url(next_cursor: str) -> str:
+    # The same query with the new cursor, as a relative reference (RFC 8288 §3.1) so it stays
+    # right behind any proxy.
+    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
+    pairs.append(("cursor", next_cursor))
+    return f"{request.path}?{urlencode(pairs)}"

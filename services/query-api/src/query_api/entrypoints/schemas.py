@@ -1,0 +1,163 @@
+"""Marshmallow schemas of the query API: query-string arguments (validated, 400 on error) and
+the response bodies (used for the OpenAPI document; responses are encoded directly).
+
+Unknown query parameters are refused with 400 on every endpoint: a misspelt filter
+(``?tags=x`` for ``?tag=x``) would otherwise silently list everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+
+from contacts_domain import limits
+from contacts_domain.values import EmailAddress, clean_text, parse_tag
+from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
+from query_api.service_layer.listing import DEFAULT_LIMIT, DEFAULT_SORT, MAX_LIMIT, SORT_NAMES
+
+#: Longest ``q``: the longest field it can match (an email address).
+Q_MAX_LENGTH = limits.EMAIL_MAX
+
+
+class StrictSchema(ma.Schema):
+    class Meta:
+        unknown = ma.RAISE
+
+
+class NoArgsSchema(StrictSchema):
+    """Endpoints that take no query parameters."""
+
+
+class CanonicalEmail(ma.fields.String):
+    """An email address, deserialized to its canonical lookup key (case-folded)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return EmailAddress.parse(text).key
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
+class Tag(ma.fields.String):
+    """A tag, NFC-normalized and trimmed like stored tags."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_tag(text)
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
+class SearchText(ma.fields.String):
+    """Free text, NFC-normalized and trimmed; never blank."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            cleaned = clean_text(text, max_length=Q_MAX_LENGTH)
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+        if cleaned is None:
+            raise ma.ValidationError("Must not be blank.")
+        return cleaned
+
+
+class ListArgsSchema(StrictSchema):
+    """Query string of ``GET /v1/contacts``."""
+
+    limit = ma.fields.Integer(
+        load_default=DEFAULT_LIMIT,
+        validate=ma.validate.Range(min=1, max=MAX_LIMIT),
+        metadata={"description": f"Page size, 1–{MAX_LIMIT} (default {DEFAULT_LIMIT})."},
+    )
+    sort = ma.fields.String(
+        validate=ma.validate.OneOf(SORT_NAMES),
+        metadata={
+            "description": f"Order (default `{DEFAULT_SORT}`); `-` means descending. The id "
+            "breaks ties. With a cursor, omit it or repeat the cursor's order."
+        },
+    )
+    cursor = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=MAX_TOKEN_LENGTH),
+        metadata={"description": "Opaque `next_cursor` of the previous page."},
+    )
+    email = CanonicalEmail(
+        metadata={
+            "description": "Contacts having this email address (any of their emails, "
+            "case-insensitive)."
+        }
+    )
+    tag = ma.fields.List(
+        Tag(),
+        metadata={"description": "Contacts having this tag; repeat for all of several tags."},
+    )
+    q = SearchText(
+        metadata={
+            "description": "Case-insensitive prefix of the first name, last name or primary "
+            "email; `%` and `_` match themselves."
+        }
+    )
+
+
+class EmailEntrySchema(ma.Schema):
+    value = ma.fields.String()
+    type = ma.fields.String()
+    primary = ma.fields.Boolean()
+
+
+class AddressSchema(ma.Schema):
+    type = ma.fields.String()
+    street = ma.fields.String(allow_none=True)
+    city = ma.fields.String(allow_none=True)
+    region = ma.fields.String(allow_none=True)
+    postal_code = ma.fields.String(allow_none=True)
+    country = ma.fields.String(allow_none=True, metadata={"description": "ISO 3166-1 alpha-2."})
+
+
+class ContactSchema(ma.Schema):
+    """A contact (``contacts_domain.resource.contact_resource``)."""
+
+    id = ma.fields.UUID()
+    version = ma.fields.Integer(metadata={"description": 'Also the ETag: `"<version>"`.'})
+    first_name = ma.fields.String(allow_none=True)
+    last_name = ma.fields.String(allow_none=True)
+    email = ma.fields.String(allow_none=True, metadata={"description": "Primary email."})
+    phone = ma.fields.String(allow_none=True, metadata={"description": "Primary phone, E.164."})
+    emails = ma.fields.List(ma.fields.Nested(EmailEntrySchema))
+    phones = ma.fields.List(ma.fields.Nested(EmailEntrySchema))
+    company = ma.fields.String(allow_none=True)
+    job_title = ma.fields.String(allow_none=True)
+    addresses = ma.fields.List(ma.fields.Nested(AddressSchema))
+    birthday = ma.fields.Date(allow_none=True)
+    notes = ma.fields.String(allow_none=True)
+    tags = ma.fields.List(ma.fields.String())
+    created_at = ma.fields.String(metadata={"description": "RFC 3339, UTC, microseconds."})
+    updated_at = ma.fields.String(allow_none=True)
+
+
+class ContactPageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ContactSchema))
+    next_cursor = ma.fields.String(
+        allow_none=True, metadata={"description": "Cursor of the next page; null on the last."}
+    )
+
+
+class OperationSchema(ma.Schema):
+    """Status of an accepted command (DESIGN.md §5.6)."""
+
+    operation_id = ma.fields.UUID()
+    contact_id = ma.fields.UUID()
+    status = ma.fields.String(validate=ma.validate.OneOf(("pending", "applied", "rejected")))
+    reason = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why it was rejected: `email_conflict`, `version_mismatch`, "
+            "`not_found`, `name_required`."
+        },
+    )
+    version = ma.fields.Integer(
+        allow_none=True, metadata={"description": "Contact version after the operation."}
+    )
