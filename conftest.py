@@ -21,9 +21,9 @@ from support.resources import (
     TEST_WORKER_ENV,
     TestDatabase,
     delete_prefix,
+    isolated_database,
+    isolated_queues,
     new_run_id,
-    test_database,
-    test_queues,
 )
 from support.resources import (
     sqs_client as make_sqs_client,
@@ -60,13 +60,13 @@ def sqs_client(sqs_endpoint: str) -> Any:
 
 @pytest.fixture(scope="session")
 def queue_urls(sqs_client: Any, run_id: str) -> Iterator[Any]:
-    with test_queues(sqs_client, f"t{run_id}") as urls:
+    with isolated_queues(sqs_client, f"t{run_id}") as urls:
         yield urls
 
 
 @pytest.fixture(scope="session")
 def database(run_id: str) -> Iterator[TestDatabase]:
-    with test_database(run_id) as db:
+    with isolated_database(run_id) as db:
         yield db
 
 

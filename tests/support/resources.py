@@ -48,7 +48,7 @@ class TestDatabase:
 
 
 @contextmanager
-def test_database(run_id: str) -> Iterator[TestDatabase]:
+def isolated_database(run_id: str) -> Iterator[TestDatabase]:
     """Create and migrate ``contacts_t<run_id>``; drop it afterwards."""
     db = TestDatabase(f"contacts_t{run_id}")
     create_database(db.url)
@@ -74,7 +74,7 @@ def sqs_client(endpoint: str) -> Any:
 
 
 @contextmanager
-def test_queues(sqs: Any, name: str) -> Iterator[QueueUrls]:
+def isolated_queues(sqs: Any, name: str) -> Iterator[QueueUrls]:
     """Create the FIFO queue ``<name>.fifo`` and its DLQ with the test bounds; delete them after."""
     urls = ensure_queues(
         sqs,
