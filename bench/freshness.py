@@ -52,7 +52,8 @@ def main() -> None:
         samples.append(one_write(session, args.command_url, args.query_url))
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     print(f"POST -> applied over {len(samples)} writes (ms)")
-    print(f"  p50 {cuts[49]:7.1f}   p95 {cuts[94]:7.1f}   p99 {cuts[98]:7.1f}   max {max(samples):7.1f}")
+    p50, p95, p99 = cuts[49], cuts[94], cuts[98]
+    print(f"  p50 {p50:7.1f}   p95 {p95:7.1f}   p99 {p99:7.1f}   max {max(samples):7.1f}")
 
 
 if __name__ == "__main__":
