@@ -1,0 +1,36 @@
+"""One hybrid logical clock per process, surviving gunicorn's fork.
+
+Two processes must never share an HLC node id: with ``--preload`` (or any fork after the app
+was built) a clock made in the parent would be copied into every worker, and two workers could
+then return the same sequence for one contact. The clock is therefore made on first use in each
+process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+
+from contacts_domain import HybridLogicalClock
+
+
+class ProcessClock:
+    """Callable returning ``HybridLogicalClock.next()`` of this process's own clock.
+
+    ``factory`` makes a clock (tests inject one with a fixed node and time source).
+    """
+
+    def __init__(self, factory: Callable[[], HybridLogicalClock] = HybridLogicalClock) -> None:
+        self._factory = factory
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._clock: HybridLogicalClock | None = None
+
+    def __call__(self) -> str:
+        with self._lock:
+            if self._clock is None or self._pid != os.getpid():
+                self._clock = self._factory()
+                self._pid = os.getpid()
+            clock = self._clock
+        return clock.next()

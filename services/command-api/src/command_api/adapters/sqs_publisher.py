@@ -1,0 +1,203 @@
+"""The SQS publisher: a Celery app used only as a producer of ``contacts.apply_event`` tasks.
+
+DESIGN.md §3 and docs/contracts.md: one positional argument (the CloudEvents envelope), queue
+``SQS_QUEUE_NAME`` (a FIFO queue known through ``predefined_queues``, never created here),
+``MessageGroupId`` = contact id, ``MessageDeduplicationId`` = event id.
+
+Time bound (``send_timeout_s``): botocore gets connect and read timeouts of half the bound each
+and a single attempt, so a closed port fails in milliseconds and a server that accepts but never
+answers fails after the read timeout (measured: 0.1 s and 1.05 s with a 2 s bound). On top of
+that the send runs in a worker thread and the caller waits at most ``send_timeout_s``, which also
+bounds what botocore's timeouts do not (DNS resolution, a server that trickles bytes). After such
+a timeout the message may still arrive: the answer is a 503, never a 202 for an unsent command.
+
+Size: kombu's SQS transport base64-encodes the Celery body inside its JSON envelope and then,
+with ``sqs_base64_encoding`` (default on), base64-encodes the whole envelope again.
+``message_size`` computes that size from the exact Celery body plus a proven bound on the
+envelope, so an event is refused (``EventTooLarge``) before it is sent.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import math
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import boto3
+from botocore.config import Config
+from celery import Celery
+from kombu.utils.json import dumps as kombu_json_dumps
+
+from command_api.service_layer.errors import EventTooLarge
+from contacts_domain import ContactEvent
+from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
+from contacts_domain.ports import EventPublisher, PublishFailed
+from contacts_domain.resource import APPLY_EVENT_TASK
+
+#: Upper bound, in bytes, of kombu's JSON envelope around the base64 Celery body: headers and
+#: properties with ids, the task name, ``argsrepr`` and ``origin`` (``gen<pid>@<hostname>``,
+#: a hostname is at most 253 bytes). Measured at ~920 bytes with a short hostname; the
+#: integration suite checks real messages against it.
+ENVELOPE_MAX_BYTES: Final = 2048
+#: Celery protocol 2 body: ``[args, kwargs, embed]``.
+_EMBED: Final = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+#: Threads per process that may be sending at once; more requests wait their turn (and time out).
+_SEND_THREADS: Final = 8
+
+
+def message_size(envelope: Mapping[str, Any]) -> int:
+    """Return an upper bound, in bytes, of the SQS ``MessageBody`` carrying ``envelope``.
+
+    The Celery body is serialized exactly as Celery does (kombu JSON, ASCII-escaped), then
+    base64 (kombu ``body_encoding``) inside an envelope of at most ``ENVELOPE_MAX_BYTES``,
+    then base64 again (kombu ``sqs_base64_encoding``).
+    """
+    body = kombu_json_dumps([[dict(envelope)], {}, _EMBED])
+    inner = _base64_length(len(body.encode("utf-8")))
+    return _base64_length(inner + ENVELOPE_MAX_BYTES)
+
+
+def _base64_length(n: int) -> int:
+    return 4 * math.ceil(n / 3)
+
+
+@dataclass(frozen=True, slots=True)
+class SqsTarget:
+    """Where and how to send: the queue, its URL, the endpoint (``None`` = AWS), credentials
+    (``None`` = boto3's default chain) and the bound on one send in seconds."""
+
+    queue_name: str
+    queue_url: str
+    region: str
+    endpoint_url: str | None
+    access_key_id: str | None
+    secret_access_key: str | None
+    send_timeout_s: float
+
+
+class SqsEventPublisher(EventPublisher):
+    """Publishes events with Celery's ``send_task``; see the module docstring for the bounds.
+
+    Nothing connects at construction. The Celery app, its connections, the boto3 client of the
+    readiness check and the send threads are made per process on first use, so the object
+    survives gunicorn's fork.
+    """
+
+    def __init__(self, target: SqsTarget) -> None:
+        self._target = target
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._celery: Celery | None = None
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._sqs_client: Any = None
+
+    def publish(self, event: ContactEvent) -> None:
+        """Send ``event``; return once SQS accepted it.
+
+        Raises ``EventTooLarge`` (nothing sent) when the message would exceed 256 KiB, and
+        ``PublishFailed`` when SQS refused it or did not answer within ``send_timeout_s``.
+        """
+        envelope = event.to_cloudevent()
+        size = message_size(envelope)
+        if size > SQS_MESSAGE_MAX_BYTES:
+            raise EventTooLarge(size, SQS_MESSAGE_MAX_BYTES)
+        celery, executor = self._per_process()
+        future = executor.submit(self._send, celery, event, envelope)
+        try:
+            future.result(timeout=self._target.send_timeout_s)
+        except concurrent.futures.TimeoutError:
+            raise PublishFailed(
+                f"SQS did not answer within {self._target.send_timeout_s} s."
+            ) from None
+        except Exception as exc:
+            raise PublishFailed(f"SQS refused the message: {type(exc).__name__}.") from exc
+
+    def check_ready(self) -> None:
+        """Ask SQS for the queue's attributes (GetQueueAttributes); raises when it cannot."""
+        self._per_process()
+        self._sqs_client.get_queue_attributes(
+            QueueUrl=self._target.queue_url, AttributeNames=["QueueArn"]
+        )
+
+    def _send(self, celery: Celery, event: ContactEvent, envelope: dict[str, Any]) -> None:
+        celery.send_task(
+            APPLY_EVENT_TASK,
+            args=[envelope],
+            queue=self._target.queue_name,
+            MessageGroupId=event.contact_id,
+            MessageDeduplicationId=event.id,
+            # Celery would put a 1 KiB repr of the contact in the headers: size and PII.
+            argsrepr=f"({event_type_of(envelope)} {event.id})",
+            kwargsrepr="{}",
+            retry=False,
+        )
+
+    def _per_process(self) -> tuple[Celery, concurrent.futures.ThreadPoolExecutor]:
+        with self._lock:
+            if self._pid != os.getpid() or self._celery is None or self._executor is None:
+                self._celery = self._make_celery()
+                self._executor = concurrent.futures.ThreadPoolExecutor(
+                    _SEND_THREADS, thread_name_prefix="sqs-send"
+                )
+                self._sqs_client = self._make_sqs_client()
+                self._pid = os.getpid()
+            return self._celery, self._executor
+
+    def _client_config(self) -> dict[str, Any]:
+        half = self._target.send_timeout_s / 2
+        return {
+            "connect_timeout": half,
+            "read_timeout": half,
+            "retries": {"total_max_attempts": 1},
+        }
+
+    def _make_celery(self) -> Celery:
+        target = self._target
+        queue: dict[str, Any] = {"url": target.queue_url}
+        if target.access_key_id and target.secret_access_key:
+            queue |= {
+                "access_key_id": target.access_key_id,
+                "secret_access_key": target.secret_access_key,
+            }
+        options: dict[str, Any] = {
+            "region": target.region,
+            "predefined_queues": {target.queue_name: queue},
+            "client-config": self._client_config(),
+        }
+        broker = "sqs://"
+        if target.endpoint_url:
+            # kombu takes the endpoint from the broker URL's host (and is_secure for https).
+            scheme, _, netloc = target.endpoint_url.partition("://")
+            broker = f"sqs://{netloc.rstrip('/')}"
+            options["is_secure"] = scheme == "https"
+        celery = Celery("command-api", set_as_current=False)
+        celery.conf.update(
+            broker_url=broker,
+            broker_transport_options=options,
+            task_publish_retry=False,
+            broker_connection_retry=False,
+            broker_connection_max_retries=0,
+            task_serializer="json",
+            accept_content=["json"],
+        )
+        return celery
+
+    def _make_sqs_client(self) -> Any:
+        target = self._target
+        session = boto3.session.Session(
+            region_name=target.region,
+            aws_access_key_id=target.access_key_id,
+            aws_secret_access_key=target.secret_access_key,
+        )
+        return session.client(
+            "sqs", endpoint_url=target.endpoint_url, config=Config(**self._client_config())
+        )
+
+
+def event_type_of(envelope: Mapping[str, Any]) -> str:
+    """The CloudEvents ``type`` of ``envelope`` (for log-friendly task reprs)."""
+    return str(envelope.get("type", "?"))

@@ -1,0 +1,1 @@
+"""Entrypoints: the Flask app (composition root), its blueprints, schemas and headers."""

@@ -1,0 +1,127 @@
+"""The app factory: the command API's one composition root.
+
+gunicorn runs ``'command_api.entrypoints.app:create_app()'``: settings are read from the
+environment, real adapters are built from them, and nothing connects to a server until the
+first request needs it (each gunicorn worker then opens its own connections).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from typing import Any, Final
+
+from flask import Flask
+
+from command_api.adapters.process_clock import ProcessClock
+from command_api.adapters.redis_stores import (
+    RedisIdempotencyStore,
+    RedisOperationStore,
+    make_redis_client,
+)
+from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
+from command_api.entrypoints.contacts import EXTENSION, WriteApi, contacts_blueprint
+from command_api.entrypoints.errors import register_error_handlers
+from command_api.service_layer.handlers import Context
+from command_api.service_layer.ports import IdempotencyStore
+from command_api.settings import Settings
+from contacts_domain.ports import EventPublisher, OperationStore
+from contacts_http import ProblemApi, RequestIdLogFilter, health_blueprint, init_request_id
+
+#: Bound, in seconds, on the whole ``/readyz`` probe (checks run concurrently).
+READINESS_TIMEOUT_S: Final = 1.0
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    publisher: EventPublisher | None = None,
+    operations: OperationStore | None = None,
+    idempotency: IdempotencyStore | None = None,
+    next_sequence: Any = None,
+    readiness_checks: dict[str, Any] | None = None,
+) -> Flask:
+    """Build the app from ``settings`` (default: ``Settings.from_env(os.environ)``).
+
+    Every port may be injected (tests use fakes); the ones not given are the real adapters:
+    the SQS publisher, Redis stores and a per-process hybrid logical clock. ``readiness_checks``
+    replaces the ``/readyz`` checks (default: SQS GetQueueAttributes and Redis PING, when the
+    real adapters are used).
+    """
+    settings = settings or Settings.from_env(os.environ)
+    checks: dict[str, Any] = {}
+    if publisher is None:
+        sqs = SqsEventPublisher(
+            SqsTarget(
+                queue_name=settings.sqs_queue_name,
+                queue_url=settings.sqs_queue_url,
+                region=settings.aws_region,
+                endpoint_url=settings.sqs_endpoint_url,
+                access_key_id=settings.aws_access_key_id,
+                secret_access_key=settings.aws_secret_access_key,
+                send_timeout_s=settings.sqs_send_timeout_s,
+            )
+        )
+        publisher = sqs
+        checks["sqs"] = sqs.check_ready
+    if operations is None or idempotency is None:
+        redis_client = make_redis_client(
+            settings.redis_url,
+            socket_timeout_s=settings.redis_socket_timeout_s,
+            connect_timeout_s=settings.redis_connect_timeout_s,
+        )
+        checks["redis"] = redis_client.ping
+        operations = operations or RedisOperationStore(
+            redis_client, prefix=settings.redis_prefix, ttl_s=settings.operation_ttl_s
+        )
+        idempotency = idempotency or RedisIdempotencyStore(
+            redis_client, prefix=settings.redis_prefix, ttl_s=settings.idempotency_ttl_s
+        )
+
+    app = Flask("command_api")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,
+        API_TITLE="Contacts command API",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="/docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    )
+    _configure_logging(app)
+    api = ProblemApi(app)
+    init_request_id(app)
+    register_error_handlers(app)
+    app.extensions[EXTENSION] = WriteApi(
+        context=Context(
+            publisher=publisher,
+            operations=operations,
+            idempotency=idempotency,
+            next_sequence=next_sequence or ProcessClock(),
+            now=lambda: dt.datetime.now(dt.UTC),
+        ),
+        query_api_base_url=settings.query_api_base_url,
+        default_phone_region=settings.default_phone_region,
+    )
+    api.register_blueprint(contacts_blueprint())
+    app.register_blueprint(
+        health_blueprint(
+            checks if readiness_checks is None else readiness_checks,
+            timeout_s=READINESS_TIMEOUT_S,
+        )
+    )
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    handler = logging.StreamHandler()
+    handler.addFilter(RequestIdLogFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+    )
+    for logger in (app.logger, logging.getLogger("command_api")):
+        logger.handlers[:] = [handler]
+        logger.setLevel(logging.INFO)
+        logger.propagate = False

@@ -1,0 +1,206 @@
+"""``/v1/contacts`` write endpoints: every accepted command answers ``202 Accepted``.
+
+Each request goes: media type (415) → size (413, werkzeug's ``MAX_CONTENT_LENGTH`` while the
+body streams in) → JSON and schema (400) → ``normalize_contact`` (400) → headers (400/412) →
+use case → 202, or 413/422/503 from the use case. Nothing is enqueued unless the answer is 202.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Final
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from webargs.flaskparser import FlaskParser
+
+from command_api.entrypoints import headers
+from command_api.entrypoints.schemas import (
+    AcceptedSchema,
+    ContactPatchSchema,
+    ContactWriteSchema,
+)
+from command_api.service_layer import handlers
+from command_api.service_layer.handlers import Accepted, Context
+from contacts_domain import DeleteContact, PatchContact, ReplaceContact, normalize_contact
+from contacts_http import current_request_id
+
+EXTENSION: Final = "command_api"
+JSON: Final = "application/json"
+MERGE_PATCH: Final = "application/merge-patch+json"
+
+_ACCEPTED_HEADERS: Final = {
+    "Location": {
+        "description": "The contact on the query API (`GET` it once the operation is applied).",
+        "schema": {"type": "string", "format": "uri"},
+    },
+    "Operation-Location": {
+        "description": "The operation on the query API: `pending`, `applied` or `rejected`.",
+        "schema": {"type": "string", "format": "uri"},
+    },
+}
+_IF_MATCH: Final = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "description": 'One strong ETag `"<version>"` from the query API. A weak ETag or `"0"` '
+    "answers 412 at once; `*` or a list answers 400. A mismatch found by the worker ends the "
+    "operation `rejected` with reason `version_mismatch`.",
+    "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
+}
+_IDEMPOTENCY_KEY: Final = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "1-255 visible ASCII characters, unique per create (a UUID is best). Retries "
+    "with the same key and body answer the same ids and create one contact; the same key "
+    "with another body answers 422. Remembered 24 h.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+
+
+class _Parser(FlaskParser):
+    # One status for every validation failure, whether the schema or the domain finds it.
+    DEFAULT_VALIDATION_STATUS = 400
+
+
+@dataclass(frozen=True, slots=True)
+class WriteApi:
+    """What the views need, stored in ``app.extensions["command_api"]`` by the app factory.
+
+    ``query_api_base_url`` has no trailing slash; ``default_phone_region`` is ISO 3166-1.
+    """
+
+    context: Context
+    query_api_base_url: str
+    default_phone_region: str
+
+
+def _write_api() -> WriteApi:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def _normalized(*, partial: bool) -> dict[str, Any]:
+    # The schema has checked the shape; the domain's rules run on the body as sent.
+    return normalize_contact(
+        request.get_json(), partial=partial, default_region=_write_api().default_phone_region
+    )
+
+
+def _accepted(accepted: Accepted) -> tuple[dict[str, str], int, dict[str, str]]:
+    base = _write_api().query_api_base_url
+    body = {"id": accepted.contact_id, "operation_id": accepted.operation_id, "status": "pending"}
+    return (
+        body,
+        202,
+        {
+            "Location": f"{base}/v1/contacts/{accepted.contact_id}",
+            "Operation-Location": f"{base}/v1/operations/{accepted.operation_id}",
+        },
+    )
+
+
+def contacts_blueprint() -> Blueprint:
+    """Return the blueprint of ``POST /v1/contacts`` and ``PUT|PATCH|DELETE /v1/contacts/{id}``.
+
+    Malformed ids answer 404 (the route only matches a UUID).
+    """
+    blp = Blueprint(
+        "contacts",
+        __name__,
+        url_prefix="/v1/contacts",
+        description="Write contacts. Every write is queued and answers 202 with the operation "
+        "to poll on the query API. Validation failures answer 400 with `errors` by field path.",
+    )
+    blp.ARGUMENTS_PARSER = _Parser()  # type: ignore[misc]
+
+    @blp.before_request
+    def check_media_type() -> None:
+        if request.method in ("POST", "PUT"):
+            headers.require_media_type(request, (JSON,))
+        elif request.method == "PATCH":
+            headers.require_media_type(request, (JSON, MERGE_PATCH))
+
+    common_errors = (400, 413, 415, 503)
+
+    def document(*statuses: int) -> Any:
+        def decorate(view: Any) -> Any:
+            for status in statuses:
+                view = blp.alt_response(status, response=_response_name(status))(view)
+            return view
+
+        return decorate
+
+    @blp.route("")
+    class Contacts(MethodView):
+        @blp.arguments(ContactWriteSchema, description="The new contact.")
+        @blp.response(202, AcceptedSchema, headers=_ACCEPTED_HEADERS)
+        @blp.doc(parameters=[_IDEMPOTENCY_KEY])
+        @document(*common_errors, 422)
+        def post(self, _shape: dict[str, Any]) -> Any:
+            """Create a contact under a server-assigned id."""
+            fields = _normalized(partial=False)
+            key = headers.idempotency_key(request)
+            accepted = handlers.create_contact(
+                fields,
+                _write_api().context,
+                correlation_id=current_request_id(),
+                idempotency_key=key,
+            )
+            return _accepted(accepted)
+
+    @blp.route("/<uuid:contact_id>")
+    class Contact(MethodView):
+        @blp.arguments(ContactWriteSchema, description="Every field of the contact.")
+        @blp.response(202, AcceptedSchema, headers=_ACCEPTED_HEADERS)
+        @blp.doc(parameters=[_IF_MATCH])
+        @document(*common_errors, 412)
+        def put(self, _shape: dict[str, Any], contact_id: Any) -> Any:
+            """Replace every field of a contact, creating it when absent."""
+            fields = _normalized(partial=False)
+            command = ReplaceContact(
+                str(contact_id), fields, expected_version=headers.expected_version(request)
+            )
+            return _accept(command)
+
+        @blp.arguments(
+            ContactPatchSchema,
+            content_type=MERGE_PATCH,
+            description="An RFC 7396 merge patch (also accepted as application/json).",
+        )
+        @blp.response(202, AcceptedSchema, headers=_ACCEPTED_HEADERS)
+        @blp.doc(
+            parameters=[_IF_MATCH],
+            requestBody={"content": {JSON: {"schema": ContactPatchSchema}}},
+        )
+        @document(*common_errors, 412)
+        def patch(self, _shape: dict[str, Any], contact_id: Any) -> Any:
+            """Change some fields of a contact (RFC 7396 merge patch; `null` clears)."""
+            changes = _normalized(partial=True)
+            command = PatchContact(
+                str(contact_id), changes, expected_version=headers.expected_version(request)
+            )
+            return _accept(command)
+
+        @blp.response(202, AcceptedSchema, headers=_ACCEPTED_HEADERS)
+        @blp.doc(parameters=[_IF_MATCH])
+        @document(400, 412, 503)
+        def delete(self, contact_id: Any) -> Any:
+            """Erase a contact (a tombstone with only its id remains)."""
+            command = DeleteContact(
+                str(contact_id), expected_version=headers.expected_version(request)
+            )
+            return _accept(command)
+
+    return blp
+
+
+def _accept(command: Any) -> Any:
+    accepted = handlers.accept(command, _write_api().context, correlation_id=current_request_id())
+    return _accepted(accepted)
+
+
+def _response_name(status: int) -> str:
+    return HTTPStatus(status).name

@@ -1,0 +1,92 @@
+"""Request headers of the write API: ``If-Match``, ``Idempotency-Key``, ``Content-Type``.
+
+``If-Match`` (RFC 9110 §13.1.1) takes exactly one strong ETag ``"<version>"``, the ETag the query
+API serves. It becomes the command's ``expected_version``; the worker compares it in the
+transaction that writes (DESIGN.md §5.4). Decisions, documented in the OpenAPI document:
+
+- a weak ETag (``W/"3"``) can never match under the strong comparison If-Match uses, and
+  ``"0"`` is no version a contact ever has: both answer 412 at once, nothing enqueued;
+- ``*``, a list of ETags, or anything that is not one quoted integer: 400.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Final
+
+from flask import Request
+
+from command_api.service_layer.idempotency import KEY_PATTERN
+from contacts_http import ProblemError
+
+_STRONG_ETAG: Final = re.compile(r'^"(0|[1-9][0-9]{0,17})"$')
+_WEAK_ETAG: Final = re.compile(r'^W/"(0|[1-9][0-9]{0,17})"$')
+PRECONDITION_PROBLEM: Final = "urn:contacts:problem:precondition-failed"
+BAD_HEADER_PROBLEM: Final = "urn:contacts:problem:bad-header"
+MEDIA_TYPE_PROBLEM: Final = "urn:contacts:problem:unsupported-media-type"
+
+
+def expected_version(request: Request) -> int | None:
+    """Return the version ``If-Match`` names, or ``None`` without the header.
+
+    Raises ``ProblemError`` 400 for a malformed value, ``*`` or a list, and 412 for a weak
+    ETag or ``"0"`` (neither can match).
+    """
+    raw = request.headers.get("If-Match")
+    if raw is None:
+        return None
+    value = raw.strip()
+    if _WEAK_ETAG.match(value):
+        raise ProblemError(
+            412,
+            "A weak ETag never matches: If-Match uses the strong comparison (RFC 9110 §8.8.3.2).",
+            type_uri=PRECONDITION_PROBLEM,
+        )
+    match = _STRONG_ETAG.match(value)
+    if not match:
+        raise ProblemError(
+            400,
+            'If-Match must be one strong ETag as served by the query API, e.g. "3".',
+            type_uri=BAD_HEADER_PROBLEM,
+            errors={"If-Match": ["Not a single strong ETag."]},
+        )
+    version = int(match.group(1))
+    if version == 0:
+        raise ProblemError(412, "No contact is ever at version 0.", type_uri=PRECONDITION_PROBLEM)
+    return version
+
+
+def idempotency_key(request: Request) -> str | None:
+    """Return the ``Idempotency-Key`` header, or ``None`` without it.
+
+    Raises ``ProblemError`` 400 unless it is 1–255 visible ASCII characters.
+    """
+    raw = request.headers.get("Idempotency-Key")
+    if raw is None:
+        return None
+    if not KEY_PATTERN.match(raw):
+        raise ProblemError(
+            400,
+            "Idempotency-Key must be 1-255 visible ASCII characters (a UUID is best).",
+            type_uri=BAD_HEADER_PROBLEM,
+            errors={"Idempotency-Key": ["Not a valid key."]},
+        )
+    return raw
+
+
+def require_media_type(request: Request, accepted: Iterable[str]) -> None:
+    """Raise ``ProblemError`` 415 unless the body's media type is one of ``accepted``.
+
+    The ``Accept-Patch`` (PATCH) or ``Accept-Post`` header of the problem lists them.
+    """
+    allowed = tuple(accepted)
+    if request.mimetype in allowed:
+        return
+    header = "Accept-Patch" if request.method == "PATCH" else "Accept-Post"
+    raise ProblemError(
+        415,
+        f"Send the body as {' or '.join(allowed)}.",
+        type_uri=MEDIA_TYPE_PROBLEM,
+        headers={header: ", ".join(allowed)},
+    )

@@ -1,0 +1,123 @@
+"""Marshmallow schemas of the write API: the shape of a body, documented in /openapi.json.
+
+They check types, unknown fields and the size limits of ``contacts_domain.limits`` (counted on
+the raw input; the domain counts them again after trimming and NFC). The canonical rules
+(normalization, names, emails, phones, dates, countries) are ``contacts_domain.normalize_contact``
+and run on the raw body after these schemas pass. ``null`` and ``""`` clear a field alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow as ma
+from marshmallow import fields, validate
+
+from contacts_domain import limits
+from contacts_domain.contact import ADDRESS_TYPES, EMAIL_TYPES, PHONE_TYPES
+
+
+def _text(max_length: int, description: str, **metadata: Any) -> fields.String:
+    return fields.String(
+        allow_none=True,
+        validate=validate.Length(max=max_length),
+        metadata={"description": description, **metadata},
+    )
+
+
+def _entries(schema: type[ma.Schema], max_items: int, description: str) -> fields.List:
+    return fields.List(
+        fields.Nested(schema),
+        allow_none=True,
+        validate=validate.Length(max=max_items),
+        metadata={"description": description},
+    )
+
+
+class EmailEntrySchema(ma.Schema):
+    """One email address of a contact."""
+
+    value = fields.String(
+        required=True,
+        validate=validate.Length(max=limits.EMAIL_MAX),
+        metadata={"format": "email", "description": "An email address (no DNS check)."},
+    )
+    type = fields.String(validate=validate.OneOf(EMAIL_TYPES), metadata={"default": "other"})
+    primary = fields.Boolean(
+        metadata={"description": "At most one per list; the first entry when none is."}
+    )
+
+
+class PhoneEntrySchema(ma.Schema):
+    """One phone number of a contact; stored in E.164 form."""
+
+    value = fields.String(
+        required=True,
+        validate=validate.Length(max=limits.PHONE_INPUT_MAX),
+        metadata={
+            "description": "E.164 (`+12025550100`) or a national number of DEFAULT_PHONE_REGION.",
+        },
+    )
+    type = fields.String(validate=validate.OneOf(PHONE_TYPES), metadata={"default": "other"})
+    primary = fields.Boolean(
+        metadata={"description": "At most one per list; the first entry when none is."}
+    )
+
+
+class AddressSchema(ma.Schema):
+    """A postal address; at least one part is required."""
+
+    type = fields.String(validate=validate.OneOf(ADDRESS_TYPES), metadata={"default": "home"})
+    street = _text(limits.STREET_MAX, "Street and number.")
+    city = _text(limits.CITY_MAX, "City.")
+    region = _text(limits.REGION_MAX, "State, province or region.")
+    postal_code = _text(limits.POSTAL_CODE_MAX, "Postal code.")
+    country = _text(2, "ISO 3166-1 alpha-2 code.")
+
+
+class ContactWriteSchema(ma.Schema):
+    """A whole contact (POST, PUT). Needs `first_name` or `last_name`; absent fields are empty.
+
+    `email` and `phone` are shorthands for a one-entry `emails`/`phones` list; send either
+    form, not both. Text is trimmed and NFC-normalized; `""` means no value.
+    """
+
+    class Meta:
+        unknown = ma.RAISE
+
+    first_name = _text(limits.NAME_MAX, "Given name.")
+    last_name = _text(limits.NAME_MAX, "Family name.")
+    email = _text(limits.EMAIL_MAX, "Shorthand for one primary email.", format="email")
+    emails = _entries(EmailEntrySchema, limits.EMAILS_MAX_ITEMS, "Email addresses.")
+    phone = _text(limits.PHONE_INPUT_MAX, "Shorthand for one primary phone number.")
+    phones = _entries(PhoneEntrySchema, limits.PHONES_MAX_ITEMS, "Phone numbers.")
+    company = _text(limits.COMPANY_MAX, "Company.")
+    job_title = _text(limits.JOB_TITLE_MAX, "Job title.")
+    addresses = _entries(AddressSchema, limits.ADDRESSES_MAX_ITEMS, "Postal addresses.")
+    birthday = _text(10, "Calendar date `YYYY-MM-DD`, not in the future.", format="date")
+    notes = _text(limits.NOTES_MAX, "Free text; LF and TAB allowed.")
+    tags = fields.List(
+        fields.String(validate=validate.Length(max=limits.TAG_MAX)),
+        allow_none=True,
+        validate=validate.Length(max=limits.TAGS_MAX_ITEMS),
+        metadata={"description": "Labels; duplicates are dropped."},
+    )
+
+
+class ContactPatchSchema(ContactWriteSchema):
+    """An RFC 7396 merge patch of a contact (PATCH).
+
+    Only the fields present change; `null` (or `""`) clears one. An empty patch, or one that
+    clears both names, is refused (400).
+    """
+
+
+class AcceptedSchema(ma.Schema):
+    """The body of `202 Accepted`: the command is durably queued, not yet applied."""
+
+    id = fields.UUID(required=True, metadata={"description": "The contact id."})
+    operation_id = fields.UUID(
+        required=True,
+        metadata={"description": "Poll `GET /v1/operations/{operation_id}` on the query API."},
+    )
+    status = fields.String(required=True, metadata={"enum": ["pending"]})

@@ -1,0 +1,120 @@
+"""Accepting commands: turn a validated command into an event, enqueue it, record it pending.
+
+A command is accepted only once its event is durably in the queue (DESIGN.md §5.1): the
+publisher returns, or it raises and nothing is accepted. Recording the operation as pending
+afterwards is best effort, since the event is already durable and the worker records the
+outcome anyway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from command_api.service_layer.errors import IdempotencyKeyReused, StoreUnavailable
+from command_api.service_layer.idempotency import derive_ids, fingerprint
+from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
+from contacts_domain import Command, CreateContact, OperationStatus, to_event
+from contacts_domain.ports import EventPublisher, OperationStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """What a ``202 Accepted`` reports: the contact id and the operation to poll."""
+
+    contact_id: str
+    operation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The ports and per-process services a use case needs.
+
+    ``next_sequence`` returns a per-contact ordering key (an HLC reading of this process,
+    ``contacts_domain.sequence``); ``now`` returns the current time in UTC.
+    """
+
+    publisher: EventPublisher
+    operations: OperationStore
+    idempotency: IdempotencyStore
+    next_sequence: Callable[[], str]
+    now: Callable[[], dt.datetime]
+
+
+def accept(
+    command: Command,
+    context: Context,
+    *,
+    correlation_id: str | None,
+    event_id: str | None = None,
+    operation_id: str | None = None,
+) -> Accepted:
+    """Publish the event of ``command`` and mark its operation pending.
+
+    ``event_id`` and ``operation_id`` default to new uuid4s. Raises ``PublishFailed`` when the
+    queue did not take the event in time and ``EventTooLarge`` when it cannot fit a message;
+    nothing is accepted then.
+    """
+    event = to_event(
+        command,
+        event_id=event_id or str(uuid.uuid4()),
+        operation_id=operation_id or str(uuid.uuid4()),
+        sequence=context.next_sequence(),
+        time=context.now(),
+        correlation_id=correlation_id,
+    )
+    context.publisher.publish(event)
+    pending = OperationStatus(event.operation_id, command.contact_id, "pending")
+    try:
+        context.operations.mark_pending(pending)
+    except Exception:
+        # The event is durable; a missing "pending" only means a poll answers 404 until the
+        # worker records the outcome. Failing the request now would invite a duplicate retry.
+        logger.warning("Could not mark operation %s pending", event.operation_id, exc_info=True)
+    return Accepted(command.contact_id, event.operation_id)
+
+
+def create_contact(
+    fields: Mapping[str, Any],
+    context: Context,
+    *,
+    correlation_id: str | None,
+    idempotency_key: str | None = None,
+) -> Accepted:
+    """Accept the creation of a contact with normalized ``fields`` under a new id.
+
+    Without ``idempotency_key`` the id is a uuid4. With one, the ids are derived from the key
+    (``idempotency.derive_ids``) and the first body sent with it is remembered: the same key
+    with another body raises ``IdempotencyKeyReused`` before anything is sent. When the store
+    is down the request goes on (fail open): the derived ids still make a retry a duplicate
+    that SQS and the worker drop. Raises what ``accept`` raises.
+    """
+    if idempotency_key is None:
+        command = CreateContact(str(uuid.uuid4()), dict(fields))
+        return accept(command, context, correlation_id=correlation_id)
+
+    ids = derive_ids(idempotency_key)
+    record = IdempotencyRecord(fingerprint(fields), ids.contact_id, ids.operation_id)
+    try:
+        first = context.idempotency.reserve(ids.key_digest, record)
+    except StoreUnavailable:
+        logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
+        first = None
+    if first is not None and first.fingerprint != record.fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")
+    # A replay publishes again: the event id is the same, so SQS (within 5 minutes) or the
+    # worker's inbox (after) drops it, and the original send may have failed.
+    command = CreateContact(ids.contact_id, dict(fields))
+    return accept(
+        command,
+        context,
+        correlation_id=correlation_id,
+        event_id=ids.event_id,
+        operation_id=ids.operation_id,
+    )

@@ -1,0 +1,54 @@
+"""Deterministic ids for ``POST /v1/contacts`` with an ``Idempotency-Key``.
+
+The contact id, event id and operation id are UUIDv5s of the SHA-256 digest of the key, so
+every retry of one request carries the same ids before any store has recorded anything: SQS
+drops the duplicate sends (``MessageDeduplicationId`` = event id, 5-minute window) and the
+worker's inbox makes a later one a no-op. Keys are global (there is no authentication yet):
+clients must use unique keys, e.g. UUIDs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+#: Namespace of the UUIDv5s derived from idempotency keys (fixed forever: changing it would
+#: give a retried request new ids).
+ID_NAMESPACE: Final = uuid.UUID("8f0b6f8e-3c1a-5d3e-9a52-7c1f0e6a4b21")
+#: What an ``Idempotency-Key`` may be: 1–255 visible ASCII characters.
+KEY_PATTERN: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedIds:
+    """The ids of the create request identified by one idempotency key (all lowercase UUIDs).
+
+    ``key_digest`` is the SHA-256 hex digest of the key: the Redis key holds it, never the key.
+    """
+
+    key_digest: str
+    contact_id: str
+    event_id: str
+    operation_id: str
+
+
+def derive_ids(idempotency_key: str) -> DerivedIds:
+    """Return the ids a create with ``idempotency_key`` gets, the same on every call."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+    return DerivedIds(
+        key_digest=digest,
+        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}")),
+        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}")),
+        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}")),
+    )
+
+
+def fingerprint(fields: Mapping[str, Any]) -> str:
+    """SHA-256 hex digest of the normalized fields as canonical JSON (sorted keys)."""
+    canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

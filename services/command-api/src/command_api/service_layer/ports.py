@@ -1,0 +1,48 @@
+"""Ports of the command API that the domain library does not define.
+
+``EventPublisher`` and ``OperationStore`` come from ``contacts_domain.ports``.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    """What a first ``POST`` with an ``Idempotency-Key`` answered.
+
+    ``fingerprint`` is the SHA-256 hex digest of the normalized body (see
+    ``idempotency.fingerprint``); ``contact_id`` and ``operation_id`` are the ids it returned.
+    """
+
+    fingerprint: str
+    contact_id: str
+    operation_id: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fingerprint": self.fingerprint,
+            "id": self.contact_id,
+            "operation_id": self.operation_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IdempotencyRecord:
+        """Raises ``KeyError`` for a dict ``to_dict`` did not produce."""
+        return cls(str(data["fingerprint"]), str(data["id"]), str(data["operation_id"]))
+
+
+class IdempotencyStore(abc.ABC):
+    """Idempotency records, kept ``IDEMPOTENCY_TTL_S`` seconds (24 h by contract)."""
+
+    @abc.abstractmethod
+    def reserve(self, key_digest: str, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        """Store ``record`` under ``key_digest`` unless a record is already there.
+
+        Returns ``None`` when this call stored it, else the record stored first (atomic: of two
+        concurrent calls exactly one gets ``None``). Raises ``StoreUnavailable`` when the store
+        does not answer in time.
+        """

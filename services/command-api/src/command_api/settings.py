@@ -1,0 +1,112 @@
+"""The command API's settings: one typed object read from the environment once, at start-up.
+
+Names and local defaults are those of docs/contracts.md (12-factor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeVar
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the command API cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the composition root needs to build the adapters.
+
+    Times are in seconds, sizes in bytes. ``sqs_endpoint_url`` is ``None`` for AWS itself;
+    ``aws_access_key_id``/``aws_secret_access_key`` are ``None`` to use boto3's default
+    credential chain (e.g. IRSA on EKS).
+    """
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "contacts:"
+    redis_socket_timeout_s: float = 0.25
+    redis_connect_timeout_s: float = 0.25
+    sqs_endpoint_url: str | None = "http://127.0.0.1:4566"
+    aws_region: str = "us-east-1"
+    aws_access_key_id: str | None = "test"
+    aws_secret_access_key: str | None = "test"
+    sqs_queue_name: str = "contacts-events.fifo"
+    sqs_queue_url: str = "http://127.0.0.1:4566/000000000000/contacts-events.fifo"
+    sqs_send_timeout_s: float = 2.0
+    query_api_base_url: str = "http://127.0.0.1:8002"
+    default_phone_region: str = "US"
+    max_request_bytes: int = 1_048_576
+    idempotency_ttl_s: int = 86_400
+    operation_ttl_s: int = 86_400
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> Settings:
+        """Read the settings from ``environ`` (usually ``os.environ``); absent names take the
+        local defaults. ``SQS_QUEUE_URL`` defaults to
+        ``{SQS_ENDPOINT_URL}/000000000000/{SQS_QUEUE_NAME}``; with an empty ``SQS_ENDPOINT_URL``
+        (AWS) it must be given.
+
+        Raises ``SettingsError`` naming the variable when a number is malformed or not positive,
+        or when the queue URL cannot be derived.
+        """
+        defaults = cls()
+
+        def text(name: str, default: str) -> str:
+            return environ.get(name, default).strip()
+
+        def optional(name: str, default: str | None) -> str | None:
+            value = environ.get(name, default or "").strip()
+            return value or None
+
+        endpoint = optional("SQS_ENDPOINT_URL", defaults.sqs_endpoint_url)
+        queue_name = text("SQS_QUEUE_NAME", defaults.sqs_queue_name)
+        queue_url = environ.get("SQS_QUEUE_URL", "").strip()
+        if not queue_url:
+            if endpoint is None:
+                raise SettingsError("SQS_QUEUE_URL is required when SQS_ENDPOINT_URL is empty.")
+            queue_url = f"{endpoint.rstrip('/')}/000000000000/{queue_name}"
+        return cls(
+            redis_url=text("REDIS_URL", defaults.redis_url),
+            redis_prefix=environ.get("REDIS_PREFIX", defaults.redis_prefix),
+            redis_socket_timeout_s=_positive(
+                environ, "REDIS_SOCKET_TIMEOUT_S", defaults.redis_socket_timeout_s, float
+            ),
+            redis_connect_timeout_s=_positive(
+                environ, "REDIS_CONNECT_TIMEOUT_S", defaults.redis_connect_timeout_s, float
+            ),
+            sqs_endpoint_url=endpoint,
+            aws_region=text("AWS_REGION", defaults.aws_region),
+            aws_access_key_id=optional("AWS_ACCESS_KEY_ID", defaults.aws_access_key_id),
+            aws_secret_access_key=optional("AWS_SECRET_ACCESS_KEY", defaults.aws_secret_access_key),
+            sqs_queue_name=queue_name,
+            sqs_queue_url=queue_url,
+            sqs_send_timeout_s=_positive(
+                environ, "SQS_SEND_TIMEOUT_S", defaults.sqs_send_timeout_s, float
+            ),
+            query_api_base_url=text("QUERY_API_BASE_URL", defaults.query_api_base_url).rstrip("/"),
+            default_phone_region=text("DEFAULT_PHONE_REGION", defaults.default_phone_region),
+            max_request_bytes=_positive(
+                environ, "MAX_REQUEST_BYTES", defaults.max_request_bytes, int
+            ),
+            idempotency_ttl_s=_positive(
+                environ, "IDEMPOTENCY_TTL_S", defaults.idempotency_ttl_s, int
+            ),
+            operation_ttl_s=_positive(environ, "OPERATION_TTL_S", defaults.operation_ttl_s, int),
+        )
+
+
+N = TypeVar("N", int, float)
+
+
+def _positive(environ: Mapping[str, str], name: str, default: N, kind: type[N]) -> N:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}.") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be positive, got {raw!r}.")
+    return value
