@@ -5,16 +5,19 @@ Usage in an app factory::
     app = Flask(__name__)
     api = ProblemApi(app)                   # flask-smorest Api; every error → problem+json
     init_request_id(app)                    # X-Request-ID in, out, and current_request_id()
+    init_body_limit(app)                    # MAX_CONTENT_LENGTH holds for chunked bodies
     app.register_blueprint(health_blueprint({"redis": redis_client.ping}, timeout_s=1.0))
 
 - ``problems``: ``ProblemApi``, ``init_problem_handlers``, ``ProblemError``, ``abort_problem``,
   ``problem_response``, ``flatten_errors`` and the problem type constants.
 - ``request_id``: ``init_request_id``, ``current_request_id``, ``RequestIdLogFilter``.
 - ``health``: ``health_blueprint``, ``run_checks``.
+- ``bodies``: ``init_body_limit`` (``MAX_CONTENT_LENGTH`` → 413 for chunked bodies too).
 
 Flask only: no Redis, SQS or database imports.
 """
 
+from contacts_http.bodies import init_body_limit
 from contacts_http.health import Check, health_blueprint, run_checks
 from contacts_http.problems import (
     ABOUT_BLANK,
@@ -50,6 +53,7 @@ __all__ = [
     "current_request_id",
     "flatten_errors",
     "health_blueprint",
+    "init_body_limit",
     "init_problem_handlers",
     "init_request_id",
     "problem_from_http_exception",

@@ -1,0 +1,70 @@
+"""MAX_CONTENT_LENGTH holds for chunked bodies (no Content-Length) too."""
+
+from __future__ import annotations
+
+import io
+
+from flask import Flask, request
+from werkzeug.test import EnvironBuilder, run_wsgi_app
+from werkzeug.wrappers import Response
+
+from contacts_http import init_body_limit, init_problem_handlers
+
+
+def make_app() -> Flask:
+    app = Flask("bodies")
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    init_problem_handlers(app)
+    init_body_limit(app)
+
+    @app.post("/echo")
+    def echo() -> dict:
+        return {"length": len(request.get_data())}
+
+    return app
+
+
+class EndlessStream(io.RawIOBase):
+    """A client that would send forever; counts what the server read."""
+
+    def __init__(self) -> None:
+        self.served = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        buffer[:] = b"x" * len(buffer)
+        self.served += len(buffer)
+        return len(buffer)
+
+
+def chunked(app: Flask, stream: io.RawIOBase | io.BytesIO):  # type: ignore[no-untyped-def]
+    environ = EnvironBuilder(
+        path="/echo", method="POST", headers={"Transfer-Encoding": "chunked"}
+    ).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input"] = stream
+    environ["wsgi.input_terminated"] = True
+    app_iter, status, headers = run_wsgi_app(app, environ)
+    return Response(b"".join(app_iter), status=status, headers=headers)
+
+
+def test_chunked_body_within_the_limit_is_read_whole() -> None:
+    response = chunked(make_app(), io.BytesIO(b"y" * 1000))
+    assert response.status_code == 200
+    assert response.get_json() == {"length": 1000}
+
+
+def test_chunked_body_past_the_limit_is_413_without_reading_the_rest() -> None:
+    stream = EndlessStream()
+    response = chunked(make_app(), stream)
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"
+    assert stream.served <= 1001 + 64 * 1024
+
+
+def test_bodies_with_content_length_are_left_to_werkzeug() -> None:
+    client = make_app().test_client()
+    assert client.post("/echo", data=b"z" * 10).get_json() == {"length": 10}
+    assert client.post("/echo", data=b"z" * 1001).status_code == 413
