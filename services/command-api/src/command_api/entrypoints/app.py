@@ -27,7 +27,13 @@ from command_api.service_layer.handlers import Context
 from command_api.service_layer.ports import IdempotencyStore
 from command_api.settings import Settings
 from contacts_domain.ports import EventPublisher, OperationStore
-from contacts_http import ProblemApi, RequestIdLogFilter, health_blueprint, init_request_id
+from contacts_http import (
+    ProblemApi,
+    RequestIdLogFilter,
+    health_blueprint,
+    init_body_limit,
+    init_request_id,
+)
 
 #: Bound, in seconds, on the whole ``/readyz`` probe (checks run concurrently).
 READINESS_TIMEOUT_S: Final = 1.0
@@ -93,6 +99,7 @@ def create_app(
     _configure_logging(app)
     api = ProblemApi(app)
     init_request_id(app)
+    init_body_limit(app)
     register_error_handlers(app)
     app.extensions[EXTENSION] = WriteApi(
         context=Context(

@@ -1,0 +1,120 @@
+"""Fakes of our own ports and an app wired with them: unit tests run without servers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from command_api.adapters.sqs_publisher import message_size
+from command_api.entrypoints.app import create_app
+from command_api.service_layer.errors import EventTooLarge, StoreUnavailable
+from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
+from command_api.settings import Settings
+from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus
+from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
+from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
+
+
+class FakePublisher(EventPublisher):
+    """Keeps published events in order; ``down`` makes every publish fail like a dead queue.
+
+    It applies the real adapter's size rule (``message_size``), a pure function.
+    """
+
+    def __init__(self) -> None:
+        self.events: list[ContactEvent] = []
+        self.down = False
+
+    def publish(self, event: ContactEvent) -> None:
+        size = message_size(event.to_cloudevent())
+        if size > SQS_MESSAGE_MAX_BYTES:
+            raise EventTooLarge(size, SQS_MESSAGE_MAX_BYTES)
+        if self.down:
+            raise PublishFailed("queue down")
+        self.events.append(event)
+
+
+class FakeOperationStore(OperationStore):
+    def __init__(self) -> None:
+        self.statuses: dict[str, OperationStatus] = {}
+        self.down = False
+
+    def mark_pending(self, status: OperationStatus) -> None:
+        if self.down:
+            raise StoreUnavailable("down")
+        self.statuses.setdefault(status.operation_id, status)
+
+    def record(self, status: OperationStatus) -> None:
+        self.statuses[status.operation_id] = status
+
+    def get(self, operation_id: str) -> OperationStatus | None:
+        return self.statuses.get(operation_id)
+
+
+class FakeIdempotencyStore(IdempotencyStore):
+    def __init__(self) -> None:
+        self.records: dict[str, IdempotencyRecord] = {}
+        self.down = False
+
+    def reserve(self, key_digest: str, record: IdempotencyRecord) -> IdempotencyRecord | None:
+        if self.down:
+            raise StoreUnavailable("down")
+        first = self.records.setdefault(key_digest, record)
+        return None if first is record else first
+
+
+@pytest.fixture
+def publisher() -> FakePublisher:
+    return FakePublisher()
+
+
+@pytest.fixture
+def operations() -> FakeOperationStore:
+    return FakeOperationStore()
+
+
+@pytest.fixture
+def idempotency() -> FakeIdempotencyStore:
+    return FakeIdempotencyStore()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(query_api_base_url="http://query.test", max_request_bytes=1_048_576)
+
+
+@pytest.fixture
+def app(
+    settings: Settings,
+    publisher: FakePublisher,
+    operations: FakeOperationStore,
+    idempotency: FakeIdempotencyStore,
+) -> Flask:
+    clock = HybridLogicalClock(node="test")
+    return create_app(
+        settings,
+        publisher=publisher,
+        operations=operations,
+        idempotency=idempotency,
+        next_sequence=clock.next,
+        readiness_checks={},
+    )
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def rosa() -> dict[str, Any]:
+    """A contact body: first and last name, one email, one phone."""
+    return {
+        "first_name": "Rosa",
+        "last_name": "Example",
+        "email": "rosa@example.com",
+        "phone": "+1 202 555 0100",
+    }

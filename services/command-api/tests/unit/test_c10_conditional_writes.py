@@ -1,0 +1,91 @@
+"""C10 — lost updates and conditional writes: the API's part (shared/cases/write-api.md).
+
+``If-Match`` travels as the event's ``expectedversion``; the worker compares it in the same
+transaction that writes. The outcome is shown with the domain's ``apply_event``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from functools import reduce
+
+import pytest
+
+from contacts_domain import VERSION_MISMATCH, ContactState, apply_event
+
+
+def state_of(contact_id, events):
+    return reduce(lambda s, e: apply_event(s, e).state, events, ContactState(contact_id))
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_c10_if_match_travels_as_expectedversion(client, publisher, method) -> None:
+    response = getattr(client, method)(
+        f"/v1/contacts/{uuid.uuid4()}", json={"first_name": "A"}, headers={"If-Match": '"12"'}
+    )
+    assert response.status_code == 202
+    assert publisher.events[0].expected_version == 12
+    assert publisher.events[0].to_cloudevent()["expectedversion"] == 12
+
+
+def test_c10_without_if_match_expectedversion_is_null(client, publisher) -> None:
+    client.patch(f"/v1/contacts/{uuid.uuid4()}", json={"company": "A"})
+    assert publisher.events[0].to_cloudevent()["expectedversion"] is None
+
+
+def test_c10_two_concurrent_patches_on_etag_1_only_one_applies(app, publisher, rosa) -> None:
+    contact_id = app.test_client().post("/v1/contacts", json=rosa).get_json()["id"]
+    created = state_of(contact_id, publisher.events)
+    assert created.version == 1
+
+    def send(phone: str) -> int:
+        response = app.test_client().patch(
+            f"/v1/contacts/{contact_id}", json={"phone": phone}, headers={"If-Match": '"1"'}
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        statuses = list(pool.map(send, ["+12025550101", "+12025550102"]))
+    assert statuses == [202, 202]
+    patches = publisher.events[1:]
+    assert [e.expected_version for e in patches] == [1, 1]
+    assert len({e.sequence for e in patches}) == 2
+
+    state, outcomes = created, []
+    for event in sorted(patches, key=lambda e: e.sequence):
+        decision = apply_event(state, event)
+        state = decision.state
+        outcomes.append((decision.status, decision.reason))
+    assert outcomes == [("applied", None), ("rejected", VERSION_MISMATCH)]
+
+
+def test_c10_stale_if_match_is_rejected_by_the_worker_rule(client, publisher, rosa) -> None:
+    contact_id = client.post("/v1/contacts", json=rosa).get_json()["id"]
+    client.patch(f"/v1/contacts/{contact_id}", json={"company": "ACME"})
+    at_version_2 = state_of(contact_id, publisher.events)
+    assert at_version_2.version == 2
+    response = client.patch(
+        f"/v1/contacts/{contact_id}", json={"company": "Other"}, headers={"If-Match": '"7"'}
+    )
+    assert response.status_code == 202
+    decision = apply_event(at_version_2, publisher.events[-1])
+    assert (decision.status, decision.reason) == ("rejected", VERSION_MISMATCH)
+
+
+@pytest.mark.parametrize("value", ["1", '"abc"', '"-1"', "*", '"1", "2"', '"1', '""', '"01"'])
+def test_c10_malformed_if_match_is_400(client, publisher, value) -> None:
+    response = client.patch(
+        f"/v1/contacts/{uuid.uuid4()}", json={"company": "A"}, headers={"If-Match": value}
+    )
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {"If-Match": ["Not a single strong ETag."]}
+    assert publisher.events == []
+
+
+@pytest.mark.parametrize("value", ['W/"1"', '"0"'])
+def test_c10_if_match_that_can_never_match_is_412_at_once(client, publisher, value) -> None:
+    response = client.delete(f"/v1/contacts/{uuid.uuid4()}", headers={"If-Match": value})
+    assert response.status_code == 412
+    assert response.get_json()["type"] == "urn:contacts:problem:precondition-failed"
+    assert publisher.events == []

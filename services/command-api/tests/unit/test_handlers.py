@@ -1,0 +1,100 @@
+"""Use cases on fakes: publish first, then mark pending; idempotent creates."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+
+import pytest
+
+from command_api.service_layer import handlers
+from command_api.service_layer.errors import IdempotencyKeyReused
+from command_api.service_layer.handlers import Context
+from command_api.service_layer.idempotency import derive_ids
+from contacts_domain import DeleteContact, PatchContact, normalize_contact
+from contacts_domain.ports import PublishFailed
+
+NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def context(publisher, operations, idempotency) -> Context:
+    counter = iter(range(1, 10_000))
+    return Context(
+        publisher=publisher,
+        operations=operations,
+        idempotency=idempotency,
+        next_sequence=lambda: f"{next(counter):016x}.test",
+        now=lambda: NOW,
+    )
+
+
+def fields(**raw):
+    return normalize_contact(raw or {"first_name": "Rosa"}, partial=False, default_region="US")
+
+
+def test_accept_publishes_then_marks_pending(context, publisher, operations) -> None:
+    command = PatchContact(str(uuid.uuid4()), {"company": "ACME"}, expected_version=3)
+    accepted = handlers.accept(command, context, correlation_id="req-1")
+    [event] = publisher.events
+    assert event.kind == "patched"
+    assert event.contact_id == command.contact_id == accepted.contact_id
+    assert event.operation_id == accepted.operation_id
+    assert event.expected_version == 3
+    assert event.correlation_id == "req-1"
+    assert event.time == NOW
+    assert event.sequence == "0000000000000001.test"
+    status = operations.get(accepted.operation_id)
+    assert status is not None
+    assert status.status == "pending"
+    assert status.contact_id == command.contact_id
+
+
+def test_publish_failure_accepts_nothing(context, publisher, operations) -> None:
+    publisher.down = True
+    with pytest.raises(PublishFailed):
+        handlers.accept(DeleteContact(str(uuid.uuid4())), context, correlation_id=None)
+    assert operations.statuses == {}
+
+
+def test_operation_store_down_does_not_fail_an_accepted_command(
+    context, publisher, operations
+) -> None:
+    operations.down = True
+    accepted = handlers.accept(DeleteContact(str(uuid.uuid4())), context, correlation_id=None)
+    assert [e.operation_id for e in publisher.events] == [accepted.operation_id]
+
+
+def test_create_without_key_gets_new_uuid4_ids(context, publisher) -> None:
+    first = handlers.create_contact(fields(), context, correlation_id=None)
+    second = handlers.create_contact(fields(), context, correlation_id=None)
+    assert first.contact_id != second.contact_id
+    assert uuid.UUID(first.contact_id).version == 4
+    assert [e.kind for e in publisher.events] == ["created", "created"]
+
+
+def test_create_with_key_derives_the_same_ids_every_time(context, publisher) -> None:
+    first = handlers.create_contact(fields(), context, correlation_id=None, idempotency_key="k1")
+    again = handlers.create_contact(fields(), context, correlation_id=None, idempotency_key="k1")
+    ids = derive_ids("k1")
+    assert first == again
+    assert first.contact_id == ids.contact_id
+    assert first.operation_id == ids.operation_id
+    # Published twice with one event id: SQS deduplication and the worker's inbox drop one.
+    assert {e.id for e in publisher.events} == {ids.event_id}
+
+
+def test_create_with_key_and_another_body_is_refused_before_sending(context, publisher) -> None:
+    handlers.create_contact(fields(), context, correlation_id=None, idempotency_key="k2")
+    with pytest.raises(IdempotencyKeyReused):
+        handlers.create_contact(
+            fields(first_name="Other"), context, correlation_id=None, idempotency_key="k2"
+        )
+    assert len(publisher.events) == 1
+
+
+def test_create_with_key_fails_open_when_the_store_is_down(context, publisher, idempotency) -> None:
+    idempotency.down = True
+    accepted = handlers.create_contact(fields(), context, correlation_id=None, idempotency_key="k3")
+    assert accepted.contact_id == derive_ids("k3").contact_id
+    assert len(publisher.events) == 1

@@ -1,0 +1,214 @@
+"""The write endpoints on fakes: 202 shape, headers, media types, ids, errors, OpenAPI."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from contacts_http import PROBLEM_JSON
+
+CONTACT = "/v1/contacts"
+
+
+def test_post_answers_202_with_ids_and_locations(client, publisher, operations, rosa) -> None:
+    response = client.post(CONTACT, json=rosa, headers={"X-Request-ID": "req-42"})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "pending"
+    assert uuid.UUID(body["id"]).version == 4
+    assert response.headers["Location"] == f"http://query.test/v1/contacts/{body['id']}"
+    assert response.headers["Operation-Location"] == (
+        f"http://query.test/v1/operations/{body['operation_id']}"
+    )
+    [event] = publisher.events
+    assert event.kind == "created"
+    assert event.contact_id == body["id"]
+    assert event.operation_id == body["operation_id"]
+    assert event.correlation_id == "req-42"
+    assert event.data["emails"] == [{"value": "rosa@example.com", "type": "other", "primary": True}]
+    assert event.data["phones"][0]["value"] == "+12025550100"
+    assert operations.get(body["operation_id"]).status == "pending"
+
+
+def test_put_replaces_under_the_path_id(client, publisher, rosa) -> None:
+    contact_id = str(uuid.uuid4())
+    response = client.put(f"{CONTACT}/{contact_id}", json=rosa)
+    assert response.status_code == 202
+    assert response.get_json()["id"] == contact_id
+    assert publisher.events[0].kind == "replaced"
+    assert publisher.events[0].data["company"] is None
+
+
+def test_uppercase_ids_are_normalized(client, publisher) -> None:
+    contact_id = str(uuid.uuid4())
+    response = client.delete(f"{CONTACT}/{contact_id.upper()}")
+    assert response.status_code == 202
+    assert publisher.events[0].contact_id == contact_id
+
+
+def test_delete_sends_a_deleted_event(client, publisher) -> None:
+    contact_id = str(uuid.uuid4())
+    response = client.delete(f"{CONTACT}/{contact_id}")
+    assert response.status_code == 202
+    assert publisher.events[0].kind == "deleted"
+    assert publisher.events[0].data == {}
+
+
+def test_patch_accepts_merge_patch_media_type(client, publisher) -> None:
+    response = client.patch(
+        f"{CONTACT}/{uuid.uuid4()}",
+        data='{"company": "ACME"}',
+        content_type="application/merge-patch+json",
+    )
+    assert response.status_code == 202
+    assert publisher.events[0].data == {"company": "ACME"}
+
+
+@pytest.mark.parametrize("path", ["/v1/contacts/not-a-uuid", "/v1/contacts/1234"])
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_malformed_ids_are_404(client, publisher, method, path) -> None:
+    response = getattr(client, method)(path, json={"first_name": "A"})
+    assert response.status_code == 404
+    assert response.mimetype == PROBLEM_JSON
+    assert publisher.events == []
+
+
+@pytest.mark.parametrize(
+    ("content_type", "method"),
+    [
+        ("text/plain", "post"),
+        ("application/x-www-form-urlencoded", "post"),
+        ("application/merge-patch+json", "post"),
+        ("application/merge-patch+json", "put"),
+        ("text/plain", "patch"),
+    ],
+)
+def test_wrong_media_type_is_415(client, publisher, content_type, method) -> None:
+    path = CONTACT if method == "post" else f"{CONTACT}/{uuid.uuid4()}"
+    response = getattr(client, method)(path, data='{"first_name": "A"}', content_type=content_type)
+    assert response.status_code == 415
+    assert response.mimetype == PROBLEM_JSON
+    assert publisher.events == []
+
+
+def test_missing_content_type_is_415(client, publisher) -> None:
+    response = client.post(CONTACT, data=b'{"first_name": "A"}')
+    assert response.status_code == 415
+    assert response.headers["Accept-Post"] == "application/json"
+
+
+@pytest.mark.parametrize("body", [b"{nope", b"", b'"text"', b"[]", b"null", b"3", b"\xff\xfe"])
+def test_malformed_or_non_object_json_is_400(client, publisher, body) -> None:
+    response = client.post(CONTACT, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.mimetype == PROBLEM_JSON
+    assert response.get_json()["status"] == 400
+    assert publisher.events == []
+
+
+def test_unknown_fields_are_400_by_name(client, publisher) -> None:
+    response = client.post(CONTACT, json={"first_name": "A", "nickname": "x"})
+    assert response.status_code == 400
+    assert response.get_json()["errors"] == {"nickname": ["Unknown field."]}
+    assert publisher.events == []
+
+
+def test_domain_rule_errors_are_keyed_by_field_path(client, publisher) -> None:
+    response = client.post(CONTACT, json={"first_name": "A", "emails": [{"value": "not-an-email"}]})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["type"] == "urn:contacts:problem:validation"
+    assert list(body["errors"]) == ["emails.0.value"]
+    assert publisher.events == []
+
+
+def test_schema_type_errors_are_keyed_by_field_path(client, publisher) -> None:
+    response = client.post(CONTACT, json={"first_name": "A", "phones": [{"value": 5}]})
+    assert response.status_code == 400
+    assert "phones.0.value" in response.get_json()["errors"]
+
+
+def test_publish_failure_is_503_with_retry_after(client, publisher, rosa) -> None:
+    publisher.down = True
+    response = client.post(CONTACT, json=rosa)
+    assert response.status_code == 503
+    assert response.mimetype == PROBLEM_JSON
+    assert int(response.headers["Retry-After"]) > 0
+
+
+def test_operation_store_down_still_answers_202(client, operations, publisher, rosa) -> None:
+    operations.down = True
+    response = client.post(CONTACT, json=rosa)
+    assert response.status_code == 202
+    assert len(publisher.events) == 1
+
+
+def test_idempotent_post_answers_the_same_ids(client, publisher, rosa) -> None:
+    headers = {"Idempotency-Key": "0f8c-retry-me"}
+    first = client.post(CONTACT, json=rosa, headers=headers)
+    second = client.post(CONTACT, json=rosa, headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert first.get_json() == second.get_json()
+    assert first.headers["Location"] == second.headers["Location"]
+    assert len({e.id for e in publisher.events}) == 1
+
+
+def test_idempotency_key_with_another_body_is_422(client, publisher, rosa) -> None:
+    headers = {"Idempotency-Key": "key-two"}
+    assert client.post(CONTACT, json=rosa, headers=headers).status_code == 202
+    response = client.post(CONTACT, json={**rosa, "company": "Other"}, headers=headers)
+    assert response.status_code == 422
+    assert response.mimetype == PROBLEM_JSON
+    assert len(publisher.events) == 1
+
+
+def test_same_normalized_body_counts_as_the_same_request(client, publisher, rosa) -> None:
+    headers = {"Idempotency-Key": "key-three"}
+    first = client.post(CONTACT, json=rosa, headers=headers)
+    spaced = {**rosa, "first_name": "  Rosa "}
+    assert client.post(CONTACT, json=spaced, headers=headers).get_json() == first.get_json()
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "has space", "é"])
+def test_malformed_idempotency_key_is_400(client, publisher, rosa, key) -> None:
+    response = client.post(CONTACT, json=rosa, headers={"Idempotency-Key": key})
+    assert response.status_code == 400
+    assert publisher.events == []
+
+
+def test_healthz_and_request_id(client) -> None:
+    response = client.get("/healthz", headers={"X-Request-ID": "abc"})
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] == "abc"
+
+
+def test_method_not_allowed_is_405_with_allow(client) -> None:
+    response = client.get(CONTACT)
+    assert response.status_code == 405
+    assert response.mimetype == PROBLEM_JSON
+    assert "POST" in response.headers["Allow"]
+
+
+def test_openapi_document_describes_the_api(client) -> None:
+    spec = client.get("/openapi.json").get_json()
+    assert spec["openapi"] == "3.1.0"
+    paths = spec["paths"]
+    assert set(paths["/v1/contacts"]) >= {"post"}
+    assert set(paths["/v1/contacts/{contact_id}"]) >= {"put", "patch", "delete"}
+    patch = paths["/v1/contacts/{contact_id}"]["patch"]
+    assert set(patch["requestBody"]["content"]) == {
+        "application/json",
+        "application/merge-patch+json",
+    }
+    assert {"400", "412", "413", "415", "503"} <= set(patch["responses"])
+    notes = spec["components"]["schemas"]["ContactWrite"]["properties"]["notes"]
+    assert notes["maxLength"] == 10_000
+    bad_request = spec["components"]["responses"]["BAD_REQUEST"]
+    assert PROBLEM_JSON in bad_request["content"]
+
+
+def test_docs_are_served(client) -> None:
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert b"swagger" in response.data.lower()
