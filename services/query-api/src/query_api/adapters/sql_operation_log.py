@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from typing import Any
+
+from sqlalchemy import Engine, Select, select
 
 from contacts_domain.operations import OperationStatus
 from query_api.adapters.sql_read_model import connection
@@ -17,12 +19,8 @@ class SqlOperationLog(OperationLog):
         self._engine = engine
 
     def get(self, operation_id: str) -> OperationStatus | None:
-        t = processed_events
-        stmt = select(t.c.operation_id, t.c.contact_id, t.c.status, t.c.reason, t.c.version).where(
-            t.c.operation_id == operation_id
-        )
         with connection(self._engine) as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(outcome_statement(operation_id)).first()
         if row is None:
             return None
         return OperationStatus(
@@ -32,3 +30,11 @@ class SqlOperationLog(OperationLog):
             reason=row.reason,
             version=row.version,
         )
+
+
+def outcome_statement(operation_id: str) -> Select[Any]:
+    """The SELECT of one operation's outcome (exposed for EXPLAIN tests)."""
+    t = processed_events
+    return select(t.c.operation_id, t.c.contact_id, t.c.status, t.c.reason, t.c.version).where(
+        t.c.operation_id == operation_id
+    )

@@ -55,9 +55,8 @@ class SqlContactReadModel(ContactReadModel):
         self._engine = engine
 
     def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
-        stmt = select(*_COLUMNS).where(contacts.c.id == contact_id)
         with connection(self._engine) as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(lookup_statement(contact_id)).first()
         if row is None:
             return None
         if not row.alive:
@@ -70,8 +69,13 @@ class SqlContactReadModel(ContactReadModel):
         return [_record(row) for row in rows]
 
 
+def lookup_statement(contact_id: str) -> Select[Any]:
+    """The SELECT of one contact by id, visible or not (exposed for EXPLAIN tests)."""
+    return select(*_COLUMNS).where(contacts.c.id == contact_id)
+
+
 def list_statement(request: ListRequest, limit: int) -> Select[Any]:
-    """The SELECT of one page (exposed so the integration tests can EXPLAIN it)."""
+    """The SELECT of one page (exposed for EXPLAIN tests)."""
     sort = request.sort
     key = contacts.c.created_at if sort.key == "created_at" else contacts.c.last_name_key
     stmt = select(*_COLUMNS).where(contacts.c.alive)

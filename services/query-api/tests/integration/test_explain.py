@@ -1,0 +1,198 @@
+"""Every query shape is index-backed at a realistic size (20,000 live contacts, ANALYZEd).
+
+Plans come from ``EXPLAIN (FORMAT JSON)`` of the exact statements the adapters run, with the
+planner's default settings (no ``enable_seqscan = off``): the indexes must win on cost. The
+database is this module's own, so other tests cannot disturb its statistics.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from query_api.adapters.sql_operation_log import outcome_statement
+from query_api.adapters.sql_read_model import list_statement, lookup_statement
+from query_api.adapters.sql_schema import contacts
+from query_api.service_layer.listing import ListFilters, ListRequest, Position, Sort
+from support.resources import isolated_database, new_run_id
+
+LIVE = 20_000
+DEAD = 1_000
+RARE_TAG = "rare"  # on 0.1 % of contacts
+COMMON_TAG = "common"  # on 10 %
+SYLLABLES = ("al", "be", "ca", "do", "el", "fa", "gu", "ha", "io", "ju", "ka", "lo", "mi", "no")
+T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+LIMIT = 21  # a default page plus the look-ahead row
+
+
+def _rows(rng: random.Random) -> Iterator[dict[str, Any]]:
+    for i in range(LIVE + DEAD):
+        alive = i < LIVE
+        first = "".join(rng.choice(SYLLABLES) for _ in range(3)).title()
+        last = (
+            "".join(rng.choice(SYLLABLES) for _ in range(4)).title()
+            if rng.random() > 0.05
+            else None
+        )
+        email = f"{first.lower()}.{i}@example{i % 50}.org"
+        tags = [f"t{rng.randrange(20)}"]
+        if i % 1000 == 0:
+            tags.append(RARE_TAG)
+        if i % 10 == 0:
+            tags.append(COMMON_TAG)
+        yield {
+            "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "first_name": first if alive else None,
+            "last_name": last if alive else None,
+            "emails": [{"value": email, "type": "work", "primary": True}] if alive else [],
+            "phones": [],
+            "addresses": [],
+            "tags": tags if alive else [],
+            "email_key": email if alive else None,
+            "email_keys": [email] if alive else [],
+            "version": 1 if alive else 2,
+            "alive": alive,
+            "created_at": T0 + dt.timedelta(seconds=rng.randrange(365 * 86400)),
+            "updated_at": T0,
+        }
+
+
+@pytest.fixture(scope="module")
+def engine() -> Iterator[sa.Engine]:
+    with isolated_database(new_run_id()) as database:
+        engine = sa.create_engine(database.url)
+        rows = list(_rows(random.Random(20_000)))
+        with engine.begin() as conn:
+            for start in range(0, len(rows), 2_000):
+                conn.execute(sa.insert(contacts), rows[start : start + 2_000])
+            conn.execute(
+                sa.text(
+                    "INSERT INTO processed_events (event_id, operation_id, contact_id,"
+                    " event_type, status, version) SELECT gen_random_uuid(), gen_random_uuid(),"
+                    " id, 'contacts.contact.created.v1', 'applied', version FROM contacts"
+                )
+            )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("VACUUM ANALYZE contacts"))
+            conn.execute(sa.text("VACUUM ANALYZE processed_events"))
+        yield engine
+        engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def sample(engine: sa.Engine) -> dict[str, Any]:
+    """A live contact in the middle of the table, for cursors and lookups."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT id::text, created_at, last_name_key, email_key FROM contacts"
+                " WHERE alive AND last_name IS NOT NULL ORDER BY id OFFSET 10000 LIMIT 1"
+            )
+        ).one()
+        operation_id = conn.execute(
+            sa.text("SELECT operation_id::text FROM processed_events LIMIT 1")
+        ).scalar_one()
+    return {**row._asdict(), "operation_id": operation_id}
+
+
+def _plan(engine: sa.Engine, statement: sa.Executable) -> dict[str, Any]:
+    compiled = statement.compile(dialect=engine.dialect)
+    with engine.connect() as conn:
+        result = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params)
+        return result.scalar_one()[0]["Plan"]
+
+
+def _nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", ()):
+        yield from _nodes(child)
+
+
+def _indexes_and_seq_scans(plan: dict[str, Any]) -> tuple[set[str], list[str]]:
+    nodes = list(_nodes(plan))
+    indexes = {n["Index Name"] for n in nodes if "Index Name" in n}
+    seq_scans = [n["Relation Name"] for n in nodes if n["Node Type"] == "Seq Scan"]
+    return indexes, seq_scans
+
+
+def _request(sort: str, after: Position | None = None, **filters: Any) -> ListRequest:
+    return ListRequest(Sort.parse(sort), ListFilters(**filters), LIMIT - 1, after)
+
+
+SHAPES = {
+    "created_at first page": (lambda s: _request("created_at"), {"contacts_live_created"}),
+    "-created_at after a cursor": (
+        lambda s: _request("-created_at", Position(s["created_at"], s["id"])),
+        {"contacts_live_created"},
+    ),
+    "last_name after a cursor": (
+        lambda s: _request("last_name", Position(s["last_name_key"], s["id"])),
+        {"contacts_live_last_name"},
+    ),
+    "-last_name first page": (lambda s: _request("-last_name"), {"contacts_live_last_name"}),
+    "email filter": (
+        lambda s: _request("created_at", email_key=s["email_key"]),
+        {"contacts_live_email_keys"},
+    ),
+    "rare tag": (lambda s: _request("last_name", tags=(RARE_TAG,)), {"contacts_live_tags"}),
+    "common tag, sorted": (lambda s: _request("created_at", tags=(COMMON_TAG,)), None),
+    "q prefix": (
+        lambda s: _request("created_at", q=s["last_name_key"][:5]),
+        {"contacts_live_first_prefix", "contacts_live_last_prefix", "contacts_live_email_prefix"},
+    ),
+    "q prefix after a cursor": (
+        lambda s: _request("-last_name", Position(s["last_name_key"], s["id"]), q="ioal"),
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_list_query_uses_its_index(engine, sample, shape):
+    build, expected = SHAPES[shape]
+    request = build(sample)
+
+    indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, list_statement(request, LIMIT)))
+
+    assert seq_scans == [], f"{shape}: sequential scan; indexes used: {indexes}"
+    assert indexes, shape
+    if expected is not None:
+        assert expected <= indexes, f"{shape}: used {indexes}"
+
+
+def test_lookup_by_id_uses_the_primary_key(engine, sample):
+    indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, lookup_statement(sample["id"])))
+
+    assert (indexes, seq_scans) == ({"contacts_pkey"}, [])
+
+
+def test_operation_outcome_uses_its_unique_index(engine, sample):
+    plan = _plan(engine, outcome_statement(sample["operation_id"]))
+
+    assert _indexes_and_seq_scans(plan) == ({"processed_events_operation"}, [])
+
+
+def test_the_fixture_is_realistic(engine):
+    with engine.connect() as conn:
+        live = conn.execute(sa.text("SELECT count(*) FROM contacts WHERE alive")).scalar_one()
+        stats = conn.execute(
+            sa.text("SELECT reltuples FROM pg_class WHERE relname = 'contacts'")
+        ).scalar_one()
+    assert live == LIVE
+    assert stats >= LIVE  # ANALYZE ran: the planner knows the size
+
+
+@pytest.mark.parametrize("shape", [name for name in SHAPES if "cursor" in name])
+def test_cursor_is_an_index_condition_not_a_filter(engine, sample, shape):
+    """A deep page must start where the cursor points, not scan every earlier row."""
+    request = SHAPES[shape][0](sample)
+
+    nodes = list(_nodes(_plan(engine, list_statement(request, LIMIT))))
+
+    assert any("ROW(" in node.get("Index Cond", "") for node in nodes), nodes
