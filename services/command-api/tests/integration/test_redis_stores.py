@@ -1,0 +1,73 @@
+"""The Redis adapters against the run's real Redis (and a closed port for outages)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import uuid
+
+import pytest
+
+from command_api.adapters.redis_stores import (
+    RedisIdempotencyStore,
+    RedisOperationStore,
+    make_redis_client,
+)
+from command_api.service_layer.errors import StoreUnavailable
+from command_api.service_layer.ports import IdempotencyRecord
+from contacts_domain import OperationStatus
+from contacts_domain.cache_protocol import idempotency_key, operation_key
+
+
+@pytest.fixture
+def client(command_settings):
+    return make_redis_client(
+        command_settings.redis_url, socket_timeout_s=0.25, connect_timeout_s=0.25
+    )
+
+
+@pytest.fixture
+def down_client():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return make_redis_client(
+        f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.25, connect_timeout_s=0.25
+    )
+
+
+def test_mark_pending_never_overwrites_a_final_status(client, command_settings) -> None:
+    store = RedisOperationStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    op, contact = str(uuid.uuid4()), str(uuid.uuid4())
+    store.record(OperationStatus(op, contact, "applied", version=1))
+    store.mark_pending(OperationStatus(op, contact, "pending"))
+    assert store.get(op) == OperationStatus(op, contact, "applied", version=1)
+
+
+def test_mark_pending_writes_json_with_a_ttl(client, command_settings) -> None:
+    store = RedisOperationStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    op, contact = str(uuid.uuid4()), str(uuid.uuid4())
+    store.mark_pending(OperationStatus(op, contact, "pending"))
+    key = operation_key(command_settings.redis_prefix, op)
+    assert json.loads(client.get(key))["status"] == "pending"
+    assert 0 < client.ttl(key) <= 60
+
+
+def test_reserve_keeps_the_first_record(client, command_settings) -> None:
+    store = RedisIdempotencyStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    digest = uuid.uuid4().hex
+    first = IdempotencyRecord("f1", str(uuid.uuid4()), str(uuid.uuid4()))
+    assert store.reserve(digest, first) is None
+    assert store.reserve(digest, IdempotencyRecord("f2", "x", "y")) == first
+    assert client.ttl(idempotency_key(command_settings.redis_prefix, digest)) > 0
+
+
+def test_redis_down_is_store_unavailable(down_client) -> None:
+    with pytest.raises(StoreUnavailable):
+        RedisOperationStore(down_client, prefix="p:", ttl_s=60).mark_pending(
+            OperationStatus("o", "c", "pending")
+        )
+    with pytest.raises(StoreUnavailable):
+        RedisIdempotencyStore(down_client, prefix="p:", ttl_s=60).reserve(
+            "d", IdempotencyRecord("f", "c", "o")
+        )
