@@ -1,0 +1,174 @@
+"""The query API under gunicorn as deployed: ``--preload``, threaded workers (cases C18, C21).
+
+Prints median latencies of cache hits and misses over loopback HTTP (run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+from contacts_domain.cache_protocol import contact_key
+from support.processes import free_port
+
+GUNICORN = Path(os.environ.get("VIRTUAL_ENV", "/work/main/.venv")) / "bin" / "gunicorn"
+APP = "query_api.entrypoints.app:create_app()"
+
+
+@dataclass
+class Served:
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+def _serve(env: dict[str, str], port: int, tmp_path: Path) -> Served:
+    log = tmp_path / "gunicorn.log"
+    binary = GUNICORN if GUNICORN.exists() else Path("gunicorn")
+    process = subprocess.Popen(
+        [str(binary), "-c", "python:query_api.entrypoints.gunicorn_conf", "--preload", APP],
+        env={
+            **os.environ,
+            **env,
+            "QUERY_API_BIND": f"127.0.0.1:{port}",
+            "QUERY_API_WORKERS": "2",
+            "QUERY_API_THREADS": "4",
+        },
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            if requests.get(f"{url}/healthz", timeout=1).ok:
+                return Served(url, process, log)
+        except requests.RequestException:
+            time.sleep(0.1)
+    process.terminate()
+    raise AssertionError(f"gunicorn did not serve:\n{log.read_text()}")
+
+
+@pytest.fixture
+def serve(tmp_path) -> Iterator[object]:
+    """``serve(env)`` starts gunicorn on a free port; every one started is stopped after."""
+    started: list[Served] = []
+
+    def start(env: dict[str, str]) -> Served:
+        served = _serve(env, free_port(), tmp_path)
+        started.append(served)
+        return served
+
+    yield start
+    for served in started:
+        served.process.terminate()
+        try:
+            served.process.wait(15)
+        except subprocess.TimeoutExpired:
+            served.process.kill()
+            served.process.wait(5)
+
+
+@pytest.fixture
+def env(settings) -> dict[str, str]:
+    return {
+        "QUERY_DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix,
+    }
+
+
+def _get(url: str, **kwargs: object) -> tuple[requests.Response, float]:
+    started = time.perf_counter()
+    response = requests.get(url, timeout=10, **kwargs)
+    return response, time.perf_counter() - started
+
+
+def test_c21_preloaded_workers_answer_concurrent_reads_correctly(serve, env, seed):
+    versions = {seed.contact(version=v % 7 + 1, first_name=f"P{v}"): v % 7 + 1 for v in range(40)}
+    served = serve(env)
+    targets = [cid for cid in versions for _ in range(10)]
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(
+            pool.map(lambda cid: (cid, _get(f"{served.url}/v1/contacts/{cid}")[0]), targets)
+        )
+
+    for contact_id, response in results:
+        assert response.status_code == 200
+        assert response.json()["id"] == contact_id
+        assert response.headers["ETag"] == f'"{versions[contact_id]}"'
+    outcomes = {r.headers["X-Cache"] for _, r in results}
+    assert outcomes <= {"hit", "miss"}
+    assert "Traceback" not in served.log.read_text()
+
+
+def test_latency_of_hits_and_misses(serve, env, seed, redis_client, prefix):
+    contact_id = seed.contact(version=1, last_name="Latency", email="lat@example.org")
+    served = serve(env)
+    session = requests.Session()
+    url = f"{served.url}/v1/contacts/{contact_id}"
+    session.get(url, timeout=5)
+
+    def timed() -> tuple[str, float]:
+        started = time.perf_counter()
+        response = session.get(url, timeout=5)
+        return response.headers["X-Cache"], time.perf_counter() - started
+
+    hits = [timed() for _ in range(300)]
+    misses = []
+    for _ in range(200):
+        redis_client.delete(contact_key(prefix, contact_id))
+        misses.append(timed())
+    listed = []
+    for _ in range(100):
+        started = time.perf_counter()
+        session.get(f"{served.url}/v1/contacts?limit=20", timeout=5)
+        listed.append(time.perf_counter() - started)
+
+    assert {o for o, _ in hits} == {"hit"}
+    assert {o for o, _ in misses} == {"miss"}
+    hit_ms = statistics.median(t for _, t in hits) * 1000
+    miss_ms = statistics.median(t for _, t in misses) * 1000
+    list_ms = statistics.median(listed) * 1000
+    print(
+        f"\nquery-api over HTTP (gunicorn gthread 2x4, keep-alive): median hit {hit_ms:.2f} ms, "
+        f"miss {miss_ms:.2f} ms, list of 20 {list_ms:.2f} ms"
+    )
+    assert hit_ms < 50
+    assert miss_ms < 100
+
+
+def test_c18_silent_redis_hangs_no_worker(serve, env, seed, stand_in):
+    ids = [seed.contact(version=2) for _ in range(10)]
+    served = serve({**env, "REDIS_URL": stand_in.url})
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        results = list(
+            pool.map(
+                lambda cid: _get(f"{served.url}/v1/contacts/{cid}"),
+                [c for c in ids for _ in range(5)],
+            )
+        )
+    elapsed_s = time.monotonic() - started
+
+    assert all(r.status_code == 200 for r, _ in results)
+    assert {r.headers["X-Cache"] for r, _ in results} == {"bypass"}
+    # 50 requests on 8 threads; each pays at most one 0.25 s Redis timeout until the breaker
+    # of its process opens.
+    assert max(t for _, t in results) < 2.0
+    assert elapsed_s < 5.0
+    ready = requests.get(f"{served.url}/readyz", timeout=5)
+    assert ready.json()["status"] == "degraded"
