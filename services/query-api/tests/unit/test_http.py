@@ -192,6 +192,7 @@ def test_last_page_has_null_cursor_and_no_link(client, contacts, make_record):
         ("q=a%00b", "q"),
         ("tags=vip", "tags"),
         ("page=2", "page"),
+        ("&".join(f"tag=t{i}" for i in range(51)), "tag"),
     ],
 )
 def test_bad_list_parameters_are_400_problems(client, query, field):

@@ -92,7 +92,11 @@ class ListArgsSchema(StrictSchema):
     )
     tag = ma.fields.List(
         Tag(),
-        metadata={"description": "Contacts having this tag; repeat for all of several tags."},
+        validate=ma.validate.Length(max=limits.TAGS_MAX_ITEMS),
+        metadata={
+            "description": "Contacts having this tag; repeat for all of several tags (at most "
+            f"{limits.TAGS_MAX_ITEMS})."
+        },
     )
     q = SearchText(
         metadata={
