@@ -31,10 +31,11 @@ class RedisContactCache(ContactCache):
             parsed = int(version)
         except ValueError:
             raise CacheUnavailable(f"malformed cache entry {key}") from None
-        return CachedContact(parsed, body or None)
+        data = body.encode() if isinstance(body, str) else body
+        return CachedContact(parsed, data or None)
 
     def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
         key = contact_key(self._prefix, contact_id)
-        args = [version, body or b"", self._ttl_s]
+        args: list[bytes | int] = [version, body or b"", self._ttl_s]
         written = self._calls.run(lambda r: self._guarded_set(keys=[key], args=args, client=r))
         return bool(written)
