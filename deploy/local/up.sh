@@ -46,11 +46,12 @@ echo "Database, queues"
 "$bin/contact-worker-admin" create-queues
 
 echo "Services"
-gunicorn_args=(--workers "$GUNICORN_WORKERS" --worker-tmp-dir /dev/shm --timeout 30
-  --graceful-timeout 10 --access-logfile -)
-start command-api "$bin/gunicorn" --bind "127.0.0.1:$COMMAND_API_PORT" "${gunicorn_args[@]}" \
-  'command_api.entrypoints.app:create_app()'
-start query-api "$bin/gunicorn" --bind "127.0.0.1:$QUERY_API_PORT" "${gunicorn_args[@]}" \
+# No control socket: gunicorn >= 25 puts one per user at one path, which two servers would share.
+start command-api "$bin/gunicorn" --bind "127.0.0.1:$COMMAND_API_PORT" --workers "$GUNICORN_WORKERS" \
+  --worker-tmp-dir /dev/shm --timeout 30 --graceful-timeout 10 --no-control-socket \
+  --access-logfile - 'command_api.entrypoints.app:create_app()'
+QUERY_API_BIND="127.0.0.1:$QUERY_API_PORT" QUERY_API_WORKERS="$GUNICORN_WORKERS" \
+  start query-api "$bin/gunicorn" -c python:query_api.entrypoints.gunicorn_conf \
   'query_api.entrypoints.app:create_app()'
 start worker "$bin/contact-worker" --pool prefork --concurrency "$WORKER_CONCURRENCY"
 wait_for command-api "http://127.0.0.1:$COMMAND_API_PORT/readyz" 60

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from support.processes import free_port, gunicorn, http_ok, worker
+from support.processes import command_api, free_port, http_ok, query_api, worker
 from support.stack import Stack
 
 #: Commands whose X-Request-ID starts with this are delayed in the worker (fault injection).
@@ -24,8 +24,8 @@ def stack(stack_env: dict[str, str]) -> Iterator[Stack]:
         "WORKER_FAULT_DELAY_PREFIX": SLOW_PREFIX,
     }
     services = [
-        gunicorn("command-api", "command_api.entrypoints.app:create_app()", command_port, env),
-        gunicorn("query-api", "query_api.entrypoints.app:create_app()", query_port, env),
+        command_api(command_port, env),
+        query_api(query_port, env),
         worker(env, concurrency=2),
     ]
     for service in services:

@@ -99,23 +99,32 @@ class Service:
         self.process.wait(timeout=5)
 
 
-def gunicorn(name: str, app: str, port: int, env: Mapping[str, str], workers: int = 2) -> Service:
-    """A gunicorn service as ``make up`` runs it."""
+def command_api(
+    port: int, env: Mapping[str, str], *, workers: int = 2, name: str = "command-api"
+) -> Service:
+    """The command API under gunicorn, as ``make up`` runs it."""
     return Service(
         name,
         [
             str(BIN / "gunicorn"),
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            str(workers),
-            "--worker-tmp-dir",
-            "/dev/shm",
-            "--timeout",
-            "30",
-            app,
+            *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "30"),
+            *("--worker-tmp-dir", "/dev/shm", "--no-control-socket"),
+            "command_api.entrypoints.app:create_app()",
         ],
         env,
+    )
+
+
+def query_api(port: int, env: Mapping[str, str]) -> Service:
+    """The query API under gunicorn with its config module, as ``make up`` runs it."""
+    return Service(
+        "query-api",
+        [
+            str(BIN / "gunicorn"),
+            *("-c", "python:query_api.entrypoints.gunicorn_conf"),
+            "query_api.entrypoints.app:create_app()",
+        ],
+        {**env, "QUERY_API_BIND": f"127.0.0.1:{port}"},
     )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support.processes import Service, free_port, gunicorn, http_ok
+from support.processes import Service, command_api, free_port, http_ok
 
 BODY_MB = 20
 CHUNK = 64 * 1024
@@ -19,9 +19,7 @@ CHUNK = 64 * 1024
 @pytest.fixture(scope="module")
 def server(command_env: dict[str, str]) -> Iterator[tuple[Service, int]]:
     port = free_port()
-    service = gunicorn(
-        "command-api-c07", "command_api.entrypoints.app:create_app()", port, command_env, 1
-    ).start()
+    service = command_api(port, command_env, workers=1, name="command-api-c07").start()
     try:
         service.wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), 30, "healthz")
         yield service, port

@@ -6,6 +6,7 @@ import uuid
 
 import pytest
 
+from contacts_domain import limits
 from contacts_http import PROBLEM_JSON
 
 CONTACT = "/v1/contacts"
@@ -203,7 +204,7 @@ def test_openapi_document_describes_the_api(client) -> None:
     }
     assert {"400", "412", "413", "415", "503"} <= set(patch["responses"])
     notes = spec["components"]["schemas"]["ContactWrite"]["properties"]["notes"]
-    assert notes["maxLength"] == 10_000
+    assert notes["maxLength"] == limits.NOTES_MAX
     bad_request = spec["components"]["responses"]["BAD_REQUEST"]
     assert PROBLEM_JSON in bad_request["content"]
 

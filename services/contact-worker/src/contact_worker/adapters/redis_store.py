@@ -9,7 +9,7 @@ import redis
 from contacts_domain import ContactState, OperationStatus
 from contacts_domain.cache_protocol import GUARDED_SET_LUA, contact_key, operation_key
 from contacts_domain.ports import ContactCache, OperationStore
-from contacts_domain.resource import contact_resource
+from contacts_domain.resource import contact_resource, encode_resource
 
 
 def create_redis(url: str, *, socket_timeout_s: float, connect_timeout_s: float) -> redis.Redis:
@@ -35,7 +35,7 @@ class RedisContactCache(ContactCache):
 
     def put(self, state: ContactState) -> bool:
         """Raises ``redis.RedisError`` when Redis is unreachable (the caller retries)."""
-        body = ""
+        body = b""
         if state.alive:
             resource = contact_resource(
                 state.contact_id,
@@ -44,7 +44,7 @@ class RedisContactCache(ContactCache):
                 created_at=state.created_at,
                 updated_at=state.updated_at,
             )
-            body = json.dumps(resource, ensure_ascii=False, separators=(",", ":"))
+            body = encode_resource(resource)
         written = self._guarded_set(
             keys=[contact_key(self._prefix, state.contact_id)],
             args=[state.version, body, self._ttl_s],

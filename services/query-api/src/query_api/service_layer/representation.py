@@ -7,10 +7,9 @@ from a refilled cache entry are byte-identical.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from contacts_domain.resource import contact_resource
+from contacts_domain.resource import contact_resource, encode_resource
 from query_api.service_layer.records import ContactRecord
 
 
@@ -26,5 +25,5 @@ def resource(record: ContactRecord) -> dict[str, Any]:
 
 
 def encode(document: Any) -> bytes:
-    """Compact UTF-8 JSON of ``document``."""
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    """Compact UTF-8 JSON of ``document`` (``contacts_domain.resource.encode_resource``)."""
+    return encode_resource(document)
