@@ -18,7 +18,7 @@ start() {  # start NAME COMMAND...: in its own session, logs in .run/NAME.log
 
 wait_for() {  # wait_for WHAT URL SECONDS
   local deadline=$((SECONDS + $3))
-  until curl -fsS -o /dev/null --max-time 2 "$2"; do
+  until curl -fs -o /dev/null --max-time 2 "$2"; do
     if ((SECONDS > deadline)); then echo "$1 not ready after $3 s; see .run/" >&2; exit 1; fi
     sleep 0.3
   done

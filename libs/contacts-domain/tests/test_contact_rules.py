@@ -166,3 +166,8 @@ def test_notes_keep_newlines_and_tabs_but_names_do_not() -> None:
 def test_first_entry_becomes_primary_when_none_is_flagged() -> None:
     fields = full({"first_name": "A", "emails": ["a@example.com", "b@example.com"]})
     assert [e["primary"] for e in fields["emails"]] == [True, False]
+
+
+def test_represent_gives_list_entries_one_key_order() -> None:
+    stored = {"emails": [{"primary": True, "type": "work", "value": "a@example.com"}]}
+    assert list(represent(stored)["emails"][0]) == ["value", "type", "primary"]

@@ -282,9 +282,22 @@ def primary_value(entries: list[dict[str, Any]] | None) -> str | None:
     return None
 
 
+_ENTRY_KEYS: Final = {
+    "emails": ("value", "type", "primary"),
+    "phones": ("value", "type", "primary"),
+    "addresses": ("type", *ADDRESS_TEXT, "country"),
+}
+
+
 def represent(fields: Mapping[str, Any]) -> Fields:
-    """Return the read representation of ``fields``: every field plus ``email``/``phone``."""
+    """Return the read representation of ``fields``: every field plus ``email``/``phone``.
+
+    List entries get one key order whatever storage returned (PostgreSQL's jsonb reorders
+    keys), so the same contact always encodes to the same bytes.
+    """
     body = {name: fields.get(name) for name in FIELDS}
+    for name, keys in _ENTRY_KEYS.items():
+        body[name] = [{key: entry.get(key) for key in keys} for entry in body[name] or []]
     body["email"] = primary_value(body["emails"])
     body["phone"] = primary_value(body["phones"])
     return body
