@@ -12,6 +12,7 @@ Usage in an app factory::
   ``problem_response``, ``flatten_errors`` and the problem type constants.
 - ``request_id``: ``init_request_id``, ``current_request_id``, ``RequestIdLogFilter``.
 - ``health``: ``health_blueprint``, ``run_checks``.
+- ``openapi``: ``openapi_config`` (the flask-smorest settings of both APIs).
 - ``bodies``: ``init_body_limit`` (``MAX_CONTENT_LENGTH`` → 413 for chunked bodies too).
 
 Flask only: no Redis, SQS or database imports.
@@ -19,6 +20,7 @@ Flask only: no Redis, SQS or database imports.
 
 from contacts_http.bodies import init_body_limit
 from contacts_http.health import Check, health_blueprint, run_checks
+from contacts_http.openapi import openapi_config
 from contacts_http.problems import (
     ABOUT_BLANK,
     PROBLEM_JSON,
@@ -56,6 +58,7 @@ __all__ = [
     "init_body_limit",
     "init_problem_handlers",
     "init_request_id",
+    "openapi_config",
     "problem_from_http_exception",
     "problem_response",
     "run_checks",

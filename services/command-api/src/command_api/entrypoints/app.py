@@ -33,6 +33,7 @@ from contacts_http import (
     health_blueprint,
     init_body_limit,
     init_request_id,
+    openapi_config,
 )
 
 #: Bound, in seconds, on the whole ``/readyz`` probe (checks run concurrently).
@@ -88,13 +89,7 @@ def create_app(
     app = Flask("command_api")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
-        API_TITLE="Contacts command API",
-        API_VERSION="v1",
-        OPENAPI_VERSION="3.1.0",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        **openapi_config("Contacts command API"),
     )
     _configure_logging(app)
     api = ProblemApi(app)

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask, Response
 
-from contacts_http import ProblemApi, init_request_id, problem_response
+from contacts_http import ProblemApi, init_request_id, openapi_config, problem_response
 from query_api.bootstrap import build_ports
 from query_api.entrypoints.contacts import contacts_blueprint
 from query_api.entrypoints.context import EXTENSION, AppContext
@@ -43,16 +43,7 @@ def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask
     ports = build_ports(settings, **injected_ports)
 
     app = Flask("query_api")
-    app.config.update(
-        API_TITLE="Contacts query API",
-        API_VERSION="v1",
-        OPENAPI_VERSION="3.1.0",
-        OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="/docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
-        API_SPEC_OPTIONS={"info": {"description": API_DESCRIPTION}},
-    )
+    app.config.update(openapi_config("Contacts query API", API_DESCRIPTION))
     app.extensions[EXTENSION] = AppContext(settings, ports)
     api = ProblemApi(app)
     init_request_id(app)
