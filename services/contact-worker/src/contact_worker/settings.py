@@ -45,6 +45,8 @@ class Settings:
     task_time_limit_s: int = 45
     contact_cache_ttl_s: int = 3600
     operation_ttl_s: int = 86_400
+    #: File whose modification time the worker sets after every completed SQS receive.
+    heartbeat_file: str = "/tmp/contact-worker.heartbeat"
     #: Fault injection for tests, off unless both are set: sleep ``fault_delay_s`` seconds before
     #: applying an event whose correlation id (the request's X-Request-ID) starts with the prefix.
     fault_delay_s: float = 0.0
@@ -54,6 +56,13 @@ class Settings:
     def resolved_queue_url(self) -> str:
         """``SQS_QUEUE_URL``, or the URL LocalStack gives a queue under its default account."""
         return self.queue_url or f"{self.sqs_endpoint_url}/000000000000/{self.queue_name}"
+
+    @property
+    def liveness_max_age_s(self) -> int:
+        """Oldest heartbeat of a live worker, in seconds: a long poll (``sqs_wait_time_s``), plus
+        the longest every pool slot can be busy (``task_time_limit_s``) when no poll is made,
+        plus 15 s of slack for a slow ``ReceiveMessage``."""
+        return self.sqs_wait_time_s + self.task_time_limit_s + 15
 
     @property
     def broker_url(self) -> str:
@@ -100,6 +109,7 @@ class Settings:
             task_time_limit_s=read.integer("TASK_TIME_LIMIT_S", d.task_time_limit_s),
             contact_cache_ttl_s=read.integer("CONTACT_CACHE_TTL_S", d.contact_cache_ttl_s),
             operation_ttl_s=read.integer("OPERATION_TTL_S", d.operation_ttl_s),
+            heartbeat_file=read.text("WORKER_HEARTBEAT_FILE", d.heartbeat_file),
             fault_delay_s=read.number("WORKER_FAULT_DELAY_S", d.fault_delay_s),
             fault_delay_prefix=env.get("WORKER_FAULT_DELAY_PREFIX", d.fault_delay_prefix),
         ).checked()

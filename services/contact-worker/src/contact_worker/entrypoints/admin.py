@@ -5,6 +5,9 @@ Commands (settings from the environment, see ``contact_worker.settings``):
 - ``create-database`` — create the database named in DATABASE_URL if it does not exist.
 - ``migrate`` — ``alembic upgrade head`` (``--reader-role NAME`` for the query API's role).
 - ``create-queues`` — create the FIFO queue and its dead-letter queue (idempotent).
+- ``check-alive`` — the worker's liveness probe: exit 0 while its heartbeat (set after every
+  completed SQS receive) is younger than ``Settings.liveness_max_age_s``, else exit 1. It reads
+  one file: no broker, database or Redis call (case C26).
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
+import time
 from pathlib import Path
 
 import boto3
@@ -78,6 +83,14 @@ def sqs_client(settings: Settings) -> object:
     )
 
 
+def heartbeat_age_s(path: str) -> float | None:
+    """Seconds since the heartbeat at ``path`` was set, or ``None`` when there is none."""
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="contact-worker-admin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -85,8 +98,18 @@ def main(argv: list[str] | None = None) -> None:
     migrate_parser = sub.add_parser("migrate")
     migrate_parser.add_argument("--reader-role", default="contacts_reader")
     sub.add_parser("create-queues")
+    sub.add_parser("check-alive")
     args = parser.parse_args(argv)
     settings = Settings.from_env(os.environ)
+    if args.command == "check-alive":
+        age = heartbeat_age_s(settings.heartbeat_file)
+        limit = settings.liveness_max_age_s
+        if age is None or age > limit:
+            shown = "missing" if age is None else f"{age:.0f} s old"
+            print(f"NOT ALIVE: heartbeat {settings.heartbeat_file} {shown} (limit {limit} s)")
+            sys.exit(1)
+        print(f"alive: last receive {age:.1f} s ago (limit {limit} s)")
+        return
     if args.command == "create-database":
         created = create_database(settings.database_url)
         print("database created" if created else "database exists")

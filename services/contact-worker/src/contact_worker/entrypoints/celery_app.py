@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import Celery, Task
 
+from contact_worker.adapters import sqs_heartbeat as heartbeat
 from contact_worker.entrypoints.runtime import Runtime
 from contact_worker.service_layer.handlers import handle_event, read_event
 from contact_worker.settings import Settings
@@ -28,6 +29,7 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
     runtime = runtime or Runtime(settings)
     backoff = dict(enumerate(settings.retry_backoff_s, start=1))
     app = Celery("contact_worker", broker=settings.broker_url, set_as_current=False)
+    heartbeat.beat(settings.heartbeat_file)  # alive from the start, until polls take over
     app.conf.update(
         broker_transport_options={
             "region": settings.aws_region,
@@ -42,6 +44,7 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
                     "backoff_tasks": [APPLY_EVENT_TASK],
                 }
             },
+            "heartbeat_file": settings.heartbeat_file,
             "wait_time_seconds": settings.sqs_wait_time_s,
             "polling_interval": settings.sqs_polling_interval_s,
             "visibility_timeout": settings.visibility_timeout_s,
@@ -51,6 +54,7 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
                 "retries": {"mode": "standard", "max_attempts": 3},
             },
         },
+        broker_transport="contact_worker.adapters.sqs_heartbeat:Transport",
         broker_connection_retry_on_startup=True,
         task_default_queue=settings.queue_name,
         task_acks_late=True,

@@ -1,0 +1,112 @@
+"""A TCP proxy that injects network faults in front of one dependency (PostgreSQL, Redis, SQS).
+
+Tests point a service at the proxy instead of the shared server, so a fault never disturbs
+anything else on the machine and never outlives the test. Modes:
+
+- ``pass``: bytes flow both ways.
+- ``refuse``: new connections are reset at once and open ones are closed (a stopped server).
+- ``blackhole``: connections are accepted, nothing is forwarded either way (a paused server,
+  SIGSTOP, or dropped packets): clients only notice through their own timeouts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Literal
+
+Mode = Literal["pass", "refuse", "blackhole"]
+
+
+class FaultProxy:
+    """Listens on 127.0.0.1:<port> and forwards to ``target`` (host, port)."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        self.target = target
+        self.mode: Mode = "pass"
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._pairs: set[tuple[socket.socket, socket.socket]] = set()
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._accept_loop, daemon=True)
+
+    def start(self) -> FaultProxy:
+        self._thread.start()
+        return self
+
+    def set_mode(self, mode: Mode) -> None:
+        """Switch mode; ``refuse`` also closes every open connection."""
+        self.mode = mode
+        if mode == "refuse":
+            with self._lock:
+                pairs, self._pairs = self._pairs, set()
+            for pair in pairs:
+                for sock in pair:
+                    with contextlib.suppress(OSError):
+                        sock.close()
+
+    @contextlib.contextmanager
+    def fault(self, mode: Mode, seconds: float) -> Iterator[None]:
+        """Hold ``mode`` for ``seconds`` (the body runs meanwhile), then pass traffic again."""
+        self.set_mode(mode)
+        started = time.monotonic()
+        try:
+            yield
+            time.sleep(max(0.0, seconds - (time.monotonic() - started)))
+        finally:
+            self.set_mode("pass")
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self.set_mode("refuse")
+        with contextlib.suppress(OSError):
+            self._listener.close()
+
+    def _accept_loop(self) -> None:
+        while not self._stopped.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            if self.mode == "refuse":
+                client.setsockopt(
+                    socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00"
+                )
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            pair = (client, upstream)
+            with self._lock:
+                self._pairs.add(pair)
+            threading.Thread(target=self._pump, args=(pair,), daemon=True).start()
+
+    def _pump(self, pair: tuple[socket.socket, socket.socket]) -> None:
+        client, upstream = pair
+        peers = {client: upstream, upstream: client}
+        try:
+            while not self._stopped.is_set():
+                readable, _, _ = select.select(list(peers), [], [], 0.1)
+                if self.mode == "blackhole":
+                    continue  # hold everything: neither side hears from the other
+                for sock in readable:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    peers[sock].sendall(data)
+        except OSError:
+            return
+        finally:
+            with self._lock:
+                self._pairs.discard(pair)
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.close()
