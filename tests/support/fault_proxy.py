@@ -94,9 +94,10 @@ class FaultProxy:
         peers = {client: upstream, upstream: client}
         try:
             while not self._stopped.is_set():
-                readable, _, _ = select.select(list(peers), [], [], 0.1)
                 if self.mode == "blackhole":
-                    continue  # hold everything: neither side hears from the other
+                    time.sleep(0.05)  # hold everything: neither side hears from the other
+                    continue
+                readable, _, _ = select.select(list(peers), [], [], 0.1)
                 for sock in readable:
                     data = sock.recv(65536)
                     if not data:
