@@ -14,7 +14,16 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from contacts_domain import ContactEvent, ContactState, apply_event, empty_fields
+from contacts_domain import (
+    ContactEvent,
+    ContactState,
+    OperationStatus,
+    ProcessedEvent,
+    alive_at,
+    apply_event,
+    empty_fields,
+    revised_outcomes,
+)
 from contacts_domain.contact import FIELDS
 
 CONTACT = str(uuid.UUID(int=1))
@@ -113,3 +122,46 @@ def test_in_order_application_matches_a_plain_replay(
         assert view is None
     else:
         assert view == {name: model.get(name, empty_fields()[name]) for name in FIELDS}
+
+
+def process(events: list[ContactEvent]) -> tuple[ContactState, dict[str, tuple[str, Any]]]:
+    """What the worker does: an inbox skips duplicates; an event delivered late is judged by the
+    existence at its sequence (``alive_at``); and a create, replace or delete applied late
+    corrects the outcomes of the events after it (``revised_outcomes``)."""
+    state = ContactState(CONTACT)
+    inbox: dict[str, ProcessedEvent] = {}
+    for event in events:
+        if event.id in inbox:
+            continue
+        late = state.alive_sequence is not None and event.sequence < state.alive_sequence
+        alive_before = alive_at(event.sequence, inbox.values()) if late else None
+        decision = apply_event(state, event, alive_before=alive_before)
+        state = decision.state
+        outcome = OperationStatus(event.operation_id, CONTACT, decision.status, decision.reason)
+        inbox[event.id] = ProcessedEvent(event.id, event.kind, event.sequence, outcome)
+        if event.kind != "patched" and decision.status == "applied":
+            later = sorted(
+                (p for p in inbox.values() if p.sequence > event.sequence),
+                key=lambda p: p.sequence,
+            )
+            for fixed in revised_outcomes(event, later):
+                inbox[fixed.event_id] = fixed
+    return state, {p.event_id: (p.outcome.status, p.outcome.reason) for p in inbox.values()}
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data(), commands=history)
+def test_any_delivery_order_gives_the_in_order_outcomes(
+    data: st.DataObject, commands: list[tuple[str, dict[str, Any]]]
+) -> None:
+    """Every operation reports what applying the accepted commands in order gives (applied, or
+    rejected not_found), however late its create, replace or delete was delivered."""
+    events = to_events(commands)
+    expected_state, expected_outcomes = process(events)
+    duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
+    delivered = data.draw(st.permutations(events + duplicates))
+
+    state, outcomes = process(delivered)
+
+    assert state.view() == expected_state.view()
+    assert outcomes == expected_outcomes

@@ -10,7 +10,10 @@ from contacts_domain.aggregate import (
     VERSION_MISMATCH,
     ContactState,
     Decision,
+    ProcessedEvent,
+    alive_at,
     apply_event,
+    revised_outcomes,
 )
 from contacts_domain.commands import (
     Command,
@@ -43,12 +46,15 @@ __all__ = [
     "MalformedEvent",
     "OperationStatus",
     "PatchContact",
+    "ProcessedEvent",
     "ReplaceContact",
     "ValidationFailed",
+    "alive_at",
     "apply_event",
     "empty_fields",
     "event_type",
     "normalize_contact",
     "represent",
+    "revised_outcomes",
     "to_event",
 ]

@@ -13,12 +13,13 @@ version, a missing name, an email held by another contact).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from contacts_domain.contact import FIELDS, NAME_FIELDS, Fields, empty_fields
 from contacts_domain.events import ContactEvent
+from contacts_domain.operations import OperationStatus
 
 Status = Literal["applied", "rejected"]
 
@@ -66,7 +67,9 @@ class Decision:
     changed: bool = False
 
 
-def apply_event(state: ContactState, event: ContactEvent) -> Decision:
+def apply_event(
+    state: ContactState, event: ContactEvent, *, alive_before: bool | None = None
+) -> Decision:
     """Apply ``event`` to ``state`` and return the decision. Pure: no I/O, no clock.
 
     Creates and replaces write every field (absent ones empty) and set ``alive``; a delete writes
@@ -76,6 +79,11 @@ def apply_event(state: ContactState, event: ContactEvent) -> Decision:
     ``expected_version`` differs from the visible version (``not_found`` if nothing is visible),
     ``not_found`` for a patch or delete of a contact that is not visible at the event's sequence,
     ``name_required`` when the result would have neither first nor last name.
+
+    ``alive_before`` says whether the contact existed just before ``event``'s sequence. It is
+    needed only for an event older than the last create, replace or delete (a late delivery),
+    where ``state`` tells only the present; see ``alive_at``. By default it is taken from
+    ``state``.
     """
     if event.expected_version is not None:
         if not state.alive:
@@ -84,6 +92,7 @@ def apply_event(state: ContactState, event: ContactEvent) -> Decision:
             return Decision(state, "rejected", VERSION_MISMATCH)
 
     newer = state.alive_sequence is None or event.sequence > state.alive_sequence
+    existed = state.alive if alive_before is None else alive_before
     writes_all = event.kind != "patched"
     if event.kind == "deleted":
         source: Mapping[str, Any] = empty_fields()
@@ -106,11 +115,67 @@ def apply_event(state: ContactState, event: ContactEvent) -> Decision:
         return Decision(state, "rejected", NAME_REQUIRED)
     new_state = _evolve(state, event, fields, sequences, alive, alive_sequence)
     changed = new_state != state
-    if event.kind in ("patched", "deleted") and not state.alive and newer:
+    if event.kind in ("patched", "deleted") and not existed:
         # Nothing visible to change. The write is still kept (invisible) so that a create or
         # replace ordered before this event but delivered after it ends the same as in order.
         return Decision(new_state, "rejected", NOT_FOUND, changed)
     return Decision(new_state, "applied", None, changed)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessedEvent:
+    """An event already applied to a contact, with the outcome recorded for its operation."""
+
+    event_id: str
+    kind: str
+    sequence: str
+    outcome: OperationStatus
+
+
+def alive_at(sequence: str, processed: Iterable[ProcessedEvent]) -> bool:
+    """Whether the contact existed just before ``sequence``, by the processed events: the last
+    applied create, replace (alive) or delete (gone) before it; gone when there is none."""
+    last = max(
+        (
+            p
+            for p in processed
+            if p.sequence < sequence
+            and p.kind in ("created", "replaced", "deleted")
+            and p.outcome.status == "applied"
+        ),
+        key=lambda p: p.sequence,
+        default=None,
+    )
+    return last is not None and last.kind != "deleted"
+
+
+def revised_outcomes(event: ContactEvent, later: Sequence[ProcessedEvent]) -> list[ProcessedEvent]:
+    """Outcomes to correct now that ``event``, which sets whether the contact exists (a create,
+    replace or delete), has been applied after events with later sequences.
+
+    Whether a patch or delete finds its contact (``not_found``) depends on the last create,
+    replace or delete before it in sequence order. When a redelivery or concurrent processing
+    applies such an event late, the patches and the delete that follow it in sequence, up to
+    the next create or replace, were judged against the wrong past; their outcomes become what
+    applying everything in order would have given. The state needs no correction (the
+    last-writer-wins rule already gives the in-order state). ``later`` is the contact's processed
+    events with sequences after ``event``'s, in sequence order. Rejections for other reasons
+    (version, name, email) stand.
+    """
+    alive = event.kind != "deleted"
+    revised: list[ProcessedEvent] = []
+    for processed in later:
+        if processed.kind in ("created", "replaced"):
+            break
+        outcome = processed.outcome
+        if outcome.status == "applied" or outcome.reason == NOT_FOUND:
+            wanted = ("applied", None) if alive else ("rejected", NOT_FOUND)
+            if (outcome.status, outcome.reason) != wanted:
+                fixed = replace(outcome, status=wanted[0], reason=wanted[1])
+                revised.append(replace(processed, outcome=fixed))
+        if processed.kind == "deleted":
+            break
+    return revised
 
 
 def _evolve(

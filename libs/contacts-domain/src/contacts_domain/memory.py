@@ -7,8 +7,9 @@ contacts, changes visible only after ``commit``) without any server.
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 
-from contacts_domain.aggregate import ContactState
+from contacts_domain.aggregate import ContactState, ProcessedEvent, alive_at
 from contacts_domain.contact import primary_value
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
@@ -29,7 +30,7 @@ class InMemoryDatabase:
 
     def __init__(self) -> None:
         self.contacts: dict[str, ContactState] = {}
-        self.inbox: dict[str, OperationStatus] = {}
+        self.inbox: dict[str, ProcessedEvent] = {}
 
 
 class InMemoryRepository(ContactRepository):
@@ -55,14 +56,32 @@ class InMemoryRepository(ContactRepository):
 
 
 class InMemoryInbox(Inbox):
-    def __init__(self, staged: dict[str, OperationStatus]) -> None:
+    def __init__(self, staged: dict[str, ProcessedEvent]) -> None:
         self._staged = staged
 
     def outcome_of(self, event_id: str) -> OperationStatus | None:
-        return self._staged.get(event_id)
+        processed = self._staged.get(event_id)
+        return processed.outcome if processed else None
 
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
-        self._staged[event.id] = outcome
+        self._staged[event.id] = ProcessedEvent(event.id, event.kind, event.sequence, outcome)
+
+    def alive_before(self, contact_id: str, sequence: str) -> bool:
+        mine = (p for p in self._staged.values() if p.outcome.contact_id == contact_id)
+        return alive_at(sequence, mine)
+
+    def processed_after(self, contact_id: str, sequence: str) -> list[ProcessedEvent]:
+        return sorted(
+            (
+                p
+                for p in self._staged.values()
+                if p.outcome.contact_id == contact_id and p.sequence > sequence
+            ),
+            key=lambda p: p.sequence,
+        )
+
+    def revise(self, event_id: str, outcome: OperationStatus) -> None:
+        self._staged[event_id] = replace(self._staged[event_id], outcome=outcome)
 
 
 class InMemoryUnitOfWork(UnitOfWork):

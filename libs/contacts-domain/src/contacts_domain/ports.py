@@ -8,7 +8,7 @@ from __future__ import annotations
 import abc
 from types import TracebackType
 
-from contacts_domain.aggregate import ContactState
+from contacts_domain.aggregate import ContactState, ProcessedEvent
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
 
@@ -57,6 +57,19 @@ class Inbox(abc.ABC):
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
         """Record that ``event`` was processed with ``outcome``, in the unit of work's
         transaction, so the effect and the record commit together."""
+
+    @abc.abstractmethod
+    def alive_before(self, contact_id: str, sequence: str) -> bool:
+        """Whether the contact existed just before ``sequence`` by the events processed so
+        far (``aggregate.alive_at``)."""
+
+    @abc.abstractmethod
+    def processed_after(self, contact_id: str, sequence: str) -> list[ProcessedEvent]:
+        """The contact's processed events with a sequence after ``sequence``, in order."""
+
+    @abc.abstractmethod
+    def revise(self, event_id: str, outcome: OperationStatus) -> None:
+        """Replace the recorded outcome of ``event_id`` (see ``aggregate.revised_outcomes``)."""
 
 
 class UnitOfWork(abc.ABC):

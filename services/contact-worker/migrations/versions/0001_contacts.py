@@ -75,6 +75,7 @@ def upgrade() -> None:
             operation_id uuid NOT NULL,
             contact_id uuid NOT NULL,
             event_type text NOT NULL,
+            sequence text NOT NULL,
             status text NOT NULL CHECK (status IN ('applied', 'rejected')),
             reason text,
             version bigint,
@@ -84,6 +85,9 @@ def upgrade() -> None:
     )
     op.execute("CREATE UNIQUE INDEX processed_events_operation ON processed_events (operation_id)")
     op.execute("CREATE INDEX processed_events_processed_at ON processed_events (processed_at)")
+    op.execute(
+        "CREATE INDEX processed_events_contact_sequence ON processed_events (contact_id, sequence)"
+    )
 
     reader = context.get_x_argument(as_dictionary=True).get("reader_role", "contacts_reader")
     op.execute(

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus
+from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus, ProcessedEvent
 from contacts_domain.contact import primary_value
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
 from contacts_domain.values import EmailAddress
@@ -108,35 +108,55 @@ class SqlInbox(Inbox):
     def outcome_of(self, event_id: str) -> OperationStatus | None:
         row = (
             self._connection.execute(
-                sa.text(
-                    "SELECT operation_id, contact_id, status, reason, version "
-                    "FROM processed_events WHERE event_id = :id"
-                ),
+                sa.text(f"SELECT {_INBOX_COLUMNS} FROM processed_events WHERE event_id = :id"),
                 {"id": event_id},
             )
             .mappings()
             .first()
         )
-        if row is None:
-            return None
-        return OperationStatus(
-            operation_id=str(row["operation_id"]),
-            contact_id=str(row["contact_id"]),
-            status=row["status"],
-            reason=row["reason"],
-            version=row["version"],
+        return _processed(row).outcome if row else None
+
+    def alive_before(self, contact_id: str, sequence: str) -> bool:
+        last = self._connection.execute(
+            sa.text(
+                "SELECT event_type FROM processed_events WHERE contact_id = :id "
+                "AND sequence < :sequence AND status = 'applied' "
+                "AND event_type IN ('created', 'replaced', 'deleted') "
+                "ORDER BY sequence DESC LIMIT 1"
+            ),
+            {"id": contact_id, "sequence": sequence},
+        ).scalar()
+        return last is not None and last != "deleted"
+
+    def processed_after(self, contact_id: str, sequence: str) -> list[ProcessedEvent]:
+        rows = self._connection.execute(
+            sa.text(
+                f"SELECT {_INBOX_COLUMNS} FROM processed_events "
+                "WHERE contact_id = :id AND sequence > :sequence ORDER BY sequence"
+            ),
+            {"id": contact_id, "sequence": sequence},
+        ).mappings()
+        return [_processed(row) for row in rows]
+
+    def revise(self, event_id: str, outcome: OperationStatus) -> None:
+        self._connection.execute(
+            sa.text(
+                "UPDATE processed_events SET status = :status, reason = :reason "
+                "WHERE event_id = :id"
+            ),
+            {"id": event_id, "status": outcome.status, "reason": outcome.reason},
         )
 
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
         self._connection.execute(
             sa.text(
-                "INSERT INTO processed_events "
-                "(event_id, operation_id, contact_id, event_type, status, reason, version) "
-                "VALUES (:event_id, :operation_id, :contact_id, :event_type, :status, :reason, "
-                ":version)"
+                "INSERT INTO processed_events (event_id, operation_id, contact_id, event_type, "
+                "sequence, status, reason, version) VALUES (:event_id, :operation_id, "
+                ":contact_id, :event_type, :sequence, :status, :reason, :version)"
             ),
             {
                 "event_id": event.id,
+                "sequence": event.sequence,
                 "operation_id": outcome.operation_id,
                 "contact_id": outcome.contact_id,
                 "event_type": event.kind,
@@ -176,6 +196,24 @@ class SqlUnitOfWork(UnitOfWork):
     def rollback(self) -> None:
         if self._connection is not None and self._connection.in_transaction():
             self._connection.rollback()
+
+
+_INBOX_COLUMNS = "event_id, operation_id, contact_id, event_type, sequence, status, reason, version"
+
+
+def _processed(row: Any) -> ProcessedEvent:
+    return ProcessedEvent(
+        event_id=str(row["event_id"]),
+        kind=row["event_type"],
+        sequence=row["sequence"],
+        outcome=OperationStatus(
+            operation_id=str(row["operation_id"]),
+            contact_id=str(row["contact_id"]),
+            status=row["status"],
+            reason=row["reason"],
+            version=row["version"],
+        ),
+    )
 
 
 def _state_from_row(contact_id: str, row: Any) -> ContactState:

@@ -10,9 +10,11 @@ from contacts_domain import (
     ContactEvent,
     MalformedEvent,
     OperationStatus,
+    ProcessedEvent,
     ValidationFailed,
     apply_event,
     normalize_contact,
+    revised_outcomes,
 )
 from contacts_domain.ports import ContactCache, EmailConflict, OperationStore, UnitOfWork
 
@@ -50,17 +52,25 @@ def handle_event(
 ) -> OperationStatus:
     """Apply ``event`` in one transaction, then refresh the cache and the operation status.
 
-    The inbox makes a redelivered event a no-op for the database; the cache and the status are
+    An event that decides whether the contact exists (create, replace, delete), applied after
+    events that follow it in sequence, corrects their recorded outcomes (``revised_outcomes``),
+    so every operation reports what applying the accepted commands in order gives. The inbox
+    makes a redelivered event a no-op for the database; the cache and the status are
     written again from the committed state, so a redelivery after a failed cache write (Redis
     down) repairs the cache. Business rejections are returned as a ``rejected`` outcome, not
     raised. Raises whatever the adapters raise for transient failures (database or Redis
     unreachable, lock timeout): the caller lets the message be redelivered.
     """
+    revised: list[ProcessedEvent] = []
     with unit_of_work() as uow:
         state = uow.contacts.get_for_update(event.contact_id)
         outcome = uow.inbox.outcome_of(event.id)
         if outcome is None:
-            decision = apply_event(state, event)
+            late = state.alive_sequence is not None and event.sequence < state.alive_sequence
+            alive_before = (
+                uow.inbox.alive_before(event.contact_id, event.sequence) if late else None
+            )
+            decision = apply_event(state, event, alive_before=alive_before)
             reason = decision.reason
             if decision.changed:
                 try:
@@ -77,8 +87,15 @@ def handle_event(
                 version=state.version,
             )
             uow.inbox.record(event, outcome)
+            if event.kind != "patched" and outcome.status == "applied":
+                later = uow.inbox.processed_after(event.contact_id, event.sequence)
+                revised = revised_outcomes(event, later)
+                for processed in revised:
+                    uow.inbox.revise(processed.event_id, processed.outcome)
             uow.commit()
     if state.version > 0:
         cache.put(state)
+    for processed in revised:
+        operations.record(processed.outcome)
     operations.record(outcome)
     return outcome
