@@ -7,7 +7,8 @@ SQS_VENV := .venv-localstack
 PACKAGES := -e libs/contacts-domain -e libs/contacts-http \
 	-e services/command-api -e services/query-api -e services/contact-worker
 
-.PHONY: install up down status test test-unit test-integration test-e2e migrate lint format clean
+.PHONY: install up down status test test-unit test-integration test-e2e test-faults migrate lint \
+	format clean
 
 install: $(VENV)/.installed $(SQS_VENV)/.installed
 
@@ -49,6 +50,9 @@ test-integration: install
 
 test-e2e: install
 	$(BIN)/pytest tests/e2e
+
+test-faults: install  ## the fault-injection harness: one stack per fault, ~10 minutes
+	$(BIN)/pytest -m faults tests/faults -s
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,0 +1,211 @@
+"""Fault-injection suite (issue 4, cases C13, C15, C18): a 202 is never lost, never applied
+twice, and the read side converges to exactly what was accepted, in accepted order.
+
+Each test starts its own stack, drives the mixed workload of ``support.workload``, injects one
+fault mid-load, lets the queue drain, then checks the ledger against PostgreSQL, Redis, the
+operation statuses and the dead-letter queue, and prints a one-line report.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+import requests
+import sqlalchemy as sa
+
+from contacts_domain import FIELDS
+from support.read_model import cache_agrees, stored_contact
+from support.workload import Workload, expected_state
+
+pytestmark = pytest.mark.faults
+
+FAULT_S = 30
+DRAIN_TIMEOUT_S = 240
+
+
+def outcomes(engine: sa.Engine, operation_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT operation_id, status, reason, count(*) OVER (PARTITION BY operation_id) "
+                "FROM processed_events WHERE operation_id = ANY(:ids)"
+            ),
+            {"ids": [uuid.UUID(o) for o in operation_ids]},
+        ).all()
+    return {str(r[0]): (r[1], r[2]) for r in rows}
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=url,
+        AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+    )["Attributes"]
+    return sum(int(v) for v in attributes.values())
+
+
+def drain(stack: Any, engine: sa.Engine, sqs: Any, operation_ids: list[str]) -> float:
+    """Wait until every accepted operation has an outcome and the queue is empty; returns the
+    seconds it took."""
+    started = time.monotonic()
+    while time.monotonic() - started < DRAIN_TIMEOUT_S:
+        done = outcomes(engine, operation_ids)
+        if len(done) == len(operation_ids) and queue_depth(sqs, stack.env["SQS_QUEUE_URL"]) == 0:
+            return time.monotonic() - started
+        time.sleep(0.5)
+    missing = len(operation_ids) - len(outcomes(engine, operation_ids))
+    logs = "\n".join(s.tail(30) for s in stack.services.values())
+    raise AssertionError(f"{missing} accepted operations without an outcome:\n{logs}")
+
+
+def run_with_fault(
+    stack: Any,
+    database_url: str,
+    redis_client: redis.Redis,
+    sqs_client: Any,
+    fault: Callable[[], None],
+    name: str,
+) -> None:
+    engine = sa.create_engine(database_url)
+    workload = Workload(stack.command_url, seed=hash(name) % 1000)
+    workload.setup()
+    workload.start()
+    time.sleep(3)
+    fault_started = time.monotonic()
+    fault()
+    fault_ended = time.monotonic()
+    time.sleep(3)
+    workload.stop()
+    ledger = workload.ledger
+    assert not ledger.unexpected, ledger.unexpected[:5]
+
+    operation_ids = [c.operation_id for c in ledger.accepted]
+    drained_in = drain(stack, engine, sqs_client, operation_ids)
+    recovered_in = time.monotonic() - fault_ended  # until every accepted command had landed
+
+    found = outcomes(engine, operation_ids)
+    applied = sum(1 for s, _ in found.values() if s == "applied")
+    rejected = sum(1 for s, _ in found.values() if s == "rejected")
+    lost = len(operation_ids) - len(found)
+    mismatched: list[str] = []
+    for contact_id, commands in ledger.by_contact().items():
+        expected = expected_state(commands)
+        for operation_id, outcome in expected.outcomes.items():
+            if found.get(operation_id) != outcome:
+                mismatched.append(f"{operation_id}: {found.get(operation_id)} != {outcome}")
+        stored = stored_contact(engine, contact_id)
+        if expected.fields is None:
+            if stored is not None:
+                mismatched.append(f"{contact_id} should be deleted")
+        elif stored is None or {k: stored[k] for k in FIELDS} != expected.fields:
+            mismatched.append(f"{contact_id}: {stored} != {expected.fields}")
+        if not cache_agrees(redis_client, stack.env["REDIS_PREFIX"], engine, contact_id):
+            mismatched.append(f"{contact_id}: Redis differs from PostgreSQL")
+    with engine.connect() as conn:
+        applied_twice = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM (SELECT operation_id FROM processed_events "
+                "WHERE operation_id = ANY(:ids) GROUP BY operation_id HAVING count(*) > 1) d"
+            ),
+            {"ids": [uuid.UUID(o) for o in operation_ids]},
+        ).scalar_one()
+    pending = [
+        o
+        for o in operation_ids[:: max(1, len(operation_ids) // 40)]
+        if requests.get(f"{stack.query_url}/v1/operations/{o}", timeout=5).json()["status"]
+        == "pending"
+    ]
+    dead = queue_depth(sqs_client, stack.dlq_url)
+    engine.dispose()
+    print(
+        f"\n[{name}] accepted={len(operation_ids)} refused(503)={ledger.refused} "
+        f"applied={applied} rejected={rejected} lost={lost} applied_twice={applied_twice} "
+        f"fault={fault_ended - fault_started:.1f}s drained_after_load={drained_in:.1f}s "
+        f"recovered_after_fault={recovered_in:.1f}s dlq={dead}"
+    )
+    assert lost == 0
+    assert applied_twice == 0
+    assert not mismatched, mismatched[:10]
+    assert not pending
+    assert dead == 0
+
+
+def child_pids(pid: int) -> list[int]:
+    path = f"/proc/{pid}/task/{pid}/children"
+    return [int(p) for p in open(path).read().split()] if os.path.exists(path) else []
+
+
+@pytest.fixture
+def harness(fault_stack: Any, database_url: str, redis_client: redis.Redis, sqs_client: Any):
+    def run(fault: Callable[[], None], name: str) -> None:
+        run_with_fault(fault_stack, database_url, redis_client, sqs_client, fault, name)
+
+    return run
+
+
+def test_c13_worker_sigkill_mid_load(fault_stack: Any, harness: Any) -> None:
+    def fault() -> None:
+        fault_stack.services["worker"].signal(signal.SIGKILL)
+        time.sleep(2)
+        fault_stack.restart("worker")
+
+    harness(fault, "worker SIGKILL")
+
+
+def test_c13_prefork_child_sigkill(fault_stack: Any, harness: Any) -> None:
+    def fault() -> None:
+        for _ in range(3):
+            children = child_pids(fault_stack.services["worker"].pid)
+            if children:
+                os.kill(children[0], signal.SIGKILL)
+            time.sleep(2)
+
+    harness(fault, "prefork child SIGKILL")
+
+
+def test_c13_worker_sigterm_graceful(fault_stack: Any, harness: Any) -> None:
+    def fault() -> None:
+        worker = fault_stack.services["worker"]
+        worker.signal(signal.SIGTERM, group=False)
+        worker.process.wait(timeout=60)
+        fault_stack.restart("worker")
+
+    harness(fault, "worker SIGTERM")
+
+
+def test_postgresql_unreachable_30s(fault_stack: Any, harness: Any) -> None:
+    def fault() -> None:
+        with fault_stack.pg.fault("refuse", FAULT_S):
+            pass
+
+    harness(fault, "PostgreSQL unreachable")
+
+
+def test_c18_redis_refused_30s(fault_stack: Any, harness: Any) -> None:
+    def fault() -> None:
+        with fault_stack.redis.fault("refuse", FAULT_S):
+            pass
+
+    harness(fault, "Redis refused")
+
+
+def test_c18_redis_unresponsive_30s(fault_stack: Any, harness: Any) -> None:
+    def fault() -> None:
+        with fault_stack.redis.fault("blackhole", FAULT_S):
+            pass
+
+    harness(fault, "Redis unresponsive")
+
+
+def test_c15_sqs_unreachable_then_back(fault_stack: Any, harness: Any) -> None:
+    def fault() -> None:
+        with fault_stack.sqs.fault("refuse", FAULT_S):
+            pass
+
+    harness(fault, "SQS unreachable")
