@@ -31,6 +31,8 @@ class FaultProxy:
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
+        #: HTTP requests seen going upstream (counted by their request line), for rate checks.
+        self.http_requests = 0
         self._lock = threading.Lock()
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
@@ -102,6 +104,8 @@ class FaultProxy:
                     data = sock.recv(65536)
                     if not data:
                         return
+                    if sock is client:
+                        self.http_requests += data.count(b" HTTP/1.1\r\n")
                     peers[sock].sendall(data)
         except OSError:
             return
