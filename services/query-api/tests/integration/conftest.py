@@ -115,8 +115,8 @@ class Seeder:
             conn.execute(
                 sa.text(
                     "INSERT INTO processed_events (event_id, operation_id, contact_id,"
-                    " event_type, status, reason, version)"
-                    " VALUES (:e, :o, :c, 'contacts.contact.created.v1', :s, :r, :v)"
+                    " event_type, sequence, status, reason, version)"
+                    " VALUES (:e, :o, :c, 'contacts.contact.created.v1', '0', :s, :r, :v)"
                 ),
                 {
                     "e": str(uuid.uuid4()),

@@ -74,8 +74,9 @@ def engine() -> Iterator[sa.Engine]:
             conn.execute(
                 sa.text(
                     "INSERT INTO processed_events (event_id, operation_id, contact_id,"
-                    " event_type, status, version) SELECT gen_random_uuid(), gen_random_uuid(),"
-                    " id, 'contacts.contact.created.v1', 'applied', version FROM contacts"
+                    " event_type, sequence, status, version) SELECT gen_random_uuid(),"
+                    " gen_random_uuid(), id, 'contacts.contact.created.v1', '0', 'applied',"
+                    " version FROM contacts"
                 )
             )
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
