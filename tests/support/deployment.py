@@ -1,0 +1,146 @@
+"""Reading the deployment artefacts in tests: charts (source and rendered), Terraform, workflows.
+
+Rendering uses Helm's own Go SDK through ``helm_python`` (package helm-python-sdk), so a rendered
+manifest is what ``helm template`` prints; tests that need it skip where the wheel is missing.
+"""
+
+from __future__ import annotations
+
+import ast
+import functools
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+HELM = ROOT / "deploy" / "helm"
+TERRAFORM = ROOT / "deploy" / "terraform"
+WORKFLOWS = ROOT / ".github" / "workflows"
+CHARTS = ("command-api", "query-api", "contact-worker")
+API_CHARTS = ("command-api", "query-api")
+SERVICES = ROOT / "services"
+
+
+def load_yaml(path: Path) -> Any:
+    return yaml.safe_load(path.read_text())
+
+
+def merged(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` deep-merged onto ``base``, maps key by key, as Helm merges values files."""
+    result = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(result.get(key), Mapping):
+            result[key] = merged(result[key], value)
+        else:
+            result[key] = value
+    return result
+
+
+def chart_values(chart: str, override: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The values Helm validates and renders with: values.yaml with ``override`` merged in."""
+    return merged(load_yaml(HELM / chart / "values.yaml"), override or {})
+
+
+def values_files(chart: str) -> list[Path]:
+    """values.yaml and every ci/*-values.yaml of ``chart``."""
+    return [HELM / chart / "values.yaml", *sorted((HELM / chart / "ci").glob("*-values.yaml"))]
+
+
+@functools.cache
+def _built_charts() -> Path:
+    """A copy of deploy/helm with each chart's library dependency built (helm dependency build)."""
+    helm = pytest.importorskip("helm_python", reason="helm-python-sdk renders the charts")
+    target = Path(tempfile.mkdtemp(prefix="charts-")) / "helm"
+    shutil.copytree(HELM, target, ignore=shutil.ignore_patterns("charts", "*.tgz"))
+    for chart in CHARTS:
+        helm.dependency_build(str(target / chart))
+    return target
+
+
+def render(chart: str, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The manifests ``helm template <chart> -n contacts`` prints for ``values`` (hooks included)."""
+    helm = pytest.importorskip("helm_python", reason="helm-python-sdk renders the charts")
+    with helm.Chart.load(str(_built_charts() / chart)) as loaded:
+        files = loaded.render(dict(values or {}), name=chart, namespace="contacts")
+    return [
+        doc
+        for name, text in sorted(files.items())
+        if name.endswith(".yaml")
+        for doc in yaml.safe_load_all(text)
+        if doc
+    ]
+
+
+def lint(chart: str, values_file: Path | None = None) -> list[str]:
+    """Errors of ``helm lint`` on the chart (with ``values_file`` when given)."""
+    helm = pytest.importorskip("helm_python", reason="helm-python-sdk lints the charts")
+    built = _built_charts() / chart
+    if values_file is None:
+        return list(helm.lint(str(built), strict=True)["errors"])
+    return list(helm.lint(str(built), load_yaml(values_file) or {}, strict=True)["errors"])
+
+
+def kinds(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [m for m in manifests if m.get("kind") == kind]
+
+
+def pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(name, pod spec) of every Deployment and Job."""
+    for manifest in manifests:
+        if manifest.get("kind") in {"Deployment", "Job"}:
+            yield manifest["metadata"]["name"], manifest["spec"]["template"]["spec"]
+
+
+def parse_hcl(path: Path) -> dict[str, Any]:
+    with path.open() as handle:
+        return hcl2.load(handle)
+
+
+def blocks(parsed: Mapping[str, Any], kind: str, type_: str) -> dict[str, Any]:
+    """``resource``/``data`` blocks of one type, by name, from python-hcl2's parse."""
+    found: dict[str, Any] = {}
+    for entry in parsed.get(kind, []):
+        for name, body in entry.get(type_, {}).items():
+            found[name] = body
+    return found
+
+
+def settings_env_names(path: Path, function: str = "from_env") -> set[str]:
+    """The environment variable names a settings module reads: the upper-case string literals
+    inside ``function`` (every settings class names its variables there)."""
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef) and node.name == function:
+            for inner in ast.walk(node):
+                if (
+                    isinstance(inner, ast.Constant)
+                    and isinstance(inner.value, str)
+                    and inner.value.isupper()
+                    and inner.value.replace("_", "").isalnum()
+                ):
+                    names.add(inner.value)
+    return names
+
+
+def module_env_names(path: Path) -> set[str]:
+    """Names read with ``os.environ.get("NAME", ...)`` anywhere in a module (gunicorn config)."""
+    tree = ast.parse(path.read_text())
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "get"
+            and ast.unparse(node.func.value) == "os.environ"
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+        ):
+            names.add(node.args[0].value)
+    return names
