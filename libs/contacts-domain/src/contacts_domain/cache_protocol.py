@@ -10,7 +10,8 @@ Keys (``prefix`` configurable, e.g. ``contacts:``):
 
 Every write of a contact goes through ``GUARDED_SET_LUA`` (run with EVALSHA/EVAL), so an older
 version never replaces a newer one or a newer tombstone, whichever process writes (DESIGN.md
-§5.5): the worker after its commit, the query API when it refills a miss from PostgreSQL.
+§5.5): the worker after its commit, the query API when it refills a miss from PostgreSQL and
+when, after a Redis outage, it repairs the entries of the contacts changed meanwhile.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import text
 
-from query_api.adapters.circuit_breaker import CircuitBreaker
+from query_api.adapters.circuit_breaker import CircuitBreaker, NoBreaker
 from query_api.adapters.coalescing import CoalescingReadModel
 from query_api.adapters.redis_calls import RedisCalls, build_client
 from query_api.adapters.redis_contact_cache import RedisContactCache
@@ -22,6 +22,7 @@ from query_api.adapters.redis_operation_status import RedisOperationStatusCache
 from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_operation_log import SqlOperationLog
 from query_api.adapters.sql_read_model import SqlContactReadModel
+from query_api.service_layer.handlers import repair_cache
 from query_api.service_layer.ports import (
     ContactCache,
     ContactReadModel,
@@ -68,8 +69,25 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
 
     engine = build_engine(settings)
     client = build_client(settings)
+    contacts = CoalescingReadModel(SqlContactReadModel(engine))
+
+    def contact_cache(calls: RedisCalls) -> RedisContactCache:
+        return RedisContactCache(calls, settings.redis_prefix, settings.contact_cache_ttl_s)
+
+    # The repair runs while the circuit is half-open, so its own calls must not be refused.
+    repair_target = contact_cache(RedisCalls(client, NoBreaker()))
+
+    def repair(seconds_since_healthy: float | None) -> int:
+        return repair_cache(
+            seconds_since_healthy,
+            contacts=contacts,
+            cache=repair_target,
+            margin_s=settings.cache_repair_margin_s,
+            max_lookback_s=settings.contact_cache_ttl_s + settings.cache_repair_margin_s,
+        )
+
     breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
-    calls = RedisCalls(client, breaker)
+    calls = RedisCalls(client, breaker, before_trial=repair)
 
     def ping_database() -> None:
         with engine.connect() as conn:
@@ -80,8 +98,8 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         client.close()
 
     real: dict[str, Any] = {
-        "contacts": CoalescingReadModel(SqlContactReadModel(engine)),
-        "cache": RedisContactCache(calls, settings.redis_prefix, settings.contact_cache_ttl_s),
+        "contacts": contacts,
+        "cache": contact_cache(calls),
         "statuses": RedisOperationStatusCache(calls, settings.redis_prefix),
         "outcomes": SqlOperationLog(engine),
         "required_checks": {"postgresql": ping_database},

@@ -32,6 +32,9 @@ class Settings:
     - ``redis_breaker_failures`` / ``redis_breaker_reset_s``: consecutive Redis failures that
       open the circuit, and how long it stays open before one trial call.
     - ``contact_cache_ttl_s``: TTL of a refilled ``contact:{id}`` entry.
+    - ``cache_repair_margin_s``: added to the outage's length when the cache is repaired after
+      it (``handlers.repair_cache``); must exceed the worker's longest commit-to-cache-write
+      delay, its ``TASK_TIME_LIMIT_S`` (45 s).
     - ``retry_after_s``: ``Retry-After`` sent with a 503.
     """
 
@@ -47,6 +50,7 @@ class Settings:
     redis_breaker_failures: int = 3
     redis_breaker_reset_s: float = 5.0
     contact_cache_ttl_s: int = 3600
+    cache_repair_margin_s: float = 60.0
     retry_after_s: int = 2
 
     @classmethod
@@ -83,6 +87,9 @@ class Settings:
             ),
             contact_cache_ttl_s=_read(
                 environ, "CONTACT_CACHE_TTL_S", _positive(int), d.contact_cache_ttl_s
+            ),
+            cache_repair_margin_s=_read(
+                environ, "CACHE_REPAIR_MARGIN_S", _positive(float), d.cache_repair_margin_s
             ),
             retry_after_s=_read(environ, "QUERY_RETRY_AFTER_S", _positive(int), d.retry_after_s),
         )

@@ -17,7 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from query_api.adapters.sql_operation_log import outcome_statement
-from query_api.adapters.sql_read_model import list_statement, lookup_statement
+from query_api.adapters.sql_read_model import (
+    changed_ids_statement,
+    list_statement,
+    lookup_statement,
+)
 from query_api.adapters.sql_schema import contacts
 from query_api.service_layer.listing import ListFilters, ListRequest, Position, Sort
 from support.resources import isolated_database, new_run_id
@@ -74,9 +78,10 @@ def engine() -> Iterator[sa.Engine]:
             conn.execute(
                 sa.text(
                     "INSERT INTO processed_events (event_id, operation_id, contact_id,"
-                    " event_type, sequence, status, version) SELECT gen_random_uuid(),"
-                    " gen_random_uuid(), id, 'contacts.contact.created.v1', '0', 'applied',"
-                    " version FROM contacts"
+                    " event_type, sequence, status, version, processed_at)"
+                    " SELECT gen_random_uuid(), gen_random_uuid(), id,"
+                    " 'contacts.contact.created.v1', '0', 'applied', version,"
+                    " now() - random() * interval '30 days' FROM contacts"
                 )
             )
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -177,6 +182,12 @@ def test_operation_outcome_uses_its_unique_index(engine, sample):
     plan = _plan(engine, outcome_statement(sample["operation_id"]))
 
     assert _indexes_and_seq_scans(plan) == ({"processed_events_operation"}, [])
+
+
+def test_contacts_changed_during_an_outage_come_from_the_processed_at_index(engine):
+    plan = _plan(engine, changed_ids_statement(90.0))
+
+    assert _indexes_and_seq_scans(plan) == ({"processed_events_processed_at"}, [])
 
 
 def test_the_fixture_is_realistic(engine):

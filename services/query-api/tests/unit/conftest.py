@@ -31,12 +31,16 @@ T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
 class FakeContactReadModel(ContactReadModel):
     """Contacts in a dict; ``list`` applies the same order, filters and keyset rule in Python.
-    ``down`` makes every call raise ``ReadModelUnavailable``; ``reads`` counts ``get`` calls."""
+    ``down`` makes every call raise ``ReadModelUnavailable``; ``reads`` counts ``get`` calls.
+    ``changed`` is what ``changed_since`` yields (ids the worker changed lately), and
+    ``lookbacks`` records the seconds it was asked for."""
 
     def __init__(self) -> None:
         self.stored: dict[str, ContactRecord | Tombstone] = {}
         self.down = False
         self.reads = 0
+        self.changed: list[str] = []
+        self.lookbacks: list[float] = []
 
     def add(self, record: ContactRecord | Tombstone) -> None:
         self.stored[record.contact_id] = record
@@ -74,6 +78,12 @@ class FakeContactReadModel(ContactReadModel):
             cut = (request.after.key, request.after.contact_id)
             rows = [r for r in rows if (key(r) < cut if sort.descending else key(r) > cut)]
         return rows[:limit]
+
+    def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
+        self.check()
+        self.lookbacks.append(seconds)
+        for contact_id in dict.fromkeys(self.changed):
+            yield self.stored[contact_id]
 
     def check(self) -> None:
         if self.down:

@@ -188,3 +188,42 @@ def test_redis_down_and_no_outcome_is_unknown_not_absent(statuses, outcomes):
 
     with pytest.raises(handlers.OperationStatusUnknown):
         handlers.get_operation("x", statuses=statuses, outcomes=outcomes)
+
+
+def test_repair_brings_entries_of_contacts_changed_during_an_outage_up_to_date(
+    contacts, cache, make_record
+):
+    stale = make_record(version=3)
+    deleted = Tombstone(str(uuid.uuid4()), 5)
+    newer_in_cache = make_record(version=2)
+    for stored in (stale, deleted, newer_in_cache):
+        contacts.add(stored)
+        contacts.changed.append(stored.contact_id)
+    cache.entries[stale.contact_id] = CachedContact(1, b"written before the outage")
+    cache.entries[deleted.contact_id] = CachedContact(4, b"alive before the outage")
+    cache.entries[newer_in_cache.contact_id] = CachedContact(9, b"the worker won meanwhile")
+
+    written = handlers.repair_cache(
+        12.0, contacts=contacts, cache=cache, margin_s=60, max_lookback_s=3660
+    )
+
+    assert written == 2
+    assert contacts.lookbacks == [72.0]
+    assert cache.entries[stale.contact_id] == CachedContact(
+        3, representation.encode(representation.resource(stale))
+    )
+    assert cache.entries[deleted.contact_id] == CachedContact(5, None)
+    assert cache.entries[newer_in_cache.contact_id].version == 9
+    lookup = handlers.get_contact(stale.contact_id, contacts=contacts, cache=cache)
+    assert (lookup.cache, lookup.version) == ("hit", 3)
+
+
+@pytest.mark.parametrize(("healthy_ago", "lookback"), [(None, 3660.0), (7200.0, 3660.0)])
+def test_repair_looks_back_at_most_one_cache_ttl_plus_the_margin(
+    contacts, cache, healthy_ago, lookback
+):
+    handlers.repair_cache(
+        healthy_ago, contacts=contacts, cache=cache, margin_s=60, max_lookback_s=3660
+    )
+
+    assert contacts.lookbacks == [lookback]

@@ -27,6 +27,7 @@ def test_reads_every_variable():
             "REDIS_CONNECT_TIMEOUT_S": "0.2",
             "CONTACT_CACHE_TTL_S": "60",
             "REDIS_BREAKER_FAILURES": "5",
+            "CACHE_REPAIR_MARGIN_S": "90",
         }
     )
 
@@ -38,6 +39,7 @@ def test_reads_every_variable():
     assert settings.redis_connect_timeout_s == 0.2
     assert settings.contact_cache_ttl_s == 60
     assert settings.redis_breaker_failures == 5
+    assert settings.cache_repair_margin_s == 90.0
 
 
 @pytest.mark.parametrize(
@@ -47,6 +49,7 @@ def test_reads_every_variable():
         ("REDIS_SOCKET_TIMEOUT_S", "0"),
         ("CONTACT_CACHE_TTL_S", "-1"),
         ("QUERY_DB_STATEMENT_TIMEOUT_MS", "1.5"),
+        ("CACHE_REPAIR_MARGIN_S", "0"),
     ],
 )
 def test_unusable_values_name_the_variable(name, value):

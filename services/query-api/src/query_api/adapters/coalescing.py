@@ -8,6 +8,7 @@ for the first one's read and share its result (or its exception).
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from query_api.service_layer.listing import ListRequest
@@ -24,7 +25,8 @@ class _Flight:
 
 class CoalescingReadModel(ContactReadModel):
     """Wraps a ``ContactReadModel`` so concurrent ``get`` calls for one id share one read.
-    ``list`` passes through. The wait is bounded by the inner read's own time bounds."""
+    ``list`` and ``changed_since`` pass through. The wait is bounded by the inner read's own
+    time bounds."""
 
     def __init__(self, inner: ContactReadModel) -> None:
         self._inner = inner
@@ -55,3 +57,6 @@ class CoalescingReadModel(ContactReadModel):
 
     def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
         return self._inner.list(request, limit)
+
+    def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
+        return self._inner.changed_since(seconds)

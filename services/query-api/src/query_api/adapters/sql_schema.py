@@ -43,4 +43,5 @@ processed_events = Table(
     Column("status", Text, nullable=False),
     Column("reason", Text),
     Column("version", BigInteger),
+    Column("processed_at", DateTime(timezone=True), nullable=False),
 )

@@ -85,6 +85,37 @@ def get_contact(
     return lookup
 
 
+def repair_cache(
+    seconds_since_healthy: float | None,
+    *,
+    contacts: ContactReadModel,
+    cache: ContactCache,
+    margin_s: float,
+    max_lookback_s: float,
+) -> int:
+    """Bring the cache entries of every contact changed since Redis was last healthy up to the
+    database's version; returns how many entries it wrote.
+
+    Runs before the circuit breaker closes after a Redis outage. During the outage the worker
+    committed changes whose cache writes failed, so an entry written before the outage may be
+    older than PostgreSQL, and nothing overwrote it: the version guard only stops older writes.
+    Every contact the worker changed since ``seconds_since_healthy`` seconds ago, plus
+    ``margin_s`` (the worker's longest commit-to-cache-write delay), capped at
+    ``max_lookback_s`` (and taking that when ``None``: never healthy), is refilled with the
+    guarded write, which only replaces older versions. Raises ``ReadModelUnavailable`` and
+    ``CacheUnavailable``; the breaker then stays open and the repair runs again on the next
+    trial.
+    """
+    lookback_s = max_lookback_s
+    if seconds_since_healthy is not None:
+        lookback_s = min(seconds_since_healthy + margin_s, max_lookback_s)
+    written = 0
+    for stored in contacts.changed_since(lookback_s):
+        written += cache.refill(stored.contact_id, stored.version, _lookup("miss", stored).body)
+    log.info("contact cache repaired after a Redis outage: %d entries written", written)
+    return written
+
+
 def _lookup(outcome: CacheOutcome, stored: ContactRecord | Tombstone | None) -> ContactLookup:
     if isinstance(stored, ContactRecord):
         body = representation.encode(representation.resource(stored))

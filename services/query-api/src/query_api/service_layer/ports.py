@@ -9,6 +9,7 @@ answer in time, or refused the connection: the API answers 503 with ``Retry-Afte
 from __future__ import annotations
 
 import abc
+from collections.abc import Iterator
 
 from contacts_domain.operations import OperationStatus
 from query_api.service_layer.listing import ListRequest
@@ -36,6 +37,12 @@ class ContactReadModel(abc.ABC):
     def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
         """Return up to ``limit`` visible contacts matching ``request.filters``, in
         ``request.sort`` order (id as tie-breaker), strictly after ``request.after``.
+        Raises ``ReadModelUnavailable``."""
+
+    @abc.abstractmethod
+    def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
+        """Yield the current state of every contact the worker changed in the last ``seconds``
+        seconds (by the database's clock), each once, in no particular order.
         Raises ``ReadModelUnavailable``."""
 
 

@@ -1,0 +1,123 @@
+"""After a Redis outage no stale entry is served (cases C18; DESIGN.md §5.5), on real Redis and
+PostgreSQL with a fault proxy between the app and Redis.
+
+The stale entry: the contact was cached at v1 before the outage; during it the worker committed
+v2 and its cache write failed, and after ``SQS_MAX_RECEIVE_COUNT`` receives the message may sit
+in the dead-letter queue, so nothing overwrites v1. The version guard cannot help (nobody writes
+v2). The breaker's trial call first repairs the entries of every contact changed since Redis was
+last healthy, so the first answer after the outage is already v2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import redis
+import sqlalchemy as sa
+
+from contacts_domain.cache_protocol import contact_key
+from support.fault_proxy import FaultProxy
+
+RESET_S = 0.3
+
+
+@pytest.fixture
+def proxy() -> Iterator[FaultProxy]:
+    url = redis.connection.parse_url("redis://127.0.0.1:6379/0")
+    proxy = FaultProxy((url.get("host", "127.0.0.1"), int(url.get("port", 6379)))).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def proxied_client(make_app, settings, proxy):
+    app = make_app(
+        dataclasses.replace(
+            settings,
+            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+            redis_breaker_failures=2,
+            redis_breaker_reset_s=RESET_S,
+        )
+    )
+    return app.test_client()
+
+
+def worker_commits(seed, contact_id: str, version: int, **changes: object) -> None:
+    """What the worker commits for an event: the row at ``version`` and its inbox record (the
+    cache write that follows is the part the outage makes fail)."""
+    assignments = ", ".join(f"{name} = :{name}" for name in changes)
+    with seed.engine.begin() as conn:
+        conn.execute(
+            sa.text(f"UPDATE contacts SET version = :version, {assignments} WHERE id = :id"),
+            {"id": contact_id, "version": version, **changes},
+        )
+    seed.outcome(str(uuid.uuid4()), contact_id, "applied", version=version)
+
+
+@pytest.mark.parametrize("fault", ["refuse", "blackhole"])
+def test_c18_entries_that_went_stale_during_the_outage_are_never_served(
+    proxied_client, seed, proxy, redis_client, prefix, fault
+):
+    client = proxied_client
+    renamed = seed.contact(version=1, first_name="Before")
+    deleted = seed.contact(version=1, first_name="Doomed")
+    untouched = seed.contact(version=1, first_name="Quiet")
+    for contact_id in (renamed, deleted, untouched):
+        assert client.get(f"/v1/contacts/{contact_id}").headers["X-Cache"] == "miss"
+        assert client.get(f"/v1/contacts/{contact_id}").headers["X-Cache"] == "hit"
+
+    proxy.set_mode(fault)
+    for _ in range(3):
+        assert client.get(f"/v1/contacts/{untouched}").headers["X-Cache"] == "bypass"
+    worker_commits(seed, renamed, 2, first_name="After")
+    worker_commits(seed, deleted, 2, alive=False, first_name=None)
+    during = client.get(f"/v1/contacts/{renamed}")
+    assert (during.headers["X-Cache"], during.get_json()["first_name"]) == ("bypass", "After")
+    assert client.get(f"/v1/contacts/{deleted}").status_code == 404
+    proxy.set_mode("pass")
+
+    # Redis is back and still holds what the outage left behind: v1 of both.
+    assert redis_client.hget(contact_key(prefix, renamed), "v") == b"1"
+    assert redis_client.hget(contact_key(prefix, deleted), "v") == b"1"
+    served = []
+    deadline = time.monotonic() + RESET_S + 2.0
+    while time.monotonic() < deadline:
+        got = client.get(f"/v1/contacts/{renamed}")
+        served.append((got.headers["X-Cache"], got.headers["ETag"], got.get_json()["first_name"]))
+        assert client.get(f"/v1/contacts/{deleted}").status_code == 404
+        time.sleep(0.02)
+
+    assert {(etag, name) for _, etag, name in served} == {('"2"', "After")}
+    assert served[-1][0] == "hit"  # the circuit closed, the cache serves again
+    assert redis_client.hgetall(contact_key(prefix, renamed))[b"v"] == b"2"
+    assert redis_client.hgetall(contact_key(prefix, deleted)) == {b"v": b"2", b"d": b""}
+    assert client.get(f"/v1/contacts/{untouched}").headers["X-Cache"] == "hit"
+
+
+def test_the_circuit_stays_open_while_the_repair_cannot_read_postgresql(
+    make_app, settings, seed, proxy, refused_port
+):
+    """With PostgreSQL down too, the repair fails: the cache is not trusted (the trial fails
+    and the circuit opens again); PostgreSQL is needed to answer anyway (503)."""
+    down = sa.make_url(settings.database_url).set(port=refused_port)
+    client = make_app(
+        dataclasses.replace(
+            settings,
+            database_url=down.render_as_string(hide_password=False),
+            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
+            redis_breaker_failures=1,
+            redis_breaker_reset_s=RESET_S,
+        )
+    ).test_client()
+    contact_id = str(uuid.uuid4())
+    proxy.set_mode("refuse")
+    assert client.get(f"/v1/contacts/{contact_id}").status_code == 503
+    proxy.set_mode("pass")
+    time.sleep(RESET_S)
+
+    assert client.get(f"/v1/contacts/{contact_id}").status_code == 503
+    assert client.get("/readyz").status_code == 503
