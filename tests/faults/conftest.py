@@ -63,7 +63,7 @@ def fault_stack(
     redis = FaultProxy(("127.0.0.1", 6379)).start()
     sqs = FaultProxy((str(sqs_target.hostname), int(sqs_target.port or 80))).start()
     name = f"t{run_id}-f{uuid.uuid4().hex[:6]}"
-    with isolated_queues(sqs_client, name) as urls:
+    with isolated_queues(sqs_client, name, FAULT_ENV) as urls:
         sqs_url = f"http://127.0.0.1:{sqs.port}"
         env = {
             **stack_env,

@@ -74,14 +74,18 @@ def sqs_client(endpoint: str) -> Any:
 
 
 @contextmanager
-def isolated_queues(sqs: Any, name: str) -> Iterator[QueueUrls]:
-    """Create the FIFO queue ``<name>.fifo`` and its DLQ with the test bounds; delete them after."""
+def isolated_queues(
+    sqs: Any, name: str, worker_env: dict[str, str] | None = None
+) -> Iterator[QueueUrls]:
+    """Create the FIFO queue ``<name>.fifo`` and its DLQ with the visibility timeout and
+    ``maxReceiveCount`` of ``worker_env`` (default: the test bounds); delete them after."""
+    env = {**TEST_WORKER_ENV, **(worker_env or {})}
     urls = ensure_queues(
         sqs,
         name=f"{name}.fifo",
         dlq_name=f"{name}-dlq.fifo",
-        visibility_timeout_s=int(TEST_WORKER_ENV["SQS_VISIBILITY_TIMEOUT_S"]),
-        max_receive_count=int(TEST_WORKER_ENV["SQS_MAX_RECEIVE_COUNT"]),
+        visibility_timeout_s=int(env["SQS_VISIBILITY_TIMEOUT_S"]),
+        max_receive_count=int(env["SQS_MAX_RECEIVE_COUNT"]),
     )
     try:
         yield urls

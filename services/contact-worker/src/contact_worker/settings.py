@@ -34,8 +34,11 @@ class Settings:
     visibility_timeout_s: int = 60
     #: Receives before SQS moves a message to the dead-letter queue (DESIGN.md §3).
     max_receive_count: int = 5
-    #: Seconds a failed message stays hidden before its next receive, by receive count.
-    retry_backoff_s: tuple[int, ...] = (1, 2, 5, 10, 20)
+    #: Seconds a failed message stays hidden before its next receive, by receive count. The
+    #: sum of the first ``max_receive_count - 1`` values is the longest outage (database or
+    #: Redis) survived without dead-lettering: 200 s by default. A message dead-lettered by a
+    #: longer outage is already applied or harmless to apply again: redrive it afterwards.
+    retry_backoff_s: tuple[int, ...] = (5, 15, 60, 120, 300)
     sqs_wait_time_s: int = 10
     sqs_polling_interval_s: float = 0.1
     prefetch_multiplier: int = 4
