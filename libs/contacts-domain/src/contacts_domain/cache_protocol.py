@@ -7,6 +7,11 @@ Keys (``prefix`` configurable, e.g. ``contacts:``):
   from PostgreSQL.
 - ``{prefix}op:{operation id}`` — operation status JSON (``OperationStatus.to_dict``), TTL 24 h.
 - ``{prefix}idem:{sha256 of the Idempotency-Key}`` — idempotency record JSON, TTL 24 h.
+- ``{prefix}refill:{id}`` — the refill lease of a contact: a random token, set with
+  ``SET NX PX`` by the one query API request that reads PostgreSQL after a miss; the others that
+  missed the same id meanwhile, in any process, wait (bounded) for the cache entry instead of
+  reading PostgreSQL too. Deleted with ``RELEASE_LEASE_LUA`` once the refill is done; its TTL
+  (milliseconds, the query API's longest database read) frees the key if the holder dies.
 
 Every write of a contact goes through ``GUARDED_SET_LUA`` (run with EVALSHA/EVAL), so an older
 version never replaces a newer one or a newer tombstone, whichever process writes (DESIGN.md
@@ -31,6 +36,15 @@ redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
 return 1
 """
 
+#: KEYS[1] = lease key; ARGV[1] = the holder's token. Deletes the lease only if the caller still
+#: holds it (an expired lease may have been taken by another request). Returns 1 when deleted.
+RELEASE_LEASE_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 
 def contact_key(prefix: str, contact_id: str) -> str:
     return f"{prefix}contact:{contact_id}"
@@ -42,3 +56,7 @@ def operation_key(prefix: str, operation_id: str) -> str:
 
 def idempotency_key(prefix: str, key_digest: str) -> str:
     return f"{prefix}idem:{key_digest}"
+
+
+def refill_lease_key(prefix: str, contact_id: str) -> str:
+    return f"{prefix}refill:{contact_id}"

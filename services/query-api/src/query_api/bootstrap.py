@@ -72,7 +72,13 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
     contacts = CoalescingReadModel(SqlContactReadModel(engine))
 
     def contact_cache(calls: RedisCalls) -> RedisContactCache:
-        return RedisContactCache(calls, settings.redis_prefix, settings.contact_cache_ttl_s)
+        return RedisContactCache(
+            calls,
+            settings.redis_prefix,
+            settings.contact_cache_ttl_s,
+            lease_ms=settings.refill_lease_ms,
+            wait_s=settings.refill_wait_s,
+        )
 
     # The repair runs while the circuit is half-open, so its own calls must not be refused.
     repair_target = contact_cache(RedisCalls(client, NoBreaker()))

@@ -32,6 +32,10 @@ class Settings:
     - ``redis_breaker_failures`` / ``redis_breaker_reset_s``: consecutive Redis failures that
       open the circuit, and how long it stays open before one trial call.
     - ``contact_cache_ttl_s``: TTL of a refilled ``contact:{id}`` entry.
+    - ``refill_wait_s``: how long a request that missed waits for the refill of the request
+      holding the refill lease (another thread or process) before reading PostgreSQL itself;
+      0 turns the wait off. Keep it above a normal database read and well below the request's
+      latency budget.
     - ``cache_repair_margin_s``: added to the outage's length when the cache is repaired after
       it (``handlers.repair_cache``); must exceed the worker's longest commit-to-cache-write
       delay, its ``TASK_TIME_LIMIT_S`` (45 s).
@@ -50,8 +54,15 @@ class Settings:
     redis_breaker_failures: int = 3
     redis_breaker_reset_s: float = 5.0
     contact_cache_ttl_s: int = 3600
+    refill_wait_s: float = 0.3
     cache_repair_margin_s: float = 60.0
     retry_after_s: int = 2
+
+    @property
+    def refill_lease_ms(self) -> int:
+        """TTL of a refill lease in milliseconds: the longest the holder's database read can
+        take (waiting for a pooled connection, then the statement timeout)."""
+        return int(self.db_pool_timeout_s * 1000) + self.db_statement_timeout_ms
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -88,6 +99,9 @@ class Settings:
             contact_cache_ttl_s=_read(
                 environ, "CONTACT_CACHE_TTL_S", _positive(int), d.contact_cache_ttl_s
             ),
+            refill_wait_s=_read(
+                environ, "QUERY_REFILL_WAIT_S", _not_negative(float), d.refill_wait_s
+            ),
             cache_repair_margin_s=_read(
                 environ, "CACHE_REPAIR_MARGIN_S", _positive(float), d.cache_repair_margin_s
             ),
@@ -100,6 +114,16 @@ def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
         value = kind(raw)
         if not value > 0:  # type: ignore[operator]
             raise ValueError("must be greater than 0")
+        return value
+
+    return parse
+
+
+def _not_negative(kind: Callable[[str], T]) -> Callable[[str], T]:
+    def parse(raw: str) -> T:
+        value = kind(raw)
+        if value < 0:  # type: ignore[operator]
+            raise ValueError("must not be negative")
         return value
 
     return parse

@@ -211,6 +211,12 @@ def seed(writer_engine: sa.Engine) -> Seeder:
 
 
 @pytest.fixture
+def make_seeder() -> type[Seeder]:
+    """``make_seeder(engine)``: a ``Seeder`` for a database of a test's own."""
+    return Seeder
+
+
+@pytest.fixture
 def prefix(redis_prefix: str) -> str:
     """A Redis prefix of this test's own (under the run's prefix, which the root conftest
     deletes at the end of the session)."""

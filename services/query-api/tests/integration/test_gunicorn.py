@@ -13,12 +13,18 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
+import sqlalchemy as sa
 
 from contacts_domain.cache_protocol import contact_key
 from support.processes import free_port
+from support.resources import isolated_database, new_run_id
+
+if TYPE_CHECKING:
+    from support.resources import TestDatabase
 
 GUNICORN = Path(os.environ.get("VIRTUAL_ENV", "/work/main/.venv")) / "bin" / "gunicorn"
 APP = "query_api.entrypoints.app:create_app()"
@@ -38,10 +44,10 @@ def _serve(env: dict[str, str], port: int, tmp_path: Path) -> Served:
         [str(binary), "-c", "python:query_api.entrypoints.gunicorn_conf", "--preload", APP],
         env={
             **os.environ,
-            **env,
-            "QUERY_API_BIND": f"127.0.0.1:{port}",
             "QUERY_API_WORKERS": "2",
             "QUERY_API_THREADS": "4",
+            **env,
+            "QUERY_API_BIND": f"127.0.0.1:{port}",
         },
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
@@ -172,3 +178,95 @@ def test_c18_silent_redis_hangs_no_worker(serve, env, seed, stand_in):
     assert elapsed_s < 5.0
     ready = requests.get(f"{served.url}/readyz", timeout=5)
     assert ready.json()["status"] == "degraded"
+
+
+STORM = 200
+
+
+@pytest.fixture(scope="module")
+def storm_database() -> Iterator[TestDatabase]:
+    """A database of this module's own: its table statistics count only our reads."""
+    with isolated_database(new_run_id()) as database:
+        yield database
+
+
+def _contact_reads(admin: sa.Engine) -> int:
+    """Scans of ``contacts`` (by index or sequential) recorded in PostgreSQL's statistics."""
+    with admin.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT coalesce(seq_scan, 0) + coalesce(idx_scan, 0)"
+                    " FROM pg_stat_user_tables WHERE relname = 'contacts'"
+                )
+            ).scalar_one()
+        )
+
+
+def _storm(served: Served, admin: sa.Engine, contact_id: str) -> list[requests.Response]:
+    """``STORM`` concurrent GETs of ``contact_id`` while the ``contacts`` table is locked, so
+    every read that reaches PostgreSQL is in flight at once; the lock goes after 0.7 s."""
+    url = f"{served.url}/v1/contacts/{contact_id}"
+    locker = sa.create_engine(admin.url)
+    try:
+        with locker.connect() as lock, ThreadPoolExecutor(STORM) as pool:
+            lock.execute(sa.text("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE"))
+            futures = [pool.submit(requests.get, url, timeout=30) for _ in range(STORM)]
+            time.sleep(0.7)
+            lock.commit()
+            return [future.result() for future in futures]
+    finally:
+        locker.dispose()
+
+
+def _stop_and_flush_statistics(served: Served, admin: sa.Engine) -> None:
+    # A backend flushes its table statistics when it exits (between queries only every
+    # second or so): stop the server and wait for its sessions to end.
+    served.process.terminate()
+    served.process.wait(15)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with admin.connect() as conn:
+            sessions = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND application_name = 'query-api'"
+                )
+            ).scalar_one()
+        if sessions == 0:
+            return
+        time.sleep(0.05)
+    raise AssertionError("query-api sessions still open after the server stopped")
+
+
+@pytest.mark.parametrize(("wait_s", "expected_reads"), [("3", 1), ("0", 2)])
+def test_a_miss_storm_across_two_workers_reads_postgresql_once(
+    serve, env, make_seeder, storm_database, wait_s, expected_reads
+):
+    """200 concurrent GETs of one uncached id on 2 gunicorn workers x 8 threads: the refill
+    lease lets one request read PostgreSQL, the others wait for its cache entry. The control
+    (wait 0: the in-process single flight only) reads once per worker, so the count measures
+    the lease. Reads are counted by PostgreSQL itself, in ``pg_stat_user_tables``."""
+    admin = sa.create_engine(storm_database.url, isolation_level="AUTOCOMMIT")
+    contact_id = make_seeder(admin).contact(version=3, first_name="Storm")
+    before = _contact_reads(admin)
+    served = serve(
+        {
+            **env,
+            "QUERY_DATABASE_URL": storm_database.reader_url,
+            "QUERY_API_THREADS": "8",
+            "QUERY_REFILL_WAIT_S": wait_s,
+        }
+    )
+    try:
+        responses = _storm(served, admin, contact_id)
+        _stop_and_flush_statistics(served, admin)
+        reads = _contact_reads(admin) - before
+    finally:
+        admin.dispose()
+
+    assert {(r.status_code, r.headers["ETag"], r.json()["id"]) for r in responses} == {
+        (200, '"3"', contact_id)
+    }
+    print(f"\n{STORM} concurrent GETs of one uncached id, wait {wait_s} s: {reads} reads")
+    assert reads == expected_reads

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import threading
 import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -91,13 +92,17 @@ class FakeContactReadModel(ContactReadModel):
 
 
 class FakeContactCache(ContactCache):
-    """A dict with the guarded-set rule of ``GUARDED_SET_LUA``; ``down`` raises
-    ``CacheUnavailable``; ``refills`` records every refill call."""
+    """A dict with the guarded-set rule of ``GUARDED_SET_LUA`` and refill leases, safe to share
+    between threads (as Redis is between processes); ``down`` raises ``CacheUnavailable``;
+    ``refills`` records every refill call; a waiter waits at most ``wait_s`` seconds."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait_s: float = 1.0) -> None:
         self.entries: dict[str, CachedContact] = {}
+        self.leases: dict[str, str] = {}
         self.down = False
         self.refills: list[tuple[str, int, bytes | None]] = []
+        self.wait_s = wait_s
+        self._changed = threading.Condition()
 
     def get(self, contact_id: str) -> CachedContact | None:
         self.check()
@@ -105,12 +110,37 @@ class FakeContactCache(ContactCache):
 
     def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
         self.check()
-        self.refills.append((contact_id, version, body))
-        current = self.entries.get(contact_id)
-        if current is not None and current.version >= version:
-            return False
-        self.entries[contact_id] = CachedContact(version, body)
-        return True
+        with self._changed:
+            self.refills.append((contact_id, version, body))
+            current = self.entries.get(contact_id)
+            if current is not None and current.version >= version:
+                return False
+            self.entries[contact_id] = CachedContact(version, body)
+            self._changed.notify_all()
+            return True
+
+    def take_refill_lease(self, contact_id: str) -> str | None:
+        self.check()
+        with self._changed:
+            if contact_id in self.leases:
+                return None
+            token = self.leases[contact_id] = uuid.uuid4().hex
+            return token
+
+    def release_refill_lease(self, contact_id: str, token: str) -> None:
+        self.check()
+        with self._changed:
+            if self.leases.get(contact_id) == token:
+                del self.leases[contact_id]
+                self._changed.notify_all()
+
+    def wait_for_refill(self, contact_id: str) -> CachedContact | None:
+        self.check()
+        with self._changed:
+            self._changed.wait_for(
+                lambda: contact_id in self.entries or contact_id not in self.leases, self.wait_s
+            )
+            return self.entries.get(contact_id)
 
     def check(self) -> None:
         if self.down:

@@ -27,6 +27,7 @@ def test_reads_every_variable():
             "REDIS_CONNECT_TIMEOUT_S": "0.2",
             "CONTACT_CACHE_TTL_S": "60",
             "REDIS_BREAKER_FAILURES": "5",
+            "QUERY_REFILL_WAIT_S": "0",
             "CACHE_REPAIR_MARGIN_S": "90",
         }
     )
@@ -39,7 +40,15 @@ def test_reads_every_variable():
     assert settings.redis_connect_timeout_s == 0.2
     assert settings.contact_cache_ttl_s == 60
     assert settings.redis_breaker_failures == 5
-    assert settings.cache_repair_margin_s == 90.0
+    assert (settings.refill_wait_s, settings.cache_repair_margin_s) == (0.0, 90.0)
+
+
+def test_a_refill_lease_outlives_the_longest_database_read():
+    settings = Settings.from_env(
+        {"QUERY_DB_POOL_TIMEOUT_S": "1.5", "QUERY_DB_STATEMENT_TIMEOUT_MS": "2000"}
+    )
+
+    assert settings.refill_lease_ms == 3500
 
 
 @pytest.mark.parametrize(
@@ -49,6 +58,7 @@ def test_reads_every_variable():
         ("REDIS_SOCKET_TIMEOUT_S", "0"),
         ("CONTACT_CACHE_TTL_S", "-1"),
         ("QUERY_DB_STATEMENT_TIMEOUT_MS", "1.5"),
+        ("QUERY_REFILL_WAIT_S", "-0.1"),
         ("CACHE_REPAIR_MARGIN_S", "0"),
     ],
 )

@@ -3,39 +3,115 @@
 Entry: hash ``{v: <version>, d: <resource JSON>}``, ``d`` empty for a tombstone. Refills run
 ``GUARDED_SET_LUA`` (EVALSHA, loaded on first use), the same script the worker writes with, so a
 refill never replaces the same or a newer version, nor a newer tombstone.
+
+Refill lease (``refill:{id}``, ``SET NX PX``): the request that takes it reads PostgreSQL and
+refills; the others poll the entry and the lease in one round trip, every 2 ms at first and at
+most every ``MAX_POLL_INTERVAL_S``, until the entry appears, the lease is gone or ``wait_s``
+seconds have passed.
 """
 
 from __future__ import annotations
 
-from contacts_domain.cache_protocol import GUARDED_SET_LUA, contact_key
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any, Final
+
+from contacts_domain.cache_protocol import (
+    GUARDED_SET_LUA,
+    RELEASE_LEASE_LUA,
+    contact_key,
+    refill_lease_key,
+)
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.service_layer.ports import CacheUnavailable, ContactCache
 from query_api.service_layer.records import CachedContact
 
+#: First and longest pause, in seconds, between two polls of a waiting request.
+FIRST_POLL_INTERVAL_S: Final = 0.002
+MAX_POLL_INTERVAL_S: Final = 0.02
+
 
 class RedisContactCache(ContactCache):
-    """``ContactCache`` over Redis. ``ttl_s`` is the TTL of a refilled entry in seconds."""
+    """``ContactCache`` over Redis.
 
-    def __init__(self, calls: RedisCalls, prefix: str, ttl_s: int) -> None:
+    ``ttl_s`` is the TTL of a refilled entry in seconds; ``lease_ms`` the TTL of a refill lease
+    in milliseconds (the longest a database read may take); ``wait_s`` how long, in seconds, a
+    request that missed waits for another's refill (0: not at all).
+    """
+
+    def __init__(
+        self,
+        calls: RedisCalls,
+        prefix: str,
+        ttl_s: int,
+        *,
+        lease_ms: int = 4000,
+        wait_s: float = 0.3,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self._calls = calls
         self._prefix = prefix
         self._ttl_s = ttl_s
+        self._lease_ms = lease_ms
+        self._wait_s = wait_s
+        self._clock = clock
+        self._sleep = sleep
         self._guarded_set = calls.client.register_script(GUARDED_SET_LUA)
+        self._release = calls.client.register_script(RELEASE_LEASE_LUA)
 
     def get(self, contact_id: str) -> CachedContact | None:
         key = contact_key(self._prefix, contact_id)
         version, body = self._calls.run(lambda r: r.hmget(key, "v", "d"))
-        if version is None:
-            return None
-        try:
-            parsed = int(version)
-        except ValueError:
-            raise CacheUnavailable(f"malformed cache entry {key}") from None
-        data = body.encode() if isinstance(body, str) else body
-        return CachedContact(parsed, data or None)
+        return _entry(key, version, body)
 
     def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
         key = contact_key(self._prefix, contact_id)
         args: list[bytes | int] = [version, body or b"", self._ttl_s]
         written = self._calls.run(lambda r: self._guarded_set(keys=[key], args=args, client=r))
         return bool(written)
+
+    def take_refill_lease(self, contact_id: str) -> str | None:
+        key = refill_lease_key(self._prefix, contact_id)
+        token = secrets.token_hex(8)
+        taken = self._calls.run(lambda r: r.set(key, token, nx=True, px=self._lease_ms))
+        return token if taken else None
+
+    def release_refill_lease(self, contact_id: str, token: str) -> None:
+        key = refill_lease_key(self._prefix, contact_id)
+        self._calls.run(lambda r: self._release(keys=[key], args=[token], client=r))
+
+    def wait_for_refill(self, contact_id: str) -> CachedContact | None:
+        key = contact_key(self._prefix, contact_id)
+        lease = refill_lease_key(self._prefix, contact_id)
+
+        def poll(r: Any) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            pipe.hmget(key, "v", "d")
+            pipe.exists(lease)
+            return list(pipe.execute())
+
+        deadline = self._clock() + self._wait_s
+        interval = FIRST_POLL_INTERVAL_S
+        while True:
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return None
+            self._sleep(min(interval, remaining))
+            interval = min(2 * interval, MAX_POLL_INTERVAL_S)
+            (version, body), leased = self._calls.run(poll)
+            entry = _entry(key, version, body)
+            if entry is not None or not leased:
+                return entry
+
+
+def _entry(key: str, version: bytes | None, body: bytes | str | None) -> CachedContact | None:
+    if version is None:
+        return None
+    try:
+        parsed = int(version)
+    except ValueError:
+        raise CacheUnavailable(f"malformed cache entry {key}") from None
+    data = body.encode() if isinstance(body, str) else body
+    return CachedContact(parsed, data or None)

@@ -21,7 +21,7 @@ from query_api.service_layer.ports import (
     OperationLog,
     OperationStatusCache,
 )
-from query_api.service_layer.records import ContactRecord, Tombstone
+from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +61,42 @@ def get_contact(
 ) -> ContactLookup:
     """Read one contact cache-first: Redis, then PostgreSQL, then a version-guarded refill.
 
-    A cached tombstone is a 404 without touching PostgreSQL. A stored but invisible contact is
-    refilled as a tombstone so repeated reads of a deleted id stay in Redis; an id never stored
-    is not cached. When Redis fails, the read falls through to PostgreSQL and the refill is
-    skipped, so one request pays the Redis time bound at most once.
-    Raises ``ReadModelUnavailable``.
+    A cached tombstone is a 404 without touching PostgreSQL. On a miss, one request (in every
+    process) takes the refill lease, reads PostgreSQL and refills; the others wait for its
+    entry, within the cache adapter's bound, and read PostgreSQL themselves only past it. A
+    stored but invisible contact is refilled as a tombstone so repeated reads of a deleted id
+    stay in Redis; an id never stored is not cached. When Redis fails, the read falls through
+    to PostgreSQL and the refill is skipped. Raises ``ReadModelUnavailable``.
     """
+    token: str | None = None
     try:
         cached = cache.get(contact_id)
+        if cached is not None:
+            return _hit(cached)
+        token = cache.take_refill_lease(contact_id)
+        if token is None:
+            cached = cache.wait_for_refill(contact_id)
+            if cached is not None:
+                return _hit(cached)
     except CacheUnavailable:
-        stored = contacts.get(contact_id)
-        return _lookup("bypass", stored)
-    if cached is not None:
-        return ContactLookup("hit", cached.version if cached.body else None, cached.body)
+        return _lookup("bypass", contacts.get(contact_id))
+    try:
+        return _read_and_refill(contact_id, contacts=contacts, cache=cache)
+    finally:
+        if token is not None:
+            try:
+                cache.release_refill_lease(contact_id, token)
+            except CacheUnavailable:
+                log.warning("refill lease not released; it expires", extra={"id": contact_id})
 
+
+def _hit(cached: CachedContact) -> ContactLookup:
+    return ContactLookup("hit", cached.version if cached.body else None, cached.body)
+
+
+def _read_and_refill(
+    contact_id: str, *, contacts: ContactReadModel, cache: ContactCache
+) -> ContactLookup:
     stored = contacts.get(contact_id)
     lookup = _lookup("miss", stored)
     if stored is not None:

@@ -47,7 +47,8 @@ class ContactReadModel(abc.ABC):
 
 
 class ContactCache(abc.ABC):
-    """The ``contact:{id}`` read cache, as the query API sees it: read, and refill on a miss."""
+    """The ``contact:{id}`` read cache, as the query API sees it: read, and refill on a miss
+    under a refill lease, so one request in all processes reads the database per miss."""
 
     @abc.abstractmethod
     def get(self, contact_id: str) -> CachedContact | None:
@@ -59,6 +60,23 @@ class ContactCache(abc.ABC):
         """Cache ``body`` (``None`` = tombstone) at ``version`` unless the cache already holds
         that version or a newer one, or a newer tombstone (DESIGN.md §5.5). Returns whether it
         wrote. Raises ``CacheUnavailable``."""
+
+    @abc.abstractmethod
+    def take_refill_lease(self, contact_id: str) -> str | None:
+        """Take the refill lease of ``contact_id``: returns a token when the caller now holds
+        it (it reads the database and refills, then releases), ``None`` when another request
+        holds it. Raises ``CacheUnavailable``."""
+
+    @abc.abstractmethod
+    def release_refill_lease(self, contact_id: str, token: str) -> None:
+        """Give the lease back, if ``token`` still holds it. Raises ``CacheUnavailable``."""
+
+    @abc.abstractmethod
+    def wait_for_refill(self, contact_id: str) -> CachedContact | None:
+        """Wait, within the adapter's bound, for the lease holder's refill. Returns the entry
+        once cached; ``None`` when the lease ends without one (nothing to cache, or the refill
+        failed) or the bound passes: the caller then reads the database itself.
+        Raises ``CacheUnavailable``."""
 
 
 class OperationStatusCache(abc.ABC):

@@ -1,0 +1,67 @@
+"""The refill lease of ``RedisContactCache`` on real Redis (``cache_protocol.refill_lease_key``)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from contacts_domain.cache_protocol import refill_lease_key
+from query_api.adapters.circuit_breaker import NoBreaker
+from query_api.adapters.redis_calls import RedisCalls, build_client
+from query_api.adapters.redis_contact_cache import RedisContactCache
+from query_api.service_layer.records import CachedContact
+
+
+@pytest.fixture
+def cache(settings):
+    client = build_client(settings)
+    yield RedisContactCache(
+        RedisCalls(client, NoBreaker()), settings.redis_prefix, 60, lease_ms=3000, wait_s=1.0
+    )
+    client.close()
+
+
+def test_one_holder_at_a_time_and_only_the_holder_releases(cache, redis_client, prefix):
+    token = cache.take_refill_lease("c1")
+
+    assert token is not None
+    assert cache.take_refill_lease("c1") is None
+    assert 0 < redis_client.pttl(refill_lease_key(prefix, "c1")) <= 3000
+    cache.release_refill_lease("c1", "not the holder's token")
+    assert cache.take_refill_lease("c1") is None
+    cache.release_refill_lease("c1", token)
+    assert cache.take_refill_lease("c1") is not None
+
+
+def test_a_waiter_gets_the_entry_as_soon_as_the_holder_refills(cache):
+    token = cache.take_refill_lease("c2")
+
+    def holder() -> None:
+        time.sleep(0.1)
+        cache.refill("c2", 7, b'{"id":"c2"}')
+        cache.release_refill_lease("c2", token)
+
+    threading.Thread(target=holder).start()
+    started = time.monotonic()
+
+    assert cache.wait_for_refill("c2") == CachedContact(7, b'{"id":"c2"}')
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_waiter_stops_when_the_lease_ends_without_an_entry(cache):
+    token = cache.take_refill_lease("c3")
+    threading.Timer(0.1, cache.release_refill_lease, ("c3", token)).start()
+    started = time.monotonic()
+
+    assert cache.wait_for_refill("c3") is None
+    assert time.monotonic() - started < 0.5
+
+
+def test_a_waiter_gives_up_after_its_bound(cache):
+    cache.take_refill_lease("c4")
+    started = time.monotonic()
+
+    assert cache.wait_for_refill("c4") is None
+    assert 1.0 <= time.monotonic() - started < 1.3
