@@ -7,7 +7,7 @@ SQS_VENV := .venv-localstack
 PACKAGES := -e libs/contacts-domain -e libs/contacts-http \
 	-e services/command-api -e services/query-api -e services/contact-worker
 
-.PHONY: install up down status test test-unit test-integration test-e2e test-faults migrate lint \
+.PHONY: install lint-deploy checkov up down status test test-unit test-integration test-e2e test-faults migrate lint \
 	format clean
 
 install: $(VENV)/.installed $(SQS_VENV)/.installed
@@ -16,6 +16,15 @@ $(VENV)/.installed: requirements-dev.txt libs/*/pyproject.toml services/*/pyproj
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(PACKAGES)
+	touch $@
+
+$(VENV)/.installed-deploy: $(VENV)/.installed deploy/requirements-lint.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r deploy/requirements-lint.txt
+	touch $@
+
+.venv-checkov/.installed: deploy/requirements-checkov.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet --disable-pip-version-check -r deploy/requirements-checkov.txt
 	touch $@
 
 $(SQS_VENV)/.installed: deploy/local/localstack-requirements.txt
@@ -37,7 +46,18 @@ migrate: install
 	$(BIN)/contact-worker-admin create-database
 	$(BIN)/contact-worker-admin migrate
 
-test: install  ## unit, integration and end-to-end tests
+DEPLOY_TESTS ?= tests/deploy
+
+lint-deploy: install $(VENV)/.installed-deploy checkov  ## checks of Docker, compose, Helm, Terraform, workflows
+	$(BIN)/yamllint --strict .
+	$(BIN)/hadolint services/*/Dockerfile
+	$(BIN)/pytest -q $(DEPLOY_TESTS)
+
+checkov: .venv-checkov/.installed  ## zero failed checks; every skip is justified inline
+	.venv-checkov/bin/checkov -d deploy/terraform --framework terraform --quiet --compact \
+		--skip-download --download-external-modules false
+
+test: install $(VENV)/.installed-deploy  ## unit, integration and end-to-end tests
 	$(BIN)/pytest
 
 test-unit: install

@@ -143,8 +143,9 @@ def test_service_account_carries_the_irsa_role(chart: str) -> None:
 
 @pytest.mark.parametrize("chart", CHARTS)
 def test_network_policy_allows_dns_and_the_dependencies_only(chart: str) -> None:
-    (policy,) = kinds(render(chart, load_yaml(HELM / chart / "ci" / "default-values.yaml")),
-                      "NetworkPolicy")
+    (policy,) = kinds(
+        render(chart, load_yaml(HELM / chart / "ci" / "default-values.yaml")), "NetworkPolicy"
+    )
     assert policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     ports = sorted(p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"])
     expected = {
@@ -175,7 +176,9 @@ def test_worker_migrations_get_a_hook_secret_when_the_url_is_in_values() -> None
     values = load_yaml(HELM / "contact-worker" / "ci" / "keda-values.yaml")
     manifests = render("contact-worker", values)
     hook_secrets = [
-        s for s in kinds(manifests, "Secret") if "helm.sh/hook" in s["metadata"].get("annotations", {})
+        s
+        for s in kinds(manifests, "Secret")
+        if "helm.sh/hook" in s["metadata"].get("annotations", {})
     ]
     assert [s["metadata"]["name"] for s in hook_secrets] == ["contact-worker-migrations"]
     assert hook_secrets[0]["metadata"]["annotations"]["helm.sh/hook-weight"] == "-10"
@@ -205,8 +208,12 @@ def test_apis_scale_on_cpu(chart: str) -> None:
 @pytest.mark.parametrize("chart", CHARTS)
 def test_empty_aws_keys_select_the_irsa_credentials(chart: str) -> None:
     (deployment,) = kinds(render(chart), "Deployment")
-    env = {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value")
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     if chart == "query-api":
         assert "AWS_ACCESS_KEY_ID" not in env
     else:
-        assert env["AWS_ACCESS_KEY_ID"] == "" and env["AWS_SECRET_ACCESS_KEY"] == ""
+        assert env["AWS_ACCESS_KEY_ID"] == ""
+        assert env["AWS_SECRET_ACCESS_KEY"] == ""

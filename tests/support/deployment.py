@@ -64,7 +64,7 @@ def _built_charts() -> Path:
 
 
 def render(chart: str, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """The manifests ``helm template <chart> -n contacts`` prints for ``values`` (hooks included)."""
+    """The manifests ``helm template <chart> -n contacts`` prints for ``values`` (with hooks)."""
     helm = pytest.importorskip("helm_python", reason="helm-python-sdk renders the charts")
     with helm.Chart.load(str(_built_charts() / chart)) as loaded:
         files = loaded.render(dict(values or {}), name=chart, namespace="contacts")
@@ -97,9 +97,26 @@ def pod_specs(manifests: list[dict[str, Any]]) -> Iterator[tuple[str, dict[str, 
             yield manifest["metadata"]["name"], manifest["spec"]["template"]["spec"]
 
 
+def _unquote(value: Any) -> Any:
+    """python-hcl2 8 keeps the quotes of string literals and block labels and adds
+    ``__comments__``/``__is_block__``; give plain values, as Terraform sees them."""
+    if isinstance(value, dict):
+        return {
+            _unquote(key): _unquote(item)
+            for key, item in value.items()
+            if key not in {"__comments__", "__is_block__"}
+        }
+    if isinstance(value, list):
+        return [_unquote(item) for item in value]
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
 def parse_hcl(path: Path) -> dict[str, Any]:
+    """A .tf or .tfvars file as python-hcl2 parses it, quotes and comment markers removed."""
     with path.open() as handle:
-        return hcl2.load(handle)
+        return _unquote(hcl2.load(handle))
 
 
 def blocks(parsed: Mapping[str, Any], kind: str, type_: str) -> dict[str, Any]:

@@ -1,0 +1,129 @@
+"""Terraform: every file parses, safe defaults; GitHub Actions: pinned actions, path filters."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from support.deployment import TERRAFORM, WORKFLOWS, blocks, load_yaml, parse_hcl
+
+TF_FILES = sorted(TERRAFORM.rglob("*.tf")) + sorted(TERRAFORM.rglob("*.tfvars"))
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(TERRAFORM)))
+def test_every_terraform_file_parses(path) -> None:
+    assert parse_hcl(path) is not None
+
+
+def _resource(module: str, kind: str) -> dict:
+    (body,) = blocks(
+        parse_hcl(TERRAFORM / "modules" / module / "main.tf"), "resource", kind
+    ).values()
+    return body
+
+
+def test_rds_is_private_encrypted_and_keeps_its_password_in_secrets_manager() -> None:
+    db = _resource("rds", "aws_db_instance")
+    assert db["publicly_accessible"] is False
+    assert db["storage_encrypted"] is True
+    assert db["manage_master_user_password"] is True
+    assert "password" not in db
+    assert db["multi_az"] == "${var.multi_az}"
+    assert db["deletion_protection"] == "${var.deletion_protection}"
+    params = _resource("rds", "aws_db_parameter_group")["parameter"]
+    assert {"name": "rds.force_ssl", "value": "1"} in params
+
+
+def test_prod_has_multi_az_and_deletion_protection() -> None:
+    prod = parse_hcl(TERRAFORM / "envs" / "prod" / "terraform.tfvars")
+    assert prod["db_multi_az"] is True
+    assert prod["db_deletion_protection"] is True
+    assert prod["redis_num_cache_clusters"] >= 2
+    assert prod["single_nat_gateway"] is False
+
+
+def test_redis_encrypts_at_rest_and_in_transit() -> None:
+    redis = _resource("redis", "aws_elasticache_replication_group")
+    assert redis["at_rest_encryption_enabled"] is True
+    assert redis["transit_encryption_enabled"] is True
+    assert redis["transit_encryption_mode"] == "required"
+
+
+def test_no_public_kubernetes_endpoint_by_default() -> None:
+    variables = {
+        k: v
+        for e in parse_hcl(TERRAFORM / "modules" / "eks" / "variables.tf")["variable"]
+        for k, v in e.items()
+    }
+    assert variables["endpoint_public_access_cidrs"]["default"] == []
+
+
+def test_state_is_in_s3_with_locking_and_encryption() -> None:
+    for root in ("envs/dev", "envs/prod", "global"):
+        (backend,) = parse_hcl(TERRAFORM / root / "backend.tf")["terraform"][0]["backend"]
+        s3 = backend["s3"]
+        assert s3["use_lockfile"] is True, root
+        assert s3["encrypt"] is True, root
+
+
+def test_envs_differ_only_in_their_values() -> None:
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
+        assert (TERRAFORM / "envs/dev" / name).read_text() == (
+            TERRAFORM / "envs/prod" / name
+        ).read_text()
+
+
+def test_terraform_fmt() -> None:
+    if shutil.which("terraform") is None:
+        pytest.skip("no terraform binary on this machine (CI's infra workflow runs fmt)")
+    result = subprocess.run(
+        ["terraform", "fmt", "-check", "-recursive", str(TERRAFORM)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+WORKFLOW_FILES = sorted(WORKFLOWS.glob("*.yml"))
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+
+
+@pytest.mark.parametrize("path", WORKFLOW_FILES, ids=lambda p: p.name)
+def test_actions_are_pinned_by_commit_sha(path) -> None:
+    for line in path.read_text().splitlines():
+        match = re.match(r"^\s*(?:-\s+)?uses:\s*(\S+)(.*)$", line)
+        if match and not match.group(1).startswith("./"):
+            assert PINNED.match(match.group(1)), line
+            assert match.group(2).strip().startswith("# v"), f"version comment missing: {line}"
+
+
+@pytest.mark.parametrize("service", ["command-api", "query-api", "contact-worker"])
+def test_service_workflows_filter_on_their_paths(service: str) -> None:
+    workflow = load_yaml(WORKFLOWS / f"{service}.yml")
+    triggers = workflow.get("on", workflow.get(True))
+    for event in ("push", "pull_request"):
+        paths = triggers[event]["paths"]
+        assert f"services/{service}/**" in paths
+        assert "libs/contacts-domain/**" in paths
+        assert f".github/workflows/{service}.yml" in paths
+    assert workflow["permissions"] == {"contents": "read"}
+
+
+def test_images_are_pushed_with_oidc_and_no_stored_keys() -> None:
+    for path in WORKFLOW_FILES:
+        text = path.read_text()
+        assert "aws-access-key-id" not in text, path.name
+        assert "AWS_SECRET_ACCESS_KEY" not in text, path.name
+    image = load_yaml(WORKFLOWS / "image.yml")
+    assert image["permissions"]["id-token"] == "write"
+
+
+def test_deploy_uses_environments_and_atomic_upgrades() -> None:
+    deploy = load_yaml(WORKFLOWS / "deploy.yml")
+    job = deploy["jobs"]["deploy"]
+    assert "environment" in job
+    assert "--atomic" in str(job["steps"])
