@@ -53,7 +53,8 @@ start command-api "$bin/gunicorn" --bind "127.0.0.1:$COMMAND_API_PORT" --workers
 QUERY_API_BIND="127.0.0.1:$QUERY_API_PORT" QUERY_API_WORKERS="$GUNICORN_WORKERS" \
   start query-api "$bin/gunicorn" -c python:query_api.entrypoints.gunicorn_conf \
   'query_api.entrypoints.app:create_app()'
-start worker "$bin/contact-worker" --pool prefork --concurrency "$WORKER_CONCURRENCY"
+start worker "$here/supervise.sh" "$bin/contact-worker" --pool prefork \
+  --concurrency "$WORKER_CONCURRENCY"
 wait_for command-api "http://127.0.0.1:$COMMAND_API_PORT/readyz" 60
 wait_for query-api "http://127.0.0.1:$QUERY_API_PORT/readyz" 60
 deadline=$((SECONDS + 60))

@@ -83,7 +83,7 @@ def proxied(
         services = [
             command_api(command_port, env).start(),
             query_api(query_port, env).start(),
-            worker(env, concurrency=2).start(),
+            worker(env, concurrency=2, supervised=True).start(),
         ]
         stack = ProxiedStack(
             f"http://127.0.0.1:{command_port}",
@@ -142,6 +142,8 @@ def test_c15_worker_resumes_after_losing_sqs_and_liveness_tells_meanwhile(
     time.sleep(10)
     proxied.sqs.set_mode("pass")
     recovered_in = proxied.post_and_wait(timeout_s=120)
-    assert proxied.worker.alive(), proxied.worker.tail()
+    assert proxied.worker.alive(), proxied.worker.tail()  # the supervisor, as Kubernetes would
     assert proxied.alive()
     print(f"C15 after SQS came back, a new write applied in {recovered_in:.1f} s")
+    if "consumer is stalled; exiting" in proxied.worker.log():
+        print("C15 the watchdog had made the stalled worker exit; the supervisor restarted it")

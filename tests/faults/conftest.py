@@ -82,7 +82,7 @@ def fault_stack(
         services = {
             "command-api": command_api(command_port, env).start(),
             "query-api": query_api(query_port, env).start(),
-            "worker": worker(env, concurrency=2).start(),
+            "worker": worker(env, concurrency=2, supervised=True).start(),
         }
         stack = FaultStack(
             f"http://127.0.0.1:{command_port}",

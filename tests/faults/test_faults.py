@@ -161,9 +161,10 @@ def test_c13_worker_sigkill_mid_load(fault_stack: Any, harness: Any) -> None:
 def test_c13_prefork_child_sigkill(fault_stack: Any, harness: Any) -> None:
     def fault() -> None:
         for _ in range(3):
-            children = child_pids(fault_stack.services["worker"].pid)
-            if children:
-                os.kill(children[0], signal.SIGKILL)
+            (celery_main,) = child_pids(fault_stack.services["worker"].pid)  # under supervise.sh
+            pool = child_pids(celery_main)
+            if pool:
+                os.kill(pool[0], signal.SIGKILL)
             time.sleep(2)
 
     harness(fault, "prefork child SIGKILL")

@@ -128,13 +128,20 @@ def query_api(port: int, env: Mapping[str, str]) -> Service:
     )
 
 
-def worker(env: Mapping[str, str], *, concurrency: int = 2, name: str = "worker") -> Service:
-    """The Celery worker as ``make up`` runs it (prefork: one process per slot)."""
-    return Service(
-        name,
-        [str(BIN / "contact-worker"), "--pool", "prefork", "--concurrency", str(concurrency)],
-        env,
-    )
+def worker(
+    env: Mapping[str, str],
+    *,
+    concurrency: int = 2,
+    name: str = "worker",
+    supervised: bool = False,
+) -> Service:
+    """The Celery worker (prefork: one process per slot); ``supervised`` runs it under
+    ``deploy/local/supervise.sh`` as ``make up`` does, so it is started again after a failure
+    exit (then the service's pid is the supervisor's)."""
+    command = [str(BIN / "contact-worker"), "--pool", "prefork", "--concurrency", str(concurrency)]
+    if supervised:
+        command = [str(ROOT / "deploy" / "local" / "supervise.sh"), *command]
+    return Service(name, command, env)
 
 
 def sqs_server(port: int, data_dir: str) -> Service:

@@ -16,7 +16,6 @@ import argparse
 import os
 import re
 import sys
-import time
 from pathlib import Path
 
 import boto3
@@ -27,6 +26,7 @@ from botocore.config import Config as BotoConfig
 from sqlalchemy.engine import make_url
 
 from contact_worker.adapters.queues import ensure_queues
+from contact_worker.entrypoints.watchdog import heartbeat_age_s
 from contact_worker.settings import Settings
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -81,14 +81,6 @@ def sqs_client(settings: Settings) -> object:
         aws_secret_access_key=settings.aws_secret_access_key,
         config=BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3}),
     )
-
-
-def heartbeat_age_s(path: str) -> float | None:
-    """Seconds since the heartbeat at ``path`` was set, or ``None`` when there is none."""
-    try:
-        return time.time() - os.stat(path).st_mtime
-    except FileNotFoundError:
-        return None
 
 
 def main(argv: list[str] | None = None) -> None:

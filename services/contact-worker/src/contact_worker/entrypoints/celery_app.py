@@ -7,9 +7,11 @@ import time
 from typing import Any
 
 from celery import Celery, Task
+from celery.signals import worker_ready
 
 from contact_worker.adapters import sqs_heartbeat as heartbeat
 from contact_worker.entrypoints.runtime import Runtime
+from contact_worker.entrypoints.watchdog import start_watchdog
 from contact_worker.service_layer.handlers import handle_event, read_event
 from contact_worker.settings import Settings
 from contacts_domain.resource import APPLY_EVENT_TASK
@@ -69,6 +71,12 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
         worker_hijack_root_logger=False,
         worker_cancel_long_running_tasks_on_connection_loss=True,
     )
+
+    def on_ready(sender: Any = None, **_: Any) -> None:
+        if sender is not None and sender.app is app:
+            start_watchdog(settings.heartbeat_file, settings.liveness_max_age_s)
+
+    worker_ready.connect(on_ready, weak=False)
 
     @app.task(name=APPLY_EVENT_TASK, bind=True)
     def apply_contact_event(task: Task, envelope: Any) -> dict[str, Any]:
