@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import requests
 
-from support.processes import Service
+from support.processes import Service, http_ok
 
 
 @dataclass
@@ -32,3 +34,30 @@ class Stack:
         raise AssertionError(
             f"operation {operation_id} still {body or 'unknown'} after {timeout_s} s"
         )
+
+
+@contextlib.contextmanager
+def running_stack(
+    env: dict[str, str],
+    command: Service,
+    query: Service,
+    worker: Service,
+    *,
+    command_port: int,
+    query_port: int,
+) -> Iterator[Stack]:
+    """Start the three services (made with ``env``), wait until both APIs are ready
+    (``/readyz``, 60 s each) and the worker logs ``ready.``; stop all of them afterwards."""
+    services = [command, query, worker]
+    for service in services:
+        service.start()
+    try:
+        command_url = f"http://127.0.0.1:{command_port}"
+        query_url = f"http://127.0.0.1:{query_port}"
+        command.wait_until(lambda: http_ok(f"{command_url}/readyz"), 60, "readiness")
+        query.wait_until(lambda: http_ok(f"{query_url}/readyz"), 60, "readiness")
+        worker.wait_for_log("ready.", 60)
+        yield Stack(command_url, query_url, env, services)
+    finally:
+        for service in services:
+            service.stop()
