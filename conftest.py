@@ -39,8 +39,10 @@ def run_id() -> str:
 
 @pytest.fixture(scope="session")
 def sqs_endpoint() -> Iterator[str]:
-    endpoint = os.environ.get("TEST_SQS_ENDPOINT_URL", "http://127.0.0.1:4566")
-    if http_ok(f"{endpoint}/_localstack/health"):
+    endpoint = os.environ.get("TEST_SQS_ENDPOINT_URL")
+    if endpoint:
+        if not http_ok(f"{endpoint}/_localstack/health"):
+            pytest.exit(f"TEST_SQS_ENDPOINT_URL={endpoint} does not answer", returncode=3)
         yield endpoint
         return
     port = free_port()

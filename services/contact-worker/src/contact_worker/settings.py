@@ -25,8 +25,10 @@ class Settings:
     redis_connect_timeout_s: float = 0.5
     sqs_endpoint_url: str = "http://127.0.0.1:4566"
     aws_region: str = "us-east-1"
-    aws_access_key_id: str = "test"
-    aws_secret_access_key: str = "test"
+    #: Static keys for a local SQS server. Set both variables empty on AWS: the default
+    #: credential chain (the pod's IRSA role) is used then.
+    aws_access_key_id: str | None = "test"
+    aws_secret_access_key: str | None = "test"
     queue_name: str = "contacts-events.fifo"
     dlq_name: str = "contacts-events-dlq.fifo"
     queue_url: str = ""
@@ -91,8 +93,8 @@ class Settings:
             ),
             sqs_endpoint_url=env.get("SQS_ENDPOINT_URL", d.sqs_endpoint_url),
             aws_region=read.text("AWS_REGION", d.aws_region),
-            aws_access_key_id=read.text("AWS_ACCESS_KEY_ID", d.aws_access_key_id),
-            aws_secret_access_key=read.text("AWS_SECRET_ACCESS_KEY", d.aws_secret_access_key),
+            aws_access_key_id=env.get("AWS_ACCESS_KEY_ID", d.aws_access_key_id) or None,
+            aws_secret_access_key=env.get("AWS_SECRET_ACCESS_KEY", d.aws_secret_access_key) or None,
             queue_name=read.text("SQS_QUEUE_NAME", d.queue_name),
             dlq_name=read.text("SQS_DLQ_NAME", d.dlq_name),
             queue_url=read.text("SQS_QUEUE_URL", d.queue_url),

@@ -28,3 +28,10 @@ def test_broker_url_follows_the_endpoint() -> None:
         "sqs://127.0.0.1:4566"
     )
     assert Settings.from_env({"SQS_ENDPOINT_URL": ""}).broker_url == "sqs://"
+
+
+def test_empty_aws_keys_select_the_default_credential_chain() -> None:
+    """On EKS the keys are empty so boto3 uses the pod's IRSA role, never literal keys."""
+    settings = Settings.from_env({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
+    assert (settings.aws_access_key_id, settings.aws_secret_access_key) == (None, None)
+    assert Settings.from_env({}).aws_access_key_id == "test"  # local default
