@@ -14,8 +14,10 @@ Usage in an app factory::
 - ``health``: ``health_blueprint``, ``run_checks``.
 - ``openapi``: ``openapi_config`` (the flask-smorest settings of both APIs).
 - ``bodies``: ``init_body_limit`` (``MAX_CONTENT_LENGTH`` → 413 for chunked bodies too).
+- ``gunicorn_workers`` (import it by name, as gunicorn's ``worker_class``): sync and gthread
+  workers that answer gunicorn's own 414 and 431 as problems.
 
-Flask only: no Redis, SQS or database imports.
+Flask only (and gunicorn in ``gunicorn_workers``): no Redis, SQS or database imports.
 """
 
 from contacts_http.bodies import init_body_limit

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pytest
+import requests
 
 from support.processes import Service, command_api, free_port, http_ok
 
@@ -125,3 +126,19 @@ def test_c07_small_chunked_body_is_accepted(server, drain) -> None:
 def test_readyz_through_gunicorn(server) -> None:
     _, port = server
     assert http_ok(f"http://127.0.0.1:{port}/readyz", timeout_s=3)
+
+
+def test_header_fields_too_large_for_gunicorn_are_a_431_problem(server):
+    """gunicorn refuses a header field over 8190 bytes before the app sees it; the answer is a
+    problem like every other error of the API, not gunicorn's HTML page."""
+    _, port = server
+    response = requests.post(
+        f"http://127.0.0.1:{port}/v1/contacts",
+        json={"first_name": "Ada"},
+        headers={"Idempotency-Key": "k" * 9000},
+        timeout=10,
+    )
+
+    assert response.status_code == 431
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json()["status"] == 431

@@ -270,3 +270,22 @@ def test_a_miss_storm_across_two_workers_reads_postgresql_once(
     }
     print(f"\n{STORM} concurrent GETs of one uncached id, wait {wait_s} s: {reads} reads")
     assert reads == expected_reads
+
+
+def test_a_request_line_too_long_for_gunicorn_is_a_414_problem(serve, env):
+    """Found by schemathesis: 50 tags of 50 non-ASCII characters are a valid filter, but the
+    query string passes gunicorn's request-line limit, which answered an HTML page."""
+    served = serve(env)
+    tags = [("tag", "é" * 50)] * 50
+
+    response = requests.get(f"{served.url}/v1/contacts", params=tags, timeout=5)
+
+    assert response.status_code == 414
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.json() == {
+        "type": "about:blank",
+        "title": "URI Too Long",
+        "status": 414,
+        "detail": "The request line is longer than this server reads; shorten the query string.",
+    }
+    assert requests.get(f"{served.url}/healthz", timeout=5).ok

@@ -21,7 +21,8 @@ import os
 bind = os.environ.get("QUERY_API_BIND", "127.0.0.1:8002")
 workers = int(os.environ.get("QUERY_API_WORKERS", "2"))
 threads = int(os.environ.get("QUERY_API_THREADS", "4"))
-worker_class = "gthread"
+# gthread, answering gunicorn's own 414 and 431 as problems like the app's errors.
+worker_class = "contacts_http.gunicorn_workers.ProblemThreadWorker"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5
