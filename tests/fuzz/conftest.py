@@ -1,0 +1,66 @@
+"""The running system schemathesis fuzzes: both APIs under gunicorn and the worker, with queues
+and a Redis prefix of their own (the writes it generates are applied, or rejected, for real).
+
+Every request goes through one ``requests.Session`` that counts them; the count is printed in
+pytest's terminal summary."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+
+from support.processes import command_api, free_port, query_api, worker
+from support.resources import isolated_queues
+from support.stack import Stack, running_stack
+
+
+@pytest.fixture(scope="session")
+def fuzz_stack(
+    stack_env: dict[str, str], sqs_client: Any, redis_prefix: str, run_id: str
+) -> Iterator[Stack]:
+    name = f"t{run_id}-fuzz"
+    command_port, query_port = free_port(), free_port()
+    with isolated_queues(sqs_client, name) as urls:
+        env = {
+            **stack_env,
+            "REDIS_PREFIX": f"{redis_prefix}fuzz:",
+            "SQS_QUEUE_NAME": f"{name}.fifo",
+            "SQS_DLQ_NAME": f"{name}-dlq.fifo",
+            "SQS_QUEUE_URL": urls.main,
+            "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
+            "WORKER_HEARTBEAT_FILE": f"/tmp/{name}.heartbeat",
+        }
+        with running_stack(
+            env,
+            command_api(command_port, env),
+            query_api(query_port, env),
+            worker(env, concurrency=2),
+            command_port=command_port,
+            query_port=query_port,
+        ) as stack:
+            yield stack
+
+
+REQUESTS_MADE = pytest.StashKey[list[int]]()
+
+
+@pytest.fixture(scope="session")
+def fuzz_session(request: pytest.FixtureRequest) -> Iterator[requests.Session]:
+    """The HTTP session of every fuzz request; counts responses into the config's stash."""
+    counter = request.config.stash.setdefault(REQUESTS_MADE, [0])
+
+    def count(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
+        counter[0] += 1
+
+    with requests.Session() as session:
+        session.hooks["response"].append(count)
+        yield session
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    made = config.stash.get(REQUESTS_MADE, None)
+    if made is not None:
+        terminalreporter.write_line(f"schemathesis: {made[0]} requests made to the two APIs")
