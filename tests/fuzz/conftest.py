@@ -17,7 +17,7 @@ from support.resources import isolated_queues
 from support.stack import Stack, running_stack
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fuzz_stack(
     stack_env: dict[str, str], sqs_client: Any, redis_prefix: str, run_id: str
 ) -> Iterator[Stack]:
@@ -47,7 +47,7 @@ def fuzz_stack(
 REQUESTS_MADE = pytest.StashKey[list[int]]()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def fuzz_session(request: pytest.FixtureRequest) -> Iterator[requests.Session]:
     """The HTTP session of every fuzz request; counts responses into the config's stash."""
     counter = request.config.stash.setdefault(REQUESTS_MADE, [0])
