@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import marshmallow as ma
 import pytest
 from flask import Flask
@@ -16,6 +18,7 @@ from contacts_http import (
     abort_problem,
     flatten_errors,
     init_request_id,
+    problem_response,
 )
 
 
@@ -145,3 +148,32 @@ def test_flatten_errors_handles_nesting_and_top_level_lists() -> None:
         "c": ["y", "z"],
     }
     assert flatten_errors(["bad body"]) == {"_schema": ["bad body"]}
+
+
+def test_problem_body_escapes_unpaired_surrogates_instead_of_failing() -> None:
+    # JSON lets a client send "\ud800", which UTF-8 cannot encode; the problem echoes it.
+    response = problem_response(
+        400,
+        "Bad \ud800 detail",
+        errors={"emails.0.\udfff": ["Unknown \ud800 field."]},
+        extensions={"hint": ["\udbff"]},
+    )
+    text = response.get_data().decode("utf-8")
+    body = json.loads(text)
+    assert body["errors"] == {"emails.0.\\udfff": ["Unknown \\ud800 field."]}
+    assert body["detail"] == "Bad \\ud800 detail"
+    assert body["hint"] == ["\\udbff"]
+
+
+def test_unknown_member_named_by_an_unpaired_surrogate_is_a_validation_problem(client) -> None:
+    response = client.post(
+        "/things",
+        data=b'{"name": "a", "emails": [{"value": "v", "\\ud800": 1}], "\\udc00": 2}',
+        content_type="application/json",
+    )
+    assert response.status_code == 422
+    assert response.mimetype == PROBLEM_JSON
+    assert response.get_json()["errors"] == {
+        "emails.0.\\ud800": ["Unknown field."],
+        "\\udc00": ["Unknown field."],
+    }

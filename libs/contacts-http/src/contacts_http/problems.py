@@ -14,6 +14,12 @@ any extension member a caller adds. Sources of errors and how they are turned in
   traceback goes to the app logger.
 
 A 503 or 429 without ``Retry-After`` gets ``Retry-After: DEFAULT_RETRY_AFTER_S``.
+
+A problem body may echo what a client sent (an unknown member's name in an ``errors`` path,
+a value in a message). JSON lets a client send text that UTF-8 cannot encode (an unpaired
+surrogate, ``"\\ud800"``); every string of the body, keys included, is made encodable by
+writing such a character as its Python escape (``\\ud800``), so serializing a problem never
+fails on client input.
 """
 
 from __future__ import annotations
@@ -95,7 +101,9 @@ def problem_response(
 
     The body is ``{"type", "title", "status", "detail"}`` (``detail`` defaults to the title),
     plus ``errors`` when given and every member of ``extensions``. A 429/503 without a
-    ``Retry-After`` header gets ``DEFAULT_RETRY_AFTER_S``.
+    ``Retry-After`` header gets ``DEFAULT_RETRY_AFTER_S``. Unpaired surrogates in any string or
+    key (client input echoed in a path or a message) are written as ``\\udXXX`` escapes, so
+    this never raises ``UnicodeEncodeError``.
     """
     title = title or _phrase(status)
     body: dict[str, Any] = {
@@ -108,7 +116,7 @@ def problem_response(
     if errors:
         body["errors"] = {path: list(messages) for path, messages in errors.items()}
     response = Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        json.dumps(_encodable(body), ensure_ascii=False, separators=(",", ":")),
         status=status,
         mimetype=PROBLEM_JSON,
     )
@@ -117,6 +125,23 @@ def problem_response(
     if status in _RETRY_STATUSES and "Retry-After" not in response.headers:
         response.headers["Retry-After"] = str(DEFAULT_RETRY_AFTER_S)
     return response
+
+
+def _encodable(value: Any) -> Any:
+    """``value`` with every string (dict keys too) encodable as UTF-8.
+
+    A character UTF-8 cannot encode (an unpaired surrogate U+D800-U+DFFF, which JSON's
+    ``\\uXXXX`` escapes let a client send) becomes its backslash escape, e.g. ``\\ud800``;
+    all other text is unchanged. Dicts, lists and tuples are copied; other values are returned
+    as they are.
+    """
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, Mapping):
+        return {_encodable(key): _encodable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_encodable(item) for item in value]
+    return value
 
 
 def flatten_errors(messages: Any, prefix: str = "") -> dict[str, list[str]]:

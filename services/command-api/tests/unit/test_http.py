@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -10,6 +11,7 @@ from contacts_domain import limits
 from contacts_http import PROBLEM_JSON
 
 CONTACT = "/v1/contacts"
+JSON = "application/json"
 
 
 def test_post_answers_202_with_ids_and_locations(client, publisher, operations, rosa) -> None:
@@ -213,3 +215,35 @@ def test_docs_are_served(client) -> None:
     response = client.get("/docs")
     assert response.status_code == 200
     assert b"swagger" in response.data.lower()
+
+
+SOME_ID = "5b1f3a52-9a0e-4f5e-8f43-0c1c6b0e1d2a"
+WRITES = [("post", CONTACT, JSON), ("put", f"{CONTACT}/{SOME_ID}", JSON)] + [
+    ("patch", f"{CONTACT}/{SOME_ID}", media) for media in (JSON, "application/merge-patch+json")
+]
+
+
+@pytest.mark.parametrize(("method", "path", "media_type"), WRITES)
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b'{"first_name": "A", "\\ud800": "a"}', "\\ud800"),
+        (
+            b'{"first_name": "A", "addresses": [{"city": "Oslo", "\\udfff": 1}]}',
+            "addresses.0.\\udfff",
+        ),
+        (
+            b'{"first_name": "A", "emails": [{"value": "a@example.com", "\\udbff\\udbff": 1}]}',
+            "emails.0.\\udbff\\udbff",
+        ),
+    ],
+)
+def test_unknown_field_named_by_an_unpaired_surrogate_is_400_naming_it(
+    client, publisher, method, path, media_type, body, field
+) -> None:
+    response = client.open(path, method=method, data=body, content_type=media_type)
+    assert response.status_code == 400
+    assert response.mimetype == PROBLEM_JSON
+    problem = json.loads(response.get_data().decode("utf-8"))
+    assert problem["errors"] == {field: ["Unknown field."]}
+    assert publisher.events == []
