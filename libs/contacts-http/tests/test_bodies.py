@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import io
+import json
 
+import pytest
 from flask import Flask, request
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 from werkzeug.wrappers import Response
 
-from contacts_http import init_body_limit, init_problem_handlers
+from contacts_http import (
+    JSON_MAX_DEPTH,
+    JsonTooDeep,
+    init_body_limit,
+    init_problem_handlers,
+    parse_json_body,
+)
 
 
 def make_app() -> Flask:
@@ -68,3 +76,37 @@ def test_bodies_with_content_length_are_left_to_werkzeug() -> None:
     client = make_app().test_client()
     assert client.post("/echo", data=b"z" * 10).get_json() == {"length": 10}
     assert client.post("/echo", data=b"z" * 1001).status_code == 413
+
+
+def nested(depth: int) -> str:
+    """An object whose ``x`` holds arrays so that the whole body is ``depth`` levels deep."""
+    return '{"x": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+def test_json_body_as_deep_as_the_limit_parses() -> None:
+    assert parse_json_body(nested(JSON_MAX_DEPTH).encode())["x"]
+    assert parse_json_body(b'{"addresses": [{"city": "Oslo"}]}', max_depth=3)
+    assert parse_json_body(b"3", max_depth=1) == 3
+
+
+def test_json_body_one_level_past_the_limit_is_too_deep() -> None:
+    with pytest.raises(JsonTooDeep, match=f"deeper than {JSON_MAX_DEPTH} levels"):
+        parse_json_body(nested(JSON_MAX_DEPTH + 1).encode())
+    with pytest.raises(JsonTooDeep):
+        parse_json_body(b'{"addresses": [{"city": ["Oslo"]}]}', max_depth=3)
+
+
+@pytest.mark.parametrize("depth", [900, 5_000, 100_000])
+def test_json_body_too_deep_for_the_decoder_is_too_deep_not_recursion_error(depth) -> None:
+    # Around 1000 levels json.loads itself raises RecursionError; it must never escape.
+    with pytest.raises(JsonTooDeep):
+        parse_json_body("[" * depth + "]" * depth)
+    with pytest.raises(JsonTooDeep):
+        parse_json_body(nested(depth))
+
+
+def test_json_body_decoding_errors_are_those_of_json_loads() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        parse_json_body(b"{nope")
+    with pytest.raises(UnicodeDecodeError):
+        parse_json_body(b'"\xff"')

@@ -13,14 +13,15 @@ Usage in an app factory::
 - ``request_id``: ``init_request_id``, ``current_request_id``, ``RequestIdLogFilter``.
 - ``health``: ``health_blueprint``, ``run_checks``.
 - ``openapi``: ``openapi_config`` (the flask-smorest settings of both APIs).
-- ``bodies``: ``init_body_limit`` (``MAX_CONTENT_LENGTH`` → 413 for chunked bodies too).
+- ``bodies``: ``init_body_limit`` (``MAX_CONTENT_LENGTH`` → 413 for chunked bodies too) and
+  ``parse_json_body`` (JSON no deeper than ``JSON_MAX_DEPTH``, else ``JsonTooDeep``).
 - ``gunicorn_workers`` (import it by name, as gunicorn's ``worker_class``): sync and gthread
   workers that answer gunicorn's own 414 and 431 as problems.
 
 Flask only (and gunicorn in ``gunicorn_workers``): no Redis, SQS or database imports.
 """
 
-from contacts_http.bodies import init_body_limit
+from contacts_http.bodies import JSON_MAX_DEPTH, JsonTooDeep, init_body_limit, parse_json_body
 from contacts_http.health import Check, health_blueprint, run_checks
 from contacts_http.openapi import openapi_config
 from contacts_http.problems import (
@@ -45,10 +46,12 @@ from contacts_http.request_id import (
 
 __all__ = [
     "ABOUT_BLANK",
+    "JSON_MAX_DEPTH",
     "PROBLEM_JSON",
     "REQUEST_ID_HEADER",
     "VALIDATION_PROBLEM",
     "Check",
+    "JsonTooDeep",
     "ProblemApi",
     "ProblemError",
     "ProblemSchema",
@@ -61,6 +64,7 @@ __all__ = [
     "init_problem_handlers",
     "init_request_id",
     "openapi_config",
+    "parse_json_body",
     "problem_from_http_exception",
     "problem_response",
     "run_checks",

@@ -11,17 +11,70 @@ at most ``MAX_CONTENT_LENGTH + 1`` bytes. Within the limit it is handed on as an
 with a ``Content-Length``; past it, the rest is never read and the request is marked with a
 ``Content-Length`` above the limit, so werkzeug raises ``RequestEntityTooLarge`` (413, a
 problem) as soon as the view touches the body.
+
+``parse_json_body`` bounds a JSON body's nesting depth (``JSON_MAX_DEPTH``). Python's ``json``
+decoder recurses once per level of arrays/objects and raises ``RecursionError`` near the
+interpreter's recursion limit (1000 frames, minus those already on the stack: the exact depth
+depends on the server), and what handles the parsed value afterwards (marshmallow, error
+flattening, the canonical encoding of a command) recurses as well. A fixed limit far below
+that makes the answer to a deep body a deterministic 400 wherever the body would have failed.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Iterable
 from typing import Any, Final
 
 from flask import Flask
 
 _CHUNK: Final = 64 * 1024
+#: Deepest nesting of arrays and objects accepted in a JSON body; the body itself is level 1,
+#: so ``{"addresses": [{}]}`` is 3 deep (the deepest a contact needs).
+JSON_MAX_DEPTH: Final = 32
+
+
+class JsonTooDeep(ValueError):
+    """A JSON body nests arrays and objects deeper than ``max_depth`` levels."""
+
+    def __init__(self, max_depth: int) -> None:
+        super().__init__(f"JSON nested deeper than {max_depth} levels.")
+        self.max_depth = max_depth
+
+
+def parse_json_body(data: bytes | str, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
+    """Parse a JSON request body (UTF-8 bytes or text) no deeper than ``max_depth`` levels.
+
+    Raises ``UnicodeDecodeError`` (bytes that are not UTF-8) and ``json.JSONDecodeError`` (not
+    JSON; ``doc == ""`` for an empty body) as ``json.loads`` does, and ``JsonTooDeep`` when the
+    body nests more than ``max_depth`` levels, including bodies so deep that the decoder itself
+    runs out of recursion. Never raises ``RecursionError``. Cost: one pass over the parsed
+    containers after ``json.loads``.
+    """
+    text = data.decode("utf-8") if isinstance(data, bytes) else data
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise JsonTooDeep(max_depth) from None
+    if _deeper_than(value, max_depth):
+        raise JsonTooDeep(max_depth)
+    return value
+
+
+def _deeper_than(value: Any, max_depth: int) -> bool:
+    # Iterative, so that checking a deep value cannot itself run out of recursion. Only
+    # arrays and objects are pushed.
+    if not isinstance(value, dict | list):
+        return False
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if depth > max_depth:
+            return True
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def init_body_limit(app: Flask) -> None:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from contacts_domain import limits
-from contacts_http import PROBLEM_JSON
+from contacts_http import JSON_MAX_DEPTH, PROBLEM_JSON
 
 CONTACT = "/v1/contacts"
 JSON = "application/json"
@@ -247,3 +247,35 @@ def test_unknown_field_named_by_an_unpaired_surrogate_is_400_naming_it(
     problem = json.loads(response.get_data().decode("utf-8"))
     assert problem["errors"] == {field: ["Unknown field."]}
     assert publisher.events == []
+
+
+@pytest.mark.parametrize(("method", "path", "media_type"), WRITES)
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 1000 + "]" * 1000,
+        '{"first_name": "A", "addresses": ' + "[" * 1000 + "]" * 1000 + "}",
+        '{"first_name": "A", "emails": [{"value": ' + "[" * 1000 + "]" * 1000 + "}]}",
+        '{"first_name": "A", "nickname": ' + "[" * 500 + "]" * 500 + "}",
+        "[" * 100_000,
+    ],
+    ids=["bare-1000", "in-addresses-1000", "in-emails-1000", "unknown-field-500", "unclosed"],
+)
+def test_json_nested_too_deep_is_400_not_500(
+    client, publisher, method, path, media_type, body
+) -> None:
+    response = client.open(path, method=method, data=body, content_type=media_type)
+    assert response.status_code == 400
+    assert response.mimetype == PROBLEM_JSON
+    assert response.get_json()["errors"] == {
+        "_schema": [f"JSON nested deeper than {JSON_MAX_DEPTH} levels."]
+    }
+    assert publisher.events == []
+
+
+def test_json_as_deep_as_the_limit_reaches_the_schema(client, publisher) -> None:
+    body = '{"first_name": "A", "tags": ' + "[" * (JSON_MAX_DEPTH - 1)
+    body += "]" * (JSON_MAX_DEPTH - 1) + "}"
+    response = client.post(CONTACT, data=body, content_type=JSON)
+    assert response.status_code == 400
+    assert "tags.0" in response.get_json()["errors"]

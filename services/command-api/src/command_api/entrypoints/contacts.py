@@ -1,8 +1,9 @@
 """``/v1/contacts`` write endpoints: every accepted command answers ``202 Accepted``.
 
 Each request goes: media type (415) → size (413, werkzeug's ``MAX_CONTENT_LENGTH`` while the
-body streams in) → JSON and schema (400) → ``normalize_contact`` (400) → headers (400/412) →
-use case → 202, or 413/422/503 from the use case. Nothing is enqueued unless the answer is 202.
+body streams in) → JSON, nesting depth (``contacts_http.JSON_MAX_DEPTH``) and schema (400) →
+``normalize_contact`` (400) → headers (400/412) → use case → 202, or 413/422/503 from the use
+case. Nothing is enqueued unless the answer is 202.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final
 
-from flask import current_app, request
+from flask import Request, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from webargs.flaskparser import FlaskParser
+from webargs import core
+from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from command_api.entrypoints import headers
 from command_api.entrypoints.schemas import (
@@ -25,7 +27,7 @@ from command_api.entrypoints.schemas import (
 from command_api.service_layer import handlers
 from command_api.service_layer.handlers import Accepted, Context
 from contacts_domain import DeleteContact, PatchContact, ReplaceContact, normalize_contact
-from contacts_http import current_request_id
+from contacts_http import JsonTooDeep, current_request_id, parse_json_body
 
 EXTENSION: Final = "command_api"
 JSON: Final = "application/json"
@@ -64,6 +66,19 @@ _IDEMPOTENCY_KEY: Final = {
 class _Parser(FlaskParser):
     # One status for every validation failure, whether the schema or the domain finds it.
     DEFAULT_VALIDATION_STATUS = 400
+
+    def _raw_load_json(self, req: Request) -> Any:
+        """The JSON body, at most ``JSON_MAX_DEPTH`` levels deep (webargs' hook).
+
+        A deeper body aborts with 400 (``errors: {"_schema": ["JSON nested deeper than ...
+        levels."]}``), like a body that is not JSON; ``missing`` when the body is not JSON.
+        """
+        if not is_json_request(req):
+            return core.missing
+        try:
+            return parse_json_body(req.get_data(cache=True))
+        except JsonTooDeep as error:
+            abort(400, exc=error, messages={"json": [str(error)]})
 
 
 @dataclass(frozen=True, slots=True)
