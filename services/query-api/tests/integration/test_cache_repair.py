@@ -20,6 +20,9 @@ import redis
 import sqlalchemy as sa
 
 from contacts_domain.cache_protocol import contact_key
+from query_api.adapters.sql_engine import build_engine
+from query_api.adapters.sql_read_model import SqlContactReadModel
+from query_api.service_layer.records import Tombstone
 from support.fault_proxy import FaultProxy
 
 RESET_S = 0.3
@@ -121,3 +124,42 @@ def test_the_circuit_stays_open_while_the_repair_cannot_read_postgresql(
 
     assert client.get(f"/v1/contacts/{contact_id}").status_code == 503
     assert client.get("/readyz").status_code == 503
+
+
+def test_changed_since_reads_the_inbox_slice_by_slice_and_yields_each_contact_once(settings, seed):
+    """A long look-back (a process that had not reached Redis for most of an hour) is read in
+    five-minute slices; a contact changed in several slices comes once; older changes and
+    rejected events are not read."""
+    ages_min = {"recent": [1], "twice": [7, 22], "deleted": [13], "old": [120], "rejected": [2]}
+    ids = {
+        name: seed.contact(version=2, alive=name != "deleted", first_name=name) for name in ages_min
+    }
+    with seed.engine.begin() as conn:
+        for name, ages in ages_min.items():
+            for age in ages:
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO processed_events (event_id, operation_id, contact_id,"
+                        " event_type, sequence, status, version, processed_at) VALUES"
+                        " (:e, :o, :c, 'contacts.contact.patched.v1', '0', :s, 2,"
+                        " now() - make_interval(mins => :age))"
+                    ),
+                    {
+                        "e": str(uuid.uuid4()),
+                        "o": str(uuid.uuid4()),
+                        "c": ids[name],
+                        "s": "rejected" if name == "rejected" else "applied",
+                        "age": age,
+                    },
+                )
+    engine = build_engine(settings)
+    try:
+        changed = list(SqlContactReadModel(engine).changed_since(30 * 60))
+    finally:
+        engine.dispose()
+
+    mine = [c for c in changed if c.contact_id in ids.values()]
+    assert sorted(c.contact_id for c in mine) == sorted(
+        ids[name] for name in ("recent", "twice", "deleted")
+    )
+    assert [c for c in mine if c.contact_id == ids["deleted"]] == [Tombstone(ids["deleted"], 2)]

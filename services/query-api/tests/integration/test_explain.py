@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from query_api.adapters.sql_operation_log import outcome_statement
 from query_api.adapters.sql_read_model import (
+    CHANGED_SLICE,
     changed_ids_statement,
     list_statement,
     lookup_statement,
@@ -185,7 +186,8 @@ def test_operation_outcome_uses_its_unique_index(engine, sample):
 
 
 def test_contacts_changed_during_an_outage_come_from_the_processed_at_index(engine):
-    plan = _plan(engine, changed_ids_statement(90.0))
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    plan = _plan(engine, changed_ids_statement(since, since + CHANGED_SLICE))
 
     assert _indexes_and_seq_scans(plan) == ({"processed_events_processed_at"}, [])
 

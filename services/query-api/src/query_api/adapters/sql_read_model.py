@@ -9,6 +9,7 @@ with ``LIKE`` wildcards escaped, as literals, so the planner sees a constant pre
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,8 +27,10 @@ from query_api.service_layer.records import ContactRecord, Tombstone
 #: as opposed to a bug in a query, which should fail loudly.
 UNAVAILABLE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError)
 
-#: Contacts read per statement by ``changed_since``.
+#: Contacts read per statement by ``changed_since``, and the span of ``processed_at`` each of
+#: its statements on the inbox covers.
 CHANGED_BATCH = 500
+CHANGED_SLICE = dt.timedelta(minutes=5)
 
 _COLUMNS = (
     contacts.c.id,
@@ -72,30 +75,46 @@ class SqlContactReadModel(ContactReadModel):
         return [_record(row) for row in rows]
 
     def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
-        """One query for the ids (``processed_events`` by its ``processed_at`` index), then
-        the rows in batches of ``CHANGED_BATCH`` by primary key, so each statement stays well
-        within the statement timeout however long the outage was."""
+        """Reads ``processed_events`` by its ``processed_at`` index one ``CHANGED_SLICE`` of
+        time at a time, and the contacts found in batches of ``CHANGED_BATCH`` by primary key,
+        so every statement stays well within the statement timeout however long the look-back
+        (up to a cache TTL, an hour, of events)."""
         with connection(self._engine) as conn:
-            ids = conn.execute(changed_ids_statement(seconds)).scalars().all()
-        for start in range(0, len(ids), CHANGED_BATCH):
+            now = conn.execute(select(func.now())).scalar_one()
+        slice_start = now - dt.timedelta(seconds=seconds)
+        seen: set[str] = set()
+        while True:
+            slice_end = slice_start + CHANGED_SLICE
+            last = slice_end >= now  # the last slice is open-ended: nothing committed is missed
             with connection(self._engine) as conn:
-                rows = conn.execute(
-                    select(*_COLUMNS).where(contacts.c.id.in_(ids[start : start + CHANGED_BATCH]))
-                ).all()
-            for row in rows:
-                yield _record(row) if row.alive else Tombstone(row.id, row.version)
+                ids = conn.execute(
+                    changed_ids_statement(slice_start, None if last else slice_end)
+                ).scalars()
+                fresh = [contact_id for contact_id in ids if contact_id not in seen]
+            seen.update(fresh)
+            for batch in range(0, len(fresh), CHANGED_BATCH):
+                with connection(self._engine) as conn:
+                    rows = conn.execute(
+                        select(*_COLUMNS).where(
+                            contacts.c.id.in_(fresh[batch : batch + CHANGED_BATCH])
+                        )
+                    ).all()
+                for row in rows:
+                    yield _record(row) if row.alive else Tombstone(row.id, row.version)
+            if last:
+                return
+            slice_start = slice_end
 
 
-def changed_ids_statement(seconds: float) -> Select[Any]:
-    """The SELECT of the ids of contacts changed in the last ``seconds`` seconds: those with an
-    applied event in the worker's inbox, whose ``processed_at`` is the transaction's start
-    (exposed for EXPLAIN tests)."""
-    since = func.now() - func.make_interval(0, 0, 0, 0, 0, 0, literal(float(seconds)))
-    return (
-        select(processed_events.c.contact_id)
-        .where(processed_events.c.processed_at >= since, processed_events.c.status == "applied")
-        .distinct()
-    )
+def changed_ids_statement(since: dt.datetime, until: dt.datetime | None) -> Select[Any]:
+    """The SELECT of the ids of contacts with an applied event in the worker's inbox processed
+    from ``since`` until before ``until`` (``None``: no end); ``processed_at`` is the start of
+    the worker's transaction (exposed for EXPLAIN tests)."""
+    t = processed_events
+    statement = select(t.c.contact_id).where(t.c.processed_at >= since, t.c.status == "applied")
+    if until is not None:
+        statement = statement.where(t.c.processed_at < until)
+    return statement.distinct()
 
 
 def lookup_statement(contact_id: str) -> Select[Any]:
