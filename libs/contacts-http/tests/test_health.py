@@ -49,3 +49,33 @@ def test_a_hanging_check_is_abandoned_after_the_timeout() -> None:
     release.set()
     assert results == {"slow": "timed out", "fast": "ok"}
     assert elapsed < 1.0
+
+
+def test_readyz_runs_the_preparation_outside_its_timeout() -> None:
+    # Building a client can take longer than the whole probe's budget on a loaded machine.
+    built: list[str] = []
+
+    def build_slowly() -> None:
+        time.sleep(0.5)
+        built.append("client")
+
+    def check() -> None:
+        assert built == ["client"]
+
+    app = Flask("h")
+    app.register_blueprint(health_blueprint({"sqs": check}, timeout_s=0.2, prepare=[build_slowly]))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["checks"] == {"sqs": "ok"}
+
+
+def test_readyz_503_when_the_preparation_fails() -> None:
+    def broken() -> None:
+        raise ValueError("bad endpoint http://secret")
+
+    app = Flask("h")
+    app.register_blueprint(health_blueprint({"sqs": lambda: None}, prepare=[broken]))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"sqs": "ValueError"}
+    assert b"secret" not in response.data

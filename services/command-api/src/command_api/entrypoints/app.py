@@ -1,8 +1,9 @@
 """The app factory: the command API's one composition root.
 
 gunicorn runs ``'command_api.entrypoints.app:create_app()'``: settings are read from the
-environment, real adapters are built from them, and nothing connects to a server until the
-first request needs it (each gunicorn worker then opens its own connections).
+environment, real adapters are built from them (the SQS clients included, so that the first
+``/readyz`` does not pay for building them), and nothing connects to a server until the first
+request needs it (each gunicorn worker then opens its own connections).
 """
 
 from __future__ import annotations
@@ -53,13 +54,17 @@ def create_app(
 
     Every port may be injected (tests use fakes); the ones not given are the real adapters:
     the SQS publisher, Redis stores and a per-process hybrid logical clock. ``readiness_checks``
-    replaces the ``/readyz`` checks (default: SQS GetQueueAttributes and Redis PING, when the
-    real adapters are used).
+    replaces the ``/readyz`` checks (default: SQS GetQueueAttributes when the publisher is an
+    ``SqsEventPublisher``, and Redis PING when the Redis stores are built here).
+
+    An ``SqsEventPublisher`` is warmed here (its clients built, nothing connected) and again,
+    outside the probe's ``READINESS_TIMEOUT_S``, by ``/readyz`` in a process forked since.
     """
     settings = settings or Settings.from_env(os.environ)
     checks: dict[str, Any] = {}
+    prepare: list[Any] = []
     if publisher is None:
-        sqs = SqsEventPublisher(
+        publisher = SqsEventPublisher(
             SqsTarget(
                 queue_name=settings.sqs_queue_name,
                 queue_url=settings.sqs_queue_url,
@@ -70,8 +75,10 @@ def create_app(
                 send_timeout_s=settings.sqs_send_timeout_s,
             )
         )
-        publisher = sqs
-        checks["sqs"] = sqs.check_ready
+    if isinstance(publisher, SqsEventPublisher):
+        publisher.warm()
+        checks["sqs"] = publisher.check_ready
+        prepare.append(publisher.warm)
     if operations is None or idempotency is None:
         redis_client = make_redis_client(
             settings.redis_url,
@@ -112,6 +119,7 @@ def create_app(
         health_blueprint(
             checks if readiness_checks is None else readiness_checks,
             timeout_s=READINESS_TIMEOUT_S,
+            prepare=prepare if readiness_checks is None else (),
         )
     )
     return app
