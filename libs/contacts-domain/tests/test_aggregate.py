@@ -7,13 +7,17 @@ import uuid
 from typing import Any
 
 from contacts_domain import (
+    EMAIL_CONFLICT,
     NAME_REQUIRED,
     NOT_FOUND,
     VERSION_MISMATCH,
     ContactEvent,
     ContactState,
+    OperationStatus,
+    ProcessedEvent,
     apply_event,
     empty_fields,
+    replay,
 )
 
 CID = str(uuid.uuid4())
@@ -60,9 +64,8 @@ def test_a_late_patch_never_resurrects_a_deleted_contact() -> None:
         event("deleted", 3),
     )
     state = run(create, delete)
-    # The worker tells a late event what existed at its sequence (here: the contact did).
-    decision = apply_event(state, patch, alive_before=True)
-    assert decision.status == "applied"  # accepted before the delete: applied, then erased
+    decision = apply_event(state, patch)
+    assert decision.status == "rejected"
     assert decision.state.view() is None
 
 
@@ -80,12 +83,39 @@ def test_patch_and_delete_of_unknown_contact_are_rejected_not_found() -> None:
         assert decision.state.view() is None
 
 
-def test_patch_delivered_before_its_create_still_applies_once_the_create_arrives() -> None:
+def test_replay_puts_a_late_create_before_the_patch_that_arrived_first() -> None:
     create = event("created", 1, full(first_name="Rosa", company="Old"))
     patch = event("patched", 2, {"company": "New"})
-    state = run(patch, create)
-    assert state.view() is not None
-    assert state.view()["company"] == "New"  # type: ignore[index]
+    history = [processed(patch), processed(create)]
+    result = replay(ContactState(CID), history, email_taken=lambda key: False, at=T0)
+    assert result.state.view()["company"] == "New"  # type: ignore[index]
+    assert result.outcomes == {create.id: ("applied", None), patch.id: ("applied", None)}
+
+
+def test_replay_rejects_what_in_order_would_reject() -> None:
+    """Reviewer's case: a create and a patch that clears its only name, patch first."""
+    create = event("created", 1, full(first_name="Rosa", emails=[]))
+    clear = event("patched", 2, {"first_name": None})
+    taken = event("patched", 3, {"emails": [{"value": "b@example.com", "type": "other",
+                                             "primary": True}]})  # fmt: skip
+    result = replay(
+        ContactState(CID),
+        [processed(clear), processed(taken), processed(create)],
+        email_taken=lambda key: key == "b@example.com",
+        at=T0,
+    )
+    assert result.state.view()["first_name"] == "Rosa"  # type: ignore[index]
+    assert result.outcomes == {
+        create.id: ("applied", None),
+        clear.id: ("rejected", NAME_REQUIRED),
+        taken.id: ("rejected", EMAIL_CONFLICT),
+    }
+
+
+def processed(e: ContactEvent) -> ProcessedEvent:
+    return ProcessedEvent(
+        e.id, e.kind, e.sequence, OperationStatus(e.operation_id, CID, "applied"), e.data
+    )
 
 
 def test_replace_after_delete_creates_the_contact_again() -> None:

@@ -1,8 +1,8 @@
-"""Property: a contact's final state does not depend on delivery order or duplicates.
+"""Properties of the apply rules (DESIGN.md §5.3): in-order application is plain last-write
+semantics, and ``replay`` of a history collected in any order gives the in-order result.
 
-DESIGN.md §5.2–5.3. Whatever order SQS and Celery deliver a contact's events in, and however
-often, the visible state equals applying each event once in the order the command API accepted
-them (its ``sequence`` order).
+The handler-level property (any delivery order, with duplicates, through ``handle_event``) is in
+services/contact-worker/tests/unit/test_delivery_order.py.
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ from contacts_domain import (
     ContactState,
     OperationStatus,
     ProcessedEvent,
-    alive_at,
     apply_event,
     empty_fields,
-    revised_outcomes,
+    replay,
 )
 from contacts_domain.contact import FIELDS
 
@@ -79,27 +78,44 @@ def to_events(commands: list[tuple[str, dict[str, Any]]]) -> list[ContactEvent]:
     ]
 
 
-def apply_all(events: list[ContactEvent]) -> ContactState:
+def apply_in_order(
+    events: list[ContactEvent],
+) -> tuple[ContactState, dict[str, tuple[str, str | None]]]:
     state = ContactState(CONTACT)
-    for event in events:
-        state = apply_event(state, event).state
-    return state
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    for event in sorted(events, key=lambda e: e.sequence):
+        decision = apply_event(state, event)
+        state = decision.state
+        outcomes[event.id] = (decision.status, decision.reason)
+    return state, outcomes
+
+
+def as_processed(event: ContactEvent) -> ProcessedEvent:
+    outcome = OperationStatus(event.operation_id, CONTACT, "applied")
+    return ProcessedEvent(event.id, event.kind, event.sequence, outcome, event.data)
 
 
 @settings(max_examples=400, deadline=None)
 @given(data=st.data(), commands=history)
-def test_any_delivery_order_with_duplicates_gives_the_in_order_state(
+def test_replay_of_any_arrival_order_equals_applying_in_order(
     data: st.DataObject, commands: list[tuple[str, dict[str, Any]]]
 ) -> None:
+    """However the history was collected (any arrival order), ``replay`` gives the state and
+    the outcomes of applying the events once, in sequence order."""
     events = to_events(commands)
-    expected = apply_all(events)
-    duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
-    delivered = data.draw(st.permutations(events + duplicates))
+    expected, expected_outcomes = apply_in_order(events)
+    arrived = data.draw(st.permutations(events))
 
-    actual = apply_all(delivered)
+    result = replay(
+        ContactState(CONTACT),
+        [as_processed(e) for e in arrived],
+        email_taken=lambda key: False,
+        at=T0,
+    )
 
-    assert actual.alive == expected.alive
-    assert actual.view() == expected.view()
+    assert result.state.alive == expected.alive
+    assert result.state.view() == expected.view()
+    assert result.outcomes == expected_outcomes
 
 
 @settings(max_examples=200, deadline=None)
@@ -107,7 +123,7 @@ def test_any_delivery_order_with_duplicates_gives_the_in_order_state(
 def test_in_order_application_matches_a_plain_replay(
     commands: list[tuple[str, dict[str, Any]]],
 ) -> None:
-    """The LWW rule, applied in order, is ordinary last-write semantics."""
+    """Applying events in order is ordinary last-write semantics, deletes included."""
     model: dict[str, Any] | None = None
     for kind, data in commands:
         if kind in ("created", "replaced"):
@@ -116,52 +132,9 @@ def test_in_order_application_matches_a_plain_replay(
             model = None
         elif model is not None:
             model.update(data)
-    state = apply_all(to_events(commands))
+    state, _ = apply_in_order(to_events(commands))
     view = state.view()
     if model is None:
         assert view is None
     else:
         assert view == {name: model.get(name, empty_fields()[name]) for name in FIELDS}
-
-
-def process(events: list[ContactEvent]) -> tuple[ContactState, dict[str, tuple[str, Any]]]:
-    """What the worker does: an inbox skips duplicates; an event delivered late is judged by the
-    existence at its sequence (``alive_at``); and a create, replace or delete applied late
-    corrects the outcomes of the events after it (``revised_outcomes``)."""
-    state = ContactState(CONTACT)
-    inbox: dict[str, ProcessedEvent] = {}
-    for event in events:
-        if event.id in inbox:
-            continue
-        late = state.alive_sequence is not None and event.sequence < state.alive_sequence
-        alive_before = alive_at(event.sequence, inbox.values()) if late else None
-        decision = apply_event(state, event, alive_before=alive_before)
-        state = decision.state
-        outcome = OperationStatus(event.operation_id, CONTACT, decision.status, decision.reason)
-        inbox[event.id] = ProcessedEvent(event.id, event.kind, event.sequence, outcome)
-        if event.kind != "patched" and decision.status == "applied":
-            later = sorted(
-                (p for p in inbox.values() if p.sequence > event.sequence),
-                key=lambda p: p.sequence,
-            )
-            for fixed in revised_outcomes(event, later):
-                inbox[fixed.event_id] = fixed
-    return state, {p.event_id: (p.outcome.status, p.outcome.reason) for p in inbox.values()}
-
-
-@settings(max_examples=400, deadline=None)
-@given(data=st.data(), commands=history)
-def test_any_delivery_order_gives_the_in_order_outcomes(
-    data: st.DataObject, commands: list[tuple[str, dict[str, Any]]]
-) -> None:
-    """Every operation reports what applying the accepted commands in order gives (applied, or
-    rejected not_found), however late its create, replace or delete was delivered."""
-    events = to_events(commands)
-    expected_state, expected_outcomes = process(events)
-    duplicates = data.draw(st.lists(st.sampled_from(events), max_size=len(events)))
-    delivered = data.draw(st.permutations(events + duplicates))
-
-    state, outcomes = process(delivered)
-
-    assert state.view() == expected_state.view()
-    assert outcomes == expected_outcomes

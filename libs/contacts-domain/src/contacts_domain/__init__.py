@@ -11,9 +11,9 @@ from contacts_domain.aggregate import (
     ContactState,
     Decision,
     ProcessedEvent,
-    alive_at,
+    Replayed,
     apply_event,
-    revised_outcomes,
+    replay,
 )
 from contacts_domain.commands import (
     Command,
@@ -48,13 +48,13 @@ __all__ = [
     "PatchContact",
     "ProcessedEvent",
     "ReplaceContact",
+    "Replayed",
     "ValidationFailed",
-    "alive_at",
     "apply_event",
     "empty_fields",
     "event_type",
     "normalize_contact",
+    "replay",
     "represent",
-    "revised_outcomes",
     "to_event",
 ]

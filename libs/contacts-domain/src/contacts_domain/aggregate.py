@@ -1,23 +1,23 @@
-"""The Contact aggregate and the rule that applies an event to it (DESIGN.md §5.3).
+"""The Contact aggregate and the rules that apply its events (DESIGN.md §5.3).
 
-The stored state is a last-writer-wins map: every field remembers the ``sequence`` of the event
-that last wrote it, and a change is applied per field only when its event is newer. Whether the
-contact exists is one more LWW register (``alive`` with ``alive_sequence``), written by creates,
-replaces and deletes, so a delete is a tombstone that a late, older update cannot undo. Creates
-and replaces write every field. Together these make the visible state of a contact independent
-of the order and the number of times its events are applied, and equal to applying them once in
-sequence order, as long as no event is rejected for a reason that depends on order (an ``If-Match``
-version, a missing name, an email held by another contact).
+A contact's events must take effect in sequence order: the order in which the command API
+accepted them (``sequence``, a hybrid logical clock reading). SQS FIFO delivers a contact's
+messages in that order, but a redelivery can come late and Celery can run two messages of one
+group at once. So the worker applies an event that is the newest of its contact with
+``apply_event``, and an event that arrives after a newer one with ``replay``: the contact's
+processed events, the late one included, are applied again from scratch in sequence order. In
+both cases the visible state and every operation's outcome are those of applying the accepted
+commands once, in order; a delete is final for every event ordered before it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
-from contacts_domain.contact import FIELDS, NAME_FIELDS, Fields, empty_fields
+from contacts_domain.contact import FIELDS, NAME_FIELDS, Fields, empty_fields, primary_value
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
 
@@ -67,115 +67,139 @@ class Decision:
     changed: bool = False
 
 
-def apply_event(
-    state: ContactState, event: ContactEvent, *, alive_before: bool | None = None
-) -> Decision:
-    """Apply ``event`` to ``state`` and return the decision. Pure: no I/O, no clock.
+def apply_event(state: ContactState, event: ContactEvent) -> Decision:
+    """Apply ``event``, the newest of its contact, to ``state``. Pure: no I/O, no clock.
 
-    Creates and replaces write every field (absent ones empty) and set ``alive``; a delete writes
-    every field empty and clears ``alive`` (erasure: only ids and sequences remain); a patch
-    writes the fields it names. Each write lands only where the event is newer than the field's
-    last writer. Rejections (``status == "rejected"``): ``version_mismatch`` when
-    ``expected_version`` differs from the visible version (``not_found`` if nothing is visible),
-    ``not_found`` for a patch or delete of a contact that is not visible at the event's sequence,
-    ``name_required`` when the result would have neither first nor last name.
-
-    ``alive_before`` says whether the contact existed just before ``event``'s sequence. It is
-    needed only for an event older than the last create, replace or delete (a late delivery),
-    where ``state`` tells only the present; see ``alive_at``. By default it is taken from
-    ``state``.
+    Creates and replaces write every field (absent ones empty) and make the contact visible; a
+    delete erases every field (only ids and ordering data remain) and hides it; a patch writes
+    the fields it names. Rejections (``status == "rejected"``), which change nothing:
+    ``version_mismatch`` when ``expected_version`` differs from the visible version
+    (``not_found`` if nothing is visible), ``not_found`` for a patch or delete of a contact that
+    is not visible, ``name_required`` when the result would have neither first nor last name.
+    An event older than one already applied goes through ``replay`` instead.
     """
     if event.expected_version is not None:
         if not state.alive:
             return Decision(state, "rejected", NOT_FOUND)
         if state.version != event.expected_version:
             return Decision(state, "rejected", VERSION_MISMATCH)
+    if event.kind in ("patched", "deleted") and not state.alive:
+        return Decision(state, "rejected", NOT_FOUND)
 
-    newer = state.alive_sequence is None or event.sequence > state.alive_sequence
-    existed = state.alive if alive_before is None else alive_before
-    writes_all = event.kind != "patched"
     if event.kind == "deleted":
         source: Mapping[str, Any] = empty_fields()
-    elif writes_all:
-        source = {**empty_fields(), **event.data}
-    else:
+    elif event.kind == "patched":
         source = event.data
-
+    else:
+        source = {**empty_fields(), **event.data}
     fields = dict(state.fields)
     sequences = dict(state.field_sequences)
     for name in FIELDS:
-        if name in source and event.sequence > sequences.get(name, ""):
+        if name in source:
             fields[name] = _empty_if_none(name, source[name])
             sequences[name] = event.sequence
     alive, alive_sequence = state.alive, state.alive_sequence
-    if writes_all and newer:
+    if event.kind != "patched":
         alive, alive_sequence = event.kind != "deleted", event.sequence
 
     if alive and not any(fields[n] for n in NAME_FIELDS):
         return Decision(state, "rejected", NAME_REQUIRED)
     new_state = _evolve(state, event, fields, sequences, alive, alive_sequence)
-    changed = new_state != state
-    if event.kind in ("patched", "deleted") and not existed:
-        # Nothing visible to change. The write is still kept (invisible) so that a create or
-        # replace ordered before this event but delivered after it ends the same as in order.
-        return Decision(new_state, "rejected", NOT_FOUND, changed)
-    return Decision(new_state, "applied", None, changed)
+    return Decision(new_state, "applied", None, new_state != state)
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessedEvent:
-    """An event already applied to a contact, with the outcome recorded for its operation."""
+    """An event already applied to a contact: what it asked for and the outcome recorded.
+
+    ``data`` and ``expected_version`` are those of the event, kept so that a late event can be
+    put in its place and the contact's history applied again in order (``replay``).
+    """
 
     event_id: str
     kind: str
     sequence: str
     outcome: OperationStatus
+    data: Mapping[str, Any] = field(default_factory=dict)
+    expected_version: int | None = None
 
 
-def alive_at(sequence: str, processed: Iterable[ProcessedEvent]) -> bool:
-    """Whether the contact existed just before ``sequence``, by the processed events: the last
-    applied create, replace (alive) or delete (gone) before it; gone when there is none."""
-    last = max(
-        (
-            p
-            for p in processed
-            if p.sequence < sequence
-            and p.kind in ("created", "replaced", "deleted")
-            and p.outcome.status == "applied"
-        ),
-        key=lambda p: p.sequence,
-        default=None,
-    )
-    return last is not None and last.kind != "deleted"
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """The result of ``replay``: the in-order state and every event's in-order outcome."""
+
+    state: ContactState
+    outcomes: dict[str, tuple[str, str | None]]
 
 
-def revised_outcomes(event: ContactEvent, later: Sequence[ProcessedEvent]) -> list[ProcessedEvent]:
-    """Outcomes to correct now that ``event``, which sets whether the contact exists (a create,
-    replace or delete), has been applied after events with later sequences.
+def replay(
+    state: ContactState,
+    history: Sequence[ProcessedEvent],
+    *,
+    email_taken: Callable[[str], bool],
+    at: dt.datetime,
+) -> Replayed:
+    """Apply a contact's events again from scratch, in sequence order.
 
-    Whether a patch or delete finds its contact (``not_found``) depends on the last create,
-    replace or delete before it in sequence order. When a redelivery or concurrent processing
-    applies such an event late, the patches and the delete that follow it in sequence, up to
-    the next create or replace, were judged against the wrong past; their outcomes become what
-    applying everything in order would have given. The state needs no correction (the
-    last-writer-wins rule already gives the in-order state). ``later`` is the contact's processed
-    events with sequences after ``event``'s, in sequence order. Rejections for other reasons
-    (version, name, email) stand.
+    Used when an event arrives after a newer one of the same contact was applied (a
+    redelivery, or two messages of one FIFO group processed at once): ``history`` holds every
+    event of the contact, the late one included. The result is exactly what applying the
+    accepted commands once, in order, gives (DESIGN.md §5.3): the visible fields, whether the
+    contact exists, and the outcome of each event. ``email_taken(key)`` says whether another
+    live contact holds a primary email (case-folded); a conditional write keeps its original
+    verdict, since the client's ``If-Match`` spoke of the version it had seen then. ``state``
+    is the stored state, whose version grows by one if the visible result differs from it;
+    ``at`` is the time of that change.
     """
-    alive = event.kind != "deleted"
-    revised: list[ProcessedEvent] = []
-    for processed in later:
-        if processed.kind in ("created", "replaced"):
-            break
-        outcome = processed.outcome
-        if outcome.status == "applied" or outcome.reason == NOT_FOUND:
-            wanted = ("applied", None) if alive else ("rejected", NOT_FOUND)
-            if (outcome.status, outcome.reason) != wanted:
-                fixed = replace(outcome, status=wanted[0], reason=wanted[1])
-                revised.append(replace(processed, outcome=fixed))
-        if processed.kind == "deleted":
-            break
-    return revised
+    fields: dict[str, Any] = empty_fields()
+    sequences: dict[str, str] = {}
+    alive = False
+    alive_sequence: str | None = None
+    outcomes: dict[str, tuple[str, str | None]] = {}
+    for event in sorted(history, key=lambda e: e.sequence):
+        prior = event.outcome
+        if event.expected_version is not None and prior.status == "rejected":
+            outcomes[event.event_id] = (prior.status, prior.reason)
+            continue
+        if event.kind in ("patched", "deleted") and not alive:
+            outcomes[event.event_id] = ("rejected", NOT_FOUND)
+            continue
+        if event.kind == "deleted":
+            candidate = empty_fields()
+        elif event.kind == "patched":
+            candidate = {**fields, **{k: _empty_if_none(k, v) for k, v in event.data.items()}}
+        else:
+            candidate = {**empty_fields(), **event.data}
+        if event.kind != "deleted":
+            if not any(candidate[n] for n in NAME_FIELDS):
+                outcomes[event.event_id] = ("rejected", NAME_REQUIRED)
+                continue
+            email = primary_value(candidate["emails"])
+            before = primary_value(fields["emails"]) if alive else None
+            changed_email = email and (before is None or email.casefold() != before.casefold())
+            if changed_email and email_taken(email.casefold()):
+                outcomes[event.event_id] = ("rejected", EMAIL_CONFLICT)
+                continue
+        written = FIELDS if event.kind != "patched" else tuple(event.data)
+        sequences.update({name: event.sequence for name in written})
+        fields = candidate
+        if event.kind != "patched":
+            alive, alive_sequence = event.kind != "deleted", event.sequence
+        outcomes[event.event_id] = ("applied", None)
+
+    visible_change = alive != state.alive or (alive and fields != dict(state.fields))
+    new_state = replace(
+        state,
+        fields=fields,
+        field_sequences=sequences,
+        alive=alive,
+        alive_sequence=alive_sequence,
+        version=state.version + 1 if visible_change else state.version,
+        created_at=at if alive and not state.alive else state.created_at,
+        updated_at=at if visible_change else state.updated_at,
+        deleted_at=at if state.alive and not alive else state.deleted_at,
+    )
+    return Replayed(new_state, outcomes)
 
 
 def _evolve(

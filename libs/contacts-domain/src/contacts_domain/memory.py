@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-from contacts_domain.aggregate import ContactState, ProcessedEvent, alive_at
+from contacts_domain.aggregate import ContactState, ProcessedEvent
 from contacts_domain.contact import primary_value
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
@@ -40,18 +40,22 @@ class InMemoryRepository(ContactRepository):
     def get_for_update(self, contact_id: str) -> ContactState:
         return self._staged.get(contact_id, ContactState(contact_id))
 
+    def email_taken(self, email_key: str, contact_id: str) -> bool:
+        for other in self._staged.values():
+            theirs = primary_value(other.fields["emails"])
+            if (
+                other.contact_id != contact_id
+                and other.alive
+                and theirs is not None
+                and theirs.casefold() == email_key
+            ):
+                return True
+        return False
+
     def save(self, state: ContactState) -> None:
         email = primary_value(state.fields["emails"])
-        if state.alive and email:
-            for other in self._staged.values():
-                theirs = primary_value(other.fields["emails"])
-                if (
-                    other.contact_id != state.contact_id
-                    and other.alive
-                    and theirs is not None
-                    and theirs.casefold() == email.casefold()
-                ):
-                    raise EmailConflict(state.contact_id)
+        if state.alive and email and self.email_taken(email.casefold(), state.contact_id):
+            raise EmailConflict(state.contact_id)
         self._staged[state.contact_id] = state
 
 
@@ -64,21 +68,23 @@ class InMemoryInbox(Inbox):
         return processed.outcome if processed else None
 
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
-        self._staged[event.id] = ProcessedEvent(event.id, event.kind, event.sequence, outcome)
-
-    def alive_before(self, contact_id: str, sequence: str) -> bool:
-        mine = (p for p in self._staged.values() if p.outcome.contact_id == contact_id)
-        return alive_at(sequence, mine)
-
-    def processed_after(self, contact_id: str, sequence: str) -> list[ProcessedEvent]:
-        return sorted(
-            (
-                p
-                for p in self._staged.values()
-                if p.outcome.contact_id == contact_id and p.sequence > sequence
-            ),
-            key=lambda p: p.sequence,
+        self._staged[event.id] = ProcessedEvent(
+            event.id,
+            event.kind,
+            event.sequence,
+            outcome,
+            dict(event.data),
+            event.expected_version,
         )
+
+    def last_sequence(self, contact_id: str) -> str | None:
+        return max((p.sequence for p in self._mine(contact_id)), default=None)
+
+    def history(self, contact_id: str) -> list[ProcessedEvent]:
+        return sorted(self._mine(contact_id), key=lambda p: p.sequence)
+
+    def _mine(self, contact_id: str) -> list[ProcessedEvent]:
+        return [p for p in self._staged.values() if p.outcome.contact_id == contact_id]
 
     def revise(self, event_id: str, outcome: OperationStatus) -> None:
         self._staged[event_id] = replace(self._staged[event_id], outcome=outcome)

@@ -41,6 +41,11 @@ class ContactRepository(abc.ABC):
         until the unit of work ends so no other writer interleaves."""
 
     @abc.abstractmethod
+    def email_taken(self, email_key: str, contact_id: str) -> bool:
+        """Whether a live contact other than ``contact_id`` holds the primary email whose
+        case-folded form is ``email_key``."""
+
+    @abc.abstractmethod
     def save(self, state: ContactState) -> None:
         """Store ``state``. Raises ``EmailConflict`` if its primary email is held by another live
         contact; the unit of work stays usable after that."""
@@ -59,17 +64,16 @@ class Inbox(abc.ABC):
         transaction, so the effect and the record commit together."""
 
     @abc.abstractmethod
-    def alive_before(self, contact_id: str, sequence: str) -> bool:
-        """Whether the contact existed just before ``sequence`` by the events processed so
-        far (``aggregate.alive_at``)."""
+    def last_sequence(self, contact_id: str) -> str | None:
+        """The highest sequence processed for the contact, or ``None``."""
 
     @abc.abstractmethod
-    def processed_after(self, contact_id: str, sequence: str) -> list[ProcessedEvent]:
-        """The contact's processed events with a sequence after ``sequence``, in order."""
+    def history(self, contact_id: str) -> list[ProcessedEvent]:
+        """Every processed event of the contact, with its data, in sequence order."""
 
     @abc.abstractmethod
     def revise(self, event_id: str, outcome: OperationStatus) -> None:
-        """Replace the recorded outcome of ``event_id`` (see ``aggregate.revised_outcomes``)."""
+        """Replace the recorded outcome of ``event_id`` (after a ``replay``)."""
 
 
 class UnitOfWork(abc.ABC):

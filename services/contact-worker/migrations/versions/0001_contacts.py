@@ -76,6 +76,10 @@ def upgrade() -> None:
             contact_id uuid NOT NULL,
             event_type text NOT NULL,
             sequence text NOT NULL,
+            -- What the event asked for, so a late event can be put in its place and the
+            -- contact's history applied again in order.
+            data jsonb NOT NULL DEFAULT '{}',
+            expected_version bigint,
             status text NOT NULL CHECK (status IN ('applied', 'rejected')),
             reason text,
             version bigint,

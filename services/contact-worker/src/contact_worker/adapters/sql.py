@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,6 +59,14 @@ class SqlContactRepository(ContactRepository):
             .first()
         )
         return _state_from_row(contact_id, row) if row else ContactState(contact_id)
+
+    def email_taken(self, email_key: str, contact_id: str) -> bool:
+        return bool(
+            self._connection.execute(
+                sa.text("SELECT 1 FROM contacts WHERE email_key = :key AND alive AND id <> :id"),
+                {"key": email_key, "id": contact_id},
+            ).first()
+        )
 
     def save(self, state: ContactState) -> None:
         """Upsert ``state``. Raises ``EmailConflict`` when another live contact holds its primary
@@ -116,27 +125,24 @@ class SqlInbox(Inbox):
         )
         return _processed(row).outcome if row else None
 
-    def alive_before(self, contact_id: str, sequence: str) -> bool:
-        last = self._connection.execute(
-            sa.text(
-                "SELECT event_type FROM processed_events WHERE contact_id = :id "
-                "AND sequence < :sequence AND status = 'applied' "
-                "AND event_type IN ('created', 'replaced', 'deleted') "
-                "ORDER BY sequence DESC LIMIT 1"
-            ),
-            {"id": contact_id, "sequence": sequence},
+    def last_sequence(self, contact_id: str) -> str | None:
+        return self._connection.execute(  # type: ignore[no-any-return]
+            sa.text("SELECT max(sequence) FROM processed_events WHERE contact_id = :id"),
+            {"id": contact_id},
         ).scalar()
-        return last is not None and last != "deleted"
 
-    def processed_after(self, contact_id: str, sequence: str) -> list[ProcessedEvent]:
+    def history(self, contact_id: str) -> list[ProcessedEvent]:
         rows = self._connection.execute(
             sa.text(
-                f"SELECT {_INBOX_COLUMNS} FROM processed_events "
-                "WHERE contact_id = :id AND sequence > :sequence ORDER BY sequence"
+                f"SELECT {_INBOX_COLUMNS}, data, expected_version FROM processed_events "
+                "WHERE contact_id = :id ORDER BY sequence"
             ),
-            {"id": contact_id, "sequence": sequence},
+            {"id": contact_id},
         ).mappings()
-        return [_processed(row) for row in rows]
+        return [
+            replace(_processed(row), data=row["data"], expected_version=row["expected_version"])
+            for row in rows
+        ]
 
     def revise(self, event_id: str, outcome: OperationStatus) -> None:
         self._connection.execute(
@@ -151,11 +157,14 @@ class SqlInbox(Inbox):
         self._connection.execute(
             sa.text(
                 "INSERT INTO processed_events (event_id, operation_id, contact_id, event_type, "
-                "sequence, status, reason, version) VALUES (:event_id, :operation_id, "
-                ":contact_id, :event_type, :sequence, :status, :reason, :version)"
+                "sequence, data, expected_version, status, reason, version) VALUES (:event_id, "
+                ":operation_id, :contact_id, :event_type, :sequence, CAST(:data AS jsonb), "
+                ":expected_version, :status, :reason, :version)"
             ),
             {
                 "event_id": event.id,
+                "data": json.dumps(dict(event.data)),
+                "expected_version": event.expected_version,
                 "sequence": event.sequence,
                 "operation_id": outcome.operation_id,
                 "contact_id": outcome.contact_id,

@@ -7,14 +7,17 @@ from collections.abc import Callable
 
 from contacts_domain import (
     EMAIL_CONFLICT,
+    NOT_FOUND,
+    VERSION_MISMATCH,
     ContactEvent,
+    ContactState,
     MalformedEvent,
     OperationStatus,
     ProcessedEvent,
     ValidationFailed,
     apply_event,
     normalize_contact,
-    revised_outcomes,
+    replay,
 )
 from contacts_domain.ports import ContactCache, EmailConflict, OperationStore, UnitOfWork
 
@@ -52,50 +55,100 @@ def handle_event(
 ) -> OperationStatus:
     """Apply ``event`` in one transaction, then refresh the cache and the operation status.
 
-    An event that decides whether the contact exists (create, replace, delete), applied after
-    events that follow it in sequence, corrects their recorded outcomes (``revised_outcomes``),
-    so every operation reports what applying the accepted commands in order gives. The inbox
-    makes a redelivered event a no-op for the database; the cache and the status are
-    written again from the committed state, so a redelivery after a failed cache write (Redis
-    down) repairs the cache. Business rejections are returned as a ``rejected`` outcome, not
-    raised. Raises whatever the adapters raise for transient failures (database or Redis
+    The newest event of a contact is applied directly (``apply_event``). An event older than
+    one already processed for its contact (a late redelivery, or two messages of one group run
+    at once) is put in its place and the contact's history applied again in order
+    (``replay``): the state and every operation's outcome, including corrected outcomes of
+    events processed earlier, are those of applying the accepted commands in order.
+
+    The inbox makes a redelivered event a no-op for the database; the cache and the statuses
+    are written again from the committed state, so a redelivery after a failed cache write
+    (Redis down) repairs the cache. Business rejections are returned as a ``rejected`` outcome,
+    not raised. Raises whatever the adapters raise for transient failures (database or Redis
     unreachable, lock timeout): the caller lets the message be redelivered.
     """
-    revised: list[ProcessedEvent] = []
+    revised: list[OperationStatus] = []
     with unit_of_work() as uow:
         state = uow.contacts.get_for_update(event.contact_id)
         outcome = uow.inbox.outcome_of(event.id)
         if outcome is None:
-            late = state.alive_sequence is not None and event.sequence < state.alive_sequence
-            alive_before = (
-                uow.inbox.alive_before(event.contact_id, event.sequence) if late else None
-            )
-            decision = apply_event(state, event, alive_before=alive_before)
-            reason = decision.reason
-            if decision.changed:
-                try:
-                    uow.contacts.save(decision.state)
-                    state = decision.state
-                except EmailConflict:
-                    reason = EMAIL_CONFLICT
-            status = "rejected" if reason else "applied"
-            outcome = OperationStatus(
-                operation_id=event.operation_id,
-                contact_id=event.contact_id,
-                status=status,
-                reason=reason,
-                version=state.version,
-            )
-            uow.inbox.record(event, outcome)
-            if event.kind != "patched" and outcome.status == "applied":
-                later = uow.inbox.processed_after(event.contact_id, event.sequence)
-                revised = revised_outcomes(event, later)
-                for processed in revised:
-                    uow.inbox.revise(processed.event_id, processed.outcome)
+            last = uow.inbox.last_sequence(event.contact_id)
+            if last is not None and event.sequence < last:
+                state, outcome, revised = _apply_late(uow, state, event)
+            else:
+                state, outcome = _apply_in_order(uow, state, event)
             uow.commit()
     if state.version > 0:
         cache.put(state)
-    for processed in revised:
-        operations.record(processed.outcome)
+    for status in revised:
+        operations.record(status)
     operations.record(outcome)
     return outcome
+
+
+def _apply_in_order(
+    uow: UnitOfWork, state: ContactState, event: ContactEvent
+) -> tuple[ContactState, OperationStatus]:
+    decision = apply_event(state, event)
+    reason = decision.reason
+    if decision.changed:
+        try:
+            uow.contacts.save(decision.state)
+            state = decision.state
+        except EmailConflict:
+            reason = EMAIL_CONFLICT
+    outcome = _outcome(event, reason, state.version)
+    uow.inbox.record(event, outcome)
+    return state, outcome
+
+
+def _apply_late(
+    uow: UnitOfWork, state: ContactState, event: ContactEvent
+) -> tuple[ContactState, OperationStatus, list[OperationStatus]]:
+    if event.expected_version is not None and state.version != event.expected_version:
+        # If-Match names the version the client saw; only the present can be compared to it.
+        reason = VERSION_MISMATCH if state.alive else NOT_FOUND
+        outcome = _outcome(event, reason, state.version)
+        uow.inbox.record(event, outcome)
+        return state, outcome, []
+    placeholder = _outcome(event, None, None)
+    history = [
+        *uow.inbox.history(event.contact_id),
+        ProcessedEvent(event.id, event.kind, event.sequence, placeholder, event.data),
+    ]
+    moment = max(t for t in (state.updated_at, event.time) if t is not None)
+    result = replay(
+        state,
+        history,
+        email_taken=lambda key: uow.contacts.email_taken(key, event.contact_id),
+        at=moment,
+    )
+    if result.state != state:
+        try:
+            uow.contacts.save(result.state)
+        except EmailConflict:  # another contact took the email since the check
+            outcome = _outcome(event, EMAIL_CONFLICT, state.version)
+            uow.inbox.record(event, outcome)
+            return state, outcome, []
+        state = result.state
+    _, reason = result.outcomes[event.id]
+    outcome = _outcome(event, reason, state.version)
+    uow.inbox.record(event, outcome)
+    revised = []
+    for processed in history[:-1]:
+        now = result.outcomes[processed.event_id]
+        if now != (processed.outcome.status, processed.outcome.reason):
+            fixed = dataclasses.replace(processed.outcome, status=now[0], reason=now[1])
+            uow.inbox.revise(processed.event_id, fixed)
+            revised.append(fixed)
+    return state, outcome, revised
+
+
+def _outcome(event: ContactEvent, reason: str | None, version: int | None) -> OperationStatus:
+    return OperationStatus(
+        operation_id=event.operation_id,
+        contact_id=event.contact_id,
+        status="rejected" if reason else "applied",
+        reason=reason,
+        version=version,
+    )
