@@ -1,18 +1,30 @@
-"""kombu's SQS transport, plus a heartbeat: proof that the worker still receives messages.
+"""kombu's SQS transport, plus a heartbeat: proof that the worker still receives messages, and
+a QoS that survives a lost pool child.
 
 Case C15: after a lost broker connection, workers have kept their process and logs alive while
 never polling again (kombu #931, celery #6210). A timer cannot tell that apart from health, so
 the heartbeat is written where only a finished ``ReceiveMessage`` call leads: the callback of
 each long poll, empty or not. ``contact-worker-admin check-alive`` (the liveness probe) fails
 when the heartbeat is older than a poll plus the longest a task may keep every slot busy.
+
+A prefork child killed mid-task (``WorkerLostError``): with ``task_reject_on_worker_lost``
+Celery rejects its message with ``requeue=True``. kombu 5.7's ``SQS.QoS.reject`` first restores
+the message (``Channel._restore`` pops ``delivery_info["sqs_message"]``, then makes the message
+visible again after ``wait_time_seconds``) and then applies the queue's ``backoff_policy``,
+which reads ``delivery_info["sqs_message"]``: ``KeyError``, raised in the consumer's event loop,
+"Unrecoverable error", and the whole worker stops. ``RedeliveringQoS`` leaves a requeued
+message to the restore alone (no backoff: a lost worker is not the message's failure; SQS still
+counts the receive, so a message that keeps killing children reaches the dead-letter queue after
+``maxReceiveCount``) and never lets the restore's own failure escape.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
-from kombu.transport import SQS
+from kombu.transport import SQS, virtual
 
 
 def beat(path: str) -> None:
@@ -24,8 +36,37 @@ def beat(path: str) -> None:
             pass
 
 
+class RedeliveringQoS(SQS.QoS):
+    """kombu's SQS QoS, except that a message rejected with ``requeue=True`` (a lost worker)
+    is only restored: made visible again after ``wait_time_seconds`` seconds, with no backoff
+    policy applied (see the module docstring for why kombu's order fails).
+
+    Never raises for a requeue: when the restore fails (SQS unreachable, an expired receipt
+    handle), the failure is logged and the delivery released all the same, so its prefetch slot
+    is freed; SQS then redelivers the message once its visibility timeout expires.
+    Rejections without requeue (a failed task) are kombu's, backoff included.
+    """
+
+    def reject(self, delivery_tag: Any, requeue: bool = False) -> None:
+        if not requeue:
+            super().reject(delivery_tag, requeue=False)
+            return
+        try:
+            virtual.QoS.reject(self, delivery_tag, requeue=True)
+        except Exception:
+            logging.getLogger(__name__).warning(
+                "Could not make a lost task's message visible again; SQS redelivers it after "
+                "its visibility timeout",
+                exc_info=True,
+            )
+            self._quick_ack(delivery_tag)
+
+
 class HeartbeatChannel(SQS.Channel):
-    """An SQS channel that beats after every completed receive."""
+    """An SQS channel that beats after every completed receive and redelivers the message of
+    a lost worker without stopping (``RedeliveringQoS``)."""
+
+    QoS = RedeliveringQoS
 
     def _on_messages_ready(self, queue: Any, qname: str, messages: Any) -> int:
         path = self.transport_options.get("heartbeat_file")
