@@ -106,7 +106,7 @@ class RedisContactCache(ContactCache):
                 return entry
 
 
-def _entry(key: str, version: bytes | None, body: bytes | str | None) -> CachedContact | None:
+def _entry(key: str, version: bytes | str | None, body: bytes | str | None) -> CachedContact | None:
     if version is None:
         return None
     try:
