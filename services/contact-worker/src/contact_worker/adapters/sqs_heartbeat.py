@@ -26,6 +26,8 @@ from typing import Any
 
 from kombu.transport import SQS, virtual
 
+log = logging.getLogger(__name__)
+
 
 def beat(path: str) -> None:
     """Set the modification time of ``path`` to now, creating the file if needed."""
@@ -69,6 +71,13 @@ class HeartbeatChannel(SQS.Channel):
     QoS = RedeliveringQoS
 
     def _on_messages_ready(self, queue: Any, qname: str, messages: Any) -> int:
+        if not isinstance(messages, dict):
+            # After the connection to SQS comes back, kombu's async client can hand over an
+            # unparsed error body (a list); kombu then raises in its timer and the worker stops
+            # consuming for good (case C15). Treat it as an empty poll: the loop goes on, and
+            # no heartbeat is written for it.
+            log.warning("SQS receive on %s returned %s; polling again", qname, type(messages))
+            return 0
         path = self.transport_options.get("heartbeat_file")
         if path:
             beat(path)

@@ -10,6 +10,8 @@ heartbeat, so either mechanism alone restarts a stalled worker.
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import logging
 import os
 import signal
@@ -28,9 +30,14 @@ def heartbeat_age_s(path: str) -> float | None:
 
 
 def start_watchdog(heartbeat_file: str, max_age_s: float, *, period_s: float = 5.0) -> None:
-    """Check the heartbeat every ``period_s`` seconds; past ``max_age_s`` seconds, ask Celery
-    for a cold shutdown (SIGQUIT: running tasks are abandoned and redelivered later, exit code
-    1), and force the exit 30 s later if that hangs."""
+    """Check the heartbeat every ``period_s`` seconds; past ``max_age_s`` seconds, kill the
+    pool's processes and exit at once with status 1.
+
+    Not a Celery shutdown: a stalled consumer's warm or cold shutdown was seen to hang in
+    interpreter finalization, where this daemon thread no longer runs. Tasks in flight are
+    abandoned; their messages were not acknowledged (late acks), so SQS delivers them again
+    after the visibility timeout and the inbox makes any already committed one a no-op.
+    """
 
     def watch() -> None:
         while True:
@@ -43,8 +50,18 @@ def start_watchdog(heartbeat_file: str, max_age_s: float, *, period_s: float = 5
                 "ever" if age is None else f"{age:.0f}",
                 max_age_s,
             )
-            os.kill(os.getpid(), signal.SIGQUIT)
-            time.sleep(30)
+            for child in _children(os.getpid()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGKILL)
             os._exit(1)
 
     threading.Thread(target=watch, name="heartbeat-watchdog", daemon=True).start()
+
+
+def _children(pid: int) -> list[int]:
+    """Pids of the direct children of ``pid`` (Linux ``/proc``; empty elsewhere)."""
+    found: list[int] = []
+    for task in glob.glob(f"/proc/{pid}/task/*/children"):
+        with contextlib.suppress(OSError), open(task) as listing:
+            found.extend(int(p) for p in listing.read().split())
+    return found
