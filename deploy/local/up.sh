@@ -1,28 +1,13 @@
 #!/usr/bin/env bash
 # `make up`: start the whole system on this machine without Docker. Idempotent: what already runs
-# is left running. Needs PostgreSQL and Redis (started by the machine or by you).
+# is left running. Needs PostgreSQL and Redis (started by the machine or by you). A service is
+# ready when its URL answers and the process started here holds its port (so another program
+# on the port cannot pass for it); logs are appended to .run/NAME.log, one separator per start.
 set -euo pipefail
 here=$(dirname "$0")
 source "$here/env.sh"
+source "$here/lib.sh"
 bin="$root/.venv/bin"
-
-running() { [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null; }
-
-start() {  # start NAME COMMAND...: in its own session, logs in .run/NAME.log
-  local name=$1; shift
-  if running "$name"; then echo "  $name already running (pid $(cat "$run_dir/$name.pid"))"; return; fi
-  setsid "$@" >"$run_dir/$name.log" 2>&1 < /dev/null &
-  echo $! >"$run_dir/$name.pid"
-  echo "  $name started (pid $!, log .run/$name.log)"
-}
-
-wait_for() {  # wait_for WHAT URL SECONDS
-  local deadline=$((SECONDS + $3))
-  until curl -fs -o /dev/null --max-time 2 "$2"; do
-    if ((SECONDS > deadline)); then echo "$1 not ready after $3 s; see .run/" >&2; exit 1; fi
-    sleep 0.3
-  done
-}
 
 "$bin/python" - <<'PY' || { echo "PostgreSQL or Redis is not reachable; start them first" >&2; exit 1; }
 import os, socket
@@ -37,7 +22,7 @@ if curl -fsS --max-time 2 "$SQS_ENDPOINT_URL/_localstack/health" 2>/dev/null | g
   echo "  already serving"
 else
   SQS_DATA_DIR="$run_dir/localstack" start sqs "$here/sqs-server.sh"
-  wait_for SQS "$SQS_ENDPOINT_URL/_localstack/health" 60
+  wait_ready sqs "$SQS_ENDPOINT_URL/_localstack/health" "$SQS_PORT" 60
 fi
 
 echo "Database, queues"
@@ -55,12 +40,12 @@ QUERY_API_BIND="127.0.0.1:$QUERY_API_PORT" QUERY_API_WORKERS="$GUNICORN_WORKERS"
   'query_api.entrypoints.app:create_app()'
 start worker "$here/supervise.sh" "$bin/contact-worker" --pool prefork \
   --concurrency "$WORKER_CONCURRENCY"
-wait_for command-api "http://127.0.0.1:$COMMAND_API_PORT/readyz" 60
-wait_for query-api "http://127.0.0.1:$QUERY_API_PORT/readyz" 60
+wait_ready command-api "http://127.0.0.1:$COMMAND_API_PORT/readyz" "$COMMAND_API_PORT" 60
+wait_ready query-api "http://127.0.0.1:$QUERY_API_PORT/readyz" "$QUERY_API_PORT" 60
 deadline=$((SECONDS + 60))
-until grep -q "ready\." "$run_dir/worker.log"; do
-  running worker || { echo "worker exited; see .run/worker.log" >&2; exit 1; }
-  ((SECONDS < deadline)) || { echo "worker not ready; see .run/worker.log" >&2; exit 1; }
+until grep -q "ready\." < <(since_start worker); do
+  running worker || not_ready worker "exited before it was ready"
+  ((SECONDS < deadline)) || not_ready worker "not ready after 60 s"
   sleep 0.3
 done
 

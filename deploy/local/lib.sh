@@ -1,0 +1,66 @@
+# Functions of `make up` (sourced by up.sh; tests/deploy/test_local_scripts.py runs them alone).
+# Each process runs in its own session with its pid in $run_dir/NAME.pid and its output
+# appended to $run_dir/NAME.log, after a separator line per start, so a restart never erases
+# the traceback of the crash before it. Linux only (setsid, /proc).
+
+# The start of each separator line, followed by the date and the name.
+START_MARK="----- make up:"
+
+fail() {  # fail MESSAGE: print it to stderr and exit 1
+  echo "$1" >&2
+  exit 1
+}
+
+running() {  # running NAME: the process `start NAME` left is alive
+  [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null
+}
+
+start() {  # start NAME COMMAND...: in its own session, output appended to $run_dir/NAME.log
+  local name=$1; shift
+  if running "$name"; then echo "  $name already running (pid $(cat "$run_dir/$name.pid"))"; return; fi
+  local log="$run_dir/$name.log"
+  printf '%s %s starting %s\n' "$START_MARK" "$(date '+%Y-%m-%d %H:%M:%S')" "$name" >>"$log"
+  setsid "$@" >>"$log" 2>&1 < /dev/null &
+  echo $! >"$run_dir/$name.pid"
+  echo "  $name started (pid $!, log .run/$name.log)"
+}
+
+since_start() {  # since_start NAME: NAME's log from the separator of its latest start on
+  local log="$run_dir/$1.log" line
+  [ -f "$log" ] || return 0
+  line=$(grep -n -F -- "$START_MARK" "$log" | tail -n 1 | cut -d: -f1) || true
+  tail -n +"${line:-1}" "$log"
+}
+
+listens() {  # listens PID PORT: PID holds a TCP socket listening on PORT (any address)
+  local port inode fd
+  port=$(printf ':%04X' "$2")
+  for inode in $(awk -v port="$port" '$4 == "0A" && substr($2, length($2) - 4) == port { print $10 }' \
+      /proc/net/tcp /proc/net/tcp6 2>/dev/null); do
+    for fd in "/proc/$1/fd/"*; do
+      [ "$(readlink "$fd" 2>/dev/null)" = "socket:[$inode]" ] && return 0
+    done
+  done
+  return 1
+}
+
+not_ready() {  # not_ready NAME WHY: fail, naming NAME's log and quoting its last lines
+  fail "$1 $2; see .run/$1.log:
+$(since_start "$1" | tail -n 8 | sed 's/^/    /')"
+}
+
+wait_ready() {  # wait_ready NAME URL PORT SECONDS: URL answers, served by the process `start NAME` left
+  local name=$1 url=$2 port=$3 deadline=$((SECONDS + $4)) pid
+  until curl -fs -o /dev/null --max-time 2 "$url"; do
+    running "$name" || not_ready "$name" "exited before it was ready"
+    ((SECONDS <= deadline)) || not_ready "$name" "not ready after $4 s"
+    sleep 0.3
+  done
+  running "$name" || not_ready "$name" "exited, yet $url answers: another process holds port $port"
+  pid=$(cat "$run_dir/$name.pid")
+  if ! listens "$pid" "$port"; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    not_ready "$name" "(pid $pid) does not hold port $port, yet $url answers: another process \
+holds the port; stopped $name"
+  fi
+}

@@ -1,0 +1,140 @@
+"""``make up``'s process handling (deploy/local/lib.sh), run alone in a temporary run directory:
+a service is ready only when the process started for it serves its port, and a restart appends
+to the service's log instead of erasing the crash before it."""
+
+from __future__ import annotations
+
+import contextlib
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from support.processes import ROOT, free_port
+
+LIB = ROOT / "deploy" / "local" / "lib.sh"
+
+
+def run_lib(run_dir: Path, script: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in bash with lib.sh sourced and ``run_dir`` as ``$run_dir``."""
+    return subprocess.run(
+        [
+            "bash",
+            "-c",
+            f'set -euo pipefail; run_dir="$1"; source "$2"\n{script}',
+            "-",
+            run_dir,
+            LIB,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
+def stop(run_dir: Path, name: str) -> None:
+    pid_file = run_dir / f"{name}.pid"
+    if pid_file.exists():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(pid_file.read_text()), signal.SIGKILL)
+
+
+class Ready(http.server.BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b'{"status": "ok"}')
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def squatter() -> Iterator[int]:
+    """Another program on a port, answering 200 to every GET (``/readyz`` included)."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ready)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+HTTP_SERVER = f"{sys.executable} -m http.server --bind 127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [HTTP_SERVER, "sleep 30"],
+    ids=["exits-on-address-in-use", "alive-without-the-port"],
+)
+def test_make_up_fails_when_another_process_answers_on_the_services_port(
+    tmp_path: Path, squatter: int, command: str
+) -> None:
+    port = squatter
+    argv = f"{command} {port}" if command == HTTP_SERVER else command
+    try:
+        result = run_lib(
+            tmp_path,
+            f"start fake {argv}\nwait_ready fake http://127.0.0.1:{port}/readyz {port} 20\n"
+            "echo READY",
+        )
+    finally:
+        stop(tmp_path, "fake")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "READY" not in result.stdout
+    assert "another process holds" in result.stderr
+    assert "see .run/fake.log" in result.stderr
+
+
+def test_make_up_is_ready_when_the_started_process_serves_the_port(tmp_path: Path) -> None:
+    port = free_port()
+    try:
+        result = run_lib(
+            tmp_path,
+            f"start fake {HTTP_SERVER} {port}\n"
+            f"wait_ready fake http://127.0.0.1:{port}/ {port} 20\necho READY",
+        )
+    finally:
+        stop(tmp_path, "fake")
+    assert result.returncode == 0, result.stderr
+    assert "READY" in result.stdout
+
+
+def test_make_up_fails_at_once_naming_the_log_when_the_process_exits(tmp_path: Path) -> None:
+    port = free_port()
+    result = run_lib(
+        tmp_path,
+        f"start fake sh -c 'echo Traceback: boom; exit 3'\n"
+        f"wait_ready fake http://127.0.0.1:{port}/readyz {port} 20",
+    )
+    assert result.returncode == 1
+    assert "fake exited before it was ready; see .run/fake.log" in result.stderr
+    assert "Traceback: boom" in result.stderr
+
+
+def test_a_restart_appends_to_the_log_after_a_separator(tmp_path: Path) -> None:
+    script = (
+        "start fake sh -c 'echo Traceback: first crash; exit 1'\n"
+        "while running fake; do sleep 0.1; done\n"
+        "start fake sh -c 'echo second run'\n"
+        "while running fake; do sleep 0.1; done\n"
+        "echo SINCE; since_start fake"
+    )
+    result = run_lib(tmp_path, script)
+    assert result.returncode == 0, result.stderr
+    log = (tmp_path / "fake.log").read_text()
+    assert log.index("Traceback: first crash") < log.index("second run")
+    assert log.count("----- make up:") == 2
+    since = result.stdout.split("SINCE\n", 1)[1]
+    assert "second run" in since
+    assert "first crash" not in since
