@@ -67,6 +67,20 @@ def test_c04_empty_string_means_null_everywhere() -> None:
     }
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u0301\u0308", "\u200b \u200d"])
+def test_a_name_without_a_visible_character_means_null(invisible: str) -> None:
+    assert patch({"last_name": invisible}) == {"last_name": None}
+    assert full({"first_name": invisible, "last_name": "Example"})["first_name"] is None
+    assert set(errors_of({"first_name": invisible}, partial=False)) == {
+        "first_name",
+        "last_name",
+    }
+    assert set(errors_of({"first_name": invisible, "last_name": ""}, partial=True)) == {
+        "first_name",
+        "last_name",
+    }
+
+
 def test_c04_empty_patch_is_refused() -> None:
     assert "_schema" in errors_of({}, partial=True)
 

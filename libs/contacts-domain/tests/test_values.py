@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from contacts_domain.values import EmailAddress, PhoneNumber, clean_text, parse_country
+from contacts_domain.values import (
+    EmailAddress,
+    PhoneNumber,
+    clean_text,
+    parse_country,
+    parse_name,
+)
 
 
 def test_email_domain_is_lower_cased_and_local_part_kept() -> None:
@@ -56,3 +62,40 @@ def test_country_codes_are_iso_alpha2() -> None:
     assert parse_country("de") == "DE"
     with pytest.raises(ValueError, match="ISO 3166"):
         parse_country("DEU")
+
+
+INVISIBLE_NAMES = [
+    "\u200b",  # ZERO WIDTH SPACE
+    "\ufeff",  # BYTE ORDER MARK / ZERO WIDTH NO-BREAK SPACE
+    "\u200d\u2060\u200c",  # ZWJ, WORD JOINER, ZWNJ
+    "\u0301",  # a combining acute accent alone
+    "\u0301\u0308\u20dd",  # combining marks only (Mn, Mn, Me)
+    " \u200b \u00a0\u200b ",  # spaces between format characters
+    "\u3164\uffa0",  # Hangul fillers
+]
+
+
+@pytest.mark.parametrize("raw", INVISIBLE_NAMES)
+def test_a_name_without_a_visible_character_is_empty(raw: str) -> None:
+    assert parse_name(raw) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("\u200bRosa", "\u200bRosa"),
+        ("e\u0301", "\u00e9"),
+        ("\u0915\u093e", "\u0915\u093e"),
+        ("  李  ", "李"),
+        ("O'Neil", "O'Neil"),
+    ],
+)
+def test_a_name_with_a_visible_character_is_kept(raw: str, stored: str) -> None:
+    assert parse_name(raw) == stored
+
+
+def test_a_name_breaks_the_text_rules_as_any_text() -> None:
+    with pytest.raises(ValueError, match="surrogate"):
+        parse_name("\ud800")
+    with pytest.raises(ValueError, match="maximum length"):
+        parse_name("x" * 101)

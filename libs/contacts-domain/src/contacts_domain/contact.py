@@ -19,6 +19,7 @@ from contacts_domain.values import (
     clean_text,
     parse_birthday,
     parse_country,
+    parse_name,
     parse_tag,
 )
 
@@ -78,7 +79,8 @@ def normalize_contact(raw: Mapping[str, Any], *, partial: bool, default_region: 
     ``raw`` is the decoded JSON object. With ``partial=False`` (create, replace) the result has
     every key of ``FIELDS``, absent ones empty, and needs a first or last name. With
     ``partial=True`` (RFC 7396 merge patch) the result has only the keys present; ``None`` (or
-    ``""``) clears a field; an empty patch and a patch that clears both names are refused.
+    ``""``) clears a field; an empty patch and a patch that clears both names are refused. A
+    name with no visible character (``parse_name``) is empty too.
     ``default_region`` (ISO 3166-1 alpha-2) is used for phone numbers written without ``+``.
 
     Raises ``ValidationFailed`` naming every failing field path.
@@ -149,6 +151,8 @@ def normalize_contact(raw: Mapping[str, Any], *, partial: bool, default_region: 
 def _scalar(errors: _Errors, name: str, value: Any) -> str | None:
     if value is None:
         return None
+    if name in NAME_FIELDS:
+        return errors.guard(name, lambda: parse_name(value))
     return errors.guard(
         name,
         lambda: clean_text(value, max_length=limits.TEXT_COLUMNS[name], multiline=name == "notes"),

@@ -17,6 +17,11 @@ import pycountry
 from contacts_domain import limits
 
 _ALLOWED_IN_MULTILINE = frozenset("\n\t")
+#: Categories of characters that draw nothing on their own: format characters (U+200B ZERO
+#: WIDTH SPACE, U+200D, U+2060, U+FEFF...), combining marks and separators.
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Mc", "Me", "Zs", "Zl", "Zp"})
+#: The Hangul fillers: letters by category, but default-ignorable and drawn blank.
+_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 
 def clean_text(value: object, *, max_length: int, multiline: bool = False) -> str | None:
@@ -45,6 +50,26 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
     if len(text) > max_length:
         raise ValueError(f"Longer than maximum length {max_length}.")
     return text
+
+
+def parse_name(raw: object) -> str | None:
+    """Return a first or last name as ``clean_text`` does (at most ``limits.NAME_MAX`` code
+    points), or ``None`` when it has no visible character.
+
+    A name made only of format characters (``"\\u200b"``, ``"\\ufeff"``), combining marks,
+    spaces or Hangul fillers shows as nothing, so it counts as empty: ``None``, like ``""``.
+    Raises ``ValueError`` as ``clean_text`` does.
+    """
+    text = clean_text(raw, max_length=limits.NAME_MAX)
+    if text is None or not any(_visible(char) for char in text):
+        return None
+    return text
+
+
+def _visible(char: str) -> bool:
+    return (
+        unicodedata.category(char) not in _INVISIBLE_CATEGORIES and char not in _INVISIBLE_LETTERS
+    )
 
 
 @dataclass(frozen=True, slots=True)
