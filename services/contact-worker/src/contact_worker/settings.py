@@ -70,6 +70,13 @@ class Settings:
         return self.sqs_wait_time_s + self.task_time_limit_s + 15
 
     @property
+    def shutdown_grace_s(self) -> int:
+        """Longest a warm shutdown (SIGTERM) may take, in seconds: running tasks finish within
+        ``task_time_limit_s``, plus 5 s to release prefetched messages. The orchestrator's grace
+        period (Kubernetes ``terminationGracePeriodSeconds``) must be longer."""
+        return self.task_time_limit_s + 5
+
+    @property
     def broker_url(self) -> str:
         """Celery broker URL: ``sqs://host:port`` for an SQS-compatible server, else ``sqs://``."""
         if not self.sqs_endpoint_url:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+import signal
 import time
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_ready
+from celery.signals import worker_ready, worker_shutting_down
 
 from contact_worker.adapters import sqs_heartbeat as heartbeat
 from contact_worker.entrypoints.runtime import Runtime
@@ -77,6 +78,15 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
             start_watchdog(settings.heartbeat_file, settings.liveness_max_age_s)
 
     worker_ready.connect(on_ready, weak=False)
+
+    def on_shutting_down(**_: Any) -> None:
+        # A warm shutdown waits for running tasks (at most task_time_limit_s), then kombu's SQS
+        # channel was seen to hang in interpreter finalization. The kernel ends the process
+        # when the alarm rings, whatever Python is doing; unacked messages come back later.
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
+        signal.alarm(settings.shutdown_grace_s)
+
+    worker_shutting_down.connect(on_shutting_down, weak=False)
 
     @app.task(name=APPLY_EVENT_TASK, bind=True)
     def apply_contact_event(task: Task, envelope: Any) -> dict[str, Any]:
