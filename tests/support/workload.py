@@ -38,6 +38,15 @@ class Command:
 class Ledger:
     accepted: list[Command] = field(default_factory=list)
     refused: int = 0  # 503 (a dependency down): not accepted, nothing promised
+    #: (monotonic time the request started, contact id) of every 503 on an existing contact.
+    refusals: list[tuple[float, str]] = field(default_factory=list)
+
+    def uncertain(self, fault_started: float, slack_s: float = 0.1) -> set[str]:
+        """Contacts refused a command that was in flight when the fault began: its message may
+        have reached the queue before the connection broke (a lost reply), so their in-order
+        state is unknown. Commands started after that were refused before reaching SQS."""
+        return {cid for started, cid in self.refusals if started <= fault_started + slack_s}
+
     unexpected: list[str] = field(default_factory=list)  # any other answer: a defect
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -78,6 +87,7 @@ class Workload:
     def send(self, method: str, contact_id: str | None, kind: str, data: dict[str, Any]) -> bool:
         """Send one command; record it when accepted. Returns whether it was accepted."""
         url = f"{self.command_url}/v1/contacts" + (f"/{contact_id}" if contact_id else "")
+        started = time.monotonic()
         try:
             answer = self._http().request(method, url, json=data or None, timeout=15)
         except requests.RequestException as exc:
@@ -93,6 +103,8 @@ class Workload:
                 return True
             if answer.status_code == 503 and "Retry-After" in answer.headers:
                 self.ledger.refused += 1
+                if contact_id:
+                    self.ledger.refusals.append((started, contact_id))
                 return False
             self.ledger.unexpected.append(f"{method} {url}: {answer.status_code} {answer.text}")
             return False
