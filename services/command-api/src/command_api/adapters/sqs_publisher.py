@@ -20,6 +20,7 @@ envelope, so an event is refused (``EventTooLarge``) before it is sent.
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import math
 import os
 import threading
@@ -155,6 +156,7 @@ class SqsEventPublisher(EventPublisher):
         with self._lock:
             if self._pid != os.getpid() or self._celery is None or self._executor is None:
                 self._celery = self._make_celery()
+                self._warm_producers(self._celery)
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     _SEND_THREADS, thread_name_prefix="sqs-send"
                 )
@@ -169,6 +171,21 @@ class SqsEventPublisher(EventPublisher):
             "read_timeout": half,
             "retries": {"total_max_attempts": 1},
         }
+
+    def _warm_producers(self, celery: Celery) -> None:
+        """Give every pooled broker connection its channel and boto3 SQS client now, without a
+        request: built lazily, the first concurrent sends of a process each paid for one
+        inside their ``send_timeout_s`` budget, which a loaded machine overran (503s)."""
+        producers = []
+        try:
+            for _ in range(_SEND_THREADS):
+                producers.append(celery.producer_pool.acquire(block=True))
+                producers[-1].channel.sqs(queue=self._target.queue_name)
+        except Exception:  # best effort: a send builds what is missing, and reports errors
+            logging.getLogger(__name__).debug("Could not warm the SQS producers", exc_info=True)
+        finally:
+            for producer in producers:
+                producer.release()
 
     def _make_celery(self) -> Celery:
         target = self._target
@@ -193,6 +210,7 @@ class SqsEventPublisher(EventPublisher):
         celery.conf.update(
             broker_url=broker,
             broker_transport_options=options,
+            broker_pool_limit=_SEND_THREADS,
             task_publish_retry=False,
             broker_connection_retry=False,
             broker_connection_max_retries=0,
