@@ -8,7 +8,7 @@ PACKAGES := -e libs/contacts-domain -e libs/contacts-http \
 	-e services/command-api -e services/query-api -e services/contact-worker
 
 .PHONY: install lint-deploy checkov up down status test test-unit test-integration test-e2e test-faults migrate lint \
-	format clean
+	format clean bench
 
 install: $(VENV)/.installed $(SQS_VENV)/.installed
 
@@ -45,6 +45,14 @@ status:
 migrate: install
 	$(BIN)/contact-worker-admin create-database
 	$(BIN)/contact-worker-admin migrate
+
+$(VENV)/.installed-bench: $(VENV)/.installed bench/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+# BENCH_ARGS: options of bench/run.py, e.g. BENCH_ARGS=--profile (see bench/README.md).
+bench: install $(VENV)/.installed-bench  ## figures of issue 6 (~10 min; not CI)
+	bench/run.sh $(BENCH_ARGS)
 
 DEPLOY_TESTS ?= tests/deploy
 

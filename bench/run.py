@@ -1,0 +1,1021 @@
+"""``make bench``: every figure of issue 6 next to its reference, measured in one run.
+
+Run through ``make bench`` (which sources the ``make up`` settings, starts or reuses that stack,
+installs ``bench/requirements.txt`` and checks for ``wrk``), or by hand from the repository root::
+
+    set -a; source .env.example; set +a
+    .venv/bin/python bench/run.py [--contacts 1000000] [--reps 3] [--profile]
+
+Units: req/s, msg/s, events/s and rows/s are per second of wall time; latencies in ms; RSS in
+MiB. Each figure is the median of ``--reps`` repetitions, shown with their min and max.
+Results: a table on stdout and ``bench/results/<UTC timestamp>.json`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dataset
+import psycopg2
+import redis
+import refs
+import requests
+import stack
+import writes
+from sqlalchemy.dialects import postgresql
+
+from command_api.adapters.sqs_publisher import SqsTarget
+from contact_worker.adapters.queues import ensure_queues
+from query_api.adapters.sql_read_model import list_statement
+from query_api.service_layer import cursor
+from query_api.service_layer.listing import ListFilters, ListRequest, Position, Sort
+
+RESULTS = Path(__file__).resolve().parent / "results"
+WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "paths.lua"
+RAW_QUEUE = "contacts-bench-raw.fifo"
+RAW_DLQ = "contacts-bench-raw-dlq.fifo"
+#: First data-set index of the events the benchmark writes (after the loaded contacts).
+WRITE_INDEX_BASE = 10_000_000
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so stdout carries only the table."""
+    print(message, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Figure:
+    """One measured figure: its repetitions, and how it compares with its reference."""
+
+    key: str
+    title: str
+    unit: str
+    samples: list[float] = field(default_factory=list)
+    reference: str | None = None
+    goal: str | None = None
+    details: list[dict[str, Any]] = field(default_factory=list)
+    #: 1-minute load average when each repetition ended.
+    load: list[float] = field(default_factory=list)
+
+    def add(self, value: float, detail: dict[str, Any] | None = None) -> None:
+        """Record one repetition (and the load average at its end)."""
+        self.samples.append(value)
+        self.details.append(detail or {})
+        self.load.append(round(os.getloadavg()[0], 2))
+
+    @property
+    def median(self) -> float | None:
+        return statistics.median(self.samples) if self.samples else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "title": self.title,
+            "unit": self.unit,
+            "median": self.median,
+            "min": min(self.samples) if self.samples else None,
+            "max": max(self.samples) if self.samples else None,
+            "samples": self.samples,
+            "reference": self.reference,
+            "goal": self.goal,
+            "load_1m": self.load,
+            "details": self.details,
+        }
+
+
+class Bench:
+    """One run: settings, the services it started, and the figures so far."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.env = stack.bench_environment(os.environ)
+        self.dsn = stack.libpq_url(self.env["DATABASE_URL"])
+        self.redis_url = self.env["REDIS_URL"]
+        self.prefix = stack.BENCH_PREFIX
+        self.figures: dict[str, Figure] = {}
+        self.notes: dict[str, Any] = {}
+        self.services: dict[str, stack.Service] = {}
+        self.ports = {name: stack.free_port() for name in ("ceiling", "query", "command")}
+        self.tmp = Path(tempfile.mkdtemp(prefix="bench-", dir=stack.RUN_DIR))
+        self.stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+
+    # ----------------------------------------------------------------- helpers
+    def figure(self, key: str, title: str, unit: str, **kwargs: Any) -> Figure:
+        self.figures[key] = Figure(key, title, unit, **kwargs)
+        return self.figures[key]
+
+    def sqs(self) -> Any:
+        return refs.sqs_client(
+            self.env.get("SQS_ENDPOINT_URL"),
+            self.env["AWS_REGION"],
+            self.env.get("AWS_ACCESS_KEY_ID") or None,
+            self.env.get("AWS_SECRET_ACCESS_KEY") or None,
+        )
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.ports[name]}"
+
+    def wrk(
+        self,
+        base_url: str,
+        paths: Sequence[str],
+        *,
+        connections: int,
+        seconds: float,
+        mean_delay_ms: float = 0.0,
+        once: bool = False,
+        threads: int = 2,
+    ) -> dict[str, Any]:
+        """Run wrk (a separate process) over ``paths``; returns its JSON line plus req/s."""
+        paths_file = self.tmp / f"paths-{random.getrandbits(32):08x}.txt"
+        paths_file.write_text("\n".join(paths) + "\n")
+        out = subprocess.run(
+            [
+                "wrk",
+                f"-t{threads}",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "5s",
+                "-s",
+                str(WRK_SCRIPT),
+                base_url,
+                "--",
+                str(paths_file),
+                str(mean_delay_ms),
+                "1" if once else "0",
+                str(threads),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        paths_file.unlink()
+        result = json.loads(out.strip().splitlines()[-1])
+        result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
+        result["errors"] = sum(v for k, v in result.items() if k.startswith("errors_"))
+        return result
+
+    def count_cache(self, service: str, since: int) -> dict[str, int]:
+        """``cache=`` outcomes in the access log of ``service`` after byte offset ``since``."""
+        counts: dict[str, int] = {}
+        with self.services[service].log_path.open("rb") as f:
+            f.seek(since)
+            for line in f:
+                if b" cache=" in line:
+                    outcome = line.rsplit(b" cache=", 1)[1].strip().decode()
+                    counts[outcome] = counts.get(outcome, 0) + 1
+        return counts
+
+    def cpu(self, service: str) -> float:
+        """CPU seconds used so far by every process of ``service``."""
+        return stack.cpu_seconds(self.services[service].pids())
+
+    def log_size(self, service: str) -> int:
+        return self.services[service].log_path.stat().st_size
+
+    # ----------------------------------------------------------------- set-up
+    def prepare(self) -> None:
+        log("Preparing contacts_bench, bench queues and key prefix")
+        stack.admin(self.env, "create-database")
+        stack.admin(self.env, "migrate")
+        stack.admin(self.env, "create-queues")
+        ensure_queues(
+            self.sqs(),
+            name=RAW_QUEUE,
+            dlq_name=RAW_DLQ,
+            visibility_timeout_s=int(self.env.get("SQS_VISIBILITY_TIMEOUT_S", "60")),
+            max_receive_count=int(self.env.get("SQS_MAX_RECEIVE_COUNT", "5")),
+        )
+        self.clean_writes()
+
+        def recreate() -> None:
+            with contextlib.closing(
+                psycopg2.connect(stack.with_database(self.dsn, "postgres"))
+            ) as conn:
+                conn.autocommit = True
+                with conn.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS {stack.BENCH_DATABASE} WITH (FORCE)")
+            stack.admin(self.env, "create-database")
+            stack.admin(self.env, "migrate")
+
+        self.notes["dataset"] = dataset.ensure_loaded(
+            self.dsn, self.args.contacts, recreate, log=log
+        )
+
+    def clean_writes(self) -> None:
+        """Forget what earlier runs wrote: contacts created after the loaded set, the inbox,
+        the bench's Redis keys, and messages left on the bench queues."""
+        with contextlib.closing(psycopg2.connect(self.dsn)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT to_regclass('contacts')")
+            if cur.fetchone()[0] is not None:
+                cur.execute("DELETE FROM contacts WHERE created_at >= %s", (dataset.LOADED_BEFORE,))
+                cur.execute("TRUNCATE processed_events")
+                conn.commit()
+        client = redis.Redis.from_url(self.redis_url)
+        batch: list[bytes] = []
+        for key in client.scan_iter(match=f"{self.prefix}*", count=5000):
+            batch.append(key)
+            if len(batch) >= 5000:
+                client.unlink(*batch)
+                batch.clear()
+        if batch:
+            client.unlink(*batch)
+        client.close()
+        sqs = self.sqs()
+        for name in (stack.BENCH_QUEUE, RAW_QUEUE):
+            url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+            with contextlib.suppress(Exception):
+                sqs.purge_queue(QueueUrl=url)
+
+    def start_services(self) -> None:
+        log("Starting the bench's services (ceiling app, query API, command API)")
+        env = {**self.env, "QUERY_API_BASE_URL": self.url("query")}
+        self.services["ceiling"] = stack.gunicorn_query_api(
+            "ceiling", env, self.ports["ceiling"], "ceiling_app:app"
+        )
+        self.services["query-api"] = stack.gunicorn_query_api(
+            "query-api", env, self.ports["query"], "query_api.entrypoints.app:create_app()"
+        )
+        self.services["command-api"] = stack.command_api(env, self.ports["command"])
+        for service in self.services.values():
+            service.start()
+        for service in self.services.values():
+            service.wait_ready()
+
+    def start_worker(self) -> None:
+        service = stack.worker(self.env)
+        self.services["worker"] = service
+        service.start()
+        service.wait_ready()
+
+    def stop_all(self) -> None:
+        for service in self.services.values():
+            service.stop()
+
+    # ----------------------------------------------------------------- reads
+    def sample_rows(self, count: int) -> list[tuple[str, dt.datetime, str]]:
+        """``count`` random live contacts: (id, created_at, last_name_key)."""
+        with contextlib.closing(psycopg2.connect(self.dsn)) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT id::text, created_at, last_name_key FROM contacts "
+                "TABLESAMPLE BERNOULLI (%s) REPEATABLE (7) WHERE alive AND created_at < %s",
+                (min(100.0, 100.0 * count * 1.3 / self.args.contacts), dataset.LOADED_BEFORE),
+            )
+            rows = cur.fetchall()
+        random.Random(1).shuffle(rows)
+        if len(rows) < count:
+            raise RuntimeError(f"sampled {len(rows)} contacts, wanted {count}")
+        return rows[:count]
+
+    def measure_reads(self) -> None:
+        a = self.args
+        reps, seconds, conns = a.reps, a.seconds, a.connections
+        hit_ids = 1000
+        per_miss = a.miss_ids
+        rows = self.sample_rows(hit_ids + per_miss * (reps + 1) + 500)
+        hit_paths = [f"/v1/contacts/{r[0]}" for r in rows[:hit_ids]]
+        miss_paths = [
+            f"/v1/contacts/{r[0]}" for r in rows[hit_ids : hit_ids + per_miss * (reps + 1)]
+        ]
+        cursor_rows = rows[-500:]
+
+        log("Warming the cache with the hit set")
+        session = requests.Session()
+        sizes = []
+        for path in hit_paths:
+            answer = session.get(self.url("query") + path, timeout=5)
+            answer.raise_for_status()
+            sizes.append(len(answer.content))
+        body_bytes = int(statistics.median(sizes))
+        self.notes["contact_document_bytes"] = body_bytes
+        check = session.get(self.url("query") + hit_paths[0], timeout=5)
+        if check.headers.get("X-Cache") != "hit":
+            raise RuntimeError(f"warm-up left {hit_paths[0]} uncached: {check.headers}")
+
+        ceiling = self.figure("ceiling_rps", "framework ceiling (trivial Flask app)", "req/s")
+        hit = self.figure(
+            "query_hit_rps",
+            f"query API GET /v1/contacts/{{id}} cache hit, {conns} connections",
+            "req/s",
+            reference="ceiling_rps",
+            goal=">= 0.8",
+        )
+        log(f"Ceiling and cache hit: {reps} x {seconds} s each, {conns} connections, alternating")
+        self.wrk(self.url("ceiling"), hit_paths, connections=conns, seconds=2)
+        self.wrk(self.url("query"), hit_paths, connections=conns, seconds=2)
+        for _ in range(reps):
+            for fig, name in ((ceiling, "ceiling"), (hit, "query")):
+                service = "ceiling" if name == "ceiling" else "query-api"
+                before, cpu = self.log_size("query-api"), self.cpu(service)
+                result = self.wrk(self.url(name), hit_paths, connections=conns, seconds=seconds)
+                result["service_cpu_s"] = self.cpu(service) - cpu
+                result["requests_per_cpu_s"] = result["requests"] / max(
+                    result["service_cpu_s"], 1e-3
+                )
+                if name == "query":
+                    result["cache"] = self.count_cache("query-api", before)
+                fig.add(result["rps"], result)
+                log(
+                    f"  {name:8} {result['rps']:8.0f} req/s"
+                    f"  p99 {result['lat_p99_us'] / 1000:6.1f} ms"
+                )
+
+        rate = (hit.median or 0) / 2
+        ceiling_latency = self.figure(
+            "ceiling_p99_half_rate_ms",
+            f"framework ceiling, p99 latency at the same offered rate ({rate:.0f} req/s)",
+            "ms",
+        )
+        latency = self.figure(
+            "query_hit_p99_half_rate_ms",
+            f"same, p99 latency at half that rate ({rate:.0f} req/s offered)",
+            "ms",
+            reference="ceiling_p99_half_rate_ms",
+            goal="<= 5",
+        )
+        log(f"Cache-hit latency at ~{rate:.0f} req/s (paced wrk, {conns} connections)")
+        for _ in range(reps):
+            for fig, name in ((ceiling_latency, "ceiling"), (latency, "query")):
+                result = self.wrk(
+                    self.url(name),
+                    hit_paths,
+                    connections=conns,
+                    seconds=seconds,
+                    mean_delay_ms=1000 * conns / rate,
+                )
+                fig.add(result["lat_p99_us"] / 1000, result)
+                log(
+                    f"  {name:8} {result['rps']:6.0f} req/s  p50 {result['lat_p50_us'] / 1000:5.2f}"
+                    f" ms  p99 {result['lat_p99_us'] / 1000:6.2f} ms"
+                )
+
+        miss = self.figure(
+            "query_miss_rps",
+            "query API cache miss (Redis empty, PostgreSQL hit)",
+            "req/s",
+            reference="ceiling_rps",
+            goal=">= 0.5",
+        )
+        log(f"Cache miss: {reps} x {seconds} s, every id requested once")
+        chunks = [miss_paths[i * per_miss : (i + 1) * per_miss] for i in range(reps + 1)]
+        self.wrk(self.url("query"), chunks[-1], connections=conns, seconds=1, once=True)
+        for chunk in chunks[:reps]:
+            before, cpu = self.log_size("query-api"), self.cpu("query-api")
+            result = self.wrk(
+                self.url("query"), chunk, connections=conns, seconds=seconds, once=True
+            )
+            result["service_cpu_s"] = self.cpu("query-api") - cpu
+            result["requests_per_cpu_s"] = result["requests"] / max(result["service_cpu_s"], 1e-3)
+            result["cache"] = self.count_cache("query-api", before)
+            if result["repeated"]:
+                log(f"  warning: {result['repeated']} requests repeated an id (raise --miss-ids)")
+            miss.add(result["rps"], result)
+            log(
+                f"  {result['rps']:8.0f} req/s"
+                f"  p99 {result['lat_p99_us'] / 1000:6.1f} ms  {result['cache']}"
+            )
+
+        self.measure_lists(cursor_rows)
+
+        log(f"Raw Redis GET of {body_bytes} bytes (redis-benchmark, {conns} clients)")
+        redis_fig = self.figure("redis_get_rps", f"raw Redis GET, {body_bytes} B value", "req/s")
+        host_port = self.redis_url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
+        host, port = host_port.split(":") if ":" in host_port else (host_port, "6379")
+        for _ in range(reps):
+            result = refs.redis_get(host, int(port), body_bytes, conns, a.redis_requests)
+            redis_fig.add(result["rps"], result)
+            log(f"  {result['rps']:8.0f} req/s  p99 {result['p99_ms']:.2f} ms")
+
+    def measure_lists(self, cursor_rows: Sequence[tuple[str, dt.datetime, str]]) -> None:
+        a = self.args
+        reps, seconds = a.reps, a.seconds
+        list_paths = ["/v1/contacts?limit=20", "/v1/contacts?limit=20&sort=last_name"]
+        for n, (contact_id, created_at, last_name_key) in enumerate(cursor_rows):
+            sort = Sort.parse(("created_at", "-created_at", "last_name", "-last_name")[n % 4])
+            key = created_at if sort.key == "created_at" else last_name_key
+            token = cursor.encode(sort, ListFilters(), Position(key, contact_id))
+            list_paths.append(f"/v1/contacts?limit=20&cursor={token}")
+        prefixes = sorted({r[2][:3] for r in cursor_rows if len(r[2]) >= 3})
+        search_paths = [f"/v1/contacts?limit=20&q={p}" for p in prefixes]
+        self.notes["search_prefixes"] = len(prefixes)
+        conns, delay = a.list_connections, a.list_delay_ms
+        for key, title, paths in (
+            ("list_p99_ms", "list page (limit=20, first and cursor pages)", list_paths),
+            ("search_p99_ms", "prefix search q=<3 letters> (limit=20)", search_paths),
+        ):
+            fig = self.figure(key, f"{title} at {a.contacts:,} contacts, p99", "ms", goal="<= 20")
+            log(
+                f"{title}: {reps} x {seconds} s, {conns} connections"
+                f" paced at ~{1000 * conns / delay:.0f} req/s"
+            )
+            random.Random(key).shuffle(paths)
+            self.wrk(self.url("query"), paths, connections=conns, seconds=1, mean_delay_ms=delay)
+            for _ in range(reps):
+                result = self.wrk(
+                    self.url("query"),
+                    paths,
+                    connections=conns,
+                    seconds=seconds,
+                    mean_delay_ms=delay,
+                )
+                fig.add(result["lat_p99_us"] / 1000, result)
+                log(
+                    f"  {result['rps']:6.0f} req/s  p50 {result['lat_p50_us'] / 1000:5.1f} ms"
+                    f"  p99 {result['lat_p99_us'] / 1000:6.1f} ms  errors {result['errors']}"
+                )
+        self.notes["explain"] = self.explain(cursor_rows[0], prefixes[0] if prefixes else "ab")
+
+    def explain(self, row: tuple[str, dt.datetime, str], prefix: str) -> dict[str, Any]:
+        """EXPLAIN (ANALYZE, BUFFERS) of the query API's own list statements (built by
+        ``sql_read_model.list_statement``, limit 21 as the API reads), run as its role."""
+        contact_id, created_at, last_name_key = row
+        cases = {
+            "first page, created_at": ListRequest(Sort.parse("created_at")),
+            "first page, last_name": ListRequest(Sort.parse("last_name")),
+            "cursor page, -created_at": ListRequest(
+                Sort.parse("-created_at"), after=Position(created_at, contact_id)
+            ),
+            "cursor page, last_name": ListRequest(
+                Sort.parse("last_name"), after=Position(last_name_key, contact_id)
+            ),
+            f"search q={prefix}": ListRequest(filters=ListFilters(q=prefix)),
+        }
+        plans: dict[str, Any] = {}
+        reader = stack.libpq_url(self.env["QUERY_DATABASE_URL"])
+        with contextlib.closing(psycopg2.connect(reader)) as conn, conn.cursor() as cur:
+            for name, request in cases.items():
+                compiled = list_statement(request, request.limit + 1).compile(
+                    dialect=postgresql.psycopg2.dialect()
+                )
+                cur.execute(
+                    "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + str(compiled), compiled.params
+                )
+                lines = [r[0] for r in cur.fetchall()]
+                plan = "\n".join(lines)
+                plans[name] = {
+                    "index_scans_only": "Seq Scan" not in plan
+                    and any(s in plan for s in ("Index Scan", "Index Only Scan", "Bitmap Index")),
+                    "plan": lines,
+                }
+        return plans
+
+    # ----------------------------------------------------------------- writes
+    def measure_writes(self) -> None:
+        a = self.args
+        reps, seconds = a.reps, a.seconds
+        sqs = self.sqs()
+        queue_url = sqs.get_queue_url(QueueName=stack.BENCH_QUEUE)["QueueUrl"]
+        raw_url = sqs.get_queue_url(QueueName=RAW_QUEUE)["QueueUrl"]
+        target = SqsTarget(
+            queue_name=stack.BENCH_QUEUE,
+            queue_url=queue_url,
+            region=self.env["AWS_REGION"],
+            endpoint_url=self.env.get("SQS_ENDPOINT_URL") or None,
+            access_key_id=self.env.get("AWS_ACCESS_KEY_ID") or None,
+            secret_access_key=self.env.get("AWS_SECRET_ACCESS_KEY") or None,
+            send_timeout_s=2.0,
+        )
+        total, count = a.contacts, a.drain_events
+        first = total + 1  # events after the loaded set
+        log(f"Building {count:,} events as the command API sends them, and their rows")
+        messages = writes.command_api_messages(target, first, first + count, total)
+        rows = list(dataset.worker_rows(first, first + count, total))
+        self.notes["message_body_bytes"] = int(
+            statistics.median(len(m["MessageBody"]) for m in messages[:1000])
+        )
+
+        # Command API acceptance vs raw SendMessage, same concurrency; no consumer meanwhile.
+        post = self.figure(
+            "command_post_rps",
+            f"command API POST /v1/contacts accepted, {a.post_connections} connections",
+            "req/s",
+            reference="sqs_send_rps",
+            goal=">= 0.8",
+        )
+        send = self.figure(
+            "sqs_send_rps",
+            f"raw SQS SendMessage, one process, {a.post_connections} threads",
+            "msg/s",
+        )
+        post_paths = self.post_lua()
+        log(f"POST accepted vs raw SendMessage: {reps} x {seconds} s each, alternating")
+        body = messages[0]["MessageBody"]
+        make = self.sqs
+        refs.sqs_send(make, raw_url, body, a.post_connections, 1)
+        for _ in range(reps):
+            cpu = self.cpu("command-api")
+            result = self.wrk_post(post_paths, a.post_connections, seconds)
+            result["service_cpu_s"] = self.cpu("command-api") - cpu
+            result["requests_per_cpu_s"] = result["requests"] / max(result["service_cpu_s"], 1e-3)
+            post.add(result["rps"], result)
+            raw = refs.sqs_send(make, raw_url, body, a.post_connections, seconds)
+            send.add(raw["rps"], raw)
+            log(
+                f"  POST {result['rps']:6.0f} req/s (non-202: {result['errors_status']})"
+                f"   SendMessage {raw['rps']:6.0f} msg/s"
+            )
+        for url in (queue_url, raw_url):
+            sqs.purge_queue(QueueUrl=url)
+        time.sleep(1)
+
+        upsert = self.figure(
+            "pg_upsert_rps",
+            "raw PostgreSQL batched upsert (INSERT ... ON CONFLICT DO UPDATE, 500 rows)",
+            "rows/s",
+        )
+        log(f"Raw PostgreSQL upsert of the same {count:,} rows: {reps} x")
+        for _ in range(reps):
+            result = refs.pg_upsert(self.dsn, rows)
+            upsert.add(result["rps"], result)
+            log(f"  {result['rps']:8.0f} rows/s")
+
+        drain = self.figure(
+            "sqs_drain_rps",
+            f"raw SQS drain of {count:,} queued (ReceiveMessage 10 + DeleteMessageBatch)",
+            "msg/s",
+        )
+        log(f"Raw drain of {count:,} pre-filled messages: {reps} x")
+        for rep in range(reps):
+            copies = [
+                {**m, "MessageDeduplicationId": f"{m['MessageDeduplicationId'][:60]}-r{rep}"}
+                for m in messages
+            ]
+            refs.sqs_fill(make, raw_url, copies)
+            writes.wait_until(lambda: refs.queue_depth(sqs, raw_url)[0] >= count, 30)
+            result = refs.sqs_drain(sqs, raw_url, count)
+            drain.add(result["rps"], result)
+            log(f"  {result['rps']:8.0f} msg/s")
+
+        worker = self.figure(
+            "worker_events_rps",
+            f"worker events applied (PostgreSQL + Redis), queue pre-filled with {count:,}",
+            "events/s",
+            reference="sqs_drain_rps",
+            goal=">= 0.5",
+        )
+        log(f"Worker: pre-fill {count:,} events, start it, {reps} windows of {a.worker_window} s")
+        refs.sqs_fill(make, queue_url, messages)
+        writes.wait_until(lambda: refs.queue_depth(sqs, queue_url)[0] >= count, 30)
+        since = dt.datetime.now(dt.UTC)
+        self.start_worker()
+        writes.wait_until(lambda: writes.processed_since(self.dsn, since)[0] > 0, 30, 0.05)
+        time.sleep(2)  # past start-up: prefetch filled, connections open
+        last_n, last_t = writes.processed_since(self.dsn, since)[0], time.perf_counter()
+        last_cpu = self.cpu("worker")
+        profile = None
+        for window in range(reps):
+            if self.args.profile and window == reps - 1:
+                profile = self.start_profiles("worker", a.worker_window)
+            time.sleep(a.worker_window)
+            n, t = writes.processed_since(self.dsn, since)[0], time.perf_counter()
+            rate = (n - last_n) / (t - last_t)
+            cpu = self.cpu("worker")
+            worker.add(
+                rate,
+                {
+                    "events": n - last_n,
+                    "seconds": t - last_t,
+                    "service_cpu_s": cpu - last_cpu,
+                    "events_per_cpu_s": (n - last_n) / max(cpu - last_cpu, 1e-3),
+                },
+            )
+            last_cpu = cpu
+            log(f"  window {window + 1}: {rate:6.1f} events/s ({n:,} applied so far)")
+            last_n, last_t = n, t
+            if n >= count:
+                log("  warning: the queue ran dry; raise --drain-events")
+                break
+        if profile:
+            self.finish_profiles(profile, "drain")
+        sqs.purge_queue(QueueUrl=queue_url)
+        writes.wait_until(lambda: refs.queue_depth(sqs, queue_url) == (0, 0), 60, 0.5)
+        time.sleep(2)
+
+        self.measure_freshness(worker.median or 1.0)
+
+    def post_lua(self) -> Path:
+        """A wrk script that POSTs a new contact (unique email) per request."""
+        script = self.tmp / "post.lua"
+        script.write_text(
+            """
+local n = 0
+function setup(thread) thread:set("tid", n); n = n + 1 end
+function init(args) count = 0 end
+function request()
+  count = count + 1
+  local body = string.format(
+    '{"first_name":"Bench","last_name":"Post","email":"post-%d-%d-%d@example.com",' ..
+    '"phone":"+12125550100","company":"Acme","tags":["bench"]}', tid, count, os.time())
+  return wrk.format("POST", "/v1/contacts", {["Content-Type"] = "application/json"}, body)
+end
+function done(summary, latency, requests)
+  io.write(string.format('{"requests": %d, "duration_us": %d, "errors_status": %d, ' ..
+    '"errors_connect": %d, "errors_read": %d, "errors_timeout": %d, "lat_p50_us": %d, ' ..
+    '"lat_p99_us": %d}\\n', summary.requests, summary.duration, summary.errors.status,
+    summary.errors.connect, summary.errors.read, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(99)))
+end
+"""
+        )
+        return script
+
+    def wrk_post(self, script: Path, connections: int, seconds: float) -> dict[str, Any]:
+        out = subprocess.run(
+            [
+                "wrk",
+                "-t2",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                "--timeout",
+                "5s",
+                "-s",
+                str(script),
+                self.url("command"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+        result = json.loads(out.strip().splitlines()[-1])
+        accepted = result["requests"] - result["errors_status"]
+        result["rps"] = accepted / (result["duration_us"] / 1e6)
+        return result
+
+    def measure_freshness(self, worker_rate: float) -> None:
+        a = self.args
+        idle = self.figure(
+            "freshness_idle_p50_ms",
+            f"freshness POST -> applied, idle, p50 ({a.fresh_writes} single writes)",
+            "ms",
+            goal="<= 30",
+        )
+        idle99 = self.figure(
+            "freshness_idle_p99_ms",
+            f"freshness POST -> applied, idle, p99 ({a.fresh_writes} single writes)",
+            "ms",
+            goal="<= 100",
+        )
+        log(f"Freshness, idle: {a.reps} x {a.fresh_writes} single writes")
+        index = WRITE_INDEX_BASE
+        for _ in range(a.reps):
+            samples = writes.freshness_idle(
+                self.url("command"), self.url("query"), index, a.fresh_writes
+            )
+            index += a.fresh_writes
+            p50, p99 = writes.percentile(samples, 50), writes.percentile(samples, 99)
+            idle.add(p50, {"max_ms": max(samples)})
+            idle99.add(p99, {"max_ms": max(samples)})
+            log(f"  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {max(samples):6.1f} ms")
+
+        rate = worker_rate / 2
+        loaded = self.figure(
+            "freshness_load_p99_ms",
+            f"freshness under {rate:.0f} writes/s (50% of worker capacity), p99",
+            "ms",
+            goal="<= 500",
+        )
+        log(f"Freshness under load: {a.reps} x {a.load_seconds} s at {rate:.0f} POST/s")
+        sqs = self.sqs()
+        queue_url = sqs.get_queue_url(QueueName=stack.BENCH_QUEUE)["QueueUrl"]
+        for _ in range(a.reps):
+            result = writes.freshness_under_load(
+                self.url("command"), self.redis_url, self.prefix, index, rate, a.load_seconds
+            )
+            index += 100_000
+            samples = result.pop("samples_ms")
+            p99 = writes.percentile(samples, 99)
+            result.update(p50_ms=writes.percentile(samples, 50), p99_ms=p99, max_ms=max(samples))
+            loaded.add(p99, result)
+            log(
+                f"  {result['rate']:5.1f} POST/s  p50 {result['p50_ms']:6.1f} ms"
+                f"  p99 {p99:7.1f} ms  unfinished {result['unfinished']}"
+            )
+            writes.wait_until(lambda: refs.queue_depth(sqs, queue_url) == (0, 0), 60, 0.5)
+
+    # ----------------------------------------------------------------- profiles
+    def start_profiles(
+        self, service: str, seconds: float
+    ) -> list[tuple[str, subprocess.Popen[bytes]]]:
+        """py-spy (sampling, 100 Hz) on every process of ``service`` for ``seconds`` s."""
+        started = []
+        for pid in self.services[service].pids():
+            out = self.tmp / f"profile-{service}-{pid}.txt"
+            process = subprocess.Popen(
+                [
+                    str(stack.BIN / "py-spy"),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--duration",
+                    str(int(seconds)),
+                    "--rate",
+                    "100",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--output",
+                    str(out),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            started.append((f"{service}/{pid}", process))
+        return started
+
+    def finish_profiles(
+        self, started: list[tuple[str, subprocess.Popen[bytes]]], label: str
+    ) -> None:
+        """Wait for the profilers; keep a summary per process under ``label`` in the notes and
+        the raw collapsed stacks next to the results."""
+        RESULTS.mkdir(exist_ok=True)
+        for name, process in started:
+            process.wait(60)
+            service, pid = name.split("/")
+            path = self.tmp / f"profile-{service}-{pid}.txt"
+            if path.exists():
+                self.notes.setdefault("profiles", {})[f"{label} {name}"] = summarize_profile(path)
+                kept = RESULTS / f"{self.stamp}-profile-{label}-{service}-{pid}.txt"
+                kept.write_text(path.read_text())
+
+    def profile_reads(self) -> None:
+        """Extra, uncounted runs of the hit, miss and search loads under py-spy."""
+        rows = self.sample_rows(1000 + 20000)
+        hit_paths = [f"/v1/contacts/{r[0]}" for r in rows[:1000]]
+        miss_paths = [f"/v1/contacts/{r[0]}" for r in rows[1000:]]
+        prefixes = sorted({r[2][:3] for r in rows[:1000] if len(r[2]) >= 3})
+        for label, paths, once in (
+            ("hit", hit_paths, False),
+            ("miss", miss_paths, True),
+            ("search", [f"/v1/contacts?limit=20&q={p}" for p in prefixes], False),
+        ):
+            log(f"Profiling the query API under the {label} load")
+            profiles = self.start_profiles("query-api", self.args.seconds)
+            self.wrk(
+                self.url("query"),
+                paths,
+                connections=self.args.connections,
+                seconds=self.args.seconds,
+                once=once,
+            )
+            self.finish_profiles(profiles, label)
+
+    # ----------------------------------------------------------------- report
+    def rss(self) -> None:
+        rss = self.figure(
+            "rss_max_mb", "largest RSS of a service process after the run", "MiB", goal="<= 120"
+        )
+        processes = []
+        for name, service in self.services.items():
+            if name == "ceiling":
+                continue
+            for pid in service.pids():
+                mb = stack.rss_mb(pid)
+                if mb is not None:
+                    processes.append(
+                        {
+                            "service": name,
+                            "pid": pid,
+                            "rss_mb": round(mb, 1),
+                            "command": stack.command_line(pid),
+                        }
+                    )
+        rss.add(max(p["rss_mb"] for p in processes), {"processes": processes})
+
+
+def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:
+    """Inclusive and self shares of the functions in a py-spy raw (collapsed) profile."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack_text, _, count_text = line.rpartition(" ")
+        if not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [
+            f.split(" (")[0] + " " + f.rsplit("/", 1)[-1].split(":")[0]
+            for f in stack_text.split(";")
+        ]
+        for frame in set(frames):
+            inclusive[frame] = inclusive.get(frame, 0) + count
+        own[frames[-1]] = own.get(frames[-1], 0) + count
+
+    def shares(counts: dict[str, int]) -> list[tuple[str, float]]:
+        ranked = sorted(counts.items(), key=lambda kv: -kv[1])[:top]
+        return [(name, round(100 * n / total, 1)) for name, n in ranked]
+
+    return {"samples": total, "inclusive_pct": shares(inclusive), "self_pct": shares(own)}
+
+
+def judge(bench: Bench, fig: Figure) -> dict[str, Any]:
+    """Value, ratio to the reference (when there is one) and whether the goal is met.
+
+    A goal ``>= r`` is on the ratio to the reference; ``<= x`` is on the value itself (in the
+    figure's unit)."""
+    entry: dict[str, Any] = {"goal": fig.goal, "value": fig.median, "unit": fig.unit}
+    ref = bench.figures.get(fig.reference or "")
+    if ref is not None and ref.median and fig.median is not None:
+        entry["reference"] = fig.reference
+        entry["reference_value"] = ref.median
+        entry["ratio"] = fig.median / ref.median
+    if fig.goal and fig.median is not None:
+        op, threshold = fig.goal.split()
+        if op == ">=":
+            entry["met"] = entry.get("ratio", 0.0) >= float(threshold)
+        else:
+            entry["met"] = fig.median <= float(threshold)
+    return entry
+
+
+def table(bench: Bench) -> str:
+    """The results as a fixed-width text table."""
+    lines = [
+        f"{'figure':<74} {'median':>8} {'min–max':>17}  {'unit':<8} {'ratio':>5}  goal",
+        "-" * 140,
+    ]
+    for fig in bench.figures.values():
+        if not fig.samples or fig.median is None:
+            continue
+        verdict = judge(bench, fig)
+        ratio = f"{verdict['ratio']:.2f}" if "ratio" in verdict else ""
+        goal = ""
+        if fig.goal:
+            op, threshold = fig.goal.split()
+            goal = f"{op} {threshold} x ref" if op == ">=" else f"{op} {threshold} {fig.unit}"
+            goal += "  met" if verdict["met"] else "  NOT MET"
+        span = f"{min(fig.samples):.1f}–{max(fig.samples):.1f}"
+        lines.append(
+            f"{fig.title[:74]:<74} {fig.median:>8.1f} {span:>17}  {fig.unit:<8} {ratio:>5}  {goal}"
+        )
+        if fig.reference:
+            lines[-1] += f"  (ref: {bench.figures[fig.reference].title[:40]})" if not goal else ""
+    return "\n".join(lines)
+
+
+def goals(bench: Bench) -> dict[str, Any]:
+    """``judge`` of every figure that has a goal."""
+    return {
+        key: judge(bench, fig) for key, fig in bench.figures.items() if fig.goal and fig.samples
+    }
+
+
+def capacity(bench: Bench) -> dict[str, float]:
+    """Throughput per CPU-second of the service's own processes (median over repetitions):
+    what one pod can do at a limit of one CPU when the service is CPU-bound."""
+    out = {}
+    for key, label, field_name in (
+        ("query_hit_rps", "query API cache hits per CPU-second", "requests_per_cpu_s"),
+        ("query_miss_rps", "query API cache misses per CPU-second", "requests_per_cpu_s"),
+        ("command_post_rps", "command API POSTs per CPU-second", "requests_per_cpu_s"),
+        ("worker_events_rps", "worker events per CPU-second", "events_per_cpu_s"),
+    ):
+        fig = bench.figures.get(key)
+        values = [d[field_name] for d in fig.details if field_name in d] if fig else []
+        if values:
+            out[label] = statistics.median(values)
+    return out
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--contacts", type=int, default=1_000_000, help="contacts loaded for the scale figures"
+    )
+    parser.add_argument("--reps", type=int, default=3, help="repetitions of each figure")
+    parser.add_argument(
+        "--seconds", type=int, default=5, help="length of one HTTP/SQS repetition (s)"
+    )
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections for GET by id")
+    parser.add_argument(
+        "--miss-ids", type=int, default=12_000, help="distinct ids per cache-miss repetition"
+    )
+    parser.add_argument(
+        "--list-connections", type=int, default=4, help="wrk connections for list/search"
+    )
+    parser.add_argument(
+        "--list-delay-ms",
+        type=float,
+        default=40.0,
+        help="mean pause per list/search connection (ms)",
+    )
+    parser.add_argument(
+        "--redis-requests", type=int, default=100_000, help="GETs per redis-benchmark run"
+    )
+    parser.add_argument(
+        "--post-connections", type=int, default=8, help="POST connections = SendMessage threads"
+    )
+    parser.add_argument(
+        "--drain-events", type=int, default=20_000, help="events pre-filled for the drains"
+    )
+    parser.add_argument(
+        "--worker-window", type=int, default=12, help="seconds per worker-rate window"
+    )
+    parser.add_argument(
+        "--fresh-writes", type=int, default=200, help="single writes per idle-freshness repetition"
+    )
+    parser.add_argument(
+        "--load-seconds", type=int, default=10, help="length of one loaded-freshness repetition (s)"
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also py-spy the query API and the worker (extra, uncounted runs)",
+    )
+    parser.add_argument("--load-only", action="store_true", help="load the data set and stop")
+    parser.add_argument("--skip-writes", action="store_true", help="read figures only (debugging)")
+    parser.add_argument("--skip-reads", action="store_true", help="write figures only (debugging)")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    stack.RUN_DIR.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args)
+    load_before = stack.load_average()
+    log(
+        "make bench: load average {:.2f} {:.2f} {:.2f} on {} CPUs".format(
+            *load_before, os.cpu_count()
+        )
+    )
+    try:
+        bench.prepare()
+        if args.load_only:
+            return 0
+        bench.start_services()
+        if not args.skip_reads:
+            bench.measure_reads()
+        if not args.skip_writes:
+            bench.measure_writes()
+        if args.profile:
+            bench.profile_reads()
+        bench.rss()
+    finally:
+        bench.stop_all()
+        with contextlib.suppress(Exception):
+            bench.clean_writes()
+    load_after = stack.load_average()
+    result = {
+        "started": started.isoformat(),
+        "seconds": round(time.perf_counter() - t0, 1),
+        "cpus": os.cpu_count(),
+        "load_average_before": load_before,
+        "load_average_after": load_after,
+        "settings": {k: v for k, v in vars(args).items()},
+        "service_settings": {
+            k: bench.env.get(k)
+            for k in (
+                "GUNICORN_WORKERS",
+                "QUERY_API_THREADS",
+                "WORKER_CONCURRENCY",
+                "WORKER_PREFETCH_MULTIPLIER",
+            )
+        },
+        "figures": {k: f.as_dict() for k, f in bench.figures.items()},
+        "goals": goals(bench),
+        "capacity_per_cpu_s": capacity(bench),
+        "notes": bench.notes,
+    }
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{bench.stamp}.json"
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(table(bench))
+    shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
+    print(
+        f"\nload average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min), "
+        f"{os.cpu_count()} CPUs; {result['seconds']:.0f} s; written to {shown}"
+    )
+    for process in (
+        result["figures"].get("rss_max_mb", {}).get("details", [{}])[0].get("processes", [])
+    ):
+        print(f"RSS {process['service']:<12} pid {process['pid']:>7} {process['rss_mb']:6.1f} MiB")
+    for name, value in capacity(bench).items():
+        print(f"capacity: {name}: {value:.0f}")
+    for name, plan in bench.notes.get("explain", {}).items():
+        print(
+            f"EXPLAIN {name}: "
+            + ("index scans only" if plan["index_scans_only"] else "NOT only index scans")
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

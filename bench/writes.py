@@ -1,0 +1,211 @@
+"""The write-path figures of ``make bench``: SQS messages as the command API sends them, the
+worker's drain rate, and freshness (POST → operation ``applied``) idle and under load."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import datetime as dt
+import random
+import statistics
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import dataset
+import psycopg2
+import redis
+import requests
+
+from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
+from contacts_domain.cache_protocol import operation_key
+
+
+class _CapturingSqs:
+    """Stands in for kombu's boto3 SQS client: keeps ``SendMessage`` arguments."""
+
+    def __init__(self, sink: list[dict[str, Any]]) -> None:
+        self._sink = sink
+
+    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+        self._sink.append(kwargs)
+        return {}
+
+    def get_queue_attributes(self, **_: Any) -> dict[str, Any]:
+        return {"Attributes": {"ApproximateNumberOfMessages": "0"}}
+
+
+@contextlib.contextmanager
+def _captured_sends(sink: list[dict[str, Any]]) -> Iterator[None]:
+    from kombu.transport import SQS as kombu_sqs  # noqa: N811
+
+    original = kombu_sqs.Channel.sqs
+    kombu_sqs.Channel.sqs = lambda self, queue=None: _CapturingSqs(sink)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        kombu_sqs.Channel.sqs = original  # type: ignore[method-assign]
+
+
+def command_api_messages(
+    target: SqsTarget, start: int, stop: int, total: int
+) -> list[dict[str, Any]]:
+    """The ``SendMessage`` arguments of ``dataset.events(start, stop, total)`` exactly as the
+    command API's publisher (``SqsEventPublisher``: Celery ``send_task``, kombu's SQS encoding)
+    makes them. Nothing is sent: kombu's SQS client is replaced by a recorder meanwhile."""
+    sink: list[dict[str, Any]] = []
+    publisher = SqsEventPublisher(target)
+    with _captured_sends(sink):
+        for event in dataset.events(start, stop, total):
+            publisher.publish(event)
+    return sink
+
+
+def processed_since(dsn: str, since: dt.datetime) -> tuple[int, float | None]:
+    """(events processed since ``since``, seconds from the first to the last of them) from the
+    worker's inbox: ``processed_at`` is each transaction's start time."""
+    with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT count(*), extract(epoch FROM max(processed_at) - min(processed_at)) "
+            "FROM processed_events WHERE processed_at >= %s",
+            (since,),
+        )
+        count, span = cur.fetchone()
+    return int(count), float(span) if span is not None else None
+
+
+def post_contact(session: requests.Session, command_url: str, index: int) -> str:
+    """POST one new contact; returns its operation id. Raises for anything but 202."""
+    rng = random.Random(f"post:{index}")
+    answer = session.post(
+        f"{command_url}/v1/contacts",
+        json=dataset.raw_contact(rng, index),
+        headers={"X-Request-ID": f"bench-{index}"},
+        timeout=10,
+    )
+    if answer.status_code != 202:
+        raise RuntimeError(f"POST answered {answer.status_code}: {answer.text[:200]}")
+    return str(answer.json()["operation_id"])
+
+
+def freshness_idle(
+    command_url: str,
+    query_url: str,
+    first_index: int,
+    count: int,
+    pause_s: tuple[float, float] = (0.02, 0.08),
+) -> list[float]:
+    """POST → ``applied`` latencies in ms of ``count`` single writes, one at a time, each
+    after a random pause of ``pause_s`` seconds (the worker is idle between them). Each write
+    is polled through the query API's ``GET /v1/operations/{id}`` every 1 ms, as a client
+    waiting for its write would."""
+    session = requests.Session()
+    samples = []
+    for n in range(count):
+        time.sleep(random.uniform(*pause_s))
+        started = time.perf_counter()
+        operation = post_contact(session, command_url, first_index + n)
+        url = f"{query_url}/v1/operations/{operation}"
+        while True:
+            status = session.get(url, timeout=10)
+            if status.status_code == 200 and status.json()["status"] != "pending":
+                samples.append((time.perf_counter() - started) * 1000)
+                break
+            if time.perf_counter() - started > 30:
+                raise TimeoutError(url)
+            time.sleep(0.001)
+    return samples
+
+
+def freshness_under_load(
+    command_url: str,
+    redis_url: str,
+    prefix: str,
+    first_index: int,
+    rate: float,
+    seconds: float,
+    senders: int = 8,
+) -> dict[str, Any]:
+    """Paced writes at ``rate`` POST/s for ``seconds`` s (Poisson arrivals, ``senders``
+    threads), every one of them timed from just before its POST until its operation status in
+    Redis (what ``GET /v1/operations/{id}`` reads first) is no longer ``pending``. One thread
+    polls the statuses of all outstanding writes with a pipelined GET every 2 ms, so observing
+    adds no load to the query API. Returns the latencies (ms) and the achieved rate."""
+    client = redis.Redis.from_url(redis_url)
+    pending: dict[str, float] = {}
+    done: list[float] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+    sent = [0]
+
+    def watcher() -> None:
+        while not stop.is_set() or pending:
+            with lock:
+                waiting = list(pending.items())
+            if waiting:
+                pipe = client.pipeline(transaction=False)
+                for operation, _ in waiting:
+                    pipe.get(operation_key(prefix, operation))
+                now = time.perf_counter()
+                for (operation, started), raw in zip(waiting, pipe.execute(), strict=True):
+                    if raw is not None and b'"pending"' not in raw:
+                        with lock:
+                            pending.pop(operation, None)
+                            done.append((now - started) * 1000)
+            if stop.is_set() and time.perf_counter() > deadline + 30:
+                break
+            time.sleep(0.002)
+
+    def sender(slot: int) -> None:
+        session = requests.Session()
+        rng = random.Random(slot)
+        next_at = time.perf_counter()
+        index = first_index + slot
+        while not stop.is_set():
+            next_at += rng.expovariate(rate / senders)
+            pause = next_at - time.perf_counter()
+            if pause > 0:
+                time.sleep(pause)
+            started = time.perf_counter()
+            if started > deadline:
+                break
+            operation = post_contact(session, command_url, index)
+            with lock:
+                pending[operation] = started
+                sent[0] += 1
+            index += senders
+
+    deadline = time.perf_counter() + seconds
+    watch = threading.Thread(target=watcher, daemon=True)
+    watch.start()
+    with concurrent.futures.ThreadPoolExecutor(senders) as pool:
+        list(pool.map(sender, range(senders)))
+    stop.set()
+    watch.join(60)
+    client.close()
+    done.sort()
+    return {
+        "samples_ms": done,
+        "sent": sent[0],
+        "rate": sent[0] / seconds,
+        "unfinished": len(pending),
+    }
+
+
+def percentile(samples: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0–100) of ``samples``, inclusive method."""
+    if len(samples) == 1:
+        return float(samples[0])
+    cuts = statistics.quantiles(samples, n=1000, method="inclusive")
+    return float(cuts[min(int(q * 10) - 1, len(cuts) - 1)])
+
+
+def wait_until(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.2) -> bool:
+    """Poll ``predicate`` until true or ``timeout_s`` seconds passed; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval_s)
+    return predicate()
