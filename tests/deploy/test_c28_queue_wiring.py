@@ -28,7 +28,7 @@ def test_c28_main_queue_redrives_to_the_dlq_after_5_receives() -> None:
     variables = parse_hcl(TERRAFORM / "modules" / "sqs" / "variables.tf")["variable"]
     (count,) = [v["max_receive_count"] for v in variables if "max_receive_count" in v]
     assert count["default"] == 5
-    env_main = (TERRAFORM / "envs" / "prod" / "main.tf").read_text()
+    env_main = (TERRAFORM / "stack" / "main.tf").read_text()
     assert "max_receive_count              = 5" in env_main
 
 
@@ -116,7 +116,7 @@ def test_c28_no_wildcard_action_or_resource_in_the_service_roles() -> None:
 
 
 def test_c28_roles_get_exactly_those_policies() -> None:
-    main = (TERRAFORM / "envs" / "dev" / "main.tf").read_text()
+    main = (TERRAFORM / "stack" / "main.tf").read_text()
     assert "policy_json     = module.sqs.producer_policy_json" in main.split("query-api")[0]
     worker = main.split("contact-worker = {")[1]
     assert "policy_json     = module.sqs.consumer_policy_json" in worker

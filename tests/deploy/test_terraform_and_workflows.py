@@ -10,7 +10,11 @@ import pytest
 
 from support.deployment import TERRAFORM, WORKFLOWS, blocks, load_yaml, parse_hcl
 
-TF_FILES = sorted(TERRAFORM.rglob("*.tf")) + sorted(TERRAFORM.rglob("*.tfvars"))
+TF_FILES = (
+    sorted(TERRAFORM.rglob("*.tf"))
+    + sorted(TERRAFORM.rglob("*.tfvars"))
+    + sorted(TERRAFORM.rglob("*.hcl"))
+)
 
 
 @pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(TERRAFORM)))
@@ -61,19 +65,61 @@ def test_no_public_kubernetes_endpoint_by_default() -> None:
     assert variables["endpoint_public_access_cidrs"]["default"] == []
 
 
+ENVS = ("dev", "prod")
+
+
 def test_state_is_in_s3_with_locking_and_encryption() -> None:
-    for root in ("envs/dev", "envs/prod", "global"):
-        (backend,) = parse_hcl(TERRAFORM / root / "backend.tf")["terraform"][0]["backend"]
-        s3 = backend["s3"]
+    # global: a full backend block; every env: the stack's partial backend "s3" {} completed by
+    # envs/<env>/backend.hcl at init (-backend-config).
+    (backend,) = parse_hcl(TERRAFORM / "global" / "backend.tf")["terraform"][0]["backend"]
+    settings = {"global": backend["s3"]}
+    (stack_backend,) = parse_hcl(TERRAFORM / "stack" / "backend.tf")["terraform"][0]["backend"]
+    assert set(stack_backend) == {"s3"}
+    for env in ENVS:
+        settings[f"envs/{env}"] = {
+            **stack_backend["s3"],
+            **parse_hcl(TERRAFORM / "envs" / env / "backend.hcl"),
+        }
+    for root, s3 in settings.items():
         assert s3["use_lockfile"] is True, root
         assert s3["encrypt"] is True, root
+    keys = [settings[f"envs/{env}"]["key"] for env in ENVS]
+    assert keys == [f"contacts/{env}/terraform.tfstate" for env in ENVS]
+
+
+def _stack_variables() -> dict:
+    return {
+        name: body
+        for entry in parse_hcl(TERRAFORM / "stack" / "variables.tf")["variable"]
+        for name, body in entry.items()
+    }
 
 
 def test_envs_differ_only_in_their_values() -> None:
-    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf"):
-        assert (TERRAFORM / "envs/dev" / name).read_text() == (
-            TERRAFORM / "envs/prod" / name
-        ).read_text()
+    # One root module (stack/) for every env: an env directory holds its backend key and its
+    # values, nothing that could drift between envs.
+    for env in ENVS:
+        files = {p.name for p in (TERRAFORM / "envs" / env).iterdir()}
+        assert files == {"backend.hcl", "terraform.tfvars"}, env
+    variables = _stack_variables()
+    required = {name for name, body in variables.items() if "default" not in body}
+    for env in ENVS:
+        values = parse_hcl(TERRAFORM / "envs" / env / "terraform.tfvars")
+        assert values["environment"] == env
+        assert set(values) <= set(variables), env
+        assert required <= set(values), env
+    assert not list((TERRAFORM / "envs").glob("*/*.tf"))
+
+
+def test_a_plan_with_another_envs_values_fails_on_the_states_env() -> None:
+    (guard,) = blocks(
+        parse_hcl(TERRAFORM / "stack" / "main.tf"), "resource", "terraform_data"
+    ).values()
+    assert guard["input"] == "${var.environment}"
+    (lifecycle,) = guard["lifecycle"]
+    assert lifecycle["ignore_changes"] == ["input"]
+    (postcondition,) = lifecycle["postcondition"]
+    assert postcondition["condition"] == "${self.output == var.environment}"
 
 
 def test_terraform_fmt() -> None:

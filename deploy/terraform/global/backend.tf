@@ -1,4 +1,4 @@
-# Account-wide resources, applied once before the environments. State as in envs/*.
+# Account-wide resources, applied once before the environments. State as in envs/*/backend.hcl.
 terraform {
   backend "s3" {
     key          = "contacts/global/terraform.tfstate"

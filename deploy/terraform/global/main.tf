@@ -1,7 +1,7 @@
 # What the whole account shares: the ECR repositories of the three images and GitHub Actions'
 # OIDC identity with its roles (no long-lived keys): one that pushes images from main and tags,
 # and one per environment that may only describe that environment's cluster (its Kubernetes
-# rights come from the EKS access entry made in envs/<env>).
+# rights come from the EKS access entry that stack/ makes for it).
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}

@@ -1,6 +1,11 @@
 variable "environment" {
-  description = "Environment name (dev, prod): part of every resource name."
+  description = "Environment name (dev, prod): part of every resource name; envs/<environment>/ holds its values."
   type        = string
+
+  validation {
+    condition     = contains(["dev", "prod"], var.environment)
+    error_message = "environment is the name of a directory under deploy/terraform/envs: dev or prod."
+  }
 }
 
 variable "region" {

@@ -1,6 +1,7 @@
 # One environment of the contacts platform: network and EKS, the queues, PostgreSQL and Redis,
-# and the IRSA roles of the three services. The same file in every env; the values differ in
-# terraform.tfvars. Service accounts are named after the Helm releases (README.md, "Deploy").
+# and the IRSA roles of the three services. The root of every env (backend.tf); the values differ
+# in envs/<env>/terraform.tfvars. Service accounts are named after the Helm releases (README.md,
+# "Deploy").
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -13,8 +14,23 @@ locals {
   }
 }
 
+# The env whose state this is, kept from its first apply (ignore_changes): a plan with another
+# env's terraform.tfvars against this state fails here instead of resizing or replacing that env.
+resource "terraform_data" "environment" {
+  input = var.environment
+
+  lifecycle {
+    ignore_changes = [input]
+
+    postcondition {
+      condition     = self.output == var.environment
+      error_message = "This state is environment \"${self.output}\", not \"${var.environment}\": run init -reconfigure with -backend-config=../envs/${var.environment}/backend.hcl first."
+    }
+  }
+}
+
 module "sqs" {
-  source = "../../modules/sqs"
+  source = "../modules/sqs"
 
   name                           = "contacts-events-${var.environment}"
   visibility_timeout_seconds     = var.sqs_visibility_timeout_seconds
@@ -25,7 +41,7 @@ module "sqs" {
 }
 
 module "eks" {
-  source = "../../modules/eks"
+  source = "../modules/eks"
 
   name                         = local.name
   kubernetes_version           = var.kubernetes_version
@@ -66,7 +82,7 @@ module "eks" {
 }
 
 module "rds" {
-  source = "../../modules/rds"
+  source = "../modules/rds"
 
   identifier                 = local.name
   vpc_id                     = module.eks.vpc_id
@@ -79,7 +95,7 @@ module "rds" {
 }
 
 module "redis" {
-  source = "../../modules/redis"
+  source = "../modules/redis"
 
   name                       = local.name
   vpc_id                     = module.eks.vpc_id
