@@ -97,7 +97,19 @@ for target in $(findmnt -rno TARGET | sort -u); do
     *) mount -o remount,bind,ro "$target" 2>/dev/null || true ;;
   esac
 done
-mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
+repo=${C27_REPO:-}
+case "$repo" in
+  /tmp/*)  # the checkout would vanish under the new /tmp: keep it, read-only, at its path
+    keep=$(mktemp -d /dev/shm/c27-repo.XXXXXX)
+    mount --bind "$repo" "$keep"
+    mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp
+    mkdir -p "$repo"
+    mount --bind "$keep" "$repo"
+    mount -o remount,bind,ro "$repo"
+    umount "$keep"; rmdir "$keep"
+    ;;
+  *) mount -t tmpfs -o mode=1777,size=64m tmpfs /tmp ;;
+esac
 cd "${C27_WORKDIR:-/}"
 if touch /c27-probe 2>/dev/null || touch "$PWD/c27-probe" 2>/dev/null; then
   echo "root filesystem is writable" >&2; exit 97
@@ -141,6 +153,7 @@ def test_c27_image_command_lines_serve_under_a_read_only_root(
         **stack_env,
         "HOME": "/nonexistent",
         "C27_WORKDIR": str(ROOT / "services"),
+        "C27_REPO": str(ROOT),
         "QUERY_API_BIND": f"127.0.0.1:{query_port}",
         "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
     }
