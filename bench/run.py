@@ -257,7 +257,10 @@ class Bench:
             service.wait_ready()
 
     def start_worker(self) -> None:
-        service = stack.worker(self.env)
+        overrides = dict(item.split("=", 1) for item in self.args.worker_env)
+        if overrides:
+            self.notes["worker_env"] = overrides
+        service = stack.worker({**self.env, **overrides})
         self.services["worker"] = service
         service.start()
         service.wait_ready()
@@ -437,11 +440,27 @@ class Bench:
                     f"  {result['rps']:6.0f} req/s  p50 {result['lat_p50_us'] / 1000:5.1f} ms"
                     f"  p99 {result['lat_p99_us'] / 1000:6.1f} ms  errors {result['errors']}"
                 )
-        self.notes["explain"] = self.explain(cursor_rows[0], prefixes[0] if prefixes else "ab")
+        self.notes["explain"] = self.explain(cursor_rows[0], self.extreme_prefixes(prefixes))
 
-    def explain(self, row: tuple[str, dt.datetime, str], prefix: str) -> dict[str, Any]:
+    def extreme_prefixes(self, prefixes: Sequence[str]) -> list[str]:
+        """Of the searched prefixes, the ones with the most and the fewest last names."""
+        with contextlib.closing(psycopg2.connect(self.dsn)) as conn, conn.cursor() as cur:
+            cur.execute(
+                "SELECT left(last_name_key, 3), count(*) FROM contacts WHERE alive "
+                "AND left(last_name_key, 3) = ANY(%s) GROUP BY 1 ORDER BY 2 DESC, 1",
+                (list(prefixes),),
+            )
+            counts = cur.fetchall()
+        self.notes["search_prefix_matches"] = {"most": counts[0], "fewest": counts[-1]}
+        return [counts[0][0], counts[-1][0]]
+
+    def explain(self, row: tuple[str, dt.datetime, str], prefixes: Sequence[str]) -> dict[str, Any]:
         """EXPLAIN (ANALYZE, BUFFERS) of the query API's own list statements (built by
-        ``sql_read_model.list_statement``, limit 21 as the API reads), run as its role."""
+        ``sql_read_model.list_statement``, limit 21 as the API reads), run as its role.
+
+        ``index_scans_only``: no sequential scan; ``rows_removed_by_filter``: rows an index scan
+        read and threw away (a large number means the index only gives the order, not the
+        match)."""
         contact_id, created_at, last_name_key = row
         cases = {
             "first page, created_at": ListRequest(Sort.parse("created_at")),
@@ -452,7 +471,10 @@ class Bench:
             "cursor page, last_name": ListRequest(
                 Sort.parse("last_name"), after=Position(last_name_key, contact_id)
             ),
-            f"search q={prefix}": ListRequest(filters=ListFilters(q=prefix)),
+            **{
+                f"search q={prefix}": ListRequest(filters=ListFilters(q=prefix))
+                for prefix in prefixes
+            },
         }
         plans: dict[str, Any] = {}
         reader = stack.libpq_url(self.env["QUERY_DATABASE_URL"])
@@ -466,9 +488,14 @@ class Bench:
                 )
                 lines = [r[0] for r in cur.fetchall()]
                 plan = "\n".join(lines)
+                removed = [
+                    int(line.split(":")[1]) for line in lines if "Rows Removed by Filter" in line
+                ]
                 plans[name] = {
                     "index_scans_only": "Seq Scan" not in plan
                     and any(s in plan for s in ("Index Scan", "Index Only Scan", "Bitmap Index")),
+                    "rows_removed_by_filter": sum(removed),
+                    "execution_ms": float(lines[-1].split(":")[1].split()[0]),
                     "plan": lines,
                 }
         return plans
@@ -493,72 +520,75 @@ class Bench:
         first = total + 1  # events after the loaded set
         log(f"Building {count:,} events as the command API sends them, and their rows")
         messages = writes.command_api_messages(target, first, first + count, total)
-        rows = list(dataset.worker_rows(first, first + count, total))
+        rows = [] if a.worker_only else list(dataset.worker_rows(first, first + count, total))
         self.notes["message_body_bytes"] = int(
             statistics.median(len(m["MessageBody"]) for m in messages[:1000])
         )
 
-        # Command API acceptance vs raw SendMessage, same concurrency; no consumer meanwhile.
-        post = self.figure(
-            "command_post_rps",
-            f"command API POST /v1/contacts accepted, {a.post_connections} connections",
-            "req/s",
-            reference="sqs_send_rps",
-            goal=">= 0.8",
-        )
-        send = self.figure(
-            "sqs_send_rps",
-            f"raw SQS SendMessage, one process, {a.post_connections} threads",
-            "msg/s",
-        )
-        post_paths = self.post_lua()
-        log(f"POST accepted vs raw SendMessage: {reps} x {seconds} s each, alternating")
-        body = messages[0]["MessageBody"]
         make = self.sqs
-        refs.sqs_send(make, raw_url, body, a.post_connections, 1)
-        for _ in range(reps):
-            cpu = self.cpu("command-api")
-            result = self.wrk_post(post_paths, a.post_connections, seconds)
-            result["service_cpu_s"] = self.cpu("command-api") - cpu
-            result["requests_per_cpu_s"] = result["requests"] / max(result["service_cpu_s"], 1e-3)
-            post.add(result["rps"], result)
-            raw = refs.sqs_send(make, raw_url, body, a.post_connections, seconds)
-            send.add(raw["rps"], raw)
-            log(
-                f"  POST {result['rps']:6.0f} req/s (non-202: {result['errors_status']})"
-                f"   SendMessage {raw['rps']:6.0f} msg/s"
+        if not a.worker_only:
+            # Command API acceptance vs raw SendMessage, same concurrency; no consumer meanwhile.
+            post = self.figure(
+                "command_post_rps",
+                f"command API POST /v1/contacts accepted, {a.post_connections} connections",
+                "req/s",
+                reference="sqs_send_rps",
+                goal=">= 0.8",
             )
-        for url in (queue_url, raw_url):
-            sqs.purge_queue(QueueUrl=url)
-        time.sleep(1)
+            send = self.figure(
+                "sqs_send_rps",
+                f"raw SQS SendMessage, one process, {a.post_connections} threads",
+                "msg/s",
+            )
+            post_paths = self.post_lua()
+            log(f"POST accepted vs raw SendMessage: {reps} x {seconds} s each, alternating")
+            body = messages[0]["MessageBody"]
+            refs.sqs_send(make, raw_url, body, a.post_connections, 1)
+            for _ in range(reps):
+                cpu = self.cpu("command-api")
+                result = self.wrk_post(post_paths, a.post_connections, seconds)
+                result["service_cpu_s"] = self.cpu("command-api") - cpu
+                result["requests_per_cpu_s"] = result["requests"] / max(
+                    result["service_cpu_s"], 1e-3
+                )
+                post.add(result["rps"], result)
+                raw = refs.sqs_send(make, raw_url, body, a.post_connections, seconds)
+                send.add(raw["rps"], raw)
+                log(
+                    f"  POST {result['rps']:6.0f} req/s (non-202: {result['errors_status']})"
+                    f"   SendMessage {raw['rps']:6.0f} msg/s"
+                )
+            for url in (queue_url, raw_url):
+                sqs.purge_queue(QueueUrl=url)
+            time.sleep(1)
 
-        upsert = self.figure(
-            "pg_upsert_rps",
-            "raw PostgreSQL batched upsert (INSERT ... ON CONFLICT DO UPDATE, 500 rows)",
-            "rows/s",
-        )
-        log(f"Raw PostgreSQL upsert of the same {count:,} rows: {reps} x")
-        for _ in range(reps):
-            result = refs.pg_upsert(self.dsn, rows)
-            upsert.add(result["rps"], result)
-            log(f"  {result['rps']:8.0f} rows/s")
+            upsert = self.figure(
+                "pg_upsert_rps",
+                "raw PostgreSQL batched upsert (INSERT ... ON CONFLICT DO UPDATE, 500 rows)",
+                "rows/s",
+            )
+            log(f"Raw PostgreSQL upsert of the same {count:,} rows: {reps} x")
+            for _ in range(reps):
+                result = refs.pg_upsert(self.dsn, rows)
+                upsert.add(result["rps"], result)
+                log(f"  {result['rps']:8.0f} rows/s")
 
-        drain = self.figure(
-            "sqs_drain_rps",
-            f"raw SQS drain of {count:,} queued (ReceiveMessage 10 + DeleteMessageBatch)",
-            "msg/s",
-        )
-        log(f"Raw drain of {count:,} pre-filled messages: {reps} x")
-        for rep in range(reps):
-            copies = [
-                {**m, "MessageDeduplicationId": f"{m['MessageDeduplicationId'][:60]}-r{rep}"}
-                for m in messages
-            ]
-            refs.sqs_fill(make, raw_url, copies)
-            writes.wait_until(lambda: refs.queue_depth(sqs, raw_url)[0] >= count, 30)
-            result = refs.sqs_drain(sqs, raw_url, count)
-            drain.add(result["rps"], result)
-            log(f"  {result['rps']:8.0f} msg/s")
+            drain = self.figure(
+                "sqs_drain_rps",
+                f"raw SQS drain of {count:,} queued (ReceiveMessage 10 + DeleteMessageBatch)",
+                "msg/s",
+            )
+            log(f"Raw drain of {count:,} pre-filled messages: {reps} x")
+            for rep in range(reps):
+                copies = [
+                    {**m, "MessageDeduplicationId": f"{m['MessageDeduplicationId'][:60]}-r{rep}"}
+                    for m in messages
+                ]
+                refs.sqs_fill(make, raw_url, copies)
+                writes.wait_until(lambda: refs.queue_depth(sqs, raw_url)[0] >= count, 30)
+                result = refs.sqs_drain(sqs, raw_url, count)
+                drain.add(result["rps"], result)
+                log(f"  {result['rps']:8.0f} msg/s")
 
         worker = self.figure(
             "worker_events_rps",
@@ -605,7 +635,8 @@ class Bench:
         writes.wait_until(lambda: refs.queue_depth(sqs, queue_url) == (0, 0), 60, 0.5)
         time.sleep(2)
 
-        self.measure_freshness(worker.median or 1.0)
+        if not a.worker_only:
+            self.measure_freshness(worker.median or 1.0)
 
     def post_lua(self) -> Path:
         """A wrk script that POSTs a new contact (unique email) per request."""
@@ -938,6 +969,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="also py-spy the query API and the worker (extra, uncounted runs)",
     )
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment of the bench's worker, e.g. SQS_POLLING_INTERVAL_S=0.01",
+    )
+    parser.add_argument(
+        "--worker-only", action="store_true", help="of the write figures, only the worker drain"
+    )
     parser.add_argument("--load-only", action="store_true", help="load the data set and stop")
     parser.add_argument("--skip-writes", action="store_true", help="read figures only (debugging)")
     parser.add_argument("--skip-reads", action="store_true", help="write figures only (debugging)")
@@ -1013,6 +1054,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(
             f"EXPLAIN {name}: "
             + ("index scans only" if plan["index_scans_only"] else "NOT only index scans")
+            + f", {plan['rows_removed_by_filter']:,} rows removed by filter,"
+            f" {plan['execution_ms']:.1f} ms"
         )
     return 0
 
