@@ -19,6 +19,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -1013,6 +1014,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.stop_all()
         with contextlib.suppress(Exception):
             bench.clean_writes()
+        shutil.rmtree(bench.tmp, ignore_errors=True)
     load_after = stack.load_average()
     result = {
         "started": started.isoformat(),
