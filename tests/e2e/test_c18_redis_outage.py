@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from support.fault_proxy import FaultProxy
 from support.processes import Service, command_api, free_port, query_api, worker
 from support.read_model import cache_agrees, cached_contact
-from support.resources import isolated_queues
+from support.resources import isolated_queues, queue_env
 from support.stack import Stack, running_stack
 
 #: Seconds each outage lasts: longer than the worker's three receives of a message (1 s backoff
@@ -63,11 +63,8 @@ def outage_stack(
                 "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/{target.path.lstrip('/') or 0}",
                 "REDIS_PREFIX": f"{redis_prefix}c18:",
                 "REDIS_BREAKER_RESET_S": str(BREAKER_RESET_S),
-                "SQS_QUEUE_NAME": f"{name}.fifo",
-                "SQS_DLQ_NAME": f"{name}-dlq.fifo",
-                "SQS_QUEUE_URL": urls.main,
+                **queue_env(name, urls),
                 "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
-                "WORKER_HEARTBEAT_FILE": f"/tmp/{name}.heartbeat",
             }
             with running_stack(
                 env,

@@ -26,7 +26,7 @@ import requests
 import sqlalchemy as sa
 
 from support.processes import BIN, ROOT, Service, free_port
-from support.resources import isolated_queues
+from support.resources import isolated_queues, queue_env
 from support.stack import Stack, running_stack
 
 REQUESTS = 500
@@ -64,11 +64,8 @@ def preforked(
         env = {
             **stack_env,
             "REDIS_PREFIX": f"{redis_prefix}c21:",
-            "SQS_QUEUE_NAME": f"{name}.fifo",
-            "SQS_DLQ_NAME": f"{name}-dlq.fifo",
-            "SQS_QUEUE_URL": urls.main,
+            **queue_env(name, urls),
             "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
-            "WORKER_HEARTBEAT_FILE": f"/tmp/{name}.heartbeat",
         }
         query_env = {**env, "WARM_UP_PATH": f"/v1/contacts/{uuid.uuid4()}"}
         services = (

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
 from support.processes import Service, worker
 from support.read_model import EventSender, stored_contact
-from support.resources import isolated_queues
+from support.resources import isolated_queues, queue_env
 
 
 @pytest.fixture
@@ -26,9 +26,7 @@ def own_queue(sqs_client: Any, stack_env: dict[str, str], run_id: str) -> Iterat
     with isolated_queues(sqs_client, name) as urls:
         env = {
             **stack_env,
-            "SQS_QUEUE_NAME": f"{name}.fifo",
-            "SQS_DLQ_NAME": f"{name}-dlq.fifo",
-            "SQS_QUEUE_URL": urls.main,
+            **queue_env(name, urls),
             "DLQ_URL": urls.dlq,
         }
         service: Service = worker(env, concurrency=2, name="poison-worker").start()

@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
 from support.processes import Service, worker
 from support.read_model import EventSender, stored_contact
-from support.resources import isolated_queues
+from support.resources import isolated_queues, queue_env
 
 SLOW_PREFIX = "slow-"
 #: How long the worker sleeps in a slow task before applying it: the kill lands inside it.
@@ -43,13 +43,10 @@ def one_slot_worker(
     with isolated_queues(sqs_client, name) as urls:
         env = {
             **stack_env,
-            "SQS_QUEUE_NAME": f"{name}.fifo",
-            "SQS_DLQ_NAME": f"{name}-dlq.fifo",
-            "SQS_QUEUE_URL": urls.main,
+            **queue_env(name, urls),
             "SQS_WAIT_TIME_S": str(WAIT_TIME_S),
             "WORKER_FAULT_DELAY_PREFIX": SLOW_PREFIX,
             "WORKER_FAULT_DELAY_S": str(SLOW_TASK_S),
-            "WORKER_HEARTBEAT_FILE": f"/tmp/{name}.heartbeat",
         }
         service = worker(env, concurrency=1, name="lost-child-worker", supervised=False).start()
         try:

@@ -20,7 +20,7 @@ import requests
 
 from support.fault_proxy import FaultProxy
 from support.processes import BIN, Service, command_api, free_port, http_ok, query_api, worker
-from support.resources import isolated_queues
+from support.resources import isolated_queues, queue_env
 
 WAIT_TIME_S = 2
 TASK_TIME_LIMIT_S = 8
@@ -71,13 +71,9 @@ def proxied(
         command_port, query_port = free_port(), free_port()
         env = {
             **stack_env,
-            "SQS_ENDPOINT_URL": proxied_url,
-            "SQS_QUEUE_NAME": f"{name}.fifo",
-            "SQS_DLQ_NAME": f"{name}-dlq.fifo",
-            "SQS_QUEUE_URL": urls.main.replace(sqs_endpoint, proxied_url),
+            **queue_env(name, urls, sqs_url=proxied_url),
             "SQS_WAIT_TIME_S": str(WAIT_TIME_S),
             "TASK_TIME_LIMIT_S": str(TASK_TIME_LIMIT_S),
-            "WORKER_HEARTBEAT_FILE": f"/tmp/{name}.heartbeat",
             "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
         }
         services = [

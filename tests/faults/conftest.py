@@ -12,7 +12,7 @@ import pytest
 
 from support.fault_proxy import FaultProxy
 from support.processes import Service, command_api, free_port, http_ok, query_api, worker
-from support.resources import isolated_queues
+from support.resources import isolated_queues, queue_env
 
 #: Time bounds of the harness: production's order, scaled so that a 30 s outage is survived by
 #: the backoff (3+6+12+24 s before the fifth receive) and poison still dead-letters in a minute.
@@ -71,11 +71,7 @@ def fault_stack(
             "DATABASE_URL": _proxied(stack_env["DATABASE_URL"], pg),
             "QUERY_DATABASE_URL": _proxied(stack_env["QUERY_DATABASE_URL"], pg),
             "REDIS_URL": _proxied(stack_env["REDIS_URL"], redis),
-            "SQS_ENDPOINT_URL": sqs_url,
-            "SQS_QUEUE_NAME": f"{name}.fifo",
-            "SQS_DLQ_NAME": f"{name}-dlq.fifo",
-            "SQS_QUEUE_URL": urls.main.replace(sqs_endpoint, sqs_url),
-            "WORKER_HEARTBEAT_FILE": f"/tmp/{name}.heartbeat",
+            **queue_env(name, urls, sqs_url=sqs_url),
         }
         command_port, query_port = free_port(), free_port()
         env["QUERY_API_BASE_URL"] = f"http://127.0.0.1:{query_port}"

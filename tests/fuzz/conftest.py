@@ -13,7 +13,7 @@ import pytest
 import requests
 
 from support.processes import command_api, free_port, query_api, worker
-from support.resources import isolated_queues
+from support.resources import isolated_queues, queue_env
 from support.stack import Stack, running_stack
 
 
@@ -27,11 +27,8 @@ def fuzz_stack(
         env = {
             **stack_env,
             "REDIS_PREFIX": f"{redis_prefix}fuzz:",
-            "SQS_QUEUE_NAME": f"{name}.fifo",
-            "SQS_DLQ_NAME": f"{name}-dlq.fifo",
-            "SQS_QUEUE_URL": urls.main,
+            **queue_env(name, urls),
             "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
-            "WORKER_HEARTBEAT_FILE": f"/tmp/{name}.heartbeat",
         }
         with running_stack(
             env,

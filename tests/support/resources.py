@@ -7,6 +7,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 import redis
@@ -92,6 +93,23 @@ def isolated_queues(
     finally:
         for url in (urls.main, urls.dlq):
             sqs.delete_queue(QueueUrl=url)
+
+
+def queue_env(name: str, urls: QueueUrls, *, sqs_url: str | None = None) -> dict[str, str]:
+    """The settings that point a stack at the queues ``isolated_queues(sqs, name)`` made, with a
+    worker heartbeat file of its own. With ``sqs_url`` (a fault proxy in front of the SQS
+    server), the endpoint and the queue URL go through it."""
+    env = {
+        "SQS_QUEUE_NAME": f"{name}.fifo",
+        "SQS_DLQ_NAME": f"{name}-dlq.fifo",
+        "SQS_QUEUE_URL": urls.main,
+        "WORKER_HEARTBEAT_FILE": f"/tmp/{name}.heartbeat",
+    }
+    if sqs_url:
+        proxy = urlsplit(sqs_url).netloc
+        env["SQS_QUEUE_URL"] = urlsplit(urls.main)._replace(netloc=proxy).geturl()
+        env["SQS_ENDPOINT_URL"] = sqs_url
+    return env
 
 
 def delete_prefix(client: redis.Redis, prefix: str) -> None:
