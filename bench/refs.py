@@ -218,7 +218,7 @@ def pg_upsert(dsn: str, rows: Sequence[dict[str, Any]], batch: int = 500) -> dic
     into ``contacts`` from one connection, ``batch`` rows per statement and per commit; returns
     rows/s. The rows are deleted afterwards (not timed)."""
     columns = list(rows[0])
-    json_columns = {"emails", "phones", "addresses", "field_sequences"}
+    json_columns = {"emails", "phones", "addresses"}
     template = (
         "("
         + ", ".join(f"%({c})s::jsonb" if c in json_columns else f"%({c})s" for c in columns)

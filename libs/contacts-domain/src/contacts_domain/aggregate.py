@@ -33,16 +33,13 @@ EMAIL_CONFLICT: Final = "email_conflict"
 class ContactState:
     """Everything stored about one contact id, visible or not.
 
-    ``fields`` has every key of ``FIELDS``. ``field_sequences`` maps a field to the sequence that
-    last wrote it. ``alive_sequence`` is the sequence of the last create, replace or delete.
-    ``version`` counts visible changes (the ETag); it is 0 for an id never seen.
+    ``fields`` has every key of ``FIELDS``. ``version`` counts visible changes (the ETag); it is
+    0 for an id never seen. The order of events lives in the inbox (``ProcessedEvent``).
     """
 
     contact_id: str
     fields: Mapping[str, Any] = field(default_factory=empty_fields)
-    field_sequences: Mapping[str, str] = field(default_factory=dict)
     alive: bool = False
-    alive_sequence: str | None = None
     version: int = 0
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
@@ -93,18 +90,14 @@ def apply_event(state: ContactState, event: ContactEvent) -> Decision:
     else:
         source = {**empty_fields(), **event.data}
     fields = dict(state.fields)
-    sequences = dict(state.field_sequences)
     for name in FIELDS:
         if name in source:
             fields[name] = _empty_if_none(name, source[name])
-            sequences[name] = event.sequence
-    alive, alive_sequence = state.alive, state.alive_sequence
-    if event.kind != "patched":
-        alive, alive_sequence = event.kind != "deleted", event.sequence
+    alive = state.alive if event.kind == "patched" else event.kind != "deleted"
 
     if alive and not any(fields[n] for n in NAME_FIELDS):
         return Decision(state, "rejected", NAME_REQUIRED)
-    new_state = _evolve(state, event, fields, sequences, alive, alive_sequence)
+    new_state = _evolve(state, event.time, fields, alive)
     return Decision(new_state, "applied", None, new_state != state)
 
 
@@ -152,9 +145,7 @@ def replay(
     ``at`` is the time of that change.
     """
     fields: dict[str, Any] = empty_fields()
-    sequences: dict[str, str] = {}
     alive = False
-    alive_sequence: str | None = None
     outcomes: dict[str, tuple[str, str | None]] = {}
     for event in sorted(history, key=lambda e: e.sequence):
         prior = event.outcome
@@ -180,47 +171,27 @@ def replay(
             if changed_email and email_taken(email.casefold()):
                 outcomes[event.event_id] = ("rejected", EMAIL_CONFLICT)
                 continue
-        written = FIELDS if event.kind != "patched" else tuple(event.data)
-        sequences.update({name: event.sequence for name in written})
         fields = candidate
         if event.kind != "patched":
-            alive, alive_sequence = event.kind != "deleted", event.sequence
+            alive = event.kind != "deleted"
         outcomes[event.event_id] = ("applied", None)
 
-    visible_change = alive != state.alive or (alive and fields != dict(state.fields))
-    new_state = replace(
-        state,
-        fields=fields,
-        field_sequences=sequences,
-        alive=alive,
-        alive_sequence=alive_sequence,
-        version=state.version + 1 if visible_change else state.version,
-        created_at=at if alive and not state.alive else state.created_at,
-        updated_at=at if visible_change else state.updated_at,
-        deleted_at=at if state.alive and not alive else state.deleted_at,
-    )
-    return Replayed(new_state, outcomes)
+    return Replayed(_evolve(state, at, fields, alive), outcomes)
 
 
 def _evolve(
-    state: ContactState,
-    event: ContactEvent,
-    fields: dict[str, Any],
-    sequences: dict[str, str],
-    alive: bool,
-    alive_sequence: str | None,
+    state: ContactState, moment: dt.datetime, fields: dict[str, Any], alive: bool
 ) -> ContactState:
+    """``state`` with ``fields`` and ``alive``; the version and times move on a visible change."""
     visible_change = alive != state.alive or (alive and fields != dict(state.fields))
     return replace(
         state,
         fields=fields,
-        field_sequences=sequences,
         alive=alive,
-        alive_sequence=alive_sequence,
         version=state.version + 1 if visible_change else state.version,
-        created_at=event.time if alive and not state.alive else state.created_at,
-        updated_at=event.time if visible_change else state.updated_at,
-        deleted_at=event.time if state.alive and not alive else state.deleted_at,
+        created_at=moment if alive and not state.alive else state.created_at,
+        updated_at=moment if visible_change else state.updated_at,
+        deleted_at=moment if state.alive and not alive else state.deleted_at,
     )
 
 
@@ -228,8 +199,3 @@ def _empty_if_none(name: str, value: Any) -> Any:
     if value is None and name in ("emails", "phones", "addresses", "tags"):
         return []
     return value
-
-
-def visible_states(states: Mapping[str, ContactState]) -> dict[str, Fields | None]:
-    """Map contact id → visible fields (``None`` if absent or deleted); handy for comparisons."""
-    return {cid: s.view() for cid, s in states.items()}

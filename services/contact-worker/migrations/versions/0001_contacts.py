@@ -56,8 +56,6 @@ def upgrade() -> None:
             last_name_key text GENERATED ALWAYS AS (lower(coalesce(last_name, ''))) STORED,
             version bigint NOT NULL DEFAULT 0,
             alive boolean NOT NULL DEFAULT false,
-            alive_sequence text,
-            field_sequences jsonb NOT NULL DEFAULT '{}',
             created_at timestamptz,
             updated_at timestamptz,
             deleted_at timestamptz,

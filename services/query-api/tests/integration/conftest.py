@@ -65,10 +65,7 @@ class Seeder:
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
         columns = list(rows[0])
-        placeholders = [
-            f"CAST(:{c} AS jsonb)" if c in (*_JSON_FIELDS, "field_sequences") else f":{c}"
-            for c in columns
-        ]
+        placeholders = [f"CAST(:{c} AS jsonb)" if c in _JSON_FIELDS else f":{c}" for c in columns]
         statement = sa.text(
             f"INSERT INTO contacts ({', '.join(columns)}) VALUES ({', '.join(placeholders)})"
         )
@@ -95,8 +92,6 @@ class Seeder:
             "phone": primary_value(fields["phones"]),
             "version": version,
             "alive": alive,
-            "alive_sequence": "0",
-            "field_sequences": "{}",
             "created_at": created_at,
             "updated_at": created_at,
             "deleted_at": None if alive else created_at,

@@ -84,14 +84,12 @@ class SqlContactRepository(ContactRepository):
             "phone": primary_value(fields["phones"]),
             "version": state.version,
             "alive": state.alive,
-            "alive_sequence": state.alive_sequence,
-            "field_sequences": json.dumps(dict(state.field_sequences)),
             "created_at": state.created_at,
             "updated_at": state.updated_at,
             "deleted_at": state.deleted_at,
         }
         columns = list(values)
-        json_columns = {*_JSON_FIELDS, "field_sequences"}
+        json_columns = set(_JSON_FIELDS)
         placeholders = [f"CAST(:{c} AS jsonb)" if c in json_columns else f":{c}" for c in columns]
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "id")
         statement = sa.text(
@@ -235,9 +233,7 @@ def _state_from_row(contact_id: str, row: Any) -> ContactState:
     return ContactState(
         contact_id=contact_id,
         fields=fields,
-        field_sequences=dict(row["field_sequences"] or {}),
         alive=row["alive"],
-        alive_sequence=row["alive_sequence"],
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
