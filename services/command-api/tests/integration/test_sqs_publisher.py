@@ -134,7 +134,7 @@ def test_silent_server_fails_within_the_send_timeout(
         started = time.monotonic()
         with pytest.raises(PublishFailed):
             publisher.publish(event())
-        assert time.monotonic() - started <= timeout_s + 0.3
+        assert time.monotonic() - started <= timeout_s + 1.0  # slack for a loaded machine
 
 
 def test_readiness_check_asks_the_queue(command_settings, closed_port) -> None:
