@@ -15,6 +15,7 @@ from contacts_domain import limits
 from contacts_domain.values import EmailAddress, clean_text, parse_tag
 from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
 from query_api.service_layer.listing import DEFAULT_LIMIT, DEFAULT_SORT, MAX_LIMIT, SORT_NAMES
+from query_api.service_layer.representation import parse_field_mask
 
 #: Longest ``q``: the longest field it can match (an email address).
 Q_MAX_LENGTH = limits.EMAIL_MAX
@@ -27,6 +28,32 @@ class StrictSchema(ma.Schema):
 
 class NoArgsSchema(StrictSchema):
     """Endpoints that take no query parameters."""
+
+
+class FieldMask(ma.fields.String):
+    """``fields=first_name,emails``: the members of each contact to return (a frozenset)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_field_mask(text)
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
+def _field_mask() -> FieldMask:
+    return FieldMask(
+        metadata={
+            "description": "Comma-separated members to return (sparse fieldset), e.g. "
+            "`first_name,emails`; `id` and `version` are always returned. Default: all."
+        },
+    )
+
+
+class GetArgsSchema(StrictSchema):
+    """Query string of ``GET /v1/contacts/{id}``."""
+
+    fields = _field_mask()
 
 
 class CanonicalEmail(ma.fields.String):
@@ -104,6 +131,7 @@ class ListArgsSchema(StrictSchema):
             "email; `%` and `_` match themselves."
         }
     )
+    fields = _field_mask()
 
 
 class EmailEntrySchema(ma.Schema):
