@@ -32,6 +32,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     union,
 )
 from sqlalchemy import exc as sa_exc
@@ -53,9 +54,11 @@ CHANGED_BATCH = 500
 CHANGED_SLICE = dt.timedelta(minutes=5)
 
 #: Matches per prefix index below which a ``q`` search reads the prefix indexes first (see the
-#: module docstring). Chosen with ``make bench`` at 1,000,000 contacts: up to 3 × this many
-#: primary-key lookups on the sparse side, a walk of ~20 × (rows / this) index entries on the
-#: dense side.
+#: module docstring). A balance, measured at 1,000,000 contacts (bench/README.md): the sparse
+#: plan fetches up to 3 × this many rows by primary key (~10 ms per 1,000), the dense plan
+#: walks ~21 × (rows / this) sort-index entries for a page when the matches are spread along
+#: the sort order (creation time), but much more when they cluster there (a last-name prefix
+#: sorted by last name).
 SPARSE_PREFIX_CAP = 1500
 
 _COLUMNS = (
@@ -155,12 +158,24 @@ def lookup_statement(contact_id: str) -> Select[Any]:
 def prefix_density_statement(q: str, cap: int = SPARSE_PREFIX_CAP) -> Select[Any]:
     """The SELECT of the largest number of live matches of ``q`` in any one of the three prefix
     indexes, counted up to ``cap`` (one integer; each count stops at the cap, so the statement
-    reads at most 3 × ``cap`` index entries)."""
+    reads at most 3 × ``cap`` index entries).
+
+    Each count walks its index in the index's own order (``USING ~<~``, the ``text_pattern_ops``
+    ordering): without an order the planner took a bitmap scan of the first-name index, which
+    reads every match before the LIMIT applies (75,000 entries and 17 ms for ``bar`` at
+    1,000,000 contacts, against 5 ms in order).
+    """
     counts = [
         select(func.count())
-        .select_from(select(literal(1)).where(contacts.c.alive, match).limit(cap).subquery())
+        .select_from(
+            select(literal(1))
+            .where(contacts.c.alive, match)
+            .order_by(text(f"{indexed} USING ~<~"))
+            .limit(cap)
+            .subquery()
+        )
         .scalar_subquery()
-        for match in _prefix_matches(q)
+        for indexed, match in zip(_PREFIX_INDEXED, _prefix_matches(q), strict=True)
     ]
     return select(func.greatest(*counts))
 
@@ -204,6 +219,10 @@ def list_statement(request: ListRequest, limit: int, *, sparse_prefix: bool = Fa
     else:
         stmt = stmt.order_by(key.asc(), contacts.c.id.asc())
     return stmt.limit(limit)
+
+
+#: The indexed expressions of the three prefix indexes, in ``_prefix_matches`` order.
+_PREFIX_INDEXED = ("lower(contacts.first_name)", "contacts.last_name_key", "contacts.email_key")
 
 
 def _prefix_matches(q: str) -> tuple[ColumnElement[bool], ...]:
