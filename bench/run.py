@@ -42,9 +42,9 @@ from sqlalchemy.dialects import postgresql
 from command_api.adapters.sqs_publisher import SqsTarget
 from contact_worker.adapters.queues import ensure_queues
 from query_api.adapters.sql_read_model import (
-    SPARSE_PREFIX_CAP,
     list_statement,
-    prefix_density_statement,
+    prefix_counts_statement,
+    search_plan,
 )
 from query_api.service_layer import cursor
 from query_api.service_layer.listing import ListFilters, ListRequest, Position, Sort
@@ -486,14 +486,15 @@ class Bench:
         reader = stack.libpq_url(self.env["QUERY_DATABASE_URL"])
         with contextlib.closing(psycopg2.connect(reader)) as conn, conn.cursor() as cur:
             for name, request in cases.items():
-                sparse = False
+                candidates = False
                 if request.filters.q is not None:  # the plan the API picks for this prefix
-                    density = prefix_density_statement(request.filters.q).compile(
+                    count = prefix_counts_statement(request.filters.q).compile(
                         dialect=postgresql.psycopg2.dialect()
                     )
-                    cur.execute(str(density), density.params)
-                    sparse = cur.fetchone()[0] < SPARSE_PREFIX_CAP
-                statement = list_statement(request, request.limit + 1, sparse_prefix=sparse)
+                    cur.execute(str(count), count.params)
+                    plan = search_plan(request.sort, tuple(cur.fetchone()))
+                    candidates = plan == "candidates"
+                statement = list_statement(request, request.limit + 1, candidates=candidates)
                 compiled = statement.compile(dialect=postgresql.psycopg2.dialect())
                 cur.execute(
                     "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + str(compiled), compiled.params

@@ -5,14 +5,18 @@ order on ``(created_at, id)`` or ``(last_name_key, id)``, GIN for ``email_keys @
 ``tags @>``, ``text_pattern_ops`` b-trees for the three ``q`` prefixes. Patterns are built here
 with ``LIKE`` wildcards escaped, as literals, so the planner sees a constant prefix.
 
-A ``q`` search takes one of two plans, chosen per request by ``prefix_density_statement``:
+A ``q`` search takes one of two plans, chosen per request by ``search_plan`` from the counts
+of ``prefix_counts_statement``:
 
-- **sparse prefix** (each of the three prefix indexes holds fewer than ``SPARSE_PREFIX_CAP``
-  matches): the union of the three prefix-index range scans, then the other filters, the sort
-  and the limit over those few rows. Walking the sort index instead would read most of the
-  table for a rare prefix (EXPLAIN at 1,000,000 contacts: 870,000 rows removed, 580 ms).
-- **dense prefix**: the keyset walk of the sort index, filtering on the prefixes; at this
-  density it finds a page within a few thousand index entries.
+- **walk**: the keyset walk of the sort index, filtering on the prefixes. It finds a page fast
+  when many matches are *spread* along the sort order: every branch for ``created_at``, the
+  first-name and email branches for ``last_name`` (they do not follow the last name). It is
+  a disaster otherwise: for a rare prefix it reads most of the table (EXPLAIN at 1,000,000
+  contacts: 870,000 rows removed, 580 ms), and sorted by last name it reads every entry before
+  a last-name prefix's cluster (2.5 s, over the statement timeout, for ``q=bol``).
+- **candidates**: the union of the three prefix-index range scans, then the other filters, the
+  sort and the limit over those rows (~10 ms per 1,000 candidates). Taken whenever the spread
+  branches hold fewer than ``SPARSE_PREFIX_CAP`` matches each.
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from sqlalchemy import tuple_ as row_value
 
 from contacts_domain.contact import FIELDS
 from query_api.adapters.sql_schema import contacts, processed_events
-from query_api.service_layer.listing import ListRequest
+from query_api.service_layer.listing import ListRequest, Sort
 from query_api.service_layer.ports import ContactReadModel, ReadModelUnavailable
 from query_api.service_layer.records import ContactRecord, Tombstone
 
@@ -100,11 +104,12 @@ class SqlContactReadModel(ContactReadModel):
 
     def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
         with connection(self._engine) as conn:
-            sparse = False
+            candidates = False
             if request.filters.q is not None:
-                densest = conn.execute(prefix_density_statement(request.filters.q)).scalar_one()
-                sparse = densest < SPARSE_PREFIX_CAP
-            rows = conn.execute(list_statement(request, limit, sparse_prefix=sparse)).all()
+                counts = conn.execute(prefix_counts_statement(request.filters.q)).one()
+                candidates = search_plan(request.sort, tuple(counts)) == "candidates"
+            statement = list_statement(request, limit, candidates=candidates)
+            rows = conn.execute(statement).all()
         return [_record(row) for row in rows]
 
     def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
@@ -155,10 +160,19 @@ def lookup_statement(contact_id: str) -> Select[Any]:
     return select(*_COLUMNS).where(contacts.c.id == contact_id)
 
 
-def prefix_density_statement(q: str, cap: int = SPARSE_PREFIX_CAP) -> Select[Any]:
-    """The SELECT of the largest number of live matches of ``q`` in any one of the three prefix
-    indexes, counted up to ``cap`` (one integer; each count stops at the cap, so the statement
-    reads at most 3 × ``cap`` index entries).
+def search_plan(sort: Sort, counts: tuple[int, int, int]) -> str:
+    """``"walk"`` or ``"candidates"`` (module docstring) for a ``q`` search sorted by ``sort``,
+    from the capped match counts of ``prefix_counts_statement`` (first name, last name,
+    email)."""
+    first, last, email = counts
+    spread = (first, last, email) if sort.key == "created_at" else (first, email)
+    return "walk" if max(spread) >= SPARSE_PREFIX_CAP else "candidates"
+
+
+def prefix_counts_statement(q: str, cap: int = SPARSE_PREFIX_CAP) -> Select[Any]:
+    """The SELECT of the numbers of live matches of ``q`` in the three prefix indexes (first
+    name, last name, email: one row of three integers), each counted up to ``cap`` (so the
+    statement reads at most 3 × ``cap`` index entries).
 
     Each count walks its index in the index's own order (``USING ~<~``, the ``text_pattern_ops``
     ordering): without an order the planner took a bitmap scan of the first-name index, which
@@ -177,15 +191,14 @@ def prefix_density_statement(q: str, cap: int = SPARSE_PREFIX_CAP) -> Select[Any
         .scalar_subquery()
         for indexed, match in zip(_PREFIX_INDEXED, _prefix_matches(q), strict=True)
     ]
-    return select(func.greatest(*counts))
+    return select(*counts)
 
 
-def list_statement(request: ListRequest, limit: int, *, sparse_prefix: bool = False) -> Select[Any]:
+def list_statement(request: ListRequest, limit: int, *, candidates: bool = False) -> Select[Any]:
     """The SELECT of one page (exposed for EXPLAIN tests).
 
-    ``sparse_prefix`` (only with ``filters.q``): read the candidates from the three prefix
-    indexes first, as the module docstring says; the caller checked with
-    ``prefix_density_statement`` that none of them holds ``SPARSE_PREFIX_CAP`` matches or more.
+    ``candidates`` (only with ``filters.q``): the candidates plan of the module docstring
+    instead of the walk (``search_plan`` chooses).
     """
     sort = request.sort
     key = contacts.c.created_at if sort.key == "created_at" else contacts.c.last_name_key
@@ -195,16 +208,14 @@ def list_statement(request: ListRequest, limit: int, *, sparse_prefix: bool = Fa
         stmt = stmt.where(contacts.c.email_keys.contains([filters.email_key]))
     if filters.tags:
         stmt = stmt.where(contacts.c.tags.contains(list(filters.tags)))
-    if filters.q is not None and sparse_prefix:
-        # The LIMIT cuts nothing (the caller counted): it tells the planner the candidates are
-        # few, so it looks them up by primary key instead of walking the sort index.
-        candidates = union(
-            *(
-                select(contacts.c.id).where(contacts.c.alive, match).limit(SPARSE_PREFIX_CAP)
-                for match in _prefix_matches(filters.q)
-            )
+    if filters.q is not None and candidates:
+        matching = union(
+            *(select(contacts.c.id).where(contacts.c.alive, m) for m in _prefix_matches(filters.q))
         )
-        stmt = stmt.where(contacts.c.id.in_(candidates.scalar_subquery()))
+        # A CTE is an optimization fence: the planner reads the prefix indexes first and looks
+        # the rows up by primary key, instead of walking the sort index with a hashed subplan.
+        fenced = matching.cte("prefix_candidates").prefix_with("MATERIALIZED")
+        stmt = stmt.where(contacts.c.id.in_(select(fenced.c.id)))
     elif filters.q is not None:
         stmt = stmt.where(or_(*_prefix_matches(filters.q)))
     if request.after is not None:
