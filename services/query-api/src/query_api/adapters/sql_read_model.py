@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from sqlalchemy import (
@@ -255,15 +255,20 @@ def escape_like(text: str) -> str:
 
 
 def _record(row: Row[Any]) -> ContactRecord:
-    fields = {name: row._mapping[name] for name in FIELDS}
+    return record_of(row._mapping)
+
+
+def record_of(row: Mapping[str, Any]) -> ContactRecord:
+    """The ``ContactRecord`` of a ``contacts`` row (a mapping of its columns)."""
+    fields = {name: row[name] for name in FIELDS}
     if fields["birthday"] is not None:
         fields["birthday"] = fields["birthday"].isoformat()
     fields["tags"] = list(fields["tags"] or [])
     return ContactRecord(
-        contact_id=row.id,
+        contact_id=str(row["id"]),
         fields=fields,
-        version=row.version,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        last_name_key=row.last_name_key,
+        version=row["version"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        last_name_key=row["last_name_key"],
     )

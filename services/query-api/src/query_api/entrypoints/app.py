@@ -13,6 +13,7 @@ from flask import Flask, Response
 
 from contacts_http import ProblemApi, init_request_id, openapi_config, problem_response
 from query_api.bootstrap import build_ports
+from query_api.entrypoints.changes import changes_blueprint
 from query_api.entrypoints.contacts import contacts_blueprint
 from query_api.entrypoints.context import EXTENSION, AppContext
 from query_api.entrypoints.health import health_blueprint
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask
     """Build the app from ``settings`` (default: read from ``os.environ``).
 
     ``injected_ports`` replace real adapters by name (``contacts``, ``cache``, ``statuses``,
-    ``outcomes``, ``required_checks``, ``optional_checks``, ``close``; see
+    ``outcomes``, ``changes``, ``required_checks``, ``optional_checks``, ``close``; see
     ``bootstrap.Ports``). Raises ``SettingsError`` for an unusable environment variable.
     """
     settings = settings or Settings.from_env(os.environ)
@@ -47,6 +48,7 @@ def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask
     app.extensions[EXTENSION] = AppContext(settings, ports)
     api = ProblemApi(app)
     init_request_id(app)
+    api.register_blueprint(changes_blueprint())
     api.register_blueprint(contacts_blueprint())
     api.register_blueprint(operations_blueprint())
     app.register_blueprint(

@@ -13,6 +13,7 @@ import marshmallow as ma
 
 from contacts_domain import limits
 from contacts_domain.values import EmailAddress, clean_text, parse_tag
+from query_api.service_layer import change_feed
 from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
 from query_api.service_layer.listing import DEFAULT_LIMIT, DEFAULT_SORT, MAX_LIMIT, SORT_NAMES
 from query_api.service_layer.representation import parse_field_mask
@@ -192,4 +193,45 @@ class OperationSchema(ma.Schema):
     )
     version = ma.fields.Integer(
         allow_none=True, metadata={"description": "Contact version after the operation."}
+    )
+
+
+class ChangesArgsSchema(StrictSchema):
+    """Query string of ``GET /v1/contacts/changes``."""
+
+    since = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=change_feed.MAX_TOKEN_LENGTH),
+        metadata={"description": "`next_token` of the previous call; omit it to start now."},
+    )
+    limit = ma.fields.Integer(
+        load_default=change_feed.DEFAULT_LIMIT,
+        validate=ma.validate.Range(min=1, max=change_feed.MAX_LIMIT),
+        metadata={
+            "description": f"Most changes per page, 1–{change_feed.MAX_LIMIT} "
+            f"(default {change_feed.DEFAULT_LIMIT})."
+        },
+    )
+
+
+class ChangeSchema(ma.Schema):
+    """One new version of one contact."""
+
+    id = ma.fields.UUID()
+    version = ma.fields.Integer()
+    deleted = ma.fields.Boolean()
+    contact = ma.fields.Nested(
+        ContactSchema,
+        allow_none=True,
+        metadata={
+            "description": "The contact now (absent for a deletion); null when a later item "
+            "supersedes this version."
+        },
+    )
+
+
+class ChangePageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ChangeSchema))
+    next_token = ma.fields.String(metadata={"description": "Resume after this page with it."})
+    has_more = ma.fields.Boolean(
+        metadata={"description": "More changes are readable now: call again at once."}
     )
