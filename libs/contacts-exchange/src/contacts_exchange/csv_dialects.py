@@ -54,8 +54,8 @@ _SCALARS: Final = {
     "birth year": "birth_year",
     "birth month": "birth_month",
     "birth day": "birth_day",
-    "group membership": "tags",
-    "labels": "tags",
+    "group membership": "google_tags",
+    "labels": "google_tags",
     "categories": "tags",
     "category": "tags",
 }
@@ -278,8 +278,10 @@ def _add_scalars(fields: dict[str, Any], scalars: dict[str, str]) -> None:
     elif {"birth_year", "birth_month", "birth_day"} <= scalars.keys():
         year, month, day = (scalars[k] for k in ("birth_year", "birth_month", "birth_day"))
         fields["birthday"] = f"{year:0>4}-{month:0>2}-{day:0>2}"
-    if "tags" in scalars:
-        for tag in re.split(r" ::: |;|,", scalars["tags"]):
+    tags = scalars.get("google_tags", "").split(GOOGLE_SEPARATOR)
+    tags += re.split(r"[;,]", scalars.get("tags", ""))
+    if tags:
+        for tag in tags:
             tag = tag.strip().lstrip("*").strip()
             if tag and tag.casefold() not in ("my contacts", "mycontacts"):
                 fields["tags"].append(tag)
