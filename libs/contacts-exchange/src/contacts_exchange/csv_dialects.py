@@ -126,6 +126,10 @@ _GOOGLE_ADDRESS_PARTS: Final = {
     "country": "country",
     "extended address": "street2",
 }
+_LINE_BREAKS: Final = re.compile(r"\s*[\r\n]+\s*")
+#: Google's own groups, written with a leading "* " ("* Starred"); "My Contacts" holds every
+#: contact, so it is no tag.
+_GOOGLE_SYSTEM_GROUPS: Final = {"my contacts", "starred", "friends", "family", "coworkers"}
 _LISTS: Final = {"e-mail": "emails", "phone": "phones", "address": "addresses"}
 
 
@@ -243,15 +247,8 @@ def _add_values(
 def _add_address(fields: dict[str, Any], parts: dict[str, str], kind: str | None) -> None:
     if kind is None:
         kind, _primary = _google_type(parts.get("type", ""), ("home", "work", "other"))
-    street = ", ".join(
-        " ".join(parts[p].split()) for p in ("po_box", "street2", "street", "street3") if p in parts
-    )
-    if "street2" in parts and "street" in parts:
-        street = ", ".join(
-            " ".join(parts[p].split())
-            for p in ("po_box", "street", "street2", "street3")
-            if p in parts
-        )
+    order = ("po_box", "street", "street2", "street3")
+    street = ", ".join(_LINE_BREAKS.sub(", ", parts[p]).strip() for p in order if p in parts)
     address = {
         "type": kind,
         "street": street or None,
@@ -280,8 +277,11 @@ def _add_scalars(fields: dict[str, Any], scalars: dict[str, str]) -> None:
         fields["birthday"] = f"{year:0>4}-{month:0>2}-{day:0>2}"
     tags = scalars.get("google_tags", "").split(GOOGLE_SEPARATOR)
     tags += re.split(r"[;,]", scalars.get("tags", ""))
-    if tags:
-        for tag in tags:
-            tag = tag.strip().lstrip("*").strip()
-            if tag and tag.casefold() not in ("my contacts", "mycontacts"):
-                fields["tags"].append(tag)
+    for tag in tags:
+        tag = tag.strip()
+        if tag.startswith("* ") and tag[2:].strip().casefold() in _GOOGLE_SYSTEM_GROUPS:
+            tag = tag[2:].strip()
+            if tag.casefold() == "my contacts":
+                continue
+        if tag:
+            fields["tags"].append(tag)

@@ -104,8 +104,6 @@ def _logical_lines(physical: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
             current = (current[0], current[1][:-1] + line)
             continue
         if line[:1] in (b" ", b"\t") and current is not None:
-            if line.strip() == b"":
-                continue
             current = (current[0], current[1] + line[1:])
             continue
         if current is not None:

@@ -87,7 +87,8 @@ def _adr_head(pieces: list[bytes]) -> bytes:
     """ADR with an unquoted parameter value holding ``:`` (e.g. a 4.0 LABEL written without
     quotes): the value starts at the last ``:`` after which all 7 components remain."""
     for cut in range(len(pieces) - 1, 0, -1):
-        if b":".join(pieces[cut:]).count(b";") >= 6:
+        value = b":".join(pieces[cut:])
+        if value.count(b";") - value.count(b"\\;") >= 6:
             return b":".join(pieces[:cut])
     return pieces[0]
 

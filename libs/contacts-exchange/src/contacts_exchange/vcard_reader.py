@@ -48,6 +48,7 @@ _LABELS: Final = {
     "other": "other",
 }
 _AB_LABEL: Final = re.compile(r"^_\$!<(.*)>!\$_$")
+_LINE_BREAKS: Final = re.compile(r"\s*[\r\n]+\s*")
 _DATE: Final = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})(?:T.*)?$")
 
 
@@ -202,7 +203,7 @@ def _entry(
 def _address(
     prop: Property, parts: list[str], labels: dict[str | None, str], record: ImportRecord
 ) -> dict[str, Any] | None:
-    parts = [" ".join(p.replace("\r", "\n").replace("\n", ", ").split()) for p in parts]
+    parts = [_one_line(p) for p in parts]
     parts += [""] * (7 - len(parts))
     po_box, extended, street, city, region, postal_code, country = parts[:7]
     street_text = ", ".join(p for p in (po_box, extended, street) if p)
@@ -217,6 +218,11 @@ def _address(
         "postal_code": postal_code or None,
         "country": country_code(country) if country else None,
     }
+
+
+def _one_line(text: str) -> str:
+    """Address parts are single-line: line breaks inside one become ", "."""
+    return _LINE_BREAKS.sub(", ", text).strip()
 
 
 def _birthday(text: str, record: ImportRecord) -> str | None:

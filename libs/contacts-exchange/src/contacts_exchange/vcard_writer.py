@@ -80,7 +80,8 @@ def _card_lines(contact: Mapping[str, Any]) -> Iterator[str]:
     yield "FN:" + escape(" ".join(part for part in (first, last) if part))
     yield f"N:{escape(last)};{escape(first)};;;"
     for entry in contact.get("emails") or ():
-        yield "EMAIL" + _params(_TYPES.get(entry.get("type", "")), entry) + ":" + entry["value"]
+        params = _params(_TYPES.get(entry.get("type", "")), entry)
+        yield f"EMAIL{params}:{escape(entry['value'])}"
     for entry in contact.get("phones") or ():
         params = _params(_TEL_TYPES.get(entry.get("type", "")), entry)
         yield f"TEL;VALUE=uri{params}:tel:{entry['value']}"
