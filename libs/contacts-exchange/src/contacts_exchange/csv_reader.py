@@ -84,12 +84,11 @@ def read_csv(
             raise ImportTooLarge("max_records", max_records)
         record = ImportRecord(position=position, line=position)
         try:
-            raw = row_fields(columns, row)
+            validate_record(record, row_fields(columns, row), default_region=default_region)
         except Exception as exc:  # one unreadable row must not stop the import
+            record.data = None
             record.errors.append(problem(CARD, f"The row could not be read: {exc}"))
-            yield record
-            continue
-        yield validate_record(record, raw, default_region=default_region)
+        yield record
 
 
 def _text_lines(lines: Iterator[bytes]) -> Iterator[str]:

@@ -75,12 +75,11 @@ def read_vcards(
         record = ImportRecord(position=card.number, line=card.line)
         record.warnings.extend(problem(CARD, message) for message in card.warnings)
         try:
-            raw = _card_fields(card, record)
+            validate_record(record, _card_fields(card, record), default_region=default_region)
         except Exception as exc:  # one unreadable card must not stop the import
+            record.data = None
             record.errors.append(problem(CARD, f"The card could not be read: {exc}"))
-            yield record
-            continue
-        yield validate_record(record, raw, default_region=default_region)
+        yield record
 
 
 def _card_fields(card: RawCard, record: ImportRecord) -> dict[str, Any]:
@@ -177,7 +176,7 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-def _kind(prop: Property, labels: dict[str | None, str], kinds: tuple[str, ...]) -> str:
+def _kind(prop: Property, labels: dict[str, str], kinds: tuple[str, ...]) -> str:
     types = prop.types
     if "mobile" in kinds and types & {"CELL", "MOBILE", "IPHONE"}:
         return "mobile"
@@ -194,14 +193,14 @@ def _kind(prop: Property, labels: dict[str | None, str], kinds: tuple[str, ...])
 
 
 def _entry(
-    prop: Property, value: str, labels: dict[str | None, str], kinds: tuple[str, ...]
+    prop: Property, value: str, labels: dict[str, str], kinds: tuple[str, ...]
 ) -> dict[str, Any]:
     primary = "PREF" in prop.types or prop.params.get("PREF", [""])[0] == "1"
     return {"value": value, "type": _kind(prop, labels, kinds), "primary": primary}
 
 
 def _address(
-    prop: Property, parts: list[str], labels: dict[str | None, str], record: ImportRecord
+    prop: Property, parts: list[str], labels: dict[str, str], record: ImportRecord
 ) -> dict[str, Any] | None:
     parts = [_one_line(p) for p in parts]
     parts += [""] * (7 - len(parts))
