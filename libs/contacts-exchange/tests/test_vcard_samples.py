@@ -3,6 +3,7 @@ reading the file expects (see shared/data/README.md for each file's quirks)."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -338,3 +339,22 @@ def test_arabic_cards_idn_email_and_fold_inside_characters(vcard_file: Read) -> 
     assert "\ufffd" not in third.data["notes"]
     assert third.data["notes"].endswith("في منتصف حرف متعدد البايتات.")
     assert third.warnings == []
+
+
+def test_undeclared_legacy_bytes_are_a_guess_and_say_so(vcard_file: Read) -> None:
+    # The Hebrew FN is 12 bytes of cp1255 with no CHARSET: too few to tell from cp1251 or
+    # cp1253. The name comes from the Latin N; the guess on FN is reported.
+    (card,) = vcard_file("32")
+    (warning,) = card.warnings
+    assert warning["field"] == "_card"
+    assert warning["message"].startswith(
+        "Line 3: FN is neither UTF-8 nor declares its CHARSET; read as "
+    )
+
+
+def test_undeclared_windows_1252_is_read(data_dir: Path) -> None:
+    path = next((data_dir / "vcards").glob("29*.vcf"))
+    data = path.read_bytes().replace(b";CHARSET=windows-1252", b"")
+    (card,) = read_vcards(io.BytesIO(data))
+    assert card.data is not None
+    assert card.data["last_name"] == "Doë"

@@ -153,6 +153,14 @@ _WANTED: Final = frozenset(
 
 def _text(prop: Property, fallback: str, record: ImportRecord) -> str:
     text, damaged = prop.text(fallback)
+    if not prop.charset and not _is_utf8(prop.raw):
+        record.warnings.append(
+            problem(
+                CARD,
+                f"Line {prop.line}: {prop.name} is neither UTF-8 nor declares its CHARSET; "
+                f"read as {fallback} (a guess).",
+            )
+        )
     if damaged:
         record.warnings.append(
             problem(CARD, f"Line {prop.line}: {prop.name} has bytes that are not valid text.")
