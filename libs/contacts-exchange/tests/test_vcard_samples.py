@@ -97,7 +97,11 @@ def test_rfc6350_example_drops_the_year_less_birthday_with_a_warning(vcard_file:
     assert card.data["emails"] == [
         {"value": "jules.exemplaire@example.com", "type": "work", "primary": True}
     ]
-    assert card.data["phones"][0]["value"] == "+14185550154"  # tel: URI with ;ext= read
+    # tel: URIs (the ;ext= is dropped: no extension field), quoted TYPE lists, PREF=1.
+    assert card.data["phones"] == [
+        {"value": "+14185550154", "type": "work", "primary": True},
+        {"value": "+14185550101", "type": "mobile", "primary": False},
+    ]
     assert card.data["company"] == "Exemplaire Inc."
     assert card.data["addresses"][0]["country"] == "CA"
 

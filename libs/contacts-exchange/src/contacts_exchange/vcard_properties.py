@@ -117,8 +117,8 @@ def parse_property(number: int, line: bytes) -> Property:
             continue
         pname = key.decode("ascii", errors="replace").strip().upper()
         values = [_param_value(v) for v in _split_outside_quotes(raw_value, 0x2C)]
-        if pname == "TYPE":
-            values = [v.upper() for v in values if v]
+        if pname == "TYPE":  # a quoted list, TYPE="work,voice", is a list too
+            values = [t.strip().upper() for v in values for t in v.split(",") if t.strip()]
         prop.params.setdefault(pname, []).extend(values)
     encodings = {e.upper() for e in prop.params.get("ENCODING", ())}
     if "QUOTED-PRINTABLE" in encodings:
