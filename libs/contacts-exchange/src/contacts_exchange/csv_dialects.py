@@ -184,8 +184,6 @@ def _address_column(index: int, name: str) -> Column | None:
     kind = _ADDRESS_KINDS.get(first)
     if kind is None or rest not in _ADDRESS_PARTS:
         return None
-    if rest == "address po box" or (first == "business" and rest == "address po box"):
-        return Column(index, "addresses", first, kind, "po_box")
     return Column(index, "addresses", first, kind, _ADDRESS_PARTS[rest])
 
 
