@@ -3,12 +3,13 @@ ImportFormatError when it has no header), with the contacts a reader of the file
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from contacts_exchange import ImportFormatError, ImportRecord
+from contacts_exchange import ImportFormatError, ImportRecord, read_csv
 
 Read = Callable[[str], list[ImportRecord]]
 
@@ -127,3 +128,45 @@ def test_utf16_file(csv_file: Read) -> None:
 def test_no_header_row_is_a_format_error(csv_file: Read) -> None:
     with pytest.raises(ImportFormatError, match="no header row"):
         csv_file("11")
+
+
+def test_google_current_layout() -> None:
+    # No fixture of this layout exists in shared/data (its README lists it as a gap): the
+    # header is Google's export of 2024, one row written for this test.
+    header = (
+        "First Name,Middle Name,Last Name,Phonetic First Name,Phonetic Middle Name,"
+        "Phonetic Last Name,Name Prefix,Name Suffix,Nickname,File As,Organization Name,"
+        "Organization Title,Organization Department,Birthday,Notes,Photo,Labels,"
+        "E-mail 1 - Label,E-mail 1 - Value,E-mail 2 - Label,E-mail 2 - Value,"
+        "Phone 1 - Label,Phone 1 - Value,Address 1 - Label,Address 1 - Formatted,"
+        "Address 1 - Street,Address 1 - City,Address 1 - PO Box,Address 1 - Region,"
+        "Address 1 - Postal Code,Address 1 - Country,Address 1 - Extended Address"
+    )
+    row = (
+        'Ana,María,"López, Jr.",,,,,,,,Acme,CTO,,1980-05-06,"two\nlines",,'
+        "* myContacts ::: * starred ::: Golf,Work,ana@acme.example,* Home,ana@home.example,"
+        'Mobile,+34 612 34 56 78,Home,"Calle 1\n28001 Madrid",Calle 1,Madrid,,,28001,Spain,'
+    )
+    (record,) = read_csv(io.BytesIO(f"{header}\r\n{row}\r\n".encode()), default_region="ES")
+    assert record.data is not None, record.errors
+    data = record.data
+    assert (data["first_name"], data["last_name"]) == ("Ana", "López, Jr.")
+    assert (data["company"], data["job_title"]) == ("Acme", "CTO")
+    assert data["emails"] == [
+        {"value": "ana@acme.example", "type": "work", "primary": False},
+        {"value": "ana@home.example", "type": "home", "primary": True},
+    ]
+    assert data["phones"] == [{"value": "+34612345678", "type": "mobile", "primary": True}]
+    assert data["addresses"] == [
+        {
+            "type": "home",
+            "street": "Calle 1",
+            "city": "Madrid",
+            "region": None,
+            "postal_code": "28001",
+            "country": "ES",
+        }
+    ]
+    assert data["tags"] == ["starred", "Golf"]
+    assert data["notes"] == "two\nlines"
+    assert record.warnings == []

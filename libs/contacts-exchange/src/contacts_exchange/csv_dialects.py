@@ -129,7 +129,15 @@ _GOOGLE_ADDRESS_PARTS: Final = {
 _LINE_BREAKS: Final = re.compile(r"\s*[\r\n]+\s*")
 #: Google's own groups, written with a leading "* " ("* Starred"); "My Contacts" holds every
 #: contact, so it is no tag.
-_GOOGLE_SYSTEM_GROUPS: Final = {"my contacts", "starred", "friends", "family", "coworkers"}
+_GOOGLE_SYSTEM_GROUPS: Final = {
+    "my contacts",
+    "mycontacts",
+    "starred",
+    "friends",
+    "family",
+    "coworkers",
+}
+_ALL_CONTACTS_GROUPS: Final = {"my contacts", "mycontacts"}
 _LISTS: Final = {"e-mail": "emails", "phone": "phones", "address": "addresses"}
 
 
@@ -279,7 +287,7 @@ def _add_scalars(fields: dict[str, Any], scalars: dict[str, str]) -> None:
         tag = tag.strip()
         if tag.startswith("* ") and tag[2:].strip().casefold() in _GOOGLE_SYSTEM_GROUPS:
             tag = tag[2:].strip()
-            if tag.casefold() == "my contacts":
+            if tag.casefold() in _ALL_CONTACTS_GROUPS:
                 continue
         if tag:
             fields["tags"].append(tag)
