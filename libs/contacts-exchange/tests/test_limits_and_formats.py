@@ -169,3 +169,13 @@ def test_records_stream_one_card_at_a_time() -> None:
     first = next(reader)
     assert first.data is not None
     assert stream.raw.served < 64 * 1024  # type: ignore[attr-defined]
+
+
+def test_unknown_or_binary_charsets_fall_back_to_utf8() -> None:
+    card = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN;CHARSET=base64:Doë;Jane;;;\r\n"
+        "ORG;CHARSET=x-unknown:Ünïcode\r\nEND:VCARD\r\n"
+    ).encode()
+    (record,) = read_vcards(io.BytesIO(card))
+    assert record.data is not None
+    assert (record.data["last_name"], record.data["company"]) == ("Doë", "Ünïcode")

@@ -49,11 +49,10 @@ class Property:
         Uses the declared charset, else strict UTF-8, else ``fallback`` (a codec name)."""
         if self.charset:
             try:
-                codec = codecs.lookup(self.charset).name
-            except LookupError:
-                codec = None
-            if codec:
-                text = self.raw.decode(codec, errors="replace")
+                text = self.raw.decode(codecs.lookup(self.charset).name, errors="replace")
+            except LookupError:  # unknown, or not a text encoding (CHARSET=base64)
+                pass
+            else:
                 return text, "\ufffd" in text and b"\xef\xbf\xbd" not in self.raw
         try:
             return self.raw.decode("utf-8"), False
