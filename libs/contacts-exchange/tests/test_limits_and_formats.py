@@ -179,3 +179,15 @@ def test_unknown_or_binary_charsets_fall_back_to_utf8() -> None:
     (record,) = read_vcards(io.BytesIO(card))
     assert record.data is not None
     assert (record.data["last_name"], record.data["company"]) == ("Doë", "Ünïcode")
+
+
+def test_the_lowest_pref_is_the_primary_entry() -> None:
+    card = (
+        b"BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Jane Doe\r\n"
+        b"EMAIL;PREF=50:a@example.com\r\nEMAIL:b@example.com\r\nEMAIL;PREF=7:c@example.com\r\n"
+        b"TEL;TYPE=cell:+12025550100\r\nTEL;TYPE=work:+12025550123\r\nEND:VCARD\r\n"
+    )
+    (record,) = read_vcards(io.BytesIO(card))
+    assert record.data is not None
+    assert [e["primary"] for e in record.data["emails"]] == [False, False, True]
+    assert [p["primary"] for p in record.data["phones"]] == [True, False]

@@ -7,8 +7,9 @@ Mapping of properties (RFC 6350 §6, RFC 2426 §3, vCard 2.1 §2) to contact fie
 - ``EMAIL``/``TEL``/``ADR`` → ``emails``/``phones``/``addresses``, every occurrence, in order.
   TYPE HOME → home, WORK → work, CELL (TEL) → mobile, anything else → other; an Apple
   ``itemN.X-ABLabel`` of the same group (``_$!<Mobile>!$_``, ``work``...) is read the same way
-  when the property has no such TYPE. TYPE=PREF (2.1/3.0) or ``PREF=1`` (4.0) marks the primary
-  entry; without one the first entry is primary. A ``tel:`` URI (4.0) is read as its number.
+  when the property has no such TYPE. The primary entry is the one with the lowest 4.0
+  ``PREF=1..100`` (RFC 6350 §5.3), TYPE=PREF (2.1/3.0) counting as 1, the first one on a tie;
+  without any, the first entry. A ``tel:`` URI (4.0) is read as its number.
 - ``ORG`` (first component) → ``company``; ``TITLE`` → ``job_title``; the first non-empty one.
 - ``NOTE`` → ``notes`` (several NOTEs joined by a blank line); ``CATEGORIES`` → ``tags``.
 - ``BDAY`` → ``birthday`` when it has a full date (``YYYY-MM-DD``, ``YYYYMMDD``, or a date-time
@@ -97,6 +98,7 @@ def _card_fields(card: RawCard, record: ImportRecord) -> dict[str, Any]:
     }
     fields: dict[str, Any] = {"emails": [], "phones": [], "addresses": [], "tags": []}
     notes: list[str] = []
+    ranks: dict[str, list[int | None]] = {"emails": [], "phones": []}
     names: list[str] | None = None
     formatted: str | None = None
     for prop in props:
@@ -116,12 +118,14 @@ def _card_fields(card: RawCard, record: ImportRecord) -> dict[str, Any]:
             value = split_value(text, None, version)[0].strip()
             if value:
                 fields["emails"].append(_entry(prop, value, labels, ("home", "work")))
+                ranks["emails"].append(_rank(prop))
         elif name == "TEL":
             value = split_value(text, None, version)[0].strip()
             if value.lower().startswith("tel:"):
                 value = value[4:].split(";")[0]
             if value:
                 fields["phones"].append(_entry(prop, value, labels, ("mobile", "home", "work")))
+                ranks["phones"].append(_rank(prop))
         elif name == "ADR":
             address = _address(prop, split_value(text, ";", version), labels, record)
             if address:
@@ -139,6 +143,8 @@ def _card_fields(card: RawCard, record: ImportRecord) -> dict[str, Any]:
             fields["tags"].extend(t.strip() for t in split_value(text, ",", version) if t.strip())
         elif name == "BDAY" and "birthday" not in fields:
             fields["birthday"] = _birthday(text.strip(), record)
+    for name, ranked in ranks.items():
+        _mark_primary(fields[name], ranked)
     if notes:
         fields["notes"] = "\n\n".join(notes)
     first, last = _names(names, formatted)
@@ -200,11 +206,26 @@ def _kind(prop: Property, labels: dict[str, str], kinds: tuple[str, ...]) -> str
     return "other"
 
 
+def _rank(prop: Property) -> int | None:
+    if "PREF" in prop.types:
+        return 1
+    try:
+        return int(prop.params.get("PREF", [""])[0])
+    except ValueError:
+        return None
+
+
+def _mark_primary(entries: list[dict[str, Any]], ranks: list[int | None]) -> None:
+    ranked = [(rank, i) for i, rank in enumerate(ranks) if rank is not None]
+    best = min(ranked)[1] if ranked else None
+    for i, entry in enumerate(entries):
+        entry["primary"] = i == best
+
+
 def _entry(
     prop: Property, value: str, labels: dict[str, str], kinds: tuple[str, ...]
 ) -> dict[str, Any]:
-    primary = "PREF" in prop.types or prop.params.get("PREF", [""])[0] == "1"
-    return {"value": value, "type": _kind(prop, labels, kinds), "primary": primary}
+    return {"value": value, "type": _kind(prop, labels, kinds), "primary": False}
 
 
 def _address(
