@@ -108,7 +108,14 @@ def test_postgresql_unavailable_is_503_with_retry_after_not_a_hang(
 ):
     client = make_app(dataclasses.replace(settings, database_url=database_down_url)).test_client()
 
-    for path in (f"/v1/contacts/{uuid.uuid4()}", "/v1/contacts", f"/v1/operations/{uuid.uuid4()}"):
+    paths = (
+        f"/v1/contacts/{uuid.uuid4()}",
+        "/v1/contacts",
+        f"/v1/operations/{uuid.uuid4()}",
+        "/v1/contacts/export",
+        "/v1/contacts/changes",
+    )
+    for path in paths:
         response, elapsed_s = _timed(lambda path=path: client.get(path))
         assert response.status_code == 503, path
         assert response.mimetype == "application/problem+json"

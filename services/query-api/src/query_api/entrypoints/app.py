@@ -16,6 +16,7 @@ from query_api.bootstrap import build_ports
 from query_api.entrypoints.changes import changes_blueprint
 from query_api.entrypoints.contacts import contacts_blueprint
 from query_api.entrypoints.context import EXTENSION, AppContext
+from query_api.entrypoints.export import export_blueprint
 from query_api.entrypoints.health import health_blueprint
 from query_api.entrypoints.operations import operations_blueprint
 from query_api.service_layer.handlers import OperationStatusUnknown
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask
     api = ProblemApi(app)
     init_request_id(app)
     api.register_blueprint(changes_blueprint())
+    api.register_blueprint(export_blueprint())
     api.register_blueprint(contacts_blueprint())
     api.register_blueprint(operations_blueprint())
     app.register_blueprint(

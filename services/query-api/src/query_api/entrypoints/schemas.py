@@ -235,3 +235,16 @@ class ChangePageSchema(ma.Schema):
     has_more = ma.fields.Boolean(
         metadata={"description": "More changes are readable now: call again at once."}
     )
+
+
+class ExportArgsSchema(StrictSchema):
+    """Query string of ``GET /v1/contacts/export``: the list's filters and a format."""
+
+    format = ma.fields.String(
+        load_default="vcard",
+        validate=ma.validate.OneOf(("vcard", "csv")),
+        metadata={"description": "`vcard` (vCard 4.0, default) or `csv` (Google Contacts)."},
+    )
+    email = ListArgsSchema._declared_fields["email"]
+    tag = ListArgsSchema._declared_fields["tag"]
+    q = ListArgsSchema._declared_fields["q"]
