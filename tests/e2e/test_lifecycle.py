@@ -49,6 +49,7 @@ def test_create_read_patch_delete(stack: Stack) -> None:
         "status": "applied",
         "reason": None,
         "version": 1,
+        "result": None,
     }
 
     first = requests.get(contact_url, timeout=5)
@@ -154,3 +155,30 @@ def test_the_change_feed_follows_a_contact_through_the_worker(stack: Stack) -> N
     # Read after the delete: no version is current any more.
     assert items[0]["contact"] is None
     assert items[1]["contact"] is None
+
+
+def test_upserts_of_one_email_create_then_update_one_contact(stack: Stack) -> None:
+    email = f"upsert.{uuid.uuid4().hex[:8]}@example.com"
+    url = f"{stack.command_url}/v1/contacts/upsert"
+
+    first = accepted(requests.post(url, json={"first_name": "Ada", "email": email}, timeout=10))
+    created = stack.wait_operation(first["operation_id"])
+    second = accepted(
+        requests.post(
+            url, json={"first_name": "Adah", "email": email.upper(), "company": "Acme"}, timeout=10
+        )
+    )
+    updated = stack.wait_operation(second["operation_id"])
+
+    assert (created["status"], created["result"], created["contact_id"]) == (
+        "applied",
+        "created",
+        first["id"],
+    )
+    assert (updated["status"], updated["result"], updated["contact_id"]) == (
+        "applied",
+        "updated",
+        first["id"],
+    )
+    contact = requests.get(f"{stack.query_url}/v1/contacts/{first['id']}", timeout=5).json()
+    assert (contact["first_name"], contact["company"], contact["version"]) == ("Adah", "Acme", 2)

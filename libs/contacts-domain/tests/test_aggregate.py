@@ -153,3 +153,46 @@ def test_duplicate_event_is_a_no_op() -> None:
     decision = apply_event(state, create)
     assert decision.changed is False
     assert decision.state.version == 1
+
+
+def test_an_upsert_creates_an_invisible_contact_with_every_field() -> None:
+    decision = apply_event(ContactState(CID), event("upserted", 1, {"first_name": "Ada"}))
+
+    assert decision.status == "applied"
+    assert decision.state.alive
+    assert decision.state.version == 1
+    assert decision.state.fields == full(first_name="Ada")
+
+
+def test_an_upsert_patches_a_visible_contact_leaving_absent_fields() -> None:
+    state = run(event("created", 1, full(first_name="Ada", company="Acme", notes="kept")))
+
+    decision = apply_event(state, event("upserted", 2, {"first_name": "Adah", "company": None}))
+
+    assert decision.state.version == 2
+    assert decision.state.fields == full(first_name="Adah", company=None, notes="kept")
+
+
+def test_an_upsert_after_a_delete_creates_afresh() -> None:
+    state = run(event("created", 1, full(first_name="Ada", notes="old")), event("deleted", 2))
+
+    decision = apply_event(state, event("upserted", 3, {"last_name": "New"}))
+
+    assert decision.state.alive
+    assert decision.state.fields == full(last_name="New")
+
+
+def test_replayed_upserts_apply_in_order_whichever_came_first() -> None:
+    first = event("upserted", 1, {"first_name": "Ada", "company": "Acme"})
+    second = event("upserted", 2, {"first_name": "Adah"})
+    applied_second_first = run(second)
+    history = [
+        ProcessedEvent(
+            e.id, e.kind, e.sequence, OperationStatus(e.operation_id, CID, "applied"), e.data
+        )
+        for e in (first, second)
+    ]
+
+    result = replay(applied_second_first, history, email_taken=lambda _key: False, at=T0)
+
+    assert result.state.fields == full(first_name="Adah", company="Acme")

@@ -52,10 +52,18 @@ patch_fields = st.fixed_dictionaries(
     },
 ).filter(bool)
 
+# An upsert as the worker applies it to the contact it resolved: a patch when the contact is
+# visible, a create otherwise; it always names someone (the API requires it).
+upsert_fields = st.fixed_dictionaries(
+    {"first_name": names},
+    optional={"company": optional_text, "notes": optional_text, "emails": emails, "tags": tags},
+)
+
 command = st.one_of(
     st.tuples(st.just("replaced"), full_fields),
     st.tuples(st.just("patched"), patch_fields),
     st.tuples(st.just("deleted"), st.just({})),
+    st.tuples(st.just("upserted"), upsert_fields),
 )
 history = st.tuples(
     st.tuples(st.sampled_from(["created", "replaced"]), full_fields),
@@ -126,8 +134,8 @@ def test_in_order_application_matches_a_plain_replay(
     """Applying events in order is ordinary last-write semantics, deletes included."""
     model: dict[str, Any] | None = None
     for kind, data in commands:
-        if kind in ("created", "replaced"):
-            model = dict(data)
+        if kind in ("created", "replaced") or (kind == "upserted" and model is None):
+            model = {**empty_fields(), **data}
         elif kind == "deleted":
             model = None
         elif model is not None:

@@ -74,3 +74,30 @@ def test_clock_moves_past_observed_sequences() -> None:
     clock = HybridLogicalClock(now_us=lambda: 10, node="a")
     clock.observe(f"{500:016x}.b")
     assert clock.next() > f"{500:016x}.b"
+
+
+def test_upserts_of_one_email_share_a_message_group_and_others_use_the_contact_id() -> None:
+    from contacts_domain.resource import message_group_id
+
+    def upsert(email: str) -> ContactEvent:
+        return ContactEvent(
+            id=str(uuid.uuid4()),
+            kind="upserted",
+            contact_id=str(uuid.uuid4()),
+            sequence="0000000000000001.a",
+            time=dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
+            operation_id=str(uuid.uuid4()),
+            data={"emails": [{"value": email, "type": "work", "primary": True}]},
+        )
+
+    a, b = upsert("Ada@Example.com"), upsert("ada@example.com")
+    group = message_group_id(a)
+    assert group == message_group_id(b)
+    assert group.startswith("email-")
+    assert len(group) <= 128
+    assert "ada" not in group  # no personal data in a message attribute
+    assert message_group_id(upsert("other@example.com")) != group
+    created = ContactEvent.from_cloudevent(
+        {**a.to_cloudevent(), "type": "contacts.contact.created.v1"}
+    )
+    assert message_group_id(created) == created.contact_id

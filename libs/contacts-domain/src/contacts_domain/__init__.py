@@ -21,6 +21,7 @@ from contacts_domain.commands import (
     DeleteContact,
     PatchContact,
     ReplaceContact,
+    UpsertContact,
     to_event,
 )
 from contacts_domain.contact import FIELDS, Fields, empty_fields, normalize_contact, represent
@@ -49,6 +50,7 @@ __all__ = [
     "ProcessedEvent",
     "ReplaceContact",
     "Replayed",
+    "UpsertContact",
     "ValidationFailed",
     "apply_event",
     "empty_fields",

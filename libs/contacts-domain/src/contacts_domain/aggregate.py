@@ -69,7 +69,8 @@ def apply_event(state: ContactState, event: ContactEvent) -> Decision:
 
     Creates and replaces write every field (absent ones empty) and make the contact visible; a
     delete erases every field (only ids and ordering data remain) and hides it; a patch writes
-    the fields it names. Rejections (``status == "rejected"``), which change nothing:
+    the fields it names; an upsert patches a visible contact and creates an invisible one.
+    Rejections (``status == "rejected"``), which change nothing:
     ``version_mismatch`` when ``expected_version`` differs from the visible version
     (``not_found`` if nothing is visible), ``not_found`` for a patch or delete of a contact that
     is not visible, ``name_required`` when the result would have neither first nor last name.
@@ -83,9 +84,10 @@ def apply_event(state: ContactState, event: ContactEvent) -> Decision:
     if event.kind in ("patched", "deleted") and not state.alive:
         return Decision(state, "rejected", NOT_FOUND)
 
+    patch = event.kind == "patched" or (event.kind == "upserted" and state.alive)
     if event.kind == "deleted":
         source: Mapping[str, Any] = empty_fields()
-    elif event.kind == "patched":
+    elif patch:
         source = event.data
     else:
         source = {**empty_fields(), **event.data}
@@ -93,7 +95,7 @@ def apply_event(state: ContactState, event: ContactEvent) -> Decision:
     for name in FIELDS:
         if name in source:
             fields[name] = _empty_if_none(name, source[name])
-    alive = state.alive if event.kind == "patched" else event.kind != "deleted"
+    alive = state.alive if patch else event.kind != "deleted"
 
     if alive and not any(fields[n] for n in NAME_FIELDS):
         return Decision(state, "rejected", NAME_REQUIRED)
@@ -155,9 +157,10 @@ def replay(
         if event.kind in ("patched", "deleted") and not alive:
             outcomes[event.event_id] = ("rejected", NOT_FOUND)
             continue
+        patch = event.kind == "patched" or (event.kind == "upserted" and alive)
         if event.kind == "deleted":
             candidate = empty_fields()
-        elif event.kind == "patched":
+        elif patch:
             candidate = {**fields, **{k: _empty_if_none(k, v) for k, v in event.data.items()}}
         else:
             candidate = {**empty_fields(), **event.data}
@@ -172,7 +175,7 @@ def replay(
                 outcomes[event.event_id] = ("rejected", EMAIL_CONFLICT)
                 continue
         fields = candidate
-        if event.kind != "patched":
+        if not patch:
             alive = event.kind != "deleted"
         outcomes[event.event_id] = ("applied", None)
 

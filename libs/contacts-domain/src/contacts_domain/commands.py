@@ -48,7 +48,21 @@ class DeleteContact:
     expected_version: int | None = None
 
 
-Command = CreateContact | ReplaceContact | PatchContact | DeleteContact
+@dataclass(frozen=True, slots=True)
+class UpsertContact:
+    """Patch the live contact holding the primary email of ``fields`` (matched on its canonical
+    form, any of a contact's emails), or create one under ``contact_id`` when none does.
+
+    ``fields`` are normalized and hold a first or last name and a primary email, so either way
+    the result is a valid contact; absent fields are left as they are on a match.
+    """
+
+    contact_id: str
+    fields: Mapping[str, Any]
+    expected_version: None = None
+
+
+Command = CreateContact | ReplaceContact | PatchContact | DeleteContact | UpsertContact
 
 
 def to_event(
@@ -72,6 +86,8 @@ def to_event(
             kind, data = "patched", changes
         case DeleteContact():
             kind, data = "deleted", {}
+        case UpsertContact(fields=fields):
+            kind, data = "upserted", fields
     return ContactEvent(
         id=event_id,
         kind=kind,

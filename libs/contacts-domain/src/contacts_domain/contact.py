@@ -305,3 +305,10 @@ def represent(fields: Mapping[str, Any]) -> Fields:
     body["email"] = primary_value(body["emails"])
     body["phone"] = primary_value(body["phones"])
     return body
+
+
+def primary_email_key(fields: Mapping[str, Any]) -> str | None:
+    """The case-folded primary email of normalized ``fields`` (``EmailAddress.key``): what an
+    upsert matches on; ``None`` when there is none."""
+    primary = primary_value(fields.get("emails") or [])
+    return EmailAddress(primary).key if primary else None

@@ -13,15 +13,17 @@ from typing import Any, Final, Literal
 from contacts_domain.errors import MalformedEvent
 from contacts_domain.sequence import SEQUENCE_PATTERN
 
-EventKind = Literal["created", "replaced", "patched", "deleted"]
-KINDS: Final[tuple[EventKind, ...]] = ("created", "replaced", "patched", "deleted")
+EventKind = Literal["created", "replaced", "patched", "deleted", "upserted"]
+KINDS: Final[tuple[EventKind, ...]] = ("created", "replaced", "patched", "deleted", "upserted")
 TYPE_PREFIX: Final = "contacts.contact."
 #: Every event type version this library can read. The worker must accept every version that was
 #: ever produced, so a new version is added here and old ones are never removed.
 READABLE_VERSIONS: Final = frozenset({"v1"})
 CURRENT_VERSION: Final = "v1"
 SPEC_VERSION: Final = "1.0"
-_TYPE_RE = re.compile(r"^contacts\.contact\.(created|replaced|patched|deleted)\.(v[0-9]+)$")
+_TYPE_RE = re.compile(
+    r"^contacts\.contact\.(created|replaced|patched|deleted|upserted)\.(v[0-9]+)$"
+)
 _SEQUENCE_RE = re.compile(SEQUENCE_PATTERN)
 
 
@@ -41,7 +43,10 @@ class ContactEvent:
 
     ``sequence`` is the per-contact ordering key (see ``sequence.py``). ``data`` holds the
     normalized fields: all of them for ``created``/``replaced``, the changed ones for ``patched``
-    (``None`` clears), nothing for ``deleted``. ``expected_version`` comes from ``If-Match``.
+    (``None`` clears), nothing for ``deleted``; for ``upserted``, the fields given (with a name
+    and a primary email), and ``contact_id`` is the id the contact gets if the worker finds no
+    live contact holding that email (``commands.UpsertContact``). ``expected_version`` comes
+    from ``If-Match``.
     """
 
     id: str

@@ -40,6 +40,19 @@ class InMemoryRepository(ContactRepository):
     def get_for_update(self, contact_id: str) -> ContactState:
         return self._staged.get(contact_id, ContactState(contact_id))
 
+    def holder_of_email(self, email_key: str) -> str | None:
+        live = sorted(
+            (c for c in self._staged.values() if c.alive),
+            key=lambda c: (c.created_at is None, c.created_at, c.contact_id),
+        )
+        for primary_only in (True, False):
+            for contact in live:
+                entries = contact.fields["emails"] or []
+                values = [primary_value(entries)] if primary_only else [e["value"] for e in entries]
+                if any(v is not None and v.casefold() == email_key for v in values):
+                    return contact.contact_id
+        return None
+
     def email_taken(self, email_key: str, contact_id: str) -> bool:
         for other in self._staged.values():
             theirs = primary_value(other.fields["emails"])

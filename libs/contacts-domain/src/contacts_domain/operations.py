@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 OperationState = Literal["pending", "applied", "rejected"]
+UpsertResult = Literal["created", "updated"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,7 +15,8 @@ class OperationStatus:
 
     ``version`` is the contact's version after the operation (``None`` while pending).
     ``reason`` names a rejection (``email_conflict``, ``version_mismatch``, ``not_found``,
-    ``name_required``).
+    ``name_required``). ``result`` says what an applied upsert did: ``created`` (no live
+    contact held the email) or ``updated``; ``None`` for every other operation.
     """
 
     operation_id: str
@@ -22,6 +24,7 @@ class OperationStatus:
     status: OperationState
     reason: str | None = None
     version: int | None = None
+    result: UpsertResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -30,6 +33,7 @@ class OperationStatus:
             "status": self.status,
             "reason": self.reason,
             "version": self.version,
+            "result": self.result,
         }
 
     @classmethod
@@ -39,10 +43,14 @@ class OperationStatus:
         if status not in ("pending", "applied", "rejected"):
             raise ValueError(f"unknown status {status!r}")
         version = data.get("version")
+        result = data.get("result")
+        if result not in (None, "created", "updated"):
+            raise ValueError(f"unknown result {result!r}")
         return cls(
             operation_id=str(data["operation_id"]),
             contact_id=str(data["contact_id"]),
             status=status,
             reason=data.get("reason"),
             version=int(version) if version is not None else None,
+            result=result,
         )

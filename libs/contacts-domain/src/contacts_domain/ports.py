@@ -41,6 +41,13 @@ class ContactRepository(abc.ABC):
         until the unit of work ends so no other writer interleaves."""
 
     @abc.abstractmethod
+    def holder_of_email(self, email_key: str) -> str | None:
+        """The id of the live contact holding the email whose case-folded form is
+        ``email_key`` (as its primary email first, else as any of its emails, the oldest
+        first), or ``None``. Serializes callers asking for one key until the unit of work ends,
+        so two upserts of one new email cannot both create a contact."""
+
+    @abc.abstractmethod
     def email_taken(self, email_key: str, contact_id: str) -> bool:
         """Whether a live contact other than ``contact_id`` holds the primary email whose
         case-folded form is ``email_key``."""

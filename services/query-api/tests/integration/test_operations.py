@@ -27,6 +27,7 @@ def test_pending_from_redis(client, redis_client, prefix):
         "status": "pending",
         "reason": None,
         "version": None,
+        "result": None,
     }
 
 
@@ -53,6 +54,7 @@ def test_outcome_from_postgresql_after_redis_expired_it(client, seed):
         "status": "applied",
         "reason": None,
         "version": 3,
+        "result": None,
     }
 
 

@@ -37,7 +37,7 @@ from command_api.service_layer.errors import EventTooLarge
 from contacts_domain import ContactEvent
 from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
 from contacts_domain.ports import EventPublisher, PublishFailed
-from contacts_domain.resource import APPLY_EVENT_TASK
+from contacts_domain.resource import APPLY_EVENT_TASK, message_group_id
 
 #: Upper bound, in bytes, of kombu's JSON envelope around the base64 Celery body: headers and
 #: properties with ids, the task name, ``argsrepr`` and ``origin`` (``gen<pid>@<hostname>``,
@@ -144,7 +144,7 @@ class SqsEventPublisher(EventPublisher):
             APPLY_EVENT_TASK,
             args=[envelope],
             queue=self._target.queue_name,
-            MessageGroupId=event.contact_id,
+            MessageGroupId=message_group_id(event),
             MessageDeduplicationId=event.id,
             # Celery would put a 1 KiB repr of the contact in the headers: size and PII.
             argsrepr=f"({event_type_of(envelope)} {event.id})",

@@ -26,7 +26,14 @@ from command_api.entrypoints.schemas import (
 )
 from command_api.service_layer import handlers
 from command_api.service_layer.handlers import Accepted, Context
-from contacts_domain import DeleteContact, PatchContact, ReplaceContact, normalize_contact
+from contacts_domain import (
+    DeleteContact,
+    PatchContact,
+    ReplaceContact,
+    ValidationFailed,
+    normalize_contact,
+)
+from contacts_domain.contact import NAME_FIELDS, primary_value
 from contacts_http import JsonTooDeep, current_request_id, parse_json_body
 
 EXTENSION: Final = "command_api"
@@ -60,6 +67,16 @@ _IDEMPOTENCY_KEY: Final = {
     "with the same key and body answer the same ids and create one contact; the same key "
     "with another body answers 422. Remembered 24 h.",
     "schema": {"type": "string", "maxLength": 255},
+}
+
+
+_UPSERT_HEADERS: Final = {"Operation-Location": _ACCEPTED_HEADERS["Operation-Location"]}
+_MATCH_ON: Final = {
+    "in": "query",
+    "name": "match_on",
+    "required": False,
+    "description": "What identifies the contact: `email` (the only choice, and the default).",
+    "schema": {"type": "string", "enum": ["email"]},
 }
 
 
@@ -102,6 +119,20 @@ def _normalized(*, partial: bool) -> dict[str, Any]:
     return normalize_contact(
         request.get_json(), partial=partial, default_region=_write_api().default_phone_region
     )
+
+
+def _upsert_fields() -> dict[str, Any]:
+    """The body as an upsert: normalized like a patch (absent fields stay untouched on a
+    match), with the name and primary email a created contact would need."""
+    fields = _normalized(partial=True)
+    errors: dict[str, list[str]] = {}
+    if not any(fields.get(name) for name in NAME_FIELDS):
+        errors["first_name"] = ["An upsert needs a first or last name."]
+    if primary_value(fields.get("emails") or []) is None:
+        errors["email"] = ["An upsert matches on the primary email: give one."]
+    if errors:
+        raise ValidationFailed(errors)
+    return fields
 
 
 def _accepted(accepted: Accepted) -> tuple[dict[str, str], int, dict[str, str]]:
@@ -165,6 +196,37 @@ def contacts_blueprint() -> Blueprint:
                 idempotency_key=key,
             )
             return _accepted(accepted)
+
+    @blp.route("/upsert")
+    class Upsert(MethodView):
+        @blp.arguments(
+            ContactWriteSchema,
+            description="The contact: a first or last name and a primary email are required.",
+        )
+        @blp.response(202, AcceptedSchema, headers=_UPSERT_HEADERS)
+        @blp.doc(parameters=[_IDEMPOTENCY_KEY, _MATCH_ON])
+        @document(*common_errors, 422)
+        def post(self, _shape: dict[str, Any]) -> Any:
+            """Update the contact holding this email, or create it (upsert by email).
+
+            The worker, in the transaction that writes, finds the live contact holding the
+            primary email given (case-insensitive, any of its emails) and patches it with the
+            fields sent (absent ones stay as they are), or creates a contact when none does:
+            two upserts of one new email create one contact. The operation's status says
+            `result: created` or `updated`, and its `contact_id` is the contact written; the
+            `id` answered here is the one a created contact gets.
+            """
+            if request.args.get("match_on", "email") != "email":
+                raise ValidationFailed({"match_on": ["Only 'email' is supported."]})
+            fields = _upsert_fields()
+            accepted = handlers.upsert_contact(
+                fields,
+                _write_api().context,
+                correlation_id=current_request_id(),
+                idempotency_key=headers.idempotency_key(request),
+            )
+            body, status, links = _accepted(accepted)
+            return body, status, {"Operation-Location": links["Operation-Location"]}
 
     @blp.route("/<uuid:contact_id>")
     class Contact(MethodView):

@@ -18,7 +18,7 @@ from typing import Any
 from command_api.service_layer.errors import IdempotencyKeyReused, StoreUnavailable
 from command_api.service_layer.idempotency import derive_ids, fingerprint
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
-from contacts_domain import Command, CreateContact, OperationStatus, to_event
+from contacts_domain import Command, CreateContact, OperationStatus, UpsertContact, to_event
 from contacts_domain.ports import EventPublisher, OperationStore
 
 logger = logging.getLogger(__name__)
@@ -95,12 +95,38 @@ def create_contact(
     is down the request goes on (fail open): the derived ids still make a retry a duplicate
     that SQS and the worker drop. Raises what ``accept`` raises.
     """
+    return _accept_new(CreateContact, fields, context, correlation_id, idempotency_key)
+
+
+def upsert_contact(
+    fields: Mapping[str, Any],
+    context: Context,
+    *,
+    correlation_id: str | None,
+    idempotency_key: str | None = None,
+) -> Accepted:
+    """Accept an upsert by primary email (``UpsertContact``) of normalized ``fields``; the
+    contact id reported is the one a created contact gets (the worker reports the contact it
+    matched in the operation's status). ``idempotency_key`` as for ``create_contact``; a key
+    used for a create cannot be reused for an upsert of the same body. Raises what
+    ``create_contact`` raises."""
+    return _accept_new(UpsertContact, fields, context, correlation_id, idempotency_key)
+
+
+def _accept_new(
+    make: Callable[[str, dict[str, Any]], Command],
+    fields: Mapping[str, Any],
+    context: Context,
+    correlation_id: str | None,
+    idempotency_key: str | None,
+) -> Accepted:
     if idempotency_key is None:
-        command = CreateContact(str(uuid.uuid4()), dict(fields))
+        command = make(str(uuid.uuid4()), dict(fields))
         return accept(command, context, correlation_id=correlation_id)
 
     ids = derive_ids(idempotency_key)
-    record = IdempotencyRecord(fingerprint(fields), ids.contact_id, ids.operation_id)
+    body = fields if make is CreateContact else {"__command__": make.__name__, **fields}
+    record = IdempotencyRecord(fingerprint(body), ids.contact_id, ids.operation_id)
     try:
         first = context.idempotency.reserve(ids.key_digest, record)
     except StoreUnavailable:
@@ -110,7 +136,7 @@ def create_contact(
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")
     # A replay publishes again: the event id is the same, so SQS (within 5 minutes) or the
     # worker's inbox (after) drops it, and the original send may have failed.
-    command = CreateContact(ids.contact_id, dict(fields))
+    command = make(ids.contact_id, dict(fields))
     return accept(
         command,
         context,

@@ -60,6 +60,21 @@ class SqlContactRepository(ContactRepository):
         )
         return _state_from_row(contact_id, row) if row else ContactState(contact_id)
 
+    def holder_of_email(self, email_key: str) -> str | None:
+        """Takes a transaction-scoped advisory lock on the email first (``email:`` + key, a
+        name no contact id can have), then looks in the GIN index of every email."""
+        self._connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+            {"name": f"email:{email_key}"},
+        )
+        return self._connection.execute(  # type: ignore[no-any-return]
+            sa.text(
+                "SELECT id::text FROM contacts WHERE alive AND email_keys @> ARRAY[:key]"
+                " ORDER BY email_key IS NOT DISTINCT FROM :key DESC, created_at, id LIMIT 1"
+            ),
+            {"key": email_key},
+        ).scalar()
+
     def email_taken(self, email_key: str, contact_id: str) -> bool:
         return bool(
             self._connection.execute(
@@ -145,19 +160,24 @@ class SqlInbox(Inbox):
     def revise(self, event_id: str, outcome: OperationStatus) -> None:
         self._connection.execute(
             sa.text(
-                "UPDATE processed_events SET status = :status, reason = :reason "
-                "WHERE event_id = :id"
+                "UPDATE processed_events SET status = :status, reason = :reason, "
+                "result = :result WHERE event_id = :id"
             ),
-            {"id": event_id, "status": outcome.status, "reason": outcome.reason},
+            {
+                "id": event_id,
+                "status": outcome.status,
+                "reason": outcome.reason,
+                "result": outcome.result,
+            },
         )
 
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
         self._connection.execute(
             sa.text(
                 "INSERT INTO processed_events (event_id, operation_id, contact_id, event_type, "
-                "sequence, data, expected_version, status, reason, version) VALUES (:event_id, "
-                ":operation_id, :contact_id, :event_type, :sequence, CAST(:data AS jsonb), "
-                ":expected_version, :status, :reason, :version)"
+                "sequence, data, expected_version, status, reason, version, result) VALUES "
+                "(:event_id, :operation_id, :contact_id, :event_type, :sequence, "
+                "CAST(:data AS jsonb), :expected_version, :status, :reason, :version, :result)"
             ),
             {
                 "event_id": event.id,
@@ -170,6 +190,7 @@ class SqlInbox(Inbox):
                 "status": outcome.status,
                 "reason": outcome.reason,
                 "version": outcome.version,
+                "result": outcome.result,
             },
         )
 
@@ -205,7 +226,9 @@ class SqlUnitOfWork(UnitOfWork):
             self._connection.rollback()
 
 
-_INBOX_COLUMNS = "event_id, operation_id, contact_id, event_type, sequence, status, reason, version"
+_INBOX_COLUMNS = (
+    "event_id, operation_id, contact_id, event_type, sequence, status, reason, version, result"
+)
 
 
 def _processed(row: Any) -> ProcessedEvent:
@@ -219,6 +242,7 @@ def _processed(row: Any) -> ProcessedEvent:
             status=row["status"],
             reason=row["reason"],
             version=row["version"],
+            result=row["result"],
         ),
     )
 

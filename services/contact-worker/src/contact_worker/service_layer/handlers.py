@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from contacts_domain import (
     EMAIL_CONFLICT,
@@ -19,6 +20,7 @@ from contacts_domain import (
     normalize_contact,
     replay,
 )
+from contacts_domain.contact import NAME_FIELDS, primary_email_key
 from contacts_domain.ports import ContactCache, EmailConflict, OperationStore, UnitOfWork
 
 #: Events carry E.164 numbers; "ZZ" (unknown region) makes a number without "+" invalid.
@@ -39,11 +41,20 @@ def read_event(envelope: object) -> ContactEvent:
         return event
     try:
         data = normalize_contact(
-            event.data, partial=event.kind == "patched", default_region=_EVENT_PHONE_REGION
+            event.data,
+            partial=event.kind in ("patched", "upserted"),
+            default_region=_EVENT_PHONE_REGION,
         )
     except ValidationFailed as exc:
         raise MalformedEvent(f"Invalid data for {event.kind}: {exc}") from None
+    if event.kind == "upserted" and (primary_email_key(data) is None or not has_name(data)):
+        raise MalformedEvent("An upserted event needs a name and a primary email.")
     return dataclasses.replace(event, data=data)
+
+
+def has_name(data: Mapping[str, Any]) -> bool:
+    """Whether normalized ``data`` gives a first or last name."""
+    return any(data.get(name) for name in NAME_FIELDS)
 
 
 def handle_event(
@@ -69,8 +80,12 @@ def handle_event(
     """
     revised: list[OperationStatus] = []
     with unit_of_work() as uow:
-        state = uow.contacts.get_for_update(event.contact_id)
-        outcome = uow.inbox.outcome_of(event.id)
+        known = uow.inbox.outcome_of(event.id) if event.kind == "upserted" else None
+        if event.kind == "upserted" and known is None:
+            event = _resolve_upsert(uow, event)
+        target = known.contact_id if known is not None else event.contact_id
+        state = uow.contacts.get_for_update(target)
+        outcome = known or uow.inbox.outcome_of(event.id)
         if outcome is None:
             last = uow.inbox.last_sequence(event.contact_id)
             if last is not None and event.sequence < last:
@@ -86,9 +101,18 @@ def handle_event(
     return outcome
 
 
+def _resolve_upsert(uow: UnitOfWork, event: ContactEvent) -> ContactEvent:
+    """``event`` aimed at the live contact holding its email, if one does (its ``contact_id``
+    is the new contact's otherwise). The email stays locked until the transaction ends."""
+    key = primary_email_key(event.data)
+    holder = uow.contacts.holder_of_email(key) if key is not None else None
+    return dataclasses.replace(event, contact_id=holder) if holder else event
+
+
 def _apply_in_order(
     uow: UnitOfWork, state: ContactState, event: ContactEvent
 ) -> tuple[ContactState, OperationStatus]:
+    existed = state.alive
     decision = apply_event(state, event)
     reason = decision.reason
     if decision.changed:
@@ -97,7 +121,7 @@ def _apply_in_order(
             state = decision.state
         except EmailConflict:
             reason = EMAIL_CONFLICT
-    outcome = _outcome(event, reason, state.version)
+    outcome = _outcome(event, reason, state.version, existed=existed)
     uow.inbox.record(event, outcome)
     return state, outcome
 
@@ -132,7 +156,9 @@ def _apply_late(
             return state, outcome, []
         state = result.state
     _, reason = result.outcomes[event.id]
-    outcome = _outcome(event, reason, state.version)
+    # In the contact's own order an older upsert may have been the one that created it; what
+    # this operation found when applied is what it reports.
+    outcome = _outcome(event, reason, state.version, existed=True)
     uow.inbox.record(event, outcome)
     revised = []
     for processed in history[:-1]:
@@ -144,11 +170,15 @@ def _apply_late(
     return state, outcome, revised
 
 
-def _outcome(event: ContactEvent, reason: str | None, version: int | None) -> OperationStatus:
+def _outcome(
+    event: ContactEvent, reason: str | None, version: int | None, *, existed: bool = False
+) -> OperationStatus:
+    applied_upsert = event.kind == "upserted" and not reason
     return OperationStatus(
         operation_id=event.operation_id,
         contact_id=event.contact_id,
         status="rejected" if reason else "applied",
         reason=reason,
         version=version,
+        result=("updated" if existed else "created") if applied_upsert else None,
     )

@@ -29,12 +29,13 @@ class SqlOperationLog(OperationLog):
             status=row.status,
             reason=row.reason,
             version=row.version,
+            result=row.result,
         )
 
 
 def outcome_statement(operation_id: str) -> Select[Any]:
     """The SELECT of one operation's outcome (exposed for EXPLAIN tests)."""
     t = processed_events
-    return select(t.c.operation_id, t.c.contact_id, t.c.status, t.c.reason, t.c.version).where(
-        t.c.operation_id == operation_id
-    )
+    return select(
+        t.c.operation_id, t.c.contact_id, t.c.status, t.c.reason, t.c.version, t.c.result
+    ).where(t.c.operation_id == operation_id)

@@ -43,5 +43,6 @@ processed_events = Table(
     Column("status", Text, nullable=False),
     Column("reason", Text),
     Column("version", BigInteger),
+    Column("result", Text),
     Column("processed_at", DateTime(timezone=True), nullable=False),
 )

@@ -194,6 +194,14 @@ class OperationSchema(ma.Schema):
     version = ma.fields.Integer(
         allow_none=True, metadata={"description": "Contact version after the operation."}
     )
+    result = ma.fields.String(
+        allow_none=True,
+        validate=ma.validate.OneOf(("created", "updated")),
+        metadata={
+            "description": "What an applied upsert did (`created` or `updated`); null for "
+            "other operations."
+        },
+    )
 
 
 class ChangesArgsSchema(StrictSchema):

@@ -1,0 +1,126 @@
+"""Upsert by email in the worker: match or create in the writing transaction, on the in-memory
+fakes and on real PostgreSQL + Redis (the ``backend`` fixture of ``test_handle_event``)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import pytest
+
+from contact_worker.entrypoints.runtime import Runtime
+from contact_worker.service_layer.handlers import handle_event, read_event
+from contacts_domain import ContactEvent, MalformedEvent, normalize_contact
+
+from .test_handle_event import Backend, backend, make_event, new_id, runtime, worker_settings
+
+__all__ = ["backend", "runtime", "worker_settings"]  # fixtures used here
+
+
+def upsert(data: dict[str, Any], cid: str | None = None) -> ContactEvent:
+    fields = normalize_contact(data, partial=True, default_region="US")
+    return make_event("upserted", cid or new_id(), fields)
+
+
+def test_an_upsert_of_a_new_email_creates_the_contact(backend: Backend) -> None:
+    email = f"{new_id()}@example.com"
+    event = upsert({"first_name": "Ada", "email": email, "company": "Acme"})
+
+    outcome = backend.handle(event)
+
+    assert (outcome.status, outcome.result, outcome.version) == ("applied", "created", 1)
+    assert outcome.contact_id == event.contact_id
+    stored = backend.stored(event.contact_id)
+    assert (stored.fields["first_name"], stored.fields["company"]) == ("Ada", "Acme")
+
+
+def test_an_upsert_of_a_held_email_patches_its_holder(backend: Backend) -> None:
+    cid, email = new_id(), f"{new_id()}@Example.com"
+    backend.handle(
+        make_event("created", cid, {"first_name": "Ada", "email": email, "notes": "kept"})
+    )
+
+    event = upsert({"first_name": "Adah", "email": email.upper(), "company": "Acme"})
+    outcome = backend.handle(event)
+
+    assert (outcome.status, outcome.result, outcome.version) == ("applied", "updated", 2)
+    assert outcome.contact_id == cid  # the holder, not the id the upsert proposed
+    stored = backend.stored(cid)
+    assert stored.fields["first_name"] == "Adah"
+    assert stored.fields["company"] == "Acme"
+    assert stored.fields["notes"] == "kept"  # absent from the upsert: untouched
+    assert not backend.stored(event.contact_id).alive
+    assert backend.operations.get(event.operation_id) == outcome
+
+
+def test_a_secondary_email_matches_too(backend: Backend) -> None:
+    cid, other = new_id(), f"{new_id()}@example.com"
+    backend.handle(
+        make_event(
+            "created",
+            cid,
+            {
+                "first_name": "Ada",
+                "emails": [
+                    {"value": f"{cid}@example.com", "type": "work", "primary": True},
+                    {"value": other, "type": "home", "primary": False},
+                ],
+            },
+        )
+    )
+
+    outcome = backend.handle(upsert({"last_name": "L", "email": other}))
+
+    assert (outcome.contact_id, outcome.result) == (cid, "updated")
+
+
+def test_a_redelivered_upsert_reports_what_it_did_the_first_time(backend: Backend) -> None:
+    event = upsert({"first_name": "Ada", "email": f"{new_id()}@example.com"})
+
+    first = backend.handle(event)
+    second = backend.handle(event)
+
+    assert first == second
+    assert first.result == "created"
+    assert backend.stored(event.contact_id).version == 1
+
+
+def test_concurrent_upserts_of_one_new_email_create_one_contact(runtime: Runtime) -> None:
+    ports = runtime.ports()
+    email = f"{new_id()}@example.com"
+    events = [upsert({"first_name": name, "email": email}) for name in ("A", "B", "C")]
+    outcomes: list[Any] = []
+    barrier = threading.Barrier(len(events))
+
+    def run(event: ContactEvent) -> None:
+        barrier.wait()
+        outcomes.append(
+            handle_event(
+                event,
+                unit_of_work=ports.unit_of_work,
+                cache=ports.cache,
+                operations=ports.operations,
+            )
+        )
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(o.result for o in outcomes) == ["created", "updated", "updated"]
+    assert len({o.contact_id for o in outcomes}) == 1
+    assert {o.status for o in outcomes} == {"applied"}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"first_name": "No email"}, {"email": "nameless@example.com"}],
+    ids=["no email", "no name"],
+)
+def test_an_upsert_without_email_or_name_is_poison(data: dict[str, Any]) -> None:
+    envelope = upsert(data).to_cloudevent()
+
+    with pytest.raises(MalformedEvent):
+        read_event(envelope)
