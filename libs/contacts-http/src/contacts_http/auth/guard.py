@@ -23,9 +23,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, NoReturn
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 
 from contacts_http.auth.principal import Authenticator, AuthUnavailable, InvalidToken, Principal
 from contacts_http.problems import ProblemError
@@ -136,8 +136,6 @@ def rate_limit_identity() -> str:
 
 
 def _configured() -> tuple[Authenticator | None, AuthPolicy]:
-    from flask import current_app
-
     configured: tuple[Authenticator | None, AuthPolicy] = current_app.extensions[EXTENSION]
     return configured
 
@@ -165,7 +163,7 @@ def _authenticate() -> _Outcome:
     return outcome
 
 
-def _refuse_unauthenticated(realm: str, outcome: _Outcome) -> None:
+def _refuse_unauthenticated(realm: str, outcome: _Outcome) -> NoReturn:
     if not outcome.bearer:
         raise ProblemError(
             401,
