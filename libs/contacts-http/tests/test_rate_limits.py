@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import time
 import uuid
 
@@ -181,3 +182,19 @@ def test_settings_parse_and_refuse_bad_limits() -> None:
     ):
         with pytest.raises(ConfigError, match=name):
             RateLimitSettings.from_env(environ)
+
+
+def test_a_redis_that_never_answers_costs_one_socket_timeout_then_nothing(prefix: str) -> None:
+    with socket.socket() as silent:  # the kernel completes connections; nothing ever replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        app = make_app(RateLimitSettings(default="100/minute"), prefix, redis_url=url)
+        timings = []
+        for _ in range(5):
+            started = time.monotonic()
+            response = app.test_client().get("/v1/things", headers=as_(ALICE))
+            timings.append(time.monotonic() - started)
+            assert response.status_code == 200
+    assert timings[0] < 1.5, "bounded by the socket timeout (0.25 s), not retried"
+    assert max(timings[1:]) < 0.2, "then in-memory counters until Redis is tried again"
