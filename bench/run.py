@@ -40,7 +40,11 @@ from sqlalchemy.dialects import postgresql
 
 from command_api.adapters.sqs_publisher import SqsTarget
 from contact_worker.adapters.queues import ensure_queues
-from query_api.adapters.sql_read_model import list_statement
+from query_api.adapters.sql_read_model import (
+    list_statement,
+    prefix_counts_statement,
+    search_plan,
+)
 from query_api.service_layer import cursor
 from query_api.service_layer.listing import ListFilters, ListRequest, Position, Sort
 
@@ -458,7 +462,8 @@ class Bench:
 
     def explain(self, row: tuple[str, dt.datetime, str], prefixes: Sequence[str]) -> dict[str, Any]:
         """EXPLAIN (ANALYZE, BUFFERS) of the query API's own list statements (built by
-        ``sql_read_model.list_statement``, limit 21 as the API reads), run as its role.
+        ``sql_read_model.list_statement``, limit 21 as the API reads, for a search the plan
+        its density check picks), run as its role.
 
         ``index_scans_only``: no sequential scan; ``rows_removed_by_filter``: rows an index scan
         read and threw away (a large number means the index only gives the order, not the
@@ -482,9 +487,16 @@ class Bench:
         reader = stack.libpq_url(self.env["QUERY_DATABASE_URL"])
         with contextlib.closing(psycopg2.connect(reader)) as conn, conn.cursor() as cur:
             for name, request in cases.items():
-                compiled = list_statement(request, request.limit + 1).compile(
-                    dialect=postgresql.psycopg2.dialect()
-                )
+                candidates = False
+                if request.filters.q is not None:  # the plan the API picks for this prefix
+                    count = prefix_counts_statement(request.filters.q).compile(
+                        dialect=postgresql.psycopg2.dialect()
+                    )
+                    cur.execute(str(count), count.params)
+                    plan = search_plan(request.sort, tuple(cur.fetchone()))
+                    candidates = plan == "candidates"
+                statement = list_statement(request, request.limit + 1, candidates=candidates)
+                compiled = statement.compile(dialect=postgresql.psycopg2.dialect())
                 cur.execute(
                     "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + str(compiled), compiled.params
                 )

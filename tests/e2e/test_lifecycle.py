@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Any
 
@@ -119,3 +120,38 @@ def test_c04_null_empty_and_absent_in_partial_updates(stack: Stack) -> None:
     no_name = api.put(url, json={"email": "x@example.com"}, timeout=10)
     assert no_name.status_code == 400
     assert read()["version"] == version_before
+
+
+def test_the_change_feed_follows_a_contact_through_the_worker(stack: Stack) -> None:
+    feed = f"{stack.query_url}/v1/contacts/changes"
+    token = api.get(feed, timeout=5).json()["next_token"]
+    contact_id = create(stack, {"first_name": "Fe", "last_name": "Ed"})
+    patch = accepted(
+        api.patch(
+            f"{stack.command_url}/v1/contacts/{contact_id}",
+            json={"company": "Acme"},
+            headers={"Content-Type": "application/merge-patch+json"},
+            timeout=10,
+        )
+    )
+    assert stack.wait_operation(patch["operation_id"])["version"] == 2
+    delete = accepted(api.delete(f"{stack.command_url}/v1/contacts/{contact_id}", timeout=10))
+    assert stack.wait_operation(delete["operation_id"])["status"] == "applied"
+
+    items: list[dict[str, Any]] = []
+    for _ in range(200):  # a write transaction still running anywhere holds the feed back
+        page = api.get(feed, params={"since": token, "limit": 1000}, timeout=5).json()
+        items += [item for item in page["items"] if item["id"] == contact_id]
+        token = page["next_token"]
+        if len(items) >= 3:
+            break
+        time.sleep(0.05)
+
+    assert [(item["version"], item["deleted"]) for item in items] == [
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+    # Read after the delete: no version is current any more.
+    assert items[0]["contact"] is None
+    assert items[1]["contact"] is None

@@ -107,7 +107,7 @@ class FaultProxy:
                     if sock is client:
                         self.http_requests += data.count(b" HTTP/1.1\r\n")
                     peers[sock].sendall(data)
-        except OSError:
+        except (OSError, ValueError):  # ValueError: select() on a socket closed by stop()
             return
         finally:
             with self._lock:

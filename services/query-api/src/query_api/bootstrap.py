@@ -19,11 +19,13 @@ from query_api.adapters.coalescing import CoalescingReadModel
 from query_api.adapters.redis_calls import RedisCalls, build_client
 from query_api.adapters.redis_contact_cache import RedisContactCache
 from query_api.adapters.redis_operation_status import RedisOperationStatusCache
+from query_api.adapters.sql_change_feed import SqlChangeFeed
 from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_operation_log import SqlOperationLog
 from query_api.adapters.sql_read_model import SqlContactReadModel
 from query_api.service_layer.handlers import repair_cache
 from query_api.service_layer.ports import (
+    ChangeFeed,
     ContactCache,
     ContactReadModel,
     OperationLog,
@@ -47,6 +49,7 @@ class Ports:
     cache: ContactCache
     statuses: OperationStatusCache
     outcomes: OperationLog
+    changes: ChangeFeed
     required_checks: Mapping[str, Check] = field(default_factory=dict)
     optional_checks: Mapping[str, Check] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
@@ -59,12 +62,12 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
     """Return the real adapters for ``settings``, with ``injected`` ports replacing them.
 
     Raises ``TypeError`` for a keyword that names no port. Adapters whose every use is replaced
-    are not built, so a test injecting all four data ports needs no server.
+    are not built, so a test injecting all five data ports needs no server.
     """
     unknown = set(injected) - PORT_NAMES
     if unknown:
         raise TypeError(f"unknown ports: {', '.join(sorted(unknown))}")
-    if {"contacts", "cache", "statuses", "outcomes"} <= set(injected):
+    if {"contacts", "cache", "statuses", "outcomes", "changes"} <= set(injected):
         return Ports(**injected)
 
     engine = build_engine(settings)
@@ -108,6 +111,7 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         "cache": contact_cache(calls),
         "statuses": RedisOperationStatusCache(calls, settings.redis_prefix),
         "outcomes": SqlOperationLog(engine),
+        "changes": SqlChangeFeed(engine),
         "required_checks": {"postgresql": ping_database},
         "optional_checks": {"redis": client.ping},
         "close": close,

@@ -66,13 +66,23 @@ class Seeder:
         return contact_id
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
+        with self.engine.begin() as conn:
+            self.rows_in(conn, rows)
+
+    @staticmethod
+    def rows_in(conn: sa.Connection, rows: list[dict[str, Any]]) -> None:
+        """Insert ``rows`` (``_row``/``row_of`` shapes) in the caller's transaction."""
         columns = list(rows[0])
         placeholders = [f"CAST(:{c} AS jsonb)" if c in _JSON_FIELDS else f":{c}" for c in columns]
         statement = sa.text(
             f"INSERT INTO contacts ({', '.join(columns)}) VALUES ({', '.join(placeholders)})"
         )
-        with self.engine.begin() as conn:
-            conn.execute(statement, rows)
+        conn.execute(statement, rows)
+
+    def row_of(self, contact_id: str, *, version: int = 1, **raw: Any) -> dict[str, Any]:
+        """The row ``contact`` would insert for client-style input ``raw``, without writing."""
+        fields = normalize_contact({"first_name": "Ada", **raw}, partial=False, default_region="US")
+        return self._row(contact_id, fields, version, True, T0)
 
     @staticmethod
     def _row(

@@ -19,9 +19,13 @@ import sqlalchemy as sa
 from query_api.adapters.sql_operation_log import outcome_statement
 from query_api.adapters.sql_read_model import (
     CHANGED_SLICE,
+    SPARSE_PREFIX_CAP,
+    SqlContactReadModel,
     changed_ids_statement,
     list_statement,
     lookup_statement,
+    prefix_counts_statement,
+    search_plan,
 )
 from query_api.adapters.sql_schema import contacts
 from query_api.service_layer.listing import ListFilters, ListRequest, Position, Sort
@@ -210,3 +214,106 @@ def test_cursor_is_an_index_condition_not_a_filter(engine, sample, shape):
     nodes = list(_nodes(_plan(engine, list_statement(request, LIMIT))))
 
     assert any("ROW(" in node.get("Index Cond", "") for node in nodes), nodes
+
+
+PREFIX_INDEXES = {
+    "contacts_live_first_prefix",
+    "contacts_live_last_prefix",
+    "contacts_live_email_prefix",
+}
+
+
+@pytest.mark.parametrize("sort", ["created_at", "-last_name"])
+def test_the_candidates_plan_reads_the_prefix_indexes_then_the_primary_key(engine, sample, sort):
+    # Walking the sort index instead reads most of the table for a rare prefix.
+    request = _request(sort, q=sample["last_name_key"][:6])
+
+    plan = _plan(engine, list_statement(request, LIMIT, candidates=True))
+    indexes, seq_scans = _indexes_and_seq_scans(plan)
+
+    assert seq_scans == []
+    assert PREFIX_INDEXES | {"contacts_pkey"} <= indexes, indexes
+    assert not indexes & {"contacts_live_created", "contacts_live_last_name"}, indexes
+
+
+def test_the_counts_read_only_the_prefix_indexes(engine):
+    indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, prefix_counts_statement("ka")))
+
+    assert (indexes, seq_scans) == (PREFIX_INDEXES, [])
+
+
+def _counts(engine: sa.Engine, q: str, cap: int = SPARSE_PREFIX_CAP) -> tuple[int, ...]:
+    with engine.connect() as conn:
+        return tuple(conn.execute(prefix_counts_statement(q, cap)).one())
+
+
+def _full_counts(engine: sa.Engine, q: str) -> tuple[int, ...]:
+    """The numbers of live matches of ``q`` in each prefix index, counted in full."""
+    needle = q.lower() + "%"
+    with engine.connect() as conn:
+        return tuple(
+            conn.execute(
+                sa.text(f"SELECT count(*) FROM contacts WHERE alive AND {column} LIKE :needle"),
+                {"needle": needle},
+            ).scalar_one()
+            for column in ("lower(first_name)", "last_name_key", "email_key")
+        )
+
+
+@pytest.mark.parametrize("q", ["ka", "kaal", "zz"])
+def test_the_counts_stop_at_their_cap(engine, sample, q):
+    full = _full_counts(engine, q)
+    assert _counts(engine, q) == full
+    assert _counts(engine, q, cap=10) == tuple(min(10, n) for n in full)
+    assert _counts(engine, sample["last_name_key"])[1] >= 1
+
+
+def _pages(read: Any, request: ListRequest, most: int = 1_000) -> list[list[str]]:
+    """Up to ``most`` pages of ``request``, each followed by its cursor, as lists of ids;
+    ``read`` returns rows or records with ``id``/``contact_id``, ``created_at`` and
+    ``last_name_key``."""
+    pages: list[list[str]] = []
+    for _ in range(most):
+        rows = read(request)
+        ids = [str(getattr(row, "contact_id", None) or row.id) for row in rows]
+        pages.append(ids[: LIMIT - 1])
+        if len(rows) < LIMIT:
+            break
+        last = rows[LIMIT - 2]
+        key = last.created_at if request.sort.key == "created_at" else last.last_name_key
+        after = Position(key, ids[LIMIT - 2])
+        request = ListRequest(request.sort, request.filters, LIMIT - 1, after)
+    return pages
+
+
+@pytest.mark.parametrize("sort", ["created_at", "-created_at", "last_name", "-last_name"])
+@pytest.mark.parametrize("q", ["kaalbe", "kaal", "mi", "ALBE", "io", "q%", "zz"])
+def test_both_plans_give_the_same_pages(engine, sort, q):
+    def read(candidates: bool) -> Any:
+        def page(request: ListRequest) -> list[Any]:
+            with engine.connect() as conn:
+                return conn.execute(list_statement(request, LIMIT, candidates=candidates)).all()
+
+        return page
+
+    request = _request(sort, q=q)
+    dense = _pages(read(False), request)
+    assert _pages(read(True), request) == dense
+    # What the API runs (search_plan picks the plan), page after page.
+    assert _pages(lambda r: SqlContactReadModel(engine).list(r, LIMIT), request, 5) == dense[:5]
+
+
+@pytest.mark.parametrize(
+    ("sort", "counts", "plan"),
+    [
+        ("created_at", (0, 36, 0), "candidates"),
+        ("created_at", (0, SPARSE_PREFIX_CAP, 0), "walk"),
+        ("-created_at", (SPARSE_PREFIX_CAP, 0, 0), "walk"),
+        # Sorted by last name, last-name matches cluster: only the other branches spread.
+        ("last_name", (0, SPARSE_PREFIX_CAP, 0), "candidates"),
+        ("-last_name", (3, SPARSE_PREFIX_CAP, SPARSE_PREFIX_CAP), "walk"),
+        ("last_name", (SPARSE_PREFIX_CAP, 0, 0), "walk"),
+    ],
+)
+def test_the_search_plan_walks_only_when_many_matches_spread_along_the_sort(sort, counts, plan):
+    assert search_plan(Sort.parse(sort), counts) == plan

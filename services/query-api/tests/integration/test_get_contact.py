@@ -120,3 +120,44 @@ def test_head(client, seed):
     assert response.status_code == 200
     assert response.data == b""
     assert json.loads(client.get(f"/v1/contacts/{contact_id}").data)["id"] == contact_id
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["miss", "hit"])
+def test_fields_returns_only_the_members_named(client, seed, redis_client, prefix, warm):
+    email = f"ada.{uuid.uuid4().hex[:8]}@l.example"  # primary emails are unique
+    contact_id = seed.contact(version=3, first_name="Ada", last_name="Lovelace", email=email)
+    full = client.get(f"/v1/contacts/{contact_id}")
+    if not warm:
+        redis_client.delete(contact_key(prefix, contact_id))
+    response = client.get(f"/v1/contacts/{contact_id}?fields=first_name, emails")
+
+    assert response.status_code == 200
+    assert response.headers["X-Cache"] == ("hit" if warm else "miss")
+    assert response.get_json() == {
+        "id": contact_id,
+        "version": 3,
+        "first_name": "Ada",
+        "emails": full.get_json()["emails"],
+    }
+    assert response.headers["ETag"] == full.headers["ETag"] == '"3"'
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("first_name,ssn", "Unknown field(s) ssn"),
+        (",", "Name at least one field"),
+        ("", "Name at least one field"),
+    ],
+)
+def test_an_unknown_or_empty_field_mask_is_a_400_naming_the_parameter(
+    client, seed, fields, message
+):
+    contact_id = seed.contact(version=1, first_name="Ada")
+
+    response = client.get(f"/v1/contacts/{contact_id}?fields={fields}")
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    [error] = response.get_json()["errors"]["fields"]
+    assert message in error

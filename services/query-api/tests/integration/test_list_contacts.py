@@ -193,3 +193,21 @@ def test_unfiltered_walk_sees_our_contacts_in_order(client, tied_contacts, tag):
     ours = [i for i in walked if i in mine]
     expected = sorted(tied_contacts, key=lambda r: (r[1], r[0]), reverse=True)
     assert ours == [r[0] for r in expected]
+
+
+def test_fields_applies_to_every_item_and_keeps_the_cursor_working(client, seed, tag):
+    for i in range(3):
+        seed.contact(first_name=f"F{i}", last_name="Sparse", tags=[tag], created_at=T0)
+
+    first = client.get(f"/v1/contacts?tag={tag}&limit=2&fields=last_name,tags")
+    body = first.get_json()
+    second = client.get(
+        f"/v1/contacts?tag={tag}&limit=2&fields=last_name&cursor={body['next_cursor']}"
+    )
+
+    assert (first.status_code, second.status_code) == (200, 200)
+    items = body["items"] + second.get_json()["items"]
+    assert len(items) == 3
+    assert all(set(item) == {"id", "version", "last_name", "tags"} for item in body["items"])
+    assert set(second.get_json()["items"][0]) == {"id", "version", "last_name"}
+    assert {item["last_name"] for item in items} == {"Sparse"}

@@ -47,7 +47,7 @@ def test_a_waiter_gets_the_entry_as_soon_as_the_holder_refills(cache):
     started = time.monotonic()
 
     assert cache.wait_for_refill("c2") == CachedContact(7, b'{"id":"c2"}')
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.9  # woken, not given up (the bound is 1 s)
 
 
 def test_a_waiter_stops_when_the_lease_ends_without_an_entry(cache):
@@ -56,7 +56,7 @@ def test_a_waiter_stops_when_the_lease_ends_without_an_entry(cache):
     started = time.monotonic()
 
     assert cache.wait_for_refill("c3") is None
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 0.9  # woken, not given up (the bound is 1 s)
 
 
 def test_a_waiter_gives_up_after_its_bound(cache):
@@ -64,4 +64,4 @@ def test_a_waiter_gives_up_after_its_bound(cache):
     started = time.monotonic()
 
     assert cache.wait_for_refill("c4") is None
-    assert 1.0 <= time.monotonic() - started < 1.3
+    assert 1.0 <= time.monotonic() - started < 2.5  # gave up, did not hang

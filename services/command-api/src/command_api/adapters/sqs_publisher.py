@@ -155,12 +155,12 @@ class SqsEventPublisher(EventPublisher):
     def _per_process(self) -> tuple[Celery, concurrent.futures.ThreadPoolExecutor]:
         with self._lock:
             if self._pid != os.getpid() or self._celery is None or self._executor is None:
-                self._celery = self._make_celery()
+                self._sqs_client = self._make_sqs_client()
+                self._celery = self._make_celery(self._sqs_client)
                 self._warm_producers(self._celery)
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     _SEND_THREADS, thread_name_prefix="sqs-send"
                 )
-                self._sqs_client = self._make_sqs_client()
                 self._pid = os.getpid()
             return self._celery, self._executor
 
@@ -173,9 +173,10 @@ class SqsEventPublisher(EventPublisher):
         }
 
     def _warm_producers(self, celery: Celery) -> None:
-        """Give every pooled broker connection its channel and boto3 SQS client now, without a
-        request: built lazily, the first concurrent sends of a process each paid for one
-        inside their ``send_timeout_s`` budget, which a loaded machine overran (503s)."""
+        """Give every pooled broker connection its channel now, without a request: built
+        lazily, the first concurrent sends of a process each paid for one inside their
+        ``send_timeout_s`` budget, which a loaded machine overran (503s). The channels share
+        the process's one boto3 client, so this costs no service-model load per channel."""
         producers = []
         try:
             for _ in range(_SEND_THREADS):
@@ -187,7 +188,9 @@ class SqsEventPublisher(EventPublisher):
             for producer in producers:
                 producer.release()
 
-    def _make_celery(self) -> Celery:
+    def _make_celery(self, sqs_client: Any) -> Celery:
+        """A producer-only Celery app whose pooled connections all send with ``sqs_client``
+        (``adapters.shared_client_sqs``)."""
         target = self._target
         queue: dict[str, Any] = {"url": target.queue_url}
         if target.access_key_id and target.secret_access_key:
@@ -199,6 +202,7 @@ class SqsEventPublisher(EventPublisher):
             "region": target.region,
             "predefined_queues": {target.queue_name: queue},
             "client-config": self._client_config(),
+            "shared_sqs_client": lambda: sqs_client,
         }
         broker = "sqs://"
         if target.endpoint_url:
@@ -209,6 +213,7 @@ class SqsEventPublisher(EventPublisher):
         celery = Celery("command-api", set_as_current=False)
         celery.conf.update(
             broker_url=broker,
+            broker_transport="command_api.adapters.shared_client_sqs:Transport",
             broker_transport_options=options,
             broker_pool_limit=_SEND_THREADS,
             task_publish_retry=False,

@@ -5,6 +5,8 @@ Commands (settings from the environment, see ``contact_worker.settings``):
 - ``create-database`` — create the database named in DATABASE_URL if it does not exist.
 - ``migrate`` — ``alembic upgrade head`` (``--reader-role NAME`` for the query API's role).
 - ``create-queues`` — create the FIFO queue and its dead-letter queue (idempotent).
+- ``purge-changes`` — delete the change feed's changes older than ``--older-than-days``
+  (default and minimum 7: the feed's token lifetime); run it daily (a CronJob).
 - ``check-alive`` — the worker's liveness probe: exit 0 while its heartbeat (set after every
   completed SQS receive) is younger than ``Settings.liveness_max_age_s``, else exit 1. It reads
   one file: no broker, database or Redis call (case C26).
@@ -13,6 +15,7 @@ Commands (settings from the environment, see ``contact_worker.settings``):
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 import re
 import sys
@@ -25,6 +28,7 @@ from alembic.config import Config
 from botocore.config import Config as BotoConfig
 from sqlalchemy.engine import make_url
 
+from contact_worker.adapters.change_feed import MIN_RETENTION_DAYS, purge_changes
 from contact_worker.adapters.queues import ensure_queues
 from contact_worker.entrypoints.watchdog import heartbeat_age_s
 from contact_worker.settings import Settings
@@ -91,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     migrate_parser.add_argument("--reader-role", default="contacts_reader")
     sub.add_parser("create-queues")
     sub.add_parser("check-alive")
+    purge_parser = sub.add_parser("purge-changes")
+    purge_parser.add_argument("--older-than-days", type=int, default=MIN_RETENTION_DAYS)
     args = parser.parse_args(argv)
     settings = Settings.from_env(os.environ)
     if args.command == "check-alive":
@@ -108,6 +114,15 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "migrate":
         migrate(settings.database_url, args.reader_role)
         print("database migrated")
+    elif args.command == "purge-changes":
+        engine = sa.create_engine(settings.database_url)
+        try:
+            count = purge_changes(engine, dt.timedelta(days=args.older_than_days))
+        except ValueError as exc:
+            parser.error(str(exc))
+        finally:
+            engine.dispose()
+        print(f"{count} changes older than {args.older_than_days} days purged")
     else:
         urls = ensure_queues(
             sqs_client(settings),

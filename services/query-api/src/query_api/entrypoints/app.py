@@ -16,6 +16,7 @@ from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_
 from contacts_http.rate_limits import RateLimitStorage
 from contacts_http.security_headers import init_security_headers
 from query_api.bootstrap import build_ports
+from query_api.entrypoints.changes import changes_blueprint
 from query_api.entrypoints.contacts import contacts_blueprint
 from query_api.entrypoints.context import EXTENSION, AppContext
 from query_api.entrypoints.cors import init_cors
@@ -51,7 +52,7 @@ def create_app(
     """Build the app from ``settings`` (default: read from ``os.environ``).
 
     ``injected_ports`` replace real adapters by name (``contacts``, ``cache``, ``statuses``,
-    ``outcomes``, ``required_checks``, ``optional_checks``, ``close``; see
+    ``outcomes``, ``changes``, ``required_checks``, ``optional_checks``, ``close``; see
     ``bootstrap.Ports``); ``authenticator`` replaces the one built from ``settings.auth``.
     Raises ``SettingsError`` for an unusable environment variable.
 
@@ -71,6 +72,7 @@ def create_app(
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     init_cors(app, settings)
     install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)
+    api.register_blueprint(changes_blueprint())
     api.register_blueprint(contacts_blueprint())
     api.register_blueprint(operations_blueprint())
     app.register_blueprint(

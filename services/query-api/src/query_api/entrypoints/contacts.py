@@ -15,8 +15,8 @@ from query_api.entrypoints.context import canonical_uuid, current
 from query_api.entrypoints.schemas import (
     ContactPageSchema,
     ContactSchema,
+    GetArgsSchema,
     ListArgsSchema,
-    NoArgsSchema,
 )
 from query_api.service_layer import cursor, handlers, representation
 from query_api.service_layer.listing import DEFAULT_SORT, ListFilters, ListRequest, Sort
@@ -37,7 +37,7 @@ def contacts_blueprint() -> QueryBlueprint:
     )
 
     @blp.route("/<contact_id>", methods=["GET"])
-    @blp.arguments(NoArgsSchema, location="query")
+    @blp.arguments(GetArgsSchema, location="query")
     @blp.response(
         200,
         ContactSchema,
@@ -52,11 +52,12 @@ def contacts_blueprint() -> QueryBlueprint:
     @blp.alt_response(304, description="Not modified: `If-None-Match` matched the ETag.")
     @blp.alt_response(404, description="Unknown, deleted or malformed id.")
     @blp.alt_response(503, description="The database is unavailable; retry after `Retry-After`.")
-    def get_contact(_args: dict[str, Any], contact_id: str) -> Response:
+    def get_contact(args: dict[str, Any], contact_id: str) -> Response:
         """Get a contact (also HEAD).
 
         Served from the cache when it can, else from the database. `If-None-Match` (a list of
-        ETags or `*`, weak comparison) answers 304 when the version is unchanged.
+        ETags or `*`, weak comparison) answers 304 when the version is unchanged. `fields`
+        returns only the members named (the ETag is the version's either way).
         """
         canonical = canonical_uuid(contact_id)
         if canonical is None:
@@ -72,7 +73,10 @@ def contacts_blueprint() -> QueryBlueprint:
         }
         if none_match(request.headers.get("If-None-Match"), str(lookup.version)):
             return Response(status=304, headers=headers)
-        return Response(lookup.body, status=200, mimetype=JSON, headers=headers)
+        body = lookup.body
+        if "fields" in args:
+            body = representation.sparse_bytes(body, args["fields"])
+        return Response(body, status=200, mimetype=JSON, headers=headers)
 
     @blp.route("", methods=["GET"])
     @blp.arguments(ListArgsSchema, location="query")
@@ -93,10 +97,14 @@ def contacts_blueprint() -> QueryBlueprint:
 
         Keyset pagination: follow `next_cursor` (or the `Link` header) with the same filters;
         pages neither repeat nor skip contacts, ties in the sort key being broken by id.
+        `fields` returns only the members named of each contact.
         """
         list_request = _list_request(args)
         page = handlers.list_contacts(list_request, contacts=current().ports.contacts)
-        body = representation.encode({"items": page.items, "next_cursor": page.next_cursor})
+        items = page.items
+        if "fields" in args:
+            items = [representation.sparse(item, args["fields"]) for item in items]
+        body = representation.encode({"items": items, "next_cursor": page.next_cursor})
         response = Response(body, status=200, mimetype=JSON)
         response.headers["Cache-Control"] = LIST_CACHE_CONTROL
         if page.next_cursor is not None:

@@ -13,8 +13,10 @@ import marshmallow as ma
 
 from contacts_domain import limits
 from contacts_domain.values import EmailAddress, clean_text, parse_tag
+from query_api.service_layer import change_feed
 from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
 from query_api.service_layer.listing import DEFAULT_LIMIT, DEFAULT_SORT, MAX_LIMIT, SORT_NAMES
+from query_api.service_layer.representation import parse_field_mask
 
 #: Longest ``q``: the longest field it can match (an email address).
 Q_MAX_LENGTH = limits.EMAIL_MAX
@@ -27,6 +29,32 @@ class StrictSchema(ma.Schema):
 
 class NoArgsSchema(StrictSchema):
     """Endpoints that take no query parameters."""
+
+
+class FieldMask(ma.fields.String):
+    """``fields=first_name,emails``: the members of each contact to return (a frozenset)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return parse_field_mask(text)
+        except ValueError as exc:
+            raise ma.ValidationError(str(exc)) from None
+
+
+def _field_mask() -> FieldMask:
+    return FieldMask(
+        metadata={
+            "description": "Comma-separated members to return (sparse fieldset), e.g. "
+            "`first_name,emails`; `id` and `version` are always returned. Default: all."
+        },
+    )
+
+
+class GetArgsSchema(StrictSchema):
+    """Query string of ``GET /v1/contacts/{id}``."""
+
+    fields = _field_mask()
 
 
 class CanonicalEmail(ma.fields.String):
@@ -104,6 +132,7 @@ class ListArgsSchema(StrictSchema):
             "email; `%` and `_` match themselves."
         }
     )
+    fields = _field_mask()
 
 
 class EmailEntrySchema(ma.Schema):
@@ -164,4 +193,45 @@ class OperationSchema(ma.Schema):
     )
     version = ma.fields.Integer(
         allow_none=True, metadata={"description": "Contact version after the operation."}
+    )
+
+
+class ChangesArgsSchema(StrictSchema):
+    """Query string of ``GET /v1/contacts/changes``."""
+
+    since = ma.fields.String(
+        validate=ma.validate.Length(min=1, max=change_feed.MAX_TOKEN_LENGTH),
+        metadata={"description": "`next_token` of the previous call; omit it to start now."},
+    )
+    limit = ma.fields.Integer(
+        load_default=change_feed.DEFAULT_LIMIT,
+        validate=ma.validate.Range(min=1, max=change_feed.MAX_LIMIT),
+        metadata={
+            "description": f"Most changes per page, 1–{change_feed.MAX_LIMIT} "
+            f"(default {change_feed.DEFAULT_LIMIT})."
+        },
+    )
+
+
+class ChangeSchema(ma.Schema):
+    """One new version of one contact."""
+
+    id = ma.fields.UUID()
+    version = ma.fields.Integer()
+    deleted = ma.fields.Boolean()
+    contact = ma.fields.Nested(
+        ContactSchema,
+        allow_none=True,
+        metadata={
+            "description": "The contact now (absent for a deletion); null when a later item "
+            "supersedes this version."
+        },
+    )
+
+
+class ChangePageSchema(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(ChangeSchema))
+    next_token = ma.fields.String(metadata={"description": "Resume after this page with it."})
+    has_more = ma.fields.Boolean(
+        metadata={"description": "More changes are readable now: call again at once."}
     )

@@ -12,6 +12,7 @@ import abc
 from collections.abc import Iterator
 
 from contacts_domain.operations import OperationStatus
+from query_api.service_layer.change_feed import ChangeBatch, FeedPosition
 from query_api.service_layer.listing import ListRequest
 from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
 
@@ -94,3 +95,18 @@ class OperationLog(abc.ABC):
     def get(self, operation_id: str) -> OperationStatus | None:
         """Return the recorded outcome, or ``None`` when the worker has not processed the
         operation. Raises ``ReadModelUnavailable``."""
+
+
+class ChangeFeed(abc.ABC):
+    """The change feed (``service_layer.change_feed``), read only."""
+
+    @abc.abstractmethod
+    def bound(self) -> FeedPosition:
+        """The feed's current end: a position before every change not yet readable.
+        Raises ``ReadModelUnavailable``."""
+
+    @abc.abstractmethod
+    def read(self, after: FeedPosition, limit: int) -> ChangeBatch:
+        """Up to ``limit`` changes strictly after ``after``, in feed order, with the bound they
+        were read under and the purge horizon read after them.
+        Raises ``ReadModelUnavailable``."""

@@ -1,0 +1,278 @@
+"""vCard import: ``read_vcards`` turns a vCard 2.1/3.0/4.0 stream into ``ImportRecord``s.
+
+Mapping of properties (RFC 6350 §6, RFC 2426 §3, vCard 2.1 §2) to contact fields:
+
+- ``N`` (family;given;additional;prefixes;suffixes) → ``last_name``/``first_name``; without a
+  usable N, ``FN`` is split at its last space (one word → ``first_name``).
+- ``EMAIL``/``TEL``/``ADR`` → ``emails``/``phones``/``addresses``, every occurrence, in order.
+  TYPE HOME → home, WORK → work, CELL (TEL) → mobile, anything else → other; an Apple
+  ``itemN.X-ABLabel`` of the same group (``_$!<Mobile>!$_``, ``work``...) is read the same way
+  when the property has no such TYPE. The primary entry is the one with the lowest 4.0
+  ``PREF=1..100`` (RFC 6350 §5.3), TYPE=PREF (2.1/3.0) counting as 1, the first one on a tie;
+  without any, the first entry. A ``tel:`` URI (4.0) is read as its number.
+- ``ORG`` (first component) → ``company``; ``TITLE`` → ``job_title``; the first non-empty one.
+- ``NOTE`` → ``notes`` (several NOTEs joined by a blank line); ``CATEGORIES`` → ``tags``.
+- ``BDAY`` → ``birthday`` when it has a full date (``YYYY-MM-DD``, ``YYYYMMDD``, or a date-time
+  whose date part is one); a date without a year (``--0203``) or free text is dropped with a
+  warning.
+- Everything else (PHOTO, KEY, URL, X- properties...) is ignored.
+
+Charsets: a value is decoded with its CHARSET parameter, else as UTF-8; when a card holds
+undeclared bytes that are not UTF-8, charset-normalizer guesses the card's legacy charset from
+all of them (windows-1252 when it cannot tell).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+from typing import Any, BinaryIO, Final
+
+import charset_normalizer
+
+from contacts_exchange.byte_source import read_lines
+from contacts_exchange.country_names import country_code
+from contacts_exchange.records import CARD, ImportRecord, problem, validate_record
+from contacts_exchange.vcard_lexer import RawCard, split_cards
+from contacts_exchange.vcard_properties import Property, parse_property, split_value
+
+DEFAULT_MAX_BYTES: Final = 10 * 1024 * 1024
+DEFAULT_MAX_RECORDS: Final = 10_000
+_FALLBACK_CHARSET: Final = "windows-1252"
+_LABELS: Final = {
+    "home": "home",
+    "work": "work",
+    "mobile": "mobile",
+    "cell": "mobile",
+    "iphone": "mobile",
+    "other": "other",
+}
+_AB_LABEL: Final = re.compile(r"^_\$!<(.*)>!\$_$")
+_LINE_BREAKS: Final = re.compile(r"\s*[\r\n]+\s*")
+_DATE: Final = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})(?:T.*)?$")
+
+
+def read_vcards(
+    stream: BinaryIO,
+    *,
+    max_records: int = DEFAULT_MAX_RECORDS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    default_region: str = "US",
+) -> Iterator[ImportRecord]:
+    """Yield one ``ImportRecord`` per card of ``stream`` (a binary file object), as it is read.
+
+    ``position`` is the card's 1-based number in the file (nested cards are numbered where
+    their BEGIN line is, and yielded when their END is reached) and ``line`` its first line.
+    Phone numbers without ``+`` are read for ``default_region`` (ISO 3166-1 alpha-2).
+    Memory holds one card at a time.
+
+    Raises ``ImportFormatError`` (before the first record) when the stream is not a vCard file;
+    ``ImportTooLarge`` when more than ``max_bytes`` bytes (octets of the upload) or more than
+    ``max_records`` cards are read. An empty file (or one with only a BOM) yields nothing. Any
+    other problem is reported on the record it concerns; the next card is still read.
+    """
+    for card in split_cards(read_lines(stream, max_bytes=max_bytes), max_records=max_records):
+        record = ImportRecord(position=card.number, line=card.line)
+        record.warnings.extend(problem(CARD, message) for message in card.warnings)
+        try:
+            validate_record(record, _card_fields(card, record), default_region=default_region)
+        except Exception as exc:  # one unreadable card must not stop the import
+            record.data = None
+            record.errors.append(problem(CARD, f"The card could not be read: {exc}"))
+        yield record
+
+
+def _card_fields(card: RawCard, record: ImportRecord) -> dict[str, Any]:
+    props = [parse_property(number, line) for number, line in card.lines]
+    version = next(
+        (p.raw.decode("ascii", "replace").strip() for p in props if p.name == "VERSION"), ""
+    )
+    if version not in ("2.1", "3.0", "4.0"):
+        version = "3.0"
+    fallback = _guess_charset(props)
+    labels = {
+        p.group: _text(p, fallback, record).strip()
+        for p in props
+        if p.name == "X-ABLABEL" and p.group
+    }
+    fields: dict[str, Any] = {"emails": [], "phones": [], "addresses": [], "tags": []}
+    notes: list[str] = []
+    ranks: dict[str, list[int | None]] = {"emails": [], "phones": []}
+    names: list[str] | None = None
+    formatted: str | None = None
+    for prop in props:
+        if prop.params.get("ENCODING", [""])[0].upper() in ("B", "BASE64"):
+            continue
+        name = prop.name
+        if name not in _WANTED:
+            continue
+        text = _text(prop, fallback, record)
+        if name == "N" and names is None:
+            parts = [p.strip() for p in split_value(text, ";", version)]
+            if any(parts[:2]):
+                names = parts
+        elif name == "FN" and formatted is None:
+            formatted = split_value(text, None, version)[0].strip() or None
+        elif name == "EMAIL":
+            value = split_value(text, None, version)[0].strip()
+            if value:
+                fields["emails"].append(_entry(prop, value, labels, ("home", "work")))
+                ranks["emails"].append(_rank(prop))
+        elif name == "TEL":
+            value = split_value(text, None, version)[0].strip()
+            if value.lower().startswith("tel:"):
+                value = value[4:].split(";")[0]
+            if value:
+                fields["phones"].append(_entry(prop, value, labels, ("mobile", "home", "work")))
+                ranks["phones"].append(_rank(prop))
+        elif name == "ADR":
+            address = _address(prop, split_value(text, ";", version), labels, record)
+            if address:
+                fields["addresses"].append(address)
+        elif name in ("ORG", "TITLE"):
+            key = "company" if name == "ORG" else "job_title"
+            value = split_value(text, ";" if name == "ORG" else None, version)[0].strip()
+            if value and not fields.get(key):
+                fields[key] = value
+        elif name == "NOTE":
+            value = split_value(text, None, version)[0].replace("\r\n", "\n").strip()
+            if value:
+                notes.append(value)
+        elif name == "CATEGORIES":
+            fields["tags"].extend(t.strip() for t in split_value(text, ",", version) if t.strip())
+        elif name == "BDAY" and "birthday" not in fields:
+            fields["birthday"] = _birthday(text.strip(), record)
+    for name, ranked in ranks.items():
+        _mark_primary(fields[name], ranked)
+    if notes:
+        fields["notes"] = "\n\n".join(notes)
+    first, last = _names(names, formatted)
+    fields["first_name"], fields["last_name"] = first, last
+    return fields
+
+
+_WANTED: Final = frozenset(
+    {"N", "FN", "EMAIL", "TEL", "ADR", "ORG", "TITLE", "NOTE", "CATEGORIES", "BDAY"}
+)
+
+
+def _text(prop: Property, fallback: str, record: ImportRecord) -> str:
+    text, damaged = prop.text(fallback)
+    if not prop.charset and not _is_utf8(prop.raw):
+        record.warnings.append(
+            problem(
+                CARD,
+                f"Line {prop.line}: {prop.name} is neither UTF-8 nor declares its CHARSET; "
+                f"read as {fallback} (a guess).",
+            )
+        )
+    if damaged:
+        record.warnings.append(
+            problem(CARD, f"Line {prop.line}: {prop.name} has bytes that are not valid text.")
+        )
+    return text.replace("\ufffd", "")
+
+
+def _guess_charset(props: list[Property]) -> str:
+    undeclared = b" ".join(p.raw for p in props if not p.charset and not _is_utf8(p.raw))
+    if not undeclared:
+        return _FALLBACK_CHARSET
+    best = charset_normalizer.from_bytes(undeclared).best()
+    return best.encoding if best is not None else _FALLBACK_CHARSET
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _kind(prop: Property, labels: dict[str, str], kinds: tuple[str, ...]) -> str:
+    types = prop.types
+    if "mobile" in kinds and types & {"CELL", "MOBILE", "IPHONE"}:
+        return "mobile"
+    for kind in kinds:
+        if kind.upper() in types:
+            return kind
+    label = labels.get(prop.group) if prop.group else None
+    if label:
+        match = _AB_LABEL.match(label)
+        mapped = _LABELS.get((match.group(1) if match else label).lower())
+        if mapped in kinds:
+            return mapped
+    return "other"
+
+
+def _rank(prop: Property) -> int | None:
+    if "PREF" in prop.types:
+        return 1
+    try:
+        return int(prop.params.get("PREF", [""])[0])
+    except ValueError:
+        return None
+
+
+def _mark_primary(entries: list[dict[str, Any]], ranks: list[int | None]) -> None:
+    ranked = [(rank, i) for i, rank in enumerate(ranks) if rank is not None]
+    best = min(ranked)[1] if ranked else None
+    for i, entry in enumerate(entries):
+        entry["primary"] = i == best
+
+
+def _entry(
+    prop: Property, value: str, labels: dict[str, str], kinds: tuple[str, ...]
+) -> dict[str, Any]:
+    return {"value": value, "type": _kind(prop, labels, kinds), "primary": False}
+
+
+def _address(
+    prop: Property, parts: list[str], labels: dict[str, str], record: ImportRecord
+) -> dict[str, Any] | None:
+    parts = [_one_line(p) for p in parts]
+    parts += [""] * (7 - len(parts))
+    po_box, extended, street, city, region, postal_code, country = parts[:7]
+    street_text = ", ".join(p for p in (po_box, extended, street) if p)
+    if not any((street_text, city, region, postal_code, country)):
+        return None
+    kind = _kind(prop, labels, ("home", "work"))
+    return {
+        "type": kind,
+        "street": street_text or None,
+        "city": city or None,
+        "region": region or None,
+        "postal_code": postal_code or None,
+        "country": country_code(country) if country else None,
+    }
+
+
+def _one_line(text: str) -> str:
+    """Address parts are single-line: line breaks inside one become ", "."""
+    return _LINE_BREAKS.sub(", ", text).strip()
+
+
+def _birthday(text: str, record: ImportRecord) -> str | None:
+    match = _DATE.match(text)
+    if match:
+        try:
+            return dt.date(*(int(g) for g in match.groups())).isoformat()
+        except ValueError:
+            pass
+    record.warnings.append(
+        problem("birthday", f"{text!r} is not a full date (YYYY-MM-DD); dropped.")
+    )
+    return None
+
+
+def _names(parts: list[str] | None, formatted: str | None) -> tuple[str | None, str | None]:
+    if parts is not None:
+        parts = parts + [""] * (2 - len(parts))
+        return parts[1] or None, parts[0] or None
+    if not formatted:
+        return None, None
+    first, _, last = formatted.rpartition(" ")
+    if not first:
+        return last, None
+    return first, last

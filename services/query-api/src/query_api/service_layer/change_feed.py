@@ -1,0 +1,138 @@
+"""The change feed: what changed after a token, in commit-safe order (issue 3, item 6).
+
+A **token** is an opaque position in the feed: base64url (no padding) of
+``{"v": 1, "x": <txid>, "p": <position>}``, the ``(transaction id, position)`` of the last change
+returned (services/contact-worker migration 0002 says why a transaction id orders the feed).
+Like list cursors, a token is a position, not a credential: an edited one can only move where
+its own reader resumes. Tokens do not expire by age: one stays valid until the changes after it
+are purged (``contact-worker-admin purge-changes``, at least ``CHANGE_RETENTION_DAYS`` = 7 days
+after they were written); then it is refused with ``TokenExpired`` (410).
+
+Each change is one new version of one contact: ``deleted`` for a deletion, otherwise the
+contact as it is now when that version is still its current one, or ``None`` when a later
+change (later in the feed) superseded it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from query_api.service_layer.records import ContactRecord
+
+if TYPE_CHECKING:
+    from query_api.service_layer.ports import ChangeFeed
+
+VERSION: Final = 1
+#: Longer tokens are refused before decoding.
+MAX_TOKEN_LENGTH: Final = 256
+#: Largest ``x``/``p`` a token may hold: PostgreSQL's ``xid8`` and ``bigint`` fit below 2**63.
+_MAX_INT: Final = 2**63 - 1
+_TOKEN: Final = re.compile(r"[A-Za-z0-9_-]+")
+#: Page sizes of ``GET /v1/contacts/changes``.
+DEFAULT_LIMIT: Final = 100
+MAX_LIMIT: Final = 1000
+
+
+class InvalidToken(ValueError):
+    """The token is not one this API issued; the message says why (400)."""
+
+
+class TokenExpired(LookupError):
+    """Changes after the token were purged: the reader must list everything again (410)."""
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class FeedPosition:
+    """A point in the feed: ``txid`` (a PostgreSQL ``xid8``), then ``position``."""
+
+    txid: int
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One new version of one contact. ``contact`` is its current state when ``version`` is
+    still current and the contact visible, else ``None``."""
+
+    at: FeedPosition
+    contact_id: str
+    version: int
+    deleted: bool
+    contact: ContactRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """What the feed adapter read: up to the asked number of ``changes`` after a position, in
+    feed order, all below ``bound``; and the purge ``horizon`` read after them."""
+
+    changes: list[Change]
+    bound: FeedPosition
+    horizon: FeedPosition | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangePage:
+    """One page of the feed: ``next_token`` resumes after it; ``has_more`` says whether more
+    changes could be read right away."""
+
+    changes: list[Change]
+    next_token: str
+    has_more: bool
+
+
+def encode_token(at: FeedPosition) -> str:
+    """The token that resumes the feed after ``at``."""
+    raw = json.dumps({"v": VERSION, "x": at.txid, "p": at.position}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode("ascii")
+
+
+def decode_token(token: str) -> FeedPosition:
+    """The position a token resumes after. Raises ``InvalidToken``."""
+    if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
+        raise InvalidToken("The token is not valid.")
+    try:
+        payload: Any = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError):
+        raise InvalidToken("The token is not valid.") from None
+    if not isinstance(payload, dict) or payload.get("v") != VERSION:
+        raise InvalidToken("The token is not valid.")
+    txid, position = payload.get("x"), payload.get("p")
+    for value in (txid, position):
+        if type(value) is not int or not 0 <= value <= _MAX_INT:
+            raise InvalidToken("The token is not valid.")
+    return FeedPosition(txid, position)
+
+
+def page_of(batch: ChangeBatch, after: FeedPosition, limit: int) -> ChangePage:
+    """The page for a reader resuming after ``after`` from ``batch`` (read with ``limit + 1``
+    changes, to learn whether more follow). Raises ``TokenExpired`` when the purge horizon is
+    past ``after``.
+
+    The next token is the last change returned; when nothing more is readable, it moves up to
+    ``bound`` (every transaction below it has ended, and nothing between was found), so an idle
+    reader's token follows the purge horizon instead of falling behind it.
+    """
+    if batch.horizon is not None and after < batch.horizon:
+        raise TokenExpired("Changes after this token were purged; list the contacts again.")
+    changes = batch.changes[:limit]
+    has_more = len(batch.changes) > limit
+    resume = changes[-1].at if changes else after
+    if not has_more:
+        resume = max(resume, batch.bound)
+    return ChangePage(changes, encode_token(resume), has_more)
+
+
+def read_changes(since: str | None, limit: int, *, feed: ChangeFeed) -> ChangePage:
+    """The page of ``GET /v1/contacts/changes``: without ``since``, no changes and a token for
+    "now"; with it, up to ``limit`` changes after it. Raises ``InvalidToken``,
+    ``TokenExpired`` and ``ReadModelUnavailable``."""
+    if since is None:
+        return ChangePage([], encode_token(feed.bound()), False)
+    after = decode_token(since)
+    return page_of(feed.read(after, limit + 1), after, limit)
