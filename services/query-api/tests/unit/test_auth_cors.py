@@ -79,7 +79,7 @@ def test_no_token_is_401_and_a_write_only_key_is_403(make, stored) -> None:
     assert missing.headers["WWW-Authenticate"] == 'Bearer realm="contacts-query-api"'
     assert missing.headers["Cache-Control"] == "no-store"
     assert "ETag" not in missing.headers
-    for path in (url, "/v1/contacts", "/v1/operations/x"):
+    for path in (url, "/v1/contacts", "/v1/contacts/changes", "/v1/operations/x"):
         forbidden = client.get(path, headers=bearer(WRITER))
         assert forbidden.status_code == 403, path
         assert 'scope="contacts:read"' in forbidden.headers["WWW-Authenticate"]
