@@ -8,7 +8,7 @@ PACKAGES := -e libs/contacts-domain -e libs/contacts-http -e libs/contacts-excha
 	-e services/command-api -e services/query-api -e services/contact-worker
 
 .PHONY: install lint-deploy checkov up down status test test-unit test-integration test-e2e test-faults migrate lint \
-	format clean bench
+	format clean bench audit
 
 install: $(VENV)/.installed $(SQS_VENV)/.installed
 
@@ -32,6 +32,17 @@ $(SQS_VENV)/.installed: deploy/local/localstack-requirements.txt
 	$(SQS_VENV)/bin/pip install --quiet --disable-pip-version-check \
 		-r deploy/local/localstack-requirements.txt
 	touch $@
+
+.venv-audit/.installed: requirements-audit.txt
+	test -x .venv-audit/bin/python || $(PYTHON) -m venv .venv-audit
+	.venv-audit/bin/pip install --quiet --disable-pip-version-check -r requirements-audit.txt
+	touch $@
+
+# AUDIT_FLAGS=--strict also fails when a package could not be looked up (CI with PyPI access).
+audit: .venv-audit/.installed  ## pip-audit of every package installed in .venv (make install first)
+	test -x $(BIN)/python || { echo "no $(VENV): run make install first" >&2; exit 1; }
+	.venv-audit/bin/python .ci/audit.py \
+		"$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" $(AUDIT_FLAGS)
 
 up: install  ## start SQS (LocalStack), migrate, start both APIs and the worker
 	deploy/local/up.sh

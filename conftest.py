@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import redis
 
+from support.auth import AUTH_ENV
 from support.processes import Service, free_port, http_ok, sqs_server
 from support.resources import (
     TEST_WORKER_ENV,
@@ -103,7 +104,8 @@ def stack_env(
     queue_urls: Any,
     run_id: str,
 ) -> dict[str, str]:
-    """Environment variables (docs/contracts.md) that point every service at this run."""
+    """Environment variables (docs/contracts.md) that point every service at this run; the
+    APIs accept this session's API key (``support.auth``)."""
     return {
         "DATABASE_URL": database.url,
         "QUERY_DATABASE_URL": database.reader_url,
@@ -119,4 +121,5 @@ def stack_env(
         "DEFAULT_PHONE_REGION": "US",
         "QUERY_API_BASE_URL": "http://127.0.0.1:8002",
         **TEST_WORKER_ENV,
+        **AUTH_ENV,
     }

@@ -4,6 +4,9 @@ Case C16 and issue 2's closing figure. Runs against a running stack (``make up``
 
     .venv/bin/python bench/freshness.py --count 50 [--command-url ...] [--query-url ...]
 
+It sends the API key ``make up`` printed (``--api-key``; default: ``$CONTACTS_API_KEY``, else the
+key ``make up`` keeps in ``.run/dev-api-key``).
+
 Prints p50/p95/p99 in ms over ``count`` single writes separated by random pauses of 0–2 s
 (``--max-pause``), so each write finds the worker idle and long-polling.
 """
@@ -11,12 +14,23 @@ Prints p50/p95/p99 in ms over ``count`` single writes separated by random pauses
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import time
 import uuid
+from pathlib import Path
 
 import requests
+
+DEV_KEY_FILE = Path(__file__).resolve().parents[1] / ".run" / "dev-api-key"
+
+
+def default_api_key() -> str | None:
+    """``$CONTACTS_API_KEY``, else the key in ``.run/dev-api-key``, else ``None``."""
+    if os.environ.get("CONTACTS_API_KEY"):
+        return os.environ["CONTACTS_API_KEY"]
+    return DEV_KEY_FILE.read_text().strip() if DEV_KEY_FILE.is_file() else None
 
 
 def one_write(session: requests.Session, command_url: str, query_url: str) -> float:
@@ -44,8 +58,11 @@ def main() -> None:
     parser.add_argument("--max-pause", type=float, default=2.0)
     parser.add_argument("--command-url", default="http://127.0.0.1:8001")
     parser.add_argument("--query-url", default="http://127.0.0.1:8002")
+    parser.add_argument("--api-key", default=default_api_key())
     args = parser.parse_args()
     session = requests.Session()
+    if args.api_key:
+        session.headers["Authorization"] = f"Bearer {args.api_key}"
     samples = []
     for _ in range(args.count):
         time.sleep(random.uniform(0, args.max_pause))

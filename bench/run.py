@@ -34,7 +34,6 @@ import dataset
 import psycopg2
 import redis
 import refs
-import requests
 import stack
 import writes
 from sqlalchemy.dialects import postgresql
@@ -150,6 +149,8 @@ class Bench:
         out = subprocess.run(
             [
                 "wrk",
+                "-H",
+                stack.AUTH_HEADER,
                 f"-t{threads}",
                 f"-c{connections}",
                 f"-d{seconds}s",
@@ -302,7 +303,7 @@ class Bench:
         cursor_rows = rows[-500:]
 
         log("Warming the cache with the hit set")
-        session = requests.Session()
+        session = stack.api_session()
         sizes = []
         for path in hit_paths:
             answer = session.get(self.url("query") + path, timeout=5)
@@ -664,7 +665,8 @@ function request()
   local body = string.format(
     '{"first_name":"Bench","last_name":"Post","email":"post-%d-%d-%d@example.com",' ..
     '"phone":"+12125550100","company":"Acme","tags":["bench"]}', tid, count, os.time())
-  return wrk.format("POST", "/v1/contacts", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/v1/contacts", {["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer BENCH_API_KEY"}, body)
 end
 function done(summary, latency, requests)
   io.write(string.format('{"requests": %d, "duration_us": %d, "errors_status": %d, ' ..
@@ -675,6 +677,7 @@ function done(summary, latency, requests)
 end
 """
         )
+        script.write_text(script.read_text().replace("BENCH_API_KEY", stack.BENCH_API_KEY))
         return script
 
     def wrk_post(self, script: Path, connections: int, seconds: float) -> dict[str, Any]:

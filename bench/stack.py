@@ -25,6 +25,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from contacts_http.auth import format_api_key_hashes, hash_api_key, new_api_key
+from contacts_http.auth import scopes as scope_names
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = ROOT / ".venv" / "bin"
 RUN_DIR = ROOT / ".run" / "bench"
@@ -53,6 +56,18 @@ def libpq_url(url: str) -> str:
     return url.replace("postgresql+psycopg2://", "postgresql://", 1)
 
 
+#: The API key of this benchmark run (the services get only its hash, with every scope).
+BENCH_API_KEY = new_api_key()
+AUTH_HEADER = f"Authorization: Bearer {BENCH_API_KEY}"
+
+
+def api_session() -> requests.Session:
+    """A ``requests`` session that sends this run's API key."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {BENCH_API_KEY}"
+    return session
+
+
 def bench_environment(base: Mapping[str, str]) -> dict[str, str]:
     """The environment of the benchmark's services: ``base`` (the ``make up`` settings) with
     the database, queues, Redis prefix and worker heartbeat file replaced by the bench's."""
@@ -64,6 +79,12 @@ def bench_environment(base: Mapping[str, str]) -> dict[str, str]:
     env["SQS_DLQ_NAME"] = BENCH_DLQ
     env.pop("SQS_QUEUE_URL", None)
     env["WORKER_HEARTBEAT_FILE"] = str(RUN_DIR / "worker.heartbeat")
+    env["AUTH_API_KEY_HASHES"] = format_api_key_hashes(
+        {hash_api_key(BENCH_API_KEY): scope_names.ALL}
+    )
+    # The limiter stays on (its Redis round trip is part of every request's cost), with a
+    # limit the load never reaches.
+    env["RATE_LIMIT_DEFAULT"] = "10000000/minute"
     return env
 
 

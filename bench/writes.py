@@ -17,6 +17,7 @@ import dataset
 import psycopg2
 import redis
 import requests
+import stack
 
 from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
 from contacts_domain.cache_protocol import operation_key
@@ -100,7 +101,7 @@ def freshness_idle(
     after a random pause of ``pause_s`` seconds (the worker is idle between them). Each write
     is polled through the query API's ``GET /v1/operations/{id}`` every 1 ms, as a client
     waiting for its write would."""
-    session = requests.Session()
+    session = stack.api_session()
     samples = []
     for n in range(count):
         time.sleep(random.uniform(*pause_s))
@@ -158,7 +159,7 @@ def freshness_under_load(
             time.sleep(0.002)
 
     def sender(slot: int) -> None:
-        session = requests.Session()
+        session = stack.api_session()
         rng = random.Random(slot)
         next_at = time.perf_counter()
         index = first_index + slot

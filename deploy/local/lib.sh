@@ -64,3 +64,21 @@ wait_ready() {  # wait_ready NAME URL PORT SECONDS: URL answers, served by the p
 holds the port; stopped $name"
   fi
 }
+
+# The local development API key: made once (32 random bytes, base64url) and kept in
+# $run_dir/dev-api-key (mode 600, .run/ is not committed); the services get only its SHA-256
+# hash, with every scope. Unless AUTH_DISABLED=true or AUTH_API_KEY_HASHES is already set, this
+# sets and exports AUTH_API_KEY_HASHES and DEV_API_KEY.
+dev_api_key() {  # dev_api_key PYTHON: PYTHON has contacts_http installed
+  local python=$1 key_file="$run_dir/dev-api-key" made
+  DEV_API_KEY=""
+  [ "${AUTH_DISABLED:-false}" = "true" ] && return 0
+  [ -n "${AUTH_API_KEY_HASHES:-}" ] && return 0
+  if [ ! -s "$key_file" ]; then
+    made=$("$python" -m contacts_http.auth.keygen new)  # the key, then its entry
+    (umask 077; printf '%s\n' "${made%%$'\n'*}" >"$key_file")
+  fi
+  DEV_API_KEY=$(cat "$key_file")
+  AUTH_API_KEY_HASHES=$("$python" -m contacts_http.auth.keygen entry <"$key_file")
+  export AUTH_API_KEY_HASHES DEV_API_KEY
+}

@@ -30,6 +30,16 @@ echo "Database, queues"
 "$bin/contact-worker-admin" migrate
 "$bin/contact-worker-admin" create-queues
 
+echo "API key"
+dev_api_key "$bin/python"
+if [ "${AUTH_DISABLED:-false}" = "true" ]; then
+  echo "  AUTH_DISABLED=true: both APIs are open to anyone who reaches them (local use only)"
+elif [ -n "$DEV_API_KEY" ]; then
+  echo "  development key in .run/dev-api-key (the services get only its SHA-256 hash)"
+else
+  echo "  AUTH_API_KEY_HASHES is set: the keys are yours"
+fi
+
 echo "Services"
 # No control socket: gunicorn >= 25 puts one per user at one path, which two servers would share.
 start command-api "$bin/gunicorn" --bind "127.0.0.1:$COMMAND_API_PORT" --workers "$GUNICORN_WORKERS" \
@@ -57,11 +67,14 @@ The contacts platform is up.
   query API    http://127.0.0.1:$QUERY_API_PORT/v1   (docs: http://127.0.0.1:$QUERY_API_PORT/docs)
   SQS          $SQS_ENDPOINT_URL  queue $SQS_QUEUE_NAME, dead-letter queue $SQS_DLQ_NAME
   logs         .run/*.log          stop with: make down
+  API key      ${DEV_API_KEY:-(from AUTH_API_KEY_HASHES, or none: AUTH_DISABLED)}   (all scopes; kept in .run/dev-api-key)
 
-Try:
+Try (every /v1 request needs the key: Authorization: Bearer <key>):
+  export CONTACTS_API_KEY=${DEV_API_KEY:-<your key>}
   curl -si -X POST http://127.0.0.1:$COMMAND_API_PORT/v1/contacts \\
-       -H 'Content-Type: application/json' \\
+       -H "Authorization: Bearer \$CONTACTS_API_KEY" -H 'Content-Type: application/json' \\
        -d '{"first_name": "Rosa", "last_name": "Example", "email": "rosa@example.com"}'
-  curl -s http://127.0.0.1:$QUERY_API_PORT/v1/operations/<operation_id from the answer>
-  curl -si http://127.0.0.1:$QUERY_API_PORT/v1/contacts/<id>
+  curl -s -H "Authorization: Bearer \$CONTACTS_API_KEY" \\
+       http://127.0.0.1:$QUERY_API_PORT/v1/operations/<operation_id from the answer>
+  curl -si -H "Authorization: Bearer \$CONTACTS_API_KEY" http://127.0.0.1:$QUERY_API_PORT/v1/contacts/<id>
 MSG

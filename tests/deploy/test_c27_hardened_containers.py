@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from support.auth import api
 from support.deployment import CHARTS, HELM, ROOT, kinds, load_yaml, render
 from support.processes import BIN, Service, free_port, http_ok
 
@@ -178,7 +179,7 @@ def test_c27_image_command_lines_serve_under_a_read_only_root(
         # A little load through the whole path: writes accepted, applied by the worker, read back.
         operations = []
         for n in range(20):
-            answer = requests.post(
+            answer = api.post(
                 f"{command_url}/v1/contacts",
                 json={"first_name": f"C27 {n}", "email": f"c27-{n}@example.com"},
                 timeout=5,
@@ -190,7 +191,7 @@ def test_c27_image_command_lines_serve_under_a_read_only_root(
         last = operations[-1]
         services[1].wait_until(
             lambda: (
-                requests.get(f"{query_url}/v1/operations/{last['operation_id']}", timeout=5)
+                api.get(f"{query_url}/v1/operations/{last['operation_id']}", timeout=5)
                 .json()
                 .get("status")
                 == "applied"
@@ -198,7 +199,7 @@ def test_c27_image_command_lines_serve_under_a_read_only_root(
             30,
             "the last write applied",
         )
-        assert requests.get(f"{query_url}/v1/contacts/{last['id']}", timeout=5).status_code == 200
+        assert api.get(f"{query_url}/v1/contacts/{last['id']}", timeout=5).status_code == 200
         for service in services:
             assert service.alive(), service.tail()
             assert "Read-only file system" not in service.log(), service.tail()

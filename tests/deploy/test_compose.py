@@ -14,6 +14,7 @@ from support.deployment import ROOT, SERVICES, load_yaml, module_env_names, sett
 
 COMPOSE = load_yaml(ROOT / "docker-compose.yml")
 
+SHARED_HTTP = ROOT / "libs" / "contacts-http" / "src" / "contacts_http"
 #: Test-only fault injection of the worker: never set in a deployment.
 NOT_DEPLOYED = {"WORKER_FAULT_DELAY_S", "WORKER_FAULT_DELAY_PREFIX"}
 
@@ -68,6 +69,10 @@ def test_every_service_of_the_stack_is_there() -> None:
 )
 def test_services_get_every_variable_their_settings_read(service: str, settings: str) -> None:
     needed = settings_env_names(SERVICES / settings) - NOT_DEPLOYED
+    if service in {"command-api", "query-api"}:
+        # Both APIs read the AUTH_* and RATE_LIMIT_* variables through contacts_http.
+        needed |= settings_env_names(SHARED_HTTP / "auth" / "settings.py")
+        needed |= settings_env_names(SHARED_HTTP / "rate_limits.py")
     given = set(COMPOSE["services"][service]["environment"])
     assert needed <= given, f"{service} lacks {sorted(needed - given)}"
     assert needed, "no variable found: the settings module changed shape"

@@ -5,6 +5,7 @@ to the service's log instead of erasing the crash before it."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import http.server
 import os
 import signal
@@ -138,3 +139,29 @@ def test_a_restart_appends_to_the_log_after_a_separator(tmp_path: Path) -> None:
     since = result.stdout.split("SINCE\n", 1)[1]
     assert "second run" in since
     assert "first crash" not in since
+
+
+def test_make_up_makes_one_development_key_and_gives_the_services_only_its_hash(
+    tmp_path: Path,
+) -> None:
+    script = (
+        f"unset AUTH_API_KEY_HASHES AUTH_DISABLED; dev_api_key {sys.executable}\n"
+        'echo "$DEV_API_KEY"; echo "$AUTH_API_KEY_HASHES"'
+    )
+    first, second = run_lib(tmp_path, script), run_lib(tmp_path, script)
+    assert first.returncode == 0, first.stderr
+    key, entry = first.stdout.split()
+    assert second.stdout == first.stdout, "the key is kept in the run directory and reused"
+    assert (tmp_path / "dev-api-key").read_text().strip() == key
+    assert (tmp_path / "dev-api-key").stat().st_mode & 0o077 == 0
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    assert entry == f"{digest}=contacts:import,contacts:read,contacts:write"
+    assert key not in entry
+
+
+def test_make_up_makes_no_key_when_keys_are_configured_or_auth_is_off(tmp_path: Path) -> None:
+    for setting in ("AUTH_API_KEY_HASHES=x", "AUTH_DISABLED=true"):
+        done = run_lib(tmp_path, f'{setting}; dev_api_key {sys.executable}; echo "[$DEV_API_KEY]"')
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
+    assert not (tmp_path / "dev-api-key").exists()

@@ -29,6 +29,7 @@ import redis
 import requests
 import sqlalchemy as sa
 
+from support.auth import api
 from support.fault_proxy import FaultProxy
 from support.processes import Service, command_api, free_port, query_api, worker
 from support.read_model import cache_agrees, cached_contact
@@ -139,7 +140,7 @@ def test_c18_redis_outage_reads_from_postgresql_and_serves_nothing_stale_after(
     ids = []
     for name in ("Ada", "Bea"):
         body = send_command(
-            lambda name=name: requests.post(
+            lambda name=name: api.post(
                 f"{command}/v1/contacts", json={"first_name": name, "tags": [tag]}, timeout=10
             ),
             [],
@@ -148,10 +149,8 @@ def test_c18_redis_outage_reads_from_postgresql_and_serves_nothing_stale_after(
         ids.append(body["id"])
     renamed, deleted = ids
     for contact_id in ids:
-        requests.get(f"{query}/v1/contacts/{contact_id}", timeout=5)
-        assert requests.get(f"{query}/v1/contacts/{contact_id}", timeout=5).headers["X-Cache"] in (
-            "hit"
-        )
+        api.get(f"{query}/v1/contacts/{contact_id}", timeout=5)
+        assert api.get(f"{query}/v1/contacts/{contact_id}", timeout=5).headers["X-Cache"] in ("hit")
     workers_before = {s.name: gunicorn_workers(s) for s in stack.services[:2]}
     reads: dict[str, list[float]] = {"contact": [], "list": [], "operation": []}
     writes: list[float] = []
@@ -161,7 +160,7 @@ def test_c18_redis_outage_reads_from_postgresql_and_serves_nothing_stale_after(
     try:
         key = f"c18-{uuid.uuid4()}"
         created = send_command(
-            lambda: requests.post(
+            lambda: api.post(
                 f"{command}/v1/contacts",
                 json={"first_name": "Cy", "tags": [tag]},
                 headers={"Idempotency-Key": key},
@@ -170,35 +169,35 @@ def test_c18_redis_outage_reads_from_postgresql_and_serves_nothing_stale_after(
             writes,
         )
         patch = send_command(
-            lambda: requests.patch(
+            lambda: api.patch(
                 f"{command}/v1/contacts/{renamed}", json={"first_name": "Ada2"}, timeout=10
             ),
             writes,
         )
         delete = send_command(
-            lambda: requests.delete(f"{command}/v1/contacts/{deleted}", timeout=10), writes
+            lambda: api.delete(f"{command}/v1/contacts/{deleted}", timeout=10), writes
         )
         for operation in (created, patch, delete):
             # Redis holds no status now; the worker's outcome comes from PostgreSQL.
             assert stack.wait_operation(operation["operation_id"])["status"] == "applied"
         while time.monotonic() - started < FAULT_S:
             got = timed(
-                lambda: requests.get(f"{query}/v1/contacts/{renamed}", timeout=5), reads["contact"]
+                lambda: api.get(f"{query}/v1/contacts/{renamed}", timeout=5), reads["contact"]
             )
             assert (got.status_code, got.json()["first_name"]) == (200, "Ada2")
             assert got.headers["X-Cache"] == "bypass"
             listed = timed(
-                lambda: requests.get(f"{query}/v1/contacts", params={"tag": tag}, timeout=5),
+                lambda: api.get(f"{query}/v1/contacts", params={"tag": tag}, timeout=5),
                 reads["list"],
             )
             assert listed.status_code == 200
             assert sorted(i["first_name"] for i in listed.json()["items"]) == ["Ada2", "Cy"]
             status = timed(
-                lambda: requests.get(f"{query}/v1/operations/{patch['operation_id']}", timeout=5),
+                lambda: api.get(f"{query}/v1/operations/{patch['operation_id']}", timeout=5),
                 reads["operation"],
             )
             assert (status.status_code, status.json()["version"]) == (200, 2)
-            assert requests.get(f"{query}/v1/contacts/{deleted}", timeout=5).status_code == 404
+            assert api.get(f"{query}/v1/contacts/{deleted}", timeout=5).status_code == 404
             time.sleep(0.05)
     finally:
         proxy.set_mode("pass")
@@ -209,9 +208,9 @@ def test_c18_redis_outage_reads_from_postgresql_and_serves_nothing_stale_after(
     served = []
     deadline = time.monotonic() + BREAKER_RESET_S + 3.0
     while time.monotonic() < deadline:
-        got = requests.get(f"{query}/v1/contacts/{renamed}", timeout=5)
+        got = api.get(f"{query}/v1/contacts/{renamed}", timeout=5)
         served.append((got.headers["X-Cache"], got.headers["ETag"], got.json()["first_name"]))
-        assert requests.get(f"{query}/v1/contacts/{deleted}", timeout=5).status_code == 404
+        assert api.get(f"{query}/v1/contacts/{deleted}", timeout=5).status_code == 404
         time.sleep(0.05)
 
     assert {(etag, name) for _, etag, name in served} == {('"2"', "Ada2")}
@@ -225,7 +224,7 @@ def test_c18_redis_outage_reads_from_postgresql_and_serves_nothing_stale_after(
         assert max(seconds) < READ_BOUND_S, (kind, seconds)
     assert max(writes) < WRITE_BOUND_S, writes
     after = send_command(
-        lambda: requests.post(f"{command}/v1/contacts", json={"first_name": "Di"}, timeout=10), []
+        lambda: api.post(f"{command}/v1/contacts", json={"first_name": "Di"}, timeout=10), []
     )
     assert stack.wait_operation(after["operation_id"])["status"] == "applied"
     print(

@@ -25,6 +25,7 @@ import redis
 import requests
 import sqlalchemy as sa
 
+from support.auth import api
 from support.processes import BIN, ROOT, Service, free_port
 from support.resources import isolated_queues, queue_env
 from support.stack import Stack, running_stack
@@ -152,11 +153,11 @@ def test_c21_preforked_processes_never_share_a_connection(
     sent = {f"Cmd{n}-{uuid.uuid4().hex[:6]}": None for n in range(REQUESTS)}
 
     def read(contact_id: str) -> tuple[str, requests.Response]:
-        return contact_id, requests.get(f"{stack.query_url}/v1/contacts/{contact_id}", timeout=30)
+        return contact_id, api.get(f"{stack.query_url}/v1/contacts/{contact_id}", timeout=30)
 
     def write(first_name: str) -> tuple[str, requests.Response]:
         body = {"first_name": first_name, "tags": [tag]}
-        return first_name, requests.post(f"{stack.command_url}/v1/contacts", json=body, timeout=30)
+        return first_name, api.post(f"{stack.command_url}/v1/contacts", json=body, timeout=30)
 
     started, load_started = time.monotonic(), time.time()
     with ThreadPoolExecutor(100) as pool:
@@ -197,7 +198,7 @@ def test_c21_preforked_processes_never_share_a_connection(
     applied_s = time.monotonic() - started
     assert stored == accepted
     for contact_id in list(accepted)[:50]:
-        got = requests.get(f"{stack.query_url}/v1/contacts/{contact_id}", timeout=10)
+        got = api.get(f"{stack.query_url}/v1/contacts/{contact_id}", timeout=10)
         assert got.json()["first_name"] == accepted[contact_id]
 
     pids = set().union(*(process_tree(s.pid) for s in stack.services))

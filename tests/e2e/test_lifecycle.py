@@ -8,6 +8,7 @@ from typing import Any
 
 import requests
 
+from support.auth import api
 from support.stack import Stack
 
 ROSA = {
@@ -26,13 +27,13 @@ def accepted(answer: requests.Response) -> dict[str, Any]:
 
 
 def create(stack: Stack, fields: dict[str, Any]) -> str:
-    body = accepted(requests.post(f"{stack.command_url}/v1/contacts", json=fields, timeout=10))
+    body = accepted(api.post(f"{stack.command_url}/v1/contacts", json=fields, timeout=10))
     assert stack.wait_operation(body["operation_id"])["status"] == "applied"
     return str(body["id"])
 
 
 def test_create_read_patch_delete(stack: Stack) -> None:
-    answer = requests.post(
+    answer = api.post(
         f"{stack.command_url}/v1/contacts",
         json={**ROSA, "email": f"rosa.{uuid.uuid4().hex[:8]}@EXAMPLE.com"},
         timeout=10,
@@ -52,7 +53,7 @@ def test_create_read_patch_delete(stack: Stack) -> None:
         "result": None,
     }
 
-    first = requests.get(contact_url, timeout=5)
+    first = api.get(contact_url, timeout=5)
     assert first.status_code == 200
     assert first.headers["ETag"] == '"1"'
     assert first.headers["X-Cache"] in ("hit", "miss")
@@ -60,11 +61,11 @@ def test_create_read_patch_delete(stack: Stack) -> None:
     assert contact["email"].endswith("@example.com")
     assert contact["phone"] == "+12025550100"
     assert contact["phones"] == [{"value": "+12025550100", "type": "other", "primary": True}]
-    assert requests.get(contact_url, headers={"If-None-Match": '"1"'}, timeout=5).status_code == 304
-    assert requests.head(contact_url, timeout=5).headers["ETag"] == '"1"'
+    assert api.get(contact_url, headers={"If-None-Match": '"1"'}, timeout=5).status_code == 304
+    assert api.head(contact_url, timeout=5).headers["ETag"] == '"1"'
 
     patch = accepted(
-        requests.patch(
+        api.patch(
             f"{stack.command_url}/v1/contacts/{body['id']}",
             json={"company": "Acme"},
             headers={"Content-Type": "application/merge-patch+json", "If-Match": '"1"'},
@@ -72,12 +73,12 @@ def test_create_read_patch_delete(stack: Stack) -> None:
         )
     )
     assert stack.wait_operation(patch["operation_id"])["version"] == 2
-    patched = requests.get(contact_url, timeout=5)
+    patched = api.get(contact_url, timeout=5)
     assert (patched.json()["company"], patched.headers["ETag"]) == ("Acme", '"2"')
 
-    delete = accepted(requests.delete(f"{stack.command_url}/v1/contacts/{body['id']}", timeout=10))
+    delete = accepted(api.delete(f"{stack.command_url}/v1/contacts/{body['id']}", timeout=10))
     assert stack.wait_operation(delete["operation_id"])["status"] == "applied"
-    gone = requests.get(contact_url, timeout=5)
+    gone = api.get(contact_url, timeout=5)
     assert gone.status_code == 404
     assert gone.headers["Content-Type"].startswith("application/problem+json")
 
@@ -87,10 +88,10 @@ def test_c04_null_empty_and_absent_in_partial_updates(stack: Stack) -> None:
     url = f"{stack.command_url}/v1/contacts/{cid}"
 
     def patch(body: dict[str, Any]) -> requests.Response:
-        return requests.patch(url, json=body, timeout=10)
+        return api.patch(url, json=body, timeout=10)
 
     def read() -> dict[str, Any]:
-        return dict(requests.get(f"{stack.query_url}/v1/contacts/{cid}", timeout=5).json())
+        return dict(api.get(f"{stack.query_url}/v1/contacts/{cid}", timeout=5).json())
 
     assert stack.wait_operation(accepted(patch({"phones": []}))["operation_id"])["status"] == (
         "applied"
@@ -117,17 +118,17 @@ def test_c04_null_empty_and_absent_in_partial_updates(stack: Stack) -> None:
 
     version_before = read()["version"]
     assert patch({}).status_code == 400
-    no_name = requests.put(url, json={"email": "x@example.com"}, timeout=10)
+    no_name = api.put(url, json={"email": "x@example.com"}, timeout=10)
     assert no_name.status_code == 400
     assert read()["version"] == version_before
 
 
 def test_the_change_feed_follows_a_contact_through_the_worker(stack: Stack) -> None:
     feed = f"{stack.query_url}/v1/contacts/changes"
-    token = requests.get(feed, timeout=5).json()["next_token"]
+    token = api.get(feed, timeout=5).json()["next_token"]
     contact_id = create(stack, {"first_name": "Fe", "last_name": "Ed"})
     patch = accepted(
-        requests.patch(
+        api.patch(
             f"{stack.command_url}/v1/contacts/{contact_id}",
             json={"company": "Acme"},
             headers={"Content-Type": "application/merge-patch+json"},
@@ -135,12 +136,12 @@ def test_the_change_feed_follows_a_contact_through_the_worker(stack: Stack) -> N
         )
     )
     assert stack.wait_operation(patch["operation_id"])["version"] == 2
-    delete = accepted(requests.delete(f"{stack.command_url}/v1/contacts/{contact_id}", timeout=10))
+    delete = accepted(api.delete(f"{stack.command_url}/v1/contacts/{contact_id}", timeout=10))
     assert stack.wait_operation(delete["operation_id"])["status"] == "applied"
 
     items: list[dict[str, Any]] = []
     for _ in range(200):  # a write transaction still running anywhere holds the feed back
-        page = requests.get(feed, params={"since": token, "limit": 1000}, timeout=5).json()
+        page = api.get(feed, params={"since": token, "limit": 1000}, timeout=5).json()
         items += [item for item in page["items"] if item["id"] == contact_id]
         token = page["next_token"]
         if len(items) >= 3:

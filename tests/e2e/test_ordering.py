@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 import redis
-import requests
 import sqlalchemy as sa
 
 from contacts_domain import ContactEvent, HybridLogicalClock, empty_fields, normalize_contact
+from support.auth import api
 from support.read_model import EventSender, cache_agrees, cached_contact, stored_contact
 from support.stack import Stack
 
@@ -176,7 +176,7 @@ def test_c24_patch_delivered_after_the_delete_that_followed_it(
     cached = cached_contact(redis_client, stack.env["REDIS_PREFIX"], cid)
     assert cached is not None
     assert cached[1] is None
-    assert requests.get(f"{stack.query_url}/v1/contacts/{cid}", timeout=5).status_code == 404
+    assert api.get(f"{stack.query_url}/v1/contacts/{cid}", timeout=5).status_code == 404
 
 
 def test_c24_second_patch_wins_when_the_first_is_delayed(
@@ -187,7 +187,7 @@ def test_c24_second_patch_wins_when_the_first_is_delayed(
     first, second = "+1 202 555 0100", "+1 202 555 0199"
 
     def create(i: int) -> str:
-        answer = requests.post(
+        answer = api.post(
             f"{stack.command_url}/v1/contacts",
             json={"first_name": f"C24-{i}"},
             timeout=10,
@@ -197,11 +197,11 @@ def test_c24_second_patch_wins_when_the_first_is_delayed(
 
     def race(cid: str) -> list[str]:
         url = f"{stack.command_url}/v1/contacts/{cid}"
-        one = requests.patch(
+        one = api.patch(
             url, json={"phone": first}, headers={"X-Request-ID": f"slow-{cid}"}, timeout=10
         )
         time.sleep(0.05)
-        two = requests.patch(url, json={"phone": second}, timeout=10)
+        two = api.patch(url, json={"phone": second}, timeout=10)
         assert (one.status_code, two.status_code) == (202, 202)
         return [one.json()["operation_id"], two.json()["operation_id"]]
 

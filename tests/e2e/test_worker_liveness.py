@@ -16,8 +16,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-import requests
 
+from support.auth import api
 from support.fault_proxy import FaultProxy
 from support.processes import BIN, Service, command_api, free_port, http_ok, query_api, worker
 from support.resources import isolated_queues, queue_env
@@ -37,13 +37,13 @@ class ProxiedStack:
     def post_and_wait(self, timeout_s: float = 30) -> float:
         """POST a contact; return seconds until its operation is applied."""
         started = time.perf_counter()
-        answer = requests.post(
+        answer = api.post(
             f"{self.command_url}/v1/contacts", json={"first_name": "Live"}, timeout=10
         )
         assert answer.status_code == 202, answer.text
         url = f"{self.query_url}/v1/operations/{answer.json()['operation_id']}"
         while time.perf_counter() - started < timeout_s:
-            status = requests.get(url, timeout=5)
+            status = api.get(url, timeout=5)
             if status.status_code == 200 and status.json()["status"] == "applied":
                 return time.perf_counter() - started
             time.sleep(0.002)

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 import redis
-import requests
 import sqlalchemy as sa
 
 from contacts_domain import FIELDS
+from support.auth import api
 from support.read_model import cache_agrees, stored_contact
 from support.workload import Workload, expected_state
 
@@ -125,8 +125,7 @@ def run_with_fault(
     pending = [
         o
         for o in operation_ids[:: max(1, len(operation_ids) // 40)]
-        if requests.get(f"{stack.query_url}/v1/operations/{o}", timeout=5).json()["status"]
-        == "pending"
+        if api.get(f"{stack.query_url}/v1/operations/{o}", timeout=5).json()["status"] == "pending"
     ]
     dead = queue_depth(sqs_client, stack.dlq_url)
     engine.dispose()

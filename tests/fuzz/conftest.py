@@ -1,7 +1,8 @@
 """The running system schemathesis fuzzes: both APIs under gunicorn and the worker, with queues
 and a Redis prefix of their own (the writes it generates are applied, or rejected, for real).
 
-Every request goes through one ``requests.Session`` that counts them; the count is printed in
+Every request goes through one ``requests.Session`` that sends the session's API key and counts
+them; the count is printed in
 pytest's terminal summary."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 import requests
 
+from support.auth import api_session
 from support.processes import command_api, free_port, query_api, worker
 from support.resources import isolated_queues, queue_env
 from support.stack import Stack, running_stack
@@ -52,7 +54,7 @@ def fuzz_session(request: pytest.FixtureRequest) -> Iterator[requests.Session]:
     def count(response: requests.Response, *_args: Any, **_kwargs: Any) -> None:
         counter[0] += 1
 
-    with requests.Session() as session:
+    with api_session() as session:
         session.hooks["response"].append(count)
         yield session
 

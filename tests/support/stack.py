@@ -8,8 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
+from support.auth import api
 from support.processes import Service, http_ok
 
 
@@ -25,7 +24,7 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         body: dict[str, Any] = {}
         while time.monotonic() < deadline:
-            answer = requests.get(f"{self.query_url}/v1/operations/{operation_id}", timeout=5)
+            answer = api.get(f"{self.query_url}/v1/operations/{operation_id}", timeout=5)
             if answer.status_code == 200:
                 body = answer.json()
                 if body["status"] != "pending":

@@ -17,6 +17,7 @@ from typing import Any
 import requests
 
 from contacts_domain import empty_fields, normalize_contact
+from support.auth import api_session
 
 #: The field each writer owns on the hot contacts.
 HOT_FIELDS = ("company", "job_title", "notes", "last_name")
@@ -81,7 +82,7 @@ class Workload:
 
     def _http(self) -> requests.Session:
         if not hasattr(self._session, "s"):
-            self._session.s = requests.Session()
+            self._session.s = api_session()
         return self._session.s  # type: ignore[no-any-return]
 
     def send(self, method: str, contact_id: str | None, kind: str, data: dict[str, Any]) -> bool:

@@ -17,8 +17,13 @@ Usage in an app factory::
   ``parse_json_body`` (JSON no deeper than ``JSON_MAX_DEPTH``, else ``JsonTooDeep``).
 - ``gunicorn_workers`` (import it by name, as gunicorn's ``worker_class``): sync and gthread
   workers that answer gunicorn's own 414 and 431 as problems.
+- ``auth`` (import it by name): bearer authentication with API keys and JWTs, scopes, the
+  Flask guard and its settings (``install_auth``, ``install_rate_limits``).
+- ``rate_limits``: per-caller limits with flask-limiter, counted in Redis.
+- ``security_headers``: ``nosniff``, default ``Cache-Control: no-store``, ``Vary: Authorization``.
+- ``env``: typed readers of environment variables (``ConfigError``).
 
-Flask only (and gunicorn in ``gunicorn_workers``): no Redis, SQS or database imports.
+No SQS or database imports; ``rate_limits`` talks to Redis through flask-limiter.
 """
 
 from contacts_http.bodies import JSON_MAX_DEPTH, JsonTooDeep, init_body_limit, parse_json_body

@@ -6,8 +6,12 @@ Names and local defaults are those of docs/contracts.md (12-factor).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
+
+from contacts_http.auth import AuthSettings
+from contacts_http.env import ConfigError
+from contacts_http.rate_limits import RateLimitSettings
 
 
 class SettingsError(ValueError):
@@ -20,7 +24,9 @@ class Settings:
 
     Times are in seconds, sizes in bytes. ``sqs_endpoint_url`` is ``None`` for AWS itself;
     ``aws_access_key_id``/``aws_secret_access_key`` are ``None`` to use boto3's default
-    credential chain (e.g. IRSA on EKS).
+    credential chain (e.g. IRSA on EKS). ``auth`` (the ``AUTH_*`` variables) and
+    ``rate_limits`` (``RATE_LIMIT_*``) are read by ``contacts_http``; see
+    ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
     """
 
     redis_url: str = "redis://127.0.0.1:6379/0"
@@ -39,6 +45,8 @@ class Settings:
     max_request_bytes: int = 1_048_576
     idempotency_ttl_s: int = 86_400
     operation_ttl_s: int = 86_400
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> Settings:
@@ -66,6 +74,11 @@ class Settings:
             if endpoint is None:
                 raise SettingsError("SQS_QUEUE_URL is required when SQS_ENDPOINT_URL is empty.")
             queue_url = f"{endpoint.rstrip('/')}/000000000000/{queue_name}"
+        try:
+            auth = AuthSettings.from_env(environ)
+            rate_limits = RateLimitSettings.from_env(environ)
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from None
         return cls(
             redis_url=text("REDIS_URL", defaults.redis_url),
             redis_prefix=environ.get("REDIS_PREFIX", defaults.redis_prefix),
@@ -93,6 +106,8 @@ class Settings:
                 environ, "IDEMPOTENCY_TTL_S", defaults.idempotency_ttl_s, int
             ),
             operation_ttl_s=_positive(environ, "OPERATION_TTL_S", defaults.operation_ttl_s, int),
+            auth=auth,
+            rate_limits=rate_limits,
         )
 
 

@@ -18,6 +18,7 @@ from flask import Flask
 
 from command_api.entrypoints.app import create_app
 from command_api.settings import Settings
+from support.auth import authorized
 from support.resources import isolated_queues
 
 
@@ -97,4 +98,4 @@ def drain(sqs_client: Any, command_queue_url: str) -> Callable[[], list[QueuedMe
 
 @pytest.fixture
 def real_app(command_settings: Settings) -> Flask:
-    return create_app(command_settings)
+    return authorized(create_app(command_settings))

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from support.auth import AUTH_HEADERS
 from support.processes import Service, command_api, free_port, http_ok
 
 BODY_MB = 20
@@ -46,7 +47,7 @@ def raw_post(port: int, head: dict[str, str], chunks: Iterable[bytes]) -> tuple[
         "POST /v1/contacts HTTP/1.1",
         f"Host: 127.0.0.1:{port}",
         "Content-Type: application/json",
-        *(f"{k}: {v}" for k, v in head.items()),
+        *(f"{k}: {v}" for k, v in {**AUTH_HEADERS, **head}.items()),
     ]
     sent = 0
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:

@@ -16,6 +16,8 @@ from command_api.settings import Settings
 from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus
 from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
 from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
+from contacts_http.rate_limits import RateLimitSettings
+from support.auth import TEST_AUTH, authorized
 
 
 class FakePublisher(EventPublisher):
@@ -83,7 +85,14 @@ def idempotency() -> FakeIdempotencyStore:
 
 @pytest.fixture
 def settings() -> Settings:
-    return Settings(query_api_base_url="http://query.test", max_request_bytes=1_048_576)
+    """Default settings but the query API's URL, the session's API key, and no rate limits
+    (they need Redis; the integration tests cover them)."""
+    return Settings(
+        query_api_base_url="http://query.test",
+        max_request_bytes=1_048_576,
+        auth=TEST_AUTH,
+        rate_limits=RateLimitSettings(enabled=False),
+    )
 
 
 @pytest.fixture
@@ -94,13 +103,15 @@ def app(
     idempotency: FakeIdempotencyStore,
 ) -> Flask:
     clock = HybridLogicalClock(node="test")
-    return create_app(
-        settings,
-        publisher=publisher,
-        operations=operations,
-        idempotency=idempotency,
-        next_sequence=clock.next,
-        readiness_checks={},
+    return authorized(
+        create_app(
+            settings,
+            publisher=publisher,
+            operations=operations,
+            idempotency=idempotency,
+            next_sequence=clock.next,
+            readiness_checks={},
+        )
     )
 
 

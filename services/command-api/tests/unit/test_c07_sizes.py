@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 
 from command_api.adapters.sqs_publisher import message_size
 from contacts_domain import limits, normalize_contact
+from support.auth import AUTH_HEADERS
 
 
 def largest_contact(char: str = "a") -> dict:
@@ -70,7 +71,7 @@ def test_c07_streamed_body_without_length_past_the_limit_is_413(app, publisher) 
         path="/v1/contacts",
         method="POST",
         content_type="application/json",
-        headers={"Transfer-Encoding": "chunked"},
+        headers={"Transfer-Encoding": "chunked", **AUTH_HEADERS},
     ).get_environ()
     environ.pop("CONTENT_LENGTH", None)
     environ["wsgi.input"] = io.BytesIO(b'{"notes": "' + b"n" * 2_000_000 + b'"}')

@@ -8,8 +8,12 @@ or gone (DESIGN.md §5.5, cases C18).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
+
+from contacts_http.auth import AuthSettings
+from contacts_http.env import ConfigError, read_bool, read_list, read_positive
+from contacts_http.rate_limits import RateLimitSettings
 
 T = TypeVar("T")
 
@@ -40,6 +44,13 @@ class Settings:
       it (``handlers.repair_cache``); must exceed the worker's longest commit-to-cache-write
       delay, its ``TASK_TIME_LIMIT_S`` (45 s).
     - ``retry_after_s``: ``Retry-After`` sent with a 503.
+    - ``cors_allowed_origins``: origins (``https://app.example.com``) whose browser pages may
+      read this API (``CORS_ALLOWED_ORIGINS``, comma-separated; empty: no CORS headers at all;
+      ``*``: any origin, refused together with credentials).
+    - ``cors_allow_credentials``: answer ``Access-Control-Allow-Credentials: true``.
+    - ``cors_max_age_s``: how long a browser may cache a preflight answer.
+    - ``auth`` (``AUTH_*``) and ``rate_limits`` (``RATE_LIMIT_*``) are read by
+      ``contacts_http``; see ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
     """
 
     database_url: str = "postgresql+psycopg2://contacts_reader@127.0.0.1:5432/contacts"
@@ -57,6 +68,11 @@ class Settings:
     refill_wait_s: float = 0.3
     cache_repair_margin_s: float = 60.0
     retry_after_s: int = 2
+    cors_allowed_origins: tuple[str, ...] = ()
+    cors_allow_credentials: bool = False
+    cors_max_age_s: int = 600
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
     @property
     def refill_lease_ms(self) -> int:
@@ -70,6 +86,18 @@ class Settings:
         defaults. Raises ``SettingsError`` naming the first variable that does not parse or is
         out of range."""
         d = cls()
+        try:
+            auth = AuthSettings.from_env(environ)
+            rate_limits = RateLimitSettings.from_env(environ)
+            origins = read_list(environ, "CORS_ALLOWED_ORIGINS")
+            credentials = read_bool(environ, "CORS_ALLOW_CREDENTIALS", d.cors_allow_credentials)
+            max_age = read_positive(environ, "CORS_MAX_AGE_S", d.cors_max_age_s)
+        except ConfigError as exc:
+            raise SettingsError(str(exc)) from None
+        if credentials and "*" in origins:
+            # The Fetch standard refuses a credentialed response with a wildcard origin
+            # (§3.2.5); answering one would mean reflecting any origin, i.e. no allowlist.
+            raise SettingsError("CORS_ALLOWED_ORIGINS=* cannot be used with credentials.")
         return cls(
             database_url=_read(environ, "QUERY_DATABASE_URL", str, d.database_url),
             db_statement_timeout_ms=_read(
@@ -106,6 +134,11 @@ class Settings:
                 environ, "CACHE_REPAIR_MARGIN_S", _positive(float), d.cache_repair_margin_s
             ),
             retry_after_s=_read(environ, "QUERY_RETRY_AFTER_S", _positive(int), d.retry_after_s),
+            cors_allowed_origins=origins,
+            cors_allow_credentials=credentials,
+            cors_max_age_s=int(max_age),
+            auth=auth,
+            rate_limits=rate_limits,
         )
 
 

@@ -29,8 +29,10 @@ from contacts_domain import normalize_contact
 from contacts_domain.cache_protocol import GUARDED_SET_LUA, contact_key
 from contacts_domain.contact import FIELDS, primary_value
 from contacts_domain.values import EmailAddress
+from contacts_http.rate_limits import RateLimitSettings
 from query_api.entrypoints.app import create_app
 from query_api.settings import Settings
+from support.auth import GENEROUS_LIMIT, TEST_AUTH, authorized
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -230,7 +232,13 @@ def prefix(redis_prefix: str) -> str:
 
 @pytest.fixture
 def settings(reader_database_url: str, prefix: str) -> Settings:
-    return Settings(database_url=reader_database_url, redis_url=REDIS_URL, redis_prefix=prefix)
+    return Settings(
+        database_url=reader_database_url,
+        redis_url=REDIS_URL,
+        redis_prefix=prefix,
+        auth=TEST_AUTH,
+        rate_limits=RateLimitSettings(default=GENEROUS_LIMIT),
+    )
 
 
 @pytest.fixture
@@ -239,7 +247,7 @@ def make_app() -> Iterator[Any]:
     apps: list[Flask] = []
 
     def make(settings: Settings, **ports: Any) -> Flask:
-        app = create_app(settings, **ports)
+        app = authorized(create_app(settings, **ports))
         apps.append(app)
         return app
 

@@ -20,13 +20,14 @@ import requests
 import sqlalchemy as sa
 
 from contacts_domain.cache_protocol import contact_key
-from support.processes import free_port
+from support.auth import AUTH_ENV, api, api_session
+from support.processes import BIN, free_port
 from support.resources import isolated_database, new_run_id
 
 if TYPE_CHECKING:
     from support.resources import TestDatabase
 
-GUNICORN = Path(os.environ.get("VIRTUAL_ENV", "/work/main/.venv")) / "bin" / "gunicorn"
+GUNICORN = BIN / "gunicorn"
 APP = "query_api.entrypoints.app:create_app()"
 
 
@@ -92,12 +93,13 @@ def env(settings) -> dict[str, str]:
         "QUERY_DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "REDIS_PREFIX": settings.redis_prefix,
+        **AUTH_ENV,
     }
 
 
 def _get(url: str, **kwargs: object) -> tuple[requests.Response, float]:
     started = time.perf_counter()
-    response = requests.get(url, timeout=10, **kwargs)
+    response = api.get(url, timeout=10, **kwargs)
     return response, time.perf_counter() - started
 
 
@@ -123,7 +125,7 @@ def test_c21_preloaded_workers_answer_concurrent_reads_correctly(serve, env, see
 def test_latency_of_hits_and_misses(serve, env, seed, redis_client, prefix):
     contact_id = seed.contact(version=1, last_name="Latency", email="lat@example.org")
     served = serve(env)
-    session = requests.Session()
+    session = api_session()
     url = f"{served.url}/v1/contacts/{contact_id}"
     session.get(url, timeout=5)
 
@@ -211,7 +213,7 @@ def _storm(served: Served, admin: sa.Engine, contact_id: str) -> list[requests.R
     try:
         with locker.connect() as lock, ThreadPoolExecutor(STORM) as pool:
             lock.execute(sa.text("LOCK TABLE contacts IN ACCESS EXCLUSIVE MODE"))
-            futures = [pool.submit(requests.get, url, timeout=30) for _ in range(STORM)]
+            futures = [pool.submit(api.get, url, timeout=30) for _ in range(STORM)]
             time.sleep(0.7)
             lock.commit()
             return [future.result() for future in futures]
@@ -278,7 +280,7 @@ def test_a_request_line_too_long_for_gunicorn_is_a_414_problem(serve, env):
     served = serve(env)
     tags = [("tag", "é" * 50)] * 50
 
-    response = requests.get(f"{served.url}/v1/contacts", params=tags, timeout=5)
+    response = api.get(f"{served.url}/v1/contacts", params=tags, timeout=5)
 
     assert response.status_code == 414
     assert response.headers["Content-Type"] == "application/problem+json"

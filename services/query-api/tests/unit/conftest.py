@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 
 from contacts_domain.contact import empty_fields
 from contacts_domain.operations import OperationStatus
+from contacts_http.rate_limits import RateLimitSettings
 from query_api.entrypoints.app import create_app
 from query_api.service_layer.listing import ListRequest
 from query_api.service_layer.ports import (
@@ -26,6 +27,7 @@ from query_api.service_layer.ports import (
 )
 from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
 from query_api.settings import Settings
+from support.auth import TEST_AUTH, authorized
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 
@@ -220,14 +222,16 @@ def app(
     statuses: FakeOperationStatusCache,
     outcomes: FakeOperationLog,
 ) -> Flask:
-    return create_app(
-        Settings(),
-        contacts=contacts,
-        cache=cache,
-        statuses=statuses,
-        outcomes=outcomes,
-        required_checks={"postgresql": contacts.check},
-        optional_checks={"redis": cache.check},
+    return authorized(
+        create_app(
+            Settings(auth=TEST_AUTH, rate_limits=RateLimitSettings(enabled=False)),
+            contacts=contacts,
+            cache=cache,
+            statuses=statuses,
+            outcomes=outcomes,
+            required_checks={"postgresql": contacts.check},
+            optional_checks={"redis": cache.check},
+        )
     )
 
 

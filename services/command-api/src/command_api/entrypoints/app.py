@@ -36,9 +36,14 @@ from contacts_http import (
     init_request_id,
     openapi_config,
 )
+from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
+from contacts_http.rate_limits import RateLimitStorage
+from contacts_http.security_headers import init_security_headers
 
 #: Bound, in seconds, on the whole ``/readyz`` probe (checks run concurrently).
 READINESS_TIMEOUT_S: Final = 1.0
+#: Every route of this API needs ``contacts:write`` (RFC 6750 realm below).
+AUTH_POLICY: Final = AuthPolicy(realm="contacts-command-api", default_scope=scopes.WRITE)
 
 
 def create_app(
@@ -49,6 +54,7 @@ def create_app(
     idempotency: IdempotencyStore | None = None,
     next_sequence: Any = None,
     readiness_checks: dict[str, Any] | None = None,
+    authenticator: Authenticator | None = None,
 ) -> Flask:
     """Build the app from ``settings`` (default: ``Settings.from_env(os.environ)``).
 
@@ -56,6 +62,11 @@ def create_app(
     the SQS publisher, Redis stores and a per-process hybrid logical clock. ``readiness_checks``
     replaces the ``/readyz`` checks (default: SQS GetQueueAttributes when the publisher is an
     ``SqsEventPublisher``, and Redis PING when the Redis stores are built here).
+    ``authenticator`` replaces the one built from ``settings.auth`` (API keys and/or JWTs).
+
+    Every route needs a bearer token with ``contacts:write`` (``AUTH_POLICY``), is rate-limited
+    per caller in Redis (``settings.rate_limits``) and answers ``Cache-Control: no-store`` and
+    ``X-Content-Type-Options: nosniff``; health, readiness and the OpenAPI document stay open.
 
     An ``SqsEventPublisher`` is warmed here (its clients built, nothing connected) and again,
     outside the probe's ``READINESS_TIMEOUT_S``, by ``/readyz`` in a process forked since.
@@ -102,7 +113,9 @@ def create_app(
     api = ProblemApi(app)
     init_request_id(app)
     init_body_limit(app)
+    init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     register_error_handlers(app)
+    install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)
     app.extensions[EXTENSION] = WriteApi(
         context=Context(
             publisher=publisher,
@@ -121,6 +134,17 @@ def create_app(
             timeout_s=READINESS_TIMEOUT_S,
             prepare=prepare if readiness_checks is None else (),
         )
+    )
+    install_rate_limits(
+        app,
+        settings.rate_limits,
+        RateLimitStorage(
+            redis_url=settings.redis_url,
+            key_prefix=f"{settings.redis_prefix}ratelimit:command-api",
+            socket_timeout_s=settings.redis_socket_timeout_s,
+            connect_timeout_s=settings.redis_connect_timeout_s,
+        ),
+        AUTH_POLICY,
     )
     return app
 

@@ -7,15 +7,19 @@ gunicorn runs ``'query_api.entrypoints.app:create_app()'``. Importing this modul
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Final
 
 from flask import Flask, Response
 
 from contacts_http import ProblemApi, init_request_id, openapi_config, problem_response
+from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
+from contacts_http.rate_limits import RateLimitStorage
+from contacts_http.security_headers import init_security_headers
 from query_api.bootstrap import build_ports
 from query_api.entrypoints.changes import changes_blueprint
 from query_api.entrypoints.contacts import contacts_blueprint
 from query_api.entrypoints.context import EXTENSION, AppContext
+from query_api.entrypoints.cors import init_cors
 from query_api.entrypoints.export import export_blueprint
 from query_api.entrypoints.health import health_blueprint
 from query_api.entrypoints.operations import operations_blueprint
@@ -25,21 +29,43 @@ from query_api.settings import Settings
 
 #: Bound, in seconds, on the whole ``/readyz`` probe.
 READINESS_TIMEOUT_S = 1.0
+#: Every route of this API needs ``contacts:read`` (RFC 6750 realm below), except the export
+#: of whole address books, which needs ``contacts:import`` (issue 7).
+AUTH_POLICY: Final = AuthPolicy(
+    realm="contacts-query-api",
+    default_scope=scopes.READ,
+    route_scopes={"export.export_contacts": scopes.IMPORT},
+)
 
 API_DESCRIPTION = """Read side of the contacts platform (cache-first, read only).
 
 Errors are RFC 9457 `application/problem+json`. Every endpoint refuses unknown query parameters
 with 400. `X-Cache: hit|miss|bypass` says whether Redis answered, PostgreSQL answered and the
 cache was refilled, or Redis was unavailable.
+
+Every request needs `Authorization: Bearer <API key or JWT>` with the scope `contacts:read`
+(401/403 otherwise). Responses vary by `Authorization`; limits per caller are reported in
+`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (429 past them).
 """
 
 
-def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    authenticator: Authenticator | None = None,
+    **injected_ports: Any,
+) -> Flask:
     """Build the app from ``settings`` (default: read from ``os.environ``).
 
     ``injected_ports`` replace real adapters by name (``contacts``, ``cache``, ``statuses``,
     ``outcomes``, ``changes``, ``required_checks``, ``optional_checks``, ``close``; see
-    ``bootstrap.Ports``). Raises ``SettingsError`` for an unusable environment variable.
+    ``bootstrap.Ports``); ``authenticator`` replaces the one built from ``settings.auth``.
+    Raises ``SettingsError`` for an unusable environment variable.
+
+    Every route needs a bearer token with ``contacts:read`` (``AUTH_POLICY``), is rate-limited
+    per caller (``settings.rate_limits``), answers ``Vary: Authorization`` and
+    ``X-Content-Type-Options: nosniff``, and ``Cache-Control: no-store`` unless the route sets
+    its own ETag-based policy; CORS follows ``settings.cors_*``.
     """
     settings = settings or Settings.from_env(os.environ)
     ports = build_ports(settings, **injected_ports)
@@ -49,6 +75,9 @@ def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask
     app.extensions[EXTENSION] = AppContext(settings, ports)
     api = ProblemApi(app)
     init_request_id(app)
+    init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
+    init_cors(app, settings)
+    install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)
     api.register_blueprint(changes_blueprint())
     api.register_blueprint(export_blueprint())
     api.register_blueprint(contacts_blueprint())
@@ -60,6 +89,17 @@ def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask
             timeout_s=READINESS_TIMEOUT_S,
             retry_after_s=settings.retry_after_s,
         )
+    )
+    install_rate_limits(
+        app,
+        settings.rate_limits,
+        RateLimitStorage(
+            redis_url=settings.redis_url,
+            key_prefix=f"{settings.redis_prefix}ratelimit:query-api",
+            socket_timeout_s=settings.redis_socket_timeout_s,
+            connect_timeout_s=settings.redis_connect_timeout_s,
+        ),
+        AUTH_POLICY,
     )
     retry_after = {"Retry-After": str(settings.retry_after_s)}
 

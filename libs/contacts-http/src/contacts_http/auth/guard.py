@@ -1,0 +1,192 @@
+"""The Flask side of authentication: a ``before_request`` guard that demands a bearer token
+with the scope the route needs (RFC 6750), and answers refusals as problems (RFC 9457).
+
+- No ``Authorization: Bearer`` header (absent, or another scheme): 401 with
+  ``WWW-Authenticate: Bearer realm="<realm>"`` (RFC 6750 §3.1: no error code when the request
+  carried no bearer credentials).
+- A bearer token the ``Authenticator`` refuses (empty, unknown key, bad JWT): 401 with
+  ``error="invalid_token"`` and a safe ``error_description``.
+- A valid token without the route's scope: 403 with ``error="insufficient_scope"`` and
+  ``scope="<needed>"``.
+- The token cannot be checked now (JWKS down): 503 with ``Retry-After``.
+
+Paths in ``AuthPolicy.open_paths`` (health, readiness, metrics, the OpenAPI document and its
+docs page) and every ``OPTIONS`` request (CORS preflights carry no credentials, Fetch standard
+§3.2.2) are never guarded. The caller of a request is authenticated once and remembered on
+``flask.g`` (``request_principal``); the rate limiter, installed after the guard, keys on it.
+Refused requests never reach the limiter: API keys are 256 random bits and JWTs are signed, so
+guessing is hopeless, and a refusal costs one hash (or one signature check).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, NoReturn
+
+from flask import Flask, current_app, g, request
+
+from contacts_http.auth.principal import Authenticator, AuthUnavailable, InvalidToken, Principal
+from contacts_http.problems import ProblemError
+
+#: Paths that never need a token.
+OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
+INVALID_TOKEN_PROBLEM: Final = "urn:contacts:problem:invalid-token"
+INSUFFICIENT_SCOPE_PROBLEM: Final = "urn:contacts:problem:insufficient-scope"
+AUTH_UNAVAILABLE_PROBLEM: Final = "urn:contacts:problem:auth-unavailable"
+#: ``Retry-After`` (seconds) of the 503 answered while the JWKS cannot be fetched.
+AUTH_RETRY_AFTER_S: Final = 5
+EXTENSION: Final = "contacts_http.auth"
+
+logger = logging.getLogger("contacts_http.auth")
+
+
+@dataclass(frozen=True, slots=True)
+class AuthPolicy:
+    """What the guard demands.
+
+    ``realm`` names the API in ``WWW-Authenticate``; ``default_scope`` is needed by every
+    guarded route unless ``route_scopes`` (Flask endpoint, e.g. ``contacts.list_contacts``
+    → scope) names another; ``open_paths`` are never guarded.
+    """
+
+    realm: str
+    default_scope: str
+    route_scopes: Mapping[str, str] = field(default_factory=dict)
+    open_paths: frozenset[str] = OPEN_PATHS
+
+    def is_open(self, path: str, method: str) -> bool:
+        """Whether a request to ``path`` with ``method`` needs no token."""
+        return method == "OPTIONS" or path in self.open_paths or path.startswith("/docs/")
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    principal: Principal | None = None
+    error: Exception | None = None
+    bearer: bool = False
+
+
+def init_auth(app: Flask, authenticator: Authenticator | None, policy: AuthPolicy) -> None:
+    """Guard every route of ``app`` with ``authenticator`` under ``policy``.
+
+    ``authenticator=None`` turns authentication off (an explicit setting, ``AUTH_DISABLED``):
+    every route is open and a warning is logged now, at start-up. Call it before the rate
+    limiter is initialised, so the guard's ``before_request`` runs first.
+    """
+    app.extensions[EXTENSION] = (authenticator, policy)
+    if authenticator is None:
+        logger.warning(
+            "authentication is DISABLED (AUTH_DISABLED=true): every route of %s is open to "
+            "anyone who can reach it; never run like this outside a local machine",
+            policy.realm,
+        )
+        return
+
+    def guard() -> None:
+        if policy.is_open(request.path, request.method):
+            return
+        outcome = _authenticate()
+        if isinstance(outcome.error, AuthUnavailable):
+            logger.warning("authentication unavailable: %s", outcome.error)
+            raise ProblemError(
+                503,
+                "The token cannot be checked right now; retry later.",
+                type_uri=AUTH_UNAVAILABLE_PROBLEM,
+                headers={"Retry-After": str(AUTH_RETRY_AFTER_S)},
+            )
+        if outcome.principal is None:
+            _refuse_unauthenticated(policy.realm, outcome)
+        needed = policy.route_scopes.get(request.endpoint or "", policy.default_scope)
+        if needed not in outcome.principal.scopes:
+            raise ProblemError(
+                403,
+                f"The token lacks the scope {needed}.",
+                type_uri=INSUFFICIENT_SCOPE_PROBLEM,
+                headers={
+                    "WWW-Authenticate": _challenge(
+                        policy.realm,
+                        error="insufficient_scope",
+                        error_description=f"The token lacks the scope {needed}.",
+                        scope=needed,
+                    )
+                },
+            )
+
+    app.before_request(guard)
+
+
+def request_principal() -> Principal | None:
+    """The caller of the current request, authenticated at most once per request; ``None``
+    when authentication is off, the path is open, or the token was missing or refused."""
+    authenticator, policy = _configured()
+    if authenticator is None or policy.is_open(request.path, request.method):
+        return None
+    return _authenticate().principal
+
+
+def rate_limit_identity() -> str:
+    """Whom a rate limit counts for: the principal's ``rate_limit_key``, or ``ip:<address>``
+    when authentication is off."""
+    principal = request_principal()
+    if principal is not None:
+        return principal.rate_limit_key
+    return f"ip:{request.remote_addr or 'unknown'}"
+
+
+def _configured() -> tuple[Authenticator | None, AuthPolicy]:
+    configured: tuple[Authenticator | None, AuthPolicy] = current_app.extensions[EXTENSION]
+    return configured
+
+
+def _authenticate() -> _Outcome:
+    cached = g.get("_contacts_auth")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    authenticator, _policy = _configured()
+    assert authenticator is not None
+    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() != "bearer":
+        outcome = _Outcome()
+    else:
+        try:
+            outcome = _Outcome(authenticator.authenticate(token.strip()), bearer=True)
+        except (InvalidToken, AuthUnavailable) as exc:
+            outcome = _Outcome(error=exc, bearer=True)
+        except Exception:
+            # Client input must never make a 500 (DESIGN.md §6): a token that trips a library
+            # bug is refused like any other bad token; the traceback goes to the log.
+            logger.exception("authenticator failed on a token")
+            outcome = _Outcome(error=InvalidToken("The token is not valid."), bearer=True)
+    g._contacts_auth = outcome
+    return outcome
+
+
+def _refuse_unauthenticated(realm: str, outcome: _Outcome) -> NoReturn:
+    if not outcome.bearer:
+        raise ProblemError(
+            401,
+            "Send a token: Authorization: Bearer <API key or JWT>.",
+            type_uri=INVALID_TOKEN_PROBLEM,
+            headers={"WWW-Authenticate": _challenge(realm)},
+        )
+    detail = str(outcome.error) if outcome.error is not None else "The token is not valid."
+    raise ProblemError(
+        401,
+        detail,
+        type_uri=INVALID_TOKEN_PROBLEM,
+        headers={
+            "WWW-Authenticate": _challenge(realm, error="invalid_token", error_description=detail)
+        },
+    )
+
+
+def _challenge(realm: str, **params: str) -> str:
+    """``Bearer realm="...", name="value", ...`` with quoted-string escaping (RFC 9110 §5.6.4)."""
+    pairs = {"realm": realm, **params}
+    return "Bearer " + ", ".join(f'{name}="{_quote(value)}"' for name, value in pairs.items())
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')

@@ -1,0 +1,177 @@
+"""Rate limits per caller with flask-limiter, counted in Redis so every process shares them.
+
+Settings (each API reads its own; names in docs/contracts.md):
+
+- ``RATE_LIMIT_ENABLED`` (``true``): ``false`` turns rate limiting off.
+- ``RATE_LIMIT_DEFAULT`` (``600/minute``): the limit of every route (each route counts
+  separately), in flask-limiter's notation (``100/second``, ``600 per minute;20/second``).
+- ``RATE_LIMIT_ROUTES`` (empty): a JSON object, Flask endpoint → limit, replacing the default
+  for those routes, e.g. ``{"contacts.list_contacts": "120/minute"}``. An endpoint the app does
+  not have stops the start-up.
+
+A caller is the API key (its hash) or the JWT's issuer and subject; a request without an
+accepted token counts for its remote address (``rate_limit_identity``). Every limited response
+has ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the
+window resets), the fields of the IETF draft "RateLimit header fields for HTTP"; past the limit
+the answer is a 429 problem with ``Retry-After`` (seconds).
+
+Redis down: the limiter fails open onto per-process in-memory counters (so a limit still holds
+per process, never an error or a hang: Redis calls are bounded by the Redis socket timeouts and
+not retried), logs a warning, and tries Redis again with exponential backoff (up to 32 s).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import limits
+from flask import Flask, Response, request
+from flask_limiter import HeaderNames, Limiter
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from contacts_http.env import ConfigError, read_bool, read_text
+
+LIMIT_HEADER: Final = "RateLimit-Limit"
+REMAINING_HEADER: Final = "RateLimit-Remaining"
+RESET_HEADER: Final = "RateLimit-Reset"
+# flask-limiter writes the reset as an epoch timestamp and sets Retry-After on every limited
+# response (and raises a 503's Retry-After to the window's reset); it writes both under these
+# internal names, turned into the public fields by ``_public_headers``.
+_RESET_AT: Final = "X-Internal-RateLimit-Reset-At"
+_RETRY_AFTER: Final = "X-Internal-RateLimit-Retry-After"
+
+#: The limit of every route unless configured: 10 requests a second on average per caller.
+DEFAULT_LIMIT: Final = "600/minute"
+
+logger = logging.getLogger("contacts_http.rate_limits")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSettings:
+    """``enabled``; ``default``: the limit of every route; ``routes``: (endpoint, limit) pairs
+    replacing it."""
+
+    enabled: bool = True
+    default: str = DEFAULT_LIMIT
+    routes: tuple[tuple[str, str], ...] = ()
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RateLimitSettings:
+        """Read the ``RATE_LIMIT_*`` variables. Raises ``ConfigError`` naming a malformed one
+        (a limit flask-limiter cannot parse, routes that are not a JSON object of strings)."""
+        default = read_text(environ, "RATE_LIMIT_DEFAULT", DEFAULT_LIMIT)
+        _check_limit("RATE_LIMIT_DEFAULT", default)
+        raw_routes = read_text(environ, "RATE_LIMIT_ROUTES", "{}")
+        try:
+            routes = json.loads(raw_routes)
+        except ValueError:
+            raise ConfigError("RATE_LIMIT_ROUTES must be a JSON object.") from None
+        if not isinstance(routes, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in routes.items()
+        ):
+            raise ConfigError("RATE_LIMIT_ROUTES must map endpoint names to limit strings.")
+        for endpoint, limit in routes.items():
+            _check_limit(f"RATE_LIMIT_ROUTES[{endpoint}]", limit)
+        return cls(
+            enabled=read_bool(environ, "RATE_LIMIT_ENABLED", True),
+            default=default,
+            routes=tuple(sorted(routes.items())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitStorage:
+    """Where counters live: a Redis URL, the key prefix of this API's counters, and the bound
+    on one Redis call (seconds)."""
+
+    redis_url: str
+    key_prefix: str
+    socket_timeout_s: float
+    connect_timeout_s: float
+
+
+def init_rate_limits(
+    app: Flask,
+    settings: RateLimitSettings,
+    storage: RateLimitStorage,
+    *,
+    identity: Callable[[], str],
+    exempt: Callable[[], bool],
+) -> Limiter | None:
+    """Rate-limit every route of ``app`` (``None`` and nothing installed when disabled).
+
+    ``identity()`` names the caller of the current request; ``exempt()`` is true for a request
+    never limited (health, metrics, docs, CORS preflights). Call it after every blueprint is
+    registered; raises ``ValueError`` for a route override naming no endpoint of ``app``.
+    Connects to nothing until the first limited request.
+    """
+    if not settings.enabled:
+        logger.warning("rate limiting is off (RATE_LIMIT_ENABLED=false)")
+        return None
+    overrides = dict(settings.routes)
+    unknown = sorted(set(overrides) - set(app.view_functions))
+    if unknown:
+        raise ValueError(f"RATE_LIMIT_ROUTES names unknown endpoints: {', '.join(unknown)}")
+
+    def limit_for_route() -> str:
+        return overrides.get(request.endpoint or "", settings.default)
+
+    limiter = Limiter(
+        identity,
+        default_limits=[limit_for_route],
+        storage_uri=storage.redis_url,
+        storage_options=_storage_options(storage),
+        strategy="fixed-window",
+        headers_enabled=True,
+        header_name_mapping={
+            HeaderNames.LIMIT: LIMIT_HEADER,
+            HeaderNames.REMAINING: REMAINING_HEADER,
+            HeaderNames.RESET: _RESET_AT,
+            HeaderNames.RETRY_AFTER: _RETRY_AFTER,
+        },
+        retry_after="delta-seconds",
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+    )
+    limiter.request_filter(exempt)
+    # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
+    # after_request hooks in reverse order of registration).
+    app.after_request(_public_headers)
+    limiter.init_app(app)
+    return limiter
+
+
+def _public_headers(response: Response) -> Response:
+    reset_at = response.headers.pop(_RESET_AT, None)
+    retry_after = response.headers.pop(_RETRY_AFTER, None)
+    if reset_at is not None:
+        seconds = max(0, int(float(reset_at) - time.time()))
+        response.headers[RESET_HEADER] = str(seconds)
+    if response.status_code == 429 and retry_after is not None:
+        response.headers["Retry-After"] = str(max(1, int(retry_after)))
+    return response
+
+
+def _storage_options(storage: RateLimitStorage) -> dict[str, Any]:
+    return {
+        "key_prefix": storage.key_prefix,
+        "socket_timeout": storage.socket_timeout_s,
+        "socket_connect_timeout": storage.connect_timeout_s,
+        # One attempt per call: the in-memory fallback, not retries, rides out an outage.
+        "retry": Retry(NoBackoff(), 0),
+        "retry_on_timeout": False,
+        "health_check_interval": 0,
+    }
+
+
+def _check_limit(name: str, value: str) -> None:
+    try:
+        limits.parse_many(value)
+    except ValueError:
+        raise ConfigError(f"{name}: {value!r} is not a rate limit (e.g. 600/minute).") from None

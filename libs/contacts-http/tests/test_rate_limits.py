@@ -1,0 +1,200 @@
+"""Rate limits against the real Redis: headers, 429 problems, per-caller counting, fail-open."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import uuid
+
+import pytest
+import redis
+from flask import Flask, jsonify
+from flask_smorest import Blueprint
+
+from contacts_http import PROBLEM_JSON, ProblemApi, health_blueprint, openapi_config
+from contacts_http.auth import (
+    AuthPolicy,
+    AuthSettings,
+    hash_api_key,
+    install_auth,
+    install_rate_limits,
+    new_api_key,
+    scopes,
+)
+from contacts_http.env import ConfigError
+from contacts_http.rate_limits import RateLimitSettings, RateLimitStorage
+from support.processes import free_port
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+ALICE, BOB = new_api_key(), new_api_key()
+POLICY = AuthPolicy(realm="limited", default_scope=scopes.READ)
+
+
+def make_app(
+    limits: RateLimitSettings, prefix: str, redis_url: str = REDIS_URL, auth: bool = True
+) -> Flask:
+    app = Flask("limited")
+    app.config.update(openapi_config("Limited"))
+    api = ProblemApi(app)
+    settings = AuthSettings(
+        disabled=not auth,
+        api_keys=((hash_api_key(ALICE), scopes.ALL), (hash_api_key(BOB), scopes.ALL)),
+    )
+    install_auth(app, api, settings, POLICY)
+    blp = Blueprint("things", __name__, url_prefix="/v1/things")
+
+    @blp.route("", methods=["GET"])
+    def list_things():  # type: ignore[no-untyped-def]
+        return jsonify(items=[])
+
+    @blp.route("/<thing_id>", methods=["GET"])
+    def get_thing(thing_id: str):  # type: ignore[no-untyped-def]
+        return jsonify(id=thing_id)
+
+    api.register_blueprint(blp)
+    app.register_blueprint(health_blueprint({}))
+    storage = RateLimitStorage(redis_url, prefix, socket_timeout_s=0.25, connect_timeout_s=0.25)
+    install_rate_limits(app, limits, storage, POLICY)
+    return app
+
+
+@pytest.fixture
+def prefix(redis_prefix: str) -> str:
+    return f"{redis_prefix}rl{uuid.uuid4().hex[:8]}"
+
+
+def as_(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_headers_count_down_and_the_limit_is_a_429_problem_with_retry_after(
+    prefix: str, redis_client: redis.Redis
+) -> None:
+    client = make_app(RateLimitSettings(default="3/minute"), prefix).test_client()
+    seen = []
+    for _ in range(3):
+        response = client.get("/v1/things", headers=as_(ALICE))
+        assert response.status_code == 200
+        assert "Retry-After" not in response.headers
+        seen.append(response.headers["RateLimit-Remaining"])
+        assert response.headers["RateLimit-Limit"] == "3"
+        assert 0 < int(response.headers["RateLimit-Reset"]) <= 60
+    assert seen == ["2", "1", "0"]
+    refused = client.get("/v1/things", headers=as_(ALICE))
+    assert refused.status_code == 429
+    assert refused.mimetype == PROBLEM_JSON
+    assert refused.get_json()["status"] == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert not any(name.startswith("X-Internal") for name, _ in refused.headers.items())
+    assert redis_client.keys(f"{prefix}:*"), "the counters live in Redis under the prefix"
+
+
+def test_each_caller_and_each_route_count_separately(prefix: str) -> None:
+    client = make_app(RateLimitSettings(default="1/minute"), prefix).test_client()
+    assert client.get("/v1/things", headers=as_(ALICE)).status_code == 200
+    assert client.get("/v1/things", headers=as_(ALICE)).status_code == 429
+    assert client.get("/v1/things", headers=as_(BOB)).status_code == 200
+    assert client.get("/v1/things/1", headers=as_(ALICE)).status_code == 200
+
+
+def test_processes_share_the_counters_through_redis(prefix: str) -> None:
+    one = make_app(RateLimitSettings(default="2/minute"), prefix).test_client()
+    two = make_app(RateLimitSettings(default="2/minute"), prefix).test_client()
+    assert one.get("/v1/things", headers=as_(ALICE)).status_code == 200
+    assert two.get("/v1/things", headers=as_(ALICE)).status_code == 200
+    assert one.get("/v1/things", headers=as_(ALICE)).status_code == 429
+
+
+def test_a_route_override_replaces_the_default(prefix: str) -> None:
+    limits = RateLimitSettings(default="1/minute", routes=(("things.get_thing", "3/minute"),))
+    client = make_app(limits, prefix).test_client()
+    assert [client.get("/v1/things/1", headers=as_(ALICE)).status_code for _ in range(4)] == [
+        200,
+        200,
+        200,
+        429,
+    ]
+    assert client.get("/v1/things", headers=as_(ALICE)).headers["RateLimit-Limit"] == "1"
+
+
+def test_an_override_of_an_unknown_route_stops_the_start_up(prefix: str) -> None:
+    with pytest.raises(ValueError, match=r"things\.nope"):
+        make_app(RateLimitSettings(routes=(("things.nope", "1/minute"),)), prefix)
+
+
+def test_open_paths_and_refused_requests_are_not_limited(prefix: str) -> None:
+    client = make_app(RateLimitSettings(default="1/minute"), prefix).test_client()
+    for _ in range(3):
+        health = client.get("/healthz")
+        assert health.status_code == 200
+        assert "RateLimit-Limit" not in health.headers
+        assert client.get("/v1/things").status_code == 401
+
+
+def test_without_authentication_the_remote_address_is_the_caller(prefix: str) -> None:
+    client = make_app(RateLimitSettings(default="1/minute"), prefix, auth=False).test_client()
+    assert client.get("/v1/things").status_code == 200
+    assert client.get("/v1/things", headers=as_(BOB)).status_code == 429
+
+
+def test_redis_down_fails_open_quickly_and_logs(prefix: str, caplog) -> None:  # type: ignore[no-untyped-def]
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    client = make_app(RateLimitSettings(default="2/minute"), prefix, redis_url=closed).test_client()
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING):
+        statuses = [client.get("/v1/things", headers=as_(ALICE)).status_code for _ in range(2)]
+    assert statuses == [200, 200]
+    assert time.monotonic() - started < 2
+    assert "Rate limit storage unreachable" in caplog.text
+    # Limits still hold per process, in memory, while Redis is away.
+    assert client.get("/v1/things", headers=as_(ALICE)).status_code == 429
+
+
+def test_disabled_limits_install_nothing(prefix: str) -> None:
+    client = make_app(RateLimitSettings(enabled=False), prefix).test_client()
+    response = client.get("/v1/things", headers=as_(ALICE))
+    assert response.status_code == 200
+    assert "RateLimit-Limit" not in response.headers
+
+
+def test_settings_parse_and_refuse_bad_limits() -> None:
+    settings = RateLimitSettings.from_env(
+        {
+            "RATE_LIMIT_ENABLED": "false",
+            "RATE_LIMIT_DEFAULT": "10/second;100/minute",
+            "RATE_LIMIT_ROUTES": '{"contacts.list_contacts": "5 per minute"}',
+        }
+    )
+    assert settings == RateLimitSettings(
+        enabled=False,
+        default="10/second;100/minute",
+        routes=(("contacts.list_contacts", "5 per minute"),),
+    )
+    assert RateLimitSettings.from_env({}) == RateLimitSettings()
+    for environ, name in (
+        ({"RATE_LIMIT_DEFAULT": "lots"}, "RATE_LIMIT_DEFAULT"),
+        ({"RATE_LIMIT_ROUTES": "[1]"}, "RATE_LIMIT_ROUTES"),
+        ({"RATE_LIMIT_ROUTES": "{"}, "RATE_LIMIT_ROUTES"),
+        ({"RATE_LIMIT_ROUTES": '{"a.b": "often"}'}, "RATE_LIMIT_ROUTES"),
+        ({"RATE_LIMIT_ENABLED": "sometimes"}, "RATE_LIMIT_ENABLED"),
+    ):
+        with pytest.raises(ConfigError, match=name):
+            RateLimitSettings.from_env(environ)
+
+
+def test_a_redis_that_never_answers_costs_one_socket_timeout_then_nothing(prefix: str) -> None:
+    with socket.socket() as silent:  # the kernel completes connections; nothing ever replies
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        app = make_app(RateLimitSettings(default="100/minute"), prefix, redis_url=url)
+        timings = []
+        for _ in range(5):
+            started = time.monotonic()
+            response = app.test_client().get("/v1/things", headers=as_(ALICE))
+            timings.append(time.monotonic() - started)
+            assert response.status_code == 200
+    assert timings[0] < 1.5, "bounded by the socket timeout (0.25 s), not retried"
+    assert max(timings[1:]) < 0.2, "then in-memory counters until Redis is tried again"
