@@ -1,4 +1,20 @@
-"""The use case of the worker: apply one contact event, exactly once in effect."""
+"""The use case of the worker: apply one contact event, exactly once in effect.
+
+Erasure rule (issue 7, item 4): ``DELETE`` is a real erasure. Once a contact's delete is
+applied, the inbox forgets the data of every event of that contact ordered before it
+(``Inbox.erase_data``): only ids, kinds, sequences and outcomes stay, and the contact's row is
+a tombstone (id, version, times). Replay never needs that data again, because an applied delete
+leaves the contact absent and empty whatever came before it, so:
+
+- a late event ordered *after* the latest applied delete replays only the events after that
+  delete (``Inbox.history(after=...)``), from the absent, empty contact;
+- a late event ordered *before* it is recorded as superseded: ``applied`` with no change (its
+  effect, had it come in time, was erased by the delete), its data not kept; the outcomes
+  already recorded for events before the delete are final and are not revised any more.
+
+The visible state is still exactly that of applying the accepted commands in order (DESIGN.md
+§5.3); only outcomes of events before an applied delete may differ from the in-order ones.
+"""
 
 from __future__ import annotations
 
@@ -75,8 +91,11 @@ def handle_event(
             last = uow.inbox.last_sequence(event.contact_id)
             if last is not None and event.sequence < last:
                 state, outcome, revised = _apply_late(uow, state, event)
+                _erase_before_last_delete(uow, event.contact_id)  # a replay may apply a delete
             else:
                 state, outcome = _apply_in_order(uow, state, event)
+                if event.kind == "deleted" and outcome.status == "applied":
+                    uow.inbox.erase_data(event.contact_id, before=event.sequence)
             uow.commit()
     if state.version > 0:
         cache.put(state)
@@ -111,9 +130,15 @@ def _apply_late(
         outcome = _outcome(event, reason, state.version)
         uow.inbox.record(event, outcome)
         return state, outcome, []
+    erased = uow.inbox.last_erasure(event.contact_id)
+    if erased is not None and event.sequence < erased:
+        # Superseded by an applied delete (module doc): nothing changes, no data is kept.
+        outcome = _outcome(event, None, state.version)
+        uow.inbox.record(dataclasses.replace(event, data={}), outcome)
+        return state, outcome, []
     placeholder = _outcome(event, None, None)
     history = [
-        *uow.inbox.history(event.contact_id),
+        *uow.inbox.history(event.contact_id, after=erased),
         ProcessedEvent(event.id, event.kind, event.sequence, placeholder, event.data),
     ]
     moment = max(t for t in (state.updated_at, event.time) if t is not None)
@@ -142,6 +167,12 @@ def _apply_late(
             uow.inbox.revise(processed.event_id, fixed)
             revised.append(fixed)
     return state, outcome, revised
+
+
+def _erase_before_last_delete(uow: UnitOfWork, contact_id: str) -> None:
+    erased = uow.inbox.last_erasure(contact_id)
+    if erased is not None:
+        uow.inbox.erase_data(contact_id, before=erased)
 
 
 def _outcome(event: ContactEvent, reason: str | None, version: int | None) -> OperationStatus:
