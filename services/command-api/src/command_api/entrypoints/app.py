@@ -9,12 +9,12 @@ request needs it (each gunicorn worker then opens its own connections).
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 from typing import Any, Final
 
 from flask import Flask
 
+from command_api.adapters.instrumented_publisher import InstrumentedPublisher, PublishMetrics
 from command_api.adapters.process_clock import ProcessClock
 from command_api.adapters.redis_stores import (
     RedisIdempotencyStore,
@@ -30,12 +30,17 @@ from command_api.settings import Settings
 from contacts_domain.ports import EventPublisher, OperationStore
 from contacts_http import (
     ProblemApi,
-    RequestIdLogFilter,
     health_blueprint,
     init_body_limit,
     init_request_id,
     openapi_config,
 )
+from contacts_http.observability import HttpMetrics, init_observability
+from contacts_telemetry.logs import configure_structlog
+from contacts_telemetry.metrics import MetricsRegistry
+
+#: The ``service`` field of every log line.
+SERVICE: Final = "command-api"
 
 #: Bound, in seconds, on the whole ``/readyz`` probe (checks run concurrently).
 READINESS_TIMEOUT_S: Final = 1.0
@@ -49,6 +54,7 @@ def create_app(
     idempotency: IdempotencyStore | None = None,
     next_sequence: Any = None,
     readiness_checks: dict[str, Any] | None = None,
+    metrics: MetricsRegistry | None = None,
 ) -> Flask:
     """Build the app from ``settings`` (default: ``Settings.from_env(os.environ)``).
 
@@ -57,10 +63,16 @@ def create_app(
     replaces the ``/readyz`` checks (default: SQS GetQueueAttributes when the publisher is an
     ``SqsEventPublisher``, and Redis PING when the Redis stores are built here).
 
+    ``metrics`` holds the app's Prometheus metrics (default: a new ``MetricsRegistry``, which
+    aggregates every gunicorn worker when ``PROMETHEUS_MULTIPROC_DIR`` is set; see
+    ``gunicorn_conf``); every publisher is wrapped to time and count its sends.
+
     An ``SqsEventPublisher`` is warmed here (its clients built, nothing connected) and again,
     outside the probe's ``READINESS_TIMEOUT_S``, by ``/readyz`` in a process forked since.
     """
     settings = settings or Settings.from_env(os.environ)
+    configure_structlog(SERVICE)
+    metrics = metrics or MetricsRegistry()
     checks: dict[str, Any] = {}
     prepare: list[Any] = []
     if publisher is None:
@@ -93,14 +105,16 @@ def create_app(
             redis_client, prefix=settings.redis_prefix, ttl_s=settings.idempotency_ttl_s
         )
 
+    publisher = InstrumentedPublisher(publisher, PublishMetrics(metrics))
+
     app = Flask("command_api")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         **openapi_config("Contacts command API"),
     )
-    _configure_logging(app)
     api = ProblemApi(app)
     init_request_id(app)
+    init_observability(app, HttpMetrics(metrics))
     init_body_limit(app)
     register_error_handlers(app)
     app.extensions[EXTENSION] = WriteApi(
@@ -123,15 +137,3 @@ def create_app(
         )
     )
     return app
-
-
-def _configure_logging(app: Flask) -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdLogFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    )
-    for logger in (app.logger, logging.getLogger("command_api")):
-        logger.handlers[:] = [handler]
-        logger.setLevel(logging.INFO)
-        logger.propagate = False

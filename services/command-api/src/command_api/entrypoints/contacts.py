@@ -28,6 +28,7 @@ from command_api.service_layer import handlers
 from command_api.service_layer.handlers import Accepted, Context
 from contacts_domain import DeleteContact, PatchContact, ReplaceContact, normalize_contact
 from contacts_http import JsonTooDeep, current_request_id, parse_json_body
+from contacts_http.observability import current_traceparent
 
 EXTENSION: Final = "command_api"
 JSON: Final = "application/json"
@@ -162,6 +163,7 @@ def contacts_blueprint() -> Blueprint:
                 fields,
                 _write_api().context,
                 correlation_id=current_request_id(),
+                traceparent=current_traceparent(),
                 idempotency_key=key,
             )
             return _accepted(accepted)
@@ -213,7 +215,12 @@ def contacts_blueprint() -> Blueprint:
 
 
 def _accept(command: Any) -> Any:
-    accepted = handlers.accept(command, _write_api().context, correlation_id=current_request_id())
+    accepted = handlers.accept(
+        command,
+        _write_api().context,
+        correlation_id=current_request_id(),
+        traceparent=current_traceparent(),
+    )
     return _accepted(accepted)
 
 

@@ -20,6 +20,7 @@ from command_api.service_layer.idempotency import derive_ids, fingerprint
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from contacts_domain import Command, CreateContact, OperationStatus, to_event
 from contacts_domain.ports import EventPublisher, OperationStore
+from contacts_telemetry.logs import bind_context
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,13 @@ def accept(
     context: Context,
     *,
     correlation_id: str | None,
+    traceparent: str | None = None,
     event_id: str | None = None,
     operation_id: str | None = None,
 ) -> Accepted:
     """Publish the event of ``command`` and mark its operation pending.
 
+    ``correlation_id`` (the request id) and ``traceparent`` (W3C) travel in the event.
     ``event_id`` and ``operation_id`` default to new uuid4s. Raises ``PublishFailed`` when the
     queue did not take the event in time and ``EventTooLarge`` when it cannot fit a message;
     nothing is accepted then.
@@ -68,7 +71,9 @@ def accept(
         sequence=context.next_sequence(),
         time=context.now(),
         correlation_id=correlation_id,
+        traceparent=traceparent,
     )
+    bind_context(operation_id=event.operation_id, contact_id=event.contact_id, event_id=event.id)
     context.publisher.publish(event)
     pending = OperationStatus(event.operation_id, command.contact_id, "pending")
     try:
@@ -76,7 +81,7 @@ def accept(
     except Exception:
         # The event is durable; a missing "pending" only means a poll answers 404 until the
         # worker records the outcome. Failing the request now would invite a duplicate retry.
-        logger.warning("Could not mark operation %s pending", event.operation_id, exc_info=True)
+        logger.warning("Could not mark the operation pending", exc_info=True)
     return Accepted(command.contact_id, event.operation_id)
 
 
@@ -85,6 +90,7 @@ def create_contact(
     context: Context,
     *,
     correlation_id: str | None,
+    traceparent: str | None = None,
     idempotency_key: str | None = None,
 ) -> Accepted:
     """Accept the creation of a contact with normalized ``fields`` under a new id.
@@ -97,7 +103,7 @@ def create_contact(
     """
     if idempotency_key is None:
         command = CreateContact(str(uuid.uuid4()), dict(fields))
-        return accept(command, context, correlation_id=correlation_id)
+        return accept(command, context, correlation_id=correlation_id, traceparent=traceparent)
 
     ids = derive_ids(idempotency_key)
     record = IdempotencyRecord(fingerprint(fields), ids.contact_id, ids.operation_id)
@@ -115,6 +121,7 @@ def create_contact(
         command,
         context,
         correlation_id=correlation_id,
+        traceparent=traceparent,
         event_id=ids.event_id,
         operation_id=ids.operation_id,
     )

@@ -12,7 +12,11 @@ from typing import Any
 from flask import Flask, Response
 
 from contacts_http import ProblemApi, init_request_id, openapi_config, problem_response
+from contacts_http.observability import HttpMetrics, init_observability
+from contacts_telemetry.logs import configure_structlog
+from contacts_telemetry.metrics import MetricsRegistry
 from query_api.bootstrap import build_ports
+from query_api.entrypoints.cache_metrics import CacheMetrics, init_cache_metrics
 from query_api.entrypoints.contacts import contacts_blueprint
 from query_api.entrypoints.context import EXTENSION, AppContext
 from query_api.entrypoints.health import health_blueprint
@@ -21,6 +25,8 @@ from query_api.service_layer.handlers import OperationStatusUnknown
 from query_api.service_layer.ports import ReadModelUnavailable
 from query_api.settings import Settings
 
+#: The ``service`` field of every log line.
+SERVICE = "query-api"
 #: Bound, in seconds, on the whole ``/readyz`` probe.
 READINESS_TIMEOUT_S = 1.0
 
@@ -32,14 +38,23 @@ cache was refilled, or Redis was unavailable.
 """
 
 
-def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    metrics: MetricsRegistry | None = None,
+    **injected_ports: Any,
+) -> Flask:
     """Build the app from ``settings`` (default: read from ``os.environ``).
 
     ``injected_ports`` replace real adapters by name (``contacts``, ``cache``, ``statuses``,
     ``outcomes``, ``required_checks``, ``optional_checks``, ``close``; see
-    ``bootstrap.Ports``). Raises ``SettingsError`` for an unusable environment variable.
+    ``bootstrap.Ports``). ``metrics`` holds the Prometheus metrics (default: a new
+    ``MetricsRegistry``, aggregating every gunicorn worker under ``gunicorn_conf``).
+    Raises ``SettingsError`` for an unusable environment variable.
     """
     settings = settings or Settings.from_env(os.environ)
+    configure_structlog(SERVICE)
+    metrics = metrics or MetricsRegistry()
     ports = build_ports(settings, **injected_ports)
 
     app = Flask("query_api")
@@ -47,6 +62,8 @@ def create_app(settings: Settings | None = None, **injected_ports: Any) -> Flask
     app.extensions[EXTENSION] = AppContext(settings, ports)
     api = ProblemApi(app)
     init_request_id(app)
+    init_observability(app, HttpMetrics(metrics))
+    init_cache_metrics(app, CacheMetrics(metrics))
     api.register_blueprint(contacts_blueprint())
     api.register_blueprint(operations_blueprint())
     app.register_blueprint(
