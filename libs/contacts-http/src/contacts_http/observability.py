@@ -3,7 +3,8 @@
 ``init_observability(app, metrics)`` makes every request:
 
 - bind ``request_id`` (``X-Request-ID``, see ``request_id``) and a valid W3C ``traceparent``
-  header (``current_traceparent``) to the request's log lines (``contacts_telemetry.logs``);
+  header (``current_traceparent``) to the request's log lines (``contacts_telemetry.logs``),
+  gunicorn's access line included;
 - count itself and time itself in ``http_requests_total`` and
   ``http_request_duration_seconds``, labelled by method, route *template*
   (``/v1/contacts/<uuid:contact_id>``, never the raw path: no ids in labels) and status;
@@ -84,12 +85,10 @@ def init_observability(app: Flask, metrics: HttpMetrics) -> None:
             )
         return response
 
-    def forget(_error: BaseException | None) -> None:
-        clear_context()
-
+    # The context is cleared when the next request starts, not at teardown: gunicorn writes
+    # the access line after the app returned, in the same thread, and it carries the ids too.
     app.before_request(start)
     app.after_request(finish)
-    app.teardown_request(forget)
 
     def serve_metrics() -> Response:
         return Response(metrics.registry.render(), mimetype=CONTENT_TYPE)

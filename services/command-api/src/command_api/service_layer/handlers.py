@@ -75,6 +75,7 @@ def accept(
     )
     bind_context(operation_id=event.operation_id, contact_id=event.contact_id, event_id=event.id)
     context.publisher.publish(event)
+    logger.info("command accepted: %s event queued", event.kind)
     pending = OperationStatus(event.operation_id, command.contact_id, "pending")
     try:
         context.operations.mark_pending(pending)
