@@ -25,7 +25,8 @@ def create_engine(database_url: str, *, lock_timeout_ms: int, statement_timeout_
 
     Every session gets ``lock_timeout`` and ``statement_timeout`` (ms) so a task blocked on a
     row lock or a slow query fails well before the queue's visibility timeout; connecting is
-    bounded to 3 s.
+    bounded to 3 s. ``hide_parameters``: a failed statement's text (logged when a task fails)
+    never carries the contact's fields, which are personal data.
     """
     options = f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
     return sa.create_engine(
@@ -34,6 +35,7 @@ def create_engine(database_url: str, *, lock_timeout_ms: int, statement_timeout_
         max_overflow=5,
         pool_pre_ping=True,
         pool_timeout=5,
+        hide_parameters=True,
         connect_args={"options": options, "connect_timeout": 3},
     )
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutting_down
+from sqlalchemy.exc import DBAPIError
 
 from contact_worker.adapters import sqs_heartbeat as heartbeat
 from contact_worker.entrypoints.metrics import WorkerMetrics
@@ -22,6 +23,20 @@ from contacts_telemetry.logs import bind_context, clear_context, get_logger
 from contacts_telemetry.metrics import MetricsRegistry, mark_process_dead
 
 log = get_logger("contact_worker")
+
+
+class DatabaseFailure(Exception):
+    """A database error, retold without its text: PostgreSQL quotes the offending values
+    (``invalid input syntax ... "<value>"``, a ``LINE 1:`` excerpt, a ``DETAIL: Key (...)=``),
+    and Celery logs the exception of a failed task. Keeps the driver's class and SQLSTATE."""
+
+
+def without_values(exc: Exception) -> Exception:
+    """``exc`` itself, or a ``DatabaseFailure`` naming it when it is a database error."""
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "pgcode", None)
+        return DatabaseFailure(f"{type(exc.orig).__name__} (SQLSTATE {code})")
+    return exc
 
 
 def receive_count(request: Any) -> int | None:
@@ -152,7 +167,10 @@ def create_celery(
                 "event not applied", outcome=result, error=type(exc).__name__, receives=received
             )
             clear_context()
-            raise
+            safe = without_values(exc)
+            if safe is exc:
+                raise
+            raise safe from None
         metrics.task_done(outcome.status, time.perf_counter() - started)
         metrics.operations.labels(outcome.status, outcome.reason or "none").inc()
         log.info(
