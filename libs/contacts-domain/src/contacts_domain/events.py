@@ -118,7 +118,7 @@ class ContactEvent:
         correlation = envelope.get("correlationid")
         traceparent = envelope.get("traceparent")
         if traceparent is not None and (
-            not isinstance(traceparent, str) or not _TRACEPARENT_RE.match(traceparent)
+            not isinstance(traceparent, str) or not _TRACEPARENT_RE.fullmatch(traceparent)
         ):
             traceparent = None  # a malformed trace context is dropped, never fatal
         try:

@@ -27,4 +27,4 @@ def valid_traceparent(value: str | None) -> str | None:
     if value is None:
         return None
     value = value.strip()
-    return value if _TRACEPARENT.match(value) else None
+    return value if _TRACEPARENT.fullmatch(value) else None
