@@ -78,3 +78,12 @@ def test_personal_data_keys_are_redacted_at_any_depth(output: io.StringIO) -> No
     assert line["data"] == REDACTED
     assert line["items"] == [{"last_name": REDACTED}]
     assert line["contact_id"] == "c-1"
+
+
+def test_libraries_that_log_bodies_stay_at_info_even_at_debug(output: io.StringIO) -> None:
+    # botocore logs SendMessage parameters at DEBUG: a contact's data, never written.
+    logging.getLogger("botocore.endpoint").debug("Making request: MessageBody=Ada Lovelace")
+    logging.getLogger("celery.pool").debug("TaskPool: Apply args=Ada Lovelace")
+    get_logger("contact_worker").debug("our own debug line")
+    assert "Ada" not in output.getvalue()
+    assert "our own debug line" in output.getvalue()

@@ -13,7 +13,7 @@ A service's config module does::
 - ``child_exit`` (master, after a worker exits): ``multiprocess.mark_process_dead``.
 - ``on_exit`` (master, at shutdown): the directory is removed if this server created it.
 - ``logconfig``: gunicorn's error and access logs, and every other logger, as JSON lines
-  (``contacts_telemetry.logs.json_formatter``) on stderr.
+  (``contacts_telemetry.logs.json_formatter``) on stderr; ``PAYLOAD_LOGGERS`` never at DEBUG.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from contacts_telemetry.logs import PAYLOAD_LOGGERS
 from contacts_telemetry.metrics import (
     MULTIPROC_ENV,
     create_multiprocess_dir,
@@ -83,5 +84,10 @@ def logconfig(service: str, level: str) -> dict[str, Any]:
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
             "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+            # Their DEBUG lines carry bodies (personal data): INFO at least.
+            **{
+                name: {"level": "INFO" if level == "DEBUG" else level, "propagate": True}
+                for name in PAYLOAD_LOGGERS
+            },
         },
     }

@@ -64,6 +64,10 @@ PII_KEYS: Final = frozenset(
     }
 )
 REDACTED: Final = "[redacted]"
+#: Libraries whose DEBUG lines carry request or message bodies (botocore logs SendMessage
+#: parameters, Celery's pool and kombu log task arguments): never below INFO, whatever the
+#: configured level, since those bodies are contacts' personal data.
+PAYLOAD_LOGGERS: Final = ("botocore", "boto3", "urllib3", "kombu", "celery", "amqp")
 #: The context keys a line carries when they are known (``bind_context``).
 CONTEXT_KEYS: Final = ("request_id", "operation_id", "contact_id", "event_id", "traceparent")
 
@@ -162,6 +166,15 @@ def configure_logging(service: str, *, level: str = "INFO", stream: TextIO | Non
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    quiet_payload_loggers()
+
+
+def quiet_payload_loggers() -> None:
+    """Raise every logger of ``PAYLOAD_LOGGERS`` to INFO when it is set lower (or unset)."""
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
 
 
 def get_logger(name: str) -> Any:
