@@ -114,6 +114,9 @@ def test_request_id_and_traceparent_reach_the_command_api_and_worker_logs(stack:
     assert processed["time"].endswith("Z")
     assert all(line["service"] == "command-api" for line in command)
     assert any(line["event"].startswith("POST /v1/contacts 202") for line in command)  # access
+    for name, text in logs_of(stack).items():  # every line of every service is JSON
+        lines = [line for line in text.splitlines() if line.strip()]
+        assert len(json_lines(text)) == len(lines), (name, [x for x in lines if x[0] != "{"])
     (queued,) = [line for line in command if line["event"].startswith("command accepted")]
     assert queued["traceparent"] == traceparent
     assert queued["operation_id"] == body["operation_id"]

@@ -167,6 +167,7 @@ def configure_logging(service: str, *, level: str = "INFO", stream: TextIO | Non
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     quiet_payload_loggers()
+    logging.captureWarnings(True)  # warnings become JSON lines too (logger ``py.warnings``)
 
 
 def quiet_payload_loggers() -> None:

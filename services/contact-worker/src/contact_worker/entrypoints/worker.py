@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     app = create_celery(settings, metrics=metrics)
     serve_metrics(settings, metrics)
     args = sys.argv[1:] if argv is None else argv
-    app.worker_main(["worker", "--loglevel", settings.log_level, *args])
+    log.info("worker starting", queue=settings.queue_name, arguments=" ".join(args))
+    # --quiet: no banner on stdout, so every line the worker writes is JSON.
+    app.worker_main(["--quiet", "worker", "--loglevel", settings.log_level, *args])
 
 
 def _keep_our_logging(**_: Any) -> None:
