@@ -18,6 +18,7 @@ from contacts_domain import (
     apply_event,
     empty_fields,
     replay,
+    superseded,
 )
 
 CID = str(uuid.uuid4())
@@ -153,3 +154,50 @@ def test_duplicate_event_is_a_no_op() -> None:
     decision = apply_event(state, create)
     assert decision.changed is False
     assert decision.state.version == 1
+
+
+def erased(e: ContactEvent, status: str, reason: str | None = None) -> ProcessedEvent:
+    """``e`` as the inbox keeps it once the erasure rule forgot its data."""
+    outcome = OperationStatus(e.operation_id, CID, status, reason)  # type: ignore[arg-type]
+    return ProcessedEvent(e.id, e.kind, e.sequence, outcome)
+
+
+def test_a_superseded_event_gets_its_in_order_verdict_where_no_erased_data_is_needed() -> None:
+    create, delete, recreate, erase = (
+        event("created", 1, full(first_name="A")),
+        event("deleted", 3),
+        event("replaced", 5, full(first_name="B")),
+        event("deleted", 7),
+    )
+    history = [
+        erased(create, "applied"),
+        erased(delete, "applied"),
+        erased(recreate, "applied"),
+        erased(erase, "applied"),
+    ]
+    late_patch_while_alive = event("patched", 2, {"company": "X"})
+    late_patch_while_absent = event("patched", 4, {"company": "X"})
+    late_delete_while_absent = event("deleted", 4)
+    late_create_without_name = event("created", 4, full(company="X"))
+    late_replace = event("replaced", 6, full(last_name="C"))
+    verdicts = {
+        e.id: (decision.status, decision.reason)
+        for e in (
+            late_patch_while_alive,
+            late_patch_while_absent,
+            late_delete_while_absent,
+            late_create_without_name,
+            late_replace,
+        )
+        for decision in [superseded(history, e)]
+    }
+    assert verdicts == {
+        late_patch_while_alive.id: ("applied", None),
+        late_patch_while_absent.id: ("rejected", NOT_FOUND),
+        late_delete_while_absent.id: ("rejected", NOT_FOUND),
+        late_create_without_name.id: ("rejected", NAME_REQUIRED),
+        late_replace.id: ("applied", None),
+    }
+    # A rejected create does not make the contact exist.
+    rejected_create = [erased(create, "rejected", NAME_REQUIRED), erased(erase, "applied")]
+    assert superseded(rejected_create, late_patch_while_alive).reason == NOT_FOUND

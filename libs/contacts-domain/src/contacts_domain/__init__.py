@@ -14,6 +14,7 @@ from contacts_domain.aggregate import (
     Replayed,
     apply_event,
     replay,
+    superseded,
 )
 from contacts_domain.commands import (
     Command,
@@ -56,5 +57,6 @@ __all__ = [
     "normalize_contact",
     "replay",
     "represent",
+    "superseded",
     "to_event",
 ]

@@ -179,6 +179,38 @@ def replay(
     return Replayed(_evolve(state, at, fields, alive), outcomes)
 
 
+def superseded(history: Sequence[ProcessedEvent], event: ContactEvent) -> Decision:
+    """The outcome of ``event``, which arrived after a *later* delete of its contact was
+    applied and the data of the events before that delete was erased (the worker's erasure
+    rule). Pure.
+
+    Nothing it asks for can change the contact any more (the delete that follows it in
+    sequence order erased everything before it), so the decision never changes the state.
+    Its in-order verdict is given wherever the erased data is not needed: whether the contact
+    existed at its place follows from the kinds and recorded outcomes in ``history`` (every
+    processed event of the contact, data or not), so a patch or delete of an absent contact is
+    ``not_found``; a create or replace carries its own fields, so one without a name is
+    ``name_required``. Otherwise it is ``applied`` (superseded). ``state`` of the returned
+    decision is an empty placeholder the caller ignores.
+    """
+    alive = False
+    for processed in sorted(history, key=lambda p: p.sequence):
+        if processed.sequence >= event.sequence:
+            break
+        if processed.outcome.status != "applied":
+            continue
+        if processed.kind in ("created", "replaced"):
+            alive = True
+        elif processed.kind == "deleted":
+            alive = False
+    placeholder = ContactState(event.contact_id)
+    if event.kind in ("patched", "deleted") and not alive:
+        return Decision(placeholder, "rejected", NOT_FOUND)
+    if event.kind in ("created", "replaced") and not any(event.data.get(n) for n in NAME_FIELDS):
+        return Decision(placeholder, "rejected", NAME_REQUIRED)
+    return Decision(placeholder, "applied")
+
+
 def _evolve(
     state: ContactState, moment: dt.datetime, fields: dict[str, Any], alive: bool
 ) -> ContactState:

@@ -8,9 +8,12 @@ leaves the contact absent and empty whatever came before it, so:
 
 - a late event ordered *after* the latest applied delete replays only the events after that
   delete (``Inbox.history(after=...)``), from the absent, empty contact;
-- a late event ordered *before* it is recorded as superseded: ``applied`` with no change (its
-  effect, had it come in time, was erased by the delete), its data not kept; the outcomes
-  already recorded for events before the delete are final and are not revised any more.
+- a late event ordered *before* it is recorded as superseded (``aggregate.superseded``): it
+  changes nothing (had it come in time, the delete would have erased its effect) and its data
+  is not kept; its outcome is the in-order one wherever the erased data is not needed
+  (``not_found`` when the contact did not exist at its place, ``name_required`` for a create
+  without a name), else ``applied``. The outcomes already recorded for events before the
+  delete are final and are not revised any more.
 
 The visible state is still exactly that of applying the accepted commands in order (DESIGN.md
 §5.3); only outcomes of events before an applied delete may differ from the in-order ones.
@@ -34,6 +37,7 @@ from contacts_domain import (
     apply_event,
     normalize_contact,
     replay,
+    superseded,
 )
 from contacts_domain.ports import ContactCache, EmailConflict, OperationStore, UnitOfWork
 
@@ -133,7 +137,8 @@ def _apply_late(
     erased = uow.inbox.last_erasure(event.contact_id)
     if erased is not None and event.sequence < erased:
         # Superseded by an applied delete (module doc): nothing changes, no data is kept.
-        outcome = _outcome(event, None, state.version)
+        decision = superseded(uow.inbox.history(event.contact_id), event)
+        outcome = _outcome(event, decision.reason, state.version)
         uow.inbox.record(dataclasses.replace(event, data={}), outcome)
         return state, outcome, []
     placeholder = _outcome(event, None, None)
