@@ -18,7 +18,7 @@ from contacts_domain import (
     apply_event,
     empty_fields,
     replay,
-    superseded,
+    replay_erased,
 )
 
 CID = str(uuid.uuid4())
@@ -162,42 +162,53 @@ def erased(e: ContactEvent, status: str, reason: str | None = None) -> Processed
     return ProcessedEvent(e.id, e.kind, e.sequence, outcome)
 
 
-def test_a_superseded_event_gets_its_in_order_verdict_where_no_erased_data_is_needed() -> None:
+def late(e: ContactEvent) -> ProcessedEvent:
+    pending = OperationStatus(e.operation_id, CID, "applied")
+    return ProcessedEvent(e.id, e.kind, e.sequence, pending, e.data, e.expected_version)
+
+
+def test_late_events_before_an_erasure_get_verdicts_that_need_no_erased_data() -> None:
     create, delete, recreate, erase = (
         event("created", 1, full(first_name="A")),
         event("deleted", 3),
         event("replaced", 5, full(first_name="B")),
         event("deleted", 7),
     )
+    history = [erased(e, "applied") for e in (create, delete, recreate, erase)]
+    cases = [
+        (event("patched", 2, {"company": "X"}), ("applied", None)),
+        (event("patched", 4, {"company": "X"}), ("rejected", NOT_FOUND)),
+        (event("deleted", 4), ("rejected", NOT_FOUND)),
+        (event("created", 4, full(company="X")), ("rejected", NAME_REQUIRED)),
+        (event("replaced", 6, full(last_name="C")), ("applied", None)),
+    ]
+    for e, verdict in cases:
+        verdicts = replay_erased(history, late(e))
+        assert verdicts[e.id] == verdict, e.kind
+        assert all(verdicts[p.event_id] == ("applied", None) for p in history)
+
+
+def test_a_late_event_revises_the_verdicts_that_need_no_erased_data() -> None:
+    create, patch, erase = (
+        event("created", 1, full(first_name="A")),
+        event("patched", 3, {"company": "X"}),
+        event("deleted", 7),
+    )
+    named = event("patched", 4, {"first_name": None})
     history = [
         erased(create, "applied"),
-        erased(delete, "applied"),
-        erased(recreate, "applied"),
+        erased(patch, "applied"),
+        erased(named, "rejected", NAME_REQUIRED),
         erased(erase, "applied"),
     ]
-    late_patch_while_alive = event("patched", 2, {"company": "X"})
-    late_patch_while_absent = event("patched", 4, {"company": "X"})
-    late_delete_while_absent = event("deleted", 4)
-    late_create_without_name = event("created", 4, full(company="X"))
-    late_replace = event("replaced", 6, full(last_name="C"))
-    verdicts = {
-        e.id: (decision.status, decision.reason)
-        for e in (
-            late_patch_while_alive,
-            late_patch_while_absent,
-            late_delete_while_absent,
-            late_create_without_name,
-            late_replace,
-        )
-        for decision in [superseded(history, e)]
-    }
-    assert verdicts == {
-        late_patch_while_alive.id: ("applied", None),
-        late_patch_while_absent.id: ("rejected", NOT_FOUND),
-        late_delete_while_absent.id: ("rejected", NOT_FOUND),
-        late_create_without_name.id: ("rejected", NAME_REQUIRED),
-        late_replace.id: ("applied", None),
-    }
-    # A rejected create does not make the contact exist.
-    rejected_create = [erased(create, "rejected", NAME_REQUIRED), erased(erase, "applied")]
-    assert superseded(rejected_create, late_patch_while_alive).reason == NOT_FOUND
+    early_delete = event("deleted", 2)  # late: the patch and the erasure now find nothing
+    verdicts = replay_erased(history, late(early_delete))
+    assert verdicts[early_delete.id] == ("applied", None)
+    assert verdicts[patch.id] == ("rejected", NOT_FOUND)
+    assert verdicts[named.id] == ("rejected", NOT_FOUND)  # absent first: no data needed
+    assert verdicts[erase.id] == ("rejected", NOT_FOUND)
+    # Without the early delete, the recorded data rejection stands.
+    assert replay_erased(history, late(event("patched", 6, {"company": "Y"})))[named.id] == (
+        "rejected",
+        NAME_REQUIRED,
+    )

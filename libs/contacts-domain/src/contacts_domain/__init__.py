@@ -14,7 +14,7 @@ from contacts_domain.aggregate import (
     Replayed,
     apply_event,
     replay,
-    superseded,
+    replay_erased,
 )
 from contacts_domain.commands import (
     Command,
@@ -56,7 +56,7 @@ __all__ = [
     "event_type",
     "normalize_contact",
     "replay",
+    "replay_erased",
     "represent",
-    "superseded",
     "to_event",
 ]

@@ -8,15 +8,15 @@ leaves the contact absent and empty whatever came before it, so:
 
 - a late event ordered *after* the latest applied delete replays only the events after that
   delete (``Inbox.history(after=...)``), from the absent, empty contact;
-- a late event ordered *before* it is recorded as superseded (``aggregate.superseded``): it
-  changes nothing (had it come in time, the delete would have erased its effect) and its data
-  is not kept; its outcome is the in-order one wherever the erased data is not needed
-  (``not_found`` when the contact did not exist at its place, ``name_required`` for a create
-  without a name), else ``applied``. The outcomes already recorded for events before the
-  delete are final and are not revised any more.
+- a late event ordered *before* it is superseded: it changes nothing (had it come in time,
+  the delete would have erased its effect) and its data is not kept. Its outcome, and those
+  of the events before the delete, are computed again without the erased data
+  (``aggregate.replay_erased``): ``not_found`` wherever the contact did not exist, recorded
+  data rejections (``name_required``, ``email_conflict``) kept, ``applied`` otherwise.
 
 The visible state is still exactly that of applying the accepted commands in order (DESIGN.md
-§5.3); only outcomes of events before an applied delete may differ from the in-order ones.
+§5.3); only data-dependent outcomes of events before an applied delete may differ from the
+in-order ones (a rejection that a late event would have caused or lifted).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from contacts_domain import (
     apply_event,
     normalize_contact,
     replay,
-    superseded,
+    replay_erased,
 )
 from contacts_domain.ports import ContactCache, EmailConflict, OperationStore, UnitOfWork
 
@@ -134,14 +134,21 @@ def _apply_late(
         outcome = _outcome(event, reason, state.version)
         uow.inbox.record(event, outcome)
         return state, outcome, []
+    placeholder = _outcome(event, None, None)
     erased = uow.inbox.last_erasure(event.contact_id)
     if erased is not None and event.sequence < erased:
         # Superseded by an applied delete (module doc): nothing changes, no data is kept.
-        decision = superseded(uow.inbox.history(event.contact_id), event)
-        outcome = _outcome(event, decision.reason, state.version)
+        before = [p for p in uow.inbox.history(event.contact_id) if p.sequence <= erased]
+        late = ProcessedEvent(
+            event.id, event.kind, event.sequence, placeholder, event.data, event.expected_version
+        )
+        verdicts = replay_erased(before, late)
+        status, reason = verdicts[event.id]
+        outcome = dataclasses.replace(
+            placeholder, status=status, reason=reason, version=state.version
+        )
         uow.inbox.record(dataclasses.replace(event, data={}), outcome)
-        return state, outcome, []
-    placeholder = _outcome(event, None, None)
+        return state, outcome, _revise(uow, before, verdicts)
     history = [
         *uow.inbox.history(event.contact_id, after=erased),
         ProcessedEvent(event.id, event.kind, event.sequence, placeholder, event.data),
@@ -164,14 +171,23 @@ def _apply_late(
     _, reason = result.outcomes[event.id]
     outcome = _outcome(event, reason, state.version)
     uow.inbox.record(event, outcome)
+    return state, outcome, _revise(uow, history[:-1], result.outcomes)
+
+
+def _revise(
+    uow: UnitOfWork,
+    history: list[ProcessedEvent],
+    verdicts: dict[str, tuple[str, str | None]],
+) -> list[OperationStatus]:
+    """Record the verdicts of ``history`` that changed; returns the revised statuses."""
     revised = []
-    for processed in history[:-1]:
-        now = result.outcomes[processed.event_id]
+    for processed in history:
+        now = verdicts[processed.event_id]
         if now != (processed.outcome.status, processed.outcome.reason):
             fixed = dataclasses.replace(processed.outcome, status=now[0], reason=now[1])
             uow.inbox.revise(processed.event_id, fixed)
             revised.append(fixed)
-    return state, outcome, revised
+    return revised
 
 
 def _erase_before_last_delete(uow: UnitOfWork, contact_id: str) -> None:
