@@ -143,10 +143,7 @@ def _apply_late(
             event.id, event.kind, event.sequence, placeholder, event.data, event.expected_version
         )
         verdicts = replay_erased(before, late)
-        status, reason = verdicts[event.id]
-        outcome = dataclasses.replace(
-            placeholder, status=status, reason=reason, version=state.version
-        )
+        outcome = _outcome(event, verdicts[event.id][1], state.version)
         uow.inbox.record(dataclasses.replace(event, data={}), outcome)
         return state, outcome, _revise(uow, before, verdicts)
     history = [
@@ -168,8 +165,7 @@ def _apply_late(
             uow.inbox.record(event, outcome)
             return state, outcome, []
         state = result.state
-    _, reason = result.outcomes[event.id]
-    outcome = _outcome(event, reason, state.version)
+    outcome = _outcome(event, result.outcomes[event.id][1], state.version)
     uow.inbox.record(event, outcome)
     return state, outcome, _revise(uow, history[:-1], result.outcomes)
 
@@ -184,7 +180,10 @@ def _revise(
     for processed in history:
         now = verdicts[processed.event_id]
         if now != (processed.outcome.status, processed.outcome.reason):
-            fixed = dataclasses.replace(processed.outcome, status=now[0], reason=now[1])
+            # A verdict is ("applied", None) or ("rejected", reason): the reason says both.
+            fixed = dataclasses.replace(
+                processed.outcome, status="rejected" if now[1] else "applied", reason=now[1]
+            )
             uow.inbox.revise(processed.event_id, fixed)
             revised.append(fixed)
     return revised
