@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SQS_VENV := .venv-localstack
-PACKAGES := -e libs/contacts-domain -e libs/contacts-http -e libs/contacts-exchange \
+PACKAGES := -e libs/contacts-domain -e libs/contacts-telemetry -e libs/contacts-http \
+	-e libs/contacts-exchange \
 	-e services/command-api -e services/query-api -e services/contact-worker
 
 .PHONY: install lint-deploy checkov up down status test test-unit test-integration test-e2e test-faults migrate lint \

@@ -238,6 +238,8 @@ def command_api(env: Mapping[str, str], port: int) -> Service:
     """The command API as ``up.sh`` starts it, on ``port``."""
     argv = [
         str(BIN / "gunicorn"),
+        "-c",
+        "python:command_api.entrypoints.gunicorn_conf",
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",

@@ -42,7 +42,8 @@ fi
 
 echo "Services"
 # No control socket: gunicorn >= 25 puts one per user at one path, which two servers would share.
-start command-api "$bin/gunicorn" --bind "127.0.0.1:$COMMAND_API_PORT" --workers "$GUNICORN_WORKERS" \
+start command-api "$bin/gunicorn" -c python:command_api.entrypoints.gunicorn_conf \
+  --bind "127.0.0.1:$COMMAND_API_PORT" --workers "$GUNICORN_WORKERS" \
   --worker-tmp-dir /dev/shm --timeout 30 --graceful-timeout 10 --no-control-socket \
   --worker-class contacts_http.gunicorn_workers.ProblemSyncWorker \
   --access-logfile - 'command_api.entrypoints.app:create_app()'

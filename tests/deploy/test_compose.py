@@ -78,6 +78,12 @@ def test_services_get_every_variable_their_settings_read(service: str, settings:
     assert needed, "no variable found: the settings module changed shape"
 
 
+def test_command_api_gets_its_gunicorn_settings() -> None:
+    gunicorn_conf = SERVICES / "command-api/src/command_api/entrypoints/gunicorn_conf.py"
+    given = set(COMPOSE["services"]["command-api"]["environment"])
+    assert module_env_names(gunicorn_conf) <= given
+
+
 def test_query_api_gets_its_gunicorn_settings() -> None:
     gunicorn_conf = SERVICES / "query-api/src/query_api/entrypoints/gunicorn_conf.py"
     assert module_env_names(gunicorn_conf) <= set(COMPOSE["services"]["query-api"]["environment"])

@@ -126,7 +126,7 @@ def test_defaults_render_the_expected_resources(chart: str) -> None:
     if chart in API_CHARTS:
         expected |= {"Service", "HorizontalPodAutoscaler"}
     else:
-        expected |= {"Job"}
+        expected |= {"Job", "Service"}  # the worker's Service has its metrics port only
     assert expected <= present
     # No secrets in values by default, optional parts off.
     assert not {"Secret", "Ingress", "ServiceMonitor", "ScaledObject"} & present
@@ -156,7 +156,7 @@ def test_network_policy_allows_dns_and_the_dependencies_only(chart: str) -> None
     assert ports == expected
     ingress = policy["spec"]["ingress"] or []
     ingress_ports = [p["port"] for rule in ingress for p in rule["ports"]]
-    assert ingress_ports == (["http"] if chart in API_CHARTS else [])
+    assert ingress_ports == (["http"] if chart in API_CHARTS else ["metrics"])
 
 
 def test_worker_migrations_run_as_a_hook_before_install_and_upgrade() -> None:
@@ -217,3 +217,18 @@ def test_empty_aws_keys_select_the_irsa_credentials(chart: str) -> None:
     else:
         assert env["AWS_ACCESS_KEY_ID"] == ""
         assert env["AWS_SECRET_ACCESS_KEY"] == ""
+
+
+def test_worker_metrics_port_is_served_scraped_and_allowed() -> None:
+    manifests = render("contact-worker", {"metrics": {"serviceMonitor": {"enabled": True}}})
+    (deployment,) = kinds(manifests, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert container["ports"] == [{"name": "metrics", "containerPort": 9100, "protocol": "TCP"}]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["WORKER_METRICS_PORT"] == "9100"
+    (service,) = kinds(manifests, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    (monitor,) = kinds(manifests, "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    (config,) = kinds(manifests, "ConfigMap")
+    assert config["data"]["WORKER_METRICS_ADDR"] == "0.0.0.0"

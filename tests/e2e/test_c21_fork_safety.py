@@ -37,7 +37,7 @@ WARM_UP = str(ROOT / "tests" / "support" / "gunicorn_warm_up.py")
 BROKEN = re.compile(
     r"Traceback|SSL|InterfaceError|OperationalError|ProtocolError|InvalidResponse|"
     r"lost synchronization|server closed the connection|WORKER TIMEOUT|Worker exited|"
-    r"unexpected|ERROR",
+    r"unexpected|ERROR|\"level\": \"(error|critical)\"",
 )
 
 

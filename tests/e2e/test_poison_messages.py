@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 import sqlalchemy as sa
 
 from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
@@ -33,6 +34,7 @@ def own_queue(sqs_client: Any, stack_env: dict[str, str], run_id: str) -> Iterat
         try:
             service.wait_for_log("ready.", 60)
             env["WORKER_PID"] = str(service.pid)
+            env["WORKER_METRICS_URL"] = str(service.metrics_url)
             yield env
             assert service.alive(), service.tail()
         finally:
@@ -119,3 +121,18 @@ def test_c14_poison_messages_go_to_the_dlq_and_valid_ones_still_apply(
             dead[message["Attributes"]["MessageGroupId"]] = message["Body"]
             sqs_client.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
     assert dead == poison
+
+    # The invalid event ran once per receive: retried, then dead-lettered on the last receive
+    # SQS allows (its receive count from the message, in a pool child; summed by the parent).
+    metrics = requests.get(own_queue["WORKER_METRICS_URL"], timeout=5).text
+    outcomes = {
+        outcome: sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in metrics.splitlines()
+            if line.startswith(f'worker_tasks_total{{outcome="{outcome}"}}')
+        )
+        for outcome in ("applied", "retried", "dead_lettered")
+    }
+    assert outcomes["applied"] >= len(valid)
+    assert outcomes["retried"] >= 1
+    assert outcomes["dead_lettered"] >= 1

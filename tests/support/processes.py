@@ -41,6 +41,8 @@ class Service:
         self.env = {**os.environ, **env}
         self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
+        #: Where the service serves ``/metrics`` when it is not one of its HTTP routes (worker).
+        self.metrics_url: str | None = None
 
     def start(self) -> Service:
         log = self.log_path.open("ab")
@@ -107,6 +109,7 @@ def command_api(
         name,
         [
             str(BIN / "gunicorn"),
+            *("-c", "python:command_api.entrypoints.gunicorn_conf"),
             *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "30"),
             *("--worker-tmp-dir", "/dev/shm", "--no-control-socket"),
             *("--worker-class", "contacts_http.gunicorn_workers.ProblemSyncWorker"),
@@ -138,11 +141,15 @@ def worker(
 ) -> Service:
     """The Celery worker (prefork: one process per slot); ``supervised`` runs it under
     ``deploy/local/supervise.sh`` as ``make up`` does, so it is started again after a failure
-    exit (then the service's pid is the supervisor's)."""
+    exit (then the service's pid is the supervisor's). Its ``/metrics`` listens on a free port
+    unless ``env`` names one (``WORKER_METRICS_PORT``; the URL is in ``metrics_url``)."""
+    env = {"WORKER_METRICS_PORT": str(free_port()), **env}
     command = [str(BIN / "contact-worker"), "--pool", "prefork", "--concurrency", str(concurrency)]
     if supervised:
         command = [str(ROOT / "deploy" / "local" / "supervise.sh"), *command]
-    return Service(name, command, env)
+    service = Service(name, command, env)
+    service.metrics_url = f"http://127.0.0.1:{env['WORKER_METRICS_PORT']}/metrics"
+    return service
 
 
 def sqs_server(port: int, data_dir: str) -> Service:

@@ -8,7 +8,6 @@ process with those connections open (celery #1564). Arguments go to ``celery wor
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
@@ -17,12 +16,11 @@ from sqlalchemy import text
 from contact_worker.entrypoints.celery_app import create_celery
 from contact_worker.entrypoints.runtime import Runtime
 from contact_worker.settings import Settings
+from contacts_telemetry.logs import configure_logging
 
 
 def main() -> None:
-    logging.basicConfig(
-        level="INFO", format="%(asctime)s %(levelname)s %(process)d %(name)s %(message)s"
-    )
+    configure_logging("contact-worker")  # JSON lines, as contact-worker's main() does
     settings = Settings.from_env(os.environ)
     runtime = Runtime(settings)
     ports = runtime.ports()

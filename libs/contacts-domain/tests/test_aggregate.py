@@ -18,6 +18,7 @@ from contacts_domain import (
     apply_event,
     empty_fields,
     replay,
+    replay_erased,
 )
 
 CID = str(uuid.uuid4())
@@ -196,3 +197,61 @@ def test_replayed_upserts_apply_in_order_whichever_came_first() -> None:
     result = replay(applied_second_first, history, email_taken=lambda _key: False, at=T0)
 
     assert result.state.fields == full(first_name="Adah", company="Acme")
+
+
+def erased(e: ContactEvent, status: str, reason: str | None = None) -> ProcessedEvent:
+    """``e`` as the inbox keeps it once the erasure rule forgot its data."""
+    outcome = OperationStatus(e.operation_id, CID, status, reason)  # type: ignore[arg-type]
+    return ProcessedEvent(e.id, e.kind, e.sequence, outcome)
+
+
+def late(e: ContactEvent) -> ProcessedEvent:
+    pending = OperationStatus(e.operation_id, CID, "applied")
+    return ProcessedEvent(e.id, e.kind, e.sequence, pending, e.data, e.expected_version)
+
+
+def test_late_events_before_an_erasure_get_verdicts_that_need_no_erased_data() -> None:
+    create, delete, recreate, erase = (
+        event("created", 1, full(first_name="A")),
+        event("deleted", 3),
+        event("replaced", 5, full(first_name="B")),
+        event("deleted", 7),
+    )
+    history = [erased(e, "applied") for e in (create, delete, recreate, erase)]
+    cases = [
+        (event("patched", 2, {"company": "X"}), ("applied", None)),
+        (event("patched", 4, {"company": "X"}), ("rejected", NOT_FOUND)),
+        (event("deleted", 4), ("rejected", NOT_FOUND)),
+        (event("created", 4, full(company="X")), ("rejected", NAME_REQUIRED)),
+        (event("replaced", 6, full(last_name="C")), ("applied", None)),
+    ]
+    for e, verdict in cases:
+        verdicts = replay_erased(history, late(e))
+        assert verdicts[e.id] == verdict, e.kind
+        assert all(verdicts[p.event_id] == ("applied", None) for p in history)
+
+
+def test_a_late_event_revises_the_verdicts_that_need_no_erased_data() -> None:
+    create, patch, erase = (
+        event("created", 1, full(first_name="A")),
+        event("patched", 3, {"company": "X"}),
+        event("deleted", 7),
+    )
+    named = event("patched", 4, {"first_name": None})
+    history = [
+        erased(create, "applied"),
+        erased(patch, "applied"),
+        erased(named, "rejected", NAME_REQUIRED),
+        erased(erase, "applied"),
+    ]
+    early_delete = event("deleted", 2)  # late: the patch and the erasure now find nothing
+    verdicts = replay_erased(history, late(early_delete))
+    assert verdicts[early_delete.id] == ("applied", None)
+    assert verdicts[patch.id] == ("rejected", NOT_FOUND)
+    assert verdicts[named.id] == ("rejected", NOT_FOUND)  # absent first: no data needed
+    assert verdicts[erase.id] == ("rejected", NOT_FOUND)
+    # Without the early delete, the recorded data rejection stands.
+    assert replay_erased(history, late(event("patched", 6, {"company": "Y"})))[named.id] == (
+        "rejected",
+        NAME_REQUIRED,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -101,3 +102,29 @@ def test_upserts_of_one_email_share_a_message_group_and_others_use_the_contact_i
         {**a.to_cloudevent(), "type": "contacts.contact.created.v1"}
     )
     assert message_group_id(created) == created.contact_id
+
+
+TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+def test_trace_context_travels_as_the_cloudevents_traceparent_extension() -> None:
+    event = dataclasses.replace(sample(), traceparent=TRACEPARENT)
+    envelope = json.loads(event.to_json())
+    assert envelope["traceparent"] == TRACEPARENT
+    assert envelope["correlationid"] == "req-1"  # the request id
+    assert ContactEvent.from_json(event.to_json()) == event
+
+
+def test_events_without_trace_context_are_read_and_written_without_it() -> None:
+    # Events written before the extension existed carry neither key: still readable.
+    envelope = sample().to_cloudevent()
+    assert "traceparent" not in envelope
+    del envelope["correlationid"]
+    event = ContactEvent.from_cloudevent(envelope)
+    assert (event.traceparent, event.correlation_id) == (None, None)
+
+
+@pytest.mark.parametrize("value", ["garbage", 42, TRACEPARENT.upper(), TRACEPARENT + "\n"])
+def test_a_malformed_traceparent_is_dropped_not_fatal(value: object) -> None:
+    envelope = {**sample().to_cloudevent(), "traceparent": value}
+    assert ContactEvent.from_cloudevent(envelope).traceparent is None

@@ -99,3 +99,21 @@ def test_a_name_breaks_the_text_rules_as_any_text() -> None:
         parse_name("\ud800")
     with pytest.raises(ValueError, match="maximum length"):
         parse_name("x" * 101)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "zq@quorbel\u0661\u06f1x.example.org",  # IDNA error quoting the label
+        "zq@quorbel_x.example.org",
+        "zq quorbel@example.org",
+        "zq@quorbel..example.org",
+        "zq@quorbel.invalid",
+        "zq@" + "quorbel" * 10 + ".example.org",
+    ],
+)
+def test_email_reasons_never_quote_the_address(raw: str) -> None:
+    # An address is personal data: problem details name the reason, not the value (issue 7).
+    with pytest.raises(ValueError, match=r".") as error:
+        EmailAddress.parse(raw)
+    assert "quorbel" not in str(error.value).casefold()

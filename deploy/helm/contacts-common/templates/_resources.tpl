@@ -150,8 +150,10 @@ spec:
   ingress:
     {{- if .Values.containerPorts }}
     - ports:
-        - port: http
+        {{- range (keys .Values.containerPorts | sortAlpha) }}
+        - port: {{ . }}
           protocol: TCP
+        {{- end }}
       {{- if not .Values.networkPolicy.allowExternal }}
       from:
         - podSelector:

@@ -14,6 +14,7 @@ from contacts_domain.aggregate import (
     Replayed,
     apply_event,
     replay,
+    replay_erased,
 )
 from contacts_domain.commands import (
     Command,
@@ -57,6 +58,7 @@ __all__ = [
     "event_type",
     "normalize_contact",
     "replay",
+    "replay_erased",
     "represent",
     "to_event",
 ]

@@ -182,6 +182,52 @@ def replay(
     return Replayed(_evolve(state, at, fields, alive), outcomes)
 
 
+#: Rejections that depend on an event's data (its fields, or the emails of other contacts):
+#: once that data is erased they cannot be evaluated again, so the recorded verdict stands.
+DATA_REASONS: Final = frozenset({NAME_REQUIRED, EMAIL_CONFLICT})
+
+
+def replay_erased(
+    history: Sequence[ProcessedEvent], late: ProcessedEvent
+) -> dict[str, tuple[str, str | None]]:
+    """The in-order verdicts of a contact's events up to its latest applied delete, after
+    ``late`` (an event older than that delete) arrived, without the erased data. Pure.
+
+    Used by the worker's erasure rule instead of ``replay``: ``history`` holds the processed
+    events whose data is gone (every one up to and including the delete); ``late`` still has
+    its data. Nothing before an applied delete can change the contact any more, so only the
+    outcomes are computed, from what needs no erased data: whether the contact exists at each
+    event's place follows from the kinds and the verdicts themselves, so a patch or delete of
+    an absent contact is ``not_found``; otherwise a recorded data rejection (``DATA_REASONS``)
+    stands, ``late`` is checked on its own fields (a create or replace without a name is
+    ``name_required``) and the rest is ``applied``; a conditional write keeps a recorded
+    rejection, as in ``replay``. Returns event id →
+    (status, reason) for ``history`` and ``late``.
+    """
+    alive = False
+    verdicts: dict[str, tuple[str, str | None]] = {}
+    for event in sorted([*history, late], key=lambda e: e.sequence):
+        prior = event.outcome
+        recorded = event is not late and prior.status == "rejected"
+        if recorded and event.expected_version is not None:
+            verdicts[event.event_id] = (prior.status, prior.reason)
+            continue
+        if event.kind in ("patched", "deleted") and not alive:
+            verdicts[event.event_id] = ("rejected", NOT_FOUND)
+            continue
+        if recorded and prior.reason in DATA_REASONS:
+            verdicts[event.event_id] = (prior.status, prior.reason)
+            continue
+        nameless = not any(event.data.get(n) for n in NAME_FIELDS)
+        if event is late and event.kind in ("created", "replaced") and nameless:
+            verdicts[event.event_id] = ("rejected", NAME_REQUIRED)
+            continue
+        verdicts[event.event_id] = ("applied", None)
+        if event.kind != "patched":
+            alive = event.kind != "deleted"
+    return verdicts
+
+
 def _evolve(
     state: ContactState, moment: dt.datetime, fields: dict[str, Any], alive: bool
 ) -> ContactState:

@@ -73,8 +73,10 @@ def to_event(
     sequence: str,
     time: dt.datetime,
     correlation_id: str | None,
+    traceparent: str | None = None,
 ) -> ContactEvent:
-    """Return the event that records ``command`` as accepted at ``time`` with ``sequence``."""
+    """Return the event that records ``command`` as accepted at ``time`` with ``sequence``;
+    ``correlation_id`` is the request id and ``traceparent`` its W3C trace context, if any."""
     kind: EventKind
     data: Mapping[str, Any]
     match command:
@@ -98,4 +100,5 @@ def to_event(
         data=dict(data),
         expected_version=command.expected_version,
         correlation_id=correlation_id,
+        traceparent=traceparent,
     )

@@ -25,6 +25,9 @@ _TYPE_RE = re.compile(
     r"^contacts\.contact\.(created|replaced|patched|deleted|upserted)\.(v[0-9]+)$"
 )
 _SEQUENCE_RE = re.compile(SEQUENCE_PATTERN)
+#: W3C Trace Context ``traceparent`` (version-traceid-parentid-flags), as the CloudEvents
+#: distributed-tracing extension carries it.
+_TRACEPARENT_RE = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
 
 def event_type(kind: EventKind) -> str:
@@ -47,6 +50,12 @@ class ContactEvent:
     and a primary email), and ``contact_id`` is the id the contact gets if the worker finds no
     live contact holding that email (``commands.UpsertContact``). ``expected_version`` comes
     from ``If-Match``.
+
+    ``correlation_id`` is the ``X-Request-ID`` of the request that produced the event (the
+    ``correlationid`` extension attribute): the worker logs it as ``request_id``.
+    ``traceparent`` is the request's W3C ``traceparent`` header, if it sent a valid one (the
+    CloudEvents distributed-tracing extension attribute of the same name). Both are optional:
+    events written before they existed are read with ``None``.
     """
 
     id: str
@@ -59,10 +68,12 @@ class ContactEvent:
     expected_version: int | None = None
     correlation_id: str | None = None
     source: str = "command-api"
+    traceparent: str | None = None
 
     def to_cloudevent(self) -> dict[str, Any]:
-        """Return the envelope as a JSON-ready dict (DESIGN.md §3)."""
-        return {
+        """Return the envelope as a JSON-ready dict (DESIGN.md §3); ``traceparent`` only when
+        known (CloudEvents omits absent extension attributes)."""
+        envelope: dict[str, Any] = {
             "specversion": SPEC_VERSION,
             "id": self.id,
             "source": self.source,
@@ -76,6 +87,9 @@ class ContactEvent:
             "expectedversion": self.expected_version,
             "data": dict(self.data),
         }
+        if self.traceparent is not None:
+            envelope["traceparent"] = self.traceparent
+        return envelope
 
     def to_json(self) -> str:
         """Compact UTF-8 JSON (non-ASCII kept as is, which keeps messages small)."""
@@ -107,6 +121,11 @@ class ContactEvent:
         if not isinstance(data, Mapping):
             raise MalformedEvent("data must be a JSON object.")
         correlation = envelope.get("correlationid")
+        traceparent = envelope.get("traceparent")
+        if traceparent is not None and (
+            not isinstance(traceparent, str) or not _TRACEPARENT_RE.fullmatch(traceparent)
+        ):
+            traceparent = None  # a malformed trace context is dropped, never fatal
         try:
             moment = dt.datetime.fromisoformat(str(envelope.get("time")))
         except ValueError:
@@ -124,6 +143,7 @@ class ContactEvent:
             expected_version=expected,
             correlation_id=str(correlation)[:200] if correlation is not None else None,
             source=str(envelope.get("source", "")),
+            traceparent=traceparent,
         )
 
     @classmethod

@@ -93,8 +93,22 @@ class InMemoryInbox(Inbox):
     def last_sequence(self, contact_id: str) -> str | None:
         return max((p.sequence for p in self._mine(contact_id)), default=None)
 
-    def history(self, contact_id: str) -> list[ProcessedEvent]:
-        return sorted(self._mine(contact_id), key=lambda p: p.sequence)
+    def history(self, contact_id: str, *, after: str | None = None) -> list[ProcessedEvent]:
+        mine = [p for p in self._mine(contact_id) if after is None or p.sequence > after]
+        return sorted(mine, key=lambda p: p.sequence)
+
+    def last_erasure(self, contact_id: str) -> str | None:
+        deletes = (
+            p.sequence
+            for p in self._mine(contact_id)
+            if p.kind == "deleted" and p.outcome.status == "applied"
+        )
+        return max(deletes, default=None)
+
+    def erase_data(self, contact_id: str, *, before: str) -> None:
+        for p in self._mine(contact_id):
+            if p.sequence < before and p.data:
+                self._staged[p.event_id] = replace(p, data={})
 
     def _mine(self, contact_id: str) -> list[ProcessedEvent]:
         return [p for p in self._staged.values() if p.outcome.contact_id == contact_id]

@@ -75,8 +75,19 @@ class Inbox(abc.ABC):
         """The highest sequence processed for the contact, or ``None``."""
 
     @abc.abstractmethod
-    def history(self, contact_id: str) -> list[ProcessedEvent]:
-        """Every processed event of the contact, with its data, in sequence order."""
+    def history(self, contact_id: str, *, after: str | None = None) -> list[ProcessedEvent]:
+        """The processed events of the contact with a sequence above ``after`` (every one when
+        ``None``), with their data, in sequence order."""
+
+    @abc.abstractmethod
+    def last_erasure(self, contact_id: str) -> str | None:
+        """The sequence of the contact's latest *applied* delete (its erasure), or ``None``."""
+
+    @abc.abstractmethod
+    def erase_data(self, contact_id: str, *, before: str) -> None:
+        """Forget the data (personal data) of the contact's events with a sequence below
+        ``before``; their ids, kinds, sequences and outcomes stay (see the worker's handler
+        for why replay never needs that data again)."""
 
     @abc.abstractmethod
     def revise(self, event_id: str, outcome: OperationStatus) -> None:

@@ -7,6 +7,7 @@ Each ``parse_*`` function takes raw input and returns the canonical stored form,
 from __future__ import annotations
 
 import datetime as dt
+import re
 import unicodedata
 from dataclasses import dataclass
 
@@ -98,8 +99,21 @@ class EmailAddress:
                 text, check_deliverability=False, allow_smtputf8=True
             )
         except email_validator.EmailNotValidError as exc:
-            raise ValueError(str(exc)) from None
+            raise ValueError(_without_echo(str(exc))) from None
         return cls(unicodedata.normalize("NFC", result.normalized))
+
+
+#: email-validator quotes parts of the address in some reasons (``... in 'label'``, an IDNA
+#: error in parentheses). An address is personal data and error messages must not carry it
+#: (issue 7): such parts are removed; a single quoted character (``invalid characters: '_'``)
+#: stays, since it names the problem without revealing the address.
+_QUOTED_DETAIL = re.compile(r"\s*\([^)]*'[^)]*\)")
+_QUOTED_FRAGMENT = re.compile(r"'[^']{2,}'")
+
+
+def _without_echo(reason: str) -> str:
+    """``reason`` without any quoted fragment of the rejected address."""
+    return _QUOTED_FRAGMENT.sub("a part of the address", _QUOTED_DETAIL.sub("", reason))
 
 
 @dataclass(frozen=True, slots=True)

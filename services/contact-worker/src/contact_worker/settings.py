@@ -61,6 +61,14 @@ class Settings:
     #: applying an event whose correlation id (the request's X-Request-ID) starts with the prefix.
     fault_delay_s: float = 0.0
     fault_delay_prefix: str = ""
+    #: Level name of the JSON log lines (``DEBUG``, ``INFO``, ...).
+    log_level: str = "INFO"
+    #: ``/metrics`` of the worker (Prometheus, the whole prefork pool): address and port of the
+    #: HTTP server of the main process; port 0 turns it off.
+    metrics_addr: str = "127.0.0.1"
+    metrics_port: int = 9100
+    #: Seconds between two polls of the queues' depths (SQS GetQueueAttributes).
+    queue_metrics_interval_s: float = 15.0
 
     @property
     def resolved_queue_url(self) -> str:
@@ -129,6 +137,12 @@ class Settings:
             heartbeat_file=read.text("WORKER_HEARTBEAT_FILE", d.heartbeat_file),
             fault_delay_s=read.number("WORKER_FAULT_DELAY_S", d.fault_delay_s),
             fault_delay_prefix=env.get("WORKER_FAULT_DELAY_PREFIX", d.fault_delay_prefix),
+            log_level=read.text("LOG_LEVEL", d.log_level).upper(),
+            metrics_addr=read.text("WORKER_METRICS_ADDR", d.metrics_addr),
+            metrics_port=read.integer("WORKER_METRICS_PORT", d.metrics_port),
+            queue_metrics_interval_s=read.number(
+                "QUEUE_METRICS_INTERVAL_S", d.queue_metrics_interval_s
+            ),
         ).checked()
 
     def checked(self) -> Settings:

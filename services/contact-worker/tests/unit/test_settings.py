@@ -35,3 +35,21 @@ def test_empty_aws_keys_select_the_default_credential_chain() -> None:
     settings = Settings.from_env({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""})
     assert (settings.aws_access_key_id, settings.aws_secret_access_key) == (None, None)
     assert Settings.from_env({}).aws_access_key_id == "test"  # local default
+
+
+def test_metrics_and_log_settings() -> None:
+    defaults = Settings.from_env({})
+    assert (defaults.metrics_addr, defaults.metrics_port) == ("127.0.0.1", 9100)
+    assert (defaults.queue_metrics_interval_s, defaults.log_level) == (15.0, "INFO")
+    given = Settings.from_env(
+        {
+            "WORKER_METRICS_ADDR": "0.0.0.0",
+            "WORKER_METRICS_PORT": "0",
+            "QUEUE_METRICS_INTERVAL_S": "2.5",
+            "LOG_LEVEL": "debug",
+        }
+    )
+    assert (given.metrics_addr, given.metrics_port) == ("0.0.0.0", 0)
+    assert (given.queue_metrics_interval_s, given.log_level) == (2.5, "DEBUG")
+    with pytest.raises(ValueError, match="WORKER_METRICS_PORT"):
+        Settings.from_env({"WORKER_METRICS_PORT": "nine"})

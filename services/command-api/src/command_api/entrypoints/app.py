@@ -9,12 +9,12 @@ request needs it (each gunicorn worker then opens its own connections).
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import os
 from typing import Any, Final
 
 from flask import Flask
 
+from command_api.adapters.instrumented_publisher import InstrumentedPublisher, PublishMetrics
 from command_api.adapters.process_clock import ProcessClock
 from command_api.adapters.redis_stores import (
     RedisIdempotencyStore,
@@ -30,15 +30,20 @@ from command_api.settings import Settings
 from contacts_domain.ports import EventPublisher, OperationStore
 from contacts_http import (
     ProblemApi,
-    RequestIdLogFilter,
     health_blueprint,
     init_body_limit,
     init_request_id,
     openapi_config,
 )
 from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
+from contacts_http.observability import HttpMetrics, init_observability
 from contacts_http.rate_limits import RateLimitStorage
 from contacts_http.security_headers import init_security_headers
+from contacts_telemetry.logs import configure_structlog
+from contacts_telemetry.metrics import MetricsRegistry
+
+#: The ``service`` field of every log line.
+SERVICE: Final = "command-api"
 
 #: Bound, in seconds, on the whole ``/readyz`` probe (checks run concurrently).
 READINESS_TIMEOUT_S: Final = 1.0
@@ -55,6 +60,7 @@ def create_app(
     next_sequence: Any = None,
     readiness_checks: dict[str, Any] | None = None,
     authenticator: Authenticator | None = None,
+    metrics: MetricsRegistry | None = None,
 ) -> Flask:
     """Build the app from ``settings`` (default: ``Settings.from_env(os.environ)``).
 
@@ -68,10 +74,16 @@ def create_app(
     per caller in Redis (``settings.rate_limits``) and answers ``Cache-Control: no-store`` and
     ``X-Content-Type-Options: nosniff``; health, readiness and the OpenAPI document stay open.
 
+    ``metrics`` holds the app's Prometheus metrics (default: a new ``MetricsRegistry``, which
+    aggregates every gunicorn worker when ``PROMETHEUS_MULTIPROC_DIR`` is set; see
+    ``gunicorn_conf``); every publisher is wrapped to time and count its sends.
+
     An ``SqsEventPublisher`` is warmed here (its clients built, nothing connected) and again,
     outside the probe's ``READINESS_TIMEOUT_S``, by ``/readyz`` in a process forked since.
     """
     settings = settings or Settings.from_env(os.environ)
+    configure_structlog(SERVICE)
+    metrics = metrics or MetricsRegistry()
     checks: dict[str, Any] = {}
     prepare: list[Any] = []
     if publisher is None:
@@ -104,14 +116,16 @@ def create_app(
             redis_client, prefix=settings.redis_prefix, ttl_s=settings.idempotency_ttl_s
         )
 
+    publisher = InstrumentedPublisher(publisher, PublishMetrics(metrics))
+
     app = Flask("command_api")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,
         **openapi_config("Contacts command API"),
     )
-    _configure_logging(app)
     api = ProblemApi(app)
     init_request_id(app)
+    init_observability(app, HttpMetrics(metrics))
     init_body_limit(app)
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     register_error_handlers(app)
@@ -147,15 +161,3 @@ def create_app(
         AUTH_POLICY,
     )
     return app
-
-
-def _configure_logging(app: Flask) -> None:
-    handler = logging.StreamHandler()
-    handler.addFilter(RequestIdLogFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    )
-    for logger in (app.logger, logging.getLogger("command_api")):
-        logger.handlers[:] = [handler]
-        logger.setLevel(logging.INFO)
-        logger.propagate = False

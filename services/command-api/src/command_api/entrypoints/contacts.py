@@ -35,6 +35,7 @@ from contacts_domain import (
 )
 from contacts_domain.contact import NAME_FIELDS, primary_value
 from contacts_http import JsonTooDeep, current_request_id, parse_json_body
+from contacts_http.observability import current_traceparent
 
 EXTENSION: Final = "command_api"
 JSON: Final = "application/json"
@@ -193,6 +194,7 @@ def contacts_blueprint() -> Blueprint:
                 fields,
                 _write_api().context,
                 correlation_id=current_request_id(),
+                traceparent=current_traceparent(),
                 idempotency_key=key,
             )
             return _accepted(accepted)
@@ -223,6 +225,7 @@ def contacts_blueprint() -> Blueprint:
                 fields,
                 _write_api().context,
                 correlation_id=current_request_id(),
+                traceparent=current_traceparent(),
                 idempotency_key=headers.idempotency_key(request),
             )
             body, status, links = _accepted(accepted)
@@ -275,7 +278,12 @@ def contacts_blueprint() -> Blueprint:
 
 
 def _accept(command: Any) -> Any:
-    accepted = handlers.accept(command, _write_api().context, correlation_id=current_request_id())
+    accepted = handlers.accept(
+        command,
+        _write_api().context,
+        correlation_id=current_request_id(),
+        traceparent=current_traceparent(),
+    )
     return _accepted(accepted)
 
 

@@ -20,6 +20,7 @@ from command_api.service_layer.idempotency import derive_ids, fingerprint
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from contacts_domain import Command, CreateContact, OperationStatus, UpsertContact, to_event
 from contacts_domain.ports import EventPublisher, OperationStore
+from contacts_telemetry.logs import bind_context
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,13 @@ def accept(
     context: Context,
     *,
     correlation_id: str | None,
+    traceparent: str | None = None,
     event_id: str | None = None,
     operation_id: str | None = None,
 ) -> Accepted:
     """Publish the event of ``command`` and mark its operation pending.
 
+    ``correlation_id`` (the request id) and ``traceparent`` (W3C) travel in the event.
     ``event_id`` and ``operation_id`` default to new uuid4s. Raises ``PublishFailed`` when the
     queue did not take the event in time and ``EventTooLarge`` when it cannot fit a message;
     nothing is accepted then.
@@ -68,15 +71,18 @@ def accept(
         sequence=context.next_sequence(),
         time=context.now(),
         correlation_id=correlation_id,
+        traceparent=traceparent,
     )
+    bind_context(operation_id=event.operation_id, contact_id=event.contact_id, event_id=event.id)
     context.publisher.publish(event)
+    logger.info("command accepted: %s event queued", event.kind)
     pending = OperationStatus(event.operation_id, command.contact_id, "pending")
     try:
         context.operations.mark_pending(pending)
     except Exception:
         # The event is durable; a missing "pending" only means a poll answers 404 until the
         # worker records the outcome. Failing the request now would invite a duplicate retry.
-        logger.warning("Could not mark operation %s pending", event.operation_id, exc_info=True)
+        logger.warning("Could not mark the operation pending", exc_info=True)
     return Accepted(command.contact_id, event.operation_id)
 
 
@@ -85,6 +91,7 @@ def create_contact(
     context: Context,
     *,
     correlation_id: str | None,
+    traceparent: str | None = None,
     idempotency_key: str | None = None,
 ) -> Accepted:
     """Accept the creation of a contact with normalized ``fields`` under a new id.
@@ -95,7 +102,7 @@ def create_contact(
     is down the request goes on (fail open): the derived ids still make a retry a duplicate
     that SQS and the worker drop. Raises what ``accept`` raises.
     """
-    return _accept_new(CreateContact, fields, context, correlation_id, idempotency_key)
+    return _accept_new(CreateContact, fields, context, correlation_id, traceparent, idempotency_key)
 
 
 def upsert_contact(
@@ -103,6 +110,7 @@ def upsert_contact(
     context: Context,
     *,
     correlation_id: str | None,
+    traceparent: str | None = None,
     idempotency_key: str | None = None,
 ) -> Accepted:
     """Accept an upsert by primary email (``UpsertContact``) of normalized ``fields``; the
@@ -110,7 +118,7 @@ def upsert_contact(
     matched in the operation's status). ``idempotency_key`` as for ``create_contact``; a key
     used for a create cannot be reused for an upsert of the same body. Raises what
     ``create_contact`` raises."""
-    return _accept_new(UpsertContact, fields, context, correlation_id, idempotency_key)
+    return _accept_new(UpsertContact, fields, context, correlation_id, traceparent, idempotency_key)
 
 
 def _accept_new(
@@ -118,11 +126,12 @@ def _accept_new(
     fields: Mapping[str, Any],
     context: Context,
     correlation_id: str | None,
+    traceparent: str | None,
     idempotency_key: str | None,
 ) -> Accepted:
     if idempotency_key is None:
         command = make(str(uuid.uuid4()), dict(fields))
-        return accept(command, context, correlation_id=correlation_id)
+        return accept(command, context, correlation_id=correlation_id, traceparent=traceparent)
 
     ids = derive_ids(idempotency_key)
     body = fields if make is CreateContact else {"__command__": make.__name__, **fields}
@@ -141,6 +150,7 @@ def _accept_new(
         command,
         context,
         correlation_id=correlation_id,
+        traceparent=traceparent,
         event_id=ids.event_id,
         operation_id=ids.operation_id,
     )

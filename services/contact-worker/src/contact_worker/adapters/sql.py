@@ -25,7 +25,8 @@ def create_engine(database_url: str, *, lock_timeout_ms: int, statement_timeout_
 
     Every session gets ``lock_timeout`` and ``statement_timeout`` (ms) so a task blocked on a
     row lock or a slow query fails well before the queue's visibility timeout; connecting is
-    bounded to 3 s.
+    bounded to 3 s. ``hide_parameters``: a failed statement's text (logged when a task fails)
+    never carries the contact's fields, which are personal data.
     """
     options = f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
     return sa.create_engine(
@@ -34,6 +35,7 @@ def create_engine(database_url: str, *, lock_timeout_ms: int, statement_timeout_
         max_overflow=5,
         pool_pre_ping=True,
         pool_timeout=5,
+        hide_parameters=True,
         connect_args={"options": options, "connect_timeout": 3},
     )
 
@@ -144,18 +146,38 @@ class SqlInbox(Inbox):
             {"id": contact_id},
         ).scalar()
 
-    def history(self, contact_id: str) -> list[ProcessedEvent]:
+    def history(self, contact_id: str, *, after: str | None = None) -> list[ProcessedEvent]:
         rows = self._connection.execute(
             sa.text(
                 f"SELECT {_INBOX_COLUMNS}, data, expected_version FROM processed_events "
-                "WHERE contact_id = :id ORDER BY sequence"
+                "WHERE contact_id = :id AND (CAST(:after AS text) IS NULL OR sequence > :after) "
+                "ORDER BY sequence"
             ),
-            {"id": contact_id},
+            {"id": contact_id, "after": after},
         ).mappings()
         return [
             replace(_processed(row), data=row["data"], expected_version=row["expected_version"])
             for row in rows
         ]
+
+    def last_erasure(self, contact_id: str) -> str | None:
+        return self._connection.execute(  # type: ignore[no-any-return]
+            sa.text(
+                "SELECT max(sequence) FROM processed_events WHERE contact_id = :id "
+                "AND event_type = 'deleted' AND status = 'applied'"
+            ),
+            {"id": contact_id},
+        ).scalar()
+
+    def erase_data(self, contact_id: str, *, before: str) -> None:
+        """Set ``data`` to ``{}`` (the column's empty value) on the contact's earlier rows."""
+        self._connection.execute(
+            sa.text(
+                "UPDATE processed_events SET data = '{}'::jsonb WHERE contact_id = :id "
+                "AND sequence < :before AND data <> '{}'::jsonb"
+            ),
+            {"id": contact_id, "before": before},
+        )
 
     def revise(self, event_id: str, outcome: OperationStatus) -> None:
         self._connection.execute(

@@ -2,25 +2,58 @@
 
 from __future__ import annotations
 
-import logging
+import datetime as dt
+import os
 import signal
 import time
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_ready, worker_shutting_down
+from celery.signals import worker_process_shutdown, worker_ready, worker_shutting_down
+from sqlalchemy.exc import DBAPIError
 
 from contact_worker.adapters import sqs_heartbeat as heartbeat
+from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.entrypoints.runtime import Runtime
 from contact_worker.entrypoints.watchdog import start_watchdog
 from contact_worker.service_layer.handlers import handle_event, read_event
 from contact_worker.settings import Settings
 from contacts_domain.resource import APPLY_EVENT_TASK
+from contacts_telemetry.logs import bind_context, clear_context, get_logger
+from contacts_telemetry.metrics import MetricsRegistry, mark_process_dead
 
-log = logging.getLogger("contact_worker")
+log = get_logger("contact_worker")
 
 
-def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
+class DatabaseFailure(Exception):
+    """A database error, retold without its text: PostgreSQL quotes the offending values
+    (``invalid input syntax ... "<value>"``, a ``LINE 1:`` excerpt, a ``DETAIL: Key (...)=``),
+    and Celery logs the exception of a failed task. Keeps the driver's class and SQLSTATE."""
+
+
+def without_values(exc: Exception) -> Exception:
+    """``exc`` itself, or a ``DatabaseFailure`` naming it when it is a database error."""
+    if isinstance(exc, DBAPIError):
+        code = getattr(exc.orig, "pgcode", None)
+        return DatabaseFailure(f"{type(exc.orig).__name__} (SQLSTATE {code})")
+    return exc
+
+
+def receive_count(request: Any) -> int | None:
+    """How many times SQS has handed out the task's message (``ApproximateReceiveCount``, which
+    kombu's SQS transport passes in the message properties), or ``None`` when unknown."""
+    properties = getattr(request, "properties", None) or {}
+    message = (properties.get("delivery_info") or {}).get("sqs_message") or {}
+    raw = (message.get("Attributes") or {}).get("ApproximateReceiveCount")
+    try:
+        return int(raw) if raw is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def create_celery(
+    settings: Settings, runtime: Runtime | None = None, metrics: WorkerMetrics | None = None
+) -> Celery:
     """Return a Celery app that consumes ``settings.queue_name`` and applies contact events.
 
     Delivery settings, each for a reason measured on this stack (DESIGN.md §8): late acks, and
@@ -28,8 +61,13 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
     committed and anything else is redelivered and, after ``max_receive_count`` receives, moved
     to the dead-letter queue by SQS; predefined queues so kombu never creates a queue; a backoff
     of the visibility timeout by receive count for failed messages.
+
+    ``metrics`` (default: a new in-process ``WorkerMetrics``) counts task outcomes, durations
+    and event ages; every log line of a task carries its ``request_id`` (the event's
+    ``correlationid``), ``traceparent``, ``event_id``, ``operation_id`` and ``contact_id``.
     """
     runtime = runtime or Runtime(settings)
+    metrics = metrics or WorkerMetrics(MetricsRegistry())
     backoff = dict(enumerate(settings.retry_backoff_s, start=1))
     app = Celery("contact_worker", broker=settings.broker_url, set_as_current=False)
     heartbeat.beat(settings.heartbeat_file)  # alive from the start, until polls take over
@@ -88,31 +126,62 @@ def create_celery(settings: Settings, runtime: Runtime | None = None) -> Celery:
 
     worker_shutting_down.connect(on_shutting_down, weak=False)
 
+    def on_process_shutdown(**_: Any) -> None:
+        mark_process_dead(os.getpid())  # a pool child's live gauges go with it
+
+    worker_process_shutdown.connect(on_process_shutdown, weak=False)
+
     @app.task(name=APPLY_EVENT_TASK, bind=True)
     def apply_contact_event(task: Task, envelope: Any) -> dict[str, Any]:
         """Apply one CloudEvents envelope. Raises on malformed input or transient failures so
         the message is redelivered (and dead-lettered after ``max_receive_count``)."""
-        event = read_event(envelope)
-        correlation = event.correlation_id or ""
-        if settings.fault_delay_prefix and correlation.startswith(settings.fault_delay_prefix):
-            time.sleep(settings.fault_delay_s)
-        ports = runtime.ports()
-        outcome = handle_event(
-            event,
-            unit_of_work=ports.unit_of_work,
-            cache=ports.cache,
-            operations=ports.operations,
-        )
+        started = time.perf_counter()
+        received = receive_count(task.request)
+        clear_context()
+        try:
+            event = read_event(envelope)
+            bind_context(
+                request_id=event.correlation_id,
+                traceparent=event.traceparent,
+                event_id=event.id,
+                operation_id=event.operation_id,
+                contact_id=event.contact_id,
+            )
+            metrics.event_started((dt.datetime.now(dt.UTC) - event.time).total_seconds())
+            correlation = event.correlation_id or ""
+            if settings.fault_delay_prefix and correlation.startswith(settings.fault_delay_prefix):
+                time.sleep(settings.fault_delay_s)
+            ports = runtime.ports()
+            outcome = handle_event(
+                event,
+                unit_of_work=ports.unit_of_work,
+                cache=ports.cache,
+                operations=ports.operations,
+            )
+        except Exception as exc:
+            last = received is not None and received >= settings.max_receive_count
+            result = "dead_lettered" if last else "retried"
+            metrics.task_done(result, time.perf_counter() - started)
+            # The exception class only: a message may quote the event's data.
+            log.warning(
+                "event not applied", outcome=result, error=type(exc).__name__, receives=received
+            )
+            clear_context()
+            safe = without_values(exc)
+            if safe is exc:
+                raise
+            raise safe from None
+        metrics.task_done(outcome.status, time.perf_counter() - started)
+        metrics.operations.labels(outcome.status, outcome.reason or "none").inc()
         log.info(
-            "event %s contact=%s op=%s status=%s reason=%s version=%s request_id=%s",
-            event.id,
-            event.contact_id,
-            event.operation_id,
-            outcome.status,
-            outcome.reason,
-            outcome.version,
-            correlation,
+            "event processed",
+            kind=event.kind,
+            status=outcome.status,
+            reason=outcome.reason,
+            version=outcome.version,
+            receives=received,
         )
+        clear_context()
         return outcome.to_dict()
 
     return app

@@ -1,25 +1,102 @@
-"""``contact-worker``: start the Celery worker with settings from the environment."""
+"""``contact-worker``: start the Celery worker with settings from the environment.
+
+The main process, before Celery forks its pool: JSON logs for every logger (Celery is told not
+to set up logging), Prometheus multi-process mode in a private samples directory (removed at
+exit), ``/metrics`` on ``WORKER_METRICS_ADDR:WORKER_METRICS_PORT`` (the aggregate of the main
+process and every pool child) and the queue depth poller.
+"""
 
 from __future__ import annotations
 
-import logging
+import atexit
 import os
 import sys
+from typing import Any
 
+import boto3
+from celery.signals import setup_logging
+from prometheus_client import start_http_server
+
+from contact_worker.adapters.queue_metrics import QueueDepthPoller
 from contact_worker.entrypoints.celery_app import create_celery
+from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.settings import Settings
+from contacts_telemetry.logs import configure_logging, get_logger
+from contacts_telemetry.metrics import (
+    MULTIPROC_ENV,
+    MetricsRegistry,
+    create_multiprocess_dir,
+    remove_multiprocess_dir,
+    use_multiprocess_dir,
+)
+
+SERVICE = "contact-worker"
+log = get_logger("contact_worker")
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``celery worker``; extra arguments (``-c 4 --pool prefork``) are passed through."""
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO"),
-        format="%(asctime)s %(levelname)s %(process)d %(name)s %(message)s",
-    )
     settings = Settings.from_env(os.environ)
-    app = create_celery(settings)
+    configure_logging(SERVICE, level=settings.log_level)
+    setup_logging.connect(_keep_our_logging, weak=False)
+    _prepare_metrics_dir()
+    metrics = WorkerMetrics(MetricsRegistry())
+    app = create_celery(settings, metrics=metrics)
+    serve_metrics(settings, metrics)
     args = sys.argv[1:] if argv is None else argv
-    app.worker_main(["worker", "--loglevel", os.environ.get("LOG_LEVEL", "INFO"), *args])
+    log.info("worker starting", queue=settings.queue_name, arguments=" ".join(args))
+    # --quiet: no banner on stdout, so every line the worker writes is JSON.
+    app.worker_main(["--quiet", "worker", "--loglevel", settings.log_level, *args])
+
+
+def _keep_our_logging(**_: Any) -> None:
+    """Celery's ``setup_logging`` receiver: with one connected Celery leaves logging alone."""
+
+
+def _prepare_metrics_dir() -> None:
+    given = os.environ.get(MULTIPROC_ENV)
+    if given and os.path.isdir(given):
+        use_multiprocess_dir(given)
+        return
+    path = create_multiprocess_dir(SERVICE)
+    main_pid = os.getpid()
+
+    def remove() -> None:
+        if os.getpid() == main_pid:  # pool children run atexit handlers too
+            remove_multiprocess_dir(path)
+
+    atexit.register(remove)
+
+
+def serve_metrics(settings: Settings, metrics: WorkerMetrics) -> None:
+    """Serve ``/metrics`` from this (the main) process and start the queue depth poller.
+
+    A port that cannot be bound is logged and skipped: the worker still applies events.
+    """
+    if settings.metrics_port == 0:
+        return
+    try:
+        start_http_server(
+            settings.metrics_port,
+            addr=settings.metrics_addr,
+            registry=metrics.registry.exposition_registry(),
+        )
+    except OSError as exc:
+        log.error("metrics server not started", port=settings.metrics_port, error=str(exc))
+        return
+    sqs = boto3.client(
+        "sqs",
+        region_name=settings.aws_region,
+        endpoint_url=settings.sqs_endpoint_url or None,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+    )
+    queues = {"main": settings.resolved_queue_url}
+    try:
+        queues["dlq"] = sqs.get_queue_url(QueueName=settings.dlq_name)["QueueUrl"]
+    except Exception as exc:
+        log.warning("dead-letter queue depth not polled", error=type(exc).__name__)
+    QueueDepthPoller(sqs, queues, metrics, settings.queue_metrics_interval_s).start()
 
 
 if __name__ == "__main__":

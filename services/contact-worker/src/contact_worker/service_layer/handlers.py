@@ -1,4 +1,23 @@
-"""The use case of the worker: apply one contact event, exactly once in effect."""
+"""The use case of the worker: apply one contact event, exactly once in effect.
+
+Erasure rule (issue 7, item 4): ``DELETE`` is a real erasure. Once a contact's delete is
+applied, the inbox forgets the data of every event of that contact ordered before it
+(``Inbox.erase_data``): only ids, kinds, sequences and outcomes stay, and the contact's row is
+a tombstone (id, version, times). Replay never needs that data again, because an applied delete
+leaves the contact absent and empty whatever came before it, so:
+
+- a late event ordered *after* the latest applied delete replays only the events after that
+  delete (``Inbox.history(after=...)``), from the absent, empty contact;
+- a late event ordered *before* it is superseded: it changes nothing (had it come in time,
+  the delete would have erased its effect) and its data is not kept. Its outcome, and those
+  of the events before the delete, are computed again without the erased data
+  (``aggregate.replay_erased``): ``not_found`` wherever the contact did not exist, recorded
+  data rejections (``name_required``, ``email_conflict``) kept, ``applied`` otherwise.
+
+The visible state is still exactly that of applying the accepted commands in order (DESIGN.md
+§5.3); only data-dependent outcomes of events before an applied delete may differ from the
+in-order ones (a rejection that a late event would have caused or lifted).
+"""
 
 from __future__ import annotations
 
@@ -19,6 +38,7 @@ from contacts_domain import (
     apply_event,
     normalize_contact,
     replay,
+    replay_erased,
 )
 from contacts_domain.contact import NAME_FIELDS, primary_email_key
 from contacts_domain.ports import ContactCache, EmailConflict, OperationStore, UnitOfWork
@@ -90,8 +110,11 @@ def handle_event(
             last = uow.inbox.last_sequence(event.contact_id)
             if last is not None and event.sequence < last:
                 state, outcome, revised = _apply_late(uow, state, event)
+                _erase_before_last_delete(uow, event.contact_id)  # a replay may apply a delete
             else:
                 state, outcome = _apply_in_order(uow, state, event)
+                if event.kind == "deleted" and outcome.status == "applied":
+                    uow.inbox.erase_data(event.contact_id, before=event.sequence)
             uow.commit()
     if state.version > 0:
         cache.put(state)
@@ -136,8 +159,19 @@ def _apply_late(
         uow.inbox.record(event, outcome)
         return state, outcome, []
     placeholder = _outcome(event, None, None)
+    erased = uow.inbox.last_erasure(event.contact_id)
+    if erased is not None and event.sequence < erased:
+        # Superseded by an applied delete (module doc): nothing changes, no data is kept.
+        before = [p for p in uow.inbox.history(event.contact_id) if p.sequence <= erased]
+        late = ProcessedEvent(
+            event.id, event.kind, event.sequence, placeholder, event.data, event.expected_version
+        )
+        verdicts = replay_erased(before, late)
+        outcome = _outcome(event, verdicts[event.id][1], state.version)
+        uow.inbox.record(dataclasses.replace(event, data={}), outcome)
+        return state, outcome, _revise(uow, before, verdicts)
     history = [
-        *uow.inbox.history(event.contact_id),
+        *uow.inbox.history(event.contact_id, after=erased),
         ProcessedEvent(event.id, event.kind, event.sequence, placeholder, event.data),
     ]
     moment = max(t for t in (state.updated_at, event.time) if t is not None)
@@ -155,19 +189,36 @@ def _apply_late(
             uow.inbox.record(event, outcome)
             return state, outcome, []
         state = result.state
-    _, reason = result.outcomes[event.id]
     # In the contact's own order an older upsert may have been the one that created it; what
     # this operation found when applied is what it reports.
-    outcome = _outcome(event, reason, state.version, existed=True)
+    outcome = _outcome(event, result.outcomes[event.id][1], state.version, existed=True)
     uow.inbox.record(event, outcome)
+    return state, outcome, _revise(uow, history[:-1], result.outcomes)
+
+
+def _revise(
+    uow: UnitOfWork,
+    history: list[ProcessedEvent],
+    verdicts: dict[str, tuple[str, str | None]],
+) -> list[OperationStatus]:
+    """Record the verdicts of ``history`` that changed; returns the revised statuses."""
     revised = []
-    for processed in history[:-1]:
-        now = result.outcomes[processed.event_id]
+    for processed in history:
+        now = verdicts[processed.event_id]
         if now != (processed.outcome.status, processed.outcome.reason):
-            fixed = dataclasses.replace(processed.outcome, status=now[0], reason=now[1])
+            # A verdict is ("applied", None) or ("rejected", reason): the reason says both.
+            fixed = dataclasses.replace(
+                processed.outcome, status="rejected" if now[1] else "applied", reason=now[1]
+            )
             uow.inbox.revise(processed.event_id, fixed)
             revised.append(fixed)
-    return state, outcome, revised
+    return revised
+
+
+def _erase_before_last_delete(uow: UnitOfWork, contact_id: str) -> None:
+    erased = uow.inbox.last_erasure(contact_id)
+    if erased is not None:
+        uow.inbox.erase_data(contact_id, before=erased)
 
 
 def _outcome(

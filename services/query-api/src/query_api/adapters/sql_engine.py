@@ -31,6 +31,8 @@ def build_engine(settings: Settings) -> Engine:
         pool_timeout=settings.db_pool_timeout_s,
         pool_pre_ping=True,
         isolation_level="AUTOCOMMIT",
+        # Search and filter values are personal data: never in an exception's text or a log.
+        hide_parameters=True,
         connect_args={
             "connect_timeout": settings.db_connect_timeout_s,
             "application_name": "query-api",

@@ -13,9 +13,13 @@ from flask import Flask, Response
 
 from contacts_http import ProblemApi, init_request_id, openapi_config, problem_response
 from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
+from contacts_http.observability import HttpMetrics, init_observability
 from contacts_http.rate_limits import RateLimitStorage
 from contacts_http.security_headers import init_security_headers
+from contacts_telemetry.logs import configure_structlog
+from contacts_telemetry.metrics import MetricsRegistry
 from query_api.bootstrap import build_ports
+from query_api.entrypoints.cache_metrics import CacheMetrics, init_cache_metrics
 from query_api.entrypoints.changes import changes_blueprint
 from query_api.entrypoints.contacts import contacts_blueprint
 from query_api.entrypoints.context import EXTENSION, AppContext
@@ -27,6 +31,8 @@ from query_api.service_layer.handlers import OperationStatusUnknown
 from query_api.service_layer.ports import ReadModelUnavailable
 from query_api.settings import Settings
 
+#: The ``service`` field of every log line.
+SERVICE = "query-api"
 #: Bound, in seconds, on the whole ``/readyz`` probe.
 READINESS_TIMEOUT_S = 1.0
 #: Every route of this API needs ``contacts:read`` (RFC 6750 realm below), except the export
@@ -53,6 +59,7 @@ def create_app(
     settings: Settings | None = None,
     *,
     authenticator: Authenticator | None = None,
+    metrics: MetricsRegistry | None = None,
     **injected_ports: Any,
 ) -> Flask:
     """Build the app from ``settings`` (default: read from ``os.environ``).
@@ -60,7 +67,9 @@ def create_app(
     ``injected_ports`` replace real adapters by name (``contacts``, ``cache``, ``statuses``,
     ``outcomes``, ``changes``, ``required_checks``, ``optional_checks``, ``close``; see
     ``bootstrap.Ports``); ``authenticator`` replaces the one built from ``settings.auth``.
-    Raises ``SettingsError`` for an unusable environment variable.
+    ``metrics`` holds the Prometheus metrics (default: a new ``MetricsRegistry``, aggregating
+    every gunicorn worker under ``gunicorn_conf``). Raises ``SettingsError`` for an unusable
+    environment variable.
 
     Every route needs a bearer token with ``contacts:read`` (``AUTH_POLICY``), is rate-limited
     per caller (``settings.rate_limits``), answers ``Vary: Authorization`` and
@@ -68,6 +77,8 @@ def create_app(
     its own ETag-based policy; CORS follows ``settings.cors_*``.
     """
     settings = settings or Settings.from_env(os.environ)
+    configure_structlog(SERVICE)
+    metrics = metrics or MetricsRegistry()
     ports = build_ports(settings, **injected_ports)
 
     app = Flask("query_api")
@@ -75,6 +86,8 @@ def create_app(
     app.extensions[EXTENSION] = AppContext(settings, ports)
     api = ProblemApi(app)
     init_request_id(app)
+    init_observability(app, HttpMetrics(metrics))
+    init_cache_metrics(app, CacheMetrics(metrics))
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     init_cors(app, settings)
     install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 
+from contacts_http import gunicorn_hooks
+
 bind = os.environ.get("QUERY_API_BIND", "127.0.0.1:8002")
 workers = int(os.environ.get("QUERY_API_WORKERS", "2"))
 threads = int(os.environ.get("QUERY_API_THREADS", "4"))
@@ -32,37 +34,11 @@ worker_tmp_dir = "/dev/shm"
 control_socket_disable = True
 loglevel = os.environ.get("QUERY_API_LOG_LEVEL", "info")
 accesslog = "-"
-# Request id (echoed by the app), status, bytes, duration in microseconds, cache outcome.
-access_log_format = (
-    '%(h)s "%(r)s" %(s)s %(B)s %(D)sus request_id=%({x-request-id}o)s cache=%({x-cache}o)s'
-)
-_level = loglevel.upper()
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "filters": {"request_id": {"()": "contacts_http.RequestIdLogFilter"}},
-    "formatters": {
-        "app": {
-            "format": "%(asctime)s %(levelname)s %(name)s request_id=%(request_id)s %(message)s"
-        },
-        "access": {"format": "%(message)s"},
-    },
-    "handlers": {
-        "app": {
-            "class": "logging.StreamHandler",
-            "formatter": "app",
-            "filters": ["request_id"],
-            "stream": "ext://sys.stderr",
-        },
-        "access": {
-            "class": "logging.StreamHandler",
-            "formatter": "access",
-            "stream": "ext://sys.stdout",
-        },
-    },
-    "root": {"level": _level, "handlers": ["app"]},
-    "loggers": {
-        "gunicorn.error": {"level": _level, "handlers": ["app"], "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["access"], "propagate": False},
-    },
-}
+# Method, path without the query string (a search may be personal data), status, bytes,
+# duration in microseconds, request id and cache outcome; every line JSON (gunicorn_hooks).
+access_log_format = gunicorn_hooks.ACCESS_LOG_FORMAT
+logconfig_dict = gunicorn_hooks.logconfig("query-api", loglevel)
+# Prometheus multi-process mode: a private samples directory per server (gunicorn_hooks).
+on_starting = gunicorn_hooks.on_starting("query-api")
+child_exit = gunicorn_hooks.child_exit
+on_exit = gunicorn_hooks.on_exit

@@ -1,0 +1,206 @@
+"""Structured logs: one JSON object per line, without personal data (issue 7, items 4 and 6).
+
+Every line has ``time`` (ISO 8601, UTC), ``level``, ``logger``, ``service`` and ``event`` (the
+message), plus the context bound for the work in hand: ``request_id``, ``operation_id``,
+``contact_id``, ``event_id`` and ``traceparent`` when known (``bind_context``). Records of the
+standard library's loggers (gunicorn, celery, kombu, our own ``logging.getLogger``) go through
+the same processors and JSON renderer, so one parser reads every line a service writes.
+
+Personal data never reaches a line: ``redact_pii`` replaces the value of every key that names a
+contact field, a body or a payload (``PII_KEYS``), at any depth, with ``"[redacted]"``. That
+guards structured fields; free text is the caller's responsibility: log ids, counts, statuses
+and reasons, never values (the e2e log scan checks the whole output of a run).
+
+``configure_logging`` is called once per process by the composition root (logging is
+process-wide state by nature); nothing here acts at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator, Mapping, MutableMapping
+from contextlib import contextmanager
+from typing import Any, Final, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+#: Keys whose values are personal data, or may contain it (bodies, payloads, event data).
+#: Compared case-insensitively. A contact's field names come from ``contacts_domain.FIELDS``.
+PII_KEYS: Final = frozenset(
+    {
+        "first_name",
+        "last_name",
+        "name",
+        "full_name",
+        "email",
+        "emails",
+        "phone",
+        "phones",
+        "address",
+        "addresses",
+        "street",
+        "city",
+        "region",
+        "postal_code",
+        "birthday",
+        "notes",
+        "company",
+        "job_title",
+        "tags",
+        "value",
+        "fields",
+        "changes",
+        "data",
+        "body",
+        "json",
+        "payload",
+        "envelope",
+        "args",
+        "kwargs",
+        "request_body",
+        "response_body",
+    }
+)
+REDACTED: Final = "[redacted]"
+#: Libraries whose DEBUG lines carry request or message bodies (botocore logs SendMessage
+#: parameters, Celery's pool and kombu log task arguments): never below INFO, whatever the
+#: configured level, since those bodies are contacts' personal data.
+PAYLOAD_LOGGERS: Final = ("botocore", "boto3", "urllib3", "kombu", "celery", "amqp")
+#: The context keys a line carries when they are known (``bind_context``).
+CONTEXT_KEYS: Final = ("request_id", "operation_id", "contact_id", "event_id", "traceparent")
+
+
+def redact_pii(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: replace the values of ``PII_KEYS`` (at any depth) by ``REDACTED``.
+
+    Returns the same mapping, changed in place; the message itself (``event``) is kept.
+    """
+    for key in list(event_dict):
+        if key != "event":
+            event_dict[key] = _redacted(key, event_dict[key])
+    return event_dict
+
+
+def _redacted(key: str, value: Any) -> Any:
+    if key.lower() in PII_KEYS and value is not None:
+        return REDACTED
+    if isinstance(value, Mapping):
+        return {k: _redacted(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted("", v) for v in value]
+    return value
+
+
+def _add_service(service: str) -> Processor:
+    def add(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add
+
+
+def _drop_none_context(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
+    for key in CONTEXT_KEYS:
+        if key in event_dict and event_dict[key] in (None, ""):
+            del event_dict[key]
+    return event_dict
+
+
+def _shared_processors(service: str) -> list[Processor]:
+    return [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="time"),
+        _add_service(service),
+        _drop_none_context,
+        redact_pii,
+    ]
+
+
+def json_formatter(service: str) -> logging.Formatter:
+    """A stdlib ``logging.Formatter`` that writes every record as one JSON line (see module doc).
+
+    Usable in a ``logging.config`` dict (gunicorn's ``logconfig_dict``) through
+    ``{"()": "contacts_telemetry.logs.json_formatter", "service": "query-api"}``.
+    """
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=_shared_processors(service),
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
+        ],
+    )
+
+
+def configure_structlog(service: str) -> None:
+    """Make structlog loggers render through the standard library (see ``configure_logging``).
+
+    Enough where something else installs the JSON handler (gunicorn's ``logconfig_dict`` with
+    ``json_formatter``); idempotent.
+    """
+    structlog.configure(
+        processors=[
+            *_shared_processors(service),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+
+
+def configure_logging(service: str, *, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Route structlog and the standard library's logging to one JSON handler on ``stream``
+    (default ``sys.stderr``) at ``level`` (a level name: ``DEBUG``, ``INFO``, ...).
+
+    Replaces the root logger's handlers; loggers that propagate (Celery's and kombu's, once
+    Celery is told not to set up logging) then write JSON too. Idempotent.
+    """
+    configure_structlog(service)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(json_formatter(service))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    quiet_payload_loggers()
+    logging.captureWarnings(True)  # warnings become JSON lines too (logger ``py.warnings``)
+
+
+def quiet_payload_loggers() -> None:
+    """Raise every logger of ``PAYLOAD_LOGGERS`` to INFO when it is set lower (or unset)."""
+    for name in PAYLOAD_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.getEffectiveLevel() < logging.INFO:
+            logger.setLevel(logging.INFO)
+
+
+def get_logger(name: str) -> Any:
+    """A structlog logger named ``name`` (``log.info("event applied", status=...)``)."""
+    return structlog.get_logger(name)
+
+
+def bind_context(**values: str | None) -> None:
+    """Bind ``values`` (``request_id=...``) to every line logged from this thread or task until
+    ``clear_context``; ``None`` values are skipped."""
+    structlog.contextvars.bind_contextvars(**{k: v for k, v in values.items() if v is not None})
+
+
+def clear_context() -> None:
+    """Forget every value bound with ``bind_context`` in this thread or task."""
+    structlog.contextvars.clear_contextvars()
+
+
+@contextmanager
+def context(**values: str | None) -> Iterator[None]:
+    """Bind ``values`` for the ``with`` block, then restore what was bound before."""
+    before: MutableMapping[str, Any] = dict(structlog.contextvars.get_contextvars())
+    bind_context(**values)
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**before)

@@ -1,0 +1,31 @@
+"""gunicorn settings of the command API (a gunicorn config module; read at start-up).
+
+Run::
+
+    gunicorn -c python:command_api.entrypoints.gunicorn_conf --bind 127.0.0.1:8001 \\
+        --workers 2 --worker-class contacts_http.gunicorn_workers.ProblemSyncWorker \\
+        'command_api.entrypoints.app:create_app()'
+
+Command-line options win over this module, so the bind address, workers and worker class stay
+where they were (``make up``, the Dockerfile, the Helm chart). What this module adds: JSON log
+lines for gunicorn's own loggers and the app's (``contacts_http.gunicorn_hooks.logconfig``; the
+access line has the path without its query string), and Prometheus multi-process mode (a
+private samples directory made by the master before it forks, a dead worker's gauges dropped in
+``child_exit``, the directory removed in ``on_exit``).
+
+Environment: ``COMMAND_API_LOG_LEVEL`` (``info``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from contacts_http import gunicorn_hooks
+
+loglevel = os.environ.get("COMMAND_API_LOG_LEVEL", "info")
+accesslog = "-"
+access_log_format = gunicorn_hooks.ACCESS_LOG_FORMAT
+logconfig_dict = gunicorn_hooks.logconfig("command-api", loglevel)
+on_starting = gunicorn_hooks.on_starting("command-api")
+child_exit = gunicorn_hooks.child_exit
+on_exit = gunicorn_hooks.on_exit

@@ -1,0 +1,68 @@
+"""The worker's metrics against a real SQS server: queue depths polled with
+GetQueueAttributes, and how a task's receive count and database errors are reported."""
+
+from __future__ import annotations
+
+import uuid
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from contact_worker.adapters.queue_metrics import QueueDepthPoller
+from contact_worker.entrypoints.celery_app import DatabaseFailure, receive_count, without_values
+from contact_worker.entrypoints.metrics import WorkerMetrics
+from contacts_telemetry.metrics import MetricsRegistry
+from support.resources import isolated_queues
+
+
+def value(metrics: WorkerMetrics, name: str, **labels: str) -> float | None:
+    return metrics.registry.registry.get_sample_value(name, labels)
+
+
+def test_queue_depths_of_the_queue_and_its_dlq_are_polled(sqs_client: Any) -> None:
+    metrics = WorkerMetrics(MetricsRegistry())
+    with isolated_queues(sqs_client, f"m{uuid.uuid4().hex[:10]}") as urls:
+        for i in range(3):
+            sqs_client.send_message(
+                QueueUrl=urls.main,
+                MessageBody="{}",
+                MessageGroupId=f"g{i}",
+                MessageDeduplicationId=str(uuid.uuid4()),
+            )
+        sqs_client.receive_message(QueueUrl=urls.main, MaxNumberOfMessages=1)  # one in flight
+        poller = QueueDepthPoller(sqs_client, {"main": urls.main, "dlq": urls.dlq}, metrics, 60)
+        metrics.event_started(42.0)
+        assert poller.poll_once() == {"main": (2, 1), "dlq": (0, 0)}
+        assert value(metrics, "sqs_messages", queue="main", state="visible") == 2
+        assert value(metrics, "sqs_messages", queue="main", state="in_flight") == 1
+        assert value(metrics, "sqs_messages", queue="dlq", state="visible") == 0
+        assert value(metrics, "sqs_oldest_message_age_seconds") == 42.0  # queue not empty
+
+    with isolated_queues(sqs_client, f"e{uuid.uuid4().hex[:10]}") as urls:
+        QueueDepthPoller(sqs_client, {"main": urls.main}, metrics, 60).poll_once()
+        assert value(metrics, "sqs_oldest_message_age_seconds") == 0  # empty: nothing waits
+
+
+def test_receive_count_comes_from_the_sqs_message_properties() -> None:
+    sqs_message = {"Attributes": {"ApproximateReceiveCount": "3"}}
+    request = SimpleNamespace(properties={"delivery_info": {"sqs_message": sqs_message}})
+    assert receive_count(request) == 3
+    assert receive_count(SimpleNamespace(properties=None)) is None
+    assert receive_count(object()) is None
+
+
+def test_database_errors_are_retold_without_the_values_postgresql_quotes(
+    database_url: str,
+) -> None:
+    engine = sa.create_engine(database_url)
+    try:
+        with pytest.raises(sa.exc.DBAPIError) as error, engine.connect() as connection:
+            connection.execute(sa.text("SELECT CAST(:x AS int)"), {"x": "Quorbelvantrexi"})
+    finally:
+        engine.dispose()
+    assert "Quorbelvantrexi" in str(error.value)  # what Celery would have logged
+    safe = without_values(error.value)
+    assert isinstance(safe, DatabaseFailure)
+    assert str(safe) == "InvalidTextRepresentation (SQLSTATE 22P02)"
