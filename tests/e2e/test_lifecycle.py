@@ -162,10 +162,10 @@ def test_upserts_of_one_email_create_then_update_one_contact(stack: Stack) -> No
     email = f"upsert.{uuid.uuid4().hex[:8]}@example.com"
     url = f"{stack.command_url}/v1/contacts/upsert"
 
-    first = accepted(requests.post(url, json={"first_name": "Ada", "email": email}, timeout=10))
+    first = accepted(api.post(url, json={"first_name": "Ada", "email": email}, timeout=10))
     created = stack.wait_operation(first["operation_id"])
     second = accepted(
-        requests.post(
+        api.post(
             url, json={"first_name": "Adah", "email": email.upper(), "company": "Acme"}, timeout=10
         )
     )
@@ -181,5 +181,5 @@ def test_upserts_of_one_email_create_then_update_one_contact(stack: Stack) -> No
         "updated",
         first["id"],
     )
-    contact = requests.get(f"{stack.query_url}/v1/contacts/{first['id']}", timeout=5).json()
+    contact = api.get(f"{stack.query_url}/v1/contacts/{first['id']}", timeout=5).json()
     assert (contact["first_name"], contact["company"], contact["version"]) == ("Adah", "Acme", 2)

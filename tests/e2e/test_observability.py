@@ -15,6 +15,7 @@ import requests
 import sqlalchemy as sa
 
 from contacts_telemetry.logs import configure_logging, get_logger
+from support.auth import api
 from support.pii_scan import find, json_lines
 from support.stack import Stack
 
@@ -85,7 +86,7 @@ def test_request_id_and_traceparent_reach_the_command_api_and_worker_logs(stack:
     request_id = f"obs-{uuid.uuid4()}"
     traceparent = TRACEPARENT.format(uuid.uuid4().hex, uuid.uuid4().hex[:16])
     body = accepted(
-        requests.post(
+        api.post(
             f"{stack.command_url}/v1/contacts",
             json={"first_name": "Trace", "last_name": "Able"},
             headers={"X-Request-ID": request_id, "traceparent": traceparent},
@@ -142,7 +143,7 @@ def test_metrics_on_every_service(stack: Stack) -> None:
     for i in range(12):
         ids.append(
             accepted(
-                requests.post(
+                api.post(
                     f"{stack.command_url}/v1/contacts",
                     json={"first_name": f"Metric{i}"},
                     timeout=10,
@@ -153,10 +154,10 @@ def test_metrics_on_every_service(stack: Stack) -> None:
         stack.wait_operation(body["operation_id"])
     contact_url = f"{stack.query_url}/v1/contacts/{ids[0]['id']}"
     for _ in range(3):
-        assert requests.get(contact_url, timeout=5).status_code == 200
+        assert api.get(contact_url, timeout=5).status_code == 200
 
-    command = requests.get(f"{stack.command_url}/metrics", timeout=5)
-    query = requests.get(f"{stack.query_url}/metrics", timeout=5)
+    command = api.get(f"{stack.command_url}/metrics", timeout=5)
+    query = api.get(f"{stack.query_url}/metrics", timeout=5)
     assert command.status_code == query.status_code == 200
     assert command.headers["Content-Type"].startswith("text/plain")
     # Two gunicorn workers: 12 posts are counted only if every worker's samples are aggregated.
@@ -175,7 +176,7 @@ def test_metrics_on_every_service(stack: Stack) -> None:
 
     deadline = time.monotonic() + 30
     while True:
-        worker = requests.get(worker_metrics_url(stack), timeout=5).text
+        worker = api.get(worker_metrics_url(stack), timeout=5).text
         polled = "sqs_messages{" in worker
         if polled or time.monotonic() > deadline:
             break
@@ -194,7 +195,7 @@ def test_metrics_on_every_service(stack: Stack) -> None:
 def test_no_personal_data_in_logs_metrics_or_error_messages(stack: Stack) -> None:
     person = distinctive_person("Log")
     values = personal_values(person)
-    post = requests.post(
+    post = api.post(
         f"{stack.command_url}/v1/contacts",
         json=person,
         headers={"Idempotency-Key": str(uuid.uuid4())},
@@ -204,8 +205,8 @@ def test_no_personal_data_in_logs_metrics_or_error_messages(stack: Stack) -> Non
     assert stack.wait_operation(body["operation_id"])["status"] == "applied"
     contact_url = f"{stack.query_url}/v1/contacts/{body['id']}"
     for _ in range(2):
-        assert requests.get(contact_url, timeout=5).status_code == 200
-    search = requests.get(
+        assert api.get(contact_url, timeout=5).status_code == 200
+    search = api.get(
         f"{stack.query_url}/v1/contacts",
         params={"q": person["last_name"], "email": person["email"]},
         timeout=5,
@@ -218,7 +219,7 @@ def test_no_personal_data_in_logs_metrics_or_error_messages(stack: Stack) -> Non
         "phone": f"+1 999 {person['last_name']}",
     }
     for field, value in bad.items():
-        answer = requests.post(
+        answer = api.post(
             f"{stack.command_url}/v1/contacts",
             json={"first_name": person["first_name"], field: value},
             timeout=10,
@@ -226,7 +227,7 @@ def test_no_personal_data_in_logs_metrics_or_error_messages(stack: Stack) -> Non
         assert answer.status_code == 400, answer.text
         assert any(key.startswith(field) for key in answer.json()["errors"]), answer.text
         assert find(answer.text, [*values, value]) == [], answer.text
-    answer = requests.post(
+    answer = api.post(
         f"{stack.command_url}/v1/contacts",
         json={**person, "birthday": "not-a-date", "nickname": person["first_name"]},
         timeout=10,
@@ -235,16 +236,16 @@ def test_no_personal_data_in_logs_metrics_or_error_messages(stack: Stack) -> Non
     assert find(answer.text, values) == [], answer.text
 
     patch = accepted(
-        requests.patch(
+        api.patch(
             f"{stack.command_url}/v1/contacts/{body['id']}",
             json={"company": person["company"] + " Two", "notes": person["notes"] + " two"},
             timeout=10,
         )
     )
     stack.wait_operation(patch["operation_id"])
-    gone = accepted(requests.delete(f"{stack.command_url}/v1/contacts/{body['id']}", timeout=10))
+    gone = accepted(api.delete(f"{stack.command_url}/v1/contacts/{body['id']}", timeout=10))
     assert stack.wait_operation(gone["operation_id"])["status"] == "applied"
-    assert requests.get(contact_url, timeout=5).status_code == 404
+    assert api.get(contact_url, timeout=5).status_code == 404
     time.sleep(0.5)  # let the access log lines of the last requests reach the files
 
     leaks = {name: find(text, values) for name, text in logs_of(stack).items()}
@@ -252,9 +253,9 @@ def test_no_personal_data_in_logs_metrics_or_error_messages(stack: Stack) -> Non
     # The scan saw this contact's requests: its ids are in the logs (a real, non-empty scan).
     assert body["id"] in logs_of(stack)["worker"]
     metrics = [
-        requests.get(f"{stack.command_url}/metrics", timeout=5).text,
-        requests.get(f"{stack.query_url}/metrics", timeout=5).text,
-        requests.get(worker_metrics_url(stack), timeout=5).text,
+        api.get(f"{stack.command_url}/metrics", timeout=5).text,
+        api.get(f"{stack.query_url}/metrics", timeout=5).text,
+        api.get(worker_metrics_url(stack), timeout=5).text,
     ]
     assert find("\n".join(metrics), values) == []
 
@@ -263,7 +264,7 @@ def test_delete_erases_every_copy_of_the_contact(stack: Stack) -> None:
     person = distinctive_person("Erase")
     values = personal_values(person)
     body = accepted(
-        requests.post(
+        api.post(
             f"{stack.command_url}/v1/contacts",
             json=person,
             headers={"Idempotency-Key": str(uuid.uuid4())},
@@ -275,13 +276,13 @@ def test_delete_erases_every_copy_of_the_contact(stack: Stack) -> None:
     changes = {"last_name": person["last_name"] + "x", "email": "x" + person["email"]}
     values += list(changes.values())
     for update in (
-        requests.patch(contact_url, json=changes, timeout=10),
-        requests.put(contact_url, json={**person, "company": person["company"] + "y"}, timeout=10),
+        api.patch(contact_url, json=changes, timeout=10),
+        api.put(contact_url, json={**person, "company": person["company"] + "y"}, timeout=10),
     ):
         stack.wait_operation(accepted(update)["operation_id"])
-    assert requests.get(f"{stack.query_url}/v1/contacts/{body['id']}", timeout=5).ok  # cached
+    assert api.get(f"{stack.query_url}/v1/contacts/{body['id']}", timeout=5).ok  # cached
 
-    gone = accepted(requests.delete(contact_url, timeout=10))
+    gone = accepted(api.delete(contact_url, timeout=10))
     assert stack.wait_operation(gone["operation_id"])["status"] == "applied"
 
     engine = sa.create_engine(stack.env["DATABASE_URL"])
