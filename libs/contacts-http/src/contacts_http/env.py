@@ -37,16 +37,28 @@ def read_bool(environ: Mapping[str, str], name: str, default: bool) -> bool:
 
 def read_positive(environ: Mapping[str, str], name: str, default: float) -> float:
     """A number greater than 0. Raises ``ConfigError``."""
+    value = _read_number(environ, name, default)
+    if not value > 0:
+        raise ConfigError(f"{name} must be greater than 0, got {environ[name].strip()!r}.")
+    return value
+
+
+def read_not_negative(environ: Mapping[str, str], name: str, default: float) -> float:
+    """A number of 0 or more. Raises ``ConfigError``."""
+    value = _read_number(environ, name, default)
+    if value < 0:
+        raise ConfigError(f"{name} must not be negative, got {environ[name].strip()!r}.")
+    return value
+
+
+def _read_number(environ: Mapping[str, str], name: str, default: float) -> float:
     raw = environ.get(name, "").strip()
     if not raw:
         return default
     try:
-        value = float(raw)
+        return float(raw)
     except ValueError:
         raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
-    if not value > 0:
-        raise ConfigError(f"{name} must be greater than 0, got {raw!r}.")
-    return value
 
 
 def read_list(environ: Mapping[str, str], name: str, separator: str = ",") -> tuple[str, ...]:

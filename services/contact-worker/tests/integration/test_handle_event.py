@@ -121,6 +121,32 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def handle_concurrently(runtime: Runtime, events: list[ContactEvent]) -> list[Any]:
+    """Handle ``events`` on real PostgreSQL + Redis, one thread each, released together;
+    returns their outcomes in the order they finished."""
+    ports = runtime.ports()
+    outcomes: list[Any] = []
+    barrier = threading.Barrier(len(events))
+
+    def run(event: ContactEvent) -> None:
+        barrier.wait()
+        outcomes.append(
+            handle_event(
+                event,
+                unit_of_work=ports.unit_of_work,
+                cache=ports.cache,
+                operations=ports.operations,
+            )
+        )
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in events]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
 def test_create_is_stored_cached_and_reported(backend: Backend) -> None:
     cid = new_id()
     event = make_event("created", cid, {"first_name": "Rosa", "email": f"{cid}@example.com"})
@@ -212,28 +238,9 @@ def test_c23_concurrent_creates_with_one_email_apply_once(
 ) -> None:
     """Two different contacts with the same email, applied at the same time on real PostgreSQL:
     one applied, the other rejected ``email_conflict``; neither raises (so neither is retried)."""
-    ports = runtime.ports()
     email = f"{new_id()}@example.com"
     events = [make_event("created", new_id(), {"first_name": n, "email": email}) for n in "AB"]
-    outcomes: list[Any] = []
-    barrier = threading.Barrier(2)
-
-    def run(event: ContactEvent) -> None:
-        barrier.wait()
-        outcomes.append(
-            handle_event(
-                event,
-                unit_of_work=ports.unit_of_work,
-                cache=ports.cache,
-                operations=ports.operations,
-            )
-        )
-
-    threads = [threading.Thread(target=run, args=(e,)) for e in events]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    outcomes = handle_concurrently(runtime, events)
     assert sorted((o.status, o.reason) for o in outcomes) == [
         ("applied", None),
         ("rejected", "email_conflict"),

@@ -3,16 +3,23 @@ fakes and on real PostgreSQL + Redis (the ``backend`` fixture of ``test_handle_e
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import pytest
 
 from contact_worker.entrypoints.runtime import Runtime
-from contact_worker.service_layer.handlers import handle_event, read_event
+from contact_worker.service_layer.handlers import read_event
 from contacts_domain import ContactEvent, MalformedEvent, normalize_contact
 
-from .test_handle_event import Backend, backend, make_event, new_id, runtime, worker_settings
+from .test_handle_event import (
+    Backend,
+    backend,
+    handle_concurrently,
+    make_event,
+    new_id,
+    runtime,
+    worker_settings,
+)
 
 __all__ = ["backend", "runtime", "worker_settings"]  # fixtures used here
 
@@ -86,28 +93,10 @@ def test_a_redelivered_upsert_reports_what_it_did_the_first_time(backend: Backen
 
 
 def test_concurrent_upserts_of_one_new_email_create_one_contact(runtime: Runtime) -> None:
-    ports = runtime.ports()
     email = f"{new_id()}@example.com"
     events = [upsert({"first_name": name, "email": email}) for name in ("A", "B", "C")]
-    outcomes: list[Any] = []
-    barrier = threading.Barrier(len(events))
 
-    def run(event: ContactEvent) -> None:
-        barrier.wait()
-        outcomes.append(
-            handle_event(
-                event,
-                unit_of_work=ports.unit_of_work,
-                cache=ports.cache,
-                operations=ports.operations,
-            )
-        )
-
-    threads = [threading.Thread(target=run, args=(e,)) for e in events]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = handle_concurrently(runtime, events)
 
     assert sorted(o.result for o in outcomes) == ["created", "updated", "updated"]
     assert len({o.contact_id for o in outcomes}) == 1

@@ -23,7 +23,14 @@ from dataclasses import dataclass
 from contacts_http.auth.api_keys import DIGEST_HEX_LENGTH, ApiKeyAuthenticator
 from contacts_http.auth.bearer import BearerAuthenticator
 from contacts_http.auth.jwt_tokens import SUPPORTED_ALGORITHMS, JwtAuthenticator, JwtSettings
-from contacts_http.env import ConfigError, read_bool, read_list, read_positive, read_text
+from contacts_http.env import (
+    ConfigError,
+    read_bool,
+    read_list,
+    read_not_negative,
+    read_positive,
+    read_text,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +65,7 @@ class AuthSettings:
                 issuer=issuer,
                 audience=audience,
                 algorithms=algorithms,
-                leeway_s=_not_negative(environ, "AUTH_JWT_LEEWAY_S", defaults.leeway_s),
+                leeway_s=read_not_negative(environ, "AUTH_JWT_LEEWAY_S", defaults.leeway_s),
                 jwks_timeout_s=read_positive(
                     environ, "AUTH_JWKS_TIMEOUT_S", defaults.jwks_timeout_s
                 ),
@@ -106,16 +113,3 @@ def build_authenticator(settings: AuthSettings) -> BearerAuthenticator:
     api_keys = ApiKeyAuthenticator(dict(settings.api_keys)) if settings.api_keys else None
     jwts = JwtAuthenticator(settings.jwt) if settings.jwt is not None else None
     return BearerAuthenticator(api_keys, jwts)
-
-
-def _not_negative(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be a number, got {raw!r}.") from None
-    if value < 0:
-        raise ConfigError(f"{name} must not be negative, got {raw!r}.")
-    return value
