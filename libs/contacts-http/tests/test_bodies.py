@@ -110,3 +110,8 @@ def test_json_body_decoding_errors_are_those_of_json_loads() -> None:
         parse_json_body(b"{nope")
     with pytest.raises(UnicodeDecodeError):
         parse_json_body(b'"\xff"')
+
+
+def test_an_integer_past_pythons_digit_limit_is_undecodable_json_not_a_crash() -> None:
+    with pytest.raises(json.JSONDecodeError, match="Unreadable number"):
+        parse_json_body('{"notes": ' + "9" * 5000 + "}")

@@ -47,7 +47,8 @@ def parse_json_body(data: bytes | str, *, max_depth: int = JSON_MAX_DEPTH) -> An
     """Parse a JSON request body (UTF-8 bytes or text) no deeper than ``max_depth`` levels.
 
     Raises ``UnicodeDecodeError`` (bytes that are not UTF-8) and ``json.JSONDecodeError`` (not
-    JSON; ``doc == ""`` for an empty body) as ``json.loads`` does, and ``JsonTooDeep`` when the
+    JSON, ``doc == ""`` for an empty body, or an integer of more than 4,300 digits) as
+    ``json.loads`` does, and ``JsonTooDeep`` when the
     body nests more than ``max_depth`` levels, including bodies so deep that the decoder itself
     runs out of recursion. Never raises ``RecursionError``. Cost: one pass over the parsed
     containers after ``json.loads``.
@@ -57,6 +58,12 @@ def parse_json_body(data: bytes | str, *, max_depth: int = JSON_MAX_DEPTH) -> An
         value = json.loads(text)
     except RecursionError:
         raise JsonTooDeep(max_depth) from None
+    except json.JSONDecodeError:
+        raise
+    except ValueError as exc:
+        # An integer longer than sys.get_int_max_str_digits() (4300): Python's guard against
+        # quadratic int parsing (CVE-2020-10735), reported like any other undecodable body.
+        raise json.JSONDecodeError(f"Unreadable number: {exc}", text, 0) from None
     if _deeper_than(value, max_depth):
         raise JsonTooDeep(max_depth)
     return value

@@ -279,3 +279,14 @@ def test_json_as_deep_as_the_limit_reaches_the_schema(client, publisher) -> None
     response = client.post(CONTACT, data=body, content_type=JSON)
     assert response.status_code == 400
     assert "tags.0" in response.get_json()["errors"]
+
+
+@pytest.mark.parametrize("path", ["/v1/contacts", "/v1/contacts/upsert"])
+def test_a_number_of_5000_digits_is_a_400_not_a_500(client, publisher, path) -> None:
+    body = '{"first_name": "A", "email": "a@example.com", "notes": ' + "9" * 5000 + "}"
+
+    response = client.post(path, data=body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert publisher.events == []

@@ -14,6 +14,9 @@ import sys
 from typing import Any
 
 import boto3
+import click
+from celery import Celery
+from celery.bin.celery import celery as celery_command
 from celery.signals import setup_logging
 from prometheus_client import start_http_server
 
@@ -46,7 +49,24 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     log.info("worker starting", queue=settings.queue_name, arguments=" ".join(args))
     # --quiet: no banner on stdout, so every line the worker writes is JSON.
-    app.worker_main(["--quiet", "worker", "--loglevel", settings.log_level, *args])
+    sys.exit(run_celery(app, ["--quiet", "worker", "--loglevel", settings.log_level, *args]))
+
+
+def run_celery(app: Celery, argv: list[str]) -> int:
+    """Run the ``celery`` command line on ``app``; returns its exit status.
+
+    ``Celery.worker_main`` (and ``start``) drop the status that click returns when the worker
+    stops on an "Unrecoverable error" (a missing queue, say), so the process exited 0 and its
+    supervisor took it for a clean stop and never restarted it.
+    """
+    celery_command.params[0].default = app
+    try:
+        status = celery_command.main(args=argv, standalone_mode=False)
+    except click.exceptions.Exit as exit_:
+        status = exit_.exit_code
+    finally:
+        celery_command.params[0].default = None
+    return status if isinstance(status, int) else 0
 
 
 def _keep_our_logging(**_: Any) -> None:
