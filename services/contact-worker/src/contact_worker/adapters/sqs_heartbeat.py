@@ -21,7 +21,9 @@ counts the receive, so a message that keeps killing children reaches the dead-le
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from typing import Any
 
 from kombu.transport import SQS, virtual
@@ -70,18 +72,40 @@ class HeartbeatChannel(SQS.Channel):
 
     QoS = RedeliveringQoS
 
+    #: Pause, in seconds, after a failed receive before kombu polls again: without it a
+    #: worker cut off from SQS polled ~90 times a second, and logged each one.
+    FAILED_POLL_PAUSE_S = 0.5
+    #: At most one warning per this many seconds for failed receives (the rest are counted).
+    FAILED_POLL_LOG_EVERY_S = 30.0
+
     def _on_messages_ready(self, queue: Any, qname: str, messages: Any) -> int:
         if not isinstance(messages, dict):
             # After the connection to SQS comes back, kombu's async client can hand over an
             # unparsed error body (a list); kombu then raises in its timer and the worker stops
             # consuming for good (case C15). Treat it as an empty poll: the loop goes on, and
             # no heartbeat is written for it.
-            log.warning("SQS receive on %s returned %s; polling again", qname, type(messages))
+            self._failed_poll(qname, messages)
             return 0
+        self._failed_polls = 0
         path = self.transport_options.get("heartbeat_file")
         if path:
             beat(path)
         return int(super()._on_messages_ready(queue, qname, messages))
+
+    def _failed_poll(self, qname: str, messages: Any) -> None:
+        """Count a failed receive, warn at most every ``FAILED_POLL_LOG_EVERY_S`` and pause
+        ``FAILED_POLL_PAUSE_S`` (SQS is unreachable: nothing else in the loop can progress)."""
+        self._failed_polls = getattr(self, "_failed_polls", 0) + 1
+        now = time.monotonic()
+        if now - getattr(self, "_failed_poll_logged_at", -math.inf) >= self.FAILED_POLL_LOG_EVERY_S:
+            self._failed_poll_logged_at = now
+            log.warning(
+                "SQS receive on %s returned %s (%d failed receives in a row); polling again",
+                qname,
+                type(messages).__name__,
+                self._failed_polls,
+            )
+        time.sleep(self.FAILED_POLL_PAUSE_S)
 
 
 class Transport(SQS.Transport):
