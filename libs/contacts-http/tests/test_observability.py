@@ -56,7 +56,10 @@ def test_requests_are_counted_by_route_template_and_status() -> None:
     assert sample("http_request_duration_seconds_count", labels) == 2
     unmatched = {"method": "GET", "route": "unmatched", "status": "404"}
     assert sample("http_requests_total", unmatched) == 1
-    text = client.get("/metrics").get_data(as_text=True)
+    scrape = client.get("/metrics")
+    # The exposition format's own media type, charset once (prometheus_client's constant).
+    assert scrape.headers["Content-Type"].count("charset") == 1
+    text = scrape.get_data(as_text=True)
     assert thing not in text
     assert "secret@example.org" not in text
     assert 'method="OTHER"' in text  # unknown methods do not become label values

@@ -91,6 +91,6 @@ def init_observability(app: Flask, metrics: HttpMetrics) -> None:
     app.after_request(finish)
 
     def serve_metrics() -> Response:
-        return Response(metrics.registry.render(), mimetype=CONTENT_TYPE)
+        return Response(metrics.registry.render(), content_type=CONTENT_TYPE)
 
     app.add_url_rule(METRICS_PATH, "metrics", serve_metrics, methods=["GET"])
