@@ -45,7 +45,6 @@ echo "Services"
 start command-api "$bin/gunicorn" -c python:command_api.entrypoints.gunicorn_conf \
   --bind "127.0.0.1:$COMMAND_API_PORT" --workers "$GUNICORN_WORKERS" \
   --worker-tmp-dir /dev/shm --timeout 30 --graceful-timeout 10 --no-control-socket \
-  --worker-class contacts_http.gunicorn_workers.ProblemSyncWorker \
   --access-logfile - 'command_api.entrypoints.app:create_app()'
 QUERY_API_BIND="127.0.0.1:$QUERY_API_PORT" QUERY_API_WORKERS="$GUNICORN_WORKERS" \
   start query-api "$bin/gunicorn" -c python:query_api.entrypoints.gunicorn_conf \

@@ -112,7 +112,6 @@ def command_api(
             *("-c", "python:command_api.entrypoints.gunicorn_conf"),
             *("--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--timeout", "30"),
             *("--worker-tmp-dir", "/dev/shm", "--no-control-socket"),
-            *("--worker-class", "contacts_http.gunicorn_workers.ProblemSyncWorker"),
             "command_api.entrypoints.app:create_app()",
         ],
         env,

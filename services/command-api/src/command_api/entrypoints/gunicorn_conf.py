@@ -3,17 +3,22 @@
 Run::
 
     gunicorn -c python:command_api.entrypoints.gunicorn_conf --bind 127.0.0.1:8001 \\
-        --workers 2 --worker-class contacts_http.gunicorn_workers.ProblemSyncWorker \\
-        'command_api.entrypoints.app:create_app()'
+        --workers 2 'command_api.entrypoints.app:create_app()'
 
-Command-line options win over this module, so the bind address, workers and worker class stay
-where they were (``make up``, the Dockerfile, the Helm chart). What this module adds: JSON log
+Command-line options win over this module, so the bind address and workers stay where they
+were (``make up``, the Dockerfile, the Helm chart). Threaded workers (``gthread``,
+``COMMAND_API_THREADS`` per process): a request mostly waits on SQS, and with sync workers two
+clients that send their request slowly (or never finish it) held both workers, so the API,
+``/healthz`` included, stopped answering (fresh-clone review). Threads raise that to workers ×
+threads; in production a buffering proxy (the ingress or load balancer) in front closes it.
+The publisher, its send threads and the hybrid logical clock are thread-safe. What this
+module adds besides: JSON log
 lines for gunicorn's own loggers and the app's (``contacts_http.gunicorn_hooks.logconfig``; the
 access line has the path without its query string), and Prometheus multi-process mode (a
 private samples directory made by the master before it forks, a dead worker's gauges dropped in
 ``child_exit``, the directory removed in ``on_exit``).
 
-Environment: ``COMMAND_API_LOG_LEVEL`` (``info``).
+Environment: ``COMMAND_API_THREADS`` (4), ``COMMAND_API_LOG_LEVEL`` (``info``).
 """
 
 from __future__ import annotations
@@ -22,6 +27,9 @@ import os
 
 from contacts_http import gunicorn_hooks
 
+# gthread, answering gunicorn's own 414 and 431 as problems like the app's errors.
+worker_class = "contacts_http.gunicorn_workers.ProblemThreadWorker"
+threads = int(os.environ.get("COMMAND_API_THREADS", "4"))
 loglevel = os.environ.get("COMMAND_API_LOG_LEVEL", "info")
 accesslog = "-"
 access_log_format = gunicorn_hooks.ACCESS_LOG_FORMAT
