@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus, ProcessedEvent
-from contacts_domain.contact import primary_value
+from contacts_domain.contact import primary_email_key, primary_value
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
 from contacts_domain.values import EmailAddress
 
@@ -96,7 +96,7 @@ class SqlContactRepository(ContactRepository):
             **{name: fields[name] for name in FIELDS if name not in _JSON_FIELDS},
             **{name: json.dumps(fields[name] or []) for name in _JSON_FIELDS},
             "email": primary,
-            "email_key": EmailAddress(primary).key if primary else None,
+            "email_key": primary_email_key(fields),
             "email_keys": [EmailAddress(e["value"]).key for e in emails],
             "phone": primary_value(fields["phones"]),
             "version": state.version,

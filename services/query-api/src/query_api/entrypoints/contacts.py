@@ -114,10 +114,15 @@ def contacts_blueprint() -> QueryBlueprint:
     return blp
 
 
-def _list_request(args: dict[str, Any]) -> ListRequest:
-    filters = ListFilters(
+def list_filters(args: dict[str, Any]) -> ListFilters:
+    """The ``email``/``tag``/``q`` filters of validated list or export arguments."""
+    return ListFilters(
         email_key=args.get("email"), tags=tuple(args.get("tag") or ()), q=args.get("q")
     )
+
+
+def _list_request(args: dict[str, Any]) -> ListRequest:
+    filters = list_filters(args)
     requested = Sort.parse(args["sort"]) if "sort" in args else None
     if "cursor" not in args:
         return ListRequest(requested or Sort.parse(DEFAULT_SORT), filters, args["limit"])

@@ -11,10 +11,10 @@ from flask import Response, stream_with_context
 
 from contacts_exchange import csv_chunks, vcard_chunks
 from query_api.entrypoints.arguments import QueryBlueprint
+from query_api.entrypoints.contacts import list_filters
 from query_api.entrypoints.context import current
 from query_api.entrypoints.schemas import ExportArgsSchema
 from query_api.service_layer.export import export_resources
-from query_api.service_layer.listing import ListFilters
 
 #: Media type (RFC 6350 §10.1 for vCard, RFC 4180 §3 for CSV), writer and file name per format.
 FORMATS = {
@@ -48,9 +48,7 @@ def export_blueprint() -> QueryBlueprint:
         byte is a 503; during the transfer it ends the response early (the client sees a
         truncated body, no final `END:VCARD`).
         """
-        filters = ListFilters(
-            email_key=args.get("email"), tags=tuple(args.get("tag") or ()), q=args.get("q")
-        )
+        filters = list_filters(args)
         media_type, chunks, filename = FORMATS[args["format"]]
         resources = export_resources(filters, contacts=current().ports.contacts)
         first = list(itertools.islice(resources, 1))  # a 503 now, not after the headers
