@@ -128,3 +128,19 @@ def test_events_without_trace_context_are_read_and_written_without_it() -> None:
 def test_a_malformed_traceparent_is_dropped_not_fatal(value: object) -> None:
     envelope = {**sample().to_cloudevent(), "traceparent": value}
     assert ContactEvent.from_cloudevent(envelope).traceparent is None
+
+
+def test_the_import_id_travels_as_the_importid_extension_only_when_set() -> None:
+    import_id = str(uuid.uuid4())
+    event = dataclasses.replace(sample(), import_id=import_id)
+    envelope = json.loads(event.to_json())
+    assert envelope["importid"] == import_id
+    assert ContactEvent.from_json(event.to_json()) == event
+    assert "importid" not in sample().to_cloudevent()
+
+
+@pytest.mark.parametrize("value", ["not-a-uuid", 7, ""])
+def test_a_malformed_importid_makes_the_event_malformed(value: object) -> None:
+    envelope = {**sample().to_cloudevent(), "importid": value}
+    with pytest.raises(MalformedEvent, match="importid"):
+        ContactEvent.from_cloudevent(envelope)

@@ -7,6 +7,10 @@ Keys (``prefix`` configurable, e.g. ``contacts:``):
   from PostgreSQL.
 - ``{prefix}op:{operation id}`` — operation status JSON (``OperationStatus.to_dict``), TTL 24 h.
 - ``{prefix}idem:{sha256 of the Idempotency-Key}`` — idempotency record JSON, TTL 24 h.
+- ``{prefix}import:{import id}`` — the report of an import as the command API received it
+  (``imports.ImportReport.to_dict`` JSON), TTL ``IMPORT_REPORT_TTL_S`` (7 days by default): like
+  operation statuses, short-lived by contract; the records' outcomes (applied, rejected) are in
+  PostgreSQL (``processed_events.import_id``).
 - ``{prefix}refill:{id}`` — the refill lease of a contact: a random token, set with
   ``SET NX PX`` by the one query API request that reads PostgreSQL after a miss; the others that
   missed the same id meanwhile, in any process, wait (bounded) for the cache entry instead of
@@ -56,6 +60,10 @@ def operation_key(prefix: str, operation_id: str) -> str:
 
 def idempotency_key(prefix: str, key_digest: str) -> str:
     return f"{prefix}idem:{key_digest}"
+
+
+def import_key(prefix: str, import_id: str) -> str:
+    return f"{prefix}import:{import_id}"
 
 
 def refill_lease_key(prefix: str, contact_id: str) -> str:

@@ -74,9 +74,11 @@ def to_event(
     time: dt.datetime,
     correlation_id: str | None,
     traceparent: str | None = None,
+    import_id: str | None = None,
 ) -> ContactEvent:
     """Return the event that records ``command`` as accepted at ``time`` with ``sequence``;
-    ``correlation_id`` is the request id and ``traceparent`` its W3C trace context, if any."""
+    ``correlation_id`` is the request id and ``traceparent`` its W3C trace context, if any;
+    ``import_id`` the import the command comes from, if any."""
     kind: EventKind
     data: Mapping[str, Any]
     match command:
@@ -101,4 +103,5 @@ def to_event(
         expected_version=command.expected_version,
         correlation_id=correlation_id,
         traceparent=traceparent,
+        import_id=import_id,
     )

@@ -56,6 +56,10 @@ class ContactEvent:
     ``traceparent`` is the request's W3C ``traceparent`` header, if it sent a valid one (the
     CloudEvents distributed-tracing extension attribute of the same name). Both are optional:
     events written before they existed are read with ``None``.
+
+    ``import_id`` (extension attribute ``importid``) is the import (``POST /v1/imports``) the
+    event belongs to, so the worker can record it with the outcome and the import's report
+    can count applied and rejected records; ``None`` for every other event.
     """
 
     id: str
@@ -69,10 +73,11 @@ class ContactEvent:
     correlation_id: str | None = None
     source: str = "command-api"
     traceparent: str | None = None
+    import_id: str | None = None
 
     def to_cloudevent(self) -> dict[str, Any]:
-        """Return the envelope as a JSON-ready dict (DESIGN.md §3); ``traceparent`` only when
-        known (CloudEvents omits absent extension attributes)."""
+        """Return the envelope as a JSON-ready dict (DESIGN.md §3); ``traceparent`` and
+        ``importid`` only when known (CloudEvents omits absent extension attributes)."""
         envelope: dict[str, Any] = {
             "specversion": SPEC_VERSION,
             "id": self.id,
@@ -89,6 +94,8 @@ class ContactEvent:
         }
         if self.traceparent is not None:
             envelope["traceparent"] = self.traceparent
+        if self.import_id is not None:
+            envelope["importid"] = self.import_id
         return envelope
 
     def to_json(self) -> str:
@@ -126,6 +133,7 @@ class ContactEvent:
             not isinstance(traceparent, str) or not _TRACEPARENT_RE.fullmatch(traceparent)
         ):
             traceparent = None  # a malformed trace context is dropped, never fatal
+        import_id = envelope.get("importid")
         try:
             moment = dt.datetime.fromisoformat(str(envelope.get("time")))
         except ValueError:
@@ -144,6 +152,7 @@ class ContactEvent:
             correlation_id=str(correlation)[:200] if correlation is not None else None,
             source=str(envelope.get("source", "")),
             traceparent=traceparent,
+            import_id=_uuid(import_id, "importid") if import_id is not None else None,
         )
 
     @classmethod

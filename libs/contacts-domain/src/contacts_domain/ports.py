@@ -6,11 +6,18 @@ Nothing here knows about SQS, PostgreSQL or Redis.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from types import TracebackType
+from typing import Final
 
 from contacts_domain.aggregate import ContactState, ProcessedEvent
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
+from contacts_domain.resource import message_group_id
+
+#: What ``publish_batch`` reports for an event it did not try to send because an earlier
+#: event of the same message group (the same contact, or the same upserted email) failed.
+EARLIER_EVENT_FAILED: Final = "Not sent: an earlier event of the same contact was not sent."
 
 
 class PublishFailed(RuntimeError):
@@ -26,6 +33,35 @@ class EventPublisher(abc.ABC):
 
         Raises ``PublishFailed`` when it did not within the adapter's time bound.
         """
+
+    def publish_batch(self, events: Sequence[ContactEvent]) -> list[Exception | None]:
+        """Send ``events`` in order and report each: ``None`` when the queue durably took it,
+        else the exception that kept it out (``PublishFailed``, or the adapter's refusal of
+        that one event, e.g. the command API's ``EventTooLarge``). Never raises for a failed
+        event: every event gets its result, in the order given.
+
+        Per-contact order (DESIGN.md §5.3): once an event of a message group
+        (``resource.message_group_id``) is not sent, the later events of that group in the
+        call are not sent either (``PublishFailed(EARLIER_EVENT_FAILED)``), so a queue never
+        holds a contact's later command without its earlier one. This default sends one
+        event at a time with ``publish``; adapters override it to batch (SQS
+        ``SendMessageBatch``).
+        """
+        results: list[Exception | None] = []
+        failed_groups: set[str] = set()
+        for event in events:
+            group = message_group_id(event)
+            if group in failed_groups:
+                results.append(PublishFailed(EARLIER_EVENT_FAILED))
+                continue
+            try:
+                self.publish(event)
+            except Exception as exc:  # reported per event; one failure must not hide the rest
+                failed_groups.add(group)
+                results.append(exc)
+            else:
+                results.append(None)
+        return results
 
 
 class EmailConflict(Exception):
