@@ -16,10 +16,11 @@ from command_api.adapters.sqs_publisher import (
     SqsTarget,
     message_size,
 )
+from command_api.service_layer.errors import EventTooLarge
 from command_api.settings import Settings
 from contacts_domain import ContactEvent
 from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
-from contacts_domain.ports import PublishFailed
+from contacts_domain.ports import EARLIER_EVENT_FAILED, PublishFailed
 from contacts_domain.resource import APPLY_EVENT_TASK
 
 
@@ -36,11 +37,11 @@ def target(settings: Settings, **overrides) -> SqsTarget:
     return SqsTarget(**{**values, **overrides})
 
 
-def event(notes: str = "hello") -> ContactEvent:
+def event(notes: str = "hello", contact_id: str | None = None) -> ContactEvent:
     return ContactEvent(
         id=str(uuid.uuid4()),
         kind="created",
-        contact_id=str(uuid.uuid4()),
+        contact_id=contact_id or str(uuid.uuid4()),
         sequence="0000000000000001.test",
         time=dt.datetime.now(dt.UTC),
         operation_id=str(uuid.uuid4()),
@@ -92,7 +93,9 @@ def test_every_pooled_connection_sends_with_the_process_s_one_sqs_client(
     finally:
         for producer in producers:
             producer.release()
-    assert clients == {id(publisher._sqs_client)}
+    # One client: the process's, behind the batch sender's capture (SendCapture).
+    assert clients == {id(publisher._capture)}
+    assert publisher._capture._client is publisher._sqs_client
 
 
 def test_the_same_event_twice_is_deduplicated_by_sqs(command_settings, drain) -> None:
@@ -163,3 +166,125 @@ def test_readiness_check_asks_the_queue(command_settings, closed_port) -> None:
     )
     with pytest.raises(Exception, match="endpoint"):
         broken.check_ready()
+
+
+class CountingPublisher(SqsEventPublisher):
+    """Counts its SendMessageBatch calls and the messages in each."""
+
+    def __init__(self, target: SqsTarget) -> None:
+        super().__init__(target)
+        self.calls: list[int] = []
+
+    def _send_batch(self, batch):
+        self.calls.append(len(batch))
+        return super()._send_batch(batch)
+
+
+def test_a_batch_lands_as_celery_messages_in_order_per_contact(command_settings, drain) -> None:
+    contacts = [str(uuid.uuid4()) for _ in range(3)]
+    events = [event(f"n{i}", contacts[i % 3]) for i in range(25)]
+    single = event("n0")
+    publisher = CountingPublisher(target(command_settings))
+
+    assert publisher.publish_batch(events) == [None] * 25
+    publisher.publish(single)
+
+    messages = drain()
+    by_id = {m.dedup_id: m for m in messages}
+    assert set(by_id) == {e.id for e in events} | {single.id}
+    for contact in contacts:
+        received = [m.envelope["id"] for m in messages if m.group_id == contact]
+        assert received == [e.id for e in events if e.contact_id == contact]
+    for published in events:
+        message = by_id[published.id]
+        assert message.task == APPLY_EVENT_TASK
+        assert message.args == [published.to_cloudevent()]
+        assert message.kwargs == {}
+    # The same message format as a single send: only the ids and the data differ.
+    assert by_id[events[0].id].body_size == by_id[single.id].body_size
+    # At most one message per contact per call: three contacts, three messages per call.
+    assert publisher.calls == [3] * 8 + [1]
+
+
+def test_a_batch_of_distinct_contacts_takes_ten_messages_per_call(command_settings, drain) -> None:
+    publisher = CountingPublisher(target(command_settings))
+    assert publisher.publish_batch([event() for _ in range(23)]) == [None] * 23
+    assert publisher.calls == [10, 10, 3]
+    assert len(drain()) == 23
+
+
+def test_a_batch_call_carries_at_most_256_kib_of_bodies(command_settings, drain) -> None:
+    publisher = CountingPublisher(target(command_settings))
+    big = [event("x" * 60_000) for _ in range(6)]  # ~107 KiB per message after base64 twice
+    assert publisher.publish_batch(big) == [None] * 6
+    assert publisher.calls == [2, 2, 2]
+    assert len(drain()) == 6
+
+
+def test_a_too_large_event_holds_back_its_contact_and_only_its_contact(
+    command_settings, drain
+) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    events = [event("ok", a), event("x" * 300_000, b), event("ok", b), event("ok", a)]
+    results = SqsEventPublisher(target(command_settings)).publish_batch(events)
+    assert [type(r).__name__ for r in results] == [
+        "NoneType",
+        "EventTooLarge",
+        "PublishFailed",
+        "NoneType",
+    ]
+    assert isinstance(results[1], EventTooLarge)
+    assert str(results[2]) == EARLIER_EVENT_FAILED
+    assert {m.dedup_id for m in drain()} == {events[0].id, events[3].id}
+
+
+def test_a_batch_to_a_closed_port_fails_every_event_with_one_call(
+    command_settings, closed_port
+) -> None:
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    publisher = CountingPublisher(
+        target(command_settings, endpoint_url=endpoint, queue_url=f"{endpoint}/000000000000/q.fifo")
+    )
+    results = publisher.publish_batch([event() for _ in range(25)])
+    assert all(isinstance(r, PublishFailed) for r in results)
+    assert len(publisher.calls) <= 1  # a dead queue is not asked once per call
+
+
+def test_a_batch_to_a_missing_queue_fails_every_event(command_settings) -> None:
+    missing = command_settings.sqs_queue_url.rsplit("/", 1)[0] + "/no-such-queue.fifo"
+    publisher = SqsEventPublisher(target(command_settings, queue_url=missing))
+    results = publisher.publish_batch([event(), event()])
+    assert all(isinstance(r, PublishFailed) for r in results)
+
+
+class PartlyRefusingPublisher(SqsEventPublisher):
+    """SQS refuses the entries of ``refused`` contacts (as SendMessageBatch reports one
+    entry's failure in ``Failed``); the others are really sent."""
+
+    def __init__(self, target: SqsTarget, refused: set[str]) -> None:
+        super().__init__(target)
+        self.refused = refused
+
+    def _send_batch(self, batch):
+        sent = [item for item in batch if item.group not in self.refused]
+        response = super()._send_batch(sent) if sent else {"Successful": []}
+        failed = [
+            {"Id": item.entry["Id"], "Code": "InternalError", "SenderFault": False}
+            for item in batch
+            if item.group in self.refused
+        ]
+        return {"Successful": response["Successful"], "Failed": failed}
+
+
+def test_an_entry_sqs_refuses_is_reported_and_holds_back_its_contact(
+    command_settings, drain
+) -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    events = [event("1", a), event("2", b), event("3", a), event("4", b)]
+    publisher = PartlyRefusingPublisher(target(command_settings), refused={b})
+    results = publisher.publish_batch(events)
+    assert results[0] is None
+    assert results[2] is None
+    assert str(results[1]) == "SQS refused the message: InternalError."
+    assert str(results[3]) == EARLIER_EVENT_FAILED
+    assert [m.dedup_id for m in drain()] == [events[0].id, events[2].id]

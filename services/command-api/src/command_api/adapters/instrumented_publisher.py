@@ -1,14 +1,17 @@
 """Publishing metrics: an ``EventPublisher`` that times and counts the one it wraps.
 
 ``sqs_publish_duration_seconds{outcome}`` (``ok`` | ``failed`` | ``too_large``) times every
-send, in seconds; ``sqs_publish_failures_total{reason}`` counts failed sends by exception class
-(never the message, which may quote a URL); ``commands_accepted_total{kind}`` counts the events
-the queue took (``created`` | ``replaced`` | ``patched`` | ``deleted``).
+send, in seconds; ``sqs_publish_batch_duration_seconds`` times every ``publish_batch`` call
+(batches and imports: several ``SendMessageBatch`` calls), in seconds;
+``sqs_publish_failures_total{reason}`` counts events not queued by exception class (never the
+message, which may quote a URL); ``commands_accepted_total{kind}`` counts the events the queue
+took (``created`` | ``replaced`` | ``patched`` | ``deleted`` | ``upserted``).
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 from prometheus_client import Counter, Histogram
 
@@ -29,9 +32,15 @@ class PublishMetrics:
             buckets=LATENCY_BUCKETS,
             registry=registry.registry,
         )
+        self.batch_duration = Histogram(
+            "sqs_publish_batch_duration_seconds",
+            "Time to send one batch of events to SQS (SendMessageBatch calls), in seconds.",
+            buckets=LATENCY_BUCKETS,
+            registry=registry.registry,
+        )
         self.failures = Counter(
             "sqs_publish_failures_total",
-            "Events SQS did not take (the request answered 503 or 413), by exception class.",
+            "Events SQS did not take (answered 503, 413, or per item), by exception class.",
             ("reason",),
             registry=registry.registry,
         )
@@ -61,3 +70,16 @@ class InstrumentedPublisher(EventPublisher):
             raise
         self._metrics.duration.labels("ok").observe(time.perf_counter() - started)
         self._metrics.accepted.labels(event.kind).inc()
+
+    def publish_batch(self, events: Sequence[ContactEvent]) -> list[Exception | None]:
+        """Delegates to ``inner.publish_batch`` (so an adapter's batching is kept) and counts
+        each event's outcome."""
+        started = time.perf_counter()
+        results = self.inner.publish_batch(events)
+        self._metrics.batch_duration.observe(time.perf_counter() - started)
+        for event, result in zip(events, results, strict=True):
+            if result is None:
+                self._metrics.accepted.labels(event.kind).inc()
+            else:
+                self._metrics.failures.labels(type(result).__name__).inc()
+        return results

@@ -11,6 +11,15 @@ that the send runs in a worker thread and the caller waits at most ``send_timeou
 bounds what botocore's timeouts do not (DNS resolution, a server that trickles bytes). After such
 a timeout the message may still arrive: the answer is a 503, never a 202 for an unsent command.
 
+Batches (``publish_batch``): Celery builds each message as for ``publish``, but the send is
+captured (``SendCapture``) instead of made, and the captured messages go out with
+``SendMessageBatch``, at most ``BATCH_MAX_ENTRIES`` messages and ``SQS_MESSAGE_MAX_BYTES`` of
+bodies per call (AWS SQS quotas), one call at a time, each bounded like one send. A call never
+holds two messages of one message group, so a contact's messages are queued in order even when
+a call fails part-way; once a message of a group failed, the later ones of that group are not
+sent. A call that fails as a whole (SQS unreachable or silent) fails every message not sent yet:
+a dead queue costs one time bound, not one per call.
+
 Size: kombu's SQS transport base64-encodes the Celery body inside its JSON envelope and then,
 with ``sqs_base64_encoding`` (default on), base64-encodes the whole envelope again.
 ``message_size`` computes that size from the exact Celery body plus a proven bound on the
@@ -24,7 +33,8 @@ import logging
 import math
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -36,7 +46,7 @@ from kombu.utils.json import dumps as kombu_json_dumps
 from command_api.service_layer.errors import EventTooLarge
 from contacts_domain import ContactEvent
 from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
-from contacts_domain.ports import EventPublisher, PublishFailed
+from contacts_domain.ports import EARLIER_EVENT_FAILED, EventPublisher, PublishFailed
 from contacts_domain.resource import APPLY_EVENT_TASK, message_group_id
 
 #: Upper bound, in bytes, of kombu's JSON envelope around the base64 Celery body: headers and
@@ -48,6 +58,11 @@ ENVELOPE_MAX_BYTES: Final = 2048
 _EMBED: Final = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 #: Threads per process that may be sending at once; more requests wait their turn (and time out).
 _SEND_THREADS: Final = 8
+#: Messages per ``SendMessageBatch`` call (AWS SQS quotas: "10 messages per batch").
+BATCH_MAX_ENTRIES: Final = 10
+#: Bytes of message bodies per ``SendMessageBatch`` call, with room for the entries' group and
+#: deduplication ids (AWS: the sum of the batched messages' sizes is at most 256 KiB).
+BATCH_MAX_BODY_BYTES: Final = SQS_MESSAGE_MAX_BYTES - 4096
 
 
 def message_size(envelope: Mapping[str, Any]) -> int:
@@ -80,6 +95,49 @@ class SqsTarget:
     send_timeout_s: float
 
 
+class SendCapture:
+    """The boto3 SQS client the Celery channels get: every call goes to ``client``, except
+    ``send_message`` in a thread inside ``capturing()``, which records its keyword arguments
+    (``QueueUrl``, ``MessageBody``, ``MessageGroupId``...) instead of sending them.
+
+    This is how a batch gets messages byte for byte as Celery and kombu build them (headers,
+    body encoding) without re-implementing their format. kombu ignores what ``send_message``
+    returns.
+    """
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._local = threading.local()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def send_message(self, **kwargs: Any) -> Any:
+        captured: list[dict[str, Any]] | None = getattr(self._local, "captured", None)
+        if captured is None:
+            return self._client.send_message(**kwargs)
+        captured.append(kwargs)
+        return {}
+
+    @contextmanager
+    def capturing(self) -> Iterator[list[dict[str, Any]]]:
+        """Within the block, this thread's ``send_message`` calls are recorded in the list
+        yielded, in call order, and nothing is sent."""
+        self._local.captured = []
+        try:
+            yield self._local.captured
+        finally:
+            self._local.captured = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    index: int
+    group: str
+    entry: dict[str, Any]
+    size: int
+
+
 class SqsEventPublisher(EventPublisher):
     """Publishes events with Celery's ``send_task``; see the module docstring for the bounds.
 
@@ -96,6 +154,7 @@ class SqsEventPublisher(EventPublisher):
         self._celery: Celery | None = None
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
         self._sqs_client: Any = None
+        self._capture: SendCapture | None = None
 
     def publish(self, event: ContactEvent) -> None:
         """Send ``event``; return once SQS accepted it.
@@ -117,6 +176,96 @@ class SqsEventPublisher(EventPublisher):
             ) from None
         except Exception as exc:
             raise PublishFailed(f"SQS refused the message: {type(exc).__name__}.") from exc
+
+    def publish_batch(self, events: Sequence[ContactEvent]) -> list[Exception | None]:
+        """Send ``events`` with ``SendMessageBatch`` (see the module docstring) and report each:
+        ``None`` once SQS accepted it, else ``EventTooLarge`` (not sent: over 256 KiB),
+        ``PublishFailed`` (SQS refused it, did not answer within ``send_timeout_s``, or an
+        earlier event of its message group was not sent). Never raises for one event."""
+        results: list[Exception | None] = [None] * len(events)
+        failed_groups: set[str] = set()
+        pending = self._captured_messages(events, results, failed_groups)
+        while pending:
+            batch, pending = _next_batch(pending, failed_groups, results)
+            if not batch:
+                continue
+            try:
+                response = self._send_batch(batch)
+            except PublishFailed as exc:
+                for item in (*batch, *pending):
+                    results[item.index] = exc
+                break
+            succeeded = {entry.get("Id") for entry in response.get("Successful", ())}
+            codes = {entry.get("Id"): entry.get("Code") for entry in response.get("Failed", ())}
+            for item in batch:
+                if item.entry["Id"] not in succeeded:
+                    failed_groups.add(item.group)
+                    code = codes.get(item.entry["Id"]) or "not reported as sent"
+                    results[item.index] = PublishFailed(f"SQS refused the message: {code}.")
+        return results
+
+    def _captured_messages(
+        self,
+        events: Sequence[ContactEvent],
+        results: list[Exception | None],
+        failed_groups: set[str],
+    ) -> list[_Pending]:
+        """The SQS messages of ``events`` as Celery builds them, in order; an event too large
+        gets its ``EventTooLarge`` in ``results`` (and its group in ``failed_groups``).
+
+        Celery builds them in a send thread within ``send_timeout_s``: kombu may ask SQS about
+        the queue on first use. When that fails, every event gets the ``PublishFailed``.
+        """
+        celery, executor = self._per_process()
+        todo: list[tuple[int, str, ContactEvent, dict[str, Any]]] = []
+        for index, event in enumerate(events):
+            group = message_group_id(event)
+            envelope = event.to_cloudevent()
+            size = message_size(envelope)
+            if group in failed_groups:
+                results[index] = PublishFailed(EARLIER_EVENT_FAILED)
+            elif size > SQS_MESSAGE_MAX_BYTES:
+                results[index] = EventTooLarge(size, SQS_MESSAGE_MAX_BYTES)
+                failed_groups.add(group)
+            else:
+                todo.append((index, group, event, envelope))
+        future = executor.submit(self._capture_all, celery, [(e, env) for _, _, e, env in todo])
+        try:
+            messages = future.result(timeout=self._target.send_timeout_s)
+        except Exception as exc:
+            failure = _as_publish_failed(exc, self._target.send_timeout_s)
+            for index, *_rest in todo:
+                results[index] = failure
+            return []
+        pending: list[_Pending] = []
+        for (index, group, _event, _envelope), message in zip(todo, messages, strict=True):
+            entry = {key: value for key, value in message.items() if key != "QueueUrl"}
+            entry["Id"] = str(index)
+            pending.append(_Pending(index, group, entry, len(entry["MessageBody"].encode())))
+        return pending
+
+    def _capture_all(
+        self, celery: Celery, events: list[tuple[ContactEvent, dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        assert self._capture is not None
+        with self._capture.capturing() as captured:
+            for event, envelope in events:
+                self._send(celery, event, envelope)
+        return captured
+
+    def _send_batch(self, batch: list[_Pending]) -> dict[str, Any]:
+        """One ``SendMessageBatch`` call within ``send_timeout_s``; raises ``PublishFailed``
+        when it failed as a whole."""
+        _celery, executor = self._per_process()
+        future = executor.submit(
+            self._sqs_client.send_message_batch,
+            QueueUrl=self._target.queue_url,
+            Entries=[item.entry for item in batch],
+        )
+        try:
+            return future.result(timeout=self._target.send_timeout_s)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise _as_publish_failed(exc, self._target.send_timeout_s) from exc
 
     def warm(self) -> None:
         """Build this process's Celery app, boto3 client and send threads now, without
@@ -156,7 +305,8 @@ class SqsEventPublisher(EventPublisher):
         with self._lock:
             if self._pid != os.getpid() or self._celery is None or self._executor is None:
                 self._sqs_client = self._make_sqs_client()
-                self._celery = self._make_celery(self._sqs_client)
+                self._capture = SendCapture(self._sqs_client)
+                self._celery = self._make_celery(self._capture)
                 self._warm_producers(self._celery)
                 self._executor = concurrent.futures.ThreadPoolExecutor(
                     _SEND_THREADS, thread_name_prefix="sqs-send"
@@ -188,7 +338,7 @@ class SqsEventPublisher(EventPublisher):
             for producer in producers:
                 producer.release()
 
-    def _make_celery(self, sqs_client: Any) -> Celery:
+    def _make_celery(self, sqs_client: SendCapture) -> Celery:
         """A producer-only Celery app whose pooled connections all send with ``sqs_client``
         (``adapters.shared_client_sqs``)."""
         target = self._target
@@ -234,6 +384,43 @@ class SqsEventPublisher(EventPublisher):
         return session.client(
             "sqs", endpoint_url=target.endpoint_url, config=Config(**self._client_config())
         )
+
+
+def _as_publish_failed(exc: BaseException, timeout_s: float) -> PublishFailed:
+    if isinstance(exc, concurrent.futures.TimeoutError):
+        return PublishFailed(f"SQS did not answer within {timeout_s} s.")
+    return PublishFailed(f"SQS refused the messages: {type(exc).__name__}.")
+
+
+def _next_batch(
+    pending: list[_Pending], failed_groups: set[str], results: list[Exception | None]
+) -> tuple[list[_Pending], list[_Pending]]:
+    """Split ``pending`` into the next ``SendMessageBatch`` call and the rest, in order.
+
+    A call takes at most ``BATCH_MAX_ENTRIES`` messages and ``BATCH_MAX_BODY_BYTES`` of bodies
+    (always at least one message: a single one fits SQS by ``message_size``'s bound), and at
+    most one message per group: once a group's message waits for a later call, so do
+    its later messages. A message of a group that already failed is dropped here with
+    ``PublishFailed(EARLIER_EVENT_FAILED)`` in ``results``.
+    """
+    batch: list[_Pending] = []
+    rest: list[_Pending] = []
+    seen: set[str] = set()
+    size = 0
+    for item in pending:
+        if item.group in failed_groups:
+            results[item.index] = PublishFailed(EARLIER_EVENT_FAILED)
+            continue
+        fits = not batch or (
+            len(batch) < BATCH_MAX_ENTRIES and size + item.size <= BATCH_MAX_BODY_BYTES
+        )
+        if item.group in seen or not fits:
+            rest.append(item)
+        else:
+            batch.append(item)
+            size += item.size
+        seen.add(item.group)
+    return batch, rest
 
 
 def event_type_of(envelope: Mapping[str, Any]) -> str:
