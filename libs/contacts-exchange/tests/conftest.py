@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from contacts_exchange import ImportRecord, read_csv, read_vcards
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` beside the repository (CI lays shared/ there), or
-    ``$CONTACTS_SHARED_DIR/data``, as tests/deploy/test_compose.py finds it."""
-    candidates = [ROOT.parent / "shared"]
-    if os.environ.get("CONTACTS_SHARED_DIR"):
-        candidates.insert(0, Path(os.environ["CONTACTS_SHARED_DIR"]))
-    for shared in candidates:
-        if (shared / "data" / "vcards").is_dir():
-            return (shared / "data").resolve()
-    return None
+from support.shared_data import shared_data_dir
 
 
 @pytest.fixture(scope="session")
