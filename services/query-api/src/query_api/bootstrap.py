@@ -18,9 +18,11 @@ from query_api.adapters.circuit_breaker import CircuitBreaker, NoBreaker
 from query_api.adapters.coalescing import CoalescingReadModel
 from query_api.adapters.redis_calls import RedisCalls, build_client
 from query_api.adapters.redis_contact_cache import RedisContactCache
+from query_api.adapters.redis_import_report import RedisImportReportStore
 from query_api.adapters.redis_operation_status import RedisOperationStatusCache
 from query_api.adapters.sql_change_feed import SqlChangeFeed
 from query_api.adapters.sql_engine import build_engine
+from query_api.adapters.sql_import_outcomes import SqlImportOutcomeLog
 from query_api.adapters.sql_operation_log import SqlOperationLog
 from query_api.adapters.sql_read_model import SqlContactReadModel
 from query_api.service_layer.handlers import repair_cache
@@ -28,6 +30,8 @@ from query_api.service_layer.ports import (
     ChangeFeed,
     ContactCache,
     ContactReadModel,
+    ImportOutcomeLog,
+    ImportReportStore,
     OperationLog,
     OperationStatusCache,
 )
@@ -50,24 +54,30 @@ class Ports:
     statuses: OperationStatusCache
     outcomes: OperationLog
     changes: ChangeFeed
+    import_reports: ImportReportStore
+    import_outcomes: ImportOutcomeLog
     required_checks: Mapping[str, Check] = field(default_factory=dict)
     optional_checks: Mapping[str, Check] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
 
 
 PORT_NAMES = frozenset(f.name for f in dataclasses.fields(Ports))
+#: The ports that read data (the others have defaults).
+DATA_PORTS = frozenset(
+    ("contacts", "cache", "statuses", "outcomes", "changes", "import_reports", "import_outcomes")
+)
 
 
 def build_ports(settings: Settings, **injected: Any) -> Ports:
     """Return the real adapters for ``settings``, with ``injected`` ports replacing them.
 
     Raises ``TypeError`` for a keyword that names no port. Adapters whose every use is replaced
-    are not built, so a test injecting all five data ports needs no server.
+    are not built, so a test injecting every one of ``DATA_PORTS`` needs no server.
     """
     unknown = set(injected) - PORT_NAMES
     if unknown:
         raise TypeError(f"unknown ports: {', '.join(sorted(unknown))}")
-    if {"contacts", "cache", "statuses", "outcomes", "changes"} <= set(injected):
+    if set(injected) >= DATA_PORTS:
         return Ports(**injected)
 
     engine = build_engine(settings)
@@ -112,6 +122,8 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         "statuses": RedisOperationStatusCache(calls, settings.redis_prefix),
         "outcomes": SqlOperationLog(engine),
         "changes": SqlChangeFeed(engine),
+        "import_reports": RedisImportReportStore(calls, settings.redis_prefix),
+        "import_outcomes": SqlImportOutcomeLog(engine),
         "required_checks": {"postgresql": ping_database},
         "optional_checks": {"redis": client.ping},
         "close": close,

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from query_api.adapters.sql_import_outcomes import counts_statement
 from query_api.adapters.sql_operation_log import outcome_statement
 from query_api.adapters.sql_read_model import (
     CHANGED_SLICE,
@@ -38,6 +39,8 @@ COMMON_TAG = "common"  # on 10 %
 SYLLABLES = ("al", "be", "ca", "do", "el", "fa", "gu", "ha", "io", "ju", "ka", "lo", "mi", "no")
 T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 LIMIT = 21  # a default page plus the look-ahead row
+#: Imports in the fixture: each event of a tenth of the contacts belongs to one of them.
+IMPORTS = [str(uuid.UUID(int=n, version=4)) for n in range(1, 21)]
 
 
 def _rows(rng: random.Random) -> Iterator[dict[str, Any]]:
@@ -88,6 +91,18 @@ def engine() -> Iterator[sa.Engine]:
                     " 'contacts.contact.created.v1', '0', 'applied', version,"
                     " now() - random() * interval '30 days' FROM contacts"
                 )
+            )
+            conn.execute(
+                sa.text(
+                    "UPDATE processed_events SET import_id ="
+                    " (CAST(:imports AS uuid[]))[1 + get_byte(uuid_send(event_id), 1) % 20],"
+                    " status = CASE WHEN get_byte(uuid_send(event_id), 2) < 26"
+                    " THEN 'rejected' ELSE status END,"
+                    " reason = CASE WHEN get_byte(uuid_send(event_id), 2) < 26"
+                    " THEN 'email_conflict' END"
+                    " WHERE get_byte(uuid_send(event_id), 0) < 26"
+                ),
+                {"imports": IMPORTS},
             )
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE contacts"))
@@ -187,6 +202,26 @@ def test_operation_outcome_uses_its_unique_index(engine, sample):
     plan = _plan(engine, outcome_statement(sample["operation_id"]))
 
     assert _indexes_and_seq_scans(plan) == ({"processed_events_operation"}, [])
+
+
+def test_an_imports_outcomes_are_counted_from_its_partial_index(engine):
+    plan = _plan(engine, counts_statement(IMPORTS[3]))
+
+    assert _indexes_and_seq_scans(plan) == ({"processed_events_import"}, [])
+
+
+def test_the_import_counts_are_those_of_the_fixture(engine):
+    with engine.connect() as conn:
+        counted = conn.execute(counts_statement(IMPORTS[3])).all()
+        expected = conn.execute(
+            sa.text(
+                "SELECT status, reason, count(*) FROM processed_events"
+                " WHERE import_id = CAST(:id AS uuid) GROUP BY status, reason"
+            ),
+            {"id": IMPORTS[3]},
+        ).all()
+    assert sorted(tuple(row) for row in counted) == sorted(tuple(row) for row in expected)
+    assert {row[0] for row in counted} == {"applied", "rejected"}
 
 
 def test_contacts_changed_during_an_outage_come_from_the_processed_at_index(engine):

@@ -13,14 +13,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from contacts_domain.contact import empty_fields
+from contacts_domain.imports import ImportReport
 from contacts_domain.operations import OperationStatus
 from contacts_http.rate_limits import RateLimitSettings
 from query_api.entrypoints.app import create_app
+from query_api.service_layer.imports import ImportOutcomes
 from query_api.service_layer.listing import ListRequest
 from query_api.service_layer.ports import (
     CacheUnavailable,
     ContactCache,
     ContactReadModel,
+    ImportOutcomeLog,
+    ImportReportStore,
     OperationLog,
     OperationStatusCache,
     ReadModelUnavailable,
@@ -171,6 +175,35 @@ class FakeOperationLog(OperationLog):
         return self.outcomes.get(operation_id)
 
 
+class FakeImportReportStore(ImportReportStore):
+    """Reports by import id; ``down`` raises ``CacheUnavailable``."""
+
+    def __init__(self) -> None:
+        self.reports: dict[str, ImportReport] = {}
+        self.down = False
+
+    def get(self, import_id: str) -> ImportReport | None:
+        if self.down:
+            raise CacheUnavailable("fake Redis is down")
+        return self.reports.get(import_id)
+
+
+class FakeImportOutcomeLog(ImportOutcomeLog):
+    """Outcomes by import id (none: all zero); ``down`` raises ``ReadModelUnavailable``;
+    ``reads`` counts ``counts`` calls."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[str, ImportOutcomes] = {}
+        self.down = False
+        self.reads = 0
+
+    def counts(self, import_id: str) -> ImportOutcomes:
+        if self.down:
+            raise ReadModelUnavailable("fake database is down")
+        self.reads += 1
+        return self.outcomes.get(import_id, ImportOutcomes())
+
+
 @pytest.fixture
 def contacts() -> FakeContactReadModel:
     return FakeContactReadModel()
@@ -189,6 +222,16 @@ def statuses() -> FakeOperationStatusCache:
 @pytest.fixture
 def outcomes() -> FakeOperationLog:
     return FakeOperationLog()
+
+
+@pytest.fixture
+def import_reports() -> FakeImportReportStore:
+    return FakeImportReportStore()
+
+
+@pytest.fixture
+def import_outcomes() -> FakeImportOutcomeLog:
+    return FakeImportOutcomeLog()
 
 
 @pytest.fixture
@@ -221,6 +264,8 @@ def app(
     cache: FakeContactCache,
     statuses: FakeOperationStatusCache,
     outcomes: FakeOperationLog,
+    import_reports: FakeImportReportStore,
+    import_outcomes: FakeImportOutcomeLog,
 ) -> Flask:
     return authorized(
         create_app(
@@ -229,6 +274,8 @@ def app(
             cache=cache,
             statuses=statuses,
             outcomes=outcomes,
+            import_reports=import_reports,
+            import_outcomes=import_outcomes,
             required_checks={"postgresql": contacts.check},
             optional_checks={"redis": cache.check},
         )

@@ -194,15 +194,19 @@ class SqlInbox(Inbox):
         )
 
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
+        """Insert the event's row with ``outcome``; ``import_id`` is the event's import
+        (``importid``, NULL for other events), which ``GET /v1/imports/{id}`` counts by."""
         self._connection.execute(
             sa.text(
                 "INSERT INTO processed_events (event_id, operation_id, contact_id, event_type, "
-                "sequence, data, expected_version, status, reason, version, result) VALUES "
-                "(:event_id, :operation_id, :contact_id, :event_type, :sequence, "
-                "CAST(:data AS jsonb), :expected_version, :status, :reason, :version, :result)"
+                "sequence, data, expected_version, status, reason, version, result, import_id) "
+                "VALUES (:event_id, :operation_id, :contact_id, :event_type, :sequence, "
+                "CAST(:data AS jsonb), :expected_version, :status, :reason, :version, :result, "
+                ":import_id)"
             ),
             {
                 "event_id": event.id,
+                "import_id": event.import_id,
                 "data": json.dumps(dict(event.data)),
                 "expected_version": event.expected_version,
                 "sequence": event.sequence,

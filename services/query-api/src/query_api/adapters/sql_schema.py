@@ -44,5 +44,6 @@ processed_events = Table(
     Column("reason", Text),
     Column("version", BigInteger),
     Column("result", Text),
+    Column("import_id", UUID(as_uuid=False)),
     Column("processed_at", DateTime(timezone=True), nullable=False),
 )

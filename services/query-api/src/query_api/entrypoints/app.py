@@ -26,8 +26,10 @@ from query_api.entrypoints.context import EXTENSION, AppContext
 from query_api.entrypoints.cors import init_cors
 from query_api.entrypoints.export import export_blueprint
 from query_api.entrypoints.health import health_blueprint
+from query_api.entrypoints.imports import imports_blueprint
 from query_api.entrypoints.operations import operations_blueprint
 from query_api.service_layer.handlers import OperationStatusUnknown
+from query_api.service_layer.imports import ImportReportUnavailable
 from query_api.service_layer.ports import ReadModelUnavailable
 from query_api.settings import Settings
 
@@ -36,11 +38,15 @@ SERVICE = "query-api"
 #: Bound, in seconds, on the whole ``/readyz`` probe.
 READINESS_TIMEOUT_S = 1.0
 #: Every route of this API needs ``contacts:read`` (RFC 6750 realm below), except the export
-#: of whole address books, which needs ``contacts:import`` (issue 7).
+#: of whole address books and the progress of imports, which need ``contacts:import``
+#: (issues 3 and 7).
 AUTH_POLICY: Final = AuthPolicy(
     realm="contacts-query-api",
     default_scope=scopes.READ,
-    route_scopes={"export.export_contacts": scopes.IMPORT},
+    route_scopes={
+        "export.export_contacts": scopes.IMPORT,
+        "imports.get_import": scopes.IMPORT,
+    },
 )
 
 API_DESCRIPTION = """Read side of the contacts platform (cache-first, read only).
@@ -50,8 +56,9 @@ with 400. `X-Cache: hit|miss|bypass` says whether Redis answered, PostgreSQL ans
 cache was refilled, or Redis was unavailable.
 
 Every request needs `Authorization: Bearer <API key or JWT>` with the scope `contacts:read`
-(401/403 otherwise). Responses vary by `Authorization`; limits per caller are reported in
-`RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (429 past them).
+(`contacts:import` for the export and for imports; 401/403 otherwise). Responses vary by
+`Authorization`; limits per caller are reported in `RateLimit-Limit`, `RateLimit-Remaining`
+and `RateLimit-Reset` (429 past them).
 """
 
 
@@ -65,13 +72,14 @@ def create_app(
     """Build the app from ``settings`` (default: read from ``os.environ``).
 
     ``injected_ports`` replace real adapters by name (``contacts``, ``cache``, ``statuses``,
-    ``outcomes``, ``changes``, ``required_checks``, ``optional_checks``, ``close``; see
-    ``bootstrap.Ports``); ``authenticator`` replaces the one built from ``settings.auth``.
+    ``outcomes``, ``changes``, ``import_reports``, ``import_outcomes``, ``required_checks``,
+    ``optional_checks``, ``close``; see ``bootstrap.Ports``); ``authenticator`` replaces the
+    one built from ``settings.auth``.
     ``metrics`` holds the Prometheus metrics (default: a new ``MetricsRegistry``, aggregating
     every gunicorn worker under ``gunicorn_conf``). Raises ``SettingsError`` for an unusable
     environment variable.
 
-    Every route needs a bearer token with ``contacts:read`` (``AUTH_POLICY``), is rate-limited
+    Every route needs a bearer token with the scope ``AUTH_POLICY`` names, is rate-limited
     per caller (``settings.rate_limits``), answers ``Vary: Authorization`` and
     ``X-Content-Type-Options: nosniff``, and ``Cache-Control: no-store`` unless the route sets
     its own ETag-based policy; CORS follows ``settings.cors_*``.
@@ -95,6 +103,7 @@ def create_app(
     api.register_blueprint(export_blueprint())
     api.register_blueprint(contacts_blueprint())
     api.register_blueprint(operations_blueprint())
+    api.register_blueprint(imports_blueprint())
     app.register_blueprint(
         health_blueprint(
             ports.required_checks,
@@ -130,6 +139,13 @@ def create_app(
             "The operation has no recorded outcome and the status store is not answering; "
             "retry later.",
             headers=retry_after,
+        )
+
+    @app.errorhandler(ImportReportUnavailable)
+    def import_report_unavailable(_error: ImportReportUnavailable) -> Response:
+        app.logger.warning("import reports unavailable: %s", _error)
+        return problem_response(
+            503, "The import reports store is not answering; retry later.", headers=retry_after
         )
 
     return app

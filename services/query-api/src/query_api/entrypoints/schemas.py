@@ -12,6 +12,7 @@ from typing import Any
 import marshmallow as ma
 
 from contacts_domain import limits
+from contacts_domain.imports import FORMATS, STATES
 from contacts_domain.values import EmailAddress, clean_text, parse_tag
 from query_api.service_layer import change_feed
 from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
@@ -256,3 +257,65 @@ class ExportArgsSchema(StrictSchema):
     email = ListArgsSchema._declared_fields["email"]
     tag = ListArgsSchema._declared_fields["tag"]
     q = ListArgsSchema._declared_fields["q"]
+
+
+class ImportProblemSchema(ma.Schema):
+    """Why one record of an import was not queued (``contacts_domain.imports.ImportProblem``)."""
+
+    position = ma.fields.Integer(
+        metadata={"description": "The card's number (vCard, from 1) or the CSV line of the row."}
+    )
+    line = ma.fields.Integer(
+        allow_none=True,
+        metadata={"description": "The file's line where the record starts, when known."},
+    )
+    field = ma.fields.String(
+        metadata={"description": "Contact field path (`emails.0.value`), `_card` for the record."}
+    )
+    message = ma.fields.String()
+
+
+class ImportStatusSchema(ma.Schema):
+    """An import's report (from the command API) and its records' outcomes (from the worker)."""
+
+    id = ma.fields.UUID()
+    format = ma.fields.String(validate=ma.validate.OneOf(FORMATS))
+    state = ma.fields.String(
+        validate=ma.validate.OneOf(STATES),
+        metadata={
+            "description": "`queued`: every valid record was queued. `failed`: the queue "
+            "stopped taking them part-way (`failed` counts those left out); send the same file "
+            "again with the same `Idempotency-Key` to queue the rest."
+        },
+    )
+    status = ma.fields.String(
+        validate=ma.validate.OneOf(("pending", "completed")),
+        metadata={"description": "`completed` once every accepted record is applied or rejected."},
+    )
+    received = ma.fields.Integer(
+        metadata={"description": "Records in the file: `accepted` + `invalid` + `failed`."}
+    )
+    accepted = ma.fields.Integer(metadata={"description": "Valid records queued."})
+    invalid = ma.fields.Integer(metadata={"description": "Records refused (see `errors`)."})
+    failed = ma.fields.Integer(metadata={"description": "Valid records left out of the queue."})
+    applied = ma.fields.Integer(metadata={"description": "Accepted records written."})
+    rejected = ma.fields.Integer(
+        metadata={"description": "Accepted records the worker rejected (`rejected_reasons`)."}
+    )
+    pending = ma.fields.Integer(
+        metadata={
+            "description": "Accepted records not processed yet: accepted − applied − rejected."
+        }
+    )
+    rejected_reasons = ma.fields.Dict(
+        keys=ma.fields.String(),
+        values=ma.fields.Integer(),
+        metadata={"description": "Rejected records per reason (`email_conflict`, ...)."},
+    )
+    created_at = ma.fields.String(
+        metadata={"description": "When the upload was received (RFC 3339, UTC)."}
+    )
+    errors = ma.fields.List(ma.fields.Nested(ImportProblemSchema))
+    errors_truncated = ma.fields.Boolean(
+        metadata={"description": "`errors` lists only the first problems."}
+    )

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
+from contacts_domain.imports import ImportReport
 from contacts_domain.operations import OperationStatus
 from query_api.service_layer.change_feed import ChangeBatch, FeedPosition
 from query_api.service_layer.listing import ListRequest
 from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
+
+if TYPE_CHECKING:
+    from query_api.service_layer.imports import ImportOutcomes
 
 
 class ReadModelUnavailable(RuntimeError):
@@ -110,3 +115,21 @@ class ChangeFeed(abc.ABC):
         """Up to ``limit`` changes strictly after ``after``, in feed order, with the bound they
         were read under and the purge horizon read after them.
         Raises ``ReadModelUnavailable``."""
+
+
+class ImportReportStore(abc.ABC):
+    """The ``import:{id}`` reports the command API writes when it reads an upload (kept
+    ``IMPORT_REPORT_TTL_S``, 7 days by default)."""
+
+    @abc.abstractmethod
+    def get(self, import_id: str) -> ImportReport | None:
+        """Return the report, or ``None`` when unknown or expired. Raises ``CacheUnavailable``."""
+
+
+class ImportOutcomeLog(abc.ABC):
+    """The outcomes the worker recorded in ``processed_events`` for an import's records."""
+
+    @abc.abstractmethod
+    def counts(self, import_id: str) -> ImportOutcomes:
+        """Count the import's records applied and rejected so far, and the rejections per
+        reason (all zero when none was processed yet). Raises ``ReadModelUnavailable``."""

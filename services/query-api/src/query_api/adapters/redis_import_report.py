@@ -1,0 +1,35 @@
+"""Import reports in Redis: ``import:{id}`` holds ``ImportReport.to_dict()`` as JSON, written by
+the command API's ``POST /v1/imports`` (``contacts_domain.cache_protocol.import_key``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from contacts_domain.cache_protocol import import_key
+from contacts_domain.imports import ImportReport
+from query_api.adapters.redis_calls import RedisCalls
+from query_api.service_layer.ports import ImportReportStore
+
+log = logging.getLogger(__name__)
+
+
+class RedisImportReportStore(ImportReportStore):
+    """``ImportReportStore`` over Redis, through the API's circuit breaker (``RedisCalls``).
+    A value that does not parse is logged and treated as absent (there is nothing else to
+    answer from)."""
+
+    def __init__(self, calls: RedisCalls, prefix: str) -> None:
+        self._calls = calls
+        self._prefix = prefix
+
+    def get(self, import_id: str) -> ImportReport | None:
+        key = import_key(self._prefix, import_id)
+        raw = self._calls.run(lambda r: r.get(key))
+        if raw is None:
+            return None
+        try:
+            return ImportReport.from_dict(json.loads(raw))
+        except (ValueError, KeyError, TypeError):
+            log.warning("unreadable import report in Redis", extra={"key": key})
+            return None

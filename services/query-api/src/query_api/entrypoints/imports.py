@@ -1,0 +1,62 @@
+"""``GET /v1/imports/{id}``: the progress of an address-book import (``service_layer.imports``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+
+from contacts_http import problem_response
+from query_api.entrypoints.arguments import QueryBlueprint
+from query_api.entrypoints.context import canonical_uuid, current
+from query_api.entrypoints.schemas import ImportStatusSchema, NoArgsSchema
+from query_api.service_layer import imports, representation
+
+NOT_FOUND_DETAIL = (
+    "No import has this id, or its report has expired (reports are kept "
+    f"{imports.REPORT_TTL_DAYS} days)."
+)
+
+
+def imports_blueprint() -> QueryBlueprint:
+    """Build the imports blueprint (a new one per app)."""
+    blp = QueryBlueprint(
+        "imports", __name__, url_prefix="/v1/imports", description="Import progress."
+    )
+
+    @blp.route("/<import_id>", methods=["GET"])
+    @blp.arguments(NoArgsSchema, location="query")
+    @blp.response(200, ImportStatusSchema)
+    @blp.alt_response(
+        404,
+        description="Unknown or malformed import id, or a report older than "
+        f"{imports.REPORT_TTL_DAYS} days (expired).",
+    )
+    @blp.alt_response(
+        503,
+        description="Redis (the reports) or the database (the outcomes) is unavailable; retry "
+        "after `Retry-After`.",
+    )
+    def get_import(_args: dict[str, Any], import_id: str) -> Response:
+        """Get the progress of an import (`POST /v1/imports` on the command API).
+
+        The counts of the file (`received` = `accepted` + `invalid` + `failed`), each invalid
+        record's `position` (card number or CSV line), `field` and `message`, and what became
+        of the accepted records so far: `applied`, `rejected` (per reason) and `pending`.
+        `status` is `completed` once no accepted record is pending. Needs the scope
+        `contacts:import`. The report is kept 7 days after the upload.
+        """
+        canonical = canonical_uuid(import_id)
+        if canonical is None:
+            return problem_response(404, NOT_FOUND_DETAIL)
+        ports = current().ports
+        status = imports.get_import(
+            canonical, reports=ports.import_reports, outcomes=ports.import_outcomes
+        )
+        if status is None:
+            return problem_response(404, NOT_FOUND_DETAIL)
+        response = Response(representation.encode(status.to_dict()), mimetype="application/json")
+        response.headers["Cache-Control"] = "no-store"  # the counts move as records are applied
+        return response
+
+    return blp

@@ -1,0 +1,105 @@
+"""``GET /v1/imports/{id}``: the report of an address-book import, with its records' outcomes.
+
+Two sources, one answer:
+
+- the report the command API stored when it read the upload (``contacts_domain.imports.
+  ImportReport``, in Redis under ``import:{id}`` for ``IMPORT_REPORT_TTL_S``, 7 days): format,
+  state, received/accepted/invalid/failed counts and the invalid records' problems;
+- the outcomes the worker recorded for the records it has processed so far (``applied``,
+  ``rejected`` and the rejections' reasons), counted in PostgreSQL by import id.
+
+The records still in the queue are ``pending`` = accepted − applied − rejected, never negative;
+the import is ``completed`` once every accepted record has an outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+from contacts_domain.imports import ImportReport
+from query_api.service_layer.ports import CacheUnavailable
+
+if TYPE_CHECKING:
+    from query_api.service_layer.ports import ImportOutcomeLog, ImportReportStore
+
+ImportProgress = Literal["pending", "completed"]
+#: How long the command API keeps an import's report (``IMPORT_REPORT_TTL_S``'s default), as
+#: said in the 404 of an unknown or expired import.
+REPORT_TTL_DAYS: Final = 7
+
+
+class ImportReportUnavailable(RuntimeError):
+    """Redis, which holds the import reports, is not answering (or its circuit is open): the
+    import may exist, so the caller should retry later (503)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcomes:
+    """What the worker recorded for an import's records so far: counts of records ``applied``
+    and ``rejected``, and of rejections per reason (``email_conflict``: 3, ...; the reasons'
+    counts add up to ``rejected``)."""
+
+    applied: int = 0
+    rejected: int = 0
+    rejected_reasons: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportStatus:
+    """An import's report and its records' outcomes, as ``GET /v1/imports/{id}`` answers."""
+
+    report: ImportReport
+    outcomes: ImportOutcomes
+
+    @property
+    def pending(self) -> int:
+        """Accepted records without an outcome yet (≥ 0)."""
+        done = self.outcomes.applied + self.outcomes.rejected
+        return max(self.report.accepted - done, 0)
+
+    @property
+    def progress(self) -> ImportProgress:
+        """``completed`` once every accepted record is applied or rejected, else ``pending``."""
+        return "completed" if self.pending == 0 else "pending"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The response body (``entrypoints.schemas.ImportStatusSchema``)."""
+        report = self.report
+        return {
+            "id": report.import_id,
+            "format": report.format,
+            "state": report.state,
+            "status": self.progress,
+            "received": report.received,
+            "accepted": report.accepted,
+            "invalid": report.invalid,
+            "failed": report.failed,
+            "applied": self.outcomes.applied,
+            "rejected": self.outcomes.rejected,
+            "pending": self.pending,
+            "rejected_reasons": dict(sorted(self.outcomes.rejected_reasons.items())),
+            "created_at": report.to_dict()["created_at"],
+            "errors": [problem.to_dict() for problem in report.errors],
+            "errors_truncated": report.errors_truncated,
+        }
+
+
+def get_import(
+    import_id: str, *, reports: ImportReportStore, outcomes: ImportOutcomeLog
+) -> ImportStatus | None:
+    """Return the status of import ``import_id`` (a canonical lower-case UUID), or ``None``
+    when no report is stored for it (never made, or expired after ``REPORT_TTL_DAYS``).
+
+    The report is read first; PostgreSQL is asked only for a known import. Raises
+    ``ImportReportUnavailable`` when Redis does not answer (the outcomes alone cannot say
+    how many records were accepted) and ``ReadModelUnavailable`` when PostgreSQL does not.
+    """
+    try:
+        report = reports.get(import_id)
+    except CacheUnavailable as exc:
+        raise ImportReportUnavailable(str(exc)) from None
+    if report is None:
+        return None
+    return ImportStatus(report, outcomes.counts(import_id))
