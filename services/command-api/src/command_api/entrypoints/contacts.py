@@ -19,6 +19,7 @@ from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from command_api.entrypoints import headers
+from command_api.entrypoints.contact_input import upsert_fields
 from command_api.entrypoints.schemas import (
     AcceptedSchema,
     ContactPatchSchema,
@@ -33,7 +34,6 @@ from contacts_domain import (
     ValidationFailed,
     normalize_contact,
 )
-from contacts_domain.contact import NAME_FIELDS, primary_value
 from contacts_http import JsonTooDeep, current_request_id, parse_json_body
 from contacts_http.observability import current_traceparent
 
@@ -123,17 +123,7 @@ def _normalized(*, partial: bool) -> dict[str, Any]:
 
 
 def _upsert_fields() -> dict[str, Any]:
-    """The body as an upsert: normalized like a patch (absent fields stay untouched on a
-    match), with the name and primary email a created contact would need."""
-    fields = _normalized(partial=True)
-    errors: dict[str, list[str]] = {}
-    if not any(fields.get(name) for name in NAME_FIELDS):
-        errors["first_name"] = ["An upsert needs a first or last name."]
-    if primary_value(fields.get("emails") or []) is None:
-        errors["email"] = ["An upsert matches on the primary email: give one."]
-    if errors:
-        raise ValidationFailed(errors)
-    return fields
+    return upsert_fields(request.get_json(), default_region=_write_api().default_phone_region)
 
 
 def _accepted(accepted: Accepted) -> tuple[dict[str, str], int, dict[str, str]]:
