@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,14 +76,23 @@ def accept(
     bind_context(operation_id=event.operation_id, contact_id=event.contact_id, event_id=event.id)
     context.publisher.publish(event)
     logger.info("command accepted: %s event queued", event.kind)
-    pending = OperationStatus(event.operation_id, command.contact_id, "pending")
-    try:
-        context.operations.mark_pending(pending)
-    except Exception:
-        # The event is durable; a missing "pending" only means a poll answers 404 until the
-        # worker records the outcome. Failing the request now would invite a duplicate retry.
-        logger.warning("Could not mark the operation pending", exc_info=True)
+    mark_pending([OperationStatus(event.operation_id, command.contact_id, "pending")], context)
     return Accepted(command.contact_id, event.operation_id)
+
+
+def mark_pending(statuses: Sequence[OperationStatus], context: Context) -> None:
+    """Record ``statuses`` as pending in the operation store, best effort: never raises.
+
+    Their events are durable already; a missing "pending" only means a poll answers 404 until
+    the worker records the outcome, while failing the request would invite a duplicate retry.
+    After the store's first failure the rest are skipped, so a store down costs one timeout.
+    """
+    for status in statuses:
+        try:
+            context.operations.mark_pending(status)
+        except Exception:
+            logger.warning("Could not mark the operation pending", exc_info=True)
+            return
 
 
 def create_contact(

@@ -1,4 +1,4 @@
-"""Deterministic ids for ``POST /v1/contacts`` with an ``Idempotency-Key``.
+"""Deterministic ids for ``POST /v1/contacts`` (and upsert, batch) with an ``Idempotency-Key``.
 
 The contact id, event id and operation id are UUIDv5s of the SHA-256 digest of the key, so
 every retry of one request carries the same ids before any store has recorded anything: SQS
@@ -45,6 +45,21 @@ def derive_ids(idempotency_key: str) -> DerivedIds:
         contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}")),
         event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}")),
         operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}")),
+    )
+
+
+def derive_item_ids(idempotency_key: str, index: int) -> DerivedIds:
+    """Return the ids of item ``index`` (0-based) of a batch sent with ``idempotency_key``, the
+    same on every call: UUIDv5s of the key's digest and the index, distinct from
+    ``derive_ids``'s and from every other index's. ``contact_id`` is the id a created (or
+    upserted-and-created) contact gets; other operations keep the id they name.
+    """
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+    return DerivedIds(
+        key_digest=digest,
+        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}:{index}")),
+        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}:{index}")),
+        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}:{index}")),
     )
 
 
