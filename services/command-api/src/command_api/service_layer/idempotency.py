@@ -39,13 +39,7 @@ class DerivedIds:
 
 def derive_ids(idempotency_key: str) -> DerivedIds:
     """Return the ids a create with ``idempotency_key`` gets, the same on every call."""
-    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
-    return DerivedIds(
-        key_digest=digest,
-        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}")),
-        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}")),
-        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}")),
-    )
+    return _derived(idempotency_key, "")
 
 
 def derive_item_ids(idempotency_key: str, index: int) -> DerivedIds:
@@ -54,12 +48,17 @@ def derive_item_ids(idempotency_key: str, index: int) -> DerivedIds:
     ``derive_ids``'s and from every other index's. ``contact_id`` is the id a created (or
     upserted-and-created) contact gets; other operations keep the id they name.
     """
+    return _derived(idempotency_key, f":{index}")
+
+
+def _derived(idempotency_key: str, suffix: str) -> DerivedIds:
+    # The names with an empty suffix are those of the first release: never change them.
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
     return DerivedIds(
         key_digest=digest,
-        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}:{index}")),
-        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}:{index}")),
-        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}:{index}")),
+        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}{suffix}")),
+        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}{suffix}")),
+        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}{suffix}")),
     )
 
 
