@@ -22,10 +22,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
-from command_api.service_layer.errors import EventTooLarge, IdempotencyKeyReused, StoreUnavailable
-from command_api.service_layer.handlers import Context, mark_pending
-from command_api.service_layer.idempotency import derive_ids, derive_item_ids, fingerprint
-from command_api.service_layer.ports import IdempotencyRecord
+from command_api.service_layer.errors import EventTooLarge
+from command_api.service_layer.handlers import Context, mark_pending, reserve_key
+from command_api.service_layer.idempotency import derive_item_ids, fingerprint
 from contacts_domain import (
     Command,
     CreateContact,
@@ -129,7 +128,7 @@ def accept_batch(
     answer fails open, the derived ids still making a replay a duplicate.
     """
     if idempotency_key is not None and any(isinstance(i, BatchOperation) for i in items):
-        _reserve(idempotency_key, items, context)
+        reserve_key(idempotency_key, batch_fingerprint(items), context)
 
     results: list[ItemResult | None] = [None] * len(items)
     sent: list[tuple[int, Command]] = []
@@ -211,18 +210,6 @@ def _not_queued(error: Exception) -> str:
             "Retry this item after that one."
         )
     return "Not queued: the queue did not take it in time. Retry this item."
-
-
-def _reserve(key: str, items: Sequence[BatchItem], context: Context) -> None:
-    ids = derive_ids(key)
-    record = IdempotencyRecord(batch_fingerprint(items), ids.contact_id, ids.operation_id)
-    try:
-        first = context.idempotency.reserve(ids.key_digest, record)
-    except StoreUnavailable:
-        logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
-        return
-    if first is not None and first.fingerprint != record.fingerprint:
-        raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")
 
 
 def batch_fingerprint(items: Sequence[BatchItem]) -> str:

@@ -144,14 +144,7 @@ def _accept_new(
 
     ids = derive_ids(idempotency_key)
     body = fields if make is CreateContact else {"__command__": make.__name__, **fields}
-    record = IdempotencyRecord(fingerprint(body), ids.contact_id, ids.operation_id)
-    try:
-        first = context.idempotency.reserve(ids.key_digest, record)
-    except StoreUnavailable:
-        logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
-        first = None
-    if first is not None and first.fingerprint != record.fingerprint:
-        raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")
+    reserve_key(idempotency_key, fingerprint(body), context)
     # A replay publishes again: the event id is the same, so SQS (within 5 minutes) or the
     # worker's inbox (after) drops it, and the original send may have failed.
     command = make(ids.contact_id, dict(fields))
@@ -163,3 +156,22 @@ def _accept_new(
         event_id=ids.event_id,
         operation_id=ids.operation_id,
     )
+
+
+def reserve_key(idempotency_key: str, body_fingerprint: str, context: Context) -> None:
+    """Bind ``idempotency_key`` to the body whose ``idempotency.fingerprint`` is
+    ``body_fingerprint``, unless it is bound already (kept ``IDEMPOTENCY_TTL_S``).
+
+    Raises ``IdempotencyKeyReused`` when the key is bound to another body. A store that does
+    not answer fails open (logged): the ids derived from the key still make a retry a
+    duplicate that SQS and the worker drop.
+    """
+    ids = derive_ids(idempotency_key)
+    record = IdempotencyRecord(body_fingerprint, ids.contact_id, ids.operation_id)
+    try:
+        first = context.idempotency.reserve(ids.key_digest, record)
+    except StoreUnavailable:
+        logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
+        return
+    if first is not None and first.fingerprint != record.fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")
