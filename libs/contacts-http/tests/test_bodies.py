@@ -72,6 +72,42 @@ def test_chunked_body_past_the_limit_is_413_without_reading_the_rest() -> None:
     assert stream.served <= 1001 + 64 * 1024
 
 
+def make_app_with_a_bulk_route() -> Flask:
+    """``/echo`` at the app's 1000 bytes, ``/bulk`` (endpoint ``bulk``) at 3000."""
+    app = Flask("bodies")
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    init_problem_handlers(app)
+    init_body_limit(app, endpoint_limits={"bulk": 3000})
+
+    @app.post("/echo")
+    def echo() -> dict:
+        return {"length": len(request.get_data())}
+
+    @app.post("/bulk")
+    def bulk() -> dict:
+        return {"length": len(request.get_data())}
+
+    return app
+
+
+@pytest.mark.parametrize(
+    ("path", "size", "status"),
+    [("/bulk", 3000, 200), ("/bulk", 3001, 413), ("/echo", 1000, 200), ("/echo", 1001, 413)],
+)
+def test_an_endpoint_may_have_its_own_limit(path: str, size: int, status: int) -> None:
+    app = make_app_with_a_bulk_route()
+    assert app.test_client().post(path, data=b"z" * size).status_code == status
+    environ = EnvironBuilder(
+        path=path, method="POST", headers={"Transfer-Encoding": "chunked"}
+    ).get_environ()
+    environ.pop("CONTENT_LENGTH", None)
+    environ["wsgi.input"] = io.BytesIO(b"y" * size)
+    environ["wsgi.input_terminated"] = True
+    app_iter, streamed_status, _ = run_wsgi_app(app, environ)
+    b"".join(app_iter)
+    assert int(streamed_status.split()[0]) == status
+
+
 def test_bodies_with_content_length_are_left_to_werkzeug() -> None:
     client = make_app().test_client()
     assert client.post("/echo", data=b"z" * 10).get_json() == {"length": 10}

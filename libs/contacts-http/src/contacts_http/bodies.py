@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from flask import Flask
+from flask import Flask, request
 
 _CHUNK: Final = 64 * 1024
 #: Deepest nesting of arrays and objects accepted in a JSON body; the body itself is level 1,
@@ -84,13 +84,21 @@ def _deeper_than(value: Any, max_depth: int) -> bool:
     return False
 
 
-def init_body_limit(app: Flask) -> None:
-    """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too."""
+def init_body_limit(app: Flask, *, endpoint_limits: Mapping[str, int] | None = None) -> None:
+    """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too.
+
+    ``endpoint_limits`` maps a Flask endpoint name (e.g. ``contacts.Batch``) to its own limit
+    in bytes, larger or smaller, for every body it receives (Flask's per-request
+    ``request.max_content_length``, set before any other ``before_request`` function runs);
+    a streamed body is then read up to the largest limit and held to its endpoint's.
+    """
+    limits = dict(endpoint_limits or {})
     inner = app.wsgi_app
 
     def bounded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         limit = app.config.get("MAX_CONTENT_LENGTH")
         if limit is not None and _is_streamed(environ):
+            limit = max([limit, *limits.values()])
             body = _read_at_most(environ["wsgi.input"], limit + 1)
             environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)
             environ["CONTENT_LENGTH"] = str(len(body))
@@ -98,6 +106,14 @@ def init_body_limit(app: Flask) -> None:
         return inner(environ, start_response)
 
     app.wsgi_app = bounded  # type: ignore[method-assign]
+
+    if limits:
+
+        def endpoint_limit() -> None:
+            if request.endpoint in limits:
+                request.max_content_length = limits[request.endpoint]
+
+        app.before_request_funcs.setdefault(None, []).insert(0, endpoint_limit)
 
 
 def _is_streamed(environ: dict[str, Any]) -> bool:

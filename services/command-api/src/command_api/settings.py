@@ -22,7 +22,9 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the composition root needs to build the adapters.
 
-    Times are in seconds, sizes in bytes. ``sqs_endpoint_url`` is ``None`` for AWS itself;
+    Times are in seconds, sizes in bytes: ``max_request_bytes`` bounds the body of every route
+    but ``POST /v1/contacts/batch``, which ``batch_max_bytes`` bounds. ``sqs_endpoint_url`` is
+    ``None`` for AWS itself;
     ``aws_access_key_id``/``aws_secret_access_key`` are ``None`` to use boto3's default
     credential chain (e.g. IRSA on EKS). ``auth`` (the ``AUTH_*`` variables) and
     ``rate_limits`` (``RATE_LIMIT_*``) are read by ``contacts_http``; see
@@ -43,6 +45,7 @@ class Settings:
     query_api_base_url: str = "http://127.0.0.1:8002"
     default_phone_region: str = "US"
     max_request_bytes: int = 1_048_576
+    batch_max_bytes: int = 1_048_576
     idempotency_ttl_s: int = 86_400
     operation_ttl_s: int = 86_400
     auth: AuthSettings = field(default_factory=AuthSettings)
@@ -102,6 +105,7 @@ class Settings:
             max_request_bytes=_positive(
                 environ, "MAX_REQUEST_BYTES", defaults.max_request_bytes, int
             ),
+            batch_max_bytes=_positive(environ, "BATCH_MAX_BYTES", defaults.batch_max_bytes, int),
             idempotency_ttl_s=_positive(
                 environ, "IDEMPOTENCY_TTL_S", defaults.idempotency_ttl_s, int
             ),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -16,12 +17,16 @@ from command_api.settings import Settings
 from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus
 from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
 from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
+from contacts_domain.resource import message_group_id
 from contacts_http.rate_limits import RateLimitSettings
 from support.auth import TEST_AUTH, authorized
 
 
 class FakePublisher(EventPublisher):
-    """Keeps published events in order; ``down`` makes every publish fail like a dead queue.
+    """Keeps published events in order; ``down`` makes every publish fail like a dead queue,
+    ``failing`` the publishes of those message groups (contact ids) only, and ``too_large``
+    refuses those groups' events as too large. ``batches`` holds the event ids of each
+    ``publish_batch`` call (the port's default, which sends one at a time, does the rest).
 
     It applies the real adapter's size rule (``message_size``), a pure function.
     """
@@ -29,14 +34,24 @@ class FakePublisher(EventPublisher):
     def __init__(self) -> None:
         self.events: list[ContactEvent] = []
         self.down = False
+        self.failing: set[str] = set()
+        self.too_large: set[str] = set()
+        self.batches: list[list[str]] = []
 
     def publish(self, event: ContactEvent) -> None:
         size = message_size(event.to_cloudevent())
         if size > SQS_MESSAGE_MAX_BYTES:
             raise EventTooLarge(size, SQS_MESSAGE_MAX_BYTES)
-        if self.down:
+        group = message_group_id(event)
+        if group in self.too_large:
+            raise EventTooLarge(SQS_MESSAGE_MAX_BYTES + 1, SQS_MESSAGE_MAX_BYTES)
+        if self.down or group in self.failing:
             raise PublishFailed("queue down")
         self.events.append(event)
+
+    def publish_batch(self, events: Sequence[ContactEvent]) -> list[Exception | None]:
+        self.batches.append([event.id for event in events])
+        return super().publish_batch(events)
 
 
 class FakeOperationStore(OperationStore):

@@ -49,6 +49,13 @@ def test_numbers_are_parsed_and_checked() -> None:
         Settings.from_env({"SQS_SEND_TIMEOUT_S": "0"})
 
 
+def test_the_batch_body_limit_is_its_own_setting() -> None:
+    assert Settings.from_env({}).batch_max_bytes == 1_048_576
+    assert Settings.from_env({"BATCH_MAX_BYTES": "4194304"}).batch_max_bytes == 4_194_304
+    with pytest.raises(SettingsError, match="BATCH_MAX_BYTES"):
+        Settings.from_env({"BATCH_MAX_BYTES": "-1"})
+
+
 def test_query_api_base_url_loses_its_trailing_slash() -> None:
     settings = Settings.from_env({"QUERY_API_BASE_URL": "https://query.example/"})
     assert settings.query_api_base_url == "https://query.example"

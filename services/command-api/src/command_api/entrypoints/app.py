@@ -22,7 +22,12 @@ from command_api.adapters.redis_stores import (
     make_redis_client,
 )
 from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
-from command_api.entrypoints.contacts import EXTENSION, WriteApi, contacts_blueprint
+from command_api.entrypoints.contacts import (
+    BATCH_ENDPOINT,
+    EXTENSION,
+    WriteApi,
+    contacts_blueprint,
+)
 from command_api.entrypoints.errors import register_error_handlers
 from command_api.service_layer.handlers import Context
 from command_api.service_layer.ports import IdempotencyStore
@@ -126,7 +131,7 @@ def create_app(
     api = ProblemApi(app)
     init_request_id(app)
     init_observability(app, HttpMetrics(metrics))
-    init_body_limit(app)
+    init_body_limit(app, endpoint_limits={BATCH_ENDPOINT: settings.batch_max_bytes})
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     register_error_handlers(app)
     install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)

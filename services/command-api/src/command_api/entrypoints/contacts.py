@@ -18,13 +18,19 @@ from flask_smorest import Blueprint
 from webargs import core
 from webargs.flaskparser import FlaskParser, abort, is_json_request
 
-from command_api.entrypoints import headers
+from command_api.entrypoints import batch, headers
+from command_api.entrypoints.contact_input import upsert_fields
 from command_api.entrypoints.schemas import (
     AcceptedSchema,
+    BatchBodySchema,
+    BatchProblemSchema,
+    BatchRequestSchema,
+    BatchResultsSchema,
     ContactPatchSchema,
     ContactWriteSchema,
 )
 from command_api.service_layer import handlers
+from command_api.service_layer.batch import accept_batch
 from command_api.service_layer.handlers import Accepted, Context
 from contacts_domain import (
     DeleteContact,
@@ -33,11 +39,12 @@ from contacts_domain import (
     ValidationFailed,
     normalize_contact,
 )
-from contacts_domain.contact import NAME_FIELDS, primary_value
-from contacts_http import JsonTooDeep, current_request_id, parse_json_body
+from contacts_http import PROBLEM_JSON, JsonTooDeep, current_request_id, parse_json_body
 from contacts_http.observability import current_traceparent
 
 EXTENSION: Final = "command_api"
+#: The Flask endpoint of ``POST /v1/contacts/batch`` (its own body limit and rate-limit name).
+BATCH_ENDPOINT: Final = "contacts.Batch"
 JSON: Final = "application/json"
 MERGE_PATCH: Final = "application/merge-patch+json"
 
@@ -70,6 +77,34 @@ _IDEMPOTENCY_KEY: Final = {
     "schema": {"type": "string", "maxLength": 255},
 }
 
+_BATCH_IDEMPOTENCY_KEY: Final = {
+    **_IDEMPOTENCY_KEY,
+    "description": "1-255 visible ASCII characters, unique per batch (a UUID is best). The "
+    "ids of operation `i` are derived from the key and `i`: a retry with the same key and "
+    "body queues the same events again (SQS and the worker drop the duplicates) and answers "
+    "the same ids, so retrying a `207` or a `503` whole is safe. The same key with another "
+    "body answers 422. Remembered 24 h.",
+}
+_RETRY_AFTER: Final = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "integer", "minimum": 0},
+}
+_BATCH_202: Final = (
+    "Every valid operation is durably queued (some operations may be `invalid`): one result "
+    "per operation, in order."
+)
+_BATCH_207: Final = (
+    "Some operations were queued and some `failed` (the queue did not take them): retry the "
+    "failed ones, or the whole batch with its Idempotency-Key."
+)
+_BATCH_400: Final = (
+    "The batch as a whole is refused (not a JSON object, no `operations`, not 1 to 100 of "
+    "them), or no operation is valid (`results` says why, item by item). Nothing is queued."
+)
+_BATCH_503: Final = (
+    "Valid operations exist but none could be queued (`results`: `failed`); retry after "
+    "`Retry-After` seconds."
+)
 
 _UPSERT_HEADERS: Final = {"Operation-Location": _ACCEPTED_HEADERS["Operation-Location"]}
 _MATCH_ON: Final = {
@@ -123,17 +158,7 @@ def _normalized(*, partial: bool) -> dict[str, Any]:
 
 
 def _upsert_fields() -> dict[str, Any]:
-    """The body as an upsert: normalized like a patch (absent fields stay untouched on a
-    match), with the name and primary email a created contact would need."""
-    fields = _normalized(partial=True)
-    errors: dict[str, list[str]] = {}
-    if not any(fields.get(name) for name in NAME_FIELDS):
-        errors["first_name"] = ["An upsert needs a first or last name."]
-    if primary_value(fields.get("emails") or []) is None:
-        errors["email"] = ["An upsert matches on the primary email: give one."]
-    if errors:
-        raise ValidationFailed(errors)
-    return fields
+    return upsert_fields(request.get_json(), default_region=_write_api().default_phone_region)
 
 
 def _accepted(accepted: Accepted) -> tuple[dict[str, str], int, dict[str, str]]:
@@ -230,6 +255,49 @@ def contacts_blueprint() -> Blueprint:
             )
             body, status, links = _accepted(accepted)
             return body, status, {"Operation-Location": links["Operation-Location"]}
+
+    @blp.route("/batch")
+    class Batch(MethodView):
+        @blp.arguments(BatchBodySchema, description="1 to 100 operations.")
+        @blp.doc(
+            requestBody={"content": {JSON: {"schema": BatchRequestSchema}}},
+            parameters=[_BATCH_IDEMPOTENCY_KEY],
+        )
+        @blp.response(202, BatchResultsSchema, description=_BATCH_202)
+        @blp.alt_response(207, schema=BatchResultsSchema, description=_BATCH_207)
+        @blp.alt_response(
+            400, schema=BatchProblemSchema, description=_BATCH_400, content_type=PROBLEM_JSON
+        )
+        @blp.alt_response(
+            503,
+            schema=BatchProblemSchema,
+            description=_BATCH_503,
+            content_type=PROBLEM_JSON,
+            headers={"Retry-After": _RETRY_AFTER},
+        )
+        @document(413, 415, 422)
+        def post(self, body: dict[str, Any]) -> Any:
+            """Run up to 100 writes in one request; a batch is NOT atomic.
+
+            Each operation is validated, queued and answered on its own, with the rules of
+            its single route: one may be `invalid` (see its `errors`) or `failed` (not
+            queued: retry it) while the others are `accepted`. Operations on one contact keep
+            their order (the order of the list); an operation that failed to queue holds
+            back the later operations of the same contact (they fail too), so a contact never
+            gets a later write without an earlier one. An invalid operation holds back
+            nothing. `If-Match` goes in each operation's `if_match`.
+            """
+            key = headers.idempotency_key(request)
+            api = _write_api()
+            items = batch.parse_items(body["operations"], default_region=api.default_phone_region)
+            results = accept_batch(
+                items,
+                api.context,
+                correlation_id=current_request_id(),
+                traceparent=current_traceparent(),
+                idempotency_key=key,
+            )
+            return batch.answer(results)
 
     @blp.route("/<uuid:contact_id>")
     class Contact(MethodView):

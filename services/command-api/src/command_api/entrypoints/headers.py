@@ -27,34 +27,61 @@ BAD_HEADER_PROBLEM: Final = "urn:contacts:problem:bad-header"
 MEDIA_TYPE_PROBLEM: Final = "urn:contacts:problem:unsupported-media-type"
 
 
+class BadETag(ValueError):
+    """An ``If-Match`` value that cannot be used.
+
+    ``status`` is the answer the single routes give it: 412 when it can never match (a weak
+    ETag, ``"0"``), 400 when it is malformed. The message is the reason, never the value.
+    """
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+def version_of_etag(value: str) -> int:
+    """Return the version named by one strong ETag ``"<version>"`` (RFC 9110 §8.8.3).
+
+    Surrounding whitespace is ignored. Raises ``BadETag`` (412) for a weak ETag or ``"0"``,
+    which can never match under the strong comparison If-Match uses, and ``BadETag`` (400)
+    for ``*``, a list or anything else that is not one quoted integer of at most 18 digits.
+    """
+    value = value.strip()
+    if _WEAK_ETAG.match(value):
+        raise BadETag(
+            412,
+            "A weak ETag never matches: If-Match uses the strong comparison (RFC 9110 §8.8.3.2).",
+        )
+    match = _STRONG_ETAG.match(value)
+    if not match:
+        raise BadETag(400, "Not a single strong ETag.")
+    version = int(match.group(1))
+    if version == 0:
+        raise BadETag(412, "No contact is ever at version 0.")
+    return version
+
+
 def expected_version(request: Request) -> int | None:
     """Return the version ``If-Match`` names, or ``None`` without the header.
 
     Raises ``ProblemError`` 400 for a malformed value, ``*`` or a list, and 412 for a weak
-    ETag or ``"0"`` (neither can match).
+    ETag or ``"0"`` (neither can match); see ``version_of_etag``.
     """
     raw = request.headers.get("If-Match")
     if raw is None:
         return None
-    value = raw.strip()
-    if _WEAK_ETAG.match(value):
-        raise ProblemError(
-            412,
-            "A weak ETag never matches: If-Match uses the strong comparison (RFC 9110 §8.8.3.2).",
-            type_uri=PRECONDITION_PROBLEM,
-        )
-    match = _STRONG_ETAG.match(value)
-    if not match:
+    try:
+        return version_of_etag(raw)
+    except BadETag as error:
+        if error.status == 412:
+            raise ProblemError(412, error.reason, type_uri=PRECONDITION_PROBLEM) from None
         raise ProblemError(
             400,
             'If-Match must be one strong ETag as served by the query API, e.g. "3".',
             type_uri=BAD_HEADER_PROBLEM,
-            errors={"If-Match": ["Not a single strong ETag."]},
-        )
-    version = int(match.group(1))
-    if version == 0:
-        raise ProblemError(412, "No contact is ever at version 0.", type_uri=PRECONDITION_PROBLEM)
-    return version
+            errors={"If-Match": [error.reason]},
+        ) from None
 
 
 def idempotency_key(request: Request) -> str | None:

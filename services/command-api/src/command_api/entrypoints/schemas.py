@@ -13,8 +13,10 @@ from typing import Any
 import marshmallow as ma
 from marshmallow import fields, validate
 
+from command_api.service_layer.batch import BATCH_MAX_ITEMS, BATCH_OPS
 from contacts_domain import limits
 from contacts_domain.contact import ADDRESS_TYPES, EMAIL_TYPES, PHONE_TYPES
+from contacts_http import ProblemSchema
 
 
 def _text(max_length: int, description: str, **metadata: Any) -> fields.String:
@@ -121,3 +123,128 @@ class AcceptedSchema(ma.Schema):
         metadata={"description": "Poll `GET /v1/operations/{operation_id}` on the query API."},
     )
     status = fields.String(required=True, metadata={"enum": ["pending"]})
+
+
+_OPS_DESCRIPTION = (
+    "`create` (needs `data`, no `id`: the id is assigned), `replace` (`id` and a whole "
+    "contact in `data`), `patch` (`id` and an RFC 7396 merge patch in `data`; `null` clears), "
+    "`delete` (`id`, no `data`), `upsert` (`data` with a name and a primary email, no `id`; "
+    "patches the live contact holding that email, or creates one)."
+)
+
+
+class BatchOperationSchema(ma.Schema):
+    """One operation of a batch, validated on its own with the rules of its single route."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    op = fields.String(
+        required=True,
+        validate=validate.OneOf(BATCH_OPS),
+        metadata={"description": _OPS_DESCRIPTION},
+    )
+    id = fields.UUID(metadata={"description": "The contact (replace, patch, delete only)."})
+    if_match = fields.String(
+        metadata={
+            "description": 'One strong ETag `"<version>"` from the query API, as the `If-Match` '
+            'header of the single routes (replace, patch, delete only). A weak ETag, `"0"`, '
+            "`*` or a list make the item invalid.",
+            "pattern": '^"[0-9]+"$',
+        }
+    )
+    data = fields.Nested(
+        ContactWriteSchema,
+        metadata={"description": "The contact (create, replace, upsert) or the patch (patch)."},
+    )
+    match_on = fields.String(
+        validate=validate.OneOf(["email"]),
+        metadata={
+            "description": "Upsert only: what identifies the contact (`email`, the default)."
+        },
+    )
+
+
+class BatchRequestSchema(ma.Schema):
+    """A batch: 1 to 100 operations, each validated, queued and answered on its own."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    operations = fields.List(
+        fields.Nested(BatchOperationSchema),
+        required=True,
+        validate=validate.Length(min=1, max=BATCH_MAX_ITEMS),
+        metadata={"description": "In the order they apply to each contact."},
+    )
+
+
+class BatchBodySchema(ma.Schema):
+    """What is checked of a batch as a whole (400 when it fails, nothing queued): an object
+    with 1 to 100 ``operations``. Each item is checked alone afterwards
+    (``BatchOperationSchema``) and reported in its result."""
+
+    class Meta:
+        unknown = ma.RAISE
+
+    operations = fields.List(
+        fields.Raw(allow_none=True),
+        required=True,
+        validate=validate.Length(min=1, max=BATCH_MAX_ITEMS),
+    )
+
+
+class BatchItemResultSchema(ma.Schema):
+    """The outcome of one operation of a batch."""
+
+    index = fields.Integer(required=True, metadata={"description": "0-based, the order sent."})
+    status = fields.String(
+        required=True,
+        validate=validate.OneOf(["accepted", "invalid", "failed"]),
+        metadata={
+            "description": "`accepted`: durably queued, poll its operation. `invalid`: refused, "
+            "nothing queued; see `errors`. `failed`: the queue did not take it (or an earlier "
+            "item of the same contact failed); nothing queued, retry it."
+        },
+    )
+    id = fields.UUID(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The contact: the one named, or the id a create (or an upsert that "
+            "creates) gets; null when an invalid item named none."
+        },
+    )
+    operation_id = fields.UUID(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Accepted items only: poll `GET /v1/operations/{id}`."},
+    )
+    errors = fields.Dict(
+        keys=fields.String(),
+        values=fields.List(fields.String()),
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "null when accepted; else field path inside the item (`id`, `op`, "
+            "`if_match`, `data.emails.0.value`, `_schema`, `_queue`) → reasons."
+        },
+    )
+
+
+class BatchResultsSchema(ma.Schema):
+    """The body of `202` and `207`: one result per operation, in the order sent."""
+
+    results = fields.List(fields.Nested(BatchItemResultSchema), required=True)
+
+
+class BatchProblemSchema(ProblemSchema):
+    """A problem (RFC 9457) about a batch; `results` when items were looked at one by one."""
+
+    results = fields.List(
+        fields.Nested(BatchItemResultSchema),
+        metadata={
+            "description": "One result per operation, in order (absent when the batch as a "
+            "whole was refused: not JSON, no `operations`, too many, too large)."
+        },
+    )

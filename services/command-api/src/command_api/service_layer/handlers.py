@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,14 +76,23 @@ def accept(
     bind_context(operation_id=event.operation_id, contact_id=event.contact_id, event_id=event.id)
     context.publisher.publish(event)
     logger.info("command accepted: %s event queued", event.kind)
-    pending = OperationStatus(event.operation_id, command.contact_id, "pending")
-    try:
-        context.operations.mark_pending(pending)
-    except Exception:
-        # The event is durable; a missing "pending" only means a poll answers 404 until the
-        # worker records the outcome. Failing the request now would invite a duplicate retry.
-        logger.warning("Could not mark the operation pending", exc_info=True)
+    mark_pending([OperationStatus(event.operation_id, command.contact_id, "pending")], context)
     return Accepted(command.contact_id, event.operation_id)
+
+
+def mark_pending(statuses: Sequence[OperationStatus], context: Context) -> None:
+    """Record ``statuses`` as pending in the operation store, best effort: never raises.
+
+    Their events are durable already; a missing "pending" only means a poll answers 404 until
+    the worker records the outcome, while failing the request would invite a duplicate retry.
+    After the store's first failure the rest are skipped, so a store down costs one timeout.
+    """
+    for status in statuses:
+        try:
+            context.operations.mark_pending(status)
+        except Exception:
+            logger.warning("Could not mark the operation pending", exc_info=True)
+            return
 
 
 def create_contact(
@@ -135,14 +144,7 @@ def _accept_new(
 
     ids = derive_ids(idempotency_key)
     body = fields if make is CreateContact else {"__command__": make.__name__, **fields}
-    record = IdempotencyRecord(fingerprint(body), ids.contact_id, ids.operation_id)
-    try:
-        first = context.idempotency.reserve(ids.key_digest, record)
-    except StoreUnavailable:
-        logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
-        first = None
-    if first is not None and first.fingerprint != record.fingerprint:
-        raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")
+    reserve_key(idempotency_key, fingerprint(body), context)
     # A replay publishes again: the event id is the same, so SQS (within 5 minutes) or the
     # worker's inbox (after) drops it, and the original send may have failed.
     command = make(ids.contact_id, dict(fields))
@@ -154,3 +156,22 @@ def _accept_new(
         event_id=ids.event_id,
         operation_id=ids.operation_id,
     )
+
+
+def reserve_key(idempotency_key: str, body_fingerprint: str, context: Context) -> None:
+    """Bind ``idempotency_key`` to the body whose ``idempotency.fingerprint`` is
+    ``body_fingerprint``, unless it is bound already (kept ``IDEMPOTENCY_TTL_S``).
+
+    Raises ``IdempotencyKeyReused`` when the key is bound to another body. A store that does
+    not answer fails open (logged): the ids derived from the key still make a retry a
+    duplicate that SQS and the worker drop.
+    """
+    ids = derive_ids(idempotency_key)
+    record = IdempotencyRecord(body_fingerprint, ids.contact_id, ids.operation_id)
+    try:
+        first = context.idempotency.reserve(ids.key_digest, record)
+    except StoreUnavailable:
+        logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
+        return
+    if first is not None and first.fingerprint != record.fingerprint:
+        raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")

@@ -1,4 +1,4 @@
-"""Deterministic ids for ``POST /v1/contacts`` with an ``Idempotency-Key``.
+"""Deterministic ids for ``POST /v1/contacts`` (and upsert, batch) with an ``Idempotency-Key``.
 
 The contact id, event id and operation id are UUIDv5s of the SHA-256 digest of the key, so
 every retry of one request carries the same ids before any store has recorded anything: SQS
@@ -39,12 +39,26 @@ class DerivedIds:
 
 def derive_ids(idempotency_key: str) -> DerivedIds:
     """Return the ids a create with ``idempotency_key`` gets, the same on every call."""
+    return _derived(idempotency_key, "")
+
+
+def derive_item_ids(idempotency_key: str, index: int) -> DerivedIds:
+    """Return the ids of item ``index`` (0-based) of a batch sent with ``idempotency_key``, the
+    same on every call: UUIDv5s of the key's digest and the index, distinct from
+    ``derive_ids``'s and from every other index's. ``contact_id`` is the id a created (or
+    upserted-and-created) contact gets; other operations keep the id they name.
+    """
+    return _derived(idempotency_key, f":{index}")
+
+
+def _derived(idempotency_key: str, suffix: str) -> DerivedIds:
+    # The names with an empty suffix are those of the first release: never change them.
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
     return DerivedIds(
         key_digest=digest,
-        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}")),
-        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}")),
-        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}")),
+        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}{suffix}")),
+        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}{suffix}")),
+        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}{suffix}")),
     )
 
 
