@@ -65,6 +65,8 @@ def test_items_are_sent_in_one_call_in_item_order(client, publisher, operations)
         (answered[3]["id"], "upserted"),
         (A, "deleted"),
     ]
+    # One publish_batch call through the app's instrumented publisher (SendMessageBatch).
+    assert publisher.batches == [[e.id for e in publisher.events]]
     sequences = [e.sequence for e in publisher.events]
     assert sequences == sorted(sequences)
     assert len(set(sequences)) == 5
