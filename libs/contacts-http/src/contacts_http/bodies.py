@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, Final
 
 from flask import Flask
@@ -84,13 +84,19 @@ def _deeper_than(value: Any, max_depth: int) -> bool:
     return False
 
 
-def init_body_limit(app: Flask) -> None:
-    """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too."""
+def init_body_limit(app: Flask, *, own_limit_paths: Collection[str] = ()) -> None:
+    """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too.
+
+    Requests to ``own_limit_paths`` (exact ``PATH_INFO``s, e.g. ``/v1/imports``) are passed
+    on untouched: their views set ``request.max_content_length`` and stream the body
+    themselves, so it is never buffered here.
+    """
     inner = app.wsgi_app
+    exempt = frozenset(own_limit_paths)
 
     def bounded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         limit = app.config.get("MAX_CONTENT_LENGTH")
-        if limit is not None and _is_streamed(environ):
+        if limit is not None and _is_streamed(environ) and environ.get("PATH_INFO") not in exempt:
             body = _read_at_most(environ["wsgi.input"], limit + 1)
             environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)
             environ["CONTENT_LENGTH"] = str(len(body))
