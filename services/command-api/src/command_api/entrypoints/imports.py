@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass
-from typing import IO, Any, Final
+from typing import Any, BinaryIO, Final, cast
 
 from flask import current_app, request
 from flask.views import MethodView
@@ -227,7 +227,8 @@ def _spool(file_format: ImportFormat, max_bytes: int) -> Upload:
     # of a chunked body (is_max) then never fires before ours.
     request.max_content_length = max_bytes + 1
     hasher = upload_hasher(file_format)
-    spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115
+    # A binary file object either way (BytesIO, then a real file); typeshed types it IO[bytes].
+    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY))  # noqa: SIM115
     size = 0
     try:
         while chunk := request.stream.read(_CHUNK):
