@@ -4,8 +4,6 @@ server and the report in the run's Redis."""
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pytest
 
@@ -14,20 +12,7 @@ from contacts_domain.cache_protocol import import_key
 from contacts_domain.imports import ImportReport, record_ids
 from contacts_domain.resource import APPLY_EVENT_TASK, message_group_id
 from contacts_exchange import read_csv
-
-ROOT = Path(__file__).resolve().parents[4]
-
-
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` beside the repository, or ``$CONTACTS_SHARED_DIR/data``."""
-    candidates = [ROOT.parent / "shared"]
-    if os.environ.get("CONTACTS_SHARED_DIR"):
-        candidates.insert(0, Path(os.environ["CONTACTS_SHARED_DIR"]))
-    for shared in candidates:
-        if (shared / "data" / "csv").is_dir():
-            return (shared / "data").resolve()
-    return None
-
+from support.shared_data import shared_data_dir
 
 DATA = shared_data_dir()
 #: Two Google Contacts rows, each with emails: two upserts.

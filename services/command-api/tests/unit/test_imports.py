@@ -10,7 +10,6 @@ Redis down.
 from __future__ import annotations
 
 import io
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,27 +32,13 @@ from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
 from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
+from support import shared_data
 from support.auth import TEST_AUTH, authorized
 
-ROOT = Path(__file__).resolve().parents[4]
 VCARD = "text/vcard"
 CSV = "text/csv"
-
-
-def shared_data_dir() -> Path | None:
-    """``../shared/data`` beside the repository, or ``$CONTACTS_SHARED_DIR/data`` (as the
-    contacts-exchange tests find it)."""
-    candidates = [ROOT.parent / "shared"]
-    if os.environ.get("CONTACTS_SHARED_DIR"):
-        candidates.insert(0, Path(os.environ["CONTACTS_SHARED_DIR"]))
-    for shared in candidates:
-        if (shared / "data" / "vcards").is_dir():
-            return (shared / "data").resolve()
-    return None
-
-
-DATA = shared_data_dir()
-SAMPLES = sorted([*(DATA / "vcards").glob("*.vcf"), *(DATA / "csv").glob("*.csv")]) if DATA else []
+DATA = shared_data.shared_data_dir()
+SAMPLES = shared_data.sample_files()
 
 
 class FakeReportStore(ImportReportStore):
@@ -157,7 +142,7 @@ def post(client: FlaskClient, body: bytes, media_type: str = VCARD, **kwargs: An
 
 
 def read_sample(path: Path) -> list[ImportRecord]:
-    reader = read_vcards if path.suffix == ".vcf" else read_csv
+    reader = read_vcards if shared_data.media_type(path) == VCARD else read_csv
     with path.open("rb") as stream:
         return list(reader(stream))
 
@@ -170,8 +155,7 @@ def read_sample(path: Path) -> list[ImportRecord]:
 def test_every_sample_file_imports_as_the_library_reads_it(
     client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore, path: Path
 ) -> None:
-    media_type = VCARD if path.suffix == ".vcf" else CSV
-    response = post(client, path.read_bytes(), media_type)
+    response = post(client, path.read_bytes(), shared_data.media_type(path))
 
     assert response.status_code < 500
     if response.status_code == 400:
@@ -198,7 +182,7 @@ def test_every_sample_file_imports_as_the_library_reads_it(
     (report,) = reports.saved
     assert report.import_id == import_id
     assert report.state == "queued"
-    assert report.format == ("vcard" if media_type == VCARD else "csv")
+    assert report.format == ("vcard" if shared_data.media_type(path) == VCARD else "csv")
     assert (report.received, report.accepted, report.invalid) == (
         len(records),
         len(valid),
