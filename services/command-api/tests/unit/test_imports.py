@@ -24,7 +24,7 @@ from command_api.entrypoints.app import create_app
 from command_api.service_layer.errors import EventTooLarge, StoreUnavailable
 from command_api.service_layer.imports import ImportReportStore
 from command_api.service_layer.ports import IdempotencyStore
-from command_api.settings import Settings
+from command_api.settings import Settings, SettingsError
 from contacts_domain import ContactEvent, HybridLogicalClock
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
 from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
@@ -557,3 +557,28 @@ def _no_leftover_spools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iter
     monkeypatch.setattr(tempfile, "tempdir", None)
     yield
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_import_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {
+            "IMPORT_MAX_BYTES": "2048",
+            "IMPORT_MAX_RECORDS": "5",
+            "IMPORT_ERRORS_MAX": "7",
+            "IMPORT_REPORT_TTL_S": "60",
+        }
+    )
+    assert (
+        settings.import_max_bytes,
+        settings.import_max_records,
+        settings.import_errors_max,
+        settings.import_report_ttl_s,
+    ) == (2048, 5, 7, 60)
+    defaults = Settings.from_env({})
+    assert (defaults.import_max_bytes, defaults.import_max_records) == (10_485_760, 10_000)
+    assert (defaults.import_errors_max, defaults.import_report_ttl_s) == (1_000, 604_800)
+    for name in ("IMPORT_MAX_BYTES", "IMPORT_MAX_RECORDS", "IMPORT_ERRORS_MAX"):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: "0"})
+    with pytest.raises(SettingsError, match="IMPORT_REPORT_TTL_S"):
+        Settings.from_env({"IMPORT_REPORT_TTL_S": "7d"})
