@@ -219,6 +219,9 @@ def _read(upload: Upload, limits: ImportLimits) -> Iterator[ImportRecord]:
 
 
 def _reserve(context: Context, key_digest: str, fingerprint: str, import_id: str) -> None:
+    # The record's ids are what a replay answers: for an import, its id in both places. Its
+    # fingerprint (``upload_hasher``) never equals a JSON body's, so a key used for a create
+    # cannot name an import, nor the reverse.
     record = IdempotencyRecord(fingerprint, import_id, import_id)
     try:
         first = context.idempotency.reserve(key_digest, record)
