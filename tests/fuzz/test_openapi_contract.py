@@ -47,6 +47,11 @@ CONFIG = SchemathesisConfig.from_dict(
         ],
     }
 )
+# POST /v1/imports takes address books as raw bodies (`format: binary`): sent as generated.
+schemathesis.serializer.alias(
+    ["text/vcard", "text/x-vcard", "text/directory", "text/csv", "application/csv"],
+    "application/octet-stream",
+)
 COMMAND_API = schemathesis.openapi.from_dict(command_api_document(), config=CONFIG)
 QUERY_API = schemathesis.openapi.from_dict(query_api_document(), config=CONFIG)
 EXAMPLES = 200

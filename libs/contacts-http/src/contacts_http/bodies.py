@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Final
 
 from flask import Flask, request
@@ -84,20 +84,30 @@ def _deeper_than(value: Any, max_depth: int) -> bool:
     return False
 
 
-def init_body_limit(app: Flask, *, endpoint_limits: Mapping[str, int] | None = None) -> None:
+def init_body_limit(
+    app: Flask,
+    *,
+    endpoint_limits: Mapping[str, int] | None = None,
+    own_limit_paths: Collection[str] = (),
+) -> None:
     """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too.
 
     ``endpoint_limits`` maps a Flask endpoint name (e.g. ``contacts.Batch``) to its own limit
     in bytes, larger or smaller, for every body it receives (Flask's per-request
     ``request.max_content_length``, set before any other ``before_request`` function runs);
     a streamed body is then read up to the largest limit and held to its endpoint's.
+
+    Requests to ``own_limit_paths`` (exact ``PATH_INFO``s, e.g. ``/v1/imports``) are passed
+    on untouched: their views set ``request.max_content_length`` and stream the body
+    themselves, so it is never buffered here.
     """
     limits = dict(endpoint_limits or {})
     inner = app.wsgi_app
+    exempt = frozenset(own_limit_paths)
 
     def bounded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         limit = app.config.get("MAX_CONTENT_LENGTH")
-        if limit is not None and _is_streamed(environ):
+        if limit is not None and _is_streamed(environ) and environ.get("PATH_INFO") not in exempt:
             limit = max([limit, *limits.values()])
             body = _read_at_most(environ["wsgi.input"], limit + 1)
             environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)

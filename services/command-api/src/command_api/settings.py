@@ -23,7 +23,9 @@ class Settings:
     """Everything the composition root needs to build the adapters.
 
     Times are in seconds, sizes in bytes: ``max_request_bytes`` bounds the body of every route
-    but ``POST /v1/contacts/batch``, which ``batch_max_bytes`` bounds. ``sqs_endpoint_url`` is
+    but ``POST /v1/contacts/batch``, which ``batch_max_bytes`` bounds, and ``POST /v1/imports``,
+    which the ``import_*`` limits bound (issue 3: 10 MB and 10,000 records by default; the
+    report kept 7 days, at most ``import_errors_max`` problems listed). ``sqs_endpoint_url`` is
     ``None`` for AWS itself;
     ``aws_access_key_id``/``aws_secret_access_key`` are ``None`` to use boto3's default
     credential chain (e.g. IRSA on EKS). ``auth`` (the ``AUTH_*`` variables) and
@@ -48,6 +50,10 @@ class Settings:
     batch_max_bytes: int = 1_048_576
     idempotency_ttl_s: int = 86_400
     operation_ttl_s: int = 86_400
+    import_max_bytes: int = 10_485_760
+    import_max_records: int = 10_000
+    import_report_ttl_s: int = 604_800
+    import_errors_max: int = 1_000
     auth: AuthSettings = field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
@@ -110,6 +116,16 @@ class Settings:
                 environ, "IDEMPOTENCY_TTL_S", defaults.idempotency_ttl_s, int
             ),
             operation_ttl_s=_positive(environ, "OPERATION_TTL_S", defaults.operation_ttl_s, int),
+            import_max_bytes=_positive(environ, "IMPORT_MAX_BYTES", defaults.import_max_bytes, int),
+            import_max_records=_positive(
+                environ, "IMPORT_MAX_RECORDS", defaults.import_max_records, int
+            ),
+            import_report_ttl_s=_positive(
+                environ, "IMPORT_REPORT_TTL_S", defaults.import_report_ttl_s, int
+            ),
+            import_errors_max=_positive(
+                environ, "IMPORT_ERRORS_MAX", defaults.import_errors_max, int
+            ),
             auth=auth,
             rate_limits=rate_limits,
         )

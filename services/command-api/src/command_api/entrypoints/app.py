@@ -16,6 +16,7 @@ from flask import Flask
 
 from command_api.adapters.instrumented_publisher import InstrumentedPublisher, PublishMetrics
 from command_api.adapters.process_clock import ProcessClock
+from command_api.adapters.redis_import_reports import RedisImportReportStore
 from command_api.adapters.redis_stores import (
     RedisIdempotencyStore,
     RedisOperationStore,
@@ -29,7 +30,15 @@ from command_api.entrypoints.contacts import (
     contacts_blueprint,
 )
 from command_api.entrypoints.errors import register_error_handlers
+from command_api.entrypoints.imports import EXTENSION as IMPORTS_EXTENSION
+from command_api.entrypoints.imports import (
+    IMPORT_ENDPOINT,
+    IMPORTS_PATH,
+    ImportApi,
+    imports_blueprint,
+)
 from command_api.service_layer.handlers import Context
+from command_api.service_layer.imports import ImportLimits, ImportReportStore
 from command_api.service_layer.ports import IdempotencyStore
 from command_api.settings import Settings
 from contacts_domain.ports import EventPublisher, OperationStore
@@ -52,8 +61,13 @@ SERVICE: Final = "command-api"
 
 #: Bound, in seconds, on the whole ``/readyz`` probe (checks run concurrently).
 READINESS_TIMEOUT_S: Final = 1.0
-#: Every route of this API needs ``contacts:write`` (RFC 6750 realm below).
-AUTH_POLICY: Final = AuthPolicy(realm="contacts-command-api", default_scope=scopes.WRITE)
+#: Every route of this API needs ``contacts:write`` (RFC 6750 realm below), but imports, which
+#: need ``contacts:import`` (README, "Authentication").
+AUTH_POLICY: Final = AuthPolicy(
+    realm="contacts-command-api",
+    default_scope=scopes.WRITE,
+    route_scopes={IMPORT_ENDPOINT: scopes.IMPORT},
+)
 
 
 def create_app(
@@ -62,6 +76,7 @@ def create_app(
     publisher: EventPublisher | None = None,
     operations: OperationStore | None = None,
     idempotency: IdempotencyStore | None = None,
+    import_reports: ImportReportStore | None = None,
     next_sequence: Any = None,
     readiness_checks: dict[str, Any] | None = None,
     authenticator: Authenticator | None = None,
@@ -70,7 +85,8 @@ def create_app(
     """Build the app from ``settings`` (default: ``Settings.from_env(os.environ)``).
 
     Every port may be injected (tests use fakes); the ones not given are the real adapters:
-    the SQS publisher, Redis stores and a per-process hybrid logical clock. ``readiness_checks``
+    the SQS publisher, Redis stores (operations, idempotency, import reports) and a
+    per-process hybrid logical clock. ``readiness_checks``
     replaces the ``/readyz`` checks (default: SQS GetQueueAttributes when the publisher is an
     ``SqsEventPublisher``, and Redis PING when the Redis stores are built here).
     ``authenticator`` replaces the one built from ``settings.auth`` (API keys and/or JWTs).
@@ -107,7 +123,7 @@ def create_app(
         publisher.warm()
         checks["sqs"] = publisher.check_ready
         prepare.append(publisher.warm)
-    if operations is None or idempotency is None:
+    if operations is None or idempotency is None or import_reports is None:
         redis_client = make_redis_client(
             settings.redis_url,
             socket_timeout_s=settings.redis_socket_timeout_s,
@@ -120,6 +136,9 @@ def create_app(
         idempotency = idempotency or RedisIdempotencyStore(
             redis_client, prefix=settings.redis_prefix, ttl_s=settings.idempotency_ttl_s
         )
+        import_reports = import_reports or RedisImportReportStore(
+            redis_client, prefix=settings.redis_prefix, ttl_s=settings.import_report_ttl_s
+        )
 
     publisher = InstrumentedPublisher(publisher, PublishMetrics(metrics))
 
@@ -131,22 +150,39 @@ def create_app(
     api = ProblemApi(app)
     init_request_id(app)
     init_observability(app, HttpMetrics(metrics))
-    init_body_limit(app, endpoint_limits={BATCH_ENDPOINT: settings.batch_max_bytes})
+    init_body_limit(
+        app,
+        endpoint_limits={BATCH_ENDPOINT: settings.batch_max_bytes},
+        own_limit_paths=(IMPORTS_PATH,),
+    )
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     register_error_handlers(app)
     install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)
+    context = Context(
+        publisher=publisher,
+        operations=operations,
+        idempotency=idempotency,
+        next_sequence=next_sequence or ProcessClock(),
+        now=lambda: dt.datetime.now(dt.UTC),
+    )
     app.extensions[EXTENSION] = WriteApi(
-        context=Context(
-            publisher=publisher,
-            operations=operations,
-            idempotency=idempotency,
-            next_sequence=next_sequence or ProcessClock(),
-            now=lambda: dt.datetime.now(dt.UTC),
-        ),
+        context=context,
         query_api_base_url=settings.query_api_base_url,
         default_phone_region=settings.default_phone_region,
     )
     api.register_blueprint(contacts_blueprint())
+    app.extensions[IMPORTS_EXTENSION] = ImportApi(
+        context=context,
+        reports=import_reports,
+        limits=ImportLimits(
+            max_bytes=settings.import_max_bytes,
+            max_records=settings.import_max_records,
+            errors_max=settings.import_errors_max,
+            default_region=settings.default_phone_region,
+        ),
+        query_api_base_url=settings.query_api_base_url,
+    )
+    api.register_blueprint(imports_blueprint())
     app.register_blueprint(
         health_blueprint(
             checks if readiness_checks is None else readiness_checks,

@@ -18,6 +18,13 @@ access line has the path without its query string), and Prometheus multi-process
 private samples directory made by the master before it forks, a dead worker's gauges dropped in
 ``child_exit``, the directory removed in ``on_exit``).
 
+The worker ``--timeout`` (30 s on every command line) bounds a stuck worker process, not a
+request: a gthread worker's main thread reports to the arbiter about every second while requests
+run in its other threads. The longest request is an import at the limits (10,000 cards, 10 MB):
+about 11 s against LocalStack on this 2-core machine, and it answers 202 even under
+``--timeout 5`` (``bench/imports.py``). ``--graceful-timeout`` (10 s) does cut such an import
+short on shutdown; the client then retries with its ``Idempotency-Key``.
+
 Environment: ``COMMAND_API_THREADS`` (4), ``COMMAND_API_LOG_LEVEL`` (``info``).
 """
 

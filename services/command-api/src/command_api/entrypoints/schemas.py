@@ -248,3 +248,46 @@ class BatchProblemSchema(ProblemSchema):
             "whole was refused: not JSON, no `operations`, too many, too large)."
         },
     )
+
+
+def _import_counts(*, required: bool) -> dict[str, fields.Field]:
+    """The counts of an import's records (cards or CSV rows):
+    `received` = `accepted` + `invalid` + `failed`."""
+    return {
+        "import_id": fields.UUID(
+            required=required,
+            metadata={"description": "Poll `GET /v1/imports/{import_id}` on the query API."},
+        ),
+        "received": fields.Integer(
+            required=required, metadata={"description": "Records in the file."}
+        ),
+        "accepted": fields.Integer(
+            required=required, metadata={"description": "Valid records durably queued."}
+        ),
+        "invalid": fields.Integer(
+            required=required,
+            metadata={"description": "Records refused; the report lists why (position, field)."},
+        ),
+        "failed": fields.Integer(
+            required=required,
+            metadata={"description": "Valid records not queued because the queue failed."},
+        ),
+    }
+
+
+#: The body of `202 Accepted` for an import: every valid record is durably queued.
+ImportAcceptedSchema = ma.Schema.from_dict(
+    {
+        **_import_counts(required=True),
+        "status": fields.String(required=True, metadata={"enum": ["queued"]}),
+    },
+    name="ImportAccepted",
+)
+
+
+#: A 503 problem of an import. When the queue stopped taking it part-way, it carries
+#: `import_id` and the counts: how many records were queued (`accepted`) and how many were
+#: not (`failed`); sending the same file with the same `Idempotency-Key` queues the rest.
+ImportNotQueuedProblemSchema = ProblemSchema.from_dict(
+    _import_counts(required=False), name="ImportNotQueuedProblem"
+)

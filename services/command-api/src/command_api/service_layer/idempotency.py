@@ -66,3 +66,30 @@ def fingerprint(fields: Mapping[str, Any]) -> str:
     """SHA-256 hex digest of the normalized fields as canonical JSON (sorted keys)."""
     canonical = json.dumps(fields, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class DerivedImport:
+    """The id of the import identified by one idempotency key (``POST /v1/imports``).
+
+    ``key_digest`` is the SHA-256 hex digest of the key (as for ``derive_ids``); ``import_id``
+    a lowercase UUIDv5 of it, distinct from the ids ``derive_ids`` gives the same key. The ids
+    of the import's records derive from ``import_id`` (``contacts_domain.imports.record_ids``).
+    """
+
+    key_digest: str
+    import_id: str
+
+
+def derive_import(idempotency_key: str) -> DerivedImport:
+    """Return the import id an import with ``idempotency_key`` gets, the same on every call."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+    return DerivedImport(digest, str(uuid.uuid5(ID_NAMESPACE, f"import:{digest}")))
+
+
+def upload_hasher(file_format: str) -> hashlib._Hash:
+    """A SHA-256 hasher primed with the import's format; feed it the uploaded bytes, and its
+    hex digest is the upload's fingerprint: the same file sent as another format, or another
+    file, is another request (422 under the same ``Idempotency-Key``). The ``import:`` prefix
+    keeps it apart from the fingerprints of JSON bodies (``fingerprint``)."""
+    return hashlib.sha256(f"import:{file_format}\n".encode())

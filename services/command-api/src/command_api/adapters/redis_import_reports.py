@@ -1,0 +1,49 @@
+"""Redis adapter of import reports: ``ImportReport.to_dict`` JSON under
+``cache_protocol.import_key`` (``{prefix}import:{import id}``), the key the query API's
+``GET /v1/imports/{id}`` reads.
+
+A report is kept ``ttl_s`` seconds (``IMPORT_REPORT_TTL_S``, 7 days by default): like an
+operation status it cannot be rebuilt from PostgreSQL, which holds only what the worker applied
+or rejected (DESIGN.md §4 allows such short-lived records). Every call is bounded by the
+client's socket timeouts; a Redis error or timeout becomes ``StoreUnavailable``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import redis
+
+from command_api.service_layer.errors import StoreUnavailable
+from command_api.service_layer.imports import ImportReportStore
+from contacts_domain.cache_protocol import import_key
+from contacts_domain.imports import ImportReport
+
+
+class RedisImportReportStore(ImportReportStore):
+    """Import reports in Redis, expiring ``ttl_s`` seconds after their last write."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: int) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+
+    def save(self, report: ImportReport) -> None:
+        """SET with a TTL (a retried import rewrites its report). Raises ``StoreUnavailable``
+        when Redis does not answer in time. At most ``IMPORT_ERRORS_MAX`` problems make the
+        value a few hundred KB at worst."""
+        key = import_key(self._prefix, report.import_id)
+        value = json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":"))
+        try:
+            self._client.set(key, value, ex=self._ttl_s)
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+
+    def get(self, import_id: str) -> ImportReport | None:
+        """The stored report of ``import_id``, or ``None`` (unknown or expired). Raises
+        ``StoreUnavailable`` when Redis does not answer in time."""
+        try:
+            raw = self._client.get(import_key(self._prefix, import_id))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+        return ImportReport.from_dict(json.loads(raw)) if raw else None

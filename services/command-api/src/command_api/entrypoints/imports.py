@@ -1,0 +1,269 @@
+"""``POST /v1/imports``: a whole address book (vCard or CSV) in one request, answered ``202``.
+
+Issue 3, item 3. The request goes: media type (415) → ``Content-Length`` above
+``IMPORT_MAX_BYTES`` (413, nothing read) → the body streamed into a spooled temporary file
+while it is counted and hashed (413 past ``IMPORT_MAX_BYTES``) → ``Idempotency-Key`` (400) →
+the use case (``service_layer.imports.import_upload``): the whole file validated (400 not that
+format, 413 past ``IMPORT_MAX_RECORDS``), the key reserved (422 reused with another file), the
+report stored (503 when Redis does not answer), the valid records queued (503 with the counts
+when the queue fails part-way) → ``202`` with the counts and ``Location`` of the report on the
+query API. Nothing is queued unless the file was read whole and its report stored.
+
+The app's ``MAX_CONTENT_LENGTH`` (``MAX_REQUEST_BYTES``, 1 MiB for JSON bodies) is lifted for
+this route only: the view sets Flask 3.1's per-request ``request.max_content_length`` before it
+touches the body, and ``contacts_http.init_body_limit`` leaves this path's chunked bodies alone
+(``IMPORTS_PATH``). An empty file (or one holding only a BOM or a CSV header) is a valid,
+empty address book: ``202`` with zero records.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Final, cast
+
+from flask import current_app, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from command_api.entrypoints import headers
+from command_api.entrypoints.errors import QUEUE_PROBLEM, QUEUE_RETRY_AFTER_S
+from command_api.entrypoints.schemas import ImportAcceptedSchema, ImportNotQueuedProblemSchema
+from command_api.service_layer.errors import StoreUnavailable
+from command_api.service_layer.handlers import Context
+from command_api.service_layer.idempotency import upload_hasher
+from command_api.service_layer.imports import (
+    ImportLimits,
+    ImportNotQueued,
+    ImportReportStore,
+    Upload,
+    import_upload,
+)
+from contacts_domain.imports import ImportFormat, ImportReport
+from contacts_exchange import ImportFormatError, ImportTooLarge
+from contacts_http import PROBLEM_JSON, ProblemError, current_request_id, problem_response
+from contacts_http.observability import current_traceparent
+
+EXTENSION: Final = "command_api.imports"
+IMPORTS_PATH: Final = "/v1/imports"
+#: The Flask endpoint (auth scopes, ``RATE_LIMIT_ROUTES``).
+IMPORT_ENDPOINT: Final = "imports.Imports"
+#: Accepted media types (any ``charset`` parameter is ignored: the readers detect encodings).
+#: ``text/vcard`` is RFC 6350's; ``text/x-vcard`` and ``text/directory`` (RFC 2425) are what
+#: older clients send. ``text/csv`` is RFC 4180's; ``application/csv`` is common in the wild.
+MEDIA_TYPES: Final[dict[str, ImportFormat]] = {
+    "text/vcard": "vcard",
+    "text/x-vcard": "vcard",
+    "text/directory": "vcard",
+    "text/csv": "csv",
+    "application/csv": "csv",
+}
+FORMAT_PROBLEM: Final = "urn:contacts:problem:import-format"
+TOO_LARGE_PROBLEM: Final = "urn:contacts:problem:import-too-large"
+REPORT_PROBLEM: Final = "urn:contacts:problem:import-report-unavailable"
+#: Bytes read from the request at a time, and bytes of an upload kept in memory before the
+#: spooled file moves to disk (``TMPDIR``; ``/tmp`` in the containers).
+_CHUNK: Final = 64 * 1024
+_SPOOL_IN_MEMORY: Final = 1024 * 1024
+
+_LOCATION: Final = {
+    "Location": {
+        "description": "The import's report on the query API (`GET /v1/imports/{import_id}`).",
+        "schema": {"type": "string", "format": "uri"},
+    }
+}
+_IDEMPOTENCY_KEY: Final = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "1-255 visible ASCII characters, unique per import (a UUID is best). The "
+    "import id is derived from it: sending the same file again with the same key answers the "
+    "same import id and queues its records again, which the queue and the worker drop as "
+    "duplicates (the way to finish an import that answered 503). The same key with another "
+    "file (or format) answers 422. Remembered 24 h.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+_FILE: Final = {"type": "string", "format": "binary"}
+_REQUEST_BODY: Final = {
+    "required": True,
+    "description": "The address book, sent as the raw body (not a form): vCard 2.1, 3.0 or "
+    "4.0 (any mix, one file) or CSV with a header row (Google Contacts, Outlook, Thunderbird, "
+    "Yahoo columns). Any charset parameter is ignored: encodings are detected. At most "
+    "IMPORT_MAX_BYTES bytes (10 MB) and IMPORT_MAX_RECORDS records (10,000).",
+    "content": {media_type: {"schema": _FILE} for media_type in MEDIA_TYPES},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ImportApi:
+    """What the import view needs, stored in ``app.extensions["command_api.imports"]``.
+
+    ``query_api_base_url`` has no trailing slash.
+    """
+
+    context: Context
+    reports: ImportReportStore
+    limits: ImportLimits
+    query_api_base_url: str
+
+
+def _import_api() -> ImportApi:
+    return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
+
+
+def imports_blueprint() -> Blueprint:
+    """Return the blueprint of ``POST /v1/imports`` (endpoint ``IMPORT_ENDPOINT``)."""
+    blp = Blueprint(
+        "imports",
+        __name__,
+        url_prefix=IMPORTS_PATH,
+        description="Import a whole address book (vCard or CSV). The file is read whole "
+        "before anything is queued; each valid record is queued as an upsert by its primary "
+        "email (a create when it has none). Poll the report on the query API.",
+    )
+
+    @blp.errorhandler(ImportFormatError)
+    def not_that_format(error: ImportFormatError) -> Any:
+        return problem_response(400, str(error), type_uri=FORMAT_PROBLEM)
+
+    @blp.errorhandler(ImportTooLarge)
+    def too_many(error: ImportTooLarge) -> Any:
+        return problem_response(413, _too_large_detail(error.limit), type_uri=TOO_LARGE_PROBLEM)
+
+    @blp.errorhandler(StoreUnavailable)
+    def report_unavailable(_error: StoreUnavailable) -> Any:
+        return problem_response(
+            503,
+            "The import's report could not be stored; nothing was queued. Retry later.",
+            type_uri=REPORT_PROBLEM,
+            headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)},
+        )
+
+    @blp.errorhandler(ImportNotQueued)
+    def not_queued(error: ImportNotQueued) -> Any:
+        report = error.report
+        return problem_response(
+            503,
+            f"The queue stopped taking the import: {report.accepted} records queued, "
+            f"{report.failed} not. Send the same file again with the same Idempotency-Key to "
+            "queue the rest without duplicates.",
+            type_uri=QUEUE_PROBLEM,
+            headers={
+                "Retry-After": str(QUEUE_RETRY_AFTER_S),
+                "Location": _location(report.import_id),
+            },
+            extensions=_counts(report),
+        )
+
+    @blp.route("")
+    class Imports(MethodView):
+        @blp.response(202, ImportAcceptedSchema, headers=_LOCATION)
+        @blp.doc(parameters=[_IDEMPOTENCY_KEY], requestBody=_REQUEST_BODY)
+        @blp.alt_response(400, response="BAD_REQUEST")
+        @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+        @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+        @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+        @blp.alt_response(
+            503,
+            schema=ImportNotQueuedProblemSchema,
+            content_type=PROBLEM_JSON,
+            description="Nothing queued (the report could not be stored), or the queue "
+            "stopped taking the import part-way: then the problem carries `import_id` and the "
+            "counts. `Retry-After` says when to send the same file again with the same "
+            "`Idempotency-Key`.",
+        )
+        def post(self) -> Any:
+            """Import an address book: vCard (`text/vcard`) or CSV (`text/csv`).
+
+            Needs the `contacts:import` scope. The whole file is read and validated first:
+            a file that is not of its media type's format answers 400, one over the limits
+            413, and nothing is queued. Then the report is stored and every valid record is
+            queued in file order: an upsert matched on its primary email (the file's
+            non-empty fields patch the contact holding that email, or create it), or a create
+            when the record has no email. Invalid records are skipped and listed, with their
+            position (card number, or CSV line), field and reason, in the report at
+            `Location` (`GET /v1/imports/{import_id}` on the query API, kept 7 days), which
+            also counts what the worker applied and rejected. An empty file is an empty
+            address book (202, zero records). The import is not atomic: when the queue fails
+            part-way, the answer is 503 with the counts, and sending the same file with the
+            same `Idempotency-Key` queues the rest.
+            """
+            file_format = _format()
+            api = _import_api()
+            key = headers.idempotency_key(request)
+            upload = _spool(file_format, api.limits.max_bytes)
+            try:
+                report = import_upload(
+                    upload,
+                    api.context,
+                    api.reports,
+                    api.limits,
+                    correlation_id=current_request_id(),
+                    traceparent=current_traceparent(),
+                    idempotency_key=key,
+                )
+            finally:
+                upload.file.close()
+            body = {**_counts(report), "status": "queued"}
+            return body, 202, {"Location": _location(report.import_id)}
+
+    return blp
+
+
+def _format() -> ImportFormat:
+    """The import format of the request's media type; ``ProblemError`` 415 (with
+    ``Accept-Post``) for any other."""
+    headers.require_media_type(request, MEDIA_TYPES)
+    return MEDIA_TYPES[request.mimetype]
+
+
+def _spool(file_format: ImportFormat, max_bytes: int) -> Upload:
+    """Copy the body into a spooled temporary file (memory up to 1 MiB, then disk), counting
+    and hashing it. Raises ``ProblemError`` 413 as soon as the body passes ``max_bytes``
+    bytes, or at once when its ``Content-Length`` does (nothing read)."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise _too_large()
+    # One byte over the limit is read to know that the body is over it; werkzeug's own check
+    # of a chunked body (is_max) then never fires before ours.
+    request.max_content_length = max_bytes + 1
+    hasher = upload_hasher(file_format)
+    # A binary file object either way (BytesIO, then a real file); typeshed types it IO[bytes].
+    spool = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY))  # noqa: SIM115
+    size = 0
+    try:
+        while chunk := request.stream.read(_CHUNK):
+            size += len(chunk)
+            if size > max_bytes:
+                raise _too_large()
+            hasher.update(chunk)
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    spool.seek(0)
+    return Upload(spool, file_format, size, hasher.hexdigest())
+
+
+def _too_large_detail(limit: str) -> str:
+    api = _import_api()
+    if limit == "max_records":
+        return f"The file holds more than {api.limits.max_records} records; split it."
+    return f"The file is larger than {api.limits.max_bytes} bytes; split it."
+
+
+def _too_large() -> ProblemError:
+    return ProblemError(413, _too_large_detail("max_bytes"), type_uri=TOO_LARGE_PROBLEM)
+
+
+def _location(import_id: str) -> str:
+    return f"{_import_api().query_api_base_url}/v1/imports/{import_id}"
+
+
+def _counts(report: ImportReport) -> dict[str, Any]:
+    return {
+        "import_id": report.import_id,
+        "received": report.received,
+        "accepted": report.accepted,
+        "invalid": report.invalid,
+        "failed": report.failed,
+    }

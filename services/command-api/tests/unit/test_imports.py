@@ -1,0 +1,584 @@
+"""``POST /v1/imports`` with fakes of our ports (issue 3, item 3).
+
+Every sample address book of ``shared/data`` is posted: each answers 202 or a clear 4xx, never
+5xx, and the report agrees with what ``contacts_exchange`` reads from the file. Then the rules:
+upserts for records with an email, creates without; limits, media types and malformed files
+refused with nothing queued; ``Idempotency-Key`` replays and reuse; a queue that fails part-way;
+Redis down.
+"""
+
+from __future__ import annotations
+
+import io
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from command_api.adapters.sqs_publisher import message_size
+from command_api.entrypoints.app import create_app
+from command_api.service_layer.errors import EventTooLarge, StoreUnavailable
+from command_api.service_layer.imports import ImportReportStore
+from command_api.service_layer.ports import IdempotencyStore
+from command_api.settings import Settings, SettingsError
+from contacts_domain import ContactEvent, HybridLogicalClock
+from contacts_domain.imports import ImportProblem, ImportReport, record_ids
+from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
+from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
+from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
+from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
+from contacts_http.rate_limits import RateLimitSettings
+from support import shared_data
+from support.auth import TEST_AUTH, authorized
+
+VCARD = "text/vcard"
+CSV = "text/csv"
+DATA = shared_data.shared_data_dir()
+SAMPLES = shared_data.sample_files()
+
+
+class FakeReportStore(ImportReportStore):
+    """Keeps every report saved, in order; ``down`` makes saving fail like Redis down."""
+
+    def __init__(self) -> None:
+        self.saved: list[ImportReport] = []
+        self.down = False
+
+    def save(self, report: ImportReport) -> None:
+        if self.down:
+            raise StoreUnavailable("down")
+        self.saved.append(report)
+
+    def last(self, import_id: str) -> ImportReport:
+        return [report for report in self.saved if report.import_id == import_id][-1]
+
+
+class FlakyPublisher(EventPublisher):
+    """Keeps published events in order (``publish_batch`` is the port's default, one
+    ``publish`` per event); takes ``capacity`` events, then fails every publish (a queue that
+    goes away). Applies the real adapter's size rule (``message_size``, a pure function)."""
+
+    def __init__(self) -> None:
+        self.events: list[ContactEvent] = []
+        self.capacity: int | None = None
+
+    def publish(self, event: ContactEvent) -> None:
+        size = message_size(event.to_cloudevent())
+        if size > SQS_MESSAGE_MAX_BYTES:
+            raise EventTooLarge(size, SQS_MESSAGE_MAX_BYTES)
+        if self.capacity is not None and len(self.events) >= self.capacity:
+            raise PublishFailed("queue gone")
+        self.events.append(event)
+
+
+@pytest.fixture
+def publisher() -> FlakyPublisher:
+    return FlakyPublisher()
+
+
+@pytest.fixture
+def reports() -> FakeReportStore:
+    return FakeReportStore()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        query_api_base_url="http://query.test",
+        auth=TEST_AUTH,
+        rate_limits=RateLimitSettings(enabled=False),
+    )
+
+
+@pytest.fixture
+def build_app(
+    publisher: FlakyPublisher,
+    reports: FakeReportStore,
+    operations: OperationStore,
+    idempotency: IdempotencyStore,
+) -> Callable[[Settings], Flask]:
+    """Return a function that builds the app with ``settings`` and the test's fakes."""
+
+    def build(settings: Settings) -> Flask:
+        return create_app(
+            settings,
+            publisher=publisher,
+            operations=operations,
+            idempotency=idempotency,
+            import_reports=reports,
+            next_sequence=HybridLogicalClock(node="test").next,
+            readiness_checks={},
+        )
+
+    return build
+
+
+@pytest.fixture
+def client(settings: Settings, build_app: Callable[[Settings], Flask]) -> FlaskClient:
+    return authorized(build_app(settings)).test_client()
+
+
+def card(number: int, *, email: bool = True, name: bool = True) -> str:
+    """One vCard 3.0 card; without ``name`` it has no N nor FN (an invalid record)."""
+    lines = ["BEGIN:VCARD", "VERSION:3.0"]
+    if name:
+        lines += [f"N:Example{number};Rosa;;;", f"FN:Rosa Example{number}"]
+    if email:
+        lines.append(f"EMAIL;TYPE=WORK:rosa{number}@example.com")
+    lines += [f"TEL;TYPE=CELL:+1 202 555 {number % 10000:04d}", f"ORG:Acme {number}", "END:VCARD"]
+    return "\r\n".join(lines) + "\r\n"
+
+
+def vcards(count: int, **kwargs: Any) -> bytes:
+    return "".join(card(number, **kwargs) for number in range(1, count + 1)).encode()
+
+
+def post(client: FlaskClient, body: bytes, media_type: str = VCARD, **kwargs: Any) -> Any:
+    return client.post("/v1/imports", data=body, content_type=media_type, **kwargs)
+
+
+def read_sample(path: Path) -> list[ImportRecord]:
+    reader = read_vcards if shared_data.media_type(path) == VCARD else read_csv
+    with path.open("rb") as stream:
+        return list(reader(stream))
+
+
+# --- every sample file ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(DATA is None, reason="shared/data (the sample address books) is absent")
+@pytest.mark.parametrize("path", SAMPLES, ids=[path.name for path in SAMPLES])
+def test_every_sample_file_imports_as_the_library_reads_it(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore, path: Path
+) -> None:
+    response = post(client, path.read_bytes(), shared_data.media_type(path))
+
+    assert response.status_code < 500
+    if response.status_code == 400:
+        with pytest.raises(ImportFormatError) as refused:
+            read_sample(path)
+        assert response.mimetype == "application/problem+json"
+        assert response.json["detail"] == str(refused.value)
+        assert publisher.events == []
+        assert reports.saved == []
+        return
+    records = read_sample(path)
+    assert response.status_code == 202, response.json
+    valid = [record for record in records if record.valid]
+    import_id = response.json["import_id"]
+    assert response.json == {
+        "import_id": import_id,
+        "status": "queued",
+        "received": len(records),
+        "accepted": len(valid),
+        "invalid": len(records) - len(valid),
+        "failed": 0,
+    }
+    assert response.headers["Location"] == f"http://query.test/v1/imports/{import_id}"
+    (report,) = reports.saved
+    assert report.import_id == import_id
+    assert report.state == "queued"
+    assert report.format == ("vcard" if shared_data.media_type(path) == VCARD else "csv")
+    assert (report.received, report.accepted, report.invalid) == (
+        len(records),
+        len(valid),
+        len(records) - len(valid),
+    )
+    assert report.errors == tuple(
+        ImportProblem(record.position, record.line, error["field"], error["message"])
+        for record in records
+        for error in record.errors
+    )
+    assert [event.contact_id for event in publisher.events] == [
+        record_ids(import_id, record.position).contact_id for record in valid
+    ]
+    assert {event.import_id for event in publisher.events} <= {import_id}
+
+
+# --- records to commands ----------------------------------------------------------------------
+
+
+def test_records_with_an_email_become_upserts_and_the_others_creates(
+    client: FlaskClient, publisher: FlakyPublisher
+) -> None:
+    body = (card(1) + card(2, email=False) + card(3)).encode()
+    response = post(client, body, "text/x-vcard; charset=utf-8")
+
+    assert response.status_code == 202
+    import_id = response.json["import_id"]
+    assert [event.kind for event in publisher.events] == ["upserted", "created", "upserted"]
+    for position, event in enumerate(publisher.events, start=1):
+        ids = record_ids(import_id, position)
+        assert (event.contact_id, event.id, event.operation_id, event.import_id) == (
+            ids.contact_id,
+            ids.event_id,
+            ids.operation_id,
+            import_id,
+        )
+    sequences = [event.sequence for event in publisher.events]
+    assert sequences == sorted(sequences)
+    assert len(set(sequences)) == 3
+    upsert = publisher.events[0].data
+    assert upsert["emails"][0]["value"] == "rosa1@example.com"
+    # Fields the card does not have are left out of an upsert (they stay as they are).
+    assert "notes" not in upsert
+    assert "addresses" not in upsert
+    assert publisher.events[1].data["emails"] == []
+
+
+def test_invalid_records_are_reported_and_skipped(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+) -> None:
+    body = (card(1) + card(2, name=False, email=False) + card(3)).encode()
+    response = post(client, body)
+
+    assert response.json["received"] == 3
+    assert (response.json["accepted"], response.json["invalid"]) == (2, 1)
+    assert len(publisher.events) == 2
+    (report,) = reports.saved
+    assert report.errors
+    assert {(problem.position, problem.line) for problem in report.errors} == {(2, 9)}
+
+
+def test_problems_listed_are_capped(
+    settings: Settings, build_app: Callable[[Settings], Flask], reports: FakeReportStore
+) -> None:
+    capped = Settings(**{**_fields(settings), "import_errors_max": 2})
+    client = authorized(build_app(capped)).test_client()
+    response = post(client, vcards(3, name=False, email=False))
+
+    assert response.json["invalid"] == 3
+    (report,) = reports.saved
+    assert len(report.errors) == 2
+    assert report.errors_truncated
+
+
+def test_an_empty_file_is_an_empty_address_book(
+    client: FlaskClient, publisher: FlakyPublisher
+) -> None:
+    for media_type in (VCARD, CSV):
+        response = post(client, b"", media_type)
+        assert response.status_code == 202
+        assert response.json["received"] == 0
+    assert publisher.events == []
+
+
+def test_csv_rows_are_imported(client: FlaskClient, publisher: FlakyPublisher) -> None:
+    body = (
+        b"First Name,Last Name,E-mail 1 - Value\r\nRosa,Example,rosa@example.com\r\nTom,Hawes,\r\n"
+    )
+    response = post(client, body, "application/csv")
+
+    assert response.status_code == 202
+    assert [event.kind for event in publisher.events] == ["upserted", "created"]
+    positions = [2, 3]  # CSV positions are the lines where rows start
+    assert [event.contact_id for event in publisher.events] == [
+        record_ids(response.json["import_id"], line).contact_id for line in positions
+    ]
+
+
+# --- refused uploads: nothing queued, no report -----------------------------------------------
+
+
+@pytest.mark.parametrize("media_type", ["application/json", "text/plain", "multipart/form-data"])
+def test_other_media_types_are_refused(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore, media_type: str
+) -> None:
+    response = post(client, vcards(1), media_type)
+
+    assert response.status_code == 415
+    assert "text/vcard" in response.json["detail"]
+    assert "text/csv" in response.json["detail"]
+    assert "text/csv" in response.headers["Accept-Post"]
+    assert publisher.events == []
+    assert reports.saved == []
+
+
+@pytest.mark.parametrize(
+    ("body", "media_type"),
+    [
+        (b'{"first_name": "Rosa"}', VCARD),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", VCARD),
+        (b'{"first_name": "Rosa"}', CSV),
+        (b"\x00\x01\x02\x03", CSV),
+    ],
+)
+def test_a_file_of_another_format_is_a_bad_request(
+    client: FlaskClient,
+    publisher: FlakyPublisher,
+    reports: FakeReportStore,
+    body: bytes,
+    media_type: str,
+) -> None:
+    response = post(client, body, media_type)
+
+    assert response.status_code == 400
+    assert response.json["type"] == "urn:contacts:problem:import-format"
+    assert publisher.events == []
+    assert reports.saved == []
+
+
+def test_a_file_over_the_byte_limit_is_refused_whole(
+    settings: Settings,
+    build_app: Callable[[Settings], Flask],
+    publisher: FlakyPublisher,
+    reports: FakeReportStore,
+) -> None:
+    small = Settings(**{**_fields(settings), "import_max_bytes": 1000})
+    client = authorized(build_app(small)).test_client()
+    body = vcards(20)
+    assert len(body) > 1000
+
+    declared = post(client, body)
+    chunked = client.post(
+        "/v1/imports",
+        input_stream=io.BytesIO(body),
+        content_type=VCARD,
+        headers={"Transfer-Encoding": "chunked"},
+        # What gunicorn sets for a chunked body: the server ends the stream.
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    for response in (declared, chunked):
+        assert response.status_code == 413
+        assert response.json["type"] == "urn:contacts:problem:import-too-large"
+        assert "1000 bytes" in response.json["detail"]
+    assert publisher.events == []
+    assert reports.saved == []
+
+
+def test_a_file_over_the_record_limit_is_refused_whole(
+    settings: Settings,
+    build_app: Callable[[Settings], Flask],
+    publisher: FlakyPublisher,
+    reports: FakeReportStore,
+) -> None:
+    few = Settings(**{**_fields(settings), "import_max_records": 3})
+    client = authorized(build_app(few)).test_client()
+
+    assert post(client, vcards(3)).status_code == 202
+    response = post(client, vcards(4))
+    assert response.status_code == 413
+    assert "3 records" in response.json["detail"]
+    assert len(publisher.events) == 3
+    assert len(reports.saved) == 1
+
+
+def test_the_import_limit_replaces_the_json_body_limit_on_this_route_only(
+    client: FlaskClient, publisher: FlakyPublisher, settings: Settings
+) -> None:
+    body = vcards(8000)
+    assert settings.max_request_bytes < len(body) < settings.import_max_bytes
+
+    response = post(client, body)
+    chunked = client.post(
+        "/v1/imports",
+        input_stream=io.BytesIO(body),
+        content_type=VCARD,
+        headers={"Transfer-Encoding": "chunked", "Idempotency-Key": "chunked-8000"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+
+    assert response.status_code == 202
+    assert response.json["accepted"] == 8000
+    assert chunked.status_code == 202
+    assert chunked.json["accepted"] == 8000
+    contacts = client.post(
+        "/v1/contacts", data=b"{" + b" " * settings.max_request_bytes + b"}", content_type=JSON
+    )
+    assert contacts.status_code == 413
+
+
+JSON = "application/json"
+
+
+# --- Idempotency-Key --------------------------------------------------------------------------
+
+
+def test_a_replay_answers_the_same_import_and_queues_the_same_events(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+) -> None:
+    headers = {"Idempotency-Key": "import-2026-11-29"}
+    first = post(client, vcards(3), headers=headers)
+    again = post(client, vcards(3), headers=headers)
+
+    assert first.status_code == again.status_code == 202
+    assert first.json == again.json
+    import_id = first.json["import_id"]
+    assert uuid.UUID(import_id).version == 5
+    ids = [event.id for event in publisher.events]
+    assert ids[:3] == ids[3:] == [record_ids(import_id, n).event_id for n in (1, 2, 3)]
+    assert [report.import_id for report in reports.saved] == [import_id, import_id]
+
+
+def test_a_key_reused_with_another_file_is_refused(
+    client: FlaskClient, publisher: FlakyPublisher
+) -> None:
+    headers = {"Idempotency-Key": "import-2026-11-29"}
+    assert post(client, vcards(3), headers=headers).status_code == 202
+
+    other_file = post(client, vcards(4), headers=headers)
+    other_format = post(client, vcards(3), "text/directory", headers=headers)
+    # Another media type of the same format is the same request.
+    same = post(client, vcards(3), "text/x-vcard", headers=headers)
+
+    assert other_file.status_code == 422
+    assert other_format.status_code == 202  # text/directory is vCard too
+    assert same.status_code == 202
+    assert len(publisher.events) == 9
+
+
+def test_a_key_used_for_a_create_cannot_name_an_import(
+    client: FlaskClient, publisher: FlakyPublisher
+) -> None:
+    headers = {"Idempotency-Key": "shared-key"}
+    created = client.post(
+        "/v1/contacts", json={"first_name": "Rosa", "email": "rosa@example.com"}, headers=headers
+    )
+    assert created.status_code == 202
+
+    assert post(client, vcards(1), headers=headers).status_code == 422
+    assert len(publisher.events) == 1
+
+
+def test_a_malformed_key_is_a_bad_request(client: FlaskClient, publisher: FlakyPublisher) -> None:
+    response = post(client, vcards(1), headers={"Idempotency-Key": "two words"})
+
+    assert response.status_code == 400
+    assert publisher.events == []
+
+
+# --- failures ---------------------------------------------------------------------------------
+
+
+def test_a_queue_failing_part_way_answers_503_with_the_counts_then_a_retry_finishes(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+) -> None:
+    publisher.capacity = 150
+    headers = {"Idempotency-Key": "flaky-import"}
+    body = vcards(250) + card(251, name=False).encode()
+
+    response = post(client, body, headers=headers)
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    import_id = response.json["import_id"]
+    assert response.json["type"] == "urn:contacts:problem:queue-unavailable"
+    assert (response.json["received"], response.json["invalid"]) == (251, 1)
+    # The first chunk of 100 and 50 of the second went out; the rest is not tried.
+    assert (response.json["accepted"], response.json["failed"]) == (150, 100)
+    assert response.headers["Location"] == f"http://query.test/v1/imports/{import_id}"
+    queued, failed = reports.saved
+    assert (queued.state, queued.accepted, queued.failed) == ("queued", 250, 0)
+    assert (failed.state, failed.accepted, failed.failed, failed.invalid) == ("failed", 150, 100, 1)
+    assert len(publisher.events) == 150
+
+    publisher.capacity = None
+    retry = post(client, body, headers=headers)
+
+    assert retry.status_code == 202
+    assert retry.json["import_id"] == import_id
+    assert retry.json["accepted"] == 250
+    assert reports.last(import_id).state == "queued"
+    # The first 150 were sent twice with the same ids: SQS and the worker drop the copies.
+    assert len({event.id for event in publisher.events}) == 250
+
+
+def test_a_dead_queue_costs_one_chunk(client: FlaskClient, publisher: FlakyPublisher) -> None:
+    publisher.capacity = 0
+
+    response = post(client, vcards(300))
+
+    assert response.status_code == 503
+    assert (response.json["accepted"], response.json["failed"]) == (0, 300)
+
+
+def test_redis_down_answers_503_and_queues_nothing(
+    client: FlaskClient,
+    publisher: FlakyPublisher,
+    reports: FakeReportStore,
+    idempotency: Any,
+) -> None:
+    reports.down = True
+    idempotency.down = True
+
+    response = post(client, vcards(3), headers={"Idempotency-Key": "redis-down"})
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"]
+    assert response.json["type"] == "urn:contacts:problem:import-report-unavailable"
+    assert publisher.events == []
+
+
+# --- authorization ----------------------------------------------------------------------------
+
+
+def test_imports_need_the_import_scope(
+    settings: Settings, build_app: Callable[[Settings], Flask], publisher: FlakyPublisher
+) -> None:
+    writer, importer = new_api_key(), new_api_key()
+    auth = AuthSettings(
+        api_keys=(
+            (hash_api_key(writer), frozenset({scopes.WRITE})),
+            (hash_api_key(importer), frozenset({scopes.IMPORT})),
+        )
+    )
+    client = build_app(Settings(**{**_fields(settings), "auth": auth})).test_client()
+
+    refused = post(client, vcards(1), headers={"Authorization": f"Bearer {writer}"})
+    accepted = post(client, vcards(1), headers={"Authorization": f"Bearer {importer}"})
+    contact = client.post(
+        "/v1/contacts",
+        json={"first_name": "Rosa"},
+        headers={"Authorization": f"Bearer {importer}"},
+    )
+
+    assert refused.status_code == 403
+    assert 'scope="contacts:import"' in refused.headers["WWW-Authenticate"]
+    assert accepted.status_code == 202
+    assert contact.status_code == 403
+    assert len(publisher.events) == 1
+
+
+def _fields(settings: Settings) -> dict[str, Any]:
+    return {name: getattr(settings, name) for name in Settings.__dataclass_fields__}
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_spools(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Spooled uploads that reach disk land in ``tmp_path``; none may be left behind."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    yield
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_import_settings_are_read_and_checked() -> None:
+    settings = Settings.from_env(
+        {
+            "IMPORT_MAX_BYTES": "2048",
+            "IMPORT_MAX_RECORDS": "5",
+            "IMPORT_ERRORS_MAX": "7",
+            "IMPORT_REPORT_TTL_S": "60",
+        }
+    )
+    assert (
+        settings.import_max_bytes,
+        settings.import_max_records,
+        settings.import_errors_max,
+        settings.import_report_ttl_s,
+    ) == (2048, 5, 7, 60)
+    defaults = Settings.from_env({})
+    assert (defaults.import_max_bytes, defaults.import_max_records) == (10_485_760, 10_000)
+    assert (defaults.import_errors_max, defaults.import_report_ttl_s) == (1_000, 604_800)
+    for name in ("IMPORT_MAX_BYTES", "IMPORT_MAX_RECORDS", "IMPORT_ERRORS_MAX"):
+        with pytest.raises(SettingsError, match=name):
+            Settings.from_env({name: "0"})
+    with pytest.raises(SettingsError, match="IMPORT_REPORT_TTL_S"):
+        Settings.from_env({"IMPORT_REPORT_TTL_S": "7d"})
