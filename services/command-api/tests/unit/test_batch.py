@@ -16,6 +16,7 @@ from werkzeug.test import EnvironBuilder, run_wsgi_app
 from werkzeug.wrappers import Response
 
 from command_api.entrypoints.app import create_app
+from command_api.entrypoints.batch import CHAINED_IF_MATCH
 from command_api.service_layer.batch import BatchOperation, InvalidOperation, accept_batch
 from command_api.service_layer.handlers import Context
 from command_api.service_layer.idempotency import derive_item_ids
@@ -46,9 +47,9 @@ def test_items_are_sent_in_one_call_in_item_order(client, publisher, operations)
         client,
         {"op": "replace", "id": A, "data": ROSA},
         {"op": "create", "data": {"first_name": "Ada"}},
-        {"op": "patch", "id": A, "if_match": '"1"', "data": {"company": "Acme", "last_name": None}},
+        {"op": "patch", "id": A, "data": {"company": "Acme", "last_name": None}},
         {"op": "upsert", "data": {"first_name": "Bo", "email": "bo@example.com"}},
-        {"op": "delete", "id": A, "if_match": '"2"'},
+        {"op": "delete", "id": A},
         headers={"X-Request-ID": "req-batch-1"},
     )
 
@@ -71,7 +72,7 @@ def test_items_are_sent_in_one_call_in_item_order(client, publisher, operations)
     assert sequences == sorted(sequences)
     assert len(set(sequences)) == 5
     of_a = [e for e in publisher.events if e.contact_id == A]
-    assert [e.expected_version for e in of_a] == [None, 1, 2]
+    assert [e.expected_version for e in of_a] == [None, None, None]
     assert of_a[1].data == {"company": "Acme", "last_name": None}
     assert {e.correlation_id for e in publisher.events} == {"req-batch-1"}
     for result, event in zip(answered, publisher.events, strict=True):
@@ -560,3 +561,32 @@ def test_the_batch_has_a_rate_limit_name(settings, publisher, operations, idempo
         idempotency=idempotency,
         readiness_checks={},
     )
+
+
+def test_if_match_is_refused_after_another_write_of_the_same_contact(client, publisher) -> None:
+    c = str(uuid.uuid4())
+    response = post(
+        client,
+        {"op": "patch", "id": A, "if_match": '"3"', "data": {"company": "Acme"}},
+        {"op": "patch", "id": A, "if_match": '"4"', "data": {"company": "Later"}},
+        {"op": "patch", "id": c, "data": {"emails": "not a list"}},
+        {"op": "delete", "id": c, "if_match": '"1"'},
+        {"op": "patch", "id": A, "data": {"job_title": "Unconditional"}},
+    )
+
+    assert response.status_code == 202, response.get_json()
+    answered = results(response)
+    assert [r["status"] for r in answered] == [
+        "accepted",
+        "invalid",
+        "invalid",  # invalid: it writes nothing, so the delete after it may be conditional
+        "accepted",
+        "accepted",
+    ]
+    assert answered[1]["errors"] == {"if_match": [CHAINED_IF_MATCH]}
+    assert answered[1]["id"] == A
+    assert [(e.contact_id, e.expected_version) for e in publisher.events] == [
+        (A, 3),
+        (c, 1),
+        (A, None),
+    ]

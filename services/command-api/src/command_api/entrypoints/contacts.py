@@ -286,6 +286,10 @@ def contacts_blueprint() -> Blueprint:
             back the later operations of the same contact (they fail too), so a contact never
             gets a later write without an earlier one. An invalid operation holds back
             nothing. `If-Match` goes in each operation's `if_match`.
+
+            An `upsert` names no contact: it keeps its order with the other upserts of the
+            same email, not with operations that name by `id` the contact it will match. To
+            order the two, send them in separate requests and wait for the first operation.
             """
             key = headers.idempotency_key(request)
             api = _write_api()
