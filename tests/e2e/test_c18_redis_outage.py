@@ -31,10 +31,9 @@ import sqlalchemy as sa
 
 from support.auth import api
 from support.fault_proxy import FaultProxy
-from support.processes import Service, command_api, free_port, query_api, worker
+from support.processes import Service
 from support.read_model import cache_agrees, cached_contact
-from support.resources import isolated_queues, queue_env
-from support.stack import Stack, running_stack
+from support.stack import Stack, isolated_stack
 
 #: Seconds each outage lasts: longer than the worker's three receives of a message (1 s backoff
 #: plus a 0.5 s Redis timeout each), so its cache writes are given up before Redis returns.
@@ -55,27 +54,14 @@ def outage_stack(
 ) -> Iterator[tuple[Stack, FaultProxy]]:
     target = urlsplit(stack_env["REDIS_URL"])
     proxy = FaultProxy((str(target.hostname), int(target.port or 6379))).start()
-    name = f"t{run_id}-c18"
-    command_port, query_port = free_port(), free_port()
     try:
-        with isolated_queues(sqs_client, name) as urls:
-            env = {
-                **stack_env,
-                "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/{target.path.lstrip('/') or 0}",
-                "REDIS_PREFIX": f"{redis_prefix}c18:",
-                "REDIS_BREAKER_RESET_S": str(BREAKER_RESET_S),
-                **queue_env(name, urls),
-                "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
-            }
-            with running_stack(
-                env,
-                command_api(command_port, env),
-                query_api(query_port, env),
-                worker(env, concurrency=2),
-                command_port=command_port,
-                query_port=query_port,
-            ) as stack:
-                yield stack, proxy
+        overrides = {
+            "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/{target.path.lstrip('/') or 0}",
+            "REDIS_PREFIX": f"{redis_prefix}c18:",
+            "REDIS_BREAKER_RESET_S": str(BREAKER_RESET_S),
+        }
+        with isolated_stack(stack_env, sqs_client, f"t{run_id}-c18", overrides) as stack:
+            yield stack, proxy
     finally:
         proxy.stop()
 

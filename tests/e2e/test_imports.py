@@ -21,10 +21,9 @@ import requests
 from contacts_domain.imports import record_ids
 from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
 from support.auth import api
-from support.processes import command_api, free_port, query_api, worker
-from support.resources import isolated_database, isolated_queues, queue_env
+from support.resources import isolated_database
 from support.shared_data import media_type, sample_files
-from support.stack import Stack, running_stack
+from support.stack import Stack, isolated_stack
 
 SAMPLES = sample_files()
 #: Bound, in seconds, on waiting for the worker to apply an import (a loaded machine).
@@ -33,28 +32,13 @@ APPLY_TIMEOUT_S = 180
 
 @pytest.fixture(scope="module")
 def importing(stack_env: dict[str, str], sqs_client: Any, run_id: str) -> Iterator[Stack]:
-    name = f"t{run_id}-imp"
-    command_port, query_port = free_port(), free_port()
-    with (
-        isolated_database(f"{run_id}imp") as database,
-        isolated_queues(sqs_client, name) as urls,
-    ):
-        env = {
-            **stack_env,
+    with isolated_database(f"{run_id}imp") as database:
+        overrides = {
             "DATABASE_URL": database.url,
             "QUERY_DATABASE_URL": database.reader_url,
             "REDIS_PREFIX": f"{stack_env['REDIS_PREFIX']}imp:",
-            **queue_env(name, urls),
-            "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
         }
-        with running_stack(
-            env,
-            command_api(command_port, env),
-            query_api(query_port, env),
-            worker(env, concurrency=2),
-            command_port=command_port,
-            query_port=query_port,
-        ) as stack:
+        with isolated_stack(stack_env, sqs_client, f"t{run_id}-imp", overrides) as stack:
             yield stack
 
 

@@ -14,33 +14,17 @@ from typing import Any
 import pytest
 import requests
 
-from support.processes import command_api, free_port, query_api, worker
-from support.resources import isolated_queues, queue_env
-from support.stack import Stack, running_stack
+from support.stack import Stack, isolated_stack
 
 
 @pytest.fixture(scope="module")
 def fuzz_stack(
     stack_env: dict[str, str], sqs_client: Any, redis_prefix: str, run_id: str
 ) -> Iterator[Stack]:
-    name = f"t{run_id}-fuzz"
-    command_port, query_port = free_port(), free_port()
-    with isolated_queues(sqs_client, name) as urls:
-        env = {
-            **stack_env,
-            "REDIS_PREFIX": f"{redis_prefix}fuzz:",
-            **queue_env(name, urls),
-            "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
-        }
-        with running_stack(
-            env,
-            command_api(command_port, env),
-            query_api(query_port, env),
-            worker(env, concurrency=2),
-            command_port=command_port,
-            query_port=query_port,
-        ) as stack:
-            yield stack
+    with isolated_stack(
+        stack_env, sqs_client, f"t{run_id}-fuzz", {"REDIS_PREFIX": f"{redis_prefix}fuzz:"}
+    ) as stack:
+        yield stack
 
 
 REQUESTS_MADE = pytest.StashKey[list[int]]()

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from support.auth import api
-from support.processes import Service, http_ok
+from support.processes import Service, command_api, free_port, http_ok, query_api, worker
+from support.resources import isolated_queues, queue_env
 
 
 @dataclass
@@ -60,3 +61,30 @@ def running_stack(
     finally:
         for service in services:
             service.stop()
+
+
+@contextlib.contextmanager
+def isolated_stack(
+    stack_env: dict[str, str], sqs: Any, name: str, env: dict[str, str] | None = None
+) -> Iterator[Stack]:
+    """Both APIs (gunicorn) and the worker (prefork, 2) on free ports and on FIFO queues of
+    their own (``isolated_queues(sqs, name)``), with ``stack_env`` and then ``env`` (e.g. a
+    Redis prefix or database of their own); everything is stopped and the queues deleted
+    afterwards."""
+    command_port, query_port = free_port(), free_port()
+    with isolated_queues(sqs, name) as urls:
+        full = {
+            **stack_env,
+            **queue_env(name, urls),
+            "QUERY_API_BASE_URL": f"http://127.0.0.1:{query_port}",
+            **(env or {}),
+        }
+        with running_stack(
+            full,
+            command_api(command_port, full),
+            query_api(query_port, full),
+            worker(full, concurrency=2),
+            command_port=command_port,
+            query_port=query_port,
+        ) as stack:
+            yield stack

@@ -5,6 +5,7 @@ Prints median latencies of cache hits and misses over loopback HTTP (run with ``
 
 from __future__ import annotations
 
+import collections
 import os
 import statistics
 import subprocess
@@ -267,9 +268,9 @@ def test_a_miss_storm_across_two_workers_reads_postgresql_once(
     finally:
         admin.dispose()
 
-    assert {(r.status_code, r.headers["ETag"], r.json()["id"]) for r in responses} == {
-        (200, '"3"', contact_id)
-    }
+    answers = collections.Counter((r.status_code, r.text[:300]) for r in responses)
+    assert {status for status, _body in answers} == {200}, answers
+    assert {(r.headers["ETag"], r.json()["id"]) for r in responses} == {('"3"', contact_id)}
     print(f"\n{STORM} concurrent GETs of one uncached id, wait {wait_s} s: {reads} reads")
     assert reads == expected_reads
 
