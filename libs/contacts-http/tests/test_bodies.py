@@ -151,3 +151,54 @@ def test_json_body_decoding_errors_are_those_of_json_loads() -> None:
 def test_an_integer_past_pythons_digit_limit_is_undecodable_json_not_a_crash() -> None:
     with pytest.raises(json.JSONDecodeError, match="Unreadable number"):
         parse_json_body('{"notes": ' + "9" * 5000 + "}")
+
+
+class StalledStream(io.RawIOBase):
+    """A client that sent ``sent`` and then stopped: the socket times out."""
+
+    def __init__(self, sent: bytes) -> None:
+        self.sent = io.BytesIO(sent)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[no-untyped-def]
+        data = self.sent.read(len(buffer))
+        if not data:
+            raise TimeoutError("timed out")
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def declared(app: Flask, stream: io.RawIOBase | io.BytesIO, length: int):  # type: ignore[no-untyped-def]
+    """POST ``stream`` with ``Content-Length: length`` as gunicorn hands it over (its input
+    is marked terminated, so werkzeug reads it as it comes)."""
+    environ = EnvironBuilder(path="/echo", method="POST").get_environ()
+    environ["CONTENT_LENGTH"] = str(length)
+    environ["wsgi.input"] = stream
+    environ["wsgi.input_terminated"] = True
+    app_iter, status, headers = run_wsgi_app(app, environ)
+    return Response(b"".join(app_iter), status=status, headers=headers)
+
+
+def test_a_body_that_ends_before_its_content_length_is_a_400_problem() -> None:
+    response = declared(make_app(), io.BytesIO(b'{"half": '), 500)
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert "ended after 9 of the 500 bytes" in response.get_json()["detail"]
+
+
+def test_a_body_that_arrives_whole_is_read_as_usual() -> None:
+    response = declared(make_app(), io.BytesIO(b"x" * 500), 500)
+    assert response.status_code == 200
+    assert response.get_json() == {"length": 500}
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_client_that_stops_sending_is_a_408_problem(streamed: bool) -> None:
+    app = make_app()
+    stalled = StalledStream(b"x" * 100)
+    response = chunked(app, stalled) if streamed else declared(app, stalled, 500)
+    assert response.status_code == 408
+    assert response.mimetype == "application/problem+json"
+    assert "No byte of the request body arrived for 10 s" in response.get_json()["detail"]

@@ -12,6 +12,18 @@ with a ``Content-Length``; past it, the rest is never read and the request is ma
 ``Content-Length`` above the limit, so werkzeug raises ``RequestEntityTooLarge`` (413, a
 problem) as soon as the view touches the body.
 
+Two more guards hold for every body, streamed or not, because gunicorn marks its input as
+terminated (``wsgi.input_terminated``), so werkzeug reads it as it comes without checking it:
+
+- a body that ends before its ``Content-Length`` (the client closed its side early) is a 400
+  problem when the app reads past its end, never a shorter body taken for the whole (an
+  import of half a file, a batch whose JSON happened to be complete);
+- a client that stops sending in the middle of a body is a 408 problem after
+  ``idle_timeout_s`` seconds without a byte (a socket timeout on gunicorn's connection while
+  the app runs), so a stalled upload cannot hold a thread for ever. A client that trickles
+  bytes still holds one as long as it goes on: a buffering proxy in front (an ingress that
+  buffers request bodies) is the cure for that, and the deployment docs say so.
+
 ``parse_json_body`` bounds a JSON body's nesting depth (``JSON_MAX_DEPTH``). Python's ``json``
 decoder recurses once per level of arrays/objects and raises ``RecursionError`` near the
 interpreter's recursion limit (1000 frames, minus those already on the stack: the exact depth
@@ -24,15 +36,18 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from flask import Flask, request
+from werkzeug.exceptions import BadRequest, HTTPException, RequestTimeout
 
 _CHUNK: Final = 64 * 1024
 #: Deepest nesting of arrays and objects accepted in a JSON body; the body itself is level 1,
 #: so ``{"addresses": [{}]}`` is 3 deep (the deepest a contact needs).
 JSON_MAX_DEPTH: Final = 32
+#: Default seconds a request body may go without a byte before the request is answered 408.
+BODY_IDLE_TIMEOUT_S: Final = 10.0
 
 
 class JsonTooDeep(ValueError):
@@ -89,8 +104,11 @@ def init_body_limit(
     *,
     endpoint_limits: Mapping[str, int] | None = None,
     own_limit_paths: Collection[str] = (),
+    idle_timeout_s: float = BODY_IDLE_TIMEOUT_S,
 ) -> None:
-    """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too.
+    """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too, and guard
+    every body against an early end (400) and a stalled client (408 after ``idle_timeout_s``
+    seconds without a byte; under gunicorn only, through its ``gunicorn.socket``).
 
     ``endpoint_limits`` maps a Flask endpoint name (e.g. ``contacts.Batch``) to its own limit
     in bytes, larger or smaller, for every body it receives (Flask's per-request
@@ -106,14 +124,31 @@ def init_body_limit(
     exempt = frozenset(own_limit_paths)
 
     def bounded(environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
-        limit = app.config.get("MAX_CONTENT_LENGTH")
-        if limit is not None and _is_streamed(environ) and environ.get("PATH_INFO") not in exempt:
-            limit = max([limit, *limits.values()])
-            body = _read_at_most(environ["wsgi.input"], limit + 1)
-            environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)
-            environ["CONTENT_LENGTH"] = str(len(body))
-            environ.pop("HTTP_TRANSFER_ENCODING", None)
-        return inner(environ, start_response)
+        sock = environ.get("gunicorn.socket")
+        previous = sock.gettimeout() if sock is not None else None
+        if sock is not None:
+            sock.settimeout(idle_timeout_s)
+        try:
+            environ["wsgi.input"] = CheckedInput(
+                environ["wsgi.input"], _declared_length(environ), idle_timeout_s
+            )
+            limit = app.config.get("MAX_CONTENT_LENGTH")
+            streamed = _is_streamed(environ) and environ.get("PATH_INFO") not in exempt
+            if limit is not None and streamed:
+                limit = max([limit, *limits.values()])
+                try:
+                    body = _read_at_most(environ["wsgi.input"], limit + 1)
+                except HTTPException as error:  # answered as a problem once the app reads
+                    environ["wsgi.input"] = FailedInput(error)
+                    body = b"?"
+                else:
+                    environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)
+                environ["CONTENT_LENGTH"] = str(len(body))
+                environ.pop("HTTP_TRANSFER_ENCODING", None)
+            return inner(environ, start_response)
+        finally:
+            if sock is not None:
+                sock.settimeout(previous)
 
     app.wsgi_app = bounded  # type: ignore[method-assign]
 
@@ -124,6 +159,80 @@ def init_body_limit(
                 request.max_content_length = limits[request.endpoint]
 
         app.before_request_funcs.setdefault(None, []).insert(0, endpoint_limit)
+
+
+class CheckedInput:
+    """A WSGI input stream (``wsgi.input``) that answers for its client's faults.
+
+    ``length`` is the declared ``Content-Length`` (``None`` for a chunked body, whose framing
+    the server checks). Reading raises ``BadRequest`` (400) when the stream ends before
+    ``length`` bytes, and ``RequestTimeout`` (408) when the socket timed out waiting for
+    bytes (``idle_timeout_s``, set by ``init_body_limit``).
+    """
+
+    def __init__(self, stream: Any, length: int | None, idle_timeout_s: float) -> None:
+        self._stream = stream
+        self._length = length
+        self._idle_timeout_s = idle_timeout_s
+        self._seen = 0
+
+    def read(self, size: int | None = -1) -> bytes:
+        whole = size is None or size < 0
+        data = self._guarded(lambda: self._stream.read() if whole else self._stream.read(size))
+        return self._count(data, at_end=whole or not data)
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limited = size is not None and size >= 0
+        data = self._guarded(
+            lambda: self._stream.readline(size) if limited else self._stream.readline()
+        )
+        return self._count(data, at_end=not data)
+
+    def __iter__(self) -> Iterator[bytes]:
+        while line := self.readline():
+            yield line
+
+    def _guarded(self, read: Any) -> bytes:
+        try:
+            return bytes(read())
+        except TimeoutError:  # socket.timeout: no byte for idle_timeout_s seconds
+            raise RequestTimeout(
+                f"No byte of the request body arrived for {self._idle_timeout_s:g} s."
+            ) from None
+
+    def _count(self, data: bytes, *, at_end: bool) -> bytes:
+        self._seen += len(data)
+        if at_end and self._length is not None and self._seen < self._length:
+            raise BadRequest(
+                f"The request body ended after {self._seen} of the {self._length} bytes its "
+                "Content-Length declared; nothing was accepted. Send it whole."
+            )
+        return data
+
+
+class FailedInput:
+    """A WSGI input whose every read raises ``error`` (the body could not be read)."""
+
+    def __init__(self, error: HTTPException) -> None:
+        self._error = error
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise self._error
+
+    def readline(self, size: int | None = -1) -> bytes:
+        raise self._error
+
+    def __iter__(self) -> Iterator[bytes]:
+        raise self._error
+
+
+def _declared_length(environ: dict[str, Any]) -> int | None:
+    if "chunked" in str(environ.get("HTTP_TRANSFER_ENCODING", "")).lower():
+        return None
+    try:
+        return int(str(environ.get("CONTENT_LENGTH") or "").strip())
+    except ValueError:
+        return None
 
 
 def _is_streamed(environ: dict[str, Any]) -> bool:

@@ -25,7 +25,8 @@ class Settings:
     Times are in seconds, sizes in bytes: ``max_request_bytes`` bounds the body of every route
     but ``POST /v1/contacts/batch``, which ``batch_max_bytes`` bounds, and ``POST /v1/imports``,
     which the ``import_*`` limits bound (issue 3: 10 MB and 10,000 records by default; the
-    report kept 7 days, at most ``import_errors_max`` problems listed). ``sqs_endpoint_url`` is
+    report kept 7 days, at most ``import_errors_max`` problems listed); a body that goes
+    ``request_body_idle_timeout_s`` seconds without a byte is answered 408. ``sqs_endpoint_url`` is
     ``None`` for AWS itself;
     ``aws_access_key_id``/``aws_secret_access_key`` are ``None`` to use boto3's default
     credential chain (e.g. IRSA on EKS). ``auth`` (the ``AUTH_*`` variables) and
@@ -48,6 +49,7 @@ class Settings:
     default_phone_region: str = "US"
     max_request_bytes: int = 1_048_576
     batch_max_bytes: int = 1_048_576
+    request_body_idle_timeout_s: float = 10.0
     idempotency_ttl_s: int = 86_400
     operation_ttl_s: int = 86_400
     import_max_bytes: int = 10_485_760
@@ -112,6 +114,12 @@ class Settings:
                 environ, "MAX_REQUEST_BYTES", defaults.max_request_bytes, int
             ),
             batch_max_bytes=_positive(environ, "BATCH_MAX_BYTES", defaults.batch_max_bytes, int),
+            request_body_idle_timeout_s=_positive(
+                environ,
+                "REQUEST_BODY_IDLE_TIMEOUT_S",
+                defaults.request_body_idle_timeout_s,
+                float,
+            ),
             idempotency_ttl_s=_positive(
                 environ, "IDEMPOTENCY_TTL_S", defaults.idempotency_ttl_s, int
             ),

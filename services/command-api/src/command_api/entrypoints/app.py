@@ -154,6 +154,7 @@ def create_app(
         app,
         endpoint_limits={BATCH_ENDPOINT: settings.batch_max_bytes},
         own_limit_paths=(IMPORTS_PATH,),
+        idle_timeout_s=settings.request_body_idle_timeout_s,
     )
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     register_error_handlers(app)
