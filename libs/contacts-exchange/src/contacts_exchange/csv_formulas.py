@@ -10,6 +10,9 @@ The two functions are inverse on every string: ``unescape_formula(escape_formula
 So that this holds for a value that itself starts with apostrophes before a trigger (``'=x``),
 the escape adds one ``'`` to any value matching ``'*`` + trigger, and the unescape removes one
 ``'`` from any cell matching ``'+`` + trigger; every other string passes both unchanged.
+
+The vCard export needs no such escape: spreadsheet programs do not open vCard files, and an
+address book reading one takes every value as text.
 """
 
 from __future__ import annotations
