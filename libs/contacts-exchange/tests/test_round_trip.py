@@ -23,6 +23,7 @@ from contacts_exchange import (
     read_vcards,
     vcard_chunks,
 )
+from contacts_exchange.csv_dialects import GOOGLE_SEPARATOR
 
 Exporter = Callable[[Iterable[Mapping[str, Any]]], Iterator[bytes]]
 Importer = Callable[..., Iterator[ImportRecord]]
@@ -125,6 +126,13 @@ def _normalized(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise
 
 
+def _survive_google_join(tags: list[str]) -> bool:
+    """Whether ``tags`` come back from one Google ``Labels`` cell as they went in: not when a
+    tag holds ``" ::: "`` (the writer's documented limit) nor when one ends in ``" :::"``
+    (``["a :::", "b"]`` is written ``a ::: ::: b`` and read back ``["a", "::: b"]``)."""
+    return GOOGLE_SEPARATOR.join(tags).split(GOOGLE_SEPARATOR) == tags
+
+
 def _resources(contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     updated = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
     return [
@@ -153,6 +161,8 @@ def test_generated_contacts_round_trip(
     name: str, export: Exporter, read: Importer, raw: list[dict[str, Any]]
 ) -> None:
     contacts = [_normalized(one) for one in raw]
+    if name == "csv":
+        assume(all(_survive_google_join(contact["tags"]) for contact in contacts))
     back = _export_import(contacts, export, read)
     assert [r.errors for r in back] == [[] for _ in contacts]
     assert [r.warnings for r in back] == [[] for _ in contacts]
