@@ -11,7 +11,7 @@ exports; tags go to ``Labels`` separated by ``" ::: "``; countries are ISO 3166-
 ``" ::: "`` would come back split).
 
 Formulas (OWASP "CSV Injection"): every cell holding contact text (names, company, job title,
-birthday, notes, tags (the ``Labels`` cell), email values, every address part) goes through
+birthday, notes, the tags in ``Labels``, email values, every address part) goes through
 ``csv_formulas.escape_formula``: a value starting with ``=``, ``+``, ``-``, ``@``, TAB or CR
 is written with a leading ``'``, so a spreadsheet shows ``'=HYPERLINK(...)`` as text instead
 of running it; ``read_csv`` removes exactly that ``'`` again. Phone numbers in E.164 form
@@ -19,8 +19,8 @@ of running it; ``read_csv`` removes exactly that ``'`` again. Phone numbers in E
 a spreadsheet reads ``+12025550100`` as a number at worst, never as a call or a reference,
 and ``'+12025550100`` would break the number for every other importer of the Google layout.
 A phone value of any other shape (none is stored, but the writer takes resources as given) is
-escaped like text. The entry labels (``* Home``...) are the writer's own words and never start with
-such a character.
+escaped like text. The entry labels (``* Home``...) are the writer's own words and never
+start with such a character.
 """
 
 from __future__ import annotations
