@@ -23,6 +23,7 @@ from contacts_exchange import (
     read_vcards,
     vcard_chunks,
 )
+from contacts_exchange.csv_dialects import GOOGLE_SEPARATOR
 
 Exporter = Callable[[Iterable[Mapping[str, Any]]], Iterator[bytes]]
 Importer = Callable[..., Iterator[ImportRecord]]
@@ -34,9 +35,25 @@ FORMATS: list[tuple[str, Exporter, Importer]] = [
 #: Letters of several scripts, the characters vCard and CSV must escape or quote, and
 #: combining/RTL marks. Newlines and tabs only where the domain admits them (notes).
 _TRICKY = "aZé ñß,;\\:\"'=^#*Ωж中あ한ع\u0301\u200f"
-_TEXT = st.text(alphabet=st.sampled_from(_TRICKY), min_size=1, max_size=30)
-_NOTES = st.text(alphabet=st.sampled_from(_TRICKY + "\n\t"), min_size=1, max_size=300)
-_LOCAL = st.text(alphabet=st.sampled_from("abcxyz019._-+"), min_size=1, max_size=12)
+#: Starts a spreadsheet reads as a formula (the CSV writer escapes them with a ``'``), and
+#: apostrophes before them (a value the reader must not mistake for the escape).
+_FORMULA_STARTS = ["", "", "=", "+", "-", "@", "\t=", "'", "'=", "''+", "'-"]
+
+
+def _formula_start(
+    text: st.SearchStrategy[str], starts: list[str] = _FORMULA_STARTS
+) -> st.SearchStrategy[str]:
+    return st.tuples(st.sampled_from(starts), text).map("".join)
+
+
+_TEXT = _formula_start(st.text(alphabet=st.sampled_from(_TRICKY), min_size=1, max_size=30))
+_NOTES = _formula_start(
+    st.text(alphabet=st.sampled_from(_TRICKY + "\n\t"), min_size=1, max_size=300)
+)
+_LOCAL = _formula_start(
+    st.text(alphabet=st.sampled_from("abcxyz019._-+"), min_size=1, max_size=12),
+    [start for start in _FORMULA_STARTS if "@" not in start],
+)
 _DOMAIN = st.sampled_from(["example.com", "mustermann.example", "مثال.إختبار", "例え.jp"])
 _PHONES = [
     "+12025550100",
@@ -74,7 +91,8 @@ _ADDRESS = st.fixed_dictionaries(
         "street": st.none() | _TEXT,
         "city": st.none() | _TEXT,
         "region": st.none() | _TEXT,
-        "postal_code": st.none() | st.text(alphabet="0123456789 -AB", min_size=1, max_size=10),
+        "postal_code": st.none()
+        | _formula_start(st.text(alphabet="0123456789 -AB", min_size=1, max_size=10)),
         "country": st.none() | st.sampled_from(["US", "DE", "JP", "SA", "GB"]),
     }
 )
@@ -108,6 +126,13 @@ def _normalized(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise
 
 
+def _survive_google_join(tags: list[str]) -> bool:
+    """Whether ``tags`` come back from one Google ``Labels`` cell as they went in: not when a
+    tag holds ``" ::: "`` (the writer's documented limit) nor when one ends in ``" :::"``
+    (``["a :::", "b"]`` is written ``a ::: ::: b`` and read back ``["a", "::: b"]``)."""
+    return GOOGLE_SEPARATOR.join(tags).split(GOOGLE_SEPARATOR) == tags
+
+
 def _resources(contacts: list[dict[str, Any]]) -> list[dict[str, Any]]:
     updated = dt.datetime(2026, 1, 2, 3, 4, 5, 678901, tzinfo=dt.UTC)
     return [
@@ -136,6 +161,8 @@ def test_generated_contacts_round_trip(
     name: str, export: Exporter, read: Importer, raw: list[dict[str, Any]]
 ) -> None:
     contacts = [_normalized(one) for one in raw]
+    if name == "csv":
+        assume(all(_survive_google_join(contact["tags"]) for contact in contacts))
     back = _export_import(contacts, export, read)
     assert [r.errors for r in back] == [[] for _ in contacts]
     assert [r.warnings for r in back] == [[] for _ in contacts]

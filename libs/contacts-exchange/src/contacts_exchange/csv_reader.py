@@ -4,6 +4,12 @@ Parsing follows RFC 4180 as Python's ``csv`` module reads it (quoted fields with
 quotes, CR, LF and TAB inside quotes), with the delimiter (``,``, ``;`` or TAB) chosen from
 the header row. The header row decides what each column means (``csv_dialects``); a file
 whose first row is not a header of a known layout is refused with ``ImportFormatError``.
+
+Every data cell that is one or more ``'`` then ``=``, ``+``, ``-``, ``@``, TAB or CR loses its
+first ``'`` (``csv_formulas.unescape_formula``): the escape against spreadsheet formulas that
+``csv_writer`` (and other careful exporters) put there, undone so an export imports back to the
+same contacts. The cost: a value of another writer that really starts with ``'=`` (or ``'+``,
+``'-``...) comes in without that apostrophe; any other ``'`` (``'x``, ``O'Brien``) stays.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import BinaryIO, Final
 
 from contacts_exchange.byte_source import read_lines
 from contacts_exchange.csv_dialects import columns_for, row_fields
+from contacts_exchange.csv_formulas import unescape_formula
 from contacts_exchange.errors import ImportFormatError, ImportTooLarge
 from contacts_exchange.records import CARD, ImportRecord, problem, validate_record
 
@@ -84,7 +91,8 @@ def read_csv(
             raise ImportTooLarge("max_records", max_records)
         record = ImportRecord(position=position, line=position)
         try:
-            validate_record(record, row_fields(columns, row), default_region=default_region)
+            fields = row_fields(columns, _without_formula_escapes(row))
+            validate_record(record, fields, default_region=default_region)
         except Exception as exc:  # one unreadable row must not stop the import
             record.data = None
             record.errors.append(problem(CARD, f"The row could not be read: {exc}"))
@@ -98,6 +106,11 @@ def _text_lines(lines: Iterator[bytes]) -> Iterator[str]:
         except UnicodeDecodeError:
             text = line.decode(_FALLBACK_ENCODING, errors="replace")
         yield text + "\n"
+
+
+def _without_formula_escapes(row: list[str]) -> list[str]:
+    """``row`` with the spreadsheet formula escape (a leading ``'``) undone in every cell."""
+    return [unescape_formula(cell) for cell in row]
 
 
 def _count_outside_quotes(line: str, delimiter: str) -> int:

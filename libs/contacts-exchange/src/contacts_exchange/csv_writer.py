@@ -9,17 +9,31 @@ of columns, as many entry columns as ``contacts_domain.limits`` allows (10 email
 exports; tags go to ``Labels`` separated by ``" ::: "``; countries are ISO 3166-1 alpha-2.
 ``read_csv`` reads the output back to the same normalized contacts (a tag that itself holds
 ``" ::: "`` would come back split).
+
+Formulas (OWASP "CSV Injection"): every cell holding contact text (names, company, job title,
+birthday, notes, the tags in ``Labels``, email values, every address part) goes through
+``csv_formulas.escape_formula``: a value starting with ``=``, ``+``, ``-``, ``@``, TAB or CR
+is written with a leading ``'``, so a spreadsheet shows ``'=HYPERLINK(...)`` as text instead
+of running it; ``read_csv`` removes exactly that ``'`` again. Phone numbers in E.164 form
+(``+`` then digits only, which is how the domain stores every phone) are written as they are:
+a spreadsheet reads ``+12025550100`` as a number at worst, never as a call or a reference,
+and ``'+12025550100`` would break the number for every other importer of the Google layout.
+A phone value of any other shape (none is stored, but the writer takes resources as given) is
+escaped like text. The entry labels (``* Home``...) are the writer's own words and never
+start with such a character.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, BinaryIO, Final
 
 from contacts_domain import limits
 from contacts_exchange.csv_dialects import GOOGLE_SEPARATOR
+from contacts_exchange.csv_formulas import escape_formula
 
 _ADDRESS_PARTS: Final = (
     ("Street", "street"),
@@ -28,6 +42,8 @@ _ADDRESS_PARTS: Final = (
     ("Postal Code", "postal_code"),
     ("Country", "country"),
 )
+#: A phone number as the domain stores it (E.164): no formula to a spreadsheet.
+_E164: Final = re.compile(r"\+[0-9]+")
 
 
 def _header() -> list[str]:
@@ -84,8 +100,12 @@ def _label(entry: Mapping[str, Any], kind: str) -> str:
     return f"* {label}" if entry.get("primary") else label
 
 
+def _phone(value: str) -> str:
+    return value if _E164.fullmatch(value) else escape_formula(value)
+
+
 def _row(contact: Mapping[str, Any]) -> list[str]:
-    row = [
+    text = [
         contact.get("first_name") or "",
         contact.get("last_name") or "",
         contact.get("company") or "",
@@ -94,17 +114,18 @@ def _row(contact: Mapping[str, Any]) -> list[str]:
         contact.get("notes") or "",
         GOOGLE_SEPARATOR.join(contact.get("tags") or ()),
     ]
-    for name, max_items in (
-        ("emails", limits.EMAILS_MAX_ITEMS),
-        ("phones", limits.PHONES_MAX_ITEMS),
+    row = [escape_formula(value) for value in text]
+    for name, max_items, cell in (
+        ("emails", limits.EMAILS_MAX_ITEMS, escape_formula),
+        ("phones", limits.PHONES_MAX_ITEMS, _phone),
     ):
         entries = list(contact.get(name) or ())[:max_items]
         for entry in entries:
-            row += [_label(entry, entry.get("type") or "other"), entry["value"]]
+            row += [_label(entry, entry.get("type") or "other"), cell(entry["value"])]
         row += ["", ""] * (max_items - len(entries))
     addresses = list(contact.get("addresses") or ())[: limits.ADDRESSES_MAX_ITEMS]
     for address in addresses:
         row.append((address.get("type") or "other").capitalize())
-        row += [address.get(part) or "" for _, part in _ADDRESS_PARTS]
+        row += [escape_formula(address.get(part) or "") for _, part in _ADDRESS_PARTS]
     row += [""] * ((1 + len(_ADDRESS_PARTS)) * (limits.ADDRESSES_MAX_ITEMS - len(addresses)))
     return row

@@ -3,6 +3,7 @@ in a file that imports back (``contacts_exchange``) to the same normalized conta
 
 from __future__ import annotations
 
+import csv
 import io
 import uuid
 from typing import Any
@@ -78,3 +79,36 @@ def test_an_export_imports_back_to_the_same_contacts(client, seed, monkeypatch, 
     got = sorted((_normalized(r.data) for r in records), key=repr)
     want = sorted((_normalized({**p, "tags": [tag]}) for p in people), key=repr)
     assert got == want
+
+
+def test_a_csv_export_neutralizes_formulas_and_imports_back(client, seed):
+    tag = f"formula-{uuid.uuid4().hex[:8]}"
+    person = {
+        "first_name": '=HYPERLINK("http://evil.example","x")',
+        "last_name": "+cmd|' /C calc'!A0",
+        "company": "@SUM(1+1)",
+        "job_title": "-2+3",
+        "notes": "'=already quoted",
+        "emails": [{"value": f"-{tag}@example.com", "type": "home", "primary": True}],
+        "phones": [{"value": "+12025550100", "type": "mobile", "primary": True}],
+        "addresses": [{"type": "home", "street": "=1+1", "city": "@x", "country": "US"}],
+    }
+    seed.contact(**person, tags=[f"={tag}"])
+
+    response = client.get(f"/v1/contacts/export?format=csv&tag=%3D{tag}")
+
+    assert response.status_code == 200
+    header, row = csv.reader(io.StringIO(response.data.decode("utf-8"), newline=""))
+    cells = dict(zip(header, row, strict=True))
+    assert cells["First Name"] == "'" + person["first_name"]
+    assert cells["Last Name"] == "'" + person["last_name"]
+    assert cells["Organization Name"] == "'@SUM(1+1)"
+    assert cells["Organization Title"] == "'-2+3"
+    assert cells["Notes"] == "''=already quoted"
+    assert cells["Labels"] == f"'={tag}"
+    assert cells["E-mail 1 - Value"] == f"'-{tag}@example.com"
+    assert cells["Phone 1 - Value"] == "+12025550100"  # E.164: a number, not escaped
+    assert (cells["Address 1 - Street"], cells["Address 1 - City"]) == ("'=1+1", "'@x")
+    (record,) = read_csv(io.BytesIO(response.data))
+    assert record.errors == []
+    assert _normalized(record.data) == _normalized({**person, "tags": [f"={tag}"]})

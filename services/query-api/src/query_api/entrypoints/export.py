@@ -41,7 +41,10 @@ def export_blueprint() -> QueryBlueprint:
     def export_contacts(args: dict[str, Any]) -> Response:
         """Every contact matching the filters (`email`, `tag`, `q`, as for the list), oldest
         first, as one vCard 4.0 file (`format=vcard`, the default) or a Google Contacts CSV
-        (`format=csv`); both import back through `POST /v1/imports`.
+        (`format=csv`); both import back through `POST /v1/imports`. In the CSV a text
+        starting with `=`, `+`, `-`, `@`, TAB or CR is written after a `'` so that a
+        spreadsheet shows it instead of running it as a formula (E.164 phone numbers are
+        written as they are); the import removes that `'`.
 
         Streamed in constant memory, 500 contacts per database read; not a snapshot (a contact
         written meanwhile may appear in either state). A database outage before the first
