@@ -81,6 +81,32 @@ def test_a_file_that_is_not_a_vcard_is_a_format_error(content: bytes) -> None:
         list(read_vcards(io.BytesIO(content)))
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"Name,Given Name,Additional Name\r\nJane,Doe,jane@example.com\r\n", b"Jane Doe\r\n"],
+)
+def test_a_format_error_never_quotes_the_file(content: bytes) -> None:
+    with pytest.raises(ImportFormatError) as raised:
+        list(read_vcards(io.BytesIO(content)))
+    message = str(raised.value)
+    assert message == (
+        "Not a vCard file: line 1 is neither BEGIN:VCARD nor a vCard property such as "
+        "VERSION or FN (a vCard file starts with BEGIN:VCARD)."
+    )
+
+
+@pytest.mark.parametrize(
+    "content", [b"Jane\rDoe,jane@example.com\r\n", b"\x1f\x8b\x08Jane\r\x00\xff\r\n"]
+)
+def test_a_csv_file_that_is_not_csv_text_gets_a_message_of_our_own(content: bytes) -> None:
+    with pytest.raises(ImportFormatError) as raised:
+        list(read_csv(io.BytesIO(content)))
+    message = str(raised.value)
+    assert message.startswith("Not a CSV file: its first line is not CSV text")
+    assert "universal-newline" not in message
+    assert "Jane" not in message
+
+
 def test_empty_files_have_no_records() -> None:
     assert list(read_vcards(io.BytesIO(b""))) == []
     assert list(read_vcards(io.BytesIO(b"\xef\xbb\xbf"))) == []
