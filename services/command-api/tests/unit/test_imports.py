@@ -177,6 +177,7 @@ def test_every_sample_file_imports_as_the_library_reads_it(
         "accepted": len(valid),
         "invalid": len(records) - len(valid),
         "failed": 0,
+        "repaired": sum(1 for record in valid if record.warnings),
     }
     assert response.headers["Location"] == f"http://query.test/v1/imports/{import_id}"
     (report,) = reports.saved
@@ -193,6 +194,14 @@ def test_every_sample_file_imports_as_the_library_reads_it(
         for record in records
         for error in record.errors
     )
+    # What was dropped from the valid records is listed too; an invalid record's warnings are not.
+    assert report.warnings == tuple(
+        ImportProblem(record.position, record.line, warning["field"], warning["message"])
+        for record in valid
+        for warning in record.warnings
+    )
+    assert not report.warnings_truncated
+    assert report.repaired == response.json["repaired"]
     assert [event.contact_id for event in publisher.events] == [
         record_ids(import_id, record.position).contact_id for record in valid
     ]
@@ -255,6 +264,63 @@ def test_problems_listed_are_capped(
     (report,) = reports.saved
     assert len(report.errors) == 2
     assert report.errors_truncated
+    assert (report.warnings, report.warnings_truncated) == ((), False)
+
+
+def with_bad_email(number: int) -> str:
+    """A valid card whose only email is invalid: imported without it, with a warning."""
+    return card(number).replace(f"rosa{number}@example.com", f"rosa{number}@example")
+
+
+def test_values_dropped_from_valid_records_are_listed_as_warnings_without_the_value(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+) -> None:
+    body = (
+        card(1)
+        + with_bad_email(2).replace("END:VCARD", "BDAY:--0203\r\nEND:VCARD")
+        + card(3, name=False)
+        + with_bad_email(4)
+    ).encode()
+
+    response = post(client, body)
+
+    assert response.status_code == 202
+    assert (response.json["accepted"], response.json["invalid"]) == (3, 1)
+    assert response.json["repaired"] == 2
+    (report,) = reports.saved
+    assert report.repaired == 2
+    assert [(w.position, w.line, w.field) for w in report.warnings] == [
+        (2, 9, "birthday"),
+        (2, 9, "emails.0.value"),
+        (4, 24, "emails.0.value"),
+    ]
+    assert report.warnings[1].message.endswith("Dropped the email address.")
+    for warning in report.warnings:
+        assert "rosa" not in warning.message
+        assert "0203" not in warning.message
+    assert not report.warnings_truncated
+    # The record is imported without the dropped value: a create, since it has no email left.
+    assert [event.kind for event in publisher.events] == ["upserted", "created", "created"]
+    assert publisher.events[1].data["emails"] == []
+    assert publisher.events[1].data["birthday"] is None
+
+
+def test_warnings_are_capped_apart_from_errors(
+    settings: Settings, build_app: Callable[[Settings], Flask], reports: FakeReportStore
+) -> None:
+    capped = Settings(**{**_fields(settings), "import_errors_max": 2})
+    client = authorized(build_app(capped)).test_client()
+    invalid = card(1, name=False, email=False)  # two errors: no first name, no last name
+    body = (invalid + "".join(with_bad_email(n) for n in range(2, 5))).encode()
+
+    response = post(client, body)
+
+    assert (response.json["invalid"], response.json["repaired"]) == (1, 3)
+    (report,) = reports.saved
+    assert (len(report.errors), report.errors_truncated) == (2, False)
+    assert [w.position for w in report.warnings] == [2, 3]
+    assert report.warnings_truncated
+    assert report.repaired == 3  # counted whole, listed up to the cap
 
 
 def test_an_empty_file_is_an_empty_address_book(
@@ -582,3 +648,17 @@ def test_the_import_settings_are_read_and_checked() -> None:
             Settings.from_env({name: "0"})
     with pytest.raises(SettingsError, match="IMPORT_REPORT_TTL_S"):
         Settings.from_env({"IMPORT_REPORT_TTL_S": "7d"})
+
+
+def test_the_openapi_document_describes_repaired(
+    client: FlaskClient,
+) -> None:
+    document = client.get("/openapi.json").get_json()
+
+    accepted = document["components"]["schemas"]["ImportAccepted"]
+    assert "repaired" in accepted["properties"]
+    assert "repaired" in accepted["required"]
+    problem = document["components"]["schemas"]["ImportNotQueuedProblem"]
+    assert "repaired" in problem["properties"]
+    operation = document["paths"]["/v1/imports"]["post"]
+    assert "`repaired`" in operation["description"]

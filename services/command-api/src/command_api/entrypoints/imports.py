@@ -183,7 +183,10 @@ def imports_blueprint() -> Blueprint:
             when the record has no email. Invalid records are skipped and listed, with their
             position (card number, or CSV line), field and reason, in the report at
             `Location` (`GET /v1/imports/{import_id}` on the query API, kept 7 days), which
-            also counts what the worker applied and rejected. An empty file is an empty
+            also counts what the worker applied and rejected. A valid record may lose values
+            that break a rule (an invalid email, phone number or birthday is dropped, the rest
+            imported): `repaired` counts those records and the report lists each dropped value
+            as a warning (position, field, reason; never the value). An empty file is an empty
             address book (202, zero records). The import is not atomic: when the queue fails
             part-way, the answer is 503 with the counts, and sending the same file with the
             same `Idempotency-Key` queues the rest.
@@ -266,4 +269,5 @@ def _counts(report: ImportReport) -> dict[str, Any]:
         "accepted": report.accepted,
         "invalid": report.invalid,
         "failed": report.failed,
+        "repaired": report.repaired,
     }
