@@ -538,6 +538,10 @@ def test_a_queue_failing_part_way_answers_503_with_the_counts_then_a_retry_finis
     # The first chunk of 100 and 50 of the second went out; the rest is not tried.
     assert (response.json["accepted"], response.json["failed"]) == (150, 100)
     assert response.headers["Location"] == f"http://query.test/v1/imports/{import_id}"
+    assert response.json["detail"].endswith(
+        "Send the same file again with the same Idempotency-Key to queue the rest without "
+        "duplicates."
+    )
     queued, failed = reports.saved
     assert (queued.state, queued.accepted, queued.failed) == ("queued", 250, 0)
     assert (failed.state, failed.accepted, failed.failed, failed.invalid) == ("failed", 150, 100, 1)
@@ -552,6 +556,22 @@ def test_a_queue_failing_part_way_answers_503_with_the_counts_then_a_retry_finis
     assert reports.last(import_id).state == "queued"
     # The first 150 were sent twice with the same ids: SQS and the worker drop the copies.
     assert len({event.id for event in publisher.events}) == 250
+
+
+def test_without_a_key_the_503_says_a_retry_queues_everything_again(
+    client: FlaskClient, publisher: FlakyPublisher
+) -> None:
+    publisher.capacity = 100
+
+    response = post(client, vcards(150))
+
+    assert response.status_code == 503
+    assert (response.json["accepted"], response.json["failed"]) == (100, 50)
+    detail = response.json["detail"]
+    assert "same Idempotency-Key" not in detail
+    assert "no Idempotency-Key" in detail
+    assert "queues every record again" in detail
+    assert "without an email would be created twice" in detail
 
 
 def test_a_dead_queue_costs_one_chunk(client: FlaskClient, publisher: FlakyPublisher) -> None:
@@ -650,7 +670,7 @@ def test_the_import_settings_are_read_and_checked() -> None:
         Settings.from_env({"IMPORT_REPORT_TTL_S": "7d"})
 
 
-def test_the_openapi_document_describes_repaired(
+def test_the_openapi_document_describes_repaired_and_the_retry_without_a_key(
     client: FlaskClient,
 ) -> None:
     document = client.get("/openapi.json").get_json()
@@ -661,4 +681,5 @@ def test_the_openapi_document_describes_repaired(
     problem = document["components"]["schemas"]["ImportNotQueuedProblem"]
     assert "repaired" in problem["properties"]
     operation = document["paths"]["/v1/imports"]["post"]
+    assert "Without a key" in operation["responses"]["503"]["description"]
     assert "`repaired`" in operation["description"]

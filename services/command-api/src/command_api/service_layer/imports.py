@@ -72,15 +72,20 @@ class ImportReportStore(abc.ABC):
 
 class ImportNotQueued(RuntimeError):
     """The queue stopped taking the import's events part-way; ``report`` (state ``failed``)
-    counts what was queued (``accepted``) and what was not (``failed``). Retrying the same file
-    with the same ``Idempotency-Key`` queues the rest: the events already queued carry the same
-    ids and are dropped as duplicates."""
+    counts what was queued (``accepted``) and what was not (``failed``).
 
-    def __init__(self, report: ImportReport) -> None:
+    ``keyed`` says whether the import had an ``Idempotency-Key``. With one, retrying the same
+    file with the same key queues the rest: the events already queued carry the same ids and
+    are dropped as duplicates. Without one, a retry is a new import that queues every record
+    again: records with an email upsert the same contacts, but records without one are
+    created a second time."""
+
+    def __init__(self, report: ImportReport, *, keyed: bool) -> None:
         super().__init__(
             f"{report.failed} of {report.accepted + report.failed} valid records not queued."
         )
         self.report = report
+        self.keyed = keyed
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +156,7 @@ def import_upload(
     except StoreUnavailable:
         logger.warning("Could not record the failed import", exc_info=True)
     logger.warning("import failed part-way: %d queued, %d not", queued, failed.failed)
-    raise ImportNotQueued(failed)
+    raise ImportNotQueued(failed, keyed=derived is not None)
 
 
 def validate(
