@@ -10,6 +10,7 @@ Redis down.
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
 from support import shared_data
 from support.auth import TEST_AUTH, authorized
+from support.pii_scan import find
 
 VCARD = "text/vcard"
 CSV = "text/csv"
@@ -386,6 +388,52 @@ def test_a_file_of_another_format_is_a_bad_request(
     assert response.json["type"] == "urn:contacts:problem:import-format"
     assert publisher.events == []
     assert reports.saved == []
+
+
+def test_a_format_error_says_what_was_expected_and_never_quotes_the_upload(
+    client: FlaskClient,
+) -> None:
+    csv_as_vcard = post(client, b"Name,Given Name,Additional Name\r\nRosa,Example,Q\r\n", VCARD)
+    garbage_as_csv = post(client, b"Rosa\rExample\x00\x89PNG\r\n", CSV)
+
+    assert csv_as_vcard.status_code == garbage_as_csv.status_code == 400
+    detail = csv_as_vcard.json["detail"]
+    assert "BEGIN:VCARD" in detail
+    assert "Name" not in detail
+    detail = garbage_as_csv.json["detail"]
+    assert detail.startswith("Not a CSV file: its first line is not CSV text")
+    assert "Rosa" not in detail
+    assert "universal-newline" not in detail
+
+
+SECRET = "Quorbelvantrexi"
+
+
+def test_no_problem_of_the_report_quotes_a_value_of_the_file(
+    client: FlaskClient, reports: FakeReportStore
+) -> None:
+    body = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Example;Rosa;;;\r\n"
+        f"EMAIL:{SECRET}@quorbel_x.example.org\r\nTEL:+1 555 {SECRET}\r\n"
+        f"BDAY:{SECRET}\r\nADR;TYPE=home:;;1 Lane;Springfield;;;{SECRET}\r\n"
+        f"CATEGORIES:{SECRET * 4}\r\nEND:VCARD\r\n"
+        f"BEGIN:VCARD\r\nVERSION:3.0\r\nN:{SECRET * 7};Rosa;;;\r\nEND:VCARD\r\n"
+    ).encode()
+
+    response = post(client, body)
+
+    assert response.status_code == 202
+    assert (response.json["accepted"], response.json["repaired"]) == (1, 1)
+    (report,) = reports.saved
+    assert {w.field for w in report.warnings} == {
+        "emails.0.value",
+        "phones.0.value",
+        "birthday",
+        "addresses.0.country",
+        "tags.0",
+    }
+    assert [e.field for e in report.errors] == ["last_name"]
+    assert find(json.dumps(report.to_dict()), [SECRET]) == []
 
 
 def test_a_file_over_the_byte_limit_is_refused_whole(
