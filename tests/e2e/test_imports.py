@@ -127,6 +127,18 @@ def test_every_sample_file_imports_through_the_running_stack(importing: Stack, p
     )
     assert sorted((e["position"], e["field"]) for e in report["errors"]) == expected_errors
     assert all(error["message"] for error in report["errors"])
+    # What was dropped from the imported records is reported, not lost silently.
+    repaired = [record for record in valid if record.warnings]
+    assert accepted["repaired"] == report["repaired"] == len(repaired)
+    expected_warnings = [
+        (record.position, record.line, warning["field"], warning["message"])
+        for record in repaired
+        for warning in record.warnings
+    ]
+    assert not report["warnings_truncated"]
+    assert [
+        (w["position"], w["line"], w["field"], w["message"]) for w in report["warnings"]
+    ] == expected_warnings
 
     for record in valid:
         ids = record_ids(accepted["import_id"], record.position)

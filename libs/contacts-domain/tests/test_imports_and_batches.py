@@ -22,8 +22,38 @@ def test_an_import_report_round_trips_through_its_dict() -> None:
         created_at=dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC),
         errors=(ImportProblem(3, 17, "first_name", "A name is required."),),
         errors_truncated=True,
+        repaired=1,
+        warnings=(
+            ImportProblem(1, 1, "emails.0.value", "Not a valid email. Dropped the email address."),
+        ),
+        warnings_truncated=True,
     )
     assert ImportReport.from_dict(report.to_dict()) == report
+
+
+def test_a_report_stored_before_warnings_existed_reads_as_one_without_warnings() -> None:
+    stored = {
+        "import_id": str(uuid.uuid4()),
+        "format": "csv",
+        "state": "queued",
+        "received": 2,
+        "accepted": 2,
+        "invalid": 0,
+        "failed": 0,
+        "created_at": "2026-11-29T10:00:00+00:00",
+        "errors": [],
+        "errors_truncated": False,
+    }
+
+    report = ImportReport.from_dict(stored)
+
+    assert (report.repaired, report.warnings, report.warnings_truncated) == (0, (), False)
+    assert report.to_dict() == {
+        **stored,
+        "repaired": 0,
+        "warnings": [],
+        "warnings_truncated": False,
+    }
 
 
 def test_record_ids_are_stable_per_import_and_position_and_distinct_otherwise() -> None:

@@ -7,6 +7,7 @@ import tracemalloc
 
 import pytest
 
+from contacts_domain.limits import NOTES_MAX
 from contacts_exchange import ImportFormatError, ImportTooLarge, read_csv, read_vcards, vcard_reader
 
 CARD = b"BEGIN:VCARD\r\nVERSION:3.0\r\nN:Doe;Jane;;;\r\nEMAIL:jane@example.com\r\nEND:VCARD\r\n"
@@ -80,6 +81,32 @@ def test_a_file_that_is_not_a_vcard_is_a_format_error(content: bytes) -> None:
         list(read_vcards(io.BytesIO(content)))
 
 
+@pytest.mark.parametrize(
+    "content",
+    [b"Name,Given Name,Additional Name\r\nJane,Doe,jane@example.com\r\n", b"Jane Doe\r\n"],
+)
+def test_a_format_error_never_quotes_the_file(content: bytes) -> None:
+    with pytest.raises(ImportFormatError) as raised:
+        list(read_vcards(io.BytesIO(content)))
+    message = str(raised.value)
+    assert message == (
+        "Not a vCard file: line 1 is neither BEGIN:VCARD nor a vCard property such as "
+        "VERSION or FN (a vCard file starts with BEGIN:VCARD)."
+    )
+
+
+@pytest.mark.parametrize(
+    "content", [b"Jane\rDoe,jane@example.com\r\n", b"\x1f\x8b\x08Jane\r\x00\xff\r\n"]
+)
+def test_a_csv_file_that_is_not_csv_text_gets_a_message_of_our_own(content: bytes) -> None:
+    with pytest.raises(ImportFormatError) as raised:
+        list(read_csv(io.BytesIO(content)))
+    message = str(raised.value)
+    assert message.startswith("Not a CSV file: its first line is not CSV text")
+    assert "universal-newline" not in message
+    assert "Jane" not in message
+
+
 def test_empty_files_have_no_records() -> None:
     assert list(read_vcards(io.BytesIO(b""))) == []
     assert list(read_vcards(io.BytesIO(b"\xef\xbb\xbf"))) == []
@@ -132,6 +159,42 @@ def test_invalid_optional_fields_are_dropped_with_warnings_and_the_rest_imported
     assert record.data["birthday"] is None
     assert record.data["tags"] == ["ok"]
     assert [w["field"] for w in record.warnings] == ["birthday", "emails.0.value", "tags.1"]
+
+
+def test_warnings_say_what_was_dropped_never_the_value() -> None:
+    card = (
+        b"BEGIN:VCARD\r\nVERSION:4.0\r\nFN:Jane Doe\r\nN:Doe;Jane;;;\r\n"
+        b"EMAIL:jane.private@nowhere\r\nTEL:budimax99\r\nBDAY:--0203\r\n"
+        b"ADR;TYPE=home:;;1 Secret Lane;Springfield;;12345;Atlantis\r\n"
+        b"NOTE:" + b"n" * (NOTES_MAX + 1) + b"\r\nEND:VCARD\r\n"
+    )
+    (record,) = read_vcards(io.BytesIO(card))
+    assert record.data is not None
+    assert record.data["addresses"][0]["city"] == "Springfield"
+    notes = {
+        "field": "notes",
+        "message": f"Longer than maximum length {NOTES_MAX}. Dropped the field.",
+    }
+    assert notes in record.warnings
+    assert [warning for warning in record.warnings if warning != notes] == [
+        {
+            "field": "birthday",
+            "message": "Not a full date with a year (YYYY-MM-DD). Dropped the field.",
+        },
+        {
+            "field": "emails.0.value",
+            "message": "The part after the @-sign is not valid. It should have a period. "
+            "Dropped the email address.",
+        },
+        {
+            "field": "phones.0.value",
+            "message": "Not a valid phone number. Dropped the phone number.",
+        },
+        {
+            "field": "addresses.0.country",
+            "message": "Not an ISO 3166-1 alpha-2 country code. Dropped the country.",
+        },
+    ]
 
 
 def test_a_name_over_the_limit_fails_the_record() -> None:

@@ -20,7 +20,9 @@ from typing import Any, Final, Literal
 ImportFormat = Literal["vcard", "csv"]
 #: ``queued``: every valid record is in the queue. ``failed``: the queue stopped taking events
 #: part-way (``failed`` counts the valid records left out); send the same file again with the
-#: same ``Idempotency-Key`` to queue the rest without duplicating the others.
+#: same ``Idempotency-Key`` to queue the rest without duplicating the others. The state says
+#: what reached the queue, not what the worker did: the query API's ``status`` (pending,
+#: completed) follows the queued records, so a ``failed`` import still reaches ``completed``.
 ImportState = Literal["queued", "failed"]
 FORMATS: Final[tuple[ImportFormat, ...]] = ("vcard", "csv")
 STATES: Final[tuple[ImportState, ...]] = ("queued", "failed")
@@ -31,11 +33,13 @@ RECORD_ID_NAMESPACE: Final = uuid.UUID("2d8f4c1e-7b3a-5e6f-8a9b-0c1d2e3f4a5b")
 
 @dataclass(frozen=True, slots=True)
 class ImportProblem:
-    """Why one record of an import was not queued, or what was dropped from it.
+    """Why one record of an import was not queued (an error), or what was dropped from or
+    repaired in a record that was (a warning).
 
     ``position`` is the card's 1-based number (vCard) or the CSV line where the row starts;
     ``line`` the file's line where the record starts, when known; ``field`` a contact field
-    path (``emails.0.value``) or ``_card`` for the whole record.
+    path (``emails.0.value``) or ``_card`` for the whole record; ``message`` says what is wrong
+    and, for a warning, what was dropped, never the value itself (personal data).
     """
 
     position: int
@@ -70,8 +74,13 @@ class ImportReport:
 
     Counts are of records (cards or CSV rows): ``received`` = ``accepted`` + ``invalid`` +
     ``failed``. ``errors`` lists the problems of the invalid records (at most
-    ``errors_limit`` entries; ``errors_truncated`` says some were left out).
-    ``created_at`` is when the upload was received (UTC).
+    ``IMPORT_ERRORS_MAX`` entries; ``errors_truncated`` says some were left out).
+    ``repaired`` counts the valid records (of ``accepted`` + ``failed``) imported with at
+    least one warning: a value dropped (an invalid email, phone number, birthday...) or
+    repaired (extra entries cut, a guessed charset); ``warnings`` lists those, at most
+    ``IMPORT_ERRORS_MAX`` entries counted apart from ``errors`` (``warnings_truncated``).
+    Reports stored before warnings existed have none: ``from_dict`` reads them as 0, ``()``
+    and ``False``. ``created_at`` is when the upload was received (UTC).
     """
 
     import_id: str
@@ -84,6 +93,9 @@ class ImportReport:
     created_at: dt.datetime
     errors: tuple[ImportProblem, ...] = field(default_factory=tuple)
     errors_truncated: bool = False
+    repaired: int = 0
+    warnings: tuple[ImportProblem, ...] = field(default_factory=tuple)
+    warnings_truncated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +109,9 @@ class ImportReport:
             "created_at": self.created_at.astimezone(dt.UTC).isoformat(),
             "errors": [problem.to_dict() for problem in self.errors],
             "errors_truncated": self.errors_truncated,
+            "repaired": self.repaired,
+            "warnings": [problem.to_dict() for problem in self.warnings],
+            "warnings_truncated": self.warnings_truncated,
         }
 
     @classmethod
@@ -116,6 +131,9 @@ class ImportReport:
             created_at=dt.datetime.fromisoformat(str(data["created_at"])),
             errors=tuple(ImportProblem.from_dict(item) for item in data.get("errors") or ()),
             errors_truncated=bool(data.get("errors_truncated", False)),
+            repaired=int(data.get("repaired", 0)),
+            warnings=tuple(ImportProblem.from_dict(item) for item in data.get("warnings") or ()),
+            warnings_truncated=bool(data.get("warnings_truncated", False)),
         )
 
 

@@ -61,8 +61,11 @@ def read_csv(
     reader = csv.reader(source(), delimiter=delimiter, strict=False)
     try:
         header = next(reader)
-    except csv.Error as exc:
-        raise ImportFormatError(f"Not a CSV file: {exc}.") from None
+    except csv.Error:
+        raise ImportFormatError(
+            "Not a CSV file: its first line is not CSV text (it has a carriage return "
+            "outside quotes or an overlong field, as binary files do)."
+        ) from None
     columns = columns_for(header)
     if not columns:
         raise ImportFormatError(

@@ -10,6 +10,10 @@ characters), or the card itself could not be read (field ``_card``).
 
 Field paths are the domain's (``emails.0.value``, ``addresses.1.country``, ``first_name``), the
 index being the entry's position among the entries of that kind in the record.
+
+Messages name what was dropped (``Dropped the email address.``), never the dropped value: an
+import's report is kept for days and shown to whoever reads it, and the value is personal data
+(the domain's own messages follow the same rule, ``contacts_domain.values``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,13 @@ _MAX_ITEMS: Final = {
     "phones": limits.PHONES_MAX_ITEMS,
     "addresses": limits.ADDRESSES_MAX_ITEMS,
     "tags": limits.TAGS_MAX_ITEMS,
+}
+#: What one entry of a list field is called in a warning's "Dropped the ..." sentence.
+_ENTRY_NOUN: Final = {
+    "emails": "email address",
+    "phones": "phone number",
+    "addresses": "address",
+    "tags": "tag",
 }
 _ENTRY_PATH: Final = re.compile(r"^(emails|phones|addresses|tags)\.(\d+)(?:\.(\w+))?$")
 
@@ -130,22 +141,15 @@ def _drop_invalid(
             name, index, part = match.group(1), int(match.group(2)), match.group(3)
             entry = candidate[name][index]
             if name == "addresses" and part not in (None, "type"):
-                warnings.append(problem(path, f"{text} Dropped {part} {entry.get(part)!r}."))
+                warnings.append(problem(path, f"{text} Dropped the {part.replace('_', ' ')}."))
                 entry[part] = None
                 if not any(value for key, value in entry.items() if key != "type"):
                     drops.setdefault(name, set()).add(index)
             else:
-                shown = entry.get("value") if isinstance(entry, Mapping) else entry
-                warnings.append(problem(path, f"{text} Dropped {shown!r}."))
+                warnings.append(problem(path, f"{text} Dropped the {_ENTRY_NOUN[name]}."))
                 drops.setdefault(name, set()).add(index)
-        elif path in _MAX_ITEMS:
-            warnings.append(problem(path, f"{text} Dropped the field."))
-            candidate.pop(path, None)
         else:
-            shown = candidate.get(path)
-            if isinstance(shown, str) and len(shown) > 60:
-                shown = shown[:57] + "..."
-            warnings.append(problem(path, f"{text} Dropped {shown!r}."))
+            warnings.append(problem(path, f"{text} Dropped the field."))
             candidate.pop(path, None)
     for name, indexes in drops.items():
         candidate[name] = [e for i, e in enumerate(candidate[name]) if i not in indexes]

@@ -144,9 +144,11 @@ def split_cards(physical: Iterator[bytes], *, max_records: int) -> Iterator[RawC
             if not _KNOWN_START.match(line):
                 if seen_content:
                     continue  # stray text between cards
+                # The line itself is not quoted: it may hold personal data (a CSV header
+                # row is harmless, its next rows are not), and the message is sent back.
                 raise ImportFormatError(
-                    "Not a vCard file: it should start with BEGIN:VCARD "
-                    f"(line {number} starts with {line[:30]!r})."
+                    f"Not a vCard file: line {number} is neither BEGIN:VCARD nor a vCard "
+                    "property such as VERSION or FN (a vCard file starts with BEGIN:VCARD)."
                 )
             seen_content = True
             count += 1

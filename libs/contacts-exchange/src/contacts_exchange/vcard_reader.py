@@ -261,7 +261,7 @@ def _birthday(text: str, record: ImportRecord) -> str | None:
         except ValueError:
             pass
     record.warnings.append(
-        problem("birthday", f"{text!r} is not a full date (YYYY-MM-DD); dropped.")
+        problem("birthday", "Not a full date with a year (YYYY-MM-DD). Dropped the field.")
     )
     return None
 

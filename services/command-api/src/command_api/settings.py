@@ -25,9 +25,9 @@ class Settings:
     Times are in seconds, sizes in bytes: ``max_request_bytes`` bounds the body of every route
     but ``POST /v1/contacts/batch``, which ``batch_max_bytes`` bounds, and ``POST /v1/imports``,
     which the ``import_*`` limits bound (issue 3: 10 MB and 10,000 records by default; the
-    report kept 7 days, at most ``import_errors_max`` problems listed); a body that goes
-    ``request_body_idle_timeout_s`` seconds without a byte is answered 408. ``sqs_endpoint_url`` is
-    ``None`` for AWS itself;
+    report kept 7 days, listing at most ``import_errors_max`` errors and as many warnings); a
+    body that goes ``request_body_idle_timeout_s`` seconds without a byte is answered 408.
+    ``sqs_endpoint_url`` is ``None`` for AWS itself;
     ``aws_access_key_id``/``aws_secret_access_key`` are ``None`` to use boto3's default
     credential chain (e.g. IRSA on EKS). ``auth`` (the ``AUTH_*`` variables) and
     ``rate_limits`` (``RATE_LIMIT_*``) are read by ``contacts_http``; see

@@ -76,3 +76,32 @@ def test_records_without_email_are_creates_grouped_by_contact(real_app, drain) -
     assert message.envelope["type"] == "contacts.contact.created.v1"
     assert message.envelope["importid"] == import_id
     assert message.group_id == record_ids(import_id, 1).contact_id
+
+
+def test_values_dropped_from_a_record_are_in_the_stored_report(
+    real_app, drain, redis_client, command_settings
+) -> None:
+    body = (
+        b"First Name,Last Name,E-mail 1 - Value,Birthday\r\n"
+        b"Rosa,Example,rosa@example,1990-02-30\r\n"
+        b"Tom,Hawes,tom@example.com,\r\n"
+    )
+
+    response = real_app.test_client().post("/v1/imports", data=body, content_type="text/csv")
+
+    assert response.status_code == 202, response.get_json()
+    assert (response.get_json()["accepted"], response.get_json()["repaired"]) == (2, 1)
+    import_id = response.get_json()["import_id"]
+    assert len(drain()) == 2
+    raw = redis_client.get(import_key(command_settings.redis_prefix, import_id))
+    stored = json.loads(raw)
+    assert stored["repaired"] == 1
+    assert stored["warnings_truncated"] is False
+    assert [(w["position"], w["line"], w["field"]) for w in stored["warnings"]] == [
+        (2, 2, "birthday"),
+        (2, 2, "emails.0.value"),
+    ]
+    # The report says what was dropped, never the dropped values (personal data).
+    assert "rosa@example" not in json.dumps(stored)
+    assert "1990-02-30" not in json.dumps(stored)
+    assert ImportReport.from_dict(stored).repaired == 1

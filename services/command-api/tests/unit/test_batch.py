@@ -203,6 +203,33 @@ def test_an_invalid_item_of_a_contact_holds_back_nothing(client, publisher) -> N
     assert [e.kind for e in publisher.events] == ["replaced", "deleted"]
 
 
+@pytest.mark.parametrize(
+    ("item", "errors"),
+    [
+        (
+            {"op": "upsert", "id": A, "data": ROSA},
+            {"id": ["Not allowed for an upsert: the server assigns the id."]},
+        ),
+        (
+            {"op": "upsert", "if_match": '"1"', "data": ROSA},
+            {"if_match": ["Not allowed for an upsert."]},
+        ),
+        ({"op": "upsert"}, {"data": ["Required for an upsert."]}),
+        (
+            {"op": "create", "id": A, "data": ROSA},
+            {"id": ["Not allowed for a create: the server assigns the id."]},
+        ),
+        ({"op": "create"}, {"data": ["Required for a create."]}),
+        ({"op": "replace", "data": ROSA}, {"id": ["Required for a replace."]}),
+    ],
+)
+def test_what_an_op_needs_is_said_with_the_right_article(client, item, errors) -> None:
+    response = post(client, item)
+
+    assert response.status_code == 400
+    assert results(response)[0]["errors"] == errors
+
+
 SECRET = "Quorbelvantrexi"
 
 

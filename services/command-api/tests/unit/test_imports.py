@@ -10,6 +10,7 @@ Redis down.
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -34,6 +35,7 @@ from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
 from support import shared_data
 from support.auth import TEST_AUTH, authorized
+from support.pii_scan import find
 
 VCARD = "text/vcard"
 CSV = "text/csv"
@@ -177,6 +179,7 @@ def test_every_sample_file_imports_as_the_library_reads_it(
         "accepted": len(valid),
         "invalid": len(records) - len(valid),
         "failed": 0,
+        "repaired": sum(1 for record in valid if record.warnings),
     }
     assert response.headers["Location"] == f"http://query.test/v1/imports/{import_id}"
     (report,) = reports.saved
@@ -193,6 +196,14 @@ def test_every_sample_file_imports_as_the_library_reads_it(
         for record in records
         for error in record.errors
     )
+    # What was dropped from the valid records is listed too; an invalid record's warnings are not.
+    assert report.warnings == tuple(
+        ImportProblem(record.position, record.line, warning["field"], warning["message"])
+        for record in valid
+        for warning in record.warnings
+    )
+    assert not report.warnings_truncated
+    assert report.repaired == response.json["repaired"]
     assert [event.contact_id for event in publisher.events] == [
         record_ids(import_id, record.position).contact_id for record in valid
     ]
@@ -255,6 +266,63 @@ def test_problems_listed_are_capped(
     (report,) = reports.saved
     assert len(report.errors) == 2
     assert report.errors_truncated
+    assert (report.warnings, report.warnings_truncated) == ((), False)
+
+
+def with_bad_email(number: int) -> str:
+    """A valid card whose only email is invalid: imported without it, with a warning."""
+    return card(number).replace(f"rosa{number}@example.com", f"rosa{number}@example")
+
+
+def test_values_dropped_from_valid_records_are_listed_as_warnings_without_the_value(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+) -> None:
+    body = (
+        card(1)
+        + with_bad_email(2).replace("END:VCARD", "BDAY:--0203\r\nEND:VCARD")
+        + card(3, name=False)
+        + with_bad_email(4)
+    ).encode()
+
+    response = post(client, body)
+
+    assert response.status_code == 202
+    assert (response.json["accepted"], response.json["invalid"]) == (3, 1)
+    assert response.json["repaired"] == 2
+    (report,) = reports.saved
+    assert report.repaired == 2
+    assert [(w.position, w.line, w.field) for w in report.warnings] == [
+        (2, 9, "birthday"),
+        (2, 9, "emails.0.value"),
+        (4, 24, "emails.0.value"),
+    ]
+    assert report.warnings[1].message.endswith("Dropped the email address.")
+    for warning in report.warnings:
+        assert "rosa" not in warning.message
+        assert "0203" not in warning.message
+    assert not report.warnings_truncated
+    # The record is imported without the dropped value: a create, since it has no email left.
+    assert [event.kind for event in publisher.events] == ["upserted", "created", "created"]
+    assert publisher.events[1].data["emails"] == []
+    assert publisher.events[1].data["birthday"] is None
+
+
+def test_warnings_are_capped_apart_from_errors(
+    settings: Settings, build_app: Callable[[Settings], Flask], reports: FakeReportStore
+) -> None:
+    capped = Settings(**{**_fields(settings), "import_errors_max": 2})
+    client = authorized(build_app(capped)).test_client()
+    invalid = card(1, name=False, email=False)  # two errors: no first name, no last name
+    body = (invalid + "".join(with_bad_email(n) for n in range(2, 5))).encode()
+
+    response = post(client, body)
+
+    assert (response.json["invalid"], response.json["repaired"]) == (1, 3)
+    (report,) = reports.saved
+    assert (len(report.errors), report.errors_truncated) == (2, False)
+    assert [w.position for w in report.warnings] == [2, 3]
+    assert report.warnings_truncated
+    assert report.repaired == 3  # counted whole, listed up to the cap
 
 
 def test_an_empty_file_is_an_empty_address_book(
@@ -320,6 +388,52 @@ def test_a_file_of_another_format_is_a_bad_request(
     assert response.json["type"] == "urn:contacts:problem:import-format"
     assert publisher.events == []
     assert reports.saved == []
+
+
+def test_a_format_error_says_what_was_expected_and_never_quotes_the_upload(
+    client: FlaskClient,
+) -> None:
+    csv_as_vcard = post(client, b"Name,Given Name,Additional Name\r\nRosa,Example,Q\r\n", VCARD)
+    garbage_as_csv = post(client, b"Rosa\rExample\x00\x89PNG\r\n", CSV)
+
+    assert csv_as_vcard.status_code == garbage_as_csv.status_code == 400
+    detail = csv_as_vcard.json["detail"]
+    assert "BEGIN:VCARD" in detail
+    assert "Name" not in detail
+    detail = garbage_as_csv.json["detail"]
+    assert detail.startswith("Not a CSV file: its first line is not CSV text")
+    assert "Rosa" not in detail
+    assert "universal-newline" not in detail
+
+
+SECRET = "Quorbelvantrexi"
+
+
+def test_no_problem_of_the_report_quotes_a_value_of_the_file(
+    client: FlaskClient, reports: FakeReportStore
+) -> None:
+    body = (
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Example;Rosa;;;\r\n"
+        f"EMAIL:{SECRET}@quorbel_x.example.org\r\nTEL:+1 555 {SECRET}\r\n"
+        f"BDAY:{SECRET}\r\nADR;TYPE=home:;;1 Lane;Springfield;;;{SECRET}\r\n"
+        f"CATEGORIES:{SECRET * 4}\r\nEND:VCARD\r\n"
+        f"BEGIN:VCARD\r\nVERSION:3.0\r\nN:{SECRET * 7};Rosa;;;\r\nEND:VCARD\r\n"
+    ).encode()
+
+    response = post(client, body)
+
+    assert response.status_code == 202
+    assert (response.json["accepted"], response.json["repaired"]) == (1, 1)
+    (report,) = reports.saved
+    assert {w.field for w in report.warnings} == {
+        "emails.0.value",
+        "phones.0.value",
+        "birthday",
+        "addresses.0.country",
+        "tags.0",
+    }
+    assert [e.field for e in report.errors] == ["last_name"]
+    assert find(json.dumps(report.to_dict()), [SECRET]) == []
 
 
 def test_a_file_over_the_byte_limit_is_refused_whole(
@@ -472,6 +586,10 @@ def test_a_queue_failing_part_way_answers_503_with_the_counts_then_a_retry_finis
     # The first chunk of 100 and 50 of the second went out; the rest is not tried.
     assert (response.json["accepted"], response.json["failed"]) == (150, 100)
     assert response.headers["Location"] == f"http://query.test/v1/imports/{import_id}"
+    assert response.json["detail"].endswith(
+        "Send the same file again with the same Idempotency-Key to queue the rest without "
+        "duplicates."
+    )
     queued, failed = reports.saved
     assert (queued.state, queued.accepted, queued.failed) == ("queued", 250, 0)
     assert (failed.state, failed.accepted, failed.failed, failed.invalid) == ("failed", 150, 100, 1)
@@ -486,6 +604,22 @@ def test_a_queue_failing_part_way_answers_503_with_the_counts_then_a_retry_finis
     assert reports.last(import_id).state == "queued"
     # The first 150 were sent twice with the same ids: SQS and the worker drop the copies.
     assert len({event.id for event in publisher.events}) == 250
+
+
+def test_without_a_key_the_503_says_a_retry_queues_everything_again(
+    client: FlaskClient, publisher: FlakyPublisher
+) -> None:
+    publisher.capacity = 100
+
+    response = post(client, vcards(150))
+
+    assert response.status_code == 503
+    assert (response.json["accepted"], response.json["failed"]) == (100, 50)
+    detail = response.json["detail"]
+    assert "same Idempotency-Key" not in detail
+    assert "no Idempotency-Key" in detail
+    assert "queues every record again" in detail
+    assert "without an email would be created twice" in detail
 
 
 def test_a_dead_queue_costs_one_chunk(client: FlaskClient, publisher: FlakyPublisher) -> None:
@@ -582,3 +716,18 @@ def test_the_import_settings_are_read_and_checked() -> None:
             Settings.from_env({name: "0"})
     with pytest.raises(SettingsError, match="IMPORT_REPORT_TTL_S"):
         Settings.from_env({"IMPORT_REPORT_TTL_S": "7d"})
+
+
+def test_the_openapi_document_describes_repaired_and_the_retry_without_a_key(
+    client: FlaskClient,
+) -> None:
+    document = client.get("/openapi.json").get_json()
+
+    accepted = document["components"]["schemas"]["ImportAccepted"]
+    assert "repaired" in accepted["properties"]
+    assert "repaired" in accepted["required"]
+    problem = document["components"]["schemas"]["ImportNotQueuedProblem"]
+    assert "repaired" in problem["properties"]
+    operation = document["paths"]["/v1/imports"]["post"]
+    assert "Without a key" in operation["responses"]["503"]["description"]
+    assert "`repaired`" in operation["description"]

@@ -150,6 +150,9 @@ def test_the_counts_follow_the_workers_outcomes_until_completed(
         "created_at": "2026-05-01T12:00:00+00:00",
         "errors": [problem.to_dict() for problem in ERRORS],
         "errors_truncated": False,
+        "repaired": 0,
+        "warnings": [],
+        "warnings_truncated": False,
     }
 
     outcomes = [worker.handle(event) for event in events[:3]]
@@ -212,6 +215,57 @@ def test_a_failed_import_counts_only_what_was_queued(client, worker, redis_clien
         1,
     )
     assert body["errors_truncated"] is True
+
+
+def test_the_warnings_of_imported_records_are_served(client, redis_client, prefix):
+    import_id = str(uuid.uuid4())
+    warnings = (
+        ImportProblem(2, 2, "emails.0.value", "Not a valid email. Dropped the email address."),
+        ImportProblem(
+            2, 2, "birthday", "Not a valid date (expected YYYY-MM-DD). Dropped the field."
+        ),
+    )
+    store_report(
+        redis_client,
+        prefix,
+        import_id,
+        repaired=1,
+        warnings=warnings,
+        warnings_truncated=True,
+    )
+
+    body = client.get(f"/v1/imports/{import_id}").get_json()
+
+    assert body["repaired"] == 1
+    assert body["warnings"] == [problem.to_dict() for problem in warnings]
+    assert body["warnings_truncated"] is True
+
+
+def test_a_report_stored_before_warnings_existed_is_served_without_them(
+    client, redis_client, prefix
+):
+    import_id = str(uuid.uuid4())
+    stored = {
+        "import_id": import_id,
+        "format": "vcard",
+        "state": "queued",
+        "received": 1,
+        "accepted": 0,
+        "invalid": 1,
+        "failed": 0,
+        "created_at": "2026-05-01T12:00:00+00:00",
+        "errors": [ERRORS[1].to_dict()],
+        "errors_truncated": False,
+    }
+    redis_client.set(import_key(prefix, import_id), json.dumps(stored), ex=60)
+
+    response = client.get(f"/v1/imports/{import_id}")
+
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["repaired"], body["warnings"], body["warnings_truncated"]) == (0, [], False)
+    assert body["errors"] == [ERRORS[1].to_dict()]
+    assert body["status"] == "completed"
 
 
 def test_unknown_or_expired_import_is_404(client, redis_client, prefix):

@@ -34,6 +34,12 @@ def report(import_id: str | None = None, **overrides) -> ImportReport:
             ImportProblem(2, 7, "emails.0.value", "Not a valid email address."),
             ImportProblem(5, None, "_card", "A contact needs a first or last name."),
         ),
+        "repaired": 1,
+        "warnings": (
+            ImportProblem(
+                3, 12, "phones.0.value", "Not a valid phone number. Dropped the phone number."
+            ),
+        ),
     }
     return ImportReport(**{**values, **overrides})
 
@@ -129,7 +135,35 @@ def test_get_import_answers_the_report_and_the_outcomes(client, import_reports, 
             },
         ],
         "errors_truncated": False,
+        "repaired": 1,
+        "warnings": [
+            {
+                "position": 3,
+                "line": 12,
+                "field": "phones.0.value",
+                "message": "Not a valid phone number. Dropped the phone number.",
+            }
+        ],
+        "warnings_truncated": False,
     }
+
+
+def test_a_failed_import_says_failed_in_state_while_status_completes(
+    client, import_reports, import_outcomes
+):
+    stored = report(state="failed", accepted=2, failed=2, warnings_truncated=True)
+    import_reports.reports[stored.import_id] = stored
+    import_outcomes.outcomes[stored.import_id] = ImportOutcomes(2, 0, {})
+
+    body = client.get(f"/v1/imports/{stored.import_id}").get_json()
+
+    assert (body["state"], body["status"], body["failed"], body["pending"]) == (
+        "failed",
+        "completed",
+        2,
+        0,
+    )
+    assert body["warnings_truncated"] is True
 
 
 @pytest.mark.parametrize("import_id", [str(uuid.uuid4()), "nope", str(uuid.uuid4()).upper()])
@@ -195,3 +229,9 @@ def test_the_openapi_document_describes_the_route(client):
     assert {"status", "applied", "rejected", "pending", "rejected_reasons", "errors"} <= set(
         schema["properties"]
     )
+    assert {"repaired", "warnings", "warnings_truncated"} <= set(schema["properties"])
+    assert schema["properties"]["warnings"]["items"]["$ref"].endswith("/ImportProblem")
+    # A client reading only `status` must learn that it does not cover a failed import.
+    assert "`failed`" in schema["properties"]["status"]["description"]
+    assert "`status`" in schema["properties"]["state"]["description"]
+    assert "`state`" in operation["description"]

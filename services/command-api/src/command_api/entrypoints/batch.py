@@ -62,15 +62,15 @@ def parse_item(raw: Any, *, default_region: str) -> BatchItem:
 
     if op is not None:
         if op in _NAMED_OPS and "id" not in sent:
-            add("id", f"Required for a {op}.")
+            add("id", f"Required for {_a(op)}.")
         elif op not in _NAMED_OPS and "id" in sent:
-            add("id", f"Not allowed for a {op}: the server assigns the id.")
+            add("id", f"Not allowed for {_a(op)}: the server assigns the id.")
         if op == "delete" and "data" in sent:
             add("data", "Not allowed for a delete.")
         elif op != "delete" and "data" not in sent:
-            add("data", f"Required for a {op}.")
+            add("data", f"Required for {_a(op)}.")
         if op not in _NAMED_OPS and "if_match" in sent:
-            add("if_match", f"Not allowed for a {op}.")
+            add("if_match", f"Not allowed for {_a(op)}.")
         if op != "upsert" and "match_on" in sent:
             add("match_on", "Only an upsert matches on a field.")
     expected_version = None
@@ -90,6 +90,11 @@ def parse_item(raw: Any, *, default_region: str) -> BatchItem:
     if errors or op is None:
         return InvalidOperation(errors, _digest(raw), contact_id)
     return BatchOperation(op, contact_id, fields, expected_version)
+
+
+def _a(op: str) -> str:
+    """``op`` after its indefinite article: "a patch", "an upsert"."""
+    return f"an {op}" if op[:1] in ("a", "e", "i", "o", "u") else f"a {op}"
 
 
 def _fields(op: str, data: Any, default_region: str) -> dict[str, Any]:

@@ -83,6 +83,16 @@ _IDEMPOTENCY_KEY: Final = {
     "file (or format) answers 422. Remembered 24 h.",
     "schema": {"type": "string", "maxLength": 255},
 }
+#: The end of the 503's detail when the queue failed part-way, with and without a key.
+_RETRY_WITH_KEY: Final = (
+    "Send the same file again with the same Idempotency-Key to queue the rest without duplicates."
+)
+_RETRY_WITHOUT_KEY: Final = (
+    "This request had no Idempotency-Key, so sending the file again is a new import that "
+    "queues every record again: records with an email update the same contacts, but records "
+    "without an email would be created twice. Send imports with an Idempotency-Key (a new "
+    "UUID per file) so that a retry queues only the rest."
+)
 _FILE: Final = {"type": "string", "format": "binary"}
 _REQUEST_BODY: Final = {
     "required": True,
@@ -145,8 +155,7 @@ def imports_blueprint() -> Blueprint:
         return problem_response(
             503,
             f"The queue stopped taking the import: {report.accepted} records queued, "
-            f"{report.failed} not. Send the same file again with the same Idempotency-Key to "
-            "queue the rest without duplicates.",
+            f"{report.failed} not. " + (_RETRY_WITH_KEY if error.keyed else _RETRY_WITHOUT_KEY),
             type_uri=QUEUE_PROBLEM,
             headers={
                 "Retry-After": str(QUEUE_RETRY_AFTER_S),
@@ -170,7 +179,9 @@ def imports_blueprint() -> Blueprint:
             description="Nothing queued (the report could not be stored), or the queue "
             "stopped taking the import part-way: then the problem carries `import_id` and the "
             "counts. `Retry-After` says when to send the same file again with the same "
-            "`Idempotency-Key`.",
+            "`Idempotency-Key`. Without a key, sending it again is a new import that queues "
+            "every record again (records without an email are created twice): send imports "
+            "with an `Idempotency-Key`.",
         )
         def post(self) -> Any:
             """Import an address book: vCard (`text/vcard`) or CSV (`text/csv`).
@@ -183,10 +194,14 @@ def imports_blueprint() -> Blueprint:
             when the record has no email. Invalid records are skipped and listed, with their
             position (card number, or CSV line), field and reason, in the report at
             `Location` (`GET /v1/imports/{import_id}` on the query API, kept 7 days), which
-            also counts what the worker applied and rejected. An empty file is an empty
+            also counts what the worker applied and rejected. A valid record may lose values
+            that break a rule (an invalid email, phone number or birthday is dropped, the rest
+            imported): `repaired` counts those records and the report lists each dropped value
+            as a warning (position, field, reason; never the value). An empty file is an empty
             address book (202, zero records). The import is not atomic: when the queue fails
             part-way, the answer is 503 with the counts, and sending the same file with the
-            same `Idempotency-Key` queues the rest.
+            same `Idempotency-Key` queues the rest (without a key, a retry queues every record
+            again).
             """
             file_format = _format()
             api = _import_api()
@@ -266,4 +281,5 @@ def _counts(report: ImportReport) -> dict[str, Any]:
         "accepted": report.accepted,
         "invalid": report.invalid,
         "failed": report.failed,
+        "repaired": report.repaired,
     }

@@ -272,6 +272,14 @@ def _import_counts(*, required: bool) -> dict[str, fields.Field]:
             required=required,
             metadata={"description": "Valid records not queued because the queue failed."},
         ),
+        "repaired": fields.Integer(
+            required=required,
+            metadata={
+                "description": "Valid records (of `accepted` + `failed`) that lost a value "
+                "breaking a rule (an invalid email, phone number, birthday...) or were "
+                "repaired; the report lists each as a warning (position, field)."
+            },
+        ),
     }
 
 

@@ -4,9 +4,11 @@ Issue 3, item 3. The upload is already spooled (``Upload``: a seekable file of a
 ``ImportLimits.max_bytes`` bytes). The use case reads it twice with the ``contacts_exchange``
 reader of its format:
 
-1. **Validation pass**: every record is read and counted; the problems of the invalid ones are
-   collected (at most ``ImportLimits.errors_max``). ``ImportFormatError`` (not that format) and
-   ``ImportTooLarge`` (past ``max_bytes`` or ``max_records``) propagate: nothing is queued.
+1. **Validation pass**: every record is read and counted; the problems of the invalid ones
+   (errors) and what was dropped from or repaired in the valid ones (warnings, counted in
+   ``repaired``) are collected, at most ``ImportLimits.errors_max`` of each kind.
+   ``ImportFormatError`` (not that format) and ``ImportTooLarge`` (past ``max_bytes`` or
+   ``max_records``) propagate: nothing is queued.
 2. The ``Idempotency-Key`` is reserved (the fingerprint of the upload), then the
    ``ImportReport`` (state ``queued``) is stored **before** anything is queued, so every queued
    event has a report the query API can serve (DESIGN.md §5.1: what is accepted is reported).
@@ -34,7 +36,7 @@ import abc
 import datetime as dt
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Final
 
@@ -45,7 +47,7 @@ from command_api.service_layer.ports import IdempotencyRecord
 from contacts_domain import Command, ContactEvent, CreateContact, UpsertContact, to_event
 from contacts_domain.contact import primary_value
 from contacts_domain.imports import ImportFormat, ImportProblem, ImportReport, record_ids
-from contacts_exchange import ImportRecord, read_csv, read_vcards
+from contacts_exchange import FieldMessage, ImportRecord, read_csv, read_vcards
 
 logger = logging.getLogger(__name__)
 
@@ -70,15 +72,20 @@ class ImportReportStore(abc.ABC):
 
 class ImportNotQueued(RuntimeError):
     """The queue stopped taking the import's events part-way; ``report`` (state ``failed``)
-    counts what was queued (``accepted``) and what was not (``failed``). Retrying the same file
-    with the same ``Idempotency-Key`` queues the rest: the events already queued carry the same
-    ids and are dropped as duplicates."""
+    counts what was queued (``accepted``) and what was not (``failed``).
 
-    def __init__(self, report: ImportReport) -> None:
+    ``keyed`` says whether the import had an ``Idempotency-Key``. With one, retrying the same
+    file with the same key queues the rest: the events already queued carry the same ids and
+    are dropped as duplicates. Without one, a retry is a new import that queues every record
+    again: records with an email upsert the same contacts, but records without one are
+    created a second time."""
+
+    def __init__(self, report: ImportReport, *, keyed: bool) -> None:
         super().__init__(
             f"{report.failed} of {report.accepted + report.failed} valid records not queued."
         )
         self.report = report
+        self.keyed = keyed
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +156,7 @@ def import_upload(
     except StoreUnavailable:
         logger.warning("Could not record the failed import", exc_info=True)
     logger.warning("import failed part-way: %d queued, %d not", queued, failed.failed)
-    raise ImportNotQueued(failed)
+    raise ImportNotQueued(failed, keyed=derived is not None)
 
 
 def validate(
@@ -157,25 +164,24 @@ def validate(
 ) -> ImportReport:
     """Read every record of ``upload`` and return the report of a fully queued import:
     ``accepted`` counts the valid records, ``errors`` the invalid ones' problems (one per
-    error, in file order, at most ``limits.errors_max``).
+    error, in file order, at most ``limits.errors_max``); ``repaired`` counts the valid
+    records with warnings and ``warnings`` lists them (one per warning, in file order, at most
+    ``limits.errors_max`` besides the errors). The warnings of an invalid record are not
+    listed: it is not imported, and its errors say why.
 
     Raises ``ImportFormatError`` and ``ImportTooLarge`` as the reader does.
     """
-    received = invalid = 0
-    problems: list[ImportProblem] = []
-    truncated = False
+    received = invalid = repaired = 0
+    errors = _ProblemList(limits.errors_max)
+    warnings = _ProblemList(limits.errors_max)
     for record in _read(upload, limits):
         received += 1
         if record.valid:
-            continue
-        invalid += 1
-        for error in record.errors:
-            if len(problems) < limits.errors_max:
-                problems.append(
-                    ImportProblem(record.position, record.line, error["field"], error["message"])
-                )
-            else:
-                truncated = True
+            repaired += bool(record.warnings)
+            warnings.extend(record, record.warnings)
+        else:
+            invalid += 1
+            errors.extend(record, record.errors)
     return ImportReport(
         import_id=import_id,
         format=upload.format,
@@ -185,9 +191,33 @@ def validate(
         invalid=invalid,
         failed=0,
         created_at=received_at,
-        errors=tuple(problems),
-        errors_truncated=truncated,
+        errors=tuple(errors.problems),
+        errors_truncated=errors.truncated,
+        repaired=repaired,
+        warnings=tuple(warnings.problems),
+        warnings_truncated=warnings.truncated,
     )
+
+
+class _ProblemList:
+    """The first ``limit`` problems of an import, in file order; ``truncated`` once one more
+    was left out."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.problems: list[ImportProblem] = []
+        self.truncated = False
+
+    def extend(self, record: ImportRecord, messages: Iterable[FieldMessage]) -> None:
+        for message in messages:
+            if len(self.problems) < self.limit:
+                self.problems.append(
+                    ImportProblem(
+                        record.position, record.line, message["field"], message["message"]
+                    )
+                )
+            else:
+                self.truncated = True
 
 
 def command_for(import_id: str, record: ImportRecord) -> Command:

@@ -260,7 +260,8 @@ class ExportArgsSchema(StrictSchema):
 
 
 class ImportProblemSchema(ma.Schema):
-    """Why one record of an import was not queued (``contacts_domain.imports.ImportProblem``)."""
+    """Why one record of an import was not queued, or what was dropped from one that was
+    (``contacts_domain.imports.ImportProblem``)."""
 
     position = ma.fields.Integer(
         metadata={"description": "The card's number (vCard, from 1) or the CSV line of the row."}
@@ -272,7 +273,12 @@ class ImportProblemSchema(ma.Schema):
     field = ma.fields.String(
         metadata={"description": "Contact field path (`emails.0.value`), `_card` for the record."}
     )
-    message = ma.fields.String()
+    message = ma.fields.String(
+        metadata={
+            "description": "What is wrong and, for a warning, what was dropped (never the "
+            "value itself)."
+        }
+    )
 
 
 class ImportStatusSchema(ma.Schema):
@@ -283,14 +289,21 @@ class ImportStatusSchema(ma.Schema):
     state = ma.fields.String(
         validate=ma.validate.OneOf(STATES),
         metadata={
-            "description": "`queued`: every valid record was queued. `failed`: the queue "
-            "stopped taking them part-way (`failed` counts those left out); send the same file "
-            "again with the same `Idempotency-Key` to queue the rest."
+            "description": "Whether the valid records reached the queue (read it with "
+            "`status`). `queued`: every valid record was queued. `failed`: the queue stopped "
+            "taking them part-way: `failed` counts the records left out, which will never be "
+            "applied; send the same file again with the same `Idempotency-Key` to queue the "
+            "rest (without a key, a retry queues every record again)."
         },
     )
     status = ma.fields.String(
         validate=ma.validate.OneOf(("pending", "completed")),
-        metadata={"description": "`completed` once every accepted record is applied or rejected."},
+        metadata={
+            "description": "Whether the worker has processed what was queued: `completed` "
+            "once every accepted record is applied or rejected. It does not say that the whole "
+            "file was imported: a `failed` import (`state`) reaches `completed` once its "
+            "queued records are applied, while `failed` > 0 records were never queued."
+        },
     )
     received = ma.fields.Integer(
         metadata={"description": "Records in the file: `accepted` + `invalid` + `failed`."}
@@ -315,7 +328,32 @@ class ImportStatusSchema(ma.Schema):
     created_at = ma.fields.String(
         metadata={"description": "When the upload was received (RFC 3339, UTC)."}
     )
-    errors = ma.fields.List(ma.fields.Nested(ImportProblemSchema))
+    errors = ma.fields.List(
+        ma.fields.Nested(ImportProblemSchema),
+        metadata={
+            "description": "Why each invalid record was refused, in file order (at most "
+            "`IMPORT_ERRORS_MAX`, 1,000)."
+        },
+    )
     errors_truncated = ma.fields.Boolean(
         metadata={"description": "`errors` lists only the first problems."}
+    )
+    repaired = ma.fields.Integer(
+        metadata={
+            "description": "Valid records imported with at least one warning (of `accepted` + "
+            "`failed`): a value that breaks a rule was dropped (an invalid email, phone "
+            "number, birthday...) or the record was repaired (extra entries cut, a guessed "
+            "charset)."
+        }
+    )
+    warnings = ma.fields.List(
+        ma.fields.Nested(ImportProblemSchema),
+        metadata={
+            "description": "What was dropped from or repaired in each valid record, in file "
+            "order (at most `IMPORT_ERRORS_MAX`, 1,000, counted apart from `errors`). An "
+            "import reported before warnings were recorded shows none (and `repaired` 0)."
+        },
+    )
+    warnings_truncated = ma.fields.Boolean(
+        metadata={"description": "`warnings` lists only the first warnings."}
     )

@@ -4,12 +4,17 @@ Two sources, one answer:
 
 - the report the command API stored when it read the upload (``contacts_domain.imports.
   ImportReport``, in Redis under ``import:{id}`` for ``IMPORT_REPORT_TTL_S``, 7 days): format,
-  state, received/accepted/invalid/failed counts and the invalid records' problems;
+  state, received/accepted/invalid/failed/repaired counts, the invalid records' problems
+  (errors) and what was dropped from the imported ones (warnings);
 - the outcomes the worker recorded for the records it has processed so far (``applied``,
   ``rejected`` and the rejections' reasons), counted in PostgreSQL by import id.
 
 The records still in the queue are ``pending`` = accepted − applied − rejected, never negative;
-the import is ``completed`` once every accepted record has an outcome.
+the import is ``completed`` once every accepted record has an outcome. Two words, two
+questions: ``state`` (``queued`` | ``failed``) says whether every valid record reached the
+queue, ``status`` (``pending`` | ``completed``) whether the worker has processed what did. A
+``failed`` import's ``status`` still reaches ``completed`` (its ``accepted`` records applied
+or rejected) while its ``failed`` records were never queued.
 """
 
 from __future__ import annotations
@@ -83,6 +88,9 @@ class ImportStatus:
             "created_at": report.to_dict()["created_at"],
             "errors": [problem.to_dict() for problem in report.errors],
             "errors_truncated": report.errors_truncated,
+            "repaired": report.repaired,
+            "warnings": [problem.to_dict() for problem in report.warnings],
+            "warnings_truncated": report.warnings_truncated,
         }
 
 
