@@ -8,6 +8,9 @@ PACKAGES := -e libs/contacts-domain -e libs/contacts-telemetry -e libs/contacts-
 	-e libs/contacts-exchange \
 	-e services/command-api -e services/query-api -e services/contact-worker
 
+TYPED_PACKAGES := contacts_domain contacts_telemetry contacts_http contacts_exchange command_api \
+	query_api contact_worker
+
 .PHONY: install lint-deploy checkov up down status test test-unit test-integration test-e2e test-faults migrate lint \
 	format clean bench audit
 
@@ -97,6 +100,9 @@ test-faults: install  ## the fault-injection harness: one stack per fault, ~10 m
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	for package in $(TYPED_PACKAGES); do \
+		$(BIN)/mypy --ignore-missing-imports -p $$package || exit 1; \
+	done
 
 format: install
 	$(BIN)/ruff check --fix .

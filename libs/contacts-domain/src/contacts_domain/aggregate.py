@@ -171,7 +171,7 @@ def replay(
             email = primary_value(candidate["emails"])
             before = primary_value(fields["emails"]) if alive else None
             changed_email = email and (before is None or email.casefold() != before.casefold())
-            if changed_email and email_taken(email.casefold()):
+            if email and changed_email and email_taken(email.casefold()):
                 outcomes[event.event_id] = ("rejected", EMAIL_CONFLICT)
                 continue
         fields = candidate

@@ -9,6 +9,7 @@ values.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any, Final
 
 from contacts_domain import limits
@@ -194,7 +195,7 @@ def _entries(
             continue
         for extra in set(item) - {"value", "type", "primary"}:
             errors.add(f"{where}.{extra}", "Unknown field.")
-        value = errors.guard(f"{where}.value", lambda i=item: parse_value(i.get("value")))
+        value = errors.guard(f"{where}.value", partial(parse_value, item.get("value")))
         kind = item.get("type", "other")
         if kind not in types:
             errors.add(f"{where}.type", f"Must be one of: {', '.join(types)}.")
@@ -246,14 +247,14 @@ def _addresses(errors: _Errors, items: Any) -> list[dict[str, Any]]:
                 None
                 if value is None
                 else errors.guard(
-                    f"{where}.{part}", lambda v=value, m=max_length: clean_text(v, max_length=m)
+                    f"{where}.{part}", partial(clean_text, value, max_length=max_length)
                 )
             )
         country = item.get("country")
         address["country"] = (
             None
             if country in (None, "")
-            else errors.guard(f"{where}.country", lambda c=country: parse_country(c))
+            else errors.guard(f"{where}.country", partial(parse_country, country))
         )
         if not any(address[p] for p in (*ADDRESS_TEXT, "country")):
             errors.add(where, "An address needs at least one part.")
@@ -272,7 +273,7 @@ def _tags(errors: _Errors, items: Any) -> list[str]:
         return []
     out: list[str] = []
     for i, item in enumerate(items):
-        tag = errors.guard(f"tags.{i}", lambda t=item: parse_tag(t))
+        tag = errors.guard(f"tags.{i}", partial(parse_tag, item))
         if tag is not None and tag not in out:
             out.append(tag)
     return out

@@ -131,13 +131,12 @@ def parse_items(raws: Sequence[Any], *, default_region: str) -> list[BatchItem]:
     written: set[str] = set()
     for raw in raws:
         item = parse_item(raw, default_region=default_region)
-        if isinstance(item, BatchOperation) and item.contact_id is not None:
-            if item.expected_version is not None and item.contact_id in written:
-                item = InvalidOperation(
-                    {"if_match": [CHAINED_IF_MATCH]}, _digest(raw), item.contact_id
-                )
+        named = item.contact_id if isinstance(item, BatchOperation) else None
+        if named is not None and isinstance(item, BatchOperation):
+            if item.expected_version is not None and named in written:
+                item = InvalidOperation({"if_match": [CHAINED_IF_MATCH]}, _digest(raw), named)
             else:
-                written.add(item.contact_id)
+                written.add(named)
         items.append(item)
     return items
 

@@ -24,12 +24,13 @@ class SqlImportOutcomeLog(ImportOutcomeLog):
     def counts(self, import_id: str) -> ImportOutcomes:
         with connection(self._engine) as conn:
             rows = conn.execute(counts_statement(import_id)).all()
-        applied = sum(row.count for row in rows if row.status == "applied")
+        applied = 0
         reasons: dict[str, int] = {}
-        for row in rows:
-            if row.status == "rejected":
-                reason = row.reason or "unknown"
-                reasons[reason] = reasons.get(reason, 0) + row.count
+        for status, reason, count in rows:
+            if status == "applied":
+                applied += int(count)
+            elif status == "rejected":
+                reasons[reason or "unknown"] = reasons.get(reason or "unknown", 0) + int(count)
         return ImportOutcomes(applied, sum(reasons.values()), reasons)
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -255,7 +255,7 @@ def escape_like(text: str) -> str:
 
 
 def _record(row: Row[Any]) -> ContactRecord:
-    return record_of(row._mapping)
+    return record_of(cast("Mapping[str, Any]", row._mapping))
 
 
 def record_of(row: Mapping[str, Any]) -> ContactRecord:

@@ -55,7 +55,9 @@ def _field_mask() -> FieldMask:
 class GetArgsSchema(StrictSchema):
     """Query string of ``GET /v1/contacts/{id}``."""
 
-    fields = _field_mask()
+    # The query parameter is named `fields`, like marshmallow's own attribute (the instance
+    # attribute marshmallow sets wins; the declared field still loads `?fields=`).
+    fields = _field_mask()  # type: ignore[assignment]
 
 
 class CanonicalEmail(ma.fields.String):
@@ -133,7 +135,9 @@ class ListArgsSchema(StrictSchema):
             "email; `%` and `_` match themselves."
         }
     )
-    fields = _field_mask()
+    # The query parameter is named `fields`, like marshmallow's own attribute (the instance
+    # attribute marshmallow sets wins; the declared field still loads `?fields=`).
+    fields = _field_mask()  # type: ignore[assignment]
 
 
 class EmailEntrySchema(ma.Schema):

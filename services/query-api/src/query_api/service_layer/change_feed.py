@@ -20,7 +20,7 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeGuard
 
 from query_api.service_layer.records import ContactRecord
 
@@ -103,10 +103,13 @@ def decode_token(token: str) -> FeedPosition:
     if not isinstance(payload, dict) or payload.get("v") != VERSION:
         raise InvalidToken("The token is not valid.")
     txid, position = payload.get("x"), payload.get("p")
-    for value in (txid, position):
-        if type(value) is not int or not 0 <= value <= _MAX_INT:
-            raise InvalidToken("The token is not valid.")
+    if not (_is_token_int(txid) and _is_token_int(position)):
+        raise InvalidToken("The token is not valid.")
     return FeedPosition(txid, position)
+
+
+def _is_token_int(value: object) -> TypeGuard[int]:
+    return type(value) is int and 0 <= value <= _MAX_INT
 
 
 def page_of(batch: ChangeBatch, after: FeedPosition, limit: int) -> ChangePage:
