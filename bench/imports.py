@@ -1,4 +1,5 @@
-"""How long ``POST /v1/imports`` takes for the largest import allowed (issue 3, item 3).
+"""How long ``POST /v1/imports`` takes for the largest import allowed (issue 3, item 3), and
+what a batch (``POST /v1/contacts/batch``, SQS ``SendMessageBatch``) saves over single writes.
 
 Not a test: prints figures. Runs the command API under gunicorn exactly as ``make up`` does
 (``tests/support/processes.command_api``: the gunicorn config module, ``--timeout 30``) against
@@ -8,9 +9,12 @@ deleted afterwards. It posts a synthetic vCard file of ``--records`` cards (defa
 ``IMPORT_MAX_RECORDS`` default) padded to about ``--bytes`` (default just under 10 MB, the
 ``IMPORT_MAX_BYTES`` default), then the same file again with the same ``Idempotency-Key`` (a
 retry: every event is sent again and dropped by SQS as a duplicate), and prints each answer's
-status and wall-clock time, and the queue's depth.
+status and wall-clock time, and the queue's depth. Then it creates ``--writes`` contacts
+(default 1,000) one ``POST /v1/contacts`` at a time and again 100 per ``POST
+/v1/contacts/batch``, ``--reps`` times, and prints the median milliseconds per contact of each
+and their ratio (one client, sequential: the latency a syncing integrator sees).
 
-    .venv/bin/python bench/imports.py [--records N] [--bytes B] [--reps R]
+    .venv/bin/python bench/imports.py [--records N] [--bytes B] [--reps R] [--writes W]
 
 ``--timeout`` sets gunicorn's worker timeout (default 30, as ``make up``, the image and the
 chart). The command API runs gthread workers, whose main thread reports to the arbiter about
@@ -22,11 +26,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import redis
 import requests
@@ -60,11 +66,44 @@ def address_book(records: int, max_bytes: int) -> bytes:
     return "".join(card(number, padding) for number in range(1, records + 1)).encode()
 
 
+def compare_batches(base: str, writes: int, reps: int) -> None:
+    """Print the median ms per contact created singly and in batches of 100, and the ratio."""
+    session = requests.Session()
+    session.headers.update(AUTH_HEADERS)
+    single: list[float] = []
+    batched: list[float] = []
+    for _rep in range(reps):
+        began = time.perf_counter()
+        for number in range(writes):
+            answer = session.post(
+                f"{base}/v1/contacts", json={"first_name": f"Single{number}"}, timeout=30
+            )
+            answer.raise_for_status()
+        single.append((time.perf_counter() - began) * 1000 / writes)
+        began = time.perf_counter()
+        for start in range(0, writes, 100):
+            operations: list[dict[str, Any]] = [
+                {"op": "create", "data": {"first_name": f"Batch{number}"}}
+                for number in range(start, min(start + 100, writes))
+            ]
+            answer = session.post(
+                f"{base}/v1/contacts/batch", json={"operations": operations}, timeout=60
+            )
+            assert answer.status_code == 202, answer.text
+        batched.append((time.perf_counter() - began) * 1000 / writes)
+    one, many = statistics.median(single), statistics.median(batched)
+    print(
+        f"{writes} creates x {reps}: single {one:.2f} ms/contact, batch of 100 "
+        f"{many:.2f} ms/contact (medians), ratio {one / many:.1f}x"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=10_000)
     parser.add_argument("--bytes", type=int, default=10_485_760)
     parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--writes", type=int, default=1_000)
     parser.add_argument(
         "--timeout",
         type=int,
@@ -130,6 +169,7 @@ def main() -> None:
                 QueueUrl=urls.main, AttributeNames=["ApproximateNumberOfMessages"]
             )["Attributes"]["ApproximateNumberOfMessages"]
             print(f"queue depth afterwards: {depth} messages")
+            compare_batches(base, args.writes, args.reps)
             client = redis.Redis.from_url(REDIS_URL)
             delete_prefix(client, prefix)
     finally:
