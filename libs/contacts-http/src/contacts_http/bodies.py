@@ -40,6 +40,7 @@ from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 from flask import Flask, request
+from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, HTTPException, RequestTimeout
 
 _CHUNK: Final = 64 * 1024
@@ -166,8 +167,9 @@ class CheckedInput:
 
     ``length`` is the declared ``Content-Length`` (``None`` for a chunked body, whose framing
     the server checks). Reading raises ``BadRequest`` (400) when the stream ends before
-    ``length`` bytes, and ``RequestTimeout`` (408) when the socket timed out waiting for
-    bytes (``idle_timeout_s``, set by ``init_body_limit``).
+    ``length`` bytes or the server could not read it (the connection broke, or gunicorn
+    found the chunked framing broken), and ``RequestTimeout`` (408) when the socket timed out
+    waiting for bytes (``idle_timeout_s``, set by ``init_body_limit``).
     """
 
     def __init__(self, stream: Any, length: int | None, idle_timeout_s: float) -> None:
@@ -198,6 +200,13 @@ class CheckedInput:
         except TimeoutError:  # socket.timeout: no byte for idle_timeout_s seconds
             raise RequestTimeout(
                 f"No byte of the request body arrived for {self._idle_timeout_s:g} s."
+            ) from None
+        except (OSError, ParseException):
+            # The client went away (gunicorn's NoMoreData, a reset) or broke the chunked
+            # framing (a missing chunk terminator, a bad chunk size): never a 500.
+            raise BadRequest(
+                "The request body ended early or its chunked framing is broken; nothing was "
+                "accepted. Send it whole."
             ) from None
 
     def _count(self, data: bytes, *, at_end: bool) -> bytes:

@@ -85,3 +85,59 @@ def test_stalled_bodies_are_408s_and_free_the_threads(port) -> None:
     health = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=IDLE_TIMEOUT_S * 15)
     assert health.status_code == 200
     assert [status_of(sock) for sock in stalled] == [408] * len(stalled)
+
+
+def open_chunked_post(port: int, path: str, content_type: str, raw: bytes) -> socket.socket:
+    """Send a chunked POST's head, then ``raw`` as it is (chunk framing included)."""
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        f"Content-Type: {content_type}",
+        "Transfer-Encoding: chunked",
+        *(f"{k}: {v}" for k, v in AUTH_HEADERS.items()),
+    ]
+    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+    sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode() + raw)
+    return sock
+
+
+def answer_of(sock: socket.socket) -> bytes:
+    response = b""
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            break
+        response += data
+        if b"\r\n\r\n" in response and response.rstrip().endswith(b"}"):
+            break
+    sock.close()
+    return response
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type", "body"),
+    [
+        ("/v1/contacts", "application/json", b'{"first_name": "ChunkCut"}'),
+        ("/v1/imports", "text/vcard", CARD),
+    ],
+)
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"%x\r\n%s\r\n0\r\n",  # the last chunk's terminating CRLF never comes
+        b"%x\r\n%s\r\n",  # the zero-size last chunk never comes
+        b"%x\r\n%s",  # cut inside the framing of the first chunk
+    ],
+    ids=["no-final-crlf", "no-last-chunk", "no-chunk-terminator"],
+)
+def test_a_cut_chunked_body_is_a_400_problem_and_queues_nothing(
+    port, drain, path, content_type, body, framing
+) -> None:
+    sock = open_chunked_post(port, path, content_type, framing % (len(body), body))
+    sock.shutdown(socket.SHUT_WR)
+    response = answer_of(sock)
+    status = int(response.split(b" ", 2)[1])
+    assert status == 400, response
+    assert b"application/problem+json" in response
+    assert b"nothing was accepted" in response
+    assert drain() == []
