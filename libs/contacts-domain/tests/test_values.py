@@ -117,3 +117,19 @@ def test_email_reasons_never_quote_the_address(raw: str) -> None:
     with pytest.raises(ValueError, match=r".") as error:
         EmailAddress.parse(raw)
     assert "quorbel" not in str(error.value).casefold()
+
+
+@pytest.mark.parametrize(
+    ("address", "reason"),
+    [
+        ("bob@ex!am#ple.com", "invalid characters: '!', '#'."),
+        ("b(o)b@example.com", "invalid characters before the @-sign: '(', ')'."),
+    ],
+)
+def test_invalid_characters_are_named_and_the_address_is_not_echoed(
+    address: str, reason: str
+) -> None:
+    with pytest.raises(ValueError, match="invalid characters") as raised:
+        EmailAddress.parse(address)
+    assert str(raised.value).endswith(reason)
+    assert "bob" not in str(raised.value)

@@ -109,11 +109,26 @@ class EmailAddress:
 #: stays, since it names the problem without revealing the address.
 _QUOTED_DETAIL = re.compile(r"\s*\([^)]*'[^)]*\)")
 _QUOTED_FRAGMENT = re.compile(r"'[^']{2,}'")
+_QUOTED_CHARACTER = re.compile(r"'[^'\x00]'")
+_MASKED = re.compile(r"\x00(\d+)\x00")
 
 
 def _without_echo(reason: str) -> str:
-    """``reason`` without any quoted fragment of the rejected address."""
-    return _QUOTED_FRAGMENT.sub("a part of the address", _QUOTED_DETAIL.sub("", reason))
+    """``reason`` without any quoted fragment of the rejected address.
+
+    Single characters that email-validator names as invalid (``'!', '#'``) stay: they say
+    what to fix and are not personal data (masked first, so the two patterns never read the
+    text between two of them as a fragment).
+    """
+    characters: list[str] = []
+
+    def mask(match: re.Match[str]) -> str:
+        characters.append(match.group(0))
+        return f"\x00{len(characters) - 1}\x00"
+
+    masked = _QUOTED_CHARACTER.sub(mask, reason)
+    cleaned = _QUOTED_FRAGMENT.sub("a part of the address", _QUOTED_DETAIL.sub("", masked))
+    return _MASKED.sub(lambda match: characters[int(match.group(1))], cleaned)
 
 
 @dataclass(frozen=True, slots=True)
