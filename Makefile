@@ -4,11 +4,12 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SQS_VENV := .venv-localstack
-PACKAGES := -e libs/contacts-domain -e libs/contacts-telemetry -e libs/contacts-http \
+PACKAGES := -e libs/contacts-domain -e libs/contacts-telemetry -e libs/contacts-infra \
+	-e libs/contacts-http \
 	-e libs/contacts-exchange \
 	-e services/command-api -e services/query-api -e services/contact-worker
 
-TYPED_PACKAGES := contacts_domain contacts_telemetry contacts_http contacts_exchange command_api \
+TYPED_PACKAGES := contacts_domain contacts_telemetry contacts_infra contacts_http contacts_exchange command_api \
 	query_api contact_worker
 
 .PHONY: install lint-deploy checkov up down status test test-unit test-integration test-e2e test-faults migrate lint \

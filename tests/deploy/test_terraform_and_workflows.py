@@ -156,6 +156,7 @@ def test_service_workflows_filter_on_their_paths(service: str) -> None:
         assert f"services/{service}/**" in paths
         assert "libs/contacts-domain/**" in paths
         assert "libs/contacts-telemetry/**" in paths
+        assert "libs/contacts-infra/**" in paths
         assert f".github/workflows/{service}.yml" in paths
     assert workflow["permissions"] == {"contents": "read"}
 

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 import redis
+from contacts_infra.settings import SettingsError as ConfigError
 from flask import Flask, jsonify
 from flask_smorest import Blueprint
 
@@ -22,7 +23,6 @@ from contacts_http.auth import (
     new_api_key,
     scopes,
 )
-from contacts_http.env import ConfigError
 from contacts_http.rate_limits import RateLimitSettings, RateLimitStorage
 from support.processes import free_port
 

@@ -21,7 +21,6 @@ Usage in an app factory::
   Flask guard and its settings (``install_auth``, ``install_rate_limits``).
 - ``rate_limits``: per-caller limits with flask-limiter, counted in Redis.
 - ``security_headers``: ``nosniff``, default ``Cache-Control: no-store``, ``Vary: Authorization``.
-- ``env``: typed readers of environment variables (``ConfigError``).
 
 No SQS or database imports; ``rate_limits`` talks to Redis through flask-limiter.
 """

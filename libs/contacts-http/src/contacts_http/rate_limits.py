@@ -25,17 +25,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import limits
+from contacts_infra.settings import EnvSettings
 from flask import Flask, Response, request
 from flask_limiter import HeaderNames, Limiter
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-from contacts_http.env import ConfigError, read_bool, read_text
 
 LIMIT_HEADER: Final = "RateLimit-Limit"
 REMAINING_HEADER: Final = "RateLimit-Remaining"
@@ -52,37 +53,39 @@ DEFAULT_LIMIT: Final = "600/minute"
 logger = logging.getLogger("contacts_http.rate_limits")
 
 
-@dataclass(frozen=True, slots=True)
-class RateLimitSettings:
+class RateLimitSettings(EnvSettings):
     """``enabled``; ``default``: the limit of every route; ``routes``: (endpoint, limit) pairs
-    replacing it."""
+    replacing it. ``from_env`` raises ``SettingsError`` naming a malformed variable (a limit
+    flask-limiter cannot parse, routes that are not a JSON object of strings)."""
 
-    enabled: bool = True
-    default: str = DEFAULT_LIMIT
-    routes: tuple[tuple[str, str], ...] = ()
+    enabled: bool = Field(True, validation_alias="RATE_LIMIT_ENABLED")
+    default: str = Field(DEFAULT_LIMIT, validation_alias="RATE_LIMIT_DEFAULT")
+    routes: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(
+        (), validation_alias="RATE_LIMIT_ROUTES"
+    )
 
+    @field_validator("default")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> RateLimitSettings:
-        """Read the ``RATE_LIMIT_*`` variables. Raises ``ConfigError`` naming a malformed one
-        (a limit flask-limiter cannot parse, routes that are not a JSON object of strings)."""
-        default = read_text(environ, "RATE_LIMIT_DEFAULT", DEFAULT_LIMIT)
-        _check_limit("RATE_LIMIT_DEFAULT", default)
-        raw_routes = read_text(environ, "RATE_LIMIT_ROUTES", "{}")
+    def _parses(cls, value: str) -> str:
+        _check_limit("RATE_LIMIT_DEFAULT", value)
+        return value
+
+    @field_validator("routes", mode="before")
+    @classmethod
+    def _parse_routes(cls, raw: Any) -> Any:
+        if not isinstance(raw, str):
+            return raw
         try:
-            routes = json.loads(raw_routes)
+            routes = json.loads(raw)
         except ValueError:
-            raise ConfigError("RATE_LIMIT_ROUTES must be a JSON object.") from None
+            raise ValueError("RATE_LIMIT_ROUTES must be a JSON object.") from None
         if not isinstance(routes, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in routes.items()
         ):
-            raise ConfigError("RATE_LIMIT_ROUTES must map endpoint names to limit strings.")
+            raise ValueError("RATE_LIMIT_ROUTES must map endpoint names to limit strings.")
         for endpoint, limit in routes.items():
             _check_limit(f"RATE_LIMIT_ROUTES[{endpoint}]", limit)
-        return cls(
-            enabled=read_bool(environ, "RATE_LIMIT_ENABLED", True),
-            default=default,
-            routes=tuple(sorted(routes.items())),
-        )
+        return tuple(sorted(routes.items()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,4 +177,4 @@ def _check_limit(name: str, value: str) -> None:
     try:
         limits.parse_many(value)
     except ValueError:
-        raise ConfigError(f"{name}: {value!r} is not a rate limit (e.g. 600/minute).") from None
+        raise ValueError(f"{name}: {value!r} is not a rate limit (e.g. 600/minute).") from None

@@ -7,15 +7,14 @@ import json
 import socket
 import uuid
 from collections import defaultdict
-from dataclasses import replace
 
 import pytest
+from contacts_infra.messaging import message_group_id
+from contacts_infra.redis_keys import operation_key
 
 from command_api.entrypoints.app import create_app
 from command_api.service_layer.idempotency import derive_item_ids
 from contacts_domain import ContactEvent, OperationStatus
-from contacts_domain.cache_protocol import operation_key
-from contacts_domain.resource import message_group_id
 from support.auth import authorized
 
 BATCH = "/v1/contacts/batch"
@@ -99,10 +98,11 @@ def test_sqs_unreachable_is_a_503_with_every_item_failed(
     command_settings, redis_client, closed_port
 ) -> None:
     endpoint = f"http://127.0.0.1:{closed_port}"
-    settings = replace(
-        command_settings,
-        sqs_endpoint_url=endpoint,
-        sqs_queue_url=f"{endpoint}/000000000000/{command_settings.sqs_queue_name}",
+    settings = command_settings.model_copy(
+        update={
+            "sqs_endpoint_url": endpoint,
+            "sqs_queue_url": f"{endpoint}/000000000000/{command_settings.sqs_queue_name}",
+        }
     )
     client = authorized(create_app(settings)).test_client()
     a = str(uuid.uuid4())

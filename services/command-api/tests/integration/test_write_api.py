@@ -6,15 +6,14 @@ import json
 import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 
 import pytest
+from contacts_infra.messaging import APPLY_EVENT_TASK
+from contacts_infra.redis_keys import idempotency_key, operation_key
 
 from command_api.entrypoints.app import create_app
 from command_api.service_layer.idempotency import derive_ids
 from contacts_domain import OperationStatus, normalize_contact
-from contacts_domain.cache_protocol import idempotency_key, operation_key
-from contacts_domain.resource import APPLY_EVENT_TASK
 from support.auth import authorized
 
 ROSA = {"first_name": "Rosa", "last_name": "Example", "email": "rosa@example.com"}
@@ -148,7 +147,9 @@ def closed_port() -> int:
 def test_redis_down_still_accepts_and_keeps_idempotency_ids(
     command_settings, drain, closed_port
 ) -> None:
-    settings = replace(command_settings, redis_url=f"redis://127.0.0.1:{closed_port}/0")
+    settings = command_settings.model_copy(
+        update={"redis_url": f"redis://127.0.0.1:{closed_port}/0"}
+    )
     client = authorized(create_app(settings)).test_client()
     key = f"k-{uuid.uuid4()}"
     response = client.post("/v1/contacts", json=ROSA, headers={"Idempotency-Key": key})
@@ -162,10 +163,11 @@ def test_redis_down_still_accepts_and_keeps_idempotency_ids(
 
 def test_sqs_down_is_503_with_retry_after(command_settings, redis_client, closed_port) -> None:
     endpoint = f"http://127.0.0.1:{closed_port}"
-    settings = replace(
-        command_settings,
-        sqs_endpoint_url=endpoint,
-        sqs_queue_url=f"{endpoint}/000000000000/{command_settings.sqs_queue_name}",
+    settings = command_settings.model_copy(
+        update={
+            "sqs_endpoint_url": endpoint,
+            "sqs_queue_url": f"{endpoint}/000000000000/{command_settings.sqs_queue_name}",
+        }
     )
     client = authorized(create_app(settings)).test_client()
     key = f"k-{uuid.uuid4()}"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -20,14 +19,15 @@ def app_with(settings: Any, **ports: Any) -> Flask:
 
 
 def keys_settings(settings: Any) -> Any:
-    return replace(
-        settings,
-        auth=AuthSettings(
-            api_keys=(
-                (hash_api_key(WRITER), frozenset({scopes.WRITE})),
-                (hash_api_key(READER), frozenset({scopes.READ})),
+    return settings.model_copy(
+        update={
+            "auth": AuthSettings(
+                api_keys=(
+                    (hash_api_key(WRITER), frozenset({scopes.WRITE})),
+                    (hash_api_key(READER), frozenset({scopes.READ})),
+                )
             )
-        ),
+        }
     )
 
 
@@ -97,7 +97,7 @@ def test_auth_disabled_opens_the_api_and_warns(
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="contacts_http.auth"):
         app = app_with(
-            replace(settings, auth=AuthSettings(disabled=True)),
+            settings.model_copy(update={"auth": AuthSettings(disabled=True)}),
             publisher=publisher,
             operations=operations,
             idempotency=idempotency,

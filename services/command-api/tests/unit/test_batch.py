@@ -7,7 +7,6 @@ import datetime as dt
 import io
 import json
 import uuid
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -485,11 +484,12 @@ def test_the_idempotency_store_down_fails_open(client, publisher, idempotency) -
 @pytest.fixture
 def limited_app(settings, publisher, operations, idempotency):
     """``BATCH_MAX_BYTES`` of 4 MiB, four times ``MAX_REQUEST_BYTES``."""
-    limited = replace(
-        settings,
-        max_request_bytes=1_048_576,
-        batch_max_bytes=4_194_304,
-        rate_limits=RateLimitSettings(enabled=False),
+    limited = settings.model_copy(
+        update={
+            "max_request_bytes": 1_048_576,
+            "batch_max_bytes": 4_194_304,
+            "rate_limits": RateLimitSettings(enabled=False),
+        }
     )
     return authorized(
         create_app(
@@ -577,9 +577,9 @@ def test_the_openapi_document_describes_the_batch(client) -> None:
 
 
 def test_the_batch_has_a_rate_limit_name(settings, publisher, operations, idempotency) -> None:
-    limited = replace(
-        settings,
-        rate_limits=replace(settings.rate_limits, routes=(("contacts.Batch", "5/minute"),)),
+    routes = (("contacts.Batch", "5/minute"),)
+    limited = settings.model_copy(
+        update={"rate_limits": settings.rate_limits.model_copy(update={"routes": routes})}
     )
     create_app(
         limited,

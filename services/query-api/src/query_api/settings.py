@@ -1,29 +1,23 @@
 """The query API's settings: one typed object, read from the environment once at start-up.
 
-Names and local defaults follow docs/contracts.md. Every time bound is in seconds unless the name
-says otherwise; together they keep a request inside its latency budget when a dependency is slow
-or gone (DESIGN.md §5.5, cases C18).
+Names and local defaults follow docs/contracts.md; how they are read is
+``contacts_infra.settings``. Every time bound is in seconds unless the name says otherwise;
+together they keep a request inside its latency budget when a dependency is slow or gone
+(docs/architecture.md, "Redis outages"; cases C18).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TypeVar
+from contacts_infra.settings import CommaList, RedisSettings, SettingsError
+from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from contacts_http.auth import AuthSettings
-from contacts_http.env import ConfigError, read_bool, read_list, read_positive
 from contacts_http.rate_limits import RateLimitSettings
 
-T = TypeVar("T")
+__all__ = ["Settings", "SettingsError"]
 
 
-class SettingsError(ValueError):
-    """An environment variable holds a value the service cannot use (names the variable)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(RedisSettings):
     """Everything the composition root needs to build the adapters.
 
     - ``database_url``: SQLAlchemy URL of the SELECT-only role (``QUERY_DATABASE_URL``).
@@ -53,26 +47,27 @@ class Settings:
       ``contacts_http``; see ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
     """
 
-    database_url: str = "postgresql+psycopg2://contacts_reader@127.0.0.1:5432/contacts"
-    db_statement_timeout_ms: int = 2000
-    db_connect_timeout_s: int = 2
-    db_pool_size: int = 5
-    db_pool_timeout_s: float = 2.0
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    redis_prefix: str = "contacts:"
-    redis_socket_timeout_s: float = 0.25
-    redis_connect_timeout_s: float = 0.25
-    redis_breaker_failures: int = 3
-    redis_breaker_reset_s: float = 5.0
-    contact_cache_ttl_s: int = 3600
-    refill_wait_s: float = 0.3
-    cache_repair_margin_s: float = 60.0
-    retry_after_s: int = 2
-    cors_allowed_origins: tuple[str, ...] = ()
+    database_url: str = Field(
+        "postgresql+psycopg2://contacts_reader@127.0.0.1:5432/contacts",
+        validation_alias="QUERY_DATABASE_URL",
+    )
+    db_statement_timeout_ms: PositiveInt = Field(
+        2000, validation_alias="QUERY_DB_STATEMENT_TIMEOUT_MS"
+    )
+    db_connect_timeout_s: PositiveInt = Field(2, validation_alias="QUERY_DB_CONNECT_TIMEOUT_S")
+    db_pool_size: PositiveInt = Field(5, validation_alias="QUERY_DB_POOL_SIZE")
+    db_pool_timeout_s: PositiveFloat = Field(2.0, validation_alias="QUERY_DB_POOL_TIMEOUT_S")
+    redis_breaker_failures: PositiveInt = 3
+    redis_breaker_reset_s: PositiveFloat = 5.0
+    contact_cache_ttl_s: PositiveInt = 3600
+    refill_wait_s: NonNegativeFloat = Field(0.3, validation_alias="QUERY_REFILL_WAIT_S")
+    cache_repair_margin_s: PositiveFloat = 60.0
+    retry_after_s: PositiveInt = Field(2, validation_alias="QUERY_RETRY_AFTER_S")
+    cors_allowed_origins: CommaList = ()
     cors_allow_credentials: bool = False
-    cors_max_age_s: int = 600
-    auth: AuthSettings = field(default_factory=AuthSettings)
-    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    cors_max_age_s: PositiveInt = 600
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
     @property
     def refill_lease_ms(self) -> int:
@@ -80,93 +75,10 @@ class Settings:
         take (waiting for a pooled connection, then the statement timeout)."""
         return int(self.db_pool_timeout_s * 1000) + self.db_statement_timeout_ms
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> Settings:
-        """Read the settings from ``environ`` (normally ``os.environ``); absent names keep their
-        defaults. Raises ``SettingsError`` naming the first variable that does not parse or is
-        out of range."""
-        d = cls()
-        try:
-            auth = AuthSettings.from_env(environ)
-            rate_limits = RateLimitSettings.from_env(environ)
-            origins = read_list(environ, "CORS_ALLOWED_ORIGINS")
-            credentials = read_bool(environ, "CORS_ALLOW_CREDENTIALS", d.cors_allow_credentials)
-            max_age = read_positive(environ, "CORS_MAX_AGE_S", d.cors_max_age_s)
-        except ConfigError as exc:
-            raise SettingsError(str(exc)) from None
-        if credentials and "*" in origins:
+    @model_validator(mode="after")
+    def _credentials_need_an_allowlist(self) -> Settings:
+        if self.cors_allow_credentials and "*" in self.cors_allowed_origins:
             # The Fetch standard refuses a credentialed response with a wildcard origin
             # (§3.2.5); answering one would mean reflecting any origin, i.e. no allowlist.
-            raise SettingsError("CORS_ALLOWED_ORIGINS=* cannot be used with credentials.")
-        return cls(
-            database_url=_read(environ, "QUERY_DATABASE_URL", str, d.database_url),
-            db_statement_timeout_ms=_read(
-                environ, "QUERY_DB_STATEMENT_TIMEOUT_MS", _positive(int), d.db_statement_timeout_ms
-            ),
-            db_connect_timeout_s=_read(
-                environ, "QUERY_DB_CONNECT_TIMEOUT_S", _positive(int), d.db_connect_timeout_s
-            ),
-            db_pool_size=_read(environ, "QUERY_DB_POOL_SIZE", _positive(int), d.db_pool_size),
-            db_pool_timeout_s=_read(
-                environ, "QUERY_DB_POOL_TIMEOUT_S", _positive(float), d.db_pool_timeout_s
-            ),
-            redis_url=_read(environ, "REDIS_URL", str, d.redis_url),
-            redis_prefix=_read(environ, "REDIS_PREFIX", str, d.redis_prefix),
-            redis_socket_timeout_s=_read(
-                environ, "REDIS_SOCKET_TIMEOUT_S", _positive(float), d.redis_socket_timeout_s
-            ),
-            redis_connect_timeout_s=_read(
-                environ, "REDIS_CONNECT_TIMEOUT_S", _positive(float), d.redis_connect_timeout_s
-            ),
-            redis_breaker_failures=_read(
-                environ, "REDIS_BREAKER_FAILURES", _positive(int), d.redis_breaker_failures
-            ),
-            redis_breaker_reset_s=_read(
-                environ, "REDIS_BREAKER_RESET_S", _positive(float), d.redis_breaker_reset_s
-            ),
-            contact_cache_ttl_s=_read(
-                environ, "CONTACT_CACHE_TTL_S", _positive(int), d.contact_cache_ttl_s
-            ),
-            refill_wait_s=_read(
-                environ, "QUERY_REFILL_WAIT_S", _not_negative(float), d.refill_wait_s
-            ),
-            cache_repair_margin_s=_read(
-                environ, "CACHE_REPAIR_MARGIN_S", _positive(float), d.cache_repair_margin_s
-            ),
-            retry_after_s=_read(environ, "QUERY_RETRY_AFTER_S", _positive(int), d.retry_after_s),
-            cors_allowed_origins=origins,
-            cors_allow_credentials=credentials,
-            cors_max_age_s=int(max_age),
-            auth=auth,
-            rate_limits=rate_limits,
-        )
-
-
-def _positive(kind: Callable[[str], T]) -> Callable[[str], T]:
-    def parse(raw: str) -> T:
-        value = kind(raw)
-        if not value > 0:  # type: ignore[operator]
-            raise ValueError("must be greater than 0")
-        return value
-
-    return parse
-
-
-def _not_negative(kind: Callable[[str], T]) -> Callable[[str], T]:
-    def parse(raw: str) -> T:
-        value = kind(raw)
-        if value < 0:  # type: ignore[operator]
-            raise ValueError("must not be negative")
-        return value
-
-    return parse
-
-
-def _read(environ: Mapping[str, str], name: str, parse: Callable[[str], T], default: T) -> T:
-    raw = environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        return parse(raw.strip())
-    except ValueError as exc:
-        raise SettingsError(f"{name}={raw!r}: {exc}") from None
+            raise ValueError("CORS_ALLOWED_ORIGINS=* cannot be used with credentials.")
+        return self

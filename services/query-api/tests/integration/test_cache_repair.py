@@ -10,7 +10,6 @@ last healthy, so the first answer after the outage is already v2.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 import sqlalchemy as sa
+from contacts_infra.redis_keys import contact_key
 
-from contacts_domain.cache_protocol import contact_key
 from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_read_model import SqlContactReadModel
 from query_api.service_layer.records import Tombstone
@@ -39,11 +38,12 @@ def proxy() -> Iterator[FaultProxy]:
 @pytest.fixture
 def proxied_client(make_app, settings, proxy):
     app = make_app(
-        dataclasses.replace(
-            settings,
-            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
-            redis_breaker_failures=2,
-            redis_breaker_reset_s=RESET_S,
+        settings.model_copy(
+            update={
+                "redis_url": f"redis://127.0.0.1:{proxy.port}/0",
+                "redis_breaker_failures": 2,
+                "redis_breaker_reset_s": RESET_S,
+            }
         )
     )
     return app.test_client()
@@ -108,12 +108,13 @@ def test_the_circuit_stays_open_while_the_repair_cannot_read_postgresql(
     and the circuit opens again); PostgreSQL is needed to answer anyway (503)."""
     down = sa.make_url(settings.database_url).set(port=refused_port)
     client = make_app(
-        dataclasses.replace(
-            settings,
-            database_url=down.render_as_string(hide_password=False),
-            redis_url=f"redis://127.0.0.1:{proxy.port}/0",
-            redis_breaker_failures=1,
-            redis_breaker_reset_s=RESET_S,
+        settings.model_copy(
+            update={
+                "database_url": down.render_as_string(hide_password=False),
+                "redis_url": f"redis://127.0.0.1:{proxy.port}/0",
+                "redis_breaker_failures": 1,
+                "redis_breaker_reset_s": RESET_S,
+            }
         )
     ).test_client()
     contact_id = str(uuid.uuid4())

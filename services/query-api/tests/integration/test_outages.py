@@ -7,7 +7,6 @@ if a call waits on a default (5 s in redis-py, forever in libpq).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 import uuid
@@ -43,7 +42,7 @@ def test_c18_redis_unavailable_reads_fall_back_to_postgresql(
     contact_id = seed.contact(version=5, tags=[tag])
     operation_id = str(uuid.uuid4())
     seed.outcome(operation_id, contact_id, "applied", version=5)
-    client = make_app(dataclasses.replace(settings, redis_url=redis_down_url)).test_client()
+    client = make_app(settings.model_copy(update={"redis_url": redis_down_url})).test_client()
 
     got, first_s = _timed(lambda: client.get(f"/v1/contacts/{contact_id}"))
     assert got.status_code == 200
@@ -79,11 +78,12 @@ def test_c18_redis_recovers_after_the_breaker_cools_down(make_app, settings, see
     contact_id = seed.contact(version=1)
     reset_s = 0.3
     client = make_app(
-        dataclasses.replace(
-            settings,
-            redis_url=stand_in.url,
-            redis_breaker_failures=1,
-            redis_breaker_reset_s=reset_s,
+        settings.model_copy(
+            update={
+                "redis_url": stand_in.url,
+                "redis_breaker_failures": 1,
+                "redis_breaker_reset_s": reset_s,
+            }
         )
     ).test_client()
     assert client.get(f"/v1/contacts/{contact_id}").headers["X-Cache"] == "bypass"
@@ -106,7 +106,7 @@ def database_down_url(request, stand_in, refused_port, reader_database_url):
 def test_postgresql_unavailable_is_503_with_retry_after_not_a_hang(
     make_app, settings, database_down_url
 ):
-    client = make_app(dataclasses.replace(settings, database_url=database_down_url)).test_client()
+    client = make_app(settings.model_copy(update={"database_url": database_down_url})).test_client()
 
     paths = (
         f"/v1/contacts/{uuid.uuid4()}",
@@ -128,7 +128,7 @@ def test_postgresql_unavailable_is_503_with_retry_after_not_a_hang(
 
 
 def test_statement_timeout_ends_a_slow_query(settings):
-    engine = build_engine(dataclasses.replace(settings, db_statement_timeout_ms=100))
+    engine = build_engine(settings.model_copy(update={"db_statement_timeout_ms": 100}))
     try:
         started = time.monotonic()
         with pytest.raises(ReadModelUnavailable), connection(engine) as conn:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any
 
@@ -192,4 +191,4 @@ def test_auth_disabled_warns_and_drops_vary(make, stored, caplog) -> None:
 
 
 def test_settings_stay_comparable() -> None:
-    assert dataclasses.replace(Settings(), cors_max_age_s=600) == Settings()
+    assert Settings().model_copy(update={"cors_max_age_s": 600}) == Settings()

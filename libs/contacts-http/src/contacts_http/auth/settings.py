@@ -18,70 +18,71 @@ authentication fails closed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Annotated, Any
+
+from contacts_infra.settings import SECRET, CommaList, EnvSettings, SettingsError
+from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator, model_validator
+from pydantic_settings import NoDecode
 
 from contacts_http.auth.api_keys import DIGEST_HEX_LENGTH, ApiKeyAuthenticator
 from contacts_http.auth.bearer import BearerAuthenticator
 from contacts_http.auth.jwt_tokens import SUPPORTED_ALGORITHMS, JwtAuthenticator, JwtSettings
-from contacts_http.env import (
-    ConfigError,
-    read_bool,
-    read_list,
-    read_not_negative,
-    read_positive,
-    read_text,
-)
+
+ApiKeyEntries = tuple[tuple[str, frozenset[str]], ...]
 
 
-@dataclass(frozen=True, slots=True)
-class AuthSettings:
+class AuthSettings(EnvSettings):
     """``disabled``; ``api_keys``: (SHA-256 hex digest, scopes) pairs; ``jwt``: ``None`` when
-    JWTs are not accepted."""
+    JWTs are not accepted, else built from the ``AUTH_JWKS_URL``/``AUTH_JWT_*`` variables.
 
-    disabled: bool = False
-    api_keys: tuple[tuple[str, frozenset[str]], ...] = ()
+    ``from_env`` raises ``SettingsError`` naming a malformed variable (never echoing a digest).
+    """
+
+    disabled: bool = Field(False, validation_alias="AUTH_DISABLED")
+    api_keys: Annotated[ApiKeyEntries, NoDecode] = Field(
+        (), validation_alias="AUTH_API_KEY_HASHES", json_schema_extra=SECRET
+    )
     jwt: JwtSettings | None = None
+    jwks_url: str = Field("", validation_alias="AUTH_JWKS_URL")
+    jwt_issuer: str = Field("", validation_alias="AUTH_JWT_ISSUER")
+    jwt_audience: str = Field("", validation_alias="AUTH_JWT_AUDIENCE")
+    jwt_algorithms: CommaList = Field((), validation_alias="AUTH_JWT_ALGORITHMS")
+    jwt_leeway_s: NonNegativeFloat = Field(30.0, validation_alias="AUTH_JWT_LEEWAY_S")
+    jwks_timeout_s: PositiveFloat = Field(2.0, validation_alias="AUTH_JWKS_TIMEOUT_S")
+    jwks_cache_s: PositiveFloat = Field(300.0, validation_alias="AUTH_JWKS_CACHE_S")
 
+    @field_validator("api_keys", mode="before")
     @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> AuthSettings:
-        """Read the ``AUTH_*`` variables. Raises ``ConfigError`` naming a malformed one."""
-        jwt_settings = None
-        jwks_url = read_text(environ, "AUTH_JWKS_URL")
-        if jwks_url:
-            issuer = read_text(environ, "AUTH_JWT_ISSUER")
-            audience = read_text(environ, "AUTH_JWT_AUDIENCE")
-            if not issuer or not audience:
-                raise ConfigError("AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE are required with JWKS.")
-            algorithms = frozenset(read_list(environ, "AUTH_JWT_ALGORITHMS")) or frozenset(
-                SUPPORTED_ALGORITHMS
-            )
-            if not algorithms <= SUPPORTED_ALGORITHMS:
-                raise ConfigError(
-                    f"AUTH_JWT_ALGORITHMS must be among {sorted(SUPPORTED_ALGORITHMS)}."
-                )
-            defaults = JwtSettings(jwks_url, issuer, audience)
-            jwt_settings = JwtSettings(
-                jwks_url=jwks_url,
-                issuer=issuer,
-                audience=audience,
-                algorithms=algorithms,
-                leeway_s=read_not_negative(environ, "AUTH_JWT_LEEWAY_S", defaults.leeway_s),
-                jwks_timeout_s=read_positive(
-                    environ, "AUTH_JWKS_TIMEOUT_S", defaults.jwks_timeout_s
-                ),
-                jwks_cache_s=read_positive(environ, "AUTH_JWKS_CACHE_S", defaults.jwks_cache_s),
-            )
-        return cls(
-            disabled=read_bool(environ, "AUTH_DISABLED", False),
-            api_keys=parse_api_key_hashes(environ.get("AUTH_API_KEY_HASHES", "")),
-            jwt=jwt_settings,
+    def _parse_api_keys(cls, raw: Any) -> Any:
+        return parse_api_key_hashes(raw) if isinstance(raw, str) else raw
+
+    @model_validator(mode="after")
+    def _jwt_from_variables(self) -> AuthSettings:
+        if self.jwt is not None or not self.jwks_url:
+            return self
+        if not self.jwt_issuer or not self.jwt_audience:
+            raise ValueError("AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE are required with JWKS.")
+        algorithms = frozenset(self.jwt_algorithms) or SUPPORTED_ALGORITHMS
+        if not algorithms <= SUPPORTED_ALGORITHMS:
+            raise ValueError(f"AUTH_JWT_ALGORITHMS must be among {sorted(SUPPORTED_ALGORITHMS)}.")
+        jwt = JwtSettings(
+            jwks_url=self.jwks_url,
+            issuer=self.jwt_issuer,
+            audience=self.jwt_audience,
+            algorithms=algorithms,
+            leeway_s=self.jwt_leeway_s,
+            jwks_timeout_s=self.jwks_timeout_s,
+            jwks_cache_s=self.jwks_cache_s,
         )
+        # Frozen model: the derived value is set once, while the object is being built.
+        object.__setattr__(self, "jwt", jwt)
+        return self
 
 
 def parse_api_key_hashes(raw: str) -> tuple[tuple[str, frozenset[str]], ...]:
     """Parse ``<sha256hex>=<scope>,<scope>;...`` into (lower-case digest, scopes) pairs.
 
-    Raises ``ConfigError`` (naming ``AUTH_API_KEY_HASHES``, never echoing a digest) for an entry
+    Raises ``SettingsError`` (naming ``AUTH_API_KEY_HASHES``, never echoing a digest) for an entry
     without ``=``, a digest that is not 64 hex digits, a key without scopes, or a digest given
     twice.
     """
@@ -91,11 +92,11 @@ def parse_api_key_hashes(raw: str) -> tuple[tuple[str, frozenset[str]], ...]:
         digest = digest.strip().lower()
         names = frozenset(s.strip() for s in scopes.split(",") if s.strip())
         if not separator or not names:
-            raise ConfigError(f"AUTH_API_KEY_HASHES entry {position}: want <sha256hex>=<scopes>.")
+            raise SettingsError(f"AUTH_API_KEY_HASHES entry {position}: want <sha256hex>=<scopes>.")
         if len(digest) != DIGEST_HEX_LENGTH or any(c not in "0123456789abcdef" for c in digest):
-            raise ConfigError(f"AUTH_API_KEY_HASHES entry {position}: not a SHA-256 hex digest.")
+            raise SettingsError(f"AUTH_API_KEY_HASHES entry {position}: not a SHA-256 hex digest.")
         if digest in entries:
-            raise ConfigError(f"AUTH_API_KEY_HASHES entry {position}: the same key twice.")
+            raise SettingsError(f"AUTH_API_KEY_HASHES entry {position}: the same key twice.")
         entries[digest] = names
     return tuple(entries.items())
 
