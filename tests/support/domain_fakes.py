@@ -1,4 +1,4 @@
-"""In-memory implementations of the ports, for unit tests and for trying the domain out.
+"""In-memory fakes of the domain's ports (``contacts_domain.ports``), for unit tests.
 
 They keep the contracts of ``ports`` (version-guarded cache, email uniqueness among live
 contacts, changes visible only after ``commit``) without any server.
@@ -17,10 +17,8 @@ from contacts_domain.ports import (
     ContactCache,
     ContactRepository,
     EmailConflict,
-    EventPublisher,
     Inbox,
     OperationStore,
-    PublishFailed,
     UnitOfWork,
 )
 
@@ -172,16 +170,3 @@ class InMemoryOperationStore(OperationStore):
 
     def get(self, operation_id: str) -> OperationStatus | None:
         return self.statuses.get(operation_id)
-
-
-class InMemoryPublisher(EventPublisher):
-    """Collects published events in order; set ``unavailable`` to make ``publish`` fail."""
-
-    def __init__(self) -> None:
-        self.events: list[ContactEvent] = []
-        self.unavailable = False
-
-    def publish(self, event: ContactEvent) -> None:
-        if self.unavailable:
-            raise PublishFailed("queue unavailable")
-        self.events.append(event)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import uuid
+from dataclasses import replace
 
 import pytest
 
@@ -77,8 +77,8 @@ def test_clock_moves_past_observed_sequences() -> None:
     assert clock.next() > f"{500:016x}.b"
 
 
-def test_upserts_of_one_email_share_a_message_group_and_others_use_the_contact_id() -> None:
-    from contacts_domain.resource import message_group_id
+def test_upserts_of_one_email_share_an_ordering_key_and_others_use_the_contact_id() -> None:
+    from contacts_domain.ordering import ordering_key
 
     def upsert(email: str) -> ContactEvent:
         return ContactEvent(
@@ -92,23 +92,23 @@ def test_upserts_of_one_email_share_a_message_group_and_others_use_the_contact_i
         )
 
     a, b = upsert("Ada@Example.com"), upsert("ada@example.com")
-    group = message_group_id(a)
-    assert group == message_group_id(b)
+    group = ordering_key(a)
+    assert group == ordering_key(b)
     assert group.startswith("email-")
     assert len(group) <= 128
-    assert "ada" not in group  # no personal data in a message attribute
-    assert message_group_id(upsert("other@example.com")) != group
+    assert "ada" not in group  # no personal data in the key (it becomes an SQS message attribute)
+    assert ordering_key(upsert("other@example.com")) != group
     created = ContactEvent.from_cloudevent(
         {**a.to_cloudevent(), "type": "contacts.contact.created.v1"}
     )
-    assert message_group_id(created) == created.contact_id
+    assert ordering_key(created) == created.contact_id
 
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def test_trace_context_travels_as_the_cloudevents_traceparent_extension() -> None:
-    event = dataclasses.replace(sample(), traceparent=TRACEPARENT)
+    event = replace(sample(), traceparent=TRACEPARENT)
     envelope = json.loads(event.to_json())
     assert envelope["traceparent"] == TRACEPARENT
     assert envelope["correlationid"] == "req-1"  # the request id
@@ -132,7 +132,7 @@ def test_a_malformed_traceparent_is_dropped_not_fatal(value: object) -> None:
 
 def test_the_import_id_travels_as_the_importid_extension_only_when_set() -> None:
     import_id = str(uuid.uuid4())
-    event = dataclasses.replace(sample(), import_id=import_id)
+    event = replace(sample(), import_id=import_id)
     envelope = json.loads(event.to_json())
     assert envelope["importid"] == import_id
     assert ContactEvent.from_json(event.to_json()) == event

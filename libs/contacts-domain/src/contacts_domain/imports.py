@@ -2,7 +2,7 @@
 
 The command API reads the upload, queues each valid record as an event carrying the import's
 id (``ContactEvent.import_id``) and stores an ``ImportReport`` in Redis
-(``cache_protocol.import_key``). The worker records each event's outcome with that id, so the
+(``redis_keys.import_key``). The worker records each event's outcome with that id, so the
 query API's ``GET /v1/imports/{id}`` adds ``applied`` and ``rejected`` from PostgreSQL to the
 report's counts. Ids of the records' operations and events are derived from the import id and
 the record's position (``record_ids``): a retried import (same ``Idempotency-Key``, hence the

@@ -40,6 +40,3 @@ TEXT_COLUMNS: Final = MappingProxyType(
         "notes": NOTES_MAX,
     }
 )
-
-#: SQS refuses a message larger than 256 KiB (AWS SQS quotas, "Message size").
-SQS_MESSAGE_MAX_BYTES: Final = 256 * 1024

@@ -13,10 +13,10 @@ from typing import Final
 from contacts_domain.aggregate import ContactState, ProcessedEvent
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
-from contacts_domain.resource import message_group_id
+from contacts_domain.ordering import ordering_key
 
 #: What ``publish_batch`` reports for an event it did not try to send because an earlier
-#: event of the same message group (the same contact, or the same upserted email) failed.
+#: event of the same ordering key (the same contact, or the same upserted email) failed.
 EARLIER_EVENT_FAILED: Final = "Not sent: an earlier event of the same contact was not sent."
 
 
@@ -40,9 +40,9 @@ class EventPublisher(abc.ABC):
         that one event, e.g. the command API's ``EventTooLarge``). Never raises for a failed
         event: every event gets its result, in the order given.
 
-        Per-contact order (DESIGN.md §5.3): once an event of a message group
-        (``resource.message_group_id``) is not sent, the later events of that group in the
-        call are not sent either (``PublishFailed(EARLIER_EVENT_FAILED)``), so a queue never
+        Per-contact order (docs/architecture.md, "Consistency rules"): once an event of an
+        ordering key (``ordering.ordering_key``) is not sent, the later events of that key in
+        the call are not sent either (``PublishFailed(EARLIER_EVENT_FAILED)``), so a queue never
         holds a contact's later command without its earlier one. This default sends one
         event at a time with ``publish``; adapters override it to batch (SQS
         ``SendMessageBatch``).
@@ -50,7 +50,7 @@ class EventPublisher(abc.ABC):
         results: list[Exception | None] = []
         failed_groups: set[str] = set()
         for event in events:
-            group = message_group_id(event)
+            group = ordering_key(event)
             if group in failed_groups:
                 results.append(PublishFailed(EARLIER_EVENT_FAILED))
                 continue

@@ -7,16 +7,12 @@ sides build it here.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 from collections.abc import Mapping
 from typing import Any
 
-from contacts_domain.contact import primary_email_key, represent
-from contacts_domain.events import ContactEvent, format_time
-
-#: Celery task name the command API sends and the worker registers (DESIGN.md §3).
-APPLY_EVENT_TASK = "contacts.apply_event"
+from contacts_domain.contact import represent
+from contacts_domain.events import format_time
 
 
 def contact_resource(
@@ -50,15 +46,3 @@ def encode_resource(document: Any) -> bytes:
 def etag(version: int) -> str:
     """The strong ETag of a contact version (RFC 9110 §8.8.3): ``"<version>"``."""
     return f'"{version}"'
-
-
-def message_group_id(event: ContactEvent) -> str:
-    """The SQS FIFO ``MessageGroupId`` of ``event``: messages of one group are delivered in
-    order (DESIGN.md §3). The contact id; for an upsert, which may write any contact,
-    ``email-`` and the SHA-256 of its primary email's key, so upserts of one email keep their
-    order (AWS limit: 128 characters of letters, digits and punctuation; 70 here)."""
-    if event.kind == "upserted":
-        key = primary_email_key(event.data)
-        if key is not None:
-            return "email-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return event.contact_id

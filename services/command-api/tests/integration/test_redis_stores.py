@@ -7,6 +7,7 @@ import socket
 import uuid
 
 import pytest
+from contacts_infra.redis_keys import idempotency_key, operation_key
 
 from command_api.adapters.redis_stores import (
     RedisIdempotencyStore,
@@ -16,7 +17,6 @@ from command_api.adapters.redis_stores import (
 from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.ports import IdempotencyRecord
 from contacts_domain import OperationStatus
-from contacts_domain.cache_protocol import idempotency_key, operation_key
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from contacts_infra.messaging import APPLY_EVENT_TASK, SQS_MESSAGE_MAX_BYTES
 
 from command_api.adapters.sqs_publisher import (
     ENVELOPE_MAX_BYTES,
@@ -19,9 +20,7 @@ from command_api.adapters.sqs_publisher import (
 from command_api.service_layer.errors import EventTooLarge
 from command_api.settings import Settings
 from contacts_domain import ContactEvent
-from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
 from contacts_domain.ports import EARLIER_EVENT_FAILED, PublishFailed
-from contacts_domain.resource import APPLY_EVENT_TASK
 
 
 def target(settings: Settings, **overrides) -> SqsTarget:

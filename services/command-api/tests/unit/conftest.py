@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES, message_group_id
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -15,9 +16,7 @@ from command_api.service_layer.errors import EventTooLarge, StoreUnavailable
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from command_api.settings import Settings
 from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus
-from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
 from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
-from contacts_domain.resource import message_group_id
 from contacts_http.rate_limits import RateLimitSettings
 from support.auth import TEST_AUTH, authorized
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -28,7 +29,6 @@ from command_api.service_layer.ports import IdempotencyStore
 from command_api.settings import Settings, SettingsError
 from contacts_domain import ContactEvent, HybridLogicalClock
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
-from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
 from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
 from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
@@ -679,7 +679,7 @@ def test_imports_need_the_import_scope(
 
 
 def _fields(settings: Settings) -> dict[str, Any]:
-    return {name: getattr(settings, name) for name in Settings.__dataclass_fields__}
+    return {name: getattr(settings, name) for name in Settings.model_fields}
 
 
 @pytest.fixture(autouse=True)

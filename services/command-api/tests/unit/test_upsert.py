@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from contacts_domain.resource import message_group_id
+from contacts_infra.messaging import message_group_id
 
 
 def test_an_upsert_is_accepted_and_sent_as_one_upserted_event(client, publisher) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis
 import sqlalchemy as sa
+from contacts_infra.redis_keys import contact_key
 
 from contact_worker.adapters.redis_store import RedisContactCache, create_redis
 from contact_worker.entrypoints.runtime import Runtime
@@ -26,14 +27,13 @@ from contacts_domain import (
     empty_fields,
     normalize_contact,
 )
-from contacts_domain.cache_protocol import contact_key
-from contacts_domain.memory import (
+from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
+from support.domain_fakes import (
     InMemoryCache,
     InMemoryDatabase,
     InMemoryOperationStore,
     InMemoryUnitOfWork,
 )
-from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
 
 CLOCK = HybridLogicalClock()
 

@@ -3,9 +3,9 @@ by the real handler on real PostgreSQL; and migration 0004 goes up and down."""
 
 from __future__ import annotations
 
-import dataclasses
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -100,7 +100,7 @@ def test_a_redelivered_imported_event_changes_nothing(runtime: Runtime, engine: 
 
     again = handle(runtime, event)
     # The inbox row decides: even a copy without the import id changes nothing.
-    without = handle(runtime, dataclasses.replace(event, import_id=None))
+    without = handle(runtime, replace(event, import_id=None))
 
     assert again == first == without
     assert inbox_row(engine, event.id) == before

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from contact_worker.service_layer.handlers import handle_event
 from contacts_domain import ContactEvent, ContactState, OperationStatus, empty_fields
-from contacts_domain.memory import (
+from support.domain_fakes import (
     InMemoryCache,
     InMemoryDatabase,
     InMemoryInbox,

@@ -22,11 +22,11 @@ from typing import Any
 import pytest
 import redis
 import sqlalchemy as sa
+from contacts_infra.redis_keys import GUARDED_SET_LUA, contact_key
 from flask import Flask
 from flask.testing import FlaskClient
 
 from contacts_domain import normalize_contact
-from contacts_domain.cache_protocol import GUARDED_SET_LUA, contact_key
 from contacts_domain.contact import FIELDS, primary_value
 from contacts_domain.values import EmailAddress
 from contacts_http.rate_limits import RateLimitSettings

@@ -7,7 +7,6 @@ of work and Redis stores, exactly as the worker applies them.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import uuid
@@ -17,12 +16,12 @@ from typing import Any
 import pytest
 import redis
 import sqlalchemy as sa
+from contacts_infra.redis_keys import import_key
 
 from contact_worker.adapters.redis_store import RedisContactCache, RedisOperationStore
 from contact_worker.adapters.sql import SqlUnitOfWork, create_engine
 from contact_worker.service_layer.handlers import handle_event
 from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
-from contacts_domain.cache_protocol import import_key
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
 from contacts_domain.operations import OperationStatus
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
@@ -286,7 +285,7 @@ def test_the_import_scope_is_needed(make_app, settings, redis_client, prefix):
     )
     import_id = str(uuid.uuid4())
     store_report(redis_client, prefix, import_id)
-    client = make_app(dataclasses.replace(settings, auth=auth)).test_client()
+    client = make_app(settings.model_copy(update={"auth": auth})).test_client()
     url = f"/v1/imports/{import_id}"
 
     client.environ_base.pop("HTTP_AUTHORIZATION", None)
@@ -305,7 +304,7 @@ def redis_down_url(request, stand_in, refused_port):
 
 
 def test_redis_down_is_503_with_retry_after(make_app, settings, redis_down_url):
-    client = make_app(dataclasses.replace(settings, redis_url=redis_down_url)).test_client()
+    client = make_app(settings.model_copy(update={"redis_url": redis_down_url})).test_client()
 
     # Past the breaker's threshold too: an open circuit answers the same.
     for _ in range(settings.redis_breaker_failures + 1):
@@ -326,7 +325,7 @@ def test_postgresql_down_is_503_with_retry_after(
 ):
     import_id = str(uuid.uuid4())
     store_report(redis_client, prefix, import_id)
-    client = make_app(dataclasses.replace(settings, database_url=database_down_url)).test_client()
+    client = make_app(settings.model_copy(update={"database_url": database_down_url})).test_client()
 
     response = client.get(f"/v1/imports/{import_id}")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from contacts_domain.cache_protocol import operation_key
+from contacts_infra.redis_keys import operation_key
+
 from contacts_domain.operations import OperationStatus
 
 

@@ -1,4 +1,4 @@
-"""The refill lease of ``RedisContactCache`` on real Redis (``cache_protocol.refill_lease_key``)."""
+"""The refill lease of ``RedisContactCache`` on real Redis (``redis_keys.refill_lease_key``)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import threading
 import time
 
 import pytest
+from contacts_infra.redis_keys import refill_lease_key
 
-from contacts_domain.cache_protocol import refill_lease_key
 from query_api.adapters.circuit_breaker import NoBreaker
 from query_api.adapters.redis_calls import RedisCalls, build_client
 from query_api.adapters.redis_contact_cache import RedisContactCache

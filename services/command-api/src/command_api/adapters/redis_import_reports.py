@@ -1,5 +1,5 @@
 """Redis adapter of import reports: ``ImportReport.to_dict`` JSON under
-``cache_protocol.import_key`` (``{prefix}import:{import id}``), the key the query API's
+``redis_keys.import_key`` (``{prefix}import:{import id}``), the key the query API's
 ``GET /v1/imports/{id}`` reads.
 
 A report is kept ``ttl_s`` seconds (``IMPORT_REPORT_TTL_S``, 7 days by default): like an
@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 
 import redis
+from contacts_infra.redis_keys import import_key
 
 from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.imports import ImportReportStore
-from contacts_domain.cache_protocol import import_key
 from contacts_domain.imports import ImportReport
 
 

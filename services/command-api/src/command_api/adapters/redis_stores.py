@@ -1,5 +1,5 @@
 """Redis adapters: operation statuses and idempotency records (keys from
-``contacts_domain.cache_protocol``; both short-lived by contract, DESIGN.md §4).
+``contacts_infra.redis_keys``; both short-lived by contract, DESIGN.md §4).
 
 Every call is bounded by the client's socket timeouts (``REDIS_SOCKET_TIMEOUT_S``,
 ``REDIS_CONNECT_TIMEOUT_S``); a Redis error or timeout becomes ``StoreUnavailable``.
@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
+from contacts_infra.redis_keys import idempotency_key, operation_key
 
 from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from contacts_domain import OperationStatus
-from contacts_domain.cache_protocol import idempotency_key, operation_key
 from contacts_domain.ports import OperationStore
 
 

@@ -60,7 +60,7 @@ READERS: Final[dict[ImportFormat, Reader]] = {"vcard": read_vcards, "csv": read_
 
 class ImportReportStore(abc.ABC):
     """Import reports, kept ``IMPORT_REPORT_TTL_S`` seconds (7 days by default) under
-    ``cache_protocol.import_key``; the query API's ``GET /v1/imports/{id}`` reads them."""
+    ``redis_keys.import_key``; the query API's ``GET /v1/imports/{id}`` reads them."""
 
     @abc.abstractmethod
     def save(self, report: ImportReport) -> None:

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from contacts_domain.limits import SQS_MESSAGE_MAX_BYTES
+from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES
 
 
 @dataclass(frozen=True, slots=True)

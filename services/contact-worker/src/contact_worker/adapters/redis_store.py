@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import redis
+from contacts_infra.redis_keys import GUARDED_SET_LUA, contact_key, operation_key
 
 from contacts_domain import ContactState, OperationStatus
-from contacts_domain.cache_protocol import GUARDED_SET_LUA, contact_key, operation_key
 from contacts_domain.ports import ContactCache, OperationStore
 from contacts_domain.resource import contact_resource, encode_resource
 
@@ -25,7 +25,7 @@ def create_redis(url: str, *, socket_timeout_s: float, connect_timeout_s: float)
 
 
 class RedisContactCache(ContactCache):
-    """Writes ``{prefix}contact:{id}`` through ``GUARDED_SET_LUA`` (see ``cache_protocol``)."""
+    """Writes ``{prefix}contact:{id}`` through ``redis_keys.GUARDED_SET_LUA``."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: int) -> None:
         self._client = client

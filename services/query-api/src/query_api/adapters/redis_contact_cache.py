@@ -1,4 +1,4 @@
-"""The ``contact:{id}`` read cache in Redis, per ``contacts_domain.cache_protocol``.
+"""The ``contact:{id}`` read cache in Redis, per ``contacts_infra.redis_keys``.
 
 Entry: hash ``{v: <version>, d: <resource JSON>}``, ``d`` empty for a tombstone. Refills run
 ``GUARDED_SET_LUA`` (EVALSHA, loaded on first use), the same script the worker writes with, so a
@@ -17,12 +17,13 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from contacts_domain.cache_protocol import (
+from contacts_infra.redis_keys import (
     GUARDED_SET_LUA,
     RELEASE_LEASE_LUA,
     contact_key,
     refill_lease_key,
 )
+
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.service_layer.ports import CacheUnavailable, ContactCache
 from query_api.service_layer.records import CachedContact

@@ -1,12 +1,13 @@
 """Import reports in Redis: ``import:{id}`` holds ``ImportReport.to_dict()`` as JSON, written by
-the command API's ``POST /v1/imports`` (``contacts_domain.cache_protocol.import_key``)."""
+the command API's ``POST /v1/imports`` (``contacts_infra.redis_keys.import_key``)."""
 
 from __future__ import annotations
 
 import json
 import logging
 
-from contacts_domain.cache_protocol import import_key
+from contacts_infra.redis_keys import import_key
+
 from contacts_domain.imports import ImportReport
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.service_layer.ports import ImportReportStore

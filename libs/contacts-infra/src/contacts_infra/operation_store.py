@@ -1,0 +1,66 @@
+"""Operation statuses in Redis, written by the command API (``pending``) and the worker (the
+outcome), read by the query API: ``redis_keys.operation_key`` → ``OperationStatus.to_dict()``
+as compact JSON, kept ``ttl_s`` seconds (24 h by contract, ``OPERATION_TTL_S``).
+
+A Redis error or timeout raises ``StoreUnavailable``: the command API answers 503, the worker's
+task fails and SQS redelivers its message.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import redis
+
+from contacts_domain.operations import OperationStatus
+from contacts_domain.ports import OperationStore
+from contacts_infra.redis_keys import operation_key
+
+
+class StoreUnavailable(RuntimeError):
+    """A short-lived store (Redis) did not answer in time; callers fail open where safe."""
+
+
+@contextmanager
+def bounded_call() -> Iterator[None]:
+    """Turn any ``redis.RedisError`` raised inside the block into ``StoreUnavailable`` naming
+    its class (never its text, which may quote a value)."""
+    try:
+        yield
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
+
+
+class RedisOperationStore(OperationStore):
+    """``OperationStore`` over Redis; every method raises ``StoreUnavailable`` when Redis does
+    not answer within the client's timeouts."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: int) -> None:
+        self._client = client
+        self._prefix = prefix
+        self._ttl_s = ttl_s
+
+    def mark_pending(self, status: OperationStatus) -> None:
+        """SET NX: a fast worker may already have written the outcome, which must stay."""
+        with bounded_call():
+            self._client.set(self._key(status.operation_id), _dump(status), nx=True, ex=self._ttl_s)
+
+    def record(self, status: OperationStatus) -> None:
+        """SET: the outcome replaces ``pending`` (or an earlier outcome of a redelivery)."""
+        with bounded_call():
+            self._client.set(self._key(status.operation_id), _dump(status), ex=self._ttl_s)
+
+    def get(self, operation_id: str) -> OperationStatus | None:
+        """The status, or ``None`` when unknown or expired."""
+        with bounded_call():
+            raw = self._client.get(self._key(operation_id))
+        return OperationStatus.from_dict(json.loads(raw)) if raw else None
+
+    def _key(self, operation_id: str) -> str:
+        return operation_key(self._prefix, operation_id)
+
+
+def _dump(status: OperationStatus) -> str:
+    return json.dumps(status.to_dict(), separators=(",", ":"))
