@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
+from contacts_infra.contact_rows import JSON_FIELDS, contact_fields, operation_status
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -15,7 +16,6 @@ from contacts_domain.contact import primary_email_key, primary_value
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
 from contacts_domain.values import EmailAddress
 
-_JSON_FIELDS = ("emails", "phones", "addresses")
 _EMAIL_UNIQUE_INDEX = "contacts_live_email_key"
 
 
@@ -93,8 +93,8 @@ class SqlContactRepository(ContactRepository):
         primary = primary_value(emails)
         values: dict[str, Any] = {
             "id": state.contact_id,
-            **{name: fields[name] for name in FIELDS if name not in _JSON_FIELDS},
-            **{name: json.dumps(fields[name] or []) for name in _JSON_FIELDS},
+            **{name: fields[name] for name in FIELDS if name not in JSON_FIELDS},
+            **{name: json.dumps(fields[name] or []) for name in JSON_FIELDS},
             "email": primary,
             "email_key": primary_email_key(fields),
             "email_keys": [EmailAddress(e["value"]).key for e in emails],
@@ -106,7 +106,7 @@ class SqlContactRepository(ContactRepository):
             "deleted_at": state.deleted_at,
         }
         columns = list(values)
-        json_columns = set(_JSON_FIELDS)
+        json_columns = set(JSON_FIELDS)
         placeholders = [f"CAST(:{c} AS jsonb)" if c in json_columns else f":{c}" for c in columns]
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "id")
         statement = sa.text(
@@ -262,27 +262,14 @@ def _processed(row: Any) -> ProcessedEvent:
         event_id=str(row["event_id"]),
         kind=row["event_type"],
         sequence=row["sequence"],
-        outcome=OperationStatus(
-            operation_id=str(row["operation_id"]),
-            contact_id=str(row["contact_id"]),
-            status=row["status"],
-            reason=row["reason"],
-            version=row["version"],
-            result=row["result"],
-        ),
+        outcome=operation_status(row),
     )
 
 
 def _state_from_row(contact_id: str, row: Any) -> ContactState:
-    fields = {name: row[name] for name in FIELDS}
-    for name in _JSON_FIELDS:
-        fields[name] = list(row[name] or [])
-    fields["tags"] = list(row["tags"] or [])
-    if fields["birthday"] is not None:
-        fields["birthday"] = fields["birthday"].isoformat()
     return ContactState(
         contact_id=contact_id,
-        fields=fields,
+        fields=contact_fields(row),
         alive=row["alive"],
         version=row["version"],
         created_at=row["created_at"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from contacts_infra.contact_rows import operation_status
 from sqlalchemy import Engine, Select, select
 
 from contacts_domain.operations import OperationStatus
@@ -21,16 +22,7 @@ class SqlOperationLog(OperationLog):
     def get(self, operation_id: str) -> OperationStatus | None:
         with connection(self._engine) as conn:
             row = conn.execute(outcome_statement(operation_id)).first()
-        if row is None:
-            return None
-        return OperationStatus(
-            operation_id=row.operation_id,
-            contact_id=row.contact_id,
-            status=row.status,
-            reason=row.reason,
-            version=row.version,
-            result=row.result,
-        )
+        return None if row is None else operation_status(row._mapping)
 
 
 def outcome_statement(operation_id: str) -> Select[Any]:

@@ -26,6 +26,7 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
+from contacts_infra.contact_rows import contact_fields
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -260,13 +261,9 @@ def _record(row: Row[Any]) -> ContactRecord:
 
 def record_of(row: Mapping[str, Any]) -> ContactRecord:
     """The ``ContactRecord`` of a ``contacts`` row (a mapping of its columns)."""
-    fields = {name: row[name] for name in FIELDS}
-    if fields["birthday"] is not None:
-        fields["birthday"] = fields["birthday"].isoformat()
-    fields["tags"] = list(fields["tags"] or [])
     return ContactRecord(
         contact_id=str(row["id"]),
-        fields=fields,
+        fields=contact_fields(row),
         version=row["version"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
