@@ -18,9 +18,9 @@ import psycopg2
 import redis
 import requests
 import stack
-from contacts_infra.redis_keys import operation_key
 
 from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
+from contacts_infra.redis_keys import operation_key
 
 
 class _CapturingSqs:

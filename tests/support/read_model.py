@@ -8,10 +8,10 @@ from typing import Any
 import redis
 import sqlalchemy as sa
 from celery import Celery
-from contacts_infra.messaging import APPLY_EVENT_TASK
-from contacts_infra.redis_keys import contact_key
 
 from contacts_domain import FIELDS, ContactEvent
+from contacts_infra.messaging import APPLY_EVENT_TASK
+from contacts_infra.redis_keys import contact_key
 
 
 def stored_contact(engine: sa.Engine, contact_id: str) -> dict[str, Any] | None:

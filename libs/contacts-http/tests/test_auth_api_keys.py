@@ -7,7 +7,6 @@ import io
 import sys
 
 import pytest
-from contacts_infra.settings import SettingsError as ConfigError
 
 from contacts_http.auth import (
     ApiKeyAuthenticator,
@@ -21,6 +20,7 @@ from contacts_http.auth import (
     scopes,
 )
 from contacts_http.auth.keygen import main as keygen
+from contacts_infra.settings import SettingsError as ConfigError
 
 
 def test_a_key_is_accepted_with_its_scopes_and_named_without_revealing_it() -> None:

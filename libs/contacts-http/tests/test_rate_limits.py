@@ -9,7 +9,6 @@ import uuid
 
 import pytest
 import redis
-from contacts_infra.settings import SettingsError as ConfigError
 from flask import Flask, jsonify
 from flask_smorest import Blueprint
 
@@ -24,6 +23,7 @@ from contacts_http.auth import (
     scopes,
 )
 from contacts_http.rate_limits import RateLimitSettings, RateLimitStorage
+from contacts_infra.settings import SettingsError as ConfigError
 from support.processes import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"

@@ -6,10 +6,9 @@ import datetime as dt
 import re
 import uuid
 
-from contacts_infra.messaging import message_group_id
-
 from contacts_domain import ContactEvent
 from contacts_domain.ordering import ordering_key
+from contacts_infra.messaging import message_group_id
 
 #: SQS: "MessageGroupId ... can contain up to 128 alphanumeric characters and punctuation".
 GROUP_ID = re.compile(r"^[!-~]{1,128}$")

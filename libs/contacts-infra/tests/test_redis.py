@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+
+from contacts_domain import OperationStatus
 from contacts_infra.operation_store import RedisOperationStore, StoreUnavailable
 from contacts_infra.redis_client import create_redis
 from contacts_infra.redis_keys import operation_key
 from contacts_infra.settings import RedisSettings
-
-from contacts_domain import OperationStatus
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

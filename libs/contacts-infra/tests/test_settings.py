@@ -7,6 +7,8 @@ import sys
 import textwrap
 
 import pytest
+from pydantic import Field, PositiveInt
+
 from contacts_infra.settings import (
     CommaList,
     EnvSettings,
@@ -14,7 +16,6 @@ from contacts_infra.settings import (
     SettingsError,
     SqsConnectionSettings,
 )
-from pydantic import Field, PositiveInt
 
 
 class Nested(EnvSettings):

@@ -30,13 +30,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 import limits
-from contacts_infra.settings import EnvSettings
 from flask import Flask, Response, request
 from flask_limiter import HeaderNames, Limiter
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from contacts_infra.settings import EnvSettings
 
 LIMIT_HEADER: Final = "RateLimit-Limit"
 REMAINING_HEADER: Final = "RateLimit-Remaining"

@@ -6,15 +6,15 @@ Names and local defaults are those of docs/contracts.md (12-factor); how they ar
 
 from __future__ import annotations
 
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
+
+from contacts_http.auth import AuthSettings
+from contacts_http.rate_limits import RateLimitSettings
 from contacts_infra.settings import (
     RedisSettings,
     SettingsError,
     SqsConnectionSettings,
 )
-from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
-
-from contacts_http.auth import AuthSettings
-from contacts_http.rate_limits import RateLimitSettings
 
 __all__ = ["Settings", "SettingsError"]
 

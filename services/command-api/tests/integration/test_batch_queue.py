@@ -9,12 +9,12 @@ import uuid
 from collections import defaultdict
 
 import pytest
-from contacts_infra.messaging import message_group_id
-from contacts_infra.redis_keys import operation_key
 
 from command_api.entrypoints.app import create_app
 from command_api.service_layer.idempotency import derive_item_ids
 from contacts_domain import ContactEvent, OperationStatus
+from contacts_infra.messaging import message_group_id
+from contacts_infra.redis_keys import operation_key
 from support.auth import authorized
 
 BATCH = "/v1/contacts/batch"

@@ -6,12 +6,12 @@ from __future__ import annotations
 import json
 
 import pytest
-from contacts_infra.messaging import APPLY_EVENT_TASK, message_group_id
-from contacts_infra.redis_keys import import_key
 
 from contacts_domain import ContactEvent
 from contacts_domain.imports import ImportReport, record_ids
 from contacts_exchange import read_csv
+from contacts_infra.messaging import APPLY_EVENT_TASK, message_group_id
+from contacts_infra.redis_keys import import_key
 from support.shared_data import shared_data_dir
 
 DATA = shared_data_dir()

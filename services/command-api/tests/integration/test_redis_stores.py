@@ -7,7 +7,6 @@ import socket
 import uuid
 
 import pytest
-from contacts_infra.redis_keys import idempotency_key, operation_key
 
 from command_api.adapters.redis_stores import (
     RedisIdempotencyStore,
@@ -17,6 +16,7 @@ from command_api.adapters.redis_stores import (
 from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.ports import IdempotencyRecord
 from contacts_domain import OperationStatus
+from contacts_infra.redis_keys import idempotency_key, operation_key
 
 
 @pytest.fixture

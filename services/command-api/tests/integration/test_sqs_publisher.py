@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from contacts_infra.messaging import APPLY_EVENT_TASK, SQS_MESSAGE_MAX_BYTES
 
 from command_api.adapters.sqs_publisher import (
     ENVELOPE_MAX_BYTES,
@@ -21,6 +20,7 @@ from command_api.service_layer.errors import EventTooLarge
 from command_api.settings import Settings
 from contacts_domain import ContactEvent
 from contacts_domain.ports import EARLIER_EVENT_FAILED, PublishFailed
+from contacts_infra.messaging import APPLY_EVENT_TASK, SQS_MESSAGE_MAX_BYTES
 
 
 def target(settings: Settings, **overrides) -> SqsTarget:

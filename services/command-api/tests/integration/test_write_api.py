@@ -8,12 +8,12 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from contacts_infra.messaging import APPLY_EVENT_TASK
-from contacts_infra.redis_keys import idempotency_key, operation_key
 
 from command_api.entrypoints.app import create_app
 from command_api.service_layer.idempotency import derive_ids
 from contacts_domain import OperationStatus, normalize_contact
+from contacts_infra.messaging import APPLY_EVENT_TASK
+from contacts_infra.redis_keys import idempotency_key, operation_key
 from support.auth import authorized
 
 ROSA = {"first_name": "Rosa", "last_name": "Example", "email": "rosa@example.com"}

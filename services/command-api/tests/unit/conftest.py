@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
-from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES, message_group_id
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -18,6 +17,7 @@ from command_api.settings import Settings
 from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus
 from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
 from contacts_http.rate_limits import RateLimitSettings
+from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES, message_group_id
 from support.auth import TEST_AUTH, authorized
 
 

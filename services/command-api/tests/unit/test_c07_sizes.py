@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import io
 
-from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 from werkzeug.wrappers import Response
 
 from command_api.adapters.sqs_publisher import message_size
 from contacts_domain import limits, normalize_contact
+from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES
 from support.auth import AUTH_HEADERS
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -33,6 +32,7 @@ from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
 from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
+from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES
 from support import shared_data
 from support.auth import TEST_AUTH, authorized
 from support.pii_scan import find

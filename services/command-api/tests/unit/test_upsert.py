@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from contacts_infra.messaging import message_group_id
 
 

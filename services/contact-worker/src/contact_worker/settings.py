@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from contacts_infra.settings import RedisSettings, SettingsError, SqsConnectionSettings, split_list
 from pydantic import (
     BeforeValidator,
     Field,
@@ -18,6 +17,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import NoDecode
+
+from contacts_infra.settings import RedisSettings, SettingsError, SqsConnectionSettings, split_list
 
 __all__ = ["Settings", "SettingsError"]
 

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import redis
 import sqlalchemy as sa
-from contacts_infra.redis_keys import contact_key
 
 from contact_worker.adapters.redis_store import RedisContactCache, create_redis
 from contact_worker.entrypoints.runtime import Runtime
@@ -28,6 +27,7 @@ from contacts_domain import (
     normalize_contact,
 )
 from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
+from contacts_infra.redis_keys import contact_key
 from support.domain_fakes import (
     InMemoryCache,
     InMemoryDatabase,

@@ -1,24 +1,40 @@
-"""The composition root's wiring: the one place where real adapters are chosen.
+"""The query API's composition root: the one module that chooses its concrete adapters.
 
-``build_ports(settings)`` returns ``Ports`` built from PostgreSQL and Redis adapters; any port
-given as a keyword replaces its real adapter (tests pass fakes). Building connects to nothing:
-the engine and the Redis pool connect on first use, in the process that uses them.
+Every concrete choice of the service is made here and nowhere else:
+
+- PostgreSQL: one SQLAlchemy engine for the read-only role (``adapters.sql_engine``), read by
+  ``SqlContactReadModel`` (behind ``CoalescingReadModel``, single-flight reads per process),
+  ``SqlOperationLog``, ``SqlChangeFeed`` and ``SqlImportOutcomeLog``;
+- Redis: one client (``adapters.redis_calls.build_client``) called through ``RedisCalls``
+  behind a ``CircuitBreaker`` whose half-open trial first runs the cache repair
+  (``handlers.repair_cache``, itself unguarded: ``NoBreaker``), read by
+  ``RedisReadThroughContactCache``, ``RedisOperationStatusCache`` and
+  ``RedisImportReportReader``;
+- the rate-limit counters: Redis at ``settings.redis_url`` (``rate_limit_storage``).
+
+``build_ports(settings)`` returns ``Ports``; any port given as a keyword replaces its real
+adapter (tests pass fakes of ``service_layer.ports``). Building connects to nothing: the engine
+and the Redis pool connect on first use, in the process that uses them. The app factory
+(``entrypoints.app.create_app``) is the only caller.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import text
+import redis
+from sqlalchemy import Engine, text
 
+from contacts_http.rate_limits import RateLimitStorage
 from query_api.adapters.circuit_breaker import CircuitBreaker, NoBreaker
 from query_api.adapters.coalescing import CoalescingReadModel
 from query_api.adapters.redis_calls import RedisCalls, build_client
-from query_api.adapters.redis_contact_cache import RedisContactCache
-from query_api.adapters.redis_import_report import RedisImportReportStore
+from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
+from query_api.adapters.redis_import_report_reader import RedisImportReportReader
 from query_api.adapters.redis_operation_status import RedisOperationStatusCache
 from query_api.adapters.sql_change_feed import SqlChangeFeed
 from query_api.adapters.sql_engine import build_engine
@@ -28,12 +44,12 @@ from query_api.adapters.sql_read_model import SqlContactReadModel
 from query_api.service_layer.handlers import repair_cache
 from query_api.service_layer.ports import (
     ChangeFeed,
-    ContactCache,
     ContactReadModel,
     ImportOutcomeLog,
-    ImportReportStore,
+    ImportReportReader,
     OperationLog,
     OperationStatusCache,
+    ReadThroughContactCache,
 )
 from query_api.settings import Settings
 
@@ -50,11 +66,11 @@ class Ports:
     """
 
     contacts: ContactReadModel
-    cache: ContactCache
+    cache: ReadThroughContactCache
     statuses: OperationStatusCache
     outcomes: OperationLog
     changes: ChangeFeed
-    import_reports: ImportReportStore
+    import_reports: ImportReportReader
     import_outcomes: ImportOutcomeLog
     required_checks: Mapping[str, Check] = field(default_factory=dict)
     optional_checks: Mapping[str, Check] = field(default_factory=dict)
@@ -62,70 +78,80 @@ class Ports:
 
 
 PORT_NAMES = frozenset(f.name for f in dataclasses.fields(Ports))
-#: The ports that read data (the others have defaults).
-DATA_PORTS = frozenset(
-    ("contacts", "cache", "statuses", "outcomes", "changes", "import_reports", "import_outcomes")
-)
 
 
 def build_ports(settings: Settings, **injected: Any) -> Ports:
     """Return the real adapters for ``settings``, with ``injected`` ports replacing them.
 
-    Raises ``TypeError`` for a keyword that names no port. Adapters whose every use is replaced
-    are not built, so a test injecting every one of ``DATA_PORTS`` needs no server.
+    Raises ``TypeError`` for a keyword that names no port. The real adapters are built either
+    way; they connect on first use only, so one that an injected port replaces never does.
     """
     unknown = set(injected) - PORT_NAMES
     if unknown:
         raise TypeError(f"unknown ports: {', '.join(sorted(unknown))}")
-    if set(injected) >= DATA_PORTS:
-        return Ports(**injected)
-
     engine = build_engine(settings)
     client = build_client(settings)
     contacts = CoalescingReadModel(SqlContactReadModel(engine))
-
-    def contact_cache(calls: RedisCalls) -> RedisContactCache:
-        return RedisContactCache(
-            calls,
-            settings.redis_prefix,
-            settings.contact_cache_ttl_s,
-            lease_ms=settings.refill_lease_ms,
-            wait_s=settings.refill_wait_s,
-        )
-
-    # The repair runs while the circuit is half-open, so its own calls must not be refused.
-    repair_target = contact_cache(RedisCalls(client, NoBreaker()))
-
-    def repair(seconds_since_healthy: float | None) -> int:
-        return repair_cache(
-            seconds_since_healthy,
-            contacts=contacts,
-            cache=repair_target,
-            margin_s=settings.cache_repair_margin_s,
-            max_lookback_s=settings.contact_cache_ttl_s + settings.cache_repair_margin_s,
-        )
-
-    breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
-    calls = RedisCalls(client, breaker, before_trial=repair)
-
-    def ping_database() -> None:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT 1"))
-
-    def close() -> None:
-        engine.dispose()
-        client.close()
-
+    calls = _guarded_calls(settings, client, contacts)
     real: dict[str, Any] = {
         "contacts": contacts,
-        "cache": contact_cache(calls),
+        "cache": _contact_cache(settings, calls),
         "statuses": RedisOperationStatusCache(calls, settings.redis_prefix),
         "outcomes": SqlOperationLog(engine),
         "changes": SqlChangeFeed(engine),
-        "import_reports": RedisImportReportStore(calls, settings.redis_prefix),
+        "import_reports": RedisImportReportReader(calls, settings.redis_prefix),
         "import_outcomes": SqlImportOutcomeLog(engine),
-        "required_checks": {"postgresql": ping_database},
+        "required_checks": {"postgresql": functools.partial(_ping_database, engine)},
         "optional_checks": {"redis": client.ping},
-        "close": close,
+        "close": functools.partial(_close, engine, client),
     }
     return Ports(**{**real, **injected})
+
+
+def rate_limit_storage(settings: Settings) -> RateLimitStorage:
+    """Where the rate-limit counters live: Redis at ``settings.redis_url``, under
+    ``<redis_prefix>ratelimit:query-api``, each call bounded by the Redis socket timeouts."""
+    return RateLimitStorage(
+        redis_url=settings.redis_url,
+        key_prefix=f"{settings.redis_prefix}ratelimit:query-api",
+        socket_timeout_s=settings.redis_socket_timeout_s,
+        connect_timeout_s=settings.redis_connect_timeout_s,
+    )
+
+
+def _guarded_calls(
+    settings: Settings, client: redis.Redis, contacts: ContactReadModel
+) -> RedisCalls:
+    """Redis calls behind the circuit breaker; its half-open trial first repairs the cache
+    entries that went stale during the outage (``handlers.repair_cache``)."""
+    # The repair runs while the circuit is half-open, so its own calls must not be refused.
+    repair_target = _contact_cache(settings, RedisCalls(client, NoBreaker()))
+    repair = functools.partial(
+        repair_cache,
+        contacts=contacts,
+        cache=repair_target,
+        margin_s=settings.cache_repair_margin_s,
+        max_lookback_s=settings.contact_cache_ttl_s + settings.cache_repair_margin_s,
+    )
+    breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
+    return RedisCalls(client, breaker, before_trial=repair)
+
+
+def _contact_cache(settings: Settings, calls: RedisCalls) -> RedisReadThroughContactCache:
+    return RedisReadThroughContactCache(
+        calls,
+        settings.redis_prefix,
+        settings.contact_cache_ttl_s,
+        lease_ms=settings.refill_lease_ms,
+        wait_s=settings.refill_wait_s,
+    )
+
+
+def _ping_database(engine: Engine) -> None:
+    with engine.connect() as conn:
+        conn.execute(text("SELECT 1"))
+
+
+def _close(engine: Engine, client: redis.Redis) -> None:
+    engine.dispose()
+    client.close()

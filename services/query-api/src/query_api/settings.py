@@ -8,11 +8,11 @@ together they keep a request inside its latency budget when a dependency is slow
 
 from __future__ import annotations
 
-from contacts_infra.settings import CommaList, RedisSettings, SettingsError
 from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
 
 from contacts_http.auth import AuthSettings
 from contacts_http.rate_limits import RateLimitSettings
+from contacts_infra.settings import CommaList, RedisSettings, SettingsError
 
 __all__ = ["Settings", "SettingsError"]
 

@@ -22,7 +22,6 @@ from typing import Any
 import pytest
 import redis
 import sqlalchemy as sa
-from contacts_infra.redis_keys import GUARDED_SET_LUA, contact_key
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -30,6 +29,7 @@ from contacts_domain import normalize_contact
 from contacts_domain.contact import FIELDS, primary_value
 from contacts_domain.values import EmailAddress
 from contacts_http.rate_limits import RateLimitSettings
+from contacts_infra.redis_keys import GUARDED_SET_LUA, contact_key
 from query_api.entrypoints.app import create_app
 from query_api.settings import Settings
 from support.auth import GENEROUS_LIMIT, TEST_AUTH, authorized

@@ -17,8 +17,8 @@ from collections.abc import Iterator
 import pytest
 import redis
 import sqlalchemy as sa
-from contacts_infra.redis_keys import contact_key
 
+from contacts_infra.redis_keys import contact_key
 from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_read_model import SqlContactReadModel
 from query_api.service_layer.records import Tombstone

@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from query_api.service_layer.change_feed import FeedPosition, decode_token, encode_token
+from query_api.service_layer.change_feed import decode_token, encode_token
+from query_api.service_layer.records import FeedPosition
 
 WAIT_S = 30.0
 

@@ -6,8 +6,8 @@ import json
 import uuid
 
 import pytest
-from contacts_infra.redis_keys import contact_key
 
+from contacts_infra.redis_keys import contact_key
 from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_read_model import SqlContactReadModel
 

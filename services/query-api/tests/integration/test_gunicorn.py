@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 import sqlalchemy as sa
-from contacts_infra.redis_keys import contact_key
 
+from contacts_infra.redis_keys import contact_key
 from support.auth import AUTH_ENV, api, api_session
 from support.processes import BIN, free_port
 from support.resources import isolated_database, new_run_id

@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 import redis
 import sqlalchemy as sa
-from contacts_infra.redis_keys import import_key
 
 from contact_worker.adapters.redis_store import RedisContactCache, RedisOperationStore
 from contact_worker.adapters.sql import SqlUnitOfWork, create_engine
@@ -25,6 +24,7 @@ from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
 from contacts_domain.operations import OperationStatus
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
+from contacts_infra.redis_keys import import_key
 
 CLOCK = HybridLogicalClock()
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)

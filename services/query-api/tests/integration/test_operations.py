@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 
-from contacts_infra.redis_keys import operation_key
-
 from contacts_domain.operations import OperationStatus
+from contacts_infra.redis_keys import operation_key
 
 
 def _pending(redis_client, prefix, operation_id, contact_id):

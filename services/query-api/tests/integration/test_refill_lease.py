@@ -1,4 +1,5 @@
-"""The refill lease of ``RedisContactCache`` on real Redis (``redis_keys.refill_lease_key``)."""
+"""The refill lease of ``RedisReadThroughContactCache`` on real Redis
+(``redis_keys.refill_lease_key``)."""
 
 from __future__ import annotations
 
@@ -6,18 +7,18 @@ import threading
 import time
 
 import pytest
-from contacts_infra.redis_keys import refill_lease_key
 
+from contacts_infra.redis_keys import refill_lease_key
 from query_api.adapters.circuit_breaker import NoBreaker
 from query_api.adapters.redis_calls import RedisCalls, build_client
-from query_api.adapters.redis_contact_cache import RedisContactCache
+from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
 from query_api.service_layer.records import CachedContact
 
 
 @pytest.fixture
 def cache(settings):
     client = build_client(settings)
-    yield RedisContactCache(
+    yield RedisReadThroughContactCache(
         RedisCalls(client, NoBreaker()), settings.redis_prefix, 60, lease_ms=3000, wait_s=1.0
     )
     client.close()

@@ -17,19 +17,18 @@ from contacts_domain.imports import ImportReport
 from contacts_domain.operations import OperationStatus
 from contacts_http.rate_limits import RateLimitSettings
 from query_api.entrypoints.app import create_app
-from query_api.service_layer.imports import ImportOutcomes
 from query_api.service_layer.listing import ListRequest
 from query_api.service_layer.ports import (
     CacheUnavailable,
-    ContactCache,
     ContactReadModel,
     ImportOutcomeLog,
-    ImportReportStore,
+    ImportReportReader,
     OperationLog,
     OperationStatusCache,
     ReadModelUnavailable,
+    ReadThroughContactCache,
 )
-from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
+from query_api.service_layer.records import CachedContact, ContactRecord, ImportOutcomes, Tombstone
 from query_api.settings import Settings
 from support.auth import TEST_AUTH, authorized
 
@@ -97,7 +96,7 @@ class FakeContactReadModel(ContactReadModel):
             raise ReadModelUnavailable("fake database is down")
 
 
-class FakeContactCache(ContactCache):
+class FakeReadThroughContactCache(ReadThroughContactCache):
     """A dict with the guarded-set rule of ``GUARDED_SET_LUA`` and refill leases, safe to share
     between threads (as Redis is between processes); ``down`` raises ``CacheUnavailable``;
     ``refills`` records every refill call; a waiter waits at most ``wait_s`` seconds."""
@@ -175,7 +174,7 @@ class FakeOperationLog(OperationLog):
         return self.outcomes.get(operation_id)
 
 
-class FakeImportReportStore(ImportReportStore):
+class FakeImportReportReader(ImportReportReader):
     """Reports by import id; ``down`` raises ``CacheUnavailable``."""
 
     def __init__(self) -> None:
@@ -210,8 +209,8 @@ def contacts() -> FakeContactReadModel:
 
 
 @pytest.fixture
-def cache() -> FakeContactCache:
-    return FakeContactCache()
+def cache() -> FakeReadThroughContactCache:
+    return FakeReadThroughContactCache()
 
 
 @pytest.fixture
@@ -225,8 +224,8 @@ def outcomes() -> FakeOperationLog:
 
 
 @pytest.fixture
-def import_reports() -> FakeImportReportStore:
-    return FakeImportReportStore()
+def import_reports() -> FakeImportReportReader:
+    return FakeImportReportReader()
 
 
 @pytest.fixture
@@ -261,10 +260,10 @@ def make_record() -> Callable[..., ContactRecord]:
 @pytest.fixture
 def app(
     contacts: FakeContactReadModel,
-    cache: FakeContactCache,
+    cache: FakeReadThroughContactCache,
     statuses: FakeOperationStatusCache,
     outcomes: FakeOperationLog,
-    import_reports: FakeImportReportStore,
+    import_reports: FakeImportReportReader,
     import_outcomes: FakeImportOutcomeLog,
 ) -> Flask:
     return authorized(

@@ -8,15 +8,13 @@ import json
 import pytest
 
 from query_api.service_layer.change_feed import (
-    Change,
-    ChangeBatch,
-    FeedPosition,
     InvalidToken,
     TokenExpired,
     decode_token,
     encode_token,
     page_of,
 )
+from query_api.service_layer.records import Change, ChangeBatch, FeedPosition
 
 
 def _token(payload: object) -> str:

@@ -13,8 +13,9 @@ from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
 from query_api.entrypoints.app import create_app
 from query_api.service_layer import imports
-from query_api.service_layer.imports import ImportOutcomes, ImportReportUnavailable, ImportStatus
+from query_api.service_layer.imports import ImportReportUnavailable, ImportStatus
 from query_api.service_layer.ports import ReadModelUnavailable
+from query_api.service_layer.records import ImportOutcomes
 from query_api.settings import Settings
 
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)

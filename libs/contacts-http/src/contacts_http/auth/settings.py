@@ -20,13 +20,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from contacts_infra.settings import SECRET, CommaList, EnvSettings, SettingsError
 from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from contacts_http.auth.api_keys import DIGEST_HEX_LENGTH, ApiKeyAuthenticator
 from contacts_http.auth.bearer import BearerAuthenticator
 from contacts_http.auth.jwt_tokens import SUPPORTED_ALGORITHMS, JwtAuthenticator, JwtSettings
+from contacts_infra.settings import SECRET, CommaList, EnvSettings, SettingsError
 
 ApiKeyEntries = tuple[tuple[str, frozenset[str]], ...]
 

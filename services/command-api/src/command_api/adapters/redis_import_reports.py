@@ -13,11 +13,11 @@ from __future__ import annotations
 import json
 
 import redis
-from contacts_infra.redis_keys import import_key
 
 from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.imports import ImportReportStore
 from contacts_domain.imports import ImportReport
+from contacts_infra.redis_keys import import_key
 
 
 class RedisImportReportStore(ImportReportStore):

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
-from contacts_infra.redis_keys import idempotency_key, operation_key
 
 from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from contacts_domain import OperationStatus
 from contacts_domain.ports import OperationStore
+from contacts_infra.redis_keys import idempotency_key, operation_key
 
 
 def make_redis_client(

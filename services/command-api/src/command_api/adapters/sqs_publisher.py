@@ -41,12 +41,12 @@ from typing import Any, Final
 import boto3
 from botocore.config import Config
 from celery import Celery
-from contacts_infra.messaging import APPLY_EVENT_TASK, SQS_MESSAGE_MAX_BYTES, message_group_id
 from kombu.utils.json import dumps as kombu_json_dumps
 
 from command_api.service_layer.errors import EventTooLarge
 from contacts_domain import ContactEvent
 from contacts_domain.ports import EARLIER_EVENT_FAILED, EventPublisher, PublishFailed
+from contacts_infra.messaging import APPLY_EVENT_TASK, SQS_MESSAGE_MAX_BYTES, message_group_id
 
 #: Upper bound, in bytes, of kombu's JSON envelope around the base64 Celery body: headers and
 #: properties with ids, the task name, ``argsrepr`` and ``origin`` (``gen<pid>@<hostname>``,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import redis
-from contacts_infra.redis_keys import GUARDED_SET_LUA, contact_key, operation_key
 
 from contacts_domain import ContactState, OperationStatus
 from contacts_domain.ports import ContactCache, OperationStore
 from contacts_domain.resource import contact_resource, encode_resource
+from contacts_infra.redis_keys import GUARDED_SET_LUA, contact_key, operation_key
 
 
 def create_redis(url: str, *, socket_timeout_s: float, connect_timeout_s: float) -> redis.Redis:

@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
-from contacts_infra.contact_rows import JSON_FIELDS, contact_fields, operation_status
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -15,6 +14,7 @@ from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus,
 from contacts_domain.contact import primary_email_key, primary_value
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
 from contacts_domain.values import EmailAddress
+from contacts_infra.contact_rows import JSON_FIELDS, contact_fields, operation_status
 
 _EMAIL_UNIQUE_INDEX = "contacts_live_email_key"
 

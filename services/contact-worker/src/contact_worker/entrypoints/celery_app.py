@@ -10,7 +10,6 @@ from typing import Any
 
 from celery import Celery, Task
 from celery.signals import worker_process_shutdown, worker_ready, worker_shutting_down
-from contacts_infra.messaging import APPLY_EVENT_TASK
 from sqlalchemy.exc import DBAPIError
 
 from contact_worker.adapters import sqs_heartbeat as heartbeat
@@ -19,6 +18,7 @@ from contact_worker.entrypoints.runtime import Runtime
 from contact_worker.entrypoints.watchdog import start_watchdog
 from contact_worker.service_layer.handlers import handle_event, read_event
 from contact_worker.settings import Settings
+from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_telemetry.logs import bind_context, clear_context, get_logger
 from contacts_telemetry.metrics import MetricsRegistry, mark_process_dead
 

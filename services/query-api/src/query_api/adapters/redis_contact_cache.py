@@ -23,9 +23,8 @@ from contacts_infra.redis_keys import (
     contact_key,
     refill_lease_key,
 )
-
 from query_api.adapters.redis_calls import RedisCalls
-from query_api.service_layer.ports import CacheUnavailable, ContactCache
+from query_api.service_layer.ports import CacheUnavailable, ReadThroughContactCache
 from query_api.service_layer.records import CachedContact
 
 #: First and longest pause, in seconds, between two polls of a waiting request.
@@ -33,8 +32,8 @@ FIRST_POLL_INTERVAL_S: Final = 0.002
 MAX_POLL_INTERVAL_S: Final = 0.02
 
 
-class RedisContactCache(ContactCache):
-    """``ContactCache`` over Redis.
+class RedisReadThroughContactCache(ReadThroughContactCache):
+    """``ReadThroughContactCache`` over Redis.
 
     ``ttl_s`` is the TTL of a refilled entry in seconds; ``lease_ms`` the TTL of a refill lease
     in milliseconds (the longest a database read may take); ``wait_s`` how long, in seconds, a

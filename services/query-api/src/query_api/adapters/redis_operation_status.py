@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
-from contacts_infra.redis_keys import operation_key
-
 from contacts_domain.operations import OperationStatus
+from contacts_infra.redis_keys import operation_key
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.service_layer.ports import OperationStatusCache
 

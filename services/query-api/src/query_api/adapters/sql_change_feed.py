@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from query_api.adapters.sql_read_model import connection, record_of
-from query_api.service_layer.change_feed import Change, ChangeBatch, FeedPosition
 from query_api.service_layer.ports import ChangeFeed
+from query_api.service_layer.records import Change, ChangeBatch, FeedPosition
 
 _BOUND = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
 _HORIZON = text("SELECT txid::text, position FROM change_feed_horizon")

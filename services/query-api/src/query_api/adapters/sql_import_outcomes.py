@@ -10,8 +10,8 @@ from sqlalchemy import Engine, Select, func, select
 
 from query_api.adapters.sql_read_model import connection
 from query_api.adapters.sql_schema import processed_events
-from query_api.service_layer.imports import ImportOutcomes
 from query_api.service_layer.ports import ImportOutcomeLog
+from query_api.service_layer.records import ImportOutcomes
 
 
 class SqlImportOutcomeLog(ImportOutcomeLog):

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from contacts_infra.contact_rows import operation_status
 from sqlalchemy import Engine, Select, select
 
 from contacts_domain.operations import OperationStatus
+from contacts_infra.contact_rows import operation_status
 from query_api.adapters.sql_read_model import connection
 from query_api.adapters.sql_schema import processed_events
 from query_api.service_layer.ports import OperationLog

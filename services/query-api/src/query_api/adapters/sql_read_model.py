@@ -26,7 +26,6 @@ import datetime as dt
 from collections.abc import Iterator, Mapping
 from typing import Any, cast
 
-from contacts_infra.contact_rows import contact_fields
 from sqlalchemy import (
     ColumnElement,
     Connection,
@@ -44,6 +43,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import tuple_ as row_value
 
 from contacts_domain.contact import FIELDS
+from contacts_infra.contact_rows import contact_fields
 from query_api.adapters.sql_schema import contacts, processed_events
 from query_api.service_layer.listing import ListRequest, Sort
 from query_api.service_layer.ports import ContactReadModel, ReadModelUnavailable

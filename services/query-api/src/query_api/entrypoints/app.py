@@ -1,4 +1,5 @@
-"""The query API's Flask app factory: the composition root.
+"""The query API's Flask app factory: it takes its adapters from ``query_api.bootstrap`` (the
+composition root) and registers the module-level views of each blueprint.
 
 gunicorn runs ``'query_api.entrypoints.app:create_app()'``. Importing this module and calling
 ``create_app`` connects to nothing; the engine and the Redis pool connect on first use.
@@ -9,20 +10,19 @@ from __future__ import annotations
 import os
 from typing import Any, Final
 
-from flask import Flask, Response
+from flask import Flask, Response, current_app
 
 from contacts_http import ProblemApi, init_request_id, openapi_config, problem_response
 from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
 from contacts_http.observability import HttpMetrics, init_observability
-from contacts_http.rate_limits import RateLimitStorage
 from contacts_http.security_headers import init_security_headers
 from contacts_telemetry.logs import configure_structlog
 from contacts_telemetry.metrics import MetricsRegistry
-from query_api.bootstrap import build_ports
+from query_api import bootstrap
 from query_api.entrypoints.cache_metrics import CacheMetrics, init_cache_metrics
 from query_api.entrypoints.changes import changes_blueprint
 from query_api.entrypoints.contacts import contacts_blueprint
-from query_api.entrypoints.context import EXTENSION, AppContext
+from query_api.entrypoints.context import EXTENSION, AppContext, current
 from query_api.entrypoints.cors import init_cors
 from query_api.entrypoints.export import export_blueprint
 from query_api.entrypoints.health import health_blueprint
@@ -35,8 +35,6 @@ from query_api.settings import Settings
 
 #: The ``service`` field of every log line.
 SERVICE = "query-api"
-#: Bound, in seconds, on the whole ``/readyz`` probe.
-READINESS_TIMEOUT_S = 1.0
 #: Every route of this API needs ``contacts:read`` (RFC 6750 realm below), except the export
 #: of whole address books and the progress of imports, which need ``contacts:import``
 #: (issues 3 and 7).
@@ -47,6 +45,15 @@ AUTH_POLICY: Final = AuthPolicy(
         "export.export_contacts": scopes.IMPORT,
         "imports.get_import": scopes.IMPORT,
     },
+)
+
+#: The blueprint factories of the API's routes (registered in this order).
+BLUEPRINTS: Final = (
+    changes_blueprint,
+    export_blueprint,
+    contacts_blueprint,
+    operations_blueprint,
+    imports_blueprint,
 )
 
 API_DESCRIPTION = """Read side of the contacts platform (cache-first, read only).
@@ -71,6 +78,7 @@ def create_app(
 ) -> Flask:
     """Build the app from ``settings`` (default: read from ``os.environ``).
 
+    Every adapter comes from the composition root (``query_api.bootstrap``):
     ``injected_ports`` replace real adapters by name (``contacts``, ``cache``, ``statuses``,
     ``outcomes``, ``changes``, ``import_reports``, ``import_outcomes``, ``required_checks``,
     ``optional_checks``, ``close``; see ``bootstrap.Ports``); ``authenticator`` replaces the
@@ -87,7 +95,7 @@ def create_app(
     settings = settings or Settings.from_env(os.environ)
     configure_structlog(SERVICE)
     metrics = metrics or MetricsRegistry()
-    ports = build_ports(settings, **injected_ports)
+    ports = bootstrap.build_ports(settings, **injected_ports)
 
     app = Flask("query_api")
     app.config.update(openapi_config("Contacts query API", API_DESCRIPTION))
@@ -99,53 +107,42 @@ def create_app(
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     init_cors(app, settings)
     install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)
-    api.register_blueprint(changes_blueprint())
-    api.register_blueprint(export_blueprint())
-    api.register_blueprint(contacts_blueprint())
-    api.register_blueprint(operations_blueprint())
-    api.register_blueprint(imports_blueprint())
-    app.register_blueprint(
-        health_blueprint(
-            ports.required_checks,
-            ports.optional_checks,
-            timeout_s=READINESS_TIMEOUT_S,
-            retry_after_s=settings.retry_after_s,
-        )
-    )
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint())
+    app.register_blueprint(health_blueprint())
     install_rate_limits(
-        app,
-        settings.rate_limits,
-        RateLimitStorage(
-            redis_url=settings.redis_url,
-            key_prefix=f"{settings.redis_prefix}ratelimit:query-api",
-            socket_timeout_s=settings.redis_socket_timeout_s,
-            connect_timeout_s=settings.redis_connect_timeout_s,
-        ),
-        AUTH_POLICY,
+        app, settings.rate_limits, bootstrap.rate_limit_storage(settings), AUTH_POLICY
     )
-    retry_after = {"Retry-After": str(settings.retry_after_s)}
-
-    @app.errorhandler(ReadModelUnavailable)
-    def database_unavailable(_error: ReadModelUnavailable) -> Response:
-        app.logger.warning("database unavailable: %s", _error)
-        return problem_response(
-            503, "The contacts database is not answering; retry later.", headers=retry_after
-        )
-
-    @app.errorhandler(OperationStatusUnknown)
-    def status_unknown(_error: OperationStatusUnknown) -> Response:
-        return problem_response(
-            503,
-            "The operation has no recorded outcome and the status store is not answering; "
-            "retry later.",
-            headers=retry_after,
-        )
-
-    @app.errorhandler(ImportReportUnavailable)
-    def import_report_unavailable(_error: ImportReportUnavailable) -> Response:
-        app.logger.warning("import reports unavailable: %s", _error)
-        return problem_response(
-            503, "The import reports store is not answering; retry later.", headers=retry_after
-        )
-
+    app.register_error_handler(ReadModelUnavailable, database_unavailable)
+    app.register_error_handler(OperationStatusUnknown, status_unknown)
+    app.register_error_handler(ImportReportUnavailable, import_report_unavailable)
     return app
+
+
+def database_unavailable(error: ReadModelUnavailable) -> Response:
+    """503 + ``Retry-After``: PostgreSQL did not answer in time."""
+    current_app.logger.warning("database unavailable: %s", error)
+    return problem_response(
+        503, "The contacts database is not answering; retry later.", headers=_retry_after()
+    )
+
+
+def status_unknown(_error: OperationStatusUnknown) -> Response:
+    """503 + ``Retry-After``: Redis is down and PostgreSQL has no outcome for the operation."""
+    return problem_response(
+        503,
+        "The operation has no recorded outcome and the status store is not answering; retry later.",
+        headers=_retry_after(),
+    )
+
+
+def import_report_unavailable(error: ImportReportUnavailable) -> Response:
+    """503 + ``Retry-After``: Redis, which holds the import reports, is not answering."""
+    current_app.logger.warning("import reports unavailable: %s", error)
+    return problem_response(
+        503, "The import reports store is not answering; retry later.", headers=_retry_after()
+    )
+
+
+def _retry_after() -> dict[str, str]:
+    return {"Retry-After": str(current().settings.retry_after_s)}

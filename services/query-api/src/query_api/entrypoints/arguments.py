@@ -1,10 +1,17 @@
-"""Query-string parsing for the query API's blueprints: errors are 400, unknown names refused."""
+"""Query-string parsing for the query API's blueprints: errors are 400, unknown names refused;
+and how a blueprint factory registers a module-level view with its OpenAPI description."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import marshmallow as ma
+from flask import Response
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
+
+from query_api.entrypoints.schemas import Endpoint
 
 
 class QueryStringParser(FlaskParser):
@@ -18,3 +25,24 @@ class QueryBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no
     them from the query string by default) and fail with 400."""
 
     ARGUMENTS_PARSER = QueryStringParser(unknown=ma.RAISE)
+
+    def add_view(self, rule: str, view: Callable[..., Response], endpoint: Endpoint) -> None:
+        """Route ``GET rule`` (below the blueprint's prefix) to ``view``, a module-level
+        function called with the parsed query string (a dict) and the rule's variables.
+
+        The query string is parsed with ``endpoint.arguments`` and the responses documented as
+        ``endpoint`` says; the Flask endpoint is ``<blueprint name>.<view.__name__>``. The view
+        itself is not changed (flask-smorest wraps a copy), so one view may serve many apps.
+        """
+        wrapped: Any = view
+        for status, description in reversed(list(endpoint.alt_responses.items())):
+            wrapped = self.alt_response(status, description=description)(wrapped)
+        wrapped = self.response(
+            endpoint.status,
+            endpoint.schema,
+            description=endpoint.description,
+            content_type=endpoint.content_type,
+            headers=endpoint.headers,
+        )(wrapped)
+        wrapped = self.arguments(endpoint.arguments, location="query")(wrapped)
+        self.route(rule, methods=["GET"])(wrapped)

@@ -7,61 +7,57 @@ from typing import Any
 from flask import Response
 
 from contacts_http import VALIDATION_PROBLEM, abort_problem, problem_response
+from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.context import current
-from query_api.entrypoints.schemas import ChangePageSchema, ChangesArgsSchema
 from query_api.service_layer import change_feed, representation
+from query_api.service_layer.records import Change
 
 JSON = "application/json"
 
 
 def changes_blueprint() -> QueryBlueprint:
-    """Build the change-feed blueprint (a new one per app)."""
+    """Build the change-feed blueprint (a new one per app) with its view."""
     blp = QueryBlueprint(
         "changes",
         __name__,
         url_prefix="/v1/contacts/changes",
         description="Keep a copy of the contacts in sync.",
     )
-
-    @blp.route("", methods=["GET"])
-    @blp.arguments(ChangesArgsSchema, location="query")
-    @blp.response(200, ChangePageSchema)
-    @blp.alt_response(400, description="Bad limit or token; unknown parameter.")
-    @blp.alt_response(410, description="The token is too old: changes after it were purged.")
-    @blp.alt_response(503, description="The database is unavailable; retry after `Retry-After`.")
-    def list_changes(args: dict[str, Any]) -> Response:
-        """Contacts created, updated or deleted since a token, in commit order.
-
-        Call without `since` to get a token for "now", then call with `since=<next_token>`
-        to get what changed after it; follow `next_token` while `has_more` is true, then poll
-        with the last `next_token`. No change is skipped or repeated across pages, even while
-        contacts are being written. Each item is one new version of one contact: a deletion is
-        `{"id", "version", "deleted": true}`; otherwise `contact` is the contact as it is now,
-        or null when a later item supersedes that version. Tokens stay valid for at least
-        7 days (until the changes after them are purged); an older one gets 410: list the
-        contacts again, then take a new token.
-        """
-        try:
-            page = change_feed.read_changes(
-                args.get("since"), args["limit"], feed=current().ports.changes
-            )
-        except change_feed.InvalidToken as exc:
-            abort_problem(400, str(exc), type_uri=VALIDATION_PROBLEM, errors={"since": [str(exc)]})
-        except change_feed.TokenExpired as exc:
-            return problem_response(410, str(exc))
-        items = [_item(change) for change in page.changes]
-        body = representation.encode(
-            {"items": items, "next_token": page.next_token, "has_more": page.has_more}
-        )
-        response = Response(body, status=200, mimetype=JSON)
-        response.headers["Cache-Control"] = "private, no-store"
-        return response
-
+    blp.add_view("", list_changes, schemas.LIST_CHANGES)
     return blp
 
 
-def _item(change: change_feed.Change) -> dict[str, Any]:
+def list_changes(args: dict[str, Any]) -> Response:
+    """Contacts created, updated or deleted since a token, in commit order.
+
+    Call without `since` to get a token for "now", then call with `since=<next_token>`
+    to get what changed after it; follow `next_token` while `has_more` is true, then poll
+    with the last `next_token`. No change is skipped or repeated across pages, even while
+    contacts are being written. Each item is one new version of one contact: a deletion is
+    `{"id", "version", "deleted": true}`; otherwise `contact` is the contact as it is now,
+    or null when a later item supersedes that version. Tokens stay valid for at least
+    7 days (until the changes after them are purged); an older one gets 410: list the
+    contacts again, then take a new token.
+    """
+    try:
+        page = change_feed.read_changes(
+            args.get("since"), args["limit"], feed=current().ports.changes
+        )
+    except change_feed.InvalidToken as exc:
+        abort_problem(400, str(exc), type_uri=VALIDATION_PROBLEM, errors={"since": [str(exc)]})
+    except change_feed.TokenExpired as exc:
+        return problem_response(410, str(exc))
+    items = [_item(change) for change in page.changes]
+    body = representation.encode(
+        {"items": items, "next_token": page.next_token, "has_more": page.has_more}
+    )
+    response = Response(body, status=200, mimetype=JSON)
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _item(change: Change) -> dict[str, Any]:
     item: dict[str, Any] = {
         "id": change.contact_id,
         "version": change.version,

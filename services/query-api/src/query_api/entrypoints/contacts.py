@@ -9,15 +9,10 @@ from flask import Response, request
 
 from contacts_domain.resource import etag
 from contacts_http import VALIDATION_PROBLEM, abort_problem, problem_response
+from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.conditional import none_match
 from query_api.entrypoints.context import canonical_uuid, current
-from query_api.entrypoints.schemas import (
-    ContactPageSchema,
-    ContactSchema,
-    GetArgsSchema,
-    ListArgsSchema,
-)
 from query_api.service_layer import cursor, handlers, representation
 from query_api.service_layer.listing import DEFAULT_SORT, ListFilters, ListRequest, Sort
 
@@ -31,87 +26,60 @@ NOT_FOUND_DETAIL = "No contact has this id."
 
 
 def contacts_blueprint() -> QueryBlueprint:
-    """Build the contacts blueprint (a new one per app)."""
+    """Build the contacts blueprint (a new one per app) with its views."""
     blp = QueryBlueprint(
         "contacts", __name__, url_prefix="/v1/contacts", description="Read contacts."
     )
-
-    @blp.route("/<contact_id>", methods=["GET"])
-    @blp.arguments(GetArgsSchema, location="query")
-    @blp.response(
-        200,
-        ContactSchema,
-        headers={
-            "ETag": {"description": '`"<version>"`', "schema": {"type": "string"}},
-            "X-Cache": {
-                "description": "`hit`, `miss` or `bypass` (Redis unavailable).",
-                "schema": {"type": "string"},
-            },
-        },
-    )
-    @blp.alt_response(304, description="Not modified: `If-None-Match` matched the ETag.")
-    @blp.alt_response(404, description="Unknown, deleted or malformed id.")
-    @blp.alt_response(503, description="The database is unavailable; retry after `Retry-After`.")
-    def get_contact(args: dict[str, Any], contact_id: str) -> Response:
-        """Get a contact (also HEAD).
-
-        Served from the cache when it can, else from the database. `If-None-Match` (a list of
-        ETags or `*`, weak comparison) answers 304 when the version is unchanged. `fields`
-        returns only the members named (the ETag is the version's either way).
-        """
-        canonical = canonical_uuid(contact_id)
-        if canonical is None:
-            return problem_response(404, NOT_FOUND_DETAIL)
-        ports = current().ports
-        lookup = handlers.get_contact(canonical, contacts=ports.contacts, cache=ports.cache)
-        if lookup.body is None or lookup.version is None:
-            return problem_response(404, NOT_FOUND_DETAIL, headers={"X-Cache": lookup.cache})
-        headers = {
-            "ETag": etag(lookup.version),
-            "Cache-Control": CONTACT_CACHE_CONTROL,
-            "X-Cache": lookup.cache,
-        }
-        if none_match(request.headers.get("If-None-Match"), str(lookup.version)):
-            return Response(status=304, headers=headers)
-        body = lookup.body
-        if "fields" in args:
-            body = representation.sparse_bytes(body, args["fields"])
-        return Response(body, status=200, mimetype=JSON, headers=headers)
-
-    @blp.route("", methods=["GET"])
-    @blp.arguments(ListArgsSchema, location="query")
-    @blp.response(
-        200,
-        ContactPageSchema,
-        headers={
-            "Link": {
-                "description": '`<url>; rel="next"` when there is a next page.',
-                "schema": {"type": "string"},
-            },
-        },
-    )
-    @blp.alt_response(400, description="Bad limit, sort, filter or cursor; unknown parameter.")
-    @blp.alt_response(503, description="The database is unavailable; retry after `Retry-After`.")
-    def list_contacts(args: dict[str, Any]) -> Response:
-        """List, filter and search contacts, one page at a time.
-
-        Keyset pagination: follow `next_cursor` (or the `Link` header) with the same filters;
-        pages neither repeat nor skip contacts, ties in the sort key being broken by id.
-        `fields` returns only the members named of each contact.
-        """
-        list_request = _list_request(args)
-        page = handlers.list_contacts(list_request, contacts=current().ports.contacts)
-        items = page.items
-        if "fields" in args:
-            items = [representation.sparse(item, args["fields"]) for item in items]
-        body = representation.encode({"items": items, "next_cursor": page.next_cursor})
-        response = Response(body, status=200, mimetype=JSON)
-        response.headers["Cache-Control"] = LIST_CACHE_CONTROL
-        if page.next_cursor is not None:
-            response.headers["Link"] = f'<{_next_url(page.next_cursor)}>; rel="next"'
-        return response
-
+    blp.add_view("/<contact_id>", get_contact, schemas.GET_CONTACT)
+    blp.add_view("", list_contacts, schemas.LIST_CONTACTS)
     return blp
+
+
+def get_contact(args: dict[str, Any], contact_id: str) -> Response:
+    """Get a contact (also HEAD).
+
+    Served from the cache when it can, else from the database. `If-None-Match` (a list of
+    ETags or `*`, weak comparison) answers 304 when the version is unchanged. `fields`
+    returns only the members named (the ETag is the version's either way).
+    """
+    canonical = canonical_uuid(contact_id)
+    if canonical is None:
+        return problem_response(404, NOT_FOUND_DETAIL)
+    ports = current().ports
+    lookup = handlers.get_contact(canonical, contacts=ports.contacts, cache=ports.cache)
+    if lookup.body is None or lookup.version is None:
+        return problem_response(404, NOT_FOUND_DETAIL, headers={"X-Cache": lookup.cache})
+    headers = {
+        "ETag": etag(lookup.version),
+        "Cache-Control": CONTACT_CACHE_CONTROL,
+        "X-Cache": lookup.cache,
+    }
+    if none_match(request.headers.get("If-None-Match"), str(lookup.version)):
+        return Response(status=304, headers=headers)
+    body = lookup.body
+    if "fields" in args:
+        body = representation.sparse_bytes(body, args["fields"])
+    return Response(body, status=200, mimetype=JSON, headers=headers)
+
+
+def list_contacts(args: dict[str, Any]) -> Response:
+    """List, filter and search contacts, one page at a time.
+
+    Keyset pagination: follow `next_cursor` (or the `Link` header) with the same filters;
+    pages neither repeat nor skip contacts, ties in the sort key being broken by id.
+    `fields` returns only the members named of each contact.
+    """
+    list_request = _list_request(args)
+    page = handlers.list_contacts(list_request, contacts=current().ports.contacts)
+    items = page.items
+    if "fields" in args:
+        items = [representation.sparse(item, args["fields"]) for item in items]
+    body = representation.encode({"items": items, "next_cursor": page.next_cursor})
+    response = Response(body, status=200, mimetype=JSON)
+    response.headers["Cache-Control"] = LIST_CACHE_CONTROL
+    if page.next_cursor is not None:
+        response.headers["Link"] = f'<{_next_url(page.next_cursor)}>; rel="next"'
+    return response
 
 
 def list_filters(args: dict[str, Any]) -> ListFilters:

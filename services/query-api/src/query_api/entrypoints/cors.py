@@ -42,11 +42,6 @@ def init_cors(app: Flask, settings: Settings) -> None:
     """Answer CORS for ``settings.cors_allowed_origins`` (nothing when empty)."""
     if not settings.cors_allowed_origins:
         return
-
-    def vary_on_origin(response: Response) -> Response:
-        response.vary.add("Origin")
-        return response
-
     # Registered before flask-cors' hook, so it runs after it (reverse order).
     app.after_request(vary_on_origin)
     CORS(
@@ -59,3 +54,9 @@ def init_cors(app: Flask, settings: Settings) -> None:
         max_age=settings.cors_max_age_s,
         vary_header=True,
     )
+
+
+def vary_on_origin(response: Response) -> Response:
+    """Add ``Origin`` to ``Vary`` (an ``after_request`` hook)."""
+    response.vary.add("Origin")
+    return response

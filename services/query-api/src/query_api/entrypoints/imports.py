@@ -7,9 +7,9 @@ from typing import Any
 from flask import Response
 
 from contacts_http import problem_response
+from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.context import canonical_uuid, current
-from query_api.entrypoints.schemas import ImportStatusSchema, NoArgsSchema
 from query_api.service_layer import imports, representation
 
 NOT_FOUND_DETAIL = (
@@ -19,49 +19,37 @@ NOT_FOUND_DETAIL = (
 
 
 def imports_blueprint() -> QueryBlueprint:
-    """Build the imports blueprint (a new one per app)."""
+    """Build the imports blueprint (a new one per app) with its view."""
     blp = QueryBlueprint(
         "imports", __name__, url_prefix="/v1/imports", description="Import progress."
     )
-
-    @blp.route("/<import_id>", methods=["GET"])
-    @blp.arguments(NoArgsSchema, location="query")
-    @blp.response(200, ImportStatusSchema)
-    @blp.alt_response(
-        404,
-        description="Unknown or malformed import id, or a report older than "
-        f"{imports.REPORT_TTL_DAYS} days (expired).",
-    )
-    @blp.alt_response(
-        503,
-        description="Redis (the reports) or the database (the outcomes) is unavailable; retry "
-        "after `Retry-After`.",
-    )
-    def get_import(_args: dict[str, Any], import_id: str) -> Response:
-        """Get the progress of an import (`POST /v1/imports` on the command API).
-
-        The counts of the file (`received` = `accepted` + `invalid` + `failed`), each invalid
-        record's `position` (card number or CSV line), `field` and `message` (`errors`), what
-        was dropped from the records imported (`warnings`, same shape; `repaired` counts
-        those records), and what became of the accepted records so far: `applied`,
-        `rejected` (per reason) and `pending`. Read two fields: `state` says whether every
-        valid record was queued (`queued`) or the queue failed part-way (`failed`: `failed`
-        records will never be applied unless the file is sent again); `status` says whether
-        the worker has processed what was queued (`completed` once no accepted record is
-        pending). A `failed` import reaches `status` `completed` too. Needs the scope
-        `contacts:import`. The report is kept 7 days after the upload.
-        """
-        canonical = canonical_uuid(import_id)
-        if canonical is None:
-            return problem_response(404, NOT_FOUND_DETAIL)
-        ports = current().ports
-        status = imports.get_import(
-            canonical, reports=ports.import_reports, outcomes=ports.import_outcomes
-        )
-        if status is None:
-            return problem_response(404, NOT_FOUND_DETAIL)
-        response = Response(representation.encode(status.to_dict()), mimetype="application/json")
-        response.headers["Cache-Control"] = "no-store"  # the counts move as records are applied
-        return response
-
+    blp.add_view("/<import_id>", get_import, schemas.GET_IMPORT)
     return blp
+
+
+def get_import(_args: dict[str, Any], import_id: str) -> Response:
+    """Get the progress of an import (`POST /v1/imports` on the command API).
+
+    The counts of the file (`received` = `accepted` + `invalid` + `failed`), each invalid
+    record's `position` (card number or CSV line), `field` and `message` (`errors`), what
+    was dropped from the records imported (`warnings`, same shape; `repaired` counts
+    those records), and what became of the accepted records so far: `applied`,
+    `rejected` (per reason) and `pending`. Read two fields: `state` says whether every
+    valid record was queued (`queued`) or the queue failed part-way (`failed`: `failed`
+    records will never be applied unless the file is sent again); `status` says whether
+    the worker has processed what was queued (`completed` once no accepted record is
+    pending). A `failed` import reaches `status` `completed` too. Needs the scope
+    `contacts:import`. The report is kept 7 days after the upload.
+    """
+    canonical = canonical_uuid(import_id)
+    if canonical is None:
+        return problem_response(404, NOT_FOUND_DETAIL)
+    ports = current().ports
+    status = imports.get_import(
+        canonical, reports=ports.import_reports, outcomes=ports.import_outcomes
+    )
+    if status is None:
+        return problem_response(404, NOT_FOUND_DETAIL)
+    response = Response(representation.encode(status.to_dict()), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"  # the counts move as records are applied
+    return response

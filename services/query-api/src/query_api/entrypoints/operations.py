@@ -7,44 +7,36 @@ from typing import Any
 from flask import Response
 
 from contacts_http import problem_response
+from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.context import canonical_uuid, current
-from query_api.entrypoints.schemas import NoArgsSchema, OperationSchema
 from query_api.service_layer import handlers, representation
 
 NOT_FOUND_DETAIL = "No operation has this id (or its status has expired)."
 
 
 def operations_blueprint() -> QueryBlueprint:
-    """Build the operations blueprint (a new one per app)."""
+    """Build the operations blueprint (a new one per app) with its view."""
     blp = QueryBlueprint(
         "operations", __name__, url_prefix="/v1/operations", description="Operation status."
     )
-
-    @blp.route("/<operation_id>", methods=["GET"])
-    @blp.arguments(NoArgsSchema, location="query")
-    @blp.response(200, OperationSchema)
-    @blp.alt_response(404, description="Unknown, expired or malformed operation id.")
-    @blp.alt_response(
-        503,
-        description="The database is unavailable, or Redis is and the worker has not "
-        "recorded an outcome yet (the operation may be pending); retry after `Retry-After`.",
-    )
-    def get_operation(_args: dict[str, Any], operation_id: str) -> Response:
-        """Get the status of an operation: `pending`, `applied` or `rejected`.
-
-        Poll it after a `202 Accepted` instead of polling the contact. `version` is the
-        contact's version once applied.
-        """
-        canonical = canonical_uuid(operation_id)
-        if canonical is None:
-            return problem_response(404, NOT_FOUND_DETAIL)
-        ports = current().ports
-        status = handlers.get_operation(canonical, statuses=ports.statuses, outcomes=ports.outcomes)
-        if status is None:
-            return problem_response(404, NOT_FOUND_DETAIL)
-        response = Response(representation.encode(status.to_dict()), mimetype="application/json")
-        response.headers["Cache-Control"] = "no-store"
-        return response
-
+    blp.add_view("/<operation_id>", get_operation, schemas.GET_OPERATION)
     return blp
+
+
+def get_operation(_args: dict[str, Any], operation_id: str) -> Response:
+    """Get the status of an operation: `pending`, `applied` or `rejected`.
+
+    Poll it after a `202 Accepted` instead of polling the contact. `version` is the
+    contact's version once applied.
+    """
+    canonical = canonical_uuid(operation_id)
+    if canonical is None:
+        return problem_response(404, NOT_FOUND_DETAIL)
+    ports = current().ports
+    status = handlers.get_operation(canonical, statuses=ports.statuses, outcomes=ports.outcomes)
+    if status is None:
+        return problem_response(404, NOT_FOUND_DETAIL)
+    response = Response(representation.encode(status.to_dict()), mimetype="application/json")
+    response.headers["Cache-Control"] = "no-store"
+    return response

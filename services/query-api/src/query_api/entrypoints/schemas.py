@@ -1,5 +1,7 @@
 """Marshmallow schemas of the query API: query-string arguments (validated, 400 on error) and
-the response bodies (used for the OpenAPI document; responses are encoded directly).
+the response bodies (used for the OpenAPI document; responses are encoded directly), and each
+route's OpenAPI responses (``Endpoint``: ``GET_CONTACT``, ``LIST_CONTACTS``...), which the
+blueprint factories register with their views (``arguments.QueryBlueprint.add_view``).
 
 Unknown query parameters are refused with 400 on every endpoint: a misspelt filter
 (``?tags=x`` for ``?tag=x``) would otherwise silently list everything.
@@ -7,6 +9,8 @@ Unknown query parameters are refused with 400 on every endpoint: a misspelt filt
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import marshmallow as ma
@@ -16,6 +20,7 @@ from contacts_domain.imports import FORMATS, STATES
 from contacts_domain.values import EmailAddress, clean_text, parse_tag
 from query_api.service_layer import change_feed
 from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
+from query_api.service_layer.imports import REPORT_TTL_DAYS
 from query_api.service_layer.listing import DEFAULT_LIMIT, DEFAULT_SORT, MAX_LIMIT, SORT_NAMES
 from query_api.service_layer.representation import parse_field_mask
 
@@ -361,3 +366,91 @@ class ImportStatusSchema(ma.Schema):
     warnings_truncated = ma.fields.Boolean(
         metadata={"description": "`warnings` lists only the first warnings."}
     )
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """The OpenAPI description of one ``GET`` route: ``arguments`` parses its query string;
+    the success response has ``status``, body ``schema`` (``None``: described by
+    ``description`` and ``content_type`` alone) and ``headers`` (OpenAPI header objects by
+    name); ``alt_responses`` maps every other status it answers to its description, in the
+    order the document lists them."""
+
+    arguments: type[ma.Schema]
+    schema: type[ma.Schema] | None = None
+    status: int = 200
+    description: str | None = None
+    content_type: str | None = None
+    headers: Mapping[str, Any] | None = None
+    alt_responses: Mapping[int, str] = field(default_factory=dict)
+
+
+DATABASE_UNAVAILABLE = "The database is unavailable; retry after `Retry-After`."
+
+GET_CONTACT = Endpoint(
+    GetArgsSchema,
+    ContactSchema,
+    headers={
+        "ETag": {"description": '`"<version>"`', "schema": {"type": "string"}},
+        "X-Cache": {
+            "description": "`hit`, `miss` or `bypass` (Redis unavailable).",
+            "schema": {"type": "string"},
+        },
+    },
+    alt_responses={
+        304: "Not modified: `If-None-Match` matched the ETag.",
+        404: "Unknown, deleted or malformed id.",
+        503: DATABASE_UNAVAILABLE,
+    },
+)
+LIST_CONTACTS = Endpoint(
+    ListArgsSchema,
+    ContactPageSchema,
+    headers={
+        "Link": {
+            "description": '`<url>; rel="next"` when there is a next page.',
+            "schema": {"type": "string"},
+        },
+    },
+    alt_responses={
+        400: "Bad limit, sort, filter or cursor; unknown parameter.",
+        503: DATABASE_UNAVAILABLE,
+    },
+)
+LIST_CHANGES = Endpoint(
+    ChangesArgsSchema,
+    ChangePageSchema,
+    alt_responses={
+        400: "Bad limit or token; unknown parameter.",
+        410: "The token is too old: changes after it were purged.",
+        503: DATABASE_UNAVAILABLE,
+    },
+)
+EXPORT_CONTACTS = Endpoint(
+    ExportArgsSchema,
+    description="The contacts, streamed.",
+    content_type="text/vcard",
+    alt_responses={
+        400: "Bad format or filter; unknown parameter.",
+        503: DATABASE_UNAVAILABLE,
+    },
+)
+GET_OPERATION = Endpoint(
+    NoArgsSchema,
+    OperationSchema,
+    alt_responses={
+        404: "Unknown, expired or malformed operation id.",
+        503: "The database is unavailable, or Redis is and the worker has not recorded an "
+        "outcome yet (the operation may be pending); retry after `Retry-After`.",
+    },
+)
+GET_IMPORT = Endpoint(
+    NoArgsSchema,
+    ImportStatusSchema,
+    alt_responses={
+        404: "Unknown or malformed import id, or a report older than "
+        f"{REPORT_TTL_DAYS} days (expired).",
+        503: "Redis (the reports) or the database (the outcomes) is unavailable; retry "
+        "after `Retry-After`.",
+    },
+)

@@ -20,12 +20,10 @@ import binascii
 import json
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, TypeGuard
+from typing import Any, Final, TypeGuard
 
-from query_api.service_layer.records import ContactRecord
-
-if TYPE_CHECKING:
-    from query_api.service_layer.ports import ChangeFeed
+from query_api.service_layer.ports import ChangeFeed
+from query_api.service_layer.records import Change, ChangeBatch, FeedPosition
 
 VERSION: Final = 1
 #: Longer tokens are refused before decoding.
@@ -44,36 +42,6 @@ class InvalidToken(ValueError):
 
 class TokenExpired(LookupError):
     """Changes after the token were purged: the reader must list everything again (410)."""
-
-
-@dataclass(frozen=True, order=True, slots=True)
-class FeedPosition:
-    """A point in the feed: ``txid`` (a PostgreSQL ``xid8``), then ``position``."""
-
-    txid: int
-    position: int
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One new version of one contact. ``contact`` is its current state when ``version`` is
-    still current and the contact visible, else ``None``."""
-
-    at: FeedPosition
-    contact_id: str
-    version: int
-    deleted: bool
-    contact: ContactRecord | None
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeBatch:
-    """What the feed adapter read: up to the asked number of ``changes`` after a position, in
-    feed order, all below ``bound``; and the purge ``horizon`` read after them."""
-
-    changes: list[Change]
-    bound: FeedPosition
-    horizon: FeedPosition | None
 
 
 @dataclass(frozen=True, slots=True)

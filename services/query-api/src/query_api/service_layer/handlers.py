@@ -16,10 +16,10 @@ from query_api.service_layer import cursor, representation
 from query_api.service_layer.listing import ListRequest, Position, Sort
 from query_api.service_layer.ports import (
     CacheUnavailable,
-    ContactCache,
     ContactReadModel,
     OperationLog,
     OperationStatusCache,
+    ReadThroughContactCache,
 )
 from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
 
@@ -57,7 +57,7 @@ class OperationStatusUnknown(RuntimeError):
 
 
 def get_contact(
-    contact_id: str, *, contacts: ContactReadModel, cache: ContactCache
+    contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
 ) -> ContactLookup:
     """Read one contact cache-first: Redis, then PostgreSQL, then a version-guarded refill.
 
@@ -95,7 +95,7 @@ def _hit(cached: CachedContact) -> ContactLookup:
 
 
 def _read_and_refill(
-    contact_id: str, *, contacts: ContactReadModel, cache: ContactCache
+    contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
 ) -> ContactLookup:
     stored = contacts.get(contact_id)
     lookup = _lookup("miss", stored)
@@ -111,7 +111,7 @@ def repair_cache(
     seconds_since_healthy: float | None,
     *,
     contacts: ContactReadModel,
-    cache: ContactCache,
+    cache: ReadThroughContactCache,
     margin_s: float,
     max_lookback_s: float,
 ) -> int:

@@ -19,15 +19,12 @@ or rejected) while its ``failed`` records were never queued.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, Literal
+from dataclasses import dataclass
+from typing import Any, Final, Literal
 
 from contacts_domain.imports import ImportReport
-from query_api.service_layer.ports import CacheUnavailable
-
-if TYPE_CHECKING:
-    from query_api.service_layer.ports import ImportOutcomeLog, ImportReportStore
+from query_api.service_layer.ports import CacheUnavailable, ImportOutcomeLog, ImportReportReader
+from query_api.service_layer.records import ImportOutcomes
 
 ImportProgress = Literal["pending", "completed"]
 #: How long the command API keeps an import's report (``IMPORT_REPORT_TTL_S``'s default), as
@@ -38,17 +35,6 @@ REPORT_TTL_DAYS: Final = 7
 class ImportReportUnavailable(RuntimeError):
     """Redis, which holds the import reports, is not answering (or its circuit is open): the
     import may exist, so the caller should retry later (503)."""
-
-
-@dataclass(frozen=True, slots=True)
-class ImportOutcomes:
-    """What the worker recorded for an import's records so far: counts of records ``applied``
-    and ``rejected``, and of rejections per reason (``email_conflict``: 3, ...; the reasons'
-    counts add up to ``rejected``)."""
-
-    applied: int = 0
-    rejected: int = 0
-    rejected_reasons: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +81,7 @@ class ImportStatus:
 
 
 def get_import(
-    import_id: str, *, reports: ImportReportStore, outcomes: ImportOutcomeLog
+    import_id: str, *, reports: ImportReportReader, outcomes: ImportOutcomeLog
 ) -> ImportStatus | None:
     """Return the status of import ``import_id`` (a canonical lower-case UUID), or ``None``
     when no report is stored for it (never made, or expired after ``REPORT_TTL_DAYS``).

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 from contacts_domain.imports import ImportReport
 from contacts_domain.operations import OperationStatus
-from query_api.service_layer.change_feed import ChangeBatch, FeedPosition
 from query_api.service_layer.listing import ListRequest
-from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
-
-if TYPE_CHECKING:
-    from query_api.service_layer.imports import ImportOutcomes
+from query_api.service_layer.records import (
+    CachedContact,
+    ChangeBatch,
+    ContactRecord,
+    FeedPosition,
+    ImportOutcomes,
+    Tombstone,
+)
 
 
 class ReadModelUnavailable(RuntimeError):
@@ -52,9 +54,10 @@ class ContactReadModel(abc.ABC):
         Raises ``ReadModelUnavailable``."""
 
 
-class ContactCache(abc.ABC):
-    """The ``contact:{id}`` read cache, as the query API sees it: read, and refill on a miss
-    under a refill lease, so one request in all processes reads the database per miss."""
+class ReadThroughContactCache(abc.ABC):
+    """The ``contact:{id}`` read-through cache with refill leases, as the query API sees it:
+    read, and refill on a miss under a refill lease, so one request in all processes reads the
+    database per miss. (Not ``contacts_domain.ports.ContactCache``, the worker's write side.)"""
 
     @abc.abstractmethod
     def get(self, contact_id: str) -> CachedContact | None:
@@ -117,9 +120,9 @@ class ChangeFeed(abc.ABC):
         Raises ``ReadModelUnavailable``."""
 
 
-class ImportReportStore(abc.ABC):
-    """The ``import:{id}`` reports the command API writes when it reads an upload (kept
-    ``IMPORT_REPORT_TTL_S``, 7 days by default)."""
+class ImportReportReader(abc.ABC):
+    """The ``import:{id}`` reports, read only: the command API writes them when it reads an
+    upload (kept ``IMPORT_REPORT_TTL_S``, 7 days by default)."""
 
     @abc.abstractmethod
     def get(self, import_id: str) -> ImportReport | None:

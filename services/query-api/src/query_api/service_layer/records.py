@@ -1,14 +1,17 @@
-"""What the read model and the cache hand to the use cases.
+"""What the ports' adapters (read model, cache, change feed, import outcome log) hand to the
+use cases.
 
-Shapes only; no I/O. ``fields`` mappings have the keys of ``contacts_domain.contact.FIELDS``
-with ``birthday`` as ``YYYY-MM-DD`` text, which is what ``contacts_domain.resource`` expects.
+Shapes only; no I/O. ``ports`` and the use cases (``change_feed``, ``imports``...) both import
+this module, and it imports neither of them. ``fields`` mappings have the keys of
+``contacts_domain.contact.FIELDS`` with ``birthday`` as ``YYYY-MM-DD`` text, which is what
+``contacts_domain.resource`` expects.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -47,3 +50,45 @@ class CachedContact:
 
     version: int
     body: bytes | None
+
+
+@dataclass(frozen=True, order=True, slots=True)
+class FeedPosition:
+    """A point in the change feed (``change_feed``): ``txid`` (a PostgreSQL ``xid8``), then
+    ``position``."""
+
+    txid: int
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One new version of one contact in the change feed. ``contact`` is its current state when
+    ``version`` is still current and the contact visible, else ``None``."""
+
+    at: FeedPosition
+    contact_id: str
+    version: int
+    deleted: bool
+    contact: ContactRecord | None
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeBatch:
+    """What the feed adapter read: up to the asked number of ``changes`` after a position, in
+    feed order, all below ``bound``; and the purge ``horizon`` read after them."""
+
+    changes: list[Change]
+    bound: FeedPosition
+    horizon: FeedPosition | None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOutcomes:
+    """What the worker recorded for an import's records so far: counts of records ``applied``
+    and ``rejected``, and of rejections per reason (``email_conflict``: 3, ...; the reasons'
+    counts add up to ``rejected``)."""
+
+    applied: int = 0
+    rejected: int = 0
+    rejected_reasons: Mapping[str, int] = field(default_factory=dict)

@@ -6,17 +6,16 @@ from __future__ import annotations
 import json
 import logging
 
-from contacts_infra.redis_keys import import_key
-
 from contacts_domain.imports import ImportReport
+from contacts_infra.redis_keys import import_key
 from query_api.adapters.redis_calls import RedisCalls
-from query_api.service_layer.ports import ImportReportStore
+from query_api.service_layer.ports import ImportReportReader
 
 log = logging.getLogger(__name__)
 
 
-class RedisImportReportStore(ImportReportStore):
-    """``ImportReportStore`` over Redis, through the API's circuit breaker (``RedisCalls``).
+class RedisImportReportReader(ImportReportReader):
+    """``ImportReportReader`` over Redis, through the API's circuit breaker (``RedisCalls``).
     A value that does not parse is logged and treated as absent (there is nothing else to
     answer from)."""
 
