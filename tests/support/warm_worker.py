@@ -13,8 +13,8 @@ import sys
 
 from sqlalchemy import text
 
+from contact_worker.bootstrap import Runtime
 from contact_worker.entrypoints.celery_app import create_celery
-from contact_worker.entrypoints.runtime import Runtime
 from contact_worker.settings import Settings
 from contacts_telemetry.logs import configure_logging
 
@@ -24,6 +24,8 @@ def main() -> None:
     settings = Settings.from_env(os.environ)
     runtime = Runtime(settings)
     ports = runtime.ports()
+    if ports.engine is None or ports.redis is None:
+        raise SystemExit("warm_worker needs the real ports (bootstrap.build_ports)")
     with ports.engine.connect() as conn:
         contacts = conn.execute(text("SELECT count(*) FROM contacts")).scalar_one()
     ports.redis.ping()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import threading
@@ -14,8 +15,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from contact_worker.adapters.redis_store import RedisContactCache, create_redis
-from contact_worker.entrypoints.runtime import Runtime
+from contact_worker.bootstrap import Runtime, build_ports
 from contact_worker.service_layer.handlers import handle_event, read_event
 from contact_worker.settings import Settings
 from contacts_domain import (
@@ -97,8 +97,13 @@ def backend(request: pytest.FixtureRequest) -> Backend:
             return None
         return {"version": int(entry[b"v"]), "alive": bool(entry[b"d"])}
 
-    unreachable = create_redis("redis://127.0.0.1:1/0", socket_timeout_s=0.2, connect_timeout_s=0.2)
-    broken = RedisContactCache(unreachable, prefix=prefix, ttl_s=60)
+    unreachable = dataclasses.replace(
+        runtime.settings,
+        redis_url="redis://127.0.0.1:1/0",
+        redis_socket_timeout_s=0.2,
+        redis_connect_timeout_s=0.2,
+    )
+    broken = build_ports(unreachable).cache
     return Backend("real", ports.unit_of_work, ports.cache, ports.operations, cached_real, broken)
 
 

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 
+from contact_worker.bootstrap import Runtime
 from contact_worker.entrypoints.admin import alembic_config
-from contact_worker.entrypoints.runtime import Runtime
 from contact_worker.service_layer.handlers import handle_event
 from contacts_domain import ContactEvent, normalize_contact
 from support.resources import READER_ROLE, isolated_database, new_run_id

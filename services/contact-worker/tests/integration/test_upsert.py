@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from contact_worker.entrypoints.runtime import Runtime
+from contact_worker.bootstrap import Runtime
 from contact_worker.service_layer.handlers import read_event
 from contacts_domain import ContactEvent, MalformedEvent, normalize_contact
 

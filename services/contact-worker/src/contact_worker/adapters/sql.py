@@ -21,7 +21,7 @@ _EMAIL_UNIQUE_INDEX = "contacts_live_email_key"
 
 def create_engine(database_url: str, *, lock_timeout_ms: int, statement_timeout_ms: int) -> Engine:
     """Create the writer's engine (connections open lazily, so it is safe before a fork as
-    long as the child creates its own; see ``entrypoints.celery_app``).
+    long as the child creates its own; see ``bootstrap.Runtime``).
 
     Every session gets ``lock_timeout`` and ``statement_timeout`` (ms) so a task blocked on a
     row lock or a slow query fails well before the queue's visibility timeout; connecting is

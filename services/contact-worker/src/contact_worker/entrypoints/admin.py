@@ -21,13 +21,12 @@ import re
 import sys
 from pathlib import Path
 
-import boto3
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from botocore.config import Config as BotoConfig
 from sqlalchemy.engine import make_url
 
+from contact_worker import bootstrap
 from contact_worker.adapters.change_feed import MIN_RETENTION_DAYS, purge_changes
 from contact_worker.adapters.queues import ensure_queues
 from contact_worker.entrypoints.watchdog import heartbeat_age_s
@@ -46,7 +45,7 @@ def create_database(database_url: str) -> bool:
     name = url.database or ""
     if not _IDENTIFIER.match(name):
         raise ValueError(f"refusing to create a database named {name!r}")
-    engine = sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    engine = bootstrap.server_engine(database_url)
     try:
         with engine.connect() as conn:
             exists = conn.execute(
@@ -75,19 +74,43 @@ def migrate(database_url: str, reader_role: str = "contacts_reader") -> None:
     command.upgrade(alembic_config(database_url, reader_role), "head")
 
 
-def sqs_client(settings: Settings) -> object:
-    """A boto3 SQS client for ``settings`` with bounded timeouts."""
-    return boto3.client(
-        "sqs",
-        region_name=settings.aws_region,
-        endpoint_url=settings.sqs_endpoint_url or None,
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key,
-        config=BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3}),
+def check_alive(settings: Settings) -> None:
+    """Exit 1 (with one line saying why) unless the heartbeat is younger than
+    ``settings.liveness_max_age_s`` seconds; print its age otherwise."""
+    age = heartbeat_age_s(settings.heartbeat_file)
+    limit = settings.liveness_max_age_s
+    if age is None or age > limit:
+        shown = "missing" if age is None else f"{age:.0f} s old"
+        print(f"NOT ALIVE: heartbeat {settings.heartbeat_file} {shown} (limit {limit} s)")
+        sys.exit(1)
+    print(f"alive: last receive {age:.1f} s ago (limit {limit} s)")
+
+
+def purge(settings: Settings, older_than_days: int) -> int:
+    """Purge the change feed's changes older than ``older_than_days`` days; returns how many.
+    Raises ``ValueError`` below ``MIN_RETENTION_DAYS``."""
+    engine = bootstrap.database_engine(settings)
+    try:
+        return purge_changes(engine, dt.timedelta(days=older_than_days))
+    finally:
+        engine.dispose()
+
+
+def create_queues(settings: Settings) -> str:
+    """Create (or update) the FIFO queue and its dead-letter queue; returns their URLs, one
+    line each."""
+    urls = ensure_queues(
+        bootstrap.sqs_client(settings),
+        name=settings.queue_name,
+        dlq_name=settings.dlq_name,
+        visibility_timeout_s=settings.visibility_timeout_s,
+        max_receive_count=settings.max_receive_count,
     )
+    return f"queue {urls.main}\ndead-letter queue {urls.dlq}"
 
 
-def main(argv: list[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line of ``contact-worker-admin`` (see the module docstring)."""
     parser = argparse.ArgumentParser(prog="contact-worker-admin", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("create-database")
@@ -97,41 +120,30 @@ def main(argv: list[str] | None = None) -> None:
     sub.add_parser("check-alive")
     purge_parser = sub.add_parser("purge-changes")
     purge_parser.add_argument("--older-than-days", type=int, default=MIN_RETENTION_DAYS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one command; a purge shorter than ``MIN_RETENTION_DAYS`` is a usage error (exit 2)."""
+    cli = parser()
+    args = cli.parse_args(argv)
     settings = Settings.from_env(os.environ)
     if args.command == "check-alive":
-        age = heartbeat_age_s(settings.heartbeat_file)
-        limit = settings.liveness_max_age_s
-        if age is None or age > limit:
-            shown = "missing" if age is None else f"{age:.0f} s old"
-            print(f"NOT ALIVE: heartbeat {settings.heartbeat_file} {shown} (limit {limit} s)")
-            sys.exit(1)
-        print(f"alive: last receive {age:.1f} s ago (limit {limit} s)")
-        return
-    if args.command == "create-database":
+        check_alive(settings)
+    elif args.command == "create-database":
         created = create_database(settings.database_url)
         print("database created" if created else "database exists")
     elif args.command == "migrate":
         migrate(settings.database_url, args.reader_role)
         print("database migrated")
     elif args.command == "purge-changes":
-        engine = sa.create_engine(settings.database_url)
         try:
-            count = purge_changes(engine, dt.timedelta(days=args.older_than_days))
+            count = purge(settings, args.older_than_days)
         except ValueError as exc:
-            parser.error(str(exc))
-        finally:
-            engine.dispose()
+            cli.error(str(exc))
         print(f"{count} changes older than {args.older_than_days} days purged")
     else:
-        urls = ensure_queues(
-            sqs_client(settings),
-            name=settings.queue_name,
-            dlq_name=settings.dlq_name,
-            visibility_timeout_s=settings.visibility_timeout_s,
-            max_receive_count=settings.max_receive_count,
-        )
-        print(f"queue {urls.main}\ndead-letter queue {urls.dlq}")
+        print(create_queues(settings))
 
 
 if __name__ == "__main__":

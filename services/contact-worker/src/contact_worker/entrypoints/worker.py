@@ -13,14 +13,13 @@ import os
 import sys
 from typing import Any
 
-import boto3
 import click
 from celery import Celery
 from celery.bin.celery import celery as celery_command
 from celery.signals import setup_logging
 from prometheus_client import start_http_server
 
-from contact_worker.adapters.queue_metrics import QueueDepthPoller
+from contact_worker import bootstrap
 from contact_worker.entrypoints.celery_app import create_celery
 from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.settings import Settings
@@ -104,19 +103,7 @@ def serve_metrics(settings: Settings, metrics: WorkerMetrics) -> None:
     except OSError as exc:
         log.error("metrics server not started", port=settings.metrics_port, error=str(exc))
         return
-    sqs = boto3.client(
-        "sqs",
-        region_name=settings.aws_region,
-        endpoint_url=settings.sqs_endpoint_url or None,
-        aws_access_key_id=settings.aws_access_key_id,
-        aws_secret_access_key=settings.aws_secret_access_key,
-    )
-    queues = {"main": settings.resolved_queue_url}
-    try:
-        queues["dlq"] = sqs.get_queue_url(QueueName=settings.dlq_name)["QueueUrl"]
-    except Exception as exc:
-        log.warning("dead-letter queue depth not polled", error=type(exc).__name__)
-    QueueDepthPoller(sqs, queues, metrics, settings.queue_metrics_interval_s).start()
+    bootstrap.queue_depth_poller(settings, metrics).start()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,227 @@
+"""The worker's composition root: every concrete adapter of the service is chosen here.
+
+What the worker runs on, and who asks for it:
+
+- PostgreSQL: the writer's engine (``adapters.sql.create_engine``) behind ``SqlUnitOfWork``;
+  a plain engine for the admin's change-feed purge; an AUTOCOMMIT engine on the server's
+  ``postgres`` database for ``create-database``.
+- Redis: one client (``adapters.redis_store.create_redis``) behind ``RedisContactCache`` and
+  ``RedisOperationStore``.
+- SQS: kombu's SQS transport with a heartbeat (``adapters.sqs_heartbeat.Transport``) for the
+  Celery consumer (``broker_settings``); one boto3 client shape (``sqs_client``) for the
+  queue-depth poller of the main process and the admin's ``create-queues``.
+
+The Celery app (``entrypoints.celery_app``), the ``contact-worker`` process
+(``entrypoints.worker``) and the admin CLI (``entrypoints.admin``) call these functions and
+build no client themselves. Tests inject fakes of the ports through ``Runtime(settings,
+build=...)``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import redis
+import sqlalchemy as sa
+from botocore.config import Config as BotoConfig
+from sqlalchemy.engine import Engine
+
+from contact_worker.adapters.queue_metrics import QueueDepthPoller
+from contact_worker.adapters.redis_store import (
+    RedisContactCache,
+    RedisOperationStore,
+    create_redis,
+)
+from contact_worker.adapters.sql import SqlUnitOfWork, create_engine
+from contact_worker.entrypoints.metrics import WorkerMetrics
+from contact_worker.service_layer.handlers import handle_event
+from contact_worker.settings import Settings
+from contacts_domain import ContactEvent, OperationStatus
+from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
+from contacts_domain.resource import APPLY_EVENT_TASK
+from contacts_telemetry.logs import get_logger
+
+log = get_logger("contact_worker")
+
+#: The apply step of the task: one parsed event in, its outcome out. Raises what the adapters
+#: raise for transient failures (the message is then redelivered).
+ApplyEvent = Callable[[ContactEvent], OperationStatus]
+
+
+@dataclass(frozen=True)
+class Ports:
+    """The adapters one worker process uses.
+
+    ``engine`` and ``redis`` are the connections behind the real ports (a warm-up before the
+    fork reaches them); ``None`` when the ports are fakes.
+    """
+
+    unit_of_work: Callable[[], UnitOfWork]
+    cache: ContactCache
+    operations: OperationStore
+    engine: Engine | None = None
+    redis: redis.Redis | None = None
+
+
+def build_ports(settings: Settings) -> Ports:
+    """The real ports: PostgreSQL (bounded lock and statement timeouts) and Redis (bounded
+    connect and socket timeouts). Connections open lazily, on first use."""
+    engine = create_engine(
+        settings.database_url,
+        lock_timeout_ms=settings.db_lock_timeout_ms,
+        statement_timeout_ms=settings.db_statement_timeout_ms,
+    )
+    client = create_redis(
+        settings.redis_url,
+        socket_timeout_s=settings.redis_socket_timeout_s,
+        connect_timeout_s=settings.redis_connect_timeout_s,
+    )
+    prefix = settings.redis_prefix
+    return Ports(
+        unit_of_work=lambda: SqlUnitOfWork(engine),
+        cache=RedisContactCache(client, prefix=prefix, ttl_s=settings.contact_cache_ttl_s),
+        operations=RedisOperationStore(client, prefix=prefix, ttl_s=settings.operation_ttl_s),
+        engine=engine,
+        redis=client,
+    )
+
+
+class Runtime:
+    """Builds the ports on first use in each process, with ``build`` (default: the real
+    ``build_ports``; a test passes a function returning fakes).
+
+    Connections must never cross a fork (case C21): the Celery parent may have touched them
+    before forking its pool, so a child that finds ports built by another pid builds its own.
+    """
+
+    def __init__(
+        self, settings: Settings, build: Callable[[Settings], Ports] = build_ports
+    ) -> None:
+        self.settings = settings
+        self._build = build
+        self._ports: Ports | None = None
+        self._pid = 0
+        self._lock = threading.Lock()
+
+    def ports(self) -> Ports:
+        """This process's ports, built now if none were built in this process."""
+        with self._lock:
+            if self._ports is None or self._pid != os.getpid():
+                self._ports = self._build(self.settings)
+                self._pid = os.getpid()
+            return self._ports
+
+
+def apply_step(settings: Settings, runtime: Runtime) -> ApplyEvent:
+    """The task's apply step: ``handle_event`` on ``runtime``'s ports of the calling process.
+
+    With ``settings.fault_delay_prefix`` set (WORKER_FAULT_DELAY_PREFIX, a fault-injection
+    setting of the end-to-end and fault tests, never deployed), the step is wrapped by
+    ``delayed``; otherwise it is returned as is.
+    """
+
+    def apply(event: ContactEvent) -> OperationStatus:
+        ports = runtime.ports()
+        return handle_event(
+            event, unit_of_work=ports.unit_of_work, cache=ports.cache, operations=ports.operations
+        )
+
+    if settings.fault_delay_prefix:
+        return delayed(apply, prefix=settings.fault_delay_prefix, seconds=settings.fault_delay_s)
+    return apply
+
+
+def delayed(apply: ApplyEvent, *, prefix: str, seconds: float) -> ApplyEvent:
+    """``apply``, after a sleep of ``seconds`` for an event whose correlation id (the request's
+    X-Request-ID) starts with ``prefix``: how tests keep a task busy at will."""
+
+    def apply_later(event: ContactEvent) -> OperationStatus:
+        if (event.correlation_id or "").startswith(prefix):
+            time.sleep(seconds)
+        return apply(event)
+
+    return apply_later
+
+
+def broker_settings(settings: Settings) -> dict[str, Any]:
+    """Celery configuration of the broker: SQS through kombu's transport with a heartbeat
+    (``adapters.sqs_heartbeat``), consuming the predefined queue ``settings.queue_name`` (kombu
+    never creates a queue) with a backoff of the visibility timeout by receive count.
+
+    Returns ``broker_url``, ``broker_transport`` and ``broker_transport_options``; timeouts in
+    seconds: connect 5, read a long poll (``sqs_wait_time_s``) plus 10.
+    """
+    backoff = dict(enumerate(settings.retry_backoff_s, start=1))
+    return {
+        "broker_url": settings.broker_url,
+        "broker_transport": "contact_worker.adapters.sqs_heartbeat:Transport",
+        "broker_transport_options": {
+            "region": settings.aws_region,
+            "is_secure": settings.sqs_endpoint_url.startswith("https")
+            or not settings.sqs_endpoint_url,
+            "predefined_queues": {
+                settings.queue_name: {
+                    "url": settings.resolved_queue_url,
+                    "access_key_id": settings.aws_access_key_id,
+                    "secret_access_key": settings.aws_secret_access_key,
+                    "backoff_policy": backoff,
+                    "backoff_tasks": [APPLY_EVENT_TASK],
+                }
+            },
+            "heartbeat_file": settings.heartbeat_file,
+            "wait_time_seconds": settings.sqs_wait_time_s,
+            "polling_interval": settings.sqs_polling_interval_s,
+            "visibility_timeout": settings.visibility_timeout_s,
+            "client-config": {
+                "connect_timeout": 5,
+                "read_timeout": settings.sqs_wait_time_s + 10,
+                "retries": {"mode": "standard", "max_attempts": 3},
+            },
+        },
+    }
+
+
+def sqs_client(settings: Settings) -> Any:
+    """A boto3 SQS client for ``settings``: connect within 3 s, answer within 10 s, at most 3
+    attempts. Static keys when set (a local server), else the default credential chain."""
+    return boto3.client(
+        "sqs",
+        region_name=settings.aws_region,
+        endpoint_url=settings.sqs_endpoint_url or None,
+        aws_access_key_id=settings.aws_access_key_id,
+        aws_secret_access_key=settings.aws_secret_access_key,
+        config=BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3}),
+    )
+
+
+def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepthPoller:
+    """A poller of the depths of the queue (``main``) and its dead-letter queue (``dlq``) into
+    ``metrics`` every ``queue_metrics_interval_s`` seconds, not started.
+
+    A dead-letter queue whose URL SQS does not give is left out (logged), never raised.
+    """
+    sqs = sqs_client(settings)
+    queues = {"main": settings.resolved_queue_url}
+    try:
+        queues["dlq"] = sqs.get_queue_url(QueueName=settings.dlq_name)["QueueUrl"]
+    except Exception as exc:
+        log.warning("dead-letter queue depth not polled", error=type(exc).__name__)
+    return QueueDepthPoller(sqs, queues, metrics, settings.queue_metrics_interval_s)
+
+
+def database_engine(settings: Settings) -> Engine:
+    """A plain engine on ``settings.database_url`` for one-shot admin work; dispose it after."""
+    return sa.create_engine(settings.database_url)
+
+
+def server_engine(database_url: str) -> Engine:
+    """An AUTOCOMMIT engine on the ``postgres`` database of the server of ``database_url``
+    (``CREATE DATABASE`` cannot run in a transaction); dispose it after."""
+    url = sa.engine.make_url(database_url)
+    return sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
