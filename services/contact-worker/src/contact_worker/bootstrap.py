@@ -44,7 +44,7 @@ from contact_worker.service_layer.handlers import handle_event
 from contact_worker.settings import Settings
 from contacts_domain import ContactEvent, OperationStatus
 from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
-from contacts_domain.resource import APPLY_EVENT_TASK
+from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_telemetry.logs import get_logger
 
 log = get_logger("contact_worker")
@@ -163,8 +163,8 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
         "broker_transport": "contact_worker.adapters.sqs_heartbeat:Transport",
         "broker_transport_options": {
             "region": settings.aws_region,
-            "is_secure": settings.sqs_endpoint_url.startswith("https")
-            or not settings.sqs_endpoint_url,
+            "is_secure": not settings.sqs_endpoint_url
+            or settings.sqs_endpoint_url.startswith("https"),
             "predefined_queues": {
                 settings.queue_name: {
                     "url": settings.resolved_queue_url,

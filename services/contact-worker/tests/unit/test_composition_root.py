@@ -18,14 +18,14 @@ from contact_worker.entrypoints.celery_app import apply_contact_event, create_ce
 from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.settings import Settings
 from contacts_domain import ContactEvent, HybridLogicalClock, MalformedEvent, normalize_contact
-from contacts_domain.memory import (
+from contacts_infra.messaging import APPLY_EVENT_TASK
+from contacts_telemetry.metrics import MetricsRegistry
+from support.domain_fakes import (
     InMemoryCache,
     InMemoryDatabase,
     InMemoryOperationStore,
     InMemoryUnitOfWork,
 )
-from contacts_domain.resource import APPLY_EVENT_TASK
-from contacts_telemetry.metrics import MetricsRegistry
 
 CLOCK = HybridLogicalClock()
 DELAY_S = 0.4
