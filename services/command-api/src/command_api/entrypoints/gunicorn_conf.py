@@ -34,8 +34,9 @@ import os
 
 from contacts_http import gunicorn_hooks
 
-# gthread, answering gunicorn's own 414 and 431 as problems like the app's errors.
-worker_class = "contacts_http.gunicorn_workers.ProblemThreadWorker"
+# gthread whose loop reads each request whole, under deadlines, before a thread runs it (slow
+# clients hold no thread; /healthz has its own), answering gunicorn's 414 and 431 as problems.
+worker_class = "contacts_http.request_buffering.BufferingThreadWorker"
 threads = int(os.environ.get("COMMAND_API_THREADS", "4"))
 loglevel = os.environ.get("COMMAND_API_LOG_LEVEL", "info")
 accesslog = "-"
