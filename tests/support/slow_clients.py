@@ -19,10 +19,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import threading
+import json
+import multiprocessing
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
@@ -129,8 +131,8 @@ async def _trickle(
                 with contextlib.suppress(TimeoutError):
                     # Reading notices a server that answered (408) or closed.
                     if await asyncio.wait_for(reader.read(4096), interval_s) == b"":
+                        counters.closed += 1
                         break
-            counters.closed += 1
         except (OSError, asyncio.IncompleteReadError):
             counters.closed += 1
         finally:
@@ -199,22 +201,20 @@ def slow_client_attack(
     after the first ``warm_up_s`` seconds, when every attacking connection is open. Slow
     bodies go to ``body_path`` with ``headers`` (e.g. the API key). Returns the report; the
     attackers are gone when it returns."""
-    counters = _Counters()
-    attack = threading.Thread(
-        target=asyncio.run,
-        args=(
-            _attack(
-                host,
-                port,
-                slow_headers=slow_headers,
-                slow_bodies=slow_bodies,
-                body_path=body_path,
-                headers=dict(headers or {}),
-                interval_s=interval_s,
-                duration_s=duration_s,
-                counters=counters,
-            ),
-        ),
+    # Its own process: the attackers must not take the probes' GIL (or CPU time on one core).
+    context = multiprocessing.get_context("spawn")
+    outcome: Any = context.Queue()
+    attack = context.Process(
+        target=_run_attack,
+        args=(outcome, host, port),
+        kwargs={
+            "slow_headers": slow_headers,
+            "slow_bodies": slow_bodies,
+            "body_path": body_path,
+            "headers": dict(headers or {}),
+            "interval_s": interval_s,
+            "duration_s": duration_s,
+        },
         name="slow-clients",
         daemon=True,
     )
@@ -226,8 +226,15 @@ def slow_client_attack(
         for name, call in probes.items():
             _probe(results[name], call)
         time.sleep(probe_interval_s)
-    attack.join(duration_s + 30)
+    counters: _Counters = outcome.get(timeout=duration_s + 30)
+    attack.join(10)
     return AttackReport(list(results.values()), counters.opened, counters.sent, counters.closed)
+
+
+def _run_attack(outcome: Any, host: str, port: int, **options: Any) -> None:
+    counters = _Counters()
+    asyncio.run(_attack(host, port, counters=counters, **options))
+    outcome.put(counters)
 
 
 def fresh_get(
@@ -265,7 +272,6 @@ def main() -> None:
     parser.add_argument("--slow-headers", type=int, default=200)
     parser.add_argument("--slow-bodies", type=int, default=200)
     args = parser.parse_args()
-    import json
 
     base = f"http://{args.host}:{args.port}"
     auth = {"Authorization": f"Bearer {args.key}"}
