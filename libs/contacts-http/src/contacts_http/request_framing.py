@@ -83,8 +83,11 @@ class RequestFramer:
 
     def feed(self, data: bytes) -> bytes:
         """Take ``data`` from the connection; returns what comes after this request's end
-        (the next pipelined request) once ``state`` is ``COMPLETE``, else ``b""``. After
+        (the next pipelined request) once ``state`` is ``COMPLETE`` (all of ``data`` when it already
+        was), else ``b""``. After
         ``UNFRAMED`` and ``TOO_LARGE`` every byte is kept and ``b""`` returned."""
+        if self.state is Framing.COMPLETE:
+            return data
         if self.state is not Framing.NEED_MORE:
             self._spool.write(data)
             return b""

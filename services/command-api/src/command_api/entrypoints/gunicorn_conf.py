@@ -9,8 +9,9 @@ Command-line options win over this module, so the bind address and workers stay 
 were (``make up``, the Dockerfile, the Helm chart). Threaded workers (``gthread``,
 ``COMMAND_API_THREADS`` per process): a request mostly waits on SQS, and with sync workers two
 clients that send their request slowly (or never finish it) held both workers, so the API,
-``/healthz`` included, stopped answering (fresh-clone review). Threads raise that to workers ×
-threads; in production a buffering proxy (the ingress or load balancer) in front closes it.
+``/healthz`` included, stopped answering (fresh-clone review). The worker class reads every
+request whole in its event loop, under deadlines, before a thread runs it, and serves
+``/healthz`` on a thread of its own (``contacts_http.request_buffering``, issue 14).
 The publisher, its send threads and the hybrid logical clock are thread-safe. What this
 module adds besides: JSON log
 lines for gunicorn's own loggers and the app's (``contacts_http.gunicorn_hooks.logconfig``; the
