@@ -17,6 +17,9 @@ Usage in an app factory::
   ``parse_json_body`` (JSON no deeper than ``JSON_MAX_DEPTH``, else ``JsonTooDeep``).
 - ``gunicorn_workers`` (import it by name, as gunicorn's ``worker_class``): sync and gthread
   workers that answer gunicorn's own 414 and 431 as problems.
+- ``request_buffering`` (import it by name, as gunicorn's ``worker_class``): the gthread worker
+  of both APIs, whose loop reads each request whole under deadlines (``request_framing``
+  finds where a request ends), so slow clients hold no thread and ``/healthz`` has its own.
 - ``auth`` (import it by name): bearer authentication with API keys and JWTs, scopes, the
   Flask guard and its settings (``install_auth``, ``install_rate_limits``).
 - ``rate_limits``: per-caller limits with flask-limiter, counted in Redis.

@@ -20,9 +20,9 @@ terminated (``wsgi.input_terminated``), so werkzeug reads it as it comes without
   import of half a file, a batch whose JSON happened to be complete);
 - a client that stops sending in the middle of a body is a 408 problem after
   ``idle_timeout_s`` seconds without a byte (a socket timeout on gunicorn's connection while
-  the app runs), so a stalled upload cannot hold a thread for ever. A client that trickles
-  bytes still holds one as long as it goes on: a buffering proxy in front (an ingress that
-  buffers request bodies) is the cure for that, and the deployment docs say so.
+  the app runs), so a stalled upload cannot hold a thread for ever. Under the APIs' worker
+  (``contacts_http.request_buffering``) bodies arrive buffered, so this guard matters only for
+  bodies too large to buffer and for other servers.
 
 ``parse_json_body`` bounds a JSON body's nesting depth (``JSON_MAX_DEPTH``). Python's ``json``
 decoder recurses once per level of arrays/objects and raises ``RecursionError`` near the

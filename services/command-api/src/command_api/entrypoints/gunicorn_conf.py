@@ -9,8 +9,9 @@ Command-line options win over this module, so the bind address and workers stay 
 were (``make up``, the Dockerfile, the Helm chart). Threaded workers (``gthread``,
 ``COMMAND_API_THREADS`` per process): a request mostly waits on SQS, and with sync workers two
 clients that send their request slowly (or never finish it) held both workers, so the API,
-``/healthz`` included, stopped answering (fresh-clone review). Threads raise that to workers ×
-threads; in production a buffering proxy (the ingress or load balancer) in front closes it.
+``/healthz`` included, stopped answering (fresh-clone review). The worker class reads every
+request whole in its event loop, under deadlines, before a thread runs it, and serves
+``/healthz`` on a thread of its own (``contacts_http.request_buffering``, issue 14).
 The publisher, its send threads and the hybrid logical clock are thread-safe. What this
 module adds besides: JSON log
 lines for gunicorn's own loggers and the app's (``contacts_http.gunicorn_hooks.logconfig``; the
@@ -34,8 +35,9 @@ import os
 
 from contacts_http import gunicorn_hooks
 
-# gthread, answering gunicorn's own 414 and 431 as problems like the app's errors.
-worker_class = "contacts_http.gunicorn_workers.ProblemThreadWorker"
+# gthread whose loop reads each request whole, under deadlines, before a thread runs it (slow
+# clients hold no thread; /healthz has its own), answering gunicorn's 414 and 431 as problems.
+worker_class = "contacts_http.request_buffering.BufferingThreadWorker"
 threads = int(os.environ.get("COMMAND_API_THREADS", "4"))
 loglevel = os.environ.get("COMMAND_API_LOG_LEVEL", "info")
 accesslog = "-"

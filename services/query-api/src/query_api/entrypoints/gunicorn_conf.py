@@ -23,8 +23,9 @@ from contacts_http import gunicorn_hooks
 bind = os.environ.get("QUERY_API_BIND", "127.0.0.1:8002")
 workers = int(os.environ.get("QUERY_API_WORKERS", "2"))
 threads = int(os.environ.get("QUERY_API_THREADS", "4"))
-# gthread, answering gunicorn's own 414 and 431 as problems like the app's errors.
-worker_class = "contacts_http.gunicorn_workers.ProblemThreadWorker"
+# gthread whose loop reads each request whole, under deadlines, before a thread runs it (slow
+# clients hold no thread; /healthz has its own), answering gunicorn's 414 and 431 as problems.
+worker_class = "contacts_http.request_buffering.BufferingThreadWorker"
 timeout = 30
 graceful_timeout = 20
 keepalive = 5

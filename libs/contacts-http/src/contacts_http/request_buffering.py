@@ -1,0 +1,350 @@
+"""A gthread worker whose event loop reads whole requests before a thread runs them.
+
+gunicorn's gthread worker gives a connection to a thread as soon as its first byte arrives; the
+thread then blocks reading the head and the body. A few clients that send one byte a second
+(slow heads, "slowloris"; slow bodies, "R-U-Dead-Yet") held every thread of both APIs, and
+``/healthz`` with them, so Kubernetes restarted healthy pods (issue 14). Kubernetes Services
+are reached without a buffering proxy in front, so the server must protect itself.
+
+``BufferingThreadWorker`` keeps the gthread worker (threads, keep-alive, graceful shutdown) but
+reads every request in its main loop, non-blocking, with a ``RequestFramer``, under deadlines:
+
+- the head within ``head_timeout_s`` seconds of the connection (or of a kept-alive request's
+  first byte);
+- the body at ``body_min_rate_bps`` bytes per second at least, after a grace of
+  ``body_timeout_s`` seconds (the deadline is start + grace + received / rate: Apache's
+  ``mod_reqtimeout`` rule), and never ``body_idle_timeout_s`` seconds without a byte.
+
+A client past a deadline gets a 408 problem from the loop itself and the connection is
+closed; no thread ever waited for it. A complete request (bodies over ``spool_bytes`` in a
+temporary file) goes to the thread pool; ``GET /healthz`` goes to a pool of its own, so
+liveness never queues behind clients. A body larger than ``max_body_bytes`` (past every limit
+of the APIs) is handed on as a stream after its head, as gunicorn does, and the app refuses it
+(413) without reading it; the connection is then closed rather than drained.
+
+Not supported: TLS and HTTP/2 (the APIs serve plain HTTP/1.1 behind the cluster's network).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import os
+import selectors
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from concurrent import futures
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Final
+
+from gunicorn import http
+from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from contacts_http.env import read_positive
+from contacts_http.gunicorn_workers import ProblemRefusals, problem_bytes
+from contacts_http.request_framing import Framing, RequestFramer
+
+#: Paths served by the liveness pool (their own thread): only what never touches a dependency.
+LIVENESS_PATHS: Final = frozenset({b"/healthz"})
+_RECV: Final = 64 * 1024
+#: How long a closed connection's unread bytes are drained, and how many at most (RFC 9112
+#: §9.6: closing with unread bytes would reset the connection and lose the response).
+_LINGER_S: Final = 2.0
+_LINGER_BYTES: Final = 64 * 1024
+
+
+@dataclass(frozen=True)
+class RequestBufferingSettings:
+    """Deadlines and sizes of ``BufferingThreadWorker`` (seconds, bytes, bytes per second).
+
+    Environment: ``REQUEST_HEAD_TIMEOUT_S`` (10), ``REQUEST_BODY_TIMEOUT_S`` (10),
+    ``REQUEST_BODY_MIN_RATE_BPS`` (500), ``REQUEST_BODY_IDLE_TIMEOUT_S`` (10, the app's own
+    setting for streamed bodies), ``REQUEST_BUFFER_MAX_BYTES`` (11 MiB: the largest import,
+    ``IMPORT_MAX_BYTES``, with room for chunk framing) and ``REQUEST_BUFFER_MEMORY_BYTES``
+    (256 KiB kept in memory per request; the rest in ``TMPDIR``).
+    """
+
+    head_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
+    body_min_rate_bps: float = 500.0
+    body_idle_timeout_s: float = 10.0
+    max_body_bytes: int = 11 * 1024 * 1024
+    spool_bytes: int = 256 * 1024
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> RequestBufferingSettings:
+        """Read the settings; raises ``contacts_http.env.ConfigError`` naming a bad variable."""
+        return cls(
+            head_timeout_s=read_positive(environ, "REQUEST_HEAD_TIMEOUT_S", cls.head_timeout_s),
+            body_timeout_s=read_positive(environ, "REQUEST_BODY_TIMEOUT_S", cls.body_timeout_s),
+            body_min_rate_bps=read_positive(
+                environ, "REQUEST_BODY_MIN_RATE_BPS", cls.body_min_rate_bps
+            ),
+            body_idle_timeout_s=read_positive(
+                environ, "REQUEST_BODY_IDLE_TIMEOUT_S", cls.body_idle_timeout_s
+            ),
+            max_body_bytes=int(
+                read_positive(environ, "REQUEST_BUFFER_MAX_BYTES", cls.max_body_bytes)
+            ),
+            spool_bytes=int(read_positive(environ, "REQUEST_BUFFER_MEMORY_BYTES", cls.spool_bytes)),
+        )
+
+
+class BufferedConn(TConn):  # type: ignore[misc]
+    """gunicorn's connection, with what the loop learnt about its current request."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        #: Bytes received after the current request (a pipelined next request).
+        self.leftover = b""
+        #: The body is read from the socket by the thread (too large to buffer).
+        self.streamed = False
+        #: The buffered bytes end where the request ends, so the connection can serve another.
+        self.reusable = False
+
+
+@dataclass
+class _Reading:
+    """A connection whose request is being buffered by the loop (monotonic seconds)."""
+
+    framer: RequestFramer
+    head_deadline: float
+    last_byte: float
+    body_started: float = 0.0
+
+
+class RequestBuffering:
+    """Mixin for gunicorn's ``ThreadWorker``: see the module doc. Needs gunicorn 27's
+    gthread worker (``accept``, ``finish_request``, ``murder_pending``, ``handle_request``)."""
+
+    cfg: Any
+    log: Any
+    poller: selectors.BaseSelector
+    tpool: futures.ThreadPoolExecutor
+    nr_conns: int
+    alive: bool
+    keepalived_conns: Any
+    method_queue: Any
+
+    def init_process(self) -> None:
+        if self.cfg.is_ssl:
+            raise RuntimeError("BufferingThreadWorker serves plain HTTP/1.x only (no TLS).")
+        self.buffering = RequestBufferingSettings.from_env(os.environ)
+        self.reading: dict[BufferedConn, _Reading] = {}
+        self.lingering: dict[socket.socket, float] = {}
+        self.liveness_pool = futures.ThreadPoolExecutor(1, thread_name_prefix="liveness")
+        super().init_process()  # type: ignore[misc]  # runs the worker's loop
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            client, address = listener.accept()
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self._start_reading(BufferedConn(self.cfg, client, address, listener.getsockname()))
+
+    def on_client_socket_readable(self, conn: BufferedConn, client: socket.socket) -> None:
+        """A kept-alive connection sends its next request: buffer it like a new one."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self._start_reading(conn)
+
+    def _start_reading(self, conn: BufferedConn, pending: bytes = b"") -> None:
+        now = time.monotonic()
+        settings = self.buffering
+        framer = RequestFramer(
+            max_head_bytes=_max_head_bytes(self.cfg),
+            max_body_bytes=settings.max_body_bytes,
+            spool_bytes=settings.spool_bytes,
+        )
+        self.reading[conn] = _Reading(framer, now + settings.head_timeout_s, now)
+        conn.sock.setblocking(False)
+        if pending and self._feed(conn, pending):
+            return
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+
+    def _on_readable(self, conn: BufferedConn, _sock: socket.socket) -> None:
+        try:
+            data = conn.sock.recv(_RECV)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""  # reset: as if closed
+        if data:
+            self._feed(conn, data)
+        elif self.reading[conn].framer.head_complete:
+            self._dispatch(conn)  # the client closed its side: the app sees the cut body
+        else:
+            self._forget(conn).framer.close()
+            self.nr_conns -= 1
+            conn.close()
+
+    def _feed(self, conn: BufferedConn, data: bytes) -> bool:
+        """Buffer ``data``; dispatch the request when it is whole. Returns True if dispatched."""
+        reading = self.reading[conn]
+        framer = reading.framer
+        had_head = framer.head_complete
+        leftover = framer.feed(data)
+        reading.last_byte = time.monotonic()
+        if framer.head_complete and not had_head:
+            reading.body_started = reading.last_byte
+            if framer.expects_continue and framer.state is Framing.NEED_MORE:
+                with contextlib.suppress(OSError):
+                    conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        if framer.state is Framing.NEED_MORE:
+            return False
+        self._dispatch(conn, leftover)
+        return True
+
+    def _dispatch(self, conn: BufferedConn, leftover: bytes = b"") -> None:
+        """Hand the buffered request (and, when too large, the rest of the socket) to a thread."""
+        framer = self._forget(conn).framer
+        conn.streamed = framer.state is Framing.TOO_LARGE
+        conn.reusable = framer.state is Framing.COMPLETE
+        conn.leftover = leftover
+        source: Iterator[bytes] = framer.chunks()
+        if conn.streamed:
+            source = itertools.chain(source, _socket_chunks(conn.sock))
+        conn.parser = http.get_parser(self.cfg, source, conn.client)
+        conn.data_ready = True
+        path = framer.target.split(b"?", 1)[0]
+        pool = self.liveness_pool if conn.reusable and path in LIVENESS_PATHS else self.tpool
+        future = pool.submit(self.handle, conn)  # type: ignore[attr-defined]
+        future.add_done_callback(
+            lambda done: self.method_queue.defer(self.finish_request, conn, done)
+        )
+
+    def _forget(self, conn: BufferedConn) -> _Reading:
+        with contextlib.suppress(KeyError, ValueError):
+            self.poller.unregister(conn.sock)
+        return self.reading.pop(conn)
+
+    def handle_request(self, req: Any, conn: BufferedConn) -> Any:
+        if not conn.streamed:
+            # The loop answered ``Expect: 100-continue`` when the head arrived (the body is here).
+            req._expected_100_continue = False
+        return super().handle_request(req, conn)  # type: ignore[misc]
+
+    def _keepalive_after(self, conn: BufferedConn, keepalive: bool) -> bool:
+        # A streamed body left unread is not drained by a thread (a trickling client would
+        # hold it): the connection closes instead.
+        if conn.streamed:
+            return False
+        return bool(super()._keepalive_after(conn, keepalive))  # type: ignore[misc]
+
+    def finish_request(self, conn: BufferedConn, done: futures.Future[Any]) -> None:
+        """Back on the loop: buffer the next request of a kept-alive connection, or close it."""
+        try:
+            keepalive = bool(done.result()) if not done.cancelled() else False
+        except Exception:
+            keepalive = False
+        if not keepalive or not conn.reusable or conn.parser.unreader.take_buffered():
+            self.nr_conns -= 1
+            self._linger(conn.sock)
+            return
+        if conn.leftover:
+            self._start_reading(conn, conn.leftover)
+            return
+        conn.sock.setblocking(False)
+        conn.set_timeout()
+        if not self.alive:
+            conn.timeout = min(conn.timeout, time.monotonic() + _LINGER_S)
+        self.keepalived_conns.append(conn)
+        self.poller.register(
+            conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn)
+        )
+
+    def murder_pending(self) -> None:
+        """Every loop turn (about a second): past a deadline, a 408; stop lingering closes."""
+        super().murder_pending()  # type: ignore[misc]
+        now = time.monotonic()
+        for conn, reading in list(self.reading.items()):
+            late = self._late(reading, now)
+            if late:
+                self._forget(conn).framer.close()
+                self.nr_conns -= 1
+                if reading.framer.head_started:
+                    self.log.debug("refused before the app: 408 %s", late)
+                    with contextlib.suppress(OSError):
+                        conn.sock.send(_request_timeout(late))
+                self._linger(conn.sock)
+        for sock, deadline in list(self.lingering.items()):
+            if now >= deadline:
+                self._end_linger(sock)
+
+    def _late(self, reading: _Reading, now: float) -> str:
+        """Why the request is past its deadline, or ``""``."""
+        settings = self.buffering
+        if not reading.framer.head_complete:
+            return "The request head did not arrive in time." if now > reading.head_deadline else ""
+        if now - reading.last_byte > settings.body_idle_timeout_s:
+            return f"No byte of the request body arrived for {settings.body_idle_timeout_s:g} s."
+        allowed = reading.framer.body_bytes / settings.body_min_rate_bps
+        if now > reading.body_started + settings.body_timeout_s + allowed:
+            return (
+                f"The request body arrived slower than {settings.body_min_rate_bps:g} bytes "
+                "per second."
+            )
+        return ""
+
+    def _linger(self, sock: socket.socket) -> None:
+        """Close after the response: FIN now, then read and drop what the client still sends
+        for up to ``_LINGER_S`` seconds in the loop (gunicorn's own drain blocks the loop)."""
+        try:
+            sock.setblocking(False)
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            sock.close()
+            return
+        self.lingering[sock] = time.monotonic() + _LINGER_S
+        self.poller.register(sock, selectors.EVENT_READ, self._drain_linger)
+
+    def _drain_linger(self, sock: socket.socket) -> None:
+        try:
+            data = sock.recv(_LINGER_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._end_linger(sock)
+
+    def _end_linger(self, sock: socket.socket) -> None:
+        self.lingering.pop(sock, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.poller.unregister(sock)
+        sock.close()
+
+    def handle_quit(self, sig: Any, frame: Any) -> None:
+        self.liveness_pool.shutdown(wait=False)
+        super().handle_quit(sig, frame)  # type: ignore[misc]
+
+
+def _socket_chunks(sock: socket.socket) -> Iterator[bytes]:
+    """The rest of a body too large to buffer, read by the thread (blocking, with the
+    app's idle timeout on the socket: ``contacts_http.bodies``)."""
+    while data := sock.recv(_RECV):
+        yield data
+
+
+def _max_head_bytes(cfg: Any) -> int:
+    """The largest head gunicorn would read: its request line and header field limits
+    (0 means unlimited in gunicorn; then 1 MiB)."""
+    line = cfg.limit_request_line or 1024 * 1024
+    fields = (cfg.limit_request_fields or 100) * (cfg.limit_request_field_size or 8190)
+    return min(line + fields + 4, 4 * 1024 * 1024)
+
+
+def _request_timeout(detail: str) -> bytes:
+    return problem_bytes(408, "Request Timeout", detail)
+
+
+class BufferingThreadWorker(RequestBuffering, ProblemRefusals, ThreadWorker):  # type: ignore[misc]
+    """gunicorn's gthread worker that buffers whole requests under deadlines (module doc)
+    and answers gunicorn's own refusals as problems. Use with
+    ``worker_class = "contacts_http.request_buffering.BufferingThreadWorker"``."""

@@ -1,0 +1,99 @@
+"""Where a request ends (RFC 9112 framing), fed one byte or one read at a time."""
+
+from __future__ import annotations
+
+import pytest
+
+from contacts_http.request_framing import Framing, RequestFramer
+
+
+def framer(max_body: int = 1000) -> RequestFramer:
+    return RequestFramer(max_head_bytes=2000, max_body_bytes=max_body, spool_bytes=64)
+
+
+def feed_bytewise(f: RequestFramer, data: bytes) -> bytes:
+    rest = b""
+    for index in range(len(data)):
+        rest += f.feed(data[index : index + 1])
+    return rest
+
+
+GET = b"GET /healthz?x=1 HTTP/1.1\r\nHost: a\r\n\r\n"
+POST = b"POST /v1/contacts HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+CHUNKED = (
+    b"POST /v1/imports HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+    b"5;ext=1\r\nhello\r\n3\r\nabc\r\n0\r\nX-Trailer: t\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("request_bytes", [GET, POST, CHUNKED], ids=["get", "length", "chunked"])
+@pytest.mark.parametrize("bytewise", [True, False])
+def test_a_whole_request_is_complete_and_kept_whole(request_bytes: bytes, bytewise: bool) -> None:
+    f = framer()
+    pipelined = b"GET /next HTTP/1.1\r\n"
+    data = request_bytes + pipelined
+    rest = feed_bytewise(f, data) if bytewise else f.feed(data)
+    assert f.state is Framing.COMPLETE
+    assert b"".join(f.chunks()) == request_bytes
+    assert rest == pipelined
+
+
+def test_a_request_without_its_last_byte_needs_more() -> None:
+    for request_bytes in (GET, POST, CHUNKED):
+        f = framer()
+        f.feed(request_bytes[:-1])
+        assert f.state is Framing.NEED_MORE
+
+
+def test_head_facts_are_read() -> None:
+    f = framer()
+    f.feed(b"POST /v1/imports HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\nab")
+    assert f.head_complete
+    assert f.target == b"/v1/imports"
+    assert f.expects_continue
+    assert f.body_bytes == 2
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST / HTTP/1.1\r\nBad Name : x\r\n\r\n",
+        b"GET / HTTP/1.1\r\nX: " + b"a" * 3000,
+    ],
+    ids=["two-lengths", "bad-length", "both", "not-chunked", "bad-chunk-size", "bad-field", "huge"],
+)
+def test_framing_that_cannot_be_read_is_handed_on_as_it_is(head: bytes) -> None:
+    f = framer()
+    f.feed(head)
+    assert f.state is Framing.UNFRAMED
+    assert b"".join(f.chunks()) == head
+
+
+def test_a_declared_body_over_the_buffer_is_too_large_at_once() -> None:
+    f = framer(max_body=10)
+    f.feed(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\nab")
+    assert f.state is Framing.TOO_LARGE
+    assert b"".join(f.chunks()).endswith(b"\r\n\r\nab")
+
+
+def test_a_chunked_body_growing_over_the_buffer_is_too_large() -> None:
+    f = framer(max_body=20)
+    f.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert f.state is Framing.NEED_MORE
+    f.feed(b"10\r\n" + b"x" * 16 + b"\r\n10\r\n")
+    assert f.state is Framing.TOO_LARGE
+
+
+def test_a_large_body_is_kept_whole_past_the_memory_part() -> None:
+    body = bytes(range(256)) * 40
+    f = framer(max_body=20_000)
+    request_bytes = b"POST / HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    for start in range(0, len(request_bytes), 1000):
+        f.feed(request_bytes[start : start + 1000])
+    assert f.state is Framing.COMPLETE
+    assert b"".join(f.chunks()) == request_bytes
