@@ -34,7 +34,7 @@ import os
 import selectors
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from functools import partial
@@ -42,10 +42,11 @@ from typing import Any, Final
 
 from gunicorn import http
 from gunicorn.workers.gthread import TConn, ThreadWorker
+from pydantic import Field, PositiveFloat, PositiveInt
 
-from contacts_http.env import read_positive
 from contacts_http.gunicorn_workers import ProblemRefusals, problem_bytes
 from contacts_http.request_framing import Framing, RequestFramer
+from contacts_infra.settings import EnvSettings
 
 #: Paths served by the liveness pool (their own thread): only what never touches a dependency.
 LIVENESS_PATHS: Final = frozenset({b"/healthz"})
@@ -56,41 +57,25 @@ _LINGER_S: Final = 2.0
 _LINGER_BYTES: Final = 64 * 1024
 
 
-@dataclass(frozen=True)
-class RequestBufferingSettings:
+class RequestBufferingSettings(EnvSettings):
     """Deadlines and sizes of ``BufferingThreadWorker`` (seconds, bytes, bytes per second).
 
     Environment: ``REQUEST_HEAD_TIMEOUT_S`` (10), ``REQUEST_BODY_TIMEOUT_S`` (10),
     ``REQUEST_BODY_MIN_RATE_BPS`` (500), ``REQUEST_BODY_IDLE_TIMEOUT_S`` (10, the app's own
     setting for streamed bodies), ``REQUEST_BUFFER_MAX_BYTES`` (11 MiB: the largest import,
     ``IMPORT_MAX_BYTES``, with room for chunk framing) and ``REQUEST_BUFFER_MEMORY_BYTES``
-    (256 KiB kept in memory per request; the rest in ``TMPDIR``).
+    (256 KiB kept in memory per request; the rest in ``TMPDIR``). ``from_env`` raises
+    ``SettingsError`` naming a bad variable.
     """
 
-    head_timeout_s: float = 10.0
-    body_timeout_s: float = 10.0
-    body_min_rate_bps: float = 500.0
-    body_idle_timeout_s: float = 10.0
-    max_body_bytes: int = 11 * 1024 * 1024
-    spool_bytes: int = 256 * 1024
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> RequestBufferingSettings:
-        """Read the settings; raises ``contacts_http.env.ConfigError`` naming a bad variable."""
-        return cls(
-            head_timeout_s=read_positive(environ, "REQUEST_HEAD_TIMEOUT_S", cls.head_timeout_s),
-            body_timeout_s=read_positive(environ, "REQUEST_BODY_TIMEOUT_S", cls.body_timeout_s),
-            body_min_rate_bps=read_positive(
-                environ, "REQUEST_BODY_MIN_RATE_BPS", cls.body_min_rate_bps
-            ),
-            body_idle_timeout_s=read_positive(
-                environ, "REQUEST_BODY_IDLE_TIMEOUT_S", cls.body_idle_timeout_s
-            ),
-            max_body_bytes=int(
-                read_positive(environ, "REQUEST_BUFFER_MAX_BYTES", cls.max_body_bytes)
-            ),
-            spool_bytes=int(read_positive(environ, "REQUEST_BUFFER_MEMORY_BYTES", cls.spool_bytes)),
-        )
+    head_timeout_s: PositiveFloat = Field(10.0, validation_alias="REQUEST_HEAD_TIMEOUT_S")
+    body_timeout_s: PositiveFloat = Field(10.0, validation_alias="REQUEST_BODY_TIMEOUT_S")
+    body_min_rate_bps: PositiveFloat = Field(500.0, validation_alias="REQUEST_BODY_MIN_RATE_BPS")
+    body_idle_timeout_s: PositiveFloat = Field(10.0, validation_alias="REQUEST_BODY_IDLE_TIMEOUT_S")
+    max_body_bytes: PositiveInt = Field(
+        11 * 1024 * 1024, validation_alias="REQUEST_BUFFER_MAX_BYTES"
+    )
+    spool_bytes: PositiveInt = Field(256 * 1024, validation_alias="REQUEST_BUFFER_MEMORY_BYTES")
 
 
 class BufferedConn(TConn):  # type: ignore[misc]
