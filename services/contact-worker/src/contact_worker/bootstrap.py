@@ -2,11 +2,11 @@
 
 What the worker runs on, and who asks for it:
 
-- PostgreSQL: the writer's engine (``adapters.sql.create_engine``) behind ``SqlUnitOfWork``;
+- PostgreSQL: the writer's engine (``writer_engine``) behind ``SqlUnitOfWork``;
   a plain engine for the admin's change-feed purge; an AUTOCOMMIT engine on the server's
   ``postgres`` database for ``create-database``.
-- Redis: one client (``adapters.redis_store.create_redis``) behind ``RedisContactCache`` and
-  ``RedisOperationStore``.
+- Redis: one client (``contacts_infra.redis_client.create_redis``) behind ``RedisContactCache``
+  and the shared ``RedisOperationStore``.
 - SQS: kombu's SQS transport with a heartbeat (``adapters.sqs_heartbeat.Transport``) for the
   Celery consumer (``broker_settings``); one boto3 client shape (``sqs_client``) for the
   queue-depth poller of the main process and the admin's ``create-queues``.
@@ -33,18 +33,16 @@ from botocore.config import Config as BotoConfig
 from sqlalchemy.engine import Engine
 
 from contact_worker.adapters.queue_metrics import QueueDepthPoller
-from contact_worker.adapters.redis_store import (
-    RedisContactCache,
-    RedisOperationStore,
-    create_redis,
-)
-from contact_worker.adapters.sql import SqlUnitOfWork, create_engine
+from contact_worker.adapters.redis_store import RedisContactCache
+from contact_worker.adapters.sql import SqlUnitOfWork
 from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.service_layer.handlers import handle_event
 from contact_worker.settings import Settings
 from contacts_domain import ContactEvent, OperationStatus
 from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
 from contacts_infra.messaging import APPLY_EVENT_TASK
+from contacts_infra.operation_store import RedisOperationStore
+from contacts_infra.redis_client import create_redis
 from contacts_telemetry.logs import get_logger
 
 log = get_logger("contact_worker")
@@ -72,16 +70,8 @@ class Ports:
 def build_ports(settings: Settings) -> Ports:
     """The real ports: PostgreSQL (bounded lock and statement timeouts) and Redis (bounded
     connect and socket timeouts). Connections open lazily, on first use."""
-    engine = create_engine(
-        settings.database_url,
-        lock_timeout_ms=settings.db_lock_timeout_ms,
-        statement_timeout_ms=settings.db_statement_timeout_ms,
-    )
-    client = create_redis(
-        settings.redis_url,
-        socket_timeout_s=settings.redis_socket_timeout_s,
-        connect_timeout_s=settings.redis_connect_timeout_s,
-    )
+    engine = writer_engine(settings)
+    client = create_redis(settings, client_name="contact-worker")
     prefix = settings.redis_prefix
     return Ports(
         unit_of_work=lambda: SqlUnitOfWork(engine),
@@ -213,6 +203,31 @@ def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepth
     except Exception as exc:
         log.warning("dead-letter queue depth not polled", error=type(exc).__name__)
     return QueueDepthPoller(sqs, queues, metrics, settings.queue_metrics_interval_s)
+
+
+def writer_engine(settings: Settings) -> Engine:
+    """The writer's engine behind ``SqlUnitOfWork`` (connections open lazily, so it is safe
+    before a fork as long as the child builds its own: see ``Runtime``).
+
+    Every session gets ``lock_timeout`` and ``statement_timeout`` (``DB_LOCK_TIMEOUT_MS``,
+    ``DB_STATEMENT_TIMEOUT_MS``) so a task blocked on a row lock or a slow query fails well
+    before the queue's visibility timeout; connecting is bounded to 3 s. ``hide_parameters``: a
+    failed statement's text (logged when a task fails) never carries the contact's fields,
+    which are personal data.
+    """
+    options = (
+        f"-c lock_timeout={settings.db_lock_timeout_ms}"
+        f" -c statement_timeout={settings.db_statement_timeout_ms}"
+    )
+    return sa.create_engine(
+        settings.database_url,
+        pool_size=5,
+        max_overflow=5,
+        pool_pre_ping=True,
+        pool_timeout=5,
+        hide_parameters=True,
+        connect_args={"options": options, "connect_timeout": 3},
+    )
 
 
 def database_engine(settings: Settings) -> Engine:

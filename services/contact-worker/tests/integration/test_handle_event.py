@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import threading
@@ -97,11 +96,12 @@ def backend(request: pytest.FixtureRequest) -> Backend:
             return None
         return {"version": int(entry[b"v"]), "alive": bool(entry[b"d"])}
 
-    unreachable = dataclasses.replace(
-        runtime.settings,
-        redis_url="redis://127.0.0.1:1/0",
-        redis_socket_timeout_s=0.2,
-        redis_connect_timeout_s=0.2,
+    unreachable = runtime.settings.model_copy(
+        update={
+            "redis_url": "redis://127.0.0.1:1/0",
+            "redis_socket_timeout_s": 0.2,
+            "redis_connect_timeout_s": 0.2,
+        }
     )
     broken = build_ports(unreachable).cache
     return Backend("real", ports.unit_of_work, ports.cache, ports.operations, cached_real, broken)

@@ -2,10 +2,10 @@
 
 Every concrete choice of the service is made here and nowhere else:
 
-- PostgreSQL: one SQLAlchemy engine for the read-only role (``adapters.sql_engine``), read by
+- PostgreSQL: one SQLAlchemy engine for the read-only role (``build_engine``), read by
   ``SqlContactReadModel`` (behind ``CoalescingReadModel``, single-flight reads per process),
   ``SqlOperationLog``, ``SqlChangeFeed`` and ``SqlImportOutcomeLog``;
-- Redis: one client (``adapters.redis_calls.build_client``) called through ``RedisCalls``
+- Redis: one client (``contacts_infra.redis_client.create_redis``) called through ``RedisCalls``
   behind a ``CircuitBreaker`` whose half-open trial first runs the cache repair
   (``handlers.repair_cache``, itself unguarded: ``NoBreaker``), read by
   ``RedisReadThroughContactCache``, ``RedisOperationStatusCache`` and
@@ -22,22 +22,24 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, text
 
 from contacts_http.rate_limits import RateLimitStorage
+from contacts_infra.redis_client import create_redis
 from query_api.adapters.circuit_breaker import CircuitBreaker, NoBreaker
 from query_api.adapters.coalescing import CoalescingReadModel
-from query_api.adapters.redis_calls import RedisCalls, build_client
+from query_api.adapters.redis_calls import RedisCalls
 from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
 from query_api.adapters.redis_import_report_reader import RedisImportReportReader
 from query_api.adapters.redis_operation_status import RedisOperationStatusCache
 from query_api.adapters.sql_change_feed import SqlChangeFeed
-from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_import_outcomes import SqlImportOutcomeLog
 from query_api.adapters.sql_operation_log import SqlOperationLog
 from query_api.adapters.sql_read_model import SqlContactReadModel
@@ -78,6 +80,8 @@ class Ports:
 
 
 PORT_NAMES = frozenset(f.name for f in dataclasses.fields(Ports))
+#: How this service names itself to Redis (``CLIENT LIST``) and PostgreSQL (``application_name``).
+CLIENT_NAME = "query-api"
 
 
 def build_ports(settings: Settings, **injected: Any) -> Ports:
@@ -90,7 +94,7 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
     if unknown:
         raise TypeError(f"unknown ports: {', '.join(sorted(unknown))}")
     engine = build_engine(settings)
-    client = build_client(settings)
+    client = create_redis(settings, client_name=CLIENT_NAME)
     contacts = CoalescingReadModel(SqlContactReadModel(engine))
     calls = _guarded_calls(settings, client, contacts)
     real: dict[str, Any] = {
@@ -155,3 +159,39 @@ def _ping_database(engine: Engine) -> None:
 def _close(engine: Engine, client: redis.Redis) -> None:
     engine.dispose()
     client.close()
+
+
+def build_engine(settings: Settings) -> Engine:
+    """Create the engine (it connects lazily, on first use).
+
+    Every connection is read-only and autocommit: a request runs one SELECT, so there is no
+    transaction to open or roll back. gunicorn ``--preload`` forks workers after the app (and
+    maybe a pooled connection) exists, and a socket shared by two processes corrupts both
+    (cases C21), so a child drops the inherited pool without closing the parent's sockets.
+    """
+    engine = create_engine(
+        settings.database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=0,
+        pool_timeout=settings.db_pool_timeout_s,
+        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT",
+        # Search and filter values are personal data: never in an exception's text or a log.
+        hide_parameters=True,
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout_s,
+            "application_name": CLIENT_NAME,
+            "options": (
+                f"-c statement_timeout={settings.db_statement_timeout_ms}"
+                " -c default_transaction_read_only=on"
+            ),
+        },
+    )
+    os.register_at_fork(after_in_child=functools.partial(_forget_pool, weakref.ref(engine)))
+    return engine
+
+
+def _forget_pool(engine_ref: weakref.ref[Engine]) -> None:
+    engine = engine_ref()
+    if engine is not None:
+        engine.dispose(close=False)

@@ -19,8 +19,8 @@ import redis
 import sqlalchemy as sa
 
 from contacts_infra.redis_keys import contact_key
-from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_read_model import SqlContactReadModel
+from query_api.bootstrap import build_engine
 from query_api.service_layer.records import Tombstone
 from support.fault_proxy import FaultProxy
 

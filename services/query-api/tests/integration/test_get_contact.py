@@ -8,8 +8,8 @@ import uuid
 import pytest
 
 from contacts_infra.redis_keys import contact_key
-from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_read_model import SqlContactReadModel
+from query_api.bootstrap import build_engine
 
 
 def test_miss_then_hit_serve_the_same_bytes_the_worker_caches(client, seed, redis_client, prefix):

@@ -17,13 +17,16 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from contact_worker.adapters.redis_store import RedisContactCache, RedisOperationStore
-from contact_worker.adapters.sql import SqlUnitOfWork, create_engine
+from contact_worker.adapters.redis_store import RedisContactCache
+from contact_worker.adapters.sql import SqlUnitOfWork
+from contact_worker.bootstrap import writer_engine
 from contact_worker.service_layer.handlers import handle_event
+from contact_worker.settings import Settings as WorkerSettings
 from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
 from contacts_domain.operations import OperationStatus
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
+from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_keys import import_key
 
 CLOCK = HybridLogicalClock()
@@ -53,7 +56,7 @@ class Worker:
 
 @pytest.fixture(scope="module")
 def worker_engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(database_url, lock_timeout_ms=2000, statement_timeout_ms=4000)
+    engine = writer_engine(WorkerSettings(database_url=database_url))
     yield engine
     engine.dispose()
 

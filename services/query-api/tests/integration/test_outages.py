@@ -14,8 +14,8 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from query_api.adapters.sql_engine import build_engine
 from query_api.adapters.sql_read_model import connection
+from query_api.bootstrap import build_engine
 from query_api.service_layer.ports import ReadModelUnavailable
 
 #: One request with Redis unreachable: one Redis timeout plus the PostgreSQL read.

@@ -8,16 +8,17 @@ import time
 
 import pytest
 
+from contacts_infra.redis_client import create_redis
 from contacts_infra.redis_keys import refill_lease_key
 from query_api.adapters.circuit_breaker import NoBreaker
-from query_api.adapters.redis_calls import RedisCalls, build_client
+from query_api.adapters.redis_calls import RedisCalls
 from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
 from query_api.service_layer.records import CachedContact
 
 
 @pytest.fixture
 def cache(settings):
-    client = build_client(settings)
+    client = create_redis(settings, client_name="query-api")
     yield RedisReadThroughContactCache(
         RedisCalls(client, NoBreaker()), settings.redis_prefix, 60, lease_ms=3000, wait_s=1.0
     )

@@ -19,27 +19,6 @@ from contacts_infra.contact_rows import JSON_FIELDS, contact_fields, operation_s
 _EMAIL_UNIQUE_INDEX = "contacts_live_email_key"
 
 
-def create_engine(database_url: str, *, lock_timeout_ms: int, statement_timeout_ms: int) -> Engine:
-    """Create the writer's engine (connections open lazily, so it is safe before a fork as
-    long as the child creates its own; see ``bootstrap.Runtime``).
-
-    Every session gets ``lock_timeout`` and ``statement_timeout`` (ms) so a task blocked on a
-    row lock or a slow query fails well before the queue's visibility timeout; connecting is
-    bounded to 3 s. ``hide_parameters``: a failed statement's text (logged when a task fails)
-    never carries the contact's fields, which are personal data.
-    """
-    options = f"-c lock_timeout={lock_timeout_ms} -c statement_timeout={statement_timeout_ms}"
-    return sa.create_engine(
-        database_url,
-        pool_size=5,
-        max_overflow=5,
-        pool_pre_ping=True,
-        pool_timeout=5,
-        hide_parameters=True,
-        connect_args={"options": options, "connect_timeout": 3},
-    )
-
-
 class SqlContactRepository(ContactRepository):
     """Contact states in the ``contacts`` table, locked per contact for the transaction."""
 

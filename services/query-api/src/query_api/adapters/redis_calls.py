@@ -1,9 +1,9 @@
-"""Redis client construction and the one guarded way the adapters call Redis.
+"""The one guarded way the query API's adapters call Redis.
 
-redis-py's defaults would turn a Redis outage into an API outage: ``redis.Redis()`` waits 5 s
-on a socket and retries a failed command up to 10 times with backoff. Here every command is
-bounded by the settings' socket and connect timeouts, with no retry, behind a circuit breaker,
-and every failure surfaces as ``CacheUnavailable``.
+The client (``contacts_infra.redis_client.create_redis``) bounds every command by the settings'
+socket and connect timeouts, with no retry; here every command also goes through a circuit
+breaker, and every failure surfaces as ``CacheUnavailable``, so a Redis outage is never an API
+outage.
 """
 
 from __future__ import annotations
@@ -13,31 +13,15 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from query_api.adapters.circuit_breaker import Breaker, Permit
 from query_api.service_layer.ports import CacheUnavailable
-from query_api.settings import Settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 #: Errors that say Redis itself is unwell; they count towards opening the circuit.
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
-
-
-def build_client(settings: Settings) -> redis.Redis:
-    """A client with bounded, non-retried commands. It connects lazily; its pool notices a
-    fork (it compares the process id) and opens fresh connections in the child."""
-    return redis.Redis.from_url(
-        settings.redis_url,
-        socket_timeout=settings.redis_socket_timeout_s,
-        socket_connect_timeout=settings.redis_connect_timeout_s,
-        retry=Retry(NoBackoff(), 0),
-        retry_on_timeout=False,
-        client_name="query-api",
-    )
 
 
 class RedisCalls:

@@ -7,7 +7,7 @@ Run::
 Threaded workers (``gthread``): a request mostly waits on Redis or PostgreSQL, and threads of
 one process share its pools and its single-flight reads. ``--preload`` is safe: nothing connects
 at import or in ``create_app``, and the engine drops an inherited pool in a forked child
-(``adapters.sql_engine``) while redis-py's pool checks the process id. ``timeout`` kills a worker
+(``bootstrap.build_engine``) while redis-py's pool checks the process id. ``timeout`` kills a worker
 that stops heartbeating; every dependency call is bounded well below it.
 
 Environment: ``QUERY_API_BIND`` (``127.0.0.1:8002``), ``QUERY_API_WORKERS`` (2),
