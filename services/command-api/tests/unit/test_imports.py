@@ -23,8 +23,7 @@ from flask.testing import FlaskClient
 from command_api.adapters.sqs_publisher import message_size
 from command_api.entrypoints.app import create_app
 from command_api.service_layer.errors import EventTooLarge, StoreUnavailable
-from command_api.service_layer.imports import ImportReportStore
-from command_api.service_layer.ports import IdempotencyStore
+from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter
 from command_api.settings import Settings, SettingsError
 from contacts_domain import ContactEvent, HybridLogicalClock
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
@@ -43,7 +42,7 @@ DATA = shared_data.shared_data_dir()
 SAMPLES = shared_data.sample_files()
 
 
-class FakeReportStore(ImportReportStore):
+class FakeReportStore(ImportReportWriter):
     """Keeps every report saved, in order; ``down`` makes saving fail like Redis down."""
 
     def __init__(self) -> None:
