@@ -332,7 +332,7 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
         blp.doc(parameters=[IF_MATCH]),
         alt_responses(blp, 400, 412, 503),
     )
-    # staticmethod: MethodView calls them without ``self``, as the module's functions they are.
+    # staticmethod: the views are plain functions, which MethodView must not pass ``self``.
     methods = {
         "put": staticmethod(put),
         "patch": staticmethod(patch),
