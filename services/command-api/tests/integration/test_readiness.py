@@ -18,6 +18,7 @@ import pytest
 import requests
 
 from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
+from command_api.bootstrap import sqs_target
 from command_api.entrypoints.app import READINESS_TIMEOUT_S, create_app
 from command_api.settings import Settings
 from support.processes import Service, command_api, free_port, http_ok
@@ -40,17 +41,7 @@ class SlowlyBuiltPublisher(SqsEventPublisher):
 
 
 def slow_publisher(settings: Settings) -> SlowlyBuiltPublisher:
-    return SlowlyBuiltPublisher(
-        SqsTarget(
-            queue_name=settings.sqs_queue_name,
-            queue_url=settings.sqs_queue_url,
-            region=settings.aws_region,
-            endpoint_url=settings.sqs_endpoint_url,
-            access_key_id=settings.aws_access_key_id,
-            secret_access_key=settings.aws_secret_access_key,
-            send_timeout_s=settings.sqs_send_timeout_s,
-        )
-    )
+    return SlowlyBuiltPublisher(sqs_target(settings))
 
 
 def test_first_readyz_passes_though_building_the_sqs_client_outlasts_its_budget(

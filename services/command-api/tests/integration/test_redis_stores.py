@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import socket
 import uuid
 
 import pytest
 
+from command_api.adapters.redis_import_report_writer import RedisImportReportWriter
 from command_api.adapters.redis_stores import (
     RedisIdempotencyStore,
     RedisOperationStore,
@@ -16,7 +18,8 @@ from command_api.adapters.redis_stores import (
 from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.ports import IdempotencyRecord
 from contacts_domain import OperationStatus
-from contacts_infra.redis_keys import idempotency_key, operation_key
+from contacts_infra.redis_keys import idempotency_key, import_key, operation_key
+from contacts_domain.imports import ImportProblem, ImportReport
 
 
 @pytest.fixture
@@ -71,3 +74,42 @@ def test_redis_down_is_store_unavailable(down_client) -> None:
         RedisIdempotencyStore(down_client, prefix="p:", ttl_s=60).reserve(
             "d", IdempotencyRecord("f", "c", "o")
         )
+
+
+def report(import_id: str, state: str = "queued") -> ImportReport:
+    return ImportReport(
+        import_id=import_id,
+        format="vcard",
+        state=state,  # type: ignore[arg-type]
+        received=3,
+        accepted=2,
+        invalid=1,
+        failed=0,
+        created_at=dt.datetime(2025, 1, 2, 3, 4, 5, tzinfo=dt.UTC),
+        errors=(ImportProblem(2, 5, "emails.0.value", "Not a valid email address."),),
+    )
+
+
+def test_import_reports_are_written_where_the_query_api_reads_them(
+    client, command_settings
+) -> None:
+    writer = RedisImportReportWriter(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    import_id = str(uuid.uuid4())
+    writer.save(report(import_id))
+    key = import_key(command_settings.redis_prefix, import_id)
+    assert ImportReport.from_dict(json.loads(client.get(key))) == report(import_id)
+    assert 0 < client.ttl(key) <= 60
+
+
+def test_a_rewritten_import_report_replaces_the_first(client, command_settings) -> None:
+    writer = RedisImportReportWriter(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    import_id = str(uuid.uuid4())
+    writer.save(report(import_id))
+    writer.save(report(import_id, "failed"))
+    stored = json.loads(client.get(import_key(command_settings.redis_prefix, import_id)))
+    assert stored["state"] == "failed"
+
+
+def test_redis_down_fails_the_import_report_writer(down_client) -> None:
+    with pytest.raises(StoreUnavailable):
+        RedisImportReportWriter(down_client, prefix="p:", ttl_s=60).save(report("i"))

@@ -23,8 +23,7 @@ from flask.testing import FlaskClient
 from command_api.adapters.sqs_publisher import message_size
 from command_api.entrypoints.app import create_app
 from command_api.service_layer.errors import EventTooLarge, StoreUnavailable
-from command_api.service_layer.imports import ImportReportStore
-from command_api.service_layer.ports import IdempotencyStore
+from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter
 from command_api.settings import Settings, SettingsError
 from contacts_domain import ContactEvent, HybridLogicalClock
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
@@ -43,7 +42,7 @@ DATA = shared_data.shared_data_dir()
 SAMPLES = shared_data.sample_files()
 
 
-class FakeReportStore(ImportReportStore):
+class FakeReportWriter(ImportReportWriter):
     """Keeps every report saved, in order; ``down`` makes saving fail like Redis down."""
 
     def __init__(self) -> None:
@@ -83,8 +82,8 @@ def publisher() -> FlakyPublisher:
 
 
 @pytest.fixture
-def reports() -> FakeReportStore:
-    return FakeReportStore()
+def reports() -> FakeReportWriter:
+    return FakeReportWriter()
 
 
 @pytest.fixture
@@ -99,7 +98,7 @@ def settings() -> Settings:
 @pytest.fixture
 def build_app(
     publisher: FlakyPublisher,
-    reports: FakeReportStore,
+    reports: FakeReportWriter,
     operations: OperationStore,
     idempotency: IdempotencyStore,
 ) -> Callable[[Settings], Flask]:
@@ -155,7 +154,7 @@ def read_sample(path: Path) -> list[ImportRecord]:
 @pytest.mark.skipif(DATA is None, reason="shared/data (the sample address books) is absent")
 @pytest.mark.parametrize("path", SAMPLES, ids=[path.name for path in SAMPLES])
 def test_every_sample_file_imports_as_the_library_reads_it(
-    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore, path: Path
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter, path: Path
 ) -> None:
     response = post(client, path.read_bytes(), shared_data.media_type(path))
 
@@ -242,7 +241,7 @@ def test_records_with_an_email_become_upserts_and_the_others_creates(
 
 
 def test_invalid_records_are_reported_and_skipped(
-    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
 ) -> None:
     body = (card(1) + card(2, name=False, email=False) + card(3)).encode()
     response = post(client, body)
@@ -256,7 +255,7 @@ def test_invalid_records_are_reported_and_skipped(
 
 
 def test_problems_listed_are_capped(
-    settings: Settings, build_app: Callable[[Settings], Flask], reports: FakeReportStore
+    settings: Settings, build_app: Callable[[Settings], Flask], reports: FakeReportWriter
 ) -> None:
     capped = Settings(**{**_fields(settings), "import_errors_max": 2})
     client = authorized(build_app(capped)).test_client()
@@ -275,7 +274,7 @@ def with_bad_email(number: int) -> str:
 
 
 def test_values_dropped_from_valid_records_are_listed_as_warnings_without_the_value(
-    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
 ) -> None:
     body = (
         card(1)
@@ -308,7 +307,7 @@ def test_values_dropped_from_valid_records_are_listed_as_warnings_without_the_va
 
 
 def test_warnings_are_capped_apart_from_errors(
-    settings: Settings, build_app: Callable[[Settings], Flask], reports: FakeReportStore
+    settings: Settings, build_app: Callable[[Settings], Flask], reports: FakeReportWriter
 ) -> None:
     capped = Settings(**{**_fields(settings), "import_errors_max": 2})
     client = authorized(build_app(capped)).test_client()
@@ -354,7 +353,7 @@ def test_csv_rows_are_imported(client: FlaskClient, publisher: FlakyPublisher) -
 
 @pytest.mark.parametrize("media_type", ["application/json", "text/plain", "multipart/form-data"])
 def test_other_media_types_are_refused(
-    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore, media_type: str
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter, media_type: str
 ) -> None:
     response = post(client, vcards(1), media_type)
 
@@ -378,7 +377,7 @@ def test_other_media_types_are_refused(
 def test_a_file_of_another_format_is_a_bad_request(
     client: FlaskClient,
     publisher: FlakyPublisher,
-    reports: FakeReportStore,
+    reports: FakeReportWriter,
     body: bytes,
     media_type: str,
 ) -> None:
@@ -410,7 +409,7 @@ SECRET = "Quorbelvantrexi"
 
 
 def test_no_problem_of_the_report_quotes_a_value_of_the_file(
-    client: FlaskClient, reports: FakeReportStore
+    client: FlaskClient, reports: FakeReportWriter
 ) -> None:
     body = (
         "BEGIN:VCARD\r\nVERSION:3.0\r\nN:Example;Rosa;;;\r\n"
@@ -440,7 +439,7 @@ def test_a_file_over_the_byte_limit_is_refused_whole(
     settings: Settings,
     build_app: Callable[[Settings], Flask],
     publisher: FlakyPublisher,
-    reports: FakeReportStore,
+    reports: FakeReportWriter,
 ) -> None:
     small = Settings(**{**_fields(settings), "import_max_bytes": 1000})
     client = authorized(build_app(small)).test_client()
@@ -469,7 +468,7 @@ def test_a_file_over_the_record_limit_is_refused_whole(
     settings: Settings,
     build_app: Callable[[Settings], Flask],
     publisher: FlakyPublisher,
-    reports: FakeReportStore,
+    reports: FakeReportWriter,
 ) -> None:
     few = Settings(**{**_fields(settings), "import_max_records": 3})
     client = authorized(build_app(few)).test_client()
@@ -514,7 +513,7 @@ JSON = "application/json"
 
 
 def test_a_replay_answers_the_same_import_and_queues_the_same_events(
-    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
 ) -> None:
     headers = {"Idempotency-Key": "import-2026-11-29"}
     first = post(client, vcards(3), headers=headers)
@@ -570,7 +569,7 @@ def test_a_malformed_key_is_a_bad_request(client: FlaskClient, publisher: FlakyP
 
 
 def test_a_queue_failing_part_way_answers_503_with_the_counts_then_a_retry_finishes(
-    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportStore
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
 ) -> None:
     publisher.capacity = 150
     headers = {"Idempotency-Key": "flaky-import"}
@@ -634,7 +633,7 @@ def test_a_dead_queue_costs_one_chunk(client: FlaskClient, publisher: FlakyPubli
 def test_redis_down_answers_503_and_queues_nothing(
     client: FlaskClient,
     publisher: FlakyPublisher,
-    reports: FakeReportStore,
+    reports: FakeReportWriter,
     idempotency: Any,
 ) -> None:
     reports.down = True

@@ -8,8 +8,8 @@ case. Nothing is enqueued unless the answer is 202.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any, Final
 
 from flask import Request, current_app, request
@@ -20,7 +20,19 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from command_api.entrypoints import batch, headers
 from command_api.entrypoints.contact_input import upsert_fields
+from command_api.entrypoints.route_docs import alt_responses, decorated
 from command_api.entrypoints.schemas import (
+    ACCEPTED_HEADERS,
+    BATCH_202,
+    BATCH_207,
+    BATCH_400,
+    BATCH_503,
+    BATCH_IDEMPOTENCY_KEY,
+    IDEMPOTENCY_KEY,
+    IF_MATCH,
+    MATCH_ON,
+    RETRY_AFTER,
+    UPSERT_HEADERS,
     AcceptedSchema,
     BatchBodySchema,
     BatchProblemSchema,
@@ -47,73 +59,8 @@ EXTENSION: Final = "command_api"
 BATCH_ENDPOINT: Final = "contacts.Batch"
 JSON: Final = "application/json"
 MERGE_PATCH: Final = "application/merge-patch+json"
-
-_ACCEPTED_HEADERS: Final = {
-    "Location": {
-        "description": "The contact on the query API (`GET` it once the operation is applied).",
-        "schema": {"type": "string", "format": "uri"},
-    },
-    "Operation-Location": {
-        "description": "The operation on the query API: `pending`, `applied` or `rejected`.",
-        "schema": {"type": "string", "format": "uri"},
-    },
-}
-_IF_MATCH: Final = {
-    "in": "header",
-    "name": "If-Match",
-    "required": False,
-    "description": 'One strong ETag `"<version>"` from the query API. A weak ETag or `"0"` '
-    "answers 412 at once; `*` or a list answers 400. A mismatch found by the worker ends the "
-    "operation `rejected` with reason `version_mismatch`.",
-    "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
-}
-_IDEMPOTENCY_KEY: Final = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": False,
-    "description": "1-255 visible ASCII characters, unique per create (a UUID is best). Retries "
-    "with the same key and body answer the same ids and create one contact; the same key "
-    "with another body answers 422. Remembered 24 h.",
-    "schema": {"type": "string", "maxLength": 255},
-}
-
-_BATCH_IDEMPOTENCY_KEY: Final = {
-    **_IDEMPOTENCY_KEY,
-    "description": "1-255 visible ASCII characters, unique per batch (a UUID is best). The "
-    "ids of operation `i` are derived from the key and `i`: a retry with the same key and "
-    "body queues the same events again (SQS and the worker drop the duplicates) and answers "
-    "the same ids, so retrying a `207` or a `503` whole is safe. The same key with another "
-    "body answers 422. Remembered 24 h.",
-}
-_RETRY_AFTER: Final = {
-    "description": "Seconds to wait before retrying.",
-    "schema": {"type": "integer", "minimum": 0},
-}
-_BATCH_202: Final = (
-    "Every valid operation is durably queued (some operations may be `invalid`): one result "
-    "per operation, in order."
-)
-_BATCH_207: Final = (
-    "Some operations were queued and some `failed` (the queue did not take them): retry the "
-    "failed ones, or the whole batch with its Idempotency-Key."
-)
-_BATCH_400: Final = (
-    "The batch as a whole is refused (not a JSON object, no `operations`, not 1 to 100 of "
-    "them), or no operation is valid (`results` says why, item by item). Nothing is queued."
-)
-_BATCH_503: Final = (
-    "Valid operations exist but none could be queued (`results`: `failed`); retry after "
-    "`Retry-After` seconds."
-)
-
-_UPSERT_HEADERS: Final = {"Operation-Location": _ACCEPTED_HEADERS["Operation-Location"]}
-_MATCH_ON: Final = {
-    "in": "query",
-    "name": "match_on",
-    "required": False,
-    "description": "What identifies the contact: `email` (the only choice, and the default).",
-    "schema": {"type": "string", "enum": ["email"]},
-}
+#: Statuses every write may answer besides its own (documented on each route).
+COMMON_ERRORS: Final = (400, 413, 415, 503)
 
 
 class _Parser(FlaskParser):
@@ -174,8 +121,125 @@ def _accepted(accepted: Accepted) -> tuple[dict[str, str], int, dict[str, str]]:
     )
 
 
+def _accept(command: Any) -> Any:
+    accepted = handlers.accept(
+        command,
+        _write_api().context,
+        correlation_id=current_request_id(),
+        traceparent=current_traceparent(),
+    )
+    return _accepted(accepted)
+
+
+def check_media_type() -> None:
+    """Raise ``ProblemError`` 415 unless a POST or PUT body is JSON, or a PATCH body JSON or a
+    merge patch (the blueprint's ``before_request``)."""
+    if request.method in ("POST", "PUT"):
+        headers.require_media_type(request, (JSON,))
+    elif request.method == "PATCH":
+        headers.require_media_type(request, (JSON, MERGE_PATCH))
+
+
+# --- Views: registered, with their OpenAPI documentation, by ``contacts_blueprint`` -----------
+
+
+def create_contact(_shape: dict[str, Any]) -> Any:
+    """Create a contact under a server-assigned id."""
+    fields = _normalized(partial=False)
+    key = headers.idempotency_key(request)
+    accepted = handlers.create_contact(
+        fields,
+        _write_api().context,
+        correlation_id=current_request_id(),
+        traceparent=current_traceparent(),
+        idempotency_key=key,
+    )
+    return _accepted(accepted)
+
+
+def upsert_contact(_shape: dict[str, Any]) -> Any:
+    """Update the contact holding this email, or create it (upsert by email).
+
+    The worker, in the transaction that writes, finds the live contact holding the
+    primary email given (case-insensitive, any of its emails) and patches it with the
+    fields sent (absent ones stay as they are), or creates a contact when none does:
+    two upserts of one new email create one contact. The operation's status says
+    `result: created` or `updated`, and its `contact_id` is the contact written; the
+    `id` answered here is the one a created contact gets.
+    """
+    if request.args.get("match_on", "email") != "email":
+        raise ValidationFailed({"match_on": ["Only 'email' is supported."]})
+    fields = _upsert_fields()
+    accepted = handlers.upsert_contact(
+        fields,
+        _write_api().context,
+        correlation_id=current_request_id(),
+        traceparent=current_traceparent(),
+        idempotency_key=headers.idempotency_key(request),
+    )
+    body, status, links = _accepted(accepted)
+    return body, status, {"Operation-Location": links["Operation-Location"]}
+
+
+def run_batch(body: dict[str, Any]) -> Any:
+    """Run up to 100 writes in one request; a batch is NOT atomic.
+
+    Each operation is validated, queued and answered on its own, with the rules of
+    its single route: one may be `invalid` (see its `errors`) or `failed` (not
+    queued: retry it) while the others are `accepted`. Operations on one contact keep
+    their order (the order of the list); an operation that failed to queue holds
+    back the later operations of the same contact (they fail too), so a contact never
+    gets a later write without an earlier one. An invalid operation holds back
+    nothing. `If-Match` goes in each operation's `if_match`.
+
+    An `upsert` names no contact: it keeps its order with the other upserts of the
+    same email, not with operations that name by `id` the contact it will match. To
+    order the two, send them in separate requests and wait for the first operation.
+    """
+    key = headers.idempotency_key(request)
+    api = _write_api()
+    items = batch.parse_items(body["operations"], default_region=api.default_phone_region)
+    results = accept_batch(
+        items,
+        api.context,
+        correlation_id=current_request_id(),
+        traceparent=current_traceparent(),
+        idempotency_key=key,
+    )
+    return batch.answer(results)
+
+
+def replace_contact(_shape: dict[str, Any], contact_id: Any) -> Any:
+    """Replace every field of a contact, creating it when absent."""
+    fields = _normalized(partial=False)
+    command = ReplaceContact(
+        str(contact_id), fields, expected_version=headers.expected_version(request)
+    )
+    return _accept(command)
+
+
+def patch_contact(_shape: dict[str, Any], contact_id: Any) -> Any:
+    """Change some fields of a contact (RFC 7396 merge patch; `null` clears)."""
+    changes = _normalized(partial=True)
+    command = PatchContact(
+        str(contact_id), changes, expected_version=headers.expected_version(request)
+    )
+    return _accept(command)
+
+
+def delete_contact(contact_id: Any) -> Any:
+    """Erase a contact (a tombstone with only its id remains)."""
+    command = DeleteContact(str(contact_id), expected_version=headers.expected_version(request))
+    return _accept(command)
+
+
+# --- The blueprint ------------------------------------------------------------------------------
+
+
 def contacts_blueprint() -> Blueprint:
-    """Return the blueprint of ``POST /v1/contacts`` and ``PUT|PATCH|DELETE /v1/contacts/{id}``.
+    """Return the blueprint of ``POST /v1/contacts``, ``POST /v1/contacts/upsert``,
+    ``POST /v1/contacts/batch`` and ``PUT|PATCH|DELETE /v1/contacts/{id}`` (Flask endpoints
+    ``contacts.Contacts``, ``contacts.Upsert``, ``contacts.Batch``, ``contacts.Contact``).
 
     Malformed ids answer 404 (the route only matches a UUID).
     """
@@ -187,177 +251,91 @@ def contacts_blueprint() -> Blueprint:
         "to poll on the query API. Validation failures answer 400 with `errors` by field path.",
     )
     blp.ARGUMENTS_PARSER = _Parser()  # type: ignore[misc]
-
-    @blp.before_request
-    def check_media_type() -> None:
-        if request.method in ("POST", "PUT"):
-            headers.require_media_type(request, (JSON,))
-        elif request.method == "PATCH":
-            headers.require_media_type(request, (JSON, MERGE_PATCH))
-
-    common_errors = (400, 413, 415, 503)
-
-    def document(*statuses: int) -> Any:
-        def decorate(view: Any) -> Any:
-            for status in statuses:
-                view = blp.alt_response(status, response=_response_name(status))(view)
-            return view
-
-        return decorate
-
-    @blp.route("")
-    class Contacts(MethodView):
-        @blp.arguments(ContactWriteSchema, description="The new contact.")
-        @blp.response(202, AcceptedSchema, headers=_ACCEPTED_HEADERS)
-        @blp.doc(parameters=[_IDEMPOTENCY_KEY])
-        @document(*common_errors, 422)
-        def post(self, _shape: dict[str, Any]) -> Any:
-            """Create a contact under a server-assigned id."""
-            fields = _normalized(partial=False)
-            key = headers.idempotency_key(request)
-            accepted = handlers.create_contact(
-                fields,
-                _write_api().context,
-                correlation_id=current_request_id(),
-                traceparent=current_traceparent(),
-                idempotency_key=key,
-            )
-            return _accepted(accepted)
-
-    @blp.route("/upsert")
-    class Upsert(MethodView):
-        @blp.arguments(
+    blp.before_request(check_media_type)
+    create = decorated(
+        create_contact,
+        blp.arguments(ContactWriteSchema, description="The new contact."),
+        blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
+        blp.doc(parameters=[IDEMPOTENCY_KEY]),
+        alt_responses(blp, *COMMON_ERRORS, 422),
+    )
+    upsert = decorated(
+        upsert_contact,
+        blp.arguments(
             ContactWriteSchema,
             description="The contact: a first or last name and a primary email are required.",
-        )
-        @blp.response(202, AcceptedSchema, headers=_UPSERT_HEADERS)
-        @blp.doc(parameters=[_IDEMPOTENCY_KEY, _MATCH_ON])
-        @document(*common_errors, 422)
-        def post(self, _shape: dict[str, Any]) -> Any:
-            """Update the contact holding this email, or create it (upsert by email).
-
-            The worker, in the transaction that writes, finds the live contact holding the
-            primary email given (case-insensitive, any of its emails) and patches it with the
-            fields sent (absent ones stay as they are), or creates a contact when none does:
-            two upserts of one new email create one contact. The operation's status says
-            `result: created` or `updated`, and its `contact_id` is the contact written; the
-            `id` answered here is the one a created contact gets.
-            """
-            if request.args.get("match_on", "email") != "email":
-                raise ValidationFailed({"match_on": ["Only 'email' is supported."]})
-            fields = _upsert_fields()
-            accepted = handlers.upsert_contact(
-                fields,
-                _write_api().context,
-                correlation_id=current_request_id(),
-                traceparent=current_traceparent(),
-                idempotency_key=headers.idempotency_key(request),
-            )
-            body, status, links = _accepted(accepted)
-            return body, status, {"Operation-Location": links["Operation-Location"]}
-
-    @blp.route("/batch")
-    class Batch(MethodView):
-        @blp.arguments(BatchBodySchema, description="1 to 100 operations.")
-        @blp.doc(
-            requestBody={"content": {JSON: {"schema": BatchRequestSchema}}},
-            parameters=[_BATCH_IDEMPOTENCY_KEY],
-        )
-        @blp.response(202, BatchResultsSchema, description=_BATCH_202)
-        @blp.alt_response(207, schema=BatchResultsSchema, description=_BATCH_207)
-        @blp.alt_response(
-            400, schema=BatchProblemSchema, description=_BATCH_400, content_type=PROBLEM_JSON
-        )
-        @blp.alt_response(
-            503,
-            schema=BatchProblemSchema,
-            description=_BATCH_503,
-            content_type=PROBLEM_JSON,
-            headers={"Retry-After": _RETRY_AFTER},
-        )
-        @document(413, 415, 422)
-        def post(self, body: dict[str, Any]) -> Any:
-            """Run up to 100 writes in one request; a batch is NOT atomic.
-
-            Each operation is validated, queued and answered on its own, with the rules of
-            its single route: one may be `invalid` (see its `errors`) or `failed` (not
-            queued: retry it) while the others are `accepted`. Operations on one contact keep
-            their order (the order of the list); an operation that failed to queue holds
-            back the later operations of the same contact (they fail too), so a contact never
-            gets a later write without an earlier one. An invalid operation holds back
-            nothing. `If-Match` goes in each operation's `if_match`.
-
-            An `upsert` names no contact: it keeps its order with the other upserts of the
-            same email, not with operations that name by `id` the contact it will match. To
-            order the two, send them in separate requests and wait for the first operation.
-            """
-            key = headers.idempotency_key(request)
-            api = _write_api()
-            items = batch.parse_items(body["operations"], default_region=api.default_phone_region)
-            results = accept_batch(
-                items,
-                api.context,
-                correlation_id=current_request_id(),
-                traceparent=current_traceparent(),
-                idempotency_key=key,
-            )
-            return batch.answer(results)
-
-    @blp.route("/<uuid:contact_id>")
-    class Contact(MethodView):
-        @blp.arguments(ContactWriteSchema, description="Every field of the contact.")
-        @blp.response(202, AcceptedSchema, headers=_ACCEPTED_HEADERS)
-        @blp.doc(parameters=[_IF_MATCH])
-        @document(*common_errors, 412)
-        def put(self, _shape: dict[str, Any], contact_id: Any) -> Any:
-            """Replace every field of a contact, creating it when absent."""
-            fields = _normalized(partial=False)
-            command = ReplaceContact(
-                str(contact_id), fields, expected_version=headers.expected_version(request)
-            )
-            return _accept(command)
-
-        @blp.arguments(
-            ContactPatchSchema,
-            content_type=MERGE_PATCH,
-            description="An RFC 7396 merge patch (also accepted as application/json).",
-        )
-        @blp.response(202, AcceptedSchema, headers=_ACCEPTED_HEADERS)
-        @blp.doc(
-            parameters=[_IF_MATCH],
-            requestBody={"content": {JSON: {"schema": ContactPatchSchema}}},
-        )
-        @document(*common_errors, 412)
-        def patch(self, _shape: dict[str, Any], contact_id: Any) -> Any:
-            """Change some fields of a contact (RFC 7396 merge patch; `null` clears)."""
-            changes = _normalized(partial=True)
-            command = PatchContact(
-                str(contact_id), changes, expected_version=headers.expected_version(request)
-            )
-            return _accept(command)
-
-        @blp.response(202, AcceptedSchema, headers=_ACCEPTED_HEADERS)
-        @blp.doc(parameters=[_IF_MATCH])
-        @document(400, 412, 503)
-        def delete(self, contact_id: Any) -> Any:
-            """Erase a contact (a tombstone with only its id remains)."""
-            command = DeleteContact(
-                str(contact_id), expected_version=headers.expected_version(request)
-            )
-            return _accept(command)
-
+        ),
+        blp.response(202, AcceptedSchema, headers=UPSERT_HEADERS),
+        blp.doc(parameters=[IDEMPOTENCY_KEY, MATCH_ON]),
+        alt_responses(blp, *COMMON_ERRORS, 422),
+    )
+    blp.add_url_rule("", "Contacts", create, methods=["POST"])
+    blp.add_url_rule("/upsert", "Upsert", upsert, methods=["POST"])
+    blp.add_url_rule("/batch", "Batch", _documented_batch(blp), methods=["POST"])
+    blp.add_url_rule("/<uuid:contact_id>", "Contact", _contact_view(blp))
     return blp
 
 
-def _accept(command: Any) -> Any:
-    accepted = handlers.accept(
-        command,
-        _write_api().context,
-        correlation_id=current_request_id(),
-        traceparent=current_traceparent(),
+def _documented_batch(blp: Blueprint) -> Callable[..., Any]:
+    """``run_batch`` with its arguments and its OpenAPI documentation."""
+    return decorated(
+        run_batch,
+        blp.arguments(BatchBodySchema, description="1 to 100 operations."),
+        blp.doc(
+            requestBody={"content": {JSON: {"schema": BatchRequestSchema}}},
+            parameters=[BATCH_IDEMPOTENCY_KEY],
+        ),
+        blp.response(202, BatchResultsSchema, description=BATCH_202),
+        blp.alt_response(207, schema=BatchResultsSchema, description=BATCH_207),
+        blp.alt_response(
+            400, schema=BatchProblemSchema, description=BATCH_400, content_type=PROBLEM_JSON
+        ),
+        blp.alt_response(
+            503,
+            schema=BatchProblemSchema,
+            description=BATCH_503,
+            content_type=PROBLEM_JSON,
+            headers={"Retry-After": RETRY_AFTER},
+        ),
+        alt_responses(blp, 413, 415, 422),
     )
-    return _accepted(accepted)
 
 
-def _response_name(status: int) -> str:
-    return HTTPStatus(status).name
+def _contact_view(blp: Blueprint) -> type[MethodView]:
+    """The ``Contact`` view of ``/v1/contacts/{id}``: one Flask endpoint (one rate-limit name)
+    whose PUT, PATCH and DELETE are ``replace_contact``, ``patch_contact`` and
+    ``delete_contact``, each with its own arguments and OpenAPI documentation."""
+    put = decorated(
+        replace_contact,
+        blp.arguments(ContactWriteSchema, description="Every field of the contact."),
+        blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
+        blp.doc(parameters=[IF_MATCH]),
+        alt_responses(blp, *COMMON_ERRORS, 412),
+    )
+    patch = decorated(
+        patch_contact,
+        blp.arguments(
+            ContactPatchSchema,
+            content_type=MERGE_PATCH,
+            description="An RFC 7396 merge patch (also accepted as application/json).",
+        ),
+        blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
+        blp.doc(
+            parameters=[IF_MATCH],
+            requestBody={"content": {JSON: {"schema": ContactPatchSchema}}},
+        ),
+        alt_responses(blp, *COMMON_ERRORS, 412),
+    )
+    delete = decorated(
+        delete_contact,
+        blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
+        blp.doc(parameters=[IF_MATCH]),
+        alt_responses(blp, 400, 412, 503),
+    )
+    # staticmethod: the views are plain functions, which MethodView must not pass ``self``.
+    methods = {
+        "put": staticmethod(put),
+        "patch": staticmethod(patch),
+        "delete": staticmethod(delete),
+    }
+    return type("Contact", (MethodView,), methods)

@@ -22,23 +22,30 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Final, cast
 
-from flask import current_app, request
-from flask.views import MethodView
+from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
 from command_api.entrypoints import headers
 from command_api.entrypoints.errors import QUEUE_PROBLEM, QUEUE_RETRY_AFTER_S
-from command_api.entrypoints.schemas import ImportAcceptedSchema, ImportNotQueuedProblemSchema
+from command_api.entrypoints.route_docs import decorated
+from command_api.entrypoints.schemas import (
+    IMPORT_503,
+    IMPORT_IDEMPOTENCY_KEY,
+    IMPORT_LOCATION,
+    ImportAcceptedSchema,
+    ImportNotQueuedProblemSchema,
+    import_request_body,
+)
 from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.handlers import Context
 from command_api.service_layer.idempotency import upload_hasher
 from command_api.service_layer.imports import (
     ImportLimits,
     ImportNotQueued,
-    ImportReportStore,
     Upload,
     import_upload,
 )
+from command_api.service_layer.ports import ImportReportWriter
 from contacts_domain.imports import ImportFormat, ImportReport
 from contacts_exchange import ImportFormatError, ImportTooLarge
 from contacts_http import PROBLEM_JSON, ProblemError, current_request_id, problem_response
@@ -66,23 +73,6 @@ REPORT_PROBLEM: Final = "urn:contacts:problem:import-report-unavailable"
 _CHUNK: Final = 64 * 1024
 _SPOOL_IN_MEMORY: Final = 1024 * 1024
 
-_LOCATION: Final = {
-    "Location": {
-        "description": "The import's report on the query API (`GET /v1/imports/{import_id}`).",
-        "schema": {"type": "string", "format": "uri"},
-    }
-}
-_IDEMPOTENCY_KEY: Final = {
-    "in": "header",
-    "name": "Idempotency-Key",
-    "required": False,
-    "description": "1-255 visible ASCII characters, unique per import (a UUID is best). The "
-    "import id is derived from it: sending the same file again with the same key answers the "
-    "same import id and queues its records again, which the queue and the worker drop as "
-    "duplicates (the way to finish an import that answered 503). The same key with another "
-    "file (or format) answers 422. Remembered 24 h.",
-    "schema": {"type": "string", "maxLength": 255},
-}
 #: The end of the 503's detail when the queue failed part-way, with and without a key.
 _RETRY_WITH_KEY: Final = (
     "Send the same file again with the same Idempotency-Key to queue the rest without duplicates."
@@ -93,15 +83,6 @@ _RETRY_WITHOUT_KEY: Final = (
     "without an email would be created twice. Send imports with an Idempotency-Key (a new "
     "UUID per file) so that a retry queues only the rest."
 )
-_FILE: Final = {"type": "string", "format": "binary"}
-_REQUEST_BODY: Final = {
-    "required": True,
-    "description": "The address book, sent as the raw body (not a form): vCard 2.1, 3.0 or "
-    "4.0 (any mix, one file) or CSV with a header row (Google Contacts, Outlook, Thunderbird, "
-    "Yahoo columns). Any charset parameter is ignored: encodings are detected. At most "
-    "IMPORT_MAX_BYTES bytes (10 MB) and IMPORT_MAX_RECORDS records (10,000).",
-    "content": {media_type: {"schema": _FILE} for media_type in MEDIA_TYPES},
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +93,7 @@ class ImportApi:
     """
 
     context: Context
-    reports: ImportReportStore
+    reports: ImportReportWriter
     limits: ImportLimits
     query_api_base_url: str
 
@@ -121,8 +102,86 @@ def _import_api() -> ImportApi:
     return current_app.extensions[EXTENSION]  # type: ignore[no-any-return]
 
 
+def not_that_format(error: ImportFormatError) -> Response:
+    """400 ``FORMAT_PROBLEM``: the file is not of its media type's format."""
+    return problem_response(400, str(error), type_uri=FORMAT_PROBLEM)
+
+
+def too_many(error: ImportTooLarge) -> Response:
+    """413 ``TOO_LARGE_PROBLEM``: the file holds more records (or bytes) than the limits."""
+    return problem_response(413, _too_large_detail(error.limit), type_uri=TOO_LARGE_PROBLEM)
+
+
+def report_unavailable(_error: StoreUnavailable) -> Response:
+    """503 ``REPORT_PROBLEM`` with ``Retry-After``: the report could not be stored."""
+    return problem_response(
+        503,
+        "The import's report could not be stored; nothing was queued. Retry later.",
+        type_uri=REPORT_PROBLEM,
+        headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)},
+    )
+
+
+def not_queued(error: ImportNotQueued) -> Response:
+    """503 ``QUEUE_PROBLEM`` with the counts, ``Retry-After`` and the report's ``Location``:
+    the queue stopped taking the import part-way."""
+    report = error.report
+    return problem_response(
+        503,
+        f"The queue stopped taking the import: {report.accepted} records queued, "
+        f"{report.failed} not. " + (_RETRY_WITH_KEY if error.keyed else _RETRY_WITHOUT_KEY),
+        type_uri=QUEUE_PROBLEM,
+        headers={
+            "Retry-After": str(QUEUE_RETRY_AFTER_S),
+            "Location": _location(report.import_id),
+        },
+        extensions=_counts(report),
+    )
+
+
+def import_address_book() -> Any:
+    """Import an address book: vCard (`text/vcard`) or CSV (`text/csv`).
+
+    Needs the `contacts:import` scope. The whole file is read and validated first:
+    a file that is not of its media type's format answers 400, one over the limits
+    413, and nothing is queued. Then the report is stored and every valid record is
+    queued in file order: an upsert matched on its primary email (the file's
+    non-empty fields patch the contact holding that email, or create it), or a create
+    when the record has no email. Invalid records are skipped and listed, with their
+    position (card number, or CSV line), field and reason, in the report at
+    `Location` (`GET /v1/imports/{import_id}` on the query API, kept 7 days), which
+    also counts what the worker applied and rejected. A valid record may lose values
+    that break a rule (an invalid email, phone number or birthday is dropped, the rest
+    imported): `repaired` counts those records and the report lists each dropped value
+    as a warning (position, field, reason; never the value). An empty file is an empty
+    address book (202, zero records). The import is not atomic: when the queue fails
+    part-way, the answer is 503 with the counts, and sending the same file with the
+    same `Idempotency-Key` queues the rest (without a key, a retry queues every record
+    again).
+    """
+    file_format = _format()
+    api = _import_api()
+    key = headers.idempotency_key(request)
+    upload = _spool(file_format, api.limits.max_bytes)
+    try:
+        report = import_upload(
+            upload,
+            api.context,
+            api.reports,
+            api.limits,
+            correlation_id=current_request_id(),
+            traceparent=current_traceparent(),
+            idempotency_key=key,
+        )
+    finally:
+        upload.file.close()
+    body = {**_counts(report), "status": "queued"}
+    return body, 202, {"Location": _location(report.import_id)}
+
+
 def imports_blueprint() -> Blueprint:
-    """Return the blueprint of ``POST /v1/imports`` (endpoint ``IMPORT_ENDPOINT``)."""
+    """Return the blueprint of ``POST /v1/imports`` (endpoint ``IMPORT_ENDPOINT``): the view
+    ``import_address_book`` with its OpenAPI documentation, and the error handlers above."""
     blp = Blueprint(
         "imports",
         __name__,
@@ -131,97 +190,26 @@ def imports_blueprint() -> Blueprint:
         "before anything is queued; each valid record is queued as an upsert by its primary "
         "email (a create when it has none). Poll the report on the query API.",
     )
-
-    @blp.errorhandler(ImportFormatError)
-    def not_that_format(error: ImportFormatError) -> Any:
-        return problem_response(400, str(error), type_uri=FORMAT_PROBLEM)
-
-    @blp.errorhandler(ImportTooLarge)
-    def too_many(error: ImportTooLarge) -> Any:
-        return problem_response(413, _too_large_detail(error.limit), type_uri=TOO_LARGE_PROBLEM)
-
-    @blp.errorhandler(StoreUnavailable)
-    def report_unavailable(_error: StoreUnavailable) -> Any:
-        return problem_response(
-            503,
-            "The import's report could not be stored; nothing was queued. Retry later.",
-            type_uri=REPORT_PROBLEM,
-            headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)},
-        )
-
-    @blp.errorhandler(ImportNotQueued)
-    def not_queued(error: ImportNotQueued) -> Any:
-        report = error.report
-        return problem_response(
-            503,
-            f"The queue stopped taking the import: {report.accepted} records queued, "
-            f"{report.failed} not. " + (_RETRY_WITH_KEY if error.keyed else _RETRY_WITHOUT_KEY),
-            type_uri=QUEUE_PROBLEM,
-            headers={
-                "Retry-After": str(QUEUE_RETRY_AFTER_S),
-                "Location": _location(report.import_id),
-            },
-            extensions=_counts(report),
-        )
-
-    @blp.route("")
-    class Imports(MethodView):
-        @blp.response(202, ImportAcceptedSchema, headers=_LOCATION)
-        @blp.doc(parameters=[_IDEMPOTENCY_KEY], requestBody=_REQUEST_BODY)
-        @blp.alt_response(400, response="BAD_REQUEST")
-        @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
-        @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
-        @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
-        @blp.alt_response(
+    blp.register_error_handler(ImportFormatError, not_that_format)
+    blp.register_error_handler(ImportTooLarge, too_many)
+    blp.register_error_handler(StoreUnavailable, report_unavailable)
+    blp.register_error_handler(ImportNotQueued, not_queued)
+    view = decorated(
+        import_address_book,
+        blp.response(202, ImportAcceptedSchema, headers=IMPORT_LOCATION),
+        blp.doc(parameters=[IMPORT_IDEMPOTENCY_KEY], requestBody=import_request_body(MEDIA_TYPES)),
+        blp.alt_response(400, response="BAD_REQUEST"),
+        blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE"),
+        blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE"),
+        blp.alt_response(422, response="UNPROCESSABLE_ENTITY"),
+        blp.alt_response(
             503,
             schema=ImportNotQueuedProblemSchema,
             content_type=PROBLEM_JSON,
-            description="Nothing queued (the report could not be stored), or the queue "
-            "stopped taking the import part-way: then the problem carries `import_id` and the "
-            "counts. `Retry-After` says when to send the same file again with the same "
-            "`Idempotency-Key`. Without a key, sending it again is a new import that queues "
-            "every record again (records without an email are created twice): send imports "
-            "with an `Idempotency-Key`.",
-        )
-        def post(self) -> Any:
-            """Import an address book: vCard (`text/vcard`) or CSV (`text/csv`).
-
-            Needs the `contacts:import` scope. The whole file is read and validated first:
-            a file that is not of its media type's format answers 400, one over the limits
-            413, and nothing is queued. Then the report is stored and every valid record is
-            queued in file order: an upsert matched on its primary email (the file's
-            non-empty fields patch the contact holding that email, or create it), or a create
-            when the record has no email. Invalid records are skipped and listed, with their
-            position (card number, or CSV line), field and reason, in the report at
-            `Location` (`GET /v1/imports/{import_id}` on the query API, kept 7 days), which
-            also counts what the worker applied and rejected. A valid record may lose values
-            that break a rule (an invalid email, phone number or birthday is dropped, the rest
-            imported): `repaired` counts those records and the report lists each dropped value
-            as a warning (position, field, reason; never the value). An empty file is an empty
-            address book (202, zero records). The import is not atomic: when the queue fails
-            part-way, the answer is 503 with the counts, and sending the same file with the
-            same `Idempotency-Key` queues the rest (without a key, a retry queues every record
-            again).
-            """
-            file_format = _format()
-            api = _import_api()
-            key = headers.idempotency_key(request)
-            upload = _spool(file_format, api.limits.max_bytes)
-            try:
-                report = import_upload(
-                    upload,
-                    api.context,
-                    api.reports,
-                    api.limits,
-                    correlation_id=current_request_id(),
-                    traceparent=current_traceparent(),
-                    idempotency_key=key,
-                )
-            finally:
-                upload.file.close()
-            body = {**_counts(report), "status": "queued"}
-            return body, 202, {"Location": _location(report.import_id)}
-
+            description=IMPORT_503,
+        ),
+    )
+    blp.add_url_rule("", "Imports", view, methods=["POST"])
     return blp
 
 

@@ -1,4 +1,5 @@
-"""Marshmallow schemas of the write API: the shape of a body, documented in /openapi.json.
+"""Marshmallow schemas of the write API: the shape of a body, documented in /openapi.json;
+then the rest of that document the routes use: parameters, headers and response descriptions.
 
 They check types, unknown fields and the size limits of ``contacts_domain.limits`` (counted on
 the raw input; the domain counts them again after trimming and NFC). The canonical rules
@@ -8,7 +9,8 @@ and run on the raw body after these schemas pass. ``null`` and ``""`` clear a fi
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Final
 
 import marshmallow as ma
 from marshmallow import fields, validate
@@ -299,3 +301,113 @@ ImportAcceptedSchema = ma.Schema.from_dict(
 ImportNotQueuedProblemSchema = ProblemSchema.from_dict(
     _import_counts(required=False), name="ImportNotQueuedProblem"
 )
+
+
+# --- OpenAPI parameters, headers and response descriptions of the routes -----------------------
+
+#: The links of a ``202 Accepted`` write.
+ACCEPTED_HEADERS: Final = {
+    "Location": {
+        "description": "The contact on the query API (`GET` it once the operation is applied).",
+        "schema": {"type": "string", "format": "uri"},
+    },
+    "Operation-Location": {
+        "description": "The operation on the query API: `pending`, `applied` or `rejected`.",
+        "schema": {"type": "string", "format": "uri"},
+    },
+}
+#: An upsert's ``202`` links the operation only (the contact it writes is not known yet).
+UPSERT_HEADERS: Final = {"Operation-Location": ACCEPTED_HEADERS["Operation-Location"]}
+IF_MATCH: Final = {
+    "in": "header",
+    "name": "If-Match",
+    "required": False,
+    "description": 'One strong ETag `"<version>"` from the query API. A weak ETag or `"0"` '
+    "answers 412 at once; `*` or a list answers 400. A mismatch found by the worker ends the "
+    "operation `rejected` with reason `version_mismatch`.",
+    "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
+}
+IDEMPOTENCY_KEY: Final = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "1-255 visible ASCII characters, unique per create (a UUID is best). Retries "
+    "with the same key and body answer the same ids and create one contact; the same key "
+    "with another body answers 422. Remembered 24 h.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+BATCH_IDEMPOTENCY_KEY: Final = {
+    **IDEMPOTENCY_KEY,
+    "description": "1-255 visible ASCII characters, unique per batch (a UUID is best). The "
+    "ids of operation `i` are derived from the key and `i`: a retry with the same key and "
+    "body queues the same events again (SQS and the worker drop the duplicates) and answers "
+    "the same ids, so retrying a `207` or a `503` whole is safe. The same key with another "
+    "body answers 422. Remembered 24 h.",
+}
+MATCH_ON: Final = {
+    "in": "query",
+    "name": "match_on",
+    "required": False,
+    "description": "What identifies the contact: `email` (the only choice, and the default).",
+    "schema": {"type": "string", "enum": ["email"]},
+}
+RETRY_AFTER: Final = {
+    "description": "Seconds to wait before retrying.",
+    "schema": {"type": "integer", "minimum": 0},
+}
+BATCH_202: Final = (
+    "Every valid operation is durably queued (some operations may be `invalid`): one result "
+    "per operation, in order."
+)
+BATCH_207: Final = (
+    "Some operations were queued and some `failed` (the queue did not take them): retry the "
+    "failed ones, or the whole batch with its Idempotency-Key."
+)
+BATCH_400: Final = (
+    "The batch as a whole is refused (not a JSON object, no `operations`, not 1 to 100 of "
+    "them), or no operation is valid (`results` says why, item by item). Nothing is queued."
+)
+BATCH_503: Final = (
+    "Valid operations exist but none could be queued (`results`: `failed`); retry after "
+    "`Retry-After` seconds."
+)
+
+#: The ``Location`` of an import's ``202``.
+IMPORT_LOCATION: Final = {
+    "Location": {
+        "description": "The import's report on the query API (`GET /v1/imports/{import_id}`).",
+        "schema": {"type": "string", "format": "uri"},
+    }
+}
+IMPORT_IDEMPOTENCY_KEY: Final = {
+    "in": "header",
+    "name": "Idempotency-Key",
+    "required": False,
+    "description": "1-255 visible ASCII characters, unique per import (a UUID is best). The "
+    "import id is derived from it: sending the same file again with the same key answers the "
+    "same import id and queues its records again, which the queue and the worker drop as "
+    "duplicates (the way to finish an import that answered 503). The same key with another "
+    "file (or format) answers 422. Remembered 24 h.",
+    "schema": {"type": "string", "maxLength": 255},
+}
+IMPORT_503: Final = (
+    "Nothing queued (the report could not be stored), or the queue stopped taking the import "
+    "part-way: then the problem carries `import_id` and the counts. `Retry-After` says when to "
+    "send the same file again with the same `Idempotency-Key`. Without a key, sending it again "
+    "is a new import that queues every record again (records without an email are created "
+    "twice): send imports with an `Idempotency-Key`."
+)
+
+
+def import_request_body(media_types: Iterable[str]) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of an import: the raw file under each of ``media_types``."""
+    file = {"type": "string", "format": "binary"}
+    return {
+        "required": True,
+        "description": "The address book, sent as the raw body (not a form): vCard 2.1, 3.0 "
+        "or 4.0 (any mix, one file) or CSV with a header row (Google Contacts, Outlook, "
+        "Thunderbird, Yahoo columns). Any charset parameter is ignored: encodings are "
+        "detected. At most IMPORT_MAX_BYTES bytes (10 MB) and IMPORT_MAX_RECORDS records "
+        "(10,000).",
+        "content": {media_type: {"schema": file} for media_type in media_types},
+    }

@@ -27,6 +27,7 @@ from command_api.service_layer.handlers import Context, mark_pending, reserve_ke
 from command_api.service_layer.idempotency import derive_item_ids, fingerprint
 from contacts_domain import (
     Command,
+    ContactEvent,
     CreateContact,
     DeleteContact,
     OperationStatus,
@@ -131,45 +132,31 @@ def accept_batch(
         reserve_key(idempotency_key, batch_fingerprint(items), context)
 
     results: list[ItemResult | None] = [None] * len(items)
-    sent: list[tuple[int, Command]] = []
-    events = []
+    sent: list[tuple[int, Command, ContactEvent]] = []
     for index, item in enumerate(items):
         if isinstance(item, InvalidOperation):
             results[index] = ItemResult(index, "invalid", item.contact_id, None, item.errors)
             continue
         ids = derive_item_ids(idempotency_key, index) if idempotency_key is not None else None
         command = _command(item, ids.contact_id if ids else str(uuid.uuid4()))
-        events.append(
-            to_event(
-                command,
-                event_id=ids.event_id if ids else str(uuid.uuid4()),
-                operation_id=ids.operation_id if ids else str(uuid.uuid4()),
-                sequence=context.next_sequence(),
-                time=context.now(),
-                correlation_id=correlation_id,
-                traceparent=traceparent,
-            )
+        event = to_event(
+            command,
+            event_id=ids.event_id if ids else str(uuid.uuid4()),
+            operation_id=ids.operation_id if ids else str(uuid.uuid4()),
+            sequence=context.next_sequence(),
+            time=context.now(),
+            correlation_id=correlation_id,
+            traceparent=traceparent,
         )
-        sent.append((index, command))
+        sent.append((index, command, event))
 
+    events = [event for _index, _command, event in sent]
     outcomes = context.publisher.publish_batch(events) if events else []
     pending: list[OperationStatus] = []
-    for (index, command), event, outcome in zip(sent, events, outcomes, strict=True):
+    for (index, command, event), outcome in zip(sent, outcomes, strict=True):
+        results[index] = _sent_result(index, command.contact_id, event.operation_id, outcome)
         if outcome is None:
-            results[index] = ItemResult(index, "accepted", command.contact_id, event.operation_id)
             pending.append(OperationStatus(event.operation_id, command.contact_id, "pending"))
-        elif isinstance(outcome, EventTooLarge):
-            reason = (
-                f"Too large to queue ({outcome.size} bytes encoded, at most {outcome.limit}); "
-                "shorten the longest fields."
-            )
-            results[index] = ItemResult(
-                index, "invalid", command.contact_id, None, {"data": [reason]}
-            )
-        else:
-            results[index] = ItemResult(
-                index, "failed", command.contact_id, None, {QUEUE_ERROR_KEY: [_not_queued(outcome)]}
-            )
     mark_pending(pending, context)
     done = [result for result in results if result is not None]
     logger.info(
@@ -180,6 +167,22 @@ def accept_batch(
         sum(r.status == "failed" for r in done),
     )
     return done
+
+
+def _sent_result(
+    index: int, contact_id: str, operation_id: str, outcome: Exception | None
+) -> ItemResult:
+    """The result of the item at ``index`` whose event ``publish_batch`` reported as
+    ``outcome``: ``accepted`` (``None``), ``invalid`` (``EventTooLarge``) or ``failed``."""
+    if outcome is None:
+        return ItemResult(index, "accepted", contact_id, operation_id)
+    if isinstance(outcome, EventTooLarge):
+        reason = (
+            f"Too large to queue ({outcome.size} bytes encoded, at most {outcome.limit}); "
+            "shorten the longest fields."
+        )
+        return ItemResult(index, "invalid", contact_id, None, {"data": [reason]})
+    return ItemResult(index, "failed", contact_id, None, {QUEUE_ERROR_KEY: [_not_queued(outcome)]})
 
 
 def _command(item: BatchOperation, new_id: str) -> Command:

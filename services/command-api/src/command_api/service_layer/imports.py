@@ -32,7 +32,6 @@ import's report, which counts what the worker applied and rejected.
 
 from __future__ import annotations
 
-import abc
 import datetime as dt
 import logging
 import uuid
@@ -43,7 +42,7 @@ from typing import BinaryIO, Final
 from command_api.service_layer.errors import IdempotencyKeyReused, StoreUnavailable
 from command_api.service_layer.handlers import Context
 from command_api.service_layer.idempotency import derive_import
-from command_api.service_layer.ports import IdempotencyRecord
+from command_api.service_layer.ports import IdempotencyRecord, ImportReportWriter
 from contacts_domain import Command, ContactEvent, CreateContact, UpsertContact, to_event
 from contacts_domain.contact import primary_value
 from contacts_domain.imports import ImportFormat, ImportProblem, ImportReport, record_ids
@@ -56,18 +55,6 @@ CHUNK_SIZE: Final = 100
 
 Reader = Callable[..., Iterator[ImportRecord]]
 READERS: Final[dict[ImportFormat, Reader]] = {"vcard": read_vcards, "csv": read_csv}
-
-
-class ImportReportStore(abc.ABC):
-    """Import reports, kept ``IMPORT_REPORT_TTL_S`` seconds (7 days by default) under
-    ``redis_keys.import_key``; the query API's ``GET /v1/imports/{id}`` reads them."""
-
-    @abc.abstractmethod
-    def save(self, report: ImportReport) -> None:
-        """Store ``report`` (replacing any report of the same import), resetting its TTL.
-
-        Raises ``StoreUnavailable`` when the store does not answer in time.
-        """
 
 
 class ImportNotQueued(RuntimeError):
@@ -114,7 +101,7 @@ class Upload:
 def import_upload(
     upload: Upload,
     context: Context,
-    reports: ImportReportStore,
+    reports: ImportReportWriter,
     limits: ImportLimits,
     *,
     correlation_id: str | None,

@@ -9,6 +9,8 @@ import abc
 from dataclasses import dataclass
 from typing import Any
 
+from contacts_domain.imports import ImportReport
+
 
 @dataclass(frozen=True, slots=True)
 class IdempotencyRecord:
@@ -45,4 +47,17 @@ class IdempotencyStore(abc.ABC):
         Returns ``None`` when this call stored it, else the record stored first (atomic: of two
         concurrent calls exactly one gets ``None``). Raises ``StoreUnavailable`` when the store
         does not answer in time.
+        """
+
+
+class ImportReportWriter(abc.ABC):
+    """Writes import reports, kept ``IMPORT_REPORT_TTL_S`` seconds (7 days by default) under
+    ``redis_keys.import_key``; the query API's ``GET /v1/imports/{id}`` reads them (its
+    own port, ``query_api.service_layer.ports``)."""
+
+    @abc.abstractmethod
+    def save(self, report: ImportReport) -> None:
+        """Store ``report`` (replacing any report of the same import), resetting its TTL.
+
+        Raises ``StoreUnavailable`` when the store does not answer in time.
         """

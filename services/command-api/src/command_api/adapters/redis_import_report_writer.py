@@ -1,6 +1,6 @@
-"""Redis adapter of import reports: ``ImportReport.to_dict`` JSON under
+"""Redis adapter of the import report writer: ``ImportReport.to_dict`` JSON under
 ``redis_keys.import_key`` (``{prefix}import:{import id}``), the key the query API's
-``GET /v1/imports/{id}`` reads.
+``GET /v1/imports/{id}`` reads (its ``adapters/redis_import_report_reader.py``).
 
 A report is kept ``ttl_s`` seconds (``IMPORT_REPORT_TTL_S``, 7 days by default): like an
 operation status it cannot be rebuilt from PostgreSQL, which holds only what the worker applied
@@ -15,12 +15,13 @@ import json
 import redis
 
 from command_api.service_layer.errors import StoreUnavailable
-from command_api.service_layer.imports import ImportReportStore
+from command_api.service_layer.ports import ImportReportWriter
+from contacts_infra.redis_keys import import_key
 from contacts_domain.imports import ImportReport
 from contacts_infra.redis_keys import import_key
 
 
-class RedisImportReportStore(ImportReportStore):
+class RedisImportReportWriter(ImportReportWriter):
     """Import reports in Redis, expiring ``ttl_s`` seconds after their last write."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: int) -> None:
@@ -38,12 +39,3 @@ class RedisImportReportStore(ImportReportStore):
             self._client.set(key, value, ex=self._ttl_s)
         except redis.RedisError as exc:
             raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
-
-    def get(self, import_id: str) -> ImportReport | None:
-        """The stored report of ``import_id``, or ``None`` (unknown or expired). Raises
-        ``StoreUnavailable`` when Redis does not answer in time."""
-        try:
-            raw = self._client.get(import_key(self._prefix, import_id))
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc
-        return ImportReport.from_dict(json.loads(raw)) if raw else None
