@@ -23,6 +23,8 @@ from contacts_http.auth import (
     scopes,
 )
 from contacts_http.rate_limits import RateLimitSettings, RateLimitStorage
+from contacts_infra.redis_client import create_redis
+from contacts_infra.settings import RedisSettings
 from contacts_infra.settings import SettingsError as ConfigError
 from support.processes import free_port
 
@@ -54,7 +56,8 @@ def make_app(
 
     api.register_blueprint(blp)
     app.register_blueprint(health_blueprint({}))
-    storage = RateLimitStorage(redis_url, prefix, socket_timeout_s=0.25, connect_timeout_s=0.25)
+    client = create_redis(RedisSettings(redis_url=redis_url), client_name="rate-limit-test")
+    storage = RateLimitStorage(client, prefix)
     install_rate_limits(app, limits, storage, POLICY)
     return app
 

@@ -11,7 +11,8 @@ import pytest
 import redis
 
 from contacts_domain import OperationStatus
-from contacts_infra.operation_store import RedisOperationStore, StoreUnavailable
+from contacts_domain.ports import StoreUnavailable
+from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
 from contacts_infra.redis_keys import operation_key
 from contacts_infra.settings import RedisSettings

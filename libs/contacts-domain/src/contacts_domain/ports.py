@@ -20,6 +20,11 @@ from contacts_domain.ordering import ordering_key
 EARLIER_EVENT_FAILED: Final = "Not sent: an earlier event of the same contact was not sent."
 
 
+class StoreUnavailable(RuntimeError):
+    """A short-lived store (operation statuses, idempotency records, import reports) did not
+    answer in time; callers fail open where that is safe, else answer 503."""
+
+
 class PublishFailed(RuntimeError):
     """The event was not durably accepted by the queue (unreachable, timed out, refused)."""
 

@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 import limits
+import redis
 from flask import Flask, Response, request
 from flask_limiter import HeaderNames, Limiter
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from contacts_infra.settings import EnvSettings
 
@@ -91,13 +90,11 @@ class RateLimitSettings(EnvSettings):
 
 @dataclass(frozen=True, slots=True)
 class RateLimitStorage:
-    """Where counters live: a Redis URL, the key prefix of this API's counters, and the bound
-    on one Redis call (seconds)."""
+    """Where counters live: a Redis client (``contacts_infra.redis_client.create_redis``:
+    bounded calls, no retries) and the key prefix of this API's counters."""
 
-    redis_url: str
+    client: redis.Redis
     key_prefix: str
-    socket_timeout_s: float
-    connect_timeout_s: float
 
 
 def init_rate_limits(
@@ -126,11 +123,17 @@ def init_rate_limits(
     def limit_for_route() -> str:
         return overrides.get(request.endpoint or "", settings.default)
 
+    # The client's pool: its timeouts, and no retries (the in-memory fallback, not retries,
+    # rides out an outage).
+    options: dict[str, Any] = {
+        "connection_pool": storage.client.connection_pool,
+        "key_prefix": storage.key_prefix,
+    }
     limiter = Limiter(
         identity,
         default_limits=[limit_for_route],
-        storage_uri=storage.redis_url,
-        storage_options=_storage_options(storage),
+        storage_uri="redis://",
+        storage_options=options,
         strategy="fixed-window",
         headers_enabled=True,
         header_name_mapping={
@@ -160,18 +163,6 @@ def _public_headers(response: Response) -> Response:
     if response.status_code == 429 and retry_after is not None:
         response.headers["Retry-After"] = str(max(1, int(retry_after)))
     return response
-
-
-def _storage_options(storage: RateLimitStorage) -> dict[str, Any]:
-    return {
-        "key_prefix": storage.key_prefix,
-        "socket_timeout": storage.socket_timeout_s,
-        "socket_connect_timeout": storage.connect_timeout_s,
-        # One attempt per call: the in-memory fallback, not retries, rides out an outage.
-        "retry": Retry(NoBackoff(), 0),
-        "retry_on_timeout": False,
-        "health_check_interval": 0,
-    }
 
 
 def _check_limit(name: str, value: str) -> None:

@@ -15,12 +15,8 @@ from contextlib import contextmanager
 import redis
 
 from contacts_domain.operations import OperationStatus
-from contacts_domain.ports import OperationStore
+from contacts_domain.ports import OperationStore, StoreUnavailable
 from contacts_infra.redis_keys import operation_key
-
-
-class StoreUnavailable(RuntimeError):
-    """A short-lived store (Redis) did not answer in time; callers fail open where safe."""
 
 
 @contextmanager

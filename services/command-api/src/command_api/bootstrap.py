@@ -24,16 +24,14 @@ from typing import Any, Final
 from command_api.adapters.instrumented_publisher import InstrumentedPublisher, PublishMetrics
 from command_api.adapters.process_clock import ProcessClock
 from command_api.adapters.redis_import_report_writer import RedisImportReportWriter
-from command_api.adapters.redis_stores import (
-    RedisIdempotencyStore,
-    RedisOperationStore,
-    make_redis_client,
-)
+from command_api.adapters.redis_stores import RedisIdempotencyStore
 from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
 from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter
 from command_api.settings import Settings
 from contacts_domain.ports import EventPublisher, OperationStore
 from contacts_http.rate_limits import RateLimitStorage
+from contacts_infra.operation_store import RedisOperationStore
+from contacts_infra.redis_client import create_redis
 from contacts_telemetry.metrics import MetricsRegistry
 
 #: A readiness check: returns when its dependency answers, raises when it does not.
@@ -120,11 +118,7 @@ def build_ports(settings: Settings, *, metrics: MetricsRegistry, **injected: Any
 def _redis_ports(settings: Settings, checks: dict[str, Check]) -> dict[str, Any]:
     """The three Redis stores on one client (lazy: it connects on first command); adds the
     client's PING to ``checks`` as ``redis``."""
-    client = make_redis_client(
-        settings.redis_url,
-        socket_timeout_s=settings.redis_socket_timeout_s,
-        connect_timeout_s=settings.redis_connect_timeout_s,
-    )
+    client = create_redis(settings, client_name="command-api")
     checks["redis"] = client.ping
     prefix = settings.redis_prefix
     return {
@@ -139,11 +133,10 @@ def _redis_ports(settings: Settings, checks: dict[str, Check]) -> dict[str, Any]
 
 
 def rate_limit_storage(settings: Settings) -> RateLimitStorage:
-    """The rate limiter's counters: ``settings.redis_url`` under
-    ``{REDIS_PREFIX}ratelimit:command-api``, each call bounded like the stores' (seconds)."""
+    """The rate limiter's counters: Redis at ``settings.redis_url`` under
+    ``{REDIS_PREFIX}ratelimit:command-api``, through a client of its own from the shared factory
+    (bounded calls, no retries)."""
     return RateLimitStorage(
-        redis_url=settings.redis_url,
+        create_redis(settings, client_name="command-api-rate-limits"),
         key_prefix=f"{settings.redis_prefix}ratelimit:command-api",
-        socket_timeout_s=settings.redis_socket_timeout_s,
-        connect_timeout_s=settings.redis_connect_timeout_s,
     )

@@ -10,23 +10,20 @@ import uuid
 import pytest
 
 from command_api.adapters.redis_import_report_writer import RedisImportReportWriter
-from command_api.adapters.redis_stores import (
-    RedisIdempotencyStore,
-    RedisOperationStore,
-    make_redis_client,
-)
-from command_api.service_layer.errors import StoreUnavailable
+from command_api.adapters.redis_stores import RedisIdempotencyStore
 from command_api.service_layer.ports import IdempotencyRecord
 from contacts_domain import OperationStatus
-from contacts_infra.redis_keys import idempotency_key, import_key, operation_key
 from contacts_domain.imports import ImportProblem, ImportReport
+from contacts_domain.ports import StoreUnavailable
+from contacts_infra.operation_store import RedisOperationStore
+from contacts_infra.redis_client import create_redis
+from contacts_infra.redis_keys import idempotency_key, import_key, operation_key
+from contacts_infra.settings import RedisSettings
 
 
 @pytest.fixture
 def client(command_settings):
-    return make_redis_client(
-        command_settings.redis_url, socket_timeout_s=0.25, connect_timeout_s=0.25
-    )
+    return create_redis(command_settings, client_name="command-api-test")
 
 
 @pytest.fixture
@@ -34,8 +31,8 @@ def down_client():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    return make_redis_client(
-        f"redis://127.0.0.1:{port}/0", socket_timeout_s=0.25, connect_timeout_s=0.25
+    return create_redis(
+        RedisSettings(redis_url=f"redis://127.0.0.1:{port}/0"), client_name="command-api-test"
     )
 
 

@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 
 from command_api.adapters.sqs_publisher import message_size
 from command_api.entrypoints.app import create_app
-from command_api.service_layer.errors import EventTooLarge, StoreUnavailable
+from command_api.service_layer.errors import EventTooLarge
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from command_api.settings import Settings
 from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus
-from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
+from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed, StoreUnavailable
 from contacts_http.rate_limits import RateLimitSettings
 from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES, message_group_id
 from support.auth import TEST_AUTH, authorized

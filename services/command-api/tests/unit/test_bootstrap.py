@@ -12,12 +12,13 @@ from prometheus_client import generate_latest
 from command_api.adapters.instrumented_publisher import InstrumentedPublisher
 from command_api.adapters.process_clock import ProcessClock
 from command_api.adapters.redis_import_report_writer import RedisImportReportWriter
-from command_api.adapters.redis_stores import RedisIdempotencyStore, RedisOperationStore
+from command_api.adapters.redis_stores import RedisIdempotencyStore
 from command_api.adapters.sqs_publisher import SqsEventPublisher
 from command_api.bootstrap import build_ports, sqs_target
 from command_api.entrypoints.app import create_app
 from command_api.settings import Settings
 from contacts_domain import CreateContact, to_event
+from contacts_infra.operation_store import RedisOperationStore
 from contacts_telemetry.metrics import MetricsRegistry
 
 

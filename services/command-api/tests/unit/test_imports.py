@@ -22,12 +22,12 @@ from flask.testing import FlaskClient
 
 from command_api.adapters.sqs_publisher import message_size
 from command_api.entrypoints.app import create_app
-from command_api.service_layer.errors import EventTooLarge, StoreUnavailable
+from command_api.service_layer.errors import EventTooLarge
 from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter
 from command_api.settings import Settings, SettingsError
 from contacts_domain import ContactEvent, HybridLogicalClock
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
-from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed
+from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed, StoreUnavailable
 from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings

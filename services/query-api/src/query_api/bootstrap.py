@@ -113,13 +113,12 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
 
 
 def rate_limit_storage(settings: Settings) -> RateLimitStorage:
-    """Where the rate-limit counters live: Redis at ``settings.redis_url``, under
-    ``<redis_prefix>ratelimit:query-api``, each call bounded by the Redis socket timeouts."""
+    """The rate limiter's counters: Redis at ``settings.redis_url`` under
+    ``{REDIS_PREFIX}ratelimit:query-api``, through a client of its own from the shared factory
+    (bounded calls, no retries)."""
     return RateLimitStorage(
-        redis_url=settings.redis_url,
+        create_redis(settings, client_name="query-api-rate-limits"),
         key_prefix=f"{settings.redis_prefix}ratelimit:query-api",
-        socket_timeout_s=settings.redis_socket_timeout_s,
-        connect_timeout_s=settings.redis_connect_timeout_s,
     )
 
 

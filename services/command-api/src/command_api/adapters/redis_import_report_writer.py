@@ -14,10 +14,9 @@ import json
 
 import redis
 
-from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.ports import ImportReportWriter
-from contacts_infra.redis_keys import import_key
 from contacts_domain.imports import ImportReport
+from contacts_infra.operation_store import bounded_call
 from contacts_infra.redis_keys import import_key
 
 
@@ -35,7 +34,5 @@ class RedisImportReportWriter(ImportReportWriter):
         value a few hundred KB at worst."""
         key = import_key(self._prefix, report.import_id)
         value = json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":"))
-        try:
+        with bounded_call():
             self._client.set(key, value, ex=self._ttl_s)
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis: {type(exc).__name__}") from exc

@@ -36,7 +36,6 @@ from command_api.entrypoints.schemas import (
     ImportNotQueuedProblemSchema,
     import_request_body,
 )
-from command_api.service_layer.errors import StoreUnavailable
 from command_api.service_layer.handlers import Context
 from command_api.service_layer.idempotency import upload_hasher
 from command_api.service_layer.imports import (
@@ -47,6 +46,7 @@ from command_api.service_layer.imports import (
 )
 from command_api.service_layer.ports import ImportReportWriter
 from contacts_domain.imports import ImportFormat, ImportReport
+from contacts_domain.ports import StoreUnavailable
 from contacts_exchange import ImportFormatError, ImportTooLarge
 from contacts_http import PROBLEM_JSON, ProblemError, current_request_id, problem_response
 from contacts_http.observability import current_traceparent

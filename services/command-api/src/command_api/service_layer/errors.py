@@ -17,7 +17,3 @@ class EventTooLarge(ValueError):
 
 class IdempotencyKeyReused(ValueError):
     """An ``Idempotency-Key`` already used with a different request body; nothing was sent."""
-
-
-class StoreUnavailable(RuntimeError):
-    """A short-lived store (Redis) did not answer in time; callers fail open where safe."""

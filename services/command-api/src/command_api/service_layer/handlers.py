@@ -15,11 +15,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from command_api.service_layer.errors import IdempotencyKeyReused, StoreUnavailable
+from command_api.service_layer.errors import IdempotencyKeyReused
 from command_api.service_layer.idempotency import derive_ids, fingerprint
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from contacts_domain import Command, CreateContact, OperationStatus, UpsertContact, to_event
-from contacts_domain.ports import EventPublisher, OperationStore
+from contacts_domain.ports import EventPublisher, OperationStore, StoreUnavailable
 from contacts_telemetry.logs import bind_context
 
 logger = logging.getLogger(__name__)

@@ -39,13 +39,14 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from typing import BinaryIO, Final
 
-from command_api.service_layer.errors import IdempotencyKeyReused, StoreUnavailable
+from command_api.service_layer.errors import IdempotencyKeyReused
 from command_api.service_layer.handlers import Context
 from command_api.service_layer.idempotency import derive_import
 from command_api.service_layer.ports import IdempotencyRecord, ImportReportWriter
 from contacts_domain import Command, ContactEvent, CreateContact, UpsertContact, to_event
 from contacts_domain.contact import primary_value
 from contacts_domain.imports import ImportFormat, ImportProblem, ImportReport, record_ids
+from contacts_domain.ports import StoreUnavailable
 from contacts_exchange import FieldMessage, ImportRecord, read_csv, read_vcards
 
 logger = logging.getLogger(__name__)
