@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -32,6 +33,7 @@ from contacts_domain.ports import EventPublisher, OperationStore
 from contacts_http.rate_limits import RateLimitStorage
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
+from contacts_infra.settings import exit_on_error
 from contacts_telemetry.metrics import MetricsRegistry
 
 #: A readiness check: returns when its dependency answers, raises when it does not.
@@ -140,3 +142,10 @@ def rate_limit_storage(settings: Settings) -> RateLimitStorage:
         create_redis(settings, client_name="command-api-rate-limits"),
         key_prefix=f"{settings.redis_prefix}ratelimit:command-api",
     )
+
+
+def load_settings() -> Settings:
+    """The service's settings, read once from the process environment at start-up. Exits the
+    process (status 2) with one line on stderr naming the variable and the rule when one is
+    invalid (``contacts_infra.settings.exit_on_error``)."""
+    return exit_on_error(lambda: Settings.from_env(os.environ), "command-api")

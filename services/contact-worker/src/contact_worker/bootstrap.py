@@ -43,6 +43,7 @@ from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
 from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
+from contacts_infra.settings import exit_on_error
 from contacts_telemetry.logs import get_logger
 
 log = get_logger("contact_worker")
@@ -240,3 +241,10 @@ def server_engine(database_url: str) -> Engine:
     (``CREATE DATABASE`` cannot run in a transaction); dispose it after."""
     url = sa.engine.make_url(database_url)
     return sa.create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+
+
+def load_settings() -> Settings:
+    """The service's settings, read once from the process environment at start-up. Exits the
+    process (status 2) with one line on stderr naming the variable and the rule when one is
+    invalid (``contacts_infra.settings.exit_on_error``)."""
+    return exit_on_error(lambda: Settings.from_env(os.environ), "contact-worker")

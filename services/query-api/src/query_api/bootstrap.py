@@ -33,6 +33,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from contacts_http.rate_limits import RateLimitStorage
 from contacts_infra.redis_client import create_redis
+from contacts_infra.settings import exit_on_error
 from query_api.adapters.circuit_breaker import CircuitBreaker, NoBreaker
 from query_api.adapters.coalescing import CoalescingReadModel
 from query_api.adapters.redis_calls import RedisCalls
@@ -194,3 +195,10 @@ def _forget_pool(engine_ref: weakref.ref[Engine]) -> None:
     engine = engine_ref()
     if engine is not None:
         engine.dispose(close=False)
+
+
+def load_settings() -> Settings:
+    """The service's settings, read once from the process environment at start-up. Exits the
+    process (status 2) with one line on stderr naming the variable and the rule when one is
+    invalid (``contacts_infra.settings.exit_on_error``)."""
+    return exit_on_error(lambda: Settings.from_env(os.environ), "query-api")

@@ -9,12 +9,11 @@ request needs it (each gunicorn worker then opens its own connections).
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final
 
 from flask import Flask
 
-from command_api.bootstrap import Ports, build_ports
+from command_api.bootstrap import Ports, build_ports, load_settings
 from command_api.entrypoints.contacts import (
     BATCH_ENDPOINT,
     EXTENSION,
@@ -66,7 +65,7 @@ def create_app(
     metrics: MetricsRegistry | None = None,
     **injected_ports: Any,
 ) -> Flask:
-    """Build the app from ``settings`` (default: ``Settings.from_env(os.environ)``).
+    """Build the app from ``settings`` (default: ``bootstrap.load_settings()``, the environment).
 
     ``injected_ports`` replace real adapters by name (``publisher``, ``operations``,
     ``idempotency``, ``import_reports``, ``next_sequence``, ``now``, ``readiness_checks``,
@@ -82,7 +81,7 @@ def create_app(
     aggregates every gunicorn worker when ``PROMETHEUS_MULTIPROC_DIR`` is set; see
     ``gunicorn_conf``); every publisher is wrapped to time and count its sends.
     """
-    settings = settings or Settings.from_env(os.environ)
+    settings = settings or load_settings()
     configure_structlog(SERVICE)
     metrics = metrics or MetricsRegistry()
     ports = build_ports(settings, metrics=metrics, **injected_ports)

@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> None:
     """Run one command; a purge shorter than ``MIN_RETENTION_DAYS`` is a usage error (exit 2)."""
     cli = parser()
     args = cli.parse_args(argv)
-    settings = Settings.from_env(os.environ)
+    settings = bootstrap.load_settings()
     if args.command == "check-alive":
         check_alive(settings)
     elif args.command == "create-database":

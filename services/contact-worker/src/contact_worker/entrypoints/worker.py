@@ -38,7 +38,7 @@ log = get_logger("contact_worker")
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``celery worker``; extra arguments (``-c 4 --pool prefork``) are passed through."""
-    settings = Settings.from_env(os.environ)
+    settings = bootstrap.load_settings()
     configure_logging(SERVICE, level=settings.log_level)
     setup_logging.connect(_keep_our_logging, weak=False)
     _prepare_metrics_dir()

@@ -7,7 +7,6 @@ gunicorn runs ``'query_api.entrypoints.app:create_app()'``. Importing this modul
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final
 
 from flask import Flask, Response, current_app
@@ -92,7 +91,7 @@ def create_app(
     ``X-Content-Type-Options: nosniff``, and ``Cache-Control: no-store`` unless the route sets
     its own ETag-based policy; CORS follows ``settings.cors_*``.
     """
-    settings = settings or Settings.from_env(os.environ)
+    settings = settings or bootstrap.load_settings()
     configure_structlog(SERVICE)
     metrics = metrics or MetricsRegistry()
     ports = bootstrap.build_ports(settings, **injected_ports)
