@@ -1,7 +1,7 @@
 """Session fixtures shared by every package's tests: real PostgreSQL, Redis and SQS, isolated.
 
 Each test run gets its own database (migrated), Redis key prefix and SQS queues, so runs cannot
-see each other's data (DESIGN.md §7). An SQS-compatible server already serving at
+see each other's data (docs/architecture.md §7). An SQS-compatible server already serving at
 ``TEST_SQS_ENDPOINT_URL`` (default: the one ``make up`` starts) is reused; otherwise LocalStack
 is started for the session on a free port and stopped afterwards.
 """

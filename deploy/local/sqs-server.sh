@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Start LocalStack's SQS on 127.0.0.1:${SQS_PORT:-4566} in the foreground, from its own virtualenv,
-# with the settings DESIGN.md §8 measured on this machine (no Docker, nothing written outside
+# with the settings docs/architecture.md §8 measured on this machine (no Docker, nothing written outside
 # ${SQS_DATA_DIR}). Usage: deploy/local/sqs-server.sh   (make up runs it in the background)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)

@@ -1,4 +1,5 @@
-"""DESIGN.md §5.3 and case C24: the final state is the in-order state, whatever the delivery."""
+"""docs/architecture.md §5.3 and case C24: the final state is the in-order state, whatever the
+delivery."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """A prefork pool child SIGKILLed mid-task: its message is redelivered and applied, and the
-worker's main process lives on and keeps consuming (DESIGN.md §5.1, "a killed worker means
+worker's main process lives on and keeps consuming (docs/architecture.md §5.1, "a killed worker
+means
 redelivery, not loss").
 
 With ``task_reject_on_worker_lost`` Celery rejects the lost task's message with requeue, and

@@ -41,7 +41,8 @@ def cached_contact(client: redis.Redis, prefix: str, contact_id: str) -> tuple[i
 
 
 def cache_agrees(client: redis.Redis, prefix: str, engine: sa.Engine, contact_id: str) -> bool:
-    """Redis holds nothing for the contact, or exactly what PostgreSQL holds (DESIGN.md §5.5)."""
+    """Redis holds nothing for the contact, or exactly what PostgreSQL holds (docs/architecture.md
+    §5.5)."""
     cached = cached_contact(client, prefix, contact_id)
     if cached is None:
         return True

@@ -1,4 +1,5 @@
-"""Properties of the apply rules (DESIGN.md §5.3): in-order application is plain last-write
+"""Properties of the apply rules (docs/architecture.md §5.3): in-order application is plain
+last-write
 semantics, and ``replay`` of a history collected in any order gives the in-order result.
 
 The handler-level property (any delivery order, with duplicates, through ``handle_event``) is in

@@ -1,6 +1,6 @@
 """contacts_domain: the Contact aggregate, value objects, commands, events and ports.
 
-Pure Python: no Flask, Celery, SQLAlchemy, redis or boto3 (DESIGN.md §1).
+Pure Python: no Flask, Celery, SQLAlchemy, redis or boto3 (docs/architecture.md §1).
 """
 
 from contacts_domain.aggregate import (

@@ -1,4 +1,4 @@
-"""The Contact aggregate and the rules that apply its events (DESIGN.md §5.3).
+"""The Contact aggregate and the rules that apply its events (docs/architecture.md §5.3).
 
 A contact's events must take effect in sequence order: the order in which the command API
 accepted them (``sequence``, a hybrid logical clock reading). SQS FIFO delivers a contact's
@@ -139,7 +139,8 @@ def replay(
     Used when an event arrives after a newer one of the same contact was applied (a
     redelivery, or two messages of one FIFO group processed at once): ``history`` holds every
     event of the contact, the late one included. The result is exactly what applying the
-    accepted commands once, in order, gives (DESIGN.md §5.3): the visible fields, whether the
+    accepted commands once, in order, gives (docs/architecture.md §5.3): the visible fields,
+    whether the
     contact exists, and the outcome of each event. ``email_taken(key)`` says whether another
     live contact holds a primary email (case-folded); a conditional write keeps its original
     verdict, since the client's ``If-Match`` spoke of the version it had seen then. ``state``

@@ -1,4 +1,5 @@
-"""Contact events and their CloudEvents 1.0 JSON envelope (structured mode), DESIGN.md §3."""
+"""Contact events and their CloudEvents 1.0 JSON envelope (structured mode), docs/architecture.md
+§3."""
 
 from __future__ import annotations
 
@@ -76,7 +77,7 @@ class ContactEvent:
     import_id: str | None = None
 
     def to_cloudevent(self) -> dict[str, Any]:
-        """Return the envelope as a JSON-ready dict (DESIGN.md §3); ``traceparent`` and
+        """Return the envelope as a JSON-ready dict (docs/architecture.md §3); ``traceparent`` and
         ``importid`` only when known (CloudEvents omits absent extension attributes)."""
         envelope: dict[str, Any] = {
             "specversion": SPEC_VERSION,

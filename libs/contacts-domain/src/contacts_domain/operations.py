@@ -1,4 +1,4 @@
-"""Operation status: what a client polls after a ``202 Accepted`` (DESIGN.md §5.6)."""
+"""Operation status: what a client polls after a ``202 Accepted`` (docs/architecture.md §5.6)."""
 
 from __future__ import annotations
 

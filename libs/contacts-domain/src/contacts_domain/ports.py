@@ -164,7 +164,7 @@ class UnitOfWork(abc.ABC):
 
 class ContactCache(abc.ABC):
     """The read cache of contacts. Writes are version-guarded: an older version never replaces a
-    newer one or a tombstone (DESIGN.md §5.5)."""
+    newer one or a tombstone (docs/architecture.md §5.5)."""
 
     @abc.abstractmethod
     def put(self, state: ContactState) -> bool:

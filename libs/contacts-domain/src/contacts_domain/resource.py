@@ -1,6 +1,7 @@
 """The read model's JSON form of a contact, shared by the worker (cache writes) and the query API.
 
-DESIGN.md §4: the cache holds exactly what the query API would build from PostgreSQL, so both
+docs/architecture.md §4: the cache holds exactly what the query API would build from PostgreSQL, so
+both
 sides build it here.
 """
 

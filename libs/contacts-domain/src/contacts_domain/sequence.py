@@ -1,6 +1,7 @@
 """Per-contact ordering keys: a hybrid logical clock (HLC).
 
-DESIGN.md §5.3: each event carries a ``sequence`` so the worker can put a contact's events in the
+docs/architecture.md §5.3: each event carries a ``sequence`` so the worker can put a contact's
+events in the
 order the command API accepted them, whatever order SQS and Celery deliver them in. A sequence
 is the HLC reading of the command API process that accepted the command, written as
 ``"<µs since epoch, 16 hex>.<node>"``.

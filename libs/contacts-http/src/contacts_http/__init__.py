@@ -1,4 +1,4 @@
-"""contacts_http: the Flask pieces both contacts APIs share (DESIGN.md §6).
+"""contacts_http: the Flask pieces both contacts APIs share (docs/architecture.md §6).
 
 Usage in an app factory::
 

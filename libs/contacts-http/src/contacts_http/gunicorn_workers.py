@@ -1,4 +1,5 @@
-"""gunicorn workers whose own refusals are RFC 9457 problems, like every other error (DESIGN.md §6).
+"""gunicorn workers whose own refusals are RFC 9457 problems, like every other error
+(docs/architecture.md §6).
 
 gunicorn refuses some requests before the app sees them and answers with an HTML page: a request
 line longer than ``limit_request_line`` (4094 bytes by default) with 414, and more or larger

@@ -1,4 +1,4 @@
-"""Liveness (``/healthz``) and readiness (``/readyz``) endpoints (DESIGN.md §6).
+"""Liveness (``/healthz``) and readiness (``/readyz``) endpoints (docs/architecture.md §6).
 
 ``/healthz`` answers ``200 {"status": "ok"}`` as long as the process serves requests; it never
 touches a dependency, so a database outage does not get every pod restarted. ``/readyz`` runs

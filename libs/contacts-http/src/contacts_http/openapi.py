@@ -1,5 +1,5 @@
 """flask-smorest settings both APIs share: OpenAPI 3.1 at ``/openapi.json``, Swagger UI at
-``/docs`` (DESIGN.md §6)."""
+``/docs`` (docs/architecture.md §6)."""
 
 from __future__ import annotations
 

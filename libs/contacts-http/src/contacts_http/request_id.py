@@ -1,7 +1,7 @@
 """Request ids: ``X-Request-ID`` from the client (or a new uuid4), echoed on every response.
 
 The id is what ties one request's log lines, its problem response and the events it produced
-(``correlationid``) together (DESIGN.md §6). A client value is kept only when it is 1–128
+(``correlationid``) together (docs/architecture.md §6). A client value is kept only when it is 1–128
 characters of ``A-Z a-z 0-9 . _ : -``; anything else is replaced by a fresh uuid4 so a header
 cannot inject text into logs.
 """

@@ -18,7 +18,8 @@ Keys (``prefix`` configurable, e.g. ``contacts:``):
   (milliseconds, the query API's longest database read) frees the key if the holder dies.
 
 Every write of a contact goes through ``GUARDED_SET_LUA`` (run with EVALSHA/EVAL), so an older
-version never replaces a newer one or a newer tombstone, whichever process writes (DESIGN.md
+version never replaces a newer one or a newer tombstone, whichever process writes
+(docs/architecture.md
 §5.5): the worker after its commit, the query API when it refills a miss from PostgreSQL and
 when, after a Redis outage, it repairs the entries of the contacts changed meanwhile.
 """

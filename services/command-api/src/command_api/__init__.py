@@ -1,1 +1,1 @@
-"""command_api: the write side of the contacts platform (DESIGN.md §1)."""
+"""command_api: the write side of the contacts platform (docs/architecture.md §1)."""

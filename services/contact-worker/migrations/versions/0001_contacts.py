@@ -16,7 +16,7 @@ depends_on = None
 
 # Every index covers live contacts only (deleted ones are tombstones nobody lists or searches).
 LIVE_INDEXES = (
-    # One live contact per canonical primary email (DESIGN.md §4).
+    # One live contact per canonical primary email (docs/architecture.md §4).
     "CREATE UNIQUE INDEX contacts_live_email_key ON contacts (email_key) WHERE alive",
     # Keyset pagination: (sort key, id), the id as the unique tie-breaker.
     "CREATE INDEX contacts_live_created ON contacts (created_at, id) WHERE alive",

@@ -1,4 +1,5 @@
-"""DESIGN.md §5.2–5.3 through the real handler: whatever order and however often a contact's
+"""docs/architecture.md §5.2–5.3 through the real handler: whatever order and however often a
+contact's
 events are delivered, the final state equals delivering each event once, in the order the
 command API accepted them, and so does every operation's outcome after the contact's last
 applied delete (before it, the erasure rule of ``handlers`` makes recorded outcomes final and

@@ -1,4 +1,4 @@
-"""query_api: the read side of the contacts platform (DESIGN.md §1, §6).
+"""query_api: the read side of the contacts platform (docs/architecture.md §1, §6).
 
 Cache-first contact reads, keyset-paginated lists and searches, and operation status, served by
 Flask under gunicorn. Read only: its database role has SELECT only. Nothing connects at import;

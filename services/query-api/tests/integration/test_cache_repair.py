@@ -1,4 +1,5 @@
-"""After a Redis outage no stale entry is served (cases C18; DESIGN.md §5.5), on real Redis and
+"""After a Redis outage no stale entry is served (cases C18; docs/architecture.md §5.5), on real
+Redis and
 PostgreSQL with a fault proxy between the app and Redis.
 
 The stale entry: the contact was cached at v1 before the outage; during it the worker committed

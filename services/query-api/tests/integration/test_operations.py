@@ -1,4 +1,4 @@
-"""``GET /v1/operations/{id}`` against real Redis and PostgreSQL (DESIGN.md §5.6)."""
+"""``GET /v1/operations/{id}`` against real Redis and PostgreSQL (docs/architecture.md §5.6)."""
 
 from __future__ import annotations
 

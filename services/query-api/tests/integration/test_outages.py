@@ -1,4 +1,5 @@
-"""Dependencies down or hanging: bounded answers, never a hang (cases C18; DESIGN.md §5.5).
+"""Dependencies down or hanging: bounded answers, never a hang (cases C18; docs/architecture.md
+§5.5).
 
 Time bounds asserted here are generous multiples of the configured timeouts (0.25 s for Redis
 by default, 2 s to connect to PostgreSQL), so they hold on a loaded CI machine yet fail loudly

@@ -1,4 +1,4 @@
-"""The HTTP contract of the query API, with fakes behind it (DESIGN.md §6)."""
+"""The HTTP contract of the query API, with fakes behind it (docs/architecture.md §6)."""
 
 from __future__ import annotations
 

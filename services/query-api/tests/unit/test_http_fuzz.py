@@ -1,4 +1,5 @@
-"""Never a 500 for bad input (DESIGN.md §6): arbitrary query strings and ids, with fakes behind."""
+"""Never a 500 for bad input (docs/architecture.md §6): arbitrary query strings and ids, with fakes
+behind."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A miss storm on one id reads the database once, across processes (DESIGN.md §5.5).
+"""A miss storm on one id reads the database once, across processes (docs/architecture.md §5.5).
 
 Two "processes" are two ``CoalescingReadModel``s (one per process in production) over one
 counting read model, sharing one cache with refill leases (Redis is shared by every process).

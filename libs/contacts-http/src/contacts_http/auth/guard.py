@@ -155,7 +155,8 @@ def _authenticate() -> _Outcome:
         except (InvalidToken, AuthUnavailable) as exc:
             outcome = _Outcome(error=exc, bearer=True)
         except Exception:
-            # Client input must never make a 500 (DESIGN.md §6): a token that trips a library
+            # Client input must never make a 500 (docs/architecture.md §6): a token that trips a
+            # library
             # bug is refused like any other bad token; the traceback goes to the log.
             logger.exception("authenticator failed on a token")
             outcome = _Outcome(error=InvalidToken("The token is not valid."), bearer=True)

@@ -4,7 +4,7 @@
 
 A report is kept ``ttl_s`` seconds (``IMPORT_REPORT_TTL_S``, 7 days by default): like an
 operation status it cannot be rebuilt from PostgreSQL, which holds only what the worker applied
-or rejected (DESIGN.md §4 allows such short-lived records). Every call is bounded by the
+or rejected (docs/architecture.md §4 allows such short-lived records). Every call is bounded by the
 client's socket timeouts; a Redis error or timeout becomes ``StoreUnavailable``.
 """
 

@@ -1,6 +1,7 @@
 """The SQS publisher: a Celery app used only as a producer of ``contacts.apply_event`` tasks.
 
-DESIGN.md §3 and docs/contracts.md: one positional argument (the CloudEvents envelope), queue
+docs/architecture.md §3 and docs/contracts.md: one positional argument (the CloudEvents envelope),
+queue
 ``SQS_QUEUE_NAME`` (a FIFO queue known through ``predefined_queues``, never created here),
 ``MessageGroupId`` = contact id, ``MessageDeduplicationId`` = event id.
 

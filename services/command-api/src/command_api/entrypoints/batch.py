@@ -122,7 +122,8 @@ def parse_items(raws: Sequence[Any], *, default_region: str) -> list[BatchItem]:
     a contact that an earlier valid item of the batch writes is invalid (``CHAINED_IF_MATCH``).
 
     Why: ``If-Match`` speaks of a version the client has seen. One a batch would produce is
-    a guess, and the worker may take two messages of one contact at once (DESIGN.md §5.3),
+    a guess, and the worker may take two messages of one contact at once (docs/architecture.md
+    §5.3),
     judging the later conditional write against the version before the earlier write; it
     keeps that verdict when it puts the two back in order, so the outcome would depend on
     timing.

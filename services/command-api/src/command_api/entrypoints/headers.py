@@ -2,7 +2,7 @@
 
 ``If-Match`` (RFC 9110 §13.1.1) takes exactly one strong ETag ``"<version>"``, the ETag the query
 API serves. It becomes the command's ``expected_version``; the worker compares it in the
-transaction that writes (DESIGN.md §5.4). Decisions, documented in the OpenAPI document:
+transaction that writes (docs/architecture.md §5.4). Decisions, documented in the OpenAPI document:
 
 - a weak ETag (``W/"3"``) can never match under the strong comparison If-Match uses, and
   ``"0"`` is no version a contact ever has: both answer 412 at once, nothing enqueued;

@@ -3,8 +3,9 @@
 A batch is not atomic. Every item was validated on its own by the entrypoint; the valid ones
 become events, sequenced in item order (``Context.next_sequence``), and go to the queue in one
 ``EventPublisher.publish_batch`` call, which keeps them in order per message group and holds
-back the later events of a group once one of its events was not sent (DESIGN.md §5.3). Each
-item then gets its own result: ``accepted`` (durably queued, DESIGN.md §5.1), ``invalid``
+back the later events of a group once one of its events was not sent (docs/architecture.md §5.3).
+Each
+item then gets its own result: ``accepted`` (durably queued, docs/architecture.md §5.1), ``invalid``
 (refused before sending, or too large for an SQS message) or ``failed`` (the queue did not take
 it; retrying is safe).
 

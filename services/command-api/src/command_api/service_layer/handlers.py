@@ -1,6 +1,6 @@
 """Accepting commands: turn a validated command into an event, enqueue it, record it pending.
 
-A command is accepted only once its event is durably in the queue (DESIGN.md §5.1): the
+A command is accepted only once its event is durably in the queue (docs/architecture.md §5.1): the
 publisher returns, or it raises and nothing is accepted. Recording the operation as pending
 afterwards is best effort, since the event is already durable and the worker records the
 outcome anyway.

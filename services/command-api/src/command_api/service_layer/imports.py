@@ -11,7 +11,8 @@ reader of its format:
    ``max_records``) propagate: nothing is queued.
 2. The ``Idempotency-Key`` is reserved (the fingerprint of the upload), then the
    ``ImportReport`` (state ``queued``) is stored **before** anything is queued, so every queued
-   event has a report the query API can serve (DESIGN.md §5.1: what is accepted is reported).
+   event has a report the query API can serve (docs/architecture.md §5.1: what is accepted is
+   reported).
 3. **Queue pass**: the file is read again and each valid record becomes a command, in file
    order: ``UpsertContact`` (matched on the primary email) when it has a primary email, else
    ``CreateContact``; ids from ``record_ids(import_id, position)``, a sequence from

@@ -2,7 +2,7 @@
 
 Queues are infrastructure (Terraform in AWS); this module creates the same shape on a local
 SQS-compatible server for ``make up`` and the tests. kombu must not create them: its
-``visibility_timeout`` transport option only applies to queues it creates (DESIGN.md §8).
+``visibility_timeout`` transport option only applies to queues it creates (docs/architecture.md §8).
 """
 
 from __future__ import annotations

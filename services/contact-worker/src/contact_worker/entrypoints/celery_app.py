@@ -1,4 +1,4 @@
-"""The Celery application of the worker, configured for SQS per DESIGN.md §8."""
+"""The Celery application of the worker, configured for SQS per docs/architecture.md §8."""
 
 from __future__ import annotations
 
@@ -78,7 +78,8 @@ def create_celery(
     """Return a Celery app that consumes ``settings.queue_name`` and applies contact events
     with ``apply_contact_event``, registered as ``APPLY_EVENT_TASK``.
 
-    Delivery settings, each for a reason measured on this stack (DESIGN.md §8): late acks, and
+    Delivery settings, each for a reason measured on this stack (docs/architecture.md §8): late
+    acks, and
     no ack on failure or on a lost worker, so a message is deleted only after its transaction
     committed and anything else is redelivered and, after ``max_receive_count`` receives, moved
     to the dead-letter queue by SQS; predefined queues so kombu never creates a queue; a backoff

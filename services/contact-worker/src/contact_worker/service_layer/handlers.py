@@ -14,7 +14,8 @@ leaves the contact absent and empty whatever came before it, so:
   (``aggregate.replay_erased``): ``not_found`` wherever the contact did not exist, recorded
   data rejections (``name_required``, ``email_conflict``) kept, ``applied`` otherwise.
 
-The visible state is still exactly that of applying the accepted commands in order (DESIGN.md
+The visible state is still exactly that of applying the accepted commands in order
+(docs/architecture.md
 §5.3); only data-dependent outcomes of events before an applied delete may differ from the
 in-order ones (a rejection that a late event would have caused or lifted).
 """

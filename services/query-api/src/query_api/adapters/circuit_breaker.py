@@ -1,4 +1,4 @@
-"""A small, thread-safe circuit breaker guarding Redis calls (DESIGN.md §5.5, cases C18).
+"""A small, thread-safe circuit breaker guarding Redis calls (docs/architecture.md §5.5, cases C18).
 
 Closed: calls pass. After ``failure_threshold`` consecutive outage failures it opens: calls are
 refused at once (no socket timeout paid) for ``reset_timeout_s`` seconds. Then it admits exactly

@@ -1,6 +1,7 @@
 """Single-flight reads: concurrent misses on one contact id read PostgreSQL once per process.
 
-DESIGN.md §5.5 asks that a miss storm on one key does not become one database read per request.
+docs/architecture.md §5.5 asks that a miss storm on one key does not become one database read per
+request.
 Across processes the refill lease (``redis_contact_cache``) lets one request read while the
 others wait for its cache entry; this layer covers what the lease does not: the threads of one
 process that read the same id together (Redis down, or a wait past its bound) wait for the

@@ -1,7 +1,8 @@
 """Cache outcome metrics of the query API: ``contact_cache_lookups_total{outcome}``.
 
 Every response that answers from the contact cache path carries ``X-Cache: hit | miss |
-bypass`` (DESIGN.md §6): a hit was served by Redis, a miss by PostgreSQL (and the cache was
+bypass`` (docs/architecture.md §6): a hit was served by Redis, a miss by PostgreSQL (and the cache
+was
 refilled), a bypass by PostgreSQL because Redis was unavailable. The header is the one place
 that outcome is decided, so it is counted from there, after the response is built.
 """

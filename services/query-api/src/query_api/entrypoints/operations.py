@@ -1,4 +1,4 @@
-"""``GET /v1/operations/{id}``: what became of an accepted command (DESIGN.md §5.6)."""
+"""``GET /v1/operations/{id}``: what became of an accepted command (docs/architecture.md §5.6)."""
 
 from __future__ import annotations
 

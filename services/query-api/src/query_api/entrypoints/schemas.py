@@ -189,7 +189,7 @@ class ContactPageSchema(ma.Schema):
 
 
 class OperationSchema(ma.Schema):
-    """Status of an accepted command (DESIGN.md §5.6)."""
+    """Status of an accepted command (docs/architecture.md §5.6)."""
 
     operation_id = ma.fields.UUID()
     contact_id = ma.fields.UUID()

@@ -67,7 +67,8 @@ class ReadThroughContactCache(abc.ABC):
     @abc.abstractmethod
     def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
         """Cache ``body`` (``None`` = tombstone) at ``version`` unless the cache already holds
-        that version or a newer one, or a newer tombstone (DESIGN.md §5.5). Returns whether it
+        that version or a newer one, or a newer tombstone (docs/architecture.md §5.5). Returns
+        whether it
         wrote. Raises ``CacheUnavailable``."""
 
     @abc.abstractmethod
