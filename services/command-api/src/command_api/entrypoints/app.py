@@ -44,6 +44,7 @@ from command_api.settings import Settings
 from contacts_domain.ports import EventPublisher, OperationStore
 from contacts_http import (
     ProblemApi,
+    docs_blueprint,
     health_blueprint,
     init_body_limit,
     init_request_id,
@@ -184,6 +185,7 @@ def create_app(
         query_api_base_url=settings.query_api_base_url,
     )
     api.register_blueprint(imports_blueprint())
+    app.register_blueprint(docs_blueprint("Contacts command API"))
     app.register_blueprint(
         health_blueprint(
             checks if readiness_checks is None else readiness_checks,

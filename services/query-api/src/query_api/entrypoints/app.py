@@ -11,7 +11,13 @@ from typing import Any, Final
 
 from flask import Flask, Response
 
-from contacts_http import ProblemApi, init_request_id, openapi_config, problem_response
+from contacts_http import (
+    ProblemApi,
+    docs_blueprint,
+    init_request_id,
+    openapi_config,
+    problem_response,
+)
 from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
 from contacts_http.observability import HttpMetrics, init_observability
 from contacts_http.rate_limits import RateLimitStorage
@@ -104,6 +110,7 @@ def create_app(
     api.register_blueprint(contacts_blueprint())
     api.register_blueprint(operations_blueprint())
     api.register_blueprint(imports_blueprint())
+    app.register_blueprint(docs_blueprint("Contacts query API"))
     app.register_blueprint(
         health_blueprint(
             ports.required_checks,
