@@ -24,7 +24,7 @@ PY
 }
 
 answers() {  # answers HOST PORT: something accepts TCP connections there (2 s at most)
-  timeout 2 bash -c ': >"/dev/tcp/$1/$2"' 2>/dev/null
+  timeout 2 bash -c ': >"/dev/tcp/$1/$2"' - "$1" "$2" 2>/dev/null
 }
 
 is_loopback() {  # is_loopback HOST

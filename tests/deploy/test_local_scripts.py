@@ -229,3 +229,37 @@ def test_an_unknown_embedded_servers_value_is_an_error(tmp_path: Path) -> None:
 
     assert result.returncode == 1
     assert "EMBEDDED_SERVERS must be auto, always or never, not 'sometimes'" in result.stderr
+
+
+def plan_for(run_dir: Path, mode: str, port: int, default_port: int) -> str:
+    """What ``server_plan`` (deploy/local/embedded.sh) decides for PostgreSQL at 127.0.0.1:port
+    when the default address is 127.0.0.1:default_port."""
+    done = run_lib(
+        run_dir,
+        f'root="{ROOT}"; bin="{ROOT}/.venv/bin"; source "{ROOT}/deploy/local/embedded.sh"\n'
+        f"EMBEDDED_SERVERS={mode}; server_plan postgres PostgreSQL DATABASE_URL 127.0.0.1 "
+        f'{port} 127.0.0.1:{default_port}; echo "plan=$plan"',
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().rsplit("plan=", 1)[1]
+
+
+def test_auto_starts_an_embedded_server_only_where_nothing_answers_at_the_default_address(
+    tmp_path: Path, squatter: int
+) -> None:
+    silent = free_port()
+    assert plan_for(tmp_path, "auto", silent, silent) == "embedded"
+    assert plan_for(tmp_path, "auto", squatter, squatter) == "external"
+    assert plan_for(tmp_path, "never", squatter, squatter) == "external"
+    assert plan_for(tmp_path, "always", silent, squatter) == "embedded"
+
+
+def test_always_refuses_an_address_another_server_answers_at(tmp_path: Path, squatter: int) -> None:
+    done = run_lib(
+        tmp_path,
+        f'root="{ROOT}"; bin="{ROOT}/.venv/bin"; source "{ROOT}/deploy/local/embedded.sh"\n'
+        f"EMBEDDED_SERVERS=always; server_plan redis Redis REDIS_URL 127.0.0.1 {squatter} x",
+    )
+
+    assert done.returncode == 1
+    assert f"another server already answers at 127.0.0.1:{squatter} (REDIS_URL)" in done.stderr
