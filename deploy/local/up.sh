@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make up`: start the whole system on this machine without Docker. Idempotent: what already runs
-# is left running. Needs PostgreSQL and Redis (started by the machine or by you). A service is
+# is left running. PostgreSQL and Redis: the ones running, or embedded ones started from pip wheels
+# (EMBEDDED_SERVERS, deploy/local/embedded.sh). A service is
 # ready when its URL answers and the process started here holds its port (so another program
 # on the port cannot pass for it); logs are appended to .run/NAME.log, one separator per start.
 set -euo pipefail
@@ -8,14 +9,10 @@ here=$(dirname "$0")
 source "$here/env.sh"
 source "$here/lib.sh"
 bin="$root/.venv/bin"
+source "$here/embedded.sh"
 
-"$bin/python" - <<'PY' || { echo "PostgreSQL or Redis is not reachable; start them first" >&2; exit 1; }
-import os, socket
-from urllib.parse import urlsplit
-for url in (os.environ["DATABASE_URL"], os.environ["REDIS_URL"]):
-    u = urlsplit(url.replace("+psycopg2", ""))
-    socket.create_connection((u.hostname, u.port), timeout=2).close()
-PY
+echo "PostgreSQL, Redis"
+database_and_cache
 
 echo "SQS (LocalStack) on $SQS_ENDPOINT_URL"
 if curl -fsS --max-time 2 "$SQS_ENDPOINT_URL/_localstack/health" 2>/dev/null | grep -q '"sqs": "\(available\|running\)"'; then

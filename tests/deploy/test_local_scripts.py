@@ -165,3 +165,101 @@ def test_make_up_makes_no_key_when_keys_are_configured_or_auth_is_off(tmp_path: 
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == "[]"
     assert not (tmp_path / "dev-api-key").exists()
+
+
+def run_up(tmp_path: Path, settings: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``deploy/local/up.sh`` with ``settings`` as its ``.env`` (every port a free one) and a
+    run directory of its own."""
+    ports = {
+        key: str(free_port())
+        for key in ("COMMAND_API_PORT", "QUERY_API_PORT", "SQS_PORT", "WORKER_METRICS_PORT")
+    }
+    env_file = tmp_path / "env"
+    env_file.write_text("".join(f"{k}={v}\n" for k, v in {**ports, **settings}.items()))
+    return subprocess.run(
+        [str(ROOT / "deploy" / "local" / "up.sh")],
+        env={
+            **os.environ,
+            "CONTACTS_ENV_FILE": str(env_file),
+            "CONTACTS_RUN_DIR": str(tmp_path / "run"),
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("mode", ["auto", "never"])
+def test_an_address_set_in_env_that_does_not_answer_is_an_error_not_a_fallback(
+    tmp_path: Path, mode: str
+) -> None:
+    port = free_port()
+    result = run_up(
+        tmp_path,
+        {
+            "EMBEDDED_SERVERS": mode,
+            "DATABASE_URL": f"postgresql+psycopg2://root@127.0.0.1:{port}/contacts",
+        },
+    )
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"PostgreSQL does not answer at 127.0.0.1:{port} (DATABASE_URL" in result.stderr
+    assert "Started embedded" not in result.stdout
+    assert list((tmp_path / "run").glob("*.pid")) == [], "nothing may be started"
+
+
+def test_embedded_servers_always_refuses_an_address_of_another_machine(tmp_path: Path) -> None:
+    result = run_up(
+        tmp_path,
+        {
+            "EMBEDDED_SERVERS": "always",
+            "DATABASE_URL": f"postgresql+psycopg2://root@127.0.0.1:{free_port()}/contacts",
+            "REDIS_URL": "redis://cache.example.com:6379/0",
+        },
+    )
+
+    assert result.returncode == 1
+    assert "starts Redis on this machine, but REDIS_URL names cache.example.com" in result.stderr
+    assert list((tmp_path / "run").glob("*.pid")) == []
+
+
+def test_an_unknown_embedded_servers_value_is_an_error(tmp_path: Path) -> None:
+    result = run_up(tmp_path, {"EMBEDDED_SERVERS": "sometimes"})
+
+    assert result.returncode == 1
+    assert "EMBEDDED_SERVERS must be auto, always or never, not 'sometimes'" in result.stderr
+
+
+def plan_for(run_dir: Path, mode: str, port: int, default_port: int) -> str:
+    """What ``server_plan`` (deploy/local/embedded.sh) decides for PostgreSQL at 127.0.0.1:port
+    when the default address is 127.0.0.1:default_port."""
+    done = run_lib(
+        run_dir,
+        f'root="{ROOT}"; bin="{ROOT}/.venv/bin"; source "{ROOT}/deploy/local/embedded.sh"\n'
+        f"EMBEDDED_SERVERS={mode}; server_plan postgres PostgreSQL DATABASE_URL 127.0.0.1 "
+        f'{port} 127.0.0.1:{default_port}; echo "plan=$plan"',
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().rsplit("plan=", 1)[1]
+
+
+def test_auto_starts_an_embedded_server_only_where_nothing_answers_at_the_default_address(
+    tmp_path: Path, squatter: int
+) -> None:
+    silent = free_port()
+    assert plan_for(tmp_path, "auto", silent, silent) == "embedded"
+    assert plan_for(tmp_path, "auto", squatter, squatter) == "external"
+    assert plan_for(tmp_path, "never", squatter, squatter) == "external"
+    assert plan_for(tmp_path, "always", silent, squatter) == "embedded"
+
+
+def test_always_refuses_an_address_another_server_answers_at(tmp_path: Path, squatter: int) -> None:
+    done = run_lib(
+        tmp_path,
+        f'root="{ROOT}"; bin="{ROOT}/.venv/bin"; source "{ROOT}/deploy/local/embedded.sh"\n'
+        f"EMBEDDED_SERVERS=always; server_plan redis Redis REDIS_URL 127.0.0.1 {squatter} x",
+    )
+
+    assert done.returncode == 1
+    assert f"another server already answers at 127.0.0.1:{squatter} (REDIS_URL)" in done.stderr

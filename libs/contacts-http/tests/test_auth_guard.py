@@ -8,7 +8,13 @@ import pytest
 from flask import Flask, jsonify
 from flask_smorest import Blueprint
 
-from contacts_http import PROBLEM_JSON, ProblemApi, health_blueprint, openapi_config
+from contacts_http import (
+    PROBLEM_JSON,
+    ProblemApi,
+    docs_blueprint,
+    health_blueprint,
+    openapi_config,
+)
 from contacts_http.auth import (
     AuthPolicy,
     AuthSettings,
@@ -48,6 +54,7 @@ def make_app(settings: AuthSettings, authenticator: object = None) -> Flask:
 
     api.register_blueprint(blp)
     app.register_blueprint(health_blueprint({}))
+    app.register_blueprint(docs_blueprint("Guarded"))
     return app
 
 
@@ -113,6 +120,7 @@ def test_health_docs_and_preflights_stay_open(client) -> None:  # type: ignore[n
     assert client.get("/readyz").status_code == 200
     assert client.get("/openapi.json").status_code == 200
     assert client.get("/docs").status_code == 200
+    assert client.get("/docs/init.js").status_code == 200
     assert client.options("/v1/things").status_code == 200
     # An unknown path needs a token too: its existence is nobody else's business.
     assert client.get("/nope").status_code == 401

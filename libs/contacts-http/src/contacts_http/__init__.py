@@ -13,6 +13,7 @@ Usage in an app factory::
 - ``request_id``: ``init_request_id``, ``current_request_id``, ``RequestIdLogFilter``.
 - ``health``: ``health_blueprint``, ``run_checks``.
 - ``openapi``: ``openapi_config`` (the flask-smorest settings of both APIs).
+- ``docs``: ``docs_blueprint`` (Swagger UI at ``/docs`` from this origin only, with a CSP).
 - ``bodies``: ``init_body_limit`` (``MAX_CONTENT_LENGTH`` → 413 for chunked bodies too) and
   ``parse_json_body`` (JSON no deeper than ``JSON_MAX_DEPTH``, else ``JsonTooDeep``).
 - ``gunicorn_workers`` (import it by name, as gunicorn's ``worker_class``): sync and gthread
@@ -29,6 +30,7 @@ No SQS or database imports; ``rate_limits`` talks to Redis through flask-limiter
 """
 
 from contacts_http.bodies import JSON_MAX_DEPTH, JsonTooDeep, init_body_limit, parse_json_body
+from contacts_http.docs import docs_blueprint
 from contacts_http.health import Check, health_blueprint, run_checks
 from contacts_http.openapi import openapi_config
 from contacts_http.problems import (
@@ -65,6 +67,7 @@ __all__ = [
     "RequestIdLogFilter",
     "abort_problem",
     "current_request_id",
+    "docs_blueprint",
     "flatten_errors",
     "health_blueprint",
     "init_body_limit",

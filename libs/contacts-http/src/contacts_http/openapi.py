@@ -1,5 +1,6 @@
-"""flask-smorest settings both APIs share: OpenAPI 3.1 at ``/openapi.json``, Swagger UI at
-``/docs`` (docs/architecture.md §6)."""
+"""flask-smorest settings both APIs share: OpenAPI 3.1 at ``/openapi.json``
+(docs/architecture.md §6). Swagger UI at ``/docs`` is ``contacts_http.docs``, served by the app
+itself."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 def openapi_config(title: str, description: str | None = None) -> dict[str, Any]:
     """Return the Flask config keys flask-smorest reads, for an API called ``title``.
 
-    The Swagger UI page loads its scripts from the jsDelivr CDN in the reader's browser; the
-    document itself is served by the app.
+    flask-smorest's own Swagger UI page is off (it loads its scripts from a CDN): register
+    ``docs_blueprint`` for ``/docs``.
     """
     config: dict[str, Any] = {
         "API_TITLE": title,
@@ -18,8 +19,6 @@ def openapi_config(title: str, description: str | None = None) -> dict[str, Any]
         "OPENAPI_VERSION": "3.1.0",
         "OPENAPI_URL_PREFIX": "/",
         "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "/docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
     }
     if description:
         config["API_SPEC_OPTIONS"] = {"info": {"description": description}}

@@ -33,6 +33,7 @@ from command_api.service_layer.imports import ImportLimits
 from command_api.settings import Settings
 from contacts_http import (
     ProblemApi,
+    docs_blueprint,
     health_blueprint,
     init_body_limit,
     init_request_id,
@@ -106,6 +107,7 @@ def create_app(
     _init_extensions(app, settings, ports)
     api.register_blueprint(contacts_blueprint())
     api.register_blueprint(imports_blueprint())
+    app.register_blueprint(docs_blueprint("Contacts command API"))
     app.register_blueprint(
         health_blueprint(
             ports.readiness_checks, timeout_s=READINESS_TIMEOUT_S, prepare=ports.prepare

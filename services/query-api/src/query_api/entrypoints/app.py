@@ -11,7 +11,13 @@ from typing import Any, Final
 
 from flask import Flask, Response, current_app
 
-from contacts_http import ProblemApi, init_request_id, openapi_config, problem_response
+from contacts_http import (
+    ProblemApi,
+    docs_blueprint,
+    init_request_id,
+    openapi_config,
+    problem_response,
+)
 from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
 from contacts_http.observability import HttpMetrics, init_observability
 from contacts_http.security_headers import init_security_headers
@@ -109,6 +115,7 @@ def create_app(
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint())
     app.register_blueprint(health_blueprint())
+    app.register_blueprint(docs_blueprint("Contacts query API"))
     install_rate_limits(
         app, settings.rate_limits, bootstrap.rate_limit_storage(settings), AUTH_POLICY
     )
