@@ -18,6 +18,8 @@ import hcl2
 import pytest
 import yaml
 
+from contacts_infra.settings import EnvSettings, env_name
+
 ROOT = Path(__file__).resolve().parents[2]
 HELM = ROOT / "deploy" / "helm"
 TERRAFORM = ROOT / "deploy" / "terraform"
@@ -128,21 +130,16 @@ def blocks(parsed: Mapping[str, Any], kind: str, type_: str) -> dict[str, Any]:
     return found
 
 
-def settings_env_names(path: Path, function: str = "from_env") -> set[str]:
-    """The environment variable names a settings module reads: the upper-case string literals
-    inside ``function`` (every settings class names its variables there)."""
-    tree = ast.parse(path.read_text())
+def settings_env_names(model: type[EnvSettings]) -> set[str]:
+    """The environment variable names a settings class reads: every field's variable
+    (``contacts_infra.settings.env_name``), those of nested settings classes included."""
     names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef) and node.name == function:
-            for inner in ast.walk(node):
-                if (
-                    isinstance(inner, ast.Constant)
-                    and isinstance(inner.value, str)
-                    and inner.value.isupper()
-                    and inner.value.replace("_", "").isalnum()
-                ):
-                    names.add(inner.value)
+    for name, field in model.model_fields.items():
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, EnvSettings):
+            names |= settings_env_names(nested)
+        else:
+            names.add(env_name(name, field))
     return names
 
 

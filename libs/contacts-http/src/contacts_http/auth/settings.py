@@ -42,7 +42,6 @@ class AuthSettings(EnvSettings):
     api_keys: Annotated[ApiKeyEntries, NoDecode] = Field(
         (), validation_alias="AUTH_API_KEY_HASHES", json_schema_extra=SECRET
     )
-    jwt: JwtSettings | None = None
     jwks_url: str = Field("", validation_alias="AUTH_JWKS_URL")
     jwt_issuer: str = Field("", validation_alias="AUTH_JWT_ISSUER")
     jwt_audience: str = Field("", validation_alias="AUTH_JWT_AUDIENCE")
@@ -57,26 +56,29 @@ class AuthSettings(EnvSettings):
         return parse_api_key_hashes(raw) if isinstance(raw, str) else raw
 
     @model_validator(mode="after")
-    def _jwt_from_variables(self) -> AuthSettings:
-        if self.jwt is not None or not self.jwks_url:
+    def _jwt_variables_complete(self) -> AuthSettings:
+        if not self.jwks_url:
             return self
         if not self.jwt_issuer or not self.jwt_audience:
             raise ValueError("AUTH_JWT_ISSUER and AUTH_JWT_AUDIENCE are required with JWKS.")
-        algorithms = frozenset(self.jwt_algorithms) or SUPPORTED_ALGORITHMS
-        if not algorithms <= SUPPORTED_ALGORITHMS:
+        if not frozenset(self.jwt_algorithms) <= SUPPORTED_ALGORITHMS:
             raise ValueError(f"AUTH_JWT_ALGORITHMS must be among {sorted(SUPPORTED_ALGORITHMS)}.")
-        jwt = JwtSettings(
+        return self
+
+    @property
+    def jwt(self) -> JwtSettings | None:
+        """What a JWT must say, or ``None`` when JWTs are not accepted (no ``AUTH_JWKS_URL``)."""
+        if not self.jwks_url:
+            return None
+        return JwtSettings(
             jwks_url=self.jwks_url,
             issuer=self.jwt_issuer,
             audience=self.jwt_audience,
-            algorithms=algorithms,
+            algorithms=frozenset(self.jwt_algorithms) or SUPPORTED_ALGORITHMS,
             leeway_s=self.jwt_leeway_s,
             jwks_timeout_s=self.jwks_timeout_s,
             jwks_cache_s=self.jwks_cache_s,
         )
-        # Frozen model: the derived value is set once, while the object is being built.
-        object.__setattr__(self, "jwt", jwt)
-        return self
 
 
 def parse_api_key_hashes(raw: str) -> tuple[tuple[str, frozenset[str]], ...]:
