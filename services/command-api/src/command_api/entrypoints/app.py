@@ -158,7 +158,7 @@ def create_app(
     )
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     register_error_handlers(app)
-    install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)
+    install_auth(app, api, settings.auth, AUTH_POLICY, metrics=metrics, authenticator=authenticator)
     context = Context(
         publisher=publisher,
         operations=operations,
