@@ -18,7 +18,14 @@ from typing import Any, Final
 import requests
 from flask.testing import FlaskClient
 
-from contacts_http.auth import AuthSettings, format_api_key_hashes, hash_api_key, new_api_key
+from contacts_http.auth import (
+    AuthSettings,
+    InvalidToken,
+    Principal,
+    format_api_key_hashes,
+    hash_api_key,
+    new_api_key,
+)
 from contacts_http.auth import scopes as scope_names
 
 TEST_API_KEY: Final = new_api_key()
@@ -87,3 +94,23 @@ class _Api:
 
 
 api: Final = _Api()
+
+
+class CountingAuthenticator:
+    """A fake of our own ``Authenticator`` port: accepts ``good`` (with every scope) and
+    refuses any other token, or raises ``error`` for every token; counts its calls in
+    ``calls``, to show which requests reached it."""
+
+    def __init__(self, good: str, error: Exception | None = None) -> None:
+        self.good = good
+        self.error = error
+        self.calls = 0
+
+    def authenticate(self, token: str) -> Principal:
+        """See ``Authenticator.authenticate``."""
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        if token != self.good:
+            raise InvalidToken("Unknown API key.")
+        return Principal("fake:good", scope_names.ALL, "fake:good")

@@ -19,8 +19,6 @@ from contacts_http.auth import (
     AuthPolicy,
     AuthSettings,
     AuthUnavailable,
-    InvalidToken,
-    Principal,
     install_auth,
     scopes,
 )
@@ -28,26 +26,11 @@ from contacts_http.auth.failure_limit import AuthFailureLimiter, AuthFailureMetr
 from contacts_infra.settings import SettingsError
 from contacts_telemetry.logs import configure_logging
 from contacts_telemetry.metrics import MetricsRegistry
+from support.auth import CountingAuthenticator
 
 GOOD = "good-token"
 POLICY = AuthPolicy(realm="test-api", default_scope=scopes.WRITE)
 ATTACKER, OTHER = "198.51.100.7", "203.0.113.9"
-
-
-class CountingAuthenticator:
-    """A fake of our own ``Authenticator`` port: accepts ``GOOD`` only, counts every call."""
-
-    def __init__(self, error: Exception | None = None) -> None:
-        self.calls = 0
-        self.error = error
-
-    def authenticate(self, token: str) -> Principal:
-        self.calls += 1
-        if self.error is not None:
-            raise self.error
-        if token != GOOD:
-            raise InvalidToken("Unknown API key.")
-        return Principal("fake:good", frozenset({scopes.WRITE}), "fake:good")
 
 
 def make_app(
@@ -102,7 +85,7 @@ def logs() -> Iterator[io.StringIO]:
 
 
 def test_past_the_limit_tokens_are_429_unchecked(logs: io.StringIO) -> None:
-    fake, registry = CountingAuthenticator(), MetricsRegistry()
+    fake, registry = CountingAuthenticator(GOOD), MetricsRegistry()
     app = make_app(fake, registry, failure_limit="5/minute")
 
     statuses = [post(app, f"guess-{n}", ATTACKER).status_code for n in range(5)]
@@ -131,7 +114,7 @@ def test_past_the_limit_tokens_are_429_unchecked(logs: io.StringIO) -> None:
 
 
 def test_other_addresses_and_valid_callers_are_unaffected() -> None:
-    fake, registry = CountingAuthenticator(), MetricsRegistry()
+    fake, registry = CountingAuthenticator(GOOD), MetricsRegistry()
     app = make_app(fake, registry, failure_limit="3/minute")
     for n in range(4):
         post(app, f"guess-{n}", ATTACKER)
@@ -143,7 +126,7 @@ def test_other_addresses_and_valid_callers_are_unaffected() -> None:
 
 
 def test_requests_without_a_token_are_not_counted() -> None:
-    fake, registry = CountingAuthenticator(), MetricsRegistry()
+    fake, registry = CountingAuthenticator(GOOD), MetricsRegistry()
     app = make_app(fake, registry, failure_limit="2/minute")
     for _ in range(5):
         assert post(app, None, ATTACKER).status_code == 401
@@ -152,14 +135,14 @@ def test_requests_without_a_token_are_not_counted() -> None:
 
 
 def test_an_unavailable_provider_is_not_a_client_failure() -> None:
-    fake, registry = CountingAuthenticator(AuthUnavailable("JWKS down")), MetricsRegistry()
+    fake, registry = CountingAuthenticator(GOOD, AuthUnavailable("JWKS down")), MetricsRegistry()
     app = make_app(fake, registry, failure_limit="2/minute")
     assert [post(app, "a.b.c", ATTACKER).status_code for _ in range(4)] == [503] * 4
     assert fake.calls == 4
 
 
 def test_the_address_may_try_again_once_the_window_moves_on() -> None:
-    fake, registry = CountingAuthenticator(), MetricsRegistry()
+    fake, registry = CountingAuthenticator(GOOD), MetricsRegistry()
     app = make_app(fake, registry, failure_limit="2/second")
     assert [post(app, "bad", ATTACKER).status_code for _ in range(3)] == [401, 401, 429]
     time.sleep(1.1)
@@ -167,7 +150,7 @@ def test_the_address_may_try_again_once_the_window_moves_on() -> None:
 
 
 def test_forwarded_for_is_ignored_unless_the_peer_is_a_trusted_proxy() -> None:
-    fake, registry = CountingAuthenticator(), MetricsRegistry()
+    fake, registry = CountingAuthenticator(GOOD), MetricsRegistry()
     app = make_app(fake, registry, failure_limit="2/minute", trusted_proxies=("10.0.0.0/8",))
     # An untrusted peer cannot spread its failures over invented addresses.
     codes = [post(app, "bad", ATTACKER, **{"X-Forwarded-For": f"192.0.2.{n}"}) for n in range(3)]
