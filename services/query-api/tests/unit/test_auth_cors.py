@@ -225,5 +225,5 @@ def test_refused_tokens_are_limited_per_client_address(
     assert other.status_code == 200
     assert fake.calls == 4
     exposed = client.get("/metrics").get_data(as_text=True)
-    assert "auth_throttled_total 1.0" in exposed
-    assert "auth_failures_total 3.0" in exposed
+    assert 'auth_failure_limit_events_total{event="throttled"} 1.0' in exposed
+    assert 'auth_failure_limit_events_total{event="failure"} 3.0' in exposed

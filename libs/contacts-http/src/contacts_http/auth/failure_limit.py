@@ -52,30 +52,29 @@ log = get_logger("contacts_http.auth")
 
 
 class AuthFailureMetrics:
-    """The counters of refused authentications, registered on ``registry.registry``.
+    """``auth_failure_limit_events_total{event}``, registered on ``registry.registry``:
+    ``event="failure"``, a bearer token refused (counted against the limit); ``"throttled"``,
+    a request answered 429 without its token being checked; ``"limit_reached"``, an address
+    went over the limit (once per address per window). No label names an address: the log
+    line does.
 
-    ``failures``: ``auth_failures_total``, bearer tokens refused (counted against the limit);
-    ``throttled``: ``auth_throttled_total``, requests answered 429 without checking their
-    token; ``exceeded``: ``auth_failure_limit_exceeded_total``, times an address went over
-    the limit (one per address per window). No label names an address: it is in the log.
+    One labelled counter, its series created on first use: a series created in gunicorn's
+    master before the workers fork (``--preload``) would not be written to the multi-process
+    files, so it would never be exposed.
     """
 
     def __init__(self, registry: MetricsRegistry) -> None:
-        self.failures = Counter(
-            "auth_failures_total",
-            "Bearer tokens refused (unknown key, bad JWT).",
+        self.events = Counter(
+            "auth_failure_limit_events_total",
+            "Refused bearer tokens (failure), requests refused unchecked past "
+            "AUTH_FAILURE_LIMIT (throttled), addresses going over it (limit_reached).",
+            ("event",),
             registry=registry.registry,
         )
-        self.throttled = Counter(
-            "auth_throttled_total",
-            "Requests answered 429 before their token was checked: too many failures.",
-            registry=registry.registry,
-        )
-        self.exceeded = Counter(
-            "auth_failure_limit_exceeded_total",
-            "Times a client address went over AUTH_FAILURE_LIMIT.",
-            registry=registry.registry,
-        )
+
+    def count(self, event: str) -> None:
+        """Count one ``event`` (``failure``, ``throttled`` or ``limit_reached``)."""
+        self.events.labels(event).inc()
 
 
 class AuthFailureLimiter:
@@ -121,23 +120,23 @@ class AuthFailureLimiter:
 
     def retry_after(self, address: str) -> int | None:
         """``None`` when ``address`` may have a token checked; else the seconds (≥ 1) until
-        it may again, and the refusal is counted in ``auth_throttled_total``."""
+        it may again, and the refusal is counted (``event="throttled"``)."""
         wait = self._wait(address)
         if wait is None:
             return None
-        self._metrics.throttled.inc()
+        self._metrics.count("throttled")
         return wait
 
     def record_failure(self, address: str) -> None:
         """Count one refused token for ``address``. The failure that takes the address to
         the limit logs one warning (``auth failure limit reached``, with the address, the
-        limit and the wait, never the token) and counts in
-        ``auth_failure_limit_exceeded_total``: once per address per window."""
-        self._metrics.failures.inc()
+        limit and the wait, never the token) and counts ``event="limit_reached"``: once per
+        address per window."""
+        self._metrics.count("failure")
         counted = [self._window.hit(item, address) for item in self._items]
         wait = self._wait(address)
         if all(counted) and wait is not None:
-            self._metrics.exceeded.inc()
+            self._metrics.count("limit_reached")
             log.warning(
                 "auth failure limit reached: tokens from this client are refused unchecked",
                 client_ip=address,
