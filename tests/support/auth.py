@@ -6,8 +6,9 @@ through ``AuthorizedClient`` (a Flask test client that sends it on every request
 through ``AUTH_HEADERS`` or ``api_session()``.
 
 Rate limits in tests: functional tests make far more requests than a person would (the fuzzer
-makes thousands a minute), so ``AUTH_ENV`` raises the default limit; tests of the limits set
-their own.
+makes thousands a minute), so ``AUTH_ENV`` and ``TEST_AUTH`` raise the default limit and the
+limit of refused tokens per client address (``AUTH_FAILURE_LIMIT``: every test's 401s come from
+127.0.0.1); tests of the limits set their own.
 """
 
 from __future__ import annotations
@@ -17,18 +18,28 @@ from typing import Any, Final
 import requests
 from flask.testing import FlaskClient
 
-from contacts_http.auth import AuthSettings, format_api_key_hashes, hash_api_key, new_api_key
+from contacts_http.auth import (
+    AuthSettings,
+    InvalidToken,
+    Principal,
+    format_api_key_hashes,
+    hash_api_key,
+    new_api_key,
+)
 from contacts_http.auth import scopes as scope_names
 
 TEST_API_KEY: Final = new_api_key()
 AUTH_HEADERS: Final = {"Authorization": f"Bearer {TEST_API_KEY}"}
-TEST_AUTH: Final = AuthSettings(api_keys=((hash_api_key(TEST_API_KEY), scope_names.ALL),))
-#: A limit no functional test reaches (per route and caller).
+#: A limit no functional test reaches (per route and caller, or per address for refusals).
 GENEROUS_LIMIT: Final = "100000/minute"
-#: Environment of a service process: the key's hash, with every scope, and a generous limit.
+TEST_AUTH: Final = AuthSettings(
+    api_keys=((hash_api_key(TEST_API_KEY), scope_names.ALL),), failure_limit=GENEROUS_LIMIT
+)
+#: Environment of a service process: the key's hash, with every scope, and generous limits.
 AUTH_ENV: Final = {
     "AUTH_API_KEY_HASHES": format_api_key_hashes({hash_api_key(TEST_API_KEY): scope_names.ALL}),
     "RATE_LIMIT_DEFAULT": GENEROUS_LIMIT,
+    "AUTH_FAILURE_LIMIT": GENEROUS_LIMIT,
 }
 
 
@@ -83,3 +94,23 @@ class _Api:
 
 
 api: Final = _Api()
+
+
+class CountingAuthenticator:
+    """A fake of our own ``Authenticator`` port: accepts ``good`` (with every scope) and
+    refuses any other token, or raises ``error`` for every token; counts its calls in
+    ``calls``, to show which requests reached it."""
+
+    def __init__(self, good: str, error: Exception | None = None) -> None:
+        self.good = good
+        self.error = error
+        self.calls = 0
+
+    def authenticate(self, token: str) -> Principal:
+        """See ``Authenticator.authenticate``."""
+        self.calls += 1
+        if self.error is not None:
+            raise self.error
+        if token != self.good:
+            raise InvalidToken("Unknown API key.")
+        return Principal("fake:good", scope_names.ALL, "fake:good")

@@ -26,6 +26,7 @@ from contacts_http.auth import (
     request_principal,
     scopes,
 )
+from contacts_telemetry.metrics import MetricsRegistry
 
 KEY = new_api_key()
 READER = new_api_key()
@@ -40,7 +41,14 @@ def make_app(settings: AuthSettings, authenticator: object = None) -> Flask:
     app = Flask("guarded")
     app.config.update(openapi_config("Guarded"))
     api = ProblemApi(app)
-    install_auth(app, api, settings, POLICY, authenticator=authenticator)  # type: ignore[arg-type]
+    install_auth(
+        app,
+        api,
+        settings,
+        POLICY,
+        metrics=MetricsRegistry(),
+        authenticator=authenticator,  # type: ignore[arg-type]
+    )
     blp = Blueprint("things", __name__, url_prefix="/v1/things")
 
     @blp.route("", methods=["POST"])

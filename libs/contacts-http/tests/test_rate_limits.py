@@ -26,6 +26,7 @@ from contacts_http.rate_limits import RateLimitSettings, RateLimitStorage
 from contacts_infra.redis_client import create_redis
 from contacts_infra.settings import RedisSettings
 from contacts_infra.settings import SettingsError as ConfigError
+from contacts_telemetry.metrics import MetricsRegistry
 from support.processes import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -43,7 +44,7 @@ def make_app(
         disabled=not auth,
         api_keys=((hash_api_key(ALICE), scopes.ALL), (hash_api_key(BOB), scopes.ALL)),
     )
-    install_auth(app, api, settings, POLICY)
+    install_auth(app, api, settings, POLICY, metrics=MetricsRegistry())
     blp = Blueprint("things", __name__, url_prefix="/v1/things")
 
     @blp.route("", methods=["GET"])

@@ -8,8 +8,11 @@ from typing import Any
 from flask import Flask
 
 from command_api.entrypoints.app import create_app
+from command_api.settings import Settings
 from contacts_http import PROBLEM_JSON
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
+from contacts_telemetry.metrics import MetricsRegistry
+from support.auth import CountingAuthenticator
 
 WRITER, READER = new_api_key(), new_api_key()
 
@@ -107,3 +110,38 @@ def test_auth_disabled_opens_the_api_and_warns(
     response = app.test_client().post("/v1/contacts", json=rosa)
     assert response.status_code == 202
     assert "Vary" not in response.headers
+
+
+def test_refused_tokens_are_limited_per_client_address(
+    publisher, operations, idempotency, rosa
+) -> None:
+    # Issue 14, item 3: read from the API's own settings, checked before the authenticator.
+    settings = Settings.from_env({"AUTH_FAILURE_LIMIT": "3/minute", "RATE_LIMIT_ENABLED": "false"})
+    fake, metrics = CountingAuthenticator(WRITER), MetricsRegistry()
+    client = app_with(
+        settings,
+        authenticator=fake,
+        metrics=metrics,
+        publisher=publisher,
+        operations=operations,
+        idempotency=idempotency,
+    ).test_client()
+    attacker = {"REMOTE_ADDR": "198.51.100.7"}
+
+    codes = [
+        client.post("/v1/contacts", json=rosa, headers=bearer("guess"), environ_base=attacker)
+        for _ in range(4)
+    ]
+    assert [c.status_code for c in codes] == [401, 401, 401, 429]
+    assert codes[-1].mimetype == PROBLEM_JSON
+    assert int(codes[-1].headers["Retry-After"]) >= 1
+    assert fake.calls == 3
+    other = client.post(
+        "/v1/contacts", json=rosa, headers=bearer(WRITER), environ_base={"REMOTE_ADDR": "::1"}
+    )
+    assert other.status_code == 202
+    assert fake.calls == 4
+    assert len(publisher.events) == 1
+    exposed = client.get("/metrics").get_data(as_text=True)
+    assert 'auth_failure_limit_events_total{event="throttled"} 1.0' in exposed
+    assert 'auth_failure_limit_events_total{event="failure"} 3.0' in exposed

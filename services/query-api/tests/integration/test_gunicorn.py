@@ -6,10 +6,12 @@ Prints median latencies of cache hits and misses over loopback HTTP (run with ``
 from __future__ import annotations
 
 import collections
+import http.client
 import os
 import statistics
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ import requests
 import sqlalchemy as sa
 
 from contacts_infra.redis_keys import contact_key
-from support.auth import AUTH_ENV, api, api_session
+from support.auth import AUTH_ENV, TEST_API_KEY, api, api_session
 from support.processes import BIN, free_port
 from support.resources import isolated_database, new_run_id
 
@@ -292,3 +294,38 @@ def test_a_request_line_too_long_for_gunicorn_is_a_414_problem(serve, env):
         "detail": "The request line is longer than this server reads; shorten the query string.",
     }
     assert requests.get(f"{served.url}/healthz", timeout=5).ok
+
+
+def _get_from(source: str, url: str, path: str, token: str) -> http.client.HTTPResponse:
+    """GET ``path`` with ``token`` over a new connection from the loopback address ``source``
+    (the whole of 127.0.0.0/8 is loopback on Linux: another client address, no network)."""
+    port = int(url.rsplit(":", 1)[1])
+    connection = http.client.HTTPConnection(
+        "127.0.0.1", port, timeout=5, source_address=(source, 0)
+    )
+    connection.request("GET", path, headers={"Authorization": f"Bearer {token}"})
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response
+
+
+def test_refused_tokens_past_the_limit_are_429_under_gunicorn(serve, env):
+    """Issue 14, item 3, as deployed: one worker (the counters are per process, see
+    ``contacts_http.auth.failure_limit``), the limit read from ``AUTH_FAILURE_LIMIT``."""
+    served = serve({**env, "AUTH_FAILURE_LIMIT": "5/minute", "QUERY_API_WORKERS": "1"})
+    path = f"/v1/contacts/{uuid.uuid4()}"
+    statuses = [_get_from("127.0.0.2", served.url, path, "guess").status for _ in range(5)]
+    assert statuses == [401] * 5
+    refused = _get_from("127.0.0.2", served.url, path, "guess")
+    assert refused.status == 429
+    assert refused.getheader("Content-Type") == "application/problem+json"
+    assert 1 <= int(refused.getheader("Retry-After") or 0) <= 60
+    # The session's valid key from another address is answered as usual (no such contact).
+    assert _get_from("127.0.0.3", served.url, path, TEST_API_KEY).status == 404
+    exposed = requests.get(f"{served.url}/metrics", timeout=5).text
+    assert 'auth_failure_limit_events_total{event="failure"} 5.0' in exposed
+    assert 'auth_failure_limit_events_total{event="throttled"} 1.0' in exposed
+    lines = [line for line in served.log.read_text().splitlines() if "auth failure limit" in line]
+    assert len(lines) == 1, lines
+    assert '"client_ip": "127.0.0.2"' in lines[0]

@@ -11,8 +11,10 @@ from flask import Flask
 from contacts_http import PROBLEM_JSON
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
+from contacts_telemetry.metrics import MetricsRegistry
 from query_api.entrypoints.app import create_app
 from query_api.settings import Settings, SettingsError
+from support.auth import CountingAuthenticator
 
 READER, WRITER = new_api_key(), new_api_key()
 AUTH = AuthSettings(
@@ -192,3 +194,36 @@ def test_auth_disabled_warns_and_drops_vary(make, stored, caplog) -> None:
 
 def test_settings_stay_comparable() -> None:
     assert Settings().model_copy(update={"cors_max_age_s": 600}) == Settings()
+
+
+def test_refused_tokens_are_limited_per_client_address(
+    contacts, cache, statuses, outcomes, stored
+) -> None:
+    # Issue 14, item 3: read from the API's own settings, checked before the authenticator.
+    settings = Settings.from_env({"AUTH_FAILURE_LIMIT": "3/minute", "RATE_LIMIT_ENABLED": "false"})
+    fake, metrics = CountingAuthenticator(READER), MetricsRegistry()
+    client = create_app(
+        settings,
+        authenticator=fake,
+        metrics=metrics,
+        contacts=contacts,
+        cache=cache,
+        statuses=statuses,
+        outcomes=outcomes,
+        required_checks={},
+        optional_checks={},
+    ).test_client()
+    url = f"/v1/contacts/{stored.contact_id}"
+    attacker = {"REMOTE_ADDR": "198.51.100.7"}
+
+    codes = [client.get(url, headers=bearer("guess"), environ_base=attacker) for _ in range(4)]
+    assert [c.status_code for c in codes] == [401, 401, 401, 429]
+    assert codes[-1].mimetype == PROBLEM_JSON
+    assert int(codes[-1].headers["Retry-After"]) >= 1
+    assert fake.calls == 3
+    other = client.get(url, headers=bearer(READER), environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert other.status_code == 200
+    assert fake.calls == 4
+    exposed = client.get("/metrics").get_data(as_text=True)
+    assert 'auth_failure_limit_events_total{event="throttled"} 1.0' in exposed
+    assert 'auth_failure_limit_events_total{event="failure"} 3.0' in exposed

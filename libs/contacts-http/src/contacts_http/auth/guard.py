@@ -9,13 +9,16 @@ with the scope the route needs (RFC 6750), and answers refusals as problems (RFC
 - A valid token without the route's scope: 403 with ``error="insufficient_scope"`` and
   ``scope="<needed>"``.
 - The token cannot be checked now (JWKS down): 503 with ``Retry-After``.
+- The client address has had too many tokens refused (``AuthFailureLimiter``): 429 with
+  ``Retry-After``, answered before the token is hashed or its signature checked.
 
 Paths in ``AuthPolicy.open_paths`` (health, readiness, metrics, the OpenAPI document and its
 docs page) and every ``OPTIONS`` request (CORS preflights carry no credentials, Fetch standard
 §3.2.2) are never guarded. The caller of a request is authenticated once and remembered on
 ``flask.g`` (``request_principal``); the rate limiter, installed after the guard, keys on it.
-Refused requests never reach the limiter: API keys are 256 random bits and JWTs are signed, so
-guessing is hopeless, and a refusal costs one hash (or one signature check).
+Refused requests never reach the per-caller limiter: API keys are 256 random bits and JWTs are
+signed, so guessing is hopeless; what a flood of bad tokens can do is burn CPU on hashes and
+signature checks, which the failure limit per client address (``failure_limit``) bounds.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from typing import Final, NoReturn
 
 from flask import Flask, current_app, g, request
 
+from contacts_http.auth.failure_limit import AuthFailureLimiter
 from contacts_http.auth.principal import Authenticator, AuthUnavailable, InvalidToken, Principal
 from contacts_http.problems import ProblemError
 
@@ -35,6 +39,7 @@ OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json
 INVALID_TOKEN_PROBLEM: Final = "urn:contacts:problem:invalid-token"
 INSUFFICIENT_SCOPE_PROBLEM: Final = "urn:contacts:problem:insufficient-scope"
 AUTH_UNAVAILABLE_PROBLEM: Final = "urn:contacts:problem:auth-unavailable"
+TOO_MANY_FAILURES_PROBLEM: Final = "urn:contacts:problem:too-many-auth-failures"
 #: ``Retry-After`` (seconds) of the 503 answered while the JWKS cannot be fetched.
 AUTH_RETRY_AFTER_S: Final = 5
 EXTENSION: Final = "contacts_http.auth"
@@ -61,6 +66,22 @@ class AuthPolicy:
         return method == "OPTIONS" or path in self.open_paths or path.startswith("/docs/")
 
 
+class TooManyFailures(Exception):
+    """The client address is over the failure limit: its token was not checked; retry after
+    ``retry_after_s`` seconds."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"Too many refused tokens from this address; retry in {retry_after_s} s.")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(frozen=True, slots=True)
+class _Guard:
+    authenticator: Authenticator | None
+    policy: AuthPolicy
+    failures: AuthFailureLimiter | None
+
+
 @dataclass(frozen=True, slots=True)
 class _Outcome:
     principal: Principal | None = None
@@ -68,14 +89,21 @@ class _Outcome:
     bearer: bool = False
 
 
-def init_auth(app: Flask, authenticator: Authenticator | None, policy: AuthPolicy) -> None:
+def init_auth(
+    app: Flask,
+    authenticator: Authenticator | None,
+    policy: AuthPolicy,
+    failures: AuthFailureLimiter | None = None,
+) -> None:
     """Guard every route of ``app`` with ``authenticator`` under ``policy``.
 
     ``authenticator=None`` turns authentication off (an explicit setting, ``AUTH_DISABLED``):
-    every route is open and a warning is logged now, at start-up. Call it before the rate
-    limiter is initialised, so the guard's ``before_request`` runs first.
+    every route is open and a warning is logged now, at start-up. ``failures`` counts refused
+    tokens per client address and stops checking tokens from an address over its limit
+    (``None``: no limit). Call it before the rate limiter is initialised, so the guard's
+    ``before_request`` runs first.
     """
-    app.extensions[EXTENSION] = (authenticator, policy)
+    app.extensions[EXTENSION] = _Guard(authenticator, policy, failures)
     if authenticator is None:
         logger.warning(
             "authentication is DISABLED (AUTH_DISABLED=true): every route of %s is open to "
@@ -88,6 +116,13 @@ def init_auth(app: Flask, authenticator: Authenticator | None, policy: AuthPolic
         if policy.is_open(request.path, request.method):
             return
         outcome = _authenticate()
+        if isinstance(outcome.error, TooManyFailures):
+            raise ProblemError(
+                429,
+                str(outcome.error),
+                type_uri=TOO_MANY_FAILURES_PROBLEM,
+                headers={"Retry-After": str(outcome.error.retry_after_s)},
+            )
         if isinstance(outcome.error, AuthUnavailable):
             logger.warning("authentication unavailable: %s", outcome.error)
             raise ProblemError(
@@ -120,8 +155,8 @@ def init_auth(app: Flask, authenticator: Authenticator | None, policy: AuthPolic
 def request_principal() -> Principal | None:
     """The caller of the current request, authenticated at most once per request; ``None``
     when authentication is off, the path is open, or the token was missing or refused."""
-    authenticator, policy = _configured()
-    if authenticator is None or policy.is_open(request.path, request.method):
+    configured = _configured()
+    if configured.authenticator is None or configured.policy.is_open(request.path, request.method):
         return None
     return _authenticate().principal
 
@@ -135,8 +170,8 @@ def rate_limit_identity() -> str:
     return f"ip:{request.remote_addr or 'unknown'}"
 
 
-def _configured() -> tuple[Authenticator | None, AuthPolicy]:
-    configured: tuple[Authenticator | None, AuthPolicy] = current_app.extensions[EXTENSION]
+def _configured() -> _Guard:
+    configured: _Guard = current_app.extensions[EXTENSION]
     return configured
 
 
@@ -144,24 +179,40 @@ def _authenticate() -> _Outcome:
     cached = g.get("_contacts_auth")
     if cached is not None:
         return cached  # type: ignore[no-any-return]
-    authenticator, _policy = _configured()
-    assert authenticator is not None
+    configured = _configured()
+    assert configured.authenticator is not None
     scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
     if scheme.lower() != "bearer":
         outcome = _Outcome()
+    elif configured.failures is None:
+        outcome = _check(configured.authenticator, token.strip())
     else:
-        try:
-            outcome = _Outcome(authenticator.authenticate(token.strip()), bearer=True)
-        except (InvalidToken, AuthUnavailable) as exc:
-            outcome = _Outcome(error=exc, bearer=True)
-        except Exception:
-            # Client input must never make a 500 (docs/architecture.md §6): a token that trips a
-            # library
-            # bug is refused like any other bad token; the traceback goes to the log.
-            logger.exception("authenticator failed on a token")
-            outcome = _Outcome(error=InvalidToken("The token is not valid."), bearer=True)
+        failures = configured.failures
+        address = failures.client_address(
+            request.remote_addr, request.headers.get("X-Forwarded-For")
+        )
+        # Checked before the token: an address over the limit costs no hash, no signature.
+        wait = failures.retry_after(address)
+        if wait is not None:
+            outcome = _Outcome(error=TooManyFailures(wait), bearer=True)
+        else:
+            outcome = _check(configured.authenticator, token.strip())
+            if isinstance(outcome.error, InvalidToken):
+                failures.record_failure(address)
     g._contacts_auth = outcome
     return outcome
+
+
+def _check(authenticator: Authenticator, token: str) -> _Outcome:
+    try:
+        return _Outcome(authenticator.authenticate(token), bearer=True)
+    except (InvalidToken, AuthUnavailable) as exc:
+        return _Outcome(error=exc, bearer=True)
+    except Exception:
+        # Client input must never make a 500 (docs/architecture.md §6): a token that trips a
+        # library bug is refused like any other bad token; the traceback goes to the log.
+        logger.exception("authenticator failed on a token")
+        return _Outcome(error=InvalidToken("The token is not valid."), bearer=True)
 
 
 def _refuse_unauthenticated(realm: str, outcome: _Outcome) -> NoReturn:

@@ -10,6 +10,9 @@
   ``AUTH_JWT_ISSUER`` and ``AUTH_JWT_AUDIENCE`` are required.
 - ``AUTH_JWT_ALGORITHMS`` (``RS256,ES256``), ``AUTH_JWT_LEEWAY_S`` (30),
   ``AUTH_JWKS_TIMEOUT_S`` (2), ``AUTH_JWKS_CACHE_S`` (300): see ``JwtSettings``.
+- ``AUTH_FAILURE_LIMIT`` (``20/minute``): refused tokens allowed per client address (per
+  process) before its tokens are answered 429 unchecked; ``AUTH_TRUSTED_PROXIES`` (empty):
+  addresses or CIDR networks whose ``X-Forwarded-For`` is believed. See ``failure_limit``.
 
 With neither API keys nor a JWKS URL and authentication on, every request is refused (401):
 authentication fails closed.
@@ -17,14 +20,17 @@ authentication fails closed.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from typing import Annotated, Any
 
+import limits
 from pydantic import Field, NonNegativeFloat, PositiveFloat, field_validator, model_validator
 from pydantic_settings import NoDecode
 
 from contacts_http.auth.api_keys import DIGEST_HEX_LENGTH, ApiKeyAuthenticator
 from contacts_http.auth.bearer import BearerAuthenticator
+from contacts_http.auth.failure_limit import DEFAULT_FAILURE_LIMIT
 from contacts_http.auth.jwt_tokens import SUPPORTED_ALGORITHMS, JwtAuthenticator, JwtSettings
 from contacts_infra.settings import SECRET, CommaList, EnvSettings, SettingsError
 
@@ -33,7 +39,9 @@ ApiKeyEntries = tuple[tuple[str, frozenset[str]], ...]
 
 class AuthSettings(EnvSettings):
     """``disabled``; ``api_keys``: (SHA-256 hex digest, scopes) pairs; ``jwt``: ``None`` when
-    JWTs are not accepted, else built from the ``AUTH_JWKS_URL``/``AUTH_JWT_*`` variables.
+    JWTs are not accepted, else built from the ``AUTH_JWKS_URL``/``AUTH_JWT_*`` variables;
+    ``failure_limit`` (a limit in flask-limiter's notation) and ``trusted_proxies`` (addresses
+    or CIDR networks) configure ``AuthFailureLimiter``.
 
     ``from_env`` raises ``SettingsError`` naming a malformed variable (never echoing a digest).
     """
@@ -49,6 +57,27 @@ class AuthSettings(EnvSettings):
     jwt_leeway_s: NonNegativeFloat = Field(30.0, validation_alias="AUTH_JWT_LEEWAY_S")
     jwks_timeout_s: PositiveFloat = Field(2.0, validation_alias="AUTH_JWKS_TIMEOUT_S")
     jwks_cache_s: PositiveFloat = Field(300.0, validation_alias="AUTH_JWKS_CACHE_S")
+    failure_limit: str = Field(DEFAULT_FAILURE_LIMIT, validation_alias="AUTH_FAILURE_LIMIT")
+    trusted_proxies: CommaList = Field((), validation_alias="AUTH_TRUSTED_PROXIES")
+
+    @field_validator("failure_limit")
+    @classmethod
+    def _limit_parses(cls, value: str) -> str:
+        try:
+            limits.parse_many(value)
+        except ValueError:
+            raise ValueError("not a rate limit (e.g. 20/minute).") from None
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for network in value:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError:
+                raise ValueError(f"{network!r} is not an address or a CIDR network.") from None
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -9,11 +9,13 @@ import flask_smorest
 from flask import Flask, request
 from flask_limiter import Limiter
 
+from contacts_http.auth.failure_limit import AuthFailureLimiter, AuthFailureMetrics
 from contacts_http.auth.guard import AuthPolicy, init_auth, rate_limit_identity
 from contacts_http.auth.openapi import document_bearer_auth
 from contacts_http.auth.principal import Authenticator
 from contacts_http.auth.settings import AuthSettings, build_authenticator
 from contacts_http.rate_limits import RateLimitSettings, RateLimitStorage, init_rate_limits
+from contacts_telemetry.metrics import MetricsRegistry
 
 logger = logging.getLogger("contacts_http.auth")
 
@@ -29,14 +31,17 @@ def install_auth(
     settings: AuthSettings,
     policy: AuthPolicy,
     *,
+    metrics: MetricsRegistry,
     authenticator: Authenticator | None = None,
 ) -> None:
     """Document the bearer scheme in ``api`` and guard ``app`` (``init_auth``).
 
     ``authenticator`` replaces the one built from ``settings`` (tests pass fakes of the port);
-    ``settings.disabled`` turns the guard off with a start-up warning. Call before registering
-    the blueprints. Logs an error when authentication is on but no scheme is configured
-    (then every request is refused: it fails closed).
+    ``settings.disabled`` turns the guard off with a start-up warning. Refused tokens are
+    limited per client address (``settings.failure_limit``, ``AuthFailureLimiter``), counted in
+    ``metrics`` (``AuthFailureMetrics``). Call before registering the blueprints. Logs an
+    error when authentication is on but no scheme is configured (then every request is
+    refused: it fails closed).
     """
     document_bearer_auth(api, SCHEME_DESCRIPTION)
     if settings.disabled:
@@ -51,7 +56,12 @@ def install_auth(
                 policy.realm,
             )
         authenticator = built
-    init_auth(app, authenticator, policy)
+    failures = AuthFailureLimiter(
+        settings.failure_limit,
+        AuthFailureMetrics(metrics),
+        trusted_proxies=settings.trusted_proxies,
+    )
+    init_auth(app, authenticator, policy, failures)
 
 
 def install_rate_limits(

@@ -103,7 +103,7 @@ def create_app(
     )
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     register_error_handlers(app)
-    install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)
+    install_auth(app, api, settings.auth, AUTH_POLICY, metrics=metrics, authenticator=authenticator)
     _init_extensions(app, settings, ports)
     api.register_blueprint(contacts_blueprint())
     api.register_blueprint(imports_blueprint())

@@ -111,7 +111,7 @@ def create_app(
     init_cache_metrics(app, CacheMetrics(metrics))
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     init_cors(app, settings)
-    install_auth(app, api, settings.auth, AUTH_POLICY, authenticator=authenticator)
+    install_auth(app, api, settings.auth, AUTH_POLICY, metrics=metrics, authenticator=authenticator)
     for blueprint in BLUEPRINTS:
         api.register_blueprint(blueprint())
     app.register_blueprint(health_blueprint())
