@@ -26,7 +26,17 @@ CHUNKED = (
 )
 
 
-@pytest.mark.parametrize("request_bytes", [GET, POST, CHUNKED], ids=["get", "length", "chunked"])
+# No Host field (h11 refuses it; gunicorn serves it) and one empty line before the request line
+# (RFC 9112 §2.2; h11 refuses it, gunicorn ignores it): framed all the same, kept as received.
+NO_HOST = b"POST /v1/contacts HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello"
+LEADING_CRLF = b"\r\n" + POST
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [GET, POST, CHUNKED, NO_HOST, LEADING_CRLF],
+    ids=["get", "length", "chunked", "no-host", "leading-crlf"],
+)
 @pytest.mark.parametrize("bytewise", [True, False])
 def test_a_whole_request_is_complete_and_kept_whole(request_bytes: bytes, bytewise: bool) -> None:
     f = framer()
@@ -39,10 +49,18 @@ def test_a_whole_request_is_complete_and_kept_whole(request_bytes: bytes, bytewi
 
 
 def test_a_request_without_its_last_byte_needs_more() -> None:
-    for request_bytes in (GET, POST, CHUNKED):
+    for request_bytes in (GET, POST, CHUNKED, NO_HOST, LEADING_CRLF):
         f = framer()
         f.feed(request_bytes[:-1])
         assert f.state is Framing.NEED_MORE
+
+
+@pytest.mark.parametrize("request_bytes", [POST, NO_HOST, LEADING_CRLF, CHUNKED])
+def test_body_bytes_count_the_body_as_received(request_bytes: bytes) -> None:
+    f = framer()
+    f.feed(request_bytes + GET)
+    head_end = request_bytes.index(b"\r\n\r\n", 2) + 4
+    assert f.body_bytes == len(request_bytes) - head_end
 
 
 def test_head_facts_are_read() -> None:
@@ -64,8 +82,24 @@ def test_head_facts_are_read() -> None:
         b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"POST / HTTP/1.1\r\nBad Name : x\r\n\r\n",
         b"GET / HTTP/1.1\r\nX: " + b"a" * 3000,
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + b"a" * 3000,
+        b"\rGET / HTTP/1.1\r\n\r\n",
+        b"\r\n\r\nGET / HTTP/1.1\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
     ],
-    ids=["two-lengths", "bad-length", "both", "not-chunked", "bad-chunk-size", "bad-field", "huge"],
+    ids=[
+        "two-lengths",
+        "bad-length",
+        "both",
+        "not-chunked",
+        "bad-chunk-size",
+        "bad-field",
+        "huge",
+        "huge-chunk-size",
+        "lone-cr",
+        "two-empty-lines",
+        "two-hosts",
+    ],
 )
 def test_framing_that_cannot_be_read_is_handed_on_as_it_is(head: bytes) -> None:
     f = framer()

@@ -1,29 +1,41 @@
 """Where an HTTP/1.x request ends, found incrementally from the bytes of a connection.
 
 ``RequestFramer`` is fed what ``recv`` returns and answers one question: is a whole request
-(head and body) buffered yet? It keeps the request's bytes (in memory up to ``spool_bytes``,
-then in a temporary file) so that a server can hand a complete request to a thread that reads
-it without ever waiting on the client (``contacts_http.gunicorn_workers``). It is no parser:
-it reads only the framing of RFC 9112 (§2.2 the head ends with an empty line, §6.3 the body
-length from ``Transfer-Encoding: chunked`` or ``Content-Length``, §7.1 chunks and trailers)
-and leaves every other judgement to the server's own parser. When the framing cannot be read
-(two lengths, a bad chunk size, a head too large) it says ``UNFRAMED``: the bytes are handed
-on as they are, and the server's parser refuses them as it would have anyway.
+(head and body) buffered yet? It keeps the request's bytes as received (in memory up to
+``spool_bytes``, then in a temporary file) so that a server can hand a complete request to a
+thread that re-parses it without ever waiting on the client
+(``contacts_http.request_buffering``). The framing itself (RFC 9112 §2.2 the head, §6.3 the body
+length, §7.1 chunks and trailers) is read by h11, fed the same bytes; every other judgement is
+left to the server's own parser. When h11 refuses the bytes (two lengths, a bad chunk size, a
+transfer coding other than ``chunked`` alone, a head too large) the framing is ``UNFRAMED``:
+the bytes are handed on as they are, and the server's parser answers them as it would have.
+
+Two rules of h11 that are not framing are kept away from it, because gunicorn serves what they
+refuse: one empty line before the request line is skipped (RFC 9112 §2.2; gunicorn ignores one),
+and an HTTP/1.1 head without ``Host`` (RFC 9112 §3.2) is framed again with a ``Host`` field
+added to h11's copy only. A head with both ``Transfer-Encoding`` and ``Content-Length`` is
+``UNFRAMED`` (h11 follows the first; gunicorn refuses it with 400).
+
+Known difference: h11 frames ``Transfer-Encoding: chunked`` alone, and gunicorn also serves
+codings stacked before it (``gzip, chunked``). Such a request is ``UNFRAMED``: a body that
+arrives after its head is cut and the connection closes without an answer (our APIs decode no
+transfer coding but chunked, so no client of theirs sends one).
 """
 
 from __future__ import annotations
 
 import enum
-import re
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Final
 
+import h11
+
 _CHUNK: Final = 64 * 1024
-_LENGTH: Final = re.compile(rb"[0-9]{1,18}")
-_CHUNK_SIZE: Final = re.compile(rb"([0-9A-Fa-f]{1,15})[ \t]*(;.*)?")
-#: Longest chunk-size line or trailer line the framer waits for (bytes).
-MAX_LINE_BYTES: Final = 8192
+_EMPTY_LINE: Final = b"\r\n"
+#: h11's refusal of an HTTP/1.1 head without ``Host`` (h11 0.16, ``Request.__post_init__``).
+_NO_HOST: Final = "Missing mandatory Host: header"
+_HOST_FIELD: Final = b"Host: \r\n"
 
 
 class Framing(enum.Enum):
@@ -35,34 +47,30 @@ class Framing(enum.Enum):
     TOO_LARGE = "the body is larger than the buffer: hand it on as a stream"
 
 
-class _Phase(enum.Enum):
-    HEAD = 0
-    LENGTH = 1
-    SIZE_LINE = 2
-    DATA = 3
-    DATA_END = 4
-    TRAILER = 5
-    DONE = 6
-
-
 class RequestFramer:
-    """Buffers one HTTP/1.x request and finds where it ends.
+    """Buffers one HTTP/1.x request and finds where it ends, with h11.
 
-    ``max_head_bytes`` bounds the head (request line and header fields, bytes): past it
-    without the empty line, the framing is ``UNFRAMED``. ``max_body_bytes`` bounds the body as
-    it comes on the wire (chunk framing included): a declared or received body past it is
-    ``TOO_LARGE``. Memory: up to ``spool_bytes`` of the request, the rest in a temporary file
-    (``TMPDIR``). Not thread-safe; one framer per request.
+    ``max_head_bytes`` bounds the head (request line and header fields, bytes) and any later
+    incomplete line (chunk size, trailers): past it without its end, the framing is
+    ``UNFRAMED``. ``max_body_bytes`` bounds the body as it comes on the wire (chunk framing
+    included): a declared or received body past it is ``TOO_LARGE``. Memory: up to
+    ``spool_bytes`` of the request, the rest in a temporary file (``TMPDIR``), plus h11's
+    buffer of one incomplete line or head. Not thread-safe; one framer per request.
     """
 
     def __init__(self, *, max_head_bytes: int, max_body_bytes: int, spool_bytes: int) -> None:
         self.max_head_bytes = max_head_bytes
         self.max_body_bytes = max_body_bytes
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=spool_bytes)  # noqa: SIM115
-        self._head = bytearray()
-        self._phase = _Phase.HEAD
-        self._line = bytearray()
-        self._remaining = 0
+        self._http = h11.Connection(h11.SERVER, max_incomplete_event_size=max_head_bytes)
+        #: Bytes of this request fed so far, as received.
+        self._received = 0
+        #: The optional empty line before the request line: still possible, and what of it came.
+        self._skipping = True
+        self._skipped = b""
+        #: The length of the head as received (0 until it is complete).
+        self._head_bytes = 0
+        self._host_added = False
         self.state = Framing.NEED_MORE
         #: The request target of the request line (``b""`` until the head is complete).
         self.target = b""
@@ -74,12 +82,12 @@ class RequestFramer:
     @property
     def head_started(self) -> bool:
         """At least one byte of the request has arrived."""
-        return bool(self._head) or self._phase is not _Phase.HEAD
+        return self._received > 0
 
     @property
     def head_complete(self) -> bool:
         """The empty line ending the head has arrived."""
-        return self._phase is not _Phase.HEAD
+        return self._head_bytes > 0
 
     def feed(self, data: bytes) -> bytes:
         """Take ``data`` from the connection; returns what comes after this request's end
@@ -88,25 +96,18 @@ class RequestFramer:
         ``UNFRAMED`` and ``TOO_LARGE`` every byte is kept and ``b""`` returned."""
         if self.state is Framing.COMPLETE:
             return data
-        if self.state is not Framing.NEED_MORE:
-            self._spool.write(data)
-            return b""
-        view = memoryview(data)
-        while view and self.state is Framing.NEED_MORE:
-            in_head = self._phase is _Phase.HEAD
-            used = self._step(view)
-            self._spool.write(view[:used])
-            view = view[used:]
-            if not in_head:
-                self.body_bytes += used
-                if self.body_bytes > self.max_body_bytes and self.state is Framing.NEED_MORE:
-                    self.state = Framing.TOO_LARGE
-            if self._phase is _Phase.DONE and self.state is Framing.NEED_MORE:
-                self.state = Framing.COMPLETE
-        if self.state is not Framing.COMPLETE:
-            self._spool.write(view)
-            return b""
-        return bytes(view)
+        if self.state is Framing.NEED_MORE:
+            self._received += len(data)
+            self._frame(data)
+        leftover = self._http.trailing_data[0] if self.state is Framing.COMPLETE else b""
+        self._spool.write(data[: len(data) - len(leftover)])
+        if self.head_complete and self.state is Framing.NEED_MORE:
+            self.body_bytes = self._received - self._head_bytes
+            if self.body_bytes > self.max_body_bytes:
+                self.state = Framing.TOO_LARGE
+        elif self.state is Framing.COMPLETE:
+            self.body_bytes = self._received - len(leftover) - self._head_bytes
+        return leftover
 
     def chunks(self) -> Iterator[bytes]:
         """The buffered bytes, from the start of the request, in pieces of at most 64 KiB;
@@ -122,99 +123,71 @@ class RequestFramer:
         """Drop the buffered bytes (the request will never be handed on)."""
         self._spool.close()
 
-    def _step(self, view: memoryview) -> int:
-        """Consume from ``view`` within the current phase; returns the bytes used."""
-        if self._phase is _Phase.HEAD:
-            return self._step_head(view)
-        if self._phase is _Phase.LENGTH or self._phase is _Phase.DATA:
-            used = min(self._remaining, len(view))
-            self._remaining -= used
-            if self._remaining == 0:
-                self._phase = _Phase.DONE if self._phase is _Phase.LENGTH else _Phase.DATA_END
-            return used
-        return self._step_line(view)
+    def _frame(self, data: bytes) -> None:
+        """Give h11 the bytes of ``data`` that are its to read (not yet in the spool)."""
+        fresh = self._skip_empty_line(data) if self._skipping else data
+        if fresh:
+            self._give(fresh, data)
 
-    def _step_head(self, view: memoryview) -> int:
-        start = max(0, len(self._head) - 3)
-        self._head += view
-        end = self._head.find(b"\r\n\r\n", start)
-        if end < 0:
-            if len(self._head) > self.max_head_bytes:
-                self.state = Framing.UNFRAMED
-            return len(view)
-        head_length = end + 4
-        used = len(view) - (len(self._head) - head_length)
-        del self._head[head_length:]
-        self._read_head(bytes(self._head))
-        return used
-
-    def _read_head(self, head: bytes) -> None:
-        request_line, *fields = head[:-4].split(b"\r\n")
-        parts = request_line.split(b" ")
-        self.target = parts[1] if len(parts) == 3 else b""
-        lengths: list[bytes] = []
-        codings: list[bytes] = []
-        for field in fields:
-            name, colon, value = field.partition(b":")
-            if not colon or name != name.strip() or not name:
-                self.state = Framing.UNFRAMED
-                return
-            name, value = name.lower(), value.strip()
-            if name == b"content-length":
-                lengths.append(value)
-            elif name == b"transfer-encoding":
-                codings += [c.strip().lower() for c in value.split(b",")]
-            elif name == b"expect":
-                self.expects_continue = value.lower() == b"100-continue"
-        self._choose_body(lengths, codings)
-
-    def _choose_body(self, lengths: list[bytes], codings: list[bytes]) -> None:
-        if codings:
-            if lengths or codings[-1] != b"chunked":
-                self.state = Framing.UNFRAMED
+    def _give(self, fresh: bytes, data: bytes) -> None:
+        self._http.receive_data(fresh)
+        try:
+            self._read_events()
+        except h11.RemoteProtocolError as refusal:
+            if str(refusal) == _NO_HOST and not self._host_added:
+                self._frame_with_host(data)
             else:
-                self._phase = _Phase.SIZE_LINE
-            return
-        if not lengths:
-            self._phase = _Phase.DONE
-            return
-        if len(set(lengths)) != 1 or not _LENGTH.fullmatch(lengths[0]):
-            self.state = Framing.UNFRAMED
-            return
-        self._remaining = int(lengths[0])
-        self._phase = _Phase.LENGTH if self._remaining else _Phase.DONE
-        if self._remaining > self.max_body_bytes:
-            self.state = Framing.TOO_LARGE
-
-    def _step_line(self, view: memoryview) -> int:
-        """Chunk-size lines, the CRLF after a chunk's data and trailer lines."""
-        newline = bytes(view[: MAX_LINE_BYTES + 2]).find(b"\n")
-        used = len(view) if newline < 0 else newline + 1
-        self._line += view[:used]
-        if newline < 0:
-            if len(self._line) > MAX_LINE_BYTES:
                 self.state = Framing.UNFRAMED
-            return used
-        line = bytes(self._line)
-        self._line.clear()
-        if not line.endswith(b"\r\n"):
-            self.state = Framing.UNFRAMED
-        elif self._phase is _Phase.DATA_END:
-            self._phase = _Phase.SIZE_LINE if line == b"\r\n" else self._unframed()
-        elif self._phase is _Phase.TRAILER:
-            self._phase = _Phase.DONE if line == b"\r\n" else _Phase.TRAILER
-        else:
-            self._read_size(line[:-2])
-        return used
 
-    def _read_size(self, line: bytes) -> None:
-        match = _CHUNK_SIZE.fullmatch(line)
-        if match is None:
-            self.state = Framing.UNFRAMED
-            return
-        self._remaining = int(match.group(1), 16)
-        self._phase = _Phase.DATA if self._remaining else _Phase.TRAILER
+    def _skip_empty_line(self, data: bytes) -> bytes:
+        """Drop the bytes of one CRLF before the request line (RFC 9112 §2.2), which h11
+        refuses and gunicorn ignores; anything else goes to h11 with the bytes dropped so far."""
+        wanted = _EMPTY_LINE[len(self._skipped) :]
+        taken = 0
+        while taken < min(len(wanted), len(data)) and data[taken] == wanted[taken]:
+            taken += 1
+        if taken in (len(wanted), len(data)):
+            self._skipped += data[:taken]
+            self._skipping = len(self._skipped) < len(_EMPTY_LINE)
+            return data[taken:]
+        given_back, self._skipped, self._skipping = self._skipped + data, b"", False
+        return given_back
 
-    def _unframed(self) -> _Phase:
-        self.state = Framing.UNFRAMED
-        return self._phase
+    def _frame_with_host(self, data: bytes) -> None:
+        """Frame the head again, ``data`` included, with a ``Host`` field added to h11's copy
+        only (see the module doc); the spool keeps the bytes as received."""
+        self._spool.seek(0)
+        received = (self._spool.read() + data)[len(self._skipped) :]
+        line_end = received.find(b"\n") + 1
+        self._host_added = True
+        self._http = h11.Connection(h11.SERVER, max_incomplete_event_size=self.max_head_bytes)
+        self._give(received[:line_end] + _HOST_FIELD + received[line_end:], data)
+
+    def _read_events(self) -> None:
+        """Read h11's events until it needs more bytes, the body is too large or the request
+        has ended. Raises ``h11.RemoteProtocolError`` when h11 refuses the bytes."""
+        while True:
+            event = self._http.next_event()
+            if event is h11.NEED_DATA or event is h11.PAUSED:
+                return
+            if isinstance(event, h11.Request):
+                self._read_head(event)
+                if self.state is not Framing.NEED_MORE:
+                    return
+            elif isinstance(event, h11.EndOfMessage):
+                self.state = Framing.COMPLETE
+                return
+
+    def _read_head(self, request: h11.Request) -> None:
+        # What h11 read of its copy is the head as received: the skipped empty line and the
+        # added Host field (if any) are the same length in both counts, with opposite signs.
+        self._head_bytes = self._received - len(self._http.trailing_data[0])
+        self.target = request.target
+        # Read before the first byte of the body, after which h11 no longer says it.
+        self.expects_continue = self._http.they_are_waiting_for_100_continue
+        fields = dict(request.headers)
+        if b"transfer-encoding" in fields and b"content-length" in fields:
+            # h11 follows Transfer-Encoding; gunicorn refuses both (RFC 9112 §6.1: MAY).
+            self.state = Framing.UNFRAMED
+        elif int(fields.get(b"content-length", 0)) > self.max_body_bytes:
+            self.state = Framing.TOO_LARGE

@@ -1,0 +1,155 @@
+"""What clients get from a real gunicorn running ``BufferingThreadWorker``, for requests whose
+framing is odd, refused or arrives in pieces: the answers are gunicorn's own (the framer only
+decides when a request is whole), and a body sent after its head reaches the app whole."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.processes
+
+HERE = Path(__file__).resolve().parent
+HEAD_TIMEOUT_S = 2
+BODY = b'{"first_name": "Ada", "notes": "' + b"n" * 3000 + b'"}'
+
+
+def echo(method: str, path: str, body: bytes) -> bytes:
+    """What ``buffering_echo_app`` answers for a request that reached it whole."""
+    return f"{method} {path} {len(body)} {hashlib.sha256(body).hexdigest()[:12]}".encode()
+
+
+def chunked(body: bytes) -> bytes:
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+
+
+@pytest.fixture(scope="module")
+def port() -> Iterator[int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    argv = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--worker-class=contacts_http.request_buffering.BufferingThreadWorker",
+        "--workers=1",
+        "--threads=2",
+        f"--bind=127.0.0.1:{port}",
+        "--no-control-socket",
+        f"--pythonpath={HERE}",
+        "buffering_echo_app:app",
+    ]
+    env = {**os.environ, "REQUEST_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S)}
+    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def exchange(port: int, *parts: bytes, pause_s: float = 0.3) -> bytes:
+    """Send ``parts`` with a pause between them (a body after its head arrives in a later
+    ``recv``), then read until the server closes the connection."""
+    with socket.create_connection(("127.0.0.1", port), timeout=HEAD_TIMEOUT_S + 10) as sock:
+        for index, part in enumerate(parts):
+            if index:
+                time.sleep(pause_s)
+            sock.sendall(part)
+        response = b""
+        while data := sock.recv(65536):
+            response += data
+    return response
+
+
+def statuses(response: bytes) -> list[int]:
+    """The status codes of the responses in ``response``, in order (informational ones too)."""
+    return [int(status) for status in re.findall(rb"HTTP/1\.[01] ([0-9]{3}) ", response)]
+
+
+def post(head_fields: bytes, version: bytes = b"HTTP/1.1") -> bytes:
+    return b"POST /echo " + version + b"\r\nConnection: close\r\n" + head_fields + b"\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "body"),
+    [
+        (post(b"Host: a\r\nContent-Length: %d\r\n" % len(BODY)), BODY),
+        (post(b"Host: a\r\nTransfer-Encoding: chunked\r\n"), chunked(BODY)),
+        # An HTTP/1.1 request without Host (RFC 9112 §3.2 says 400; gunicorn serves it).
+        (post(b"Content-Length: %d\r\n" % len(BODY)), BODY),
+        (post(b"Transfer-Encoding: chunked\r\n"), chunked(BODY)),
+        # One empty line before the request line (RFC 9112 §2.2: a server SHOULD ignore it).
+        (b"\r\n" + post(b"Host: a\r\nContent-Length: %d\r\n" % len(BODY)), BODY),
+        (post(b"Host: a\r\nExpect: 100-continue\r\nContent-Length: %d\r\n" % len(BODY)), BODY),
+    ],
+    ids=["length", "chunked", "no-host", "no-host-chunked", "leading-crlf", "expect-100"],
+)
+def test_a_body_sent_after_its_head_reaches_the_app_whole(port, head, body) -> None:
+    response = exchange(port, head, body)
+    assert statuses(response)[-1] == 200, response
+    assert response.endswith(echo("POST", "/echo", BODY)), response
+
+
+def test_pipelined_requests_are_each_answered(port) -> None:
+    first = b"POST /one HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello"
+    second = b"GET /two HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+    response = exchange(port, first + second[:10], second[10:])
+    assert statuses(response) == [200, 200]
+    assert echo("POST", "/one", b"hello") in response
+    assert response.endswith(echo("GET", "/two", b""))
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (post(b"Host: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n") + b"hello", 400),
+        (post(b"Host: a\r\nContent-Length: -1\r\n"), 400),
+        (post(b"Host: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n") + b"hello", 400),
+        (post(b"Host: a\r\nTransfer-Encoding: xchunked\r\n"), 501),
+        (post(b"Host: a\r\nTransfer-Encoding: gzip\r\n"), 400),
+        (post(b"Host: a\r\nTransfer-Encoding: chunked\r\n") + b"zz\r\nhello\r\n0\r\n\r\n", 400),
+        (post(b"Host: a\r\nBad Name : x\r\n"), 400),
+        (post(b"Host: a\r\nHost: b\r\n"), 400),
+        (post(b"Host: a\r\nX-Folded: a\r\n b\r\n"), 400),
+        (b"GET /echo HTTP/1.1\nHost: a\n\n", 400),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: a\r\n\r\n", 414),
+        (post(b"Host: a\r\nX-Big: " + b"b" * 9000 + b"\r\n"), 431),
+        (post(b"Host: a\r\n", version=b"HTTP/2.0"), 400),
+    ],
+    ids=[
+        "two-lengths",
+        "bad-length",
+        "length-and-chunked",
+        "xchunked",
+        "not-chunked",
+        "bad-chunk-size",
+        "bad-field-name",
+        "two-hosts",
+        "obs-fold",
+        "bare-lf",
+        "long-uri",
+        "big-field",
+        "http-2",
+    ],
+)
+def test_requests_gunicorn_refuses_get_its_answer(port, request_bytes, status) -> None:
+    assert statuses(exchange(port, request_bytes)) == [status]
