@@ -89,6 +89,23 @@ def normalize_contact(raw: Mapping[str, Any], *, partial: bool, default_region: 
     errors = _Errors()
     if not isinstance(raw, Mapping):
         raise ValidationFailed({"_schema": ["The body must be a JSON object."]})
+    _check_keys(errors, raw)
+    out = _fields_present(errors, raw, default_region)
+    if partial:
+        _check_patch(errors, raw, out)
+    else:
+        out = {**empty_fields(), **out}
+        named = any(out[n] for n in NAME_FIELDS)
+        if not named and not any(n in errors.by_path for n in NAME_FIELDS):
+            for n in NAME_FIELDS:
+                errors.add(n, "A contact needs a first_name or a last_name.")
+    if errors.by_path:
+        raise ValidationFailed(errors.by_path)
+    return out
+
+
+def _check_keys(errors: _Errors, raw: Mapping[str, Any]) -> None:
+    """Unknown keys, and a shorthand sent with its long form (``email`` with ``emails``)."""
     for key in raw:
         if key not in FIELDS and key not in SHORTHANDS:
             errors.add(str(key), "Unknown field.")
@@ -96,6 +113,19 @@ def normalize_contact(raw: Mapping[str, Any], *, partial: bool, default_region: 
         if short in raw and long in raw:
             errors.add(short, f"Send either '{short}' or '{long}', not both.")
 
+
+def _check_patch(errors: _Errors, raw: Mapping[str, Any], out: Fields) -> None:
+    """A merge patch must change something and leave the contact a name."""
+    if not raw:
+        errors.add("_schema", "An empty patch changes nothing.")
+    elif all(n in out and out[n] is None for n in NAME_FIELDS):
+        for n in NAME_FIELDS:
+            errors.add(n, "A contact needs a first_name or a last_name.")
+
+
+def _fields_present(errors: _Errors, raw: Mapping[str, Any], default_region: str) -> Fields:
+    """The canonical value of every field ``raw`` names (shorthands folded into their lists);
+    what fails is recorded in ``errors``."""
     out: Fields = {}
     for name in SCALAR_TEXT:
         if name in raw:
@@ -131,21 +161,6 @@ def normalize_contact(raw: Mapping[str, Any], *, partial: bool, default_region: 
         out["addresses"] = _addresses(errors, raw["addresses"])
     if "tags" in raw:
         out["tags"] = _tags(errors, raw["tags"])
-
-    if partial:
-        if not raw:
-            errors.add("_schema", "An empty patch changes nothing.")
-        elif all(n in out and out[n] is None for n in NAME_FIELDS):
-            for n in NAME_FIELDS:
-                errors.add(n, "A contact needs a first_name or a last_name.")
-    else:
-        out = {**empty_fields(), **out}
-        named = any(out[n] for n in NAME_FIELDS)
-        if not named and not any(n in errors.by_path for n in NAME_FIELDS):
-            for n in NAME_FIELDS:
-                errors.add(n, "A contact needs a first_name or a last_name.")
-    if errors.by_path:
-        raise ValidationFailed(errors.by_path)
     return out
 
 

@@ -15,11 +15,12 @@ same contacts. The cost: a value of another writer that really starts with ``'=`
 from __future__ import annotations
 
 import csv
+import itertools
 from collections.abc import Iterator
-from typing import BinaryIO, Final
+from typing import Any, BinaryIO, Final
 
 from contacts_exchange.byte_source import read_lines
-from contacts_exchange.csv_dialects import columns_for, row_fields
+from contacts_exchange.csv_dialects import Column, columns_for, row_fields
 from contacts_exchange.csv_formulas import unescape_formula
 from contacts_exchange.errors import ImportFormatError, ImportTooLarge
 from contacts_exchange.records import CARD, ImportRecord, problem, validate_record
@@ -53,12 +54,15 @@ def read_csv(
     if first is None:
         return
     delimiter = max(_DELIMITERS, key=lambda d: _count_outside_quotes(first, d))
+    reader = csv.reader(itertools.chain((first,), lines), delimiter=delimiter, strict=False)
+    columns = _header_columns(reader)
+    yield from _records(reader, columns, max_records=max_records, default_region=default_region)
 
-    def source() -> Iterator[str]:
-        yield first
-        yield from lines
 
-    reader = csv.reader(source(), delimiter=delimiter, strict=False)
+def _header_columns(reader: Any) -> list[Column]:
+    # ``reader`` is a ``csv.reader`` (its type is private to ``_csv``).
+    """The columns the header row names. Raises ``ImportFormatError`` when the first row is
+    not CSV text or names no column we know."""
     try:
         header = next(reader)
     except csv.Error:
@@ -72,6 +76,13 @@ def read_csv(
             "The CSV file has no header row naming its columns (expected e.g. 'First Name', "
             "'Last Name', 'E-mail 1 - Value' as Google Contacts and Outlook export them)."
         )
+    return columns
+
+
+def _records(
+    reader: Any, columns: list[Column], *, max_records: int, default_region: str
+) -> Iterator[ImportRecord]:
+    """One record per data row after the header (empty rows skipped); see ``read_csv``."""
     count = 0
     start = reader.line_num + 1
     while True:
@@ -92,14 +103,20 @@ def read_csv(
         count += 1
         if count > max_records:
             raise ImportTooLarge("max_records", max_records)
-        record = ImportRecord(position=position, line=position)
-        try:
-            fields = row_fields(columns, _without_formula_escapes(row))
-            validate_record(record, fields, default_region=default_region)
-        except Exception as exc:  # one unreadable row must not stop the import
-            record.data = None
-            record.errors.append(problem(CARD, f"The row could not be read: {exc}"))
-        yield record
+        yield _record(columns, row, position, default_region)
+
+
+def _record(
+    columns: list[Column], row: list[str], position: int, default_region: str
+) -> ImportRecord:
+    record = ImportRecord(position=position, line=position)
+    try:
+        fields = row_fields(columns, _without_formula_escapes(row))
+        validate_record(record, fields, default_region=default_region)
+    except Exception as exc:  # one unreadable row must not stop the import
+        record.data = None
+        record.errors.append(problem(CARD, f"The row could not be read: {exc}"))
+    return record
 
 
 def _text_lines(lines: Iterator[bytes]) -> Iterator[str]:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
 import charset_normalizer
@@ -83,6 +84,21 @@ def read_vcards(
         yield record
 
 
+@dataclass
+class _CardReading:
+    """What the properties of one card gave so far (``_card_fields``)."""
+
+    version: str
+    labels: dict[str, str]
+    fields: dict[str, Any] = field(
+        default_factory=lambda: {"emails": [], "phones": [], "addresses": [], "tags": []}
+    )
+    notes: list[str] = field(default_factory=list)
+    ranks: dict[str, list[int | None]] = field(default_factory=lambda: {"emails": [], "phones": []})
+    names: list[str] | None = None
+    formatted: str | None = None
+
+
 def _card_fields(card: RawCard, record: ImportRecord) -> dict[str, Any]:
     props = [parse_property(number, line) for number, line in card.lines]
     version = next(
@@ -96,60 +112,63 @@ def _card_fields(card: RawCard, record: ImportRecord) -> dict[str, Any]:
         for p in props
         if p.name == "X-ABLABEL" and p.group
     }
-    fields: dict[str, Any] = {"emails": [], "phones": [], "addresses": [], "tags": []}
-    notes: list[str] = []
-    ranks: dict[str, list[int | None]] = {"emails": [], "phones": []}
-    names: list[str] | None = None
-    formatted: str | None = None
+    reading = _CardReading(version, labels)
     for prop in props:
         if prop.params.get("ENCODING", [""])[0].upper() in ("B", "BASE64"):
             continue
-        name = prop.name
-        if name not in _WANTED:
-            continue
-        text = _text(prop, fallback, record)
-        if name == "N" and names is None:
-            parts = [p.strip() for p in split_value(text, ";", version)]
-            if any(parts[:2]):
-                names = parts
-        elif name == "FN" and formatted is None:
-            formatted = split_value(text, None, version)[0].strip() or None
-        elif name == "EMAIL":
-            value = split_value(text, None, version)[0].strip()
-            if value:
-                fields["emails"].append(_entry(prop, value, labels, ("home", "work")))
-                ranks["emails"].append(_rank(prop))
-        elif name == "TEL":
-            value = split_value(text, None, version)[0].strip()
-            if value.lower().startswith("tel:"):
-                value = value[4:].split(";")[0]
-            if value:
-                fields["phones"].append(_entry(prop, value, labels, ("mobile", "home", "work")))
-                ranks["phones"].append(_rank(prop))
-        elif name == "ADR":
-            address = _address(prop, split_value(text, ";", version), labels, record)
-            if address:
-                fields["addresses"].append(address)
-        elif name in ("ORG", "TITLE"):
-            key = "company" if name == "ORG" else "job_title"
-            value = split_value(text, ";" if name == "ORG" else None, version)[0].strip()
-            if value and not fields.get(key):
-                fields[key] = value
-        elif name == "NOTE":
-            value = split_value(text, None, version)[0].replace("\r\n", "\n").strip()
-            if value:
-                notes.append(value)
-        elif name == "CATEGORIES":
-            fields["tags"].extend(t.strip() for t in split_value(text, ",", version) if t.strip())
-        elif name == "BDAY" and "birthday" not in fields:
-            fields["birthday"] = _birthday(text.strip(), record)
-    for name, ranked in ranks.items():
+        if prop.name in _WANTED:
+            _take(reading, prop, _text(prop, fallback, record), record)
+    fields = reading.fields
+    for name, ranked in reading.ranks.items():
         _mark_primary(fields[name], ranked)
-    if notes:
-        fields["notes"] = "\n\n".join(notes)
-    first, last = _names(names, formatted)
-    fields["first_name"], fields["last_name"] = first, last
+    if reading.notes:
+        fields["notes"] = "\n\n".join(reading.notes)
+    fields["first_name"], fields["last_name"] = _names(reading.names, reading.formatted)
     return fields
+
+
+def _take(reading: _CardReading, prop: Property, text: str, record: ImportRecord) -> None:
+    """Add what one wanted property (``_WANTED``) says to ``reading``."""
+    name, version, fields = prop.name, reading.version, reading.fields
+    if name == "N" and reading.names is None:
+        parts = [p.strip() for p in split_value(text, ";", version)]
+        if any(parts[:2]):
+            reading.names = parts
+    elif name == "FN" and reading.formatted is None:
+        reading.formatted = split_value(text, None, version)[0].strip() or None
+    elif name in ("EMAIL", "TEL"):
+        _take_contact_point(reading, prop, split_value(text, None, version)[0].strip())
+    elif name == "ADR":
+        address = _address(prop, split_value(text, ";", version), reading.labels, record)
+        if address:
+            fields["addresses"].append(address)
+    elif name in ("ORG", "TITLE"):
+        key = "company" if name == "ORG" else "job_title"
+        value = split_value(text, ";" if name == "ORG" else None, version)[0].strip()
+        if value and not fields.get(key):
+            fields[key] = value
+    elif name == "NOTE":
+        value = split_value(text, None, version)[0].replace("\r\n", "\n").strip()
+        if value:
+            reading.notes.append(value)
+    elif name == "CATEGORIES":
+        fields["tags"].extend(t.strip() for t in split_value(text, ",", version) if t.strip())
+    elif name == "BDAY" and "birthday" not in fields:
+        fields["birthday"] = _birthday(text.strip(), record)
+
+
+def _take_contact_point(reading: _CardReading, prop: Property, value: str) -> None:
+    """An EMAIL or TEL value, with its type and preference rank."""
+    types: tuple[str, ...]
+    if prop.name == "EMAIL":
+        kind, types = "emails", ("home", "work")
+    else:
+        kind, types = "phones", ("mobile", "home", "work")
+        if value.lower().startswith("tel:"):
+            value = value[4:].split(";")[0]
+    if value:
+        reading.fields[kind].append(_entry(prop, value, reading.labels, types))
+        reading.ranks[kind].append(_rank(prop))
 
 
 _WANTED: Final = frozenset(

@@ -112,44 +112,54 @@ def init_auth(
         )
         return
 
-    def guard() -> None:
-        if policy.is_open(request.path, request.method):
-            return
-        outcome = _authenticate()
-        if isinstance(outcome.error, TooManyFailures):
-            raise ProblemError(
-                429,
-                str(outcome.error),
-                type_uri=TOO_MANY_FAILURES_PROBLEM,
-                headers={"Retry-After": str(outcome.error.retry_after_s)},
-            )
-        if isinstance(outcome.error, AuthUnavailable):
-            logger.warning("authentication unavailable: %s", outcome.error)
-            raise ProblemError(
-                503,
-                "The token cannot be checked right now; retry later.",
-                type_uri=AUTH_UNAVAILABLE_PROBLEM,
-                headers={"Retry-After": str(AUTH_RETRY_AFTER_S)},
-            )
-        if outcome.principal is None:
-            _refuse_unauthenticated(policy.realm, outcome)
-        needed = policy.route_scopes.get(request.endpoint or "", policy.default_scope)
-        if needed not in outcome.principal.scopes:
-            raise ProblemError(
-                403,
-                f"The token lacks the scope {needed}.",
-                type_uri=INSUFFICIENT_SCOPE_PROBLEM,
-                headers={
-                    "WWW-Authenticate": _challenge(
-                        policy.realm,
-                        error="insufficient_scope",
-                        error_description=f"The token lacks the scope {needed}.",
-                        scope=needed,
-                    )
-                },
-            )
+    app.before_request(_guard_request)
 
-    app.before_request(guard)
+
+def _guard_request() -> None:
+    """``init_auth``'s ``before_request`` hook: authenticate, then authorize, the request.
+
+    Raises ``ProblemError``: 429 for an address over its failure limit, 503 when the token
+    cannot be checked, 401 without a valid token, 403 without the route's scope."""
+    policy = current_app.extensions[EXTENSION].policy
+    if policy.is_open(request.path, request.method):
+        return
+    outcome = _authenticate()
+    if isinstance(outcome.error, TooManyFailures):
+        raise ProblemError(
+            429,
+            str(outcome.error),
+            type_uri=TOO_MANY_FAILURES_PROBLEM,
+            headers={"Retry-After": str(outcome.error.retry_after_s)},
+        )
+    if isinstance(outcome.error, AuthUnavailable):
+        logger.warning("authentication unavailable: %s", outcome.error)
+        raise ProblemError(
+            503,
+            "The token cannot be checked right now; retry later.",
+            type_uri=AUTH_UNAVAILABLE_PROBLEM,
+            headers={"Retry-After": str(AUTH_RETRY_AFTER_S)},
+        )
+    if outcome.principal is None:
+        _refuse_unauthenticated(policy.realm, outcome)
+    needed = policy.route_scopes.get(request.endpoint or "", policy.default_scope)
+    if needed not in outcome.principal.scopes:
+        _refuse_insufficient_scope(policy.realm, needed)
+
+
+def _refuse_insufficient_scope(realm: str, needed: str) -> NoReturn:
+    raise ProblemError(
+        403,
+        f"The token lacks the scope {needed}.",
+        type_uri=INSUFFICIENT_SCOPE_PROBLEM,
+        headers={
+            "WWW-Authenticate": _challenge(
+                realm,
+                error="insufficient_scope",
+                error_description=f"The token lacks the scope {needed}.",
+                scope=needed,
+            )
+        },
+    )
 
 
 def request_principal() -> Principal | None:
