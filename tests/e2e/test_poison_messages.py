@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +13,7 @@ import requests
 import sqlalchemy as sa
 
 from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
+from support.poison import celery_shaped
 from support.processes import Service, worker
 from support.read_model import EventSender, stored_contact
 from support.resources import isolated_queues, queue_env
@@ -39,24 +38,6 @@ def own_queue(sqs_client: Any, stack_env: dict[str, str], run_id: str) -> Iterat
             assert service.alive(), service.tail()
         finally:
             service.stop()
-
-
-def celery_shaped(task: str, args: list[Any]) -> str:
-    """A Celery protocol-2 message as kombu puts it on SQS (base64 JSON envelope)."""
-    body = base64.b64encode(json.dumps([args, {}, {}]).encode()).decode()
-    envelope = {
-        "body": body,
-        "content-encoding": "utf-8",
-        "content-type": "application/json",
-        "headers": {"lang": "py", "task": task, "id": str(uuid.uuid4()), "retries": 0},
-        "properties": {
-            "body_encoding": "base64",
-            "delivery_info": {"exchange": "", "routing_key": "q"},
-            "delivery_mode": 2,
-            "delivery_tag": str(uuid.uuid4()),
-        },
-    }
-    return base64.b64encode(json.dumps(envelope).encode()).decode()
 
 
 def test_c14_poison_messages_go_to_the_dlq_and_valid_ones_still_apply(

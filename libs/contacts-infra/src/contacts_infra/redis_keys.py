@@ -11,6 +11,9 @@ Keys (``prefix`` configurable, e.g. ``contacts:``):
   (``imports.ImportReport.to_dict`` JSON), TTL ``IMPORT_REPORT_TTL_S`` (7 days by default): like
   operation statuses, short-lived by contract; the records' outcomes (applied, rejected) are in
   PostgreSQL (``processed_events.import_id``).
+- ``{prefix}import-dead:{import id}`` — a set of the ids of the import's events the worker gave
+  up on (dead-lettered, ``contacts_infra.import_dead_letters``), expiring with the report;
+  ``dlq redrive`` removes an id when it moves the event back to the queue.
 - ``{prefix}refill:{id}`` — the refill lease of a contact: a random token, set with
   ``SET NX PX`` by the one query API request that reads PostgreSQL after a miss; the others that
   missed the same id meanwhile, in any process, wait (bounded) for the cache entry instead of
@@ -65,6 +68,10 @@ def idempotency_key(prefix: str, key_digest: str) -> str:
 
 def import_key(prefix: str, import_id: str) -> str:
     return f"{prefix}import:{import_id}"
+
+
+def import_dead_letters_key(prefix: str, import_id: str) -> str:
+    return f"{prefix}import-dead:{import_id}"
 
 
 def refill_lease_key(prefix: str, contact_id: str) -> str:

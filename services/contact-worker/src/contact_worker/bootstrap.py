@@ -5,11 +5,13 @@ What the worker runs on, and who asks for it:
 - PostgreSQL: the writer's engine (``writer_engine``) behind ``SqlUnitOfWork``;
   a plain engine for the admin's change-feed purge; an AUTOCOMMIT engine on the server's
   ``postgres`` database for ``create-database``.
-- Redis: one client (``contacts_infra.redis_client.create_redis``) behind ``RedisContactCache``
-  and the shared ``RedisOperationStore``.
+- Redis: one client (``contacts_infra.redis_client.create_redis``) behind ``RedisContactCache``,
+  the shared ``RedisOperationStore`` and the imports' dead letters (``RedisImportDeadLetters``,
+  also built for the admin's ``dlq redrive`` by ``import_dead_letters``).
 - SQS: kombu's SQS transport with a heartbeat (``adapters.sqs_heartbeat.Transport``) for the
   Celery consumer (``broker_settings``); one boto3 client shape (``sqs_client``) for the
-  queue-depth poller of the main process and the admin's ``create-queues``.
+  queue-depth poller of the main process, the admin's ``create-queues`` and its ``dlq``
+  commands (``dead_letter_queue``).
 
 The Celery app (``entrypoints.celery_app``), the ``contact-worker`` process
 (``entrypoints.worker``) and the admin CLI (``entrypoints.admin``) call these functions and
@@ -32,14 +34,17 @@ import sqlalchemy as sa
 from botocore.config import Config as BotoConfig
 from sqlalchemy.engine import Engine
 
+from contact_worker.adapters.dead_letter_queue import DeadLetterQueue
 from contact_worker.adapters.queue_metrics import QueueDepthPoller
 from contact_worker.adapters.redis_store import RedisContactCache
 from contact_worker.adapters.sql import SqlUnitOfWork
 from contact_worker.entrypoints.metrics import WorkerMetrics
+from contact_worker.service_layer.dead_letters import ImportDeadLetterLog, record_dead_letter
 from contact_worker.service_layer.handlers import handle_event
 from contact_worker.settings import Settings
 from contacts_domain import ContactEvent, OperationStatus
 from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
+from contacts_infra.import_dead_letters import RedisImportDeadLetters
 from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
@@ -51,6 +56,9 @@ log = get_logger("contact_worker")
 #: The apply step of the task: one parsed event in, its outcome out. Raises what the adapters
 #: raise for transient failures (the message is then redelivered).
 ApplyEvent = Callable[[ContactEvent], OperationStatus]
+#: Called with the raw envelope of a task that failed on its last receive (the message goes to
+#: the dead-letter queue); never raises.
+RecordDeadLetter = Callable[[object], None]
 
 
 @dataclass(frozen=True)
@@ -58,12 +66,14 @@ class Ports:
     """The adapters one worker process uses.
 
     ``engine`` and ``redis`` are the connections behind the real ports (a warm-up before the
-    fork reaches them); ``None`` when the ports are fakes.
+    fork reaches them); ``None`` when the ports are fakes. ``dead_letters``: where the
+    dead-lettered events of imports are recorded (``None``: not recorded).
     """
 
     unit_of_work: Callable[[], UnitOfWork]
     cache: ContactCache
     operations: OperationStore
+    dead_letters: ImportDeadLetterLog | None = None
     engine: Engine | None = None
     redis: redis.Redis | None = None
 
@@ -78,6 +88,7 @@ def build_ports(settings: Settings) -> Ports:
         unit_of_work=lambda: SqlUnitOfWork(engine),
         cache=RedisContactCache(client, prefix=prefix, ttl_s=settings.contact_cache_ttl_s),
         operations=RedisOperationStore(client, prefix=prefix, ttl_s=settings.operation_ttl_s),
+        dead_letters=RedisImportDeadLetters(client, prefix=prefix),
         engine=engine,
         redis=client,
     )
@@ -126,6 +137,24 @@ def apply_step(settings: Settings, runtime: Runtime) -> ApplyEvent:
     if settings.fault_delay_prefix:
         return delayed(apply, prefix=settings.fault_delay_prefix, seconds=settings.fault_delay_s)
     return apply
+
+
+def dead_letter_step(runtime: Runtime) -> RecordDeadLetter:
+    """What the task calls when it fails on the last receive SQS allows: record the event as
+    dead-lettered in its import (``service_layer.dead_letters.record_dead_letter``) so the
+    import's report counts it. Best effort: a failure is logged (the message still reaches the
+    dead-letter queue, where ``dlq list`` shows it), never raised."""
+
+    def record(envelope: object) -> None:
+        log_port = runtime.ports().dead_letters
+        if log_port is None:
+            return
+        try:
+            record_dead_letter(envelope, log_port)
+        except Exception as exc:
+            log.warning("dead-lettered event not recorded", error=type(exc).__name__)
+
+    return record
 
 
 def delayed(apply: ApplyEvent, *, prefix: str, seconds: float) -> ApplyEvent:
@@ -189,6 +218,21 @@ def sqs_client(settings: Settings) -> Any:
         aws_secret_access_key=settings.aws_secret_access_key,
         config=BotoConfig(connect_timeout=3, read_timeout=10, retries={"max_attempts": 3}),
     )
+
+
+def dead_letter_queue(settings: Settings) -> DeadLetterQueue:
+    """The dead-letter queue ``settings.dlq_name`` (its URL asked from SQS) and the main queue,
+    for the admin's ``dlq`` commands. Raises botocore's errors when SQS does not answer or the
+    queue does not exist."""
+    sqs = sqs_client(settings)
+    dlq_url = sqs.get_queue_url(QueueName=settings.dlq_name)["QueueUrl"]
+    return DeadLetterQueue(sqs, dlq_url=dlq_url, main_url=settings.resolved_queue_url)
+
+
+def import_dead_letters(settings: Settings) -> RedisImportDeadLetters:
+    """The imports' dead letters in Redis, for ``dlq redrive``."""
+    client = create_redis(settings, client_name="contact-worker-admin")
+    return RedisImportDeadLetters(client, prefix=settings.redis_prefix)
 
 
 def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepthPoller:

@@ -7,6 +7,9 @@ Commands (settings from the environment, see ``contact_worker.settings``):
 - ``create-queues`` — create the FIFO queue and its dead-letter queue (idempotent).
 - ``purge-changes`` — delete the change feed's changes older than ``--older-than-days``
   (default and minimum 7: the feed's token lifetime); run it daily (a CronJob).
+- ``dlq list|show|redrive|purge`` — the dead-letter queue: list dead-lettered events by reason
+  (never a field value), show one, send them back to the queue after a fix, or drop them
+  (``entrypoints.dlq``).
 - ``check-alive`` — the worker's liveness probe: exit 0 while its heartbeat (set after every
   completed SQS receive) is younger than ``Settings.liveness_max_age_s``, else exit 1. It reads
   one file: no broker, database or Redis call (case C26).
@@ -29,6 +32,7 @@ from sqlalchemy.engine import make_url
 from contact_worker import bootstrap
 from contact_worker.adapters.change_feed import MIN_RETENTION_DAYS, purge_changes
 from contact_worker.adapters.queues import ensure_queues
+from contact_worker.entrypoints import dlq
 from contact_worker.entrypoints.watchdog import heartbeat_age_s
 from contact_worker.settings import Settings
 
@@ -120,15 +124,30 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("check-alive")
     purge_parser = sub.add_parser("purge-changes")
     purge_parser.add_argument("--older-than-days", type=int, default=MIN_RETENTION_DAYS)
+    dlq.add_parser(sub)
     return parser
 
 
+def run_dlq(settings: Settings, args: argparse.Namespace) -> str:
+    """Run a ``dlq`` command on the queues of ``settings``; returns what to print. Raises
+    ``ValueError`` (a purge without ``--yes``) and ``LookupError`` (``show`` of an unknown
+    message), which ``main`` reports as usage errors."""
+    queue = bootstrap.dead_letter_queue(settings)
+    return dlq.run(args, queue, lambda: bootstrap.import_dead_letters(settings))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Run one command; a purge shorter than ``MIN_RETENTION_DAYS`` is a usage error (exit 2)."""
+    """Run one command; a purge shorter than ``MIN_RETENTION_DAYS``, a ``dlq purge`` without
+    ``--yes`` and a ``dlq show`` of an unknown message are usage errors (exit 2)."""
     cli = parser()
     args = cli.parse_args(argv)
     settings = bootstrap.load_settings()
-    if args.command == "check-alive":
+    if args.command == "dlq":
+        try:
+            print(run_dlq(settings, args))
+        except (ValueError, LookupError) as exc:
+            cli.error(str(exc).strip("'\""))
+    elif args.command == "check-alive":
         check_alive(settings)
     elif args.command == "create-database":
         created = create_database(settings.database_url)

@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from contact_worker import bootstrap
 from contact_worker.adapters import sqs_heartbeat as heartbeat
-from contact_worker.bootstrap import ApplyEvent, Runtime
+from contact_worker.bootstrap import ApplyEvent, RecordDeadLetter, Runtime
 from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.entrypoints.watchdog import start_watchdog
 from contact_worker.service_layer.handlers import read_event
@@ -57,12 +57,14 @@ def receive_count(request: Any) -> int | None:
 @dataclass(frozen=True)
 class TaskDependencies:
     """What ``apply_contact_event`` uses, chosen by ``create_celery``: the apply step
-    (``bootstrap.apply_step``), the metrics, and the receive count after which SQS
-    dead-letters a message (``settings.max_receive_count``)."""
+    (``bootstrap.apply_step``), the metrics, the receive count after which SQS
+    dead-letters a message (``settings.max_receive_count``) and what records a dead-lettered
+    event of an import (``bootstrap.dead_letter_step``)."""
 
     apply_event: ApplyEvent
     metrics: WorkerMetrics
     max_receive_count: int
+    record_dead_letter: RecordDeadLetter
 
 
 class ContactEventTask(Task):
@@ -103,6 +105,7 @@ def create_celery(
         apply_event=bootstrap.apply_step(settings, runtime),
         metrics=metrics,
         max_receive_count=settings.max_receive_count,
+        record_dead_letter=bootstrap.dead_letter_step(runtime),
     )
     # shared=False: the task and its dependencies belong to this app only, not to every
     # Celery app finalized later in the process.
@@ -161,9 +164,11 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
     """Apply one CloudEvents envelope; returns the outcome (``OperationStatus.to_dict()``).
 
     Raises on malformed input or transient failures so the message is redelivered (and
-    dead-lettered after ``max_receive_count``); a database error is retold without the values
-    PostgreSQL quotes (``without_values``). Every log line carries the event's ``request_id``
-    (its ``correlationid``), ``traceparent``, ``event_id``, ``operation_id`` and ``contact_id``.
+    dead-lettered after ``max_receive_count``: on that last receive the event is recorded as
+    dead-lettered in its import, ``TaskDependencies.record_dead_letter``); a database error is
+    retold without the values PostgreSQL quotes (``without_values``). Every log line carries
+    the event's ``request_id`` (its ``correlationid``), ``traceparent``, ``event_id``,
+    ``operation_id`` and ``contact_id``.
     """
     deps = task.dependencies
     started = time.perf_counter()
@@ -184,6 +189,8 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
         last = received is not None and received >= deps.max_receive_count
         result = "dead_lettered" if last else "retried"
         deps.metrics.task_done(result, time.perf_counter() - started)
+        if last:
+            deps.record_dead_letter(envelope)
         # The exception class only: a message may quote the event's data.
         log.warning(
             "event not applied", outcome=result, error=type(exc).__name__, receives=received
@@ -194,6 +201,7 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
             raise
         raise safe from None
     deps.metrics.task_done(outcome.status, time.perf_counter() - started)
+    deps.metrics.event_committed((dt.datetime.now(dt.UTC) - event.time).total_seconds())
     deps.metrics.operations.labels(outcome.status, outcome.reason or "none").inc()
     log.info(
         "event processed",

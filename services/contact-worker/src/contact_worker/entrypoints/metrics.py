@@ -9,6 +9,10 @@ pool; served by the main process, see ``entrypoints.worker``).
   ``none`` for ``applied``).
 - ``worker_event_age_seconds``: now − the event's ``time`` (when the command API accepted it)
   when the task starts, in seconds.
+- ``worker_event_commit_age_seconds``: now − the event's ``time`` once its transaction has
+  committed (applied or rejected), in seconds: the write path's freshness, from the 202 of the
+  command API to the change in PostgreSQL, where the read model and the change feed have it
+  (a change is readable in the feed once no older transaction is still open).
 - ``sqs_messages{queue, state}``: ``ApproximateNumberOfMessages`` (``visible``) and
   ``ApproximateNumberOfMessagesNotVisible`` (``in_flight``) of the queue (``main``) and the
   dead-letter queue (``dlq``), polled by the main process (``adapters.queue_metrics``).
@@ -57,6 +61,12 @@ class WorkerMetrics:
             buckets=AGE_BUCKETS,
             registry=r,
         )
+        self.commit_age = Histogram(
+            "worker_event_commit_age_seconds",
+            "Now minus the event's time once its transaction committed, in seconds.",
+            buckets=AGE_BUCKETS,
+            registry=r,
+        )
         self.queue_messages = Gauge(
             "sqs_messages",
             "Approximate messages in an SQS queue (queue: main|dlq; state: visible|in_flight).",
@@ -83,3 +93,7 @@ class WorkerMetrics:
         age = max(0.0, age_s)
         self.event_age.observe(age)
         self.oldest_message_age.set(age)
+
+    def event_committed(self, age_s: float) -> None:
+        """Record the age, in seconds, of an event whose transaction just committed."""
+        self.commit_age.observe(max(0.0, age_s))
