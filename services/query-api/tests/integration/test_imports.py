@@ -20,12 +20,14 @@ import sqlalchemy as sa
 from contact_worker.adapters.redis_store import RedisContactCache
 from contact_worker.adapters.sql import SqlUnitOfWork
 from contact_worker.bootstrap import writer_engine
+from contact_worker.service_layer.dead_letters import record_dead_letter
 from contact_worker.service_layer.handlers import handle_event
 from contact_worker.settings import Settings as WorkerSettings
 from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
 from contacts_domain.operations import OperationStatus
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
+from contacts_infra.import_dead_letters import RedisImportDeadLetters
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_keys import import_key
 
@@ -147,6 +149,7 @@ def test_the_counts_follow_the_workers_outcomes_until_completed(
         "failed": 0,
         "applied": 0,
         "rejected": 0,
+        "dead_lettered": 0,
         "pending": 4,
         "rejected_reasons": {},
         "created_at": "2026-05-01T12:00:00+00:00",
@@ -178,6 +181,50 @@ def test_the_counts_follow_the_workers_outcomes_until_completed(
         0,
     )
     assert done["rejected_reasons"] == {"email_conflict": 1}
+
+
+def test_dead_lettered_events_complete_the_report_until_redriven(
+    client, worker, redis_client, prefix
+):
+    import_id = str(uuid.uuid4())
+    store_report(redis_client, prefix, import_id, received=2, accepted=2, invalid=0, errors=())
+    applied = record_event(import_id, 1, "created", {"first_name": "Ada"})
+    dead = record_event(import_id, 2, "created", {"first_name": "Bo"})
+    worker.handle(applied)
+    dead_letters = RedisImportDeadLetters(redis_client, prefix=prefix)
+    url = f"/v1/imports/{import_id}"
+
+    # What the worker does on the last receive of a failing event, from its raw envelope,
+    # twice (a repeated record counts once).
+    assert record_dead_letter(dead.to_cloudevent(), dead_letters)
+    assert record_dead_letter(dead.to_cloudevent(), dead_letters)
+    body = client.get(url).get_json()
+    assert (body["status"], body["applied"], body["dead_lettered"], body["pending"]) == (
+        "completed",
+        1,
+        1,
+        0,
+    )
+    # The set expires with the report.
+    ttl = redis_client.ttl(f"{prefix}import-dead:{import_id}")
+    assert 0 < ttl <= redis_client.ttl(import_key(prefix, import_id))
+
+    # dlq redrive forgets it: pending until the worker applies it.
+    assert dead_letters.forget(import_id, dead.id)
+    assert client.get(url).get_json()["pending"] == 1
+    worker.handle(dead)
+    body = client.get(url).get_json()
+    assert (body["status"], body["applied"], body["dead_lettered"]) == ("completed", 2, 0)
+
+
+def test_no_dead_letter_is_recorded_without_a_report_or_an_import(redis_client, prefix):
+    dead_letters = RedisImportDeadLetters(redis_client, prefix=prefix)
+    unknown = record_event(str(uuid.uuid4()), 1, "created", {"first_name": "Ada"})
+
+    assert not record_dead_letter(unknown.to_cloudevent(), dead_letters)
+    assert not record_dead_letter(other_event({"first_name": "Bo"}).to_cloudevent(), dead_letters)
+    assert not record_dead_letter("not an envelope", dead_letters)
+    assert dead_letters.count(unknown.import_id or "") == 0
 
 
 def test_an_erased_contact_still_counts_for_its_import(client, worker, redis_client, prefix):

@@ -179,12 +179,18 @@ class FakeImportReportReader(ImportReportReader):
 
     def __init__(self) -> None:
         self.reports: dict[str, ImportReport] = {}
+        self.dead: dict[str, int] = {}
         self.down = False
 
     def get(self, import_id: str) -> ImportReport | None:
         if self.down:
             raise CacheUnavailable("fake Redis is down")
         return self.reports.get(import_id)
+
+    def dead_lettered(self, import_id: str) -> int:
+        if self.down:
+            raise CacheUnavailable("fake Redis is down")
+        return self.dead.get(import_id, 0)
 
 
 class FakeImportOutcomeLog(ImportOutcomeLog):

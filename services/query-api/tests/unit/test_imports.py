@@ -75,6 +75,19 @@ def test_the_use_case_adds_the_outcomes_to_the_report(import_reports, import_out
     assert status == ImportStatus(stored, ImportOutcomes(2, 1, {"email_conflict": 1}))
 
 
+def test_dead_lettered_records_are_counted_and_complete_the_import(import_reports, import_outcomes):
+    stored = report(accepted=4)
+    import_reports.reports[stored.import_id] = stored
+    import_outcomes.outcomes[stored.import_id] = ImportOutcomes(2, 1, {"email_conflict": 1})
+    import_reports.dead[stored.import_id] = 1
+
+    status = imports.get_import(stored.import_id, reports=import_reports, outcomes=import_outcomes)
+
+    assert status is not None
+    assert (status.dead_lettered, status.pending, status.progress) == (1, 0, "completed")
+    assert status.to_dict()["dead_lettered"] == 1
+
+
 def test_an_unknown_import_does_not_read_the_database(import_reports, import_outcomes):
     assert imports.get_import("x", reports=import_reports, outcomes=import_outcomes) is None
     assert import_outcomes.reads == 0
@@ -118,6 +131,7 @@ def test_get_import_answers_the_report_and_the_outcomes(client, import_reports, 
         "failed": 0,
         "applied": 2,
         "rejected": 1,
+        "dead_lettered": 0,
         "pending": 1,
         "rejected_reasons": {"email_conflict": 1, "name_required": 0},
         "created_at": "2026-05-01T12:00:00+00:00",

@@ -1,5 +1,7 @@
 """Import reports in Redis: ``import:{id}`` holds ``ImportReport.to_dict()`` as JSON, written by
-the command API's ``POST /v1/imports`` (``contacts_infra.redis_keys.import_key``)."""
+the command API's ``POST /v1/imports`` (``contacts_infra.redis_keys.import_key``), and
+``import-dead:{id}`` the set of its dead-lettered event ids, written by the worker
+(``contacts_infra.import_dead_letters``)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ import json
 import logging
 
 from contacts_domain.imports import ImportReport
-from contacts_infra.redis_keys import import_key
+from contacts_infra.redis_keys import import_dead_letters_key, import_key
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.service_layer.ports import ImportReportReader
 
@@ -33,3 +35,7 @@ class RedisImportReportReader(ImportReportReader):
         except (ValueError, KeyError, TypeError):
             log.warning("unreadable import report in Redis", extra={"key": key})
             return None
+
+    def dead_lettered(self, import_id: str) -> int:
+        key = import_dead_letters_key(self._prefix, import_id)
+        return int(self._calls.run(lambda r: r.scard(key)))

@@ -31,15 +31,16 @@ def get_import(_args: dict[str, Any], import_id: str) -> Response:
     """Get the progress of an import (`POST /v1/imports` on the command API).
 
     The counts of the file (`received` = `accepted` + `invalid` + `failed`), each invalid
-    record's `position` (card number or CSV line), `field` and `message` (`errors`), what
-    was dropped from the records imported (`warnings`, same shape; `repaired` counts
-    those records), and what became of the accepted records so far: `applied`,
-    `rejected` (per reason) and `pending`. Read two fields: `state` says whether every
-    valid record was queued (`queued`) or the queue failed part-way (`failed`: `failed`
-    records will never be applied unless the file is sent again); `status` says whether
-    the worker has processed what was queued (`completed` once no accepted record is
-    pending). A `failed` import reaches `status` `completed` too. Needs the scope
-    `contacts:import`. The report is kept 7 days after the upload.
+    record's `position` (card number or CSV line), `field` and `message` (`errors`), what was
+    dropped from the records imported (`warnings`, same shape; `repaired` counts those records),
+    and what became of the accepted records so far: `applied`, `rejected` (per reason),
+    `dead_lettered` (given up on after the worker's retries, until an operator redrives them)
+    and `pending`. Read two fields: `state` says whether every valid record was queued
+    (`queued`) or the queue failed part-way (`failed`: `failed` records will never be applied
+    unless the file is sent again); `status` says whether the worker has processed what was
+    queued (`completed` once no accepted record is pending). A `failed` import reaches `status`
+    `completed` too. Needs the scope `contacts:import`. The report is kept 7 days after the
+    upload.
     """
     canonical = canonical_uuid(import_id)
     if canonical is None:

@@ -309,9 +309,10 @@ class ImportStatusSchema(ma.Schema):
         validate=ma.validate.OneOf(("pending", "completed")),
         metadata={
             "description": "Whether the worker has processed what was queued: `completed` "
-            "once every accepted record is applied or rejected. It does not say that the whole "
-            "file was imported: a `failed` import (`state`) reaches `completed` once its "
-            "queued records are applied, while `failed` > 0 records were never queued."
+            "once every accepted record is applied, rejected or dead-lettered. It does not say "
+            "that the whole file was imported: a `failed` import (`state`) reaches "
+            "`completed` once its queued records are applied, while `failed` > 0 records "
+            "were never queued."
         },
     )
     received = ma.fields.Integer(
@@ -324,9 +325,17 @@ class ImportStatusSchema(ma.Schema):
     rejected = ma.fields.Integer(
         metadata={"description": "Accepted records the worker rejected (`rejected_reasons`)."}
     )
+    dead_lettered = ma.fields.Integer(
+        metadata={
+            "description": "Accepted records the worker gave up on after its retries: in the "
+            "dead-letter queue until an operator sends them back (`contact-worker-admin dlq "
+            "redrive`) or drops them."
+        }
+    )
     pending = ma.fields.Integer(
         metadata={
-            "description": "Accepted records not processed yet: accepted − applied − rejected."
+            "description": "Accepted records not processed yet: accepted − applied − rejected "
+            "− dead_lettered."
         }
     )
     rejected_reasons = ma.fields.Dict(

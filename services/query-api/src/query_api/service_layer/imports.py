@@ -9,8 +9,13 @@ Two sources, one answer:
 - the outcomes the worker recorded for the records it has processed so far (``applied``,
   ``rejected`` and the rejections' reasons), counted in PostgreSQL by import id.
 
-The records still in the queue are ``pending`` = accepted − applied − rejected, never negative;
-the import is ``completed`` once every accepted record has an outcome. Two words, two
+- the events the worker gave up on (``dead_lettered``: moved to the dead-letter queue after
+  ``SQS_MAX_RECEIVE_COUNT`` failed receives, and not redriven since), counted in Redis next to
+  the report (docs/architecture.md, "Dead-lettered events").
+
+The records still in the queue are ``pending`` = accepted − applied − rejected − dead-lettered,
+never negative; the import is ``completed`` once every accepted record has an outcome (a
+dead-lettered record is one, until ``dlq redrive`` sends it back). Two words, two
 questions: ``state`` (``queued`` | ``failed``) says whether every valid record reached the
 queue, ``status`` (``pending`` | ``completed``) whether the worker has processed what did. A
 ``failed`` import's ``status`` still reaches ``completed`` (its ``accepted`` records applied
@@ -43,16 +48,18 @@ class ImportStatus:
 
     report: ImportReport
     outcomes: ImportOutcomes
+    dead_lettered: int = 0
 
     @property
     def pending(self) -> int:
         """Accepted records without an outcome yet (≥ 0)."""
-        done = self.outcomes.applied + self.outcomes.rejected
+        done = self.outcomes.applied + self.outcomes.rejected + self.dead_lettered
         return max(self.report.accepted - done, 0)
 
     @property
     def progress(self) -> ImportProgress:
-        """``completed`` once every accepted record is applied or rejected, else ``pending``."""
+        """``completed`` once every accepted record is applied, rejected or dead-lettered, else
+        ``pending``."""
         return "completed" if self.pending == 0 else "pending"
 
     def to_dict(self) -> dict[str, Any]:
@@ -69,6 +76,7 @@ class ImportStatus:
             "failed": report.failed,
             "applied": self.outcomes.applied,
             "rejected": self.outcomes.rejected,
+            "dead_lettered": self.dead_lettered,
             "pending": self.pending,
             "rejected_reasons": dict(sorted(self.outcomes.rejected_reasons.items())),
             "created_at": report.to_dict()["created_at"],
@@ -92,8 +100,9 @@ def get_import(
     """
     try:
         report = reports.get(import_id)
+        dead_lettered = reports.dead_lettered(import_id) if report is not None else 0
     except CacheUnavailable as exc:
         raise ImportReportUnavailable(str(exc)) from None
     if report is None:
         return None
-    return ImportStatus(report, outcomes.counts(import_id))
+    return ImportStatus(report, outcomes.counts(import_id), dead_lettered)

@@ -129,6 +129,12 @@ class ImportReportReader(abc.ABC):
     def get(self, import_id: str) -> ImportReport | None:
         """Return the report, or ``None`` when unknown or expired. Raises ``CacheUnavailable``."""
 
+    @abc.abstractmethod
+    def dead_lettered(self, import_id: str) -> int:
+        """How many of the import's events the worker gave up on (moved to the dead-letter
+        queue and not redriven since; ``contacts_infra.import_dead_letters``). Raises
+        ``CacheUnavailable``."""
+
 
 class ImportOutcomeLog(abc.ABC):
     """The outcomes the worker recorded in ``processed_events`` for an import's records."""
