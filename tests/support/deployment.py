@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import ast
 import functools
+import json
+import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import hcl2
 import pytest
@@ -158,3 +161,90 @@ def module_env_names(path: Path) -> set[str]:
         ):
             names.add(node.args[0].value)
     return names
+
+
+#: Everything the charts' alerts and dashboards need, on: ``metrics.prometheusRule`` and
+#: ``metrics.dashboard``.
+MONITORING_ON: Final = {
+    "metrics": {"prometheusRule": {"enabled": True}, "dashboard": {"enabled": True}}
+}
+#: PromQL words that are not metric names.
+_PROMQL_WORDS: Final = frozenset(
+    {
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "and",
+        "or",
+        "unless",
+        "offset",
+        "inf",
+        "nan",
+    }
+)
+
+
+def rule_groups(chart: str, values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """The rule groups of the PrometheusRule ``chart`` renders with its monitoring on (the
+    ``groups`` of a Prometheus rules file)."""
+    manifests = render(chart, merged(MONITORING_ON, values or {}))
+    [rule] = kinds(manifests, "PrometheusRule")
+    return list(rule["spec"]["groups"])
+
+
+def dashboard(chart: str) -> dict[str, Any]:
+    """The Grafana dashboard (JSON) of the ConfigMap ``chart`` renders with monitoring on."""
+    maps = [
+        m
+        for m in kinds(render(chart, MONITORING_ON), "ConfigMap")
+        if m["metadata"]["name"].endswith("-dashboard")
+    ]
+    [config_map] = maps
+    [text] = config_map["data"].values()
+    return dict(json.loads(text))
+
+
+def dashboard_exprs(chart: str) -> list[str]:
+    return [t["expr"] for p in dashboard(chart)["panels"] for t in p["targets"]]
+
+
+def rule_exprs(chart: str) -> list[str]:
+    return [str(r["expr"]) for g in rule_groups(chart) for r in g["rules"]]
+
+
+def metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression reads: identifiers left once label matchers,
+    ranges, strings, numbers, function calls and keywords are removed."""
+    text = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\"[^\"]*\"", " ", expr)
+    text = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", " ", text)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        following = text[match.end() :].lstrip()[:1]
+        if following != "(" and match.group(0).lower() not in _PROMQL_WORDS:
+            names.add(match.group(0))
+    return names
+
+
+def promtool() -> str:
+    """Path of Debian's ``promtool`` (package ``prometheus``). Without it a test fails under
+    CI (``CI=true``: ``.ci/run`` installs it) and skips, saying so, elsewhere."""
+    return _prometheus_binary("promtool")
+
+
+def prometheus_binary() -> str:
+    """Path of Debian's ``prometheus`` server binary (see ``promtool``)."""
+    return _prometheus_binary("prometheus")
+
+
+def _prometheus_binary(name: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    message = f"{name} is missing: apt-get install prometheus (Debian), as .ci/run does"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
