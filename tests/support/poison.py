@@ -9,8 +9,9 @@ import uuid
 from typing import Any
 
 
-def celery_shaped(task: str, args: list[Any]) -> str:
-    """A Celery protocol-2 message as kombu puts it on SQS (base64 JSON envelope)."""
+def celery_shaped(task: str, args: list[Any], routing_key: str = "q") -> str:
+    """A Celery protocol-2 message as kombu puts it on SQS (base64 JSON envelope), addressed
+    to the queue ``routing_key`` (the command API's messages name the worker's queue)."""
     body = base64.b64encode(json.dumps([args, {}, {}]).encode()).decode()
     envelope = {
         "body": body,
@@ -19,7 +20,7 @@ def celery_shaped(task: str, args: list[Any]) -> str:
         "headers": {"lang": "py", "task": task, "id": str(uuid.uuid4()), "retries": 0},
         "properties": {
             "body_encoding": "base64",
-            "delivery_info": {"exchange": "", "routing_key": "q"},
+            "delivery_info": {"exchange": "", "routing_key": routing_key},
             "delivery_mode": 2,
             "delivery_tag": str(uuid.uuid4()),
         },
