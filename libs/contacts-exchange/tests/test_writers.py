@@ -49,7 +49,8 @@ def test_vcard_card_content() -> None:
     assert text.endswith("END:VCARD\r\n")
     lines = text.split("\r\n")
     assert "UID:urn:uuid:6f1c7a2e-0000-4000-8000-000000000001" in lines
-    assert "FN:Zoë\\; \\\\ \\, Ødegård" in lines
+    # FN is single-valued: its ";" is not escaped (issue 16: ical.js would show "\\;").
+    assert "FN:Zoë; \\\\ \\, Ødegård" in lines
     assert "N:Ødegård;Zoë\\; \\\\ \\,;;;" in lines
     assert "EMAIL;TYPE=work:zoe@example.com" in lines
     assert "EMAIL;PREF=1:z@example.org" in lines
@@ -64,7 +65,26 @@ def test_vcard_card_content() -> None:
 
 
 def test_escape_follows_rfc6350() -> None:
-    assert escape("a\\b,c;d\ne\r\nf") == "a\\\\b\\,c\\;d\\ne\\nf"
+    assert escape("a\\b,c;d\ne\r\nf") == "a\\\\b\\,c;d\\ne\\nf"
+    assert escape("a\\b,c;d\ne\r\nf", compound=True) == "a\\\\b\\,c\\;d\\ne\\nf"
+
+
+def test_semicolons_are_escaped_only_in_compound_properties() -> None:
+    contact = {
+        "first_name": "Ann",
+        "last_name": "Lee; Jr",
+        "company": "Sales; EMEA",
+        "job_title": "Head; ops",
+        "notes": "Call after 5; not before",
+        "tags": ["x;y"],
+    }
+    lines = b"".join(vcard_chunks([contact])).decode("utf-8").split("\r\n")
+    assert "NOTE:Call after 5; not before" in lines
+    assert "TITLE:Head; ops" in lines
+    assert "CATEGORIES:x;y" in lines
+    assert "FN:Ann Lee; Jr" in lines
+    assert "N:Lee\\; Jr;Ann;;;" in lines
+    assert "ORG:Sales\\; EMEA" in lines
 
 
 def test_fold_at_75_octets_without_splitting_utf8() -> None:

@@ -3,35 +3,69 @@
 from __future__ import annotations
 
 import codecs
+import tempfile
 from collections.abc import Iterator
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, cast
 
 from contacts_exchange.errors import ImportTooLarge
+from contacts_exchange.file_encoding import (
+    HEAD_BYTES,
+    FileEncoding,
+    bom_encoding,
+    nul_pattern_encoding,
+)
 
 UTF8_BOM: Final = codecs.BOM_UTF8
 #: Read this many bytes at most per ``readline`` call, so one endless line cannot fill memory.
 _CHUNK: Final = 64 * 1024
 
 
-def read_lines(stream: BinaryIO, *, max_bytes: int) -> Iterator[bytes]:
+def rewindable(stream: BinaryIO, *, max_bytes: int) -> BinaryIO:
+    """``stream`` itself when it is seekable (the readers read a file twice: once to find its
+    encoding, once to read it), else a copy of it, rewound (in memory up to 64 KiB, then in a
+    temporary file). Raises ``ImportTooLarge``
+    when a non-seekable stream holds more than ``max_bytes`` bytes."""
+    if stream.seekable():
+        return stream
+    copy = cast(BinaryIO, tempfile.SpooledTemporaryFile(max_size=_CHUNK))  # noqa: SIM115
+    total = 0
+    while chunk := stream.read(_CHUNK):
+        total += len(chunk)
+        if total > max_bytes:
+            copy.close()
+            raise ImportTooLarge("max_bytes", max_bytes)
+        copy.write(chunk)
+    copy.seek(0)
+    return copy
+
+
+def wide_encoding(stream: BinaryIO) -> FileEncoding | None:
+    """The encoding of a seekable ``stream`` told by its BOM or its NUL pattern
+    (``file_encoding``), or ``None``; the stream is put back where it was."""
+    start = stream.tell()
+    head = stream.read(HEAD_BYTES)
+    stream.seek(start)
+    return bom_encoding(head) or nul_pattern_encoding(head)
+
+
+def read_lines(
+    stream: BinaryIO, *, max_bytes: int, encoding: FileEncoding | None = None
+) -> Iterator[bytes]:
     """Yield the physical lines of ``stream`` as bytes, each with its line ending removed.
 
     A line ends at LF; any CRs before it are part of the ending (CRLF, and the CR CR LF some
-    iOS exports write). A UTF-8 byte order mark at the start is dropped. A UTF-16 stream (with
-    its BOM) is transcoded to UTF-8 on the fly. Raises ``ImportTooLarge`` as soon as more than
-    ``max_bytes`` bytes of the upload were read (the count is of the upload's own bytes).
+    iOS exports write). ``encoding`` (``wide_encoding``'s answer) says how to start: its BOM
+    is skipped, and a UTF-16 or UTF-32 stream is transcoded to UTF-8 on the fly (bytes that do
+    not decode become U+FFFD). Without it the stream is read as ASCII-compatible bytes, a UTF-8
+    BOM at the start dropped. Raises ``ImportTooLarge`` as soon as more than ``max_bytes``
+    bytes of the upload were read (the count is of the upload's own bytes).
     """
-    total = 0
-    head = stream.read(2)
-    total += len(head)
-    if head in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE):
-        yield from _utf16_lines(stream, head, total, max_bytes)
+    if encoding is not None and encoding.wide:
+        yield from _wide_lines(stream, encoding, max_bytes)
         return
-    buffer = head.removeprefix(UTF8_BOM[:2])
-    if buffer == b"" and head:
-        third = stream.read(1)
-        total += len(third)
-        buffer = b"" if third == UTF8_BOM[2:] else head + third
+    head = stream.read(3)
+    total = len(head)
+    buffer = head.removeprefix(UTF8_BOM)
     while True:
         newline = buffer.find(b"\n")
         if newline >= 0:
@@ -49,9 +83,10 @@ def read_lines(stream: BinaryIO, *, max_bytes: int) -> Iterator[bytes]:
         buffer += chunk
 
 
-def _utf16_lines(stream: BinaryIO, bom: bytes, total: int, max_bytes: int) -> Iterator[bytes]:
-    decoder = codecs.getincrementaldecoder("utf-16")(errors="replace")
-    text = decoder.decode(bom)
+def _wide_lines(stream: BinaryIO, encoding: FileEncoding, max_bytes: int) -> Iterator[bytes]:
+    decoder = codecs.getincrementaldecoder(encoding.name)(errors="replace")
+    total = len(stream.read(encoding.bom))
+    text = ""
     while True:
         chunk = stream.read(_CHUNK)
         total += len(chunk)

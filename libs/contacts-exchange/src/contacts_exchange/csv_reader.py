@@ -19,16 +19,16 @@ import itertools
 from collections.abc import Iterator
 from typing import Any, BinaryIO, Final
 
-from contacts_exchange.byte_source import read_lines
+from contacts_exchange.byte_source import read_lines, rewindable, wide_encoding
 from contacts_exchange.csv_dialects import Column, columns_for, row_fields
 from contacts_exchange.csv_formulas import unescape_formula
 from contacts_exchange.errors import ImportFormatError, ImportTooLarge
+from contacts_exchange.file_encoding import FileEncoding, guess_message, segments_encoding
 from contacts_exchange.records import CARD, ImportRecord, problem, validate_record
 
 DEFAULT_MAX_BYTES: Final = 10 * 1024 * 1024
 DEFAULT_MAX_RECORDS: Final = 10_000
 _DELIMITERS: Final = (",", ";", "\t")
-_FALLBACK_ENCODING: Final = "windows-1252"
 
 
 def read_csv(
@@ -40,23 +40,43 @@ def read_csv(
 ) -> Iterator[ImportRecord]:
     """Yield one ``ImportRecord`` per data row of ``stream`` (a binary file object).
 
-    Encoding: UTF-16 with a BOM, else UTF-8 (a BOM is dropped), line by line falling back to
-    windows-1252 for a line that is not UTF-8. ``position`` and ``line`` are the 1-based line
+    Encoding: decided once for the whole file (``file_encoding``): a BOM, else the NUL
+    pattern of UTF-16/UTF-32, else UTF-8, else charset-normalizer's guess, which every row
+    holding non-ASCII text reports as a warning ("read as shift_jis (a guess)"). A stream that
+    is not seekable is copied first (``byte_source.rewindable``): the file is read twice.
+    ``position`` and ``line`` are the 1-based line
     number where the row starts (the header is line 1; a quoted field may span lines).
     Rows with no value at all are skipped. Phone numbers without ``+`` are read for
     ``default_region``.
 
-    Raises ``ImportFormatError`` when the first row is not a recognizable header;
+    Raises ``ImportFormatError`` when the first row is not a recognizable header, and its
+    subclass ``UndecodableFile`` when no encoding reads the file as clean text;
     ``ImportTooLarge`` past ``max_bytes`` bytes or ``max_records`` data rows.
     """
-    lines = _text_lines(read_lines(stream, max_bytes=max_bytes))
+    stream = rewindable(stream, max_bytes=max_bytes)
+    encoding = _file_encoding(stream, max_bytes)
+    lines = _text_lines(read_lines(stream, max_bytes=max_bytes, encoding=encoding), encoding)
     first = next(lines, None)
     if first is None:
         return
     delimiter = max(_DELIMITERS, key=lambda d: _count_outside_quotes(first, d))
     reader = csv.reader(itertools.chain((first,), lines), delimiter=delimiter, strict=False)
     columns = _header_columns(reader)
-    yield from _records(reader, columns, max_records=max_records, default_region=default_region)
+    guess = f"The file is not UTF-8; {guess_message(encoding)}." if encoding.guessed else None
+    yield from _records(
+        reader, columns, max_records=max_records, default_region=default_region, guess=guess
+    )
+
+
+def _file_encoding(stream: BinaryIO, max_bytes: int) -> FileEncoding:
+    """The encoding of the whole file (``file_encoding``); ``stream`` is left where it was."""
+    encoding = wide_encoding(stream)
+    if encoding is not None and encoding.wide:
+        return encoding
+    start = stream.tell()
+    encoding = segments_encoding(read_lines(stream, max_bytes=max_bytes))
+    stream.seek(start)
+    return encoding
 
 
 def _header_columns(reader: Any) -> list[Column]:
@@ -80,9 +100,15 @@ def _header_columns(reader: Any) -> list[Column]:
 
 
 def _records(
-    reader: Any, columns: list[Column], *, max_records: int, default_region: str
+    reader: Any,
+    columns: list[Column],
+    *,
+    max_records: int,
+    default_region: str,
+    guess: str | None,
 ) -> Iterator[ImportRecord]:
-    """One record per data row after the header (empty rows skipped); see ``read_csv``."""
+    """One record per data row after the header (empty rows skipped); see ``read_csv``.
+    ``guess`` is the warning of every row with non-ASCII text when the encoding is a guess."""
     count = 0
     start = reader.line_num + 1
     while True:
@@ -103,7 +129,10 @@ def _records(
         count += 1
         if count > max_records:
             raise ImportTooLarge("max_records", max_records)
-        yield _record(columns, row, position, default_region)
+        record = _record(columns, row, position, default_region)
+        if guess and not all(cell.isascii() for cell in row):
+            record.warnings.append(problem(CARD, guess))
+        yield record
 
 
 def _record(
@@ -119,13 +148,11 @@ def _record(
     return record
 
 
-def _text_lines(lines: Iterator[bytes]) -> Iterator[str]:
+def _text_lines(lines: Iterator[bytes], encoding: FileEncoding) -> Iterator[str]:
+    # UTF-16/32 lines come transcoded to UTF-8; the others decode cleanly (``segments_encoding``).
+    name = "utf-8" if encoding.wide else encoding.name
     for line in lines:
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
-            text = line.decode(_FALLBACK_ENCODING, errors="replace")
-        yield text + "\n"
+        yield line.decode(name, errors="replace") + "\n"
 
 
 def _without_formula_escapes(row: list[str]) -> list[str]:

@@ -60,7 +60,8 @@ def _head(line: bytes) -> bytes:
     return line
 
 
-def _is_qp(line: bytes) -> bool:
+def is_qp(line: bytes) -> bool:
+    """True when the content line's parameters say QUOTED-PRINTABLE."""
     return bool(_QP.search(_head(line)))
 
 
@@ -85,13 +86,13 @@ class _Lines:
         self._back.append(item)
 
 
-def _logical_lines(physical: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
+def logical_lines(physical: Iterator[bytes]) -> Iterator[tuple[int, bytes]]:
     """Yield ``(first line number, unfolded line)``; blank and ``#`` lines are left out."""
     lines = _Lines(physical)
     current: tuple[int, bytes] | None = None
     while (item := lines.next()) is not None:
         number, line = item
-        if current is not None and _is_qp(current[1]) and current[1].endswith(b"="):
+        if current is not None and is_qp(current[1]) and current[1].endswith(b"="):
             if line.strip() == b"":
                 after = lines.next()
                 if after is not None and not (_PROPERTY.match(after[1]) or _END.match(after[1])):
@@ -125,7 +126,7 @@ def split_cards(physical: Iterator[bytes], *, max_records: int) -> Iterator[RawC
     open_cards: list[RawCard] = []
     count = 0
     seen_content = False
-    for number, line in _logical_lines(physical):
+    for number, line in logical_lines(physical):
         if _BEGIN.match(line):
             seen_content = True
             count += 1

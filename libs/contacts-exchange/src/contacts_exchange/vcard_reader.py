@@ -17,9 +17,13 @@ Mapping of properties (RFC 6350 §6, RFC 2426 §3, vCard 2.1 §2) to contact fie
   warning.
 - Everything else (PHOTO, KEY, URL, X- properties...) is ignored.
 
-Charsets: a value is decoded with its CHARSET parameter, else as UTF-8; when a card holds
-undeclared bytes that are not UTF-8, charset-normalizer guesses the card's legacy charset from
-all of them (windows-1252 when it cannot tell).
+Charsets: the file's encoding is decided once, before the first card (``file_encoding``): a
+BOM or the NUL pattern of UTF-16/UTF-32 (such a file is transcoded to UTF-8 as it is read), else
+from the bytes of every value without a CHARSET parameter in the file: UTF-8 when they all are,
+else charset-normalizer's guess, accepted only when it decodes all of them cleanly (a warning
+on each value read with it: "read as cp1253 (a guess)"), else the file is refused
+(``UndecodableFile``). A value is decoded with its CHARSET parameter, else as UTF-8, else in
+the file's guessed encoding.
 """
 
 from __future__ import annotations
@@ -30,12 +34,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
-import charset_normalizer
-
-from contacts_exchange.byte_source import read_lines
+from contacts_exchange.byte_source import read_lines, rewindable, wide_encoding
 from contacts_exchange.country_names import country_code
+from contacts_exchange.file_encoding import FileEncoding, guess_message, segments_encoding
 from contacts_exchange.records import CARD, ImportRecord, problem, validate_record
-from contacts_exchange.vcard_lexer import RawCard, split_cards
+from contacts_exchange.vcard_lexer import RawCard, is_qp, logical_lines, split_cards
 from contacts_exchange.vcard_properties import Property, parse_property, split_value
 
 DEFAULT_MAX_BYTES: Final = 10 * 1024 * 1024
@@ -68,20 +71,48 @@ def read_vcards(
     Phone numbers without ``+`` are read for ``default_region`` (ISO 3166-1 alpha-2).
     Memory holds one card at a time.
 
-    Raises ``ImportFormatError`` (before the first record) when the stream is not a vCard file;
+    Reads a seekable ``stream`` twice (first for its encoding; a stream that is not seekable is
+    copied first). Raises ``ImportFormatError`` (before the first record) when the stream is
+    not a vCard file, ``UndecodableFile`` (a subclass) when it is not text in any encoding;
     ``ImportTooLarge`` when more than ``max_bytes`` bytes (octets of the upload) or more than
     ``max_records`` cards are read. An empty file (or one with only a BOM) yields nothing. Any
     other problem is reported on the record it concerns; the next card is still read.
     """
-    for card in split_cards(read_lines(stream, max_bytes=max_bytes), max_records=max_records):
+    stream = rewindable(stream, max_bytes=max_bytes)
+    encoding = _file_encoding(stream, max_bytes)
+    fallback = encoding.name if encoding.guessed else _FALLBACK_CHARSET
+    lines = read_lines(stream, max_bytes=max_bytes, encoding=encoding)
+    for card in split_cards(lines, max_records=max_records):
         record = ImportRecord(position=card.number, line=card.line)
         record.warnings.extend(problem(CARD, message) for message in card.warnings)
         try:
-            validate_record(record, _card_fields(card, record), default_region=default_region)
+            fields = _card_fields(card, record, fallback)
+            validate_record(record, fields, default_region=default_region)
         except Exception as exc:  # one unreadable card must not stop the import
             record.data = None
             record.errors.append(problem(CARD, f"The card could not be read: {exc}"))
         yield record
+
+
+def _file_encoding(stream: BinaryIO, max_bytes: int) -> FileEncoding:
+    """The encoding of the whole file (see the module); ``stream`` is left where it was."""
+    encoding = wide_encoding(stream)
+    if encoding is not None and encoding.wide:
+        return encoding
+    start = stream.tell()
+    encoding = segments_encoding(_undeclared_values(read_lines(stream, max_bytes=max_bytes)))
+    stream.seek(start)
+    return encoding
+
+
+def _undeclared_values(lines: Iterator[bytes]) -> Iterator[bytes]:
+    """The value bytes (quoted-printable decoded) of every property without a CHARSET."""
+    for number, line in logical_lines(lines):
+        if line.isascii() and not is_qp(line):
+            continue
+        prop = parse_property(number, line)
+        if not prop.charset:
+            yield prop.raw
 
 
 @dataclass
@@ -99,14 +130,13 @@ class _CardReading:
     formatted: str | None = None
 
 
-def _card_fields(card: RawCard, record: ImportRecord) -> dict[str, Any]:
+def _card_fields(card: RawCard, record: ImportRecord, fallback: str) -> dict[str, Any]:
     props = [parse_property(number, line) for number, line in card.lines]
     version = next(
         (p.raw.decode("ascii", "replace").strip() for p in props if p.name == "VERSION"), ""
     )
     if version not in ("2.1", "3.0", "4.0"):
         version = "3.0"
-    fallback = _guess_charset(props)
     labels = {
         p.group: _text(p, fallback, record).strip()
         for p in props
@@ -183,7 +213,7 @@ def _text(prop: Property, fallback: str, record: ImportRecord) -> str:
             problem(
                 CARD,
                 f"Line {prop.line}: {prop.name} is neither UTF-8 nor declares its CHARSET; "
-                f"read as {fallback} (a guess).",
+                f"{guess_message(FileEncoding(fallback, guessed=True))}.",
             )
         )
     if damaged:
@@ -191,14 +221,6 @@ def _text(prop: Property, fallback: str, record: ImportRecord) -> str:
             problem(CARD, f"Line {prop.line}: {prop.name} has bytes that are not valid text.")
         )
     return text.replace("\ufffd", "")
-
-
-def _guess_charset(props: list[Property]) -> str:
-    undeclared = b" ".join(p.raw for p in props if not p.charset and not _is_utf8(p.raw))
-    if not undeclared:
-        return _FALLBACK_CHARSET
-    best = charset_normalizer.from_bytes(undeclared).best()
-    return best.encoding if best is not None else _FALLBACK_CHARSET
 
 
 def _is_utf8(raw: bytes) -> bool:

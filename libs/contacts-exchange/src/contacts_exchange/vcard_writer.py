@@ -5,9 +5,10 @@ Each card: ``BEGIN``, ``VERSION:4.0``, ``UID`` (``urn:uuid:`` of the contact id)
 phone; none for other) and ``PREF=1`` on the primary entry, ``ORG``, ``TITLE``, ``BDAY``
 (``YYYYMMDD``), ``NOTE``, ``CATEGORIES``, ``REV`` (the contact's ``updated_at``), ``END``.
 
-Text values are escaped as RFC 6350 §3.4 says (``\\\\``, ``\\,``, ``\\;``, newline as
-``\\n``); lines end in CRLF and are folded at 75 octets (§3.2) without splitting a UTF-8
-sequence. ``read_vcards`` reads the output back to the same normalized contacts.
+Text values are escaped as RFC 6350 §3.4 requires (``\\\\``, ``\\,``, newline as ``\\n``;
+``\\;`` only in the compound N, ADR and ORG); lines end in CRLF and are folded at 75 octets
+(§3.2) without splitting a UTF-8 sequence. ``read_vcards`` reads the output back to the same
+normalized contacts.
 """
 
 from __future__ import annotations
@@ -40,16 +41,15 @@ def write_vcards(contacts: Iterable[Mapping[str, Any]], out: BinaryIO) -> int:
     return total
 
 
-def escape(text: str) -> str:
-    """Escape a text value (RFC 6350 §3.4): backslash, comma, semicolon and newlines."""
-    return (
-        text.replace("\\", "\\\\")
-        .replace(",", "\\,")
-        .replace(";", "\\;")
-        .replace("\r\n", "\\n")
-        .replace("\n", "\\n")
-        .replace("\r", "\\n")
-    )
+def escape(text: str, *, compound: bool = False) -> str:
+    """Escape a text value as RFC 6350 §3.4 requires: backslash, comma and newlines (as
+    ``\\n``) always; semicolon only in a component of a compound property (``compound``: N,
+    ADR, ORG), where it separates components. §3.4 permits ``\\;`` elsewhere too, but
+    Thunderbird's parser (ical.js) shows it literally in NOTE, so it is not written there."""
+    escaped = text.replace("\\", "\\\\").replace(",", "\\,")
+    if compound:
+        escaped = escaped.replace(";", "\\;")
+    return escaped.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\n")
 
 
 def fold(line: str) -> bytes:
@@ -78,7 +78,7 @@ def _card_lines(contact: Mapping[str, Any]) -> Iterator[str]:
     if contact.get("id"):
         yield f"UID:urn:uuid:{contact['id']}"
     yield "FN:" + escape(" ".join(part for part in (first, last) if part))
-    yield f"N:{escape(last)};{escape(first)};;;"
+    yield f"N:{escape(last, compound=True)};{escape(first, compound=True)};;;"
     for entry in contact.get("emails") or ():
         params = _params(_TYPES.get(entry.get("type", "")), entry)
         yield f"EMAIL{params}:{escape(entry['value'])}"
@@ -88,10 +88,10 @@ def _card_lines(contact: Mapping[str, Any]) -> Iterator[str]:
     for address in contact.get("addresses") or ():
         kind = _TYPES.get(address.get("type") or "")
         parts = ("street", "city", "region", "postal_code", "country")
-        value = ";".join(escape(address.get(part) or "") for part in parts)
+        value = ";".join(escape(address.get(part) or "", compound=True) for part in parts)
         yield "ADR" + (f";TYPE={kind}" if kind else "") + ":;;" + value
     if contact.get("company"):
-        yield "ORG:" + escape(contact["company"])
+        yield "ORG:" + escape(contact["company"], compound=True)
     if contact.get("job_title"):
         yield "TITLE:" + escape(contact["job_title"])
     if contact.get("birthday"):

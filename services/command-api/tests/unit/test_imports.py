@@ -400,7 +400,8 @@ def test_a_format_error_says_what_was_expected_and_never_quotes_the_upload(
     assert "BEGIN:VCARD" in detail
     assert "Name" not in detail
     detail = garbage_as_csv.json["detail"]
-    assert detail.startswith("Not a CSV file: its first line is not CSV text")
+    # Binary bytes are not text in any encoding (issue 16): refused before CSV parsing.
+    assert detail.startswith("The file is not text in any encoding we can read")
     assert "Rosa" not in detail
     assert "universal-newline" not in detail
 
@@ -730,3 +731,49 @@ def test_the_openapi_document_describes_repaired_and_the_retry_without_a_key(
     operation = document["paths"]["/v1/imports"]["post"]
     assert "Without a key" in operation["responses"]["503"]["description"]
     assert "`repaired`" in operation["description"]
+
+
+# --- encodings (issue 16, item 1) -------------------------------------------------------------
+
+
+def test_a_guessed_encoding_is_imported_exactly_and_the_report_says_it_was_a_guess(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
+) -> None:
+    names = [("太郎", "山田"), ("花子", "佐藤"), ("一郎", "鈴木"), ("ソウタ", "表川")]
+    rows = "".join(f"{first},{last},Met at the fair\r\n" for first, last in names)
+    body = ("First Name,Last Name,Notes\r\n" + rows).encode("shift_jis")
+
+    response = post(client, body, CSV)
+
+    assert response.status_code == 202
+    assert (response.json["accepted"], response.json["repaired"]) == (4, 4)
+    assert [(e.data["first_name"], e.data["last_name"]) for e in publisher.events] == names
+    (report,) = reports.saved
+    messages = {warning.message for warning in report.warnings}
+    assert messages <= {
+        f"The file is not UTF-8; read as {name} (a guess)." for name in ("shift_jis", "cp932")
+    }
+    assert [(w.line, w.field) for w in report.warnings] == [
+        (2, "_card"),
+        (3, "_card"),
+        (4, "_card"),
+        (5, "_card"),
+    ]
+
+
+def test_a_file_no_encoding_reads_cleanly_is_a_400_that_says_so(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
+) -> None:
+    body = b"First Name,Last Name\r\n\x81\x01\x9d\x02,\x8f\x03\x90\x04\r\nJane,Doe\r\n"
+
+    response = post(client, body, CSV)
+
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"] == "urn:contacts:problem:import-format"
+    assert response.json["detail"].startswith(
+        "The file is not text in any encoding we can read: it is not UTF-8"
+    )
+    assert "Jane" not in response.json["detail"]
+    assert publisher.events == []
+    assert reports.saved == []
