@@ -56,18 +56,25 @@ def _proxied(url: str, proxy: FaultProxy) -> str:
 
 @pytest.fixture
 def fault_stack(
-    stack_env: dict[str, str], sqs_client: Any, sqs_endpoint: str, run_id: str
+    request: pytest.FixtureRequest,
+    stack_env: dict[str, str],
+    sqs_client: Any,
+    sqs_endpoint: str,
+    run_id: str,
 ) -> Iterator[FaultStack]:
+    """A stack of its own behind fault proxies. A test may replace some of ``FAULT_ENV`` by
+    parametrizing this fixture indirectly with a dict of settings."""
+    settings = {**FAULT_ENV, **getattr(request, "param", {})}
     sqs_target = urlsplit(sqs_endpoint)
     pg = FaultProxy(("127.0.0.1", 5432)).start()
     redis = FaultProxy(("127.0.0.1", 6379)).start()
     sqs = FaultProxy((str(sqs_target.hostname), int(sqs_target.port or 80))).start()
     name = f"t{run_id}-f{uuid.uuid4().hex[:6]}"
-    with isolated_queues(sqs_client, name, FAULT_ENV) as urls:
+    with isolated_queues(sqs_client, name, settings) as urls:
         sqs_url = f"http://127.0.0.1:{sqs.port}"
         env = {
             **stack_env,
-            **FAULT_ENV,
+            **settings,
             "DATABASE_URL": _proxied(stack_env["DATABASE_URL"], pg),
             "QUERY_DATABASE_URL": _proxied(stack_env["QUERY_DATABASE_URL"], pg),
             "REDIS_URL": _proxied(stack_env["REDIS_URL"], redis),

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +31,9 @@ pytestmark = pytest.mark.faults
 
 FAULT_S = 30
 DRAIN_TIMEOUT_S = 240
+#: Dead-letters a failing event within seconds: three receives, one second apart.
+DEAD_LETTER_FAST = {"SQS_MAX_RECEIVE_COUNT": "3", "RETRY_BACKOFF_S": "1,1,1"}
+ADMIN = str(Path(sys.executable).parent / "contact-worker-admin")
 
 
 def outcomes(engine: sa.Engine, operation_ids: list[str]) -> dict[str, tuple[str, str | None]]:
@@ -217,3 +223,31 @@ def test_c15_sqs_unreachable_then_back(fault_stack: Any, harness: Any) -> None:
             pass
 
     harness(fault, "SQS unreachable")
+
+
+@pytest.mark.parametrize("fault_stack", [DEAD_LETTER_FAST], indirect=True)
+def test_postgresql_down_past_every_retry_then_dlq_redrive(
+    fault_stack: Any, harness: Any, sqs_client: Any
+) -> None:
+    """An outage longer than the retries dead-letters events (issue 15); once PostgreSQL is
+    back, ``contact-worker-admin dlq redrive`` puts them back and every 202 lands once, in
+    order, as if nothing had happened."""
+
+    def fault() -> None:
+        with fault_stack.pg.fault("refuse", 20):
+            pass
+        time.sleep(5)  # events in their last retries when it ended are applied, or dead
+        assert queue_depth(sqs_client, fault_stack.dlq_url) > 0, "nothing was dead-lettered"
+        deadline = time.monotonic() + 120
+        while queue_depth(sqs_client, fault_stack.dlq_url) > 0:
+            assert time.monotonic() < deadline, "the dead-letter queue does not empty"
+            subprocess.run(
+                [ADMIN, "dlq", "redrive"],
+                env={**os.environ, **fault_stack.env},
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+            time.sleep(2)
+
+    harness(fault, "PostgreSQL down past every retry, then dlq redrive")
