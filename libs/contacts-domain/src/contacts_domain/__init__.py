@@ -30,8 +30,10 @@ from contacts_domain.errors import MalformedEvent, ValidationFailed
 from contacts_domain.events import ContactEvent, event_type
 from contacts_domain.operations import OperationStatus
 from contacts_domain.sequence import HybridLogicalClock
+from contacts_domain.workspaces import DEFAULT_WORKSPACE, InvalidWorkspace, check_workspace
 
 __all__ = [
+    "DEFAULT_WORKSPACE",
     "EMAIL_CONFLICT",
     "FIELDS",
     "NAME_REQUIRED",
@@ -45,6 +47,7 @@ __all__ = [
     "DeleteContact",
     "Fields",
     "HybridLogicalClock",
+    "InvalidWorkspace",
     "MalformedEvent",
     "OperationStatus",
     "PatchContact",
@@ -54,6 +57,7 @@ __all__ = [
     "UpsertContact",
     "ValidationFailed",
     "apply_event",
+    "check_workspace",
     "empty_fields",
     "event_type",
     "normalize_contact",
