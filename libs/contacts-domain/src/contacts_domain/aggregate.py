@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from contacts_domain.contact import FIELDS, NAME_FIELDS, Fields, empty_fields, primary_value
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
 
 Status = Literal["applied", "rejected"]
 
@@ -31,10 +32,12 @@ EMAIL_CONFLICT: Final = "email_conflict"
 
 @dataclass(frozen=True, slots=True)
 class ContactState:
-    """Everything stored about one contact id, visible or not.
+    """Everything stored about one contact (a workspace and a contact id), visible or not.
 
     ``fields`` has every key of ``FIELDS``. ``version`` counts visible changes (the ETag); it is
     0 for an id never seen. The order of events lives in the inbox (``ProcessedEvent``).
+    ``workspace`` is the contact's (``workspaces``); the same id in two workspaces is two
+    contacts.
     """
 
     contact_id: str
@@ -44,6 +47,7 @@ class ContactState:
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
+    workspace: str = DEFAULT_WORKSPACE
 
     def view(self) -> Fields | None:
         """The visible contact: its fields while alive, ``None`` when absent or deleted."""

@@ -173,16 +173,19 @@ class ContactCache(abc.ABC):
 
 
 class OperationStore(abc.ABC):
-    """Short-lived operation statuses for clients that poll (kept 24 h by contract)."""
+    """Short-lived operation statuses for clients that poll (kept 24 h by contract), per
+    workspace: an operation of another workspace is unknown. Every method raises
+    ``StoreUnavailable`` when the store does not answer in time."""
 
     @abc.abstractmethod
-    def mark_pending(self, status: OperationStatus) -> None:
+    def mark_pending(self, workspace: str, status: OperationStatus) -> None:
         """Record ``status`` as pending unless an outcome is already recorded."""
 
     @abc.abstractmethod
-    def record(self, status: OperationStatus) -> None:
+    def record(self, workspace: str, status: OperationStatus) -> None:
         """Record the final outcome (applied or rejected)."""
 
     @abc.abstractmethod
-    def get(self, operation_id: str) -> OperationStatus | None:
-        """Return the status of ``operation_id``, or ``None`` when unknown or expired."""
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
+        """Return the status of ``operation_id`` in ``workspace``, or ``None`` when unknown,
+        expired or of another workspace."""
