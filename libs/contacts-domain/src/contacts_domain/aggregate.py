@@ -28,6 +28,10 @@ NOT_FOUND: Final = "not_found"
 VERSION_MISMATCH: Final = "version_mismatch"
 NAME_REQUIRED: Final = "name_required"
 EMAIL_CONFLICT: Final = "email_conflict"
+#: The workspace holds its maximum of live contacts (the worker's
+#: ``MAX_LIVE_CONTACTS_PER_WORKSPACE``, issue 12): the write that would make one more live is
+#: rejected.
+QUOTA_EXCEEDED: Final = "quota_exceeded"
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,9 +191,10 @@ def replay(
     return Replayed(_evolve(state, at, fields, alive), outcomes)
 
 
-#: Rejections that depend on an event's data (its fields, or the emails of other contacts):
+#: Rejections that depend on an event's data (its fields, the emails of other contacts, or how
+#: many contacts were live then):
 #: once that data is erased they cannot be evaluated again, so the recorded verdict stands.
-DATA_REASONS: Final = frozenset({NAME_REQUIRED, EMAIL_CONFLICT})
+DATA_REASONS: Final = frozenset({NAME_REQUIRED, EMAIL_CONFLICT, QUOTA_EXCEEDED})
 
 
 def replay_erased(
