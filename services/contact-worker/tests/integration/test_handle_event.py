@@ -131,7 +131,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def handle_concurrently(runtime: Runtime, events: list[ContactEvent]) -> list[Any]:
+def handle_concurrently(
+    runtime: Runtime, events: list[ContactEvent], *, max_live_contacts: int = 0
+) -> list[Any]:
     """Handle ``events`` on real PostgreSQL + Redis, one thread each, released together;
     returns their outcomes in the order they finished."""
     ports = runtime.ports()
@@ -146,6 +148,7 @@ def handle_concurrently(runtime: Runtime, events: list[ContactEvent]) -> list[An
                 unit_of_work=ports.unit_of_work,
                 cache=ports.cache,
                 operations=ports.operations,
+                max_live_contacts=max_live_contacts,
             )
         )
 
