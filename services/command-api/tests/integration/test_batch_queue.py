@@ -53,7 +53,9 @@ def test_a_batch_lands_on_the_queue_in_per_contact_order(
         assert message.group_id == message_group_id(event)
         assert message.dedup_id == event.id
         assert event.correlation_id == "req-batch-int"
+        assert event.workspace == DEFAULT_WORKSPACE
         by_group[message.group_id].append(event)
+    a, b = f"{DEFAULT_WORKSPACE}/{a}", f"{DEFAULT_WORKSPACE}/{b}"
     assert [e.kind for e in by_group[a]] == ["replaced", "patched", "deleted", "patched"]
     assert [e.data.get("company") for e in by_group[a]] == [None, "Acme", None, "After"]
     assert [e.kind for e in by_group[b]] == ["replaced", "patched"]

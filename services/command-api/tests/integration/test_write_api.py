@@ -47,7 +47,8 @@ def test_post_lands_on_the_queue_and_is_pending(
     body = response.get_json()
     [message] = drain()
     assert message.task == APPLY_EVENT_TASK
-    assert message.group_id == body["id"]
+    assert message.group_id == f"{DEFAULT_WORKSPACE}/{body['id']}"
+    assert message.envelope["workspace"] == DEFAULT_WORKSPACE
     assert message.dedup_id == message.envelope["id"]
     assert message.envelope["type"] == "contacts.contact.created.v1"
     assert message.envelope["subject"] == body["id"]
@@ -92,7 +93,7 @@ def test_c10_if_match_travels_as_expectedversion_on_the_queue(real_app, drain) -
         assert response.status_code == 202
     messages = drain()
     assert [m.envelope["expectedversion"] for m in messages] == [None, 1, 1]
-    assert {m.group_id for m in messages} == {contact_id}
+    assert {m.group_id for m in messages} == {f"{DEFAULT_WORKSPACE}/{contact_id}"}
     sequences = [m.envelope["sequence"] for m in messages]
     assert sequences == sorted(sequences)
     assert len(set(sequences)) == 3
