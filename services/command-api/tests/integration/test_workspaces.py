@@ -22,6 +22,7 @@ from contacts_http.auth import (
     new_api_key,
 )
 from contacts_http.auth import scopes as scope_names
+from contacts_http.rate_limits import RateLimitSettings
 from contacts_infra.redis_keys import idempotency_key, operation_key
 
 OURS, ACME, OPERATOR = new_api_key(), new_api_key(), new_api_key()
@@ -98,3 +99,34 @@ def test_an_operator_queues_into_the_workspace_it_names(client, drain) -> None:
     [message] = drain()
     assert message.envelope["workspace"] == "acme"
     assert message.group_id == f"acme/{response.get_json()['id']}"
+
+
+def test_the_workspace_rate_limit_counts_every_key_of_the_workspace(
+    command_settings, drain
+) -> None:
+    acme_2 = new_api_key()
+    auth = AuthSettings(
+        api_keys=(
+            ApiKeyEntry(hash_api_key(OURS), scope_names.ALL),
+            ApiKeyEntry(hash_api_key(ACME), scope_names.ALL, "acme"),
+            ApiKeyEntry(hash_api_key(acme_2), scope_names.ALL, "acme"),
+        )
+    )
+    # A prefix of this test's own: the counters start at zero in the run's real Redis.
+    settings = command_settings.model_copy(
+        update={
+            "auth": auth,
+            "redis_prefix": f"{command_settings.redis_prefix}{uuid.uuid4().hex[:8]}:",
+            "rate_limits": RateLimitSettings(default="10/minute", workspace="2/minute"),
+        }
+    )
+    client = create_app(settings).test_client()
+    assert client.post("/v1/contacts", json=ROSA, headers=bearer(ACME)).status_code == 202
+    assert client.delete(f"/v1/contacts/{uuid.uuid4()}", headers=bearer(acme_2)).status_code == 202
+
+    refused = client.post("/v1/contacts", json=ROSA, headers=bearer(ACME))
+    assert refused.status_code == 429
+    assert "workspace" in refused.get_json()["detail"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert client.post("/v1/contacts", json=ROSA, headers=bearer(OURS)).status_code == 202
+    assert sorted(m.envelope["workspace"] for m in drain()) == ["acme", "acme", DEFAULT_WORKSPACE]
