@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from command_api.entrypoints.app import create_app
 from contacts_domain import DEFAULT_WORKSPACE
+from contacts_domain.workspaces import WORKSPACE_PATTERN
 from contacts_http.auth import (
     WORKSPACE_HEADER,
     ApiKeyEntry,
@@ -166,3 +167,20 @@ def test_an_operator_naming_no_workspace_id_gets_a_400_naming_the_header(
     assert response.status_code == 400
     assert WORKSPACE_HEADER in response.get_json()["errors"]
     assert publisher.events == []
+
+
+def test_every_operation_documents_the_operators_optional_workspace_header(client) -> None:
+    document = client.get("/openapi.json").get_json()
+    operations = [
+        (method, path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
+    assert len(operations) >= 7
+    for method, path, operation in operations:
+        [parameter] = [p for p in operation["parameters"] if p["name"] == WORKSPACE_HEADER]
+        assert parameter["in"] == "header", (method, path)
+        assert parameter["required"] is False
+        assert parameter["schema"]["pattern"] == WORKSPACE_PATTERN
+        assert "403" in operation["responses"]
