@@ -9,7 +9,7 @@
 - ``settings``: ``AuthSettings.from_env`` (the ``AUTH_*`` variables), ``build_authenticator``.
 - ``guard``: ``init_auth`` (the Flask ``before_request`` guard, RFC 6750 answers),
   ``request_principal``, ``request_workspace`` (the workspace the caller's identity decides,
-  or an operator's ``X-Contacts-Workspace``), ``rate_limit_identity``.
+  or an operator's ``X-Contacts-Workspace``), ``rate_limit_identity``, ``rate_limit_workspace``.
 - ``openapi``: ``document_bearer_auth`` (the security scheme in the OpenAPI document).
 - ``wiring``: ``install_auth`` and ``install_rate_limits``, one call each in an app factory.
 - ``scopes``: ``READ``, ``WRITE``, ``IMPORT``, ``ADMIN`` (operators).
@@ -30,6 +30,7 @@ from contacts_http.auth.guard import (
     AuthPolicy,
     init_auth,
     rate_limit_identity,
+    rate_limit_workspace,
     request_principal,
     request_workspace,
 )
@@ -75,6 +76,7 @@ __all__ = [
     "new_api_key",
     "parse_api_key_hashes",
     "rate_limit_identity",
+    "rate_limit_workspace",
     "request_principal",
     "request_workspace",
     "scopes",

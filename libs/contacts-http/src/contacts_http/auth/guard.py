@@ -249,6 +249,17 @@ def rate_limit_identity() -> str:
     return f"ip:{request.remote_addr or 'unknown'}"
 
 
+def rate_limit_workspace() -> str:
+    """Whose workspace limit a request counts for: ``ws:<workspace>`` (``request_workspace``).
+    Never raises (the rate limiter would take an error for a storage failure): with
+    authentication off, an ``X-Contacts-Workspace`` that is no workspace id (the view answers
+    400) counts for ``ws:?``."""
+    try:
+        return f"ws:{request_workspace()}"
+    except ProblemError:
+        return "ws:?"
+
+
 def _configured() -> _Guard:
     configured: _Guard = current_app.extensions[EXTENSION]
     return configured
