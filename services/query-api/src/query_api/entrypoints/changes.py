@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response
 
 from contacts_http import VALIDATION_PROBLEM, abort_problem, problem_response
+from contacts_http.auth import request_workspace
 from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.context import current
@@ -42,7 +43,7 @@ def list_changes(args: dict[str, Any]) -> Response:
     """
     try:
         page = change_feed.read_changes(
-            args.get("since"), args["limit"], feed=current().ports.changes
+            request_workspace(), args.get("since"), args["limit"], feed=current().ports.changes
         )
     except change_feed.InvalidToken as exc:
         abort_problem(400, str(exc), type_uri=VALIDATION_PROBLEM, errors={"since": [str(exc)]})
