@@ -16,8 +16,10 @@ from query_api.service_layer.records import Change, ChangeBatch, FeedPosition
 _BOUND = text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
 _HORIZON = text("SELECT txid::text, position FROM change_feed_horizon")
 #: The page of changes of one workspace (exposed for EXPLAIN tests). ``txid < bound``: only
-#: transactions that have ended (see the migration). The row comparison walks the
-#: (workspace, txid, position) index from the token on.
+#: transactions that have ended (see the migration). The row comparison names the workspace
+#: too, so it matches the (workspace, txid, position) index column for column and the walk
+#: starts at the token (without it the planner walked the (txid, position) primary key and
+#: filtered on the workspace: ~100 rows read per row returned for a workspace of 1 %).
 CHANGES = text(
     """
     SELECT ch.txid::text AS feed_txid, ch.position AS feed_position, ch.contact_id::text AS
@@ -26,9 +28,9 @@ CHANGES = text(
     LEFT JOIN contacts c ON c.workspace = ch.workspace AND c.id = ch.contact_id
          AND c.version = ch.version AND c.alive
     WHERE ch.workspace = :workspace
-      AND (ch.txid, ch.position) > (CAST(:txid AS xid8), :position)
+      AND (ch.workspace, ch.txid, ch.position) > (:workspace, CAST(:txid AS xid8), :position)
       AND ch.txid < CAST(:bound AS xid8)
-    ORDER BY ch.txid, ch.position
+    ORDER BY ch.workspace, ch.txid, ch.position
     LIMIT :limit
     """
 )
