@@ -39,7 +39,8 @@ def list_changes(args: dict[str, Any]) -> Response:
     `{"id", "version", "deleted": true}`; otherwise `contact` is the contact as it is now,
     or null when a later item supersedes that version. Tokens stay valid for at least
     7 days (until the changes after them are purged); an older one gets 410: list the
-    contacts again, then take a new token.
+    contacts again, then take a new token. The feed is the caller's workspace's; a token
+    is valid only there (elsewhere it is a 400, like a malformed one).
     """
     try:
         page = change_feed.read_changes(
