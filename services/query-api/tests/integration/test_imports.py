@@ -111,7 +111,7 @@ def store_report(client: redis.Redis, prefix: str, import_id: str, **overrides: 
         "errors": ERRORS,
     }
     report = ImportReport(**{**values, **overrides})
-    client.set(import_key(prefix, import_id), json.dumps(report.to_dict()), ex=60)
+    client.set(import_key(prefix, "default", import_id), json.dumps(report.to_dict()), ex=60)
 
 
 def test_the_counts_follow_the_workers_outcomes_until_completed(
@@ -259,7 +259,7 @@ def test_a_report_stored_before_warnings_existed_is_served_without_them(
         "errors": [ERRORS[1].to_dict()],
         "errors_truncated": False,
     }
-    redis_client.set(import_key(prefix, import_id), json.dumps(stored), ex=60)
+    redis_client.set(import_key(prefix, "default", import_id), json.dumps(stored), ex=60)
 
     response = client.get(f"/v1/imports/{import_id}")
 

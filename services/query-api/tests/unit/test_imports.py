@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from contacts_domain.imports import ImportProblem, ImportReport
+from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
 from contacts_http import PROBLEM_JSON
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
@@ -70,13 +71,15 @@ def test_the_use_case_adds_the_outcomes_to_the_report(import_reports, import_out
     import_reports.reports[stored.import_id] = stored
     import_outcomes.outcomes[stored.import_id] = ImportOutcomes(2, 1, {"email_conflict": 1})
 
-    status = imports.get_import(stored.import_id, reports=import_reports, outcomes=import_outcomes)
+    status = imports.get_import(
+        WS, stored.import_id, reports=import_reports, outcomes=import_outcomes
+    )
 
     assert status == ImportStatus(stored, ImportOutcomes(2, 1, {"email_conflict": 1}))
 
 
 def test_an_unknown_import_does_not_read_the_database(import_reports, import_outcomes):
-    assert imports.get_import("x", reports=import_reports, outcomes=import_outcomes) is None
+    assert imports.get_import(WS, "x", reports=import_reports, outcomes=import_outcomes) is None
     assert import_outcomes.reads == 0
 
 
@@ -84,7 +87,7 @@ def test_redis_down_is_report_unavailable(import_reports, import_outcomes):
     import_reports.down = True
 
     with pytest.raises(ImportReportUnavailable):
-        imports.get_import("x", reports=import_reports, outcomes=import_outcomes)
+        imports.get_import(WS, "x", reports=import_reports, outcomes=import_outcomes)
 
 
 def test_database_down_is_read_model_unavailable(import_reports, import_outcomes):
@@ -93,7 +96,7 @@ def test_database_down_is_read_model_unavailable(import_reports, import_outcomes
     import_outcomes.down = True
 
     with pytest.raises(ReadModelUnavailable):
-        imports.get_import(stored.import_id, reports=import_reports, outcomes=import_outcomes)
+        imports.get_import(WS, stored.import_id, reports=import_reports, outcomes=import_outcomes)
 
 
 def test_get_import_answers_the_report_and_the_outcomes(client, import_reports, import_outcomes):

@@ -1,5 +1,5 @@
-"""Import reports in Redis: ``import:{id}`` holds ``ImportReport.to_dict()`` as JSON, written by
-the command API's ``POST /v1/imports`` (``contacts_infra.redis_keys.import_key``)."""
+"""Import reports in Redis: ``import:<workspace>/<id>`` holds ``ImportReport.to_dict()`` as JSON,
+written by the command API's ``POST /v1/imports`` (``contacts_infra.redis_keys.import_key``)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ class RedisImportReportReader(ImportReportReader):
         self._calls = calls
         self._prefix = prefix
 
-    def get(self, import_id: str) -> ImportReport | None:
-        key = import_key(self._prefix, import_id)
+    def get(self, workspace: str, import_id: str) -> ImportReport | None:
+        key = import_key(self._prefix, workspace, import_id)
         raw = self._calls.run(lambda r: r.get(key))
         if raw is None:
             return None
