@@ -384,7 +384,7 @@ def load(dsn: str, total: int, digest: str, processes: int = 2, log: Any = print
         cur.execute("DROP TABLE IF EXISTS bench_dataset")
         # The feed and the live counts are the triggers' (migrations 0002, 0005): rebuilt by
         # the COPY, row by row, like the contacts' own.
-        cur.execute("TRUNCATE contacts, processed_events, contact_changes, workspace_usage")
+        cur.execute("TRUNCATE contacts, processed_events, contact_changes")
         cur.execute(
             "SELECT i.indexname, i.indexdef FROM pg_indexes i "
             "JOIN pg_class c ON c.relname = i.indexname "

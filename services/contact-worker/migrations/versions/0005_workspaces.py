@@ -15,22 +15,17 @@ The schema after this revision:
 - ``contact_changes.workspace text NOT NULL``, copied by the trigger from the contacts row;
   ``(workspace, txid, position)`` for the change feed of one workspace (the primary key
   ``(txid, position)`` stays: the purge walks the whole feed).
-- ``workspace_usage(workspace PRIMARY KEY, live_contacts)``: live contacts per workspace, kept
-  by a trigger on contacts (insert alive, alive -> dead, dead -> alive, delete alive); the
-  worker's quota (``MAX_LIVE_CONTACTS_PER_WORKSPACE``) reads it.
 
 Everything that exists before this revision was written by a release without workspaces, so it
 all goes to ``default``. The previous release keeps writing while this runs (its rows get the
 column default), so no step holds a long lock:
 
 1. add the columns nullable, then give them the default (catalogue only; ``lock_timeout``);
-2. count the live contacts into ``workspace_usage`` and create its trigger in one transaction
-   that blocks writes of contacts (not reads) for the time of one count of the live index;
-3. backfill ``'default'`` in batches of ``BATCH`` rows, one transaction each, walking the
+2. backfill ``'default'`` in batches of ``BATCH`` rows, one transaction each, walking the
    primary keys;
-4. ``CHECK (workspace IS NOT NULL) NOT VALID``, ``VALIDATE`` (writes go on), ``SET NOT NULL``
+3. ``CHECK (workspace IS NOT NULL) NOT VALID``, ``VALIDATE`` (writes go on), ``SET NOT NULL``
    (no scan: the valid check proves it), drop the check;
-5. build the new indexes ``CONCURRENTLY`` (an INVALID leftover of a failed run is dropped
+4. build the new indexes ``CONCURRENTLY`` (an INVALID leftover of a failed run is dropped
    first), swap the primary keys (``PRIMARY KEY USING INDEX``, an instant catalogue change),
    drop the old indexes ``CONCURRENTLY``.
 
@@ -45,7 +40,7 @@ from __future__ import annotations
 from typing import Final
 
 import sqlalchemy as sa
-from alembic import context, op
+from alembic import op
 
 revision = "0005"
 down_revision = "0004"
@@ -139,66 +134,14 @@ RECORD_CHANGE: Final = """
     $$
 """
 
-COUNT_USAGE: Final = """
-    CREATE OR REPLACE FUNCTION count_workspace_usage() RETURNS trigger LANGUAGE plpgsql AS $$
-    DECLARE
-        delta bigint;
-        ws text;
-    BEGIN
-        IF TG_OP = 'INSERT' THEN
-            delta := CASE WHEN NEW.alive THEN 1 ELSE 0 END;
-            ws := NEW.workspace;
-        ELSIF TG_OP = 'DELETE' THEN
-            delta := CASE WHEN OLD.alive THEN -1 ELSE 0 END;
-            ws := OLD.workspace;
-        ELSE
-            delta := CASE WHEN NEW.alive THEN 1 ELSE -1 END;
-            ws := NEW.workspace;
-        END IF;
-        IF delta <> 0 THEN
-            INSERT INTO workspace_usage AS u (workspace, live_contacts)
-            VALUES (coalesce(ws, 'default'), delta)
-            ON CONFLICT (workspace) DO UPDATE SET live_contacts = u.live_contacts + delta;
-        END IF;
-        RETURN NULL;
-    END
-    $$
-"""
-
-# One transaction (a DO block): writes of contacts wait while the live contacts are counted, so
-# no write is both counted and seen by the trigger, or neither.
-CREATE_USAGE: Final = """
-    DO $$ BEGIN
-        IF to_regclass('workspace_usage') IS NULL THEN
-            LOCK TABLE contacts IN SHARE MODE;
-            CREATE TABLE workspace_usage (
-                workspace text PRIMARY KEY,
-                live_contacts bigint NOT NULL
-            );
-            CREATE TRIGGER contacts_usage_insert_delete AFTER INSERT OR DELETE ON contacts
-                FOR EACH ROW EXECUTE FUNCTION count_workspace_usage();
-            CREATE TRIGGER contacts_usage_update AFTER UPDATE OF alive ON contacts FOR EACH ROW
-                WHEN (OLD.alive IS DISTINCT FROM NEW.alive)
-                EXECUTE FUNCTION count_workspace_usage();
-            INSERT INTO workspace_usage (workspace, live_contacts)
-            SELECT coalesce(workspace, 'default'), count(*) FROM contacts WHERE alive
-            GROUP BY 1;
-        END IF;
-    END $$
-"""
-
 
 def upgrade() -> None:
-    reader = context.get_x_argument(as_dictionary=True).get("reader_role", "contacts_reader")
     with op.get_context().autocommit_block():
         op.execute(f"SET lock_timeout = '{LOCK_TIMEOUT}'")
         for table in TABLES:
             op.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS workspace text")
             op.execute(f"ALTER TABLE {table} ALTER COLUMN workspace SET DEFAULT 'default'")
         op.execute(RECORD_CHANGE)
-        op.execute(COUNT_USAGE)
-        op.execute(CREATE_USAGE)
-        op.execute(f'GRANT SELECT ON workspace_usage TO "{reader}"')
         for table, key in BACKFILL:
             _backfill(table, key)
         for table in TABLES:
@@ -348,10 +291,6 @@ def downgrade() -> None:
     )
     for definition in old:
         op.execute(f"CREATE {definition}")
-    op.execute("DROP TRIGGER contacts_usage_update ON contacts")
-    op.execute("DROP TRIGGER contacts_usage_insert_delete ON contacts")
-    op.execute("DROP FUNCTION count_workspace_usage()")
-    op.execute("DROP TABLE workspace_usage")
     op.execute(
         """
         CREATE OR REPLACE FUNCTION record_contact_change() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -132,10 +132,6 @@ def test_a_populated_database_migrates_while_writes_go_on() -> None:
                         )
                     ).all()
                 )
-                live = conn.execute(sa.text("SELECT count(*) FROM contacts WHERE alive")).scalar()
-                usage = conn.execute(
-                    sa.text("SELECT live_contacts FROM workspace_usage WHERE workspace = 'default'")
-                ).scalar()
         finally:
             engine.dispose()
         assert old.during > 0  # the previous release wrote while the migration ran
@@ -144,4 +140,3 @@ def test_a_populated_database_migrates_while_writes_go_on() -> None:
         assert set(new.written) <= ids
         total = ROWS + len(old.written) + len(new.written)
         assert by_workspace == {"default": total, "events:default": ROWS + len(new.written)}
-        assert usage == live

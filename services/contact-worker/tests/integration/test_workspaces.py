@@ -150,11 +150,7 @@ def test_the_quota_holds_under_concurrent_creates(runtime: Runtime, engine: sa.E
         live = conn.execute(
             sa.text("SELECT count(*) FROM contacts WHERE workspace = :ws AND alive"), {"ws": ws}
         ).scalar_one()
-        counted = conn.execute(
-            sa.text("SELECT live_contacts FROM workspace_usage WHERE workspace = :ws"),
-            {"ws": ws},
-        ).scalar_one()
-    assert live == counted == 3
+    assert live == 3
 
 
 def _rows(engine: sa.Engine, ws: str) -> dict[str, int]:
@@ -163,7 +159,7 @@ def _rows(engine: sa.Engine, ws: str) -> dict[str, int]:
             table: conn.execute(
                 sa.text(f"SELECT count(*) FROM {table} WHERE workspace = :ws"), {"ws": ws}
             ).scalar_one()
-            for table in ("contacts", "processed_events", "contact_changes", "workspace_usage")
+            for table in ("contacts", "processed_events", "contact_changes")
         }
 
 
@@ -214,10 +210,9 @@ def test_erase_removes_one_workspace_in_batches_and_resumes(
         "contacts": 6,
         "contact_changes": 7,
         "processed_events": 7,
-        "workspace_usage": 1,
     }
     assert report.keys == {"contact": 6, "refill": 0, "op": 7, "idem": 1, "import": 1}
-    assert len(lines) == 8
+    assert len(lines) == 8  # three tables, five key kinds
     assert lines[0] == "contacts: 6 rows removed"
     assert _rows(engine, gone) == dict.fromkeys(before, 0)
     assert list(redis_client.scan_iter(match=f"{prefix}*{gone}*")) == []

@@ -76,21 +76,18 @@ class SqlContactRepository(ContactRepository):
         )
 
     def live_contacts_for_update(self, workspace: str) -> int:
-        """Reads ``workspace_usage`` (kept by a trigger, migration 0005) with a row lock held
-        until the transaction ends; a workspace without a row yet gets one (0) first, so the
-        lock exists for its very first contact too."""
+        """Counts the workspace's live contacts under a transaction-scoped advisory lock on
+        ``quota:<workspace>``, so writers that could make a contact live in the workspace wait
+        for each other until commit (only while a quota is on: no counter is kept otherwise,
+        and writes of one workspace never queue on a shared row). An index-only count of the
+        workspace's slice of ``contacts_ws_live_created``."""
         self._connection.execute(
-            sa.text(
-                "INSERT INTO workspace_usage (workspace, live_contacts) VALUES (:ws, 0)"
-                " ON CONFLICT (workspace) DO NOTHING"
-            ),
-            {"ws": workspace},
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+            {"name": f"quota:{workspace}"},
         )
         return int(
             self._connection.execute(
-                sa.text(
-                    "SELECT live_contacts FROM workspace_usage WHERE workspace = :ws FOR UPDATE"
-                ),
+                sa.text("SELECT count(*) FROM contacts WHERE workspace = :ws AND alive"),
                 {"ws": workspace},
             ).scalar_one()
         )

@@ -28,8 +28,7 @@ from contacts_domain.workspaces import check_workspace
 #: Rows deleted per transaction, Redis keys unlinked per pipeline.
 ERASE_BATCH: Final = 1_000
 
-#: (table, its key columns) in erasure order; ``workspace_usage`` goes last, once no contact
-#: is left to count.
+#: (table, its key columns) in erasure order.
 _TABLES: Final = (
     ("contacts", "id"),
     ("contact_changes", "txid, position"),
@@ -54,11 +53,14 @@ class ErasureReport:
 
 
 def list_workspaces(engine: sa.Engine) -> list[tuple[str, int]]:
-    """Every workspace that ever held a live contact, with its live contacts now (from
-    ``workspace_usage``, kept by a trigger), by name."""
+    """Every workspace that has contacts (live or erased), with its live contacts, by name:
+    one grouped read of the contacts table (an admin command, not a hot path)."""
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.text("SELECT workspace, live_contacts FROM workspace_usage ORDER BY workspace")
+            sa.text(
+                "SELECT workspace, count(*) FILTER (WHERE alive) FROM contacts"
+                " GROUP BY workspace ORDER BY workspace"
+            )
         ).all()
     return [(str(name), int(count)) for name, count in rows]
 
@@ -84,11 +86,6 @@ def erase_workspace(
     for table, key in _TABLES:
         report.rows[table] = _delete_rows(engine, table, key, ws, batch)
         progress(f"{table}: {report.rows[table]} rows removed")
-    with engine.begin() as conn:
-        removed = conn.execute(
-            sa.text("DELETE FROM workspace_usage WHERE workspace = :ws"), {"ws": ws}
-        ).rowcount
-    report.rows["workspace_usage"] = removed
     for kind, pattern in _key_patterns(prefix, ws).items():
         report.keys[kind] = _unlink_matching(client, pattern, batch)
         progress(f"Redis {kind}: {report.keys[kind]} keys removed")

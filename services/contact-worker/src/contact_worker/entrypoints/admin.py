@@ -7,7 +7,7 @@ Commands (settings from the environment, see ``contact_worker.settings``):
 - ``create-queues`` — create the FIFO queue and its dead-letter queue (idempotent).
 - ``purge-changes`` — delete the change feed's changes older than ``--older-than-days``
   (default and minimum 7: the feed's token lifetime); run it daily (a CronJob).
-- ``workspace list`` — every workspace with its live contacts (``workspace_usage``).
+- ``workspace list`` — every workspace with its live contacts.
 - ``workspace erase NAME`` — offboarding: remove every row and Redis key of the workspace, in
   batches, printing what it removed; resumable (run it again after an interruption) and never
   touching another workspace (``adapters.workspaces``).

@@ -27,8 +27,9 @@ the inbox, upsert matching by email and the quota are per workspace.
 Quota (issue 12, item 5): with ``max_live_contacts`` above 0, a write that would make a contact
 live (a create, a replace or upsert that creates, a replay that brings one back) while its
 workspace already holds that many live contacts is rejected with ``quota_exceeded``. The count
-is read under a row lock in the writing transaction (``live_contacts_for_update``), so two
-writers cannot both take the last place; with the quota off no lock is taken.
+is read under a per-workspace lock in the writing transaction (``live_contacts_for_update``),
+so two writers cannot both take the last place; with the quota off nothing is counted or
+locked, and writers of one workspace never wait for each other.
 """
 
 from __future__ import annotations
