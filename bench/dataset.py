@@ -1,5 +1,10 @@
 """The 1,000,000-contact data set of the scale figures, loaded with COPY into ``contacts_bench``.
 
+Laid out as issue 12 asks: 1,000 workspaces (``WORKSPACES``), one of which, ``default``
+(``LARGE_WORKSPACE``, the workspace of the benchmark's API key, so every HTTP figure is of the
+large one), holds half the contacts; the other half is spread evenly over the 999 others
+(``bench-001`` … ``bench-999``, ~500 each; ``workspace_of``).
+
 Every row is what the worker would have written for a ``created`` event: the event is built as
 the command API builds it (``contacts_domain.to_event``), parsed and checked by the worker's own
 ``read_event``, applied with ``contacts_domain.apply_event`` to an empty ``ContactState`` and
@@ -36,9 +41,13 @@ from contact_worker.adapters.sql import SqlContactRepository
 from contact_worker.service_layer.handlers import read_event
 from contacts_domain import ContactEvent, ContactState, CreateContact, apply_event, to_event
 from contacts_domain.sequence import HybridLogicalClock
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
 
 #: Bump when the generator changes what it produces.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
+#: Workspaces of the set, and the one holding half the contacts (every even index).
+WORKSPACES = 1000
+LARGE_WORKSPACE = DEFAULT_WORKSPACE
 SEED = 20261129
 #: Rows per COPY statement and per task of the generating processes.
 CHUNK_ROWS = 25_000
@@ -235,10 +244,24 @@ def raw_contact(rng: random.Random, index: int) -> dict[str, Any]:
     return raw
 
 
+def workspace_of(index: int) -> str:
+    """The workspace of contact ``index``: ``LARGE_WORKSPACE`` for every even index, else one
+    of the ``WORKSPACES - 1`` small ones in turn (``bench-001`` … ``bench-999``)."""
+    if index % 2 == 0:
+        return LARGE_WORKSPACE
+    return f"bench-{(index // 2) % (WORKSPACES - 1) + 1:03d}"
+
+
+def small_workspace() -> str:
+    """A small workspace of the set (~``total / 2 / 999`` contacts), for EXPLAIN."""
+    return workspace_of(1 + 2 * 6)
+
+
 def events(start: int, stop: int, total: int) -> Iterator[ContactEvent]:
     """The ``created`` events of contacts ``start`` … ``stop - 1`` of a set of ``total``, as the
-    command API makes them (``to_event``); event times spread evenly over ``SPAN``, so indexes
-    from ``total`` on come after the loaded set (``LOADED_BEFORE``)."""
+    command API makes them (``to_event``), each in its ``workspace_of``; event times spread
+    evenly over ``SPAN``, so indexes from ``total`` on come after the loaded set
+    (``LOADED_BEFORE``)."""
     rng = random.Random(f"{SEED}:{start}")
     step_us = SPAN / dt.timedelta(microseconds=1) / total
     for index in range(start, stop):
@@ -253,6 +276,7 @@ def events(start: int, stop: int, total: int) -> Iterator[ContactEvent]:
             sequence=clock.next(),
             time=moment,
             correlation_id=f"bench-{index}",
+            workspace=workspace_of(index),
         )
 
 
@@ -261,16 +285,18 @@ def worker_rows(start: int, stop: int, total: int) -> Iterator[dict[str, Any]]:
 
     Each event, in the canonical form the command API sends (E.164 phones), goes through the
     worker's ``read_event`` (which checks and normalizes it again, as for every message),
-    ``apply_event`` on an empty state and ``SqlContactRepository.save``.
+    ``apply_event`` on an empty state of the event's workspace and
+    ``SqlContactRepository.save``; the row names its workspace.
     """
     capture = _CapturingConnection()
     repository = SqlContactRepository(capture)  # type: ignore[arg-type]
     for event in events(start, stop, total):
-        decision = apply_event(ContactState(event.contact_id), read_event(event.to_cloudevent()))
+        state = ContactState(event.contact_id, workspace=event.workspace)
+        decision = apply_event(state, read_event(event.to_cloudevent()))
         if decision.status != "applied":
             raise ValueError(f"contact {event.contact_id}: {decision.reason}")
         repository.save(decision.state)
-        yield capture.values
+        yield {**capture.values, "workspace": decision.state.workspace}
 
 
 def _copy_text(value: Any) -> str:
@@ -356,7 +382,9 @@ def load(dsn: str, total: int, digest: str, processes: int = 2, log: Any = print
     conn.autocommit = True
     with conn.cursor() as cur:
         cur.execute("DROP TABLE IF EXISTS bench_dataset")
-        cur.execute("TRUNCATE contacts, processed_events")
+        # The feed and the live counts are the triggers' (migrations 0002, 0005): rebuilt by
+        # the COPY, row by row, like the contacts' own.
+        cur.execute("TRUNCATE contacts, processed_events, contact_changes")
         cur.execute(
             "SELECT i.indexname, i.indexdef FROM pg_indexes i "
             "JOIN pg_class c ON c.relname = i.indexname "
@@ -383,6 +411,7 @@ def load(dsn: str, total: int, digest: str, processes: int = 2, log: Any = print
             cur.execute(definition)
             log(f"    index {name} ({time.perf_counter() - started:5.0f} s)")
         cur.execute("VACUUM ANALYZE contacts")
+        cur.execute("VACUUM ANALYZE contact_changes")
         cur.execute("CREATE TABLE bench_dataset (fingerprint text NOT NULL, rows bigint NOT NULL)")
         cur.execute("INSERT INTO bench_dataset VALUES (%s, %s)", (digest, total))
     conn.close()

@@ -40,6 +40,7 @@ from sqlalchemy.dialects import postgresql
 
 from command_api.adapters.sqs_publisher import SqsTarget
 from contact_worker.adapters.queues import ensure_queues
+from query_api.adapters.sql_change_feed import CHANGES
 from query_api.adapters.sql_read_model import (
     list_statement,
     prefix_counts_statement,
@@ -277,12 +278,18 @@ class Bench:
 
     # ----------------------------------------------------------------- reads
     def sample_rows(self, count: int) -> list[tuple[str, dt.datetime, str]]:
-        """``count`` random live contacts: (id, created_at, last_name_key)."""
+        """``count`` random live contacts of the large workspace (the benchmark key's):
+        (id, created_at, last_name_key)."""
         with contextlib.closing(psycopg2.connect(self.dsn)) as conn, conn.cursor() as cur:
             cur.execute(
                 "SELECT id::text, created_at, last_name_key FROM contacts "
-                "TABLESAMPLE BERNOULLI (%s) REPEATABLE (7) WHERE alive AND created_at < %s",
-                (min(100.0, 100.0 * count * 1.3 / self.args.contacts), dataset.LOADED_BEFORE),
+                "TABLESAMPLE BERNOULLI (%s) REPEATABLE (7)"
+                " WHERE workspace = %s AND alive AND created_at < %s",
+                (
+                    min(100.0, 100.0 * count * 2.6 / self.args.contacts),  # half are the large's
+                    dataset.LARGE_WORKSPACE,
+                    dataset.LOADED_BEFORE,
+                ),
             )
             rows = cur.fetchall()
         random.Random(1).shuffle(rows)
@@ -416,7 +423,8 @@ class Bench:
         for n, (contact_id, created_at, last_name_key) in enumerate(cursor_rows):
             sort = Sort.parse(("created_at", "-created_at", "last_name", "-last_name")[n % 4])
             key = created_at if sort.key == "created_at" else last_name_key
-            token = cursor.encode(sort, ListFilters(), Position(key, contact_id))
+            position = Position(key, contact_id)
+            token = cursor.encode(dataset.LARGE_WORKSPACE, sort, ListFilters(), position)
             list_paths.append(f"/v1/contacts?limit=20&cursor={token}")
         prefixes = sorted({r[2][:3] for r in cursor_rows if len(r[2]) >= 3})
         search_paths = [f"/v1/contacts?limit=20&q={p}" for p in prefixes]
@@ -452,9 +460,9 @@ class Bench:
         """Of the searched prefixes, the ones with the most and the fewest last names."""
         with contextlib.closing(psycopg2.connect(self.dsn)) as conn, conn.cursor() as cur:
             cur.execute(
-                "SELECT left(last_name_key, 3), count(*) FROM contacts WHERE alive "
-                "AND left(last_name_key, 3) = ANY(%s) GROUP BY 1 ORDER BY 2 DESC, 1",
-                (list(prefixes),),
+                "SELECT left(last_name_key, 3), count(*) FROM contacts WHERE workspace = %s"
+                " AND alive AND left(last_name_key, 3) = ANY(%s) GROUP BY 1 ORDER BY 2 DESC, 1",
+                (dataset.LARGE_WORKSPACE, list(prefixes)),
             )
             counts = cur.fetchall()
         self.notes["search_prefix_matches"] = {"most": counts[0], "fewest": counts[-1]}
@@ -463,7 +471,9 @@ class Bench:
     def explain(self, row: tuple[str, dt.datetime, str], prefixes: Sequence[str]) -> dict[str, Any]:
         """EXPLAIN (ANALYZE, BUFFERS) of the query API's own list statements (built by
         ``sql_read_model.list_statement``, limit 21 as the API reads, for a search the plan
-        its density check picks), run as its role.
+        its density check picks), run as its role, in the large workspace and (cases named
+        ``small:``) in a small one (``dataset.small_workspace``), with a page of each one's
+        change feed (``sql_change_feed.CHANGES``, from its start, 101 rows as the API reads).
 
         ``index_scans_only``: no sequential scan; ``rows_removed_by_filter``: rows an index scan
         read and threw away (a large number means the index only gives the order, not the
@@ -485,34 +495,39 @@ class Bench:
         }
         plans: dict[str, Any] = {}
         reader = stack.libpq_url(self.env["QUERY_DATABASE_URL"])
+        small = {"small: first page, created_at": cases["first page, created_at"]}
+        small |= {f"small: {name}": case for name, case in cases.items() if "search" in name}
         with contextlib.closing(psycopg2.connect(reader)) as conn, conn.cursor() as cur:
-            for name, request in cases.items():
-                candidates = False
-                if request.filters.q is not None:  # the plan the API picks for this prefix
-                    count = prefix_counts_statement(request.filters.q).compile(
-                        dialect=postgresql.psycopg2.dialect()
+            for workspace, named in (
+                (dataset.LARGE_WORKSPACE, cases),
+                (dataset.small_workspace(), small),
+            ):
+                for name, request in named.items():
+                    compiled = self.list_statement(cur, workspace, request)
+                    cur.execute(
+                        "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + str(compiled), compiled.params
                     )
-                    cur.execute(str(count), count.params)
-                    plan = search_plan(request.sort, tuple(cur.fetchone()))
-                    candidates = plan == "candidates"
-                statement = list_statement(request, request.limit + 1, candidates=candidates)
-                compiled = statement.compile(dialect=postgresql.psycopg2.dialect())
-                cur.execute(
-                    "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + str(compiled), compiled.params
-                )
-                lines = [r[0] for r in cur.fetchall()]
-                plan = "\n".join(lines)
-                removed = [
-                    int(line.split(":")[1]) for line in lines if "Rows Removed by Filter" in line
-                ]
-                plans[name] = {
-                    "index_scans_only": "Seq Scan" not in plan
-                    and any(s in plan for s in ("Index Scan", "Index Only Scan", "Bitmap Index")),
-                    "rows_removed_by_filter": sum(removed),
-                    "execution_ms": float(lines[-1].split(":")[1].split()[0]),
-                    "plan": lines,
-                }
+                    plans[name] = _plan_summary([r[0] for r in cur.fetchall()])
+                cur.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+                feed = {"workspace": workspace, "txid": "0", "position": 0, "limit": 101}
+                feed["bound"] = cur.fetchone()[0]
+                cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + CHANGES.text, feed)
+                label = "change feed" if workspace == dataset.LARGE_WORKSPACE else "small: feed"
+                plans[label] = _plan_summary([r[0] for r in cur.fetchall()])
         return plans
+
+    @staticmethod
+    def list_statement(cur: Any, workspace: str, request: ListRequest) -> Any:
+        """The compiled list statement the API runs for ``request`` in ``workspace``."""
+        candidates = False
+        if request.filters.q is not None:  # the plan the API picks for this prefix
+            count = prefix_counts_statement(workspace, request.filters.q).compile(
+                dialect=postgresql.psycopg2.dialect()
+            )
+            cur.execute(str(count), count.params)
+            candidates = search_plan(request.sort, tuple(cur.fetchone())) == "candidates"
+        statement = list_statement(workspace, request, request.limit + 1, candidates=candidates)
+        return statement.compile(dialect=postgresql.psycopg2.dialect())
 
     # ----------------------------------------------------------------- writes
     def measure_writes(self) -> None:
@@ -841,6 +856,20 @@ end
                         }
                     )
         rss.add(max(p["rss_mb"] for p in processes), {"processes": processes})
+
+
+def _plan_summary(lines: list[str]) -> dict[str, Any]:
+    """What ``Bench.explain`` keeps of an ``EXPLAIN (ANALYZE, BUFFERS, COSTS OFF)``: whether
+    every read is an index scan, the rows index scans threw away, the time, the plan."""
+    plan = "\n".join(lines)
+    removed = [int(line.split(":")[1]) for line in lines if "Rows Removed by Filter" in line]
+    return {
+        "index_scans_only": "Seq Scan" not in plan
+        and any(s in plan for s in ("Index Scan", "Index Only Scan", "Bitmap Index")),
+        "rows_removed_by_filter": sum(removed),
+        "execution_ms": float(lines[-1].split(":")[1].split()[0]),
+        "plan": lines,
+    }
 
 
 def summarize_profile(path: Path, top: int = 25) -> dict[str, Any]:

@@ -85,6 +85,7 @@ def bench_environment(base: Mapping[str, str]) -> dict[str, str]:
     # The limiter stays on (its Redis round trip is part of every request's cost), with a
     # limit the load never reaches.
     env["RATE_LIMIT_DEFAULT"] = "10000000/minute"
+    env["RATE_LIMIT_WORKSPACE_DEFAULT"] = "10000000/minute"
     return env
 
 

@@ -82,3 +82,19 @@ dev_api_key() {  # dev_api_key PYTHON: PYTHON has contacts_http installed
   AUTH_API_KEY_HASHES=$("$python" -m contacts_http.auth.keygen entry <"$key_file")
   export AUTH_API_KEY_HASHES DEV_API_KEY
 }
+
+second_workspace_help() {  # second_workspace_help: how to give a second workspace a key
+  if [ "${AUTH_DISABLED:-false}" = "true" ]; then
+    echo "  Workspaces: none but default while AUTH_DISABLED=true (README.md, \"Workspaces\")"
+    return 0
+  fi
+  # .env's AUTH_API_KEY_HASHES replaces the development key's entry: keep it in the new value.
+  cat <<MSG
+  Workspaces: a key without @<workspace> (the development key too) belongs to \`default\`.
+  A key for another workspace, e.g. acme:
+    .venv/bin/python -m contacts_http.auth.keygen new --workspace acme
+  prints the key (give it to acme's client) and its entry <sha256hex>@acme=<scopes>. Add the entry
+  in .env, quoted, after the ones the APIs accept now, then restart (make down && make up):
+    AUTH_API_KEY_HASHES='${AUTH_API_KEY_HASHES:-<your entries>};<the entry printed for acme>'
+MSG
+}

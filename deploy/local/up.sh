@@ -75,3 +75,5 @@ Try (every /v1 request needs the key: Authorization: Bearer <key>):
        http://127.0.0.1:$QUERY_API_PORT/v1/operations/<operation_id from the answer>
   curl -si -H "Authorization: Bearer \$CONTACTS_API_KEY" http://127.0.0.1:$QUERY_API_PORT/v1/contacts/<id>
 MSG
+
+second_workspace_help

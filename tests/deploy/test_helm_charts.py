@@ -232,3 +232,39 @@ def test_worker_metrics_port_is_served_scraped_and_allowed() -> None:
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     (config,) = kinds(manifests, "ConfigMap")
     assert config["data"]["WORKER_METRICS_ADDR"] == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("chart", "defaults", "override"),
+    [
+        ("command-api", {"AUTH_JWT_WORKSPACE_CLAIM": ""}, {"AUTH_JWT_WORKSPACE_CLAIM": "org_id"}),
+        ("query-api", {"AUTH_JWT_WORKSPACE_CLAIM": ""}, {"AUTH_JWT_WORKSPACE_CLAIM": "sub"}),
+        ("command-api", {}, {"RATE_LIMIT_WORKSPACE_DEFAULT": "50/second"}),
+        ("query-api", {}, {"RATE_LIMIT_WORKSPACE_DEFAULT": "50/second"}),
+        (
+            "contact-worker",
+            {"MAX_LIVE_CONTACTS_PER_WORKSPACE": "0"},
+            {"MAX_LIVE_CONTACTS_PER_WORKSPACE": "250000"},
+        ),
+    ],
+)
+def test_the_workspace_settings_reach_the_config_map(
+    chart: str, defaults: dict[str, str], override: dict[str, str]
+) -> None:
+    (config,) = kinds(render(chart), "ConfigMap")
+    assert set(override) <= set(config["data"])
+    assert {name: config["data"][name] for name in defaults} == defaults
+    (changed,) = kinds(render(chart, {"config": override}), "ConfigMap")
+    assert {name: changed["data"][name] for name in override} == override
+
+
+def test_the_worker_schema_refuses_a_quota_that_is_no_count() -> None:
+    validator = jsonschema.Draft7Validator(
+        json.loads((HELM / "contact-worker" / "values.schema.json").read_text())
+    )
+    for good in ("0", "500000", 1000):
+        quota = {"config": {"MAX_LIVE_CONTACTS_PER_WORKSPACE": good}}
+        assert validator.is_valid(chart_values("contact-worker", quota)), good
+    for bad in ("-1", "many", "", -5):
+        quota = {"config": {"MAX_LIVE_CONTACTS_PER_WORKSPACE": bad}}
+        assert not validator.is_valid(chart_values("contact-worker", quota)), bad

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from contacts_http.auth.settings import parse_api_key_hashes
 from support.processes import ROOT, free_port
 
 LIB = ROOT / "deploy" / "local" / "lib.sh"
@@ -263,3 +264,35 @@ def test_always_refuses_an_address_another_server_answers_at(tmp_path: Path, squ
 
     assert done.returncode == 1
     assert f"another server already answers at 127.0.0.1:{squatter} (REDIS_URL)" in done.stderr
+
+
+def test_make_up_says_how_to_make_a_key_for_a_second_workspace(tmp_path: Path) -> None:
+    script = (
+        f"unset AUTH_API_KEY_HASHES AUTH_DISABLED; dev_api_key {sys.executable}\n"
+        "second_workspace_help"
+    )
+    done = run_lib(tmp_path, script)
+    assert done.returncode == 0, done.stderr
+    lines = [line.strip() for line in done.stdout.splitlines()]
+    (command,) = [line for line in lines if "keygen new --workspace acme" in line]
+    (setting,) = [line for line in lines if line.startswith("AUTH_API_KEY_HASHES=")]
+    # Follow the instructions: run the command as printed, put its entry where the line says.
+    made = subprocess.run(
+        command.split(), cwd=ROOT, capture_output=True, text=True, timeout=30, check=True
+    )
+    key, entry = made.stdout.split()
+    value = setting.removeprefix("AUTH_API_KEY_HASHES=").strip("'")
+    value = value.replace("<the entry printed for acme>", entry)
+    workspaces = {e.digest: e.workspace for e in parse_api_key_hashes(value)}
+    dev_key = (tmp_path / "dev-api-key").read_text().strip()
+    assert workspaces == {
+        hashlib.sha256(dev_key.encode()).hexdigest(): "default",
+        hashlib.sha256(key.encode()).hexdigest(): "acme",
+    }
+
+
+def test_without_authentication_every_request_is_in_the_default_workspace(tmp_path: Path) -> None:
+    done = run_lib(tmp_path, "AUTH_DISABLED=true; second_workspace_help")
+    assert done.returncode == 0, done.stderr
+    assert "none but default" in done.stdout
+    assert "keygen" not in done.stdout

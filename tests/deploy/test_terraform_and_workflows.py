@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -54,6 +56,70 @@ def test_redis_encrypts_at_rest_and_in_transit() -> None:
     assert redis["at_rest_encryption_enabled"] is True
     assert redis["transit_encryption_enabled"] is True
     assert redis["transit_encryption_mode"] == "required"
+
+
+def _variables(path: Path) -> dict:
+    return {name: body for entry in parse_hcl(path)["variable"] for name, body in entry.items()}
+
+
+def test_redis_cluster_mode_is_a_variable_off_by_default() -> None:
+    module = _variables(TERRAFORM / "modules" / "redis" / "variables.tf")
+    assert module["cluster_mode_enabled"]["default"] is False
+    assert module["cluster_mode_enabled"]["type"] == "bool"
+    stack = _variables(TERRAFORM / "stack" / "variables.tf")
+    assert stack["redis_cluster_mode_enabled"]["default"] is False
+    (call,) = [
+        m["redis"] for m in parse_hcl(TERRAFORM / "stack" / "main.tf")["module"] if "redis" in m
+    ]
+    assert call["cluster_mode_enabled"] == "${var.redis_cluster_mode_enabled}"
+    for env in ENVS:
+        values = parse_hcl(TERRAFORM / "envs" / env / "terraform.tfvars")
+        assert values["redis_cluster_mode_enabled"] is False, env
+    redis = _resource("redis", "aws_elasticache_replication_group")
+    assert redis["cluster_mode"] == '${var.cluster_mode_enabled ? "enabled" : "disabled"}'
+    # The services read the configuration endpoint in cluster mode: the primary's is null there.
+    (secret,) = blocks(
+        parse_hcl(TERRAFORM / "modules" / "redis" / "main.tf"),
+        "resource",
+        "aws_secretsmanager_secret_version",
+    ).values()
+    assert "${local.endpoint_address}" in secret["secret_string"]
+
+
+REDIS_REQUIRED = ["name=x", "vpc_id=v", "subnet_ids=[]", "allowed_security_group_ids=[]"]
+
+
+@pytest.mark.parametrize(
+    ("values", "refusal"),
+    [
+        ([], None),
+        (["cluster_mode_enabled=true"], None),
+        (["cluster_mode_enabled=true", "num_node_groups=6", "replicas_per_node_group=2"], None),
+        (["cluster_mode_enabled=true", "engine_version=6.2"], "needs engine_version 7"),
+        (["num_node_groups=0"], "between 1 and 500"),
+        (["replicas_per_node_group=6"], "between 0 and 5"),
+        (["num_node_groups=200", "replicas_per_node_group=3"], "at most 500 nodes"),
+    ],
+)
+def test_terraform_validates_the_redis_cluster_mode_variables(
+    values: list[str], refusal: str | None
+) -> None:
+    # The module's variables alone need no provider: terraform plans them offline, validations
+    # included.
+    if shutil.which("terraform") is None:
+        pytest.skip("no terraform binary on this machine")
+    with tempfile.TemporaryDirectory(prefix="tf-redis-vars-") as workdir:
+        shutil.copy(TERRAFORM / "modules" / "redis" / "variables.tf", workdir)
+        run = {"cwd": workdir, "capture_output": True, "text": True, "check": False}
+        init = subprocess.run(["terraform", "init", "-input=false", "-no-color"], **run)
+        assert init.returncode == 0, init.stderr
+        arguments = [f"-var={value}" for value in REDIS_REQUIRED + values]
+        plan = subprocess.run(["terraform", "plan", "-input=false", "-no-color", *arguments], **run)
+    if refusal is None:
+        assert plan.returncode == 0, plan.stderr
+    else:
+        assert plan.returncode != 0
+        assert refusal in " ".join(plan.stderr.split()), plan.stderr
 
 
 def test_no_public_kubernetes_endpoint_by_default() -> None:

@@ -7,7 +7,8 @@ through ``AUTH_HEADERS`` or ``api_session()``.
 
 Rate limits in tests: functional tests make far more requests than a person would (the fuzzer
 makes thousands a minute), so ``AUTH_ENV`` and ``TEST_AUTH`` raise the default limit and the
-limit of refused tokens per client address (``AUTH_FAILURE_LIMIT``: every test's 401s come from
+limit of each workspace (every test writes to ``default``) and the limit of refused tokens
+per client address (``AUTH_FAILURE_LIMIT``: every test's 401s come from
 127.0.0.1); tests of the limits set their own.
 """
 
@@ -39,6 +40,7 @@ TEST_AUTH: Final = AuthSettings(
 AUTH_ENV: Final = {
     "AUTH_API_KEY_HASHES": format_api_key_hashes({hash_api_key(TEST_API_KEY): scope_names.ALL}),
     "RATE_LIMIT_DEFAULT": GENEROUS_LIMIT,
+    "RATE_LIMIT_WORKSPACE_DEFAULT": GENEROUS_LIMIT,
     "AUTH_FAILURE_LIMIT": GENEROUS_LIMIT,
 }
 

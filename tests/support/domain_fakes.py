@@ -22,25 +22,30 @@ from contacts_domain.ports import (
     UnitOfWork,
 )
 
+#: A contact or an event of one workspace: ``(workspace, id)``.
+Key = tuple[str, str]
+
 
 class InMemoryDatabase:
-    """Committed contact states and inbox rows."""
+    """Committed contact states and inbox rows, keyed by ``(workspace, id)``."""
 
     def __init__(self) -> None:
-        self.contacts: dict[str, ContactState] = {}
-        self.inbox: dict[str, ProcessedEvent] = {}
+        self.contacts: dict[Key, ContactState] = {}
+        self.inbox: dict[Key, ProcessedEvent] = {}
 
 
 class InMemoryRepository(ContactRepository):
-    def __init__(self, staged: dict[str, ContactState]) -> None:
+    def __init__(self, staged: dict[Key, ContactState]) -> None:
         self._staged = staged
 
-    def get_for_update(self, contact_id: str) -> ContactState:
-        return self._staged.get(contact_id, ContactState(contact_id))
+    def get_for_update(self, workspace: str, contact_id: str) -> ContactState:
+        return self._staged.get(
+            (workspace, contact_id), ContactState(contact_id, workspace=workspace)
+        )
 
-    def holder_of_email(self, email_key: str) -> str | None:
+    def holder_of_email(self, workspace: str, email_key: str) -> str | None:
         live = sorted(
-            (c for c in self._staged.values() if c.alive),
+            (c for c in self._in(workspace) if c.alive),
             key=lambda c: (c.created_at is None, c.created_at, c.contact_id),
         )
         for primary_only in (True, False):
@@ -51,8 +56,8 @@ class InMemoryRepository(ContactRepository):
                     return contact.contact_id
         return None
 
-    def email_taken(self, email_key: str, contact_id: str) -> bool:
-        for other in self._staged.values():
+    def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:
+        for other in self._in(workspace):
             theirs = primary_value(other.fields["emails"])
             if (
                 other.contact_id != contact_id
@@ -63,23 +68,30 @@ class InMemoryRepository(ContactRepository):
                 return True
         return False
 
+    def live_contacts_for_update(self, workspace: str) -> int:
+        return sum(1 for c in self._in(workspace) if c.alive)
+
     def save(self, state: ContactState) -> None:
         email = primary_value(state.fields["emails"])
-        if state.alive and email and self.email_taken(email.casefold(), state.contact_id):
+        taken = email and self.email_taken(state.workspace, email.casefold(), state.contact_id)
+        if state.alive and taken:
             raise EmailConflict(state.contact_id)
-        self._staged[state.contact_id] = state
+        self._staged[(state.workspace, state.contact_id)] = state
+
+    def _in(self, workspace: str) -> list[ContactState]:
+        return [c for (ws, _), c in self._staged.items() if ws == workspace]
 
 
 class InMemoryInbox(Inbox):
-    def __init__(self, staged: dict[str, ProcessedEvent]) -> None:
+    def __init__(self, staged: dict[Key, ProcessedEvent]) -> None:
         self._staged = staged
 
-    def outcome_of(self, event_id: str) -> OperationStatus | None:
-        processed = self._staged.get(event_id)
+    def outcome_of(self, workspace: str, event_id: str) -> OperationStatus | None:
+        processed = self._staged.get((workspace, event_id))
         return processed.outcome if processed else None
 
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
-        self._staged[event.id] = ProcessedEvent(
+        self._staged[(event.workspace, event.id)] = ProcessedEvent(
             event.id,
             event.kind,
             event.sequence,
@@ -88,31 +100,38 @@ class InMemoryInbox(Inbox):
             event.expected_version,
         )
 
-    def last_sequence(self, contact_id: str) -> str | None:
-        return max((p.sequence for p in self._mine(contact_id)), default=None)
+    def last_sequence(self, workspace: str, contact_id: str) -> str | None:
+        return max((p.sequence for p in self._mine(workspace, contact_id)), default=None)
 
-    def history(self, contact_id: str, *, after: str | None = None) -> list[ProcessedEvent]:
-        mine = [p for p in self._mine(contact_id) if after is None or p.sequence > after]
+    def history(
+        self, workspace: str, contact_id: str, *, after: str | None = None
+    ) -> list[ProcessedEvent]:
+        mine = [p for p in self._mine(workspace, contact_id) if after is None or p.sequence > after]
         return sorted(mine, key=lambda p: p.sequence)
 
-    def last_erasure(self, contact_id: str) -> str | None:
+    def last_erasure(self, workspace: str, contact_id: str) -> str | None:
         deletes = (
             p.sequence
-            for p in self._mine(contact_id)
+            for p in self._mine(workspace, contact_id)
             if p.kind == "deleted" and p.outcome.status == "applied"
         )
         return max(deletes, default=None)
 
-    def erase_data(self, contact_id: str, *, before: str) -> None:
-        for p in self._mine(contact_id):
+    def erase_data(self, workspace: str, contact_id: str, *, before: str) -> None:
+        for p in self._mine(workspace, contact_id):
             if p.sequence < before and p.data:
-                self._staged[p.event_id] = replace(p, data={})
+                self._staged[(workspace, p.event_id)] = replace(p, data={})
 
-    def _mine(self, contact_id: str) -> list[ProcessedEvent]:
-        return [p for p in self._staged.values() if p.outcome.contact_id == contact_id]
+    def _mine(self, workspace: str, contact_id: str) -> list[ProcessedEvent]:
+        return [
+            p
+            for (ws, _), p in self._staged.items()
+            if ws == workspace and p.outcome.contact_id == contact_id
+        ]
 
-    def revise(self, event_id: str, outcome: OperationStatus) -> None:
-        self._staged[event_id] = replace(self._staged[event_id], outcome=outcome)
+    def revise(self, workspace: str, event_id: str, outcome: OperationStatus) -> None:
+        key = (workspace, event_id)
+        self._staged[key] = replace(self._staged[key], outcome=outcome)
 
 
 class InMemoryUnitOfWork(UnitOfWork):
@@ -142,31 +161,35 @@ class InMemoryUnitOfWork(UnitOfWork):
 
 
 class InMemoryCache(ContactCache):
-    """Version-guarded like the Redis cache; set ``unavailable`` to simulate an outage."""
+    """Version-guarded like the Redis cache, keyed by ``(workspace, id)``; set ``unavailable``
+    to simulate an outage."""
 
     def __init__(self) -> None:
-        self.entries: dict[str, ContactState] = {}
+        self.entries: dict[Key, ContactState] = {}
         self.unavailable = False
 
     def put(self, state: ContactState) -> bool:
         if self.unavailable:
             raise ConnectionError("cache unavailable")
-        current = self.entries.get(state.contact_id)
+        key = (state.workspace, state.contact_id)
+        current = self.entries.get(key)
         if current is not None and current.version >= state.version:
             return False
-        self.entries[state.contact_id] = state
+        self.entries[key] = state
         return True
 
 
 class InMemoryOperationStore(OperationStore):
+    """Statuses keyed by ``(workspace, operation id)``."""
+
     def __init__(self) -> None:
-        self.statuses: dict[str, OperationStatus] = {}
+        self.statuses: dict[Key, OperationStatus] = {}
 
-    def mark_pending(self, status: OperationStatus) -> None:
-        self.statuses.setdefault(status.operation_id, status)
+    def mark_pending(self, workspace: str, status: OperationStatus) -> None:
+        self.statuses.setdefault((workspace, status.operation_id), status)
 
-    def record(self, status: OperationStatus) -> None:
-        self.statuses[status.operation_id] = status
+    def record(self, workspace: str, status: OperationStatus) -> None:
+        self.statuses[(workspace, status.operation_id)] = status
 
-    def get(self, operation_id: str) -> OperationStatus | None:
-        return self.statuses.get(operation_id)
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
+        return self.statuses.get((workspace, operation_id))

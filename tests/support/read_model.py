@@ -9,16 +9,21 @@ import redis
 import sqlalchemy as sa
 from celery import Celery
 
-from contacts_domain import FIELDS, ContactEvent
+from contacts_domain import DEFAULT_WORKSPACE, FIELDS, ContactEvent
 from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_infra.redis_keys import contact_key
 
 
-def stored_contact(engine: sa.Engine, contact_id: str) -> dict[str, Any] | None:
+def stored_contact(
+    engine: sa.Engine, contact_id: str, workspace: str = DEFAULT_WORKSPACE
+) -> dict[str, Any] | None:
     """The visible fields and version in PostgreSQL, or ``None`` when absent or deleted."""
     with engine.connect() as conn:
         row = (
-            conn.execute(sa.text("SELECT * FROM contacts WHERE id = :id"), {"id": contact_id})
+            conn.execute(
+                sa.text("SELECT * FROM contacts WHERE workspace = :ws AND id = :id"),
+                {"ws": workspace, "id": contact_id},
+            )
             .mappings()
             .first()
         )
@@ -30,9 +35,11 @@ def stored_contact(engine: sa.Engine, contact_id: str) -> dict[str, Any] | None:
     return {"version": row["version"], **fields}
 
 
-def cached_contact(client: redis.Redis, prefix: str, contact_id: str) -> tuple[int, Any] | None:
+def cached_contact(
+    client: redis.Redis, prefix: str, contact_id: str, workspace: str = DEFAULT_WORKSPACE
+) -> tuple[int, Any] | None:
     """``(version, fields or None for a tombstone)`` from the cache, or ``None`` when absent."""
-    entry = client.hgetall(contact_key(prefix, contact_id))
+    entry = client.hgetall(contact_key(prefix, workspace, contact_id))
     if not entry:
         return None
     body = json.loads(entry[b"d"]) if entry[b"d"] else None
@@ -40,13 +47,19 @@ def cached_contact(client: redis.Redis, prefix: str, contact_id: str) -> tuple[i
     return int(entry[b"v"]), fields
 
 
-def cache_agrees(client: redis.Redis, prefix: str, engine: sa.Engine, contact_id: str) -> bool:
+def cache_agrees(
+    client: redis.Redis,
+    prefix: str,
+    engine: sa.Engine,
+    contact_id: str,
+    workspace: str = DEFAULT_WORKSPACE,
+) -> bool:
     """Redis holds nothing for the contact, or exactly what PostgreSQL holds (docs/architecture.md
-    §5.5)."""
-    cached = cached_contact(client, prefix, contact_id)
+    §5.5), in ``workspace``."""
+    cached = cached_contact(client, prefix, contact_id, workspace)
     if cached is None:
         return True
-    stored = stored_contact(engine, contact_id)
+    stored = stored_contact(engine, contact_id, workspace)
     version, fields = cached
     if stored is None:
         return fields is None

@@ -103,5 +103,8 @@ module "redis" {
   allowed_security_group_ids = [module.eks.node_security_group_id]
   node_type                  = var.redis_node_type
   num_cache_clusters         = var.redis_num_cache_clusters
+  cluster_mode_enabled       = var.redis_cluster_mode_enabled
+  num_node_groups            = var.redis_num_node_groups
+  replicas_per_node_group    = var.redis_replicas_per_node_group
   tags                       = local.tags
 }

@@ -97,6 +97,25 @@ variable "redis_num_cache_clusters" {
   type        = number
 }
 
+variable "redis_cluster_mode_enabled" {
+  description = "ElastiCache in cluster mode (Redis Cluster, redis_num_node_groups shards); off: one primary (docs/architecture.md §10, Scaling out)."
+  type        = bool
+  default     = false
+  nullable    = false
+}
+
+variable "redis_num_node_groups" {
+  description = "Shards in cluster mode (1 to 500); ignored when it is off."
+  type        = number
+  default     = 3
+}
+
+variable "redis_replicas_per_node_group" {
+  description = "Replicas per shard in cluster mode (0 to 5; 1+ = failover and Multi-AZ); ignored when it is off."
+  type        = number
+  default     = 1
+}
+
 variable "sqs_visibility_timeout_seconds" {
   description = "Visibility timeout of the queue (SQS_VISIBILITY_TIMEOUT_S)."
   type        = number

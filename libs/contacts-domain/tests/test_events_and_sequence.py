@@ -101,7 +101,7 @@ def test_upserts_of_one_email_share_an_ordering_key_and_others_use_the_contact_i
     created = ContactEvent.from_cloudevent(
         {**a.to_cloudevent(), "type": "contacts.contact.created.v1"}
     )
-    assert ordering_key(created) == created.contact_id
+    assert ordering_key(created) == f"default/{created.contact_id}"
 
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

@@ -10,9 +10,11 @@ import pytest
 
 from contacts_http.auth import (
     ApiKeyAuthenticator,
+    ApiKeyEntry,
     AuthSettings,
     BearerAuthenticator,
     InvalidToken,
+    build_authenticator,
     format_api_key_hashes,
     hash_api_key,
     new_api_key,
@@ -54,8 +56,26 @@ def test_the_settings_format_round_trips() -> None:
     raw = format_api_key_hashes({one: {scopes.READ, scopes.WRITE}, two: {scopes.READ}})
     assert raw == f"{one}=contacts:read,contacts:write;{two}=contacts:read"
     assert parse_api_key_hashes(f" {one.upper()} = contacts:read , contacts:write ;;") == (
-        (one, frozenset({scopes.READ, scopes.WRITE})),
+        ApiKeyEntry(one, frozenset({scopes.READ, scopes.WRITE}), "default"),
     )
+
+
+def test_a_key_is_bound_to_the_workspace_its_entry_names() -> None:
+    one, two = hash_api_key("one"), hash_api_key("two")
+    raw = f"{format_api_key_hashes({one: {scopes.READ}}, 'acme')};{two}=contacts:read"
+    assert raw.startswith(f"{one}@acme=contacts:read;")
+    assert parse_api_key_hashes(raw) == (
+        ApiKeyEntry(one, frozenset({scopes.READ}), "acme"),
+        ApiKeyEntry(two, frozenset({scopes.READ}), "default"),
+    )
+    keys = build_authenticator(AuthSettings.from_env({"AUTH_API_KEY_HASHES": raw}))
+    assert keys.authenticate("one").workspace == "acme"
+    assert keys.authenticate("two").workspace == "default"
+
+
+def test_an_entry_with_a_bad_workspace_stops_the_start_up() -> None:
+    with pytest.raises(ConfigError, match="entry 1: the workspace is not a workspace id"):
+        parse_api_key_hashes(f"{hash_api_key('x')}@Not_A_Slug=contacts:read")
 
 
 @pytest.mark.parametrize(
@@ -99,7 +119,7 @@ def test_auth_settings_read_every_variable() -> None:
         }
     )
     assert settings.disabled
-    assert settings.api_keys == ((digest, frozenset({scopes.WRITE})),)
+    assert settings.api_keys == (ApiKeyEntry(digest, frozenset({scopes.WRITE})),)
     assert settings.jwt is not None
     assert (settings.jwt.algorithms, settings.jwt.leeway_s) == ({"ES256"}, 0.0)
     assert (settings.jwt.jwks_timeout_s, settings.jwt.jwks_cache_s) == (0.5, 60.0)
@@ -145,3 +165,11 @@ def test_keygen_prints_a_key_and_the_entry_of_its_hash(
     assert keygen(["entry", scopes.READ]) == 0
     assert capsys.readouterr().out.strip() == f"{hash_api_key(key)}=contacts:read"
     assert keygen([]) == 2
+
+
+def test_keygen_makes_a_key_of_another_workspace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert keygen(["new", "--workspace", "acme", scopes.READ]) == 0
+    key, entry = capsys.readouterr().out.splitlines()
+    assert entry == f"{hash_api_key(key)}@acme=contacts:read"
+    assert parse_api_key_hashes(entry)[0].workspace == "acme"
+    assert keygen(["new", "--workspace", "ACME!"]) == 2

@@ -156,3 +156,25 @@ def _b64(value: dict) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def test_the_workspace_claim_names_the_workspace(jwks: JwksServer, keys: SigningKeys) -> None:
+    by_org = JwtAuthenticator(
+        JwtSettings(jwks.url, ISSUER, AUDIENCE, workspace_claim="org_id", jwks_timeout_s=1)
+    )
+    assert by_org.authenticate(keys.mint(org_id="acme")).workspace == "acme"
+    # Not a slug (an IdP's user id): one stable derived workspace, revealing nothing of it.
+    derived = by_org.authenticate(keys.mint(org_id="auth0|5f7c")).workspace
+    assert derived is not None
+    assert derived.startswith("h-")
+    assert "auth0" not in derived
+    assert derived == by_org.authenticate(keys.mint(org_id="auth0|5f7c")).workspace
+    # Without the claim the token is valid but names no workspace (the guard answers 403).
+    assert by_org.authenticate(keys.mint()).workspace is None
+    assert by_org.authenticate(keys.mint(org_id="")).workspace is None
+    per_user = JwtAuthenticator(
+        JwtSettings(jwks.url, ISSUER, AUDIENCE, workspace_claim="sub", jwks_timeout_s=1)
+    )
+    assert per_user.authenticate(keys.mint(sub="user-7")).workspace == "user-7"
+    unconfigured = JwtAuthenticator(JwtSettings(jwks.url, ISSUER, AUDIENCE, jwks_timeout_s=1))
+    assert unconfigured.authenticate(keys.mint(org_id="acme")).workspace == "default"

@@ -14,6 +14,8 @@ from flask_smorest import Blueprint
 
 from contacts_http import PROBLEM_JSON, ProblemApi, health_blueprint, openapi_config
 from contacts_http.auth import (
+    WORKSPACE_HEADER,
+    ApiKeyEntry,
     AuthPolicy,
     AuthSettings,
     hash_api_key,
@@ -31,6 +33,8 @@ from support.processes import free_port
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ALICE, BOB = new_api_key(), new_api_key()
+#: Two keys of the workspace ``acme`` and an operator (of ``default``).
+ACME_1, ACME_2, OPERATOR = new_api_key(), new_api_key(), new_api_key()
 POLICY = AuthPolicy(realm="limited", default_scope=scopes.READ)
 
 
@@ -42,7 +46,13 @@ def make_app(
     api = ProblemApi(app)
     settings = AuthSettings(
         disabled=not auth,
-        api_keys=((hash_api_key(ALICE), scopes.ALL), (hash_api_key(BOB), scopes.ALL)),
+        api_keys=(
+            ApiKeyEntry(hash_api_key(ALICE), scopes.ALL),
+            ApiKeyEntry(hash_api_key(BOB), scopes.ALL),
+            ApiKeyEntry(hash_api_key(ACME_1), scopes.ALL, "acme"),
+            ApiKeyEntry(hash_api_key(ACME_2), scopes.ALL, "acme"),
+            ApiKeyEntry(hash_api_key(OPERATOR), scopes.ALL | {scopes.ADMIN}),
+        ),
     )
     install_auth(app, api, settings, POLICY, metrics=MetricsRegistry())
     blp = Blueprint("things", __name__, url_prefix="/v1/things")
@@ -68,8 +78,8 @@ def prefix(redis_prefix: str) -> str:
     return f"{redis_prefix}rl{uuid.uuid4().hex[:8]}"
 
 
-def as_(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
+def as_(key: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **headers}
 
 
 def test_headers_count_down_and_the_limit_is_a_429_problem_with_retry_after(
@@ -177,12 +187,20 @@ def test_settings_parse_and_refuse_bad_limits() -> None:
         routes=(("contacts.list_contacts", "5 per minute"),),
     )
     assert RateLimitSettings.from_env({}) == RateLimitSettings()
+    assert RateLimitSettings().workspace == "6000/minute"
+    for off in ("", "none", " None "):
+        assert RateLimitSettings.from_env({"RATE_LIMIT_WORKSPACE_DEFAULT": off}).workspace == ""
+    assert (
+        RateLimitSettings.from_env({"RATE_LIMIT_WORKSPACE_DEFAULT": "50/second"}).workspace
+        == "50/second"
+    )
     for environ, name in (
         ({"RATE_LIMIT_DEFAULT": "lots"}, "RATE_LIMIT_DEFAULT"),
         ({"RATE_LIMIT_ROUTES": "[1]"}, "RATE_LIMIT_ROUTES"),
         ({"RATE_LIMIT_ROUTES": "{"}, "RATE_LIMIT_ROUTES"),
         ({"RATE_LIMIT_ROUTES": '{"a.b": "often"}'}, "RATE_LIMIT_ROUTES"),
         ({"RATE_LIMIT_ENABLED": "sometimes"}, "RATE_LIMIT_ENABLED"),
+        ({"RATE_LIMIT_WORKSPACE_DEFAULT": "plenty"}, "RATE_LIMIT_WORKSPACE_DEFAULT"),
     ):
         with pytest.raises(ConfigError, match=name):
             RateLimitSettings.from_env(environ)
@@ -202,3 +220,97 @@ def test_a_redis_that_never_answers_costs_one_socket_timeout_then_nothing(prefix
             assert response.status_code == 200
     assert timings[0] < 1.5, "bounded by the socket timeout (0.25 s), not retried"
     assert max(timings[1:]) < 0.2, "then in-memory counters until Redis is tried again"
+
+
+# --- per workspace ------------------------------------------------------------------------------
+
+
+def test_a_workspace_limit_counts_every_key_and_route_of_the_workspace(
+    prefix: str, redis_client: redis.Redis
+) -> None:
+    client = make_app(RateLimitSettings(default="10/minute", workspace="3/minute"), prefix)
+    client = client.test_client()
+    statuses = [
+        client.get("/v1/things", headers=as_(ACME_1)).status_code,
+        client.get("/v1/things/1", headers=as_(ACME_2)).status_code,
+        client.get("/v1/things", headers=as_(ACME_2)).status_code,
+    ]
+    assert statuses == [200, 200, 200]
+
+    refused = client.get("/v1/things/2", headers=as_(ACME_1))
+    assert refused.status_code == 429
+    assert refused.mimetype == PROBLEM_JSON
+    assert "workspace" in refused.get_json()["detail"]
+    assert "at most 3/minute" in refused.get_json()["detail"]
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Limit"] == "3"
+    # The other workspace, and the per-key limits of each key, are untouched.
+    assert client.get("/v1/things", headers=as_(ALICE)).status_code == 200
+    assert client.get("/v1/things", headers=as_(BOB)).status_code == 200
+    workspace_keys = redis_client.keys(f"{prefix}*ws:acme*")
+    assert workspace_keys, "the workspace's counter lives in the same Redis"
+
+
+def test_the_per_key_limit_still_holds_under_the_workspace_limit_and_says_so(
+    prefix: str,
+) -> None:
+    client = make_app(RateLimitSettings(default="2/minute", workspace="100/minute"), prefix)
+    client = client.test_client()
+    assert [client.get("/v1/things", headers=as_(ACME_1)).status_code for _ in range(3)] == [
+        200,
+        200,
+        429,
+    ]
+    refused = client.get("/v1/things", headers=as_(ACME_1))
+    assert "caller" in refused.get_json()["detail"]
+    assert "at most 2/minute" in refused.get_json()["detail"]
+    assert client.get("/v1/things", headers=as_(ACME_2)).status_code == 200
+
+
+def test_an_operator_counts_against_the_workspace_it_names(prefix: str) -> None:
+    client = make_app(RateLimitSettings(default="10/minute", workspace="2/minute"), prefix)
+    client = client.test_client()
+    assert client.get("/v1/things", headers=as_(ACME_1)).status_code == 200
+    named = as_(OPERATOR, **{WORKSPACE_HEADER: "acme"})
+    assert client.get("/v1/things", headers=named).status_code == 200
+    assert client.get("/v1/things", headers=named).status_code == 429
+    assert client.get("/v1/things", headers=as_(ACME_2)).status_code == 429
+    # Without the header the operator is in its own workspace, whose counter is apart.
+    assert client.get("/v1/things", headers=as_(OPERATOR)).status_code == 200
+
+
+def test_processes_share_the_workspace_counter_through_redis(prefix: str) -> None:
+    limits = RateLimitSettings(default="10/minute", workspace="2/minute")
+    one = make_app(limits, prefix).test_client()
+    two = make_app(limits, prefix).test_client()
+    assert one.get("/v1/things", headers=as_(ACME_1)).status_code == 200
+    assert two.get("/v1/things", headers=as_(ACME_2)).status_code == 200
+    assert one.get("/v1/things/1", headers=as_(ACME_2)).status_code == 429
+
+
+def test_a_workspace_limit_turned_off_leaves_the_per_key_limits(prefix: str) -> None:
+    client = make_app(RateLimitSettings(default="3/minute", workspace=""), prefix).test_client()
+    assert [client.get("/v1/things", headers=as_(k)).status_code for k in (ACME_1, ACME_2)] * 2 == [
+        200
+    ] * 4
+    assert [client.get("/v1/things/1", headers=as_(ACME_1)).status_code for _ in range(4)] == [
+        200,
+        200,
+        200,
+        429,
+    ]
+
+
+def test_without_authentication_the_named_workspace_is_counted_and_a_bad_name_never_fails_open(
+    prefix: str, caplog
+) -> None:  # type: ignore[no-untyped-def]
+    client = make_app(
+        RateLimitSettings(default="10/minute", workspace="1/minute"), prefix, auth=False
+    ).test_client()
+    acme = {WORKSPACE_HEADER: "acme"}
+    assert client.get("/v1/things", headers=acme).status_code == 200
+    assert client.get("/v1/things", headers=acme).status_code == 429
+    assert client.get("/v1/things").status_code == 200
+    with caplog.at_level(logging.WARNING):
+        client.get("/v1/things", headers={WORKSPACE_HEADER: "Not A Slug"})
+    assert "falling back to in-memory" not in caplog.text

@@ -58,11 +58,13 @@ def test_operation_statuses_round_trip_and_pending_never_overwrites(
     store = RedisOperationStore(client, prefix=redis_prefix, ttl_s=60)
     operation_id = str(uuid.uuid4())
     applied = _status("applied", operation_id)
-    store.record(applied)
-    store.mark_pending(_status("pending", operation_id))
-    assert store.get(operation_id) == applied
-    assert 0 < client.ttl(operation_key(redis_prefix, operation_id)) <= 60
-    assert store.get(str(uuid.uuid4())) is None
+    store.record("acme", applied)
+    store.mark_pending("acme", _status("pending", operation_id))
+    assert store.get("acme", operation_id) == applied
+    assert 0 < client.ttl(operation_key(redis_prefix, "acme", operation_id)) <= 60
+    assert store.get("acme", str(uuid.uuid4())) is None
+    # Another workspace's operation is unknown, never revealed.
+    assert store.get("other", operation_id) is None
 
 
 def test_an_unreachable_redis_is_store_unavailable(redis_prefix: str) -> None:
@@ -74,6 +76,6 @@ def test_an_unreachable_redis_is_store_unavailable(redis_prefix: str) -> None:
         create_redis(settings, client_name="closed"), prefix=redis_prefix, ttl_s=60
     )
     with pytest.raises(StoreUnavailable, match="ConnectionError"):
-        store.get(str(uuid.uuid4()))
+        store.get("acme", str(uuid.uuid4()))
     with pytest.raises(StoreUnavailable):
-        store.record(_status("applied", str(uuid.uuid4())))
+        store.record("acme", _status("applied", str(uuid.uuid4())))

@@ -16,5 +16,7 @@ db_deletion_protection = false
 
 redis_node_type          = "cache.t4g.small"
 redis_num_cache_clusters = 1
+# One primary is enough here; see docs/architecture.md §10 before turning cluster mode on.
+redis_cluster_mode_enabled = false
 
 query_api_base_url = "https://query-api.dev.example.com"

@@ -16,5 +16,7 @@ db_deletion_protection = true
 
 redis_node_type          = "cache.m6g.large"
 redis_num_cache_clusters = 2
+# One primary is enough here; see docs/architecture.md §10 before turning cluster mode on.
+redis_cluster_mode_enabled = false
 
 query_api_base_url = "https://query-api.example.com"

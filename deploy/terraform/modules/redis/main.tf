@@ -1,6 +1,20 @@
 # Redis for the read cache, operation statuses and idempotency records: private, encrypted at rest
 # (customer managed key) and in transit (TLS required, so REDIS_URL is rediss://), with an AUTH
 # token kept in Secrets Manager as the complete REDIS_URL the services read.
+#
+# cluster_mode_enabled shards the keyspace over num_node_groups primaries (Redis Cluster); off, one
+# primary and its replicas. Every multi-key script of the services touches the keys of one hash
+# slot (docs/architecture.md §10, "Scaling out").
+
+locals {
+  # ElastiCache's parameter group with cluster-enabled yes, for the engine's major version.
+  cluster_parameter_group = "default.redis${split(".", var.engine_version)[0]}.cluster.on"
+  endpoint_address = (
+    var.cluster_mode_enabled
+    ? aws_elasticache_replication_group.this.configuration_endpoint_address
+    : aws_elasticache_replication_group.this.primary_endpoint_address
+  )
+}
 
 data "aws_caller_identity" "current" {}
 data "aws_partition" "current" {}
@@ -65,20 +79,29 @@ resource "random_password" "auth_token" {
 }
 
 resource "aws_elasticache_replication_group" "this" {
-  #checkov:skip=CKV2_AWS_50:Failover and Multi-AZ follow num_cache_clusters: on with 2+ nodes (the default, and prod); dev runs one node.
+  #checkov:skip=CKV2_AWS_50:Failover and Multi-AZ follow num_cache_clusters (or, in cluster mode, replicas_per_node_group): on with a replica (the default, and prod); dev runs one node.
   replication_group_id = var.name
   description          = "Contacts cache, operation statuses and idempotency records"
   engine               = "redis"
   engine_version       = var.engine_version
   node_type            = var.node_type
-  num_cache_clusters   = var.num_cache_clusters
   port                 = 6379
+
+  # Either one shard of num_cache_clusters nodes, or num_node_groups shards (cluster mode).
+  num_cache_clusters      = var.cluster_mode_enabled ? null : var.num_cache_clusters
+  cluster_mode            = var.cluster_mode_enabled ? "enabled" : "disabled"
+  num_node_groups         = var.cluster_mode_enabled ? var.num_node_groups : null
+  replicas_per_node_group = var.cluster_mode_enabled ? var.replicas_per_node_group : null
+  parameter_group_name    = var.cluster_mode_enabled ? local.cluster_parameter_group : null
 
   subnet_group_name  = aws_elasticache_subnet_group.this.name
   security_group_ids = [aws_security_group.this.id]
 
-  automatic_failover_enabled = var.num_cache_clusters > 1
-  multi_az_enabled           = var.num_cache_clusters > 1
+  # Cluster mode requires automatic failover; Multi-AZ needs a replica to fail over to.
+  automatic_failover_enabled = var.cluster_mode_enabled || var.num_cache_clusters > 1
+  multi_az_enabled = (
+    var.cluster_mode_enabled ? var.replicas_per_node_group > 0 : var.num_cache_clusters > 1
+  )
 
   at_rest_encryption_enabled = true
   kms_key_id                 = aws_kms_key.this.arn
@@ -106,5 +129,5 @@ resource "aws_secretsmanager_secret" "redis_url" {
 
 resource "aws_secretsmanager_secret_version" "redis_url" {
   secret_id     = aws_secretsmanager_secret.redis_url.id
-  secret_string = "rediss://:${random_password.auth_token.result}@${aws_elasticache_replication_group.this.primary_endpoint_address}:6379/0"
+  secret_string = "rediss://:${random_password.auth_token.result}@${local.endpoint_address}:6379/0"
 }

@@ -1,6 +1,16 @@
 output "primary_endpoint_address" {
-  description = "Host name of the primary."
+  description = "Host name of the primary (null in cluster mode)."
   value       = aws_elasticache_replication_group.this.primary_endpoint_address
+}
+
+output "endpoint_address" {
+  description = "Host name the services connect to: the primary's, or in cluster mode the configuration endpoint's (the one in REDIS_URL)."
+  value       = local.endpoint_address
+}
+
+output "cluster_mode_enabled" {
+  description = "Whether the keyspace is sharded (Redis Cluster)."
+  value       = var.cluster_mode_enabled
 }
 
 output "port" {

@@ -41,6 +41,45 @@ variable "num_cache_clusters" {
   }
 }
 
+variable "cluster_mode_enabled" {
+  description = "Redis Cluster mode: the keyspace sharded over num_node_groups primaries, for when one primary is outgrown (docs/architecture.md §10, Scaling out). The services' Redis client must speak the cluster protocol first (README, Workspaces). Read the plan before switching an existing group: the cache can be rebuilt from PostgreSQL, operation statuses and idempotency records (24 h) cannot."
+  type        = bool
+  default     = false
+  nullable    = false
+
+  validation {
+    condition     = !var.cluster_mode_enabled || tonumber(split(".", var.engine_version)[0]) >= 7
+    error_message = "cluster_mode_enabled needs engine_version 7 or later (the parameter group default.redis<major>.cluster.on)."
+  }
+}
+
+variable "num_node_groups" {
+  description = "Shards (primaries) in cluster mode; ignored when cluster_mode_enabled is false. Can be changed online (resharding moves hash slots)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.num_node_groups >= 1 && var.num_node_groups <= 500 && floor(var.num_node_groups) == var.num_node_groups
+    error_message = "num_node_groups must be a whole number between 1 and 500."
+  }
+}
+
+variable "replicas_per_node_group" {
+  description = "Replicas of each shard in cluster mode (1+ turn on Multi-AZ); ignored when cluster_mode_enabled is false."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.replicas_per_node_group >= 0 && var.replicas_per_node_group <= 5 && floor(var.replicas_per_node_group) == var.replicas_per_node_group
+    error_message = "replicas_per_node_group must be a whole number between 0 and 5."
+  }
+
+  validation {
+    condition     = var.num_node_groups * (1 + var.replicas_per_node_group) <= 500
+    error_message = "A replication group holds at most 500 nodes: num_node_groups x (1 + replicas_per_node_group)."
+  }
+}
+
 variable "snapshot_retention_limit" {
   description = "Days of snapshots. The cache holds nothing that cannot be rebuilt but operation statuses and idempotency records."
   type        = number

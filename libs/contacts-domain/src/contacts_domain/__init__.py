@@ -7,6 +7,7 @@ from contacts_domain.aggregate import (
     EMAIL_CONFLICT,
     NAME_REQUIRED,
     NOT_FOUND,
+    QUOTA_EXCEEDED,
     VERSION_MISMATCH,
     ContactState,
     Decision,
@@ -30,12 +31,15 @@ from contacts_domain.errors import MalformedEvent, ValidationFailed
 from contacts_domain.events import ContactEvent, event_type
 from contacts_domain.operations import OperationStatus
 from contacts_domain.sequence import HybridLogicalClock
+from contacts_domain.workspaces import DEFAULT_WORKSPACE, InvalidWorkspace, check_workspace
 
 __all__ = [
+    "DEFAULT_WORKSPACE",
     "EMAIL_CONFLICT",
     "FIELDS",
     "NAME_REQUIRED",
     "NOT_FOUND",
+    "QUOTA_EXCEEDED",
     "VERSION_MISMATCH",
     "Command",
     "ContactEvent",
@@ -45,6 +49,7 @@ __all__ = [
     "DeleteContact",
     "Fields",
     "HybridLogicalClock",
+    "InvalidWorkspace",
     "MalformedEvent",
     "OperationStatus",
     "PatchContact",
@@ -54,6 +59,7 @@ __all__ = [
     "UpsertContact",
     "ValidationFailed",
     "apply_event",
+    "check_workspace",
     "empty_fields",
     "event_type",
     "normalize_contact",

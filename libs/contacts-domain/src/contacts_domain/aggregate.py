@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from contacts_domain.contact import FIELDS, NAME_FIELDS, Fields, empty_fields, primary_value
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
 
 Status = Literal["applied", "rejected"]
 
@@ -27,14 +28,20 @@ NOT_FOUND: Final = "not_found"
 VERSION_MISMATCH: Final = "version_mismatch"
 NAME_REQUIRED: Final = "name_required"
 EMAIL_CONFLICT: Final = "email_conflict"
+#: The workspace holds its maximum of live contacts (the worker's
+#: ``MAX_LIVE_CONTACTS_PER_WORKSPACE``, issue 12): the write that would make one more live is
+#: rejected.
+QUOTA_EXCEEDED: Final = "quota_exceeded"
 
 
 @dataclass(frozen=True, slots=True)
 class ContactState:
-    """Everything stored about one contact id, visible or not.
+    """Everything stored about one contact (a workspace and a contact id), visible or not.
 
     ``fields`` has every key of ``FIELDS``. ``version`` counts visible changes (the ETag); it is
     0 for an id never seen. The order of events lives in the inbox (``ProcessedEvent``).
+    ``workspace`` is the contact's (``workspaces``); the same id in two workspaces is two
+    contacts.
     """
 
     contact_id: str
@@ -44,6 +51,7 @@ class ContactState:
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
     deleted_at: dt.datetime | None = None
+    workspace: str = DEFAULT_WORKSPACE
 
     def view(self) -> Fields | None:
         """The visible contact: its fields while alive, ``None`` when absent or deleted."""
@@ -183,9 +191,10 @@ def replay(
     return Replayed(_evolve(state, at, fields, alive), outcomes)
 
 
-#: Rejections that depend on an event's data (its fields, or the emails of other contacts):
+#: Rejections that depend on an event's data (its fields, the emails of other contacts, or how
+#: many contacts were live then):
 #: once that data is erased they cannot be evaluated again, so the recorded verdict stands.
-DATA_REASONS: Final = frozenset({NAME_REQUIRED, EMAIL_CONFLICT})
+DATA_REASONS: Final = frozenset({NAME_REQUIRED, EMAIL_CONFLICT, QUOTA_EXCEEDED})
 
 
 def replay_erased(

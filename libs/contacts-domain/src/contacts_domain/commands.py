@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from contacts_domain.events import ContactEvent, EventKind
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +76,12 @@ def to_event(
     correlation_id: str | None,
     traceparent: str | None = None,
     import_id: str | None = None,
+    workspace: str = DEFAULT_WORKSPACE,
 ) -> ContactEvent:
     """Return the event that records ``command`` as accepted at ``time`` with ``sequence``;
     ``correlation_id`` is the request id and ``traceparent`` its W3C trace context, if any;
-    ``import_id`` the import the command comes from, if any."""
+    ``import_id`` the import the command comes from, if any; ``workspace`` the caller's
+    (``workspaces.check_workspace``: the caller's identity decided it)."""
     kind: EventKind
     data: Mapping[str, Any]
     match command:
@@ -104,4 +107,5 @@ def to_event(
         correlation_id=correlation_id,
         traceparent=traceparent,
         import_id=import_id,
+        workspace=workspace,
     )

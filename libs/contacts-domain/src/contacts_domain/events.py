@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 
 from contacts_domain.errors import MalformedEvent
 from contacts_domain.sequence import SEQUENCE_PATTERN
+from contacts_domain.workspaces import DEFAULT_WORKSPACE, is_workspace
 
 EventKind = Literal["created", "replaced", "patched", "deleted", "upserted"]
 KINDS: Final[tuple[EventKind, ...]] = ("created", "replaced", "patched", "deleted", "upserted")
@@ -61,6 +62,10 @@ class ContactEvent:
     ``import_id`` (extension attribute ``importid``) is the import (``POST /v1/imports``) the
     event belongs to, so the worker can record it with the outcome and the import's report
     can count applied and rejected records; ``None`` for every other event.
+
+    ``workspace`` (extension attribute ``workspace``) is the workspace the contact belongs to
+    (``workspaces.WORKSPACE_PATTERN``); an envelope without one (queued before workspaces
+    existed) belongs to ``DEFAULT_WORKSPACE``.
     """
 
     id: str
@@ -75,6 +80,7 @@ class ContactEvent:
     source: str = "command-api"
     traceparent: str | None = None
     import_id: str | None = None
+    workspace: str = DEFAULT_WORKSPACE
 
     def to_cloudevent(self) -> dict[str, Any]:
         """Return the envelope as a JSON-ready dict (docs/architecture.md §3); ``traceparent`` and
@@ -91,6 +97,7 @@ class ContactEvent:
             "correlationid": self.correlation_id,
             "operationid": self.operation_id,
             "expectedversion": self.expected_version,
+            "workspace": self.workspace,
             "data": dict(self.data),
         }
         if self.traceparent is not None:
@@ -135,6 +142,9 @@ class ContactEvent:
         ):
             traceparent = None  # a malformed trace context is dropped, never fatal
         import_id = envelope.get("importid")
+        workspace = envelope.get("workspace", DEFAULT_WORKSPACE)
+        if not is_workspace(workspace):
+            raise MalformedEvent("workspace is not a workspace id.")
         try:
             moment = dt.datetime.fromisoformat(str(envelope.get("time")))
         except ValueError:
@@ -154,6 +164,7 @@ class ContactEvent:
             source=str(envelope.get("source", "")),
             traceparent=traceparent,
             import_id=_uuid(import_id, "importid") if import_id is not None else None,
+            workspace=str(workspace),
         )
 
     @classmethod

@@ -1,8 +1,9 @@
 """The ordering rule's key: which events must be applied in the order they were accepted
 (docs/architecture.md, "Consistency rules").
 
-Events of one contact are ordered by their ``sequence``; an upsert names no contact (the worker
-finds it by email), so upserts are ordered with the other upserts of the same primary email.
+Events of one contact (a workspace and a contact id) are ordered by their ``sequence``; an
+upsert names no contact (the worker finds it by email), so upserts are ordered with the other
+upserts of the same primary email in the same workspace.
 The transport keeps this order by delivering the events of one key in order (the SQS FIFO
 message group, ``contacts_infra.messaging.message_group_id``).
 """
@@ -16,10 +17,12 @@ from contacts_domain.events import ContactEvent
 
 
 def ordering_key(event: ContactEvent) -> str:
-    """The contact id; for an upsert, ``email-`` and the SHA-256 hex of its primary email's
-    canonical key (70 characters of ``[a-z0-9-]``)."""
+    """``<workspace>/<contact id>`` (at most 100 characters); for an upsert, ``email-`` and the
+    SHA-256 hex of its workspace and primary email's canonical key (70 characters of
+    ``[a-z0-9-]``): the same email in two workspaces is two keys."""
     if event.kind == "upserted":
         key = primary_email_key(event.data)
         if key is not None:
-            return "email-" + hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return event.contact_id
+            text = f"{event.workspace}\n{key}"
+            return "email-" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return f"{event.workspace}/{event.contact_id}"

@@ -74,70 +74,85 @@ class EmailConflict(Exception):
 
 
 class ContactRepository(abc.ABC):
-    """Stored contact states, read for update inside a unit of work."""
+    """Stored contact states, read for update inside a unit of work. Every method works in one
+    workspace (docs/architecture.md §10): a contact, an email or a count of another workspace
+    is never seen, and the same id or email in two workspaces is two contacts."""
 
     @abc.abstractmethod
-    def get_for_update(self, contact_id: str) -> ContactState:
-        """Return the state of ``contact_id`` (an empty ``ContactState`` if never seen), locked
-        until the unit of work ends so no other writer interleaves."""
+    def get_for_update(self, workspace: str, contact_id: str) -> ContactState:
+        """Return the state of ``contact_id`` in ``workspace`` (an empty ``ContactState`` of that
+        workspace if never seen), locked until the unit of work ends so no other writer
+        interleaves."""
 
     @abc.abstractmethod
-    def holder_of_email(self, email_key: str) -> str | None:
-        """The id of the live contact holding the email whose case-folded form is
-        ``email_key`` (as its primary email first, else as any of its emails, the oldest
-        first), or ``None``. Serializes callers asking for one key until the unit of work ends,
-        so two upserts of one new email cannot both create a contact."""
+    def holder_of_email(self, workspace: str, email_key: str) -> str | None:
+        """The id of the live contact of ``workspace`` holding the email whose case-folded form
+        is ``email_key`` (as its primary email first, else as any of its emails, the oldest
+        first), or ``None``. Serializes callers asking for one key in one workspace until the
+        unit of work ends, so two upserts of one new email cannot both create a contact."""
 
     @abc.abstractmethod
-    def email_taken(self, email_key: str, contact_id: str) -> bool:
-        """Whether a live contact other than ``contact_id`` holds the primary email whose
-        case-folded form is ``email_key``."""
+    def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:
+        """Whether a live contact of ``workspace`` other than ``contact_id`` holds the primary
+        email whose case-folded form is ``email_key``."""
+
+    @abc.abstractmethod
+    def live_contacts_for_update(self, workspace: str) -> int:
+        """The number of live contacts of ``workspace``, locked until the unit of work ends
+        (the per-workspace quota: two writers making contacts live cannot both pass it)."""
 
     @abc.abstractmethod
     def save(self, state: ContactState) -> None:
-        """Store ``state``. Raises ``EmailConflict`` if its primary email is held by another live
-        contact; the unit of work stays usable after that."""
+        """Store ``state`` in its workspace (``state.workspace``). Raises ``EmailConflict`` if its
+        primary email is held by another live contact of that workspace; the unit of work stays
+        usable after that."""
 
 
 class Inbox(abc.ABC):
-    """Events already processed (the inbox), with their outcome: exactly-once effect."""
+    """Events already processed (the inbox), with their outcome: exactly-once effect. Every
+    method works in one workspace: an event or a contact of another one is unknown."""
 
     @abc.abstractmethod
-    def outcome_of(self, event_id: str) -> OperationStatus | None:
-        """Return the recorded outcome of ``event_id``, or ``None`` if it was never processed."""
+    def outcome_of(self, workspace: str, event_id: str) -> OperationStatus | None:
+        """Return the recorded outcome of ``event_id`` in ``workspace``, or ``None`` if it was
+        never processed there."""
 
     @abc.abstractmethod
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
-        """Record that ``event`` was processed with ``outcome``, in the unit of work's
-        transaction, so the effect and the record commit together."""
+        """Record that ``event`` was processed with ``outcome``, in the event's workspace
+        (``event.workspace``) and the unit of work's transaction, so the effect and the record
+        commit together."""
 
     @abc.abstractmethod
-    def last_sequence(self, contact_id: str) -> str | None:
+    def last_sequence(self, workspace: str, contact_id: str) -> str | None:
         """The highest sequence processed for the contact, or ``None``."""
 
     @abc.abstractmethod
-    def history(self, contact_id: str, *, after: str | None = None) -> list[ProcessedEvent]:
+    def history(
+        self, workspace: str, contact_id: str, *, after: str | None = None
+    ) -> list[ProcessedEvent]:
         """The processed events of the contact with a sequence above ``after`` (every one when
         ``None``), with their data, in sequence order."""
 
     @abc.abstractmethod
-    def last_erasure(self, contact_id: str) -> str | None:
+    def last_erasure(self, workspace: str, contact_id: str) -> str | None:
         """The sequence of the contact's latest *applied* delete (its erasure), or ``None``."""
 
     @abc.abstractmethod
-    def erase_data(self, contact_id: str, *, before: str) -> None:
+    def erase_data(self, workspace: str, contact_id: str, *, before: str) -> None:
         """Forget the data (personal data) of the contact's events with a sequence below
         ``before``; their ids, kinds, sequences and outcomes stay (see the worker's handler
         for why replay never needs that data again)."""
 
     @abc.abstractmethod
-    def revise(self, event_id: str, outcome: OperationStatus) -> None:
+    def revise(self, workspace: str, event_id: str, outcome: OperationStatus) -> None:
         """Replace the recorded outcome of ``event_id`` (after a ``replay``)."""
 
 
 class UnitOfWork(abc.ABC):
-    """One atomic transaction over contacts and the inbox. Use as a context manager; changes
-    are discarded unless ``commit`` is called."""
+    """One atomic transaction over contacts and the inbox (of any workspace: each method of
+    ``contacts`` and ``inbox`` names its own). Use as a context manager; changes are
+    discarded unless ``commit`` is called."""
 
     contacts: ContactRepository
     inbox: Inbox
@@ -173,16 +188,19 @@ class ContactCache(abc.ABC):
 
 
 class OperationStore(abc.ABC):
-    """Short-lived operation statuses for clients that poll (kept 24 h by contract)."""
+    """Short-lived operation statuses for clients that poll (kept 24 h by contract), per
+    workspace: an operation of another workspace is unknown. Every method raises
+    ``StoreUnavailable`` when the store does not answer in time."""
 
     @abc.abstractmethod
-    def mark_pending(self, status: OperationStatus) -> None:
+    def mark_pending(self, workspace: str, status: OperationStatus) -> None:
         """Record ``status`` as pending unless an outcome is already recorded."""
 
     @abc.abstractmethod
-    def record(self, status: OperationStatus) -> None:
+    def record(self, workspace: str, status: OperationStatus) -> None:
         """Record the final outcome (applied or rejected)."""
 
     @abc.abstractmethod
-    def get(self, operation_id: str) -> OperationStatus | None:
-        """Return the status of ``operation_id``, or ``None`` when unknown or expired."""
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
+        """Return the status of ``operation_id`` in ``workspace``, or ``None`` when unknown,
+        expired or of another workspace."""

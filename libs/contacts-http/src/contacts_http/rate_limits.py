@@ -8,12 +8,17 @@ Settings (each API reads its own; names in docs/contracts.md):
 - ``RATE_LIMIT_ROUTES`` (empty): a JSON object, Flask endpoint → limit, replacing the default
   for those routes, e.g. ``{"contacts.list_contacts": "120/minute"}``. An endpoint the app does
   not have stops the start-up.
+- ``RATE_LIMIT_WORKSPACE_DEFAULT`` (``6000/minute``): the limit of a workspace
+  (docs/architecture.md §10), counted across every API key, token and route of the API, on top
+  of the per-caller limits; empty or ``none`` turns it off.
 
 A caller is the API key (its hash) or the JWT's issuer and subject; a request without an
-accepted token counts for its remote address (``rate_limit_identity``). Every limited response
+accepted token counts for its remote address (``rate_limit_identity``); a workspace is the one
+the guard decided for the request (``rate_limit_workspace``). Every limited response
 has ``RateLimit-Limit``, ``RateLimit-Remaining`` and ``RateLimit-Reset`` (seconds until the
 window resets), the fields of the IETF draft "RateLimit header fields for HTTP"; past the limit
-the answer is a 429 problem with ``Retry-After`` (seconds).
+the answer is a 429 problem with ``Retry-After`` (seconds) whose ``detail`` says which limit
+was reached: the caller's on the route, or the workspace's.
 
 Redis down: the limiter fails open onto per-process in-memory counters (so a limit still holds
 per process, never an error or a hang: Redis calls are bounded by the Redis socket timeouts and
@@ -32,11 +37,11 @@ from typing import Annotated, Any, Final
 import limits
 import redis
 from flask import Flask, Response, request
-from flask_limiter import HeaderNames, Limiter
+from flask_limiter import ApplicationLimit, HeaderNames, Limit, Limiter
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from contacts_infra.settings import EnvSettings
+from contacts_infra.settings import BLANK_IS_EMPTY, EnvSettings
 
 LIMIT_HEADER: Final = "RateLimit-Limit"
 REMAINING_HEADER: Final = "RateLimit-Remaining"
@@ -49,13 +54,18 @@ _RETRY_AFTER: Final = "X-Internal-RateLimit-Retry-After"
 
 #: The limit of every route unless configured: 10 requests a second on average per caller.
 DEFAULT_LIMIT: Final = "600/minute"
+#: The limit of a workspace across every caller and route: ten callers at their full default.
+DEFAULT_WORKSPACE_LIMIT: Final = "6000/minute"
+#: Values of ``RATE_LIMIT_WORKSPACE_DEFAULT`` that turn the workspace limit off.
+_OFF: Final = frozenset({"", "none"})
 
 logger = logging.getLogger("contacts_http.rate_limits")
 
 
 class RateLimitSettings(EnvSettings):
     """``enabled``; ``default``: the limit of every route; ``routes``: (endpoint, limit) pairs
-    replacing it. ``from_env`` raises ``SettingsError`` naming a malformed variable (a limit
+    replacing it; ``workspace``: the limit of each workspace across every caller and route
+    (``""``: none). ``from_env`` raises ``SettingsError`` naming a malformed variable (a limit
     flask-limiter cannot parse, routes that are not a JSON object of strings)."""
 
     enabled: bool = Field(True, validation_alias="RATE_LIMIT_ENABLED")
@@ -63,11 +73,25 @@ class RateLimitSettings(EnvSettings):
     routes: Annotated[tuple[tuple[str, str], ...], NoDecode] = Field(
         (), validation_alias="RATE_LIMIT_ROUTES"
     )
+    workspace: str = Field(
+        DEFAULT_WORKSPACE_LIMIT,
+        validation_alias="RATE_LIMIT_WORKSPACE_DEFAULT",
+        json_schema_extra=BLANK_IS_EMPTY,
+    )
 
     @field_validator("default")
     @classmethod
     def _parses(cls, value: str) -> str:
         _check_limit("RATE_LIMIT_DEFAULT", value)
+        return value
+
+    @field_validator("workspace")
+    @classmethod
+    def _workspace_parses(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in _OFF:
+            return ""
+        _check_limit("RATE_LIMIT_WORKSPACE_DEFAULT", value)
         return value
 
     @field_validator("routes", mode="before")
@@ -104,25 +128,21 @@ def init_rate_limits(
     *,
     identity: Callable[[], str],
     exempt: Callable[[], bool],
+    workspace: Callable[[], str] | None = None,
 ) -> Limiter | None:
     """Rate-limit every route of ``app`` (``None`` and nothing installed when disabled).
 
-    ``identity()`` names the caller of the current request; ``exempt()`` is true for a request
-    never limited (health, metrics, docs, CORS preflights). Call it after every blueprint is
-    registered; raises ``ValueError`` for a route override naming no endpoint of ``app``.
-    Connects to nothing until the first limited request.
+    ``identity()`` names the caller of the current request; ``workspace()`` its workspace, whose
+    requests ``settings.workspace`` limits across every caller and route (``None``, or that
+    setting empty: no workspace limit); ``exempt()`` is true for a request never limited
+    (health, metrics, docs, CORS preflights). Neither function may raise. Call it after every
+    blueprint is registered; raises ``ValueError`` for a route override naming no endpoint of
+    ``app``. Connects to nothing until the first limited request.
     """
     if not settings.enabled:
         logger.warning("rate limiting is off (RATE_LIMIT_ENABLED=false)")
         return None
-    overrides = dict(settings.routes)
-    unknown = sorted(set(overrides) - set(app.view_functions))
-    if unknown:
-        raise ValueError(f"RATE_LIMIT_ROUTES names unknown endpoints: {', '.join(unknown)}")
-
-    def limit_for_route() -> str:
-        return overrides.get(request.endpoint or "", settings.default)
-
+    route_limits = _route_limits(app, settings)
     # The client's pool: its timeouts, and no retries (the in-memory fallback, not retries,
     # rides out an outage).
     options: dict[str, Any] = {
@@ -131,7 +151,8 @@ def init_rate_limits(
     }
     limiter = Limiter(
         identity,
-        default_limits=[limit_for_route],
+        default_limits=route_limits,
+        application_limits=_workspace_limits(settings, workspace),
         storage_uri="redis://",
         storage_options=options,
         strategy="fixed-window",
@@ -152,6 +173,41 @@ def init_rate_limits(
     app.after_request(_public_headers)
     limiter.init_app(app)
     return limiter
+
+
+def _route_limits(app: Flask, settings: RateLimitSettings) -> list[str | Callable[[], str] | Limit]:
+    """The limit of each caller on each route: ``settings.default``, or the route's override.
+    Raises ``ValueError`` for an override naming no endpoint of ``app``."""
+    overrides = dict(settings.routes)
+    unknown = sorted(set(overrides) - set(app.view_functions))
+    if unknown:
+        raise ValueError(f"RATE_LIMIT_ROUTES names unknown endpoints: {', '.join(unknown)}")
+
+    def limit_for_route() -> str:
+        return overrides.get(request.endpoint or "", settings.default)
+
+    def caller_breached() -> str:
+        return f"Too many requests from this caller to this route (at most {limit_for_route()})."
+
+    return [Limit(limit_for_route, error_message=caller_breached, finalized=False)]
+
+
+def _workspace_limits(
+    settings: RateLimitSettings, workspace: Callable[[], str] | None
+) -> list[str | Callable[[], str] | ApplicationLimit]:
+    """The limit of each workspace: one counter per workspace (``workspace()``) shared by every
+    route and caller of the API (flask-limiter's application limits, scope ``workspace``)."""
+    if workspace is None or not settings.workspace:
+        return []
+    detail = (
+        "Too many requests in this workspace, counted across all its API keys, tokens and "
+        f"routes (at most {settings.workspace})."
+    )
+    return [
+        ApplicationLimit(
+            settings.workspace, key_function=workspace, scope="workspace", error_message=detail
+        )
+    ]
 
 
 def _public_headers(response: Response) -> Response:

@@ -6,8 +6,8 @@ Writers: the worker, when an event of an import fails on the last receive SQS al
 (``SQS_MAX_RECEIVE_COUNT``), so SQS moves it to the dead-letter queue; ``contact-worker-admin
 dlq redrive`` removes an id when it sends the event back. Reader: the query API's
 ``GET /v1/imports/{id}`` counts them as ``dead_lettered``. A set of ids keeps the count exact
-when the same event is recorded twice. The set expires with the report (``import:{id}``, whose
-remaining TTL it copies), so it never outlives what it is counted against.
+when the same event is recorded twice. The set expires with the report (``redis_keys.
+import_key``, whose remaining TTL it copies), so it never outlives what it is counted against.
 
 Every method raises ``redis.RedisError`` when Redis does not answer within the client's
 timeouts; the callers decide what that means.
@@ -44,19 +44,20 @@ class RedisImportDeadLetters:
         self._client = client
         self._prefix = prefix
 
-    def record(self, import_id: str, event_id: str) -> bool:
-        """Add ``event_id`` to the import's dead letters; returns ``False`` (and records
-        nothing) when the import has no report (never made, or expired)."""
-        keys = (import_key(self._prefix, import_id), self._key(import_id))
+    def record(self, workspace: str, import_id: str, event_id: str) -> bool:
+        """Add ``event_id`` to the dead letters of ``import_id`` in ``workspace``; returns
+        ``False`` (and records nothing) when the import has no report (never made, expired,
+        or of another workspace). The two keys share a hash tag (one cluster slot)."""
+        keys = (import_key(self._prefix, workspace, import_id), self._key(workspace, import_id))
         return bool(self._client.eval(RECORD_LUA, 2, *keys, event_id))
 
-    def forget(self, import_id: str, event_id: str) -> bool:
+    def forget(self, workspace: str, import_id: str, event_id: str) -> bool:
         """Remove ``event_id`` (it was sent back to the queue); returns whether it was there."""
-        return bool(self._client.srem(self._key(import_id), event_id))
+        return bool(self._client.srem(self._key(workspace, import_id), event_id))
 
-    def count(self, import_id: str) -> int:
+    def count(self, workspace: str, import_id: str) -> int:
         """How many of the import's events are dead-lettered now (0 when none or unknown)."""
-        return int(self._client.scard(self._key(import_id)))  # type: ignore[arg-type]
+        return int(self._client.scard(self._key(workspace, import_id)))  # type: ignore[arg-type]
 
-    def _key(self, import_id: str) -> str:
-        return import_dead_letters_key(self._prefix, import_id)
+    def _key(self, workspace: str, import_id: str) -> str:
+        return import_dead_letters_key(self._prefix, workspace, import_id)

@@ -1,6 +1,7 @@
 """Operation statuses in Redis, written by the command API (``pending``) and the worker (the
-outcome), read by the query API: ``redis_keys.operation_key`` → ``OperationStatus.to_dict()``
-as compact JSON, kept ``ttl_s`` seconds (24 h by contract, ``OPERATION_TTL_S``).
+outcome), read by the query API: ``redis_keys.operation_key`` (per workspace) →
+``OperationStatus.to_dict()`` as compact JSON, kept ``ttl_s`` seconds (24 h by contract,
+``OPERATION_TTL_S``).
 
 A Redis error or timeout raises ``StoreUnavailable``: the command API answers 503, the worker's
 task fails and SQS redelivers its message.
@@ -38,24 +39,23 @@ class RedisOperationStore(OperationStore):
         self._prefix = prefix
         self._ttl_s = ttl_s
 
-    def mark_pending(self, status: OperationStatus) -> None:
+    def mark_pending(self, workspace: str, status: OperationStatus) -> None:
         """SET NX: a fast worker may already have written the outcome, which must stay."""
+        key = operation_key(self._prefix, workspace, status.operation_id)
         with bounded_call():
-            self._client.set(self._key(status.operation_id), _dump(status), nx=True, ex=self._ttl_s)
+            self._client.set(key, _dump(status), nx=True, ex=self._ttl_s)
 
-    def record(self, status: OperationStatus) -> None:
+    def record(self, workspace: str, status: OperationStatus) -> None:
         """SET: the outcome replaces ``pending`` (or an earlier outcome of a redelivery)."""
+        key = operation_key(self._prefix, workspace, status.operation_id)
         with bounded_call():
-            self._client.set(self._key(status.operation_id), _dump(status), ex=self._ttl_s)
+            self._client.set(key, _dump(status), ex=self._ttl_s)
 
-    def get(self, operation_id: str) -> OperationStatus | None:
-        """The status, or ``None`` when unknown or expired."""
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
+        """The status, or ``None`` when unknown, expired, or of another workspace."""
         with bounded_call():
-            raw = self._client.get(self._key(operation_id))
+            raw = self._client.get(operation_key(self._prefix, workspace, operation_id))
         return OperationStatus.from_dict(json.loads(raw)) if raw else None
-
-    def _key(self, operation_id: str) -> str:
-        return operation_key(self._prefix, operation_id)
 
 
 def _dump(status: OperationStatus) -> str:

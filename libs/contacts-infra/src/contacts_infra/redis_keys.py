@@ -1,30 +1,33 @@
-"""The Redis read-cache protocol shared by the worker (writer) and the query API (refill).
+"""The Redis key layout of every service, and the read cache's Lua scripts.
 
-Keys (``prefix`` configurable, e.g. ``contacts:``):
+Keys (``prefix`` configurable, e.g. ``contacts:``, never with ``{`` or ``}``); every one names
+its workspace (docs/architecture.md §10), and the two keys of one contact share the Redis
+Cluster hash tag ``{<workspace>/<contact id>}``, so a script may touch both in cluster mode:
 
-- ``{prefix}contact:{id}`` — a hash ``{v: <version>, d: <resource JSON>}``; ``d`` is empty for a
-  tombstone (a deleted contact). TTL ``CONTACT_CACHE_TTL_S``: everything in it can be rebuilt
-  from PostgreSQL.
-- ``{prefix}op:{operation id}`` — operation status JSON (``OperationStatus.to_dict``), TTL 24 h.
-- ``{prefix}idem:{sha256 of the Idempotency-Key}`` — idempotency record JSON, TTL 24 h.
-- ``{prefix}import:{import id}`` — the report of an import as the command API received it
+- ``{prefix}contact:{<ws>/<id>}`` — a hash ``{v: <version>, d: <resource JSON>}``; ``d`` is empty
+  for a tombstone (a deleted contact). TTL ``CONTACT_CACHE_TTL_S``: everything in it can be
+  rebuilt from PostgreSQL.
+- ``{prefix}refill:{<ws>/<id>}`` — the refill lease of a contact: a random token, set with
+  ``SET NX PX`` by the one query API request that reads PostgreSQL after a miss; the others that
+  missed the same contact meanwhile, in any process, wait (bounded) for the cache entry instead
+  of reading PostgreSQL too. Deleted with ``RELEASE_LEASE_LUA`` once the refill is done; its TTL
+  (milliseconds, the query API's longest database read) frees the key if the holder dies.
+- ``{prefix}op:<ws>/<operation id>`` — operation status JSON (``OperationStatus.to_dict``), TTL
+  24 h.
+- ``{prefix}idem:<ws>/<sha256 of the Idempotency-Key>`` — idempotency record JSON, TTL 24 h.
+- ``{prefix}import:{<ws>/<import id>}`` — the report of an import as the command API received it
   (``imports.ImportReport.to_dict`` JSON), TTL ``IMPORT_REPORT_TTL_S`` (7 days by default): like
   operation statuses, short-lived by contract; the records' outcomes (applied, rejected) are in
   PostgreSQL (``processed_events.import_id``).
-- ``{prefix}import-dead:{import id}`` — a set of the ids of the import's events the worker gave
-  up on (dead-lettered, ``contacts_infra.import_dead_letters``), expiring with the report;
-  ``dlq redrive`` removes an id when it moves the event back to the queue.
-- ``{prefix}refill:{id}`` — the refill lease of a contact: a random token, set with
-  ``SET NX PX`` by the one query API request that reads PostgreSQL after a miss; the others that
-  missed the same id meanwhile, in any process, wait (bounded) for the cache entry instead of
-  reading PostgreSQL too. Deleted with ``RELEASE_LEASE_LUA`` once the refill is done; its TTL
-  (milliseconds, the query API's longest database read) frees the key if the holder dies.
+- ``{prefix}import-dead:{<ws>/<import id>}`` — a set of the ids of the import's events the
+  worker gave up on (dead-lettered, ``contacts_infra.import_dead_letters``), expiring with the
+  report; ``dlq redrive`` removes an id when it moves the event back to the queue.
 
 Every write of a contact goes through ``GUARDED_SET_LUA`` (run with EVALSHA/EVAL), so an older
 version never replaces a newer one or a newer tombstone, whichever process writes
-(docs/architecture.md
-§5.5): the worker after its commit, the query API when it refills a miss from PostgreSQL and
-when, after a Redis outage, it repairs the entries of the contacts changed meanwhile.
+(docs/architecture.md §5.5): the worker after its commit, the query API when it refills a miss
+from PostgreSQL and when, after a Redis outage, it repairs the entries of the contacts changed
+meanwhile.
 """
 
 from __future__ import annotations
@@ -54,25 +57,31 @@ return 0
 """
 
 
-def contact_key(prefix: str, contact_id: str) -> str:
-    return f"{prefix}contact:{contact_id}"
+def contact_key(prefix: str, workspace: str, contact_id: str) -> str:
+    """The cached contact (hash tag: its workspace and id)."""
+    return f"{prefix}contact:{{{workspace}/{contact_id}}}"
 
 
-def operation_key(prefix: str, operation_id: str) -> str:
-    return f"{prefix}op:{operation_id}"
+def refill_lease_key(prefix: str, workspace: str, contact_id: str) -> str:
+    """The refill lease of a contact (the same hash tag as ``contact_key``)."""
+    return f"{prefix}refill:{{{workspace}/{contact_id}}}"
 
 
-def idempotency_key(prefix: str, key_digest: str) -> str:
-    return f"{prefix}idem:{key_digest}"
+def operation_key(prefix: str, workspace: str, operation_id: str) -> str:
+    """An operation's status."""
+    return f"{prefix}op:{workspace}/{operation_id}"
 
 
-def import_key(prefix: str, import_id: str) -> str:
-    return f"{prefix}import:{import_id}"
+def idempotency_key(prefix: str, workspace: str, key_digest: str) -> str:
+    """An idempotency record (``key_digest``: SHA-256 hex of the client's key)."""
+    return f"{prefix}idem:{workspace}/{key_digest}"
 
 
-def import_dead_letters_key(prefix: str, import_id: str) -> str:
-    return f"{prefix}import-dead:{import_id}"
+def import_key(prefix: str, workspace: str, import_id: str) -> str:
+    """An import's report (hash tag: its workspace and id, shared with its dead letters)."""
+    return f"{prefix}import:{{{workspace}/{import_id}}}"
 
 
-def refill_lease_key(prefix: str, contact_id: str) -> str:
-    return f"{prefix}refill:{contact_id}"
+def import_dead_letters_key(prefix: str, workspace: str, import_id: str) -> str:
+    """The dead-lettered event ids of an import (the same hash tag as its report)."""
+    return f"{prefix}import-dead:{{{workspace}/{import_id}}}"

@@ -12,7 +12,7 @@ import pytest
 
 from command_api.entrypoints.app import create_app
 from command_api.service_layer.idempotency import derive_item_ids
-from contacts_domain import ContactEvent, OperationStatus
+from contacts_domain import DEFAULT_WORKSPACE, ContactEvent, OperationStatus
 from contacts_infra.messaging import message_group_id
 from contacts_infra.redis_keys import operation_key
 from support.auth import authorized
@@ -53,7 +53,9 @@ def test_a_batch_lands_on_the_queue_in_per_contact_order(
         assert message.group_id == message_group_id(event)
         assert message.dedup_id == event.id
         assert event.correlation_id == "req-batch-int"
+        assert event.workspace == DEFAULT_WORKSPACE
         by_group[message.group_id].append(event)
+    a, b = f"{DEFAULT_WORKSPACE}/{a}", f"{DEFAULT_WORKSPACE}/{b}"
     assert [e.kind for e in by_group[a]] == ["replaced", "patched", "deleted", "patched"]
     assert [e.data.get("company") for e in by_group[a]] == [None, "Acme", None, "After"]
     assert [e.kind for e in by_group[b]] == ["replaced", "patched"]
@@ -65,7 +67,9 @@ def test_a_batch_lands_on_the_queue_in_per_contact_order(
     operation_ids = {e.operation_id for events in by_group.values() for e in events}
     assert operation_ids == {r["operation_id"] for r in results if r["status"] == "accepted"}
     for operation_id in operation_ids:
-        raw = redis_client.get(operation_key(command_settings.redis_prefix, operation_id))
+        raw = redis_client.get(
+            operation_key(command_settings.redis_prefix, DEFAULT_WORKSPACE, operation_id)
+        )
         assert OperationStatus.from_dict(json.loads(raw)).status == "pending"
 
 
@@ -83,7 +87,7 @@ def test_a_replayed_batch_is_deduplicated_by_sqs(real_app, drain) -> None:
     assert first.get_json() == again.get_json()
     messages = drain()
     assert sorted(m.dedup_id for m in messages) == sorted(
-        derive_item_ids(key, i).event_id for i in range(2)
+        derive_item_ids(DEFAULT_WORKSPACE, key, i).event_id for i in range(2)
     )
 
 
@@ -132,5 +136,6 @@ def test_sqs_unreachable_is_a_503_with_every_item_failed(
         for r in (results[0], results[2], results[3])
     )
     for index in (0, 2, 3):
-        op_key = operation_key(settings.redis_prefix, derive_item_ids(key, index).operation_id)
+        ids = derive_item_ids(DEFAULT_WORKSPACE, key, index)
+        op_key = operation_key(settings.redis_prefix, DEFAULT_WORKSPACE, ids.operation_id)
         assert redis_client.get(op_key) is None

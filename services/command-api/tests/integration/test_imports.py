@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from contacts_domain import ContactEvent
+from contacts_domain import DEFAULT_WORKSPACE, ContactEvent
 from contacts_domain.imports import ImportReport, record_ids
 from contacts_exchange import read_csv
 from contacts_infra.messaging import APPLY_EVENT_TASK, message_group_id
@@ -54,10 +54,10 @@ def test_a_sample_file_lands_on_the_queue_with_its_import_id_and_report(
         # Upserts of one email keep their order: the group is the email's, not the contact's.
         assert message.group_id == message_group_id(event)
         assert message.group_id.startswith("email-")
-    raw = redis_client.get(import_key(command_settings.redis_prefix, import_id))
+    raw = redis_client.get(import_key(command_settings.redis_prefix, DEFAULT_WORKSPACE, import_id))
     report = ImportReport.from_dict(json.loads(raw))
     assert (report.state, report.received, report.accepted, report.invalid) == ("queued", 2, 2, 0)
-    ttl = redis_client.ttl(import_key(command_settings.redis_prefix, import_id))
+    ttl = redis_client.ttl(import_key(command_settings.redis_prefix, DEFAULT_WORKSPACE, import_id))
     assert 0 < ttl <= command_settings.import_report_ttl_s
 
 
@@ -75,7 +75,7 @@ def test_records_without_email_are_creates_grouped_by_contact(real_app, drain) -
     [message] = drain()
     assert message.envelope["type"] == "contacts.contact.created.v1"
     assert message.envelope["importid"] == import_id
-    assert message.group_id == record_ids(import_id, 1).contact_id
+    assert message.group_id == f"{DEFAULT_WORKSPACE}/{record_ids(import_id, 1).contact_id}"
 
 
 def test_values_dropped_from_a_record_are_in_the_stored_report(
@@ -93,7 +93,7 @@ def test_values_dropped_from_a_record_are_in_the_stored_report(
     assert (response.get_json()["accepted"], response.get_json()["repaired"]) == (2, 1)
     import_id = response.get_json()["import_id"]
     assert len(drain()) == 2
-    raw = redis_client.get(import_key(command_settings.redis_prefix, import_id))
+    raw = redis_client.get(import_key(command_settings.redis_prefix, DEFAULT_WORKSPACE, import_id))
     stored = json.loads(raw)
     assert stored["repaired"] == 1
     assert stored["warnings_truncated"] is False

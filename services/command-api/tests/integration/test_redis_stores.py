@@ -12,13 +12,15 @@ import pytest
 from command_api.adapters.redis_import_report_writer import RedisImportReportWriter
 from command_api.adapters.redis_stores import RedisIdempotencyStore
 from command_api.service_layer.ports import IdempotencyRecord
-from contacts_domain import OperationStatus
+from contacts_domain import DEFAULT_WORKSPACE, OperationStatus
 from contacts_domain.imports import ImportProblem, ImportReport
 from contacts_domain.ports import StoreUnavailable
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
 from contacts_infra.redis_keys import idempotency_key, import_key, operation_key
 from contacts_infra.settings import RedisSettings
+
+WS = DEFAULT_WORKSPACE
 
 
 @pytest.fixture
@@ -39,16 +41,16 @@ def down_client():
 def test_mark_pending_never_overwrites_a_final_status(client, command_settings) -> None:
     store = RedisOperationStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
     op, contact = str(uuid.uuid4()), str(uuid.uuid4())
-    store.record(OperationStatus(op, contact, "applied", version=1))
-    store.mark_pending(OperationStatus(op, contact, "pending"))
-    assert store.get(op) == OperationStatus(op, contact, "applied", version=1)
+    store.record(WS, OperationStatus(op, contact, "applied", version=1))
+    store.mark_pending(WS, OperationStatus(op, contact, "pending"))
+    assert store.get(WS, op) == OperationStatus(op, contact, "applied", version=1)
 
 
 def test_mark_pending_writes_json_with_a_ttl(client, command_settings) -> None:
     store = RedisOperationStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
     op, contact = str(uuid.uuid4()), str(uuid.uuid4())
-    store.mark_pending(OperationStatus(op, contact, "pending"))
-    key = operation_key(command_settings.redis_prefix, op)
+    store.mark_pending(WS, OperationStatus(op, contact, "pending"))
+    key = operation_key(command_settings.redis_prefix, WS, op)
     assert json.loads(client.get(key))["status"] == "pending"
     assert 0 < client.ttl(key) <= 60
 
@@ -57,19 +59,31 @@ def test_reserve_keeps_the_first_record(client, command_settings) -> None:
     store = RedisIdempotencyStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
     digest = uuid.uuid4().hex
     first = IdempotencyRecord("f1", str(uuid.uuid4()), str(uuid.uuid4()))
-    assert store.reserve(digest, first) is None
-    assert store.reserve(digest, IdempotencyRecord("f2", "x", "y")) == first
-    assert client.ttl(idempotency_key(command_settings.redis_prefix, digest)) > 0
+    assert store.reserve(WS, digest, first) is None
+    assert store.reserve(WS, digest, IdempotencyRecord("f2", "x", "y")) == first
+    assert client.ttl(idempotency_key(command_settings.redis_prefix, WS, digest)) > 0
+
+
+def test_the_same_key_digest_in_two_workspaces_is_two_records(client, command_settings) -> None:
+    store = RedisIdempotencyStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    digest = uuid.uuid4().hex
+    ours = IdempotencyRecord("f1", str(uuid.uuid4()), str(uuid.uuid4()))
+    theirs = IdempotencyRecord("f2", str(uuid.uuid4()), str(uuid.uuid4()))
+    assert store.reserve(WS, digest, ours) is None
+    assert store.reserve("acme", digest, theirs) is None
+    assert store.reserve("acme", digest, ours) == theirs
+    stored = json.loads(client.get(idempotency_key(command_settings.redis_prefix, "acme", digest)))
+    assert IdempotencyRecord.from_dict(stored) == theirs
 
 
 def test_redis_down_is_store_unavailable(down_client) -> None:
     with pytest.raises(StoreUnavailable):
         RedisOperationStore(down_client, prefix="p:", ttl_s=60).mark_pending(
-            OperationStatus("o", "c", "pending")
+            WS, OperationStatus("o", "c", "pending")
         )
     with pytest.raises(StoreUnavailable):
         RedisIdempotencyStore(down_client, prefix="p:", ttl_s=60).reserve(
-            "d", IdempotencyRecord("f", "c", "o")
+            WS, "d", IdempotencyRecord("f", "c", "o")
         )
 
 
@@ -92,21 +106,22 @@ def test_import_reports_are_written_where_the_query_api_reads_them(
 ) -> None:
     writer = RedisImportReportWriter(client, prefix=command_settings.redis_prefix, ttl_s=60)
     import_id = str(uuid.uuid4())
-    writer.save(report(import_id))
-    key = import_key(command_settings.redis_prefix, import_id)
+    writer.save("acme", report(import_id))
+    key = import_key(command_settings.redis_prefix, "acme", import_id)
     assert ImportReport.from_dict(json.loads(client.get(key))) == report(import_id)
     assert 0 < client.ttl(key) <= 60
+    assert client.get(import_key(command_settings.redis_prefix, WS, import_id)) is None
 
 
 def test_a_rewritten_import_report_replaces_the_first(client, command_settings) -> None:
     writer = RedisImportReportWriter(client, prefix=command_settings.redis_prefix, ttl_s=60)
     import_id = str(uuid.uuid4())
-    writer.save(report(import_id))
-    writer.save(report(import_id, "failed"))
-    stored = json.loads(client.get(import_key(command_settings.redis_prefix, import_id)))
+    writer.save(WS, report(import_id))
+    writer.save(WS, report(import_id, "failed"))
+    stored = json.loads(client.get(import_key(command_settings.redis_prefix, WS, import_id)))
     assert stored["state"] == "failed"
 
 
 def test_redis_down_fails_the_import_report_writer(down_client) -> None:
     with pytest.raises(StoreUnavailable):
-        RedisImportReportWriter(down_client, prefix="p:", ttl_s=60).save(report("i"))
+        RedisImportReportWriter(down_client, prefix="p:", ttl_s=60).save(WS, report("i"))

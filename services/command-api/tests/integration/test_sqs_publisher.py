@@ -18,7 +18,7 @@ from command_api.adapters.sqs_publisher import (
 )
 from command_api.service_layer.errors import EventTooLarge
 from command_api.settings import Settings
-from contacts_domain import ContactEvent
+from contacts_domain import DEFAULT_WORKSPACE, ContactEvent
 from contacts_domain.ports import EARLIER_EVENT_FAILED, PublishFailed
 from contacts_infra.messaging import APPLY_EVENT_TASK, SQS_MESSAGE_MAX_BYTES
 
@@ -70,7 +70,7 @@ def test_published_event_lands_on_the_fifo_queue(command_settings, drain) -> Non
     SqsEventPublisher(target(command_settings)).publish(published)
     [message] = drain()
     assert message.task == APPLY_EVENT_TASK
-    assert message.group_id == published.contact_id
+    assert message.group_id == f"{DEFAULT_WORKSPACE}/{published.contact_id}"
     assert message.dedup_id == published.id
     assert message.args == [published.to_cloudevent()]
     assert message.kwargs == {}
@@ -192,7 +192,9 @@ def test_a_batch_lands_as_celery_messages_in_order_per_contact(command_settings,
     by_id = {m.dedup_id: m for m in messages}
     assert set(by_id) == {e.id for e in events} | {single.id}
     for contact in contacts:
-        received = [m.envelope["id"] for m in messages if m.group_id == contact]
+        received = [
+            m.envelope["id"] for m in messages if m.group_id == f"{DEFAULT_WORKSPACE}/{contact}"
+        ]
         assert received == [e.id for e in events if e.contact_id == contact]
     for published in events:
         message = by_id[published.id]
@@ -257,8 +259,8 @@ def test_a_batch_to_a_missing_queue_fails_every_event(command_settings) -> None:
 
 
 class PartlyRefusingPublisher(SqsEventPublisher):
-    """SQS refuses the entries of ``refused`` contacts (as SendMessageBatch reports one
-    entry's failure in ``Failed``); the others are really sent."""
+    """SQS refuses the entries of ``refused`` message groups (``<workspace>/<contact id>``), as
+    SendMessageBatch reports one entry's failure in ``Failed``; the others are really sent."""
 
     def __init__(self, target: SqsTarget, refused: set[str]) -> None:
         super().__init__(target)
@@ -280,7 +282,9 @@ def test_an_entry_sqs_refuses_is_reported_and_holds_back_its_contact(
 ) -> None:
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     events = [event("1", a), event("2", b), event("3", a), event("4", b)]
-    publisher = PartlyRefusingPublisher(target(command_settings), refused={b})
+    publisher = PartlyRefusingPublisher(
+        target(command_settings), refused={f"{DEFAULT_WORKSPACE}/{b}"}
+    )
     results = publisher.publish_batch(events)
     assert results[0] is None
     assert results[2] is None

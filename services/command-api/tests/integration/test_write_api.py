@@ -11,7 +11,7 @@ import pytest
 
 from command_api.entrypoints.app import create_app
 from command_api.service_layer.idempotency import derive_ids
-from contacts_domain import OperationStatus, normalize_contact
+from contacts_domain import DEFAULT_WORKSPACE, OperationStatus, normalize_contact
 from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_infra.redis_keys import idempotency_key, operation_key
 from support.auth import authorized
@@ -47,13 +47,16 @@ def test_post_lands_on_the_queue_and_is_pending(
     body = response.get_json()
     [message] = drain()
     assert message.task == APPLY_EVENT_TASK
-    assert message.group_id == body["id"]
+    assert message.group_id == f"{DEFAULT_WORKSPACE}/{body['id']}"
+    assert message.envelope["workspace"] == DEFAULT_WORKSPACE
     assert message.dedup_id == message.envelope["id"]
     assert message.envelope["type"] == "contacts.contact.created.v1"
     assert message.envelope["subject"] == body["id"]
     assert message.envelope["operationid"] == body["operation_id"]
     assert message.envelope["correlationid"] == "req-int-1"
-    raw = redis_client.get(operation_key(command_settings.redis_prefix, body["operation_id"]))
+    raw = redis_client.get(
+        operation_key(command_settings.redis_prefix, DEFAULT_WORKSPACE, body["operation_id"])
+    )
     assert OperationStatus.from_dict(json.loads(raw)).status == "pending"
 
 
@@ -90,7 +93,7 @@ def test_c10_if_match_travels_as_expectedversion_on_the_queue(real_app, drain) -
         assert response.status_code == 202
     messages = drain()
     assert [m.envelope["expectedversion"] for m in messages] == [None, 1, 1]
-    assert {m.group_id for m in messages} == {contact_id}
+    assert {m.group_id for m in messages} == {f"{DEFAULT_WORKSPACE}/{contact_id}"}
     sequences = [m.envelope["sequence"] for m in messages]
     assert sequences == sorted(sequences)
     assert len(set(sequences)) == 3
@@ -119,10 +122,10 @@ def test_twenty_concurrent_identical_posts_create_one_contact(
         results = list(pool.map(send, range(20)))
     assert {status for status, _ in results} == {202}
     assert len({json.dumps(body, sort_keys=True) for _, body in results}) == 1
-    assert results[0][1]["id"] == derive_ids(key).contact_id
+    assert results[0][1]["id"] == derive_ids(DEFAULT_WORKSPACE, key).contact_id
     messages = drain()
     assert len(messages) == 1
-    assert messages[0].dedup_id == derive_ids(key).event_id
+    assert messages[0].dedup_id == derive_ids(DEFAULT_WORKSPACE, key).event_id
 
 
 def test_same_key_other_body_is_422_and_enqueues_nothing(real_app, drain) -> None:
@@ -154,7 +157,7 @@ def test_redis_down_still_accepts_and_keeps_idempotency_ids(
     key = f"k-{uuid.uuid4()}"
     response = client.post("/v1/contacts", json=ROSA, headers={"Idempotency-Key": key})
     assert response.status_code == 202
-    assert response.get_json()["id"] == derive_ids(key).contact_id
+    assert response.get_json()["id"] == derive_ids(DEFAULT_WORKSPACE, key).contact_id
     assert len(drain()) == 1
     ready = client.get("/readyz")
     assert ready.status_code == 503
@@ -174,10 +177,13 @@ def test_sqs_down_is_503_with_retry_after(command_settings, redis_client, closed
     response = client.post("/v1/contacts", json=ROSA, headers={"Idempotency-Key": key})
     assert response.status_code == 503
     assert response.headers["Retry-After"]
-    op_key = operation_key(settings.redis_prefix, derive_ids(key).operation_id)
+    ids = derive_ids(DEFAULT_WORKSPACE, key)
+    op_key = operation_key(settings.redis_prefix, DEFAULT_WORKSPACE, ids.operation_id)
     assert redis_client.get(op_key) is None
     # The key stays bound to its body, so a retry with the same body goes through later.
-    assert redis_client.get(idempotency_key(settings.redis_prefix, derive_ids(key).key_digest))
+    assert redis_client.get(
+        idempotency_key(settings.redis_prefix, DEFAULT_WORKSPACE, ids.key_digest)
+    )
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.get_json()["checks"]["sqs"] != "ok"

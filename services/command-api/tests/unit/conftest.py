@@ -14,7 +14,7 @@ from command_api.entrypoints.app import create_app
 from command_api.service_layer.errors import EventTooLarge
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from command_api.settings import Settings
-from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus
+from contacts_domain import DEFAULT_WORKSPACE, ContactEvent, HybridLogicalClock, OperationStatus
 from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed, StoreUnavailable
 from contacts_http.rate_limits import RateLimitSettings
 from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES, message_group_id
@@ -23,8 +23,8 @@ from support.auth import TEST_AUTH, authorized
 
 class FakePublisher(EventPublisher):
     """Keeps published events in order; ``down`` makes every publish fail like a dead queue,
-    ``failing`` the publishes of those message groups (contact ids) only, and ``too_large``
-    refuses those groups' events as too large. ``batches`` holds the event ids of each
+    ``failing`` the publishes of those message groups (``<workspace>/<contact id>``) only, and
+    ``too_large`` refuses those groups' events as too large. ``batches`` holds the event ids of each
     ``publish_batch`` call (the port's default, which sends one at a time, does the rest).
 
     It applies the real adapter's size rule (``message_size``), a pure function.
@@ -54,31 +54,42 @@ class FakePublisher(EventPublisher):
 
 
 class FakeOperationStore(OperationStore):
+    """Statuses by workspace and operation id; ``statuses`` holds those of ``default`` (the
+    workspace of the session's API key) by operation id, ``in_workspace`` every workspace's."""
+
     def __init__(self) -> None:
-        self.statuses: dict[str, OperationStatus] = {}
+        self.in_workspace: dict[str, dict[str, OperationStatus]] = {}
         self.down = False
 
-    def mark_pending(self, status: OperationStatus) -> None:
+    @property
+    def statuses(self) -> dict[str, OperationStatus]:
+        return self.in_workspace.get(DEFAULT_WORKSPACE, {})
+
+    def mark_pending(self, workspace: str, status: OperationStatus) -> None:
         if self.down:
             raise StoreUnavailable("down")
-        self.statuses.setdefault(status.operation_id, status)
+        self.in_workspace.setdefault(workspace, {}).setdefault(status.operation_id, status)
 
-    def record(self, status: OperationStatus) -> None:
-        self.statuses[status.operation_id] = status
+    def record(self, workspace: str, status: OperationStatus) -> None:
+        self.in_workspace.setdefault(workspace, {})[status.operation_id] = status
 
-    def get(self, operation_id: str) -> OperationStatus | None:
-        return self.statuses.get(operation_id)
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
+        return self.in_workspace.get(workspace, {}).get(operation_id)
 
 
 class FakeIdempotencyStore(IdempotencyStore):
+    """Records by (workspace, key digest)."""
+
     def __init__(self) -> None:
-        self.records: dict[str, IdempotencyRecord] = {}
+        self.records: dict[tuple[str, str], IdempotencyRecord] = {}
         self.down = False
 
-    def reserve(self, key_digest: str, record: IdempotencyRecord) -> IdempotencyRecord | None:
+    def reserve(
+        self, workspace: str, key_digest: str, record: IdempotencyRecord
+    ) -> IdempotencyRecord | None:
         if self.down:
             raise StoreUnavailable("down")
-        first = self.records.setdefault(key_digest, record)
+        first = self.records.setdefault((workspace, key_digest), record)
         return None if first is record else first
 
 

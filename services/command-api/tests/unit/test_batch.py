@@ -19,7 +19,7 @@ from command_api.entrypoints.batch import CHAINED_IF_MATCH
 from command_api.service_layer.batch import BatchOperation, InvalidOperation, accept_batch
 from command_api.service_layer.handlers import Context
 from command_api.service_layer.idempotency import derive_item_ids
-from contacts_domain import HybridLogicalClock
+from contacts_domain import DEFAULT_WORKSPACE, HybridLogicalClock
 from contacts_http.rate_limits import RateLimitSettings
 from support.auth import AUTH_HEADERS, authorized
 from support.pii_scan import find
@@ -77,7 +77,7 @@ def test_items_are_sent_in_one_call_in_item_order(client, publisher, operations)
     for result, event in zip(answered, publisher.events, strict=True):
         assert result["id"] == event.contact_id
         assert result["operation_id"] == event.operation_id
-        assert operations.statuses[event.operation_id].status == "pending"
+        assert operations.get(DEFAULT_WORKSPACE, event.operation_id).status == "pending"
 
 
 def test_an_accepted_batch_survives_the_operation_store_being_down(
@@ -104,7 +104,7 @@ def test_the_valid_items_go_to_one_publish_batch_call(publisher, operations, ide
         BatchOperation("delete", A, {}, expected_version=3),
     ]
 
-    answered = accept_batch(items, context, correlation_id="req-1")
+    answered = accept_batch(items, context, workspace=DEFAULT_WORKSPACE, correlation_id="req-1")
 
     assert [r.status for r in answered] == ["accepted", "invalid", "accepted", "accepted"]
     assert publisher.batches == [[e.id for e in publisher.events]]
@@ -344,7 +344,7 @@ def test_a_batch_needs_json(client, publisher) -> None:
 def test_some_items_failing_to_queue_is_a_207_and_holds_back_their_contact(
     client, publisher, operations
 ) -> None:
-    publisher.failing = {B}
+    publisher.failing = {f"{DEFAULT_WORKSPACE}/{B}"}
     response = post(
         client,
         {"op": "replace", "id": A, "data": ROSA},
@@ -389,7 +389,7 @@ def test_nothing_queued_is_a_503_with_retry_after_and_results(client, publisher)
 
 
 def test_an_event_too_large_for_sqs_makes_its_item_invalid(client, publisher) -> None:
-    publisher.too_large = {A}
+    publisher.too_large = {f"{DEFAULT_WORKSPACE}/{A}"}
     response = post(
         client, {"op": "replace", "id": A, "data": ROSA}, {"op": "replace", "id": B, "data": ROSA}
     )
@@ -422,7 +422,7 @@ def test_a_replayed_batch_answers_and_sends_the_same_ids(client, publisher) -> N
     assert first.status_code == again.status_code == 202
     assert results(first) == results(again)
     assert [e.id for e in publisher.events[:3]] == [e.id for e in publisher.events[3:]]
-    derived = [derive_item_ids(key["Idempotency-Key"], i) for i in range(3)]
+    derived = [derive_item_ids(DEFAULT_WORKSPACE, key["Idempotency-Key"], i) for i in range(3)]
     assert [e.id for e in publisher.events[:3]] == [d.event_id for d in derived]
     assert [r["operation_id"] for r in results(first)[:3]] == [d.operation_id for d in derived]
     assert results(first)[0]["id"] == derived[0].contact_id
@@ -437,7 +437,9 @@ def test_a_failed_batch_replayed_with_its_key_sends_the_same_events(client, publ
     publisher.down = False
     retried = post(client, {"op": "create", "data": ROSA}, headers=key)
     assert retried.status_code == 202
-    assert [e.id for e in publisher.events] == [derive_item_ids(key["Idempotency-Key"], 0).event_id]
+    assert [e.id for e in publisher.events] == [
+        derive_item_ids(DEFAULT_WORKSPACE, key["Idempotency-Key"], 0).event_id
+    ]
 
 
 @pytest.mark.parametrize(
@@ -475,7 +477,9 @@ def test_the_idempotency_store_down_fails_open(client, publisher, idempotency) -
     key = {"Idempotency-Key": "store-down"}
     response = post(client, {"op": "create", "data": ROSA}, headers=key)
     assert response.status_code == 202
-    assert results(response)[0]["id"] == derive_item_ids("store-down", 0).contact_id
+    assert (
+        results(response)[0]["id"] == derive_item_ids(DEFAULT_WORKSPACE, "store-down", 0).contact_id
+    )
 
 
 # --- size limits ----------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from contacts_domain import limits
+from contacts_domain import DEFAULT_WORKSPACE, limits
 from contacts_http import JSON_MAX_DEPTH, PROBLEM_JSON
 
 CONTACT = "/v1/contacts"
@@ -31,7 +31,7 @@ def test_post_answers_202_with_ids_and_locations(client, publisher, operations, 
     assert event.correlation_id == "req-42"
     assert event.data["emails"] == [{"value": "rosa@example.com", "type": "other", "primary": True}]
     assert event.data["phones"][0]["value"] == "+12025550100"
-    assert operations.get(body["operation_id"]).status == "pending"
+    assert operations.get(DEFAULT_WORKSPACE, body["operation_id"]).status == "pending"
 
 
 def test_put_replaces_under_the_path_id(client, publisher, rosa) -> None:

@@ -25,11 +25,11 @@ from command_api.entrypoints.app import create_app
 from command_api.service_layer.errors import EventTooLarge
 from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter
 from command_api.settings import Settings, SettingsError
-from contacts_domain import ContactEvent, HybridLogicalClock
+from contacts_domain import DEFAULT_WORKSPACE, ContactEvent, HybridLogicalClock
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
 from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed, StoreUnavailable
 from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
-from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
+from contacts_http.auth import ApiKeyEntry, AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
 from contacts_infra.messaging import SQS_MESSAGE_MAX_BYTES
 from support import shared_data
@@ -43,16 +43,19 @@ SAMPLES = shared_data.sample_files()
 
 
 class FakeReportWriter(ImportReportWriter):
-    """Keeps every report saved, in order; ``down`` makes saving fail like Redis down."""
+    """Keeps every report saved, in order, and the workspace of each; ``down`` makes saving
+    fail like Redis down."""
 
     def __init__(self) -> None:
         self.saved: list[ImportReport] = []
+        self.workspaces: list[str] = []
         self.down = False
 
-    def save(self, report: ImportReport) -> None:
+    def save(self, workspace: str, report: ImportReport) -> None:
         if self.down:
             raise StoreUnavailable("down")
         self.saved.append(report)
+        self.workspaces.append(workspace)
 
     def last(self, import_id: str) -> ImportReport:
         return [report for report in self.saved if report.import_id == import_id][-1]
@@ -777,3 +780,39 @@ def test_a_file_no_encoding_reads_cleanly_is_a_400_that_says_so(
     assert "Jane" not in response.json["detail"]
     assert publisher.events == []
     assert reports.saved == []
+
+
+# --- workspaces -------------------------------------------------------------------------------
+
+
+def test_one_idempotency_key_in_two_workspaces_is_two_imports(
+    settings: Settings,
+    build_app: Callable[[Settings], Flask],
+    publisher: FlakyPublisher,
+    reports: FakeReportWriter,
+) -> None:
+    ours, acme = new_api_key(), new_api_key()
+    auth = AuthSettings(
+        api_keys=(
+            ApiKeyEntry(hash_api_key(ours), scopes.ALL),
+            ApiKeyEntry(hash_api_key(acme), scopes.ALL, "acme"),
+        )
+    )
+    client = build_app(settings.model_copy(update={"auth": auth})).test_client()
+    body = vcards(2)
+    answers = [
+        post(client, body, headers={"Authorization": f"Bearer {key}", "Idempotency-Key": "k"})
+        for key in (ours, acme)
+    ]
+
+    assert [answer.status_code for answer in answers] == [202, 202]
+    our_id, acme_id = (answer.get_json()["import_id"] for answer in answers)
+    assert our_id != acme_id
+    assert reports.workspaces == [DEFAULT_WORKSPACE, "acme"]
+    assert [report.import_id for report in reports.saved] == [our_id, acme_id]
+    ours_events, acme_events = publisher.events[:2], publisher.events[2:]
+    assert {e.workspace for e in ours_events} == {DEFAULT_WORKSPACE}
+    assert {e.workspace for e in acme_events} == {"acme"}
+    assert [e.id for e in acme_events] == [record_ids(acme_id, p).event_id for p in (1, 2)]
+    assert {e.import_id for e in acme_events} == {acme_id}
+    assert not {e.id for e in acme_events} & {e.id for e in ours_events}

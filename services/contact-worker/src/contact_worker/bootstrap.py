@@ -121,7 +121,8 @@ class Runtime:
 
 
 def apply_step(settings: Settings, runtime: Runtime) -> ApplyEvent:
-    """The task's apply step: ``handle_event`` on ``runtime``'s ports of the calling process.
+    """The task's apply step: ``handle_event`` on ``runtime``'s ports of the calling process,
+    with the quota ``settings.max_live_contacts_per_workspace``.
 
     With ``settings.fault_delay_prefix`` set (WORKER_FAULT_DELAY_PREFIX, a fault-injection
     setting of the end-to-end and fault tests, never deployed), the step is wrapped by
@@ -131,7 +132,11 @@ def apply_step(settings: Settings, runtime: Runtime) -> ApplyEvent:
     def apply(event: ContactEvent) -> OperationStatus:
         ports = runtime.ports()
         return handle_event(
-            event, unit_of_work=ports.unit_of_work, cache=ports.cache, operations=ports.operations
+            event,
+            unit_of_work=ports.unit_of_work,
+            cache=ports.cache,
+            operations=ports.operations,
+            max_live_contacts=settings.max_live_contacts_per_workspace,
         )
 
     if settings.fault_delay_prefix:
@@ -278,6 +283,11 @@ def writer_engine(settings: Settings) -> Engine:
 def database_engine(settings: Settings) -> Engine:
     """A plain engine on ``settings.database_url`` for one-shot admin work; dispose it after."""
     return sa.create_engine(settings.database_url)
+
+
+def admin_redis(settings: Settings) -> redis.Redis:
+    """A Redis client for one-shot admin work (``workspace erase``); close it after."""
+    return create_redis(settings, client_name="contact-worker-admin")
 
 
 def server_engine(database_url: str) -> Engine:

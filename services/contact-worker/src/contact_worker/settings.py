@@ -83,6 +83,11 @@ class Settings(RedisSettings, SqsConnectionSettings):
     metrics_port: NonNegativeInt = Field(9100, le=65535, validation_alias="WORKER_METRICS_PORT")
     #: Seconds between two polls of the queues' depths (SQS GetQueueAttributes).
     queue_metrics_interval_s: PositiveFloat = 15.0
+    #: Most live contacts one workspace may hold (issue 12, item 5); 0 = no limit. A write that
+    #: would make one more live is rejected with ``quota_exceeded``, in its own transaction.
+    max_live_contacts_per_workspace: NonNegativeInt = Field(
+        0, validation_alias="MAX_LIVE_CONTACTS_PER_WORKSPACE"
+    )
 
     @property
     def resolved_queue_url(self) -> str:

@@ -74,7 +74,7 @@ def dead_letters(
                 MessageDeduplicationId=f"dedup-{reason}",
             )["MessageId"]
         record = RedisImportDeadLetters(redis_client, prefix=redis_prefix)
-        assert record.record(import_id, failed.id)
+        assert record.record("default", import_id, failed.id)
         yield {
             "env": {**os.environ, **stack_env, **queue_env(name, urls)},
             "urls": urls,
@@ -137,7 +137,7 @@ def test_redrive_sends_back_with_the_group_and_forgets_the_import_record(
     assert message["Attributes"]["MessageGroupId"] == failed.contact_id
     # Sent less than 5 minutes ago: a fresh deduplication id, or SQS would drop the copy.
     assert message["Attributes"]["MessageDeduplicationId"].startswith("dedup-failed_event:r")
-    assert dead_letters["record"].count(failed.import_id) == 0
+    assert dead_letters["record"].count("default", failed.import_id) == 0
     remaining = admin(env, "list").stdout
     assert dead_letters["ids"]["failed_event"] not in remaining
     assert "3 message(s) read" in remaining

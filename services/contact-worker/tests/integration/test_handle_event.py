@@ -18,6 +18,7 @@ from contact_worker.bootstrap import Runtime, build_ports
 from contact_worker.service_layer.handlers import handle_event, read_event
 from contact_worker.settings import Settings
 from contacts_domain import (
+    DEFAULT_WORKSPACE,
     ContactEvent,
     ContactState,
     HybridLogicalClock,
@@ -43,17 +44,21 @@ class Backend:
     unit_of_work: Callable[[], UnitOfWork]
     cache: ContactCache
     operations: OperationStore
-    cached: Callable[[str], dict[str, Any] | None]
+    cached: Callable[..., dict[str, Any] | None]
     broken_cache: ContactCache
 
-    def handle(self, event: ContactEvent) -> Any:
+    def handle(self, event: ContactEvent, *, max_live_contacts: int = 0) -> Any:
         return handle_event(
-            event, unit_of_work=self.unit_of_work, cache=self.cache, operations=self.operations
+            event,
+            unit_of_work=self.unit_of_work,
+            cache=self.cache,
+            operations=self.operations,
+            max_live_contacts=max_live_contacts,
         )
 
-    def stored(self, contact_id: str) -> ContactState:
+    def stored(self, contact_id: str, workspace: str = DEFAULT_WORKSPACE) -> ContactState:
         with self.unit_of_work() as uow:
-            return uow.contacts.get_for_update(contact_id)
+            return uow.contacts.get_for_update(workspace, contact_id)
 
 
 @pytest.fixture(scope="session")
@@ -71,8 +76,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "fake":
         db, cache = InMemoryDatabase(), InMemoryCache()
 
-        def cached_fake(cid: str) -> dict[str, Any] | None:
-            state = cache.entries.get(cid)
+        def cached_fake(cid: str, ws: str = DEFAULT_WORKSPACE) -> dict[str, Any] | None:
+            state = cache.entries.get((ws, cid))
             return None if state is None else {"version": state.version, "alive": state.alive}
 
         broken = InMemoryCache()
@@ -90,8 +95,8 @@ def backend(request: pytest.FixtureRequest) -> Backend:
     prefix = runtime.settings.redis_prefix
     ports = runtime.ports()
 
-    def cached_real(cid: str) -> dict[str, Any] | None:
-        entry = client.hgetall(contact_key(prefix, cid))
+    def cached_real(cid: str, ws: str = DEFAULT_WORKSPACE) -> dict[str, Any] | None:
+        entry = client.hgetall(contact_key(prefix, ws, cid))
         if not entry:
             return None
         return {"version": int(entry[b"v"]), "alive": bool(entry[b"d"])}
@@ -126,7 +131,9 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
-def handle_concurrently(runtime: Runtime, events: list[ContactEvent]) -> list[Any]:
+def handle_concurrently(
+    runtime: Runtime, events: list[ContactEvent], *, max_live_contacts: int = 0
+) -> list[Any]:
     """Handle ``events`` on real PostgreSQL + Redis, one thread each, released together;
     returns their outcomes in the order they finished."""
     ports = runtime.ports()
@@ -141,6 +148,7 @@ def handle_concurrently(runtime: Runtime, events: list[ContactEvent]) -> list[An
                 unit_of_work=ports.unit_of_work,
                 cache=ports.cache,
                 operations=ports.operations,
+                max_live_contacts=max_live_contacts,
             )
         )
 
@@ -159,7 +167,7 @@ def test_create_is_stored_cached_and_reported(backend: Backend) -> None:
     assert (outcome.status, outcome.version) == ("applied", 1)
     assert backend.stored(cid).fields["first_name"] == "Rosa"
     assert backend.cached(cid) == {"version": 1, "alive": True}
-    assert backend.operations.get(event.operation_id) == outcome
+    assert backend.operations.get(DEFAULT_WORKSPACE, event.operation_id) == outcome
 
 
 def test_redelivered_event_changes_nothing(backend: Backend) -> None:
@@ -274,7 +282,7 @@ def test_c12_row_lock_longer_than_lock_timeout_fails_then_applies_once(
     assert handle(patch).version == 2
     assert handle(patch).version == 2
     with ports.unit_of_work() as uow:
-        assert uow.contacts.get_for_update(cid).fields["company"] == "Acme"
+        assert uow.contacts.get_for_update(DEFAULT_WORKSPACE, cid).fields["company"] == "Acme"
 
 
 def test_poison_events_are_refused_before_any_write() -> None:

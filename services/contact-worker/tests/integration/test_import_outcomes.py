@@ -162,6 +162,7 @@ def _schema(url: str) -> tuple[bool, str | None]:
 def test_migration_0004_goes_down_and_up_again() -> None:
     with isolated_database(new_run_id()) as database:
         config = alembic_config(database.url, READER_ROLE)
+        command.downgrade(config, "0004")  # 0005 leads this index with the workspace
         exists, index = _schema(database.url)
         assert exists
         assert index is not None
@@ -170,8 +171,9 @@ def test_migration_0004_goes_down_and_up_again() -> None:
         command.downgrade(config, "0003")
         assert _schema(database.url) == (False, None)
 
-        command.upgrade(config, "head")
+        command.upgrade(config, "0004")
         assert _schema(database.url) == (exists, index)
+        command.upgrade(config, "head")
 
 
 def test_migration_0004_completes_after_a_failed_index_build() -> None:
@@ -191,7 +193,7 @@ def test_migration_0004_completes_after_a_failed_index_build() -> None:
                         f" '{INDEX}'::regclass"
                     )
                 )
-            command.upgrade(config, "head")
+            command.upgrade(config, "0004")
             with engine.connect() as conn:
                 valid = conn.execute(
                     sa.text(

@@ -9,7 +9,7 @@ import pytest
 
 from contact_worker.bootstrap import Runtime
 from contact_worker.service_layer.handlers import read_event
-from contacts_domain import ContactEvent, MalformedEvent, normalize_contact
+from contacts_domain import DEFAULT_WORKSPACE, ContactEvent, MalformedEvent, normalize_contact
 
 from .test_handle_event import (
     Backend,
@@ -57,7 +57,7 @@ def test_an_upsert_of_a_held_email_patches_its_holder(backend: Backend) -> None:
     assert stored.fields["company"] == "Acme"
     assert stored.fields["notes"] == "kept"  # absent from the upsert: untouched
     assert not backend.stored(event.contact_id).alive
-    assert backend.operations.get(event.operation_id) == outcome
+    assert backend.operations.get(DEFAULT_WORKSPACE, event.operation_id) == outcome
 
 
 def test_a_secondary_email_matches_too(backend: Backend) -> None:

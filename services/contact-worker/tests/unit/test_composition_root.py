@@ -17,7 +17,13 @@ from contact_worker.bootstrap import Ports, Runtime, apply_step
 from contact_worker.entrypoints.celery_app import apply_contact_event, create_celery
 from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.settings import Settings
-from contacts_domain import ContactEvent, HybridLogicalClock, MalformedEvent, normalize_contact
+from contacts_domain import (
+    DEFAULT_WORKSPACE,
+    ContactEvent,
+    HybridLogicalClock,
+    MalformedEvent,
+    normalize_contact,
+)
 from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_telemetry.metrics import MetricsRegistry
 from support.domain_fakes import (
@@ -84,10 +90,10 @@ def test_the_registered_task_is_the_module_function_and_applies_on_injected_port
 
     assert task.run.__func__ is apply_contact_event
     assert result.get()["status"] == "applied"
-    stored = fakes.operations.get(event.operation_id)
+    stored = fakes.operations.get(DEFAULT_WORKSPACE, event.operation_id)
     assert stored is not None
     assert stored.status == "applied"
-    assert fakes.cache.entries[event.contact_id].version == 1
+    assert fakes.cache.entries[(DEFAULT_WORKSPACE, event.contact_id)].version == 1
     assert count(metrics, "applied") == 1
     assert app.conf.broker_url == settings.broker_url
     assert app.conf.broker_transport == "contact_worker.adapters.sqs_heartbeat:Transport"

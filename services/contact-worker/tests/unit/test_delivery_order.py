@@ -17,7 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from contact_worker.service_layer.handlers import handle_event
-from contacts_domain import ContactEvent, ContactState, OperationStatus, empty_fields
+from contacts_domain import (
+    DEFAULT_WORKSPACE,
+    ContactEvent,
+    ContactState,
+    OperationStatus,
+    empty_fields,
+)
 from support.domain_fakes import (
     InMemoryCache,
     InMemoryDatabase,
@@ -79,12 +85,12 @@ class World:
         )
 
     def state(self) -> ContactState:
-        return self.db.contacts.get(A, ContactState(A))
+        return self.db.contacts.get((DEFAULT_WORKSPACE, A), ContactState(A))
 
     def outcomes(self, events: list[ContactEvent]) -> dict[str, tuple[str, str | None]]:
         result = {}
         for e in events:
-            status = self.operations.get(e.operation_id)
+            status = self.operations.get(DEFAULT_WORKSPACE, e.operation_id)
             assert isinstance(status, OperationStatus)
             result[e.id] = (status.status, status.reason)
         return result
@@ -119,17 +125,19 @@ def test_any_delivery_order_with_duplicates_ends_as_in_order(
 
     assert shuffled.state().view() == in_order.state().view()
     inbox = InMemoryInbox(shuffled.db.inbox)
-    erased = inbox.last_erasure(A)
+    erased = inbox.last_erasure(DEFAULT_WORKSPACE, A)
     after = [e for e in events if erased is None or e.sequence > erased]
     assert shuffled.outcomes(after) == in_order.outcomes(after)
     assert set(shuffled.outcomes(events)) == {e.id for e in events}  # every one recorded
     if erased is not None:
         kept = [
-            p for p in InMemoryInbox(shuffled.db.inbox).history(A) if p.sequence < erased and p.data
+            p
+            for p in InMemoryInbox(shuffled.db.inbox).history(DEFAULT_WORKSPACE, A)
+            if p.sequence < erased and p.data
         ]
         assert kept == []  # erasure: no data of events before the delete survives
     if shuffled.state().alive:
-        cached = shuffled.cache.entries[A]
+        cached = shuffled.cache.entries[(DEFAULT_WORKSPACE, A)]
         assert (cached.version, cached.view()) == (
             shuffled.state().version,
             shuffled.state().view(),

@@ -28,21 +28,36 @@ from flask.testing import FlaskClient
 from contacts_domain import normalize_contact
 from contacts_domain.contact import FIELDS, primary_value
 from contacts_domain.values import EmailAddress
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
+from contacts_http.auth import ApiKeyEntry, AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
 from contacts_infra.redis_keys import GUARDED_SET_LUA, contact_key
 from query_api.entrypoints.app import create_app
 from query_api.settings import Settings
-from support.auth import GENEROUS_LIMIT, TEST_AUTH, authorized
+from support.auth import GENEROUS_LIMIT, TEST_API_KEY, TEST_AUTH, authorized
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 _JSON_FIELDS = ("emails", "phones", "addresses")
+#: A second workspace of this session's own (the run's database is shared with other packages'
+#: tests: nothing else writes in it, so a test may expect everything it holds), and an API key
+#: bound to it; the session's key is in ``default``.
+OTHER_WS = f"q-{uuid.uuid4().hex[:12]}"
+OTHER_WS_API_KEY = new_api_key()
+TWO_WORKSPACES_AUTH = AuthSettings(
+    api_keys=(
+        ApiKeyEntry(hash_api_key(TEST_API_KEY), scopes.ALL),
+        ApiKeyEntry(hash_api_key(OTHER_WS_API_KEY), scopes.ALL, OTHER_WS),
+    ),
+    failure_limit=TEST_AUTH.failure_limit,
+)
 
 
 class Seeder:
     """Writes rows the way the contact worker does (``contact_worker.adapters.sql``): normalized
     fields, the primary email and phone, the canonical ``email_key`` and every address's key in
-    ``email_keys``, ``alive`` and ``version``. Uses the writer role."""
+    ``email_keys``, ``alive``, ``version`` and the ``workspace`` (``default`` unless named).
+    Uses the writer role."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -54,15 +69,18 @@ class Seeder:
         version: int = 1,
         alive: bool = True,
         created_at: dt.datetime = T0,
+        workspace: str = DEFAULT_WORKSPACE,
         **raw: Any,
     ) -> str:
-        """Insert a contact from client-style input (``first_name``, ``email``, ``tags``...);
-        returns its id. ``alive=False`` stores a tombstone (fields erased, as a delete does)."""
+        """Insert a contact of ``workspace`` from client-style input (``first_name``, ``email``,
+        ``tags``...); returns its id. ``alive=False`` stores a tombstone (fields erased, as a
+        delete does)."""
         contact_id = contact_id or str(uuid.uuid4())
         fields = normalize_contact({"first_name": "Ada", **raw}, partial=False, default_region="US")
         if not alive:
             fields = {name: [] if name in (*_JSON_FIELDS, "tags") else None for name in FIELDS}
-        self.rows([self._row(contact_id, fields, version, alive, created_at)])
+        row = self._row(contact_id, fields, version, alive, created_at)
+        self.rows([{**row, "workspace": workspace}])
         return contact_id
 
     def rows(self, rows: list[dict[str, Any]]) -> None:
@@ -116,16 +134,18 @@ class Seeder:
         status: str,
         reason: str | None = None,
         version: int | None = None,
+        workspace: str = DEFAULT_WORKSPACE,
     ) -> None:
-        """Record a processed event, as the worker's inbox does."""
+        """Record a processed event of ``workspace``, as the worker's inbox does."""
         with self.engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    "INSERT INTO processed_events (event_id, operation_id, contact_id,"
+                    "INSERT INTO processed_events (workspace, event_id, operation_id, contact_id,"
                     " event_type, sequence, status, reason, version)"
-                    " VALUES (:e, :o, :c, 'contacts.contact.created.v1', '0', :s, :r, :v)"
+                    " VALUES (:w, :e, :o, :c, 'contacts.contact.created.v1', '0', :s, :r, :v)"
                 ),
                 {
+                    "w": workspace,
                     "e": str(uuid.uuid4()),
                     "o": operation_id,
                     "c": contact_id,
@@ -236,7 +256,7 @@ def settings(reader_database_url: str, prefix: str) -> Settings:
         database_url=reader_database_url,
         redis_url=REDIS_URL,
         redis_prefix=prefix,
-        auth=TEST_AUTH,
+        auth=TWO_WORKSPACES_AUTH,
         rate_limits=RateLimitSettings(default=GENEROUS_LIMIT),
     )
 
@@ -262,6 +282,12 @@ def app(make_app: Any, settings: Settings) -> Flask:
 
 
 @pytest.fixture
+def other_workspace() -> tuple[str, dict[str, str]]:
+    """The second workspace's id, and the headers of a caller of it (an API key bound to it)."""
+    return OTHER_WS, {"Authorization": f"Bearer {OTHER_WS_API_KEY}"}
+
+
+@pytest.fixture
 def client(app: Flask) -> Iterator[FlaskClient]:
     with app.test_client() as test_client:
         yield test_client
@@ -269,11 +295,15 @@ def client(app: Flask) -> Iterator[FlaskClient]:
 
 @pytest.fixture
 def worker_cache_write(redis_client: redis.Redis, prefix: str) -> Any:
-    """``write(contact_id, version, body_or_None)``: the worker's guarded cache write."""
+    """``write(contact_id, version, body_or_None, workspace="default")``: the worker's guarded
+    cache write."""
     script = redis_client.register_script(GUARDED_SET_LUA)
 
-    def write(contact_id: str, version: int, body: bytes | None) -> int:
-        return int(script(keys=[contact_key(prefix, contact_id)], args=[version, body or b"", 60]))
+    def write(
+        contact_id: str, version: int, body: bytes | None, workspace: str = DEFAULT_WORKSPACE
+    ) -> int:
+        key = contact_key(prefix, workspace, contact_id)
+        return int(script(keys=[key], args=[version, body or b"", 60]))
 
     return write
 

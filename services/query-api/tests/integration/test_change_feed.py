@@ -188,7 +188,7 @@ def test_the_first_call_starts_now(client, seed):
 
 def test_a_token_behind_the_purge_horizon_is_410(client, writer_engine):
     token = _start(client)
-    at = decode_token(token)
+    at = decode_token(token, "default")
     with writer_engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -198,7 +198,7 @@ def test_a_token_behind_the_purge_horizon_is_410(client, writer_engine):
             ),
             {"x": str(at.txid), "p": at.position + 1},
         )
-    at_horizon = encode_token(FeedPosition(at.txid, at.position + 1))
+    at_horizon = encode_token("default", FeedPosition(at.txid, at.position + 1))
     try:
         response = client.get(f"/v1/contacts/changes?since={token}")
         current = client.get(f"/v1/contacts/changes?since={at_horizon}")

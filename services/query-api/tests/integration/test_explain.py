@@ -1,8 +1,13 @@
-"""Every query shape is index-backed at a realistic size (20,000 live contacts, ANALYZEd).
+"""Every query shape is index-backed at a realistic size (20,000 live contacts, ANALYZEd), in a
+large workspace and in a small one.
 
-Plans come from ``EXPLAIN (FORMAT JSON)`` of the exact statements the adapters run, with the
-planner's default settings (no ``enable_seqscan = off``): the indexes must win on cost. The
-database is this module's own, so other tests cannot disturb its statistics.
+The layout is issue 12's at a fiftieth of its size: one workspace (``BIG``) holds half the
+contacts, the other half is spread over ``SMALL_WORKSPACES`` workspaces (``SMALL`` is one of
+them), so the planner's statistics are as skewed as at 1,000,000 contacts over 1,000
+workspaces (``make bench`` loads that, bench/dataset.py). Plans come from ``EXPLAIN (FORMAT
+JSON)`` of the exact statements the adapters run, with the planner's default settings (no
+``enable_seqscan = off``): the workspace-leading indexes of migration 0005 must win on cost.
+The database is this module's own, so other tests cannot disturb its statistics.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from query_api.adapters.sql_change_feed import CHANGES
 from query_api.adapters.sql_import_outcomes import counts_statement
 from query_api.adapters.sql_operation_log import outcome_statement
 from query_api.adapters.sql_read_model import (
@@ -41,6 +47,11 @@ T0 = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 LIMIT = 21  # a default page plus the look-ahead row
 #: Imports in the fixture: each event of a tenth of the contacts belongs to one of them.
 IMPORTS = [str(uuid.UUID(int=n, version=4)) for n in range(1, 21)]
+#: The large workspace (half the contacts) and the small ones (the other half, evenly).
+BIG = "big"
+SMALL_WORKSPACES = [f"small-{n:03d}" for n in range(100)]
+SMALL = SMALL_WORKSPACES[7]
+WORKSPACES = (BIG, SMALL)
 
 
 def _rows(rng: random.Random) -> Iterator[dict[str, Any]]:
@@ -59,6 +70,7 @@ def _rows(rng: random.Random) -> Iterator[dict[str, Any]]:
         if i % 10 == 0:
             tags.append(COMMON_TAG)
         yield {
+            "workspace": BIG if i % 2 == 0 else SMALL_WORKSPACES[rng.randrange(100)],
             "id": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             "first_name": first if alive else None,
             "last_name": last if alive else None,
@@ -85,9 +97,9 @@ def engine() -> Iterator[sa.Engine]:
                 conn.execute(sa.insert(contacts), rows[start : start + 2_000])
             conn.execute(
                 sa.text(
-                    "INSERT INTO processed_events (event_id, operation_id, contact_id,"
+                    "INSERT INTO processed_events (workspace, event_id, operation_id, contact_id,"
                     " event_type, sequence, status, version, processed_at)"
-                    " SELECT gen_random_uuid(), gen_random_uuid(), id,"
+                    " SELECT workspace, gen_random_uuid(), gen_random_uuid(), id,"
                     " 'contacts.contact.created.v1', '0', 'applied', version,"
                     " now() - random() * interval '30 days' FROM contacts"
                 )
@@ -107,24 +119,46 @@ def engine() -> Iterator[sa.Engine]:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE contacts"))
             conn.execute(sa.text("VACUUM ANALYZE processed_events"))
+            conn.execute(sa.text("VACUUM ANALYZE contact_changes"))
         yield engine
         engine.dispose()
 
 
-@pytest.fixture(scope="module")
-def sample(engine: sa.Engine) -> dict[str, Any]:
-    """A live contact in the middle of the table, for cursors and lookups."""
+@pytest.fixture(scope="module", params=WORKSPACES)
+def sample(engine: sa.Engine, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A workspace (``BIG`` or ``SMALL``) and a live contact in the middle of it, for cursors
+    and lookups, with one of its operations and a change-feed position half way."""
+    workspace = request.param
     with engine.connect() as conn:
+        middle = conn.execute(
+            sa.text("SELECT count(*) / 2 FROM contacts WHERE workspace = :w AND alive"),
+            {"w": workspace},
+        ).scalar_one()
         row = conn.execute(
             sa.text(
                 "SELECT id::text, created_at, last_name_key, email_key FROM contacts"
-                " WHERE alive AND last_name IS NOT NULL ORDER BY id OFFSET 10000 LIMIT 1"
-            )
+                " WHERE workspace = :w AND alive AND last_name IS NOT NULL ORDER BY id"
+                " OFFSET :middle LIMIT 1"
+            ),
+            {"w": workspace, "middle": middle // 2},
         ).one()
         operation_id = conn.execute(
-            sa.text("SELECT operation_id::text FROM processed_events LIMIT 1")
+            sa.text("SELECT operation_id::text FROM processed_events WHERE workspace = :w LIMIT 1"),
+            {"w": workspace},
         ).scalar_one()
-    return {**row._asdict(), "operation_id": operation_id}
+        feed = conn.execute(
+            sa.text(
+                "SELECT txid::text, position FROM contact_changes WHERE workspace = :w"
+                " ORDER BY txid, position OFFSET :middle LIMIT 1"
+            ),
+            {"w": workspace, "middle": middle},
+        ).one()
+    return {
+        **row._asdict(),
+        "workspace": workspace,
+        "operation_id": operation_id,
+        "feed": (feed[0], feed[1]),
+    }
 
 
 def _plan(engine: sa.Engine, statement: sa.Executable) -> dict[str, Any]:
@@ -152,25 +186,29 @@ def _request(sort: str, after: Position | None = None, **filters: Any) -> ListRe
 
 
 SHAPES = {
-    "created_at first page": (lambda s: _request("created_at"), {"contacts_live_created"}),
+    "created_at first page": (lambda s: _request("created_at"), {"contacts_ws_live_created"}),
     "-created_at after a cursor": (
         lambda s: _request("-created_at", Position(s["created_at"], s["id"])),
-        {"contacts_live_created"},
+        {"contacts_ws_live_created"},
     ),
     "last_name after a cursor": (
         lambda s: _request("last_name", Position(s["last_name_key"], s["id"])),
-        {"contacts_live_last_name"},
+        {"contacts_ws_live_last_name"},
     ),
-    "-last_name first page": (lambda s: _request("-last_name"), {"contacts_live_last_name"}),
+    "-last_name first page": (lambda s: _request("-last_name"), {"contacts_ws_live_last_name"}),
     "email filter": (
         lambda s: _request("created_at", email_key=s["email_key"]),
-        {"contacts_live_email_keys"},
+        {"contacts_ws_live_email_keys"},
     ),
-    "rare tag": (lambda s: _request("last_name", tags=(RARE_TAG,)), {"contacts_live_tags"}),
+    "rare tag": (lambda s: _request("last_name", tags=(RARE_TAG,)), {"contacts_ws_live_tags"}),
     "common tag, sorted": (lambda s: _request("created_at", tags=(COMMON_TAG,)), None),
     "q prefix": (
         lambda s: _request("created_at", q=s["last_name_key"][:5]),
-        {"contacts_live_first_prefix", "contacts_live_last_prefix", "contacts_live_email_prefix"},
+        {
+            "contacts_ws_live_first_prefix",
+            "contacts_ws_live_last_prefix",
+            "contacts_ws_live_email_prefix",
+        },
     ),
     "q prefix after a cursor": (
         lambda s: _request("-last_name", Position(s["last_name_key"], s["id"]), q="ioal"),
@@ -184,7 +222,8 @@ def test_list_query_uses_its_index(engine, sample, shape):
     build, expected = SHAPES[shape]
     request = build(sample)
 
-    indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, list_statement(request, LIMIT)))
+    statement = list_statement(sample["workspace"], request, LIMIT)
+    indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, statement))
 
     assert seq_scans == [], f"{shape}: sequential scan; indexes used: {indexes}"
     assert indexes, shape
@@ -193,32 +232,34 @@ def test_list_query_uses_its_index(engine, sample, shape):
 
 
 def test_lookup_by_id_uses_the_primary_key(engine, sample):
-    indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, lookup_statement(sample["id"])))
+    statement = lookup_statement(sample["workspace"], sample["id"])
+    indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, statement))
 
     assert (indexes, seq_scans) == ({"contacts_pkey"}, [])
 
 
 def test_operation_outcome_uses_its_unique_index(engine, sample):
-    plan = _plan(engine, outcome_statement(sample["operation_id"]))
+    plan = _plan(engine, outcome_statement(sample["workspace"], sample["operation_id"]))
 
-    assert _indexes_and_seq_scans(plan) == ({"processed_events_operation"}, [])
+    assert _indexes_and_seq_scans(plan) == ({"processed_events_ws_operation"}, [])
 
 
-def test_an_imports_outcomes_are_counted_from_its_partial_index(engine):
-    plan = _plan(engine, counts_statement(IMPORTS[3]))
+@pytest.mark.parametrize("workspace", WORKSPACES)
+def test_an_imports_outcomes_are_counted_from_its_partial_index(engine, workspace):
+    plan = _plan(engine, counts_statement(workspace, IMPORTS[3]))
 
-    assert _indexes_and_seq_scans(plan) == ({"processed_events_import"}, [])
+    assert _indexes_and_seq_scans(plan) == ({"processed_events_ws_import"}, [])
 
 
 def test_the_import_counts_are_those_of_the_fixture(engine):
     with engine.connect() as conn:
-        counted = conn.execute(counts_statement(IMPORTS[3])).all()
+        counted = conn.execute(counts_statement(BIG, IMPORTS[3])).all()
         expected = conn.execute(
             sa.text(
                 "SELECT status, reason, count(*) FROM processed_events"
-                " WHERE import_id = CAST(:id AS uuid) GROUP BY status, reason"
+                " WHERE workspace = :w AND import_id = CAST(:id AS uuid) GROUP BY status, reason"
             ),
-            {"id": IMPORTS[3]},
+            {"w": BIG, "id": IMPORTS[3]},
         ).all()
     assert sorted(tuple(row) for row in counted) == sorted(tuple(row) for row in expected)
     assert {row[0] for row in counted} == {"applied", "rejected"}
@@ -233,12 +274,48 @@ def test_contacts_changed_during_an_outage_come_from_the_processed_at_index(engi
 
 def test_the_fixture_is_realistic(engine):
     with engine.connect() as conn:
-        live = conn.execute(sa.text("SELECT count(*) FROM contacts WHERE alive")).scalar_one()
+        live = dict(
+            conn.execute(
+                sa.text("SELECT workspace, count(*) FROM contacts WHERE alive GROUP BY workspace")
+            ).all()
+        )
         stats = conn.execute(
             sa.text("SELECT reltuples FROM pg_class WHERE relname = 'contacts'")
         ).scalar_one()
-    assert live == LIVE
+        changes = conn.execute(
+            sa.text("SELECT count(*) FROM contact_changes WHERE workspace = :w"), {"w": SMALL}
+        ).scalar_one()
+    assert sum(live.values()) == LIVE
+    assert live[BIG] == LIVE // 2  # skewed: one workspace holds half
+    assert len(live) == 1 + len(SMALL_WORKSPACES)
+    assert 50 <= live[SMALL] <= 200
+    assert changes >= live[SMALL]  # the trigger wrote each workspace's feed
     assert stats >= LIVE  # ANALYZE ran: the planner knows the size
+
+
+def test_the_change_feed_walks_its_workspace_index(engine, sample):
+    """A page of one workspace's feed, from its start and from half way (the API reads 101)."""
+    for txid, position in (("0", 0), sample["feed"]):
+        with engine.connect() as conn:
+            bound = conn.execute(
+                sa.text("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
+            ).scalar_one()
+            plan = conn.execute(
+                sa.text(f"EXPLAIN (FORMAT JSON) {CHANGES.text}"),
+                {
+                    "workspace": sample["workspace"],
+                    "txid": txid,
+                    "position": position,
+                    "bound": bound,
+                    "limit": 101,
+                },
+            ).scalar_one()[0]["Plan"]
+        indexes, seq_scans = _indexes_and_seq_scans(plan)
+
+        assert seq_scans == [], (txid, indexes)
+        assert "contact_changes_ws_feed" in indexes, indexes
+        row_cut = [n for n in _nodes(plan) if "ROW(" in n.get("Index Cond", "")]
+        assert row_cut, "the token's position is an index condition, not a filter"
 
 
 @pytest.mark.parametrize("shape", [name for name in SHAPES if "cursor" in name])
@@ -246,15 +323,23 @@ def test_cursor_is_an_index_condition_not_a_filter(engine, sample, shape):
     """A deep page must start where the cursor points, not scan every earlier row."""
     request = SHAPES[shape][0](sample)
 
-    nodes = list(_nodes(_plan(engine, list_statement(request, LIMIT))))
+    nodes = list(_nodes(_plan(engine, list_statement(sample["workspace"], request, LIMIT))))
 
+    if request.filters.q is not None and not any(
+        "ROW(" in node.get("Index Cond", "") for node in nodes
+    ):
+        # A rare prefix: the planner reads only its matches, from the prefix indexes, and
+        # sorts them; no earlier row is read either.
+        indexes, seq_scans = _indexes_and_seq_scans(nodes[0])
+        assert (indexes <= PREFIX_INDEXES, seq_scans) == (True, []), indexes
+        return
     assert any("ROW(" in node.get("Index Cond", "") for node in nodes), nodes
 
 
 PREFIX_INDEXES = {
-    "contacts_live_first_prefix",
-    "contacts_live_last_prefix",
-    "contacts_live_email_prefix",
+    "contacts_ws_live_first_prefix",
+    "contacts_ws_live_last_prefix",
+    "contacts_ws_live_email_prefix",
 }
 
 
@@ -263,33 +348,44 @@ def test_the_candidates_plan_reads_the_prefix_indexes_then_the_primary_key(engin
     # Walking the sort index instead reads most of the table for a rare prefix.
     request = _request(sort, q=sample["last_name_key"][:6])
 
-    plan = _plan(engine, list_statement(request, LIMIT, candidates=True))
+    plan = _plan(engine, list_statement(sample["workspace"], request, LIMIT, candidates=True))
     indexes, seq_scans = _indexes_and_seq_scans(plan)
 
     assert seq_scans == []
-    assert PREFIX_INDEXES | {"contacts_pkey"} <= indexes, indexes
-    assert not indexes & {"contacts_live_created", "contacts_live_last_name"}, indexes
+    assert "contacts_pkey" in indexes, indexes
+    if sample["workspace"] == BIG:
+        assert indexes >= PREFIX_INDEXES, indexes
+        assert not indexes & {"contacts_ws_live_created", "contacts_ws_live_last_name"}, indexes
+    # In a small workspace (~100 contacts) the planner may read a branch's candidates from
+    # the workspace's whole range of a sort index instead: a hundred entries, no walk.
 
 
-def test_the_counts_read_only_the_prefix_indexes(engine):
-    indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, prefix_counts_statement("ka")))
+@pytest.mark.parametrize("workspace", WORKSPACES)
+def test_the_counts_read_only_the_prefix_indexes(engine, workspace):
+    plan = _plan(engine, prefix_counts_statement(workspace, "ka"))
+    indexes, seq_scans = _indexes_and_seq_scans(plan)
 
     assert (indexes, seq_scans) == (PREFIX_INDEXES, [])
 
 
-def _counts(engine: sa.Engine, q: str, cap: int = SPARSE_PREFIX_CAP) -> tuple[int, ...]:
+def _counts(
+    engine: sa.Engine, workspace: str, q: str, cap: int = SPARSE_PREFIX_CAP
+) -> tuple[int, ...]:
     with engine.connect() as conn:
-        return tuple(conn.execute(prefix_counts_statement(q, cap)).one())
+        return tuple(conn.execute(prefix_counts_statement(workspace, q, cap)).one())
 
 
-def _full_counts(engine: sa.Engine, q: str) -> tuple[int, ...]:
-    """The numbers of live matches of ``q`` in each prefix index, counted in full."""
+def _full_counts(engine: sa.Engine, workspace: str, q: str) -> tuple[int, ...]:
+    """The numbers of live matches of ``q`` in ``workspace`` in each prefix index, in full."""
     needle = q.lower() + "%"
     with engine.connect() as conn:
         return tuple(
             conn.execute(
-                sa.text(f"SELECT count(*) FROM contacts WHERE alive AND {column} LIKE :needle"),
-                {"needle": needle},
+                sa.text(
+                    f"SELECT count(*) FROM contacts WHERE workspace = :w AND alive"
+                    f" AND {column} LIKE :needle"
+                ),
+                {"w": workspace, "needle": needle},
             ).scalar_one()
             for column in ("lower(first_name)", "last_name_key", "email_key")
         )
@@ -297,10 +393,11 @@ def _full_counts(engine: sa.Engine, q: str) -> tuple[int, ...]:
 
 @pytest.mark.parametrize("q", ["ka", "kaal", "zz"])
 def test_the_counts_stop_at_their_cap(engine, sample, q):
-    full = _full_counts(engine, q)
-    assert _counts(engine, q) == full
-    assert _counts(engine, q, cap=10) == tuple(min(10, n) for n in full)
-    assert _counts(engine, sample["last_name_key"])[1] >= 1
+    workspace = sample["workspace"]
+    full = _full_counts(engine, workspace, q)
+    assert _counts(engine, workspace, q) == full
+    assert _counts(engine, workspace, q, cap=10) == tuple(min(10, n) for n in full)
+    assert _counts(engine, workspace, sample["last_name_key"])[1] >= 1
 
 
 def _pages(read: Any, request: ListRequest, most: int = 1_000) -> list[list[str]]:
@@ -321,13 +418,15 @@ def _pages(read: Any, request: ListRequest, most: int = 1_000) -> list[list[str]
     return pages
 
 
+@pytest.mark.parametrize("workspace", WORKSPACES)
 @pytest.mark.parametrize("sort", ["created_at", "-created_at", "last_name", "-last_name"])
 @pytest.mark.parametrize("q", ["kaalbe", "kaal", "mi", "ALBE", "io", "q%", "zz"])
-def test_both_plans_give_the_same_pages(engine, sort, q):
+def test_both_plans_give_the_same_pages(engine, workspace, sort, q):
     def read(candidates: bool) -> Any:
         def page(request: ListRequest) -> list[Any]:
+            statement = list_statement(workspace, request, LIMIT, candidates=candidates)
             with engine.connect() as conn:
-                return conn.execute(list_statement(request, LIMIT, candidates=candidates)).all()
+                return conn.execute(statement).all()
 
         return page
 
@@ -335,7 +434,19 @@ def test_both_plans_give_the_same_pages(engine, sort, q):
     dense = _pages(read(False), request)
     assert _pages(read(True), request) == dense
     # What the API runs (search_plan picks the plan), page after page.
-    assert _pages(lambda r: SqlContactReadModel(engine).list(r, LIMIT), request, 5) == dense[:5]
+    model = SqlContactReadModel(engine)
+    assert _pages(lambda r: model.list(workspace, r, LIMIT), request, 5) == dense[:5]
+    # Every row is of the workspace.
+    ids = [contact_id for page in dense for contact_id in page]
+    with engine.connect() as conn:
+        outside = conn.execute(
+            sa.text(
+                "SELECT count(*) FROM contacts WHERE id = ANY(CAST(:ids AS uuid[]))"
+                " AND workspace <> :w"
+            ),
+            {"ids": ids, "w": workspace},
+        ).scalar_one()
+    assert outside == 0
 
 
 @pytest.mark.parametrize(

@@ -36,9 +36,9 @@ def test_miss_then_hit_serve_the_same_bytes_the_worker_caches(client, seed, redi
     assert (body["email"], body["phone"]) == ("Grace@navy.example", "+12025550100")
     assert body["birthday"] == "1906-12-09"
     assert body["addresses"][0]["country"] == "US"
-    entry = redis_client.hgetall(contact_key(prefix, contact_id))
+    entry = redis_client.hgetall(contact_key(prefix, "default", contact_id))
     assert entry == {b"v": b"4", b"d": miss.data}
-    assert 0 < redis_client.ttl(contact_key(prefix, contact_id)) <= 3600
+    assert 0 < redis_client.ttl(contact_key(prefix, "default", contact_id)) <= 3600
 
 
 def test_deleted_contact_is_404_and_cached_as_a_tombstone(client, seed, redis_client, prefix):
@@ -50,7 +50,10 @@ def test_deleted_contact_is_404_and_cached_as_a_tombstone(client, seed, redis_cl
     assert (first.status_code, second.status_code) == (404, 404)
     assert (first.headers["X-Cache"], second.headers["X-Cache"]) == ("miss", "hit")
     assert first.mimetype == "application/problem+json"
-    assert redis_client.hgetall(contact_key(prefix, contact_id)) == {b"v": b"6", b"d": b""}
+    assert redis_client.hgetall(contact_key(prefix, "default", contact_id)) == {
+        b"v": b"6",
+        b"d": b"",
+    }
 
 
 def test_unknown_id_is_404_and_not_cached(client, redis_client, prefix):
@@ -59,7 +62,7 @@ def test_unknown_id_is_404_and_not_cached(client, redis_client, prefix):
     response = client.get(f"/v1/contacts/{contact_id}")
 
     assert response.status_code == 404
-    assert not redis_client.exists(contact_key(prefix, contact_id))
+    assert not redis_client.exists(contact_key(prefix, "default", contact_id))
 
 
 def test_cached_tombstone_wins_over_an_older_live_row(client, seed, worker_cache_write):
@@ -81,8 +84,8 @@ def test_refill_race_never_puts_back_an_older_version(
     contact_id = seed.contact(version=2)
 
     class WorkerWritesBetweenReadAndRefill(SqlContactReadModel):
-        def get(self, cid):
-            record = super().get(cid)
+        def get(self, workspace, cid):
+            record = super().get(workspace, cid)
             worker_cache_write(cid, 3, newer_body)
             return record
 
@@ -94,7 +97,7 @@ def test_refill_race_never_puts_back_an_older_version(
 
     assert raced.status_code == 200
     assert raced.headers["ETag"] == '"2"'  # what PostgreSQL said when it was read
-    assert redis_client.hgetall(contact_key(prefix, contact_id)) == {
+    assert redis_client.hgetall(contact_key(prefix, "default", contact_id)) == {
         b"v": b"3",
         b"d": newer_body or b"",
     }
@@ -128,7 +131,7 @@ def test_fields_returns_only_the_members_named(client, seed, redis_client, prefi
     contact_id = seed.contact(version=3, first_name="Ada", last_name="Lovelace", email=email)
     full = client.get(f"/v1/contacts/{contact_id}")
     if not warm:
-        redis_client.delete(contact_key(prefix, contact_id))
+        redis_client.delete(contact_key(prefix, "default", contact_id))
     response = client.get(f"/v1/contacts/{contact_id}?fields=first_name, emails")
 
     assert response.status_code == 200

@@ -140,7 +140,7 @@ def test_latency_of_hits_and_misses(serve, env, seed, redis_client, prefix):
     hits = [timed() for _ in range(300)]
     misses = []
     for _ in range(200):
-        redis_client.delete(contact_key(prefix, contact_id))
+        redis_client.delete(contact_key(prefix, "default", contact_id))
         misses.append(timed())
     listed = []
     for _ in range(100):

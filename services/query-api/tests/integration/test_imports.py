@@ -29,7 +29,7 @@ from contacts_domain.operations import OperationStatus
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_infra.import_dead_letters import RedisImportDeadLetters
 from contacts_infra.operation_store import RedisOperationStore
-from contacts_infra.redis_keys import import_key
+from contacts_infra.redis_keys import import_dead_letters_key, import_key
 
 CLOCK = HybridLogicalClock()
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -113,7 +113,7 @@ def store_report(client: redis.Redis, prefix: str, import_id: str, **overrides: 
         "errors": ERRORS,
     }
     report = ImportReport(**{**values, **overrides})
-    client.set(import_key(prefix, import_id), json.dumps(report.to_dict()), ex=60)
+    client.set(import_key(prefix, "default", import_id), json.dumps(report.to_dict()), ex=60)
 
 
 def test_the_counts_follow_the_workers_outcomes_until_completed(
@@ -206,11 +206,11 @@ def test_dead_lettered_events_complete_the_report_until_redriven(
         0,
     )
     # The set expires with the report.
-    ttl = redis_client.ttl(f"{prefix}import-dead:{import_id}")
-    assert 0 < ttl <= redis_client.ttl(import_key(prefix, import_id))
+    ttl = redis_client.ttl(import_dead_letters_key(prefix, "default", import_id))
+    assert 0 < ttl <= redis_client.ttl(import_key(prefix, "default", import_id))
 
     # dlq redrive forgets it: pending until the worker applies it.
-    assert dead_letters.forget(import_id, dead.id)
+    assert dead_letters.forget("default", import_id, dead.id)
     assert client.get(url).get_json()["pending"] == 1
     worker.handle(dead)
     body = client.get(url).get_json()
@@ -224,7 +224,7 @@ def test_no_dead_letter_is_recorded_without_a_report_or_an_import(redis_client, 
     assert not record_dead_letter(unknown.to_cloudevent(), dead_letters)
     assert not record_dead_letter(other_event({"first_name": "Bo"}).to_cloudevent(), dead_letters)
     assert not record_dead_letter("not an envelope", dead_letters)
-    assert dead_letters.count(unknown.import_id or "") == 0
+    assert dead_letters.count("default", unknown.import_id or "") == 0
 
 
 def test_an_erased_contact_still_counts_for_its_import(client, worker, redis_client, prefix):
@@ -306,7 +306,7 @@ def test_a_report_stored_before_warnings_existed_is_served_without_them(
         "errors": [ERRORS[1].to_dict()],
         "errors_truncated": False,
     }
-    redis_client.set(import_key(prefix, import_id), json.dumps(stored), ex=60)
+    redis_client.set(import_key(prefix, "default", import_id), json.dumps(stored), ex=60)
 
     response = client.get(f"/v1/imports/{import_id}")
 

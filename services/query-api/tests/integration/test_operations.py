@@ -11,7 +11,9 @@ from contacts_infra.redis_keys import operation_key
 
 def _pending(redis_client, prefix, operation_id, contact_id):
     status = OperationStatus(operation_id, contact_id, "pending")
-    redis_client.set(operation_key(prefix, operation_id), json.dumps(status.to_dict()), ex=60)
+    redis_client.set(
+        operation_key(prefix, "default", operation_id), json.dumps(status.to_dict()), ex=60
+    )
 
 
 def test_pending_from_redis(client, redis_client, prefix):
@@ -60,7 +62,7 @@ def test_outcome_from_postgresql_after_redis_expired_it(client, seed):
 
 def test_unreadable_redis_value_falls_back_to_postgresql(client, redis_client, prefix, seed):
     operation_id, contact_id = str(uuid.uuid4()), str(uuid.uuid4())
-    redis_client.set(operation_key(prefix, operation_id), b"{not json", ex=60)
+    redis_client.set(operation_key(prefix, "default", operation_id), b"{not json", ex=60)
     seed.outcome(operation_id, contact_id, "applied", version=1)
 
     assert client.get(f"/v1/operations/{operation_id}").get_json()["status"] == "applied"

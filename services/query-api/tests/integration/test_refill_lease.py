@@ -9,7 +9,7 @@ import time
 import pytest
 
 from contacts_infra.redis_client import create_redis
-from contacts_infra.redis_keys import refill_lease_key
+from contacts_infra.redis_keys import contact_key, refill_lease_key
 from query_api.adapters.circuit_breaker import NoBreaker
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
@@ -26,44 +26,56 @@ def cache(settings):
 
 
 def test_one_holder_at_a_time_and_only_the_holder_releases(cache, redis_client, prefix):
-    token = cache.take_refill_lease("c1")
+    token = cache.take_refill_lease("default", "c1")
 
     assert token is not None
-    assert cache.take_refill_lease("c1") is None
-    assert 0 < redis_client.pttl(refill_lease_key(prefix, "c1")) <= 3000
-    cache.release_refill_lease("c1", "not the holder's token")
-    assert cache.take_refill_lease("c1") is None
-    cache.release_refill_lease("c1", token)
-    assert cache.take_refill_lease("c1") is not None
+    assert cache.take_refill_lease("default", "c1") is None
+    assert 0 < redis_client.pttl(refill_lease_key(prefix, "default", "c1")) <= 3000
+    cache.release_refill_lease("default", "c1", "not the holder's token")
+    assert cache.take_refill_lease("default", "c1") is None
+    cache.release_refill_lease("default", "c1", token)
+    assert cache.take_refill_lease("default", "c1") is not None
 
 
 def test_a_waiter_gets_the_entry_as_soon_as_the_holder_refills(cache):
-    token = cache.take_refill_lease("c2")
+    token = cache.take_refill_lease("default", "c2")
 
     def holder() -> None:
         time.sleep(0.1)
-        cache.refill("c2", 7, b'{"id":"c2"}')
-        cache.release_refill_lease("c2", token)
+        cache.refill("default", "c2", 7, b'{"id":"c2"}')
+        cache.release_refill_lease("default", "c2", token)
 
     threading.Thread(target=holder).start()
     started = time.monotonic()
 
-    assert cache.wait_for_refill("c2") == CachedContact(7, b'{"id":"c2"}')
+    assert cache.wait_for_refill("default", "c2") == CachedContact(7, b'{"id":"c2"}')
     assert time.monotonic() - started < 0.9  # woken, not given up (the bound is 1 s)
 
 
 def test_a_waiter_stops_when_the_lease_ends_without_an_entry(cache):
-    token = cache.take_refill_lease("c3")
-    threading.Timer(0.1, cache.release_refill_lease, ("c3", token)).start()
+    token = cache.take_refill_lease("default", "c3")
+    threading.Timer(0.1, cache.release_refill_lease, ("default", "c3", token)).start()
     started = time.monotonic()
 
-    assert cache.wait_for_refill("c3") is None
+    assert cache.wait_for_refill("default", "c3") is None
     assert time.monotonic() - started < 0.9  # woken, not given up (the bound is 1 s)
 
 
 def test_a_waiter_gives_up_after_its_bound(cache):
-    cache.take_refill_lease("c4")
+    cache.take_refill_lease("default", "c4")
     started = time.monotonic()
 
-    assert cache.wait_for_refill("c4") is None
+    assert cache.wait_for_refill("default", "c4") is None
     assert 1.0 <= time.monotonic() - started < 2.5  # gave up, did not hang
+
+
+def test_leases_and_entries_are_per_workspace(cache, redis_client, prefix):
+    held = cache.take_refill_lease("default", "c5")
+
+    assert held is not None
+    assert cache.take_refill_lease("acme", "c5") is not None  # another workspace's contact
+    assert cache.refill("acme", "c5", 4, b'{"id":"c5"}')
+    assert cache.get("default", "c5") is None
+    assert cache.get("acme", "c5") == CachedContact(4, b'{"id":"c5"}')
+    assert redis_client.hget(contact_key(prefix, "acme", "c5"), "v") == b"4"
+    assert not redis_client.exists(contact_key(prefix, "default", "c5"))

@@ -1,10 +1,15 @@
-"""Fakes of the query API's own ports, and an app wired with them (no servers needed)."""
+"""Fakes of the query API's own ports, and an app wired with them (no servers needed).
+
+Every fake keeps one book per workspace (``books[workspace][id]``), as the real adapters key
+every row and Redis key by it; the attribute the tests used before workspaces (``stored``,
+``entries``, ``statuses``...) is the ``default`` workspace's book."""
 
 from __future__ import annotations
 
 import datetime as dt
 import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -15,6 +20,8 @@ from flask.testing import FlaskClient
 from contacts_domain.contact import empty_fields
 from contacts_domain.imports import ImportReport
 from contacts_domain.operations import OperationStatus
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
+from contacts_http.auth import ApiKeyEntry, AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
 from query_api.entrypoints.app import create_app
 from query_api.service_layer.listing import ListRequest
@@ -30,40 +37,56 @@ from query_api.service_layer.ports import (
 )
 from query_api.service_layer.records import CachedContact, ContactRecord, ImportOutcomes, Tombstone
 from query_api.settings import Settings
-from support.auth import TEST_AUTH, authorized
+from support.auth import TEST_API_KEY, TEST_AUTH, authorized
 
 T0 = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+WS = DEFAULT_WORKSPACE
+#: A second workspace, for the isolation cases, and an API key bound to it (the session's key
+#: is in ``default``).
+OTHER_WS = "acme"
+OTHER_WS_API_KEY = new_api_key()
+TWO_WORKSPACES_AUTH = AuthSettings(
+    api_keys=(
+        ApiKeyEntry(hash_api_key(TEST_API_KEY), scopes.ALL),
+        ApiKeyEntry(hash_api_key(OTHER_WS_API_KEY), scopes.ALL, OTHER_WS),
+    ),
+    failure_limit=TEST_AUTH.failure_limit,
+)
 
 
 class FakeContactReadModel(ContactReadModel):
     """Contacts in a dict; ``list`` applies the same order, filters and keyset rule in Python.
     ``down`` makes every call raise ``ReadModelUnavailable``; ``reads`` counts ``get`` calls.
-    ``changed`` is what ``changed_since`` yields (ids the worker changed lately), and
-    ``lookbacks`` records the seconds it was asked for."""
+    ``changed`` is what ``changed_since`` yields (``(workspace, id)`` of the contacts the worker
+    changed lately), and ``lookbacks`` records the seconds it was asked for."""
 
     def __init__(self) -> None:
-        self.stored: dict[str, ContactRecord | Tombstone] = {}
+        self.books: defaultdict[str, dict[str, ContactRecord | Tombstone]] = defaultdict(dict)
         self.down = False
         self.reads = 0
-        self.changed: list[str] = []
+        self.changed: list[tuple[str, str]] = []
         self.lookbacks: list[float] = []
 
-    def add(self, record: ContactRecord | Tombstone) -> None:
-        self.stored[record.contact_id] = record
+    @property
+    def stored(self) -> dict[str, ContactRecord | Tombstone]:
+        return self.books[DEFAULT_WORKSPACE]
 
-    def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
+    def add(self, record: ContactRecord | Tombstone, workspace: str = DEFAULT_WORKSPACE) -> None:
+        self.books[workspace][record.contact_id] = record
+
+    def get(self, workspace: str, contact_id: str) -> ContactRecord | Tombstone | None:
         self.check()
         self.reads += 1
-        return self.stored.get(contact_id)
+        return self.books[workspace].get(contact_id)
 
-    def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
+    def list(self, workspace: str, request: ListRequest, limit: int) -> list[ContactRecord]:
         self.check()
         sort, filters = request.sort, request.filters
 
         def key(r: ContactRecord) -> tuple[Any, str]:
             return (r.created_at if sort.key == "created_at" else r.last_name_key, r.contact_id)
 
-        rows = [r for r in self.stored.values() if isinstance(r, ContactRecord)]
+        rows = [r for r in self.books[workspace].values() if isinstance(r, ContactRecord)]
         if filters.email_key:
             rows = [
                 r
@@ -85,11 +108,11 @@ class FakeContactReadModel(ContactReadModel):
             rows = [r for r in rows if (key(r) < cut if sort.descending else key(r) > cut)]
         return rows[:limit]
 
-    def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
+    def changed_since(self, seconds: float) -> Iterator[tuple[str, ContactRecord | Tombstone]]:
         self.check()
         self.lookbacks.append(seconds)
-        for contact_id in dict.fromkeys(self.changed):
-            yield self.stored[contact_id]
+        for workspace, contact_id in dict.fromkeys(self.changed):
+            yield workspace, self.books[workspace][contact_id]
 
     def check(self) -> None:
         if self.down:
@@ -99,53 +122,60 @@ class FakeContactReadModel(ContactReadModel):
 class FakeReadThroughContactCache(ReadThroughContactCache):
     """A dict with the guarded-set rule of ``GUARDED_SET_LUA`` and refill leases, safe to share
     between threads (as Redis is between processes); ``down`` raises ``CacheUnavailable``;
-    ``refills`` records every refill call; a waiter waits at most ``wait_s`` seconds."""
+    ``refills`` records every refill call (workspace, id, version, body); a waiter waits at
+    most ``wait_s`` seconds. ``leases`` are keyed by (workspace, id)."""
 
     def __init__(self, wait_s: float = 1.0) -> None:
-        self.entries: dict[str, CachedContact] = {}
-        self.leases: dict[str, str] = {}
+        self.books: defaultdict[str, dict[str, CachedContact]] = defaultdict(dict)
+        self.leases: dict[tuple[str, str], str] = {}
         self.down = False
-        self.refills: list[tuple[str, int, bytes | None]] = []
+        self.refills: list[tuple[str, str, int, bytes | None]] = []
         self.wait_s = wait_s
         self._changed = threading.Condition()
 
-    def get(self, contact_id: str) -> CachedContact | None:
-        self.check()
-        return self.entries.get(contact_id)
+    @property
+    def entries(self) -> dict[str, CachedContact]:
+        return self.books[DEFAULT_WORKSPACE]
 
-    def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
+    def get(self, workspace: str, contact_id: str) -> CachedContact | None:
+        self.check()
+        return self.books[workspace].get(contact_id)
+
+    def refill(self, workspace: str, contact_id: str, version: int, body: bytes | None) -> bool:
         self.check()
         with self._changed:
-            self.refills.append((contact_id, version, body))
-            current = self.entries.get(contact_id)
+            self.refills.append((workspace, contact_id, version, body))
+            current = self.books[workspace].get(contact_id)
             if current is not None and current.version >= version:
                 return False
-            self.entries[contact_id] = CachedContact(version, body)
+            self.books[workspace][contact_id] = CachedContact(version, body)
             self._changed.notify_all()
             return True
 
-    def take_refill_lease(self, contact_id: str) -> str | None:
+    def take_refill_lease(self, workspace: str, contact_id: str) -> str | None:
         self.check()
         with self._changed:
-            if contact_id in self.leases:
+            if (workspace, contact_id) in self.leases:
                 return None
-            token = self.leases[contact_id] = uuid.uuid4().hex
+            token = self.leases[workspace, contact_id] = uuid.uuid4().hex
             return token
 
-    def release_refill_lease(self, contact_id: str, token: str) -> None:
+    def release_refill_lease(self, workspace: str, contact_id: str, token: str) -> None:
         self.check()
         with self._changed:
-            if self.leases.get(contact_id) == token:
-                del self.leases[contact_id]
+            if self.leases.get((workspace, contact_id)) == token:
+                del self.leases[workspace, contact_id]
                 self._changed.notify_all()
 
-    def wait_for_refill(self, contact_id: str) -> CachedContact | None:
+    def wait_for_refill(self, workspace: str, contact_id: str) -> CachedContact | None:
         self.check()
+        book = self.books[workspace]
         with self._changed:
             self._changed.wait_for(
-                lambda: contact_id in self.entries or contact_id not in self.leases, self.wait_s
+                lambda: contact_id in book or (workspace, contact_id) not in self.leases,
+                self.wait_s,
             )
-            return self.entries.get(contact_id)
+            return book.get(contact_id)
 
     def check(self) -> None:
         if self.down:
@@ -154,59 +184,75 @@ class FakeReadThroughContactCache(ReadThroughContactCache):
 
 class FakeOperationStatusCache(OperationStatusCache):
     def __init__(self) -> None:
-        self.statuses: dict[str, OperationStatus] = {}
+        self.books: defaultdict[str, dict[str, OperationStatus]] = defaultdict(dict)
         self.down = False
 
-    def get(self, operation_id: str) -> OperationStatus | None:
+    @property
+    def statuses(self) -> dict[str, OperationStatus]:
+        return self.books[DEFAULT_WORKSPACE]
+
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
         if self.down:
             raise CacheUnavailable("fake Redis is down")
-        return self.statuses.get(operation_id)
+        return self.books[workspace].get(operation_id)
 
 
 class FakeOperationLog(OperationLog):
     def __init__(self) -> None:
-        self.outcomes: dict[str, OperationStatus] = {}
+        self.books: defaultdict[str, dict[str, OperationStatus]] = defaultdict(dict)
         self.down = False
 
-    def get(self, operation_id: str) -> OperationStatus | None:
+    @property
+    def outcomes(self) -> dict[str, OperationStatus]:
+        return self.books[DEFAULT_WORKSPACE]
+
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
         if self.down:
             raise ReadModelUnavailable("fake database is down")
-        return self.outcomes.get(operation_id)
+        return self.books[workspace].get(operation_id)
 
 
 class FakeImportReportReader(ImportReportReader):
-    """Reports by import id; ``down`` raises ``CacheUnavailable``."""
+    """Reports by workspace and import id; ``down`` raises ``CacheUnavailable``."""
 
     def __init__(self) -> None:
-        self.reports: dict[str, ImportReport] = {}
-        self.dead: dict[str, int] = {}
+        self.books: defaultdict[str, dict[str, ImportReport]] = defaultdict(dict)
+        self.dead: defaultdict[str, dict[str, int]] = defaultdict(dict)
         self.down = False
 
-    def get(self, import_id: str) -> ImportReport | None:
-        if self.down:
-            raise CacheUnavailable("fake Redis is down")
-        return self.reports.get(import_id)
+    @property
+    def reports(self) -> dict[str, ImportReport]:
+        return self.books[DEFAULT_WORKSPACE]
 
-    def dead_lettered(self, import_id: str) -> int:
+    def get(self, workspace: str, import_id: str) -> ImportReport | None:
         if self.down:
             raise CacheUnavailable("fake Redis is down")
-        return self.dead.get(import_id, 0)
+        return self.books[workspace].get(import_id)
+
+    def dead_lettered(self, workspace: str, import_id: str) -> int:
+        if self.down:
+            raise CacheUnavailable("fake Redis is down")
+        return self.dead[workspace].get(import_id, 0)
 
 
 class FakeImportOutcomeLog(ImportOutcomeLog):
-    """Outcomes by import id (none: all zero); ``down`` raises ``ReadModelUnavailable``;
-    ``reads`` counts ``counts`` calls."""
+    """Outcomes by workspace and import id (none: all zero); ``down`` raises
+    ``ReadModelUnavailable``; ``reads`` counts ``counts`` calls."""
 
     def __init__(self) -> None:
-        self.outcomes: dict[str, ImportOutcomes] = {}
+        self.books: defaultdict[str, dict[str, ImportOutcomes]] = defaultdict(dict)
         self.down = False
         self.reads = 0
 
-    def counts(self, import_id: str) -> ImportOutcomes:
+    @property
+    def outcomes(self) -> dict[str, ImportOutcomes]:
+        return self.books[DEFAULT_WORKSPACE]
+
+    def counts(self, workspace: str, import_id: str) -> ImportOutcomes:
         if self.down:
             raise ReadModelUnavailable("fake database is down")
         self.reads += 1
-        return self.outcomes.get(import_id, ImportOutcomes())
+        return self.books[workspace].get(import_id, ImportOutcomes())
 
 
 @pytest.fixture
@@ -274,7 +320,7 @@ def app(
 ) -> Flask:
     return authorized(
         create_app(
-            Settings(auth=TEST_AUTH, rate_limits=RateLimitSettings(enabled=False)),
+            Settings(auth=TWO_WORKSPACES_AUTH, rate_limits=RateLimitSettings(enabled=False)),
             contacts=contacts,
             cache=cache,
             statuses=statuses,
@@ -285,6 +331,12 @@ def app(
             optional_checks={"redis": cache.check},
         )
     )
+
+
+@pytest.fixture
+def other_workspace() -> tuple[str, dict[str, str]]:
+    """The second workspace's id, and the headers of a caller of it (an API key bound to it)."""
+    return OTHER_WS, {"Authorization": f"Bearer {OTHER_WS_API_KEY}"}
 
 
 @pytest.fixture

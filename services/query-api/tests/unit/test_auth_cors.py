@@ -175,7 +175,9 @@ def test_auth_and_rate_limit_settings_are_read(make) -> None:
     settings = Settings.from_env(
         {"AUTH_API_KEY_HASHES": f"{digest}=contacts:read", "RATE_LIMIT_DEFAULT": "5/second"}
     )
-    assert settings.auth.api_keys == ((digest, frozenset({scopes.READ})),)
+    assert settings.auth.api_keys == ((digest, frozenset({scopes.READ}), "default"),)
+    bound = Settings.from_env({"AUTH_API_KEY_HASHES": f"{digest}@acme=contacts:read"})
+    assert bound.auth.api_keys == ((digest, frozenset({scopes.READ}), "acme"),)
     assert settings.rate_limits.default == "5/second"
     with pytest.raises(SettingsError, match="RATE_LIMIT_DEFAULT"):
         Settings.from_env({"RATE_LIMIT_DEFAULT": "fast"})

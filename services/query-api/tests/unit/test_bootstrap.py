@@ -56,12 +56,12 @@ def test_building_the_real_ports_connects_to_nothing(unreachable: bootstrap.Port
 def test_every_redis_port_shares_one_circuit_breaker(unreachable: bootstrap.Ports) -> None:
     contact_id = "0190b6a4-0000-7000-8000-000000000001"
     with pytest.raises(CacheUnavailable, match="Redis unavailable"):
-        unreachable.cache.get(contact_id)
+        unreachable.cache.get("default", contact_id)
     # The cache's failure opened the one circuit: the other Redis ports are refused at once.
     with pytest.raises(CacheUnavailable, match="circuit is open"):
-        unreachable.statuses.get(contact_id)
+        unreachable.statuses.get("default", contact_id)
     with pytest.raises(CacheUnavailable, match="circuit is open"):
-        unreachable.import_reports.get(contact_id)
+        unreachable.import_reports.get("default", contact_id)
 
 
 def test_an_injected_port_replaces_the_real_one_and_unknown_names_are_refused(

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
 from query_api.service_layer.change_feed import (
     InvalidToken,
     TokenExpired,
@@ -23,7 +24,34 @@ def _token(payload: object) -> str:
 
 def test_a_token_round_trips() -> None:
     at = FeedPosition(2**40 + 7, 123)
-    assert decode_token(encode_token(at)) == at
+    assert decode_token(encode_token(WS, at), WS) == at
+    assert decode_token(encode_token("acme", at), "acme") == at
+
+
+@pytest.mark.parametrize(("issued_in", "read_in"), [("acme", WS), (WS, "acme"), ("acme", "acme-2")])
+def test_a_token_of_another_workspace_is_refused_like_a_malformed_one(
+    issued_in: str, read_in: str
+) -> None:
+    token = encode_token(issued_in, FeedPosition(77, 1))
+
+    assert _message(token, read_in) == _message("not base64!", read_in)
+
+
+def test_a_token_does_not_show_its_workspace_and_the_default_one_carries_none() -> None:
+    at = FeedPosition(77, 1)
+    payload = json.loads(base64.urlsafe_b64decode(encode_token("acme", at) + "=="))
+
+    assert "acme" not in json.dumps(payload)
+    assert payload["w"] != ""
+    # A token issued before workspaces existed resumes the default workspace's feed.
+    assert decode_token(_token({"v": 1, "x": 77, "p": 1}), WS) == at
+    assert "w" not in json.loads(base64.urlsafe_b64decode(encode_token(WS, at) + "=="))
+
+
+def _message(token: str, workspace: str) -> str:
+    with pytest.raises(InvalidToken) as caught:
+        decode_token(token, workspace)
+    return str(caught.value)
 
 
 @pytest.mark.parametrize(
@@ -43,7 +71,7 @@ def test_a_token_round_trips() -> None:
 )
 def test_anything_else_is_an_invalid_token(token: str) -> None:
     with pytest.raises(InvalidToken):
-        decode_token(token)
+        decode_token(token, WS)
 
 
 def _change(txid: int, position: int) -> Change:
@@ -53,34 +81,34 @@ def _change(txid: int, position: int) -> Change:
 def test_a_full_page_resumes_after_its_last_change() -> None:
     batch = ChangeBatch([_change(5, 1), _change(5, 2), _change(6, 3)], FeedPosition(9, 0), None)
 
-    page = page_of(batch, FeedPosition(4, 0), limit=2)
+    page = page_of(WS, batch, FeedPosition(4, 0), limit=2)
 
     assert [c.at for c in page.changes] == [FeedPosition(5, 1), FeedPosition(5, 2)]
     assert page.has_more
-    assert decode_token(page.next_token) == FeedPosition(5, 2)
+    assert decode_token(page.next_token, WS) == FeedPosition(5, 2)
 
 
 def test_the_last_page_resumes_at_the_bound() -> None:
     # Nothing readable was left below the bound: the token moves up to it.
     batch = ChangeBatch([_change(5, 1)], FeedPosition(9, 0), None)
 
-    page = page_of(batch, FeedPosition(4, 0), limit=2)
+    page = page_of(WS, batch, FeedPosition(4, 0), limit=2)
 
     assert not page.has_more
-    assert decode_token(page.next_token) == FeedPosition(9, 0)
+    assert decode_token(page.next_token, WS) == FeedPosition(9, 0)
 
 
 def test_an_empty_page_keeps_a_token_that_is_past_the_bound() -> None:
     batch = ChangeBatch([], FeedPosition(9, 0), None)
 
-    page = page_of(batch, FeedPosition(12, 4), limit=5)
+    page = page_of(WS, batch, FeedPosition(12, 4), limit=5)
 
-    assert decode_token(page.next_token) == FeedPosition(12, 4)
+    assert decode_token(page.next_token, WS) == FeedPosition(12, 4)
 
 
 def test_a_token_behind_the_purge_horizon_has_expired() -> None:
     batch = ChangeBatch([], FeedPosition(9, 0), FeedPosition(7, 3))
 
     with pytest.raises(TokenExpired):
-        page_of(batch, FeedPosition(7, 2), limit=5)
-    assert page_of(batch, FeedPosition(7, 3), limit=5).changes == []
+        page_of(WS, batch, FeedPosition(7, 2), limit=5)
+    assert page_of(WS, batch, FeedPosition(7, 3), limit=5).changes == []

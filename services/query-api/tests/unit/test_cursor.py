@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import uuid
 
@@ -12,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
 from query_api.service_layer import cursor
 from query_api.service_layer.listing import ListFilters, Position, Sort
 
@@ -30,7 +32,7 @@ def _valid_payload(**changes: object) -> dict[str, object]:
         "s": "created_at",
         "k": "2026-03-04T05:06:07.123456Z",
         "i": ID,
-        "f": ListFilters().fingerprint(),
+        "f": ListFilters().fingerprint(WS),
     }
     return {**payload, **changes}
 
@@ -47,29 +49,59 @@ def _valid_payload(**changes: object) -> dict[str, object]:
 def test_round_trip(sort, position):
     filters = ListFilters(email_key="a@b.example", tags=("x", "y"), q="ad")
 
-    token = cursor.encode(sort, filters, position)
+    token = cursor.encode(WS, sort, filters, position)
 
-    assert cursor.decode(token, filters, None) == (sort, position)
-    assert cursor.decode(token, filters, sort) == (sort, position)
+    assert cursor.decode(token, WS, filters, None) == (sort, position)
+    assert cursor.decode(token, WS, filters, sort) == (sort, position)
     assert set(token) <= set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
 def test_a_cursor_for_other_filters_is_refused():
-    token = cursor.encode(Sort("created_at"), ListFilters(tags=("a",)), Position(WHEN, ID))
+    token = cursor.encode(WS, Sort("created_at"), ListFilters(tags=("a",)), Position(WHEN, ID))
 
     with pytest.raises(cursor.InvalidCursor, match="other filters"):
-        cursor.decode(token, ListFilters(tags=("b",)), None)
+        cursor.decode(token, WS, ListFilters(tags=("b",)), None)
 
 
 def test_a_cursor_for_another_sort_is_refused():
-    token = cursor.encode(Sort("created_at"), ListFilters(), Position(WHEN, ID))
+    token = cursor.encode(WS, Sort("created_at"), ListFilters(), Position(WHEN, ID))
 
     with pytest.raises(cursor.InvalidCursor, match="another sort"):
-        cursor.decode(token, ListFilters(), Sort("last_name"))
+        cursor.decode(token, WS, ListFilters(), Sort("last_name"))
 
 
 def test_tag_order_does_not_matter_to_the_fingerprint():
-    assert ListFilters(tags=("a", "b")).fingerprint() == ListFilters(tags=("b", "a")).fingerprint()
+    ab, ba = ListFilters(tags=("a", "b")), ListFilters(tags=("b", "a"))
+    assert ab.fingerprint(WS) == ba.fingerprint(WS)
+    assert ab.fingerprint("acme") == ba.fingerprint("acme")
+
+
+@pytest.mark.parametrize(("issued_in", "read_in"), [("acme", WS), (WS, "acme"), ("acme", "acme-2")])
+def test_a_cursor_of_another_workspace_is_refused_like_one_of_other_filters(issued_in, read_in):
+    filters = ListFilters(tags=("a",))
+    token = cursor.encode(issued_in, Sort("created_at"), filters, Position(WHEN, ID))
+    other_filters = cursor.encode(read_in, Sort("created_at"), ListFilters(), Position(WHEN, ID))
+
+    with pytest.raises(cursor.InvalidCursor) as foreign:
+        cursor.decode(token, read_in, filters, None)
+    with pytest.raises(cursor.InvalidCursor) as mismatch:
+        cursor.decode(other_filters, read_in, filters, None)
+
+    assert str(foreign.value) == str(mismatch.value)
+    assert issued_in not in base64.urlsafe_b64decode(token + "==").decode()
+    assert cursor.decode(token, issued_in, filters, None) == (
+        Sort("created_at"),
+        Position(WHEN, ID),
+    )
+
+
+def test_the_default_workspace_keeps_the_fingerprint_of_cursors_issued_before_workspaces():
+    # The digest of version 1 before workspaces: the JSON of [email, sorted tags, q].
+    before = hashlib.sha256(b'[null,["a","b"],"ad"]').hexdigest()[:16]
+    filters = ListFilters(tags=("b", "a"), q="ad")
+
+    assert filters.fingerprint(WS) == before
+    assert filters.fingerprint("acme") != before
 
 
 @pytest.mark.parametrize(
@@ -99,17 +131,17 @@ def test_tag_order_does_not_matter_to_the_fingerprint():
 )
 def test_tampered_cursors_are_refused(token):
     with pytest.raises(cursor.InvalidCursor):
-        cursor.decode(token, ListFilters(), None)
+        cursor.decode(token, WS, ListFilters(), None)
 
 
 @given(st.text(max_size=300))
 def test_any_text_decodes_or_is_refused_cleanly(token):
     with contextlib.suppress(cursor.InvalidCursor):
-        cursor.decode(token, ListFilters(), None)
+        cursor.decode(token, WS, ListFilters(), None)
 
 
 @given(st.binary(max_size=200))
 def test_any_bytes_behind_base64_decode_or_are_refused_cleanly(raw):
     token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
     with contextlib.suppress(cursor.InvalidCursor):
-        cursor.decode(token, ListFilters(), None)
+        cursor.decode(token, WS, ListFilters(), None)

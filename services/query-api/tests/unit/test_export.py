@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
 from contacts_exchange import read_csv, read_vcards
 from query_api.service_layer.export import export_resources
 from query_api.service_layer.listing import ListFilters
@@ -17,7 +18,7 @@ def test_the_walk_reads_every_page_once_in_creation_order(contacts, make_record)
     for record in records:
         contacts.add(record)
 
-    ids = [r["id"] for r in export_resources(ListFilters(), contacts=contacts, page_size=2)]
+    ids = [r["id"] for r in export_resources(WS, ListFilters(), contacts=contacts, page_size=2)]
 
     expected = sorted(records, key=lambda r: (r.created_at, r.contact_id))
     assert ids == [r.contact_id for r in expected]

@@ -9,6 +9,7 @@ import uuid
 import pytest
 
 from contacts_domain.operations import OperationStatus
+from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
 from query_api.service_layer import cursor, handlers, representation
 from query_api.service_layer.listing import ListRequest, Sort
 from query_api.service_layer.ports import ReadModelUnavailable
@@ -18,7 +19,7 @@ from query_api.service_layer.records import CachedContact, Tombstone
 def test_cache_hit_is_served_without_reading_the_database(contacts, cache):
     cache.entries["c1"] = CachedContact(3, b'{"id":"c1"}')
 
-    lookup = handlers.get_contact("c1", contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, "c1", contacts=contacts, cache=cache)
 
     assert lookup == handlers.ContactLookup("hit", 3, b'{"id":"c1"}')
     assert contacts.reads == 0
@@ -27,7 +28,7 @@ def test_cache_hit_is_served_without_reading_the_database(contacts, cache):
 def test_cached_tombstone_is_not_found_without_reading_the_database(contacts, cache):
     cache.entries["c1"] = CachedContact(4, None)
 
-    lookup = handlers.get_contact("c1", contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, "c1", contacts=contacts, cache=cache)
 
     assert lookup == handlers.ContactLookup("hit")
     assert contacts.reads == 0
@@ -37,7 +38,7 @@ def test_miss_reads_the_database_and_refills_the_same_bytes(contacts, cache, mak
     record = make_record(version=2, last_name="Lovelace")
     contacts.add(record)
 
-    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache)
 
     assert lookup.cache == "miss"
     assert lookup.version == 2
@@ -48,14 +49,14 @@ def test_miss_reads_the_database_and_refills_the_same_bytes(contacts, cache, mak
 def test_miss_on_a_deleted_contact_refills_a_tombstone(contacts, cache):
     contacts.add(Tombstone("c1", 5))
 
-    lookup = handlers.get_contact("c1", contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, "c1", contacts=contacts, cache=cache)
 
     assert lookup == handlers.ContactLookup("miss")
-    assert cache.refills == [("c1", 5, None)]
+    assert cache.refills == [(WS, "c1", 5, None)]
 
 
 def test_unknown_id_is_not_cached(contacts, cache):
-    lookup = handlers.get_contact("nobody", contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, "nobody", contacts=contacts, cache=cache)
 
     assert lookup == handlers.ContactLookup("miss")
     assert cache.refills == []
@@ -66,14 +67,14 @@ def test_refill_never_replaces_a_newer_cached_version(contacts, cache, make_reco
     contacts.add(record)
     original_get = cache.get
 
-    def get_then_worker_writes_v3(contact_id):
-        entry = original_get(contact_id)
+    def get_then_worker_writes_v3(workspace, contact_id):
+        entry = original_get(workspace, contact_id)
         cache.entries[contact_id] = CachedContact(3, b"v3")
         return entry
 
     cache.get = get_then_worker_writes_v3
 
-    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache)
 
     assert lookup.version == 2
     assert cache.entries[record.contact_id] == CachedContact(3, b"v3")
@@ -84,7 +85,7 @@ def test_redis_down_reads_the_database_and_skips_the_refill(contacts, cache, mak
     contacts.add(record)
     cache.down = True
 
-    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache)
 
     assert (lookup.cache, lookup.version) == ("bypass", 7)
     assert cache.refills == []
@@ -100,7 +101,7 @@ def test_a_failed_refill_still_answers(contacts, cache, make_record):
 
     cache.refill = refill_fails
 
-    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache)
 
     assert (lookup.cache, lookup.version) == ("miss", 1)
 
@@ -109,7 +110,7 @@ def test_database_down_on_a_miss_propagates(contacts, cache):
     contacts.down = True
 
     with pytest.raises(ReadModelUnavailable):
-        handlers.get_contact("c1", contacts=contacts, cache=cache)
+        handlers.get_contact(WS, "c1", contacts=contacts, cache=cache)
 
 
 def test_pages_follow_each_other_without_repeats_or_gaps(contacts, make_record):
@@ -121,11 +122,11 @@ def test_pages_follow_each_other_without_repeats_or_gaps(contacts, make_record):
     request = ListRequest(Sort("created_at"), limit=3)
 
     while True:
-        page = handlers.list_contacts(request, contacts=contacts)
+        page = handlers.list_contacts(WS, request, contacts=contacts)
         seen += [item["id"] for item in page.items]
         if page.next_cursor is None:
             break
-        sort, after = cursor.decode(page.next_cursor, request.filters, None)
+        sort, after = cursor.decode(page.next_cursor, WS, request.filters, None)
         request = ListRequest(sort, request.filters, 3, after)
 
     expected = sorted(contacts.stored.values(), key=lambda r: (r.created_at, r.contact_id))
@@ -136,7 +137,7 @@ def test_an_exactly_full_last_page_has_no_next_cursor(contacts, make_record):
     for _ in range(3):
         contacts.add(make_record())
 
-    page = handlers.list_contacts(ListRequest(limit=3), contacts=contacts)
+    page = handlers.list_contacts(WS, ListRequest(limit=3), contacts=contacts)
 
     assert len(page.items) == 3
     assert page.next_cursor is None
@@ -151,7 +152,7 @@ def test_final_status_in_redis_is_the_answer(statuses, outcomes):
     statuses.statuses[op] = _status(op, "applied", 2)
     outcomes.down = True
 
-    assert handlers.get_operation(op, statuses=statuses, outcomes=outcomes) == _status(
+    assert handlers.get_operation(WS, op, statuses=statuses, outcomes=outcomes) == _status(
         op, "applied", 2
     )
 
@@ -161,18 +162,18 @@ def test_pending_in_redis_defers_to_a_recorded_outcome(statuses, outcomes):
     statuses.statuses[op] = _status(op, "pending")
     outcomes.outcomes[op] = _status(op, "applied", 4)
 
-    assert handlers.get_operation(op, statuses=statuses, outcomes=outcomes).status == "applied"
+    assert handlers.get_operation(WS, op, statuses=statuses, outcomes=outcomes).status == "applied"
 
 
 def test_pending_without_outcome_stays_pending(statuses, outcomes):
     op = str(uuid.uuid4())
     statuses.statuses[op] = _status(op, "pending")
 
-    assert handlers.get_operation(op, statuses=statuses, outcomes=outcomes).status == "pending"
+    assert handlers.get_operation(WS, op, statuses=statuses, outcomes=outcomes).status == "pending"
 
 
 def test_unknown_operation_is_none(statuses, outcomes):
-    assert handlers.get_operation("x", statuses=statuses, outcomes=outcomes) is None
+    assert handlers.get_operation(WS, "x", statuses=statuses, outcomes=outcomes) is None
 
 
 def test_redis_down_answers_from_the_database(statuses, outcomes):
@@ -180,14 +181,14 @@ def test_redis_down_answers_from_the_database(statuses, outcomes):
     statuses.down = True
     outcomes.outcomes[op] = _status(op, "rejected")
 
-    assert handlers.get_operation(op, statuses=statuses, outcomes=outcomes).status == "rejected"
+    assert handlers.get_operation(WS, op, statuses=statuses, outcomes=outcomes).status == "rejected"
 
 
 def test_redis_down_and_no_outcome_is_unknown_not_absent(statuses, outcomes):
     statuses.down = True
 
     with pytest.raises(handlers.OperationStatusUnknown):
-        handlers.get_operation("x", statuses=statuses, outcomes=outcomes)
+        handlers.get_operation(WS, "x", statuses=statuses, outcomes=outcomes)
 
 
 def test_repair_brings_entries_of_contacts_changed_during_an_outage_up_to_date(
@@ -198,7 +199,7 @@ def test_repair_brings_entries_of_contacts_changed_during_an_outage_up_to_date(
     newer_in_cache = make_record(version=2)
     for stored in (stale, deleted, newer_in_cache):
         contacts.add(stored)
-        contacts.changed.append(stored.contact_id)
+        contacts.changed.append((WS, stored.contact_id))
     cache.entries[stale.contact_id] = CachedContact(1, b"written before the outage")
     cache.entries[deleted.contact_id] = CachedContact(4, b"alive before the outage")
     cache.entries[newer_in_cache.contact_id] = CachedContact(9, b"the worker won meanwhile")
@@ -214,7 +215,7 @@ def test_repair_brings_entries_of_contacts_changed_during_an_outage_up_to_date(
     )
     assert cache.entries[deleted.contact_id] == CachedContact(5, None)
     assert cache.entries[newer_in_cache.contact_id].version == 9
-    lookup = handlers.get_contact(stale.contact_id, contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, stale.contact_id, contacts=contacts, cache=cache)
     assert (lookup.cache, lookup.version) == ("hit", 3)
 
 

@@ -8,6 +8,7 @@ import uuid
 import pytest
 
 from contacts_domain.imports import ImportProblem, ImportReport
+from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
 from contacts_http import PROBLEM_JSON
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
@@ -70,7 +71,9 @@ def test_the_use_case_adds_the_outcomes_to_the_report(import_reports, import_out
     import_reports.reports[stored.import_id] = stored
     import_outcomes.outcomes[stored.import_id] = ImportOutcomes(2, 1, {"email_conflict": 1})
 
-    status = imports.get_import(stored.import_id, reports=import_reports, outcomes=import_outcomes)
+    status = imports.get_import(
+        WS, stored.import_id, reports=import_reports, outcomes=import_outcomes
+    )
 
     assert status == ImportStatus(stored, ImportOutcomes(2, 1, {"email_conflict": 1}))
 
@@ -79,7 +82,7 @@ def test_dead_lettered_records_are_counted_and_complete_the_import(import_report
     stored = report(accepted=4)
     import_reports.reports[stored.import_id] = stored
     import_outcomes.outcomes[stored.import_id] = ImportOutcomes(2, 1, {"email_conflict": 1})
-    import_reports.dead[stored.import_id] = 1
+    import_reports.dead["default"][stored.import_id] = 1
 
     status = imports.get_import(stored.import_id, reports=import_reports, outcomes=import_outcomes)
 
@@ -89,7 +92,7 @@ def test_dead_lettered_records_are_counted_and_complete_the_import(import_report
 
 
 def test_an_unknown_import_does_not_read_the_database(import_reports, import_outcomes):
-    assert imports.get_import("x", reports=import_reports, outcomes=import_outcomes) is None
+    assert imports.get_import(WS, "x", reports=import_reports, outcomes=import_outcomes) is None
     assert import_outcomes.reads == 0
 
 
@@ -97,7 +100,7 @@ def test_redis_down_is_report_unavailable(import_reports, import_outcomes):
     import_reports.down = True
 
     with pytest.raises(ImportReportUnavailable):
-        imports.get_import("x", reports=import_reports, outcomes=import_outcomes)
+        imports.get_import(WS, "x", reports=import_reports, outcomes=import_outcomes)
 
 
 def test_database_down_is_read_model_unavailable(import_reports, import_outcomes):
@@ -106,7 +109,7 @@ def test_database_down_is_read_model_unavailable(import_reports, import_outcomes
     import_outcomes.down = True
 
     with pytest.raises(ReadModelUnavailable):
-        imports.get_import(stored.import_id, reports=import_reports, outcomes=import_outcomes)
+        imports.get_import(WS, stored.import_id, reports=import_reports, outcomes=import_outcomes)
 
 
 def test_get_import_answers_the_report_and_the_outcomes(client, import_reports, import_outcomes):

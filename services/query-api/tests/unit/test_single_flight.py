@@ -11,6 +11,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
 from query_api.adapters.coalescing import CoalescingReadModel
 from query_api.service_layer import handlers
 from query_api.service_layer.ports import ContactReadModel
@@ -27,14 +28,14 @@ class CountingReadModel(ContactReadModel):
         self.release = threading.Event()
         self._lock = threading.Lock()
 
-    def get(self, contact_id):
+    def get(self, workspace, contact_id):
         with self._lock:
             self.reads += 1
         assert self.release.wait(10)
-        return self.inner.get(contact_id)
+        return self.inner.get(workspace, contact_id)
 
-    def list(self, request, limit):
-        return self.inner.list(request, limit)
+    def list(self, workspace, request, limit):
+        return self.inner.list(workspace, request, limit)
 
     def changed_since(self, seconds):
         return self.inner.changed_since(seconds)
@@ -46,7 +47,7 @@ def storm(database: CountingReadModel, cache, contact_id: str) -> list[handlers.
 
     def request(n: int) -> handlers.ContactLookup:
         arrived.wait(10)
-        return handlers.get_contact(contact_id, contacts=processes[n % 2], cache=cache)
+        return handlers.get_contact(WS, contact_id, contacts=processes[n % 2], cache=cache)
 
     with ThreadPoolExecutor(REQUESTS) as pool:
         futures = [pool.submit(request, n) for n in range(REQUESTS)]
@@ -65,7 +66,7 @@ def test_a_miss_storm_across_two_processes_reads_the_database_once(contacts, cac
 
     assert database.reads == 1
     assert {(lookup.version, lookup.body) for lookup in lookups} == {
-        (4, handlers.get_contact(record.contact_id, contacts=contacts, cache=cache).body)
+        (4, handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache).body)
     }
     assert sorted({lookup.cache for lookup in lookups}) == ["hit", "miss"]
     assert cache.leases == {}
@@ -103,26 +104,26 @@ def test_a_waiter_falls_back_to_the_database_after_its_bound(contacts, cache, ma
     record = make_record(version=2)
     contacts.add(record)
     cache.wait_s = 0.05
-    cache.leases[record.contact_id] = "held by a request that died"
+    cache.leases[WS, record.contact_id] = "held by a request that died"
 
-    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache)
 
     assert (lookup.cache, lookup.version) == ("miss", 2)
     assert contacts.reads == 1
-    assert cache.leases == {record.contact_id: "held by a request that died"}
+    assert cache.leases == {(WS, record.contact_id): "held by a request that died"}
 
 
 def test_redis_failing_while_waiting_is_a_bypass(contacts, cache, make_record):
     record = make_record(version=2)
     contacts.add(record)
-    cache.leases[record.contact_id] = "another request"
+    cache.leases[WS, record.contact_id] = "another request"
 
-    def fails(_contact_id):
+    def fails(_workspace, _contact_id):
         cache.down = True
         cache.check()
 
     cache.wait_for_refill = fails
 
-    lookup = handlers.get_contact(record.contact_id, contacts=contacts, cache=cache)
+    lookup = handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache)
 
     assert (lookup.cache, lookup.version) == ("bypass", 2)

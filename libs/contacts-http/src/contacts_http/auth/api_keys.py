@@ -13,7 +13,9 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Mapping
+from typing import NamedTuple
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
 from contacts_http.auth.principal import InvalidToken, Principal
 
 #: Length of a SHA-256 hex digest.
@@ -30,32 +32,48 @@ def new_api_key() -> str:
     return secrets.token_urlsafe(32)
 
 
+class ApiKeyGrant(NamedTuple):
+    """What one API key may do: its scopes, in its workspace."""
+
+    scopes: frozenset[str]
+    workspace: str = DEFAULT_WORKSPACE
+
+
 class ApiKeyAuthenticator:
-    """Accepts the keys whose SHA-256 hex digest is in ``keys`` (digest → scopes).
+    """Accepts the keys whose SHA-256 hex digest is in ``keys`` (digest → grant, or digest →
+    scopes for a key of the default workspace).
 
     Raises ``ValueError`` at construction for a digest that is not 64 hex digits.
     """
 
-    def __init__(self, keys: Mapping[str, frozenset[str]]) -> None:
+    def __init__(self, keys: Mapping[str, ApiKeyGrant | frozenset[str]]) -> None:
         for digest in keys:
             if len(digest) != DIGEST_HEX_LENGTH or not _is_hex(digest):
                 raise ValueError("an API key hash must be 64 hex digits (SHA-256)")
-        self._keys = [(digest.lower().encode("ascii"), scopes) for digest, scopes in keys.items()]
+        self._keys = [
+            (digest.lower().encode("ascii"), g if isinstance(g, ApiKeyGrant) else ApiKeyGrant(g))
+            for digest, g in keys.items()
+        ]
 
     def authenticate(self, token: str) -> Principal:
-        """Return the key's principal (``subject`` ``key:<12 hex digits>``); raises
-        ``InvalidToken`` for an unknown key."""
+        """Return the key's principal (``subject`` ``key:<12 hex digits>``, its scopes and
+        workspace); raises ``InvalidToken`` for an unknown key."""
         presented = hash_api_key(token).encode("ascii")
-        found: frozenset[str] | None = None
-        for digest, scopes in self._keys:
+        found: ApiKeyGrant | None = None
+        for digest, grant in self._keys:
             # Compare with every digest: the loop's duration does not depend on where (or
             # whether) the key matches.
             if hmac.compare_digest(presented, digest):
-                found = scopes
+                found = grant
         if found is None:
             raise InvalidToken("Unknown API key.")
         text = presented.decode("ascii")
-        return Principal(subject=f"key:{text[:12]}", scopes=found, rate_limit_key=f"key:{text}")
+        return Principal(
+            subject=f"key:{text[:12]}",
+            scopes=found.scopes,
+            rate_limit_key=f"key:{text}",
+            workspace=found.workspace,
+        )
 
 
 def _is_hex(text: str) -> bool:

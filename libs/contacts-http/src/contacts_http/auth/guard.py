@@ -30,9 +30,12 @@ from typing import Final, NoReturn
 
 from flask import Flask, current_app, g, request
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE, InvalidWorkspace, check_workspace
 from contacts_http.auth.failure_limit import AuthFailureLimiter
 from contacts_http.auth.principal import Authenticator, AuthUnavailable, InvalidToken, Principal
+from contacts_http.auth.scopes import ADMIN
 from contacts_http.problems import ProblemError
+from contacts_telemetry.logs import bind_context
 
 #: Paths that never need a token.
 OPEN_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs"})
@@ -40,6 +43,10 @@ INVALID_TOKEN_PROBLEM: Final = "urn:contacts:problem:invalid-token"
 INSUFFICIENT_SCOPE_PROBLEM: Final = "urn:contacts:problem:insufficient-scope"
 AUTH_UNAVAILABLE_PROBLEM: Final = "urn:contacts:problem:auth-unavailable"
 TOO_MANY_FAILURES_PROBLEM: Final = "urn:contacts:problem:too-many-auth-failures"
+NO_WORKSPACE_PROBLEM: Final = "urn:contacts:problem:no-workspace"
+WORKSPACE_NOT_ALLOWED_PROBLEM: Final = "urn:contacts:problem:workspace-not-allowed"
+#: The header an operator (scope ``contacts:admin``) names the workspace it acts on with.
+WORKSPACE_HEADER: Final = "X-Contacts-Workspace"
 #: ``Retry-After`` (seconds) of the 503 answered while the JWKS cannot be fetched.
 AUTH_RETRY_AFTER_S: Final = 5
 EXTENSION: Final = "contacts_http.auth"
@@ -119,7 +126,9 @@ def _guard_request() -> None:
     """``init_auth``'s ``before_request`` hook: authenticate, then authorize, the request.
 
     Raises ``ProblemError``: 429 for an address over its failure limit, 503 when the token
-    cannot be checked, 401 without a valid token, 403 without the route's scope."""
+    cannot be checked, 401 without a valid token, 403 without the route's scope or a
+    workspace. Remembers the request's workspace (``request_workspace``) and binds it to every
+    log line of the request."""
     policy = current_app.extensions[EXTENSION].policy
     if policy.is_open(request.path, request.method):
         return
@@ -144,6 +153,66 @@ def _guard_request() -> None:
     needed = policy.route_scopes.get(request.endpoint or "", policy.default_scope)
     if needed not in outcome.principal.scopes:
         _refuse_insufficient_scope(policy.realm, needed)
+    workspace = _workspace_of(outcome.principal)
+    g._contacts_workspace = workspace
+    bind_context(workspace=workspace)
+
+
+def _workspace_of(principal: Principal) -> str:
+    """The workspace ``principal`` acts on: its own, or, for an operator (``contacts:admin``),
+    the one ``X-Contacts-Workspace`` names (logged). Raises ``ProblemError`` 403 when the
+    identity names no workspace or a non-operator names one, 400 for a header that is no
+    workspace id."""
+    named = request.headers.get(WORKSPACE_HEADER)
+    if named is not None:
+        if ADMIN not in principal.scopes:
+            raise ProblemError(
+                403,
+                f"Only a caller with the scope {ADMIN} may name a workspace in {WORKSPACE_HEADER}.",
+                type_uri=WORKSPACE_NOT_ALLOWED_PROBLEM,
+            )
+        workspace = _header_workspace(named)
+        logger.info(
+            "operator request: %s acts on workspace %s",
+            principal.subject,
+            workspace,
+            extra={"caller": principal.subject, "workspace": workspace},
+        )
+        return workspace
+    if principal.workspace is None:
+        raise ProblemError(
+            403,
+            "The token names no workspace: it lacks the claim the service is configured to "
+            "read (AUTH_JWT_WORKSPACE_CLAIM).",
+            type_uri=NO_WORKSPACE_PROBLEM,
+        )
+    return principal.workspace
+
+
+def _header_workspace(named: str) -> str:
+    try:
+        return check_workspace(named.strip())
+    except InvalidWorkspace as exc:
+        raise ProblemError(
+            400, f"{WORKSPACE_HEADER}: {exc}", errors={WORKSPACE_HEADER: [str(exc)]}
+        ) from None
+
+
+def request_workspace() -> str:
+    """The workspace of the current request (docs/architecture.md §10): decided by the caller's
+    identity in the guard. With authentication off (local use only) every request is in
+    ``default``, or in the workspace ``X-Contacts-Workspace`` names. Raises ``RuntimeError``
+    when called on a request the guard did not authorize (an open path)."""
+    workspace: str | None = g.get("_contacts_workspace")
+    if workspace is not None:
+        return workspace
+    if _configured().authenticator is not None:
+        raise RuntimeError("request_workspace() outside an authorized request")
+    named = request.headers.get(WORKSPACE_HEADER)
+    workspace = DEFAULT_WORKSPACE if named is None else _header_workspace(named)
+    g._contacts_workspace = workspace
+    bind_context(workspace=workspace)
+    return workspace
 
 
 def _refuse_insufficient_scope(realm: str, needed: str) -> NoReturn:
@@ -178,6 +247,17 @@ def rate_limit_identity() -> str:
     if principal is not None:
         return principal.rate_limit_key
     return f"ip:{request.remote_addr or 'unknown'}"
+
+
+def rate_limit_workspace() -> str:
+    """Whose workspace limit a request counts for: ``ws:<workspace>`` (``request_workspace``).
+    Never raises (the rate limiter would take an error for a storage failure): with
+    authentication off, an ``X-Contacts-Workspace`` that is no workspace id (the view answers
+    400) counts for ``ws:?``."""
+    try:
+        return f"ws:{request_workspace()}"
+    except ProblemError:
+        return "ws:?"
 
 
 def _configured() -> _Guard:

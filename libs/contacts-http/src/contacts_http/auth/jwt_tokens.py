@@ -35,6 +35,7 @@ from jwt.exceptions import (
     PyJWTError,
 )
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE, workspace_of_identity
 from contacts_http.auth.principal import AuthUnavailable, InvalidToken, Principal
 
 #: Asymmetric algorithms only (RFC 8725 §3.1: never let the token pick a weaker one).
@@ -68,6 +69,9 @@ class JwtSettings:
     leeway_s: float = 30.0
     jwks_timeout_s: float = 2.0
     jwks_cache_s: float = 300.0
+    #: The claim naming the caller's workspace (``org_id``; ``sub`` for a book per user); empty:
+    #: every token belongs to ``default``.
+    workspace_claim: str = ""
 
 
 class JwtAuthenticator:
@@ -117,7 +121,21 @@ class JwtAuthenticator:
             subject=f"jwt:{subject}",
             scopes=scopes_of(claims),
             rate_limit_key=f"jwt:{claims['iss']}#{subject}",
+            workspace=workspace_of(claims, s.workspace_claim),
         )
+
+
+def workspace_of(claims: dict[str, Any], claim: str) -> str | None:
+    """The workspace ``claims`` name in ``claim`` (``workspaces.workspace_of_identity``:
+    a slug as is, any other text hashed to ``h-<hex>``); ``default`` when no claim is
+    configured; ``None`` when the claim is configured but absent, empty or not a string or a
+    number."""
+    if not claim:
+        return DEFAULT_WORKSPACE
+    value = claims.get(claim)
+    if isinstance(value, bool) or not isinstance(value, str | int) or value == "":
+        return None
+    return workspace_of_identity(str(value))
 
 
 def scopes_of(claims: dict[str, Any]) -> frozenset[str]:

@@ -1,9 +1,11 @@
 """``python -m contacts_http.auth.keygen``: make an API key, or the settings entry of one.
 
-- ``new [SCOPE ...]``: prints a new random key on the first line and its
-  ``AUTH_API_KEY_HASHES`` entry (``<sha256hex>=<scopes>``) on the second. Scopes default to all
-  of them (``contacts:read``, ``contacts:write``, ``contacts:import``).
-- ``entry [SCOPE ...]``: reads a key from standard input (one line) and prints its entry.
+- ``new [--workspace NAME] [SCOPE ...]``: prints a new random key on the first line and its
+  ``AUTH_API_KEY_HASHES`` entry (``<sha256hex>[@<workspace>]=<scopes>``) on the second. Scopes
+  default to a workspace client's (``contacts:read``, ``contacts:write``, ``contacts:import``);
+  the workspace to ``default``.
+- ``entry [--workspace NAME] [SCOPE ...]``: reads a key from standard input (one line) and
+  prints its entry.
 
 Give the key to the client and only the entry to the service: the key is not stored there.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE, is_workspace
 from contacts_http.auth import scopes as scope_names
 from contacts_http.auth.api_keys import hash_api_key, new_api_key
 from contacts_http.auth.settings import format_api_key_hashes
@@ -24,6 +27,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args or args[0] not in {"new", "entry"}:
         print(__doc__, file=sys.stderr)
         return 2
+    workspace = DEFAULT_WORKSPACE
+    if len(args) > 2 and args[1] == "--workspace":
+        if not is_workspace(args[2]):
+            print("--workspace: 2 to 63 characters of a-z, 0-9 and '-'", file=sys.stderr)
+            return 2
+        workspace = args[2]
+        del args[1:3]
     scopes = frozenset(args[1:]) or scope_names.ALL
     if args[0] == "new":
         key = new_api_key()
@@ -33,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not key:
             print("no key on standard input", file=sys.stderr)
             return 2
-    print(format_api_key_hashes({hash_api_key(key): scopes}))
+    print(format_api_key_hashes({hash_api_key(key): scopes}, workspace))
     return 0
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
+
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -14,11 +16,15 @@ class Principal:
     ``subject`` names it without revealing a secret (``key:<first 12 hex digits of the key's
     SHA-256>`` or ``jwt:<sub>``), safe to log; ``scopes`` are what it may do; ``rate_limit_key``
     identifies it for rate limits (the whole key hash, or issuer and subject of a JWT).
+    ``workspace`` is the workspace its identity is bound to (docs/architecture.md §10): an API
+    key's configured one, a JWT's claim; ``None`` when a JWT lacks the configured claim (the
+    guard then refuses it with 403).
     """
 
     subject: str
     scopes: frozenset[str]
     rate_limit_key: str
+    workspace: str | None = DEFAULT_WORKSPACE
 
 
 class InvalidToken(Exception):

@@ -10,5 +10,9 @@ READ: Final = "contacts:read"
 WRITE: Final = "contacts:write"
 #: Reserved for bulk imports and exports (no route needs it yet).
 IMPORT: Final = "contacts:import"
-#: Every scope, e.g. for the local development key ``make up`` generates.
+#: An operator: may act on any workspace named in ``X-Contacts-Workspace`` (every such request
+#: is logged); it grants no route by itself (the route's own scope is still needed).
+ADMIN: Final = "contacts:admin"
+#: Every scope of a workspace's own client, e.g. for the local development key ``make up``
+#: generates (not ``ADMIN``).
 ALL: Final = frozenset({READ, WRITE, IMPORT})

@@ -10,7 +10,12 @@ from flask import Flask, request
 from flask_limiter import Limiter
 
 from contacts_http.auth.failure_limit import AuthFailureLimiter, AuthFailureMetrics
-from contacts_http.auth.guard import AuthPolicy, init_auth, rate_limit_identity
+from contacts_http.auth.guard import (
+    AuthPolicy,
+    init_auth,
+    rate_limit_identity,
+    rate_limit_workspace,
+)
 from contacts_http.auth.openapi import document_bearer_auth
 from contacts_http.auth.principal import Authenticator
 from contacts_http.auth.settings import AuthSettings, build_authenticator
@@ -67,12 +72,14 @@ def install_auth(
 def install_rate_limits(
     app: Flask, settings: RateLimitSettings, storage: RateLimitStorage, policy: AuthPolicy
 ) -> Limiter | None:
-    """Rate-limit ``app``'s guarded routes per caller (``init_rate_limits``); the paths open
-    under ``policy`` are never limited. Call after registering the blueprints."""
+    """Rate-limit ``app``'s guarded routes per caller and per workspace (``init_rate_limits``,
+    ``rate_limit_identity``, ``rate_limit_workspace``); the paths open under ``policy`` are
+    never limited. Call after registering the blueprints."""
     return init_rate_limits(
         app,
         settings,
         storage,
         identity=rate_limit_identity,
         exempt=lambda: policy.is_open(request.path, request.method),
+        workspace=rate_limit_workspace,
     )

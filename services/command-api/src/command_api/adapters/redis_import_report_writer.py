@@ -1,5 +1,5 @@
 """Redis adapter of the import report writer: ``ImportReport.to_dict`` JSON under
-``redis_keys.import_key`` (``{prefix}import:{import id}``), the key the query API's
+``redis_keys.import_key`` (``{prefix}import:<workspace>/<import id>``), the key the query API's
 ``GET /v1/imports/{id}`` reads (its ``adapters/redis_import_report_reader.py``).
 
 A report is kept ``ttl_s`` seconds (``IMPORT_REPORT_TTL_S``, 7 days by default): like an
@@ -28,11 +28,11 @@ class RedisImportReportWriter(ImportReportWriter):
         self._prefix = prefix
         self._ttl_s = ttl_s
 
-    def save(self, report: ImportReport) -> None:
+    def save(self, workspace: str, report: ImportReport) -> None:
         """SET with a TTL (a retried import rewrites its report). Raises ``StoreUnavailable``
         when Redis does not answer in time. At most ``IMPORT_ERRORS_MAX`` problems make the
         value a few hundred KB at worst."""
-        key = import_key(self._prefix, report.import_id)
+        key = import_key(self._prefix, workspace, report.import_id)
         value = json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":"))
         with bounded_call():
             self._client.set(key, value, ex=self._ttl_s)

@@ -19,20 +19,22 @@ from contacts_infra.redis_keys import idempotency_key
 
 
 class RedisIdempotencyStore(IdempotencyStore):
-    """Idempotency records as JSON under ``{prefix}idem:{sha256 of the key}``, expiring after
-    ``ttl_s`` seconds."""
+    """Idempotency records as JSON under ``{prefix}idem:<workspace>/<sha256 of the key>``
+    (``redis_keys.idempotency_key``), expiring after ``ttl_s`` seconds."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: int) -> None:
         self._client = client
         self._prefix = prefix
         self._ttl_s = ttl_s
 
-    def reserve(self, key_digest: str, record: IdempotencyRecord) -> IdempotencyRecord | None:
+    def reserve(
+        self, workspace: str, key_digest: str, record: IdempotencyRecord
+    ) -> IdempotencyRecord | None:
         """SET NX with a TTL, then GET of the first record if another request got there first.
 
         Raises ``StoreUnavailable`` when Redis does not answer in time.
         """
-        key = idempotency_key(self._prefix, key_digest)
+        key = idempotency_key(self._prefix, workspace, key_digest)
         with bounded_call():
             if self._client.set(key, json.dumps(record.to_dict()), nx=True, ex=self._ttl_s):
                 return None

@@ -3,7 +3,10 @@
 docs/architecture.md §3 and docs/contracts.md: one positional argument (the CloudEvents envelope),
 queue
 ``SQS_QUEUE_NAME`` (a FIFO queue known through ``predefined_queues``, never created here),
-``MessageGroupId`` = contact id, ``MessageDeduplicationId`` = event id.
+``MessageGroupId`` = ``contacts_infra.messaging.message_group_id`` (the ordering key: workspace
+and contact id, or workspace and email for an upsert), ``MessageDeduplicationId`` = event id
+(unique across workspaces: ids derived from an ``Idempotency-Key`` or an import are derived
+from the workspace too, ``service_layer.idempotency``); the envelope names the workspace.
 
 Time bound (``send_timeout_s``): botocore gets connect and read timeouts of half the bound each
 and a single attempt, so a closed port fails in milliseconds and a server that accepts but never

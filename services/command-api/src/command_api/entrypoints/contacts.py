@@ -3,7 +3,8 @@
 Each request goes: media type (415) → size (413, werkzeug's ``MAX_CONTENT_LENGTH`` while the
 body streams in) → JSON, nesting depth (``contacts_http.JSON_MAX_DEPTH``) and schema (400) →
 ``normalize_contact`` (400) → headers (400/412) → use case → 202, or 413/422/503 from the use
-case. Nothing is enqueued unless the answer is 202.
+case. Nothing is enqueued unless the answer is 202. Every write goes to the caller's workspace
+(``contacts_http.auth.request_workspace``: the identity decides it, docs/architecture.md §10).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from contacts_domain import (
     normalize_contact,
 )
 from contacts_http import PROBLEM_JSON, JsonTooDeep, current_request_id, parse_json_body
+from contacts_http.auth import request_workspace
 from contacts_http.observability import current_traceparent
 
 EXTENSION: Final = "command_api"
@@ -125,6 +127,7 @@ def _accept(command: Any) -> Any:
     accepted = handlers.accept(
         command,
         _write_api().context,
+        workspace=request_workspace(),
         correlation_id=current_request_id(),
         traceparent=current_traceparent(),
     )
@@ -150,6 +153,7 @@ def create_contact(_shape: dict[str, Any]) -> Any:
     accepted = handlers.create_contact(
         fields,
         _write_api().context,
+        workspace=request_workspace(),
         correlation_id=current_request_id(),
         traceparent=current_traceparent(),
         idempotency_key=key,
@@ -173,6 +177,7 @@ def upsert_contact(_shape: dict[str, Any]) -> Any:
     accepted = handlers.upsert_contact(
         fields,
         _write_api().context,
+        workspace=request_workspace(),
         correlation_id=current_request_id(),
         traceparent=current_traceparent(),
         idempotency_key=headers.idempotency_key(request),
@@ -202,6 +207,7 @@ def run_batch(body: dict[str, Any]) -> Any:
     results = accept_batch(
         items,
         api.context,
+        workspace=request_workspace(),
         correlation_id=current_request_id(),
         traceparent=current_traceparent(),
         idempotency_key=key,

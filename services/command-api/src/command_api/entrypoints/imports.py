@@ -49,6 +49,7 @@ from contacts_domain.imports import ImportFormat, ImportReport
 from contacts_domain.ports import StoreUnavailable
 from contacts_exchange import ImportFormatError, ImportTooLarge
 from contacts_http import PROBLEM_JSON, ProblemError, current_request_id, problem_response
+from contacts_http.auth import request_workspace
 from contacts_http.observability import current_traceparent
 
 EXTENSION: Final = "command_api.imports"
@@ -169,6 +170,7 @@ def import_address_book() -> Any:
             api.context,
             api.reports,
             api.limits,
+            workspace=request_workspace(),
             correlation_id=current_request_id(),
             traceparent=current_traceparent(),
             idempotency_key=key,

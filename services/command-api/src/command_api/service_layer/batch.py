@@ -9,7 +9,9 @@ item then gets its own result: ``accepted`` (durably queued, docs/architecture.m
 (refused before sending, or too large for an SQS message) or ``failed`` (the queue did not take
 it; retrying is safe).
 
-With an ``Idempotency-Key`` the ids of item ``i`` are ``idempotency.derive_item_ids(key, i)``
+Everything is in the request's ``workspace``: the events, the pending statuses, the
+idempotency record. With an ``Idempotency-Key`` the ids of item ``i`` are
+``idempotency.derive_item_ids(workspace, key, i)``
 and the first batch's fingerprint is remembered, as for a single create: a replay sends the
 same event ids again (SQS, then the worker's inbox, drop the duplicates) and answers the same
 ids; the same key with another batch raises ``IdempotencyKeyReused``.
@@ -116,12 +118,13 @@ def accept_batch(
     items: Sequence[BatchItem],
     context: Context,
     *,
+    workspace: str,
     correlation_id: str | None,
     traceparent: str | None = None,
     idempotency_key: str | None = None,
 ) -> list[ItemResult]:
-    """Send the events of the valid ``items`` in one ``publish_batch`` call and report every
-    item, in order.
+    """Send the events of the valid ``items`` of ``workspace`` in one ``publish_batch`` call
+    and report every item, in order.
 
     ``correlation_id`` (the request id) and ``traceparent`` travel in every event. Each
     accepted operation is marked pending, best effort (the events are durable already; after
@@ -130,7 +133,7 @@ def accept_batch(
     answer fails open, the derived ids still making a replay a duplicate.
     """
     if idempotency_key is not None and any(isinstance(i, BatchOperation) for i in items):
-        reserve_key(idempotency_key, batch_fingerprint(items), context)
+        reserve_key(workspace, idempotency_key, batch_fingerprint(items), context)
 
     results: list[ItemResult | None] = [None] * len(items)
     sent: list[tuple[int, Command, ContactEvent]] = []
@@ -138,7 +141,9 @@ def accept_batch(
         if isinstance(item, InvalidOperation):
             results[index] = ItemResult(index, "invalid", item.contact_id, None, item.errors)
             continue
-        ids = derive_item_ids(idempotency_key, index) if idempotency_key is not None else None
+        ids = None
+        if idempotency_key is not None:
+            ids = derive_item_ids(workspace, idempotency_key, index)
         command = _command(item, ids.contact_id if ids else str(uuid.uuid4()))
         event = to_event(
             command,
@@ -148,6 +153,7 @@ def accept_batch(
             time=context.now(),
             correlation_id=correlation_id,
             traceparent=traceparent,
+            workspace=workspace,
         )
         sent.append((index, command, event))
 
@@ -158,7 +164,7 @@ def accept_batch(
         results[index] = _sent_result(index, command.contact_id, event.operation_id, outcome)
         if outcome is None:
             pending.append(OperationStatus(event.operation_id, command.contact_id, "pending"))
-    mark_pending(pending, context)
+    mark_pending(workspace, pending, context)
     done = [result for result in results if result is not None]
     logger.info(
         "batch of %d: %d accepted, %d invalid, %d failed",

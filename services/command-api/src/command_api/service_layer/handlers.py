@@ -4,6 +4,10 @@ A command is accepted only once its event is durably in the queue (docs/architec
 publisher returns, or it raises and nothing is accepted. Recording the operation as pending
 afterwards is best effort, since the event is already durable and the worker records the
 outcome anyway.
+
+Every use case takes the ``workspace`` of the request (the caller's identity decided it,
+docs/architecture.md §10) and writes only there: the event's envelope, the operation status,
+the idempotency record and the ids derived from an ``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -52,12 +56,13 @@ def accept(
     command: Command,
     context: Context,
     *,
+    workspace: str,
     correlation_id: str | None,
     traceparent: str | None = None,
     event_id: str | None = None,
     operation_id: str | None = None,
 ) -> Accepted:
-    """Publish the event of ``command`` and mark its operation pending.
+    """Publish the event of ``command`` in ``workspace`` and mark its operation pending there.
 
     ``correlation_id`` (the request id) and ``traceparent`` (W3C) travel in the event.
     ``event_id`` and ``operation_id`` default to new uuid4s. Raises ``PublishFailed`` when the
@@ -72,16 +77,18 @@ def accept(
         time=context.now(),
         correlation_id=correlation_id,
         traceparent=traceparent,
+        workspace=workspace,
     )
     bind_context(operation_id=event.operation_id, contact_id=event.contact_id, event_id=event.id)
     context.publisher.publish(event)
     logger.info("command accepted: %s event queued", event.kind)
-    mark_pending([OperationStatus(event.operation_id, command.contact_id, "pending")], context)
+    status = OperationStatus(event.operation_id, command.contact_id, "pending")
+    mark_pending(workspace, [status], context)
     return Accepted(command.contact_id, event.operation_id)
 
 
-def mark_pending(statuses: Sequence[OperationStatus], context: Context) -> None:
-    """Record ``statuses`` as pending in the operation store, best effort: never raises.
+def mark_pending(workspace: str, statuses: Sequence[OperationStatus], context: Context) -> None:
+    """Record ``statuses`` as pending in ``workspace``'s operations, best effort: never raises.
 
     Their events are durable already; a missing "pending" only means a poll answers 404 until
     the worker records the outcome, while failing the request would invite a duplicate retry.
@@ -89,7 +96,7 @@ def mark_pending(statuses: Sequence[OperationStatus], context: Context) -> None:
     """
     for status in statuses:
         try:
-            context.operations.mark_pending(status)
+            context.operations.mark_pending(workspace, status)
         except Exception:
             logger.warning("Could not mark the operation pending", exc_info=True)
             return
@@ -99,25 +106,31 @@ def create_contact(
     fields: Mapping[str, Any],
     context: Context,
     *,
+    workspace: str,
     correlation_id: str | None,
     traceparent: str | None = None,
     idempotency_key: str | None = None,
 ) -> Accepted:
-    """Accept the creation of a contact with normalized ``fields`` under a new id.
+    """Accept the creation of a contact with normalized ``fields`` under a new id in
+    ``workspace``.
 
-    Without ``idempotency_key`` the id is a uuid4. With one, the ids are derived from the key
-    (``idempotency.derive_ids``) and the first body sent with it is remembered: the same key
-    with another body raises ``IdempotencyKeyReused`` before anything is sent. When the store
+    Without ``idempotency_key`` the id is a uuid4. With one, the ids are derived from the
+    workspace and the key (``idempotency.derive_ids``) and the first body sent with it is
+    remembered: the same key with another body raises ``IdempotencyKeyReused`` before
+    anything is sent. When the store
     is down the request goes on (fail open): the derived ids still make a retry a duplicate
     that SQS and the worker drop. Raises what ``accept`` raises.
     """
-    return _accept_new(CreateContact, fields, context, correlation_id, traceparent, idempotency_key)
+    return _accept_new(
+        CreateContact, fields, context, workspace, correlation_id, traceparent, idempotency_key
+    )
 
 
 def upsert_contact(
     fields: Mapping[str, Any],
     context: Context,
     *,
+    workspace: str,
     correlation_id: str | None,
     traceparent: str | None = None,
     idempotency_key: str | None = None,
@@ -127,30 +140,40 @@ def upsert_contact(
     matched in the operation's status). ``idempotency_key`` as for ``create_contact``; a key
     used for a create cannot be reused for an upsert of the same body. Raises what
     ``create_contact`` raises."""
-    return _accept_new(UpsertContact, fields, context, correlation_id, traceparent, idempotency_key)
+    return _accept_new(
+        UpsertContact, fields, context, workspace, correlation_id, traceparent, idempotency_key
+    )
 
 
 def _accept_new(
     make: Callable[[str, dict[str, Any]], Command],
     fields: Mapping[str, Any],
     context: Context,
+    workspace: str,
     correlation_id: str | None,
     traceparent: str | None,
     idempotency_key: str | None,
 ) -> Accepted:
     if idempotency_key is None:
         command = make(str(uuid.uuid4()), dict(fields))
-        return accept(command, context, correlation_id=correlation_id, traceparent=traceparent)
+        return accept(
+            command,
+            context,
+            workspace=workspace,
+            correlation_id=correlation_id,
+            traceparent=traceparent,
+        )
 
-    ids = derive_ids(idempotency_key)
+    ids = derive_ids(workspace, idempotency_key)
     body = fields if make is CreateContact else {"__command__": make.__name__, **fields}
-    reserve_key(idempotency_key, fingerprint(body), context)
+    reserve_key(workspace, idempotency_key, fingerprint(body), context)
     # A replay publishes again: the event id is the same, so SQS (within 5 minutes) or the
     # worker's inbox (after) drops it, and the original send may have failed.
     command = make(ids.contact_id, dict(fields))
     return accept(
         command,
         context,
+        workspace=workspace,
         correlation_id=correlation_id,
         traceparent=traceparent,
         event_id=ids.event_id,
@@ -158,18 +181,21 @@ def _accept_new(
     )
 
 
-def reserve_key(idempotency_key: str, body_fingerprint: str, context: Context) -> None:
-    """Bind ``idempotency_key`` to the body whose ``idempotency.fingerprint`` is
-    ``body_fingerprint``, unless it is bound already (kept ``IDEMPOTENCY_TTL_S``).
+def reserve_key(
+    workspace: str, idempotency_key: str, body_fingerprint: str, context: Context
+) -> None:
+    """Bind ``idempotency_key`` of ``workspace`` to the body whose ``idempotency.fingerprint``
+    is ``body_fingerprint``, unless it is bound already (kept ``IDEMPOTENCY_TTL_S``). The same
+    key in another workspace is another record.
 
     Raises ``IdempotencyKeyReused`` when the key is bound to another body. A store that does
     not answer fails open (logged): the ids derived from the key still make a retry a
     duplicate that SQS and the worker drop.
     """
-    ids = derive_ids(idempotency_key)
+    ids = derive_ids(workspace, idempotency_key)
     record = IdempotencyRecord(body_fingerprint, ids.contact_id, ids.operation_id)
     try:
-        first = context.idempotency.reserve(ids.key_digest, record)
+        first = context.idempotency.reserve(workspace, ids.key_digest, record)
     except StoreUnavailable:
         logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
         return

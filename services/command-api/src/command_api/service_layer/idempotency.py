@@ -3,8 +3,14 @@
 The contact id, event id and operation id are UUIDv5s of the SHA-256 digest of the key, so
 every retry of one request carries the same ids before any store has recorded anything: SQS
 drops the duplicate sends (``MessageDeduplicationId`` = event id, 5-minute window) and the
-worker's inbox makes a later one a no-op. Keys are global (there is no authentication yet):
-clients must use unique keys, e.g. UUIDs.
+worker's inbox makes a later one a no-op.
+
+Keys are per workspace (docs/architecture.md §10): the ids are derived from the workspace as
+well as the key, so the same key sent by two workspaces names two requests, two contacts and two
+events (an event id is then unique across the queue, which ``MessageDeduplicationId`` needs).
+The ``default`` workspace keeps the names of the first release (its ids are those derived
+before workspaces existed, so a retry across the upgrade stays a duplicate); within a workspace,
+clients must still use unique keys, e.g. UUIDs.
 """
 
 from __future__ import annotations
@@ -17,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
+
 #: Namespace of the UUIDv5s derived from idempotency keys (fixed forever: changing it would
 #: give a retried request new ids).
 ID_NAMESPACE: Final = uuid.UUID("8f0b6f8e-3c1a-5d3e-9a52-7c1f0e6a4b21")
@@ -26,9 +34,11 @@ KEY_PATTERN: Final = re.compile(r"^[\x21-\x7e]{1,255}$")
 
 @dataclass(frozen=True, slots=True)
 class DerivedIds:
-    """The ids of the create request identified by one idempotency key (all lowercase UUIDs).
+    """The ids of the create request identified by one workspace and idempotency key (all
+    lowercase UUIDs).
 
-    ``key_digest`` is the SHA-256 hex digest of the key: the Redis key holds it, never the key.
+    ``key_digest`` is the SHA-256 hex digest of the key: the Redis key holds it (with the
+    workspace, ``redis_keys.idempotency_key``), never the key.
     """
 
     key_digest: str
@@ -37,29 +47,41 @@ class DerivedIds:
     operation_id: str
 
 
-def derive_ids(idempotency_key: str) -> DerivedIds:
-    """Return the ids a create with ``idempotency_key`` gets, the same on every call."""
-    return _derived(idempotency_key, "")
+def derive_ids(workspace: str, idempotency_key: str) -> DerivedIds:
+    """Return the ids a create with ``idempotency_key`` in ``workspace`` gets, the same on every
+    call and different in every other workspace."""
+    return _derived(workspace, idempotency_key, "")
 
 
-def derive_item_ids(idempotency_key: str, index: int) -> DerivedIds:
-    """Return the ids of item ``index`` (0-based) of a batch sent with ``idempotency_key``, the
-    same on every call: UUIDv5s of the key's digest and the index, distinct from
-    ``derive_ids``'s and from every other index's. ``contact_id`` is the id a created (or
-    upserted-and-created) contact gets; other operations keep the id they name.
+def derive_item_ids(workspace: str, idempotency_key: str, index: int) -> DerivedIds:
+    """Return the ids of item ``index`` (0-based) of a batch sent with ``idempotency_key`` in
+    ``workspace``, the same on every call: UUIDv5s of the workspace, the key's digest and the
+    index, distinct from ``derive_ids``'s and from every other index's and workspace's.
+    ``contact_id`` is the id a created (or upserted-and-created) contact gets; other operations
+    keep the id they name.
     """
-    return _derived(idempotency_key, f":{index}")
+    return _derived(workspace, idempotency_key, f":{index}")
 
 
-def _derived(idempotency_key: str, suffix: str) -> DerivedIds:
-    # The names with an empty suffix are those of the first release: never change them.
+def _derived(workspace: str, idempotency_key: str, suffix: str) -> DerivedIds:
+    # The names of the default workspace with an empty suffix are those of the first release:
+    # never change them.
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
+    name = _scoped(workspace, digest) + suffix
     return DerivedIds(
         key_digest=digest,
-        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{digest}{suffix}")),
-        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{digest}{suffix}")),
-        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{digest}{suffix}")),
+        contact_id=str(uuid.uuid5(ID_NAMESPACE, f"contact:{name}")),
+        event_id=str(uuid.uuid5(ID_NAMESPACE, f"event:{name}")),
+        operation_id=str(uuid.uuid5(ID_NAMESPACE, f"operation:{name}")),
     )
+
+
+def _scoped(workspace: str, digest: str) -> str:
+    """The name the ids of ``digest`` derive from in ``workspace``: the digest alone in
+    ``default`` (the first release's names), ``<workspace>/<digest>`` elsewhere. A workspace id
+    never holds ``/`` and a digest is 64 hex digits, so two (workspace, key) pairs never share
+    a name."""
+    return digest if workspace == DEFAULT_WORKSPACE else f"{workspace}/{digest}"
 
 
 def fingerprint(fields: Mapping[str, Any]) -> str:
@@ -70,21 +92,26 @@ def fingerprint(fields: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DerivedImport:
-    """The id of the import identified by one idempotency key (``POST /v1/imports``).
+    """The id of the import identified by one workspace and idempotency key
+    (``POST /v1/imports``).
 
     ``key_digest`` is the SHA-256 hex digest of the key (as for ``derive_ids``); ``import_id``
-    a lowercase UUIDv5 of it, distinct from the ids ``derive_ids`` gives the same key. The ids
-    of the import's records derive from ``import_id`` (``contacts_domain.imports.record_ids``).
+    a lowercase UUIDv5 of the workspace and the digest, distinct from the ids ``derive_ids``
+    gives the same key and from the import id of the same key in any other workspace. The ids
+    of the import's records derive from ``import_id`` (``contacts_domain.imports.record_ids``),
+    so they differ per workspace too.
     """
 
     key_digest: str
     import_id: str
 
 
-def derive_import(idempotency_key: str) -> DerivedImport:
-    """Return the import id an import with ``idempotency_key`` gets, the same on every call."""
+def derive_import(workspace: str, idempotency_key: str) -> DerivedImport:
+    """Return the import id an import with ``idempotency_key`` in ``workspace`` gets, the same
+    on every call."""
     digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
-    return DerivedImport(digest, str(uuid.uuid5(ID_NAMESPACE, f"import:{digest}")))
+    name = _scoped(workspace, digest)
+    return DerivedImport(digest, str(uuid.uuid5(ID_NAMESPACE, f"import:{name}")))
 
 
 def upload_hasher(file_format: str) -> hashlib._Hash:

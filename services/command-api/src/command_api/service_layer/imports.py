@@ -100,22 +100,34 @@ class Upload:
     fingerprint: str
 
 
+@dataclass(frozen=True, slots=True)
+class _Envelope:
+    """What every event of one import carries besides its record: the workspace, the request
+    id and the W3C trace context."""
+
+    workspace: str
+    correlation_id: str | None
+    traceparent: str | None
+
+
 def import_upload(
     upload: Upload,
     context: Context,
     reports: ImportReportWriter,
     limits: ImportLimits,
     *,
+    workspace: str,
     correlation_id: str | None,
     traceparent: str | None = None,
     idempotency_key: str | None = None,
     chunk_size: int = CHUNK_SIZE,
 ) -> ImportReport:
-    """Validate, report and queue ``upload``; return its report (state ``queued``).
+    """Validate, report and queue ``upload`` into ``workspace``; return its report (state
+    ``queued``), stored in that workspace, as every event carries it.
 
-    The import id is a uuid4, or with ``idempotency_key`` a UUIDv5 of the key's digest
-    (``idempotency.derive_import``), so a retry gets the same id and queues the same event ids
-    again (SQS drops duplicates within 5 minutes, the worker's inbox after).
+    The import id is a uuid4, or with ``idempotency_key`` a UUIDv5 of the workspace and the
+    key's digest (``idempotency.derive_import``), so a retry gets the same id and queues the
+    same event ids again (SQS drops duplicates within 5 minutes, the worker's inbox after).
 
     Raises, with nothing queued: ``ImportFormatError`` (the file is not of its format),
     ``ImportTooLarge`` (over ``limits``), ``IdempotencyKeyReused`` (the key was used with
@@ -123,25 +135,26 @@ def import_upload(
     ``ImportNotQueued`` when the queue failed part-way (some events may be queued).
     An idempotency store that does not answer is passed over (fail open), as for creates.
     """
-    derived = derive_import(idempotency_key) if idempotency_key is not None else None
+    derived = derive_import(workspace, idempotency_key) if idempotency_key is not None else None
     import_id = derived.import_id if derived else str(uuid.uuid4())
     report = validate(upload, import_id, limits, received_at=context.now())
     if derived is not None:
-        _reserve(context, derived.key_digest, upload.fingerprint, import_id)
-    reports.save(report)
+        _reserve(context, workspace, derived.key_digest, upload.fingerprint, import_id)
+    reports.save(workspace, report)
     logger.info(
         "import validated: %d records, %d valid, %d invalid",
         report.received,
         report.accepted,
         report.invalid,
     )
-    queued = _queue(upload, report, context, limits, correlation_id, traceparent, chunk_size)
+    envelope = _Envelope(workspace, correlation_id, traceparent)
+    queued = _queue(upload, report, context, limits, envelope, chunk_size)
     if queued == report.accepted:
         logger.info("import queued: %d events", queued)
         return report
     failed = replace(report, state="failed", accepted=queued, failed=report.accepted - queued)
     try:
-        reports.save(failed)
+        reports.save(workspace, failed)
     except StoreUnavailable:
         logger.warning("Could not record the failed import", exc_info=True)
     logger.warning("import failed part-way: %d queued, %d not", queued, failed.failed)
@@ -237,13 +250,15 @@ def _read(upload: Upload, limits: ImportLimits) -> Iterator[ImportRecord]:
     )
 
 
-def _reserve(context: Context, key_digest: str, fingerprint: str, import_id: str) -> None:
+def _reserve(
+    context: Context, workspace: str, key_digest: str, fingerprint: str, import_id: str
+) -> None:
     # The record's ids are what a replay answers: for an import, its id in both places. Its
     # fingerprint (``upload_hasher``) never equals a JSON body's, so a key used for a create
     # cannot name an import, nor the reverse.
     record = IdempotencyRecord(fingerprint, import_id, import_id)
     try:
-        first = context.idempotency.reserve(key_digest, record)
+        first = context.idempotency.reserve(workspace, key_digest, record)
     except StoreUnavailable:
         logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
         return
@@ -256,8 +271,7 @@ def _queue(
     report: ImportReport,
     context: Context,
     limits: ImportLimits,
-    correlation_id: str | None,
-    traceparent: str | None,
+    envelope: _Envelope,
     chunk_size: int,
 ) -> int:
     """Publish the valid records' events; return how many the queue took. Stops after the
@@ -267,7 +281,7 @@ def _queue(
     for record in _read(upload, limits):
         if not record.valid:
             continue
-        chunk.append(_event(record, report.import_id, context, correlation_id, traceparent))
+        chunk.append(_event(record, report.import_id, context, envelope))
         if len(chunk) == chunk_size:
             sent, complete = _publish(context, chunk)
             queued += sent
@@ -291,8 +305,7 @@ def _event(
     record: ImportRecord,
     import_id: str,
     context: Context,
-    correlation_id: str | None,
-    traceparent: str | None,
+    envelope: _Envelope,
 ) -> ContactEvent:
     ids = record_ids(import_id, record.position)
     return to_event(
@@ -301,7 +314,8 @@ def _event(
         operation_id=ids.operation_id,
         sequence=context.next_sequence(),
         time=context.now(),
-        correlation_id=correlation_id,
-        traceparent=traceparent,
+        correlation_id=envelope.correlation_id,
+        traceparent=envelope.traceparent,
         import_id=import_id,
+        workspace=envelope.workspace,
     )

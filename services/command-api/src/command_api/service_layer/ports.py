@@ -38,11 +38,15 @@ class IdempotencyRecord:
 
 
 class IdempotencyStore(abc.ABC):
-    """Idempotency records, kept ``IDEMPOTENCY_TTL_S`` seconds (24 h by contract)."""
+    """Idempotency records, kept ``IDEMPOTENCY_TTL_S`` seconds (24 h by contract), per
+    workspace: the same key in two workspaces is two records."""
 
     @abc.abstractmethod
-    def reserve(self, key_digest: str, record: IdempotencyRecord) -> IdempotencyRecord | None:
-        """Store ``record`` under ``key_digest`` unless a record is already there.
+    def reserve(
+        self, workspace: str, key_digest: str, record: IdempotencyRecord
+    ) -> IdempotencyRecord | None:
+        """Store ``record`` under ``key_digest`` in ``workspace`` unless a record is already
+        there.
 
         Returns ``None`` when this call stored it, else the record stored first (atomic: of two
         concurrent calls exactly one gets ``None``). Raises ``StoreUnavailable`` when the store
@@ -52,12 +56,13 @@ class IdempotencyStore(abc.ABC):
 
 class ImportReportWriter(abc.ABC):
     """Writes import reports, kept ``IMPORT_REPORT_TTL_S`` seconds (7 days by default) under
-    ``redis_keys.import_key``; the query API's ``GET /v1/imports/{id}`` reads them (its
-    own port, ``query_api.service_layer.ports``)."""
+    ``redis_keys.import_key`` (per workspace); the query API's ``GET /v1/imports/{id}`` reads
+    them (its own port, ``query_api.service_layer.ports``), in the caller's workspace only."""
 
     @abc.abstractmethod
-    def save(self, report: ImportReport) -> None:
-        """Store ``report`` (replacing any report of the same import), resetting its TTL.
+    def save(self, workspace: str, report: ImportReport) -> None:
+        """Store ``report`` of an import of ``workspace`` (replacing any report of the same
+        import there), resetting its TTL.
 
         Raises ``StoreUnavailable`` when the store does not answer in time.
         """

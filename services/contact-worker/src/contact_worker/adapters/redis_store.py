@@ -12,7 +12,8 @@ from contacts_infra.redis_keys import GUARDED_SET_LUA, contact_key
 
 
 class RedisContactCache(ContactCache):
-    """Writes ``{prefix}contact:{id}`` through ``redis_keys.GUARDED_SET_LUA``."""
+    """Writes ``{prefix}contact:{<workspace>/<id>}`` (the state's workspace) through
+    ``redis_keys.GUARDED_SET_LUA``."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: int) -> None:
         self._client = client
@@ -33,7 +34,7 @@ class RedisContactCache(ContactCache):
             )
             body = encode_resource(resource)
         written = self._guarded_set(
-            keys=[contact_key(self._prefix, state.contact_id)],
+            keys=[contact_key(self._prefix, state.workspace, state.contact_id)],
             args=[state.version, body, self._ttl_s],
         )
         return bool(written)

@@ -16,52 +16,80 @@ from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitO
 from contacts_domain.values import EmailAddress
 from contacts_infra.contact_rows import JSON_FIELDS, contact_fields, operation_status
 
-_EMAIL_UNIQUE_INDEX = "contacts_live_email_key"
+#: The unique index of live primary emails per workspace (migration 0005).
+_EMAIL_UNIQUE_INDEX = "contacts_ws_live_email_key"
 
 
 class SqlContactRepository(ContactRepository):
-    """Contact states in the ``contacts`` table, locked per contact for the transaction."""
+    """Contact states in the ``contacts`` table, locked per workspace and contact for the
+    transaction; every statement names the workspace."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def get_for_update(self, contact_id: str) -> ContactState:
-        """Serialize writers of one contact id, existing or not: a transaction-scoped advisory
-        lock on the id, then the row lock (so a lock held elsewhere makes us wait, bounded by
-        ``lock_timeout``)."""
+    def get_for_update(self, workspace: str, contact_id: str) -> ContactState:
+        """Serialize writers of one contact, existing or not: a transaction-scoped advisory
+        lock on ``<workspace>/<id>``, then the row lock (so a lock held elsewhere makes us wait,
+        bounded by ``lock_timeout``)."""
         self._connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:id, 0))"), {"id": contact_id}
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+            {"name": f"{workspace}/{contact_id}"},
         )
         row = (
             self._connection.execute(
-                sa.text("SELECT * FROM contacts WHERE id = :id FOR UPDATE"), {"id": contact_id}
+                sa.text("SELECT * FROM contacts WHERE workspace = :ws AND id = :id FOR UPDATE"),
+                {"ws": workspace, "id": contact_id},
             )
             .mappings()
             .first()
         )
-        return _state_from_row(contact_id, row) if row else ContactState(contact_id)
+        if row is None:
+            return ContactState(contact_id, workspace=workspace)
+        return _state_from_row(contact_id, row)
 
-    def holder_of_email(self, email_key: str) -> str | None:
-        """Takes a transaction-scoped advisory lock on the email first (``email:`` + key, a
-        name no contact id can have), then looks in the GIN index of every email."""
+    def holder_of_email(self, workspace: str, email_key: str) -> str | None:
+        """Takes a transaction-scoped advisory lock on the email of the workspace first
+        (``email:<workspace>/<key>``, a name no contact lock can have), then looks in the GIN
+        index of every email of the workspace."""
         self._connection.execute(
             sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-            {"name": f"email:{email_key}"},
+            {"name": f"email:{workspace}/{email_key}"},
         )
         return self._connection.execute(  # type: ignore[no-any-return]
             sa.text(
-                "SELECT id::text FROM contacts WHERE alive AND email_keys @> ARRAY[:key]"
+                "SELECT id::text FROM contacts WHERE workspace = :ws AND alive"
+                " AND email_keys @> ARRAY[:key]"
                 " ORDER BY email_key IS NOT DISTINCT FROM :key DESC, created_at, id LIMIT 1"
             ),
-            {"key": email_key},
+            {"ws": workspace, "key": email_key},
         ).scalar()
 
-    def email_taken(self, email_key: str, contact_id: str) -> bool:
+    def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:
         return bool(
             self._connection.execute(
-                sa.text("SELECT 1 FROM contacts WHERE email_key = :key AND alive AND id <> :id"),
-                {"key": email_key, "id": contact_id},
+                sa.text(
+                    "SELECT 1 FROM contacts WHERE workspace = :ws AND email_key = :key AND alive"
+                    " AND id <> :id"
+                ),
+                {"ws": workspace, "key": email_key, "id": contact_id},
             ).first()
+        )
+
+    def live_contacts_for_update(self, workspace: str) -> int:
+        """Counts the workspace's live contacts under a transaction-scoped advisory lock on
+        ``quota:<workspace>``, so writers that could make a contact live in the workspace wait
+        for each other until commit (only while a quota is on: no counter is kept otherwise,
+        and writes of one workspace never queue on a shared row). An index-only count of the
+        workspace's slice of ``contacts_ws_live_created``."""
+        self._connection.execute(
+            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
+            {"name": f"quota:{workspace}"},
+        )
+        return int(
+            self._connection.execute(
+                sa.text("SELECT count(*) FROM contacts WHERE workspace = :ws AND alive"),
+                {"ws": workspace},
+            ).scalar_one()
         )
 
     def save(self, state: ContactState) -> None:
@@ -71,6 +99,7 @@ class SqlContactRepository(ContactRepository):
         emails = fields["emails"] or []
         primary = primary_value(emails)
         values: dict[str, Any] = {
+            "workspace": state.workspace,
             "id": state.contact_id,
             **{name: fields[name] for name in FIELDS if name not in JSON_FIELDS},
             **{name: json.dumps(fields[name] or []) for name in JSON_FIELDS},
@@ -87,10 +116,10 @@ class SqlContactRepository(ContactRepository):
         columns = list(values)
         json_columns = set(JSON_FIELDS)
         placeholders = [f"CAST(:{c} AS jsonb)" if c in json_columns else f":{c}" for c in columns]
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "id")
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEY)
         statement = sa.text(
             f"INSERT INTO contacts ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
-            f"ON CONFLICT (id) DO UPDATE SET {updates}"
+            f"ON CONFLICT (workspace, id) DO UPDATE SET {updates}"
         )
         try:
             with self._connection.begin_nested():
@@ -103,68 +132,78 @@ class SqlContactRepository(ContactRepository):
 
 
 class SqlInbox(Inbox):
-    """The ``processed_events`` table: one row per processed event, with its outcome."""
+    """The ``processed_events`` table: one row per processed event, with its outcome; every
+    statement names the workspace (the key is ``(workspace, event_id)``)."""
 
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
 
-    def outcome_of(self, event_id: str) -> OperationStatus | None:
+    def outcome_of(self, workspace: str, event_id: str) -> OperationStatus | None:
         row = (
             self._connection.execute(
-                sa.text(f"SELECT {_INBOX_COLUMNS} FROM processed_events WHERE event_id = :id"),
-                {"id": event_id},
+                sa.text(
+                    f"SELECT {_INBOX_COLUMNS} FROM processed_events"
+                    " WHERE workspace = :ws AND event_id = :id"
+                ),
+                {"ws": workspace, "id": event_id},
             )
             .mappings()
             .first()
         )
         return _processed(row).outcome if row else None
 
-    def last_sequence(self, contact_id: str) -> str | None:
+    def last_sequence(self, workspace: str, contact_id: str) -> str | None:
         return self._connection.execute(  # type: ignore[no-any-return]
-            sa.text("SELECT max(sequence) FROM processed_events WHERE contact_id = :id"),
-            {"id": contact_id},
+            sa.text(
+                "SELECT max(sequence) FROM processed_events"
+                " WHERE workspace = :ws AND contact_id = :id"
+            ),
+            {"ws": workspace, "id": contact_id},
         ).scalar()
 
-    def history(self, contact_id: str, *, after: str | None = None) -> list[ProcessedEvent]:
+    def history(
+        self, workspace: str, contact_id: str, *, after: str | None = None
+    ) -> list[ProcessedEvent]:
         rows = self._connection.execute(
             sa.text(
                 f"SELECT {_INBOX_COLUMNS}, data, expected_version FROM processed_events "
-                "WHERE contact_id = :id AND (CAST(:after AS text) IS NULL OR sequence > :after) "
-                "ORDER BY sequence"
+                "WHERE workspace = :ws AND contact_id = :id"
+                " AND (CAST(:after AS text) IS NULL OR sequence > :after) ORDER BY sequence"
             ),
-            {"id": contact_id, "after": after},
+            {"ws": workspace, "id": contact_id, "after": after},
         ).mappings()
         return [
             replace(_processed(row), data=row["data"], expected_version=row["expected_version"])
             for row in rows
         ]
 
-    def last_erasure(self, contact_id: str) -> str | None:
+    def last_erasure(self, workspace: str, contact_id: str) -> str | None:
         return self._connection.execute(  # type: ignore[no-any-return]
             sa.text(
-                "SELECT max(sequence) FROM processed_events WHERE contact_id = :id "
-                "AND event_type = 'deleted' AND status = 'applied'"
+                "SELECT max(sequence) FROM processed_events WHERE workspace = :ws"
+                " AND contact_id = :id AND event_type = 'deleted' AND status = 'applied'"
             ),
-            {"id": contact_id},
+            {"ws": workspace, "id": contact_id},
         ).scalar()
 
-    def erase_data(self, contact_id: str, *, before: str) -> None:
+    def erase_data(self, workspace: str, contact_id: str, *, before: str) -> None:
         """Set ``data`` to ``{}`` (the column's empty value) on the contact's earlier rows."""
         self._connection.execute(
             sa.text(
-                "UPDATE processed_events SET data = '{}'::jsonb WHERE contact_id = :id "
-                "AND sequence < :before AND data <> '{}'::jsonb"
+                "UPDATE processed_events SET data = '{}'::jsonb WHERE workspace = :ws"
+                " AND contact_id = :id AND sequence < :before AND data <> '{}'::jsonb"
             ),
-            {"id": contact_id, "before": before},
+            {"ws": workspace, "id": contact_id, "before": before},
         )
 
-    def revise(self, event_id: str, outcome: OperationStatus) -> None:
+    def revise(self, workspace: str, event_id: str, outcome: OperationStatus) -> None:
         self._connection.execute(
             sa.text(
                 "UPDATE processed_events SET status = :status, reason = :reason, "
-                "result = :result WHERE event_id = :id"
+                "result = :result WHERE workspace = :ws AND event_id = :id"
             ),
             {
+                "ws": workspace,
                 "id": event_id,
                 "status": outcome.status,
                 "reason": outcome.reason,
@@ -173,17 +212,19 @@ class SqlInbox(Inbox):
         )
 
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
-        """Insert the event's row with ``outcome``; ``import_id`` is the event's import
-        (``importid``, NULL for other events), which ``GET /v1/imports/{id}`` counts by."""
+        """Insert the event's row with ``outcome`` in the event's workspace; ``import_id`` is the
+        event's import (``importid``, NULL for other events), which ``GET /v1/imports/{id}``
+        counts by."""
         self._connection.execute(
             sa.text(
-                "INSERT INTO processed_events (event_id, operation_id, contact_id, event_type, "
-                "sequence, data, expected_version, status, reason, version, result, import_id) "
-                "VALUES (:event_id, :operation_id, :contact_id, :event_type, :sequence, "
-                "CAST(:data AS jsonb), :expected_version, :status, :reason, :version, :result, "
-                ":import_id)"
+                "INSERT INTO processed_events (workspace, event_id, operation_id, contact_id, "
+                "event_type, sequence, data, expected_version, status, reason, version, result, "
+                "import_id) VALUES (:workspace, :event_id, :operation_id, :contact_id, "
+                ":event_type, :sequence, CAST(:data AS jsonb), :expected_version, :status, "
+                ":reason, :version, :result, :import_id)"
             ),
             {
+                "workspace": event.workspace,
                 "event_id": event.id,
                 "import_id": event.import_id,
                 "data": json.dumps(dict(event.data)),
@@ -231,6 +272,9 @@ class SqlUnitOfWork(UnitOfWork):
             self._connection.rollback()
 
 
+#: The primary key of ``contacts``: never overwritten by an upsert.
+_KEY = frozenset({"workspace", "id"})
+
 _INBOX_COLUMNS = (
     "event_id, operation_id, contact_id, event_type, sequence, status, reason, version, result"
 )
@@ -254,4 +298,5 @@ def _state_from_row(contact_id: str, row: Any) -> ContactState:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         deleted_at=row["deleted_at"],
+        workspace=row["workspace"],
     )

@@ -10,6 +10,10 @@ Commands (settings from the environment, see ``contact_worker.settings``):
 - ``dlq list|show|redrive|purge`` — the dead-letter queue: list dead-lettered events by reason
   (never a field value), show one, send them back to the queue after a fix, or drop them
   (``entrypoints.dlq``).
+- ``workspace list`` — every workspace with its live contacts.
+- ``workspace erase NAME`` — offboarding: remove every row and Redis key of the workspace, in
+  batches, printing what it removed; resumable (run it again after an interruption) and never
+  touching another workspace (``adapters.workspaces``).
 - ``check-alive`` — the worker's liveness probe: exit 0 while its heartbeat (set after every
   completed SQS receive) is younger than ``Settings.liveness_max_age_s``, else exit 1. It reads
   one file: no broker, database or Redis call (case C26).
@@ -32,9 +36,11 @@ from sqlalchemy.engine import make_url
 from contact_worker import bootstrap
 from contact_worker.adapters.change_feed import MIN_RETENTION_DAYS, purge_changes
 from contact_worker.adapters.queues import ensure_queues
+from contact_worker.adapters.workspaces import erase_workspace, list_workspaces
 from contact_worker.entrypoints import dlq
 from contact_worker.entrypoints.watchdog import heartbeat_age_s
 from contact_worker.settings import Settings
+from contacts_domain.workspaces import InvalidWorkspace
 
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -100,6 +106,33 @@ def purge(settings: Settings, older_than_days: int) -> int:
         engine.dispose()
 
 
+def workspace_command(settings: Settings, action: str, name: str | None) -> None:
+    """``workspace list`` (one line per workspace: name and live contacts) or ``workspace erase
+    NAME`` (one line per table and key kind as it goes, then the totals). Raises
+    ``InvalidWorkspace`` for a name that is not a workspace id."""
+    engine = bootstrap.database_engine(settings)
+    try:
+        if action == "list":
+            for workspace, live in list_workspaces(engine):
+                print(f"{workspace}\t{live}")
+            return
+        client = bootstrap.admin_redis(settings)
+        try:
+            report = erase_workspace(
+                engine,
+                client,
+                prefix=settings.redis_prefix,
+                workspace=name or "",
+                progress=print,
+            )
+        finally:
+            client.close()
+        for line in report.lines():
+            print(line)
+    finally:
+        engine.dispose()
+
+
 def create_queues(settings: Settings) -> str:
     """Create (or update) the FIFO queue and its dead-letter queue; returns their URLs, one
     line each."""
@@ -122,6 +155,9 @@ def parser() -> argparse.ArgumentParser:
     migrate_parser.add_argument("--reader-role", default="contacts_reader")
     sub.add_parser("create-queues")
     sub.add_parser("check-alive")
+    workspace = sub.add_parser("workspace").add_subparsers(dest="action", required=True)
+    workspace.add_parser("list")
+    workspace.add_parser("erase").add_argument("name")
     purge_parser = sub.add_parser("purge-changes")
     purge_parser.add_argument("--older-than-days", type=int, default=MIN_RETENTION_DAYS)
     dlq.add_parser(sub)
@@ -155,6 +191,11 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "migrate":
         migrate(settings.database_url, args.reader_role)
         print("database migrated")
+    elif args.command == "workspace":
+        try:
+            workspace_command(settings, args.action, getattr(args, "name", None))
+        except InvalidWorkspace as exc:
+            cli.error(str(exc))
     elif args.command == "purge-changes":
         try:
             count = purge(settings, args.older_than_days)

@@ -138,7 +138,7 @@ def redrive(
         summary = dead.summary
         if summary.import_id and summary.event_id:
             try:
-                imports.forget(summary.import_id, summary.event_id)
+                imports.forget(summary.workspace, summary.import_id, summary.event_id)
             except redis.RedisError:
                 unforgotten += 1
     _release(queue, kept)

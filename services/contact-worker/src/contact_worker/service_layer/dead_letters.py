@@ -23,6 +23,7 @@ from typing import Any, Final, Literal, Protocol
 
 from contact_worker.service_layer.handlers import read_event
 from contacts_domain import MalformedEvent
+from contacts_domain.workspaces import DEFAULT_WORKSPACE, is_workspace
 from contacts_infra.messaging import APPLY_EVENT_TASK
 
 Reason = Literal["unreadable", "unknown_task", "malformed_event", "failed_event"]
@@ -53,14 +54,16 @@ class DeadLetterSummary:
     operation_id: str | None = None
     import_id: str | None = None
     data_fields: tuple[str, ...] = ()
+    workspace: str = DEFAULT_WORKSPACE
 
 
 class ImportDeadLetterLog(Protocol):
     """Where the dead-lettered events of imports are recorded
     (``contacts_infra.import_dead_letters.RedisImportDeadLetters``)."""
 
-    def record(self, import_id: str, event_id: str) -> bool:
-        """Record ``event_id`` of ``import_id``; ``False`` when the import is unknown."""
+    def record(self, workspace: str, import_id: str, event_id: str) -> bool:
+        """Record ``event_id`` of ``import_id`` in ``workspace``; ``False`` when the import is
+        unknown."""
 
 
 def classify(task: str | None, args: Sequence[Any] | None) -> DeadLetterSummary:
@@ -86,20 +89,25 @@ def classify(task: str | None, args: Sequence[Any] | None) -> DeadLetterSummary:
         operation_id=ids.get("operationid"),
         import_id=ids.get("importid"),
         data_fields=tuple(sorted(str(k) for k in data)) if isinstance(data, Mapping) else (),
+        workspace=ids.get("workspace", DEFAULT_WORKSPACE),
     )
 
 
 def envelope_ids(envelope: object) -> dict[str, str]:
-    """The ``id``, ``type``, ``operationid`` and ``importid`` attributes of a CloudEvents
-    envelope that are short strings (an unreadable envelope may lack any of them)."""
+    """The ``id``, ``type``, ``operationid``, ``importid`` and ``workspace`` attributes of a
+    CloudEvents envelope that are short strings (an unreadable envelope may lack any of them;
+    a workspace that is no workspace id is left out)."""
     if not isinstance(envelope, Mapping):
         return {}
-    names = ("id", "type", "operationid", "importid")
-    return {
+    names = ("id", "type", "operationid", "importid", "workspace")
+    found = {
         name: value
         for name in names
         if isinstance(value := envelope.get(name), str) and 0 < len(value) <= 100
     }
+    if not is_workspace(found.get("workspace")):
+        found.pop("workspace", None)
+    return found
 
 
 def record_dead_letter(envelope: object, log: ImportDeadLetterLog) -> bool:
@@ -109,7 +117,7 @@ def record_dead_letter(envelope: object, log: ImportDeadLetterLog) -> bool:
     ids = envelope_ids(envelope)
     if "importid" not in ids or "id" not in ids:
         return False
-    return log.record(ids["importid"], ids["id"])
+    return log.record(ids.get("workspace", DEFAULT_WORKSPACE), ids["importid"], ids["id"])
 
 
 def shown_group(group_id: str | None) -> str:

@@ -12,12 +12,24 @@ leaves the contact absent and empty whatever came before it, so:
   the delete would have erased its effect) and its data is not kept. Its outcome, and those
   of the events before the delete, are computed again without the erased data
   (``aggregate.replay_erased``): ``not_found`` wherever the contact did not exist, recorded
-  data rejections (``name_required``, ``email_conflict``) kept, ``applied`` otherwise.
+  data rejections (``name_required``, ``email_conflict``, ``quota_exceeded``) kept, ``applied``
+  otherwise.
 
 The visible state is still exactly that of applying the accepted commands in order
 (docs/architecture.md
 §5.3); only data-dependent outcomes of events before an applied delete may differ from the
 in-order ones (a rejection that a late event would have caused or lifted).
+
+Workspaces (docs/architecture.md §10): every read and write names the event's workspace
+(``event.workspace``; an event queued before workspaces existed is in ``default``), so locks,
+the inbox, upsert matching by email and the quota are per workspace.
+
+Quota (issue 12, item 5): with ``max_live_contacts`` above 0, a write that would make a contact
+live (a create, a replace or upsert that creates, a replay that brings one back) while its
+workspace already holds that many live contacts is rejected with ``quota_exceeded``. The count
+is read under a per-workspace lock in the writing transaction (``live_contacts_for_update``),
+so two writers cannot both take the last place; with the quota off nothing is counted or
+locked, and writers of one workspace never wait for each other.
 """
 
 from __future__ import annotations
@@ -29,6 +41,7 @@ from typing import Any
 from contacts_domain import (
     EMAIL_CONFLICT,
     NOT_FOUND,
+    QUOTA_EXCEEDED,
     VERSION_MISMATCH,
     ContactEvent,
     ContactState,
@@ -84,8 +97,11 @@ def handle_event(
     unit_of_work: Callable[[], UnitOfWork],
     cache: ContactCache,
     operations: OperationStore,
+    max_live_contacts: int = 0,
 ) -> OperationStatus:
-    """Apply ``event`` in one transaction, then refresh the cache and the operation status.
+    """Apply ``event`` in one transaction, then refresh the cache and the operation status, all
+    in the event's workspace. ``max_live_contacts``: the quota of live contacts per workspace
+    (0: none; module doc).
 
     The newest event of a contact is applied directly (``apply_event``). An event older than
     one already processed for its contact (a late redelivery, or two messages of one group run
@@ -100,46 +116,66 @@ def handle_event(
     unreachable, lock timeout): the caller lets the message be redelivered.
     """
     revised: list[OperationStatus] = []
+    ws = event.workspace
     with unit_of_work() as uow:
-        known = uow.inbox.outcome_of(event.id) if event.kind == "upserted" else None
+        known = uow.inbox.outcome_of(ws, event.id) if event.kind == "upserted" else None
         if event.kind == "upserted" and known is None:
             event = _resolve_upsert(uow, event)
         target = known.contact_id if known is not None else event.contact_id
-        state = uow.contacts.get_for_update(target)
-        outcome = known or uow.inbox.outcome_of(event.id)
+        state = uow.contacts.get_for_update(ws, target)
+        outcome = known or uow.inbox.outcome_of(ws, event.id)
         if outcome is None:
-            last = uow.inbox.last_sequence(event.contact_id)
+            room = _Quota(uow, ws, max_live_contacts)
+            last = uow.inbox.last_sequence(ws, event.contact_id)
             if last is not None and event.sequence < last:
-                state, outcome, revised = _apply_late(uow, state, event)
-                _erase_before_last_delete(uow, event.contact_id)  # a replay may apply a delete
+                state, outcome, revised = _apply_late(uow, state, event, room)
+                _erase_before_last_delete(uow, ws, event.contact_id)  # a replay may delete
             else:
-                state, outcome = _apply_in_order(uow, state, event)
+                state, outcome = _apply_in_order(uow, state, event, room)
                 if event.kind == "deleted" and outcome.status == "applied":
-                    uow.inbox.erase_data(event.contact_id, before=event.sequence)
+                    uow.inbox.erase_data(ws, event.contact_id, before=event.sequence)
             uow.commit()
     if state.version > 0:
         cache.put(state)
     for status in revised:
-        operations.record(status)
-    operations.record(outcome)
+        operations.record(ws, status)
+    operations.record(ws, outcome)
     return outcome
+
+
+class _Quota:
+    """Whether a contact of ``workspace`` may become live in this unit of work."""
+
+    def __init__(self, uow: UnitOfWork, workspace: str, limit: int) -> None:
+        self._uow = uow
+        self._workspace = workspace
+        self._limit = limit
+
+    def refuses(self, before: ContactState, after: ContactState) -> bool:
+        """True when ``after`` makes a contact live that ``before`` was not, and the workspace
+        already holds ``limit`` live contacts (never with the quota off: no lock taken)."""
+        if self._limit <= 0 or before.alive or not after.alive:
+            return False
+        return self._uow.contacts.live_contacts_for_update(self._workspace) >= self._limit
 
 
 def _resolve_upsert(uow: UnitOfWork, event: ContactEvent) -> ContactEvent:
     """``event`` aimed at the live contact holding its email, if one does (its ``contact_id``
     is the new contact's otherwise). The email stays locked until the transaction ends."""
     key = primary_email_key(event.data)
-    holder = uow.contacts.holder_of_email(key) if key is not None else None
+    holder = uow.contacts.holder_of_email(event.workspace, key) if key is not None else None
     return dataclasses.replace(event, contact_id=holder) if holder else event
 
 
 def _apply_in_order(
-    uow: UnitOfWork, state: ContactState, event: ContactEvent
+    uow: UnitOfWork, state: ContactState, event: ContactEvent, quota: _Quota
 ) -> tuple[ContactState, OperationStatus]:
     existed = state.alive
     decision = apply_event(state, event)
     reason = decision.reason
-    if decision.changed:
+    if decision.changed and quota.refuses(state, decision.state):
+        reason = QUOTA_EXCEEDED
+    elif decision.changed:
         try:
             uow.contacts.save(decision.state)
             state = decision.state
@@ -151,8 +187,9 @@ def _apply_in_order(
 
 
 def _apply_late(
-    uow: UnitOfWork, state: ContactState, event: ContactEvent
+    uow: UnitOfWork, state: ContactState, event: ContactEvent, quota: _Quota
 ) -> tuple[ContactState, OperationStatus, list[OperationStatus]]:
+    ws = event.workspace
     if event.expected_version is not None and state.version != event.expected_version:
         # If-Match names the version the client saw; only the present can be compared to it.
         reason = VERSION_MISMATCH if state.alive else NOT_FOUND
@@ -160,33 +197,30 @@ def _apply_late(
         uow.inbox.record(event, outcome)
         return state, outcome, []
     placeholder = _outcome(event, None, None)
-    erased = uow.inbox.last_erasure(event.contact_id)
+    erased = uow.inbox.last_erasure(ws, event.contact_id)
     if erased is not None and event.sequence < erased:
-        # Superseded by an applied delete (module doc): nothing changes, no data is kept.
-        before = [p for p in uow.inbox.history(event.contact_id) if p.sequence <= erased]
-        late = ProcessedEvent(
-            event.id, event.kind, event.sequence, placeholder, event.data, event.expected_version
-        )
-        verdicts = replay_erased(before, late)
-        outcome = _outcome(event, verdicts[event.id][1], state.version)
-        uow.inbox.record(dataclasses.replace(event, data={}), outcome)
-        return state, outcome, _revise(uow, before, verdicts)
+        outcome, revised = _apply_superseded(uow, state, event, erased)
+        return state, outcome, revised
     history = [
-        *uow.inbox.history(event.contact_id, after=erased),
+        *uow.inbox.history(ws, event.contact_id, after=erased),
         ProcessedEvent(event.id, event.kind, event.sequence, placeholder, event.data),
     ]
     moment = max(t for t in (state.updated_at, event.time) if t is not None)
     result = replay(
         state,
         history,
-        email_taken=lambda key: uow.contacts.email_taken(key, event.contact_id),
+        email_taken=lambda key: uow.contacts.email_taken(ws, key, event.contact_id),
         at=moment,
     )
     if result.state != state:
+        refused = QUOTA_EXCEEDED if quota.refuses(state, result.state) else None
         try:
-            uow.contacts.save(result.state)
+            if not refused:
+                uow.contacts.save(result.state)
         except EmailConflict:  # another contact took the email since the check
-            outcome = _outcome(event, EMAIL_CONFLICT, state.version)
+            refused = EMAIL_CONFLICT
+        if refused:
+            outcome = _outcome(event, refused, state.version)
             uow.inbox.record(event, outcome)
             return state, outcome, []
         state = result.state
@@ -194,11 +228,33 @@ def _apply_late(
     # this operation found when applied is what it reports.
     outcome = _outcome(event, result.outcomes[event.id][1], state.version, existed=True)
     uow.inbox.record(event, outcome)
-    return state, outcome, _revise(uow, history[:-1], result.outcomes)
+    return state, outcome, _revise(uow, ws, history[:-1], result.outcomes)
+
+
+def _apply_superseded(
+    uow: UnitOfWork, state: ContactState, event: ContactEvent, erased: str
+) -> tuple[OperationStatus, list[OperationStatus]]:
+    """A late event ordered before the latest applied delete (sequence ``erased``): nothing
+    changes, no data is kept (module doc); returns its outcome and the revised ones."""
+    ws = event.workspace
+    before = [p for p in uow.inbox.history(ws, event.contact_id) if p.sequence <= erased]
+    late = ProcessedEvent(
+        event.id,
+        event.kind,
+        event.sequence,
+        _outcome(event, None, None),
+        event.data,
+        event.expected_version,
+    )
+    verdicts = replay_erased(before, late)
+    outcome = _outcome(event, verdicts[event.id][1], state.version)
+    uow.inbox.record(dataclasses.replace(event, data={}), outcome)
+    return outcome, _revise(uow, ws, before, verdicts)
 
 
 def _revise(
     uow: UnitOfWork,
+    workspace: str,
     history: list[ProcessedEvent],
     verdicts: dict[str, tuple[str, str | None]],
 ) -> list[OperationStatus]:
@@ -211,15 +267,15 @@ def _revise(
             fixed = dataclasses.replace(
                 processed.outcome, status="rejected" if now[1] else "applied", reason=now[1]
             )
-            uow.inbox.revise(processed.event_id, fixed)
+            uow.inbox.revise(workspace, processed.event_id, fixed)
             revised.append(fixed)
     return revised
 
 
-def _erase_before_last_delete(uow: UnitOfWork, contact_id: str) -> None:
-    erased = uow.inbox.last_erasure(contact_id)
+def _erase_before_last_delete(uow: UnitOfWork, workspace: str, contact_id: str) -> None:
+    erased = uow.inbox.last_erasure(workspace, contact_id)
     if erased is not None:
-        uow.inbox.erase_data(contact_id, before=erased)
+        uow.inbox.erase_data(workspace, contact_id, before=erased)
 
 
 def _outcome(

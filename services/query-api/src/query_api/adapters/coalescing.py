@@ -1,4 +1,5 @@
-"""Single-flight reads: concurrent misses on one contact id read PostgreSQL once per process.
+"""Single-flight reads: concurrent misses on one contact (workspace and id) read PostgreSQL once
+per process.
 
 docs/architecture.md §5.5 asks that a miss storm on one key does not become one database read per
 request.
@@ -27,39 +28,41 @@ class _Flight:
 
 
 class CoalescingReadModel(ContactReadModel):
-    """Wraps a ``ContactReadModel`` so concurrent ``get`` calls for one id share one read.
+    """Wraps a ``ContactReadModel`` so concurrent ``get`` calls for one contact (one workspace
+    and id: the same id in two workspaces is two flights) share one read.
     ``list`` and ``changed_since`` pass through. The wait is bounded by the inner read's own
     time bounds."""
 
     def __init__(self, inner: ContactReadModel) -> None:
         self._inner = inner
         self._lock = threading.Lock()
-        self._flights: dict[str, _Flight] = {}
+        self._flights: dict[tuple[str, str], _Flight] = {}
 
-    def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
+    def get(self, workspace: str, contact_id: str) -> ContactRecord | Tombstone | None:
+        key = (workspace, contact_id)
         with self._lock:
-            flight = self._flights.get(contact_id)
+            flight = self._flights.get(key)
             leader = flight is None
             if flight is None:
-                flight = self._flights[contact_id] = _Flight()
+                flight = self._flights[key] = _Flight()
         if not leader:
             flight.done.wait()
             if flight.error is not None:
                 raise flight.error
             return flight.result
         try:
-            flight.result = self._inner.get(contact_id)
+            flight.result = self._inner.get(workspace, contact_id)
         except BaseException as exc:
             flight.error = exc
             raise
         finally:
             with self._lock:
-                del self._flights[contact_id]
+                del self._flights[key]
             flight.done.set()
         return flight.result
 
-    def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
-        return self._inner.list(request, limit)
+    def list(self, workspace: str, request: ListRequest, limit: int) -> list[ContactRecord]:
+        return self._inner.list(workspace, request, limit)
 
-    def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
+    def changed_since(self, seconds: float) -> Iterator[tuple[str, ContactRecord | Tombstone]]:
         return self._inner.changed_since(seconds)

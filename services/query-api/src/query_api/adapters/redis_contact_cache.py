@@ -1,13 +1,14 @@
-"""The ``contact:{id}`` read cache in Redis, per ``contacts_infra.redis_keys``.
+"""The ``contact:{<workspace>/<id>}`` read cache in Redis, per ``contacts_infra.redis_keys``:
+every entry and lease is its workspace's own (the key names it).
 
 Entry: hash ``{v: <version>, d: <resource JSON>}``, ``d`` empty for a tombstone. Refills run
 ``GUARDED_SET_LUA`` (EVALSHA, loaded on first use), the same script the worker writes with, so a
 refill never replaces the same or a newer version, nor a newer tombstone.
 
-Refill lease (``refill:{id}``, ``SET NX PX``): the request that takes it reads PostgreSQL and
-refills; the others poll the entry and the lease in one round trip, every 2 ms at first and at
-most every ``MAX_POLL_INTERVAL_S``, until the entry appears, the lease is gone or ``wait_s``
-seconds have passed.
+Refill lease (``refill:{<workspace>/<id>}``, ``SET NX PX``): the request that takes it reads
+PostgreSQL and refills; the others poll the entry and the lease in one round trip, every 2 ms
+at first and at most every ``MAX_POLL_INTERVAL_S``, until the entry appears, the lease is gone
+or ``wait_s`` seconds have passed.
 """
 
 from __future__ import annotations
@@ -61,30 +62,30 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         self._guarded_set = calls.client.register_script(GUARDED_SET_LUA)
         self._release = calls.client.register_script(RELEASE_LEASE_LUA)
 
-    def get(self, contact_id: str) -> CachedContact | None:
-        key = contact_key(self._prefix, contact_id)
+    def get(self, workspace: str, contact_id: str) -> CachedContact | None:
+        key = contact_key(self._prefix, workspace, contact_id)
         version, body = self._calls.run(lambda r: r.hmget(key, "v", "d"))
         return _entry(key, version, body)
 
-    def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
-        key = contact_key(self._prefix, contact_id)
+    def refill(self, workspace: str, contact_id: str, version: int, body: bytes | None) -> bool:
+        key = contact_key(self._prefix, workspace, contact_id)
         args: list[bytes | int] = [version, body or b"", self._ttl_s]
         written = self._calls.run(lambda r: self._guarded_set(keys=[key], args=args, client=r))
         return bool(written)
 
-    def take_refill_lease(self, contact_id: str) -> str | None:
-        key = refill_lease_key(self._prefix, contact_id)
+    def take_refill_lease(self, workspace: str, contact_id: str) -> str | None:
+        key = refill_lease_key(self._prefix, workspace, contact_id)
         token = secrets.token_hex(8)
         taken = self._calls.run(lambda r: r.set(key, token, nx=True, px=self._lease_ms))
         return token if taken else None
 
-    def release_refill_lease(self, contact_id: str, token: str) -> None:
-        key = refill_lease_key(self._prefix, contact_id)
+    def release_refill_lease(self, workspace: str, contact_id: str, token: str) -> None:
+        key = refill_lease_key(self._prefix, workspace, contact_id)
         self._calls.run(lambda r: self._release(keys=[key], args=[token], client=r))
 
-    def wait_for_refill(self, contact_id: str) -> CachedContact | None:
-        key = contact_key(self._prefix, contact_id)
-        lease = refill_lease_key(self._prefix, contact_id)
+    def wait_for_refill(self, workspace: str, contact_id: str) -> CachedContact | None:
+        key = contact_key(self._prefix, workspace, contact_id)
+        lease = refill_lease_key(self._prefix, workspace, contact_id)
 
         def poll(r: Any) -> list[Any]:
             pipe = r.pipeline(transaction=False)

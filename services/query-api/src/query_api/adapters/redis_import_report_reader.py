@@ -1,7 +1,7 @@
-"""Import reports in Redis: ``import:{id}`` holds ``ImportReport.to_dict()`` as JSON, written by
-the command API's ``POST /v1/imports`` (``contacts_infra.redis_keys.import_key``), and
-``import-dead:{id}`` the set of its dead-lettered event ids, written by the worker
-(``contacts_infra.import_dead_letters``)."""
+"""Import reports in Redis: ``import:<workspace>/<id>`` holds ``ImportReport.to_dict()`` as JSON,
+written by the command API's ``POST /v1/imports`` (``contacts_infra.redis_keys.import_key``),
+and ``import-dead:<workspace>/<id>`` the set of its dead-lettered event ids, written by the
+worker (``contacts_infra.import_dead_letters``)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ class RedisImportReportReader(ImportReportReader):
         self._calls = calls
         self._prefix = prefix
 
-    def get(self, import_id: str) -> ImportReport | None:
-        key = import_key(self._prefix, import_id)
+    def get(self, workspace: str, import_id: str) -> ImportReport | None:
+        key = import_key(self._prefix, workspace, import_id)
         raw = self._calls.run(lambda r: r.get(key))
         if raw is None:
             return None
@@ -36,6 +36,6 @@ class RedisImportReportReader(ImportReportReader):
             log.warning("unreadable import report in Redis", extra={"key": key})
             return None
 
-    def dead_lettered(self, import_id: str) -> int:
-        key = import_dead_letters_key(self._prefix, import_id)
+    def dead_lettered(self, workspace: str, import_id: str) -> int:
+        key = import_dead_letters_key(self._prefix, workspace, import_id)
         return int(self._calls.run(lambda r: r.scard(key)))

@@ -1,4 +1,5 @@
-"""Operation statuses in Redis: ``op:{id}`` holds ``OperationStatus.to_dict()`` as JSON."""
+"""Operation statuses in Redis: ``op:<workspace>/<id>`` holds ``OperationStatus.to_dict()``
+as JSON."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ class RedisOperationStatusCache(OperationStatusCache):
         self._calls = calls
         self._prefix = prefix
 
-    def get(self, operation_id: str) -> OperationStatus | None:
-        key = operation_key(self._prefix, operation_id)
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
+        key = operation_key(self._prefix, workspace, operation_id)
         raw = self._calls.run(lambda r: r.get(key))
         if raw is None:
             return None

@@ -1,6 +1,6 @@
 """Outcomes of an import's records from ``processed_events`` (the worker's inbox), counted by
-``import_id`` with one grouped read of the partial index ``processed_events_import``
-(migration 0004)."""
+``(workspace, import_id)`` with one grouped read of the partial index on ``(workspace,
+import_id, status, reason)`` (migration 0005)."""
 
 from __future__ import annotations
 
@@ -21,9 +21,9 @@ class SqlImportOutcomeLog(ImportOutcomeLog):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def counts(self, import_id: str) -> ImportOutcomes:
+    def counts(self, workspace: str, import_id: str) -> ImportOutcomes:
         with connection(self._engine) as conn:
-            rows = conn.execute(counts_statement(import_id)).all()
+            rows = conn.execute(counts_statement(workspace, import_id)).all()
         applied = 0
         reasons: dict[str, int] = {}
         for status, reason, count in rows:
@@ -34,12 +34,13 @@ class SqlImportOutcomeLog(ImportOutcomeLog):
         return ImportOutcomes(applied, sum(reasons.values()), reasons)
 
 
-def counts_statement(import_id: str) -> Select[Any]:
-    """``(status, reason, count)`` per outcome of the import's records (exposed for EXPLAIN
-    tests; ``import_id = ...`` implies the partial index's ``import_id IS NOT NULL``)."""
+def counts_statement(workspace: str, import_id: str) -> Select[Any]:
+    """``(status, reason, count)`` per outcome of the records of import ``import_id`` of
+    ``workspace`` (exposed for EXPLAIN tests; ``import_id = ...`` implies the partial index's
+    ``import_id IS NOT NULL``)."""
     t = processed_events
     return (
         select(t.c.status, t.c.reason, func.count().label("count"))
-        .where(t.c.import_id == import_id)
+        .where(t.c.workspace == workspace, t.c.import_id == import_id)
         .group_by(t.c.status, t.c.reason)
     )

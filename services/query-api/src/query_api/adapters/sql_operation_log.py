@@ -14,20 +14,21 @@ from query_api.service_layer.ports import OperationLog
 
 
 class SqlOperationLog(OperationLog):
-    """``OperationLog`` over ``processed_events`` (unique index on ``operation_id``)."""
+    """``OperationLog`` over ``processed_events`` (unique index on ``(workspace,
+    operation_id)``)."""
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def get(self, operation_id: str) -> OperationStatus | None:
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
         with connection(self._engine) as conn:
-            row = conn.execute(outcome_statement(operation_id)).first()
+            row = conn.execute(outcome_statement(workspace, operation_id)).first()
         return None if row is None else operation_status(row._mapping)
 
 
-def outcome_statement(operation_id: str) -> Select[Any]:
-    """The SELECT of one operation's outcome (exposed for EXPLAIN tests)."""
+def outcome_statement(workspace: str, operation_id: str) -> Select[Any]:
+    """The SELECT of one operation's outcome in ``workspace`` (exposed for EXPLAIN tests)."""
     t = processed_events
     return select(
         t.c.operation_id, t.c.contact_id, t.c.status, t.c.reason, t.c.version, t.c.result
-    ).where(t.c.operation_id == operation_id)
+    ).where(t.c.workspace == workspace, t.c.operation_id == operation_id)

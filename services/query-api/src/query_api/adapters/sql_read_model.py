@@ -1,9 +1,11 @@
 """The contacts read model in PostgreSQL (SQLAlchemy Core, psycopg2).
 
-Every list query is shaped to use a partial index ``WHERE alive`` of the migration: keyset
-order on ``(created_at, id)`` or ``(last_name_key, id)``, GIN for ``email_keys @>`` and
-``tags @>``, ``text_pattern_ops`` b-trees for the three ``q`` prefixes. Patterns are built here
-with ``LIKE`` wildcards escaped, as literals, so the planner sees a constant prefix.
+Every statement reads one workspace (``WHERE workspace = :ws``, docs/architecture.md §10), and
+every list query is shaped to use a partial index ``WHERE alive`` of migration 0005, each led by
+the workspace: keyset order on ``(workspace, created_at, id)`` or ``(workspace, last_name_key,
+id)``, GIN on ``(workspace, email_keys)`` and ``(workspace, tags)`` (``btree_gin``) for ``@>``,
+``text_pattern_ops`` b-trees after the workspace for the three ``q`` prefixes. Patterns are built
+here with ``LIKE`` wildcards escaped, as literals, so the planner sees a constant prefix.
 
 A ``q`` search takes one of two plans, chosen per request by ``search_plan`` from the counts
 of ``prefix_counts_statement``:
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -94,71 +96,85 @@ class SqlContactReadModel(ContactReadModel):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
 
-    def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
+    def get(self, workspace: str, contact_id: str) -> ContactRecord | Tombstone | None:
         with connection(self._engine) as conn:
-            row = conn.execute(lookup_statement(contact_id)).first()
+            row = conn.execute(lookup_statement(workspace, contact_id)).first()
         if row is None:
             return None
         if not row.alive:
             return Tombstone(row.id, row.version)
         return _record(row)
 
-    def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
+    def list(self, workspace: str, request: ListRequest, limit: int) -> list[ContactRecord]:
         with connection(self._engine) as conn:
             candidates = False
             if request.filters.q is not None:
-                counts = conn.execute(prefix_counts_statement(request.filters.q)).one()
+                counts = conn.execute(prefix_counts_statement(workspace, request.filters.q)).one()
                 candidates = search_plan(request.sort, tuple(counts)) == "candidates"
-            statement = list_statement(request, limit, candidates=candidates)
+            statement = list_statement(workspace, request, limit, candidates=candidates)
             rows = conn.execute(statement).all()
         return [_record(row) for row in rows]
 
-    def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
+    def changed_since(self, seconds: float) -> Iterator[tuple[str, ContactRecord | Tombstone]]:
         """Reads ``processed_events`` by its ``processed_at`` index one ``CHANGED_SLICE`` of
-        time at a time, and the contacts found in batches of ``CHANGED_BATCH`` by primary key,
-        so every statement stays well within the statement timeout however long the look-back
-        (up to a cache TTL, an hour, of events)."""
+        time at a time, and the contacts found, per workspace, in batches of
+        ``CHANGED_BATCH`` by primary key, so every statement stays well within the statement
+        timeout however long the look-back (up to a cache TTL, an hour, of events)."""
         with connection(self._engine) as conn:
             now = conn.execute(select(func.now())).scalar_one()
         slice_start = now - dt.timedelta(seconds=seconds)
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         while True:
             slice_end = slice_start + CHANGED_SLICE
             last = slice_end >= now  # the last slice is open-ended: nothing committed is missed
             with connection(self._engine) as conn:
-                ids = conn.execute(
-                    changed_ids_statement(slice_start, None if last else slice_end)
-                ).scalars()
-                fresh = [contact_id for contact_id in ids if contact_id not in seen]
-            seen.update(fresh)
-            for batch in range(0, len(fresh), CHANGED_BATCH):
-                with connection(self._engine) as conn:
-                    rows = conn.execute(
-                        select(*_COLUMNS).where(
-                            contacts.c.id.in_(fresh[batch : batch + CHANGED_BATCH])
-                        )
-                    ).all()
-                for row in rows:
-                    yield _record(row) if row.alive else Tombstone(row.id, row.version)
+                until = None if last else slice_end
+                found = conn.execute(changed_ids_statement(slice_start, until))
+                fresh: dict[str, list[str]] = {}
+                for workspace, contact_id in found:
+                    if (workspace, contact_id) not in seen:
+                        seen.add((workspace, contact_id))
+                        fresh.setdefault(workspace, []).append(str(contact_id))
+            for workspace, ids in fresh.items():
+                for state in self._states(workspace, ids):
+                    yield workspace, state
             if last:
                 return
             slice_start = slice_end
 
+    def _states(self, workspace: str, ids: Sequence[str]) -> Iterator[ContactRecord | Tombstone]:
+        """The current states of the contacts ``ids`` of ``workspace``, ``CHANGED_BATCH`` per
+        statement."""
+        for batch in range(0, len(ids), CHANGED_BATCH):
+            with connection(self._engine) as conn:
+                rows = conn.execute(
+                    select(*_COLUMNS).where(
+                        contacts.c.workspace == workspace,
+                        contacts.c.id.in_(ids[batch : batch + CHANGED_BATCH]),
+                    )
+                ).all()
+            for row in rows:
+                yield _record(row) if row.alive else Tombstone(str(row.id), row.version)
+
 
 def changed_ids_statement(since: dt.datetime, until: dt.datetime | None) -> Select[Any]:
-    """The SELECT of the ids of contacts with an applied event in the worker's inbox processed
-    from ``since`` until before ``until`` (``None``: no end); ``processed_at`` is the start of
-    the worker's transaction (exposed for EXPLAIN tests)."""
+    """The SELECT of ``(workspace, contact id)`` of the contacts, in every workspace, with an
+    applied event in the worker's inbox processed from ``since`` until before ``until``
+    (``None``: no end); ``processed_at`` is the start of the worker's transaction (exposed for
+    EXPLAIN tests)."""
     t = processed_events
-    statement = select(t.c.contact_id).where(t.c.processed_at >= since, t.c.status == "applied")
+    statement = select(t.c.workspace, t.c.contact_id).where(
+        t.c.processed_at >= since, t.c.status == "applied"
+    )
     if until is not None:
         statement = statement.where(t.c.processed_at < until)
     return statement.distinct()
 
 
-def lookup_statement(contact_id: str) -> Select[Any]:
-    """The SELECT of one contact by id, visible or not (exposed for EXPLAIN tests)."""
-    return select(*_COLUMNS).where(contacts.c.id == contact_id)
+def lookup_statement(workspace: str, contact_id: str) -> Select[Any]:
+    """The SELECT of one contact of ``workspace`` by id, visible or not (exposed for EXPLAIN
+    tests)."""
+    return select(*_COLUMNS).where(contacts.c.workspace == workspace, contacts.c.id == contact_id)
 
 
 def search_plan(sort: Sort, counts: tuple[int, int, int]) -> str:
@@ -170,21 +186,21 @@ def search_plan(sort: Sort, counts: tuple[int, int, int]) -> str:
     return "walk" if max(spread) >= SPARSE_PREFIX_CAP else "candidates"
 
 
-def prefix_counts_statement(q: str, cap: int = SPARSE_PREFIX_CAP) -> Select[Any]:
-    """The SELECT of the numbers of live matches of ``q`` in the three prefix indexes (first
-    name, last name, email: one row of three integers), each counted up to ``cap`` (so the
-    statement reads at most 3 × ``cap`` index entries).
+def prefix_counts_statement(workspace: str, q: str, cap: int = SPARSE_PREFIX_CAP) -> Select[Any]:
+    """The SELECT of the numbers of live matches of ``q`` in ``workspace`` in the three prefix
+    indexes (first name, last name, email: one row of three integers), each counted up to
+    ``cap`` (so the statement reads at most 3 × ``cap`` index entries).
 
-    Each count walks its index in the index's own order (``USING ~<~``, the ``text_pattern_ops``
-    ordering): without an order the planner took a bitmap scan of the first-name index, which
-    reads every match before the LIMIT applies (75,000 entries and 17 ms for ``bar`` at
-    1,000,000 contacts, against 5 ms in order).
+    Each count walks its index in the index's own order after the workspace (``USING ~<~``,
+    the ``text_pattern_ops`` ordering): without an order the planner took a bitmap scan of the
+    first-name index, which reads every match before the LIMIT applies (75,000 entries and
+    17 ms for ``bar`` at 1,000,000 contacts, against 5 ms in order).
     """
     counts = [
         select(func.count())
         .select_from(
             select(literal(1))
-            .where(contacts.c.alive, match)
+            .where(contacts.c.workspace == workspace, contacts.c.alive, match)
             .order_by(text(f"{indexed} USING ~<~"))
             .limit(cap)
             .subquery()
@@ -195,15 +211,18 @@ def prefix_counts_statement(q: str, cap: int = SPARSE_PREFIX_CAP) -> Select[Any]
     return select(*counts)
 
 
-def list_statement(request: ListRequest, limit: int, *, candidates: bool = False) -> Select[Any]:
-    """The SELECT of one page (exposed for EXPLAIN tests).
+def list_statement(
+    workspace: str, request: ListRequest, limit: int, *, candidates: bool = False
+) -> Select[Any]:
+    """The SELECT of one page of ``workspace`` (exposed for EXPLAIN tests).
 
     ``candidates`` (only with ``filters.q``): the candidates plan of the module docstring
     instead of the walk (``search_plan`` chooses).
     """
     sort = request.sort
     key = contacts.c.created_at if sort.key == "created_at" else contacts.c.last_name_key
-    stmt = select(*_COLUMNS).where(contacts.c.alive)
+    in_workspace = contacts.c.workspace == workspace
+    stmt = select(*_COLUMNS).where(in_workspace, contacts.c.alive)
     filters = request.filters
     if filters.email_key is not None:
         stmt = stmt.where(contacts.c.email_keys.contains([filters.email_key]))
@@ -211,7 +230,10 @@ def list_statement(request: ListRequest, limit: int, *, candidates: bool = False
         stmt = stmt.where(contacts.c.tags.contains(list(filters.tags)))
     if filters.q is not None and candidates:
         matching = union(
-            *(select(contacts.c.id).where(contacts.c.alive, m) for m in _prefix_matches(filters.q))
+            *(
+                select(contacts.c.id).where(in_workspace, contacts.c.alive, m)
+                for m in _prefix_matches(filters.q)
+            )
         )
         # A CTE is an optimization fence: the planner reads the prefix indexes first and looks
         # the rows up by primary key, instead of walking the sort index with a hashed subplan.

@@ -1,7 +1,8 @@
 """SQLAlchemy Core descriptions of the tables the query API reads.
 
 The contact worker owns the schema (services/contact-worker/migrations); these mirror only the
-columns read here. Describing tables opens no connection.
+columns read here. Every table is keyed by its workspace first (migration 0005,
+docs/architecture.md §10). Describing tables opens no connection.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ metadata = MetaData()
 contacts = Table(
     "contacts",
     metadata,
+    Column("workspace", Text, primary_key=True),
     Column("id", UUID(as_uuid=False), primary_key=True),
     Column("first_name", String),
     Column("last_name", String),
@@ -37,6 +39,7 @@ contacts = Table(
 processed_events = Table(
     "processed_events",
     metadata,
+    Column("workspace", Text, primary_key=True),
     Column("event_id", UUID(as_uuid=False), primary_key=True),
     Column("operation_id", UUID(as_uuid=False), nullable=False),
     Column("contact_id", UUID(as_uuid=False), nullable=False),

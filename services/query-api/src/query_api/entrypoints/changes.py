@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response
 
 from contacts_http import VALIDATION_PROBLEM, abort_problem, problem_response
+from contacts_http.auth import request_workspace
 from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.context import current
@@ -38,11 +39,12 @@ def list_changes(args: dict[str, Any]) -> Response:
     `{"id", "version", "deleted": true}`; otherwise `contact` is the contact as it is now,
     or null when a later item supersedes that version. Tokens stay valid for at least
     7 days (until the changes after them are purged); an older one gets 410: list the
-    contacts again, then take a new token.
+    contacts again, then take a new token. The feed is the caller's workspace's; a token
+    is valid only there (elsewhere it is a 400, like a malformed one).
     """
     try:
         page = change_feed.read_changes(
-            args.get("since"), args["limit"], feed=current().ports.changes
+            request_workspace(), args.get("since"), args["limit"], feed=current().ports.changes
         )
     except change_feed.InvalidToken as exc:
         abort_problem(400, str(exc), type_uri=VALIDATION_PROBLEM, errors={"since": [str(exc)]})

@@ -9,6 +9,7 @@ from flask import Response, request
 
 from contacts_domain.resource import etag
 from contacts_http import VALIDATION_PROBLEM, abort_problem, problem_response
+from contacts_http.auth import request_workspace
 from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.conditional import none_match
@@ -46,7 +47,9 @@ def get_contact(args: dict[str, Any], contact_id: str) -> Response:
     if canonical is None:
         return problem_response(404, NOT_FOUND_DETAIL)
     ports = current().ports
-    lookup = handlers.get_contact(canonical, contacts=ports.contacts, cache=ports.cache)
+    lookup = handlers.get_contact(
+        request_workspace(), canonical, contacts=ports.contacts, cache=ports.cache
+    )
     if lookup.body is None or lookup.version is None:
         return problem_response(404, NOT_FOUND_DETAIL, headers={"X-Cache": lookup.cache})
     headers = {
@@ -69,8 +72,9 @@ def list_contacts(args: dict[str, Any]) -> Response:
     pages neither repeat nor skip contacts, ties in the sort key being broken by id.
     `fields` returns only the members named of each contact.
     """
-    list_request = _list_request(args)
-    page = handlers.list_contacts(list_request, contacts=current().ports.contacts)
+    workspace = request_workspace()
+    list_request = _list_request(workspace, args)
+    page = handlers.list_contacts(workspace, list_request, contacts=current().ports.contacts)
     items = page.items
     if "fields" in args:
         items = [representation.sparse(item, args["fields"]) for item in items]
@@ -89,13 +93,13 @@ def list_filters(args: dict[str, Any]) -> ListFilters:
     )
 
 
-def _list_request(args: dict[str, Any]) -> ListRequest:
+def _list_request(workspace: str, args: dict[str, Any]) -> ListRequest:
     filters = list_filters(args)
     requested = Sort.parse(args["sort"]) if "sort" in args else None
     if "cursor" not in args:
         return ListRequest(requested or Sort.parse(DEFAULT_SORT), filters, args["limit"])
     try:
-        sort, after = cursor.decode(args["cursor"], filters, requested)
+        sort, after = cursor.decode(args["cursor"], workspace, filters, requested)
     except cursor.InvalidCursor as exc:
         abort_problem(400, str(exc), type_uri=VALIDATION_PROBLEM, errors={"cursor": [str(exc)]})
     return ListRequest(sort, filters, args["limit"], after)

@@ -10,6 +10,7 @@ from typing import Any
 from flask import Response, stream_with_context
 
 from contacts_exchange import csv_chunks, vcard_chunks
+from contacts_http.auth import request_workspace
 from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.contacts import list_filters
@@ -47,7 +48,7 @@ def export_contacts(args: dict[str, Any]) -> Response:
     """
     filters = list_filters(args)
     media_type, chunks, filename = FORMATS[args["format"]]
-    resources = export_resources(filters, contacts=current().ports.contacts)
+    resources = export_resources(request_workspace(), filters, contacts=current().ports.contacts)
     first = list(itertools.islice(resources, 1))  # a 503 now, not after the headers
     body: Iterator[bytes] = chunks(itertools.chain(first, resources))
     return Response(

@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response
 
 from contacts_http import problem_response
+from contacts_http.auth import request_workspace
 from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.context import canonical_uuid, current
@@ -47,7 +48,7 @@ def get_import(_args: dict[str, Any], import_id: str) -> Response:
         return problem_response(404, NOT_FOUND_DETAIL)
     ports = current().ports
     status = imports.get_import(
-        canonical, reports=ports.import_reports, outcomes=ports.import_outcomes
+        request_workspace(), canonical, reports=ports.import_reports, outcomes=ports.import_outcomes
     )
     if status is None:
         return problem_response(404, NOT_FOUND_DETAIL)

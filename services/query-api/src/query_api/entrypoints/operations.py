@@ -7,6 +7,7 @@ from typing import Any
 from flask import Response
 
 from contacts_http import problem_response
+from contacts_http.auth import request_workspace
 from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.context import canonical_uuid, current
@@ -34,7 +35,9 @@ def get_operation(_args: dict[str, Any], operation_id: str) -> Response:
     if canonical is None:
         return problem_response(404, NOT_FOUND_DETAIL)
     ports = current().ports
-    status = handlers.get_operation(canonical, statuses=ports.statuses, outcomes=ports.outcomes)
+    status = handlers.get_operation(
+        request_workspace(), canonical, statuses=ports.statuses, outcomes=ports.outcomes
+    )
     if status is None:
         return problem_response(404, NOT_FOUND_DETAIL)
     response = Response(representation.encode(status.to_dict()), mimetype="application/json")

@@ -1,8 +1,13 @@
 """The change feed: what changed after a token, in commit-safe order (issue 3, item 6).
 
-A **token** is an opaque position in the feed: base64url (no padding) of
-``{"v": 1, "x": <txid>, "p": <position>}``, the ``(transaction id, position)`` of the last change
-returned (services/contact-worker migration 0002 says why a transaction id orders the feed).
+A **token** is an opaque position in one workspace's feed: base64url (no padding) of
+``{"v": 1, "x": <txid>, "p": <position>, "w": <workspace digest>}``, the ``(transaction id,
+position)`` of the last change returned (services/contact-worker migration 0002 says why a
+transaction id orders the feed). ``w`` (``workspace_digest``: 16 hex of the SHA-256 of the
+workspace id) binds the token to the workspace it was issued in: presented in another, it is
+refused exactly like a malformed one (400, docs/architecture.md §10), and it does not show the
+workspace's name. The ``default`` workspace's tokens carry no ``w``, so tokens issued before
+workspaces existed stay valid there.
 Like list cursors, a token is a position, not a credential: an edited one can only move where
 its own reader resumes. Tokens do not expire by age: one stays valid until the changes after it
 are purged (``contact-worker-admin purge-changes``, at least ``CHANGE_RETENTION_DAYS`` = 7 days
@@ -17,11 +22,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from typing import Any, Final, TypeGuard
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
 from query_api.service_layer.ports import ChangeFeed
 from query_api.service_layer.records import Change, ChangeBatch, FeedPosition
 
@@ -54,14 +61,26 @@ class ChangePage:
     has_more: bool
 
 
-def encode_token(at: FeedPosition) -> str:
-    """The token that resumes the feed after ``at``."""
-    raw = json.dumps({"v": VERSION, "x": at.txid, "p": at.position}, separators=(",", ":"))
+def workspace_digest(workspace: str) -> str | None:
+    """The ``w`` of a token of ``workspace`` (module docstring); ``None`` for ``default``."""
+    if workspace == DEFAULT_WORKSPACE:
+        return None
+    return hashlib.sha256(workspace.encode()).hexdigest()[:16]
+
+
+def encode_token(workspace: str, at: FeedPosition) -> str:
+    """The token that resumes the feed of ``workspace`` after ``at``."""
+    payload: dict[str, Any] = {"v": VERSION, "x": at.txid, "p": at.position}
+    digest = workspace_digest(workspace)
+    if digest is not None:
+        payload["w"] = digest
+    raw = json.dumps(payload, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode("ascii")
 
 
-def decode_token(token: str) -> FeedPosition:
-    """The position a token resumes after. Raises ``InvalidToken``."""
+def decode_token(token: str, workspace: str) -> FeedPosition:
+    """The position a token of ``workspace`` resumes after. Raises ``InvalidToken`` for a
+    malformed token and for one issued in another workspace (the same message)."""
     if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
         raise InvalidToken("The token is not valid.")
     try:
@@ -69,6 +88,8 @@ def decode_token(token: str) -> FeedPosition:
     except (binascii.Error, ValueError):
         raise InvalidToken("The token is not valid.") from None
     if not isinstance(payload, dict) or payload.get("v") != VERSION:
+        raise InvalidToken("The token is not valid.")
+    if payload.get("w") != workspace_digest(workspace):
         raise InvalidToken("The token is not valid.")
     txid, position = payload.get("x"), payload.get("p")
     if not (_is_token_int(txid) and _is_token_int(position)):
@@ -80,8 +101,9 @@ def _is_token_int(value: object) -> TypeGuard[int]:
     return type(value) is int and 0 <= value <= _MAX_INT
 
 
-def page_of(batch: ChangeBatch, after: FeedPosition, limit: int) -> ChangePage:
-    """The page for a reader resuming after ``after`` from ``batch`` (read with ``limit + 1``
+def page_of(workspace: str, batch: ChangeBatch, after: FeedPosition, limit: int) -> ChangePage:
+    """The page for a reader of ``workspace`` resuming after ``after`` from ``batch`` (read
+    with ``limit + 1``
     changes, to learn whether more follow). Raises ``TokenExpired`` when the purge horizon is
     past ``after``.
 
@@ -96,14 +118,15 @@ def page_of(batch: ChangeBatch, after: FeedPosition, limit: int) -> ChangePage:
     resume = changes[-1].at if changes else after
     if not has_more:
         resume = max(resume, batch.bound)
-    return ChangePage(changes, encode_token(resume), has_more)
+    return ChangePage(changes, encode_token(workspace, resume), has_more)
 
 
-def read_changes(since: str | None, limit: int, *, feed: ChangeFeed) -> ChangePage:
-    """The page of ``GET /v1/contacts/changes``: without ``since``, no changes and a token for
-    "now"; with it, up to ``limit`` changes after it. Raises ``InvalidToken``,
+def read_changes(workspace: str, since: str | None, limit: int, *, feed: ChangeFeed) -> ChangePage:
+    """The page of ``GET /v1/contacts/changes`` for a caller of ``workspace``: without
+    ``since``, no changes and a token for "now"; with it, up to ``limit`` changes of the
+    workspace after it. Raises ``InvalidToken`` (a token of another workspace included),
     ``TokenExpired`` and ``ReadModelUnavailable``."""
     if since is None:
-        return ChangePage([], encode_token(feed.bound()), False)
-    after = decode_token(since)
-    return page_of(feed.read(after, limit + 1), after, limit)
+        return ChangePage([], encode_token(workspace, feed.bound()), False)
+    after = decode_token(since, workspace)
+    return page_of(workspace, feed.read(workspace, after, limit + 1), after, limit)

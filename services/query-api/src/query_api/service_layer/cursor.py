@@ -1,13 +1,15 @@
 """Opaque pagination cursors: base64url (no padding) of a small versioned JSON object.
 
 Shape (version 1): ``{"v": 1, "s": "<sort name>", "k": "<sort key>", "i": "<contact uuid>",
-"f": "<filters fingerprint>"}``; ``k`` is RFC 3339 UTC with microseconds for ``created_at``
-sorts and the ``last_name_key`` text for ``last_name`` sorts.
+"f": "<fingerprint of the filters and the workspace>"}`` (``ListFilters.fingerprint``); ``k`` is
+RFC 3339 UTC with microseconds for ``created_at`` sorts and the ``last_name_key`` text for
+``last_name`` sorts.
 
 A cursor is a position, not a credential: a client that edits one can only choose where its own
 listing resumes, which every value that decodes and validates here makes harmless (values are
 bound as SQL parameters). Anything else (bad base64, bad JSON, unknown version, wrong types, a
-sort or filters other than the cursor's) raises ``InvalidCursor``, which the API answers with 400.
+sort, filters or workspace other than the cursor's) raises ``InvalidCursor``, which the API
+answers with 400.
 """
 
 from __future__ import annotations
@@ -34,26 +36,30 @@ class InvalidCursor(ValueError):
     """The cursor is not one this API issued for this query; the message says why."""
 
 
-def encode(sort: Sort, filters: ListFilters, position: Position) -> str:
-    """Return the cursor that resumes the listing ``sort``/``filters`` after ``position``."""
+def encode(workspace: str, sort: Sort, filters: ListFilters, position: Position) -> str:
+    """Return the cursor that resumes the listing ``sort``/``filters`` of ``workspace`` after
+    ``position``."""
     key = position.key
     payload = {
         "v": VERSION,
         "s": sort.name,
         "k": format_time(key) if isinstance(key, dt.datetime) else key,
         "i": position.contact_id,
-        "f": filters.fingerprint(),
+        "f": filters.fingerprint(workspace),
     }
     raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 
 
-def decode(token: str, filters: ListFilters, sort: Sort | None) -> tuple[Sort, Position]:
-    """Return the sort order and position a cursor resumes from.
+def decode(
+    token: str, workspace: str, filters: ListFilters, sort: Sort | None
+) -> tuple[Sort, Position]:
+    """Return the sort order and position a cursor of ``workspace`` resumes from.
 
     ``sort`` is the order the request names (``None`` when it names none, then the cursor's
     order applies). Raises ``InvalidCursor`` when the token is malformed, or was issued for a
-    different sort order or different filters.
+    different sort order, different filters or another workspace (one message for the last
+    two: nothing says which, so a foreign cursor reveals nothing).
     """
     payload = _payload(token)
     if payload.get("v") != VERSION:
@@ -64,7 +70,7 @@ def decode(token: str, filters: ListFilters, sort: Sort | None) -> tuple[Sort, P
     cursor_sort = Sort.parse(sort_name)
     if sort is not None and sort != cursor_sort:
         raise InvalidCursor("The cursor was issued for another sort order.")
-    if payload.get("f") != filters.fingerprint():
+    if payload.get("f") != filters.fingerprint(workspace):
         raise InvalidCursor("The cursor was issued for other filters.")
     if not isinstance(contact_id, str) or not _is_canonical_uuid(contact_id):
         raise InvalidCursor("The cursor holds no valid contact id.")

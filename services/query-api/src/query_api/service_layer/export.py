@@ -22,16 +22,21 @@ PAGE_SIZE: Final = 500
 
 
 def export_resources(
-    filters: ListFilters, *, contacts: ContactReadModel, page_size: int | None = None
+    workspace: str,
+    filters: ListFilters,
+    *,
+    contacts: ContactReadModel,
+    page_size: int | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Yield the resource (``representation.resource``) of every visible contact matching
-    ``filters``, oldest first, reading ``page_size`` (default ``PAGE_SIZE``) per round trip.
-    The first page is read when the iterator is first advanced; raises
-    ``ReadModelUnavailable`` at the page where the database stops answering."""
+    """Yield the resource (``representation.resource``) of every visible contact of
+    ``workspace`` matching ``filters``, oldest first, reading ``page_size`` (default
+    ``PAGE_SIZE``) per round trip. The first page is read when the iterator is first
+    advanced; raises ``ReadModelUnavailable`` at the page where the database stops
+    answering."""
     page_size = page_size or PAGE_SIZE
     request = ListRequest(Sort.parse("created_at"), filters, page_size)
     while True:
-        records = contacts.list(request, page_size)
+        records = contacts.list(workspace, request, page_size)
         for record in records:
             yield representation.resource(record)
         if len(records) < page_size:

@@ -57,9 +57,11 @@ class OperationStatusUnknown(RuntimeError):
 
 
 def get_contact(
-    contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
+    workspace: str, contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
 ) -> ContactLookup:
-    """Read one contact cache-first: Redis, then PostgreSQL, then a version-guarded refill.
+    """Read contact ``contact_id`` of ``workspace`` cache-first: Redis, then PostgreSQL, then a
+    version-guarded refill. An id of another workspace is unknown here (docs/architecture.md
+    §10): the cache entry, the lease and the row are all the workspace's own.
 
     A cached tombstone is a 404 without touching PostgreSQL. On a miss, one request (in every
     process) takes the refill lease, reads PostgreSQL and refills; the others wait for its
@@ -70,22 +72,22 @@ def get_contact(
     """
     token: str | None = None
     try:
-        cached = cache.get(contact_id)
+        cached = cache.get(workspace, contact_id)
         if cached is not None:
             return _hit(cached)
-        token = cache.take_refill_lease(contact_id)
+        token = cache.take_refill_lease(workspace, contact_id)
         if token is None:
-            cached = cache.wait_for_refill(contact_id)
+            cached = cache.wait_for_refill(workspace, contact_id)
             if cached is not None:
                 return _hit(cached)
     except CacheUnavailable:
-        return _lookup("bypass", contacts.get(contact_id))
+        return _lookup("bypass", contacts.get(workspace, contact_id))
     try:
-        return _read_and_refill(contact_id, contacts=contacts, cache=cache)
+        return _read_and_refill(workspace, contact_id, contacts=contacts, cache=cache)
     finally:
         if token is not None:
             try:
-                cache.release_refill_lease(contact_id, token)
+                cache.release_refill_lease(workspace, contact_id, token)
             except CacheUnavailable:
                 log.warning("refill lease not released; it expires", extra={"id": contact_id})
 
@@ -95,13 +97,13 @@ def _hit(cached: CachedContact) -> ContactLookup:
 
 
 def _read_and_refill(
-    contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
+    workspace: str, contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
 ) -> ContactLookup:
-    stored = contacts.get(contact_id)
+    stored = contacts.get(workspace, contact_id)
     lookup = _lookup("miss", stored)
     if stored is not None:
         try:
-            cache.refill(contact_id, stored.version, lookup.body)
+            cache.refill(workspace, contact_id, stored.version, lookup.body)
         except CacheUnavailable:
             log.warning("contact cache refill skipped: Redis unavailable", extra={"id": contact_id})
     return lookup
@@ -124,7 +126,8 @@ def repair_cache(
     Every contact the worker changed since ``seconds_since_healthy`` seconds ago, plus
     ``margin_s`` (the worker's longest commit-to-cache-write delay), capped at
     ``max_lookback_s`` (and taking that when ``None``: never healthy), is refilled with the
-    guarded write, which only replaces older versions. Raises ``ReadModelUnavailable`` and
+    guarded write, which only replaces older versions; each in its own workspace's entry.
+    Raises ``ReadModelUnavailable`` and
     ``CacheUnavailable``; the breaker then stays open and the repair runs again on the next
     trial.
     """
@@ -132,8 +135,9 @@ def repair_cache(
     if seconds_since_healthy is not None:
         lookback_s = min(seconds_since_healthy + margin_s, max_lookback_s)
     written = 0
-    for stored in contacts.changed_since(lookback_s):
-        written += cache.refill(stored.contact_id, stored.version, _lookup("miss", stored).body)
+    for workspace, stored in contacts.changed_since(lookback_s):
+        body = _lookup("miss", stored).body
+        written += cache.refill(workspace, stored.contact_id, stored.version, body)
     log.info("contact cache repaired after a Redis outage: %d entries written", written)
     return written
 
@@ -145,18 +149,22 @@ def _lookup(outcome: CacheOutcome, stored: ContactRecord | Tombstone | None) -> 
     return ContactLookup(outcome)
 
 
-def list_contacts(request: ListRequest, *, contacts: ContactReadModel) -> ContactPage:
-    """Return one page of visible contacts (keyset pagination, see ``listing``).
+def list_contacts(
+    workspace: str, request: ListRequest, *, contacts: ContactReadModel
+) -> ContactPage:
+    """Return one page of the visible contacts of ``workspace`` (keyset pagination, see
+    ``listing``); the next page's cursor is bound to the workspace (``cursor``).
 
     Reads ``limit + 1`` rows to learn whether a next page exists without a count query.
     Raises ``ReadModelUnavailable``.
     """
-    rows = contacts.list(request, request.limit + 1)
+    rows = contacts.list(workspace, request, request.limit + 1)
     page = rows[: request.limit]
     next_cursor = None
     if len(rows) > request.limit:
         last = page[-1]
-        next_cursor = cursor.encode(request.sort, request.filters, _position(request.sort, last))
+        position = _position(request.sort, last)
+        next_cursor = cursor.encode(workspace, request.sort, request.filters, position)
     return ContactPage([representation.resource(r) for r in page], next_cursor)
 
 
@@ -166,9 +174,10 @@ def _position(sort: Sort, record: ContactRecord) -> Position:
 
 
 def get_operation(
-    operation_id: str, *, statuses: OperationStatusCache, outcomes: OperationLog
+    workspace: str, operation_id: str, *, statuses: OperationStatusCache, outcomes: OperationLog
 ) -> OperationStatus | None:
-    """Return the status of an operation, or ``None`` when nobody knows it.
+    """Return the status of operation ``operation_id`` of ``workspace``, or ``None`` when
+    nobody knows it there (an operation of another workspace included).
 
     Redis first: a final status there is the answer. A pending or missing one is checked
     against ``processed_events``, because the worker commits there before it updates Redis and
@@ -177,12 +186,12 @@ def get_operation(
     ``OperationStatusUnknown`` when Redis is unreachable and PostgreSQL has no outcome.
     """
     try:
-        cached = statuses.get(operation_id)
+        cached = statuses.get(workspace, operation_id)
     except CacheUnavailable:
-        outcome = outcomes.get(operation_id)
+        outcome = outcomes.get(workspace, operation_id)
         if outcome is None:
             raise OperationStatusUnknown(operation_id) from None
         return outcome
     if cached is not None and cached.status != "pending":
         return cached
-    return outcomes.get(operation_id) or cached
+    return outcomes.get(workspace, operation_id) or cached

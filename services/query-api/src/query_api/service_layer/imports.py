@@ -3,9 +3,9 @@
 Two sources, one answer:
 
 - the report the command API stored when it read the upload (``contacts_domain.imports.
-  ImportReport``, in Redis under ``import:{id}`` for ``IMPORT_REPORT_TTL_S``, 7 days): format,
-  state, received/accepted/invalid/failed/repaired counts, the invalid records' problems
-  (errors) and what was dropped from the imported ones (warnings);
+  ImportReport``, in Redis under ``import:<workspace>/<id>`` for ``IMPORT_REPORT_TTL_S``, 7
+  days): format, state, received/accepted/invalid/failed/repaired counts, the invalid
+  records' problems (errors) and what was dropped from the imported ones (warnings);
 - the outcomes the worker recorded for the records it has processed so far (``applied``,
   ``rejected`` and the rejections' reasons), counted in PostgreSQL by import id.
 
@@ -89,20 +89,21 @@ class ImportStatus:
 
 
 def get_import(
-    import_id: str, *, reports: ImportReportReader, outcomes: ImportOutcomeLog
+    workspace: str, import_id: str, *, reports: ImportReportReader, outcomes: ImportOutcomeLog
 ) -> ImportStatus | None:
-    """Return the status of import ``import_id`` (a canonical lower-case UUID), or ``None``
-    when no report is stored for it (never made, or expired after ``REPORT_TTL_DAYS``).
+    """Return the status of import ``import_id`` (a canonical lower-case UUID) of
+    ``workspace``, or ``None`` when no report is stored for it there (never made, made in
+    another workspace, or expired after ``REPORT_TTL_DAYS``).
 
     The report is read first; PostgreSQL is asked only for a known import. Raises
     ``ImportReportUnavailable`` when Redis does not answer (the outcomes alone cannot say
     how many records were accepted) and ``ReadModelUnavailable`` when PostgreSQL does not.
     """
     try:
-        report = reports.get(import_id)
-        dead_lettered = reports.dead_lettered(import_id) if report is not None else 0
+        report = reports.get(workspace, import_id)
+        dead_lettered = reports.dead_lettered(workspace, import_id) if report is not None else 0
     except CacheUnavailable as exc:
         raise ImportReportUnavailable(str(exc)) from None
     if report is None:
         return None
-    return ImportStatus(report, outcomes.counts(import_id), dead_lettered)
+    return ImportStatus(report, outcomes.counts(workspace, import_id), dead_lettered)

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
+
 SortKey = Literal["created_at", "last_name"]
 
 SORT_NAMES: Final = ("created_at", "-created_at", "last_name", "-last_name")
@@ -60,11 +62,15 @@ class ListFilters:
     tags: tuple[str, ...] = ()
     q: str | None = None
 
-    def fingerprint(self) -> str:
-        """A short digest that ties a cursor to the filters it was made for (16 hex chars)."""
-        canonical = json.dumps(
-            [self.email_key, sorted(self.tags), self.q], ensure_ascii=False, separators=(",", ":")
-        )
+    def fingerprint(self, workspace: str) -> str:
+        """A short digest (16 hex chars) that ties a cursor to the filters and the workspace it
+        was made for, without showing either: a cursor of workspace A presented in B fails it
+        like one of other filters (docs/architecture.md §10). The ``default`` workspace adds
+        nothing to the digest, so cursors issued before workspaces existed stay valid there."""
+        parts: list[object] = [self.email_key, sorted(self.tags), self.q]
+        if workspace != DEFAULT_WORKSPACE:
+            parts.append(workspace)
+        canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 

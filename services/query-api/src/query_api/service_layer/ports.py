@@ -1,6 +1,10 @@
 """Ports of the query API: what the use cases need from storage, implemented by ``adapters``
 (PostgreSQL, Redis) and by fakes in the unit tests.
 
+Every read names its workspace (docs/architecture.md §10), a slug of
+``contacts_domain.workspaces``, first: data of another workspace is never returned, so an id of
+workspace A read for workspace B is unknown (``None``), exactly as an id never stored.
+
 Two failures cross every port, and only these: ``ReadModelUnavailable`` (the database did not
 answer in time, or refused the connection: the API answers 503 with ``Retry-After``) and
 ``CacheUnavailable`` (Redis failed or its circuit is open: the use case carries on without it).
@@ -36,53 +40,54 @@ class ContactReadModel(abc.ABC):
     """The contacts table, read only."""
 
     @abc.abstractmethod
-    def get(self, contact_id: str) -> ContactRecord | Tombstone | None:
-        """Return the visible contact, a ``Tombstone`` for a stored but invisible one, or
-        ``None`` when the id was never stored. ``contact_id`` is a canonical lower-case UUID.
-        Raises ``ReadModelUnavailable``."""
+    def get(self, workspace: str, contact_id: str) -> ContactRecord | Tombstone | None:
+        """Return the visible contact ``contact_id`` of ``workspace``, a ``Tombstone`` for a
+        stored but invisible one, or ``None`` when the id was never stored in that workspace.
+        ``contact_id`` is a canonical lower-case UUID. Raises ``ReadModelUnavailable``."""
 
     @abc.abstractmethod
-    def list(self, request: ListRequest, limit: int) -> list[ContactRecord]:
-        """Return up to ``limit`` visible contacts matching ``request.filters``, in
+    def list(self, workspace: str, request: ListRequest, limit: int) -> list[ContactRecord]:
+        """Return up to ``limit`` visible contacts of ``workspace`` matching ``request.filters``, in
         ``request.sort`` order (id as tie-breaker), strictly after ``request.after``.
         Raises ``ReadModelUnavailable``."""
 
     @abc.abstractmethod
-    def changed_since(self, seconds: float) -> Iterator[ContactRecord | Tombstone]:
-        """Yield the current state of every contact the worker changed in the last ``seconds``
-        seconds (by the database's clock), each once, in no particular order.
-        Raises ``ReadModelUnavailable``."""
+    def changed_since(self, seconds: float) -> Iterator[tuple[str, ContactRecord | Tombstone]]:
+        """Yield ``(workspace, current state)`` of every contact the worker changed in the last
+        ``seconds`` seconds (by the database's clock), in every workspace, each once, in no
+        particular order. Raises ``ReadModelUnavailable``."""
 
 
 class ReadThroughContactCache(abc.ABC):
-    """The ``contact:{id}`` read-through cache with refill leases, as the query API sees it:
-    read, and refill on a miss under a refill lease, so one request in all processes reads the
-    database per miss. (Not ``contacts_domain.ports.ContactCache``, the worker's write side.)"""
+    """The ``contact:{<workspace>/<id>}`` read-through cache with refill leases, as the query
+    API sees it: read, and refill on a miss under a refill lease, so one request in all
+    processes reads the database per miss. (Not ``contacts_domain.ports.ContactCache``, the
+    worker's write side.)"""
 
     @abc.abstractmethod
-    def get(self, contact_id: str) -> CachedContact | None:
-        """Return the cached entry (maybe a tombstone), or ``None`` on a miss.
-        Raises ``CacheUnavailable``."""
+    def get(self, workspace: str, contact_id: str) -> CachedContact | None:
+        """Return the cached entry of ``contact_id`` in ``workspace`` (maybe a tombstone), or
+        ``None`` on a miss. Raises ``CacheUnavailable``."""
 
     @abc.abstractmethod
-    def refill(self, contact_id: str, version: int, body: bytes | None) -> bool:
+    def refill(self, workspace: str, contact_id: str, version: int, body: bytes | None) -> bool:
         """Cache ``body`` (``None`` = tombstone) at ``version`` unless the cache already holds
-        that version or a newer one, or a newer tombstone (docs/architecture.md §5.5). Returns
-        whether it
-        wrote. Raises ``CacheUnavailable``."""
+        that version or a newer one, or a newer tombstone (docs/architecture.md §5.5), in the
+        entry of ``contact_id`` in ``workspace``. Returns whether it wrote. Raises
+        ``CacheUnavailable``."""
 
     @abc.abstractmethod
-    def take_refill_lease(self, contact_id: str) -> str | None:
-        """Take the refill lease of ``contact_id``: returns a token when the caller now holds
-        it (it reads the database and refills, then releases), ``None`` when another request
-        holds it. Raises ``CacheUnavailable``."""
+    def take_refill_lease(self, workspace: str, contact_id: str) -> str | None:
+        """Take the refill lease of ``contact_id`` in ``workspace``: returns a token when the
+        caller now holds it (it reads the database and refills, then releases), ``None`` when
+        another request holds it. Raises ``CacheUnavailable``."""
 
     @abc.abstractmethod
-    def release_refill_lease(self, contact_id: str, token: str) -> None:
+    def release_refill_lease(self, workspace: str, contact_id: str, token: str) -> None:
         """Give the lease back, if ``token`` still holds it. Raises ``CacheUnavailable``."""
 
     @abc.abstractmethod
-    def wait_for_refill(self, contact_id: str) -> CachedContact | None:
+    def wait_for_refill(self, workspace: str, contact_id: str) -> CachedContact | None:
         """Wait, within the adapter's bound, for the lease holder's refill. Returns the entry
         once cached; ``None`` when the lease ends without one (nothing to cache, or the refill
         failed) or the bound passes: the caller then reads the database itself.
@@ -90,20 +95,21 @@ class ReadThroughContactCache(abc.ABC):
 
 
 class OperationStatusCache(abc.ABC):
-    """The short-lived ``op:{id}`` statuses the command API and the worker write."""
+    """The short-lived ``op:<workspace>/<id>`` statuses the command API and the worker write."""
 
     @abc.abstractmethod
-    def get(self, operation_id: str) -> OperationStatus | None:
-        """Return the status, or ``None`` when unknown or expired. Raises ``CacheUnavailable``."""
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
+        """Return the status of ``operation_id`` in ``workspace``, or ``None`` when unknown,
+        expired or of another workspace. Raises ``CacheUnavailable``."""
 
 
 class OperationLog(abc.ABC):
     """The durable outcomes in ``processed_events`` (applied or rejected, never pending)."""
 
     @abc.abstractmethod
-    def get(self, operation_id: str) -> OperationStatus | None:
-        """Return the recorded outcome, or ``None`` when the worker has not processed the
-        operation. Raises ``ReadModelUnavailable``."""
+    def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
+        """Return the recorded outcome of ``operation_id`` in ``workspace``, or ``None`` when
+        the worker has not processed it there. Raises ``ReadModelUnavailable``."""
 
 
 class ChangeFeed(abc.ABC):
@@ -111,26 +117,27 @@ class ChangeFeed(abc.ABC):
 
     @abc.abstractmethod
     def bound(self) -> FeedPosition:
-        """The feed's current end: a position before every change not yet readable.
-        Raises ``ReadModelUnavailable``."""
+        """The feed's current end: a position before every change not yet readable (one
+        transaction order for every workspace). Raises ``ReadModelUnavailable``."""
 
     @abc.abstractmethod
-    def read(self, after: FeedPosition, limit: int) -> ChangeBatch:
-        """Up to ``limit`` changes strictly after ``after``, in feed order, with the bound they
-        were read under and the purge horizon read after them.
+    def read(self, workspace: str, after: FeedPosition, limit: int) -> ChangeBatch:
+        """Up to ``limit`` changes of ``workspace`` strictly after ``after``, in feed order,
+        with the bound they were read under and the purge horizon read after them.
         Raises ``ReadModelUnavailable``."""
 
 
 class ImportReportReader(abc.ABC):
-    """The ``import:{id}`` reports, read only: the command API writes them when it reads an
-    upload (kept ``IMPORT_REPORT_TTL_S``, 7 days by default)."""
+    """The ``import:<workspace>/<id>`` reports, read only: the command API writes them when it
+    reads an upload (kept ``IMPORT_REPORT_TTL_S``, 7 days by default)."""
 
     @abc.abstractmethod
-    def get(self, import_id: str) -> ImportReport | None:
-        """Return the report, or ``None`` when unknown or expired. Raises ``CacheUnavailable``."""
+    def get(self, workspace: str, import_id: str) -> ImportReport | None:
+        """Return the report of ``import_id`` in ``workspace``, or ``None`` when unknown,
+        expired or of another workspace. Raises ``CacheUnavailable``."""
 
     @abc.abstractmethod
-    def dead_lettered(self, import_id: str) -> int:
+    def dead_lettered(self, workspace: str, import_id: str) -> int:
         """How many of the import's events the worker gave up on (moved to the dead-letter
         queue and not redriven since; ``contacts_infra.import_dead_letters``). Raises
         ``CacheUnavailable``."""
@@ -140,6 +147,7 @@ class ImportOutcomeLog(abc.ABC):
     """The outcomes the worker recorded in ``processed_events`` for an import's records."""
 
     @abc.abstractmethod
-    def counts(self, import_id: str) -> ImportOutcomes:
-        """Count the import's records applied and rejected so far, and the rejections per
-        reason (all zero when none was processed yet). Raises ``ReadModelUnavailable``."""
+    def counts(self, workspace: str, import_id: str) -> ImportOutcomes:
+        """Count the records of import ``import_id`` of ``workspace`` applied and rejected so
+        far, and the rejections per reason (all zero when none was processed yet).
+        Raises ``ReadModelUnavailable``."""

@@ -1,0 +1,176 @@
+"""The Redis key layout, Lua scripts and operation store on a real three-primary Redis Cluster
+(docs/architecture.md §10, "Scaling out"): every script and every multi-key round trip touches
+the keys of one contact, which share the hash tag ``{<workspace>/<id>}``, so one hash slot.
+
+The cluster is started on loopback from the machine's ``redis-server`` (``support.redis_cluster``)
+and reached through redis-py's ``RedisCluster``, which routes each command to the primary of its
+slot. The services' cache adapters wrap these same scripts and keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import cast
+
+import pytest
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import ClusterCrossSlotError, MovedError
+
+from contacts_domain import OperationStatus
+from contacts_infra.operation_store import RedisOperationStore
+from contacts_infra.redis_keys import (
+    GUARDED_SET_LUA,
+    RELEASE_LEASE_LUA,
+    contact_key,
+    operation_key,
+    refill_lease_key,
+)
+from support.redis_cluster import RedisClusterUnavailable, redis_cluster
+
+PREFIX = "contacts:"
+WORKSPACES = ("default", "acme", "h-" + "0" * 40)
+
+
+@pytest.fixture(scope="module")
+def node_ports() -> Iterator[list[int]]:
+    try:
+        with redis_cluster(primaries=3) as ports:
+            yield ports
+    except RedisClusterUnavailable as exc:
+        pytest.skip(f"no Redis Cluster: {exc}")
+
+
+@pytest.fixture(scope="module")
+def cluster(node_ports: list[int]) -> Iterator[RedisCluster]:
+    client = RedisCluster(
+        startup_nodes=[ClusterNode("127.0.0.1", port) for port in node_ports],
+        socket_timeout=2,
+        socket_connect_timeout=2,
+    )
+    yield client
+    client.close()
+
+
+def _node_port(cluster: RedisCluster, key: str) -> int:
+    return int(cluster.get_node_from_key(key).port)
+
+
+def _contacts_on_every_primary(cluster: RedisCluster, workspace: str) -> list[str]:
+    """One contact id of ``workspace`` per primary, so a check covers every node."""
+    by_port: dict[int, str] = {}
+    while len(by_port) < 3:
+        contact_id = str(uuid.uuid4())
+        port = _node_port(cluster, contact_key(PREFIX, workspace, contact_id))
+        by_port.setdefault(port, contact_id)
+    return list(by_port.values())
+
+
+def test_the_cluster_has_three_primaries_sharing_every_slot(cluster: RedisCluster) -> None:
+    primaries = cluster.get_primaries()
+    assert len(primaries) == 3
+    assert int(cluster.cluster_info()["cluster_slots_assigned"]) == 16384
+
+
+def test_every_key_of_one_contact_lands_in_one_slot(cluster: RedisCluster) -> None:
+    ports = set()
+    for workspace in WORKSPACES:
+        for _ in range(30):
+            contact_id = str(uuid.uuid4())
+            data = contact_key(PREFIX, workspace, contact_id)
+            lease = refill_lease_key(PREFIX, workspace, contact_id)
+            # The server's own word (CLUSTER KEYSLOT), not only the client's CRC16.
+            slot = cluster.cluster_keyslot(data)
+            assert cluster.cluster_keyslot(lease) == slot
+            assert slot == key_slot(f"{workspace}/{contact_id}".encode())
+            ports.add(_node_port(cluster, data))
+    # Contacts spread over every primary: the hash tag is per contact, not per workspace.
+    assert len(ports) == 3
+
+
+def test_the_guarded_set_keeps_the_newest_version_on_every_primary(
+    cluster: RedisCluster, node_ports: list[int]
+) -> None:
+    guarded_set = cluster.register_script(GUARDED_SET_LUA)
+    for contact_id in _contacts_on_every_primary(cluster, "acme"):
+        key = contact_key(PREFIX, "acme", contact_id)
+        assert guarded_set(keys=[key], args=[2, b'{"version":2}', 60]) == 1
+        assert guarded_set(keys=[key], args=[1, b'{"version":1}', 60]) == 0
+        assert guarded_set(keys=[key], args=[2, b'{"other":2}', 60]) == 0
+        assert cluster.hmget(key, "v", "d") == [b"2", b'{"version":2}']
+        assert guarded_set(keys=[key], args=[3, b"", 60]) == 1  # the tombstone wins
+        assert guarded_set(keys=[key], args=[2, b'{"version":2}', 60]) == 0
+        assert cluster.hmget(key, "v", "d") == [b"3", b""]
+        assert 0 < cluster.ttl(key) <= 60
+        # Written on the primary that owns the slot; every other primary redirects.
+        owner, slot = _node_port(cluster, key), cluster.cluster_keyslot(key)
+        for port in node_ports:
+            with redis.Redis("127.0.0.1", port, socket_timeout=2) as node:
+                if port == owner:
+                    assert node.hget(key, "v") == b"3"
+                else:
+                    with pytest.raises(MovedError, match=f"^{slot} 127.0.0.1:{owner}$"):
+                        node.hget(key, "v")
+
+
+def test_the_refill_lease_is_released_by_its_holder_only(cluster: RedisCluster) -> None:
+    release = cluster.register_script(RELEASE_LEASE_LUA)
+    for contact_id in _contacts_on_every_primary(cluster, "default"):
+        lease = refill_lease_key(PREFIX, "default", contact_id)
+        assert cluster.set(lease, "token-1", nx=True, px=5000) is True
+        assert cluster.set(lease, "token-2", nx=True, px=5000) is None
+        assert release(keys=[lease], args=["token-2"]) == 0
+        assert cluster.get(lease) == b"token-1"
+        assert release(keys=[lease], args=["token-1"]) == 1
+        assert cluster.exists(lease) == 0
+
+
+def test_a_contacts_two_keys_go_together_in_one_script_and_one_transaction(
+    cluster: RedisCluster, node_ports: list[int]
+) -> None:
+    both = "return {redis.call('HGET', KEYS[1], 'v'), redis.call('GET', KEYS[2])}"
+    for contact_id in _contacts_on_every_primary(cluster, "acme"):
+        data = contact_key(PREFIX, "acme", contact_id)
+        lease = refill_lease_key(PREFIX, "acme", contact_id)
+        cluster.hset(data, mapping={"v": 7, "d": b"{}"})
+        cluster.set(lease, "held", px=5000)
+        assert cluster.eval(both, 2, data, lease) == [b"7", b"held"]
+        # What the query API's waiting request polls, here as one MULTI/EXEC on one primary.
+        with cluster.pipeline(transaction=True) as pipe:
+            pipe.hmget(data, "v", "d")
+            pipe.exists(lease)
+            assert pipe.execute() == [[b"7", b"{}"], 1]
+    # Keys of two contacts may sit in two slots: the cluster refuses such a script, which is why
+    # no script of ours takes them.
+    first, second = _contacts_on_every_primary(cluster, "acme")[:2]
+    keys = [contact_key(PREFIX, "acme", first), contact_key(PREFIX, "acme", second)]
+    owner = _node_port(cluster, keys[0])
+    with (
+        redis.Redis("127.0.0.1", owner, socket_timeout=2) as node,
+        pytest.raises(ClusterCrossSlotError),
+    ):
+        node.eval(both, 2, *keys)
+
+
+def _status(state: str, operation_id: str) -> OperationStatus:
+    return OperationStatus(operation_id=operation_id, contact_id=str(uuid.uuid4()), status=state)
+
+
+def test_the_operation_store_works_through_the_cluster_client(cluster: RedisCluster) -> None:
+    # RedisCluster is not a redis.Redis subclass, but it has the GET/SET the store calls, with
+    # the same signatures: the store runs unchanged in cluster mode.
+    store = RedisOperationStore(cast(redis.Redis, cluster), prefix=PREFIX, ttl_s=60)
+    ports = set()
+    for _ in range(20):
+        operation_id = str(uuid.uuid4())
+        applied = _status("applied", operation_id)
+        store.record("acme", applied)
+        store.mark_pending("acme", _status("pending", operation_id))
+        assert store.get("acme", operation_id) == applied
+        assert store.get("default", operation_id) is None
+        key = operation_key(PREFIX, "acme", operation_id)
+        assert 0 < cluster.ttl(key) <= 60
+        ports.add(_node_port(cluster, key))
+    assert len(ports) == 3, "single-key operation statuses spread over every primary"
