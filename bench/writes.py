@@ -20,6 +20,7 @@ import requests
 import stack
 
 from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
+from contacts_domain.workspaces import DEFAULT_WORKSPACE
 from contacts_infra.redis_keys import operation_key
 
 
@@ -147,7 +148,7 @@ def freshness_under_load(
             if waiting:
                 pipe = client.pipeline(transaction=False)
                 for operation, _ in waiting:
-                    pipe.get(operation_key(prefix, operation))
+                    pipe.get(operation_key(prefix, DEFAULT_WORKSPACE, operation))
                 now = time.perf_counter()
                 for (operation, started), raw in zip(waiting, pipe.execute(), strict=True):
                     if raw is not None and b'"pending"' not in raw:

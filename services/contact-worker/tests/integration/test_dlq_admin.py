@@ -54,7 +54,7 @@ def dead_letters(
     belongs to an import whose report exists and which counts it as dead-lettered."""
     name = f"d{uuid.uuid4().hex[:10]}"
     import_id = str(uuid.uuid4())
-    redis_client.set(import_key(redis_prefix, import_id), "{}", ex=600)
+    redis_client.set(import_key(redis_prefix, "default", import_id), "{}", ex=600)
     failed = event("created", {"first_name": "Zelda Quux"}, import_id)
     malformed = event("patched", {"emails": "not-a-list-secret"})
     bodies = {

@@ -211,8 +211,15 @@ def test_erase_removes_one_workspace_in_batches_and_resumes(
         "contact_changes": 7,
         "processed_events": 7,
     }
-    assert report.keys == {"contact": 6, "refill": 0, "op": 7, "idem": 1, "import": 1}
-    assert len(lines) == 8  # three tables, five key kinds
+    assert report.keys == {
+        "contact": 6,
+        "refill": 0,
+        "op": 7,
+        "idem": 1,
+        "import": 1,
+        "import-dead": 0,
+    }
+    assert len(lines) == 9  # three tables, six key kinds
     assert lines[0] == "contacts: 6 rows removed"
     assert _rows(engine, gone) == dict.fromkeys(before, 0)
     assert list(redis_client.scan_iter(match=f"{prefix}*{gone}*")) == []

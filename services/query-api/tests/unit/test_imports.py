@@ -84,7 +84,9 @@ def test_dead_lettered_records_are_counted_and_complete_the_import(import_report
     import_outcomes.outcomes[stored.import_id] = ImportOutcomes(2, 1, {"email_conflict": 1})
     import_reports.dead["default"][stored.import_id] = 1
 
-    status = imports.get_import(stored.import_id, reports=import_reports, outcomes=import_outcomes)
+    status = imports.get_import(
+        WS, stored.import_id, reports=import_reports, outcomes=import_outcomes
+    )
 
     assert status is not None
     assert (status.dead_lettered, status.pending, status.progress) == (1, 0, "completed")

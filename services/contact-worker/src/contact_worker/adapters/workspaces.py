@@ -39,7 +39,7 @@ _TABLES: Final = (
 @dataclass
 class ErasureReport:
     """What ``erase_workspace`` removed: PostgreSQL rows per table, Redis keys per kind
-    (``contact``, ``refill``, ``op``, ``idem``, ``import``)."""
+    (``contact``, ``refill``, ``op``, ``idem``, ``import``, ``import-dead``)."""
 
     workspace: str
     rows: dict[str, int] = field(default_factory=dict)
@@ -115,7 +115,8 @@ def _key_patterns(prefix: str, workspace: str) -> dict[str, str]:
         "refill": f"{p}refill:{{{workspace}/*",
         "op": f"{p}op:{workspace}/*",
         "idem": f"{p}idem:{workspace}/*",
-        "import": f"{p}import:{workspace}/*",
+        "import": f"{p}import:{{{workspace}/*",
+        "import-dead": f"{p}import-dead:{{{workspace}/*",
     }
 
 
