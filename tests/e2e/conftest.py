@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from support.processes import command_api, free_port, http_ok, query_api, worker
-from support.stack import Stack
+from support.stack import Stack, isolated_stack
+from support.workspaces import WorkspaceCallers
 
 #: Commands whose X-Request-ID starts with this are delayed in the worker (fault injection).
 SLOW_PREFIX = "slow-"
@@ -40,3 +43,29 @@ def stack(stack_env: dict[str, str]) -> Iterator[Stack]:
     finally:
         for service in services:
             service.stop()
+
+
+#: The workspaces of ``workspace_stack``'s callers (``support.workspaces``).
+WORKSPACE_ROLES = ("iso-a", "iso-b", "mix-a", "mix-b")
+
+
+@dataclass
+class WorkspaceStack:
+    """A running system whose APIs accept ``callers``' API keys and JWTs."""
+
+    stack: Stack
+    callers: WorkspaceCallers
+
+
+@pytest.fixture(scope="session")
+def workspace_stack(
+    stack_env: dict[str, str], sqs_client: Any, run_id: str
+) -> Iterator[WorkspaceStack]:
+    """Both APIs and the worker on queues of their own, accepting an API key per workspace of
+    ``WORKSPACE_ROLES`` and JWTs naming the workspace in ``org_id`` (docs/architecture.md §10)."""
+    callers = WorkspaceCallers(run_id, WORKSPACE_ROLES).start()
+    try:
+        with isolated_stack(stack_env, sqs_client, f"w{run_id}", callers.env()) as stack:
+            yield WorkspaceStack(stack, callers)
+    finally:
+        callers.stop()

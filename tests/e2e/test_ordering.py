@@ -15,7 +15,13 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from contacts_domain import ContactEvent, HybridLogicalClock, empty_fields, normalize_contact
+from contacts_domain import (
+    DEFAULT_WORKSPACE,
+    ContactEvent,
+    HybridLogicalClock,
+    empty_fields,
+    normalize_contact,
+)
 from support.auth import api
 from support.read_model import EventSender, cache_agrees, cached_contact, stored_contact
 from support.stack import Stack
@@ -88,6 +94,10 @@ def in_order(history: list[tuple[str, dict[str, Any]]]) -> dict[str, Any] | None
 RACE_RUNS = int(os.environ.get("RACE_RUNS", "3"))
 
 
+#: The workspaces of the two-workspace race: the same contact ids, histories of their own.
+TWO_WORKSPACES = ("race-a", "race-b")
+
+
 @pytest.mark.parametrize("seed", range(RACE_RUNS))
 def test_interleaved_commands_with_delays_and_redeliveries_end_in_order(
     stack: Stack,
@@ -99,15 +109,45 @@ def test_interleaved_commands_with_delays_and_redeliveries_end_in_order(
     """Replace, patch and delete commands on the same contacts race through two worker
     processes (prefork), some delayed in the worker, some delivered again late and out of
     order. PostgreSQL and Redis end equal to applying the accepted commands once, in order."""
-    rng = random.Random(seed)
+    race(stack, engine, redis_client, sqs_client, random.Random(seed), (DEFAULT_WORKSPACE,))
+
+
+@pytest.mark.parametrize("seed", range(RACE_RUNS))
+def test_two_workspaces_racing_on_the_same_contact_ids_each_end_in_order(
+    workspace_stack: Any,
+    engine: sa.Engine,
+    redis_client: redis.Redis,
+    sqs_client: Any,
+    seed: int,
+) -> None:
+    """The same race in two workspaces at once, on the same contact ids with a history of
+    each workspace's own, interleaved on one queue: each workspace ends in its own in-order
+    state, PostgreSQL == Redis per workspace (issue 12)."""
+    workspaces = tuple(f"{name}-{seed}-{uuid.uuid4().hex[:6]}" for name in TWO_WORKSPACES)
+    race(workspace_stack.stack, engine, redis_client, sqs_client, random.Random(seed), workspaces)
+
+
+def race(
+    stack: Stack,
+    engine: sa.Engine,
+    redis_client: redis.Redis,
+    sqs_client: Any,
+    rng: random.Random,
+    workspaces: tuple[str, ...],
+) -> None:
+    """Send random histories of 12 contacts in each of ``workspaces`` (the same ids in each),
+    interleaved, some delayed, a third delivered again late; wait until all are processed and
+    check each workspace's final state in PostgreSQL and Redis against ``in_order``."""
     clock = HybridLogicalClock()
     sender = EventSender(stack.env)
-    histories: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    histories: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
     events: list[ContactEvent] = []
     for _ in range(12):
         cid = str(uuid.uuid4())
-        histories[cid] = random_history(rng, cid)
-        for kind, data in histories[cid]:
+        for workspace in workspaces:
+            histories[workspace, cid] = random_history(rng, cid)
+    for (workspace, cid), history in histories.items():
+        for kind, data in history:
             normalized = (
                 {}
                 if kind == "deleted"
@@ -124,8 +164,10 @@ def test_interleaved_commands_with_delays_and_redeliveries_end_in_order(
                     operation_id=str(uuid.uuid4()),
                     data=normalized,
                     correlation_id=("slow-" if slow else "e2e-") + uuid.uuid4().hex[:8],
+                    workspace=workspace,
                 )
             )
+    events = interleaved(rng, events)
     deliveries = [(e, e.id) for e in events]
     for event in rng.sample(events, k=len(events) // 3):
         late = rng.randint(events.index(event), len(deliveries))
@@ -136,15 +178,30 @@ def test_interleaved_commands_with_delays_and_redeliveries_end_in_order(
     wait_processed(engine, [e.id for e in events], sqs_client, stack.env["SQS_QUEUE_URL"])
 
     prefix = stack.env["REDIS_PREFIX"]
-    for cid, history in histories.items():
+    for (workspace, cid), history in histories.items():
         expected = in_order(history)
-        stored = stored_contact(engine, cid)
+        stored = stored_contact(engine, cid, workspace)
         if expected is None:
-            assert stored is None, cid
+            assert stored is None, (workspace, cid)
         else:
-            assert stored is not None, cid
+            assert stored is not None, (workspace, cid)
             assert {k: stored[k] for k in expected} == {**empty_fields(), **expected}, cid
-        assert cache_agrees(redis_client, prefix, engine, cid), cid
+        assert cache_agrees(redis_client, prefix, engine, cid, workspace), (workspace, cid)
+
+
+def interleaved(rng: random.Random, events: list[ContactEvent]) -> list[ContactEvent]:
+    """``events`` shuffled, each contact's (per workspace) kept in their order: the merge of
+    many writers, each sending its own commands in order."""
+    queues: dict[tuple[str, str], list[ContactEvent]] = {}
+    for event in events:
+        queues.setdefault((event.workspace, event.contact_id), []).append(event)
+    merged: list[ContactEvent] = []
+    while queues:
+        key = rng.choice(sorted(queues))
+        merged.append(queues[key].pop(0))
+        if not queues[key]:
+            del queues[key]
+    return merged
 
 
 def test_c24_patch_delivered_after_the_delete_that_followed_it(

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from celery import Celery
 
 from contacts_domain import DEFAULT_WORKSPACE, FIELDS, ContactEvent
-from contacts_infra.messaging import APPLY_EVENT_TASK
+from contacts_infra.messaging import APPLY_EVENT_TASK, message_group_id
 from contacts_infra.redis_keys import contact_key
 
 
@@ -91,11 +91,12 @@ class EventSender:
 
     def send(self, event: ContactEvent, dedup_id: str | None = None) -> None:
         """Send ``event``; a ``dedup_id`` other than the event id bypasses SQS deduplication,
-        which is how a redelivery or a duplicate send looks to the worker."""
+        which is how a redelivery or a duplicate send looks to the worker. The FIFO group is
+        the command API's (workspace and contact)."""
         self.app.send_task(
             APPLY_EVENT_TASK,
             args=[event.to_cloudevent()],
             queue=self.queue,
-            MessageGroupId=event.contact_id,
+            MessageGroupId=message_group_id(event),
             MessageDeduplicationId=dedup_id or event.id,
         )
