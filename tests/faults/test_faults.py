@@ -22,8 +22,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from contacts_domain import FIELDS
-from support.auth import api
+from contacts_domain import DEFAULT_WORKSPACE, FIELDS
+from contacts_http.auth import format_api_key_hashes, hash_api_key, new_api_key, scopes
+from support.auth import AUTH_ENV, api_session
 from support.read_model import cache_agrees, stored_contact
 from support.workload import Workload, expected_state
 
@@ -77,21 +78,31 @@ def run_with_fault(
     sqs_client: Any,
     fault: Callable[[], None],
     name: str,
+    workspaces: dict[str, dict[str, str] | None] | None = None,
 ) -> None:
+    """Drive the workload of each of ``workspaces`` (workspace -> the headers of its caller;
+    default: the session's key, in ``default``) at once, inject ``fault`` mid-load, drain, and
+    check every workspace's ledger on its own."""
     engine = sa.create_engine(database_url)
-    workload = Workload(stack.command_url, seed=hash(name) % 1000)
-    workload.setup()
-    workload.start()
+    books = workspaces or {DEFAULT_WORKSPACE: None}
+    workloads = {
+        ws: Workload(stack.command_url, seed=(hash(name) + i) % 1000, headers=headers)
+        for i, (ws, headers) in enumerate(books.items())
+    }
+    for workload in workloads.values():
+        workload.setup()
+    for workload in workloads.values():
+        workload.start()
     time.sleep(3)
     fault_started = time.monotonic()
     fault()
     fault_ended = time.monotonic()
     time.sleep(3)
-    workload.stop()
-    ledger = workload.ledger
-    assert not ledger.unexpected, ledger.unexpected[:5]
+    for workload in workloads.values():
+        workload.stop()
+        assert not workload.ledger.unexpected, workload.ledger.unexpected[:5]
 
-    operation_ids = [c.operation_id for c in ledger.accepted]
+    operation_ids = [c.operation_id for w in workloads.values() for c in w.ledger.accepted]
     drained_in = drain(stack, engine, sqs_client, operation_ids)
     recovered_in = time.monotonic() - fault_ended  # until every accepted command had landed
 
@@ -100,26 +111,14 @@ def run_with_fault(
     rejected = sum(1 for s, _ in found.values() if s == "rejected")
     lost = len(operation_ids) - len(found)
     mismatched: list[str] = []
-    uncertain = ledger.uncertain(fault_started)
-    for contact_id, commands in ledger.by_contact().items():
-        if contact_id in uncertain:
-            # A refused command may still have reached the queue: only check what holds
-            # anyway (every accepted operation has an outcome; Redis agrees with PostgreSQL).
-            if not cache_agrees(redis_client, stack.env["REDIS_PREFIX"], engine, contact_id):
-                mismatched.append(f"{contact_id}: Redis differs from PostgreSQL")
-            continue
-        expected = expected_state(commands)
-        for operation_id, outcome in expected.outcomes.items():
-            if found.get(operation_id) != outcome:
-                mismatched.append(f"{operation_id}: {found.get(operation_id)} != {outcome}")
-        stored = stored_contact(engine, contact_id)
-        if expected.fields is None:
-            if stored is not None:
-                mismatched.append(f"{contact_id} should be deleted")
-        elif stored is None or {k: stored[k] for k in FIELDS} != expected.fields:
-            mismatched.append(f"{contact_id}: {stored} != {expected.fields}")
-        if not cache_agrees(redis_client, stack.env["REDIS_PREFIX"], engine, contact_id):
-            mismatched.append(f"{contact_id}: Redis differs from PostgreSQL")
+    uncertain = 0
+    pending: list[str] = []
+    for ws, workload in workloads.items():
+        ledger = workload.ledger
+        unsure = ledger.uncertain(fault_started)
+        uncertain += len(unsure)
+        mismatched += _mismatches(stack, engine, redis_client, ws, ledger, found, unsure)
+        pending += _still_pending(stack, ledger, books[ws])
     with engine.connect() as conn:
         applied_twice = conn.execute(
             sa.text(
@@ -128,16 +127,12 @@ def run_with_fault(
             ),
             {"ids": [uuid.UUID(o) for o in operation_ids]},
         ).scalar_one()
-    pending = [
-        o
-        for o in operation_ids[:: max(1, len(operation_ids) // 40)]
-        if api.get(f"{stack.query_url}/v1/operations/{o}", timeout=5).json()["status"] == "pending"
-    ]
     dead = queue_depth(sqs_client, stack.dlq_url)
     engine.dispose()
+    refused = sum(w.ledger.refused for w in workloads.values())
     print(
-        f"\n[{name}] accepted={len(operation_ids)} refused(503)={ledger.refused} "
-        f"uncertain_contacts={len(uncertain)} "
+        f"\n[{name}] workspaces={len(workloads)} accepted={len(operation_ids)} "
+        f"refused(503)={refused} uncertain_contacts={uncertain} "
         f"applied={applied} rejected={rejected} lost={lost} applied_twice={applied_twice} "
         f"fault={fault_ended - fault_started:.1f}s drained_after_load={drained_in:.1f}s "
         f"recovered_after_fault={recovered_in:.1f}s dlq={dead}"
@@ -149,6 +144,57 @@ def run_with_fault(
     assert dead == 0
 
 
+def _mismatches(
+    stack: Any,
+    engine: sa.Engine,
+    redis_client: redis.Redis,
+    workspace: str,
+    ledger: Any,
+    found: dict[str, tuple[str, str | None]],
+    uncertain: set[str],
+) -> list[str]:
+    """What in ``workspace`` differs from applying its accepted commands in order: outcomes,
+    PostgreSQL, and Redis against PostgreSQL."""
+    prefix = stack.env["REDIS_PREFIX"]
+    mismatched: list[str] = []
+    for contact_id, commands in ledger.by_contact().items():
+        where = f"{workspace}/{contact_id}"
+        agrees = cache_agrees(redis_client, prefix, engine, contact_id, workspace)
+        if contact_id in uncertain:
+            # A refused command may still have reached the queue: only check what holds
+            # anyway (every accepted operation has an outcome; Redis agrees with PostgreSQL).
+            if not agrees:
+                mismatched.append(f"{where}: Redis differs from PostgreSQL")
+            continue
+        expected = expected_state(commands)
+        for operation_id, outcome in expected.outcomes.items():
+            if found.get(operation_id) != outcome:
+                mismatched.append(f"{operation_id}: {found.get(operation_id)} != {outcome}")
+        stored = stored_contact(engine, contact_id, workspace)
+        if expected.fields is None:
+            if stored is not None:
+                mismatched.append(f"{where} should be deleted")
+        elif stored is None or {k: stored[k] for k in FIELDS} != expected.fields:
+            mismatched.append(f"{where}: {stored} != {expected.fields}")
+        if not agrees:
+            mismatched.append(f"{where}: Redis differs from PostgreSQL")
+    return mismatched
+
+
+def _still_pending(stack: Any, ledger: Any, headers: dict[str, str] | None) -> list[str]:
+    """A sample of the ledger's operations that the query API still reports ``pending``, asked
+    with the workspace's own credentials."""
+    operation_ids = [c.operation_id for c in ledger.accepted]
+    session = api_session()
+    session.headers.update(headers or {})
+    return [
+        o
+        for o in operation_ids[:: max(1, len(operation_ids) // 40)]
+        if session.get(f"{stack.query_url}/v1/operations/{o}", timeout=5).json()["status"]
+        == "pending"
+    ]
+
+
 def child_pids(pid: int) -> list[int]:
     path = f"/proc/{pid}/task/{pid}/children"
     return [int(p) for p in open(path).read().split()] if os.path.exists(path) else []
@@ -156,8 +202,12 @@ def child_pids(pid: int) -> list[int]:
 
 @pytest.fixture
 def harness(fault_stack: Any, database_url: str, redis_client: redis.Redis, sqs_client: Any):
-    def run(fault: Callable[[], None], name: str) -> None:
-        run_with_fault(fault_stack, database_url, redis_client, sqs_client, fault, name)
+    def run(
+        fault: Callable[[], None],
+        name: str,
+        workspaces: dict[str, dict[str, str] | None] | None = None,
+    ) -> None:
+        run_with_fault(fault_stack, database_url, redis_client, sqs_client, fault, name, workspaces)
 
     return run
 
@@ -251,3 +301,33 @@ def test_postgresql_down_past_every_retry_then_dlq_redrive(
             time.sleep(2)
 
     harness(fault, "PostgreSQL down past every retry, then dlq redrive")
+
+
+#: A second workspace's caller, for the stack of the test below.
+SECOND_WORKSPACE = "faults-second"
+SECOND_KEY = new_api_key()
+TWO_WORKSPACES = {
+    "AUTH_API_KEY_HASHES": AUTH_ENV["AUTH_API_KEY_HASHES"]
+    + ";"
+    + format_api_key_hashes({hash_api_key(SECOND_KEY): scopes.ALL}, SECOND_WORKSPACE)
+}
+
+
+@pytest.mark.parametrize("fault_stack", [TWO_WORKSPACES], indirect=True)
+def test_c13_two_workspaces_writing_at_once_through_a_worker_sigkill(
+    fault_stack: Any, harness: Any
+) -> None:
+    """Two workspaces write the same mix at once (issue 12); a worker SIGKILL mid-load loses
+    nothing, applies nothing twice, and each workspace's PostgreSQL and Redis end as its own
+    commands applied in order."""
+
+    def fault() -> None:
+        fault_stack.services["worker"].signal(signal.SIGKILL)
+        time.sleep(2)
+        fault_stack.restart("worker")
+
+    harness(
+        fault,
+        "two workspaces, worker SIGKILL",
+        {DEFAULT_WORKSPACE: None, SECOND_WORKSPACE: {"Authorization": f"Bearer {SECOND_KEY}"}},
+    )

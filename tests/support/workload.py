@@ -65,10 +65,19 @@ def normalized(kind: str, data: dict[str, Any]) -> dict[str, Any]:
 
 
 class Workload:
-    """Drive ``writers`` threads against ``command_url`` until ``stop()``."""
+    """Drive ``writers`` threads against ``command_url`` until ``stop()``, as the session's API
+    key (``default``), or with ``headers`` (another workspace's credentials)."""
 
-    def __init__(self, command_url: str, *, writers: int = 4, seed: int = 0) -> None:
+    def __init__(
+        self,
+        command_url: str,
+        *,
+        writers: int = 4,
+        seed: int = 0,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.command_url = command_url
+        self.headers = headers
         self.writers = writers
         self.rng = random.Random(seed)
         self.ledger = Ledger()
@@ -83,6 +92,7 @@ class Workload:
     def _http(self) -> requests.Session:
         if not hasattr(self._session, "s"):
             self._session.s = api_session()
+            self._session.s.headers.update(self.headers or {})
         return self._session.s  # type: ignore[no-any-return]
 
     def send(self, method: str, contact_id: str | None, kind: str, data: dict[str, Any]) -> bool:

@@ -168,7 +168,7 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
     dead-lettered in its import, ``TaskDependencies.record_dead_letter``); a database error is
     retold without the values PostgreSQL quotes (``without_values``). Every log line carries
     the event's ``request_id`` (its ``correlationid``), ``traceparent``, ``event_id``,
-    ``operation_id`` and ``contact_id``.
+    ``operation_id``, ``contact_id`` and ``workspace``.
     """
     deps = task.dependencies
     started = time.perf_counter()
@@ -182,6 +182,7 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
             event_id=event.id,
             operation_id=event.operation_id,
             contact_id=event.contact_id,
+            workspace=event.workspace,
         )
         deps.metrics.event_started((dt.datetime.now(dt.UTC) - event.time).total_seconds())
         outcome = deps.apply_event(event)
