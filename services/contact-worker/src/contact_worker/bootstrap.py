@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from botocore.config import Config as BotoConfig
 from sqlalchemy.engine import Engine
 
+from contact_worker.adapters.change_feed_lag import ChangeFeedLag
 from contact_worker.adapters.dead_letter_queue import DeadLetterQueue
 from contact_worker.adapters.queue_metrics import QueueDepthPoller
 from contact_worker.adapters.redis_store import RedisContactCache
@@ -241,8 +242,9 @@ def import_dead_letters(settings: Settings) -> RedisImportDeadLetters:
 
 
 def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepthPoller:
-    """A poller of the depths of the queue (``main``) and its dead-letter queue (``dlq``) into
-    ``metrics`` every ``queue_metrics_interval_s`` seconds, not started.
+    """A poller of the depths of the queue (``main``) and its dead-letter queue (``dlq``), and of
+    the change feed's lag (PostgreSQL, ``ChangeFeedLag``), into ``metrics`` every
+    ``queue_metrics_interval_s`` seconds, not started.
 
     A dead-letter queue whose URL SQS does not give is left out (logged), never raised.
     """
@@ -252,7 +254,10 @@ def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepth
         queues["dlq"] = sqs.get_queue_url(QueueName=settings.dlq_name)["QueueUrl"]
     except Exception as exc:
         log.warning("dead-letter queue depth not polled", error=type(exc).__name__)
-    return QueueDepthPoller(sqs, queues, metrics, settings.queue_metrics_interval_s)
+    lag = ChangeFeedLag(writer_engine(settings))
+    return QueueDepthPoller(
+        sqs, queues, metrics, settings.queue_metrics_interval_s, change_feed_lag=lag.seconds
+    )
 
 
 def writer_engine(settings: Settings) -> Engine:

@@ -3,6 +3,7 @@ GetQueueAttributes, and how a task's receive count and database errors are repor
 
 from __future__ import annotations
 
+import time
 import uuid
 from types import SimpleNamespace
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from contact_worker.adapters.change_feed_lag import ChangeFeedLag
 from contact_worker.adapters.queue_metrics import QueueDepthPoller
 from contact_worker.entrypoints.celery_app import DatabaseFailure, receive_count, without_values
 from contact_worker.entrypoints.metrics import WorkerMetrics
@@ -66,3 +68,34 @@ def test_database_errors_are_retold_without_the_values_postgresql_quotes(
     safe = without_values(error.value)
     assert isinstance(safe, DatabaseFailure)
     assert str(safe) == "InvalidTextRepresentation (SQLSTATE 22P02)"
+
+
+def test_the_change_feed_lag_counts_changes_a_running_transaction_holds_back(
+    database_url: str,
+) -> None:
+    """A transaction that began first and is still running holds back a change committed
+    after it (the feed serves only below the oldest running transaction): the lag is that
+    change's age, and it is set on the worker's gauge (issue 15)."""
+    engine = sa.create_engine(database_url)
+    metrics = WorkerMetrics(MetricsRegistry())
+    lag = ChangeFeedLag(engine)
+    poller = QueueDepthPoller(None, {}, metrics, 60, change_feed_lag=lag.seconds)
+    insert = sa.text(
+        "INSERT INTO contacts (workspace, id, emails, phones, addresses, tags, email_keys,"
+        " version, alive, created_at, updated_at) VALUES"
+        " ('default', :id, '[]', '[]', '[]', '{}', '{}', 1, true, now(), now())"
+    )
+    try:
+        with engine.connect() as holder:
+            running = holder.begin()
+            holder.execute(sa.text("SELECT pg_current_xact_id()"))  # takes a transaction id
+            with engine.begin() as writer:
+                writer.execute(insert, {"id": str(uuid.uuid4())})
+            time.sleep(1.2)
+            held = poller.poll_change_feed()
+            running.rollback()
+        assert held is not None
+        assert held >= 1.0
+        assert value(metrics, "change_feed_lag_seconds") == held
+    finally:
+        engine.dispose()

@@ -1,5 +1,6 @@
-"""Queue depth polling: SQS ``GetQueueAttributes`` of the queue and its dead-letter queue,
-every ``interval_s`` seconds, into the worker's gauges (``entrypoints.metrics``).
+"""Queue depth polling: SQS ``GetQueueAttributes`` of the queue and its dead-letter queue, and
+the change feed's lag (``change_feed_lag``), every ``interval_s`` seconds, into the worker's
+gauges (``entrypoints.metrics``).
 
 Runs as a daemon thread of the worker's main process (never in a pool child). A failed poll is
 logged (exception class only) and the gauges keep their last values until the next one.
@@ -8,6 +9,7 @@ logged (exception class only) and the gauges keep their last values until the ne
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any, Final
 
 from contacts_telemetry.logs import get_logger
@@ -20,13 +22,22 @@ _ATTRIBUTES: Final = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessage
 class QueueDepthPoller:
     """Polls ``queues`` (label → queue URL, e.g. ``{"main": url, "dlq": url}``) with the boto3
     SQS client ``sqs`` and sets ``metrics.queue_messages``; sets
-    ``metrics.oldest_message_age`` to 0 when the main queue holds nothing."""
+    ``metrics.oldest_message_age`` to 0 when the main queue holds nothing; sets
+    ``metrics.change_feed_lag`` from ``change_feed_lag()`` (seconds) when given."""
 
-    def __init__(self, sqs: Any, queues: dict[str, str], metrics: Any, interval_s: float) -> None:
+    def __init__(
+        self,
+        sqs: Any,
+        queues: dict[str, str],
+        metrics: Any,
+        interval_s: float,
+        change_feed_lag: Callable[[], float] | None = None,
+    ) -> None:
         self._sqs = sqs
         self._queues = queues
         self._metrics = metrics
         self._interval_s = interval_s
+        self._change_feed_lag = change_feed_lag
         self._stop = threading.Event()
 
     def poll_once(self) -> dict[str, tuple[int, int]]:
@@ -54,10 +65,20 @@ class QueueDepthPoller:
     def stop(self) -> None:
         self._stop.set()
 
+    def poll_change_feed(self) -> float | None:
+        """Read the change feed's lag once into its gauge; returns it (``None`` without a
+        source). Raises what the source raises."""
+        if self._change_feed_lag is None:
+            return None
+        lag = self._change_feed_lag()
+        self._metrics.change_feed_lag.set(lag)
+        return lag
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.poll_once()
-            except Exception as exc:
-                log.warning("queue depth poll failed", error=type(exc).__name__)
+            for poll, what in ((self.poll_once, "queue depth"), (self.poll_change_feed, "lag")):
+                try:
+                    poll()
+                except Exception as exc:  # a failed poll keeps the gauges' last values
+                    log.warning(f"{what} poll failed", error=type(exc).__name__)
             self._stop.wait(self._interval_s)

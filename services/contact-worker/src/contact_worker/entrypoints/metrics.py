@@ -74,6 +74,13 @@ class WorkerMetrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        self.change_feed_lag = Gauge(
+            "change_feed_lag_seconds",
+            "Age of the oldest committed change the change feed cannot serve yet (a running "
+            "transaction holds it back), in seconds; 0 when the feed is current.",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         self.oldest_message_age = Gauge(
             "sqs_oldest_message_age_seconds",
             "Age of the oldest message of the queue, in seconds (derived; see the docs).",
