@@ -173,3 +173,4 @@ def test_keygen_makes_a_key_of_another_workspace(capsys: pytest.CaptureFixture[s
     assert entry == f"{hash_api_key(key)}@acme=contacts:read"
     assert parse_api_key_hashes(entry)[0].workspace == "acme"
     assert keygen(["new", "--workspace", "ACME!"]) == 2
+    assert keygen(["new", "contacts:bogus"]) == 2

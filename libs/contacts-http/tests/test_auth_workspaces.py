@@ -96,6 +96,7 @@ def test_an_operator_acts_on_the_named_workspace_and_is_logged(
     assert client.get("/v1/whoami", headers=_as(OPERATOR)).json == {"workspace": "ops"}
     bad = client.get("/v1/whoami", headers=_as(OPERATOR, **{WORKSPACE_HEADER: "Not A Slug"}))
     assert bad.status_code == 400
+    assert bad.json["type"] == "urn:contacts:problem:bad-header"
     assert WORKSPACE_HEADER in bad.json["errors"]
 
 

@@ -278,10 +278,15 @@ def test_the_admin_command_lists_and_erases(
     listed = admin("list")
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert f"{ws}\t2" in listed.stdout.splitlines()
-    erased = admin("erase", ws)
+    unconfirmed = admin("erase", ws)
+    assert unconfirmed.returncode == 2
+    assert "--yes" in unconfirmed.stderr
+    assert f"{ws}\t2" in admin("list").stdout  # nothing was erased
+    erased = admin("erase", ws, "--yes")
     assert erased.returncode == 0, erased.stderr[-2000:]
+    assert erased.stdout.count("rows from contacts") == 1
     assert f"workspace {ws}: removed 3 rows from contacts" in erased.stdout
     assert f"{ws}\t" not in admin("list").stdout
-    refused = admin("erase", "Not A Slug")
+    refused = admin("erase", "Not A Slug", "--yes")
     assert refused.returncode == 2
     assert "workspace id" in refused.stderr

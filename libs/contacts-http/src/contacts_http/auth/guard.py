@@ -45,6 +45,8 @@ AUTH_UNAVAILABLE_PROBLEM: Final = "urn:contacts:problem:auth-unavailable"
 TOO_MANY_FAILURES_PROBLEM: Final = "urn:contacts:problem:too-many-auth-failures"
 NO_WORKSPACE_PROBLEM: Final = "urn:contacts:problem:no-workspace"
 WORKSPACE_NOT_ALLOWED_PROBLEM: Final = "urn:contacts:problem:workspace-not-allowed"
+#: The type of a request header the API cannot read (the command API's header checks use it).
+BAD_HEADER_PROBLEM: Final = "urn:contacts:problem:bad-header"
 #: The header an operator (scope ``contacts:admin``) names the workspace it acts on with.
 WORKSPACE_HEADER: Final = "X-Contacts-Workspace"
 #: ``Retry-After`` (seconds) of the 503 answered while the JWKS cannot be fetched.
@@ -194,7 +196,10 @@ def _header_workspace(named: str) -> str:
         return check_workspace(named.strip())
     except InvalidWorkspace as exc:
         raise ProblemError(
-            400, f"{WORKSPACE_HEADER}: {exc}", errors={WORKSPACE_HEADER: [str(exc)]}
+            400,
+            f"{WORKSPACE_HEADER}: {exc}",
+            type_uri=BAD_HEADER_PROBLEM,
+            errors={WORKSPACE_HEADER: [str(exc)]},
         ) from None
 
 

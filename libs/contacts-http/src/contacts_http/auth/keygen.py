@@ -35,6 +35,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         workspace = args[2]
         del args[1:3]
     scopes = frozenset(args[1:]) or scope_names.ALL
+    unknown = scopes - scope_names.ALL - {scope_names.ADMIN}
+    if unknown:
+        print(f"unknown scope: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
     if args[0] == "new":
         key = new_api_key()
         print(key)

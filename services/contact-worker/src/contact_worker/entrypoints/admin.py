@@ -11,7 +11,7 @@ Commands (settings from the environment, see ``contact_worker.settings``):
   (never a field value), show one, send them back to the queue after a fix, or drop them
   (``entrypoints.dlq``).
 - ``workspace list`` — every workspace with its live contacts.
-- ``workspace erase NAME`` — offboarding: remove every row and Redis key of the workspace, in
+- ``workspace erase NAME --yes`` — offboarding: remove every row and Redis key of the workspace, in
   batches, printing what it removed; resumable (run it again after an interruption) and never
   touching another workspace (``adapters.workspaces``).
 - ``check-alive`` — the worker's liveness probe: exit 0 while its heartbeat (set after every
@@ -108,7 +108,7 @@ def purge(settings: Settings, older_than_days: int) -> int:
 
 def workspace_command(settings: Settings, action: str, name: str | None) -> None:
     """``workspace list`` (one line per workspace: name and live contacts) or ``workspace erase
-    NAME`` (one line per table and key kind as it goes, then the totals). Raises
+    NAME --yes`` (one line per table and key kind, with what it removed). Raises
     ``InvalidWorkspace`` for a name that is not a workspace id."""
     engine = bootstrap.database_engine(settings)
     try:
@@ -119,16 +119,12 @@ def workspace_command(settings: Settings, action: str, name: str | None) -> None
         client = bootstrap.admin_redis(settings)
         try:
             report = erase_workspace(
-                engine,
-                client,
-                prefix=settings.redis_prefix,
-                workspace=name or "",
-                progress=print,
+                engine, client, prefix=settings.redis_prefix, workspace=name or ""
             )
         finally:
             client.close()
         for line in report.lines():
-            print(line)
+            print(line, flush=True)
     finally:
         engine.dispose()
 
@@ -157,7 +153,9 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("check-alive")
     workspace = sub.add_parser("workspace").add_subparsers(dest="action", required=True)
     workspace.add_parser("list")
-    workspace.add_parser("erase").add_argument("name")
+    erase = workspace.add_parser("erase")
+    erase.add_argument("name")
+    erase.add_argument("--yes", action="store_true", help="confirm the erasure")
     purge_parser = sub.add_parser("purge-changes")
     purge_parser.add_argument("--older-than-days", type=int, default=MIN_RETENTION_DAYS)
     dlq.add_parser(sub)
@@ -192,6 +190,8 @@ def main(argv: list[str] | None = None) -> None:
         migrate(settings.database_url, args.reader_role)
         print("database migrated")
     elif args.command == "workspace":
+        if args.action == "erase" and not args.yes:
+            cli.error(f"workspace erase removes every contact of {args.name!r} for good: add --yes")
         try:
             workspace_command(settings, args.action, getattr(args, "name", None))
         except InvalidWorkspace as exc:
