@@ -4,7 +4,7 @@ Every concrete choice of the service is made here and nowhere else:
 
 - PostgreSQL: one SQLAlchemy engine for the read-only role (``build_engine``), read by
   ``SqlContactReadModel`` (behind ``CoalescingReadModel``, single-flight reads and pages per
-  process, a page's followers waiting at most ``shared_read_wait_s``),
+  process, a page's reads bounded by ``shared_read_wait_s``),
   ``SqlOperationLog``, ``SqlChangeFeed`` and ``SqlImportOutcomeLog``;
 - Redis: one client (``contacts_infra.redis_client.create_redis``) called through ``RedisCalls``
   behind a ``CircuitBreaker`` whose half-open trial first runs the cache repair
@@ -117,9 +117,10 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
 
 
 def shared_read_wait_s(settings: Settings) -> float:
-    """How long a request waits for an identical page's read in flight (``single_flight``):
-    the longest that read can take by its own bounds (a pooled connection, a new connection,
-    then a search's two statements), plus a second; past it the request answers 503."""
+    """The longest one read of a page can take by its own bounds (a pooled connection, a new
+    connection, then a search's two statements), plus a second, in seconds: the ``wait_s``
+    of ``single_flight.SingleFlight`` (a read queued behind another waits at most this for it,
+    a request waiting for a read twice this; then 503)."""
     return (
         settings.db_pool_timeout_s
         + settings.db_connect_timeout_s

@@ -8,9 +8,10 @@ others wait for its cache entry; this layer covers what the lease does not: the 
 process that read the same id together (Redis down, or a wait past its bound) wait for the
 first one's read and share its result (or its exception).
 
-Identical concurrent pages (``list``: list, search and every page of an export) share one read
-too, through ``single_flight.SingleFlight`` keyed by the workspace and the whole
-``ListRequest``: a storm of one search costs the database one search (§5.7).
+Identical concurrent pages (``list``: list, search and every page of an export) share reads
+too, through ``single_flight.SingleFlight`` keyed by the workspace, the whole ``ListRequest``
+and the rows read, each answered by a read begun after it was asked: a storm of one search
+costs the database two searches (§5.7).
 """
 
 from __future__ import annotations
@@ -34,10 +35,10 @@ class _Flight:
 
 class CoalescingReadModel(ContactReadModel):
     """Wraps a ``ContactReadModel`` so concurrent ``get`` calls for one contact (one workspace
-    and id: the same id in two workspaces is two flights) share one read, and so do concurrent
-    ``list`` calls for one page (``list``). ``changed_since`` passes through. The wait of a
-    ``get`` is bounded by the inner read's own time bounds; a ``list`` waits at most
-    ``list_wait_s`` seconds (``ReadModelUnavailable`` past it)."""
+    and id: the same id in two workspaces is two flights) share one read, and concurrent
+    ``list`` calls for one page share reads (``list``). ``changed_since`` passes through. The
+    wait of a ``get`` is bounded by the inner read's own time bounds; ``list_wait_s`` is the
+    longest one ``list`` read may take (``SingleFlight``'s ``wait_s``)."""
 
     def __init__(self, inner: ContactReadModel, *, list_wait_s: float = 10.0) -> None:
         self._inner = inner
@@ -48,7 +49,7 @@ class CoalescingReadModel(ContactReadModel):
 
     @property
     def waiting(self) -> int:
-        """How many ``list`` calls are waiting for another's read right now."""
+        """How many ``list`` calls are waiting for a read right now (``SingleFlight.waiting``)."""
         return self._pages.waiting
 
     def get(self, workspace: str, contact_id: str) -> ContactRecord | Tombstone | None:
@@ -75,11 +76,11 @@ class CoalescingReadModel(ContactReadModel):
         return flight.result
 
     def list(self, workspace: str, request: ListRequest, limit: int) -> list[ContactRecord]:
-        """The inner ``list``, shared by the concurrent calls with the same workspace, request
-        and limit: the whole result of a page depends on nothing else (a ``fields`` mask is
-        applied after the read, per request). Each caller gets a list of its own. Raises
-        ``ReadModelUnavailable``, also when the shared read has not ended within
-        ``list_wait_s``."""
+        """The inner ``list``, read once for the concurrent calls with the same workspace,
+        request and limit made while the read before ended (``SingleFlight``): the whole result
+        of a page depends on nothing else (a ``fields`` mask is applied after the read, per
+        request). Each caller gets a list of its own. Raises ``ReadModelUnavailable``, also
+        when a wait passes its bound."""
         key = (workspace, request, limit)
         return list(self._pages.run(key, lambda: self._inner.list(workspace, request, limit)))
 
