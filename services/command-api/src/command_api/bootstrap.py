@@ -138,8 +138,9 @@ def rate_limit_storage(settings: Settings) -> RateLimitStorage:
     """The rate limiter's counters: Redis at ``settings.redis_url`` under
     ``{REDIS_PREFIX}ratelimit:command-api``, through a client of its own from the shared factory
     (bounded calls, no retries)."""
-    return RateLimitStorage(
-        create_redis(settings, client_name="command-api-rate-limits"),
+    return RateLimitStorage.on_redis(
+        settings,
+        client_name="command-api-rate-limits",
         key_prefix=f"{settings.redis_prefix}ratelimit:command-api",
     )
 

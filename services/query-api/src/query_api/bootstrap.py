@@ -117,8 +117,9 @@ def rate_limit_storage(settings: Settings) -> RateLimitStorage:
     """The rate limiter's counters: Redis at ``settings.redis_url`` under
     ``{REDIS_PREFIX}ratelimit:query-api``, through a client of its own from the shared factory
     (bounded calls, no retries)."""
-    return RateLimitStorage(
-        create_redis(settings, client_name="query-api-rate-limits"),
+    return RateLimitStorage.on_redis(
+        settings,
+        client_name="query-api-rate-limits",
         key_prefix=f"{settings.redis_prefix}ratelimit:query-api",
     )
 
