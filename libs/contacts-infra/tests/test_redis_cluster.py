@@ -20,6 +20,7 @@ from redis.crc import key_slot
 from redis.exceptions import ClusterCrossSlotError, MovedError, RedisClusterException
 
 from contacts_domain import OperationStatus
+from contacts_domain.ports import StoreUnavailable
 from contacts_infra.import_dead_letters import RedisImportDeadLetters
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis, limits_storage
@@ -34,6 +35,7 @@ from contacts_infra.redis_keys import (
 )
 from contacts_infra.settings import RedisSettings
 from support.processes import free_port
+from support.redis_cluster import redis_cluster
 
 PREFIX = "contacts:"
 WORKSPACES = ("default", "acme", "h-" + "0" * 40)
@@ -257,3 +259,43 @@ def test_limits_storage_names_the_cluster_and_carries_the_bounds() -> None:
     single, pool_options = limits_storage(RedisSettings(), client_name="rl")
     assert single == "redis://"
     assert pool_options["connection_pool"].connection_kwargs["socket_timeout"] == 0.25
+
+
+def test_a_cluster_that_cannot_be_reached_is_a_connection_error() -> None:
+    # Its own cluster: this test stops it. redis-py raises RedisClusterException (no RedisError)
+    # when it cannot re-read the slot map; callers only know RedisError (C18 handling).
+    with redis_cluster(primaries=3) as ports:
+        client = create_redis(
+            _cluster_settings(f"redis://127.0.0.1:{ports[0]}"), client_name="outage"
+        )
+        store = RedisOperationStore(client, prefix=PREFIX, ttl_s=60)
+        script = client.register_script(GUARDED_SET_LUA)
+        key = contact_key(PREFIX, "acme", str(uuid.uuid4()))
+        assert script(keys=[key], args=[1, b"{}", 60]) == 1
+    try:
+        for _ in range(3):
+            with pytest.raises(redis.ConnectionError):
+                client.hget(key, "v")
+            with pytest.raises(redis.ConnectionError):
+                script(keys=[key], args=[2, b"{}", 60])
+            pipe = client.pipeline(transaction=False)
+            pipe.hmget(key, "v", "d")
+            pipe.exists(key)
+            with pytest.raises(redis.ConnectionError):
+                pipe.execute()
+            with pytest.raises(StoreUnavailable):
+                store.get("acme", "op")
+    finally:
+        client.close()
+
+
+def test_a_command_the_cluster_client_cannot_route_stays_a_cluster_error(
+    redis_cluster_url: str,
+) -> None:
+    client = create_redis(_cluster_settings(redis_cluster_url), client_name="bug")
+    try:
+        with pytest.raises(RedisClusterException) as raised:
+            client.execute_command("GET")  # no key: a bug, not an outage
+        assert not isinstance(raised.value, redis.ConnectionError)
+    finally:
+        client.close()

@@ -22,7 +22,12 @@ client is a ``redis.cluster.RedisCluster`` that routes each command to the prima
 hash slot. Unlike the single-server client it reads the cluster's slot map (``CLUSTER SLOTS``)
 when it is built, so it raises ``redis.exceptions.RedisClusterException`` (not a
 ``RedisError``) at start-up when no node answers: the process exits and its orchestrator
-restarts it. It is typed as ``redis.Redis`` because it
+restarts it. Later, a cluster that cannot be reached (redis-py raises
+``RedisClusterException`` when re-reading the slot map fails, or ``SlotNotCoveredError`` when a
+shard is lost) is a ``redis.ConnectionError``, like a single server that cannot be reached
+(``ClusterClient``), so every caller's outage handling (the query API's breaker, the command
+API's 503, the worker's redelivery) holds; such a call tries each known node once, so it is
+bounded by the number of nodes times the timeouts. It is typed as ``redis.Redis`` because it
 has the same command methods with the same signatures, so every adapter takes either; what
 differs, and what the adapters therefore never use, is: ``connection_pool`` (one pool per node;
 the rate limiter builds its own client, ``limits_storage``), commands or scripts whose keys span
@@ -33,18 +38,55 @@ The services' ``test_redis_cluster.py`` tests run their adapters on a real clust
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import RedisCluster
+from redis.cluster import ClusterPipeline, RedisCluster
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 from redis.retry import Retry
 
 from contacts_infra.settings import RedisSettings
 
 #: Seconds a pooled connection may sit idle before it is PINGed on its next use.
 HEALTH_CHECK_INTERVAL_S: Final = 30
+
+
+class ClusterClient(RedisCluster):
+    """``RedisCluster`` whose failures to reach the cluster are ``redis.ConnectionError``
+    (module doc), in commands, scripts and pipelines alike."""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        with _unreachable_is_connection_error():
+            return super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        # The same pipeline, whose execute() maps the errors too (redis-py builds it inline).
+        pipe.__class__ = _ClusterPipeline
+        return pipe
+
+
+class _ClusterPipeline(ClusterPipeline):
+    def execute(self, raise_on_error: bool = True) -> list[Any]:
+        with _unreachable_is_connection_error():
+            return super().execute(raise_on_error)
+
+
+@contextmanager
+def _unreachable_is_connection_error() -> Iterator[None]:
+    """Re-raise a cluster that cannot be reached as ``redis.ConnectionError``; any other
+    ``RedisClusterException`` (a command the client cannot route: a bug) passes unchanged."""
+    try:
+        yield
+    except RedisClusterException as exc:
+        cause = exc.__cause__
+        if isinstance(exc, SlotNotCoveredError) or isinstance(cause, (redis.RedisError, OSError)):
+            raise redis.ConnectionError(f"Redis Cluster unreachable: {exc}") from exc
+        raise
 
 
 def create_redis(settings: RedisSettings, *, client_name: str) -> redis.Redis:
@@ -55,7 +97,7 @@ def create_redis(settings: RedisSettings, *, client_name: str) -> redis.Redis:
     within the connect timeout."""
     options = _client_options(settings, client_name)
     if settings.redis_cluster_mode:
-        return cast(redis.Redis, RedisCluster.from_url(settings.redis_url, **options))
+        return cast(redis.Redis, ClusterClient.from_url(settings.redis_url, **options))
     return redis.Redis.from_url(settings.redis_url, **options)
 
 

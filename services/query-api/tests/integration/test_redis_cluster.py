@@ -18,12 +18,14 @@ from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
 from contacts_infra.redis_keys import contact_key, import_key
 from contacts_infra.settings import RedisSettings
-from query_api.adapters.circuit_breaker import NoBreaker
+from query_api.adapters.circuit_breaker import CircuitBreaker, NoBreaker
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
 from query_api.adapters.redis_import_report_reader import RedisImportReportReader
 from query_api.adapters.redis_operation_status import RedisOperationStatusCache
+from query_api.service_layer.ports import CacheUnavailable
 from query_api.service_layer.records import CachedContact
+from support.redis_cluster import redis_cluster
 
 PREFIX = "t-cluster-query:"
 
@@ -111,3 +113,18 @@ def test_statuses_and_import_reports_read_through_the_cluster(
         assert letters.record("acme", import_id, "e1") is True
         assert reports.dead_lettered("acme", import_id) == 1
         assert reports.dead_lettered("other", import_id) == 0
+
+
+def test_a_cluster_outage_is_cache_unavailable_and_opens_the_circuit() -> None:
+    with redis_cluster(primaries=3) as ports:
+        settings = RedisSettings(redis_url=f"redis://127.0.0.1:{ports[0]}", redis_cluster_mode=True)
+        client = create_redis(settings, client_name="query-api")
+    breaker = CircuitBreaker(failure_threshold=2, reset_timeout_s=60)
+    cache = RedisReadThroughContactCache(RedisCalls(client, breaker), PREFIX, 60, wait_s=0.05)
+    try:
+        for _ in range(3):
+            with pytest.raises(CacheUnavailable):
+                cache.get("acme", str(uuid.uuid4()))
+        assert breaker.admit() is None, "outages counted: the circuit is open"
+    finally:
+        client.close()
