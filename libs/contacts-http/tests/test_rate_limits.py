@@ -30,6 +30,7 @@ from contacts_infra.settings import RedisSettings
 from contacts_infra.settings import SettingsError as ConfigError
 from contacts_telemetry.metrics import MetricsRegistry
 from support.processes import free_port
+from support.redis_cluster import redis_cluster
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ALICE, BOB = new_api_key(), new_api_key()
@@ -344,3 +345,16 @@ def test_counters_live_in_a_redis_cluster_in_cluster_mode(
     assert "workspace" in over.get_json()["detail"]
     with RedisCluster.from_url(redis_cluster_url, socket_timeout=2) as cluster:
         assert list(cluster.scan_iter(match=f"{prefix}:*")), "the counters are in the cluster"
+
+
+def test_a_stopped_cluster_fails_open_onto_in_memory_counters(prefix: str, caplog) -> None:  # type: ignore[no-untyped-def]
+    with redis_cluster(primaries=3) as ports:
+        url = f"redis://127.0.0.1:{ports[0]}/0"
+        app = make_app(
+            RateLimitSettings(default="2/minute"), prefix, url, cluster=True
+        ).test_client()
+        assert app.get("/v1/things", headers=as_(ALICE)).status_code == 200
+    with caplog.at_level(logging.WARNING):
+        statuses = [app.get("/v1/things", headers=as_(ALICE)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429], "in memory, per process, from nothing"
+    assert "Rate limit storage unreachable" in caplog.text
