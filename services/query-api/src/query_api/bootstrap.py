@@ -14,7 +14,8 @@ Every concrete choice of the service is made here and nowhere else:
 
 ``build_ports(settings)`` returns ``Ports``; any port given as a keyword replaces its real
 adapter (tests pass fakes of ``service_layer.ports``). Building connects to nothing: the engine
-and the Redis pool connect on first use, in the process that uses them. The app factory
+and the Redis pool connect on first use, in the process that uses them (in Redis Cluster mode
+the client reads the slot map when built: ``contacts_infra.redis_client``). The app factory
 (``entrypoints.app.create_app``) is the only caller.
 """
 
