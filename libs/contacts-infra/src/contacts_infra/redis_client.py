@@ -119,12 +119,16 @@ def limits_storage(settings: RedisSettings, *, client_name: str) -> tuple[str, d
 
 
 def _client_options(settings: RedisSettings, client_name: str) -> dict[str, Any]:
-    """Keyword arguments of both client classes for the behaviour in the module doc."""
-    return {
+    """Keyword arguments of the client class of ``settings`` for the behaviour in the module
+    doc. The cluster client's ``retry`` is its own (0: no retry); it gives its nodes'
+    connections no retries of theirs, and takes neither ``retry_on_timeout`` (deprecated there)
+    nor ``health_check_interval``."""
+    options: dict[str, Any] = {
         "socket_timeout": settings.redis_socket_timeout_s,
         "socket_connect_timeout": settings.redis_connect_timeout_s,
         "retry": Retry(NoBackoff(), 0),
-        "retry_on_timeout": False,
-        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
         "client_name": client_name,
     }
+    if not settings.redis_cluster_mode:
+        options |= {"retry_on_timeout": False, "health_check_interval": HEALTH_CHECK_INTERVAL_S}
+    return options
