@@ -106,7 +106,8 @@ def limits_storage(settings: RedisSettings, *, client_name: str) -> tuple[str, d
     ``settings``, with the behaviour above: ``("redis://", {"connection_pool": ...})``, the pool
     of a ``create_redis`` client, for one server; ``("redis+cluster://<node>", {...})`` for a
     cluster, whose client ``limits`` builds itself (a cluster client has no single pool to
-    share) from the same options."""
+    share) from the same options; there a ``rediss://`` URL becomes ``ssl=True`` and the URL's
+    query-string options are not carried over."""
     options = _client_options(settings, client_name)
     if not settings.redis_cluster_mode:
         client = redis.Redis.from_url(settings.redis_url, **options)
