@@ -20,9 +20,13 @@ window resets), the fields of the IETF draft "RateLimit header fields for HTTP";
 the answer is a 429 problem with ``Retry-After`` (seconds) whose ``detail`` says which limit
 was reached: the caller's on the route, or the workspace's.
 
-Redis down: the limiter fails open onto per-process in-memory counters (so a limit still holds
-per process, never an error or a hang: Redis calls are bounded by the Redis socket timeouts and
-not retried), logs a warning, and tries Redis again with exponential backoff (up to 32 s).
+Counters live in the services' Redis (``RateLimitStorage.on_redis``); in cluster mode
+(``REDIS_CLUSTER_MODE``) through the ``limits`` library's ``redis+cluster://`` storage: each
+counter is one key, so any slot will do. Redis down: the limiter fails open onto per-process
+in-memory counters (so a limit still holds per process, never an error or a hang: Redis calls
+are bounded by the Redis socket timeouts and not retried), logs a warning, and tries Redis
+again with exponential backoff (up to 32 s). A cluster that does not answer at start-up stops
+the start (``limits`` reads its slot map then), like ``create_redis``.
 """
 
 from __future__ import annotations
@@ -30,18 +34,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 import limits
-import redis
 from flask import Flask, Response, request
 from flask_limiter import ApplicationLimit, HeaderNames, Limit, Limiter
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from contacts_infra.settings import BLANK_IS_EMPTY, EnvSettings
+from contacts_infra.redis_client import limits_storage
+from contacts_infra.settings import BLANK_IS_EMPTY, EnvSettings, RedisSettings
 
 LIMIT_HEADER: Final = "RateLimit-Limit"
 REMAINING_HEADER: Final = "RateLimit-Remaining"
@@ -114,11 +118,24 @@ class RateLimitSettings(EnvSettings):
 
 @dataclass(frozen=True, slots=True)
 class RateLimitStorage:
-    """Where counters live: a Redis client (``contacts_infra.redis_client.create_redis``:
-    bounded calls, no retries) and the key prefix of this API's counters."""
+    """Where counters live: the ``limits`` storage ``uri`` and its ``options`` (a Redis server
+    or a Redis Cluster, with bounded calls and no retries), and the key prefix of this API's
+    counters. Build it with ``on_redis``."""
 
-    client: redis.Redis
+    uri: str
+    options: Mapping[str, Any]
     key_prefix: str
+
+    @classmethod
+    def on_redis(
+        cls, settings: RedisSettings, *, client_name: str, key_prefix: str
+    ) -> RateLimitStorage:
+        """Counters in the Redis of ``settings`` (``REDIS_CLUSTER_MODE`` included), through a
+        client of their own named ``client_name``, built by
+        ``contacts_infra.redis_client.limits_storage`` with the timeouts of every client.
+        Connects to nothing yet."""
+        uri, options = limits_storage(settings, client_name=client_name)
+        return cls(uri, options, key_prefix)
 
 
 def init_rate_limits(
@@ -143,17 +160,13 @@ def init_rate_limits(
         logger.warning("rate limiting is off (RATE_LIMIT_ENABLED=false)")
         return None
     route_limits = _route_limits(app, settings)
-    # The client's pool: its timeouts, and no retries (the in-memory fallback, not retries,
-    # rides out an outage).
-    options: dict[str, Any] = {
-        "connection_pool": storage.client.connection_pool,
-        "key_prefix": storage.key_prefix,
-    }
+    # Bounded calls and no retries (the in-memory fallback, not retries, rides out an outage).
+    options: dict[str, Any] = {**storage.options, "key_prefix": storage.key_prefix}
     limiter = Limiter(
         identity,
         default_limits=route_limits,
         application_limits=_workspace_limits(settings, workspace),
-        storage_uri="redis://",
+        storage_uri=storage.uri,
         storage_options=options,
         strategy="fixed-window",
         headers_enabled=True,

@@ -81,7 +81,8 @@ class Ports:
 
 def build_ports(settings: Settings) -> Ports:
     """The real ports: PostgreSQL (bounded lock and statement timeouts) and Redis (bounded
-    connect and socket timeouts). Connections open lazily, on first use."""
+    connect and socket timeouts). Connections open lazily, on first use (in Redis Cluster mode
+    the client reads the slot map when built: ``contacts_infra.redis_client``)."""
     engine = writer_engine(settings)
     client = create_redis(settings, client_name="contact-worker")
     prefix = settings.redis_prefix

@@ -15,7 +15,8 @@ Every concrete choice of the service is made here and nowhere else:
 
 ``build_ports(settings)`` returns ``Ports``; any port given as a keyword replaces its real
 adapter (tests pass fakes of ``service_layer.ports``). Building connects to nothing: the engine
-and the Redis pool connect on first use, in the process that uses them. The app factory
+and the Redis pool connect on first use, in the process that uses them (in Redis Cluster mode
+the client reads the slot map when built: ``contacts_infra.redis_client``). The app factory
 (``entrypoints.app.create_app``) is the only caller.
 """
 
@@ -133,8 +134,9 @@ def rate_limit_storage(settings: Settings) -> RateLimitStorage:
     """The rate limiter's counters: Redis at ``settings.redis_url`` under
     ``{REDIS_PREFIX}ratelimit:query-api``, through a client of its own from the shared factory
     (bounded calls, no retries)."""
-    return RateLimitStorage(
-        create_redis(settings, client_name="query-api-rate-limits"),
+    return RateLimitStorage.on_redis(
+        settings,
+        client_name="query-api-rate-limits",
         key_prefix=f"{settings.redis_prefix}ratelimit:query-api",
     )
 
