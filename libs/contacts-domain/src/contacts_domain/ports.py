@@ -136,7 +136,8 @@ class Inbox(abc.ABC):
 
     @abc.abstractmethod
     def last_erasure(self, workspace: str, contact_id: str) -> str | None:
-        """The sequence of the contact's latest *applied* delete (its erasure), or ``None``."""
+        """The sequence of the contact's latest erasure (a delete that ``aggregate.erases``:
+        applied or ``not_found``), or ``None``."""
 
     @abc.abstractmethod
     def erase_data(self, workspace: str, contact_id: str, *, before: str) -> None:

@@ -1,10 +1,12 @@
 """The use case of the worker: apply one contact event, exactly once in effect.
 
 Erasure rule (issue 7, item 4): ``DELETE`` is a real erasure. Once a contact's delete is
-applied, the inbox forgets the data of every event of that contact ordered before it
-(``Inbox.erase_data``): only ids, kinds, sequences and outcomes stay, and the contact's row is
-a tombstone (id, version, times). Replay never needs that data again, because an applied delete
-leaves the contact absent and empty whatever came before it, so:
+applied, or finds the contact already absent (``not_found``: after a rejected create, or a
+rejected write to an erased contact, issue 16), the inbox forgets the data of every event of
+that contact ordered before it (``Inbox.erase_data``; ``aggregate.erases``): only ids, kinds,
+sequences and outcomes stay, and the contact's row is a tombstone (id, version, times). Replay
+never needs that data again, because such a delete leaves the contact absent and empty
+whatever came before it, so:
 
 - a late event ordered *after* the latest applied delete replays only the events after that
   delete (``Inbox.history(after=...)``), from the absent, empty contact;
@@ -19,6 +21,10 @@ The visible state is still exactly that of applying the accepted commands in ord
 (docs/architecture.md
 §5.3); only data-dependent outcomes of events before an applied delete may differ from the
 in-order ones (a rejection that a late event would have caused or lifted).
+
+Retention (issue 16): ``contact-worker-admin purge-inbox`` drops the payloads of events
+processed more than ``INBOX_PAYLOAD_RETENTION_DAYS`` ago (``adapters.inbox_retention``). A
+late event whose replay would need one of them is rejected ``expired`` and changes nothing.
 
 Workspaces (docs/architecture.md §10): every read and write names the event's workspace
 (``event.workspace``; an event queued before workspaces existed is in ``default``), so locks,
@@ -40,6 +46,7 @@ from typing import Any
 
 from contacts_domain import (
     EMAIL_CONFLICT,
+    EXPIRED,
     NOT_FOUND,
     QUOTA_EXCEEDED,
     VERSION_MISMATCH,
@@ -50,6 +57,7 @@ from contacts_domain import (
     ProcessedEvent,
     ValidationFailed,
     apply_event,
+    erases,
     normalize_contact,
     replay,
     replay_erased,
@@ -132,7 +140,7 @@ def handle_event(
                 _erase_before_last_delete(uow, ws, event.contact_id)  # a replay may delete
             else:
                 state, outcome = _apply_in_order(uow, state, event, room)
-                if event.kind == "deleted" and outcome.status == "applied":
+                if event.kind == "deleted" and erases(outcome):
                     uow.inbox.erase_data(ws, event.contact_id, before=event.sequence)
             uow.commit()
     if state.version > 0:
@@ -205,6 +213,11 @@ def _apply_late(
         *uow.inbox.history(ws, event.contact_id, after=erased),
         ProcessedEvent(event.id, event.kind, event.sequence, placeholder, event.data),
     ]
+    if any(processed.purged for processed in history):
+        # Too late to be put in its place: the payloads a replay needs are gone (retention).
+        outcome = _outcome(event, EXPIRED, state.version)
+        uow.inbox.record(dataclasses.replace(event, data={}), outcome)
+        return state, outcome, []
     moment = max(t for t in (state.updated_at, event.time) if t is not None)
     result = replay(
         state,
