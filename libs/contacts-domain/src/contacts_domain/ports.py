@@ -188,6 +188,22 @@ class ContactCache(abc.ABC):
         the same or a newer version. Returns whether it wrote."""
 
 
+class IdempotencyIndex(abc.ABC):
+    """Which idempotency records (the command API's, 24 h) name which contact, per workspace, so
+    that an erasure takes them along (issue 16). Every method raises ``StoreUnavailable`` when
+    the store does not answer in time."""
+
+    @abc.abstractmethod
+    def merge(self, workspace: str, source_id: str, contact_id: str) -> None:
+        """Make the records naming ``source_id`` name ``contact_id`` too: an upsert sent for a
+        new contact ``source_id`` matched the existing ``contact_id``."""
+
+    @abc.abstractmethod
+    def forget(self, workspace: str, contact_id: str) -> int:
+        """Delete the records naming ``contact_id`` and its index; returns how many records
+        went."""
+
+
 class OperationStore(abc.ABC):
     """Short-lived operation statuses for clients that poll (kept 24 h by contract), per
     workspace: an operation of another workspace is unknown. Every method raises

@@ -63,7 +63,13 @@ from contacts_domain import (
     replay_erased,
 )
 from contacts_domain.contact import NAME_FIELDS, primary_email_key
-from contacts_domain.ports import ContactCache, EmailConflict, OperationStore, UnitOfWork
+from contacts_domain.ports import (
+    ContactCache,
+    EmailConflict,
+    IdempotencyIndex,
+    OperationStore,
+    UnitOfWork,
+)
 
 #: Events carry E.164 numbers; "ZZ" (unknown region) makes a number without "+" invalid.
 _EVENT_PHONE_REGION = "ZZ"
@@ -106,10 +112,14 @@ def handle_event(
     cache: ContactCache,
     operations: OperationStore,
     max_live_contacts: int = 0,
+    idempotency: IdempotencyIndex | None = None,
 ) -> OperationStatus:
     """Apply ``event`` in one transaction, then refresh the cache and the operation status, all
     in the event's workspace. ``max_live_contacts``: the quota of live contacts per workspace
-    (0: none; module doc).
+    (0: none; module doc). ``idempotency``: the index of the command API's idempotency records
+    by contact (``None``: not kept); after the commit, an erasure deletes the contact's records
+    and an upsert that matched an existing contact merges the records of the id it was sent
+    with into that contact's (issue 16), again on every redelivery.
 
     The newest event of a contact is applied directly (``apply_event``). An event older than
     one already processed for its contact (a late redelivery, or two messages of one group run
@@ -125,6 +135,7 @@ def handle_event(
     """
     revised: list[OperationStatus] = []
     ws = event.workspace
+    sent_for = event.contact_id
     with unit_of_work() as uow:
         known = uow.inbox.outcome_of(ws, event.id) if event.kind == "upserted" else None
         if event.kind == "upserted" and known is None:
@@ -148,7 +159,20 @@ def handle_event(
     for status in revised:
         operations.record(ws, status)
     operations.record(ws, outcome)
+    if idempotency is not None:
+        _follow_idempotency_records(idempotency, event, outcome, sent_for)
     return outcome
+
+
+def _follow_idempotency_records(
+    index: IdempotencyIndex, event: ContactEvent, outcome: OperationStatus, sent_for: str
+) -> None:
+    """Erase the idempotency records of an erased contact; give a matched upsert's records (the
+    id it was sent for) to the contact it matched."""
+    if event.kind == "deleted" and erases(outcome):
+        index.forget(event.workspace, outcome.contact_id)
+    elif event.kind == "upserted" and outcome.contact_id != sent_for:
+        index.merge(event.workspace, sent_for, outcome.contact_id)
 
 
 class _Quota:
