@@ -20,11 +20,13 @@ from redis.crc import key_slot
 from redis.exceptions import ClusterCrossSlotError, MovedError
 
 from contacts_domain import OperationStatus
+from contacts_infra.idempotency_index import RedisIdempotencyIndex
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_keys import (
     GUARDED_SET_LUA,
     RELEASE_LEASE_LUA,
     contact_key,
+    idempotency_key,
     operation_key,
     refill_lease_key,
 )
@@ -174,3 +176,19 @@ def test_the_operation_store_works_through_the_cluster_client(cluster: RedisClus
         assert 0 < cluster.ttl(key) <= 60
         ports.add(_node_port(cluster, key))
     assert len(ports) == 3, "single-key operation statuses spread over every primary"
+
+
+def test_the_idempotency_index_works_through_the_cluster_client(cluster: RedisCluster) -> None:
+    # Issue 16: the index is one key (the contact's slot); its records live in other slots.
+    client = cast(redis.Redis, cluster)
+    index = RedisIdempotencyIndex(client, prefix=PREFIX)
+    contact, sent_for = str(uuid.uuid4()), str(uuid.uuid4())
+    digests = [uuid.uuid4().hex * 2 for _ in range(8)]
+    for i, digest in enumerate(digests):
+        client.set(idempotency_key(PREFIX, "acme", digest), "{}", ex=60)
+        index.add("acme", contact if i % 2 else sent_for, digest, ttl_s=60)
+    slots = {key_slot(idempotency_key(PREFIX, "acme", d).encode()) for d in digests}
+    assert len(slots) > 1  # the records are spread over the cluster
+    index.merge("acme", sent_for, contact)
+    assert index.forget("acme", contact) == 8
+    assert sum(cluster.exists(idempotency_key(PREFIX, "acme", d)) for d in digests) == 0
