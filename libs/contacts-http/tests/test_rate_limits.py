@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 import uuid
 
@@ -173,6 +174,37 @@ def test_redis_down_fails_open_quickly_and_logs(prefix: str, caplog) -> None:  #
     assert "Rate limit storage unreachable" in caplog.text
     # Limits still hold per process, in memory, while Redis is away.
     assert client.get("/v1/things", headers=as_(ALICE)).status_code == 429
+
+
+def test_redis_down_logs_one_warning_not_a_traceback_per_request(prefix: str, caplog) -> None:  # type: ignore[no-untyped-def]
+    # A port that accepts connections and never answers: every request in flight when the
+    # limiter first sees Redis fail fails with it (issue 16: a traceback each).
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    app = make_app(RateLimitSettings(default="1000/minute"), prefix, redis_url=url)
+    statuses: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def requests() -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.extend(client.get("/v1/things", headers=as_(ALICE)).status_code for _ in range(5))
+
+    try:
+        with caplog.at_level(logging.DEBUG, logger="flask-limiter"):
+            threads = [threading.Thread(target=requests) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        silent.close()
+    assert statuses == [200] * 40
+    records = [r for r in caplog.records if r.name == "flask-limiter"]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)]
+    assert "Rate limit storage unreachable (Redis)" in records[0].getMessage()
 
 
 def test_disabled_limits_install_nothing(prefix: str) -> None:

@@ -21,6 +21,7 @@ from redis.exceptions import ClusterCrossSlotError, MovedError, RedisClusterExce
 
 from contacts_domain import OperationStatus
 from contacts_domain.ports import StoreUnavailable
+from contacts_infra.idempotency_index import RedisIdempotencyIndex
 from contacts_infra.import_dead_letters import RedisImportDeadLetters
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis, limits_storage
@@ -28,6 +29,7 @@ from contacts_infra.redis_keys import (
     GUARDED_SET_LUA,
     RELEASE_LEASE_LUA,
     contact_key,
+    idempotency_key,
     import_dead_letters_key,
     import_key,
     operation_key,
@@ -299,3 +301,19 @@ def test_a_command_the_cluster_client_cannot_route_stays_a_cluster_error(
         assert not isinstance(raised.value, redis.ConnectionError)
     finally:
         client.close()
+
+
+def test_the_idempotency_index_works_through_the_cluster_client(cluster: RedisCluster) -> None:
+    # Issue 16: the index is one key (the contact's slot); its records live in other slots.
+    client = cast(redis.Redis, cluster)
+    index = RedisIdempotencyIndex(client, prefix=PREFIX)
+    contact, sent_for = str(uuid.uuid4()), str(uuid.uuid4())
+    digests = [uuid.uuid4().hex * 2 for _ in range(8)]
+    for i, digest in enumerate(digests):
+        client.set(idempotency_key(PREFIX, "acme", digest), "{}", ex=60)
+        index.add("acme", contact if i % 2 else sent_for, digest, ttl_s=60)
+    slots = {key_slot(idempotency_key(PREFIX, "acme", d).encode()) for d in digests}
+    assert len(slots) > 1  # the records are spread over the cluster
+    index.merge("acme", sent_for, contact)
+    assert index.forget("acme", contact) == 8
+    assert sum(cluster.exists(idempotency_key(PREFIX, "acme", d)) for d in digests) == 0

@@ -27,12 +27,16 @@ in-memory counters (so a limit still holds per process, never an error or a hang
 are bounded by the Redis socket timeouts and not retried), logs a warning, and tries Redis
 again with exponential backoff (up to 32 s). A cluster that does not answer at start-up stops
 the start (``limits`` reads its slot map then), like ``create_redis``.
+flask-limiter logs a traceback for every request that was already talking to Redis when it
+failed (issue 16: one per concurrent request); ``StorageErrorLog`` folds every such message
+into at most one warning, without traceback, per ``STORAGE_WARNING_INTERVAL_S`` per process.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -64,6 +68,55 @@ DEFAULT_WORKSPACE_LIMIT: Final = "6000/minute"
 _OFF: Final = frozenset({"", "none"})
 
 logger = logging.getLogger("contacts_http.rate_limits")
+#: Seconds between two warnings about the counters' storage (Redis) per process.
+STORAGE_WARNING_INTERVAL_S: Final = 60.0
+#: How flask-limiter's messages about its storage begin (flask-limiter 4.1: the fallback
+#: warning, and "Failed to rate limit", "... deduct rate limit", "... update rate limit
+#: headers" with a traceback).
+_STORAGE_MESSAGES: Final = ("Rate limit storage unreachable", "Failed to ")
+
+
+class StorageErrorLog(logging.Filter):
+    """A filter of flask-limiter's logger: its messages about the storage (``_STORAGE_MESSAGES``)
+    become at most one WARNING per ``interval_s`` seconds (a monotonic clock), without a
+    traceback, naming the error type and how many were folded into it; others pass unchanged.
+    Thread-safe (gthread workers log from many threads)."""
+
+    def __init__(self, interval_s: float = STORAGE_WARNING_INTERVAL_S) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._folded = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(_STORAGE_MESSAGES):
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_at:
+                self._folded += 1
+                return False
+            folded, self._folded = self._folded, 0
+            self._next_at = now + self._interval_s
+        error = record.exc_info[1] if record.exc_info else None
+        record.msg = (
+            "Rate limit storage unreachable (Redis): counting in memory per process "
+            "(%s; %d similar messages folded; next warning in %.0f s at the earliest)"
+        )
+        record.args = (type(error).__name__ if error else "no answer", folded, self._interval_s)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _fold_storage_errors(limiter: Limiter) -> None:
+    """Install a fresh ``StorageErrorLog`` on the logger of ``limiter``, which every Limiter of
+    the process shares: it replaces the one of an earlier app (one app per process in a
+    service; tests build many)."""
+    for old in [f for f in limiter.logger.filters if isinstance(f, StorageErrorLog)]:
+        limiter.logger.removeFilter(old)
+    limiter.logger.addFilter(StorageErrorLog())
 
 
 class RateLimitSettings(EnvSettings):
@@ -181,6 +234,7 @@ def init_rate_limits(
         in_memory_fallback_enabled=True,
     )
     limiter.request_filter(exempt)
+    _fold_storage_errors(limiter)
     # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
     # after_request hooks in reverse order of registration).
     app.after_request(_public_headers)
