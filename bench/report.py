@@ -24,8 +24,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"{result['seconds']:.0f} s; 1-minute load average {before[0]:.2f} before the run "
         f"(the benchmark's own processes add 2–4 while it runs).",
         "",
-        "| figure | median | min–max | unit | load (1 min) | reference | ratio | goal |",
-        "|---|---:|---:|---|---|---|---:|---|",
+        "| figure | median | min–max | unit | load (1 min) | reference | ratio | × DRF | goal |",
+        "|---|---:|---:|---|---|---|---:|---:|---|",
     ]
     for key, fig in figures.items():
         if fig["median"] is None:
@@ -34,15 +34,12 @@ def markdown(result: dict[str, Any]) -> str:
         reference = figures.get(fig["reference"] or "", {}).get("title", "")
         reference = reference.split(" (")[0]
         ratio = f"{verdict['ratio']:.2f}" if "ratio" in verdict else ""
-        goal = ""
-        if fig["goal"]:
-            op, threshold = fig["goal"].split()
-            goal = f"{op} {threshold}" + (" × ref" if op == ">=" else f" {fig['unit']}")
-            goal += " — **met**" if verdict.get("met") else " — **not met**"
+        multiple = f"{verdict['peer_multiple']:.2f}" if "peer_multiple" in verdict else ""
+        goal = " and ".join(_goal_texts(fig, verdict))
         loads = ", ".join(f"{x:.1f}" for x in fig.get("load_1m", []))
         lines.append(
             f"| {fig['title']} | {fig['median']:,.1f} | {fig['min']:,.1f}–{fig['max']:,.1f} "
-            f"| {fig['unit']} | {loads} | {reference} | {ratio} | {goal} |"
+            f"| {fig['unit']} | {loads} | {reference} | {ratio} | {multiple} | {goal} |"
         )
     rss = figures.get("rss_max_mb", {}).get("details", [{}])[0].get("processes", [])
     if rss:
@@ -69,7 +66,27 @@ def markdown(result: dict[str, Any]) -> str:
                 f"- {name}: {scans}, {plan['rows_removed_by_filter']:,} rows removed by filter, "
                 f"{plan['execution_ms']:.1f} ms"
             )
+    invalid = result.get("invalid", [])
+    if invalid:
+        lines += ["", *(f"**Invalid:** {problem}" for problem in invalid)]
     return "\n".join(lines)
+
+
+def _goal_texts(fig: dict[str, Any], verdict: dict[str, Any]) -> list[str]:
+    """The goal cells of one figure: on the reference ratio (``>= r``, ``<= r x``) or the
+    value, and on the multiple of the DRF peer."""
+    texts = []
+    if fig["goal"]:
+        op, threshold = fig["goal"].split()[:2]
+        on_ratio = op == ">=" or fig["goal"].endswith(" x")
+        text = f"{op} {threshold}" + (" × ref" if on_ratio else f" {fig['unit']}")
+        texts.append(text + (" — **met**" if verdict.get("met") else " — **not met**"))
+    if "peer_met" in verdict:
+        texts.append(
+            f"{verdict['peer_goal']} × DRF"
+            + (" — **met**" if verdict["peer_met"] else " — **not met**")
+        )
+    return texts
 
 
 if __name__ == "__main__":
