@@ -1,0 +1,82 @@
+"""The checks ``make bench`` relies on to trust its own figures (bench/run.py, bench/dataset.py).
+
+The cache-miss figure is only a miss figure if every request it timed was a miss: its access
+log is parsed for that (issue 13 item 7; it broke when the logs became JSON and printed
+thousands of fragments). A migration that only adds or drops indexes leaves the data-set
+fingerprint alone, so adding one does not force a reload of 1,000,000 rows.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from contacts_http.gunicorn_hooks import ACCESS_LOG_FORMAT
+from contacts_telemetry.logs import json_formatter
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+MIGRATIONS = BENCH.parent / "services/contact-worker/migrations/versions"
+
+
+def _bench_module(name: str) -> ModuleType:
+    if str(BENCH) not in sys.path:
+        sys.path.insert(0, str(BENCH))
+    return importlib.import_module(name)
+
+
+def _access_line(path: str, cache: str) -> bytes:
+    """An access-log line as the query API's gunicorn writes it (its format, JSON formatter)."""
+    message = ACCESS_LOG_FORMAT.replace("%(m)s", "GET").replace("%(U)s", path)
+    message = message.replace("%(s)s", "200").replace("%(B)s", "512").replace("%(D)s", "812")
+    message = message.replace("%({x-request-id}o)s", "r-1").replace("%({x-cache}o)s", cache)
+    record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, message, None, None)
+    return json_formatter("query-api").format(record).encode() + b"\n"
+
+
+def _error_line(text: str) -> bytes:
+    record = logging.LogRecord("gunicorn.error", logging.INFO, __file__, 1, text, None, None)
+    return json_formatter("query-api").format(record).encode() + b"\n"
+
+
+def test_the_access_log_outcomes_are_counted_per_request() -> None:
+    run = _bench_module("run")
+    log = [
+        _error_line("Booting worker with pid: 42"),
+        _access_line("/readyz", "-"),
+        *(_access_line(f"/v1/contacts/{n}", "miss") for n in range(3)),
+        _access_line("/v1/contacts/7", "hit"),
+        b"not json at all cache=hit\n",
+    ]
+
+    assert run.access_outcomes(log) == {"miss": 3, "hit": 1}
+
+
+def test_a_miss_repetition_with_a_hit_or_a_missing_line_is_refused() -> None:
+    run = _bench_module("run")
+
+    assert run.check_all_misses({"miss": 12_000}, 12_000) is None
+    assert "not misses" in run.check_all_misses({"miss": 11_999, "hit": 1}, 12_000)
+    assert "11998 cache=miss" in run.check_all_misses({"miss": 11_998}, 12_000)
+
+
+def test_only_index_only_migrations_are_left_out_of_the_fingerprint(tmp_path: Path) -> None:
+    dataset = _bench_module("dataset")
+    flagged = tmp_path / "0099_index.py"
+    flagged.write_text('"""x"""\nfrom typing import Final\n\nCHANGES_ONLY_INDEXES: Final = True\n')
+    unflagged = tmp_path / "0098_column.py"
+    unflagged.write_text("CHANGES_ONLY_INDEXES = False\nCOLUMNS = True\n")
+
+    assert dataset.changes_only_indexes(flagged)
+    assert not dataset.changes_only_indexes(unflagged)
+
+
+@pytest.mark.parametrize("migration", sorted(MIGRATIONS.glob("*.py")), ids=lambda p: p.stem)
+def test_the_migrations_that_change_rows_or_columns_are_fingerprinted(migration: Path) -> None:
+    dataset = _bench_module("dataset")
+    # Only the covering prefix indexes of 0006 are index-only so far (its test proves it).
+    assert dataset.changes_only_indexes(migration) == migration.name.startswith("0006_")
