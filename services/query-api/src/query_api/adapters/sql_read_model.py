@@ -51,7 +51,7 @@ from sqlalchemy import tuple_ as row_value
 from contacts_domain.contact import FIELDS
 from contacts_infra.contact_rows import contact_fields
 from query_api.adapters.sql_schema import contacts, processed_events
-from query_api.service_layer.listing import ListRequest, Sort
+from query_api.service_layer.listing import ListRequest, Position, Sort
 from query_api.service_layer.ports import ContactReadModel, ReadModelUnavailable
 from query_api.service_layer.records import ContactRecord, Tombstone
 
@@ -221,57 +221,79 @@ def list_statement(
     """The SELECT of one page of ``workspace`` (exposed for EXPLAIN tests).
 
     ``candidates`` (only with ``filters.q``): the candidates plan of the module docstring
-    instead of the walk (``search_plan`` chooses).
+    instead of the walk (``search_plan`` chooses). A search without another filter chooses
+    its page's ids from index entries first (``_search_page``) and reads only those rows.
     """
     sort = request.sort
-    key = contacts.c.created_at if sort.key == "created_at" else contacts.c.last_name_key
+    key = contacts.c[_key_column(sort)]
     in_workspace = contacts.c.workspace == workspace
     stmt = select(*_COLUMNS).where(in_workspace, contacts.c.alive)
     filters = request.filters
+    if filters.q is not None and filters.email_key is None and not filters.tags:
+        page = _search_page(in_workspace, request, limit, candidates=candidates)
+        return _ordered(stmt.where(contacts.c.id.in_(select(page.c.id))), sort, key, limit)
     if filters.email_key is not None:
         stmt = stmt.where(contacts.c.email_keys.contains([filters.email_key]))
     if filters.tags:
         stmt = stmt.where(contacts.c.tags.contains(list(filters.tags)))
     if filters.q is not None and candidates:
         fenced = _candidates(in_workspace, filters.q)
-        if filters.email_key is None and not filters.tags:
-            # Nothing else to filter: the page's ids are chosen from the candidates' index
-            # entries (the covering indexes of migration 0006 hold both sort keys), so only
-            # the page's rows are read from the table, not every candidate's.
-            fenced_key = fenced.c[key.name]
-            page = select(fenced.c.id)
-            if request.after is not None:
-                here = row_value(fenced_key, fenced.c.id)
-                cut = row_value(
-                    literal(request.after.key, key.type),
-                    literal(request.after.contact_id, contacts.c.id.type),
-                )
-                page = page.where(here < cut if sort.descending else here > cut)
-            order = (
-                (fenced_key.desc(), fenced.c.id.desc())
-                if sort.descending
-                else (
-                    fenced_key.asc(),
-                    fenced.c.id.asc(),
-                )
-            )
-            stmt = stmt.where(contacts.c.id.in_(page.order_by(*order).limit(limit)))
-        else:
-            stmt = stmt.where(contacts.c.id.in_(select(fenced.c.id)))
+        stmt = stmt.where(contacts.c.id.in_(select(fenced.c.id)))
     elif filters.q is not None:
         stmt = stmt.where(or_(*_prefix_matches(filters.q)))
     if request.after is not None:
-        here = row_value(key, contacts.c.id)
-        cut = row_value(
-            literal(request.after.key, key.type),
-            literal(request.after.contact_id, contacts.c.id.type),
-        )
-        stmt = stmt.where(here < cut if sort.descending else here > cut)
-    if sort.descending:
-        stmt = stmt.order_by(key.desc(), contacts.c.id.desc())
+        stmt = stmt.where(_after(key, contacts.c.id, request))
+    return _ordered(stmt, sort, key, limit)
+
+
+def _search_page(
+    in_workspace: ColumnElement[bool], request: ListRequest, limit: int, *, candidates: bool
+) -> Any:
+    """The CTE of the ids of one page of a ``q`` search with no other filter, chosen from
+    index entries only (migration 0006): the candidates' (``_candidates``), or the walk of
+    the sort index, whose entries include the three prefix columns, filtered on the
+    prefixes. Either way the table is read only for the page's rows afterwards."""
+    sort, q = request.sort, cast("str", request.filters.q)
+    if candidates:
+        fenced = _candidates(in_workspace, q)
+        key, contact_id = fenced.c[_key_column(sort)], fenced.c.id
+        page = select(contact_id)
     else:
-        stmt = stmt.order_by(key.asc(), contacts.c.id.asc())
-    return stmt.limit(limit)
+        key, contact_id = contacts.c[_key_column(sort)], contacts.c.id
+        page = select(contact_id).where(in_workspace, contacts.c.alive, or_(*_prefix_matches(q)))
+    if request.after is not None:
+        page = page.where(_after(key, contact_id, request))
+    page = _ordered(page, sort, key, limit, contact_id)
+    return page.cte("search_page").prefix_with("MATERIALIZED")
+
+
+def _key_column(sort: Sort) -> str:
+    """The column of ``sort``'s key."""
+    return "created_at" if sort.key == "created_at" else "last_name_key"
+
+
+def _after(key: ColumnElement[Any], contact_id: ColumnElement[Any], request: ListRequest) -> Any:
+    """The keyset condition of ``request``'s cursor on ``(key, contact_id)``."""
+    after = cast("Position", request.after)
+    here = row_value(key, contact_id)
+    cut = row_value(
+        literal(after.key, contacts.c[_key_column(request.sort)].type),
+        literal(after.contact_id, contacts.c.id.type),
+    )
+    return here < cut if request.sort.descending else here > cut
+
+
+def _ordered(
+    stmt: Select[Any],
+    sort: Sort,
+    key: ColumnElement[Any],
+    limit: int,
+    contact_id: ColumnElement[Any] = contacts.c.id,
+) -> Select[Any]:
+    """``stmt`` in ``sort``'s order on ``(key, contact_id)``, at most ``limit`` rows."""
+    if sort.descending:
+        return stmt.order_by(key.desc(), contact_id.desc()).limit(limit)
+    return stmt.order_by(key.asc(), contact_id.asc()).limit(limit)
 
 
 def _candidates(in_workspace: ColumnElement[bool], q: str) -> Any:
