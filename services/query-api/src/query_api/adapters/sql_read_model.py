@@ -19,10 +19,13 @@ of ``prefix_counts_statement``:
   a last-name prefix's cluster (2.5 s, over the statement timeout, for ``q=bol``).
 - **candidates**: the union of the three prefix-index range scans, then the other filters, the
   sort and the limit over those rows. Taken whenever the spread branches hold fewer than
-  ``SPARSE_PREFIX_CAP`` matches each. The prefix indexes cover ``id`` and both sort keys
-  (migration 0006), so without another filter the page's ids are chosen from index entries
-  alone and only the page's rows are read from the table (it read every candidate's row
-  before, ~10 ms per 1,000 candidates); the counts are index-only too.
+  ``SPARSE_PREFIX_CAP`` matches each.
+
+Without another filter, either plan chooses the page's ids from index entries alone
+(``_search_page``) and reads only the page's rows from the table: the indexes are covering
+(migration 0006; the prefix indexes hold ``id`` and both sort keys, the sort indexes the three
+prefix columns). Before, the candidates plan read every candidate's row (~10 ms per 1,000) and
+the walk every row it filtered out. The counts are index-only scans too.
 """
 
 from __future__ import annotations
