@@ -552,8 +552,8 @@ class Bench:
                 cur.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text")
                 feed = {"workspace": workspace, "txid": "0", "position": 0, "limit": 101}
                 feed["bound"] = cur.fetchone()[0]
-                cur.execute("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + CHANGES.text, feed)
-                plans[label + "change feed"] = _plan_summary([r[0] for r in cur.fetchall()])
+                page = CHANGES.bindparams(**feed).compile(dialect=postgresql.psycopg2.dialect())
+                plans[label + "change feed"] = _explain(cur, page)
         return plans
 
     @staticmethod

@@ -488,3 +488,18 @@ def test_a_search_reads_the_table_only_for_its_page(engine, sort, candidates):
     others = {scan for scan in scans if scan[1] != "contacts_pkey" and scan[0] != "CTE Scan"}
     assert others, scans
     assert {node_type for node_type, _ in others} == {"Index Only Scan"}, scans
+
+
+@pytest.mark.parametrize("sort", ["created_at", "-last_name"])
+def test_the_email_filter_reads_its_matches_then_sorts(engine, sample, sort):
+    """The few contacts with an email come from the GIN index, then are sorted: never a walk
+    of a sort index filtering every entry (what the planner chose at 1,000,000 contacts,
+    1.9 s; the fixture is too small to make it choose so, so the shape is asserted)."""
+    request = _request(sort, email_key=sample["email_key"])
+
+    plan = _plan(engine, list_statement(sample["workspace"], request, LIMIT))
+    indexes, seq_scans = _indexes_and_seq_scans(plan)
+
+    assert seq_scans == []
+    assert "contacts_ws_live_email_keys" in indexes, indexes
+    assert not indexes & {"contacts_ws_live_created", "contacts_ws_live_last_name"}, indexes

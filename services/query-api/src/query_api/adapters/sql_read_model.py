@@ -236,7 +236,21 @@ def list_statement(
         page = _search_page(in_workspace, request, limit, candidates=candidates)
         return _ordered(stmt.where(contacts.c.id.in_(select(page.c.id))), sort, key, limit)
     if filters.email_key is not None:
-        stmt = stmt.where(contacts.c.email_keys.contains([filters.email_key]))
+        # An email matches a handful of contacts: read them from the GIN index first (a
+        # MATERIALIZED CTE), then sort. Left to itself, the planner walked the sort index of a
+        # 500,000-contact workspace, filtering every entry, to find the one match (EXPLAIN at
+        # 1,000,000 contacts: 499,999 rows removed, 1.9 s; bench/README.md).
+        emails = (
+            select(contacts.c.id)
+            .where(
+                in_workspace,
+                contacts.c.alive,
+                contacts.c.email_keys.contains([filters.email_key]),
+            )
+            .cte("email_matches")
+            .prefix_with("MATERIALIZED")
+        )
+        stmt = stmt.where(contacts.c.id.in_(select(emails.c.id)))
     if filters.tags:
         stmt = stmt.where(contacts.c.tags.contains(list(filters.tags)))
     if filters.q is not None and candidates:
