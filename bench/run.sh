@@ -26,7 +26,16 @@ for name in sqs command-api query-api worker; do alive "$name" && was_running=1;
 if curl -fsS --max-time 2 "$SQS_ENDPOINT_URL/_localstack/health" >/dev/null 2>&1; then was_running=1; fi
 
 echo "make bench: the make up stack (started if needed; its services and data are not used)"
-"$here/../deploy/local/up.sh" >"$run_dir/bench-up.log" 2>&1 || { cat "$run_dir/bench-up.log" >&2; exit 1; }
+# The stack outlives this run when it was already up, so it must not inherit our open files:
+# under `flock /work/notes/bench.lock make bench`, a LocalStack started here kept the lock's file
+# descriptor, and with it the lock, after the run ended, and every later run waited forever.
+(
+  for fd in /proc/self/fd/*; do
+    n=${fd##*/}
+    if [ "$n" -gt 2 ] 2>/dev/null; then eval "exec $n>&-" 2>/dev/null || true; fi
+  done
+  exec "$here/../deploy/local/up.sh"
+) >"$run_dir/bench-up.log" 2>&1 || { cat "$run_dir/bench-up.log" >&2; exit 1; }
 
 status=0
 "$root/.venv/bin/python" "$here/run.py" "$@" || status=$?
