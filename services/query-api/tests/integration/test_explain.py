@@ -370,7 +370,7 @@ def test_the_counts_read_only_the_prefix_indexes(engine, workspace):
     indexes, seq_scans = _indexes_and_seq_scans(plan)
 
     assert (indexes, seq_scans) == (PREFIX_INDEXES, [])
-    # Covering (migration 0006): the counts never visit the table (up to 3 x the cap rows).
+    # Covering (migration 0007): the counts never visit the table (up to 3 x the cap rows).
     scans = {n["Index Name"]: n["Node Type"] for n in _nodes(plan) if "Index Name" in n}
     assert set(scans.values()) == {"Index Only Scan"}, scans
 
@@ -475,7 +475,7 @@ def test_the_search_plan_walks_only_when_many_matches_spread_along_the_sort(sort
 @pytest.mark.parametrize("candidates", [False, True])
 @pytest.mark.parametrize("sort", ["created_at", "-last_name"])
 def test_a_search_reads_the_table_only_for_its_page(engine, sort, candidates):
-    """The page's ids come from index entries (the covering indexes of migration 0006): every
+    """The page's ids come from index entries (the covering indexes of migration 0007): every
     scan but the page's primary-key lookups is index-only, whichever plan."""
     request = _request(sort, q="ka")
 

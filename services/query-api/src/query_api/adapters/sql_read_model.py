@@ -1,11 +1,11 @@
 """The contacts read model in PostgreSQL (SQLAlchemy Core, psycopg2).
 
 Every statement reads one workspace (``WHERE workspace = :ws``, docs/architecture.md §10), and
-every list query is shaped to use a partial index ``WHERE alive`` of migrations 0005 and 0006,
+every list query is shaped to use a partial index ``WHERE alive`` of migrations 0005 and 0007,
 each led by the workspace: keyset order on ``(workspace, created_at, id)`` or ``(workspace,
 last_name_key, id)``, GIN on ``(workspace, email_keys)`` and ``(workspace, tags)``
 (``btree_gin``) for ``@>``, covering ``text_pattern_ops`` b-trees after the workspace for the
-three ``q`` prefixes (0006). Patterns are built
+three ``q`` prefixes (0007). Patterns are built
 here with ``LIKE`` wildcards escaped, as literals, so the planner sees a constant prefix.
 
 A ``q`` search takes one of two plans, chosen per request by ``search_plan`` from the counts
@@ -23,7 +23,7 @@ of ``prefix_counts_statement``:
 
 Without another filter, either plan chooses the page's ids from index entries alone
 (``_search_page``) and reads only the page's rows from the table: the indexes are covering
-(migration 0006; the prefix indexes hold ``id`` and both sort keys, the sort indexes the three
+(migration 0007; the prefix indexes hold ``id`` and both sort keys, the sort indexes the three
 prefix columns). Before, the candidates plan read every candidate's row (~10 ms per 1,000) and
 the walk every row it filtered out. The counts are index-only scans too.
 """
@@ -267,7 +267,7 @@ def _search_page(
     in_workspace: ColumnElement[bool], request: ListRequest, limit: int, *, candidates: bool
 ) -> Any:
     """The CTE of the ids of one page of a ``q`` search with no other filter, chosen from
-    index entries only (migration 0006): the candidates' (``_candidates``), or the walk of
+    index entries only (migration 0007): the candidates' (``_candidates``), or the walk of
     the sort index, whose entries include the three prefix columns, filtered on the
     prefixes. Either way the table is read only for the page's rows afterwards."""
     sort, q = request.sort, cast("str", request.filters.q)
@@ -316,7 +316,7 @@ def _ordered(
 def _candidates(in_workspace: ColumnElement[bool], q: str) -> Any:
     """The CTE of the live matches of ``q`` (``id``, ``created_at``, ``last_name_key``): the
     union of the three prefix-index range scans, index-only on the covering indexes of
-    migration 0006. A CTE is an optimization fence: the planner reads the prefix indexes
+    migration 0007. A CTE is an optimization fence: the planner reads the prefix indexes
     first, instead of walking the sort index with a hashed subplan."""
     matching = union(
         *(

@@ -1,4 +1,4 @@
-"""Migration 0006 (covering search indexes) on a populated database while writes go on: five
+"""Migration 0007 (covering search indexes) on a populated database while writes go on: five
 indexes keep their names and gain their ``INCLUDE`` columns, and nothing else changes (no
 column, row, constraint, trigger or function), which is what its ``CHANGES_ONLY_INDEXES`` flag
 claims to ``make bench`` (bench/dataset.py); the downgrade restores the indexes of 0005."""
@@ -22,7 +22,7 @@ from .test_handle_event import make_event
 from .test_migration_0005 import Writer
 
 ROWS = 6_000
-#: The indexes 0006 redefines, and the columns each includes after it.
+#: The indexes 0007 redefines, and the columns each includes after it.
 COVERED = {
     "contacts_ws_live_first_prefix": "INCLUDE (first_name, created_at, last_name_key, id)",
     "contacts_ws_live_last_prefix": "INCLUDE (created_at, id)",
@@ -84,10 +84,10 @@ def _state(engine: sa.Engine) -> dict[str, Any]:
         }
 
 
-def test_0006_swaps_the_prefix_indexes_online_and_changes_nothing_else() -> None:
+def test_0007_swaps_the_prefix_indexes_online_and_changes_nothing_else() -> None:
     with isolated_database(new_run_id()) as database:
         config = alembic_config(database.url, READER_ROLE)
-        command.downgrade(config, "0005")
+        command.downgrade(config, "0006")
         engine = sa.create_engine(
             database.url, pool_size=4, connect_args={"options": "-c lock_timeout=2000"}
         )
@@ -114,7 +114,7 @@ def test_0006_swaps_the_prefix_indexes_online_and_changes_nothing_else() -> None
             writer.stop.set()
             writer.join(10)
             after = _state(engine)
-            command.downgrade(config, "0005")
+            command.downgrade(config, "0006")
             restored = _state(engine)
             with engine.connect() as conn:
                 written = set(
@@ -139,31 +139,31 @@ def test_0006_swaps_the_prefix_indexes_online_and_changes_nothing_else() -> None
         assert restored["indexes"] == before["indexes"]
 
 
-def test_0006_runs_again_after_a_failure_part_way() -> None:
+def test_0007_runs_again_after_a_failure_part_way() -> None:
     """A run that failed part way leaves a copy behind (here: an INVALID one beside one index,
     and a valid one that never took its name beside another); running the upgrade again
     completes it."""
     with isolated_database(new_run_id()) as database:
         config = alembic_config(database.url, READER_ROLE)
-        command.downgrade(config, "0005")
+        command.downgrade(config, "0006")
         engine = sa.create_engine(database.url, isolation_level="AUTOCOMMIT")
         try:
             with engine.connect() as conn:
                 conn.execute(
                     sa.text(
-                        "CREATE INDEX contacts_ws_live_last_prefix_0006 ON contacts (workspace)"
+                        "CREATE INDEX contacts_ws_live_last_prefix_0007 ON contacts (workspace)"
                         " WHERE alive"
                     )
                 )
                 conn.execute(
                     sa.text(
                         "UPDATE pg_index SET indisvalid = false"
-                        " WHERE indexrelid = 'contacts_ws_live_last_prefix_0006'::regclass"
+                        " WHERE indexrelid = 'contacts_ws_live_last_prefix_0007'::regclass"
                     )
                 )
                 conn.execute(
                     sa.text(
-                        "CREATE INDEX contacts_ws_live_created_0006 ON contacts"
+                        "CREATE INDEX contacts_ws_live_created_0007 ON contacts"
                         " (workspace, created_at, id)"
                         " INCLUDE (first_name, last_name_key, email_key) WHERE alive"
                     )
@@ -172,7 +172,7 @@ def test_0006_runs_again_after_a_failure_part_way() -> None:
             indexes = _state(engine)["indexes"]
         finally:
             engine.dispose()
-        assert not [name for name in indexes if name.endswith("_0006")]
+        assert not [name for name in indexes if name.endswith("_0007")]
         assert all(valid for valid, _ in indexes.values())
         for name, included in COVERED.items():
             assert included in indexes[name][1], name

@@ -1,8 +1,8 @@
 """Covering list and prefix indexes for ``q`` searches (issue 13 item 5: search p99 <= 20 ms
 at 1M).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 
 Five indexes of 0005 keep their names and keys and gain ``INCLUDE`` columns, so a search chooses
 its page from index entries alone (index-only scans) and reads only the page's 21 rows from the
@@ -23,11 +23,11 @@ the walk of ``q=mar`` from 432 buffers and 18 ms to 43 buffers and 1 ms, the can
 ``q=dol`` from 7,648 buffers to 644.
 
 Online, like 0005: for each index a copy with the new definition is built ``CONCURRENTLY``
-(``<name>_0006``; an INVALID leftover of a failed run is dropped first), the old one is dropped
+(``<name>_0007``; an INVALID leftover of a failed run is dropped first), the old one is dropped
 ``CONCURRENTLY`` and the copy takes its name (``ALTER INDEX ... RENAME``, a catalogue change
 under a short lock, bounded by ``lock_timeout``). Writes go on throughout; every step is safe to
 run again. It changes indexes and nothing else (no column, row, constraint, trigger or
-function; ``test_migration_0006`` checks it), hence ``CHANGES_ONLY_INDEXES``: ``make bench``
+function; ``test_migration_0007`` checks it), hence ``CHANGES_ONLY_INDEXES``: ``make bench``
 applies it to its loaded data set with ``alembic upgrade`` instead of reloading 1,000,000 rows
 (bench/dataset.py, ``changes_only_indexes``).
 """
@@ -39,8 +39,8 @@ from typing import Final
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -49,7 +49,7 @@ CHANGES_ONLY_INDEXES: Final = True
 #: Bound on the wait for each lock the revision takes.
 LOCK_TIMEOUT: Final = "5s"
 
-#: name: (definition of 0005, definition of 0006).
+#: name: (definition of 0005, definition of 0007).
 INDEXES: Final = {
     "contacts_ws_live_first_prefix": (
         "INDEX {name} ON contacts (workspace, lower(first_name) text_pattern_ops) WHERE alive",
@@ -78,7 +78,7 @@ INDEXES: Final = {
     ),
 }
 #: Suffix of the copy built beside an index before it takes the index's name.
-COPY_SUFFIX: Final = "_0006"
+COPY_SUFFIX: Final = "_0007"
 
 
 def upgrade() -> None:
