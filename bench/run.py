@@ -1,4 +1,12 @@
-"""``make bench``: every figure of issue 6 next to its reference, measured in one run.
+"""``make bench``: every figure of issues 6 and 13 next to its reference, measured in one run.
+
+References of the same run: the framework ceiling (``ceiling_app``), the DRF peer
+(``drf_peer``: ``drf_get_rps``, ``drf_list_rps``; the hit and miss rates are shown as
+multiples of its GET rate), raw SQS sends and drains, raw Redis and PostgreSQL. EXPLAIN
+(ANALYZE) of list, cursor, email-filter, search and change-feed statements in the large and a
+small workspace is kept in ``notes.explain``. A figure that cannot be trusted (a cache-miss
+repetition with a request that was not a miss) is listed in ``invalid`` and the exit status
+is 1.
 
 Run through ``make bench`` (which sources the ``make up`` settings, starts or reuses that stack,
 installs ``bench/requirements.txt`` and checks for ``wrk``), or by hand from the repository root::
