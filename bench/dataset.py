@@ -341,13 +341,13 @@ def _load_chunk(args: tuple[str, int, int, int]) -> int:
 
 def fingerprint(dsn: str, total: int) -> str:
     """A digest of what a load would write: the generator's parameters, the migrations (but
-    those that only add or drop indexes, ``changes_only_indexes``), the values of the first
+    those that change nothing a load writes, ``keeps_loaded_data``), the values of the first
     ``FINGERPRINT_ROWS`` rows as the current code computes them, and the columns of the
     ``contacts`` table. A change of the worker's or the domain's code that changes the rows, or
     a schema change, changes it; any other edit does not (no reload)."""
     digest = hashlib.sha256(f"{GENERATOR_VERSION}:{SEED}:{total}".encode())
     for migration in sorted(MIGRATIONS.glob("*.py")):
-        if not changes_only_indexes(migration):
+        if not keeps_loaded_data(migration):
             digest.update(migration.read_bytes())
     _, sample = copy_rows(worker_rows(0, min(FINGERPRINT_ROWS, total), total))
     digest.update(sample.getvalue().encode())
@@ -361,14 +361,15 @@ def fingerprint(dsn: str, total: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def changes_only_indexes(migration: Path) -> bool:
-    """Whether ``migration`` declares ``CHANGES_ONLY_INDEXES = True`` at module level: it
-    creates or drops indexes and nothing else (no column, row, constraint, trigger or function:
-    its own integration test proves it). Such a migration does not change what a load writes,
-    and ``make bench`` applies it to a loaded data set with ``alembic upgrade`` (``Bench.prepare``
-    migrates before it checks the fingerprint; the indexes are built ``CONCURRENTLY`` on the
-    loaded rows), so it is left out of the fingerprint: adding one costs an index build, not
-    a reload of 1,000,000 rows."""
+def keeps_loaded_data(migration: Path) -> bool:
+    """Whether ``migration`` declares ``KEEPS_LOADED_DATA = True`` at module level: it changes
+    nothing a load writes, i.e. it only creates or drops indexes (0007: its own integration
+    test proves no column, row, constraint, trigger or function changes), or it changes only
+    tables the load leaves empty (0006: ``processed_events``, truncated by ``load``). Such a
+    migration is applied to a loaded data set by ``alembic upgrade`` (``Bench.prepare`` migrates
+    before it checks the fingerprint; indexes are built ``CONCURRENTLY`` on the loaded rows), so
+    it is left out of the fingerprint: adding one costs an index build, not a reload of
+    1,000,000 rows."""
     for node in ast.parse(migration.read_text()).body:
         target = node.target if isinstance(node, ast.AnnAssign) else None
         if isinstance(node, ast.Assign) and len(node.targets) == 1:
@@ -376,7 +377,7 @@ def changes_only_indexes(migration: Path) -> bool:
         value = getattr(node, "value", None)
         if (
             isinstance(target, ast.Name)
-            and target.id == "CHANGES_ONLY_INDEXES"
+            and target.id == "KEEPS_LOADED_DATA"
             and isinstance(value, ast.Constant)
         ):
             return value.value is True

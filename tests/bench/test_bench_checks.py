@@ -67,16 +67,16 @@ def test_a_miss_repetition_with_a_hit_or_a_missing_line_is_refused() -> None:
 def test_only_index_only_migrations_are_left_out_of_the_fingerprint(tmp_path: Path) -> None:
     dataset = _bench_module("dataset")
     flagged = tmp_path / "0099_index.py"
-    flagged.write_text('"""x"""\nfrom typing import Final\n\nCHANGES_ONLY_INDEXES: Final = True\n')
+    flagged.write_text('"""x"""\nfrom typing import Final\n\nKEEPS_LOADED_DATA: Final = True\n')
     unflagged = tmp_path / "0098_column.py"
-    unflagged.write_text("CHANGES_ONLY_INDEXES = False\nCOLUMNS = True\n")
+    unflagged.write_text("KEEPS_LOADED_DATA = False\nCOLUMNS = True\n")
 
-    assert dataset.changes_only_indexes(flagged)
-    assert not dataset.changes_only_indexes(unflagged)
+    assert dataset.keeps_loaded_data(flagged)
+    assert not dataset.keeps_loaded_data(unflagged)
 
 
 @pytest.mark.parametrize("migration", sorted(MIGRATIONS.glob("*.py")), ids=lambda p: p.stem)
 def test_the_migrations_that_change_rows_or_columns_are_fingerprinted(migration: Path) -> None:
     dataset = _bench_module("dataset")
     # Only the covering prefix indexes of 0007 are index-only so far (its test proves it).
-    assert dataset.changes_only_indexes(migration) == migration.name.startswith("0007_")
+    assert dataset.keeps_loaded_data(migration) == migration.name.startswith(("0006_", "0007_"))

@@ -27,9 +27,9 @@ Online, like 0005: for each index a copy with the new definition is built ``CONC
 ``CONCURRENTLY`` and the copy takes its name (``ALTER INDEX ... RENAME``, a catalogue change
 under a short lock, bounded by ``lock_timeout``). Writes go on throughout; every step is safe to
 run again. It changes indexes and nothing else (no column, row, constraint, trigger or
-function; ``test_migration_0007`` checks it), hence ``CHANGES_ONLY_INDEXES``: ``make bench``
+function; ``test_migration_0007`` checks it), hence ``KEEPS_LOADED_DATA``: ``make bench``
 applies it to its loaded data set with ``alembic upgrade`` instead of reloading 1,000,000 rows
-(bench/dataset.py, ``changes_only_indexes``).
+(bench/dataset.py, ``keeps_loaded_data``).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ branch_labels = None
 depends_on = None
 
 #: This revision only creates and drops indexes (bench/dataset.py reads this flag).
-CHANGES_ONLY_INDEXES: Final = True
+KEEPS_LOADED_DATA: Final = True
 #: Bound on the wait for each lock the revision takes.
 LOCK_TIMEOUT: Final = "5s"
 

@@ -1,6 +1,6 @@
 """Migration 0007 (covering search indexes) on a populated database while writes go on: five
 indexes keep their names and gain their ``INCLUDE`` columns, and nothing else changes (no
-column, row, constraint, trigger or function), which is what its ``CHANGES_ONLY_INDEXES`` flag
+column, row, constraint, trigger or function), which is what its ``KEEPS_LOADED_DATA`` flag
 claims to ``make bench`` (bench/dataset.py); the downgrade restores the indexes of 0005."""
 
 from __future__ import annotations
