@@ -56,6 +56,39 @@ end
 return 0
 """
 
+#: KEYS[1] = contact key, KEYS[2] = its lease key; ARGV[1] = a fresh token, ARGV[2] = the lease
+#: TTL in milliseconds. A cache read that takes the refill lease on a miss, in one round trip:
+#: returns ``{version, body}`` when the entry exists (``body`` "" for a tombstone), else
+#: ``{false, 1}`` when the caller now holds the lease, ``{false, 0}`` when another request does.
+GET_OR_LEASE_LUA: Final = """
+local entry = redis.call('HMGET', KEYS[1], 'v', 'd')
+if entry[1] then
+  return entry
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
+  return {false, 1}
+end
+return {false, 0}
+"""
+
+#: KEYS[1] = contact key, KEYS[2] = its lease key; ARGV[1..3] as ``GUARDED_SET_LUA``; ARGV[4] =
+#: the lease holder's token. ``GUARDED_SET_LUA`` then ``RELEASE_LEASE_LUA`` in one round trip
+#: (the same rules: never an older version over a newer one, only the holder releases).
+#: Returns 1 when it wrote the entry, 0 when the cache held the same or a newer version.
+REFILL_AND_RELEASE_LUA: Final = """
+local written = 0
+local current = redis.call('HGET', KEYS[1], 'v')
+if not (current and tonumber(current) >= tonumber(ARGV[1])) then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+  written = 1
+end
+if redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+end
+return written
+"""
+
 
 def contact_key(prefix: str, workspace: str, contact_id: str) -> str:
     """The cached contact (hash tag: its workspace and id)."""

@@ -72,24 +72,16 @@ def get_contact(
     """
     token: str | None = None
     try:
-        cached = cache.get(workspace, contact_id)
+        cached, token = cache.get_or_lease(workspace, contact_id)
         if cached is not None:
             return _hit(cached)
-        token = cache.take_refill_lease(workspace, contact_id)
         if token is None:
             cached = cache.wait_for_refill(workspace, contact_id)
             if cached is not None:
                 return _hit(cached)
     except CacheUnavailable:
         return _lookup("bypass", contacts.get(workspace, contact_id))
-    try:
-        return _read_and_refill(workspace, contact_id, contacts=contacts, cache=cache)
-    finally:
-        if token is not None:
-            try:
-                cache.release_refill_lease(workspace, contact_id, token)
-            except CacheUnavailable:
-                log.warning("refill lease not released; it expires", extra={"id": contact_id})
+    return _read_and_refill(workspace, contact_id, token, contacts=contacts, cache=cache)
 
 
 def _hit(cached: CachedContact) -> ContactLookup:
@@ -97,16 +89,42 @@ def _hit(cached: CachedContact) -> ContactLookup:
 
 
 def _read_and_refill(
-    workspace: str, contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
+    workspace: str,
+    contact_id: str,
+    token: str | None,
+    *,
+    contacts: ContactReadModel,
+    cache: ReadThroughContactCache,
 ) -> ContactLookup:
-    stored = contacts.get(workspace, contact_id)
+    """Read PostgreSQL and refill, giving back the lease ``token`` (if held) in the same call
+    (``refill_and_release``); the lease is released whatever happens."""
+    try:
+        stored = contacts.get(workspace, contact_id)
+    except BaseException:
+        _release(workspace, contact_id, token, cache)
+        raise
     lookup = _lookup("miss", stored)
-    if stored is not None:
-        try:
+    try:
+        if stored is None:
+            _release(workspace, contact_id, token, cache)
+        elif token is None:
             cache.refill(workspace, contact_id, stored.version, lookup.body)
-        except CacheUnavailable:
-            log.warning("contact cache refill skipped: Redis unavailable", extra={"id": contact_id})
+        else:
+            cache.refill_and_release(workspace, contact_id, stored.version, lookup.body, token)
+    except CacheUnavailable:
+        log.warning("contact cache refill skipped: Redis unavailable", extra={"id": contact_id})
     return lookup
+
+
+def _release(
+    workspace: str, contact_id: str, token: str | None, cache: ReadThroughContactCache
+) -> None:
+    if token is None:
+        return
+    try:
+        cache.release_refill_lease(workspace, contact_id, token)
+    except CacheUnavailable:
+        log.warning("refill lease not released; it expires", extra={"id": contact_id})
 
 
 def repair_cache(

@@ -86,6 +86,28 @@ class ReadThroughContactCache(abc.ABC):
     def release_refill_lease(self, workspace: str, contact_id: str, token: str) -> None:
         """Give the lease back, if ``token`` still holds it. Raises ``CacheUnavailable``."""
 
+    def get_or_lease(
+        self, workspace: str, contact_id: str
+    ) -> tuple[CachedContact | None, str | None]:
+        """``get``, and on a miss ``take_refill_lease``: ``(entry, None)`` on a hit, ``(None,
+        token)`` when the caller now holds the lease, ``(None, None)`` when another request
+        does. An adapter overrides it to make it one round trip. Raises
+        ``CacheUnavailable``."""
+        cached = self.get(workspace, contact_id)
+        if cached is not None:
+            return cached, None
+        return None, self.take_refill_lease(workspace, contact_id)
+
+    def refill_and_release(
+        self, workspace: str, contact_id: str, version: int, body: bytes | None, token: str
+    ) -> bool:
+        """``refill`` then ``release_refill_lease`` (same rules, same result); an adapter
+        overrides it to make it one round trip. Raises ``CacheUnavailable``."""
+        try:
+            return self.refill(workspace, contact_id, version, body)
+        finally:
+            self.release_refill_lease(workspace, contact_id, token)
+
     @abc.abstractmethod
     def wait_for_refill(self, workspace: str, contact_id: str) -> CachedContact | None:
         """Wait, within the adapter's bound, for the lease holder's refill. Returns the entry
