@@ -36,11 +36,13 @@ from typing import Annotated, Any, Final
 
 import limits
 import redis
-from flask import Flask, Response, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import ApplicationLimit, HeaderNames, Limit, Limiter
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from contacts_http.problems import ProblemError
+from contacts_infra.redis_keys import COUNT_WINDOWS_LUA
 from contacts_infra.settings import BLANK_IS_EMPTY, EnvSettings
 
 LIMIT_HEADER: Final = "RateLimit-Limit"
@@ -129,6 +131,7 @@ def init_rate_limits(
     identity: Callable[[], str],
     exempt: Callable[[], bool],
     workspace: Callable[[], str] | None = None,
+    inline_endpoints: frozenset[str] = frozenset(),
 ) -> Limiter | None:
     """Rate-limit every route of ``app`` (``None`` and nothing installed when disabled).
 
@@ -167,7 +170,10 @@ def init_rate_limits(
         swallow_errors=True,
         in_memory_fallback_enabled=True,
     )
-    limiter.request_filter(exempt)
+    inline = InlineRateLimits(settings, storage, identity, workspace)
+    app.extensions[INLINE_EXTENSION] = inline
+    app.after_request(_inline_headers)
+    limiter.request_filter(lambda: exempt() or request.endpoint in inline_endpoints)
     # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
     # after_request hooks in reverse order of registration).
     app.after_request(_public_headers)
@@ -226,3 +232,152 @@ def _check_limit(name: str, value: str) -> None:
         limits.parse_many(value)
     except ValueError:
         raise ValueError(f"{name}: {value!r} is not a rate limit (e.g. 600/minute).") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RateCounter:
+    """One fixed-window counter a request counts in: the Redis ``key`` (flask-limiter's layout,
+    so an inline endpoint and the others share a workspace's counter), the ``amount`` allowed
+    per ``window_s`` seconds, whether it is ``shared`` by every route (the workspace's), and the
+    ``detail`` of its 429."""
+
+    key: str
+    amount: int
+    window_s: int
+    shared: bool
+    detail: str
+    item: limits.RateLimitItem
+
+
+INLINE_EXTENSION: Final = "contacts_http.inline_rate_limits"
+_STANDALONE_COUNT_LUA: Final = (
+    """
+local n = #KEYS
+local COUNTERS, WINDOWS, AMOUNTS = KEYS, {}, {}
+for i = 1, n do WINDOWS[i] = ARGV[i]; AMOUNTS[i] = ARGV[n + i] end
+"""
+    + COUNT_WINDOWS_LUA
+    + "return counts\n"
+)
+
+
+class InlineRateLimits:
+    """The rate limits of endpoints that count them in their own Redis round trip.
+
+    flask-limiter spends four round trips a request (a hit per limit, then a ``GET`` and a
+    ``TTL`` for the headers). An endpoint listed here is exempt from it; it runs ``COUNT_LUA``
+    at the top of its own script with ``counters()`` and hands the counts to ``settle``, which
+    answers exactly as flask-limiter does: the ``RateLimit-*`` headers of the smallest window
+    (of a breached limit first, else of the caller's), and a 429 problem with ``Retry-After``
+    past a limit. When Redis cannot count (``settle(None)``) the request counts in
+    per-process memory, as flask-limiter's fallback does.
+    """
+
+    def __init__(
+        self,
+        settings: RateLimitSettings,
+        storage: RateLimitStorage,
+        identity: Callable[[], str],
+        workspace: Callable[[], str] | None,
+    ) -> None:
+        self._settings = settings
+        self._key_prefix = storage.key_prefix
+        self._count_script = storage.client.register_script(_STANDALONE_COUNT_LUA)
+        self._identity = identity
+        self._workspace = workspace
+        self._overrides = dict(settings.routes)
+        self._workspace_items = limits.parse_many(settings.workspace) if settings.workspace else []
+        self._memory = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
+        self._parsed: dict[str, list[limits.RateLimitItem]] = {}
+
+    def counters(self) -> list[RateCounter]:
+        """The counters of the current request, smallest window first (none when disabled)."""
+        if not self._settings.enabled:
+            return []
+        endpoint = request.endpoint or ""
+        route = self._overrides.get(endpoint, self._settings.default)
+        items = self._parsed.get(route)
+        if items is None:
+            items = self._parsed[route] = limits.parse_many(route)
+        caller = self._identity()
+        detail = f"Too many requests from this caller to this route (at most {route})."
+        found = [self._counter(item, (caller, endpoint), False, detail) for item in items]
+        if self._workspace is not None and self._workspace_items:
+            shared = (
+                "Too many requests in this workspace, counted across all its API keys, tokens "
+                f"and routes (at most {self._settings.workspace})."
+            )
+            workspace = self._workspace()
+            found += [
+                self._counter(item, (workspace, "workspace"), True, shared)
+                for item in self._workspace_items
+            ]
+        return sorted(found, key=lambda c: c.item)
+
+    def _counter(
+        self, item: limits.RateLimitItem, args: tuple[str, str], shared: bool, detail: str
+    ) -> RateCounter:
+        key = f"{self._key_prefix}:{item.key_for(*args)}"
+        return RateCounter(key, item.amount, item.get_expiry(), shared, detail, item)
+
+    def count(self, counters: list[RateCounter]) -> None:
+        """Count the current request in ``counters`` in a round trip of its own and ``settle``:
+        for a request of an inline endpoint that ends before its own Redis call."""
+        if not counters:
+            return
+        keys = [c.key for c in counters]
+        args = [*(c.window_s for c in counters), *(c.amount for c in counters)]
+        try:
+            counts = [int(n) for n in self._count_script(keys=keys, args=args)]
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("rate limit storage unreachable, counting in memory: %s", exc)
+            self.settle(counters, None)
+            return
+        self.settle(counters, counts)
+
+    def settle(self, counters: list[RateCounter], counts: list[int] | None) -> None:
+        """Answer for ``counters`` given ``counts`` (``[count, ttl, ...]`` from ``COUNT_LUA``;
+        ``None``: Redis did not count, so count in memory). Raises ``ProblemError`` 429 past a
+        limit; otherwise leaves the headers for the response (``init_inline_rate_limits``)."""
+        if not counters:
+            return
+        if counts is None:
+            counts = self._count_in_memory(counters)
+        states = [
+            (counter, counts[2 * i], max(counts[2 * i + 1], 0))
+            for i, counter in enumerate(counters)
+        ]
+        breached = [s for s in states if s[1] > s[0].amount]
+        unshared = [s for s in states if not s[0].shared]
+        counter, count, ttl = breached[-1] if breached else (unshared or states)[0]
+        headers = {
+            LIMIT_HEADER: str(counter.amount),
+            REMAINING_HEADER: str(max(0, counter.amount - count)),
+            RESET_HEADER: str(ttl),
+        }
+        if breached:
+            headers["Retry-After"] = str(max(1, ttl))
+            raise ProblemError(429, counter.detail, headers=headers)
+        g._contacts_rate_limit_headers = headers
+
+    def _count_in_memory(self, counters: list[RateCounter]) -> list[int]:
+        counts: list[int] = []
+        for counter in counters:
+            allowed = self._memory.hit(counter.item, counter.key)
+            reset_at, remaining = self._memory.get_window_stats(counter.item, counter.key)
+            count = counter.amount - remaining if allowed else counter.amount + 1
+            counts += [count, int(reset_at - time.time())]
+        return counts
+
+
+def inline_rate_limits() -> InlineRateLimits | None:
+    """The app's ``InlineRateLimits`` (``None`` when rate limiting is off)."""
+    found: InlineRateLimits | None = current_app.extensions.get(INLINE_EXTENSION)
+    return found
+
+
+def _inline_headers(response: Response) -> Response:
+    headers = g.pop("_contacts_rate_limit_headers", None)
+    if headers:
+        response.headers.update(headers)
+    return response

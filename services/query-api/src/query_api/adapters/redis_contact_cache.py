@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from contacts_infra.redis_keys import (
+    COUNTED_GET_OR_LEASE_LUA,
     GET_OR_LEASE_LUA,
     GUARDED_SET_LUA,
     REFILL_AND_RELEASE_LUA,
@@ -29,7 +30,12 @@ from contacts_infra.redis_keys import (
     refill_lease_key,
 )
 from query_api.adapters.redis_calls import RedisCalls
-from query_api.service_layer.ports import CacheUnavailable, ReadThroughContactCache
+from query_api.service_layer.ports import (
+    CacheUnavailable,
+    CountedRead,
+    ReadThroughContactCache,
+    WindowCounter,
+)
 from query_api.service_layer.records import CachedContact
 
 #: First and longest pause, in seconds, between two polls of a waiting request.
@@ -67,6 +73,7 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         self._release = calls.client.register_script(RELEASE_LEASE_LUA)
         self._get_or_lease = calls.client.register_script(GET_OR_LEASE_LUA)
         self._refill_and_release = calls.client.register_script(REFILL_AND_RELEASE_LUA)
+        self._counted = calls.client.register_script(COUNTED_GET_OR_LEASE_LUA)
 
     def get(self, workspace: str, contact_id: str) -> CachedContact | None:
         key = contact_key(self._prefix, workspace, contact_id)
@@ -93,6 +100,24 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         if version is not None:
             return _entry(key, version, body_or_taken), None
         return None, token if body_or_taken == 1 else None
+
+    def get_or_lease_counted(
+        self, workspace: str, contact_id: str, counters: Sequence[WindowCounter]
+    ) -> CountedRead:
+        """One ``EVALSHA`` of ``COUNTED_GET_OR_LEASE_LUA``."""
+        key = contact_key(self._prefix, workspace, contact_id)
+        lease = refill_lease_key(self._prefix, workspace, contact_id)
+        token = secrets.token_hex(8)
+        keys = [key, lease, *(c.key for c in counters)]
+        args: list[str | int] = [token, self._lease_ms]
+        args += [c.window_s for c in counters] + [c.amount for c in counters]
+        first, second, counts = self._calls.run(
+            lambda r: self._counted(keys=keys, args=args, client=r)
+        )
+        counted = [int(n) for n in counts]
+        if first is not None:
+            return CountedRead(_entry(key, first, second), None, counted, over=False)
+        return CountedRead(None, token if second == 1 else None, counted, over=second == 2)
 
     def refill_and_release(
         self, workspace: str, contact_id: str, version: int, body: bytes | None, token: str
