@@ -45,9 +45,7 @@ def test_an_id_that_is_no_uuid_counts_too(make_app, settings):
 
 
 def test_the_workspace_counter_is_shared_with_the_other_routes(make_app, settings, seed):
-    client = make_app(
-        _limited(settings, default="100/minute", workspace="3/minute")
-    ).test_client()
+    client = make_app(_limited(settings, default="100/minute", workspace="3/minute")).test_client()
     contact_id = seed.contact()
 
     assert client.get("/v1/contacts?limit=1").status_code == 200
