@@ -32,7 +32,7 @@ def contacts_blueprint() -> QueryBlueprint:
     blp = QueryBlueprint(
         "contacts", __name__, url_prefix="/v1/contacts", description="Read contacts."
     )
-    blp.add_view("/<contact_id>", get_contact, schemas.GET_CONTACT)
+    blp.add_view("/<contact_id>", get_contact, schemas.GET_CONTACT, plain_without_query=True)
     blp.add_view("", list_contacts, schemas.LIST_CONTACTS)
     return blp
 
