@@ -75,3 +75,18 @@ def test_with_redis_down_the_limit_holds_per_process(make_app, settings, refused
     ]
     assert third.status_code == 429
     assert "Retry-After" in third.headers
+
+
+def test_with_several_limits_the_headers_are_the_smallest_windows_like_other_routes(
+    make_app, settings, seed
+):
+    client = make_app(
+        _limited(settings, default="100/minute;5/second", workspace="1000/hour")
+    ).test_client()
+    contact_id = seed.contact()
+
+    hot = client.get(f"/v1/contacts/{contact_id}")
+    listed = client.get("/v1/contacts?limit=1")
+
+    assert hot.headers["RateLimit-Limit"] == listed.headers["RateLimit-Limit"] == "5"
+    assert hot.headers["RateLimit-Remaining"] == "4"
