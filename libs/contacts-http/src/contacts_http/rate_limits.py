@@ -250,6 +250,9 @@ class RateCounter:
 
 
 INLINE_EXTENSION: Final = "contacts_http.inline_rate_limits"
+#: Most request shapes (endpoint, caller, workspace) whose counters ``InlineRateLimits``
+#: remembers; past it the memo starts again empty.
+COUNTERS_MEMO_SIZE: Final = 4096
 _STANDALONE_COUNT_LUA: Final = (
     """
 local n = #KEYS
@@ -288,26 +291,37 @@ class InlineRateLimits:
         self._overrides = dict(settings.routes)
         self._workspace_items = limits.parse_many(settings.workspace) if settings.workspace else []
         self._memory = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
-        self._parsed: dict[str, list[limits.RateLimitItem]] = {}
+        self._memo: dict[tuple[str, str, str | None], list[RateCounter]] = {}
 
     def counters(self) -> list[RateCounter]:
-        """The counters of the current request, smallest window first (none when disabled)."""
+        """The counters of the current request, smallest window first (none when disabled).
+        Remembered per (endpoint, caller, workspace), at most ``COUNTERS_MEMO_SIZE`` of them
+        (they depend on nothing else: the settings are fixed for the process's life)."""
         if not self._settings.enabled:
             return []
         endpoint = request.endpoint or ""
-        route = self._overrides.get(endpoint, self._settings.default)
-        items = self._parsed.get(route)
-        if items is None:
-            items = self._parsed[route] = limits.parse_many(route)
         caller = self._identity()
+        workspace = self._workspace() if self._workspace is not None else None
+        memo_key = (endpoint, caller, workspace)
+        found = self._memo.get(memo_key)
+        if found is None:
+            if len(self._memo) >= COUNTERS_MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[memo_key] = self._build(endpoint, caller, workspace)
+        return found
+
+    def _build(self, endpoint: str, caller: str, workspace: str | None) -> list[RateCounter]:
+        route = self._overrides.get(endpoint, self._settings.default)
         detail = f"Too many requests from this caller to this route (at most {route})."
-        found = [self._counter(item, (caller, endpoint), False, detail) for item in items]
-        if self._workspace is not None and self._workspace_items:
+        found = [
+            self._counter(item, (caller, endpoint), False, detail)
+            for item in limits.parse_many(route)
+        ]
+        if workspace is not None and self._workspace_items:
             shared = (
                 "Too many requests in this workspace, counted across all its API keys, tokens "
                 f"and routes (at most {self._settings.workspace})."
             )
-            workspace = self._workspace()
             found += [
                 self._counter(item, (workspace, "workspace"), True, shared)
                 for item in self._workspace_items
