@@ -43,12 +43,15 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 import limits
-from flask import Flask, Response, request
+import redis
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import ApplicationLimit, HeaderNames, Limit, Limiter
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
+from contacts_http.problems import ProblemError
 from contacts_infra.redis_client import limits_storage
+from contacts_infra.redis_keys import COUNT_WINDOWS_LUA
 from contacts_infra.settings import BLANK_IS_EMPTY, EnvSettings, RedisSettings
 
 LIMIT_HEADER: Final = "RateLimit-Limit"
@@ -178,6 +181,10 @@ class RateLimitStorage:
     uri: str
     options: Mapping[str, Any]
     key_prefix: str
+    #: A client on the same pool, for the counters a route counts in its own script
+    #: (``InlineRateLimits``); ``None`` on a cluster, where those counters and the route's keys
+    #: are in different slots, so every route counts through flask-limiter.
+    client: redis.Redis | None = None
 
     @classmethod
     def on_redis(
@@ -188,7 +195,9 @@ class RateLimitStorage:
         ``contacts_infra.redis_client.limits_storage`` with the timeouts of every client.
         Connects to nothing yet."""
         uri, options = limits_storage(settings, client_name=client_name)
-        return cls(uri, options, key_prefix)
+        pool = options.get("connection_pool")
+        client = None if pool is None else redis.Redis(connection_pool=pool)
+        return cls(uri, options, key_prefix, client)
 
 
 def init_rate_limits(
@@ -199,6 +208,7 @@ def init_rate_limits(
     identity: Callable[[], str],
     exempt: Callable[[], bool],
     workspace: Callable[[], str] | None = None,
+    inline_endpoints: frozenset[str] = frozenset(),
 ) -> Limiter | None:
     """Rate-limit every route of ``app`` (``None`` and nothing installed when disabled).
 
@@ -233,7 +243,13 @@ def init_rate_limits(
         swallow_errors=True,
         in_memory_fallback_enabled=True,
     )
-    limiter.request_filter(exempt)
+    if storage.client is None:  # a cluster: the routes of ``inline_endpoints`` count here too
+        inline_endpoints = frozenset()
+    else:
+        inline = InlineRateLimits(settings, storage.client, storage.key_prefix, identity, workspace)
+        app.extensions[INLINE_EXTENSION] = inline
+        app.after_request(_inline_headers)
+    limiter.request_filter(lambda: exempt() or request.endpoint in inline_endpoints)
     _fold_storage_errors(limiter)
     # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
     # after_request hooks in reverse order of registration).
@@ -293,3 +309,167 @@ def _check_limit(name: str, value: str) -> None:
         limits.parse_many(value)
     except ValueError:
         raise ValueError(f"{name}: {value!r} is not a rate limit (e.g. 600/minute).") from None
+
+
+@dataclass(frozen=True, slots=True)
+class RateCounter:
+    """One fixed-window counter a request counts in: the Redis ``key`` (flask-limiter's layout,
+    so an inline endpoint and the others share a workspace's counter), the ``amount`` allowed
+    per ``window_s`` seconds, whether it is ``shared`` by every route (the workspace's), and the
+    ``detail`` of its 429."""
+
+    key: str
+    amount: int
+    window_s: int
+    shared: bool
+    detail: str
+    item: limits.RateLimitItem
+
+
+INLINE_EXTENSION: Final = "contacts_http.inline_rate_limits"
+#: Most request shapes (endpoint, caller, workspace) whose counters ``InlineRateLimits``
+#: remembers; past it the memo starts again empty.
+COUNTERS_MEMO_SIZE: Final = 4096
+_STANDALONE_COUNT_LUA: Final = (
+    """
+local n = #KEYS
+local COUNTERS, WINDOWS, AMOUNTS = KEYS, {}, {}
+for i = 1, n do WINDOWS[i] = ARGV[i]; AMOUNTS[i] = ARGV[n + i] end
+"""
+    + COUNT_WINDOWS_LUA
+    + "return counts\n"
+)
+
+
+class InlineRateLimits:
+    """The rate limits of endpoints that count them in their own Redis round trip.
+
+    flask-limiter spends four round trips a request (a hit per limit, then a ``GET`` and a
+    ``TTL`` for the headers). An endpoint listed here is exempt from it; it runs ``COUNT_LUA``
+    at the top of its own script with ``counters()`` and hands the counts to ``settle``, which
+    answers exactly as flask-limiter does: the ``RateLimit-*`` headers of the smallest window
+    (of a breached limit first, else of the caller's), and a 429 problem with ``Retry-After``
+    past a limit. When Redis cannot count (``settle(None)``) the request counts in
+    per-process memory, as flask-limiter's fallback does.
+    """
+
+    def __init__(
+        self,
+        settings: RateLimitSettings,
+        client: redis.Redis,
+        key_prefix: str,
+        identity: Callable[[], str],
+        workspace: Callable[[], str] | None,
+    ) -> None:
+        self._settings = settings
+        self._key_prefix = key_prefix
+        self._count_script = client.register_script(_STANDALONE_COUNT_LUA)
+        self._identity = identity
+        self._workspace = workspace
+        self._overrides = dict(settings.routes)
+        self._workspace_items = limits.parse_many(settings.workspace) if settings.workspace else []
+        self._memory = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
+        self._memo: dict[tuple[str, str, str | None], list[RateCounter]] = {}
+
+    def counters(self) -> list[RateCounter]:
+        """The counters of the current request, smallest window first (none when disabled).
+        Remembered per (endpoint, caller, workspace), at most ``COUNTERS_MEMO_SIZE`` of them
+        (they depend on nothing else: the settings are fixed for the process's life)."""
+        if not self._settings.enabled:
+            return []
+        endpoint = request.endpoint or ""
+        caller = self._identity()
+        workspace = self._workspace() if self._workspace is not None else None
+        memo_key = (endpoint, caller, workspace)
+        found = self._memo.get(memo_key)
+        if found is None:
+            if len(self._memo) >= COUNTERS_MEMO_SIZE:
+                self._memo.clear()
+            found = self._memo[memo_key] = self._build(endpoint, caller, workspace)
+        return found
+
+    def _build(self, endpoint: str, caller: str, workspace: str | None) -> list[RateCounter]:
+        route = self._overrides.get(endpoint, self._settings.default)
+        detail = f"Too many requests from this caller to this route (at most {route})."
+        found = [
+            self._counter(item, (caller, endpoint), False, detail)
+            for item in limits.parse_many(route)
+        ]
+        if workspace is not None and self._workspace_items:
+            shared = (
+                "Too many requests in this workspace, counted across all its API keys, tokens "
+                f"and routes (at most {self._settings.workspace})."
+            )
+            found += [
+                self._counter(item, (workspace, "workspace"), True, shared)
+                for item in self._workspace_items
+            ]
+        return sorted(found, key=lambda c: c.item)
+
+    def _counter(
+        self, item: limits.RateLimitItem, args: tuple[str, str], shared: bool, detail: str
+    ) -> RateCounter:
+        key = f"{self._key_prefix}:{item.key_for(*args)}"
+        return RateCounter(key, item.amount, item.get_expiry(), shared, detail, item)
+
+    def count(self, counters: list[RateCounter]) -> None:
+        """Count the current request in ``counters`` in a round trip of its own and ``settle``:
+        for a request of an inline endpoint that ends before its own Redis call."""
+        if not counters:
+            return
+        keys = [c.key for c in counters]
+        args = [*(c.window_s for c in counters), *(c.amount for c in counters)]
+        try:
+            counts = [int(n) for n in self._count_script(keys=keys, args=args)]
+        except (redis.RedisError, OSError) as exc:
+            logger.warning("rate limit storage unreachable, counting in memory: %s", exc)
+            self.settle(counters, None)
+            return
+        self.settle(counters, counts)
+
+    def settle(self, counters: list[RateCounter], counts: list[int] | None) -> None:
+        """Answer for ``counters`` given ``counts`` (``[count, ttl, ...]`` from ``COUNT_LUA``;
+        ``None``: Redis did not count, so count in memory). Raises ``ProblemError`` 429 past a
+        limit; otherwise leaves the headers for the response (``init_inline_rate_limits``)."""
+        if not counters:
+            return
+        if counts is None:
+            counts = self._count_in_memory(counters)
+        states = [
+            (counter, counts[2 * i], max(counts[2 * i + 1], 0))
+            for i, counter in enumerate(counters)
+        ]
+        breached = [s for s in states if s[1] > s[0].amount]
+        unshared = [s for s in states if not s[0].shared]
+        counter, count, ttl = breached[-1] if breached else (unshared or states)[0]
+        headers = {
+            LIMIT_HEADER: str(counter.amount),
+            REMAINING_HEADER: str(max(0, counter.amount - count)),
+            RESET_HEADER: str(ttl),
+        }
+        if breached:
+            headers["Retry-After"] = str(max(1, ttl))
+            raise ProblemError(429, counter.detail, headers=headers)
+        g._contacts_rate_limit_headers = headers
+
+    def _count_in_memory(self, counters: list[RateCounter]) -> list[int]:
+        counts: list[int] = []
+        for counter in counters:
+            allowed = self._memory.hit(counter.item, counter.key)
+            reset_at, remaining = self._memory.get_window_stats(counter.item, counter.key)
+            count = counter.amount - remaining if allowed else counter.amount + 1
+            counts += [count, int(reset_at - time.time())]
+        return counts
+
+
+def inline_rate_limits() -> InlineRateLimits | None:
+    """The app's ``InlineRateLimits`` (``None`` when rate limiting is off)."""
+    found: InlineRateLimits | None = current_app.extensions.get(INLINE_EXTENSION)
+    return found
+
+
+def _inline_headers(response: Response) -> Response:
+    headers = g.pop("_contacts_rate_limit_headers", None)
+    if headers:
+        response.headers.update(headers)
+    return response

@@ -62,6 +62,86 @@ end
 return 0
 """
 
+#: KEYS[1] = contact key, KEYS[2] = its lease key; ARGV[1] = a fresh token, ARGV[2] = the lease
+#: TTL in milliseconds. A cache read that takes the refill lease on a miss, in one round trip:
+#: returns ``{version, body}`` when the entry exists (``body`` "" for a tombstone), else
+#: ``{false, 1}`` when the caller now holds the lease, ``{false, 0}`` when another request does.
+GET_OR_LEASE_LUA: Final = """
+local entry = redis.call('HMGET', KEYS[1], 'v', 'd')
+if entry[1] then
+  return entry
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
+  return {false, 1}
+end
+return {false, 0}
+"""
+
+#: KEYS[1] = contact key, KEYS[2] = its lease key; ARGV[1..3] as ``GUARDED_SET_LUA``; ARGV[4] =
+#: the lease holder's token. ``GUARDED_SET_LUA`` then ``RELEASE_LEASE_LUA`` in one round trip
+#: (the same rules: never an older version over a newer one, only the holder releases).
+#: Returns 1 when it wrote the entry, 0 when the cache held the same or a newer version.
+REFILL_AND_RELEASE_LUA: Final = """
+local written = 0
+local current = redis.call('HGET', KEYS[1], 'v')
+if not (current and tonumber(current) >= tonumber(ARGV[1])) then
+  redis.call('HSET', KEYS[1], 'v', ARGV[1], 'd', ARGV[2])
+  redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+  written = 1
+end
+if redis.call('GET', KEYS[2]) == ARGV[4] then
+  redis.call('DEL', KEYS[2])
+end
+return written
+"""
+
+#: A fragment, not a script: counts one request in each rate-limit counter ``COUNTERS[i]``, a
+#: fixed window of ``WINDOWS[i]`` seconds (as ``limits``' ``incr_expire.lua``: the first hit of
+#: a window sets its expiry), and leaves ``counts`` (``{count, ttl}`` per counter) and ``over``
+#: (a count exceeds its ``AMOUNTS[i]``). A script starts with it so that counting rides on its
+#: own Redis call (``contacts_http.rate_limits.InlineRateLimits``).
+COUNT_WINDOWS_LUA: Final = """
+local counts, over = {}, false
+for i = 1, #COUNTERS do
+  local n = redis.call('INCR', COUNTERS[i])
+  if n == 1 then redis.call('EXPIRE', COUNTERS[i], tonumber(WINDOWS[i])) end
+  counts[2 * i - 1] = n
+  counts[2 * i] = redis.call('TTL', COUNTERS[i])
+  if n > tonumber(AMOUNTS[i]) then over = true end
+end
+"""
+
+
+#: KEYS[1] = contact key, KEYS[2] = its lease key, KEYS[3..] = rate-limit counters; ARGV[1],
+#: ARGV[2] as ``GET_OR_LEASE_LUA``, then the counters' windows, then their amounts.
+#: ``COUNT_WINDOWS_LUA`` then ``GET_OR_LEASE_LUA`` in one round trip: returns ``{version,
+#: body, counts}`` or ``{false, 1 or 0, counts}`` like it, and ``{false, 2, counts}`` without
+#: touching the cache when the request is past a limit. The counters have hash tags of their
+#: own: this script needs a single Redis node, not Redis Cluster.
+COUNTED_GET_OR_LEASE_LUA: Final = (
+    """
+local n = #KEYS - 2
+local COUNTERS, WINDOWS, AMOUNTS = {}, {}, {}
+for i = 1, n do
+  COUNTERS[i] = KEYS[2 + i]; WINDOWS[i] = ARGV[2 + i]; AMOUNTS[i] = ARGV[2 + n + i]
+end
+"""
+    + COUNT_WINDOWS_LUA
+    + """
+if over then
+  return {false, 2, counts}
+end
+local entry = redis.call('HMGET', KEYS[1], 'v', 'd')
+if entry[1] then
+  return {entry[1], entry[2], counts}
+end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
+  return {false, 1, counts}
+end
+return {false, 0, counts}
+"""
+)
+
 
 def contact_key(prefix: str, workspace: str, contact_id: str) -> str:
     """The cached contact (hash tag: its workspace and id)."""

@@ -183,7 +183,10 @@ def build_engine(settings: Settings) -> Engine:
     """Create the engine (it connects lazily, on first use).
 
     Every connection is read-only and autocommit: a request runs one SELECT, so there is no
-    transaction to open or roll back. gunicorn ``--preload`` forks workers after the app (and
+    transaction to open or roll back. No ``pool_pre_ping``: its ``SELECT 1`` was one of six
+    round trips per cache miss; a dead pooled connection fails its read, which invalidates the
+    pool (the contact read retries once, ``sql_read_model.first_row``; other reads answer one
+    503 with ``Retry-After``). gunicorn ``--preload`` forks workers after the app (and
     maybe a pooled connection) exists, and a socket shared by two processes corrupts both
     (cases C21), so a child drops the inherited pool without closing the parent's sockets.
     """
@@ -192,7 +195,6 @@ def build_engine(settings: Settings) -> Engine:
         pool_size=settings.db_pool_size,
         max_overflow=0,
         pool_timeout=settings.db_pool_timeout_s,
-        pool_pre_ping=True,
         isolation_level="AUTOCOMMIT",
         # Search and filter values are personal data: never in an exception's text or a log.
         hide_parameters=True,

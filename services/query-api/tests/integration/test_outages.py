@@ -15,7 +15,7 @@ import uuid
 import pytest
 import sqlalchemy as sa
 
-from query_api.adapters.sql_read_model import connection
+from query_api.adapters.sql_read_model import SqlContactReadModel, connection
 from query_api.bootstrap import build_engine
 from query_api.service_layer.ports import ReadModelUnavailable
 
@@ -176,5 +176,27 @@ def test_a_forked_child_opens_its_own_connections(settings, seed):
         assert child_code == b"\x00"
         with engine.connect() as conn:
             assert conn.execute(query, {"id": contact_id}).one() == (3, parent_backend)
+    finally:
+        engine.dispose()
+
+
+def test_a_contact_read_on_a_dead_pooled_connection_reconnects_without_a_ping(
+    settings, seed, writer_engine
+):
+    """No ``pool_pre_ping`` (one round trip less per miss): a pooled connection PostgreSQL
+    dropped fails its read, and ``SqlContactReadModel.get`` reads again on a new one."""
+    contact_id = seed.contact(version=4)
+    engine = build_engine(settings)
+    try:
+        assert not engine.pool._pre_ping
+        with engine.connect() as conn:
+            backend = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        with writer_engine.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": backend})
+            admin.commit()
+        read = SqlContactReadModel(engine).get("default", contact_id)
+
+        assert read is not None
+        assert read.version == 4
     finally:
         engine.dispose()

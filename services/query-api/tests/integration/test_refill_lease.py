@@ -79,3 +79,36 @@ def test_leases_and_entries_are_per_workspace(cache, redis_client, prefix):
     assert cache.get("acme", "c5") == CachedContact(4, b'{"id":"c5"}')
     assert redis_client.hget(contact_key(prefix, "acme", "c5"), "v") == b"4"
     assert not redis_client.exists(contact_key(prefix, "default", "c5"))
+
+
+def test_get_or_lease_reads_the_entry_or_takes_the_lease_in_one_call(cache, redis_client, prefix):
+    first = cache.get_or_lease("default", "c6")
+    second = cache.get_or_lease("default", "c6")
+
+    assert first[0] is None
+    assert first[1] is not None  # the caller holds the lease
+    assert second == (None, None)  # another request holds it
+    assert redis_client.get(refill_lease_key(prefix, "default", "c6")) == first[1].encode()
+    assert cache.refill_and_release("default", "c6", 3, b'{"id":"c6"}', first[1])
+    assert not redis_client.exists(refill_lease_key(prefix, "default", "c6"))
+    assert cache.get_or_lease("default", "c6") == (CachedContact(3, b'{"id":"c6"}'), None)
+    assert cache.get_or_lease("default", "c6") == (CachedContact(3, b'{"id":"c6"}'), None)
+
+
+def test_a_tombstone_is_an_entry_for_get_or_lease(cache):
+    cache.refill("default", "c7", 5, None)
+
+    assert cache.get_or_lease("default", "c7") == (CachedContact(5, None), None)
+
+
+def test_refill_and_release_keeps_the_version_guard_and_only_the_holders_lease(
+    cache, redis_client, prefix
+):
+    _, token = cache.get_or_lease("default", "c8")
+    assert token is not None
+    assert cache.refill("default", "c8", 9, b'{"v":9}')  # the worker wrote a newer version
+    redis_client.set(refill_lease_key(prefix, "default", "c8"), "someone else's")
+
+    assert not cache.refill_and_release("default", "c8", 8, b'{"v":8}', token)
+    assert cache.get("default", "c8") == CachedContact(9, b'{"v":9}')
+    assert redis_client.get(refill_lease_key(prefix, "default", "c8")) == b"someone else's"

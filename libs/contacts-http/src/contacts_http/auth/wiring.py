@@ -70,11 +70,16 @@ def install_auth(
 
 
 def install_rate_limits(
-    app: Flask, settings: RateLimitSettings, storage: RateLimitStorage, policy: AuthPolicy
+    app: Flask,
+    settings: RateLimitSettings,
+    storage: RateLimitStorage,
+    policy: AuthPolicy,
+    inline_endpoints: frozenset[str] = frozenset(),
 ) -> Limiter | None:
     """Rate-limit ``app``'s guarded routes per caller and per workspace (``init_rate_limits``,
     ``rate_limit_identity``, ``rate_limit_workspace``); the paths open under ``policy`` are
-    never limited. Call after registering the blueprints."""
+    never limited; ``inline_endpoints`` count their own (``rate_limits.InlineRateLimits``). Call
+    after registering the blueprints."""
     return init_rate_limits(
         app,
         settings,
@@ -82,4 +87,5 @@ def install_rate_limits(
         identity=rate_limit_identity,
         exempt=lambda: policy.is_open(request.path, request.method),
         workspace=rate_limit_workspace,
+        inline_endpoints=inline_endpoints,
     )

@@ -6,7 +6,9 @@ Entry: hash ``{v: <version>, d: <resource JSON>}``, ``d`` empty for a tombstone.
 refill never replaces the same or a newer version, nor a newer tombstone.
 
 Refill lease (``refill:{<workspace>/<id>}``, ``SET NX PX``): the request that takes it reads
-PostgreSQL and refills; the others poll the entry and the lease in one round trip, every 2 ms
+PostgreSQL and refills; a miss costs three round trips: the read that takes the lease
+(``GET_OR_LEASE_LUA``), the database read, and the refill that releases it
+(``REFILL_AND_RELEASE_LUA``); the others poll the entry and the lease in one round trip, every 2 ms
 at first and at most every ``MAX_POLL_INTERVAL_S``, until the entry appears, the lease is gone
 or ``wait_s`` seconds have passed.
 """
@@ -15,17 +17,25 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 from contacts_infra.redis_keys import (
+    COUNTED_GET_OR_LEASE_LUA,
+    GET_OR_LEASE_LUA,
     GUARDED_SET_LUA,
+    REFILL_AND_RELEASE_LUA,
     RELEASE_LEASE_LUA,
     contact_key,
     refill_lease_key,
 )
 from query_api.adapters.redis_calls import RedisCalls
-from query_api.service_layer.ports import CacheUnavailable, ReadThroughContactCache
+from query_api.service_layer.ports import (
+    CacheUnavailable,
+    CountedRead,
+    ReadThroughContactCache,
+    WindowCounter,
+)
 from query_api.service_layer.records import CachedContact
 
 #: First and longest pause, in seconds, between two polls of a waiting request.
@@ -61,6 +71,9 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         self._sleep = sleep
         self._guarded_set = calls.client.register_script(GUARDED_SET_LUA)
         self._release = calls.client.register_script(RELEASE_LEASE_LUA)
+        self._get_or_lease = calls.client.register_script(GET_OR_LEASE_LUA)
+        self._refill_and_release = calls.client.register_script(REFILL_AND_RELEASE_LUA)
+        self._counted = calls.client.register_script(COUNTED_GET_OR_LEASE_LUA)
 
     def get(self, workspace: str, contact_id: str) -> CachedContact | None:
         key = contact_key(self._prefix, workspace, contact_id)
@@ -71,6 +84,51 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         key = contact_key(self._prefix, workspace, contact_id)
         args: list[bytes | int] = [version, body or b"", self._ttl_s]
         written = self._calls.run(lambda r: self._guarded_set(keys=[key], args=args, client=r))
+        return bool(written)
+
+    def get_or_lease(
+        self, workspace: str, contact_id: str
+    ) -> tuple[CachedContact | None, str | None]:
+        """One ``EVALSHA`` of ``GET_OR_LEASE_LUA``."""
+        key = contact_key(self._prefix, workspace, contact_id)
+        lease = refill_lease_key(self._prefix, workspace, contact_id)
+        token = secrets.token_hex(8)
+        args: list[str | int] = [token, self._lease_ms]
+        version, body_or_taken = self._calls.run(
+            lambda r: self._get_or_lease(keys=[key, lease], args=args, client=r)
+        )
+        if version is not None:
+            return _entry(key, version, body_or_taken), None
+        return None, token if body_or_taken == 1 else None
+
+    def get_or_lease_counted(
+        self, workspace: str, contact_id: str, counters: Sequence[WindowCounter]
+    ) -> CountedRead:
+        """One ``EVALSHA`` of ``COUNTED_GET_OR_LEASE_LUA``."""
+        key = contact_key(self._prefix, workspace, contact_id)
+        lease = refill_lease_key(self._prefix, workspace, contact_id)
+        token = secrets.token_hex(8)
+        keys = [key, lease, *(c.key for c in counters)]
+        args: list[str | int] = [token, self._lease_ms]
+        args += [c.window_s for c in counters] + [c.amount for c in counters]
+        first, second, counts = self._calls.run(
+            lambda r: self._counted(keys=keys, args=args, client=r)
+        )
+        counted = [int(n) for n in counts]
+        if first is not None:
+            return CountedRead(_entry(key, first, second), None, counted, over=False)
+        return CountedRead(None, token if second == 1 else None, counted, over=second == 2)
+
+    def refill_and_release(
+        self, workspace: str, contact_id: str, version: int, body: bytes | None, token: str
+    ) -> bool:
+        """One ``EVALSHA`` of ``REFILL_AND_RELEASE_LUA``."""
+        key = contact_key(self._prefix, workspace, contact_id)
+        lease = refill_lease_key(self._prefix, workspace, contact_id)
+        args: list[bytes | int | str] = [version, body or b"", self._ttl_s, token]
+        written = self._calls.run(
+            lambda r: self._refill_and_release(keys=[key, lease], args=args, client=r)
+        )
         return bool(written)
 
     def take_refill_lease(self, workspace: str, contact_id: str) -> str | None:

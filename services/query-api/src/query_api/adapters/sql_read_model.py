@@ -97,6 +97,27 @@ def connection(engine: Engine) -> Iterator[Connection]:
         raise ReadModelUnavailable(str(exc).splitlines()[0]) from exc
 
 
+def first_row(engine: Engine, statement: Select[Any]) -> Row[Any] | None:
+    """The first row of ``statement`` on a pooled connection, read again once on a fresh
+    connection when the pooled one turns out dead (PostgreSQL restarted, an idle connection
+    cut). The engine has no ``pool_pre_ping`` (a ``SELECT 1`` round trip before every read):
+    a dead connection is found by the read itself, and SQLAlchemy then invalidates the whole
+    pool, so the retry and later checkouts connect afresh. A read that fails to connect is not
+    retried. Raises ``ReadModelUnavailable`` like ``connection``."""
+    for attempt in (1, 2):
+        checked_out = False
+        try:
+            with engine.connect() as conn:
+                checked_out = True
+                return conn.execute(statement).first()
+        except UNAVAILABLE_ERRORS as exc:
+            stale = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+            if attempt == 1 and checked_out and stale:
+                continue
+            raise ReadModelUnavailable(str(exc).splitlines()[0]) from exc
+    raise AssertionError("unreachable")
+
+
 class SqlContactReadModel(ContactReadModel):
     """``ContactReadModel`` over the ``contacts`` table."""
 
@@ -104,8 +125,7 @@ class SqlContactReadModel(ContactReadModel):
         self._engine = engine
 
     def get(self, workspace: str, contact_id: str) -> ContactRecord | Tombstone | None:
-        with connection(self._engine) as conn:
-            row = conn.execute(lookup_statement(workspace, contact_id)).first()
+        row = first_row(self._engine, lookup_statement(workspace, contact_id))
         if row is None:
             return None
         if not row.alive:

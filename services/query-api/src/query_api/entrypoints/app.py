@@ -52,6 +52,9 @@ AUTH_POLICY: Final = AuthPolicy(
     },
 )
 
+#: Routes that count their rate limits in the same Redis call as their cache read.
+INLINE_RATE_LIMITED: Final = frozenset({"contacts.get_contact"})
+
 #: The blueprint factories of the API's routes (registered in this order).
 BLUEPRINTS: Final = (
     changes_blueprint,
@@ -117,7 +120,11 @@ def create_app(
     app.register_blueprint(health_blueprint())
     app.register_blueprint(docs_blueprint("Contacts query API"))
     install_rate_limits(
-        app, settings.rate_limits, bootstrap.rate_limit_storage(settings), AUTH_POLICY
+        app,
+        settings.rate_limits,
+        bootstrap.rate_limit_storage(settings),
+        AUTH_POLICY,
+        inline_endpoints=INLINE_RATE_LIMITED,
     )
     app.register_error_handler(ReadModelUnavailable, database_unavailable)
     app.register_error_handler(OperationStatusUnknown, status_unknown)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
-from flask import Response
+from flask import Flask, Response, request
 from flask_smorest import Blueprint
 from webargs.flaskparser import FlaskParser
 
@@ -26,13 +26,26 @@ class QueryBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no
 
     ARGUMENTS_PARSER = QueryStringParser(unknown=ma.RAISE)
 
-    def add_view(self, rule: str, view: Callable[..., Response], endpoint: Endpoint) -> None:
+    def add_view(
+        self,
+        rule: str,
+        view: Callable[..., Response],
+        endpoint: Endpoint,
+        *,
+        plain_without_query: bool = False,
+    ) -> None:
         """Route ``GET rule`` (below the blueprint's prefix) to ``view``, a module-level
         function called with the parsed query string (a dict) and the rule's variables.
 
         The query string is parsed with ``endpoint.arguments`` and the responses documented as
         ``endpoint`` says; the Flask endpoint is ``<blueprint name>.<view.__name__>``. The view
         itself is not changed (flask-smorest wraps a copy), so one view may serve many apps.
+
+        ``plain_without_query``: a request with no query string calls ``view({}, ...)``
+        directly, without flask-smorest's wrappers (what ``endpoint.arguments`` would load
+        from nothing, for a schema with no defaults); any other goes through them. The schema
+        then serves the OpenAPI document and the requests that have parameters: the hot
+        ``GET /v1/contacts/{id}`` skips a marshmallow load per request.
         """
         wrapped: Any = view
         for status, description in reversed(list(endpoint.alt_responses.items())):
@@ -46,3 +59,17 @@ class QueryBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no
         )(wrapped)
         wrapped = self.arguments(endpoint.arguments, location="query")(wrapped)
         self.route(rule, methods=["GET"])(wrapped)
+        if plain_without_query:
+            name = f"{self.name}.{view.__name__}"
+            self.record(lambda state: _plain_without_query(state.app, name, view))
+
+
+def _plain_without_query(app: Flask, name: str, view: Callable[..., Response]) -> None:
+    wrapped = app.view_functions[name]
+
+    def plain(**variables: Any) -> Response:
+        if request.query_string:
+            return wrapped(**variables)  # type: ignore[return-value]
+        return view({}, **variables)
+
+    app.view_functions[name] = plain

@@ -10,6 +10,7 @@ from flask import Response, request
 from contacts_domain.resource import etag
 from contacts_http import VALIDATION_PROBLEM, abort_problem, problem_response
 from contacts_http.auth import request_workspace
+from contacts_http.rate_limits import inline_rate_limits
 from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.conditional import none_match
@@ -31,7 +32,7 @@ def contacts_blueprint() -> QueryBlueprint:
     blp = QueryBlueprint(
         "contacts", __name__, url_prefix="/v1/contacts", description="Read contacts."
     )
-    blp.add_view("/<contact_id>", get_contact, schemas.GET_CONTACT)
+    blp.add_view("/<contact_id>", get_contact, schemas.GET_CONTACT, plain_without_query=True)
     blp.add_view("", list_contacts, schemas.LIST_CONTACTS)
     return blp
 
@@ -43,13 +44,24 @@ def get_contact(args: dict[str, Any], contact_id: str) -> Response:
     ETags or `*`, weak comparison) answers 304 when the version is unchanged. `fields`
     returns only the members named (the ETag is the version's either way).
     """
+    # The caller's rate limits count in the same Redis call as the cache read.
+    limits = inline_rate_limits()
+    counters = limits.counters() if limits is not None else []
     canonical = canonical_uuid(contact_id)
     if canonical is None:
+        if limits is not None:
+            limits.count(counters)
         return problem_response(404, NOT_FOUND_DETAIL)
     ports = current().ports
     lookup = handlers.get_contact(
-        request_workspace(), canonical, contacts=ports.contacts, cache=ports.cache
+        request_workspace(),
+        canonical,
+        contacts=ports.contacts,
+        cache=ports.cache,
+        counters=counters,
     )
+    if limits is not None:
+        limits.settle(counters, lookup.counts)
     if lookup.body is None or lookup.version is None:
         return problem_response(404, NOT_FOUND_DETAIL, headers={"X-Cache": lookup.cache})
     headers = {

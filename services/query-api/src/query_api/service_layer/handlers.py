@@ -7,7 +7,9 @@ exceptions that leave them are ``ReadModelUnavailable`` (→ 503) and, for opera
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,12 +22,13 @@ from query_api.service_layer.ports import (
     OperationLog,
     OperationStatusCache,
     ReadThroughContactCache,
+    WindowCounter,
 )
 from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
 
 log = logging.getLogger(__name__)
 
-CacheOutcome = Literal["hit", "miss", "bypass"]
+CacheOutcome = Literal["hit", "miss", "bypass", "limited"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,12 +37,15 @@ class ContactLookup:
 
     ``body`` is the resource JSON (UTF-8 bytes) and ``version`` its ETag value, both ``None``
     when no visible contact has that id. ``cache`` says where the answer came from: ``hit``
-    (Redis), ``miss`` (PostgreSQL, then refilled) or ``bypass`` (PostgreSQL; Redis unusable).
+    (Redis), ``miss`` (PostgreSQL, then refilled) or ``bypass`` (PostgreSQL; Redis unusable),
+    or ``limited``: past a rate limit, nothing read. ``counts`` are the rate-limit counts of
+    ``get_or_lease_counted`` (``None``: not counted in Redis).
     """
 
     cache: CacheOutcome
     version: int | None = None
     body: bytes | None = None
+    counts: list[int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +63,12 @@ class OperationStatusUnknown(RuntimeError):
 
 
 def get_contact(
-    workspace: str, contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
+    workspace: str,
+    contact_id: str,
+    *,
+    contacts: ContactReadModel,
+    cache: ReadThroughContactCache,
+    counters: Sequence[WindowCounter] = (),
 ) -> ContactLookup:
     """Read contact ``contact_id`` of ``workspace`` cache-first: Redis, then PostgreSQL, then a
     version-guarded refill. An id of another workspace is unknown here (docs/architecture.md
@@ -69,44 +80,73 @@ def get_contact(
     stored but invisible contact is refilled as a tombstone so repeated reads of a deleted id
     stay in Redis; an id never stored is not cached. When Redis fails, the read falls through
     to PostgreSQL and the refill is skipped. Raises ``ReadModelUnavailable``.
+
+    ``counters`` (rate limits) are counted in the same round trip as the cache read
+    (``get_or_lease_counted``); past a limit the answer is ``limited`` and nothing is read.
     """
     token: str | None = None
+    counts: list[int] | None = None
     try:
-        cached = cache.get(workspace, contact_id)
-        if cached is not None:
-            return _hit(cached)
-        token = cache.take_refill_lease(workspace, contact_id)
-        if token is None:
+        if counters:
+            counted = cache.get_or_lease_counted(workspace, contact_id, counters)
+            if counted.over:
+                return ContactLookup("limited", counts=counted.counts)
+            cached, token, counts = counted.entry, counted.token, counted.counts
+        else:
+            cached, token = cache.get_or_lease(workspace, contact_id)
+        if cached is None and token is None:
             cached = cache.wait_for_refill(workspace, contact_id)
-            if cached is not None:
-                return _hit(cached)
+        if cached is not None:
+            return _hit(cached, counts)
     except CacheUnavailable:
-        return _lookup("bypass", contacts.get(workspace, contact_id))
-    try:
-        return _read_and_refill(workspace, contact_id, contacts=contacts, cache=cache)
-    finally:
-        if token is not None:
-            try:
-                cache.release_refill_lease(workspace, contact_id, token)
-            except CacheUnavailable:
-                log.warning("refill lease not released; it expires", extra={"id": contact_id})
+        return dataclasses.replace(
+            _lookup("bypass", contacts.get(workspace, contact_id)), counts=counts
+        )
+    lookup = _read_and_refill(workspace, contact_id, token, contacts=contacts, cache=cache)
+    return dataclasses.replace(lookup, counts=counts)
 
 
-def _hit(cached: CachedContact) -> ContactLookup:
-    return ContactLookup("hit", cached.version if cached.body else None, cached.body)
+def _hit(cached: CachedContact, counts: list[int] | None = None) -> ContactLookup:
+    return ContactLookup("hit", cached.version if cached.body else None, cached.body, counts)
 
 
 def _read_and_refill(
-    workspace: str, contact_id: str, *, contacts: ContactReadModel, cache: ReadThroughContactCache
+    workspace: str,
+    contact_id: str,
+    token: str | None,
+    *,
+    contacts: ContactReadModel,
+    cache: ReadThroughContactCache,
 ) -> ContactLookup:
-    stored = contacts.get(workspace, contact_id)
+    """Read PostgreSQL and refill, giving back the lease ``token`` (if held) in the same call
+    (``refill_and_release``); the lease is released whatever happens."""
+    try:
+        stored = contacts.get(workspace, contact_id)
+    except BaseException:
+        _release(workspace, contact_id, token, cache)
+        raise
     lookup = _lookup("miss", stored)
-    if stored is not None:
-        try:
+    try:
+        if stored is None:
+            _release(workspace, contact_id, token, cache)
+        elif token is None:
             cache.refill(workspace, contact_id, stored.version, lookup.body)
-        except CacheUnavailable:
-            log.warning("contact cache refill skipped: Redis unavailable", extra={"id": contact_id})
+        else:
+            cache.refill_and_release(workspace, contact_id, stored.version, lookup.body, token)
+    except CacheUnavailable:
+        log.warning("contact cache refill skipped: Redis unavailable", extra={"id": contact_id})
     return lookup
+
+
+def _release(
+    workspace: str, contact_id: str, token: str | None, cache: ReadThroughContactCache
+) -> None:
+    if token is None:
+        return
+    try:
+        cache.release_refill_lease(workspace, contact_id, token)
+    except CacheUnavailable:
+        log.warning("refill lease not released; it expires", extra={"id": contact_id})
 
 
 def repair_cache(

@@ -13,7 +13,9 @@ answer in time, or refused the connection: the API answers 503 with ``Retry-Afte
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 from contacts_domain.imports import ImportReport
 from contacts_domain.operations import OperationStatus
@@ -58,6 +60,32 @@ class ContactReadModel(abc.ABC):
         particular order. Raises ``ReadModelUnavailable``."""
 
 
+class WindowCounter(Protocol):
+    """A rate-limit counter a read counts the request in (``contacts_http.rate_limits.
+    RateCounter``): its Redis ``key``, ``amount`` allowed per ``window_s`` seconds."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def amount(self) -> int: ...
+
+    @property
+    def window_s(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CountedRead:
+    """``get_or_lease`` with the request counted: ``entry`` and ``token`` as it returns them,
+    ``counts`` (``[count, seconds to the window's end]`` per counter, in order) and ``over``:
+    the request is past a limit, and the cache was not read."""
+
+    entry: CachedContact | None
+    token: str | None
+    counts: list[int]
+    over: bool
+
+
 class ReadThroughContactCache(abc.ABC):
     """The ``contact:{<workspace>/<id>}`` read-through cache with refill leases, as the query
     API sees it: read, and refill on a miss under a refill lease, so one request in all
@@ -85,6 +113,36 @@ class ReadThroughContactCache(abc.ABC):
     @abc.abstractmethod
     def release_refill_lease(self, workspace: str, contact_id: str, token: str) -> None:
         """Give the lease back, if ``token`` still holds it. Raises ``CacheUnavailable``."""
+
+    def get_or_lease(
+        self, workspace: str, contact_id: str
+    ) -> tuple[CachedContact | None, str | None]:
+        """``get``, and on a miss ``take_refill_lease``: ``(entry, None)`` on a hit, ``(None,
+        token)`` when the caller now holds the lease, ``(None, None)`` when another request
+        does. An adapter overrides it to make it one round trip. Raises
+        ``CacheUnavailable``."""
+        cached = self.get(workspace, contact_id)
+        if cached is not None:
+            return cached, None
+        return None, self.take_refill_lease(workspace, contact_id)
+
+    def get_or_lease_counted(
+        self, workspace: str, contact_id: str, counters: Sequence[WindowCounter]
+    ) -> CountedRead:
+        """Count the request in ``counters`` (fixed windows), then ``get_or_lease`` unless it
+        is past a limit, in one round trip. Raises ``CacheUnavailable`` (the caller then counts
+        elsewhere); an adapter that cannot count always does."""
+        raise CacheUnavailable("this cache does not count rate limits")
+
+    def refill_and_release(
+        self, workspace: str, contact_id: str, version: int, body: bytes | None, token: str
+    ) -> bool:
+        """``refill`` then ``release_refill_lease`` (same rules, same result); an adapter
+        overrides it to make it one round trip. Raises ``CacheUnavailable``."""
+        try:
+            return self.refill(workspace, contact_id, version, body)
+        finally:
+            self.release_refill_lease(workspace, contact_id, token)
 
     @abc.abstractmethod
     def wait_for_refill(self, workspace: str, contact_id: str) -> CachedContact | None:
