@@ -40,7 +40,8 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
     if multiline:
         text = text.replace("\r\n", "\n")
     text = text.strip()
-    for char in text:
+    # Printable ASCII has no control character and no surrogate: skip the per-character check.
+    for char in () if text.isascii() and text.isprintable() else text:
         category = unicodedata.category(char)
         if category == "Cs":
             raise ValueError("Contains an unpaired surrogate code point.")
