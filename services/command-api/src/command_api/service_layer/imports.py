@@ -34,6 +34,8 @@ import's report, which counts what the worker applied and rejected.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import datetime as dt
 import json
 import logging
@@ -290,18 +292,32 @@ def _reserve(
 
 def _queue(parsed: ParsedImport, context: Context, envelope: _Envelope, chunk_size: int) -> int:
     """Publish the valid records' events; return how many the queue took. Stops after the
-    first chunk with a failure, so a dead queue costs one chunk's timeouts, not the file's."""
+    first chunk with a failure, so a dead queue costs one chunk's timeouts, not the file's.
+
+    One chunk is sent (in a thread of its own) while the next is built: at most two chunks
+    are held, and a chunk goes out only once the one before it was fully sent, which keeps
+    each contact's events in file order.
+    """
     queued = 0
     import_id = parsed.report.import_id
-    for start in range(0, len(parsed.valid), chunk_size):
-        chunk = [
-            _event(ImportRecord(position, None, json.loads(fields)), import_id, context, envelope)
-            for position, fields in parsed.valid[start : start + chunk_size]
-        ]
-        sent, complete = _publish(context, chunk)
-        queued += sent
-        if not complete:
-            break
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="import-send") as sender:
+        sending: concurrent.futures.Future[tuple[int, bool]] | None = None
+        for start in range(0, len(parsed.valid), chunk_size):
+            chunk = [
+                _event(
+                    ImportRecord(position, None, json.loads(fields)), import_id, context, envelope
+                )
+                for position, fields in parsed.valid[start : start + chunk_size]
+            ]
+            if sending is not None:
+                sent, complete = sending.result()
+                queued += sent
+                if not complete:
+                    return queued
+            run = contextvars.copy_context().run
+            sending = sender.submit(run, _publish, context, chunk)
+        if sending is not None:
+            queued += sending.result()[0]
     return queued
 
 
