@@ -7,6 +7,7 @@ import dataclasses
 import datetime as dt
 import json
 import socket
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -378,3 +379,29 @@ def test_an_entry_sqs_refuses_is_reported_and_holds_back_its_contact(
     assert str(results[1]) == "SQS refused the message: InternalError."
     assert str(results[3]) == EARLIER_EVENT_FAILED
     assert [m.dedup_id for m in drain()] == [events[0].id, events[2].id]
+
+
+class RendezvousPublisher(SqsEventPublisher):
+    """Each SendMessageBatch call after the first waits for another call to start: calls that
+    are not made at once break the barrier (its timeout only guards against a hang)."""
+
+    def __init__(self, target: SqsTarget) -> None:
+        super().__init__(target)
+        self.barrier = threading.Barrier(2, timeout=30)
+        self.first = True
+
+    def _send_batch(self, batch):
+        if self.first:
+            self.first = False
+        else:
+            self.barrier.wait()
+        return super()._send_batch(batch)
+
+
+def test_calls_for_disjoint_message_groups_are_made_at_once(command_settings, drain) -> None:
+    # Issue 13: an import's 1,000 calls went one after the other.
+    publisher = RendezvousPublisher(target(command_settings))
+    events = [event() for _ in range(30)]  # the first call alone, then two at once
+    assert publisher.publish_batch(events) == [None] * 30
+    assert not publisher.barrier.broken
+    assert {m.dedup_id for m in drain()} == {e.id for e in events}

@@ -50,7 +50,13 @@ from command_api.service_layer.idempotency import derive_import
 from command_api.service_layer.ports import IdempotencyRecord, ImportReportWriter
 from contacts_domain import Command, ContactEvent, CreateContact, UpsertContact, to_event
 from contacts_domain.contact import primary_value
-from contacts_domain.imports import ImportFormat, ImportProblem, ImportReport, record_ids
+from contacts_domain.imports import (
+    ImportFormat,
+    ImportProblem,
+    ImportReport,
+    RecordIds,
+    record_ids,
+)
 from contacts_domain.ports import StoreUnavailable
 from contacts_exchange import FieldMessage, ImportRecord, read_csv, read_vcards
 
@@ -246,18 +252,18 @@ class _ProblemList:
                 self.truncated = True
 
 
-def command_for(import_id: str, record: ImportRecord) -> Command:
+def command_for(import_id: str, record: ImportRecord, ids: RecordIds | None = None) -> Command:
     """The command a valid ``record`` of import ``import_id`` becomes.
 
     With a primary email: ``UpsertContact`` of the record's non-empty fields (a field the file
     does not have leaves the matched contact's value alone, as ``POST /v1/contacts/upsert``
     does). Without: ``CreateContact`` of every field. Either way under the contact id
-    ``record_ids(import_id, record.position).contact_id``. Raises ``ValueError`` for an
-    invalid record.
+    ``record_ids(import_id, record.position).contact_id`` (``ids``, when the caller has them
+    already). Raises ``ValueError`` for an invalid record.
     """
     if record.data is None:
         raise ValueError("An invalid record has no command.")
-    contact_id = record_ids(import_id, record.position).contact_id
+    contact_id = (ids or record_ids(import_id, record.position)).contact_id
     if primary_value(record.data.get("emails")) is None:
         return CreateContact(contact_id, dict(record.data))
     present = {name: value for name, value in record.data.items() if value not in (None, "", [])}
@@ -337,7 +343,7 @@ def _event(
 ) -> ContactEvent:
     ids = record_ids(import_id, record.position)
     return to_event(
-        command_for(import_id, record),
+        command_for(import_id, record, ids),
         event_id=ids.event_id,
         operation_id=ids.operation_id,
         sequence=context.next_sequence(),
