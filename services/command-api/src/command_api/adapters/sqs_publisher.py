@@ -232,6 +232,7 @@ class SqsEventPublisher(EventPublisher):
                 try:
                     response = future.result(timeout=self._target.send_timeout_s)
                 except Exception as exc:
+                    future.cancel()  # a call still waiting for a thread is then never made
                     response = _as_publish_failed(exc, self._target.send_timeout_s)
             if isinstance(response, PublishFailed):
                 failure = failure or response
