@@ -108,7 +108,7 @@ def apply_event_message(
     ``task_id`` and ``delivery_tag`` default to new uuid4s, as Celery and kombu make them.
     """
     task_id = task_id or str(uuid.uuid4())
-    headers = {
+    headers: dict[str, Any] = {
         "lang": "py",
         "task": APPLY_EVENT_TASK,
         "id": task_id,
@@ -129,7 +129,7 @@ def apply_event_message(
         "stamped_headers": None,
         "stamps": {},
     }
-    properties = {
+    properties: dict[str, Any] = {
         "correlation_id": task_id,
         "reply_to": sender.reply_to,
         "MessageGroupId": group_id,
@@ -142,7 +142,7 @@ def apply_event_message(
         "body_encoding": "base64",
         "delivery_tag": delivery_tag or str(uuid.uuid4()),
     }
-    envelope = {
+    envelope: dict[str, Any] = {
         "body": base64.b64encode(body).decode("ascii"),
         "content-encoding": "utf-8",
         "content-type": "application/json",
