@@ -18,6 +18,7 @@ import redis
 
 from support.auth import AUTH_ENV
 from support.processes import Service, free_port, http_ok, sqs_server
+from support.redis_cluster import RedisClusterUnavailable, redis_cluster
 from support.resources import (
     TEST_WORKER_ENV,
     TestDatabase,
@@ -94,6 +95,24 @@ def redis_client(redis_prefix: str) -> Iterator[redis.Redis]:
     yield client
     delete_prefix(client, redis_prefix)
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_ports() -> Iterator[list[int]]:
+    """A real Redis Cluster of three primaries on loopback for the session
+    (``support.redis_cluster``): the ports of its nodes. Skips when ``redis-server`` is
+    missing."""
+    try:
+        with redis_cluster(primaries=3) as ports:
+            yield ports
+    except RedisClusterUnavailable as exc:
+        pytest.skip(f"no Redis Cluster: {exc}")
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster_ports: list[int]) -> str:
+    """``REDIS_URL`` of the session's Redis Cluster (one node; clients learn the others)."""
+    return f"redis://127.0.0.1:{redis_cluster_ports[0]}/0"
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,12 @@ from support.deployment import CHARTS, HELM, kinds, render
 WORKLOAD_TEMPLATES = {
     "command-api": ["deployment.yaml"],
     "query-api": ["deployment.yaml"],
-    "contact-worker": ["deployment.yaml", "migrations-job.yaml", "change-purge-cronjob.yaml"],
+    "contact-worker": [
+        "deployment.yaml",
+        "migrations-job.yaml",
+        "change-purge-cronjob.yaml",
+        "inbox-purge-cronjob.yaml",
+    ],
 }
 CHECKSUM = re.compile(
     r"checksum/(config|secret): \{\{ include \(print \$\.Template\.BasePath "

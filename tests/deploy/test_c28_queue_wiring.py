@@ -104,8 +104,23 @@ def test_c28_worker_may_receive_delete_and_change_visibility() -> None:
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
         "sqs:GetQueueAttributes",
+        "sqs:SendMessage",  # dlq redrive
     }
-    assert grants["${statement.value}"] == {"kms:Decrypt"}
+    assert grants["${statement.value}"] == {"kms:Decrypt", "kms:GenerateDataKey"}
+
+
+def test_c28_worker_may_read_and_operate_its_dead_letter_queue() -> None:
+    """The depth poller asks the DLQ's URL and size (the DLQ alert reads that gauge); the
+    admin's dlq commands, run in the worker's pod, receive, delete and hand back dead letters.
+    Before this grant, production polled no DLQ depth (AccessDenied on GetQueueUrl)."""
+    grants = _actions("consumer")
+    assert grants["${aws_sqs_queue.dlq.arn}"] == {
+        "sqs:GetQueueUrl",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    }
 
 
 def test_c28_no_wildcard_action_or_resource_in_the_service_roles() -> None:

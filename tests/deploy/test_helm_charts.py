@@ -268,3 +268,26 @@ def test_the_worker_schema_refuses_a_quota_that_is_no_count() -> None:
     for bad in ("-1", "many", "", -5):
         quota = {"config": {"MAX_LIVE_CONTACTS_PER_WORKSPACE": bad}}
         assert not validator.is_valid(chart_values("contact-worker", quota)), bad
+
+
+def test_the_worker_purges_old_inbox_payloads_daily() -> None:
+    # Issue 16: a CronJob beside the change-feed purge drops the inbox's old event payloads.
+    jobs = {j["metadata"]["name"]: j for j in kinds(render("contact-worker"), "CronJob")}
+    inbox = jobs["contact-worker-inbox-purge"]
+    pod = inbox["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["contact-worker-admin", "purge-inbox", "--older-than-days", "7"]
+    assert pod["automountServiceAccountToken"] is False
+    assert inbox["spec"]["concurrencyPolicy"] == "Forbid"
+    longer = kinds(render("contact-worker", {"inboxPurge": {"olderThanDays": 30}}), "CronJob")
+    assert any(
+        "30" in j["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+        for j in longer
+    )
+    off = kinds(render("contact-worker", {"inboxPurge": {"enabled": False}}), "CronJob")
+    assert "contact-worker-inbox-purge" not in {j["metadata"]["name"] for j in off}
+    validator = jsonschema.Draft7Validator(
+        json.loads((HELM / "contact-worker" / "values.schema.json").read_text())
+    )
+    short = chart_values("contact-worker", {"inboxPurge": {"olderThanDays": 3}})
+    assert not validator.is_valid(short)

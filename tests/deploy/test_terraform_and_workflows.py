@@ -86,6 +86,19 @@ def test_redis_cluster_mode_is_a_variable_off_by_default() -> None:
     assert "${local.endpoint_address}" in secret["secret_string"]
 
 
+def test_every_charts_values_output_tells_the_services_the_redis_mode() -> None:
+    # REDIS_CLUSTER_MODE follows the variable, so turning cluster mode on switches every
+    # service's client with it (a single-server client would get MOVED answers).
+    outputs = {
+        name: body
+        for entry in parse_hcl(TERRAFORM / "stack" / "outputs.tf")["output"]
+        for name, body in entry.items()
+    }
+    for chart in ("command_api", "query_api", "contact_worker"):
+        config = outputs[f"{chart}_helm_values"]["value"]["config"]
+        assert config["REDIS_CLUSTER_MODE"] == "${tostring(var.redis_cluster_mode_enabled)}", chart
+
+
 REDIS_REQUIRED = ["name=x", "vpc_id=v", "subnet_ids=[]", "allowed_security_group_ids=[]"]
 
 

@@ -4,6 +4,7 @@ or error messages, and ``DELETE`` as a real erasure (no table, no Redis key keep
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import time
@@ -263,11 +264,12 @@ def test_no_personal_data_in_logs_metrics_or_error_messages(stack: Stack) -> Non
 def test_delete_erases_every_copy_of_the_contact(stack: Stack) -> None:
     person = distinctive_person("Erase")
     values = personal_values(person)
+    idempotency = str(uuid.uuid4())
     body = accepted(
         api.post(
             f"{stack.command_url}/v1/contacts",
             json=person,
-            headers={"Idempotency-Key": str(uuid.uuid4())},
+            headers={"Idempotency-Key": idempotency},
             timeout=10,
         )
     )
@@ -318,3 +320,9 @@ def test_delete_erases_every_copy_of_the_contact(stack: Stack) -> None:
         client.close()
     assert any(body["id"] in entry for entry in stored)  # the scan saw this contact's keys
     assert find("\n".join(stored), values) == []
+    # Issue 16: the create's idempotency record (the contact's id and a digest of its body)
+    # went with the contact, and so did its index.
+    digest = hashlib.sha256(idempotency.encode()).hexdigest()
+    assert not any(
+        digest in entry or ("idem-index" in entry and body["id"] in entry) for entry in stored
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 from dataclasses import replace
 
-from contacts_domain.aggregate import ContactState, ProcessedEvent
+from contacts_domain.aggregate import ContactState, ProcessedEvent, erases
 from contacts_domain.contact import primary_value
 from contacts_domain.events import ContactEvent
 from contacts_domain.operations import OperationStatus
@@ -113,7 +113,7 @@ class InMemoryInbox(Inbox):
         deletes = (
             p.sequence
             for p in self._mine(workspace, contact_id)
-            if p.kind == "deleted" and p.outcome.status == "applied"
+            if p.kind == "deleted" and erases(p.outcome)
         )
         return max(deletes, default=None)
 

@@ -11,6 +11,7 @@ output "command_api_helm_values" {
       SQS_QUEUE_NAME     = module.sqs.queue_name
       SQS_QUEUE_URL      = module.sqs.queue_url
       QUERY_API_BASE_URL = var.query_api_base_url
+      REDIS_CLUSTER_MODE = tostring(var.redis_cluster_mode_enabled)
     }
     serviceAccount = {
       roleArn = module.eks.service_account_role_arns["command-api"]
@@ -27,6 +28,9 @@ output "command_api_helm_values" {
 output "query_api_helm_values" {
   description = "Values of the query-api chart that come from the infrastructure."
   value = {
+    config = {
+      REDIS_CLUSTER_MODE = tostring(var.redis_cluster_mode_enabled)
+    }
     serviceAccount = {
       roleArn = module.eks.service_account_role_arns["query-api"]
     }
@@ -51,6 +55,7 @@ output "contact_worker_helm_values" {
       SQS_VISIBILITY_TIMEOUT_S = tostring(module.sqs.visibility_timeout_seconds)
       SQS_MAX_RECEIVE_COUNT    = tostring(module.sqs.max_receive_count)
       TASK_TIME_LIMIT_S        = tostring(var.worker_task_time_limit_seconds)
+      REDIS_CLUSTER_MODE       = tostring(var.redis_cluster_mode_enabled)
     }
     serviceAccount = {
       roleArn = module.eks.service_account_role_arns["contact-worker"]

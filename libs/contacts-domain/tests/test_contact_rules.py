@@ -139,6 +139,14 @@ def largest_contact() -> dict[str, Any]:
     [
         ({"first_name": "A\x00B"}, "first_name"),
         ({"first_name": "A\x1bB"}, "first_name"),
+        # Issue 16: bidi overrides and isolates, and noncharacters, as control characters are.
+        ({"first_name": "A\u202eB"}, "first_name"),
+        ({"last_name": "\u2066A\u2069", "first_name": "A"}, "last_name"),
+        ({"first_name": "A\ufffe"}, "first_name"),
+        ({"first_name": "A\ufdd0"}, "first_name"),
+        ({"first_name": "A", "company": "Acme\U0010ffff"}, "company"),
+        ({"first_name": "A", "notes": "line\n\u202dB"}, "notes"),
+        ({"first_name": "A", "tags": ["\u202bx"]}, "tags.0"),
         ({"first_name": "\ud800"}, "first_name"),
         ({"first_name": 12}, "first_name"),
         ({"first_name": "A", "nickname": "x"}, "nickname"),

@@ -267,3 +267,23 @@ def test_the_lowest_pref_is_the_primary_entry() -> None:
     assert record.data is not None
     assert [e["primary"] for e in record.data["emails"]] == [False, False, True]
     assert [p["primary"] for p in record.data["phones"]] == [True, False]
+
+
+@pytest.mark.parametrize("char", ["\x07", "\u202e", "\u2067", "\ufdd0", "\uffff", "\U0001fffe"])
+def test_bidi_controls_and_noncharacters_are_handled_like_control_characters(char: str) -> None:
+    # Issue 16 (UTS #39, TR #36): in a name the record is refused; elsewhere the field is
+    # dropped with a warning, in vCard and CSV alike.
+    card = f"BEGIN:VCARD\r\nVERSION:4.0\r\nN:Do{char}e;Jane;;;\r\nEND:VCARD\r\n"
+    (named,) = read_vcards(io.BytesIO(card.encode()))
+    noted = f"BEGIN:VCARD\r\nVERSION:4.0\r\nN:Doe;Jane;;;\r\nNOTE:a{char}b\r\nEND:VCARD\r\n"
+    (kept,) = read_vcards(io.BytesIO(noted.encode()))
+    rows = f"First Name,Last Name,Notes\r\nJane,Do{char}e,n\r\nJim,Doe,a{char}b\r\n"
+    named_row, noted_row = read_csv(io.BytesIO(rows.encode()))
+    for refused in (named, named_row):
+        assert refused.data is None
+        assert [e["field"] for e in refused.errors] == ["last_name"]
+        assert f"U+{ord(char):04X}" in refused.errors[0]["message"]
+    for dropped in (kept, noted_row):
+        assert dropped.data is not None
+        assert dropped.data["notes"] is None
+        assert [w["field"] for w in dropped.warnings] == ["notes"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 import uuid
 
@@ -11,6 +12,7 @@ import pytest
 import redis
 from flask import Flask, jsonify
 from flask_smorest import Blueprint
+from redis.cluster import RedisCluster
 
 from contacts_http import PROBLEM_JSON, ProblemApi, health_blueprint, openapi_config
 from contacts_http.auth import (
@@ -25,11 +27,11 @@ from contacts_http.auth import (
     scopes,
 )
 from contacts_http.rate_limits import RateLimitSettings, RateLimitStorage
-from contacts_infra.redis_client import create_redis
 from contacts_infra.settings import RedisSettings
 from contacts_infra.settings import SettingsError as ConfigError
 from contacts_telemetry.metrics import MetricsRegistry
 from support.processes import free_port
+from support.redis_cluster import redis_cluster
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 ALICE, BOB = new_api_key(), new_api_key()
@@ -39,7 +41,12 @@ POLICY = AuthPolicy(realm="limited", default_scope=scopes.READ)
 
 
 def make_app(
-    limits: RateLimitSettings, prefix: str, redis_url: str = REDIS_URL, auth: bool = True
+    limits: RateLimitSettings,
+    prefix: str,
+    redis_url: str = REDIS_URL,
+    auth: bool = True,
+    *,
+    cluster: bool = False,
 ) -> Flask:
     app = Flask("limited")
     app.config.update(openapi_config("Limited"))
@@ -67,8 +74,11 @@ def make_app(
 
     api.register_blueprint(blp)
     app.register_blueprint(health_blueprint({}))
-    client = create_redis(RedisSettings(redis_url=redis_url), client_name="rate-limit-test")
-    storage = RateLimitStorage(client, prefix)
+    storage = RateLimitStorage.on_redis(
+        RedisSettings(redis_url=redis_url, redis_cluster_mode=cluster),
+        client_name="rate-limit-test",
+        key_prefix=prefix,
+    )
     install_rate_limits(app, limits, storage, POLICY)
     return app
 
@@ -164,6 +174,37 @@ def test_redis_down_fails_open_quickly_and_logs(prefix: str, caplog) -> None:  #
     assert "Rate limit storage unreachable" in caplog.text
     # Limits still hold per process, in memory, while Redis is away.
     assert client.get("/v1/things", headers=as_(ALICE)).status_code == 429
+
+
+def test_redis_down_logs_one_warning_not_a_traceback_per_request(prefix: str, caplog) -> None:  # type: ignore[no-untyped-def]
+    # A port that accepts connections and never answers: every request in flight when the
+    # limiter first sees Redis fail fails with it (issue 16: a traceback each).
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+    app = make_app(RateLimitSettings(default="1000/minute"), prefix, redis_url=url)
+    statuses: list[int] = []
+    barrier = threading.Barrier(8)
+
+    def requests() -> None:
+        client = app.test_client()
+        barrier.wait()
+        statuses.extend(client.get("/v1/things", headers=as_(ALICE)).status_code for _ in range(5))
+
+    try:
+        with caplog.at_level(logging.DEBUG, logger="flask-limiter"):
+            threads = [threading.Thread(target=requests) for _ in range(8)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        silent.close()
+    assert statuses == [200] * 40
+    records = [r for r in caplog.records if r.name == "flask-limiter"]
+    assert [(r.levelname, r.exc_info) for r in records] == [("WARNING", None)]
+    assert "Rate limit storage unreachable (Redis)" in records[0].getMessage()
 
 
 def test_disabled_limits_install_nothing(prefix: str) -> None:
@@ -314,3 +355,38 @@ def test_without_authentication_the_named_workspace_is_counted_and_a_bad_name_ne
     with caplog.at_level(logging.WARNING):
         client.get("/v1/things", headers={WORKSPACE_HEADER: "Not A Slug"})
     assert "falling back to in-memory" not in caplog.text
+
+
+def test_counters_live_in_a_redis_cluster_in_cluster_mode(
+    prefix: str, redis_cluster_url: str
+) -> None:
+    limits = RateLimitSettings(default="2/minute", workspace="3/minute")
+    one = make_app(limits, prefix, redis_cluster_url, cluster=True).test_client()
+    two = make_app(limits, prefix, redis_cluster_url, cluster=True).test_client()
+    assert one.get("/v1/things", headers=as_(ALICE)).status_code == 200
+    assert two.get("/v1/things", headers=as_(ALICE)).status_code == 200
+    refused = one.get("/v1/things", headers=as_(ALICE))
+    assert refused.status_code == 429, "the two apps share the caller's counter"
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    # The workspace limit: counted across callers and routes, in the cluster too.
+    assert one.get("/v1/things", headers=as_(ACME_1)).status_code == 200
+    assert two.get("/v1/things/1", headers=as_(ACME_2)).status_code == 200
+    assert one.get("/v1/things/2", headers=as_(ACME_2)).status_code == 200
+    over = two.get("/v1/things/3", headers=as_(ACME_1))
+    assert over.status_code == 429
+    assert "workspace" in over.get_json()["detail"]
+    with RedisCluster.from_url(redis_cluster_url, socket_timeout=2) as cluster:
+        assert list(cluster.scan_iter(match=f"{prefix}:*")), "the counters are in the cluster"
+
+
+def test_a_stopped_cluster_fails_open_onto_in_memory_counters(prefix: str, caplog) -> None:  # type: ignore[no-untyped-def]
+    with redis_cluster(primaries=3) as ports:
+        url = f"redis://127.0.0.1:{ports[0]}/0"
+        app = make_app(
+            RateLimitSettings(default="2/minute"), prefix, url, cluster=True
+        ).test_client()
+        assert app.get("/v1/things", headers=as_(ALICE)).status_code == 200
+    with caplog.at_level(logging.WARNING):
+        statuses = [app.get("/v1/things", headers=as_(ALICE)).status_code for _ in range(3)]
+    assert statuses == [200, 200, 429], "in memory, per process, from nothing"
+    assert "Rate limit storage unreachable" in caplog.text

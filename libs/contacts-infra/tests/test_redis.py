@@ -12,9 +12,10 @@ import redis
 
 from contacts_domain import OperationStatus
 from contacts_domain.ports import StoreUnavailable
+from contacts_infra.idempotency_index import RedisIdempotencyIndex
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
-from contacts_infra.redis_keys import operation_key
+from contacts_infra.redis_keys import idempotency_index_key, idempotency_key, operation_key
 from contacts_infra.settings import RedisSettings
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -79,3 +80,32 @@ def test_an_unreachable_redis_is_store_unavailable(redis_prefix: str) -> None:
         store.get("acme", str(uuid.uuid4()))
     with pytest.raises(StoreUnavailable):
         store.record("acme", _status("applied", str(uuid.uuid4())))
+
+
+def test_an_idempotency_index_holds_only_live_records_and_forgets_them(
+    client: redis.Redis, redis_prefix: str
+) -> None:
+    # Issue 16: bounded (expired members trimmed, the key expires with its last record) and
+    # an erasure deletes the records it names, in whichever slot they live.
+    index = RedisIdempotencyIndex(client, prefix=redis_prefix)
+    contact, other = str(uuid.uuid4()), str(uuid.uuid4())
+    key = idempotency_index_key(redis_prefix, "acme", contact)
+    client.zadd(key, {"expired": int(time.time()) - 10})
+    for digest in ("d1", "d2"):
+        client.set(idempotency_key(redis_prefix, "acme", digest), "{}", ex=60)
+    index.add("acme", contact, "d1", ttl_s=60)
+    client.set(idempotency_key(redis_prefix, "acme", "d3"), "{}", ex=600)
+    index.add("acme", other, "d3", ttl_s=600)
+    index.merge("acme", other, contact)  # an upsert sent for ``other`` matched ``contact``
+    assert sorted(client.zrange(key, 0, -1)) == [b"d1", b"d3"]
+    assert 540 < client.ttl(key) <= 600
+
+    assert index.forget("acme", contact) == 2
+    assert client.exists(key) == 0
+    assert [
+        client.exists(idempotency_key(redis_prefix, "acme", d)) for d in ("d1", "d2", "d3")
+    ] == [
+        0,
+        1,
+        0,
+    ]

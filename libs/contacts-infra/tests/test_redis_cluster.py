@@ -17,30 +17,35 @@ import pytest
 import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.crc import key_slot
-from redis.exceptions import ClusterCrossSlotError, MovedError
+from redis.exceptions import ClusterCrossSlotError, MovedError, RedisClusterException
 
 from contacts_domain import OperationStatus
+from contacts_domain.ports import StoreUnavailable
+from contacts_infra.idempotency_index import RedisIdempotencyIndex
+from contacts_infra.import_dead_letters import RedisImportDeadLetters
 from contacts_infra.operation_store import RedisOperationStore
+from contacts_infra.redis_client import create_redis, limits_storage
 from contacts_infra.redis_keys import (
     GUARDED_SET_LUA,
     RELEASE_LEASE_LUA,
     contact_key,
+    idempotency_key,
+    import_dead_letters_key,
+    import_key,
     operation_key,
     refill_lease_key,
 )
-from support.redis_cluster import RedisClusterUnavailable, redis_cluster
+from contacts_infra.settings import RedisSettings
+from support.processes import free_port
+from support.redis_cluster import redis_cluster
 
 PREFIX = "contacts:"
 WORKSPACES = ("default", "acme", "h-" + "0" * 40)
 
 
 @pytest.fixture(scope="module")
-def node_ports() -> Iterator[list[int]]:
-    try:
-        with redis_cluster(primaries=3) as ports:
-            yield ports
-    except RedisClusterUnavailable as exc:
-        pytest.skip(f"no Redis Cluster: {exc}")
+def node_ports(redis_cluster_ports: list[int]) -> list[int]:
+    return redis_cluster_ports
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +179,141 @@ def test_the_operation_store_works_through_the_cluster_client(cluster: RedisClus
         assert 0 < cluster.ttl(key) <= 60
         ports.add(_node_port(cluster, key))
     assert len(ports) == 3, "single-key operation statuses spread over every primary"
+
+
+def _cluster_settings(url: str, **fields: object) -> RedisSettings:
+    return RedisSettings.from_env(
+        {"REDIS_URL": url, "REDIS_CLUSTER_MODE": "true", **{k: str(v) for k, v in fields.items()}}
+    )
+
+
+def test_create_redis_in_cluster_mode_routes_to_every_primary_without_retries(
+    redis_cluster_url: str, node_ports: list[int]
+) -> None:
+    client = create_redis(_cluster_settings(redis_cluster_url), client_name="cluster-probe")
+    try:
+        assert isinstance(client, RedisCluster)
+        assert client.retry.get_retries() == 0
+        keys = [operation_key(PREFIX, "acme", str(uuid.uuid4())) for _ in range(40)]
+        for key in keys:
+            client.set(key, "x", ex=60)  # a single-server client would get MOVED for 2/3
+        assert all(client.get(key) == b"x" for key in keys)
+        assert {_node_port(cast(RedisCluster, client), key) for key in keys} == set(node_ports)
+        assert client.ping() is True
+        # The same name and timeouts on each node's connections as on a single server's.
+        for port in node_ports:
+            with redis.Redis("127.0.0.1", port, socket_timeout=2) as node:
+                names = {entry["name"] for entry in node.client_list()}
+                assert "cluster-probe" in names
+        node_kwargs = client.get_default_node().redis_connection.connection_pool.connection_kwargs
+        assert node_kwargs["socket_timeout"] == 0.25
+        assert node_kwargs["socket_connect_timeout"] == 0.25
+        # redis-py's cluster client drops ``health_check_interval`` (module doc of redis_client).
+        assert "health_check_interval" not in node_kwargs
+    finally:
+        client.close()
+
+
+def test_cluster_mode_against_a_server_that_is_no_cluster_fails_at_start_up() -> None:
+    # The machine's single Redis: a cluster client refuses it instead of answering MOVED later.
+    with pytest.raises(RedisClusterException, match="Cluster mode is not enabled"):
+        create_redis(_cluster_settings("redis://127.0.0.1:6379/0"), client_name="wrong")
+    with pytest.raises(RedisClusterException, match="cannot be connected"):
+        create_redis(_cluster_settings(f"redis://127.0.0.1:{free_port()}"), client_name="none")
+
+
+def test_import_dead_letters_record_with_their_report_on_every_primary(
+    redis_cluster_url: str,
+) -> None:
+    client = create_redis(_cluster_settings(redis_cluster_url), client_name="dead-letters")
+    letters = RedisImportDeadLetters(client, prefix=PREFIX)
+    ports = set()
+    try:
+        for _ in range(20):
+            import_id = str(uuid.uuid4())
+            report = import_key(PREFIX, "acme", import_id)
+            assert letters.record("acme", import_id, "e1") is False  # no report yet
+            client.set(report, "{}", ex=600)
+            assert letters.record("acme", import_id, "e1") is True
+            assert letters.record("acme", import_id, "e1") is True
+            assert letters.record("acme", import_id, "e2") is True
+            assert letters.count("acme", import_id) == 2
+            assert letters.count("default", import_id) == 0
+            assert letters.forget("acme", import_id, "e1") is True
+            assert letters.count("acme", import_id) == 1
+            dead = import_dead_letters_key(PREFIX, "acme", import_id)
+            assert 0 < client.pttl(dead) <= 600_000
+            ports.add(_node_port(cast(RedisCluster, client), report))
+    finally:
+        client.close()
+    assert len(ports) == 3
+
+
+def test_limits_storage_names_the_cluster_and_carries_the_bounds() -> None:
+    uri, options = limits_storage(
+        _cluster_settings("rediss://user:secret@cfg.example.internal:6380"), client_name="rl"
+    )
+    assert uri == "redis+cluster://user:secret@cfg.example.internal:6380"
+    assert options["ssl"] is True
+    assert options["socket_timeout"] == 0.25
+    assert options["retry"].get_retries() == 0
+    assert options["client_name"] == "rl"
+    single, pool_options = limits_storage(RedisSettings(), client_name="rl")
+    assert single == "redis://"
+    assert pool_options["connection_pool"].connection_kwargs["socket_timeout"] == 0.25
+
+
+def test_a_cluster_that_cannot_be_reached_is_a_connection_error() -> None:
+    # Its own cluster: this test stops it. redis-py raises RedisClusterException (no RedisError)
+    # when it cannot re-read the slot map; callers only know RedisError (C18 handling).
+    with redis_cluster(primaries=3) as ports:
+        client = create_redis(
+            _cluster_settings(f"redis://127.0.0.1:{ports[0]}"), client_name="outage"
+        )
+        store = RedisOperationStore(client, prefix=PREFIX, ttl_s=60)
+        script = client.register_script(GUARDED_SET_LUA)
+        key = contact_key(PREFIX, "acme", str(uuid.uuid4()))
+        assert script(keys=[key], args=[1, b"{}", 60]) == 1
+    try:
+        for _ in range(3):
+            with pytest.raises(redis.ConnectionError):
+                client.hget(key, "v")
+            with pytest.raises(redis.ConnectionError):
+                script(keys=[key], args=[2, b"{}", 60])
+            pipe = client.pipeline(transaction=False)
+            pipe.hmget(key, "v", "d")
+            pipe.exists(key)
+            with pytest.raises(redis.ConnectionError):
+                pipe.execute()
+            with pytest.raises(StoreUnavailable):
+                store.get("acme", "op")
+    finally:
+        client.close()
+
+
+def test_a_command_the_cluster_client_cannot_route_stays_a_cluster_error(
+    redis_cluster_url: str,
+) -> None:
+    client = create_redis(_cluster_settings(redis_cluster_url), client_name="bug")
+    try:
+        with pytest.raises(RedisClusterException) as raised:
+            client.execute_command("GET")  # no key: a bug, not an outage
+        assert not isinstance(raised.value, redis.ConnectionError)
+    finally:
+        client.close()
+
+
+def test_the_idempotency_index_works_through_the_cluster_client(cluster: RedisCluster) -> None:
+    # Issue 16: the index is one key (the contact's slot); its records live in other slots.
+    client = cast(redis.Redis, cluster)
+    index = RedisIdempotencyIndex(client, prefix=PREFIX)
+    contact, sent_for = str(uuid.uuid4()), str(uuid.uuid4())
+    digests = [uuid.uuid4().hex * 2 for _ in range(8)]
+    for i, digest in enumerate(digests):
+        client.set(idempotency_key(PREFIX, "acme", digest), "{}", ex=60)
+        index.add("acme", contact if i % 2 else sent_for, digest, ttl_s=60)
+    slots = {key_slot(idempotency_key(PREFIX, "acme", d).encode()) for d in digests}
+    assert len(slots) > 1  # the records are spread over the cluster
+    index.merge("acme", sent_for, contact)
+    assert index.forget("acme", contact) == 8
+    assert sum(cluster.exists(idempotency_key(PREFIX, "acme", d)) for d in digests) == 0

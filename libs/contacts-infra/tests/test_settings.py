@@ -114,3 +114,23 @@ def test_a_process_with_a_bad_variable_exits_with_one_line() -> None:
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, done.stderr
     assert lines[0].startswith("example: invalid settings: REDIS_CONNECT_TIMEOUT_S='soon'")
+
+
+def test_cluster_mode_takes_a_node_url_of_database_0() -> None:
+    for url in ("redis://cfg:6379", "redis://cfg:6379/0", "rediss://u:p@cfg:6380/0?db=0"):
+        settings = RedisSettings.from_env({"REDIS_URL": url, "REDIS_CLUSTER_MODE": "true"})
+        assert settings.redis_cluster_mode is True
+    assert RedisSettings.from_env({}).redis_cluster_mode is False
+    for url, rule in (
+        ("redis://cfg:6379/1", "only database 0"),
+        ("redis://cfg:6379?db=2", "only database 0"),
+        ("unix:///tmp/redis.sock", "redis:// or rediss://"),
+        ("redis+cluster://cfg:6379", "redis:// or rediss://"),
+        ("redis://:secret@/0", "a host is required"),
+    ):
+        with pytest.raises(
+            SettingsError, match=f"REDIS_URL with REDIS_CLUSTER_MODE=true: .*{rule}"
+        ):
+            RedisSettings.from_env({"REDIS_URL": url, "REDIS_CLUSTER_MODE": "true"})
+    # Without cluster mode a database number is fine.
+    assert RedisSettings.from_env({"REDIS_URL": "redis://cfg:6379/1"}).redis_url.endswith("/1")

@@ -42,7 +42,7 @@ variable "num_cache_clusters" {
 }
 
 variable "cluster_mode_enabled" {
-  description = "Redis Cluster mode: the keyspace sharded over num_node_groups primaries, for when one primary is outgrown (docs/architecture.md §10, Scaling out). The services' Redis client must speak the cluster protocol first (README, Workspaces). Read the plan before switching an existing group: the cache can be rebuilt from PostgreSQL, operation statuses and idempotency records (24 h) cannot."
+  description = "Redis Cluster mode: the keyspace sharded over num_node_groups primaries, for when one primary is outgrown (docs/architecture.md §10, Scaling out). The services must run with REDIS_CLUSTER_MODE=true (the stack's *_helm_values outputs set it). Read the plan before switching an existing group: the cache can be rebuilt from PostgreSQL, operation statuses and idempotency records (24 h) cannot."
   type        = bool
   default     = false
   nullable    = false

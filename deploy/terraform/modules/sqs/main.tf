@@ -151,7 +151,8 @@ data "aws_iam_policy_document" "producer" {
 
 # The worker receives, deletes after the commit, and changes visibility (kombu's retry backoff).
 # kombu reads the queue's attributes (approximate size when it declares the queue, the redrive
-# policy before it rejects a message).
+# policy before it rejects a message). With a queue key it also encrypts (GenerateDataKey), for
+# `dlq redrive`'s SendMessage only.
 data "aws_iam_policy_document" "consumer" {
   statement {
     sid = "ConsumeContactEvents"
@@ -164,12 +165,34 @@ data "aws_iam_policy_document" "consumer" {
     resources = [aws_sqs_queue.main.arn]
   }
 
+  # The worker's depth poller reads the dead-letter queue's size (the DLQ alert depends on it)
+  # after asking its URL, and `contact-worker-admin dlq list|show|purge|redrive`, run in the
+  # worker's pod, receives, deletes and hands back dead letters (docs/architecture.md §8).
+  statement {
+    sid = "OperateDeadLetterQueue"
+    actions = [
+      "sqs:GetQueueUrl",
+      "sqs:GetQueueAttributes",
+      "sqs:ReceiveMessage",
+      "sqs:DeleteMessage",
+      "sqs:ChangeMessageVisibility",
+    ]
+    resources = [aws_sqs_queue.dlq.arn]
+  }
+
+  # `dlq redrive` sends a dead letter back to the main queue, in its own message group.
+  statement {
+    sid       = "RedriveToMainQueue"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.main.arn]
+  }
+
   dynamic "statement" {
     for_each = var.create_kms_key ? [local.kms_key_arn] : []
 
     content {
-      sid       = "DecryptWithTheQueueKey"
-      actions   = ["kms:Decrypt"]
+      sid       = "UseTheQueueKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
       resources = [statement.value]
     }
   }

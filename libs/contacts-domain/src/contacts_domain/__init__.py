@@ -5,6 +5,7 @@ Pure Python: no Flask, Celery, SQLAlchemy, redis or boto3 (docs/architecture.md 
 
 from contacts_domain.aggregate import (
     EMAIL_CONFLICT,
+    EXPIRED,
     NAME_REQUIRED,
     NOT_FOUND,
     QUOTA_EXCEEDED,
@@ -14,6 +15,7 @@ from contacts_domain.aggregate import (
     ProcessedEvent,
     Replayed,
     apply_event,
+    erases,
     replay,
     replay_erased,
 )
@@ -36,6 +38,7 @@ from contacts_domain.workspaces import DEFAULT_WORKSPACE, InvalidWorkspace, chec
 __all__ = [
     "DEFAULT_WORKSPACE",
     "EMAIL_CONFLICT",
+    "EXPIRED",
     "FIELDS",
     "NAME_REQUIRED",
     "NOT_FOUND",
@@ -61,6 +64,7 @@ __all__ = [
     "apply_event",
     "check_workspace",
     "empty_fields",
+    "erases",
     "event_type",
     "normalize_contact",
     "replay",

@@ -32,6 +32,19 @@ EMAIL_CONFLICT: Final = "email_conflict"
 #: ``MAX_LIVE_CONTACTS_PER_WORKSPACE``, issue 12): the write that would make one more live is
 #: rejected.
 QUOTA_EXCEEDED: Final = "quota_exceeded"
+#: A late event that could only be put in its place with event payloads the inbox's retention
+#: has purged (``contact-worker-admin purge-inbox``, issue 16): it changes nothing.
+EXPIRED: Final = "expired"
+
+
+def erases(outcome: OperationStatus) -> bool:
+    """Whether a delete with ``outcome`` is an erasure of its contact: applied, or rejected
+    ``not_found`` (the contact was already absent, so the delete leaves it as any applied
+    delete does: absent and empty). Either way the data of the contact's earlier events goes
+    (issue 7, item 4; issue 16: a DELETE after a rejected create or a rejected write to an
+    erased contact clears that event's payload too). A delete refused ``version_mismatch``
+    erases nothing: the contact stays."""
+    return outcome.status == "applied" or outcome.reason == NOT_FOUND
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +130,8 @@ class ProcessedEvent:
 
     ``data`` and ``expected_version`` are those of the event, kept so that a late event can be
     put in its place and the contact's history applied again in order (``replay``).
+    ``purged``: the payload is gone with the inbox's retention (``data`` is then empty), so no
+    replay can use this event any more.
     """
 
     event_id: str
@@ -125,6 +140,7 @@ class ProcessedEvent:
     outcome: OperationStatus
     data: Mapping[str, Any] = field(default_factory=dict)
     expected_version: int | None = None
+    purged: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,7 +136,8 @@ class Inbox(abc.ABC):
 
     @abc.abstractmethod
     def last_erasure(self, workspace: str, contact_id: str) -> str | None:
-        """The sequence of the contact's latest *applied* delete (its erasure), or ``None``."""
+        """The sequence of the contact's latest erasure (a delete that ``aggregate.erases``:
+        applied or ``not_found``), or ``None``."""
 
     @abc.abstractmethod
     def erase_data(self, workspace: str, contact_id: str, *, before: str) -> None:
@@ -185,6 +186,22 @@ class ContactCache(abc.ABC):
     def put(self, state: ContactState) -> bool:
         """Cache the visible form of ``state`` (a tombstone if deleted) unless the cache holds
         the same or a newer version. Returns whether it wrote."""
+
+
+class IdempotencyIndex(abc.ABC):
+    """Which idempotency records (the command API's, 24 h) name which contact, per workspace, so
+    that an erasure takes them along (issue 16). Every method raises ``StoreUnavailable`` when
+    the store does not answer in time."""
+
+    @abc.abstractmethod
+    def merge(self, workspace: str, source_id: str, contact_id: str) -> None:
+        """Make the records naming ``source_id`` name ``contact_id`` too: an upsert sent for a
+        new contact ``source_id`` matched the existing ``contact_id``."""
+
+    @abc.abstractmethod
+    def forget(self, workspace: str, contact_id: str) -> int:
+        """Delete the records naming ``contact_id`` and its index; returns how many records
+        went."""
 
 
 class OperationStore(abc.ABC):

@@ -25,6 +25,28 @@ _INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Mc", "Me", "Zs", "Zl", "Zp"})
 _INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
 
 
+#: Bidirectional embedding, override and isolate controls (LRE, RLE, PDF, LRO, RLO; LRI, RLI,
+#: FSI, PDI): they reorder what a UI shows after them, so a name can spoof another (Unicode
+#: Technical Report #36, "Unicode Security Considerations", §2.1 bidirectional text spoofing;
+#: UTS #39 §3 restricts them in identifiers). The implicit marks LRM, RLM and ALM stay allowed:
+#: they only nudge neutral characters, and right-to-left names need them.
+_BIDI_CONTROLS = frozenset(map(chr, (*range(0x202A, 0x202F), *range(0x2066, 0x206A))))
+
+
+def _refused(char: str, category: str) -> str | None:
+    """Why ``char`` (of general category ``category``) may not be in a text, or ``None``."""
+    if category == "Cs":
+        return "Contains an unpaired surrogate code point."
+    if category == "Cc":
+        return f"Contains the control character U+{ord(char):04X}."
+    if char in _BIDI_CONTROLS:
+        return f"Contains the bidirectional control character U+{ord(char):04X}."
+    code = ord(char)
+    if 0xFDD0 <= code <= 0xFDEF or code & 0xFFFE == 0xFFFE:
+        return f"Contains the noncharacter U+{code:04X}."
+    return None
+
+
 def clean_text(value: object, *, max_length: int, multiline: bool = False) -> str | None:
     """Return ``value`` NFC-normalized and trimmed, or ``None`` when nothing is left.
 
@@ -32,7 +54,10 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
     ``""`` and ``null`` clear a field alike. ``multiline`` admits LF and TAB (CRLF becomes LF).
 
     Raises ``ValueError`` for a non-string, a control character (C0, DEL, C1; NUL included),
-    a lone surrogate, or more than ``max_length`` code points.
+    a bidirectional embedding, override or isolate control (U+202A–U+202E, U+2066–U+2069), a
+    noncharacter (U+FDD0–U+FDEF and the last two code points of every plane, U+FFFE, U+FFFF,
+    U+1FFFE...: Unicode §23.7, never for interchange), a lone surrogate, or more than
+    ``max_length`` code points. docs/contracts.md, "Text", gives the rule and its sources.
     """
     if not isinstance(value, str):
         raise ValueError("Not a valid string.")
@@ -40,13 +65,14 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
     if multiline:
         text = text.replace("\r\n", "\n")
     text = text.strip()
-    # Printable ASCII has no control character and no surrogate: skip the per-character check.
+    # Printable ASCII has no control, bidirectional or noncharacter code point and no
+    # surrogate: skip the per-character check (the common case of an import).
     for char in () if text.isascii() and text.isprintable() else text:
-        category = unicodedata.category(char)
-        if category == "Cs":
-            raise ValueError("Contains an unpaired surrogate code point.")
-        if category == "Cc" and not (multiline and char in _ALLOWED_IN_MULTILINE):
-            raise ValueError(f"Contains the control character U+{ord(char):04X}.")
+        if multiline and char in _ALLOWED_IN_MULTILINE:
+            continue
+        reason = _refused(char, unicodedata.category(char))
+        if reason is not None:
+            raise ValueError(reason)
     if not text:
         return None
     if len(text) > max_length:

@@ -20,28 +20,36 @@ window resets), the fields of the IETF draft "RateLimit header fields for HTTP";
 the answer is a 429 problem with ``Retry-After`` (seconds) whose ``detail`` says which limit
 was reached: the caller's on the route, or the workspace's.
 
-Redis down: the limiter fails open onto per-process in-memory counters (so a limit still holds
-per process, never an error or a hang: Redis calls are bounded by the Redis socket timeouts and
-not retried), logs a warning, and tries Redis again with exponential backoff (up to 32 s).
+Counters live in the services' Redis (``RateLimitStorage.on_redis``); in cluster mode
+(``REDIS_CLUSTER_MODE``) through the ``limits`` library's ``redis+cluster://`` storage: each
+counter is one key, so any slot will do. Redis down: the limiter fails open onto per-process
+in-memory counters (so a limit still holds per process, never an error or a hang: Redis calls
+are bounded by the Redis socket timeouts and not retried), logs a warning, and tries Redis
+again with exponential backoff (up to 32 s). A cluster that does not answer at start-up stops
+the start (``limits`` reads its slot map then), like ``create_redis``.
+flask-limiter logs a traceback for every request that was already talking to Redis when it
+failed (issue 16: one per concurrent request); ``StorageErrorLog`` folds every such message
+into at most one warning, without traceback, per ``STORAGE_WARNING_INTERVAL_S`` per process.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
 import limits
-import redis
 from flask import Flask, Response, request
 from flask_limiter import ApplicationLimit, HeaderNames, Limit, Limiter
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode
 
-from contacts_infra.settings import BLANK_IS_EMPTY, EnvSettings
+from contacts_infra.redis_client import limits_storage
+from contacts_infra.settings import BLANK_IS_EMPTY, EnvSettings, RedisSettings
 
 LIMIT_HEADER: Final = "RateLimit-Limit"
 REMAINING_HEADER: Final = "RateLimit-Remaining"
@@ -60,6 +68,55 @@ DEFAULT_WORKSPACE_LIMIT: Final = "6000/minute"
 _OFF: Final = frozenset({"", "none"})
 
 logger = logging.getLogger("contacts_http.rate_limits")
+#: Seconds between two warnings about the counters' storage (Redis) per process.
+STORAGE_WARNING_INTERVAL_S: Final = 60.0
+#: How flask-limiter's messages about its storage begin (flask-limiter 4.1: the fallback
+#: warning, and "Failed to rate limit", "... deduct rate limit", "... update rate limit
+#: headers" with a traceback).
+_STORAGE_MESSAGES: Final = ("Rate limit storage unreachable", "Failed to ")
+
+
+class StorageErrorLog(logging.Filter):
+    """A filter of flask-limiter's logger: its messages about the storage (``_STORAGE_MESSAGES``)
+    become at most one WARNING per ``interval_s`` seconds (a monotonic clock), without a
+    traceback, naming the error type and how many were folded into it; others pass unchanged.
+    Thread-safe (gthread workers log from many threads)."""
+
+    def __init__(self, interval_s: float = STORAGE_WARNING_INTERVAL_S) -> None:
+        super().__init__()
+        self._interval_s = interval_s
+        self._lock = threading.Lock()
+        self._next_at = 0.0
+        self._folded = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not str(record.msg).startswith(_STORAGE_MESSAGES):
+            return True
+        with self._lock:
+            now = time.monotonic()
+            if now < self._next_at:
+                self._folded += 1
+                return False
+            folded, self._folded = self._folded, 0
+            self._next_at = now + self._interval_s
+        error = record.exc_info[1] if record.exc_info else None
+        record.msg = (
+            "Rate limit storage unreachable (Redis): counting in memory per process "
+            "(%s; %d similar messages folded; next warning in %.0f s at the earliest)"
+        )
+        record.args = (type(error).__name__ if error else "no answer", folded, self._interval_s)
+        record.levelno, record.levelname = logging.WARNING, "WARNING"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _fold_storage_errors(limiter: Limiter) -> None:
+    """Install a fresh ``StorageErrorLog`` on the logger of ``limiter``, which every Limiter of
+    the process shares: it replaces the one of an earlier app (one app per process in a
+    service; tests build many)."""
+    for old in [f for f in limiter.logger.filters if isinstance(f, StorageErrorLog)]:
+        limiter.logger.removeFilter(old)
+    limiter.logger.addFilter(StorageErrorLog())
 
 
 class RateLimitSettings(EnvSettings):
@@ -114,11 +171,24 @@ class RateLimitSettings(EnvSettings):
 
 @dataclass(frozen=True, slots=True)
 class RateLimitStorage:
-    """Where counters live: a Redis client (``contacts_infra.redis_client.create_redis``:
-    bounded calls, no retries) and the key prefix of this API's counters."""
+    """Where counters live: the ``limits`` storage ``uri`` and its ``options`` (a Redis server
+    or a Redis Cluster, with bounded calls and no retries), and the key prefix of this API's
+    counters. Build it with ``on_redis``."""
 
-    client: redis.Redis
+    uri: str
+    options: Mapping[str, Any]
     key_prefix: str
+
+    @classmethod
+    def on_redis(
+        cls, settings: RedisSettings, *, client_name: str, key_prefix: str
+    ) -> RateLimitStorage:
+        """Counters in the Redis of ``settings`` (``REDIS_CLUSTER_MODE`` included), through a
+        client of their own named ``client_name``, built by
+        ``contacts_infra.redis_client.limits_storage`` with the timeouts of every client.
+        Connects to nothing yet."""
+        uri, options = limits_storage(settings, client_name=client_name)
+        return cls(uri, options, key_prefix)
 
 
 def init_rate_limits(
@@ -143,17 +213,13 @@ def init_rate_limits(
         logger.warning("rate limiting is off (RATE_LIMIT_ENABLED=false)")
         return None
     route_limits = _route_limits(app, settings)
-    # The client's pool: its timeouts, and no retries (the in-memory fallback, not retries,
-    # rides out an outage).
-    options: dict[str, Any] = {
-        "connection_pool": storage.client.connection_pool,
-        "key_prefix": storage.key_prefix,
-    }
+    # Bounded calls and no retries (the in-memory fallback, not retries, rides out an outage).
+    options: dict[str, Any] = {**storage.options, "key_prefix": storage.key_prefix}
     limiter = Limiter(
         identity,
         default_limits=route_limits,
         application_limits=_workspace_limits(settings, workspace),
-        storage_uri="redis://",
+        storage_uri=storage.uri,
         storage_options=options,
         strategy="fixed-window",
         headers_enabled=True,
@@ -168,6 +234,7 @@ def init_rate_limits(
         in_memory_fallback_enabled=True,
     )
     limiter.request_filter(exempt)
+    _fold_storage_errors(limiter)
     # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
     # after_request hooks in reverse order of registration).
     app.after_request(_public_headers)

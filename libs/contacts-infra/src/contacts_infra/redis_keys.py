@@ -15,6 +15,12 @@ Cluster hash tag ``{<workspace>/<contact id>}``, so a script may touch both in c
 - ``{prefix}op:<ws>/<operation id>`` — operation status JSON (``OperationStatus.to_dict``), TTL
   24 h.
 - ``{prefix}idem:<ws>/<sha256 of the Idempotency-Key>`` — idempotency record JSON, TTL 24 h.
+- ``{prefix}idem-index:{<ws>/<contact id>}`` — the idempotency records that name a contact: a
+  sorted set of key digests scored by their expiry (epoch seconds), written by the command API
+  next to each record it stores, merged into the contact an upsert matched by the worker, and
+  read by the worker when the contact is erased, which deletes those records with it (issue
+  16; ``contacts_infra.idempotency_index``). Same hash tag as the contact's keys; expired
+  members are trimmed on every write, and the key expires with its last record.
 - ``{prefix}import:{<ws>/<import id>}`` — the report of an import as the command API received it
   (``imports.ImportReport.to_dict`` JSON), TTL ``IMPORT_REPORT_TTL_S`` (7 days by default): like
   operation statuses, short-lived by contract; the records' outcomes (applied, rejected) are in
@@ -75,6 +81,11 @@ def operation_key(prefix: str, workspace: str, operation_id: str) -> str:
 def idempotency_key(prefix: str, workspace: str, key_digest: str) -> str:
     """An idempotency record (``key_digest``: SHA-256 hex of the client's key)."""
     return f"{prefix}idem:{workspace}/{key_digest}"
+
+
+def idempotency_index_key(prefix: str, workspace: str, contact_id: str) -> str:
+    """The idempotency records naming a contact (the same hash tag as ``contact_key``)."""
+    return f"{prefix}idem-index:{{{workspace}/{contact_id}}}"
 
 
 def import_key(prefix: str, workspace: str, import_id: str) -> str:

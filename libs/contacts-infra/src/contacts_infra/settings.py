@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
 from typing import Annotated, Any, Final, NoReturn, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from pydantic import BeforeValidator, Field, PositiveFloat, ValidationError, model_validator
 from pydantic.config import JsonDict
@@ -221,12 +222,40 @@ def _extra(field: FieldInfo) -> Mapping[str, Any]:
 
 class RedisSettings(EnvSettings):
     """The Redis server every service uses: ``redis_url``, the prefix of every key (blank
-    allowed), and the bound on one call in seconds (connect and socket)."""
+    allowed), the bound on one call in seconds (connect and socket), and whether it is a Redis
+    Cluster (``REDIS_CLUSTER_MODE``, docs/architecture.md §10 "Scaling out").
+
+    In cluster mode ``redis_url`` names one node of the cluster (on ElastiCache, its
+    configuration endpoint), ``redis://`` or ``rediss://`` (TLS), database 0 or none: the
+    client learns every other node from it. ``from_env`` raises ``SettingsError`` for another
+    scheme or database."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
     redis_prefix: str = Field("contacts:", json_schema_extra=BLANK_IS_EMPTY)
     redis_socket_timeout_s: PositiveFloat = 0.25
     redis_connect_timeout_s: PositiveFloat = 0.25
+    redis_cluster_mode: bool = False
+
+    @model_validator(mode="after")
+    def _cluster_url(self) -> RedisSettings:
+        if self.redis_cluster_mode:
+            problem = _cluster_url_problem(self.redis_url)
+            if problem:
+                raise ValueError(f"REDIS_URL with REDIS_CLUSTER_MODE=true: {problem}")
+        return self
+
+
+def _cluster_url_problem(url: str) -> str | None:
+    """Why ``url`` cannot name a Redis Cluster node (``None``: it can). A cluster has only
+    database 0 and no Unix sockets."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss"):
+        return "the scheme must be redis:// or rediss://"
+    if not parts.hostname:
+        return "a host is required"
+    if parts.path.strip("/") not in ("", "0") or parse_qs(parts.query).get("db", ["0"]) != ["0"]:
+        return "a Redis Cluster has only database 0"
+    return None
 
 
 class SqsConnectionSettings(EnvSettings):

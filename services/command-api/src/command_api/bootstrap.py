@@ -10,7 +10,9 @@ adapter (tests pass fakes of the ports); adapters whose every use is replaced ar
 Building connects to nothing: the SQS publisher builds its boto3 client and Celery app (no
 connection; ``SqsEventPublisher.warm``) so that the first ``/readyz`` does not pay for them,
 and the Redis client connects on its first command, in the process that sends it (each
-gunicorn worker opens its own connections).
+gunicorn worker opens its own connections). In Redis Cluster mode (``REDIS_CLUSTER_MODE``) the
+client reads the slot map when it is built, so the start fails while no node answers
+(``contacts_infra.redis_client``).
 """
 
 from __future__ import annotations
@@ -138,8 +140,9 @@ def rate_limit_storage(settings: Settings) -> RateLimitStorage:
     """The rate limiter's counters: Redis at ``settings.redis_url`` under
     ``{REDIS_PREFIX}ratelimit:command-api``, through a client of its own from the shared factory
     (bounded calls, no retries)."""
-    return RateLimitStorage(
-        create_redis(settings, client_name="command-api-rate-limits"),
+    return RateLimitStorage.on_redis(
+        settings,
+        client_name="command-api-rate-limits",
         key_prefix=f"{settings.redis_prefix}ratelimit:command-api",
     )
 

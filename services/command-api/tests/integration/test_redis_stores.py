@@ -17,7 +17,12 @@ from contacts_domain.imports import ImportProblem, ImportReport
 from contacts_domain.ports import StoreUnavailable
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
-from contacts_infra.redis_keys import idempotency_key, import_key, operation_key
+from contacts_infra.redis_keys import (
+    idempotency_index_key,
+    idempotency_key,
+    import_key,
+    operation_key,
+)
 from contacts_infra.settings import RedisSettings
 
 WS = DEFAULT_WORKSPACE
@@ -62,6 +67,17 @@ def test_reserve_keeps_the_first_record(client, command_settings) -> None:
     assert store.reserve(WS, digest, first) is None
     assert store.reserve(WS, digest, IdempotencyRecord("f2", "x", "y")) == first
     assert client.ttl(idempotency_key(command_settings.redis_prefix, WS, digest)) > 0
+
+
+def test_a_record_is_indexed_under_the_contact_it_names(client, command_settings) -> None:
+    # Issue 16: the worker finds a contact's idempotency records there when it erases it.
+    prefix = command_settings.redis_prefix
+    store = RedisIdempotencyStore(client, prefix=prefix, ttl_s=60)
+    digest, contact = uuid.uuid4().hex, str(uuid.uuid4())
+    assert store.reserve("acme", digest, IdempotencyRecord("f", contact, "o")) is None
+    index = idempotency_index_key(prefix, "acme", contact)
+    assert client.zrange(index, 0, -1) == [digest.encode()]
+    assert 0 < client.ttl(index) <= 60
 
 
 def test_the_same_key_digest_in_two_workspaces_is_two_records(client, command_settings) -> None:

@@ -44,7 +44,8 @@ from contact_worker.service_layer.dead_letters import ImportDeadLetterLog, recor
 from contact_worker.service_layer.handlers import handle_event
 from contact_worker.settings import Settings
 from contacts_domain import ContactEvent, OperationStatus
-from contacts_domain.ports import ContactCache, OperationStore, UnitOfWork
+from contacts_domain.ports import ContactCache, IdempotencyIndex, OperationStore, UnitOfWork
+from contacts_infra.idempotency_index import RedisIdempotencyIndex
 from contacts_infra.import_dead_letters import RedisImportDeadLetters
 from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_infra.operation_store import RedisOperationStore
@@ -68,20 +69,23 @@ class Ports:
 
     ``engine`` and ``redis`` are the connections behind the real ports (a warm-up before the
     fork reaches them); ``None`` when the ports are fakes. ``dead_letters``: where the
-    dead-lettered events of imports are recorded (``None``: not recorded).
+    dead-lettered events of imports are recorded (``None``: not recorded). ``idempotency``: the
+    index of the command API's idempotency records by contact (``None``: not kept).
     """
 
     unit_of_work: Callable[[], UnitOfWork]
     cache: ContactCache
     operations: OperationStore
     dead_letters: ImportDeadLetterLog | None = None
+    idempotency: IdempotencyIndex | None = None
     engine: Engine | None = None
     redis: redis.Redis | None = None
 
 
 def build_ports(settings: Settings) -> Ports:
     """The real ports: PostgreSQL (bounded lock and statement timeouts) and Redis (bounded
-    connect and socket timeouts). Connections open lazily, on first use."""
+    connect and socket timeouts). Connections open lazily, on first use (in Redis Cluster mode
+    the client reads the slot map when built: ``contacts_infra.redis_client``)."""
     engine = writer_engine(settings)
     client = create_redis(settings, client_name="contact-worker")
     prefix = settings.redis_prefix
@@ -90,6 +94,7 @@ def build_ports(settings: Settings) -> Ports:
         cache=RedisContactCache(client, prefix=prefix, ttl_s=settings.contact_cache_ttl_s),
         operations=RedisOperationStore(client, prefix=prefix, ttl_s=settings.operation_ttl_s),
         dead_letters=RedisImportDeadLetters(client, prefix=prefix),
+        idempotency=RedisIdempotencyIndex(client, prefix=prefix),
         engine=engine,
         redis=client,
     )
@@ -138,6 +143,7 @@ def apply_step(settings: Settings, runtime: Runtime) -> ApplyEvent:
             cache=ports.cache,
             operations=ports.operations,
             max_live_contacts=settings.max_live_contacts_per_workspace,
+            idempotency=ports.idempotency,
         )
 
     if settings.fault_delay_prefix:

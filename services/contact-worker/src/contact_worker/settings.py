@@ -89,6 +89,13 @@ class Settings(RedisSettings, SqsConnectionSettings):
         0, validation_alias="MAX_LIVE_CONTACTS_PER_WORKSPACE"
     )
 
+    #: Days an event's payload stays in the inbox (``processed_events.data``) before
+    #: ``contact-worker-admin purge-inbox`` drops it (issue 16); at least 7
+    #: (``adapters.inbox_retention``). Ids, sequences and outcomes are kept.
+    inbox_payload_retention_days: int = Field(
+        7, ge=7, validation_alias="INBOX_PAYLOAD_RETENTION_DAYS"
+    )
+
     @property
     def resolved_queue_url(self) -> str:
         """``SQS_QUEUE_URL``, or the URL LocalStack gives a queue under its default account."""

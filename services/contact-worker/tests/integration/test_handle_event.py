@@ -298,3 +298,45 @@ def test_poison_events_are_refused_before_any_write() -> None:
         with pytest.raises(MalformedEvent):
             read_event(bad)
     assert read_event(json.loads(json.dumps(good))).data == {"company": "Acme"}
+
+
+def payloads(backend: Backend, contact_id: str) -> list[dict[str, Any]]:
+    """The payloads the inbox still holds for ``contact_id`` (the empty ones left out)."""
+    with backend.unit_of_work() as uow:
+        history = uow.inbox.history(DEFAULT_WORKSPACE, contact_id)
+    return [dict(p.data) for p in history if p.data]
+
+
+def test_a_delete_erases_the_payload_of_a_rejected_create(backend: Backend) -> None:
+    # Issue 16: the client got an id for a create that was then rejected; its DELETE finds no
+    # contact (not_found) but must still erase what the rejected event carried.
+    email = f"{new_id()}@example.com"
+    backend.handle(make_event("created", new_id(), {"first_name": "A", "email": email}))
+    refused = new_id()
+    create = make_event("created", refused, {"first_name": "Secret", "email": email})
+    assert backend.handle(create).reason == "email_conflict"
+    assert payloads(backend, refused) != []
+
+    assert backend.handle(make_event("deleted", refused)).reason == "not_found"
+    assert payloads(backend, refused) == []
+
+
+def test_a_delete_erases_the_payload_of_a_write_rejected_after_an_erasure(
+    backend: Backend,
+) -> None:
+    cid = new_id()
+    backend.handle(make_event("created", cid, {"first_name": "Rosa"}))
+    backend.handle(make_event("deleted", cid))
+    late_write = make_event("patched", cid, {"notes": "Secret"})
+    assert backend.handle(late_write).reason == "not_found"
+    assert payloads(backend, cid) == [{"notes": "Secret"}]
+
+    assert backend.handle(make_event("deleted", cid)).reason == "not_found"
+    assert payloads(backend, cid) == []
+    # A delete refused by If-Match is no erasure: the contact and its history stay.
+    kept = new_id()
+    backend.handle(make_event("created", kept, {"first_name": "Kept"}))
+    assert backend.handle(make_event("deleted", kept, expected_version=9)).reason == (
+        "version_mismatch"
+    )
+    assert payloads(backend, kept) != []

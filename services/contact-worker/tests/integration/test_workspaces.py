@@ -20,6 +20,7 @@ from contact_worker.adapters.workspaces import erase_workspace, list_workspaces
 from contact_worker.bootstrap import Runtime
 from contact_worker.service_layer.handlers import read_event
 from contacts_domain import DEFAULT_WORKSPACE, QUOTA_EXCEEDED, ContactEvent, normalize_contact
+from contacts_infra.idempotency_index import RedisIdempotencyIndex
 from contacts_infra.redis_keys import idempotency_key, import_key, operation_key
 
 from .test_handle_event import (
@@ -164,14 +165,17 @@ def _rows(engine: sa.Engine, ws: str) -> dict[str, int]:
 
 
 def _populate(runtime: Runtime, client: redis.Redis, ws: str, count: int) -> list[str]:
-    """``count`` live contacts and one deleted in ``ws``, with an idempotency record and an
-    import report; returns the operation ids."""
+    """``count`` live contacts and one deleted in ``ws``, with an idempotency record (indexed
+    under the first contact) and an import report; returns the operation ids."""
     ports = runtime.ports()
     prefix = runtime.settings.redis_prefix
     operations = []
     for i in range(count):
         event = event_in(ws, "created", new_id(), {"first_name": f"E{i}"})
         operations.append(_handle(ports, event).operation_id)
+        if i == 0:
+            index = RedisIdempotencyIndex(client, prefix=prefix)
+            index.add(ws, event.contact_id, "d" * 64, ttl_s=600)
     gone = new_id()
     _handle(ports, event_in(ws, "created", gone, {"first_name": "Gone"}))
     _handle(ports, event_in(ws, "deleted", gone))
@@ -197,7 +201,8 @@ def test_erase_removes_one_workspace_in_batches_and_resumes(
     kept_ops = _populate(runtime, redis_client, kept, 3)
     before = _rows(engine, kept)
     kept_keys = sorted(redis_client.scan_iter(match=f"{prefix}*{kept}/*"))
-    assert len(kept_keys) == 2 * 3 + 3 + 2  # contact + op each, deleted one + 2 ops, idem, import
+    # contact + op each, deleted one + 2 ops, idem, its index, import
+    assert len(kept_keys) == 2 * 3 + 3 + 3
     listed = dict(list_workspaces(engine))
     assert (listed[gone], listed[kept]) == (5, 3)
     lines: list[str] = []
@@ -216,10 +221,11 @@ def test_erase_removes_one_workspace_in_batches_and_resumes(
         "refill": 0,
         "op": 7,
         "idem": 1,
+        "idem-index": 1,
         "import": 1,
         "import-dead": 0,
     }
-    assert len(lines) == 9  # three tables, six key kinds
+    assert len(lines) == 10  # three tables, seven key kinds
     assert lines[0] == "contacts: 6 rows removed"
     assert _rows(engine, gone) == dict.fromkeys(before, 0)
     assert list(redis_client.scan_iter(match=f"{prefix}*{gone}*")) == []

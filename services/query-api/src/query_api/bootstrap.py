@@ -3,7 +3,8 @@
 Every concrete choice of the service is made here and nowhere else:
 
 - PostgreSQL: one SQLAlchemy engine for the read-only role (``build_engine``), read by
-  ``SqlContactReadModel`` (behind ``CoalescingReadModel``, single-flight reads per process),
+  ``SqlContactReadModel`` (behind ``CoalescingReadModel``, single-flight reads and pages per
+  process, a page's reads bounded by ``shared_read_wait_s``),
   ``SqlOperationLog``, ``SqlChangeFeed`` and ``SqlImportOutcomeLog``;
 - Redis: one client (``contacts_infra.redis_client.create_redis``) called through ``RedisCalls``
   behind a ``CircuitBreaker`` whose half-open trial first runs the cache repair
@@ -14,7 +15,8 @@ Every concrete choice of the service is made here and nowhere else:
 
 ``build_ports(settings)`` returns ``Ports``; any port given as a keyword replaces its real
 adapter (tests pass fakes of ``service_layer.ports``). Building connects to nothing: the engine
-and the Redis pool connect on first use, in the process that uses them. The app factory
+and the Redis pool connect on first use, in the process that uses them (in Redis Cluster mode
+the client reads the slot map when built: ``contacts_infra.redis_client``). The app factory
 (``entrypoints.app.create_app``) is the only caller.
 """
 
@@ -96,7 +98,9 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         raise TypeError(f"unknown ports: {', '.join(sorted(unknown))}")
     engine = build_engine(settings)
     client = create_redis(settings, client_name=CLIENT_NAME)
-    contacts = CoalescingReadModel(SqlContactReadModel(engine))
+    contacts = CoalescingReadModel(
+        SqlContactReadModel(engine), list_wait_s=shared_read_wait_s(settings)
+    )
     calls = _guarded_calls(settings, client, contacts)
     real: dict[str, Any] = {
         "contacts": contacts,
@@ -113,12 +117,26 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
     return Ports(**{**real, **injected})
 
 
+def shared_read_wait_s(settings: Settings) -> float:
+    """The longest one read of a page can take by its own bounds (a pooled connection, a new
+    connection, then a search's two statements), plus a second, in seconds: the ``wait_s``
+    of ``single_flight.SingleFlight`` (a read queued behind another waits at most this for it,
+    a request waiting for a read twice this; then 503)."""
+    return (
+        settings.db_pool_timeout_s
+        + settings.db_connect_timeout_s
+        + 2 * settings.db_statement_timeout_ms / 1000
+        + 1.0
+    )
+
+
 def rate_limit_storage(settings: Settings) -> RateLimitStorage:
     """The rate limiter's counters: Redis at ``settings.redis_url`` under
     ``{REDIS_PREFIX}ratelimit:query-api``, through a client of its own from the shared factory
     (bounded calls, no retries)."""
-    return RateLimitStorage(
-        create_redis(settings, client_name="query-api-rate-limits"),
+    return RateLimitStorage.on_redis(
+        settings,
+        client_name="query-api-rate-limits",
         key_prefix=f"{settings.redis_prefix}ratelimit:query-api",
     )
 

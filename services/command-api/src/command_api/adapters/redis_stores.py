@@ -14,27 +14,35 @@ import redis
 
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from contacts_domain.ports import StoreUnavailable
+from contacts_infra.idempotency_index import RedisIdempotencyIndex
 from contacts_infra.operation_store import bounded_call
 from contacts_infra.redis_keys import idempotency_key
 
 
 class RedisIdempotencyStore(IdempotencyStore):
     """Idempotency records as JSON under ``{prefix}idem:<workspace>/<sha256 of the key>``
-    (``redis_keys.idempotency_key``), expiring after ``ttl_s`` seconds."""
+    (``redis_keys.idempotency_key``), expiring after ``ttl_s`` seconds, each indexed under the
+    contact id it answered (``contacts_infra.idempotency_index``) so that the worker deletes it
+    when that contact is erased (issue 16). A batch's or an import's record names an id no
+    contact has (it covers many): its index entry expires with it, unused."""
 
     def __init__(self, client: redis.Redis, *, prefix: str, ttl_s: int) -> None:
         self._client = client
         self._prefix = prefix
         self._ttl_s = ttl_s
+        self._index = RedisIdempotencyIndex(client, prefix=prefix)
 
     def reserve(
         self, workspace: str, key_digest: str, record: IdempotencyRecord
     ) -> IdempotencyRecord | None:
-        """SET NX with a TTL, then GET of the first record if another request got there first.
+        """Index the record under its contact id first (so no stored record is ever missing
+        from the index; indexing a key twice is harmless: its ids derive from it), then SET NX
+        with a TTL, then GET of the first record if another request got there first.
 
         Raises ``StoreUnavailable`` when Redis does not answer in time.
         """
         key = idempotency_key(self._prefix, workspace, key_digest)
+        self._index.add(workspace, record.contact_id, key_digest, ttl_s=self._ttl_s)
         with bounded_call():
             if self._client.set(key, json.dumps(record.to_dict()), nx=True, ex=self._ttl_s):
                 return None

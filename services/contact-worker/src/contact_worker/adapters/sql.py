@@ -173,7 +173,12 @@ class SqlInbox(Inbox):
             {"ws": workspace, "id": contact_id, "after": after},
         ).mappings()
         return [
-            replace(_processed(row), data=row["data"], expected_version=row["expected_version"])
+            replace(
+                _processed(row),
+                data=row["data"] or {},
+                expected_version=row["expected_version"],
+                purged=row["data"] is None,
+            )
             for row in rows
         ]
 
@@ -181,7 +186,8 @@ class SqlInbox(Inbox):
         return self._connection.execute(  # type: ignore[no-any-return]
             sa.text(
                 "SELECT max(sequence) FROM processed_events WHERE workspace = :ws"
-                " AND contact_id = :id AND event_type = 'deleted' AND status = 'applied'"
+                " AND contact_id = :id AND event_type = 'deleted'"
+                " AND (status = 'applied' OR reason = 'not_found')"
             ),
             {"ws": workspace, "id": contact_id},
         ).scalar()

@@ -39,7 +39,7 @@ _TABLES: Final = (
 @dataclass
 class ErasureReport:
     """What ``erase_workspace`` removed: PostgreSQL rows per table, Redis keys per kind
-    (``contact``, ``refill``, ``op``, ``idem``, ``import``, ``import-dead``)."""
+    (``contact``, ``refill``, ``op``, ``idem``, ``idem-index``, ``import``, ``import-dead``)."""
 
     workspace: str
     rows: dict[str, int] = field(default_factory=dict)
@@ -115,6 +115,7 @@ def _key_patterns(prefix: str, workspace: str) -> dict[str, str]:
         "refill": f"{p}refill:{{{workspace}/*",
         "op": f"{p}op:{workspace}/*",
         "idem": f"{p}idem:{workspace}/*",
+        "idem-index": f"{p}idem-index:{{{workspace}/*",
         "import": f"{p}import:{{{workspace}/*",
         "import-dead": f"{p}import-dead:{{{workspace}/*",
     }

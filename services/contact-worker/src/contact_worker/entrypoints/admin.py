@@ -7,6 +7,9 @@ Commands (settings from the environment, see ``contact_worker.settings``):
 - ``create-queues`` — create the FIFO queue and its dead-letter queue (idempotent).
 - ``purge-changes`` — delete the change feed's changes older than ``--older-than-days``
   (default and minimum 7: the feed's token lifetime); run it daily (a CronJob).
+- ``purge-inbox`` — drop the payloads (``processed_events.data``) of the events processed more
+  than ``--older-than-days`` ago (default ``INBOX_PAYLOAD_RETENTION_DAYS``, 7; minimum 7),
+  keeping their ids, sequences and outcomes (``adapters.inbox_retention``); run it daily.
 - ``dlq list|show|redrive|purge`` — the dead-letter queue: list dead-lettered events by reason
   (never a field value), show one, send them back to the queue after a fix, or drop them
   (``entrypoints.dlq``).
@@ -35,6 +38,7 @@ from sqlalchemy.engine import make_url
 
 from contact_worker import bootstrap
 from contact_worker.adapters.change_feed import MIN_RETENTION_DAYS, purge_changes
+from contact_worker.adapters.inbox_retention import purge_payloads
 from contact_worker.adapters.queues import ensure_queues
 from contact_worker.adapters.workspaces import erase_workspace, list_workspaces
 from contact_worker.entrypoints import dlq
@@ -106,6 +110,18 @@ def purge(settings: Settings, older_than_days: int) -> int:
         engine.dispose()
 
 
+def purge_inbox(settings: Settings, older_than_days: int | None) -> tuple[int, int]:
+    """Purge the inbox's payloads older than ``older_than_days`` days (default
+    ``settings.inbox_payload_retention_days``); returns (rows purged, days). Raises
+    ``ValueError`` below ``inbox_retention.MIN_PAYLOAD_RETENTION_DAYS``."""
+    days = settings.inbox_payload_retention_days if older_than_days is None else older_than_days
+    engine = bootstrap.database_engine(settings)
+    try:
+        return purge_payloads(engine, dt.timedelta(days=days)), days
+    finally:
+        engine.dispose()
+
+
 def workspace_command(settings: Settings, action: str, name: str | None) -> None:
     """``workspace list`` (one line per workspace: name and live contacts) or ``workspace erase
     NAME --yes`` (one line per table and key kind, with what it removed). Raises
@@ -158,6 +174,8 @@ def parser() -> argparse.ArgumentParser:
     erase.add_argument("--yes", action="store_true", help="confirm the erasure")
     purge_parser = sub.add_parser("purge-changes")
     purge_parser.add_argument("--older-than-days", type=int, default=MIN_RETENTION_DAYS)
+    inbox_parser = sub.add_parser("purge-inbox")
+    inbox_parser.add_argument("--older-than-days", type=int, default=None)
     dlq.add_parser(sub)
     return parser
 
@@ -171,7 +189,7 @@ def run_dlq(settings: Settings, args: argparse.Namespace) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run one command; a purge shorter than ``MIN_RETENTION_DAYS``, a ``dlq purge`` without
+    """Run one command; a purge shorter than its minimum retention, a ``dlq purge`` without
     ``--yes`` and a ``dlq show`` of an unknown message are usage errors (exit 2)."""
     cli = parser()
     args = cli.parse_args(argv)
@@ -202,6 +220,12 @@ def main(argv: list[str] | None = None) -> None:
         except ValueError as exc:
             cli.error(str(exc))
         print(f"{count} changes older than {args.older_than_days} days purged")
+    elif args.command == "purge-inbox":
+        try:
+            count, days = purge_inbox(settings, args.older_than_days)
+        except ValueError as exc:
+            cli.error(str(exc))
+        print(f"{count} event payloads older than {days} days purged")
     else:
         print(create_queues(settings))
 

@@ -1,10 +1,12 @@
 """The use case of the worker: apply one contact event, exactly once in effect.
 
 Erasure rule (issue 7, item 4): ``DELETE`` is a real erasure. Once a contact's delete is
-applied, the inbox forgets the data of every event of that contact ordered before it
-(``Inbox.erase_data``): only ids, kinds, sequences and outcomes stay, and the contact's row is
-a tombstone (id, version, times). Replay never needs that data again, because an applied delete
-leaves the contact absent and empty whatever came before it, so:
+applied, or finds the contact already absent (``not_found``: after a rejected create, or a
+rejected write to an erased contact, issue 16), the inbox forgets the data of every event of
+that contact ordered before it (``Inbox.erase_data``; ``aggregate.erases``): only ids, kinds,
+sequences and outcomes stay, and the contact's row is a tombstone (id, version, times). Replay
+never needs that data again, because such a delete leaves the contact absent and empty
+whatever came before it, so:
 
 - a late event ordered *after* the latest applied delete replays only the events after that
   delete (``Inbox.history(after=...)``), from the absent, empty contact;
@@ -19,6 +21,10 @@ The visible state is still exactly that of applying the accepted commands in ord
 (docs/architecture.md
 §5.3); only data-dependent outcomes of events before an applied delete may differ from the
 in-order ones (a rejection that a late event would have caused or lifted).
+
+Retention (issue 16): ``contact-worker-admin purge-inbox`` drops the payloads of events
+processed more than ``INBOX_PAYLOAD_RETENTION_DAYS`` ago (``adapters.inbox_retention``). A
+late event whose replay would need one of them is rejected ``expired`` and changes nothing.
 
 Workspaces (docs/architecture.md §10): every read and write names the event's workspace
 (``event.workspace``; an event queued before workspaces existed is in ``default``), so locks,
@@ -39,6 +45,7 @@ from collections.abc import Callable
 
 from contacts_domain import (
     EMAIL_CONFLICT,
+    EXPIRED,
     NOT_FOUND,
     QUOTA_EXCEEDED,
     VERSION_MISMATCH,
@@ -49,12 +56,19 @@ from contacts_domain import (
     ProcessedEvent,
     ValidationFailed,
     apply_event,
+    erases,
     normalize_contact,
     replay,
     replay_erased,
 )
 from contacts_domain.contact import primary_email_key
-from contacts_domain.ports import ContactCache, EmailConflict, OperationStore, UnitOfWork
+from contacts_domain.ports import (
+    ContactCache,
+    EmailConflict,
+    IdempotencyIndex,
+    OperationStore,
+    UnitOfWork,
+)
 
 #: Events carry E.164 numbers; "ZZ" (unknown region) makes a number without "+" invalid.
 _EVENT_PHONE_REGION = "ZZ"
@@ -94,10 +108,14 @@ def handle_event(
     cache: ContactCache,
     operations: OperationStore,
     max_live_contacts: int = 0,
+    idempotency: IdempotencyIndex | None = None,
 ) -> OperationStatus:
     """Apply ``event`` in one transaction, then refresh the cache and the operation status, all
     in the event's workspace. ``max_live_contacts``: the quota of live contacts per workspace
-    (0: none; module doc).
+    (0: none; module doc). ``idempotency``: the index of the command API's idempotency records
+    by contact (``None``: not kept); after the commit, an erasure deletes the contact's records
+    and an upsert that matched an existing contact merges the records of the id it was sent
+    with into that contact's (issue 16), again on every redelivery.
 
     The newest event of a contact is applied directly (``apply_event``). An event older than
     one already processed for its contact (a late redelivery, or two messages of one group run
@@ -113,6 +131,7 @@ def handle_event(
     """
     revised: list[OperationStatus] = []
     ws = event.workspace
+    sent_for = event.contact_id
     with unit_of_work() as uow:
         known = uow.inbox.outcome_of(ws, event.id) if event.kind == "upserted" else None
         if event.kind == "upserted" and known is None:
@@ -128,7 +147,7 @@ def handle_event(
                 _erase_before_last_delete(uow, ws, event.contact_id)  # a replay may delete
             else:
                 state, outcome = _apply_in_order(uow, state, event, room)
-                if event.kind == "deleted" and outcome.status == "applied":
+                if event.kind == "deleted" and erases(outcome):
                     uow.inbox.erase_data(ws, event.contact_id, before=event.sequence)
             uow.commit()
     if state.version > 0:
@@ -136,7 +155,20 @@ def handle_event(
     for status in revised:
         operations.record(ws, status)
     operations.record(ws, outcome)
+    if idempotency is not None:
+        _follow_idempotency_records(idempotency, event, outcome, sent_for)
     return outcome
+
+
+def _follow_idempotency_records(
+    index: IdempotencyIndex, event: ContactEvent, outcome: OperationStatus, sent_for: str
+) -> None:
+    """Erase the idempotency records of an erased contact; give a matched upsert's records (the
+    id it was sent for) to the contact it matched."""
+    if event.kind == "deleted" and erases(outcome):
+        index.forget(event.workspace, outcome.contact_id)
+    elif event.kind == "upserted" and outcome.contact_id != sent_for:
+        index.merge(event.workspace, sent_for, outcome.contact_id)
 
 
 class _Quota:
@@ -201,6 +233,11 @@ def _apply_late(
         *uow.inbox.history(ws, event.contact_id, after=erased),
         ProcessedEvent(event.id, event.kind, event.sequence, placeholder, event.data),
     ]
+    if any(processed.purged for processed in history):
+        # Too late to be put in its place: the payloads a replay needs are gone (retention).
+        outcome = _outcome(event, EXPIRED, state.version)
+        uow.inbox.record(dataclasses.replace(event, data={}), outcome)
+        return state, outcome, []
     moment = max(t for t in (state.updated_at, event.time) if t is not None)
     result = replay(
         state,
