@@ -10,7 +10,7 @@ import random
 import statistics
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import dataset
@@ -24,44 +24,14 @@ from contacts_domain.workspaces import DEFAULT_WORKSPACE
 from contacts_infra.redis_keys import operation_key
 
 
-class _CapturingSqs:
-    """Stands in for kombu's boto3 SQS client: keeps ``SendMessage`` arguments."""
-
-    def __init__(self, sink: list[dict[str, Any]]) -> None:
-        self._sink = sink
-
-    def send_message(self, **kwargs: Any) -> dict[str, Any]:
-        self._sink.append(kwargs)
-        return {}
-
-    def get_queue_attributes(self, **_: Any) -> dict[str, Any]:
-        return {"Attributes": {"ApproximateNumberOfMessages": "0"}}
-
-
-@contextlib.contextmanager
-def _captured_sends(sink: list[dict[str, Any]]) -> Iterator[None]:
-    from kombu.transport import SQS as kombu_sqs  # noqa: N811
-
-    original = kombu_sqs.Channel.sqs
-    kombu_sqs.Channel.sqs = lambda self, queue=None: _CapturingSqs(sink)  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        kombu_sqs.Channel.sqs = original  # type: ignore[method-assign]
-
-
 def command_api_messages(
     target: SqsTarget, start: int, stop: int, total: int
 ) -> list[dict[str, Any]]:
     """The ``SendMessage`` arguments of ``dataset.events(start, stop, total)`` exactly as the
-    command API's publisher (``SqsEventPublisher``: Celery ``send_task``, kombu's SQS encoding)
-    makes them. Nothing is sent: kombu's SQS client is replaced by a recorder meanwhile."""
-    sink: list[dict[str, Any]] = []
+    command API's publisher (``SqsEventPublisher.message``: Celery's message format) makes
+    them. Nothing is sent."""
     publisher = SqsEventPublisher(target)
-    with _captured_sends(sink):
-        for event in dataset.events(start, stop, total):
-            publisher.publish(event)
-    return sink
+    return [publisher.message(event) for event in dataset.events(start, stop, total)]
 
 
 def processed_since(dsn: str, since: dt.datetime) -> tuple[int, float | None]:

@@ -183,3 +183,26 @@ def test_upserts_of_one_email_create_then_update_one_contact(stack: Stack) -> No
     )
     contact = api.get(f"{stack.query_url}/v1/contacts/{first['id']}", timeout=5).json()
     assert (contact["first_name"], contact["company"], contact["version"]) == ("Adah", "Acme", 2)
+
+
+def test_a_nameless_upsert_updates_a_match_and_is_rejected_without_one(stack: Stack) -> None:
+    # Issue 16: only an upsert that creates a contact needs a name; the worker decides.
+    email = f"nameless.{uuid.uuid4().hex[:8]}@example.com"
+    url = f"{stack.command_url}/v1/contacts/upsert"
+    contact_id = create(stack, {"first_name": "Ada", "email": email})
+
+    matched = accepted(api.post(url, json={"email": email, "company": "Acme"}, timeout=10))
+    unmatched = accepted(api.post(url, json={"email": f"x{email}", "company": "Acme"}, timeout=10))
+
+    updated = stack.wait_operation(matched["operation_id"])
+    rejected = stack.wait_operation(unmatched["operation_id"])
+    assert (updated["status"], updated["result"], updated["contact_id"]) == (
+        "applied",
+        "updated",
+        contact_id,
+    )
+    assert (rejected["status"], rejected["reason"]) == ("rejected", "name_required")
+    contact = api.get(f"{stack.query_url}/v1/contacts/{contact_id}", timeout=5).json()
+    assert (contact["first_name"], contact["company"], contact["version"]) == ("Ada", "Acme", 2)
+    missing = api.get(f"{stack.query_url}/v1/contacts/{unmatched['id']}", timeout=5)
+    assert missing.status_code == 404

@@ -65,7 +65,9 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
     if multiline:
         text = text.replace("\r\n", "\n")
     text = text.strip()
-    for char in text:
+    # Printable ASCII has no control, bidirectional or noncharacter code point and no
+    # surrogate: skip the per-character check (the common case of an import).
+    for char in () if text.isascii() and text.isprintable() else text:
         if multiline and char in _ALLOWED_IN_MULTILINE:
             continue
         reason = _refused(char, unicodedata.category(char))

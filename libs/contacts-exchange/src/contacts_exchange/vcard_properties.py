@@ -62,6 +62,8 @@ class Property:
 
 
 def _split_outside_quotes(text: bytes, separator: int) -> list[bytes]:
+    if 0x22 not in text:  # no quoted section: the common case, at C speed
+        return text.split(bytes((separator,)))
     parts: list[bytes] = []
     quoted = False
     start = 0
@@ -140,6 +142,8 @@ def split_value(text: str, separator: str | None, version: str) -> list[str]:
     which some writers emit). vCard 2.1 (§2.1.3) only escapes ``\\;`` (and ``\\\\`` in
     practice); any other backslash is kept as it is, as is an unknown escape like ``\\'``.
     """
+    if "\\" not in text:  # nothing to unescape: the common case, at C speed
+        return [text] if separator is None else text.split(separator)
     escapes = _ESCAPES_21 if version == "2.1" else _ESCAPES_30
     parts: list[str] = []
     current: list[str] = []

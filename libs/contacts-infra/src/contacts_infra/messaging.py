@@ -1,11 +1,37 @@
 """What both ends of the queue agree on: the Celery task the command API sends and the worker
-registers, the SQS FIFO message group of an event, and SQS's size limit
-(docs/architecture.md, "Event contract").
+registers, the SQS FIFO message group of an event, SQS's size limit, and the SQS message
+itself (docs/architecture.md, "Event contract"; docs/contracts.md).
+
+The message is what Celery's ``send_task`` (protocol 2, JSON) and kombu's SQS transport
+(``sqs_base64_encoding`` on) produce, built here in one step so a sender does not pay kombu's
+per-call producer, channel and encoding layers. Its layers, outside in:
+
+- ``MessageBody``: base64 of the kombu envelope (kombu ``sqs_base64_encoding``);
+- the kombu envelope: JSON ``{"body", "content-encoding", "content-type", "headers",
+  "properties"}`` with ``body`` = base64 of the Celery body (kombu ``body_encoding``);
+- the Celery body: JSON ``[args, kwargs, embed]``, ``args`` = ``[CloudEvents envelope]``.
+
+JSON is written as kombu writes it (``json.dumps`` defaults: ASCII, ``", "`` and ``": "``), keys
+in the same order, so the bytes equal Celery's for the same ids
+(``tests/test_messaging.py`` compares them with a real ``send_task``, and the worker's
+integration tests consume these messages with real Celery).
+
+The headers carry no copy of the arguments: ``argsrepr`` and ``kwargsrepr`` are empty (Celery
+would otherwise write a 1 KiB ``repr`` of the contact, personal data that a dead-lettered
+message keeps for the dead-letter queue's retention; issue 16).
 """
 
 from __future__ import annotations
 
-from typing import Final
+import base64
+import json
+import math
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
 
 from contacts_domain.events import ContactEvent
 from contacts_domain.ordering import ordering_key
@@ -16,6 +42,15 @@ APPLY_EVENT_TASK: Final = "contacts.apply_event"
 #: SQS refuses a message larger than 256 KiB (AWS SQS quotas, "Message size").
 SQS_MESSAGE_MAX_BYTES: Final = 256 * 1024
 
+#: Upper bound, in bytes, of the kombu envelope around the base64 Celery body: headers and
+#: properties with ids, the task name and ``origin`` (``gen<pid>@<hostname>``, a hostname is
+#: at most 253 bytes). Measured at ~830 bytes with a short hostname; tests check real
+#: messages against it.
+ENVELOPE_MAX_BYTES: Final = 2048
+
+#: Celery protocol 2 body, third element: no callbacks, errbacks, chain or chord.
+_EMBED: Final = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+
 
 def message_group_id(event: ContactEvent) -> str:
     """The SQS FIFO ``MessageGroupId`` of ``event``: its ordering key
@@ -23,3 +58,99 @@ def message_group_id(event: ContactEvent) -> str:
     order. It fits SQS's rule for group ids: at most 128 characters of letters, digits and
     punctuation (70 at most here)."""
     return ordering_key(event)
+
+
+def celery_body(envelope: Mapping[str, Any]) -> bytes:
+    """The Celery protocol 2 body of an ``apply_event`` task with the one positional argument
+    ``envelope`` (a JSON-ready CloudEvents dict): ASCII JSON bytes, as kombu serializes it."""
+    return json.dumps([[envelope], {}, _EMBED]).encode("ascii")
+
+
+def message_size_bound(body_length: int) -> int:
+    """An upper bound, in bytes, of the SQS ``MessageBody`` carrying a Celery body of
+    ``body_length`` bytes: base64 of (base64 of the body + ``ENVELOPE_MAX_BYTES``)."""
+    return _base64_length(_base64_length(body_length) + ENVELOPE_MAX_BYTES)
+
+
+def _base64_length(n: int) -> int:
+    return 4 * math.ceil(n / 3)
+
+
+@dataclass(frozen=True, slots=True)
+class CeleryOrigin:
+    """Who sends: Celery's ``origin`` header (``gen<pid>@<hostname>``) and the ``reply_to``
+    property (an id of the sending app; nothing replies, as results are ignored). Make one per
+    process with ``CeleryOrigin.of_this_process``."""
+
+    origin: str
+    reply_to: str
+
+    @classmethod
+    def of_this_process(cls) -> CeleryOrigin:
+        """This process's origin, as Celery names it (``anon_nodename``), and a new reply id."""
+        return cls(f"gen{os.getpid()}@{socket.gethostname()}", str(uuid.uuid4()))
+
+
+def apply_event_message(
+    body: bytes,
+    *,
+    queue_name: str,
+    group_id: str,
+    deduplication_id: str,
+    sender: CeleryOrigin,
+    task_id: str | None = None,
+    delivery_tag: str | None = None,
+) -> dict[str, str]:
+    """The ``SendMessage`` arguments (without ``QueueUrl``) of the ``apply_event`` task whose
+    Celery body is ``body`` (``celery_body``), on the FIFO queue ``queue_name``: ``MessageBody``,
+    ``MessageGroupId`` and ``MessageDeduplicationId``.
+
+    ``task_id`` and ``delivery_tag`` default to new uuid4s, as Celery and kombu make them.
+    """
+    task_id = task_id or str(uuid.uuid4())
+    headers: dict[str, Any] = {
+        "lang": "py",
+        "task": APPLY_EVENT_TASK,
+        "id": task_id,
+        "shadow": None,
+        "eta": None,
+        "expires": None,
+        "group": None,
+        "group_index": None,
+        "retries": 0,
+        "timelimit": [None, None],
+        "root_id": task_id,
+        "parent_id": None,
+        "argsrepr": "",
+        "kwargsrepr": "",
+        "origin": sender.origin,
+        "ignore_result": None,
+        "replaced_task_nesting": 0,
+        "stamped_headers": None,
+        "stamps": {},
+    }
+    properties: dict[str, Any] = {
+        "correlation_id": task_id,
+        "reply_to": sender.reply_to,
+        "MessageGroupId": group_id,
+        "MessageDeduplicationId": deduplication_id,
+        "argsrepr": "",
+        "kwargsrepr": "",
+        "delivery_mode": 2,
+        "delivery_info": {"exchange": "", "routing_key": queue_name},
+        "priority": 0,
+        "body_encoding": "base64",
+        "delivery_tag": delivery_tag or str(uuid.uuid4()),
+    }
+    envelope: dict[str, Any] = {
+        "body": base64.b64encode(body).decode("ascii"),
+        "content-encoding": "utf-8",
+        "content-type": "application/json",
+        "headers": headers,
+        "properties": properties,
+    }
+    return {
+        "MessageGroupId": group_id,
+        "MessageDeduplicationId": deduplication_id,
+        "MessageBody": base64.b64encode(json.dumps(envelope).encode("ascii")).decode("ascii"),
+    }

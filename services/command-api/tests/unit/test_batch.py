@@ -142,7 +142,10 @@ BAD_ITEMS: list[tuple[Any, set[str]]] = [
     ({"op": "delete", "id": A, "if_match": "*"}, {"if_match"}),
     ({"op": "delete", "id": A, "if_match": '"1", "2"'}, {"if_match"}),
     ({"op": "upsert", "data": {"first_name": "A"}}, {"data.email"}),
-    ({"op": "upsert", "data": {"email": "a@example.com"}}, {"data.first_name"}),
+    (
+        {"op": "upsert", "data": {"email": "a@example.com", "first_name": None, "last_name": ""}},
+        {"data.first_name", "data.last_name"},
+    ),
     ({"op": "upsert", "data": ROSA, "match_on": "phone"}, {"match_on"}),
     ({"op": "upsert", "id": A, "data": ROSA}, {"id"}),
     ({"op": "merge", "id": A, "data": ROSA}, {"op"}),

@@ -22,6 +22,7 @@ from flask.testing import FlaskClient
 
 from command_api.adapters.sqs_publisher import message_size
 from command_api.entrypoints.app import create_app
+from command_api.service_layer import imports as imports_service
 from command_api.service_layer.errors import EventTooLarge
 from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter
 from command_api.settings import Settings, SettingsError
@@ -210,6 +211,29 @@ def test_every_sample_file_imports_as_the_library_reads_it(
         record_ids(import_id, record.position).contact_id for record in valid
     ]
     assert {event.import_id for event in publisher.events} <= {import_id}
+
+
+def test_the_file_is_parsed_once(
+    client: FlaskClient, publisher: FlakyPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue 13: the validation pass and the queue pass used to parse the file twice.
+    calls: list[int] = []
+
+    def counting_reader(*args: Any, **kwargs: Any) -> Iterator[ImportRecord]:
+        calls.append(1)
+        return read_vcards(*args, **kwargs)
+
+    monkeypatch.setitem(imports_service.READERS, "vcard", counting_reader)
+    body = "".join(card(n) for n in range(1, 251)).encode()
+    response = post(client, body, "text/x-vcard; charset=utf-8")
+
+    assert response.status_code == 202
+    assert response.json["accepted"] == 250
+    assert len(publisher.events) == 250
+    assert [event.contact_id for event in publisher.events] == [
+        record_ids(response.json["import_id"], n).contact_id for n in range(1, 251)
+    ]
+    assert calls == [1]
 
 
 # --- records to commands ----------------------------------------------------------------------

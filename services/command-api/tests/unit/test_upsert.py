@@ -30,12 +30,14 @@ def test_an_upsert_is_accepted_and_sent_as_one_upserted_event(client, publisher)
     ("body", "field"),
     [
         ({"first_name": "Ada"}, "email"),
-        ({"email": "ada@example.com"}, "first_name"),
+        ({"email": "ada@example.com", "first_name": None, "last_name": None}, "first_name"),
         ({"first_name": "Ada", "email": "not an email"}, "emails.0.value"),
         ({"first_name": "Ada", "emails": []}, "email"),
     ],
 )
-def test_an_upsert_without_a_name_or_a_primary_email_is_a_400(client, publisher, body, field):
+def test_an_upsert_without_a_primary_email_or_clearing_names_is_a_400(
+    client, publisher, body, field
+):
     response = client.post("/v1/contacts/upsert", json=body)
 
     assert response.status_code == 400
@@ -65,3 +67,13 @@ def test_an_idempotency_key_makes_a_retried_upsert_one_operation(client, publish
     assert first.get_json() == again.get_json()
     assert len({e.id for e in publisher.events}) == 1
     assert other.status_code == 422
+
+
+def test_an_upsert_without_a_name_is_accepted_for_the_worker_to_decide(client, publisher) -> None:
+    # Issue 16: it may match a contact, which keeps its name; only the worker knows.
+    response = client.post("/v1/contacts/upsert", json={"email": "ada@example.com"})
+
+    assert response.status_code == 202
+    [event] = publisher.events
+    assert event.kind == "upserted"
+    assert set(event.data) == {"emails"}

@@ -3,6 +3,8 @@ the real SQS server holding one message of each reason (and Redis for the import
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -22,8 +24,14 @@ from contact_worker.adapters.dead_letter_queue import (
     redrive_deduplication_id,
 )
 from contact_worker.service_layer.dead_letters import DeadLetterSummary
-from contacts_domain import ContactEvent, HybridLogicalClock
+from contacts_domain import ContactEvent, HybridLogicalClock, normalize_contact
 from contacts_infra.import_dead_letters import RedisImportDeadLetters
+from contacts_infra.messaging import (
+    CeleryOrigin,
+    apply_event_message,
+    celery_body,
+    message_group_id,
+)
 from contacts_infra.redis_keys import import_key
 from support.poison import celery_shaped
 from support.resources import isolated_queues, queue_env
@@ -171,3 +179,36 @@ def test_an_old_message_keeps_its_deduplication_id() -> None:
     assert len(young) == 128
     assert young.endswith(f":r{int(now.timestamp() * 1000)}")
     assert json.dumps(young)  # a plain string SQS takes
+
+
+def test_show_reads_the_command_api_s_message_which_holds_no_personal_data_outside_its_body(
+    stack_env: dict[str, str], sqs_client: Any
+) -> None:
+    # Issue 16: the headers carried a repr of the arguments (argsrepr), kept for the DLQ's
+    # retention. The message is built exactly as the command API builds it.
+    failed = event("created", {"first_name": "Zelda Quux", "email": "zelda.secret@example.org"})
+    failed = dataclasses.replace(
+        failed, data=normalize_contact(failed.data, partial=False, default_region="US")
+    )
+    name = f"d{uuid.uuid4().hex[:10]}"
+    message = apply_event_message(
+        celery_body(failed.to_cloudevent()),
+        queue_name=f"{name}.fifo",
+        group_id=message_group_id(failed),
+        deduplication_id=failed.id,
+        sender=CeleryOrigin.of_this_process(),
+    )
+    envelope = json.loads(base64.b64decode(message["MessageBody"]))
+    outside_body = json.dumps({k: v for k, v in envelope.items() if k != "body"})
+    assert not [secret for secret in SECRETS if secret in outside_body]
+    with isolated_queues(sqs_client, name) as urls:
+        message_id = sqs_client.send_message(QueueUrl=urls.dlq, **message)["MessageId"]
+        env = {**os.environ, **stack_env, **queue_env(name, urls)}
+
+        shown = admin(env, "show", message_id)
+
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    assert failed.id in shown.stdout
+    [fields] = [line for line in shown.stdout.splitlines() if "data fields:" in line]
+    assert "first_name" in fields
+    assert not [secret for secret in SECRETS if secret in shown.stdout + shown.stderr]

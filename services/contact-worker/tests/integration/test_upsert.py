@@ -103,13 +103,32 @@ def test_concurrent_upserts_of_one_new_email_create_one_contact(runtime: Runtime
     assert {o.status for o in outcomes} == {"applied"}
 
 
-@pytest.mark.parametrize(
-    "data",
-    [{"first_name": "No email"}, {"email": "nameless@example.com"}],
-    ids=["no email", "no name"],
-)
-def test_an_upsert_without_email_or_name_is_poison(data: dict[str, Any]) -> None:
-    envelope = upsert(data).to_cloudevent()
+def test_an_upsert_without_email_is_poison() -> None:
+    envelope = upsert({"first_name": "No email"}).to_cloudevent()
 
     with pytest.raises(MalformedEvent):
         read_event(envelope)
+
+
+def test_a_nameless_upsert_that_matches_patches_and_keeps_the_name(backend: Backend) -> None:
+    # Issue 16: only an upsert that creates a contact needs a name.
+    cid, email = new_id(), f"{new_id()}@example.com"
+    backend.handle(make_event("created", cid, {"first_name": "Ada", "email": email}))
+
+    event = upsert({"email": email, "company": "Acme"})
+    outcome = backend.handle(read_event(event.to_cloudevent()))
+
+    assert (outcome.status, outcome.result, outcome.contact_id) == ("applied", "updated", cid)
+    stored = backend.stored(cid)
+    assert (stored.fields["first_name"], stored.fields["company"]) == ("Ada", "Acme")
+
+
+def test_a_nameless_upsert_that_matches_nothing_is_rejected_name_required(
+    backend: Backend,
+) -> None:
+    event = upsert({"email": f"{new_id()}@example.com", "company": "Acme"})
+
+    outcome = backend.handle(read_event(event.to_cloudevent()))
+
+    assert (outcome.status, outcome.reason) == ("rejected", "name_required")
+    assert backend.operations.get(DEFAULT_WORKSPACE, event.operation_id) == outcome

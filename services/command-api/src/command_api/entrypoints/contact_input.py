@@ -8,22 +8,21 @@ from __future__ import annotations
 from typing import Any
 
 from contacts_domain import ValidationFailed, normalize_contact
-from contacts_domain.contact import NAME_FIELDS, primary_value
+from contacts_domain.contact import primary_value
 
 
 def upsert_fields(raw: Any, *, default_region: str) -> dict[str, Any]:
     """The body of an upsert, normalized like a patch (absent fields stay untouched on a
-    match), with the first or last name and the primary email a created contact would need.
+    match), with the primary email it matches on.
 
-    Raises ``ValidationFailed``: the patch rules, ``first_name`` without a name, ``email``
+    No name is required here (issue 16): an upsert that matches a contact keeps its name, and
+    only the worker knows whether it matches. One that creates a contact without a name is
+    rejected there (operation ``rejected``, reason ``name_required``).
+
+    Raises ``ValidationFailed``: the patch rules (which refuse clearing both names), ``email``
     without a primary email (the upsert matches on it).
     """
     fields = normalize_contact(raw, partial=True, default_region=default_region)
-    errors: dict[str, list[str]] = {}
-    if not any(fields.get(name) for name in NAME_FIELDS):
-        errors["first_name"] = ["An upsert needs a first or last name."]
     if primary_value(fields.get("emails") or []) is None:
-        errors["email"] = ["An upsert matches on the primary email: give one."]
-    if errors:
-        raise ValidationFailed(errors)
+        raise ValidationFailed({"email": ["An upsert matches on the primary email: give one."]})
     return fields

@@ -170,6 +170,10 @@ def upsert_contact(_shape: dict[str, Any]) -> Any:
     two upserts of one new email create one contact. The operation's status says
     `result: created` or `updated`, and its `contact_id` is the contact written; the
     `id` answered here is the one a created contact gets.
+
+    A name is needed only to create: an upsert without a first or last name patches the
+    contact it matches, and when it matches none its operation ends `rejected` with the
+    reason `name_required` (the API cannot know which when it answers 202).
     """
     if request.args.get("match_on", "email") != "email":
         raise ValidationFailed({"match_on": ["Only 'email' is supported."]})
@@ -269,7 +273,11 @@ def contacts_blueprint() -> Blueprint:
         upsert_contact,
         blp.arguments(
             ContactWriteSchema,
-            description="The contact: a first or last name and a primary email are required.",
+            description=(
+                "The contact: a primary email is required. A name is required only to create "
+                "one: an upsert without a first or last name that matches no contact is "
+                "rejected by the worker (operation `rejected`, reason `name_required`)."
+            ),
         ),
         blp.response(202, AcceptedSchema, headers=UPSERT_HEADERS),
         blp.doc(parameters=[IDEMPOTENCY_KEY, MATCH_ON]),

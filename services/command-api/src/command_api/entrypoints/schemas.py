@@ -130,8 +130,9 @@ class AcceptedSchema(ma.Schema):
 _OPS_DESCRIPTION = (
     "`create` (needs `data`, no `id`: the id is assigned), `replace` (`id` and a whole "
     "contact in `data`), `patch` (`id` and an RFC 7396 merge patch in `data`; `null` clears), "
-    "`delete` (`id`, no `data`), `upsert` (`data` with a name and a primary email, no `id`; "
-    "patches the live contact holding that email, or creates one)."
+    "`delete` (`id`, no `data`), `upsert` (`data` with a primary email, no `id`; "
+    "patches the live contact holding that email, or creates one, which needs a first or last "
+    "name: a nameless upsert that matches nothing ends `rejected`, reason `name_required`)."
 )
 
 

@@ -1,31 +1,32 @@
 """Importing an address book (``POST /v1/imports``): validate the whole file, then queue it.
 
 Issue 3, item 3. The upload is already spooled (``Upload``: a seekable file of at most
-``ImportLimits.max_bytes`` bytes). The use case reads it twice with the ``contacts_exchange``
-reader of its format:
+``ImportLimits.max_bytes`` bytes). The use case parses it once, with the ``contacts_exchange``
+reader of its format, and queues in a second pass over what that parse kept:
 
 1. **Validation pass**: every record is read and counted; the problems of the invalid ones
    (errors) and what was dropped from or repaired in the valid ones (warnings, counted in
-   ``repaired``) are collected, at most ``ImportLimits.errors_max`` of each kind.
-   ``ImportFormatError`` (not that format) and ``ImportTooLarge`` (past ``max_bytes`` or
-   ``max_records``) propagate: nothing is queued.
+   ``repaired``) are collected, at most ``ImportLimits.errors_max`` of each kind. Each valid
+   record's fields are kept as compact JSON bytes (``ParsedImport``). ``ImportFormatError``
+   (not that format) and ``ImportTooLarge`` (past ``max_bytes`` or ``max_records``) propagate:
+   nothing is queued.
 2. The ``Idempotency-Key`` is reserved (the fingerprint of the upload), then the
    ``ImportReport`` (state ``queued``) is stored **before** anything is queued, so every queued
    event has a report the query API can serve (docs/architecture.md §5.1: what is accepted is
    reported).
-3. **Queue pass**: the file is read again and each valid record becomes a command, in file
-   order: ``UpsertContact`` (matched on the primary email) when it has a primary email, else
-   ``CreateContact``; ids from ``record_ids(import_id, position)``, a sequence from
-   ``context.next_sequence()``, ``import_id`` on the event. Events go out in chunks of
-   ``chunk_size`` through ``publisher.publish_batch``. When a chunk reports a failure, no later
-   chunk is sent, the report is rewritten ``failed`` and ``ImportNotQueued`` is raised.
+3. **Queue pass**: each kept record becomes a command, in file order: ``UpsertContact``
+   (matched on the primary email) when it has a primary email, else ``CreateContact``; ids
+   from ``record_ids(import_id, position)``, a sequence from ``context.next_sequence()``,
+   ``import_id`` on the event. Events go out in chunks of ``chunk_size`` through
+   ``publisher.publish_batch`` (the SQS adapter sends the calls of disjoint message groups in
+   parallel). When a chunk reports a failure, no later chunk is sent, the report is rewritten
+   ``failed`` and ``ImportNotQueued`` is raised.
 
-Reading twice, rather than keeping the events, holds one chunk in memory whatever the file
-size. Measured on this 2-core machine (``tracemalloc``; the file of ``bench/imports.py``,
-10,000 cards in 10 MB): the whole use case allocates at most 0.4 MB besides the file, where
-keeping 10,000 parsed records would hold ~23 MB even for a 3 MB file, per concurrent import;
-the price is a second parse, 2.7 s of CPU of the ~11 s the request takes through gunicorn
-against LocalStack.
+Keeping JSON bytes rather than parsed records or events bounds the memory at about the size of
+the valid records' fields (at most the file's size: ~10 MB for the 10,000 cards of
+``bench/imports.py``, where parsed records were measured at ~23 MB for a 3 MB file), and spares
+the second parse that reading the file twice cost (2.7 s of CPU of the ~11 s the request took;
+bench/README.md has the profile).
 
 Operations are not marked ``pending`` one by one (10,000 Redis writes): clients poll the
 import's report, which counts what the worker applied and rejected.
@@ -33,12 +34,15 @@ import's report, which counts what the worker applied and rejected.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextvars
 import datetime as dt
+import json
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, replace
-from typing import BinaryIO, Final
+from dataclasses import dataclass, field, replace
+from typing import Any, BinaryIO, Final
 
 from command_api.service_layer.errors import IdempotencyKeyReused
 from command_api.service_layer.handlers import Context
@@ -46,14 +50,21 @@ from command_api.service_layer.idempotency import derive_import
 from command_api.service_layer.ports import IdempotencyRecord, ImportReportWriter
 from contacts_domain import Command, ContactEvent, CreateContact, UpsertContact, to_event
 from contacts_domain.contact import primary_value
-from contacts_domain.imports import ImportFormat, ImportProblem, ImportReport, record_ids
+from contacts_domain.imports import (
+    ImportFormat,
+    ImportProblem,
+    ImportReport,
+    RecordIds,
+    record_ids,
+)
 from contacts_domain.ports import StoreUnavailable
 from contacts_exchange import FieldMessage, ImportRecord, read_csv, read_vcards
 
 logger = logging.getLogger(__name__)
 
-#: Events per ``publish_batch`` call: the SQS adapter sends them 10 per SendMessageBatch.
-CHUNK_SIZE: Final = 100
+#: Events per ``publish_batch`` call: the SQS adapter sends them 10 per SendMessageBatch, the
+#: calls of disjoint message groups at once; a chunk is the unit of "stop after a failure".
+CHUNK_SIZE: Final = 500
 
 Reader = Callable[..., Iterator[ImportRecord]]
 READERS: Final[dict[ImportFormat, Reader]] = {"vcard": read_vcards, "csv": read_csv}
@@ -101,6 +112,15 @@ class Upload:
 
 
 @dataclass(frozen=True, slots=True)
+class ParsedImport:
+    """What the one parse of an upload yields: its ``report`` (state ``queued``) and each valid
+    record as ``(position, fields)``, ``fields`` the record's ``data`` as compact UTF-8 JSON."""
+
+    report: ImportReport
+    valid: list[tuple[int, bytes]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
 class _Envelope:
     """What every event of one import carries besides its record: the workspace, the request
     id and the W3C trace context."""
@@ -137,7 +157,8 @@ def import_upload(
     """
     derived = derive_import(workspace, idempotency_key) if idempotency_key is not None else None
     import_id = derived.import_id if derived else str(uuid.uuid4())
-    report = validate(upload, import_id, limits, received_at=context.now())
+    parsed = parse(upload, import_id, limits, received_at=context.now())
+    report = parsed.report
     if derived is not None:
         _reserve(context, workspace, derived.key_digest, upload.fingerprint, import_id)
     reports.save(workspace, report)
@@ -148,7 +169,7 @@ def import_upload(
         report.invalid,
     )
     envelope = _Envelope(workspace, correlation_id, traceparent)
-    queued = _queue(upload, report, context, limits, envelope, chunk_size)
+    queued = _queue(parsed, context, envelope, chunk_size)
     if queued == report.accepted:
         logger.info("import queued: %d events", queued)
         return report
@@ -161,10 +182,12 @@ def import_upload(
     raise ImportNotQueued(failed, keyed=derived is not None)
 
 
-def validate(
+def parse(
     upload: Upload, import_id: str, limits: ImportLimits, *, received_at: dt.datetime
-) -> ImportReport:
-    """Read every record of ``upload`` and return the report of a fully queued import:
+) -> ParsedImport:
+    """Read every record of ``upload`` once; return the report of a fully queued import and
+    the valid records' fields.
+
     ``accepted`` counts the valid records, ``errors`` the invalid ones' problems (one per
     error, in file order, at most ``limits.errors_max``); ``repaired`` counts the valid
     records with warnings and ``warnings`` lists them (one per warning, in file order, at most
@@ -176,15 +199,17 @@ def validate(
     received = invalid = repaired = 0
     errors = _ProblemList(limits.errors_max)
     warnings = _ProblemList(limits.errors_max)
+    valid: list[tuple[int, bytes]] = []
     for record in _read(upload, limits):
         received += 1
-        if record.valid:
+        if record.data is not None:
             repaired += bool(record.warnings)
             warnings.extend(record, record.warnings)
+            valid.append((record.position, _compact_json(record.data)))
         else:
             invalid += 1
             errors.extend(record, record.errors)
-    return ImportReport(
+    report = ImportReport(
         import_id=import_id,
         format=upload.format,
         state="queued",
@@ -199,6 +224,11 @@ def validate(
         warnings=tuple(warnings.problems),
         warnings_truncated=warnings.truncated,
     )
+    return ParsedImport(report, valid)
+
+
+def _compact_json(data: dict[str, Any]) -> bytes:
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
 
 class _ProblemList:
@@ -222,18 +252,18 @@ class _ProblemList:
                 self.truncated = True
 
 
-def command_for(import_id: str, record: ImportRecord) -> Command:
+def command_for(import_id: str, record: ImportRecord, ids: RecordIds | None = None) -> Command:
     """The command a valid ``record`` of import ``import_id`` becomes.
 
     With a primary email: ``UpsertContact`` of the record's non-empty fields (a field the file
     does not have leaves the matched contact's value alone, as ``POST /v1/contacts/upsert``
     does). Without: ``CreateContact`` of every field. Either way under the contact id
-    ``record_ids(import_id, record.position).contact_id``. Raises ``ValueError`` for an
-    invalid record.
+    ``record_ids(import_id, record.position).contact_id`` (``ids``, when the caller has them
+    already). Raises ``ValueError`` for an invalid record.
     """
     if record.data is None:
         raise ValueError("An invalid record has no command.")
-    contact_id = record_ids(import_id, record.position).contact_id
+    contact_id = (ids or record_ids(import_id, record.position)).contact_id
     if primary_value(record.data.get("emails")) is None:
         return CreateContact(contact_id, dict(record.data))
     present = {name: value for name, value in record.data.items() if value not in (None, "", [])}
@@ -266,30 +296,34 @@ def _reserve(
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
 
 
-def _queue(
-    upload: Upload,
-    report: ImportReport,
-    context: Context,
-    limits: ImportLimits,
-    envelope: _Envelope,
-    chunk_size: int,
-) -> int:
+def _queue(parsed: ParsedImport, context: Context, envelope: _Envelope, chunk_size: int) -> int:
     """Publish the valid records' events; return how many the queue took. Stops after the
-    first chunk with a failure, so a dead queue costs one chunk's timeouts, not the file's."""
+    first chunk with a failure, so a dead queue costs one chunk's timeouts, not the file's.
+
+    One chunk is sent (in a thread of its own) while the next is built: at most two chunks
+    are held, and a chunk goes out only once the one before it was fully sent, which keeps
+    each contact's events in file order.
+    """
     queued = 0
-    chunk: list[ContactEvent] = []
-    for record in _read(upload, limits):
-        if not record.valid:
-            continue
-        chunk.append(_event(record, report.import_id, context, envelope))
-        if len(chunk) == chunk_size:
-            sent, complete = _publish(context, chunk)
-            queued += sent
-            if not complete:
-                return queued
-            chunk = []
-    if chunk:
-        queued += _publish(context, chunk)[0]
+    import_id = parsed.report.import_id
+    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="import-send") as sender:
+        sending: concurrent.futures.Future[tuple[int, bool]] | None = None
+        for start in range(0, len(parsed.valid), chunk_size):
+            chunk = [
+                _event(
+                    ImportRecord(position, None, json.loads(fields)), import_id, context, envelope
+                )
+                for position, fields in parsed.valid[start : start + chunk_size]
+            ]
+            if sending is not None:
+                sent, complete = sending.result()
+                queued += sent
+                if not complete:
+                    return queued
+            run = contextvars.copy_context().run
+            sending = sender.submit(run, _publish, context, chunk)
+        if sending is not None:
+            queued += sending.result()[0]
     return queued
 
 
@@ -309,7 +343,7 @@ def _event(
 ) -> ContactEvent:
     ids = record_ids(import_id, record.position)
     return to_event(
-        command_for(import_id, record),
+        command_for(import_id, record, ids),
         event_id=ids.event_id,
         operation_id=ids.operation_id,
         sequence=context.next_sequence(),

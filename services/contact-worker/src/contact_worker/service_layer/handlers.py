@@ -41,8 +41,7 @@ locked, and writers of one workspace never wait for each other.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable
 
 from contacts_domain import (
     EMAIL_CONFLICT,
@@ -62,7 +61,7 @@ from contacts_domain import (
     replay,
     replay_erased,
 )
-from contacts_domain.contact import NAME_FIELDS, primary_email_key
+from contacts_domain.contact import primary_email_key
 from contacts_domain.ports import (
     ContactCache,
     EmailConflict,
@@ -95,14 +94,11 @@ def read_event(envelope: object) -> ContactEvent:
         )
     except ValidationFailed as exc:
         raise MalformedEvent(f"Invalid data for {event.kind}: {exc}") from None
-    if event.kind == "upserted" and (primary_email_key(data) is None or not has_name(data)):
-        raise MalformedEvent("An upserted event needs a name and a primary email.")
+    if event.kind == "upserted" and primary_email_key(data) is None:
+        # No name needed: matching a contact keeps its name, and creating one without a name
+        # is an operation rejected with ``name_required`` (``apply_event``), not poison.
+        raise MalformedEvent("An upserted event needs a primary email.")
     return dataclasses.replace(event, data=data)
-
-
-def has_name(data: Mapping[str, Any]) -> bool:
-    """Whether normalized ``data`` gives a first or last name."""
-    return any(data.get(name) for name in NAME_FIELDS)
 
 
 def handle_event(
