@@ -431,7 +431,8 @@ LIST_CHANGES = Endpoint(
     ChangePageSchema,
     alt_responses={
         400: "Bad limit or token; unknown parameter.",
-        410: "The token is too old: changes after it were purged.",
+        410: "The token is too old (changes after it were purged) or ahead of the feed (the "
+        "database was restored from a backup): list the contacts again, then take a new token.",
         503: DATABASE_UNAVAILABLE,
     },
 )
