@@ -61,6 +61,8 @@ EXTENSION: Final = "command_api"
 BATCH_ENDPOINT: Final = "contacts.Batch"
 JSON: Final = "application/json"
 MERGE_PATCH: Final = "application/merge-patch+json"
+#: The message of an empty (or blank) JSON body.
+EMPTY_BODY: Final = "The request body is empty; send a JSON object."
 #: Statuses every write may answer besides its own (documented on each route).
 COMMON_ERRORS: Final = (400, 413, 415, 503)
 
@@ -73,12 +75,17 @@ class _Parser(FlaskParser):
         """The JSON body, at most ``JSON_MAX_DEPTH`` levels deep (webargs' hook).
 
         A deeper body aborts with 400 (``errors: {"_schema": ["JSON nested deeper than ...
-        levels."]}``), like a body that is not JSON; ``missing`` when the body is not JSON.
+        levels."]}``), like a body that is not JSON, and so does an empty body (``errors:
+        {"json": [...]}``, where webargs would read it as no body and the view would then fail
+        on it with a 400 naming nothing); ``missing`` when the body is not JSON.
         """
         if not is_json_request(req):
             return core.missing
+        data = req.get_data(cache=True)
+        if not data.strip():
+            abort(400, messages={"json": [EMPTY_BODY]})
         try:
-            return parse_json_body(req.get_data(cache=True))
+            return parse_json_body(data)
         except JsonTooDeep as error:
             abort(400, exc=error, messages={"json": [str(error)]})
 
