@@ -368,3 +368,26 @@ def test_an_unknown_path_with_a_trailing_slash_stays_404(client) -> None:
     response = client.post("/v1/nothing/", json={})
     assert response.status_code == 404
     assert response.mimetype == PROBLEM_JSON
+
+
+def test_openapi_document_states_the_rules_the_code_enforces(client) -> None:
+    spec = client.get("/openapi.json").get_json()
+    write = spec["components"]["schemas"]["ContactWrite"]
+    assert {"not": {"required": ["email", "emails"]}} in write["allOf"]
+    assert {"not": {"required": ["phone", "phones"]}} in write["allOf"]
+    names = next(rule["anyOf"] for rule in write["allOf"] if "anyOf" in rule)
+    assert [branch["required"] for branch in names] == [["first_name"], ["last_name"]]
+    assert spec["components"]["schemas"]["ContactPatch"]["minProperties"] == 1
+    parameters = {
+        parameter["name"]: parameter["schema"]
+        for path in spec["paths"].values()
+        for method, operation in path.items()
+        if method != "parameters"
+        for parameter in operation.get("parameters", [])
+    }
+    assert parameters["Idempotency-Key"]["pattern"] == "^[!-~]{1,255}$"
+    assert parameters["If-Match"]["pattern"] == '^"[1-9][0-9]{0,17}"$'
+    for path in spec["paths"].values():
+        for method, operation in path.items():
+            if method != "parameters":
+                assert {"414", "431"} <= set(operation["responses"])

@@ -40,6 +40,7 @@ from command_api.entrypoints.schemas import (
     BatchRequestSchema,
     BatchResultsSchema,
     ContactPatchSchema,
+    ContactUpsertSchema,
     ContactWriteSchema,
 )
 from command_api.service_layer import handlers
@@ -275,7 +276,7 @@ def contacts_blueprint() -> Blueprint:
     upsert = decorated(
         upsert_contact,
         blp.arguments(
-            ContactWriteSchema,
+            ContactUpsertSchema,
             description="The contact: a first or last name and a primary email are required.",
         ),
         blp.response(202, AcceptedSchema, headers=UPSERT_HEADERS),
