@@ -90,6 +90,13 @@ class PhoneEntrySchema(ma.Schema):
 class AddressSchema(ma.Schema):
     """A postal address; at least one part is required."""
 
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"required": [part], "properties": {part: {"type": "string", "pattern": VISIBLE_TEXT}}}
+            for part in ("street", "city", "region", "postal_code", "country")
+        ]
+    }
+
     type = fields.String(validate=validate.OneOf(ADDRESS_TYPES), metadata={"default": "home"})
     street = _text(limits.STREET_MAX, "Street and number.")
     city = _text(limits.CITY_MAX, "City.")
@@ -122,7 +129,10 @@ class ContactWriteSchema(ma.Schema):
     birthday = _text(10, "Calendar date `YYYY-MM-DD`, not in the future.", format="date")
     notes = _text(limits.NOTES_MAX, "Free text; LF and TAB allowed.", pattern=MULTILINE)
     tags = fields.List(
-        fields.String(validate=validate.Length(max=limits.TAG_MAX), metadata={"pattern": ONE_LINE}),
+        fields.String(
+            validate=validate.Length(max=limits.TAG_MAX),
+            metadata={"minLength": 1, "pattern": VISIBLE_TEXT},
+        ),
         allow_none=True,
         validate=validate.Length(max=limits.TAGS_MAX_ITEMS),
         metadata={"description": "Labels; duplicates are dropped."},
@@ -144,7 +154,10 @@ class ContactUpsertSchema(ContactWriteSchema):
                         "required": ["email"],
                         "properties": {"email": {"type": "string", "minLength": 1}},
                     },
-                    {"required": ["emails"], "properties": {"emails": {"minItems": 1}}},
+                    {
+                        "required": ["emails"],
+                        "properties": {"emails": {"type": "array", "minItems": 1}},
+                    },
                 ]
             },
         ]
