@@ -377,7 +377,16 @@ def test_openapi_document_states_the_rules_the_code_enforces(client) -> None:
     assert {"not": {"required": ["phone", "phones"]}} in write["allOf"]
     names = next(rule["anyOf"] for rule in write["allOf"] if "anyOf" in rule)
     assert [branch["required"] for branch in names] == [["first_name"], ["last_name"]]
-    assert spec["components"]["schemas"]["ContactPatch"]["minProperties"] == 1
+    patch = spec["components"]["schemas"]["ContactPatch"]
+    assert patch["minProperties"] == 1
+    cleared = next(rule["not"] for rule in patch["allOf"] if "properties" in rule.get("not", {}))
+    assert cleared["required"] == ["first_name", "last_name"]
+    upsert = spec["components"]["schemas"]["ContactUpsert"]
+    assert any(
+        "anyOf" in rule and rule["anyOf"][0]["required"] == ["email"] for rule in upsert["allOf"]
+    )
+    address = spec["components"]["schemas"]["Address"]
+    assert len(address["anyOf"]) == 5
     parameters = {
         parameter["name"]: parameter["schema"]
         for path in spec["paths"].values()

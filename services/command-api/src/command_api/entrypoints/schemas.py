@@ -30,6 +30,14 @@ _SHORTHAND_EXCLUSIONS: Final = [
     {"not": {"required": ["email", "emails"]}},
     {"not": {"required": ["phone", "phones"]}},
 ]
+_CLEARED: Final = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": "^\\s*$"}]}
+#: A patch may not clear both names at once.
+_NOT_BOTH_NAMES_CLEARED: Final = {
+    "not": {
+        "required": ["first_name", "last_name"],
+        "properties": {"first_name": _CLEARED, "last_name": _CLEARED},
+    }
+}
 #: A whole contact needs a first or a last name that is not blank.
 _NAME_REQUIRED: Final = {
     "anyOf": [
@@ -171,7 +179,10 @@ class ContactPatchSchema(ContactWriteSchema):
     clears both names, is refused (400).
     """
 
-    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"allOf": _SHORTHAND_EXCLUSIONS, "minProperties": 1}
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
+        "allOf": [*_SHORTHAND_EXCLUSIONS, _NOT_BOTH_NAMES_CLEARED],
+        "minProperties": 1,
+    }
 
 
 class AcceptedSchema(ma.Schema):
