@@ -71,7 +71,11 @@ class EmailEntrySchema(ma.Schema):
     value = fields.String(
         required=True,
         validate=validate.Length(max=limits.EMAIL_MAX),
-        metadata={"format": "email", "description": "An email address (no DNS check)."},
+        metadata={
+            "format": "email",
+            "description": "An email address (no DNS check); a special-use domain "
+            "(RFC 6761: `.test`, `.invalid`, `.localhost`...) is refused.",
+        },
     )
     type = fields.String(validate=validate.OneOf(EMAIL_TYPES), metadata={"default": "other"})
     primary = fields.Boolean(
