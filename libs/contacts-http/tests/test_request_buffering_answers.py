@@ -1,10 +1,13 @@
 """What clients get from a real gunicorn running ``BufferingThreadWorker``, for requests whose
-framing is odd, refused or arrives in pieces: the answers are gunicorn's own (the framer only
-decides when a request is whole), and a body sent after its head reaches the app whole."""
+framing is odd, refused or arrives in pieces: the statuses are gunicorn's own (the framer only
+decides when a request is whole), answered as problems with the APIs' security headers, and a
+body sent after its head reaches the app whole. Transfer codings stacked before ``chunked``,
+which gunicorn would take, are refused by the loop with 501."""
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import socket
@@ -151,5 +154,44 @@ def test_pipelined_requests_are_each_answered(port) -> None:
         "http-2",
     ],
 )
-def test_requests_gunicorn_refuses_get_its_answer(port, request_bytes, status) -> None:
-    assert statuses(exchange(port, request_bytes)) == [status]
+def test_requests_gunicorn_refuses_get_its_answer_as_a_problem(port, request_bytes, status):
+    response = exchange(port, request_bytes)
+    assert statuses(response) == [status]
+    assert_problem(response, status)
+
+
+def assert_problem(response: bytes, status: int) -> None:
+    """``response`` is one problem of ``status`` with the headers every API answer carries."""
+    head, _, body = response.partition(b"\r\n\r\n")
+    fields = head.lower().split(b"\r\n")
+    assert b"content-type: application/problem+json" in fields, response
+    assert b"x-content-type-options: nosniff" in fields, response
+    assert b"cache-control: no-store" in fields, response
+    problem = json.loads(body)
+    assert problem["status"] == status
+    assert problem["title"]
+    assert problem["detail"]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        post(b"Host: a\r\nX-Bad: a\x01b\r\nContent-Length: 2\r\n"),
+        post(b"Host: a\r\nX-Bad: a\x7fb\r\nContent-Length: 2\r\n"),
+    ],
+    ids=["soh", "del"],
+)
+def test_a_control_character_in_a_header_is_a_400_problem(port, head) -> None:
+    response = exchange(port, head + b"{}")
+    assert statuses(response) == [400]
+    assert_problem(response, 400)
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["body-with-head", "body-after-head"])
+def test_codings_stacked_before_chunked_are_a_501_problem(port, split) -> None:
+    # gunicorn takes ``gzip, chunked``; without an answer here the client got none at all.
+    head = post(b"Host: a\r\nTransfer-Encoding: gzip, chunked\r\n")
+    body = chunked(b"\x1f\x8b" + b"z" * 100)
+    response = exchange(port, head, body) if split else exchange(port, head + body)
+    assert statuses(response) == [501]
+    assert_problem(response, 501)

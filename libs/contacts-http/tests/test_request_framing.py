@@ -108,6 +108,19 @@ def test_framing_that_cannot_be_read_is_handed_on_as_it_is(head: bytes) -> None:
     assert b"".join(f.chunks()) == head
 
 
+@pytest.mark.parametrize(
+    "codings",
+    [b"Transfer-Encoding: gzip, chunked", b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked"],
+    ids=["one-field", "two-fields"],
+)
+def test_codings_stacked_before_chunked_are_refused(codings: bytes) -> None:
+    # gunicorn would hand the app a gzip body it cannot read: the server answers 501 instead.
+    f = framer()
+    f.feed(b"POST / HTTP/1.1\r\nHost: a\r\n" + codings + b"\r\n\r\n")
+    assert f.state is Framing.REFUSED
+    assert f.refusal
+
+
 def test_a_declared_body_over_the_buffer_is_too_large_at_once() -> None:
     f = framer(max_body=10)
     f.feed(b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\nab")

@@ -14,10 +14,13 @@ Usage in an app factory::
 - ``health``: ``health_blueprint``, ``run_checks``.
 - ``openapi``: ``openapi_config`` (the flask-smorest settings of both APIs).
 - ``docs``: ``docs_blueprint`` (Swagger UI at ``/docs`` from this origin only, with a CSP).
-- ``bodies``: ``init_body_limit`` (``MAX_CONTENT_LENGTH`` → 413 for chunked bodies too) and
-  ``parse_json_body`` (JSON no deeper than ``JSON_MAX_DEPTH``, else ``JsonTooDeep``).
+- ``bodies``: ``init_body_limit`` (``MAX_CONTENT_LENGTH`` → 413 for chunked bodies too; a
+  ``Content-Encoding`` → 415) and ``parse_json_body`` (JSON no deeper than ``JSON_MAX_DEPTH``,
+  else ``JsonTooDeep``).
+- ``routing``: ``init_routing_answers`` (``OPTIONS`` → 204 with ``Allow``; a trailing slash →
+  308 to the route's path).
 - ``gunicorn_workers`` (import it by name, as gunicorn's ``worker_class``): sync and gthread
-  workers that answer gunicorn's own 414 and 431 as problems.
+  workers that answer gunicorn's own refusals (400, 414, 431, 501) as problems.
 - ``request_buffering`` (import it by name, as gunicorn's ``worker_class``): the gthread worker
   of both APIs, whose loop reads each request whole under deadlines (``request_framing``
   finds where a request ends), so slow clients hold no thread and ``/healthz`` has its own.
@@ -52,6 +55,7 @@ from contacts_http.request_id import (
     current_request_id,
     init_request_id,
 )
+from contacts_http.routing import init_routing_answers
 
 __all__ = [
     "ABOUT_BLANK",
@@ -73,6 +77,7 @@ __all__ = [
     "init_body_limit",
     "init_problem_handlers",
     "init_request_id",
+    "init_routing_answers",
     "openapi_config",
     "parse_json_body",
     "problem_from_http_exception",

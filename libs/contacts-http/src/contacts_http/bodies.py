@@ -24,6 +24,12 @@ terminated (``wsgi.input_terminated``), so werkzeug reads it as it comes without
   (``contacts_http.request_buffering``) bodies arrive buffered, so this guard matters only for
   bodies too large to buffer and for other servers.
 
+A body with a ``Content-Encoding`` other than ``identity`` (``gzip``, ``br``...) is refused
+with a 415 problem naming the header and answering ``Accept-Encoding: identity`` (RFC 9110
+§12.5.3, §15.5.16), before the body is read: the APIs decode no content coding, and decoding
+one would need a bound on the decoded size (a few KiB of gzip can inflate to gigabytes).
+Before, the header was ignored and the compressed bytes taken for JSON.
+
 ``parse_json_body`` bounds a JSON body's nesting depth (``JSON_MAX_DEPTH``). Python's ``json``
 decoder recurses once per level of arrays/objects and raises ``RecursionError`` near the
 interpreter's recursion limit (1000 frames, minus those already on the stack: the exact depth
@@ -42,6 +48,8 @@ from typing import Any, Final
 from flask import Flask, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, HTTPException, RequestTimeout
+
+from contacts_http.problems import VALIDATION_PROBLEM, ProblemError
 
 _CHUNK: Final = 64 * 1024
 #: Deepest nesting of arrays and objects accepted in a JSON body; the body itself is level 1,
@@ -107,9 +115,10 @@ def init_body_limit(
     own_limit_paths: Collection[str] = (),
     idle_timeout_s: float = BODY_IDLE_TIMEOUT_S,
 ) -> None:
-    """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too, and guard
+    """Apply ``app.config["MAX_CONTENT_LENGTH"]`` (bytes) to streamed bodies too, guard
     every body against an early end (400) and a stalled client (408 after ``idle_timeout_s``
-    seconds without a byte; under gunicorn only, through its ``gunicorn.socket``).
+    seconds without a byte; under gunicorn only, through its ``gunicorn.socket``), and refuse
+    a body with a content coding (415, ``refuse_content_coding``).
 
     ``endpoint_limits`` maps a Flask endpoint name (e.g. ``contacts.Batch``) to its own limit
     in bytes, larger or smaller, for every body it receives (Flask's per-request
@@ -152,6 +161,7 @@ def init_body_limit(
                 sock.settimeout(previous)
 
     app.wsgi_app = bounded  # type: ignore[method-assign]
+    app.before_request_funcs.setdefault(None, []).insert(0, refuse_content_coding)
 
     if limits:
 
@@ -160,6 +170,26 @@ def init_body_limit(
                 request.max_content_length = limits[request.endpoint]
 
         app.before_request_funcs.setdefault(None, []).insert(0, endpoint_limit)
+
+
+def refuse_content_coding() -> None:
+    """Raise ``ProblemError`` 415 when the request has a body with a ``Content-Encoding``
+    other than ``identity`` (module doc); a ``before_request`` function."""
+    codings = [
+        coding.strip().lower()
+        for coding in request.headers.get("Content-Encoding", "").split(",")
+        if coding.strip()
+    ]
+    has_body = bool(request.content_length) or _is_streamed(request.environ)
+    if has_body and any(coding != "identity" for coding in codings):
+        raise ProblemError(
+            415,
+            "The request body has a Content-Encoding this API does not decode "
+            f"({', '.join(codings)}); send it uncompressed, without Content-Encoding.",
+            type_uri=VALIDATION_PROBLEM,
+            errors={"Content-Encoding": ["Only identity is accepted."]},
+            headers={"Accept-Encoding": "identity"},
+        )
 
 
 class CheckedInput:

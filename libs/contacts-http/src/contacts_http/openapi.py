@@ -4,7 +4,27 @@ itself."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+
+from apispec import BasePlugin
+
+#: Control characters (C0, DEL, C1) that no text field or parameter of the APIs accepts
+#: (``contacts_domain.values.clean_text``), as a JSON Schema (ECMA-262) character class.
+NO_CONTROL: Final = "[^\\u0000-\\u001f\\u007f-\\u009f]"
+#: A one-line text with at least one character that is not white space, and no control
+#: character: what a name, a search or a tag must be (JSON Schema ``pattern``).
+VISIBLE_TEXT: Final = f"^{NO_CONTROL}*[^\\s\\u0000-\\u001f\\u007f-\\u009f]{NO_CONTROL}*$"
+
+
+class SchemaExtras(BasePlugin):  # type: ignore[misc]
+    """An apispec plugin adding a marshmallow schema's ``OPENAPI_EXTRA`` (a dict of JSON Schema
+    keywords: ``allOf``, ``anyOf``, ``minProperties``...) to its component: the rules across
+    fields that marshmallow fields cannot describe. Give it after marshmallow's plugin."""
+
+    def schema_helper(self, name: str, definition: Any, **kwargs: Any) -> dict[str, Any] | None:
+        schema = kwargs.get("schema")
+        extra = getattr(schema, "OPENAPI_EXTRA", None)
+        return dict(extra) if extra else None
 
 
 def openapi_config(title: str, description: str | None = None) -> dict[str, Any]:

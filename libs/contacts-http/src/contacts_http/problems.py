@@ -31,9 +31,12 @@ from typing import Any, Final, NoReturn
 
 import flask_smorest
 import marshmallow as ma
+from apispec import BasePlugin
 from flask import Flask, Response, current_app
 from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException
+
+from contacts_http.openapi import SchemaExtras
 
 PROBLEM_JSON: Final = "application/problem+json"
 #: ``type`` of a problem that is fully described by its status code (RFC 9457 §4.2.1).
@@ -44,6 +47,10 @@ VALIDATION_PROBLEM: Final = "urn:contacts:problem:validation"
 DEFAULT_RETRY_AFTER_S: Final = 1
 _RETRY_STATUSES: Final = frozenset({429, 503})
 _SKIPPED_HEADERS: Final = frozenset({"content-type", "content-length"})
+#: Statuses any request may get before its route runs, whatever the route: a request line
+#: longer than gunicorn reads (414), header fields more or larger than it reads (431)
+#: (``contacts_http.gunicorn_workers``). Documented on every operation.
+EVERY_ROUTE_REFUSALS: Final = (414, 431)
 
 
 class ProblemError(HTTPException):
@@ -247,13 +254,33 @@ class ProblemSchema(ma.Schema):
     )
 
 
+class RefusalResponses(BasePlugin):  # type: ignore[misc]
+    """An apispec plugin documenting ``EVERY_ROUTE_REFUSALS`` on every operation, with the
+    shared problem responses ``ProblemApi`` registers (``URI_TOO_LONG``...)."""
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        for operation in (operations or {}).values():
+            responses = operation.setdefault("responses", {})
+            for status in EVERY_ROUTE_REFUSALS:
+                if status not in responses and str(status) not in responses:
+                    responses[str(status)] = http.HTTPStatus(status).name
+
+
 class ProblemApi(flask_smorest.Api):
     """A flask-smorest ``Api`` whose errors are problems documented as ``application/problem+json``.
 
-    Use it instead of ``flask_smorest.Api``; it also installs ``init_problem_handlers``.
+    Use it instead of ``flask_smorest.Api``; it also installs ``init_problem_handlers`` and
+    documents ``EVERY_ROUTE_REFUSALS`` (414, 431) on every operation and the cross-field
+    rules of schemas (``contacts_http.openapi.SchemaExtras``).
     """
 
     ERROR_SCHEMA = ProblemSchema
+
+    def _init_spec(self, **kwargs: Any) -> None:
+        plugins = [*(kwargs.pop("extra_plugins", None) or ()), RefusalResponses(), SchemaExtras()]
+        super()._init_spec(extra_plugins=plugins, **kwargs)
 
     def _register_error_handlers(self) -> None:
         init_problem_handlers(self._app)

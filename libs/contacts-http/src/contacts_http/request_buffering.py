@@ -16,11 +16,12 @@ reads every request in its main loop, non-blocking, with a ``RequestFramer``, un
   ``mod_reqtimeout`` rule), and never ``body_idle_timeout_s`` seconds without a byte.
 
 A client past a deadline gets a 408 problem from the loop itself and the connection is
-closed; no thread ever waited for it. A complete request (bodies over ``spool_bytes`` in a
-temporary file) goes to the thread pool; ``GET /healthz`` goes to a pool of its own, so
-liveness never queues behind clients. A body larger than ``max_body_bytes`` (past every limit
-of the APIs) is handed on as a stream after its head, as gunicorn does, and the app refuses it
-(413) without reading it; the connection is then closed rather than drained.
+closed; no thread ever waited for it. A head with transfer codings stacked before
+``chunked`` is answered 501 by the loop (``Framing.REFUSED``). A complete request (bodies over
+``spool_bytes`` in a temporary file) goes to the thread pool; ``GET /healthz`` goes to a pool
+of its own, so liveness never queues behind clients. A body larger than ``max_body_bytes``
+(past every limit of the APIs) is handed on as a stream after its head, as gunicorn does, and
+the app refuses it (413) without reading it; the connection is then closed rather than drained.
 
 Not supported: TLS and HTTP/2 (the APIs serve plain HTTP/1.1 behind the cluster's network).
 """
@@ -183,8 +184,28 @@ class RequestBuffering:
                     conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
         if framer.state is Framing.NEED_MORE:
             return False
+        if framer.state is Framing.REFUSED:
+            self._refuse(conn, framer.refusal)
+            return True
         self._dispatch(conn, leftover)
         return True
+
+    def _refuse(self, conn: BufferedConn, refusal: str) -> None:
+        """Answer a head the framer refused (a transfer coding other than ``chunked`` alone)
+        with a 501 problem from the loop, and close the connection unread."""
+        self._forget(conn).framer.close()
+        self.nr_conns -= 1
+        self.log.info("refused before the app: 501 %s", refusal)
+        with contextlib.suppress(OSError):
+            conn.sock.send(
+                problem_bytes(
+                    501,
+                    "Not Implemented",
+                    "The request's Transfer-Encoding is not supported: send the body with "
+                    "Content-Length, or with Transfer-Encoding: chunked alone.",
+                )
+            )
+        self._linger(conn.sock)
 
     def _dispatch(self, conn: BufferedConn, leftover: bytes = b"") -> None:
         """Hand the buffered request (and, when too large, the rest of the socket) to a thread."""

@@ -16,15 +16,19 @@ and an HTTP/1.1 head without ``Host`` (RFC 9112 §3.2) is framed again with a ``
 added to h11's copy only. A head with both ``Transfer-Encoding`` and ``Content-Length`` is
 ``UNFRAMED`` (h11 follows the first; gunicorn refuses it with 400).
 
-Known difference: h11 frames ``Transfer-Encoding: chunked`` alone, and gunicorn also serves
-codings stacked before it (``gzip, chunked``). Such a request is ``UNFRAMED``: a body that
-arrives after its head is cut and the connection closes without an answer (our APIs decode no
-transfer coding but chunked, so no client of theirs sends one).
+h11 frames ``Transfer-Encoding: chunked`` alone; gunicorn would also take codings stacked before
+it (``gzip, chunked``) and hand the app a body it cannot read. Our APIs decode no transfer
+coding but chunked, so a head whose codings end with one ``chunked`` after others is
+``REFUSED`` (``refusal`` says why): the server answers 501 (RFC 9112 §6.1) without reading the
+body. Before, it was ``UNFRAMED``, and the connection closed without any answer. Other codings
+h11 refuses (``gzip`` alone: 400, RFC 9112 §6.3; ``xchunked``: 501) stay ``UNFRAMED`` and get
+gunicorn's answer.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Final
@@ -33,9 +37,12 @@ import h11
 
 _CHUNK: Final = 64 * 1024
 _EMPTY_LINE: Final = b"\r\n"
+#: The status h11 hints for a transfer coding it does not decode (h11 0.16, ``_headers.py``).
+_NOT_IMPLEMENTED: Final = 501
 #: h11's refusal of an HTTP/1.1 head without ``Host`` (h11 0.16, ``Request.__post_init__``).
 _NO_HOST: Final = "Missing mandatory Host: header"
 _HOST_FIELD: Final = b"Host: \r\n"
+_TRANSFER_ENCODING: Final = re.compile(rb"(?im)^transfer-encoding[ \t]*:([^\r\n]*)")
 
 
 class Framing(enum.Enum):
@@ -45,6 +52,7 @@ class Framing(enum.Enum):
     COMPLETE = "a whole request is buffered"
     UNFRAMED = "the framing cannot be read: hand the bytes on as they are"
     TOO_LARGE = "the body is larger than the buffer: hand it on as a stream"
+    REFUSED = "a transfer coding this server does not decode: answer 501, read nothing more"
 
 
 class RequestFramer:
@@ -78,6 +86,8 @@ class RequestFramer:
         self.expects_continue = False
         #: Body bytes received so far (chunk framing included).
         self.body_bytes = 0
+        #: Why the request is ``REFUSED`` (h11's words), else ``""``.
+        self.refusal = ""
 
     @property
     def head_started(self) -> bool:
@@ -93,7 +103,8 @@ class RequestFramer:
         """Take ``data`` from the connection; returns what comes after this request's end
         (the next pipelined request) once ``state`` is ``COMPLETE`` (all of ``data`` when it already
         was), else ``b""``. After
-        ``UNFRAMED`` and ``TOO_LARGE`` every byte is kept and ``b""`` returned."""
+        ``UNFRAMED`` and ``TOO_LARGE`` every byte is kept and ``b""`` returned (after
+        ``REFUSED`` too; the server answers it without the bytes)."""
         if self.state is Framing.COMPLETE:
             return data
         if self.state is Framing.NEED_MORE:
@@ -136,8 +147,23 @@ class RequestFramer:
         except h11.RemoteProtocolError as refusal:
             if str(refusal) == _NO_HOST and not self._host_added:
                 self._frame_with_host(data)
+            elif refusal.error_status_hint == _NOT_IMPLEMENTED and self._stacked_codings(data):
+                self.state, self.refusal = Framing.REFUSED, str(refusal)
             else:
                 self.state = Framing.UNFRAMED
+
+    def _stacked_codings(self, data: bytes) -> bool:
+        """The head (buffered bytes and ``data``) names transfer codings ending with a single
+        ``chunked`` after others (``gzip, chunked``), which gunicorn would take."""
+        self._spool.seek(0)
+        head = self._spool.read() + data
+        self._spool.seek(0, 2)
+        codings = [
+            coding.strip(b" \t").lower()
+            for value in _TRANSFER_ENCODING.findall(head.split(b"\r\n\r\n", 1)[0])
+            for coding in value.split(b",")
+        ]
+        return len(codings) > 1 and codings[-1] == b"chunked" and b"chunked" not in codings[:-1]
 
     def _skip_empty_line(self, data: bytes) -> bytes:
         """Drop the bytes of one CRLF before the request line (RFC 9112 §2.2), which h11

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import uuid
 
@@ -11,6 +12,7 @@ from contacts_domain import DEFAULT_WORKSPACE, limits
 from contacts_http import JSON_MAX_DEPTH, PROBLEM_JSON
 
 CONTACT = "/v1/contacts"
+EMPTY_BODY = "The request body is empty; send a JSON object."
 JSON = "application/json"
 
 
@@ -290,3 +292,111 @@ def test_a_number_of_5000_digits_is_a_400_not_a_500(client, publisher, path) -> 
     assert response.status_code == 400
     assert response.mimetype == "application/problem+json"
     assert publisher.events == []
+
+
+@pytest.mark.parametrize("body", [b"", b" \r\n"], ids=["empty", "blank"])
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", CONTACT),
+        ("put", f"{CONTACT}/00000000-0000-4000-8000-000000000001"),
+        ("patch", f"{CONTACT}/00000000-0000-4000-8000-000000000001"),
+        ("post", f"{CONTACT}/batch"),
+        ("post", f"{CONTACT}/upsert"),
+    ],
+)
+def test_an_empty_json_body_is_a_400_problem_naming_the_body(
+    client, publisher, method, path, body
+) -> None:
+    response = getattr(client, method)(path, data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.mimetype == PROBLEM_JSON
+    assert response.get_json()["errors"] == {
+        "_schema": ["The request body is empty; send a JSON object."]
+    }
+    assert publisher.events == []
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "identity, gzip", "x-unknown"])
+def test_a_body_with_a_content_coding_is_a_415_problem(client, publisher, coding) -> None:
+    body = gzip.compress(b'{"first_name": "Zip"}')
+    response = client.post(
+        CONTACT, data=body, content_type="application/json", headers={"Content-Encoding": coding}
+    )
+    assert response.status_code == 415
+    assert response.mimetype == PROBLEM_JSON
+    assert response.headers["Accept-Encoding"] == "identity"
+    assert "Content-Encoding" in response.get_json()["errors"]
+    assert publisher.events == []
+
+
+def test_an_identity_content_coding_is_accepted(client, publisher) -> None:
+    response = client.post(
+        CONTACT, json={"first_name": "Plain"}, headers={"Content-Encoding": "identity"}
+    )
+    assert response.status_code == 202
+
+
+def test_options_is_204_with_allow_and_no_body(client) -> None:
+    response = client.options(CONTACT)
+    assert response.status_code == 204
+    assert set(response.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    assert response.data == b""
+    assert "Content-Type" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "location"),
+    [
+        ("post", f"{CONTACT}/", CONTACT),
+        ("post", f"{CONTACT}/batch/", f"{CONTACT}/batch"),
+        ("post", f"{CONTACT}/upsert/?match_on=email", f"{CONTACT}/upsert?match_on=email"),
+        ("delete", f"{CONTACT}/00000000-0000-4000-8000-000000000001/", None),
+    ],
+)
+def test_a_write_to_a_path_with_a_trailing_slash_is_308_to_the_route(
+    client, publisher, method, path, location
+) -> None:
+    response = getattr(client, method)(path, json={"first_name": "Slash"}, headers={})
+    assert response.status_code == 308
+    assert response.headers["Location"] == (location or path.rstrip("/"))
+    assert publisher.events == []
+
+
+def test_an_unknown_path_with_a_trailing_slash_stays_404(client) -> None:
+    response = client.post("/v1/nothing/", json={})
+    assert response.status_code == 404
+    assert response.mimetype == PROBLEM_JSON
+
+
+def test_openapi_document_states_the_rules_the_code_enforces(client) -> None:
+    spec = client.get("/openapi.json").get_json()
+    write = spec["components"]["schemas"]["ContactWrite"]
+    assert {"not": {"required": ["email", "emails"]}} in write["allOf"]
+    assert {"not": {"required": ["phone", "phones"]}} in write["allOf"]
+    names = next(rule["anyOf"] for rule in write["allOf"] if "anyOf" in rule)
+    assert [branch["required"] for branch in names] == [["first_name"], ["last_name"]]
+    patch = spec["components"]["schemas"]["ContactPatch"]
+    assert patch["minProperties"] == 1
+    cleared = next(rule["not"] for rule in patch["allOf"] if "properties" in rule.get("not", {}))
+    assert cleared["required"] == ["first_name", "last_name"]
+    upsert = spec["components"]["schemas"]["ContactUpsert"]
+    assert any(
+        "anyOf" in rule and rule["anyOf"][0]["required"] == ["email"] for rule in upsert["allOf"]
+    )
+    address = spec["components"]["schemas"]["Address"]
+    assert len(address["anyOf"]) == 5
+    parameters = {
+        parameter["name"]: parameter["schema"]
+        for path in spec["paths"].values()
+        for method, operation in path.items()
+        if method != "parameters"
+        for parameter in operation.get("parameters", [])
+    }
+    assert parameters["Idempotency-Key"]["pattern"] == "^[!-~]{1,255}$"
+    assert parameters["If-Match"]["pattern"] == '^"[1-9][0-9]{0,17}"$'
+    for path in spec["paths"].values():
+        for method, operation in path.items():
+            if method != "parameters":
+                assert {"414", "431"} <= set(operation["responses"])

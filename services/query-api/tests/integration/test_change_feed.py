@@ -212,6 +212,19 @@ def test_a_token_behind_the_purge_horizon_is_410(client, writer_engine):
     assert current.status_code == 200
 
 
+def test_a_token_from_the_future_is_410_telling_the_client_to_resync(client):
+    # What a client holds after the database was restored from a backup taken before its
+    # token: a position past the feed's end. An empty 200 would leave it waiting for ever.
+    at = decode_token(_start(client), "default")
+    ahead = encode_token("default", FeedPosition(at.txid + 1_000_000, 0))
+
+    response = client.get(f"/v1/contacts/changes?since={ahead}")
+
+    assert response.status_code == 410
+    assert response.mimetype == "application/problem+json"
+    assert "list the contacts again" in response.get_json()["detail"]
+
+
 @pytest.mark.parametrize(
     ("query", "field"),
     [

@@ -106,7 +106,8 @@ def test_a_preflight_from_an_allowed_origin_is_answered_without_a_token(make, st
             "Access-Control-Request-Headers": "authorization, if-none-match",
         },
     )
-    assert response.status_code == 200
+    assert response.status_code == 204
+    assert response.data == b""
     assert response.headers["Access-Control-Allow-Origin"] == FRONTEND
     assert "GET" in response.headers["Access-Control-Allow-Methods"]
     allowed = response.headers["Access-Control-Allow-Headers"].lower()
@@ -128,6 +129,24 @@ def test_an_allowed_origin_can_read_the_etag_link_and_rate_limit_headers(make, s
     assert {"etag", "link", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"} <= exposed
     assert {"retry-after", "x-request-id"} <= exposed
     assert "Origin" in response.headers["Vary"]
+
+
+@pytest.mark.parametrize("origins", [(), (FRONTEND,)], ids=["no-cors", "cors"])
+def test_options_is_204_with_allow_and_no_html(make, stored, origins) -> None:
+    client = make(cors_allowed_origins=origins).test_client()
+    for path in ("/v1/contacts", f"/v1/contacts/{stored.contact_id}", "/v1/contacts/changes"):
+        response = client.options(path)
+        assert response.status_code == 204
+        assert set(response.headers["Allow"].split(", ")) == {"GET", "HEAD", "OPTIONS"}
+        assert "Content-Type" not in response.headers
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_a_read_of_a_path_with_a_trailing_slash_is_308_to_the_route(make, stored) -> None:
+    client = make().test_client()
+    response = client.get(f"/v1/contacts/{stored.contact_id}/?fields=id", headers=bearer(READER))
+    assert response.status_code == 308
+    assert response.headers["Location"] == f"/v1/contacts/{stored.contact_id}?fields=id"
 
 
 def test_a_refused_origin_gets_no_cors_headers(make, stored) -> None:

@@ -10,6 +10,7 @@ import pytest
 from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
 from query_api.service_layer.change_feed import (
     InvalidToken,
+    TokenAhead,
     TokenExpired,
     decode_token,
     encode_token,
@@ -98,12 +99,22 @@ def test_the_last_page_resumes_at_the_bound() -> None:
     assert decode_token(page.next_token, WS) == FeedPosition(9, 0)
 
 
-def test_an_empty_page_keeps_a_token_that_is_past_the_bound() -> None:
+def test_an_empty_page_keeps_a_token_that_is_at_the_bound() -> None:
     batch = ChangeBatch([], FeedPosition(9, 0), None)
 
-    page = page_of(WS, batch, FeedPosition(12, 4), limit=5)
+    page = page_of(WS, batch, FeedPosition(9, 0), limit=5)
 
-    assert decode_token(page.next_token, WS) == FeedPosition(12, 4)
+    assert decode_token(page.next_token, WS) == FeedPosition(9, 0)
+
+
+@pytest.mark.parametrize("after", [FeedPosition(9, 1), FeedPosition(12, 0)])
+def test_a_token_ahead_of_the_bound_is_from_a_restored_database(after: FeedPosition) -> None:
+    # A restore from a backup moves the feed's end back below tokens already handed out.
+    batch = ChangeBatch([], FeedPosition(9, 0), None)
+
+    with pytest.raises(TokenAhead, match="list the contacts again"):
+        page_of(WS, batch, after, limit=5)
+    assert issubclass(TokenAhead, TokenExpired)
 
 
 def test_a_token_behind_the_purge_horizon_has_expired() -> None:

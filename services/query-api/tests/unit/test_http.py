@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 import pytest
@@ -317,3 +318,32 @@ def test_no_500_for_odd_paths(client):
     for path in ["/v1/contacts/", "/v1/contacts/%FF", "/v1/operations/", "/v1"]:
         assert client.get(path).status_code in (404, 308), path
     assert json.loads(client.get("/v1/contacts/%FF").data)["status"] == 404
+
+
+def test_openapi_document_states_the_rules_of_the_query_parameters(client):
+    document = client.get("/openapi.json").get_json()
+    listed = {
+        parameter["name"]: parameter["schema"]
+        for parameter in document["paths"]["/v1/contacts"]["get"]["parameters"]
+    }
+    for name in ("q", "email", "fields"):
+        assert listed[name]["minLength"] == 1, name
+    assert listed["tag"]["items"]["minLength"] == 1
+    fields = re.compile(listed["fields"]["pattern"])
+    assert fields.match("first_name, emails")
+    assert not fields.match("nickname")
+    assert not fields.match(",")
+    q = re.compile(listed["q"]["pattern"])
+    assert q.match(" Ada ")
+    assert not q.match("   ")
+    assert not q.match("A\x01")
+    for path in document["paths"].values():
+        for method, operation in path.items():
+            if method != "parameters":
+                assert {"414", "431"} <= set(operation["responses"])
+
+
+def test_changes_document_410_for_a_token_ahead_of_the_feed(client):
+    document = client.get("/openapi.json").get_json()
+    responses = document["paths"]["/v1/contacts/changes"]["get"]["responses"]
+    assert "restored from a backup" in responses["410"]["description"]

@@ -37,6 +37,7 @@ from contacts_http import (
     health_blueprint,
     init_body_limit,
     init_request_id,
+    init_routing_answers,
     openapi_config,
 )
 from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
@@ -114,6 +115,7 @@ def create_app(
         )
     )
     install_rate_limits(app, settings.rate_limits, ports.rate_limit_storage, AUTH_POLICY)
+    init_routing_answers(app)
     return app
 
 

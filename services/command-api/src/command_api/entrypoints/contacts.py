@@ -40,6 +40,7 @@ from command_api.entrypoints.schemas import (
     BatchRequestSchema,
     BatchResultsSchema,
     ContactPatchSchema,
+    ContactUpsertSchema,
     ContactWriteSchema,
 )
 from command_api.service_layer import handlers
@@ -61,6 +62,8 @@ EXTENSION: Final = "command_api"
 BATCH_ENDPOINT: Final = "contacts.Batch"
 JSON: Final = "application/json"
 MERGE_PATCH: Final = "application/merge-patch+json"
+#: The message of an empty (or blank) JSON body.
+EMPTY_BODY: Final = "The request body is empty; send a JSON object."
 #: Statuses every write may answer besides its own (documented on each route).
 COMMON_ERRORS: Final = (400, 413, 415, 503)
 
@@ -73,12 +76,17 @@ class _Parser(FlaskParser):
         """The JSON body, at most ``JSON_MAX_DEPTH`` levels deep (webargs' hook).
 
         A deeper body aborts with 400 (``errors: {"_schema": ["JSON nested deeper than ...
-        levels."]}``), like a body that is not JSON; ``missing`` when the body is not JSON.
+        levels."]}``), like a body that is not JSON, and so does an empty body (``errors:
+        {"json": [...]}``, where webargs would read it as no body and the view would then fail
+        on it with a 400 naming nothing); ``missing`` when the body is not JSON.
         """
         if not is_json_request(req):
             return core.missing
+        data = req.get_data(cache=True)
+        if not data.strip():
+            abort(400, messages={"json": [EMPTY_BODY]})
         try:
-            return parse_json_body(req.get_data(cache=True))
+            return parse_json_body(data)
         except JsonTooDeep as error:
             abort(400, exc=error, messages={"json": [str(error)]})
 
@@ -272,7 +280,7 @@ def contacts_blueprint() -> Blueprint:
     upsert = decorated(
         upsert_contact,
         blp.arguments(
-            ContactWriteSchema,
+            ContactUpsertSchema,
             description=(
                 "The contact: a primary email is required. A name is required only to create "
                 "one: an upsert without a first or last name that matches no contact is "

@@ -10,7 +10,7 @@ and run on the raw body after these schemas pass. ``null`` and ``""`` clear a fi
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import marshmallow as ma
 from marshmallow import fields, validate
@@ -19,13 +19,40 @@ from command_api.service_layer.batch import BATCH_MAX_ITEMS, BATCH_OPS
 from contacts_domain import limits
 from contacts_domain.contact import ADDRESS_TYPES, EMAIL_TYPES, PHONE_TYPES
 from contacts_http import ProblemSchema
+from contacts_http.openapi import NO_CONTROL, VISIBLE_TEXT
+
+#: Text without control characters; notes also take LF and TAB (``clean_text``).
+ONE_LINE: Final = f"^{NO_CONTROL}*$"
+MULTILINE: Final = f"^(?:{NO_CONTROL}|[\\t\\n])*$"
+
+#: ``email`` and ``emails`` (``phone`` and ``phones``) exclude each other, even when ``null``.
+_SHORTHAND_EXCLUSIONS: Final = [
+    {"not": {"required": ["email", "emails"]}},
+    {"not": {"required": ["phone", "phones"]}},
+]
+_CLEARED: Final = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": "^\\s*$"}]}
+#: A patch may not clear both names at once.
+_NOT_BOTH_NAMES_CLEARED: Final = {
+    "not": {
+        "required": ["first_name", "last_name"],
+        "properties": {"first_name": _CLEARED, "last_name": _CLEARED},
+    }
+}
+#: A whole contact needs a first or a last name that is not blank.
+_NAME_REQUIRED: Final = {
+    "anyOf": [
+        {"required": [name], "properties": {name: {"type": "string", "pattern": VISIBLE_TEXT}}}
+        for name in ("first_name", "last_name")
+    ]
+}
 
 
 def _text(max_length: int, description: str, **metadata: Any) -> fields.String:
+    # No control character (``clean_text``); notes pass their own pattern (LF and TAB).
     return fields.String(
         allow_none=True,
         validate=validate.Length(max=max_length),
-        metadata={"description": description, **metadata},
+        metadata={"description": description, "pattern": ONE_LINE, **metadata},
     )
 
 
@@ -44,7 +71,11 @@ class EmailEntrySchema(ma.Schema):
     value = fields.String(
         required=True,
         validate=validate.Length(max=limits.EMAIL_MAX),
-        metadata={"format": "email", "description": "An email address (no DNS check)."},
+        metadata={
+            "format": "email",
+            "description": "An email address (no DNS check); a special-use domain "
+            "(RFC 6761: `.test`, `.invalid`, `.localhost`...) is refused.",
+        },
     )
     type = fields.String(validate=validate.OneOf(EMAIL_TYPES), metadata={"default": "other"})
     primary = fields.Boolean(
@@ -71,6 +102,13 @@ class PhoneEntrySchema(ma.Schema):
 class AddressSchema(ma.Schema):
     """A postal address; at least one part is required."""
 
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
+        "anyOf": [
+            {"required": [part], "properties": {part: {"type": "string", "pattern": VISIBLE_TEXT}}}
+            for part in ("street", "city", "region", "postal_code", "country")
+        ]
+    }
+
     type = fields.String(validate=validate.OneOf(ADDRESS_TYPES), metadata={"default": "home"})
     street = _text(limits.STREET_MAX, "Street and number.")
     city = _text(limits.CITY_MAX, "City.")
@@ -89,6 +127,8 @@ class ContactWriteSchema(ma.Schema):
     class Meta:
         unknown = ma.RAISE
 
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {"allOf": [*_SHORTHAND_EXCLUSIONS, _NAME_REQUIRED]}
+
     first_name = _text(limits.NAME_MAX, "Given name.")
     last_name = _text(limits.NAME_MAX, "Family name.")
     email = _text(limits.EMAIL_MAX, "Shorthand for one primary email.", format="email")
@@ -99,13 +139,42 @@ class ContactWriteSchema(ma.Schema):
     job_title = _text(limits.JOB_TITLE_MAX, "Job title.")
     addresses = _entries(AddressSchema, limits.ADDRESSES_MAX_ITEMS, "Postal addresses.")
     birthday = _text(10, "Calendar date `YYYY-MM-DD`, not in the future.", format="date")
-    notes = _text(limits.NOTES_MAX, "Free text; LF and TAB allowed.")
+    notes = _text(limits.NOTES_MAX, "Free text; LF and TAB allowed.", pattern=MULTILINE)
     tags = fields.List(
-        fields.String(validate=validate.Length(max=limits.TAG_MAX)),
+        fields.String(
+            validate=validate.Length(max=limits.TAG_MAX),
+            metadata={"minLength": 1, "pattern": VISIBLE_TEXT},
+        ),
         allow_none=True,
         validate=validate.Length(max=limits.TAGS_MAX_ITEMS),
         metadata={"description": "Labels; duplicates are dropped."},
     )
+
+
+class ContactUpsertSchema(ContactWriteSchema):
+    """A whole contact to upsert by its primary email (POST /v1/contacts/upsert): it must have
+    a primary email, as `email` or as `emails` (the entry marked `primary`, else the first). A
+    name is required only to create one, which only the worker knows (issue 16: a nameless
+    upsert that matches no contact is rejected `name_required`), so the document cannot
+    require it."""
+
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
+        "allOf": [
+            *_SHORTHAND_EXCLUSIONS,
+            {
+                "anyOf": [
+                    {
+                        "required": ["email"],
+                        "properties": {"email": {"type": "string", "minLength": 1}},
+                    },
+                    {
+                        "required": ["emails"],
+                        "properties": {"emails": {"type": "array", "minItems": 1}},
+                    },
+                ]
+            },
+        ]
+    }
 
 
 class ContactPatchSchema(ContactWriteSchema):
@@ -114,6 +183,11 @@ class ContactPatchSchema(ContactWriteSchema):
     Only the fields present change; `null` (or `""`) clears one. An empty patch, or one that
     clears both names, is refused (400).
     """
+
+    OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
+        "allOf": [*_SHORTHAND_EXCLUSIONS, _NOT_BOTH_NAMES_CLEARED],
+        "minProperties": 1,
+    }
 
 
 class AcceptedSchema(ma.Schema):
@@ -153,7 +227,7 @@ class BatchOperationSchema(ma.Schema):
             "description": 'One strong ETag `"<version>"` from the query API, as the `If-Match` '
             'header of the single routes (replace, patch, delete only). A weak ETag, `"0"`, '
             "`*` or a list make the item invalid.",
-            "pattern": '^"[0-9]+"$',
+            "pattern": '^"[1-9][0-9]{0,17}"$',
         }
     )
     data = fields.Nested(
@@ -319,6 +393,11 @@ ACCEPTED_HEADERS: Final = {
 }
 #: An upsert's ``202`` links the operation only (the contact it writes is not known yet).
 UPSERT_HEADERS: Final = {"Operation-Location": ACCEPTED_HEADERS["Operation-Location"]}
+#: A strong ETag of a version a contact can have: 1 to 18 digits, no leading zero
+#: (``headers.version_of_etag``; `"0"` and weak ETags answer 412, anything else 400).
+IF_MATCH_PATTERN: Final = '^"[1-9][0-9]{0,17}"$'
+#: 1-255 visible ASCII characters (``service_layer.idempotency.KEY_PATTERN``).
+IDEMPOTENCY_KEY_SCHEMA: Final = {"type": "string", "pattern": "^[!-~]{1,255}$"}
 IF_MATCH: Final = {
     "in": "header",
     "name": "If-Match",
@@ -326,7 +405,8 @@ IF_MATCH: Final = {
     "description": 'One strong ETag `"<version>"` from the query API. A weak ETag or `"0"` '
     "answers 412 at once; `*` or a list answers 400. A mismatch found by the worker ends the "
     "operation `rejected` with reason `version_mismatch`.",
-    "schema": {"type": "string", "pattern": '^"[0-9]+"$'},
+    "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
+    "example": '"1"',
 }
 IDEMPOTENCY_KEY: Final = {
     "in": "header",
@@ -335,7 +415,7 @@ IDEMPOTENCY_KEY: Final = {
     "description": "1-255 visible ASCII characters, unique per create (a UUID is best). Retries "
     "with the same key and body answer the same ids and create one contact; the same key "
     "with another body answers 422. Remembered 24 h.",
-    "schema": {"type": "string", "maxLength": 255},
+    "schema": IDEMPOTENCY_KEY_SCHEMA,
 }
 BATCH_IDEMPOTENCY_KEY: Final = {
     **IDEMPOTENCY_KEY,
@@ -389,7 +469,7 @@ IMPORT_IDEMPOTENCY_KEY: Final = {
     "same import id and queues its records again, which the queue and the worker drop as "
     "duplicates (the way to finish an import that answered 503). The same key with another "
     "file (or format) answers 422. Remembered 24 h.",
-    "schema": {"type": "string", "maxLength": 255},
+    "schema": IDEMPOTENCY_KEY_SCHEMA,
 }
 IMPORT_503: Final = (
     "Nothing queued (the report could not be stored), or the queue stopped taking the import "

@@ -15,6 +15,7 @@ from contacts_http import (
     ProblemApi,
     docs_blueprint,
     init_request_id,
+    init_routing_answers,
     openapi_config,
     problem_response,
 )
@@ -129,6 +130,7 @@ def create_app(
     app.register_error_handler(ReadModelUnavailable, database_unavailable)
     app.register_error_handler(OperationStatusUnknown, status_unknown)
     app.register_error_handler(ImportReportUnavailable, import_report_unavailable)
+    init_routing_answers(app)
     return app
 
 

@@ -39,8 +39,10 @@ def list_changes(args: dict[str, Any]) -> Response:
     `{"id", "version", "deleted": true}`; otherwise `contact` is the contact as it is now,
     or null when a later item supersedes that version. Tokens stay valid for at least
     7 days (until the changes after them are purged); an older one gets 410: list the
-    contacts again, then take a new token. The feed is the caller's workspace's; a token
-    is valid only there (elsewhere it is a 400, like a malformed one).
+    contacts again, then take a new token. So does a token ahead of the feed, which only a
+    database restored from a backup taken before the token was issued can produce. The feed
+    is the caller's workspace's; a token is valid only there (elsewhere it is a 400, like a
+    malformed one).
     """
     try:
         page = change_feed.read_changes(

@@ -18,11 +18,12 @@ import marshmallow as ma
 from contacts_domain import limits
 from contacts_domain.imports import FORMATS, STATES
 from contacts_domain.values import EmailAddress, clean_text, parse_tag
+from contacts_http.openapi import VISIBLE_TEXT
 from query_api.service_layer import change_feed
 from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
 from query_api.service_layer.imports import REPORT_TTL_DAYS
 from query_api.service_layer.listing import DEFAULT_LIMIT, DEFAULT_SORT, MAX_LIMIT, SORT_NAMES
-from query_api.service_layer.representation import parse_field_mask
+from query_api.service_layer.representation import ALWAYS, SELECTABLE, parse_field_mask
 
 #: Longest ``q``: the longest field it can match (an email address).
 Q_MAX_LENGTH = limits.EMAIL_MAX
@@ -49,10 +50,14 @@ class FieldMask(ma.fields.String):
 
 
 def _field_mask() -> FieldMask:
+    name = f"(?:{'|'.join(sorted(SELECTABLE | set(ALWAYS)))})"
     return FieldMask(
         metadata={
             "description": "Comma-separated members to return (sparse fieldset), e.g. "
-            "`first_name,emails`; `id` and `version` are always returned. Default: all."
+            "`first_name,emails`; `id` and `version` are always returned. Default: all.",
+            "minLength": 1,
+            # At least one known member; blanks around names and empty items are ignored.
+            "pattern": f"^(?:\\s*,)*\\s*{name}\\s*(?:,\\s*(?:{name}\\s*)?)*$",
         },
     )
 
@@ -123,11 +128,13 @@ class ListArgsSchema(StrictSchema):
     email = CanonicalEmail(
         metadata={
             "description": "Contacts having this email address (any of their emails, "
-            "case-insensitive)."
+            "case-insensitive).",
+            "format": "email",
+            "minLength": 1,
         }
     )
     tag = ma.fields.List(
-        Tag(),
+        Tag(metadata={"minLength": 1, "pattern": VISIBLE_TEXT}),
         validate=ma.validate.Length(max=limits.TAGS_MAX_ITEMS),
         metadata={
             "description": "Contacts having this tag; repeat for all of several tags (at most "
@@ -137,7 +144,10 @@ class ListArgsSchema(StrictSchema):
     q = SearchText(
         metadata={
             "description": "Case-insensitive prefix of the first name, last name or primary "
-            "email; `%` and `_` match themselves."
+            "email; `%` and `_` match themselves. Not blank, no control character.",
+            "minLength": 1,
+            "maxLength": Q_MAX_LENGTH,
+            "pattern": VISIBLE_TEXT,
         }
     )
     # The query parameter is named `fields`, like marshmallow's own attribute (the instance
@@ -431,7 +441,8 @@ LIST_CHANGES = Endpoint(
     ChangePageSchema,
     alt_responses={
         400: "Bad limit or token; unknown parameter.",
-        410: "The token is too old: changes after it were purged.",
+        410: "The token is too old (changes after it were purged) or ahead of the feed (the "
+        "database was restored from a backup): list the contacts again, then take a new token.",
         503: DATABASE_UNAVAILABLE,
     },
 )

@@ -11,7 +11,11 @@ workspaces existed stay valid there.
 Like list cursors, a token is a position, not a credential: an edited one can only move where
 its own reader resumes. Tokens do not expire by age: one stays valid until the changes after it
 are purged (``contact-worker-admin purge-changes``, at least ``CHANGE_RETENTION_DAYS`` = 7 days
-after they were written); then it is refused with ``TokenExpired`` (410).
+after they were written); then it is refused with ``TokenExpired`` (410). A token ahead of
+the feed's end (``TokenAhead``, also 410) was issued by a database that has since gone back in
+time (restored from a backup): the changes it stands after no longer exist, so the reader must
+list everything again, exactly as after a purge. The feed's end (``pg_snapshot_xmin``) never
+moves back on one server, so no token this server issued is ever ahead of it.
 
 Each change is one new version of one contact: ``deleted`` for a deletion, otherwise the
 contact as it is now when that version is still its current one, or ``None`` when a later
@@ -49,6 +53,11 @@ class InvalidToken(ValueError):
 
 class TokenExpired(LookupError):
     """Changes after the token were purged: the reader must list everything again (410)."""
+
+
+class TokenAhead(TokenExpired):
+    """The token is ahead of the feed's end (the database was restored from a backup): the
+    reader must list everything again (410, like ``TokenExpired``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +114,7 @@ def page_of(workspace: str, batch: ChangeBatch, after: FeedPosition, limit: int)
     """The page for a reader of ``workspace`` resuming after ``after`` from ``batch`` (read
     with ``limit + 1``
     changes, to learn whether more follow). Raises ``TokenExpired`` when the purge horizon is
-    past ``after``.
+    past ``after`` and ``TokenAhead`` when ``after`` is past the feed's end (``batch.bound``).
 
     The next token is the last change returned; when nothing more is readable, it moves up to
     ``bound`` (every transaction below it has ended, and nothing between was found), so an idle
@@ -113,6 +122,11 @@ def page_of(workspace: str, batch: ChangeBatch, after: FeedPosition, limit: int)
     """
     if batch.horizon is not None and after < batch.horizon:
         raise TokenExpired("Changes after this token were purged; list the contacts again.")
+    if after > batch.bound:
+        raise TokenAhead(
+            "This token is ahead of the change feed (the database was restored from a backup?): "
+            "the changes it follows are gone; list the contacts again, then take a new token."
+        )
     changes = batch.changes[:limit]
     has_more = len(batch.changes) > limit
     resume = changes[-1].at if changes else after
