@@ -93,7 +93,8 @@ def test_erase_finds_a_workspace_on_every_primary_and_leaves_the_others(
     _populate(cluster_runtime, client, kept, 3)
     gone_keys = list(cluster.scan_iter(match=f"{prefix}*{gone}/*"))
     kept_keys = sorted(cluster.scan_iter(match=f"{prefix}*{kept}/*"))
-    assert len(gone_keys) == 13 + 14 + 2  # contacts (one deleted), ops, idem, import
+    # contacts (one deleted), ops, idem, the idempotency index of one contact, import
+    assert len(gone_keys) == 13 + 14 + 3
     assert _ports(cluster, gone_keys) == {int(n.port) for n in cluster.get_primaries()}
 
     report = erase_workspace(engine, client, prefix=prefix, workspace=gone, batch=5)
@@ -103,6 +104,7 @@ def test_erase_finds_a_workspace_on_every_primary_and_leaves_the_others(
         "refill": 0,
         "op": 14,
         "idem": 1,
+        "idem-index": 1,
         "import": 1,
         "import-dead": 0,
     }
