@@ -154,22 +154,27 @@ def apply_batch_step(settings: Settings, runtime: Runtime) -> ApplyBatch:
     calling process, with the quota ``settings.max_live_contacts_per_workspace``.
 
     With ``settings.fault_delay_prefix`` set (fault injection of the tests, never deployed),
-    the batch first sleeps ``settings.fault_delay_s`` once if any of its events' correlation
-    ids starts with the prefix.
+    the batch sleeps ``settings.fault_delay_s`` once if any of its events' correlation ids
+    starts with the prefix: before applying it, or after its commit with
+    ``settings.fault_delay_after_commit``.
     """
 
     def apply(events: Sequence[ContactEvent]) -> list[OperationStatus | Exception]:
         prefix = settings.fault_delay_prefix
-        if prefix and any((e.correlation_id or "").startswith(prefix) for e in events):
+        slow = bool(prefix) and any((e.correlation_id or "").startswith(prefix) for e in events)
+        if slow and not settings.fault_delay_after_commit:
             time.sleep(settings.fault_delay_s)
         ports = runtime.ports()
-        return handle_batch(
+        results = handle_batch(
             events,
             unit_of_work=ports.unit_of_work,
             cache=ports.cache,
             operations=ports.operations,
             max_live_contacts=settings.max_live_contacts_per_workspace,
         )
+        if slow and settings.fault_delay_after_commit:
+            time.sleep(settings.fault_delay_s)
+        return results
 
     return apply
 

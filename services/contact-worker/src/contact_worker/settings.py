@@ -78,6 +78,11 @@ class Settings(RedisSettings, SqsConnectionSettings):
     #: applying an event whose correlation id (the request's X-Request-ID) starts with the prefix.
     fault_delay_s: NonNegativeFloat = Field(0.0, validation_alias="WORKER_FAULT_DELAY_S")
     fault_delay_prefix: str = Field("", validation_alias="WORKER_FAULT_DELAY_PREFIX")
+    #: With the two above: sleep after the batch's commit instead of before applying it, so a
+    #: test can stop the worker between the commit and the deletes (``DeleteMessageBatch``).
+    fault_delay_after_commit: bool = Field(
+        False, validation_alias="WORKER_FAULT_DELAY_AFTER_COMMIT"
+    )
     #: Level name of the JSON log lines (``DEBUG``, ``INFO``, ...).
     log_level: str = "INFO"
     #: ``/metrics`` of the worker (Prometheus, the whole prefork pool): address and port of the
