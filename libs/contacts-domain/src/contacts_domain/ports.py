@@ -186,6 +186,11 @@ class ContactCache(abc.ABC):
         """Cache the visible form of ``state`` (a tombstone if deleted) unless the cache holds
         the same or a newer version. Returns whether it wrote."""
 
+    def put_all(self, states: Sequence[ContactState]) -> None:
+        """``put`` each of ``states`` (an adapter may send them in one round trip)."""
+        for state in states:
+            self.put(state)
+
 
 class OperationStore(abc.ABC):
     """Short-lived operation statuses for clients that poll (kept 24 h by contract), per
@@ -199,6 +204,12 @@ class OperationStore(abc.ABC):
     @abc.abstractmethod
     def record(self, workspace: str, status: OperationStatus) -> None:
         """Record the final outcome (applied or rejected)."""
+
+    def record_all(self, outcomes: Sequence[tuple[str, OperationStatus]]) -> None:
+        """``record`` each ``(workspace, status)`` of ``outcomes``, in order (an adapter may
+        send them in one round trip)."""
+        for workspace, status in outcomes:
+            self.record(workspace, status)
 
     @abc.abstractmethod
     def get(self, workspace: str, operation_id: str) -> OperationStatus | None:

@@ -214,17 +214,16 @@ def _apply_in(uow: UnitOfWork, event: ContactEvent, max_live_contacts: int) -> _
 def _publish(steps: Sequence[_Step], cache: ContactCache, operations: OperationStore) -> None:
     """After the commit: the cache gets each contact's last state of ``steps`` (the writes are
     version-guarded, so the last is the newest), then every revised and new status is
-    recorded, in order."""
+    recorded, in order: one Redis round trip each for the whole batch (``put_all``,
+    ``record_all``)."""
     last: dict[tuple[str, str], ContactState] = {}
     for step in steps:
         if step.state.version > 0:
             last[(step.workspace, step.state.contact_id)] = step.state
-    for state in last.values():
-        cache.put(state)
-    for step in steps:
-        for status in step.revised:
-            operations.record(step.workspace, status)
-        operations.record(step.workspace, step.outcome)
+    cache.put_all(list(last.values()))
+    operations.record_all(
+        [(step.workspace, status) for step in steps for status in [*step.revised, step.outcome]]
+    )
 
 
 class _Quota:
