@@ -58,12 +58,14 @@ class Settings(RedisSettings, SqsConnectionSettings):
     #: ``sqs_wait_time_s`` instead, so idle cost does not depend on it). With 0.1 s the worker
     #: was throttled to ``concurrency × prefetch`` messages per ~0.1 s (75 events/s, issue 6).
     sqs_polling_interval_s: NonNegativeFloat = 0.01
-    #: 5 × the default concurrency 2 = 10: one full ReceiveMessage batch (the SQS maximum) per
-    #: poll. ``make bench`` with 0.01 s and 5: 110–125 events/s, against 75 with 0.1 s and 4.
-    prefetch_multiplier: PositiveInt = Field(5, validation_alias="WORKER_PREFETCH_MULTIPLIER")
+    #: Messages held per pool process (received, running or waiting): × the default
+    #: concurrency 2 = 40, room for the batch each process runs and the next one, received
+    #: meanwhile. ``make bench`` (issue 13, on a 2-CPU machine at load 14): 5 with batches of
+    #: 10, 32 events/s; 10 and 10, 48; 20 and 20, 50 (bench/README.md, worker section).
+    prefetch_multiplier: PositiveInt = Field(20, validation_alias="WORKER_PREFETCH_MULTIPLIER")
     #: Most received events applied in one database transaction by one pool process
     #: (``entrypoints.batches``); 1 applies each event in its own transaction.
-    batch_size: int = Field(10, ge=1, le=100, validation_alias="WORKER_BATCH_SIZE")
+    batch_size: int = Field(20, ge=1, le=100, validation_alias="WORKER_BATCH_SIZE")
     db_lock_timeout_ms: PositiveInt = 10_000
     db_statement_timeout_ms: PositiveInt = 20_000
     task_soft_time_limit_s: PositiveInt = 30
