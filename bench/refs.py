@@ -214,9 +214,9 @@ def sqs_drain(client: Any, url: str, expected: int, timeout_s: float = 120.0) ->
 
 
 def pg_upsert(dsn: str, rows: Sequence[dict[str, Any]], batch: int = 500) -> dict[str, Any]:
-    """Batched ``INSERT … ON CONFLICT (id) DO UPDATE`` of ``rows`` (the worker's column values)
-    into ``contacts`` from one connection, ``batch`` rows per statement and per commit; returns
-    rows/s. The rows are deleted afterwards (not timed)."""
+    """Batched ``INSERT … ON CONFLICT (workspace, id) DO UPDATE`` of ``rows`` (the worker's
+    column values) into ``contacts`` from one connection, ``batch`` rows per statement and per
+    commit; returns rows/s. The rows are deleted afterwards (not timed)."""
     columns = list(rows[0])
     json_columns = {"emails", "phones", "addresses"}
     template = (
@@ -224,10 +224,10 @@ def pg_upsert(dsn: str, rows: Sequence[dict[str, Any]], batch: int = 500) -> dic
         + ", ".join(f"%({c})s::jsonb" if c in json_columns else f"%({c})s" for c in columns)
         + ")"
     )
-    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != "id")
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in ("workspace", "id"))
     statement = (
         f"INSERT INTO contacts ({', '.join(columns)}) VALUES %s "
-        f"ON CONFLICT (id) DO UPDATE SET {updates}"
+        f"ON CONFLICT (workspace, id) DO UPDATE SET {updates}"
     )
     with contextlib.closing(psycopg2.connect(dsn)) as conn, conn.cursor() as cur:
         started = time.perf_counter()
