@@ -60,8 +60,8 @@ class Settings(RedisSettings, SqsConnectionSettings):
     sqs_polling_interval_s: NonNegativeFloat = 0.01
     #: Messages held per pool process (received, running or waiting): × the default
     #: concurrency 2 = 40, room for the batch each process runs and the next one, received
-    #: meanwhile. ``make bench`` (issue 13, on a 2-CPU machine at load 14): 5 with batches of
-    #: 10, 32 events/s; 10 and 10, 48; 20 and 20, 50 (bench/README.md, worker section).
+    #: meanwhile. Measured (issue 13, an isolated queue, 2 CPUs at load 14): 5 with batches
+    #: of 10, 32 events/s; 10 and 10, 48; 20 and 20, 50 (bench/README.md, worker section).
     prefetch_multiplier: PositiveInt = Field(20, validation_alias="WORKER_PREFETCH_MULTIPLIER")
     #: Most received events applied in one database transaction by one pool process
     #: (``entrypoints.batches``); 1 applies each event in its own transaction.
