@@ -19,7 +19,11 @@ from support.deployment import ROOT, SERVICES, load_yaml, module_env_names, sett
 COMPOSE = load_yaml(ROOT / "docker-compose.yml")
 
 #: Test-only fault injection of the worker: never set in a deployment.
-NOT_DEPLOYED = {"WORKER_FAULT_DELAY_S", "WORKER_FAULT_DELAY_PREFIX"}
+NOT_DEPLOYED = {
+    "WORKER_FAULT_DELAY_S",
+    "WORKER_FAULT_DELAY_PREFIX",
+    "WORKER_FAULT_DELAY_AFTER_COMMIT",
+}
 
 
 def compose_schema_path() -> Path | None:

@@ -187,6 +187,11 @@ class ContactCache(abc.ABC):
         """Cache the visible form of ``state`` (a tombstone if deleted) unless the cache holds
         the same or a newer version. Returns whether it wrote."""
 
+    def put_all(self, states: Sequence[ContactState]) -> None:
+        """``put`` each of ``states`` (an adapter may send them in one round trip)."""
+        for state in states:
+            self.put(state)
+
 
 class IdempotencyIndex(abc.ABC):
     """Which idempotency records (the command API's, 24 h) name which contact, per workspace, so
@@ -216,6 +221,12 @@ class OperationStore(abc.ABC):
     @abc.abstractmethod
     def record(self, workspace: str, status: OperationStatus) -> None:
         """Record the final outcome (applied or rejected)."""
+
+    def record_all(self, outcomes: Sequence[tuple[str, OperationStatus]]) -> None:
+        """``record`` each ``(workspace, status)`` of ``outcomes``, in order (an adapter may
+        send them in one round trip)."""
+        for workspace, status in outcomes:
+            self.record(workspace, status)
 
     @abc.abstractmethod
     def get(self, workspace: str, operation_id: str) -> OperationStatus | None:

@@ -10,7 +10,7 @@ task fails and SQS redelivers its message.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 import redis
@@ -50,6 +50,17 @@ class RedisOperationStore(OperationStore):
         key = operation_key(self._prefix, workspace, status.operation_id)
         with bounded_call():
             self._client.set(key, _dump(status), ex=self._ttl_s)
+
+    def record_all(self, outcomes: Sequence[tuple[str, OperationStatus]]) -> None:
+        """``record`` every outcome in one round trip (a pipeline without MULTI)."""
+        if not outcomes:
+            return
+        with bounded_call():
+            pipe = self._client.pipeline(transaction=False)
+            for workspace, status in outcomes:
+                key = operation_key(self._prefix, workspace, status.operation_id)
+                pipe.set(key, _dump(status), ex=self._ttl_s)
+            pipe.execute()
 
     def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
         """The status, or ``None`` when unknown, expired, or of another workspace."""

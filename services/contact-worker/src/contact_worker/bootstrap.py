@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,7 +41,7 @@ from contact_worker.adapters.redis_store import RedisContactCache
 from contact_worker.adapters.sql import SqlUnitOfWork
 from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.service_layer.dead_letters import ImportDeadLetterLog, record_dead_letter
-from contact_worker.service_layer.handlers import handle_event
+from contact_worker.service_layer.handlers import handle_batch, handle_event
 from contact_worker.settings import Settings
 from contacts_domain import ContactEvent, OperationStatus
 from contacts_domain.ports import ContactCache, IdempotencyIndex, OperationStore, UnitOfWork
@@ -58,6 +58,9 @@ log = get_logger("contact_worker")
 #: The apply step of the task: one parsed event in, its outcome out. Raises what the adapters
 #: raise for transient failures (the message is then redelivered).
 ApplyEvent = Callable[[ContactEvent], OperationStatus]
+#: The batch apply step: parsed events in (delivery order), one result per event out: its
+#: outcome, or the exception that kept it from being applied (``handlers.handle_batch``).
+ApplyBatch = Callable[[Sequence[ContactEvent]], list[OperationStatus | Exception]]
 #: Called with the raw envelope of a task that failed on its last receive (the message goes to
 #: the dead-letter queue); never raises.
 RecordDeadLetter = Callable[[object], None]
@@ -151,6 +154,38 @@ def apply_step(settings: Settings, runtime: Runtime) -> ApplyEvent:
     return apply
 
 
+def apply_batch_step(settings: Settings, runtime: Runtime) -> ApplyBatch:
+    """The batch task's apply step: ``handle_batch`` (several events, one transaction, falling
+    back to one transaction per event when the batch fails) on ``runtime``'s ports of the
+    calling process, with the quota ``settings.max_live_contacts_per_workspace``.
+
+    With ``settings.fault_delay_prefix`` set (fault injection of the tests, never deployed),
+    the batch sleeps ``settings.fault_delay_s`` once if any of its events' correlation ids
+    starts with the prefix: before applying it, or after its commit with
+    ``settings.fault_delay_after_commit``.
+    """
+
+    def apply(events: Sequence[ContactEvent]) -> list[OperationStatus | Exception]:
+        prefix = settings.fault_delay_prefix
+        slow = bool(prefix) and any((e.correlation_id or "").startswith(prefix) for e in events)
+        if slow and not settings.fault_delay_after_commit:
+            time.sleep(settings.fault_delay_s)
+        ports = runtime.ports()
+        results = handle_batch(
+            events,
+            unit_of_work=ports.unit_of_work,
+            cache=ports.cache,
+            operations=ports.operations,
+            max_live_contacts=settings.max_live_contacts_per_workspace,
+            idempotency=ports.idempotency,
+        )
+        if slow and settings.fault_delay_after_commit:
+            time.sleep(settings.fault_delay_s)
+        return results
+
+    return apply
+
+
 def dead_letter_step(runtime: Runtime) -> RecordDeadLetter:
     """What the task calls when it fails on the last receive SQS allows: record the event as
     dead-lettered in its import (``service_layer.dead_letters.record_dead_letter``) so the
@@ -207,6 +242,9 @@ def broker_settings(settings: Settings) -> dict[str, Any]:
                 }
             },
             "heartbeat_file": settings.heartbeat_file,
+            # The group keeps a contact's events in one batch, never in two at once
+            # (entrypoints.batches); the receive count decides retry or dead letter.
+            "fetch_message_attributes": ["ApproximateReceiveCount", "MessageGroupId"],
             "wait_time_seconds": settings.sqs_wait_time_s,
             "polling_interval": settings.sqs_polling_interval_s,
             "visibility_timeout": settings.visibility_timeout_s,

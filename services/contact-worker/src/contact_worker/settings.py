@@ -58,9 +58,14 @@ class Settings(RedisSettings, SqsConnectionSettings):
     #: ``sqs_wait_time_s`` instead, so idle cost does not depend on it). With 0.1 s the worker
     #: was throttled to ``concurrency × prefetch`` messages per ~0.1 s (75 events/s, issue 6).
     sqs_polling_interval_s: NonNegativeFloat = 0.01
-    #: 5 × the default concurrency 2 = 10: one full ReceiveMessage batch (the SQS maximum) per
-    #: poll. ``make bench`` with 0.01 s and 5: 110–125 events/s, against 75 with 0.1 s and 4.
-    prefetch_multiplier: PositiveInt = Field(5, validation_alias="WORKER_PREFETCH_MULTIPLIER")
+    #: Messages held per pool process (received, running or waiting): × the default
+    #: concurrency 2 = 40, room for the batch each process runs and the next one, received
+    #: meanwhile. Measured (issue 13, an isolated queue, 2 CPUs at load 14): 5 with batches
+    #: of 10, 32 events/s; 10 and 10, 48; 20 and 20, 50 (bench/README.md, worker section).
+    prefetch_multiplier: PositiveInt = Field(20, validation_alias="WORKER_PREFETCH_MULTIPLIER")
+    #: Most received events applied in one database transaction by one pool process
+    #: (``entrypoints.batches``); 1 applies each event in its own transaction.
+    batch_size: int = Field(20, ge=1, le=100, validation_alias="WORKER_BATCH_SIZE")
     db_lock_timeout_ms: PositiveInt = 10_000
     db_statement_timeout_ms: PositiveInt = 20_000
     task_soft_time_limit_s: PositiveInt = 30
@@ -75,6 +80,11 @@ class Settings(RedisSettings, SqsConnectionSettings):
     #: applying an event whose correlation id (the request's X-Request-ID) starts with the prefix.
     fault_delay_s: NonNegativeFloat = Field(0.0, validation_alias="WORKER_FAULT_DELAY_S")
     fault_delay_prefix: str = Field("", validation_alias="WORKER_FAULT_DELAY_PREFIX")
+    #: With the two above: sleep after the batch's commit instead of before applying it, so a
+    #: test can stop the worker between the commit and the deletes (``DeleteMessageBatch``).
+    fault_delay_after_commit: bool = Field(
+        False, validation_alias="WORKER_FAULT_DELAY_AFTER_COMMIT"
+    )
     #: Level name of the JSON log lines (``DEBUG``, ``INFO``, ...).
     log_level: str = "INFO"
     #: ``/metrics`` of the worker (Prometheus, the whole prefork pool): address and port of the

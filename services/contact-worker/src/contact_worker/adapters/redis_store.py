@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import redis
 
 from contacts_domain import ContactState
@@ -23,6 +25,27 @@ class RedisContactCache(ContactCache):
 
     def put(self, state: ContactState) -> bool:
         """Raises ``redis.RedisError`` when Redis is unreachable (the caller retries)."""
+        written = self._guarded_set(
+            keys=[contact_key(self._prefix, state.workspace, state.contact_id)],
+            args=self._args(state),
+        )
+        return bool(written)
+
+    def put_all(self, states: Sequence[ContactState]) -> None:
+        """``put`` every state in one round trip (a pipeline without MULTI); raises
+        ``redis.RedisError`` when Redis is unreachable."""
+        if not states:
+            return
+        pipe = self._client.pipeline(transaction=False)
+        for state in states:
+            self._guarded_set(
+                keys=[contact_key(self._prefix, state.workspace, state.contact_id)],
+                args=self._args(state),
+                client=pipe,
+            )
+        pipe.execute()
+
+    def _args(self, state: ContactState) -> list[bytes | int]:
         body = b""
         if state.alive:
             resource = contact_resource(
@@ -33,8 +56,4 @@ class RedisContactCache(ContactCache):
                 updated_at=state.updated_at,
             )
             body = encode_resource(resource)
-        written = self._guarded_set(
-            keys=[contact_key(self._prefix, state.workspace, state.contact_id)],
-            args=[state.version, body, self._ttl_s],
-        )
-        return bool(written)
+        return [state.version, body, self._ttl_s]

@@ -18,6 +18,8 @@ from contacts_infra.contact_rows import JSON_FIELDS, contact_fields, operation_s
 
 #: The unique index of live primary emails per workspace (migration 0005).
 _EMAIL_UNIQUE_INDEX = "contacts_ws_live_email_key"
+#: The savepoint around one contact's upsert (``SqlContactRepository.save``).
+_SAVE_SAVEPOINT = "contact_save"
 
 
 class SqlContactRepository(ContactRepository):
@@ -31,14 +33,15 @@ class SqlContactRepository(ContactRepository):
         """Serialize writers of one contact, existing or not: a transaction-scoped advisory
         lock on ``<workspace>/<id>``, then the row lock (so a lock held elsewhere makes us wait,
         bounded by ``lock_timeout``)."""
-        self._connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-            {"name": f"{workspace}/{contact_id}"},
-        )
+        # Both statements in one round trip: the server runs them in order and psycopg2
+        # returns the last one's rows.
         row = (
             self._connection.execute(
-                sa.text("SELECT * FROM contacts WHERE workspace = :ws AND id = :id FOR UPDATE"),
-                {"ws": workspace, "id": contact_id},
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0));"
+                    " SELECT * FROM contacts WHERE workspace = :ws AND id = :id FOR UPDATE"
+                ),
+                {"name": f"{workspace}/{contact_id}", "ws": workspace, "id": contact_id},
             )
             .mappings()
             .first()
@@ -117,14 +120,18 @@ class SqlContactRepository(ContactRepository):
         json_columns = set(JSON_FIELDS)
         placeholders = [f"CAST(:{c} AS jsonb)" if c in json_columns else f":{c}" for c in columns]
         updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEY)
+        # The savepoint, the upsert and its release in one round trip; on a failure the
+        # transaction is taken back to the savepoint, so it stays usable.
         statement = sa.text(
+            f"SAVEPOINT {_SAVE_SAVEPOINT}; "
             f"INSERT INTO contacts ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
-            f"ON CONFLICT (workspace, id) DO UPDATE SET {updates}"
+            f"ON CONFLICT (workspace, id) DO UPDATE SET {updates}; "
+            f"RELEASE SAVEPOINT {_SAVE_SAVEPOINT}"
         )
         try:
-            with self._connection.begin_nested():
-                self._connection.execute(statement, values)
+            self._connection.execute(statement, values)
         except IntegrityError as exc:
+            self._connection.execute(sa.text(f"ROLLBACK TO SAVEPOINT {_SAVE_SAVEPOINT}"))
             constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
             if constraint == _EMAIL_UNIQUE_INDEX:
                 raise EmailConflict(state.contact_id) from None

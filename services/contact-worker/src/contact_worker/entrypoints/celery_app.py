@@ -16,11 +16,13 @@ from sqlalchemy.exc import DBAPIError
 
 from contact_worker import bootstrap
 from contact_worker.adapters import sqs_heartbeat as heartbeat
-from contact_worker.bootstrap import ApplyEvent, RecordDeadLetter, Runtime
+from contact_worker.bootstrap import ApplyBatch, ApplyEvent, RecordDeadLetter, Runtime
+from contact_worker.entrypoints.batches import BatchDispatcher
 from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.entrypoints.watchdog import start_watchdog
 from contact_worker.service_layer.handlers import read_event
 from contact_worker.settings import Settings
+from contacts_domain import ContactEvent, OperationStatus
 from contacts_infra.messaging import APPLY_EVENT_TASK
 from contacts_telemetry.logs import bind_context, clear_context, get_logger
 from contacts_telemetry.metrics import MetricsRegistry, mark_process_dead
@@ -65,13 +67,39 @@ class TaskDependencies:
     metrics: WorkerMetrics
     max_receive_count: int
     record_dead_letter: RecordDeadLetter
+    apply_batch: ApplyBatch | None = None
+
+    def run_batch(self, items: list[tuple[Any, int | None]]) -> list[bool]:
+        """Apply the received ``(envelope, receive count)`` items as one batch (in a pool
+        process): ``apply_envelopes``."""
+        return apply_envelopes(self, items)
 
 
 class ContactEventTask(Task):
-    """Base class of the registered ``apply_contact_event`` task; ``dependencies`` is set by
-    ``create_celery`` when it registers the task."""
+    """Base class of the registered ``apply_contact_event`` task; ``dependencies`` and
+    ``batch_size`` are set by ``create_celery`` when it registers the task.
+
+    The worker does not run the task one message at a time: its strategy is a
+    ``BatchDispatcher`` (``entrypoints.batches``), which sends the received messages to the
+    pool in batches, applied by ``apply_envelopes``. ``Task.apply`` (one envelope, in process)
+    still runs ``apply_contact_event``.
+    """
 
     dependencies: TaskDependencies
+    batch_size: int = 10
+    dispatcher: BatchDispatcher | None = None
+
+    def Strategy(self, task: Any, app: Celery, consumer: Any, **_: Any) -> BatchDispatcher:  # noqa: N802 (Celery's name)
+        """Celery's hook for the worker's handling of a received message of this task."""
+        dispatcher = BatchDispatcher(
+            task,
+            consumer,
+            batch_size=self.batch_size,
+            soft_timeout_s=app.conf.task_soft_time_limit,
+            timeout_s=app.conf.task_time_limit,
+        )
+        self.dispatcher = dispatcher
+        return dispatcher
 
 
 def create_celery(
@@ -106,6 +134,7 @@ def create_celery(
         metrics=metrics,
         max_receive_count=settings.max_receive_count,
         record_dead_letter=bootstrap.dead_letter_step(runtime),
+        apply_batch=bootstrap.apply_batch_step(settings, runtime),
     )
     # shared=False: the task and its dependencies belong to this app only, not to every
     # Celery app finalized later in the process.
@@ -115,7 +144,9 @@ def create_celery(
         base=ContactEventTask,
         shared=False,
         dependencies=dependencies,
+        batch_size=settings.batch_size,
     )(apply_contact_event)
+    worker_shutting_down.connect(functools.partial(release_prefetched, app=app), weak=False)
     return app
 
 
@@ -153,6 +184,19 @@ def on_shutting_down(*, grace_s: int, **_: Any) -> None:
     """
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
     signal.alarm(grace_s)
+
+
+def release_prefetched(*, app: Celery, **_: Any) -> None:
+    """``worker_shutting_down`` receiver (SIGTERM, in the main process): the batch task's
+    dispatcher hands its held, unstarted messages back to SQS at once
+    (``BatchDispatcher.release_pending``). Never raises: the shutdown goes on."""
+    dispatcher = getattr(app.tasks.get(APPLY_EVENT_TASK), "dispatcher", None)
+    if dispatcher is None:
+        return
+    try:
+        dispatcher.release_pending()
+    except Exception as exc:
+        log.warning("prefetched messages not released", error=type(exc).__name__)
 
 
 def on_process_shutdown(**_: Any) -> None:
@@ -214,3 +258,97 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
     )
     clear_context()
     return outcome.to_dict()
+
+
+def apply_envelopes(deps: TaskDependencies, items: list[tuple[Any, int | None]]) -> list[bool]:
+    """Apply a batch of received ``(envelope, receive count)`` items, in order, in one
+    transaction when they all apply (``bootstrap.apply_batch_step``); returns one verdict per
+    item: ``True`` when its event was applied or rejected (ack the message), ``False`` when it
+    failed (redeliver: the queue's backoff, the dead-letter queue after
+    ``max_receive_count``). Never raises. Logs and metrics per event are those of
+    ``apply_contact_event``."""
+    started = time.perf_counter()
+    events: list[tuple[int, ContactEvent]] = []
+    results: dict[int, OperationStatus | Exception] = {}
+    for index, (envelope, _) in enumerate(items):
+        try:
+            events.append((index, read_event(envelope)))
+        except Exception as exc:
+            results[index] = exc
+    now = dt.datetime.now(dt.UTC)
+    for _, event in events:
+        deps.metrics.event_started((now - event.time).total_seconds())
+    try:
+        apply_batch = deps.apply_batch or _one_by_one(deps.apply_event)
+        outcomes = apply_batch([event for _, event in events])
+    except Exception as exc:  # the step reports per event; this is a defect's safety net
+        outcomes = [exc] * len(events)
+    for (index, _), outcome in zip(events, outcomes, strict=True):
+        results[index] = outcome
+    parsed = dict(events)
+    elapsed = time.perf_counter() - started
+    verdicts = []
+    for index, (envelope, receives) in enumerate(items):
+        verdicts.append(
+            _report(deps, envelope, parsed.get(index), results[index], receives, elapsed)
+        )
+    return verdicts
+
+
+def _one_by_one(apply: ApplyEvent) -> ApplyBatch:
+    def run(events: Any) -> list[OperationStatus | Exception]:
+        results: list[OperationStatus | Exception] = []
+        for event in events:
+            try:
+                results.append(apply(event))
+            except Exception as exc:
+                results.append(exc)
+        return results
+
+    return run
+
+
+def _report(
+    deps: TaskDependencies,
+    envelope: Any,
+    event: ContactEvent | None,
+    result: OperationStatus | Exception,
+    received: int | None,
+    elapsed: float,
+) -> bool:
+    """Metrics and the log line of one event of a batch; its verdict (see ``apply_envelopes``)."""
+    clear_context()
+    if event is not None:
+        bind_context(
+            request_id=event.correlation_id,
+            traceparent=event.traceparent,
+            event_id=event.id,
+            operation_id=event.operation_id,
+            contact_id=event.contact_id,
+            workspace=event.workspace,
+        )
+    try:
+        if isinstance(result, Exception):
+            last = received is not None and received >= deps.max_receive_count
+            outcome = "dead_lettered" if last else "retried"
+            deps.metrics.task_done(outcome, elapsed)
+            if last:
+                deps.record_dead_letter(envelope)
+            error = type(without_values(result)).__name__
+            log.warning("event not applied", outcome=outcome, error=error, receives=received)
+            return False
+        assert event is not None
+        deps.metrics.task_done(result.status, elapsed)
+        deps.metrics.event_committed((dt.datetime.now(dt.UTC) - event.time).total_seconds())
+        deps.metrics.operations.labels(result.status, result.reason or "none").inc()
+        log.info(
+            "event processed",
+            kind=event.kind,
+            status=result.status,
+            reason=result.reason,
+            version=result.version,
+            receives=received,
+        )
+        return True
+    finally:
+        clear_context()

@@ -41,7 +41,7 @@ locked, and writers of one workspace never wait for each other.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from contacts_domain import (
     EMAIL_CONFLICT,
@@ -69,6 +69,9 @@ from contacts_domain.ports import (
     OperationStore,
     UnitOfWork,
 )
+from contacts_telemetry.logs import get_logger
+
+log = get_logger("contact_worker")
 
 #: Events carry E.164 numbers; "ZZ" (unknown region) makes a number without "+" invalid.
 _EVENT_PHONE_REGION = "ZZ"
@@ -129,35 +132,127 @@ def handle_event(
     not raised. Raises whatever the adapters raise for transient failures (database or Redis
     unreachable, lock timeout): the caller lets the message be redelivered.
     """
+    with unit_of_work() as uow:
+        step = _apply_in(uow, event, max_live_contacts)
+        uow.commit()
+    _publish([step], cache, operations, idempotency)
+    return step.outcome
+
+
+#: What one event's step inside a unit of work produced: the contact's state after it, the
+#: event's outcome and the outcomes of earlier events it revised (a late event's replay); the
+#: event as applied (an upsert aimed at the contact it matched) and the id it was sent for.
+@dataclasses.dataclass(frozen=True)
+class _Step:
+    workspace: str
+    state: ContactState
+    outcome: OperationStatus
+    revised: list[OperationStatus]
+    event: ContactEvent
+    sent_for: str
+
+
+def handle_batch(
+    events: Sequence[ContactEvent],
+    *,
+    unit_of_work: Callable[[], UnitOfWork],
+    cache: ContactCache,
+    operations: OperationStore,
+    max_live_contacts: int = 0,
+    idempotency: IdempotencyIndex | None = None,
+) -> list[OperationStatus | Exception]:
+    """Apply ``events`` (in the order given: delivery order, so the events of one contact or
+    one email are in their accepted order) in ONE transaction, then refresh the cache and the
+    statuses; returns one result per event, in order: its outcome, or the exception that kept
+    it from being applied (the caller lets that event's message be redelivered).
+
+    Each event is applied exactly as ``handle_event`` would apply it alone, one after the other
+    (same statements, same locks, the inbox seeing the earlier events of the batch), so the
+    state and the outcomes are those of applying them one per transaction. When anything fails
+    (a poison event, a deadlock with another worker, the database or Redis down) the batch's
+    transaction is rolled back, nothing of it is kept, and every event is applied again alone,
+    one transaction each (``handle_event``): only the events that fail on their own are
+    reported failed, the others are applied once (issue 13: a poison event does not hold back
+    or redeliver the good ones). A batch that committed but whose Redis writes failed is
+    retried the same way: the inbox makes the second pass a no-op for the database.
+    """
+    if len(events) > 1:
+        try:
+            with unit_of_work() as uow:
+                steps = [_apply_in(uow, event, max_live_contacts) for event in events]
+                uow.commit()
+            _publish(steps, cache, operations, idempotency)
+            return [step.outcome for step in steps]
+        except Exception as exc:
+            log.warning(
+                "batch not applied together; applying its events one by one",
+                error=type(exc).__name__,
+                events=len(events),
+            )
+    results: list[OperationStatus | Exception] = []
+    for event in events:
+        try:
+            results.append(
+                handle_event(
+                    event,
+                    unit_of_work=unit_of_work,
+                    cache=cache,
+                    operations=operations,
+                    max_live_contacts=max_live_contacts,
+                    idempotency=idempotency,
+                )
+            )
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
+def _apply_in(uow: UnitOfWork, event: ContactEvent, max_live_contacts: int) -> _Step:
+    """Apply ``event`` inside ``uow`` (not committed): the body of ``handle_event``."""
     revised: list[OperationStatus] = []
     ws = event.workspace
     sent_for = event.contact_id
-    with unit_of_work() as uow:
-        known = uow.inbox.outcome_of(ws, event.id) if event.kind == "upserted" else None
-        if event.kind == "upserted" and known is None:
-            event = _resolve_upsert(uow, event)
-        target = known.contact_id if known is not None else event.contact_id
-        state = uow.contacts.get_for_update(ws, target)
-        outcome = known or uow.inbox.outcome_of(ws, event.id)
-        if outcome is None:
-            room = _Quota(uow, ws, max_live_contacts)
-            last = uow.inbox.last_sequence(ws, event.contact_id)
-            if last is not None and event.sequence < last:
-                state, outcome, revised = _apply_late(uow, state, event, room)
-                _erase_before_last_delete(uow, ws, event.contact_id)  # a replay may delete
-            else:
-                state, outcome = _apply_in_order(uow, state, event, room)
-                if event.kind == "deleted" and erases(outcome):
-                    uow.inbox.erase_data(ws, event.contact_id, before=event.sequence)
-            uow.commit()
-    if state.version > 0:
-        cache.put(state)
-    for status in revised:
-        operations.record(ws, status)
-    operations.record(ws, outcome)
+    known = uow.inbox.outcome_of(ws, event.id) if event.kind == "upserted" else None
+    if event.kind == "upserted" and known is None:
+        event = _resolve_upsert(uow, event)
+    target = known.contact_id if known is not None else event.contact_id
+    state = uow.contacts.get_for_update(ws, target)
+    outcome = known or uow.inbox.outcome_of(ws, event.id)
+    if outcome is None:
+        room = _Quota(uow, ws, max_live_contacts)
+        last = uow.inbox.last_sequence(ws, event.contact_id)
+        if last is not None and event.sequence < last:
+            state, outcome, revised = _apply_late(uow, state, event, room)
+            _erase_before_last_delete(uow, ws, event.contact_id)  # a replay may delete
+        else:
+            state, outcome = _apply_in_order(uow, state, event, room)
+            if event.kind == "deleted" and erases(outcome):
+                uow.inbox.erase_data(ws, event.contact_id, before=event.sequence)
+    return _Step(ws, state, outcome, revised, event, sent_for)
+
+
+def _publish(
+    steps: Sequence[_Step],
+    cache: ContactCache,
+    operations: OperationStore,
+    idempotency: IdempotencyIndex | None,
+) -> None:
+    """After the commit: the cache gets each contact's last state of ``steps`` (the writes are
+    version-guarded, so the last is the newest), then every revised and new status is
+    recorded, in order: one Redis round trip each for the whole batch (``put_all``,
+    ``record_all``); then each step's idempotency records follow its contact
+    (``_follow_idempotency_records``)."""
+    last: dict[tuple[str, str], ContactState] = {}
+    for step in steps:
+        if step.state.version > 0:
+            last[(step.workspace, step.state.contact_id)] = step.state
+    cache.put_all(list(last.values()))
+    operations.record_all(
+        [(step.workspace, status) for step in steps for status in [*step.revised, step.outcome]]
+    )
     if idempotency is not None:
-        _follow_idempotency_records(idempotency, event, outcome, sent_for)
-    return outcome
+        for step in steps:
+            _follow_idempotency_records(idempotency, step.event, step.outcome, step.sent_for)
 
 
 def _follow_idempotency_records(
