@@ -193,6 +193,25 @@ def test_late_patch_after_delete_keeps_the_contact_deleted(backend: Backend) -> 
     assert backend.cached(cid) == {"version": 2, "alive": False}
 
 
+def test_a_patch_revised_to_applied_reports_the_version_that_shows_it(backend: Backend) -> None:
+    # The patch arrives first (not_found, version 0), then its contact's create: the replay
+    # applies both, the contact shows them at version 1 (one visible change from the stored,
+    # absent contact) and the patch's status is revised to applied AT that version, never
+    # "applied, version 0" (found by the fresh-clone review after a worker kill -9).
+    cid = new_id()
+    create = make_event("created", cid, {"first_name": "Rosa"})
+    patch = make_event("patched", cid, {"company": "K"})
+    first = backend.handle(patch)
+    assert (first.status, first.reason, first.version) == ("rejected", "not_found", 0)
+    created = backend.handle(create)
+    state = backend.stored(cid)
+    assert (state.version, state.fields["company"]) == (1, "K")
+    assert (created.status, created.version) == ("applied", 1)
+    revised = backend.operations.get(DEFAULT_WORKSPACE, first.operation_id)
+    assert revised is not None
+    assert (revised.status, revised.reason, revised.version) == ("applied", None, 1)
+
+
 def test_business_rejections_are_recorded_not_raised(backend: Backend) -> None:
     cid = new_id()
     backend.handle(make_event("created", cid, {"first_name": "Rosa"}))

@@ -356,7 +356,7 @@ def _apply_late(
     # this operation found when applied is what it reports.
     outcome = _outcome(event, result.outcomes[event.id][1], state.version, existed=True)
     uow.inbox.record(event, outcome)
-    return state, outcome, _revise(uow, ws, history[:-1], result.outcomes)
+    return state, outcome, _revise(uow, ws, history[:-1], result.outcomes, state.version)
 
 
 def _apply_superseded(
@@ -385,15 +385,22 @@ def _revise(
     workspace: str,
     history: list[ProcessedEvent],
     verdicts: dict[str, tuple[str, str | None]],
+    version: int | None = None,
 ) -> list[OperationStatus]:
-    """Record the verdicts of ``history`` that changed; returns the revised statuses."""
+    """Record the verdicts of ``history`` that changed; returns the revised statuses. An event
+    revised to ``applied`` reports ``version``, the contact's version after the replay: the
+    first at which its effect shows (``None``: keep the recorded one)."""
     revised = []
     for processed in history:
         now = verdicts[processed.event_id]
         if now != (processed.outcome.status, processed.outcome.reason):
             # A verdict is ("applied", None) or ("rejected", reason): the reason says both.
+            shown = version if version is not None and now[1] is None else None
             fixed = dataclasses.replace(
-                processed.outcome, status="rejected" if now[1] else "applied", reason=now[1]
+                processed.outcome,
+                status="rejected" if now[1] else "applied",
+                reason=now[1],
+                version=processed.outcome.version if shown is None else shown,
             )
             uow.inbox.revise(workspace, processed.event_id, fixed)
             revised.append(fixed)
