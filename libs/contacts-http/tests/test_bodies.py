@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from contacts_http import (
     JSON_MAX_DEPTH,
+    DuplicateJsonKey,
     JsonTooDeep,
     init_body_limit,
     init_problem_handlers,
@@ -202,3 +203,11 @@ def test_a_client_that_stops_sending_is_a_408_problem(streamed: bool) -> None:
     assert response.status_code == 408
     assert response.mimetype == "application/problem+json"
     assert "No byte of the request body arrived for 10 s" in response.get_json()["detail"]
+
+
+def test_a_member_named_twice_is_refused_at_any_depth() -> None:
+    for body in (b'{"a": 1, "a": 2}', b'[{"x": {"b": 1, "c": 2, "b": 3}}]'):
+        with pytest.raises(DuplicateJsonKey) as refused:
+            parse_json_body(body)
+        assert refused.value.key in ("a", "b")
+    assert parse_json_body(b'{"a": {"a": 1}, "b": [{"a": 2}, {"a": 3}]}')["b"][1] == {"a": 3}

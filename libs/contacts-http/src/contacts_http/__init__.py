@@ -32,12 +32,20 @@ Usage in an app factory::
 No SQS or database imports; ``rate_limits`` talks to Redis through flask-limiter.
 """
 
-from contacts_http.bodies import JSON_MAX_DEPTH, JsonTooDeep, init_body_limit, parse_json_body
+from contacts_http.bodies import (
+    JSON_MAX_DEPTH,
+    DuplicateJsonKey,
+    JsonBodyRefused,
+    JsonTooDeep,
+    init_body_limit,
+    parse_json_body,
+)
 from contacts_http.docs import docs_blueprint
 from contacts_http.health import Check, health_blueprint, run_checks
 from contacts_http.openapi import openapi_config
 from contacts_http.problems import (
     ABOUT_BLANK,
+    MEDIA_TYPE_PROBLEM,
     PROBLEM_JSON,
     VALIDATION_PROBLEM,
     ProblemApi,
@@ -60,10 +68,13 @@ from contacts_http.routing import init_routing_answers
 __all__ = [
     "ABOUT_BLANK",
     "JSON_MAX_DEPTH",
+    "MEDIA_TYPE_PROBLEM",
     "PROBLEM_JSON",
     "REQUEST_ID_HEADER",
     "VALIDATION_PROBLEM",
     "Check",
+    "DuplicateJsonKey",
+    "JsonBodyRefused",
     "JsonTooDeep",
     "ProblemApi",
     "ProblemError",

@@ -49,7 +49,7 @@ from flask import Flask, request
 from gunicorn.http.errors import ParseException
 from werkzeug.exceptions import BadRequest, HTTPException, RequestTimeout
 
-from contacts_http.problems import VALIDATION_PROBLEM, ProblemError
+from contacts_http.problems import MEDIA_TYPE_PROBLEM, ProblemError
 
 _CHUNK: Final = 64 * 1024
 #: Deepest nesting of arrays and objects accepted in a JSON body; the body itself is level 1,
@@ -59,7 +59,11 @@ JSON_MAX_DEPTH: Final = 32
 BODY_IDLE_TIMEOUT_S: Final = 10.0
 
 
-class JsonTooDeep(ValueError):
+class JsonBodyRefused(ValueError):
+    """A JSON body that decodes but that this API refuses; the message says why."""
+
+
+class JsonTooDeep(JsonBodyRefused):
     """A JSON body nests arrays and objects deeper than ``max_depth`` levels."""
 
     def __init__(self, max_depth: int) -> None:
@@ -67,22 +71,43 @@ class JsonTooDeep(ValueError):
         self.max_depth = max_depth
 
 
+class DuplicateJsonKey(JsonBodyRefused):
+    """A JSON object names ``key`` twice. RFC 8259 §4 leaves the meaning to the parser, and
+    Python's keeps the last silently; the API refuses it instead of guessing."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"The member {key!r} appears twice in one object.")
+        self.key = key
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateJsonKey(key)
+            seen.add(key)
+    return members
+
+
 def parse_json_body(data: bytes | str, *, max_depth: int = JSON_MAX_DEPTH) -> Any:
     """Parse a JSON request body (UTF-8 bytes or text) no deeper than ``max_depth`` levels.
 
     Raises ``UnicodeDecodeError`` (bytes that are not UTF-8) and ``json.JSONDecodeError`` (not
     JSON, ``doc == ""`` for an empty body, or an integer of more than 4,300 digits) as
-    ``json.loads`` does, and ``JsonTooDeep`` when the
+    ``json.loads`` does, ``DuplicateJsonKey`` for an object naming a member twice, and
+    ``JsonTooDeep`` when the
     body nests more than ``max_depth`` levels, including bodies so deep that the decoder itself
     runs out of recursion. Never raises ``RecursionError``. Cost: one pass over the parsed
     containers after ``json.loads``.
     """
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     try:
-        value = json.loads(text)
+        value = json.loads(text, object_pairs_hook=_unique_members)
     except RecursionError:
         raise JsonTooDeep(max_depth) from None
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, JsonBodyRefused):
         raise
     except ValueError as exc:
         # An integer longer than sys.get_int_max_str_digits() (4300): Python's guard against
@@ -186,7 +211,7 @@ def refuse_content_coding() -> None:
             415,
             "The request body has a Content-Encoding this API does not decode "
             f"({', '.join(codings)}); send it uncompressed, without Content-Encoding.",
-            type_uri=VALIDATION_PROBLEM,
+            type_uri=MEDIA_TYPE_PROBLEM,
             errors={"Content-Encoding": ["Only identity is accepted."]},
             headers={"Accept-Encoding": "identity"},
         )

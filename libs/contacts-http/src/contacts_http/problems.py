@@ -43,6 +43,8 @@ PROBLEM_JSON: Final = "application/problem+json"
 ABOUT_BLANK: Final = "about:blank"
 #: ``type`` of every validation problem (a body or parameter broke a rule); carries ``errors``.
 VALIDATION_PROBLEM: Final = "urn:contacts:problem:validation"
+#: ``type`` of a 415: the body's media type or content coding is not one the route reads.
+MEDIA_TYPE_PROBLEM: Final = "urn:contacts:problem:unsupported-media-type"
 #: Seconds a client should wait before retrying a 503/429 that named no other delay.
 DEFAULT_RETRY_AFTER_S: Final = 1
 _RETRY_STATUSES: Final = frozenset({429, 503})

@@ -275,6 +275,27 @@ def test_json_nested_too_deep_is_400_not_500(
     assert publisher.events == []
 
 
+@pytest.mark.parametrize(
+    ("path", "body", "key"),
+    [
+        (CONTACT, '{"first_name": "a", "email": "a@x.example", "email": "b@x.example"}', "email"),
+        (CONTACT, '{"first_name": "a", "addresses": [{"city": "X", "city": "Y"}]}', "city"),
+        ("/v1/contacts/batch", '{"operations": [], "operations": []}', "operations"),
+    ],
+)
+def test_a_member_named_twice_is_a_400_naming_it_not_the_last_one_kept(
+    client, publisher, path, body, key
+) -> None:
+    # Found by the fresh-clone review: the second "email" was stored, silently.
+    response = client.post(path, data=body, content_type=JSON)
+    assert response.status_code == 400
+    assert response.mimetype == PROBLEM_JSON
+    assert response.get_json()["errors"] == {
+        "_schema": [f"The member {key!r} appears twice in one object."]
+    }
+    assert publisher.events == []
+
+
 def test_json_as_deep_as_the_limit_reaches_the_schema(client, publisher) -> None:
     body = '{"first_name": "A", "tags": ' + "[" * (JSON_MAX_DEPTH - 1)
     body += "]" * (JSON_MAX_DEPTH - 1) + "}"
@@ -327,6 +348,8 @@ def test_a_body_with_a_content_coding_is_a_415_problem(client, publisher, coding
     assert response.mimetype == PROBLEM_JSON
     assert response.headers["Accept-Encoding"] == "identity"
     assert "Content-Encoding" in response.get_json()["errors"]
+    # The same type as every other 415 (it was the validation type; fresh-clone review).
+    assert response.get_json()["type"] == "urn:contacts:problem:unsupported-media-type"
     assert publisher.events == []
 
 

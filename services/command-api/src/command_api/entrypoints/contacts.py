@@ -53,7 +53,7 @@ from contacts_domain import (
     ValidationFailed,
     normalize_contact,
 )
-from contacts_http import PROBLEM_JSON, JsonTooDeep, current_request_id, parse_json_body
+from contacts_http import PROBLEM_JSON, JsonBodyRefused, current_request_id, parse_json_body
 from contacts_http.auth import request_workspace
 from contacts_http.observability import current_traceparent
 
@@ -75,8 +75,9 @@ class _Parser(FlaskParser):
     def _raw_load_json(self, req: Request) -> Any:
         """The JSON body, at most ``JSON_MAX_DEPTH`` levels deep (webargs' hook).
 
-        A deeper body aborts with 400 (``errors: {"_schema": ["JSON nested deeper than ...
-        levels."]}``), like a body that is not JSON, and so does an empty body (``errors:
+        A deeper body, or one whose object names a member twice (``DuplicateJsonKey``: never
+        the last one silently), aborts with 400 (``errors: {"_schema": ["JSON nested deeper
+        than ... levels."]}``), like a body that is not JSON, and so does an empty body (``errors:
         {"json": [...]}``, where webargs would read it as no body and the view would then fail
         on it with a 400 naming nothing); ``missing`` when the body is not JSON.
         """
@@ -87,7 +88,7 @@ class _Parser(FlaskParser):
             abort(400, messages={"json": [EMPTY_BODY]})
         try:
             return parse_json_body(data)
-        except JsonTooDeep as error:
+        except JsonBodyRefused as error:  # too deep, or a member named twice
             abort(400, exc=error, messages={"json": [str(error)]})
 
 

@@ -18,13 +18,12 @@ from typing import Final
 from flask import Request
 
 from command_api.service_layer.idempotency import KEY_PATTERN
-from contacts_http import ProblemError
+from contacts_http import MEDIA_TYPE_PROBLEM, ProblemError
 from contacts_http.auth.guard import BAD_HEADER_PROBLEM
 
 _STRONG_ETAG: Final = re.compile(r'^"(0|[1-9][0-9]{0,17})"$')
 _WEAK_ETAG: Final = re.compile(r'^W/"(0|[1-9][0-9]{0,17})"$')
 PRECONDITION_PROBLEM: Final = "urn:contacts:problem:precondition-failed"
-MEDIA_TYPE_PROBLEM: Final = "urn:contacts:problem:unsupported-media-type"
 
 
 class BadETag(ValueError):
