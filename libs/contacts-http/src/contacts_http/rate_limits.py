@@ -373,7 +373,9 @@ class InlineRateLimits:
     answers exactly as flask-limiter does: the ``RateLimit-*`` headers of the smallest window
     (of a breached limit first, else of the caller's), and a 429 problem with ``Retry-After``
     past a limit. When Redis cannot count (``settle(None)``) the request counts in
-    per-process memory, as flask-limiter's fallback does.
+    per-process memory, as flask-limiter's fallback does. An endpoint with no Redis call of its
+    own to fold the count into counts with ``count`` in its own round trip before its view
+    (``init_rate_limits``' ``counted_first``: the command API's writes).
     """
 
     def __init__(
