@@ -209,8 +209,15 @@ def init_rate_limits(
     exempt: Callable[[], bool],
     workspace: Callable[[], str] | None = None,
     inline_endpoints: frozenset[str] = frozenset(),
+    counted_first: frozenset[str] = frozenset(),
 ) -> Limiter | None:
     """Rate-limit every route of ``app`` (``None`` and nothing installed when disabled).
+
+    ``inline_endpoints`` count their own limits in their own Redis script
+    (``InlineRateLimits``); ``counted_first`` endpoints count them in one round trip
+    (``InlineRateLimits.count``) in a ``before_request`` hook of their own, where flask-limiter
+    would (after authentication, before the body is read), instead of its three or four. On a
+    Redis Cluster (``storage.client`` is ``None``) both count through flask-limiter.
 
     ``identity()`` names the caller of the current request; ``workspace()`` its workspace, whose
     requests ``settings.workspace`` limits across every caller and route (``None``, or that
@@ -249,6 +256,9 @@ def init_rate_limits(
         inline = InlineRateLimits(settings, storage.client, storage.key_prefix, identity, workspace)
         app.extensions[INLINE_EXTENSION] = inline
         app.after_request(_inline_headers)
+        inline_endpoints |= counted_first
+        if counted_first:
+            app.before_request(_count_first(inline, counted_first, exempt))
     limiter.request_filter(lambda: exempt() or request.endpoint in inline_endpoints)
     _fold_storage_errors(limiter)
     # Registered before the limiter's own after_request hook, so it runs after it (Flask runs
@@ -256,6 +266,19 @@ def init_rate_limits(
     app.after_request(_public_headers)
     limiter.init_app(app)
     return limiter
+
+
+def _count_first(
+    inline: InlineRateLimits, endpoints: frozenset[str], exempt: Callable[[], bool]
+) -> Callable[[], None]:
+    """The ``before_request`` hook counting the requests of ``endpoints`` (not ``exempt``) in
+    one Redis round trip; raises ``ProblemError`` 429 past a limit."""
+
+    def count_first() -> None:
+        if request.endpoint in endpoints and not exempt():
+            inline.count(inline.counters())
+
+    return count_first
 
 
 def _route_limits(app: Flask, settings: RateLimitSettings) -> list[str | Callable[[], str] | Limit]:
@@ -350,7 +373,9 @@ class InlineRateLimits:
     answers exactly as flask-limiter does: the ``RateLimit-*`` headers of the smallest window
     (of a breached limit first, else of the caller's), and a 429 problem with ``Retry-After``
     past a limit. When Redis cannot count (``settle(None)``) the request counts in
-    per-process memory, as flask-limiter's fallback does.
+    per-process memory, as flask-limiter's fallback does. An endpoint with no Redis call of its
+    own to fold the count into counts with ``count`` in its own round trip before its view
+    (``init_rate_limits``' ``counted_first``: the command API's writes).
     """
 
     def __init__(
@@ -370,6 +395,9 @@ class InlineRateLimits:
         self._workspace_items = limits.parse_many(settings.workspace) if settings.workspace else []
         self._memory = limits.strategies.FixedWindowRateLimiter(limits.storage.MemoryStorage())
         self._memo: dict[tuple[str, str, str | None], list[RateCounter]] = {}
+        self._warn_lock = threading.Lock()
+        self._warn_next_at = 0.0
+        self._warn_folded = 0
 
     def counters(self) -> list[RateCounter]:
         """The counters of the current request, smallest window first (none when disabled).
@@ -422,10 +450,29 @@ class InlineRateLimits:
         try:
             counts = [int(n) for n in self._count_script(keys=keys, args=args)]
         except (redis.RedisError, OSError) as exc:
-            logger.warning("rate limit storage unreachable, counting in memory: %s", exc)
+            self._warn_unreachable(exc)
             self.settle(counters, None)
             return
         self.settle(counters, counts)
+
+    def _warn_unreachable(self, error: BaseException) -> None:
+        """Log that Redis did not count: at most one WARNING per ``STORAGE_WARNING_INTERVAL_S``
+        per process (like flask-limiter's messages, ``StorageErrorLog``), naming how many
+        failures were folded into it."""
+        with self._warn_lock:
+            now = time.monotonic()
+            if now < self._warn_next_at:
+                self._warn_folded += 1
+                return
+            folded, self._warn_folded = self._warn_folded, 0
+            self._warn_next_at = now + STORAGE_WARNING_INTERVAL_S
+        logger.warning(
+            "Rate limit storage unreachable (Redis): counting in memory per process "
+            "(%s; %d similar messages folded; next warning in %.0f s at the earliest)",
+            type(error).__name__,
+            folded,
+            STORAGE_WARNING_INTERVAL_S,
+        )
 
     def settle(self, counters: list[RateCounter], counts: list[int] | None) -> None:
         """Answer for ``counters`` given ``counts`` (``[count, ttl, ...]`` from ``COUNT_LUA``;

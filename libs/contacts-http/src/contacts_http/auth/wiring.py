@@ -75,10 +75,12 @@ def install_rate_limits(
     storage: RateLimitStorage,
     policy: AuthPolicy,
     inline_endpoints: frozenset[str] = frozenset(),
+    counted_first: frozenset[str] = frozenset(),
 ) -> Limiter | None:
     """Rate-limit ``app``'s guarded routes per caller and per workspace (``init_rate_limits``,
     ``rate_limit_identity``, ``rate_limit_workspace``); the paths open under ``policy`` are
-    never limited; ``inline_endpoints`` count their own (``rate_limits.InlineRateLimits``). Call
+    never limited; ``inline_endpoints`` count their own (``rate_limits.InlineRateLimits``),
+    ``counted_first`` endpoints in one Redis round trip before their view. Call
     after registering the blueprints."""
     return init_rate_limits(
         app,
@@ -88,4 +90,5 @@ def install_rate_limits(
         exempt=lambda: policy.is_open(request.path, request.method),
         workspace=rate_limit_workspace,
         inline_endpoints=inline_endpoints,
+        counted_first=counted_first,
     )

@@ -270,10 +270,12 @@ def contacts_blueprint() -> Blueprint:
         "to poll on the query API. Validation failures answer 400 with `errors` by field path.",
     )
     blp.ARGUMENTS_PARSER = _Parser()  # type: ignore[misc]
+    # Schema instances, not classes: webargs would build a schema per request from a class
+    # (marshmallow's schemas hold no per-load state, so one instance serves every thread).
     blp.before_request(check_media_type)
     create = decorated(
         create_contact,
-        blp.arguments(ContactWriteSchema, description="The new contact."),
+        blp.arguments(ContactWriteSchema(), description="The new contact."),
         blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
         blp.doc(parameters=[IDEMPOTENCY_KEY]),
         alt_responses(blp, *COMMON_ERRORS, 422),
@@ -281,7 +283,7 @@ def contacts_blueprint() -> Blueprint:
     upsert = decorated(
         upsert_contact,
         blp.arguments(
-            ContactUpsertSchema,
+            ContactUpsertSchema(),
             description=(
                 "The contact: a primary email is required. A name is required only to create "
                 "one: an upsert without a first or last name that matches no contact is "
@@ -303,7 +305,7 @@ def _documented_batch(blp: Blueprint) -> Callable[..., Any]:
     """``run_batch`` with its arguments and its OpenAPI documentation."""
     return decorated(
         run_batch,
-        blp.arguments(BatchBodySchema, description="1 to 100 operations."),
+        blp.arguments(BatchBodySchema(), description="1 to 100 operations."),
         blp.doc(
             requestBody={"content": {JSON: {"schema": BatchRequestSchema}}},
             parameters=[BATCH_IDEMPOTENCY_KEY],
@@ -330,7 +332,7 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
     ``delete_contact``, each with its own arguments and OpenAPI documentation."""
     put = decorated(
         replace_contact,
-        blp.arguments(ContactWriteSchema, description="Every field of the contact."),
+        blp.arguments(ContactWriteSchema(), description="Every field of the contact."),
         blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
         blp.doc(parameters=[IF_MATCH]),
         alt_responses(blp, *COMMON_ERRORS, 412),
@@ -338,7 +340,7 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
     patch = decorated(
         patch_contact,
         blp.arguments(
-            ContactPatchSchema,
+            ContactPatchSchema(),
             content_type=MERGE_PATCH,
             description="An RFC 7396 merge patch (also accepted as application/json).",
         ),
