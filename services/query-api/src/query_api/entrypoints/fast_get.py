@@ -99,8 +99,11 @@ class FastContactGet:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         started = time.perf_counter()
-        contact_id = self._plain_contact_id(environ)
-        caller = self._caller(environ) if contact_id is not None else None
+        try:
+            contact_id = self._plain_contact_id(environ)
+            caller = self._caller(environ) if contact_id is not None else None
+        except Exception:  # whatever surprised us here, the Flask path answers it
+            contact_id = caller = None
         if contact_id is None or caller is None:
             return self._inner(environ, start_response)
         request_id = _request_id(environ)
