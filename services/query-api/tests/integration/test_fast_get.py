@@ -30,13 +30,14 @@ def pair(make_app, settings):
     """``pair(**rate_limits)`` → (fast app, Flask-only app), each on a Redis prefix of its own
     and with an extra API key that has only ``contacts:write``."""
 
-    def make(**limits: str) -> tuple[Any, Any]:
+    def make(failure_limit: str | None = None, **limits: str) -> tuple[Any, Any]:
         auth = settings.auth.model_copy(
             update={
                 "api_keys": (
                     *settings.auth.api_keys,
                     ApiKeyEntry(hash_api_key(WRITE_ONLY_KEY), frozenset({scopes.WRITE})),
-                )
+                ),
+                "failure_limit": failure_limit or settings.auth.failure_limit,
             }
         )
         apps = []
@@ -95,7 +96,13 @@ def _samples(app: Any) -> list[str]:
     return sorted(
         line
         for line in text.splitlines()
-        if line.startswith(("http_requests_total{", "contact_cache_lookups_total{"))
+        if line.startswith(
+            (
+                "http_requests_total{",
+                "contact_cache_lookups_total{",
+                "auth_failure_limit_events_total{",
+            )
+        )
         or (line.startswith("http_request_duration_seconds_count{"))
     )
 
@@ -184,3 +191,18 @@ def test_another_workspace_and_an_operator_naming_one_answer_as_the_flask_path(
     assert again["log_context"]["workspace"] == workspace
     assert operator["status"] == 403  # the header needs contacts:admin
     assert _samples(fast) == _samples(slow)
+
+
+def test_an_address_over_the_failure_limit_is_refused_by_the_guard_alone(pair, seed):
+    # The fast path only looks at the failure limit: the guard refuses and counts
+    # (``event="throttled"`` once per refused request, on both paths alike).
+    fast, slow = pair(failure_limit="2/minute")
+    path = f"/v1/contacts/{seed.contact()}"
+
+    guesses = [_same(fast, slow, "GET", path, {"Authorization": "Bearer guess"}) for _ in range(2)]
+    throttled = _same(fast, slow, "GET", path)  # the valid key, from the same address
+
+    assert [g["status"] for g in guesses] == [401, 401]
+    assert throttled["status"] == 429
+    assert _samples(fast) == _samples(slow)
+    assert 'auth_failure_limit_events_total{event="throttled"} 1.0' in _samples(fast)

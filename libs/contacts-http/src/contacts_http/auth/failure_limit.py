@@ -127,6 +127,11 @@ class AuthFailureLimiter:
         self._metrics.count("throttled")
         return wait
 
+    def throttled(self, address: str) -> bool:
+        """Whether ``address`` is over the limit now (``retry_after`` would refuse it), without
+        counting anything: for a caller that leaves the refusal to ``retry_after``."""
+        return self._wait(address) is not None
+
     def record_failure(self, address: str) -> None:
         """Count one refused token for ``address``. The failure that takes the address to
         the limit logs one warning (``auth failure limit reached``, with the address, the

@@ -152,7 +152,7 @@ class FastContactGet:
             address = failures.client_address(
                 environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR")
             )
-            if failures.retry_after(address) is not None:
+            if failures.throttled(address):  # the guard refuses it, and counts that
                 return None
         try:
             principal = self._guard.authenticator.authenticate(token.strip())
