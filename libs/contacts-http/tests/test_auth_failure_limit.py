@@ -22,7 +22,11 @@ from contacts_http.auth import (
     install_auth,
     scopes,
 )
-from contacts_http.auth.failure_limit import AuthFailureLimiter, AuthFailureMetrics
+from contacts_http.auth.failure_limit import (
+    ADDRESS_MEMO_SIZE,
+    AuthFailureLimiter,
+    AuthFailureMetrics,
+)
 from contacts_infra.settings import SettingsError
 from contacts_telemetry.logs import configure_logging
 from contacts_telemetry.metrics import MetricsRegistry
@@ -177,6 +181,19 @@ def test_client_address_rules() -> None:
     assert limiter.client_address("2001:db8::1", None) == "2001:db8::/64"
     assert limiter.client_address("::ffff:192.0.2.1", None) == "192.0.2.1"
     assert limiter.client_address(None, None) == "unknown"
+
+
+def test_remembered_client_addresses_are_bounded_and_stay_right() -> None:
+    limiter = AuthFailureLimiter(
+        "1/minute", AuthFailureMetrics(MetricsRegistry()), trusted_proxies=("10.0.0.0/8",)
+    )
+    # A client behind the proxy can send any X-Forwarded-For: one remembered pair each.
+    for n in range(ADDRESS_MEMO_SIZE + 10):
+        hop = f"198.51.{n // 256 % 256}.{n % 256}"
+        assert limiter.client_address("10.0.0.2", f"{hop}, 10.0.0.9") == hop
+        assert len(limiter._addresses) <= ADDRESS_MEMO_SIZE
+    assert limiter.client_address("10.0.0.2", "203.0.113.5, 10.0.0.9") == "203.0.113.5"
+    assert limiter.client_address("10.0.0.2", "203.0.113.5, 10.0.0.9") == "203.0.113.5"
 
 
 @pytest.mark.parametrize(

@@ -405,9 +405,18 @@ class InlineRateLimits:
         (they depend on nothing else: the settings are fixed for the process's life)."""
         if not self._settings.enabled:
             return []
-        endpoint = request.endpoint or ""
-        caller = self._identity()
         workspace = self._workspace() if self._workspace is not None else None
+        return self.counters_for(request.endpoint or "", self._identity(), workspace)
+
+    def counters_for(self, endpoint: str, caller: str, workspace: str | None) -> list[RateCounter]:
+        """``counters()`` of a request of ``endpoint`` by ``caller`` (``rate_limit_identity``)
+        in ``workspace`` (``ws:<id>``, ``rate_limit_workspace``), outside a Flask request (the
+        query API's WSGI fast path). ``workspace`` is ignored when the app has no workspace
+        limit, as ``counters()`` does."""
+        if not self._settings.enabled:
+            return []
+        if self._workspace is None:
+            workspace = None
         memo_key = (endpoint, caller, workspace)
         found = self._memo.get(memo_key)
         if found is None:
@@ -482,6 +491,19 @@ class InlineRateLimits:
             return
         if counts is None:
             counts = self._count_in_memory(counters)
+        headers, breached = self.answer(counters, counts)
+        if breached is not None:
+            raise ProblemError(429, breached.detail, headers=headers)
+        g._contacts_rate_limit_headers = headers
+
+    @staticmethod
+    def answer(
+        counters: list[RateCounter], counts: list[int]
+    ) -> tuple[dict[str, str], RateCounter | None]:
+        """The ``RateLimit-*`` headers for ``counters`` given Redis's ``counts`` (non-empty
+        ``counters``; ``Retry-After`` too past a limit), and the breached counter whose
+        ``detail`` the 429 says (``None``: within every limit). Pure: ``settle`` without its
+        side effects."""
         states = [
             (counter, counts[2 * i], max(counts[2 * i + 1], 0))
             for i, counter in enumerate(counters)
@@ -496,8 +518,8 @@ class InlineRateLimits:
         }
         if breached:
             headers["Retry-After"] = str(max(1, ttl))
-            raise ProblemError(429, counter.detail, headers=headers)
-        g._contacts_rate_limit_headers = headers
+            return headers, counter
+        return headers, None
 
     def _count_in_memory(self, counters: list[RateCounter]) -> list[int]:
         counts: list[int] = []

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from typing import Final
+from urllib.parse import quote
 
 from flask import Flask, Response, current_app, request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
@@ -56,7 +57,10 @@ def _redirect_trailing_slash() -> Response | None:
     except NotFound:
         return None
     query = request.query_string.decode("latin-1")
-    target = f"{request.script_root}{canonical}" + (f"?{query}" if query else "")
+    # The path as sent, percent-encoded again: a decoded CR or LF (``/v1/contacts/%0D/``)
+    # cannot go into a header as it is (it was a 500).
+    location = quote(f"{request.script_root}{canonical}", safe="/:@!$&'()*+,;=-._~")
+    target = location + (f"?{query}" if query else "")
     response = Response(status=CANONICAL_PATH_REDIRECT, headers={"Location": target})
     response.headers.pop("Content-Type", None)
     return response

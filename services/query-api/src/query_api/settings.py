@@ -43,6 +43,9 @@ class Settings(RedisSettings):
       ``*``: any origin, refused together with credentials).
     - ``cors_allow_credentials``: answer ``Access-Control-Allow-Credentials: true``.
     - ``cors_max_age_s``: how long a browser may cache a preflight answer.
+    - ``fast_get``: answer the plain ``GET|HEAD /v1/contacts/{id}`` in a WSGI fast path before
+      Flask (``entrypoints.fast_get``; ``QUERY_FAST_GET``, on by default; tests turn it off to
+      compare it with the Flask path's answers).
     - ``auth`` (``AUTH_*``) and ``rate_limits`` (``RATE_LIMIT_*``) are read by
       ``contacts_http``; see ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
     """
@@ -66,6 +69,7 @@ class Settings(RedisSettings):
     cors_allowed_origins: CommaList = ()
     cors_allow_credentials: bool = False
     cors_max_age_s: PositiveInt = 600
+    fast_get: bool = Field(True, validation_alias="QUERY_FAST_GET")
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 

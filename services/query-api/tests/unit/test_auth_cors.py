@@ -248,3 +248,11 @@ def test_refused_tokens_are_limited_per_client_address(
     exposed = client.get("/metrics").get_data(as_text=True)
     assert 'auth_failure_limit_events_total{event="throttled"} 1.0' in exposed
     assert 'auth_failure_limit_events_total{event="failure"} 3.0' in exposed
+
+
+def test_a_trailing_slash_redirect_keeps_a_control_character_encoded(make) -> None:
+    # Found by the HTTP fuzz test: a decoded CR in the Location header was a 500.
+    client = make().test_client()
+    response = client.get("/v1/contacts/%0D/", headers=bearer(READER))
+    assert response.status_code == 308
+    assert response.headers["Location"] == "/v1/contacts/%0D"

@@ -7,6 +7,7 @@ gunicorn runs ``'query_api.entrypoints.app:create_app()'``. Importing this modul
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Final
 
 from flask import Flask, Response, current_app
@@ -21,6 +22,7 @@ from contacts_http import (
 )
 from contacts_http.auth import Authenticator, AuthPolicy, install_auth, install_rate_limits, scopes
 from contacts_http.observability import HttpMetrics, init_observability
+from contacts_http.rate_limits import RateCounter
 from contacts_http.security_headers import init_security_headers
 from contacts_telemetry.logs import configure_structlog
 from contacts_telemetry.metrics import MetricsRegistry
@@ -31,10 +33,11 @@ from query_api.entrypoints.contacts import contacts_blueprint
 from query_api.entrypoints.context import EXTENSION, AppContext, current
 from query_api.entrypoints.cors import init_cors
 from query_api.entrypoints.export import export_blueprint
+from query_api.entrypoints.fast_get import install_fast_get
 from query_api.entrypoints.health import health_blueprint
 from query_api.entrypoints.imports import imports_blueprint
 from query_api.entrypoints.operations import operations_blueprint
-from query_api.service_layer.handlers import OperationStatusUnknown
+from query_api.service_layer.handlers import ContactLookup, OperationStatusUnknown, get_contact
 from query_api.service_layer.imports import ImportReportUnavailable
 from query_api.service_layer.ports import ReadModelUnavailable
 from query_api.settings import Settings
@@ -111,8 +114,9 @@ def create_app(
     app.extensions[EXTENSION] = AppContext(settings, ports)
     api = ProblemApi(app)
     init_request_id(app)
-    init_observability(app, HttpMetrics(metrics))
-    init_cache_metrics(app, CacheMetrics(metrics))
+    http_metrics, cache_metrics = HttpMetrics(metrics), CacheMetrics(metrics)
+    init_observability(app, http_metrics)
+    init_cache_metrics(app, cache_metrics)
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     init_cors(app, settings)
     install_auth(app, api, settings.auth, AUTH_POLICY, metrics=metrics, authenticator=authenticator)
@@ -131,7 +135,23 @@ def create_app(
     app.register_error_handler(OperationStatusUnknown, status_unknown)
     app.register_error_handler(ImportReportUnavailable, import_report_unavailable)
     init_routing_answers(app)
+    if settings.fast_get and not settings.cors_allowed_origins:
+        install_fast_get(
+            app,
+            lookup=functools.partial(_get_contact, ports),
+            http_metrics=http_metrics,
+            cache_metrics=cache_metrics,
+            vary_authorization=not settings.auth.disabled,
+        )
     return app
+
+
+def _get_contact(
+    ports: bootstrap.Ports, workspace: str, contact_id: str, counters: list[RateCounter]
+) -> ContactLookup:
+    return get_contact(
+        workspace, contact_id, contacts=ports.contacts, cache=ports.cache, counters=counters
+    )
 
 
 def database_unavailable(error: ReadModelUnavailable) -> Response:

@@ -10,11 +10,12 @@ from flask import Response, request
 from contacts_domain.resource import etag
 from contacts_http import VALIDATION_PROBLEM, abort_problem, problem_response
 from contacts_http.auth import request_workspace
-from contacts_http.rate_limits import inline_rate_limits
+from contacts_http.rate_limits import RateCounter, inline_rate_limits
 from query_api.entrypoints import schemas
 from query_api.entrypoints.arguments import QueryBlueprint
 from query_api.entrypoints.conditional import none_match
 from query_api.entrypoints.context import canonical_uuid, current
+from query_api.entrypoints.fast_get import PRECOMPUTED, Precomputed
 from query_api.service_layer import cursor, handlers, representation
 from query_api.service_layer.listing import DEFAULT_SORT, ListFilters, ListRequest, Sort
 
@@ -52,14 +53,7 @@ def get_contact(args: dict[str, Any], contact_id: str) -> Response:
         if limits is not None:
             limits.count(counters)
         return problem_response(404, NOT_FOUND_DETAIL)
-    ports = current().ports
-    lookup = handlers.get_contact(
-        request_workspace(),
-        canonical,
-        contacts=ports.contacts,
-        cache=ports.cache,
-        counters=counters,
-    )
+    lookup = _lookup(canonical, counters)
     if limits is not None:
         limits.settle(counters, lookup.counts)
     if lookup.body is None or lookup.version is None:
@@ -75,6 +69,25 @@ def get_contact(args: dict[str, Any], contact_id: str) -> Response:
     if "fields" in args:
         body = representation.sparse_bytes(body, args["fields"])
     return Response(body, status=200, mimetype=JSON, headers=headers)
+
+
+def _lookup(canonical: str, counters: list[RateCounter]) -> handlers.ContactLookup:
+    """``handlers.get_contact`` for the request, or the outcome the WSGI fast path already got
+    for it (``fast_get.PRECOMPUTED``: read and counted once; its error raised here)."""
+    precomputed: Precomputed | None = request.environ.pop(PRECOMPUTED, None)
+    if precomputed is not None:
+        if precomputed.error is not None:
+            raise precomputed.error
+        assert precomputed.lookup is not None
+        return precomputed.lookup
+    ports = current().ports
+    return handlers.get_contact(
+        request_workspace(),
+        canonical,
+        contacts=ports.contacts,
+        cache=ports.cache,
+        counters=counters,
+    )
 
 
 def list_contacts(args: dict[str, Any]) -> Response:
