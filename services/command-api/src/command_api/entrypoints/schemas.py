@@ -31,7 +31,7 @@ _SHORTHAND_EXCLUSIONS: Final = [
     {"not": {"required": ["phone", "phones"]}},
 ]
 _CLEARED: Final = {"anyOf": [{"type": "null"}, {"type": "string", "pattern": "^\\s*$"}]}
-#: A patch may not clear both names at once.
+#: A patch, or an upsert (applied like one on a match), may not clear both names at once.
 _NOT_BOTH_NAMES_CLEARED: Final = {
     "not": {
         "required": ["first_name", "last_name"],
@@ -156,11 +156,12 @@ class ContactUpsertSchema(ContactWriteSchema):
     a primary email, as `email` or as `emails` (the entry marked `primary`, else the first). A
     name is required only to create one, which only the worker knows (issue 16: a nameless
     upsert that matches no contact is rejected `name_required`), so the document cannot
-    require it."""
+    require it; like a patch, it may not clear both names."""
 
     OPENAPI_EXTRA: ClassVar[dict[str, Any]] = {
         "allOf": [
             *_SHORTHAND_EXCLUSIONS,
+            _NOT_BOTH_NAMES_CLEARED,  # normalized like a patch (contact_input.upsert_fields)
             {
                 "anyOf": [
                     {

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import redis
+from redis.cluster import RedisCluster
 
 from contacts_domain import ContactState
 from contacts_domain.ports import ContactCache
@@ -32,9 +33,15 @@ class RedisContactCache(ContactCache):
         return bool(written)
 
     def put_all(self, states: Sequence[ContactState]) -> None:
-        """``put`` every state in one round trip (a pipeline without MULTI); raises
-        ``redis.RedisError`` when Redis is unreachable."""
+        """``put`` every state in one round trip (a pipeline without MULTI); on a Redis
+        Cluster, whose client refuses scripts in a pipeline, one call each (the states' keys
+        are in different slots anyway). Raises ``redis.RedisError`` when Redis is
+        unreachable."""
         if not states:
+            return
+        if isinstance(self._client, RedisCluster):
+            for state in states:
+                self.put(state)
             return
         pipe = self._client.pipeline(transaction=False)
         for state in states:
