@@ -29,7 +29,7 @@ def stack(stack_env: dict[str, str]) -> Iterator[Stack]:
     services = [
         command_api(command_port, env),
         query_api(query_port, env),
-        worker(env, concurrency=2),
+        worker(env, concurrency=4),
     ]
     for service in services:
         service.start()

@@ -206,6 +206,8 @@ def test_a_worker_killed_between_commit_and_delete_leaves_a_redelivery_the_inbox
 def test_events_of_one_contact_received_together_apply_in_their_order(
     queue: dict[str, str], engine: sa.Engine
 ) -> None:
+    # Four pool processes for two contacts: free processes are there to take a contact's later
+    # events, and the dispatcher must hold them back while an earlier batch of it runs.
     clock = HybridLogicalClock()
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     events = [make(clock, "created", a, {"first_name": "A0"})]
@@ -216,7 +218,7 @@ def test_events_of_one_contact_received_together_apply_in_their_order(
     for event in events:  # all queued before the worker starts: received together
         sender.send(event)
 
-    with running(queue, "batch-order-worker", concurrency=2) as service:
+    with running(queue, "batch-order-worker", concurrency=4) as service:
         wait_for(
             lambda: (
                 (stored_contact(engine, a) or {}).get("version") == 6
