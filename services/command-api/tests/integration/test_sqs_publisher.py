@@ -541,3 +541,16 @@ def test_a_silent_server_fails_every_waiting_publish_within_the_timeout(
     assert time.monotonic() - started <= 0.5 + 1.0  # slack for a loaded machine
     assert set(outcomes) == {e.id for e in published}
     assert all(isinstance(outcome, PublishFailed) for outcome in outcomes.values())
+
+
+def test_a_publish_after_the_send_threads_stopped_fails_and_the_next_call_starts(
+    command_settings, drain
+) -> None:
+    publisher = SqsEventPublisher(target(command_settings))
+    publisher.warm()
+    coalescer = publisher._process.coalescer
+    coalescer._executor.shutdown()
+    with pytest.raises(PublishFailed):
+        publisher.publish(event())
+    assert coalescer._calls == 0  # not stranded: a new executor would send again
+    assert drain() == []

@@ -79,7 +79,12 @@ class SendCoalescer:
             if start:
                 self._calls += 1
         if start:
-            self._executor.submit(self._run)
+            try:
+                self._executor.submit(self._run)
+            except RuntimeError:  # the executor was shut down (interpreter exit)
+                with self._lock:
+                    self._calls -= 1
+                request.future.cancel()
         return request.future
 
     def _run(self) -> None:
@@ -90,7 +95,12 @@ class SendCoalescer:
                 if not batch:
                     self._calls -= 1
                     return
-            self._call(batch)
+            try:
+                self._call(batch)
+            except Exception as exc:  # never strand the requests, nor this call's slot
+                for request in batch:
+                    if not request.future.done():
+                        request.future.set_exception(PublishFailed(f"Send failed: {exc!r}."))
 
     def _take(self) -> list[_Request]:
         """Up to ``max_entries`` waiting requests within ``max_body_bytes`` (at least one),

@@ -170,6 +170,8 @@ class SqsEventPublisher(EventPublisher):
         except concurrent.futures.TimeoutError:
             future.cancel()  # still waiting for a call: then never sent
             raise PublishFailed(f"SQS did not answer within {timeout_s} s.") from None
+        except concurrent.futures.CancelledError:
+            raise PublishFailed("The sender is shutting down.") from None
 
     def publish_batch(self, events: Sequence[ContactEvent]) -> list[Exception | None]:
         """Send ``events`` with ``SendMessageBatch`` (see the module docstring) and report each:
