@@ -405,3 +405,152 @@ def test_calls_for_disjoint_message_groups_are_made_at_once(command_settings, dr
     assert publisher.publish_batch(events) == [None] * 30
     assert not publisher.barrier.broken
     assert {m.dedup_id for m in drain()} == {e.id for e in events}
+
+
+class GatedPublisher(SqsEventPublisher):
+    """Records the deduplication ids of each coalesced ``SendMessageBatch`` call; the first
+    call waits for ``release``. Entries of the ``refused`` groups are reported ``Failed`` (and
+    not sent), as SQS reports an entry it refuses."""
+
+    def __init__(self, target: SqsTarget, refused: frozenset[str] = frozenset()) -> None:
+        super().__init__(target)
+        self.calls: list[list[str]] = []
+        self.started = threading.Event()
+        self.release = threading.Event()
+        self.refused = refused
+
+    def _send_entries(self, entries):
+        self.calls.append([entry["MessageDeduplicationId"] for entry in entries])
+        if len(self.calls) == 1:
+            self.started.set()
+            assert self.release.wait(30)
+        sent = [entry for entry in entries if entry["MessageGroupId"] not in self.refused]
+        response = super()._send_entries(sent) if sent else {"Successful": []}
+        failed = [
+            {"Id": entry["Id"], "Code": "InternalError", "SenderFault": False}
+            for entry in entries
+            if entry["MessageGroupId"] in self.refused
+        ]
+        return {"Successful": response["Successful"], "Failed": failed}
+
+
+def publish_in_thread(
+    publisher: SqsEventPublisher, published: ContactEvent, outcomes: dict
+) -> threading.Thread:
+    """Start ``publisher.publish(published)`` in a thread; its outcome (``None`` or the
+    exception) lands in ``outcomes[published.id]``."""
+
+    def run() -> None:
+        try:
+            publisher.publish(published)
+            outcomes[published.id] = None
+        except Exception as exc:
+            outcomes[published.id] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def hold_first_call(publisher: GatedPublisher, first: ContactEvent, others, outcomes) -> None:
+    """Publish ``first`` (its call held), then ``others`` at once; return when they all wait
+    for that call, the call released, and every publish returned."""
+    threads = [publish_in_thread(publisher, first, outcomes)]
+    assert publisher.started.wait(30)
+    threads += [publish_in_thread(publisher, e, outcomes) for e in others]
+    coalescer = publisher._process.coalescer
+    while len(coalescer._waiting) < len(others):  # a wait for a state, not a timed assertion
+        time.sleep(0.005)
+    publisher.release.set()
+    for thread in threads:
+        thread.join()
+
+
+def test_publishes_during_a_call_share_the_next_call(command_settings, drain) -> None:
+    # Issue 13 item 4: one SendMessageBatch carries the POSTs that arrived during a call.
+    publisher = GatedPublisher(target(command_settings))
+    contact = str(uuid.uuid4())
+    first = event("first")
+    others = [event(f"n{i}", contact if i < 2 else None) for i in range(9)]
+    outcomes: dict = {}
+
+    hold_first_call(publisher, first, others, outcomes)
+
+    assert outcomes == {e.id: None for e in [first, *others]}
+    assert publisher.calls[0] == [first.id]
+    assert len(publisher.calls) == 2
+    assert sorted(publisher.calls[1]) == sorted(e.id for e in others)
+    messages = drain()
+    assert sorted(m.dedup_id for m in messages) == sorted(e.id for e in [first, *others])
+    for message in messages:
+        published = next(e for e in [first, *others] if e.id == message.dedup_id)
+        assert message.group_id == message_group_id(published)
+        assert message.envelope["id"] == published.id
+
+
+def test_a_refused_entry_fails_only_its_own_publish(command_settings, drain) -> None:
+    refused = event("refused")
+    publisher = GatedPublisher(
+        target(command_settings), refused=frozenset({message_group_id(refused)})
+    )
+    first = event("first")
+    others = [event("a"), refused, event("b")]
+    outcomes: dict = {}
+
+    hold_first_call(publisher, first, others, outcomes)
+
+    assert len(publisher.calls) == 2
+    assert isinstance(outcomes.pop(refused.id), PublishFailed)
+    assert outcomes == {e.id: None for e in [first, others[0], others[2]]}
+    assert sorted(m.dedup_id for m in drain()) == sorted(
+        e.id for e in [first, others[0], others[2]]
+    )
+
+
+def test_an_idle_publish_goes_out_at_once(command_settings, drain) -> None:
+    # No waiting for companions: each publish, alone, is a call of its own (a publisher that
+    # held it back for more would not return before its call).
+    publisher = GatedPublisher(target(command_settings))
+    publisher.release.set()
+    published = [event() for _ in range(3)]
+    for one in published:
+        publisher.publish(one)
+        assert publisher.calls[-1] == [one.id]
+    assert len(publisher.calls) == 3
+    assert [m.dedup_id for m in drain()] == [e.id for e in published]
+
+
+def test_a_silent_server_fails_every_waiting_publish_within_the_timeout(
+    command_settings, silent_port
+) -> None:
+    endpoint = f"http://127.0.0.1:{silent_port}"
+    publisher = SqsEventPublisher(
+        target(
+            command_settings,
+            endpoint_url=endpoint,
+            queue_url=f"{endpoint}/000000000000/q",
+            send_timeout_s=0.5,
+        )
+    )
+    outcomes: dict = {}
+    published = [event() for _ in range(12)]
+    started = time.monotonic()
+    threads = [publish_in_thread(publisher, e, outcomes) for e in published]
+    for thread in threads:
+        thread.join()
+    assert time.monotonic() - started <= 0.5 + 1.0  # slack for a loaded machine
+    assert set(outcomes) == {e.id for e in published}
+    assert all(isinstance(outcome, PublishFailed) for outcome in outcomes.values())
+
+
+def test_a_publish_after_the_send_threads_stopped_fails_and_the_next_call_starts(
+    command_settings, drain
+) -> None:
+    publisher = SqsEventPublisher(target(command_settings))
+    publisher.warm()
+    coalescer = publisher._process.coalescer
+    coalescer._executor.shutdown()
+    with pytest.raises(PublishFailed):
+        publisher.publish(event())
+    assert coalescer._calls == 0  # not stranded: a new executor would send again
+    assert drain() == []
