@@ -134,7 +134,7 @@ class ListArgsSchema(StrictSchema):
         }
     )
     tag = ma.fields.List(
-        Tag(metadata={"minLength": 1, "pattern": VISIBLE_TEXT}),
+        Tag(metadata={"minLength": 1, "maxLength": limits.TAG_MAX, "pattern": VISIBLE_TEXT}),
         validate=ma.validate.Length(max=limits.TAGS_MAX_ITEMS),
         metadata={
             "description": "Contacts having this tag; repeat for all of several tags (at most "
