@@ -220,22 +220,11 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
     clear_context()
     try:
         event = read_event(envelope)
-        bind_context(
-            request_id=event.correlation_id,
-            traceparent=event.traceparent,
-            event_id=event.id,
-            operation_id=event.operation_id,
-            contact_id=event.contact_id,
-            workspace=event.workspace,
-        )
+        _bind_event(event)
         deps.metrics.event_started((dt.datetime.now(dt.UTC) - event.time).total_seconds())
         outcome = deps.apply_event(event)
     except Exception as exc:
-        last = received is not None and received >= deps.max_receive_count
-        result = "dead_lettered" if last else "retried"
-        deps.metrics.task_done(result, time.perf_counter() - started)
-        if last:
-            deps.record_dead_letter(envelope)
+        result = _count_failed(deps, envelope, received, time.perf_counter() - started)
         # The exception class only: a message may quote the event's data.
         log.warning(
             "event not applied", outcome=result, error=type(exc).__name__, receives=received
@@ -245,7 +234,45 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
         if safe is exc:
             raise
         raise safe from None
-    deps.metrics.task_done(outcome.status, time.perf_counter() - started)
+    _count_processed(deps, event, outcome, received, time.perf_counter() - started)
+    clear_context()
+    return outcome.to_dict()
+
+
+def _bind_event(event: ContactEvent) -> None:
+    """Bind ``event``'s ids and workspace to every log line until ``clear_context``."""
+    bind_context(
+        request_id=event.correlation_id,
+        traceparent=event.traceparent,
+        event_id=event.id,
+        operation_id=event.operation_id,
+        contact_id=event.contact_id,
+        workspace=event.workspace,
+    )
+
+
+def _count_failed(
+    deps: TaskDependencies, envelope: Any, received: int | None, elapsed: float
+) -> str:
+    """Count an event that was not applied; on the last receive SQS allows, record it as
+    dead-lettered in its import. Returns the outcome label: ``dead_lettered`` or ``retried``."""
+    last = received is not None and received >= deps.max_receive_count
+    outcome = "dead_lettered" if last else "retried"
+    deps.metrics.task_done(outcome, elapsed)
+    if last:
+        deps.record_dead_letter(envelope)
+    return outcome
+
+
+def _count_processed(
+    deps: TaskDependencies,
+    event: ContactEvent,
+    outcome: OperationStatus,
+    received: int | None,
+    elapsed: float,
+) -> None:
+    """The metrics and the log line of an event applied or rejected (both are processed)."""
+    deps.metrics.task_done(outcome.status, elapsed)
     deps.metrics.event_committed((dt.datetime.now(dt.UTC) - event.time).total_seconds())
     deps.metrics.operations.labels(outcome.status, outcome.reason or "none").inc()
     log.info(
@@ -256,8 +283,6 @@ def apply_contact_event(task: ContactEventTask, envelope: Any) -> dict[str, Any]
         version=outcome.version,
         receives=received,
     )
-    clear_context()
-    return outcome.to_dict()
 
 
 def apply_envelopes(deps: TaskDependencies, items: list[tuple[Any, int | None]]) -> list[bool]:
@@ -319,36 +344,15 @@ def _report(
     """Metrics and the log line of one event of a batch; its verdict (see ``apply_envelopes``)."""
     clear_context()
     if event is not None:
-        bind_context(
-            request_id=event.correlation_id,
-            traceparent=event.traceparent,
-            event_id=event.id,
-            operation_id=event.operation_id,
-            contact_id=event.contact_id,
-            workspace=event.workspace,
-        )
+        _bind_event(event)
     try:
         if isinstance(result, Exception):
-            last = received is not None and received >= deps.max_receive_count
-            outcome = "dead_lettered" if last else "retried"
-            deps.metrics.task_done(outcome, elapsed)
-            if last:
-                deps.record_dead_letter(envelope)
+            outcome = _count_failed(deps, envelope, received, elapsed)
             error = type(without_values(result)).__name__
             log.warning("event not applied", outcome=outcome, error=error, receives=received)
             return False
         assert event is not None
-        deps.metrics.task_done(result.status, elapsed)
-        deps.metrics.event_committed((dt.datetime.now(dt.UTC) - event.time).total_seconds())
-        deps.metrics.operations.labels(result.status, result.reason or "none").inc()
-        log.info(
-            "event processed",
-            kind=event.kind,
-            status=result.status,
-            reason=result.reason,
-            version=result.version,
-            receives=received,
-        )
+        _count_processed(deps, event, result, received, elapsed)
         return True
     finally:
         clear_context()
