@@ -229,26 +229,8 @@ def init_rate_limits(
     if not settings.enabled:
         logger.warning("rate limiting is off (RATE_LIMIT_ENABLED=false)")
         return None
-    route_limits = _route_limits(app, settings)
-    # Bounded calls and no retries (the in-memory fallback, not retries, rides out an outage).
-    options: dict[str, Any] = {**storage.options, "key_prefix": storage.key_prefix}
-    limiter = Limiter(
-        identity,
-        default_limits=route_limits,
-        application_limits=_workspace_limits(settings, workspace),
-        storage_uri=storage.uri,
-        storage_options=options,
-        strategy="fixed-window",
-        headers_enabled=True,
-        header_name_mapping={
-            HeaderNames.LIMIT: LIMIT_HEADER,
-            HeaderNames.REMAINING: REMAINING_HEADER,
-            HeaderNames.RESET: _RESET_AT,
-            HeaderNames.RETRY_AFTER: _RETRY_AFTER,
-        },
-        retry_after="delta-seconds",
-        swallow_errors=True,
-        in_memory_fallback_enabled=True,
+    limiter = _limiter(
+        identity, _route_limits(app, settings), _workspace_limits(settings, workspace), storage
     )
     if storage.client is None:  # a cluster: the routes of ``inline_endpoints`` count here too
         inline_endpoints = frozenset()
@@ -266,6 +248,37 @@ def init_rate_limits(
     app.after_request(_public_headers)
     limiter.init_app(app)
     return limiter
+
+
+def _limiter(
+    identity: Callable[[], str],
+    route_limits: list[str | Callable[[], str] | Limit],
+    workspace_limits: list[str | Callable[[], str] | ApplicationLimit],
+    storage: RateLimitStorage,
+) -> Limiter:
+    """flask-limiter's ``Limiter`` of ``route_limits`` per caller and ``workspace_limits`` per
+    application, counting in ``storage`` in fixed windows, with the IETF draft's headers; not
+    yet bound to an app."""
+    # Bounded calls and no retries (the in-memory fallback, not retries, rides out an outage).
+    options: dict[str, Any] = {**storage.options, "key_prefix": storage.key_prefix}
+    return Limiter(
+        identity,
+        default_limits=route_limits,
+        application_limits=workspace_limits,
+        storage_uri=storage.uri,
+        storage_options=options,
+        strategy="fixed-window",
+        headers_enabled=True,
+        header_name_mapping={
+            HeaderNames.LIMIT: LIMIT_HEADER,
+            HeaderNames.REMAINING: REMAINING_HEADER,
+            HeaderNames.RESET: _RESET_AT,
+            HeaderNames.RETRY_AFTER: _RETRY_AFTER,
+        },
+        retry_after="delta-seconds",
+        swallow_errors=True,
+        in_memory_fallback_enabled=True,
+    )
 
 
 def _count_first(
