@@ -39,31 +39,13 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from address_book import address_book
+
 from support.auth import AUTH_ENV, AUTH_HEADERS
 from support.processes import Service, command_api, free_port, http_ok, sqs_server
 from support.resources import delete_prefix, isolated_queues, sqs_client
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def card(number: int, padding: int) -> str:
-    """One vCard 3.0 card with a name, email, phone, company, title, address and a note of
-    ``padding`` characters."""
-    return (
-        "BEGIN:VCARD\r\nVERSION:3.0\r\n"
-        f"N:Example{number};Rosa;;;\r\nFN:Rosa Example{number}\r\n"
-        f"EMAIL;TYPE=INTERNET,WORK:rosa.example{number}@example.com\r\n"
-        f"TEL;TYPE=CELL:+1 202 555 {number % 10000:04d}\r\n"
-        f"ORG:Acme {number % 97}\r\nTITLE:Engineer\r\n"
-        f"ADR;TYPE=WORK:;;{number} Main Street;Springfield;IL;62701;US\r\n"
-        f"NOTE:{'n' * padding}\r\nCATEGORIES:friends,work\r\nEND:VCARD\r\n"
-    )
-
-
-def address_book(records: int, max_bytes: int) -> bytes:
-    base = len(card(records, 0).encode())
-    padding = max(0, min(4_900, (max_bytes - 1_000) // records - base))
-    return "".join(card(number, padding) for number in range(1, records + 1)).encode()
 
 
 def compare_batches(base: str, writes: int, reps: int) -> None:

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import address_book
 import dataset
 import psycopg2
 import redis
@@ -262,7 +263,9 @@ class Bench:
             with contextlib.suppress(Exception):
                 sqs.purge_queue(QueueUrl=url)
 
-    def start_services(self) -> None:
+    def start_services(self, only: Sequence[str] | None = None) -> None:
+        """Start the ceiling app, the DRF peer, the query API and the command API, or only
+        the services named in ``only``."""
         log("Starting the bench's services (ceiling app, DRF peer, query API, command API)")
         env = {**self.env, "QUERY_API_BASE_URL": self.url("query")}
         self.services["ceiling"] = stack.gunicorn_query_api(
@@ -278,6 +281,8 @@ class Bench:
             "drf_peer.wsgi:application",
         )
         self.services["command-api"] = stack.command_api(env, self.ports["command"])
+        if only is not None:
+            self.services = {name: self.services[name] for name in only}
         for service in self.services.values():
             service.start()
         for service in self.services.values():
@@ -742,6 +747,47 @@ class Bench:
         if not a.worker_only:
             self.measure_freshness(worker.median or 1.0)
 
+    def measure_import(self) -> None:
+        """The import figures (issue 13): the largest import allowed by default, a vCard file
+        of ``--import-cards`` cards (``address_book``, as ``bench/imports.py`` builds it), POSTed
+        to the bench's command API; seconds until its 202 and until the query API reports every
+        record applied, by the bench's one worker (started here if no figure started it).
+        Each repetition's cards have emails of their own domain, so each creates new contacts."""
+        a = self.args
+        if "worker" not in self.services:
+            self.start_worker()
+        cards = a.import_cards
+        accepted = self.figure(
+            "import_202_s",
+            f"import of {cards:,} vCards (~10 MB): POST /v1/imports -> 202",
+            "s",
+            goal="<= 3",
+        )
+        applied = self.figure(
+            "import_applied_s",
+            f"import of {cards:,} vCards: POST -> all applied (one worker, GET /v1/imports)",
+            "s",
+            goal="<= 20",
+        )
+        log(f"Import of {cards:,} cards: {a.import_reps} x (POST /v1/imports, then until applied)")
+        for rep in range(a.import_reps):
+            domain = f"import-{self.stamp.lower()}-{rep}.example.com"
+            body = address_book.address_book(cards, domain=domain)
+            cpu = {name: self.cpu(name) for name in ("command-api", "worker")}
+            result = writes.time_import(
+                self.url("command"), self.url("query"), body, f"bench-{self.stamp}-{rep}"
+            )
+            for name, before in cpu.items():
+                result[f"{name}_cpu_s"] = self.cpu(name) - before
+            accepted.add(result["accepted_s"], result)
+            applied.add(result["applied_s"], result)
+            log(
+                f"  202 after {result['accepted_s']:5.2f} s, all applied after"
+                f" {result['applied_s']:5.2f} s ({result['applied']:,} applied,"
+                f" {result['rejected']} rejected; CPU s: command API"
+                f" {result['command-api_cpu_s']:.1f}, worker {result['worker_cpu_s']:.1f})"
+            )
+
     def post_lua(self) -> Path:
         """A wrk script that POSTs a new contact (unique email) per request."""
         script = self.tmp / "post.lua"
@@ -1163,6 +1209,19 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--worker-only", action="store_true", help="of the write figures, only the worker drain"
     )
+    parser.add_argument(
+        "--import-cards",
+        type=int,
+        default=address_book.DEFAULT_RECORDS,
+        help="cards of the import figures' vCard file",
+    )
+    parser.add_argument("--import-reps", type=int, default=1, help="repetitions of the import")
+    parser.add_argument("--skip-import", action="store_true", help="no import figures")
+    parser.add_argument(
+        "--import-only",
+        action="store_true",
+        help="only the import figures (command API, query API and worker only)",
+    )
     parser.add_argument("--load-only", action="store_true", help="load the data set and stop")
     parser.add_argument("--skip-writes", action="store_true", help="read figures only (debugging)")
     parser.add_argument("--skip-reads", action="store_true", help="write figures only (debugging)")
@@ -1185,12 +1244,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.prepare()
         if args.load_only:
             return 0
-        bench.start_services()
-        if not args.skip_reads:
-            bench.measure_reads()
-        if not args.skip_writes:
-            bench.measure_writes()
-        if args.profile:
+        if args.import_only:
+            bench.start_services(only=("query-api", "command-api"))
+            bench.measure_import()
+        else:
+            bench.start_services()
+            if not args.skip_reads:
+                bench.measure_reads()
+            if not args.skip_writes:
+                bench.measure_writes()
+            if not args.skip_import:
+                bench.measure_import()
+        if args.profile and not args.import_only:
             bench.profile_reads()
         bench.rss()
     finally:
