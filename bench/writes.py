@@ -6,10 +6,13 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import datetime as dt
+import io
+import json
 import random
 import statistics
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -20,7 +23,12 @@ import requests
 import stack
 
 from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
+from command_api.service_layer.imports import ImportLimits, Upload, command_for, parse
+from contacts_domain import to_event
+from contacts_domain.imports import record_ids
+from contacts_domain.sequence import HybridLogicalClock
 from contacts_domain.workspaces import DEFAULT_WORKSPACE
+from contacts_exchange import ImportRecord
 from contacts_infra.redis_keys import operation_key
 
 
@@ -32,6 +40,38 @@ def command_api_messages(
     them. Nothing is sent."""
     publisher = SqsEventPublisher(target)
     return [publisher.message(event) for event in dataset.events(start, stop, total)]
+
+
+def import_messages(target: SqsTarget, body: bytes) -> list[dict[str, Any]]:
+    """The ``SendMessage`` arguments of the events an import of the vCard file ``body`` queues
+    (the default workspace), made as the command API makes them: its parse
+    (``service_layer.imports.parse``, default limits), ``command_for``, ``record_ids`` and its
+    publisher's ``message``. Nothing is sent. The raw reference of the import figure."""
+    import_id = str(uuid.uuid4())
+    now = dt.datetime.now(dt.UTC)
+    limits = ImportLimits(
+        max_bytes=len(body) + 1, max_records=1_000_000, errors_max=1_000, default_region="US"
+    )
+    upload = Upload(io.BytesIO(body), "vcard", len(body), "")
+    parsed = parse(upload, import_id, limits, received_at=now)
+    publisher = SqsEventPublisher(target)
+    clock = HybridLogicalClock(node="bench")
+    messages = []
+    for position, fields in parsed.valid:
+        ids = record_ids(import_id, position)
+        record = ImportRecord(position, None, json.loads(fields))
+        event = to_event(
+            command_for(import_id, record, ids),
+            event_id=ids.event_id,
+            operation_id=ids.operation_id,
+            sequence=clock.next(),
+            time=now,
+            correlation_id=None,
+            import_id=import_id,
+            workspace=DEFAULT_WORKSPACE,
+        )
+        messages.append(publisher.message(event))
+    return messages
 
 
 def processed_since(dsn: str, since: dt.datetime) -> tuple[int, float | None]:
