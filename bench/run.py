@@ -865,7 +865,10 @@ end
         result["rps"] = accepted / (result["duration_us"] / 1e6)
         return result
 
-    def measure_freshness(self, worker_rate: float) -> None:
+    def measure_freshness_idle(self) -> int:
+        """The idle freshness figures (p50, p99) and where their time went (the notes'
+        ``freshness_idle_segments``: ``writes.freshness_segments``); returns the next free
+        write index."""
         a = self.args
         idle = self.figure(
             "freshness_idle_p50_ms",
@@ -881,16 +884,32 @@ end
         )
         log(f"Freshness, idle: {a.reps} x {a.fresh_writes} single writes")
         index = WRITE_INDEX_BASE
+        trace: list[dict[str, Any]] = []
         for _ in range(a.reps):
             samples = writes.freshness_idle(
-                self.url("command"), self.url("query"), index, a.fresh_writes
+                self.url("command"), self.url("query"), index, a.fresh_writes, trace=trace
             )
             index += a.fresh_writes
             p50, p99 = writes.percentile(samples, 50), writes.percentile(samples, 99)
             idle.add(p50, {"max_ms": max(samples)})
             idle99.add(p99, {"max_ms": max(samples)})
             log(f"  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {max(samples):6.1f} ms")
+        time.sleep(0.5)  # the last lines of the worker's log
+        with self.services["worker"].log_path.open(errors="replace") as lines:
+            segments = writes.freshness_segments(trace, lines)
+        self.notes["freshness_idle_segments"] = segments
+        for name, spans in segments.items():
+            log(
+                f"  {name:<24} p50 {spans['p50_ms']:6.1f}  p90 {spans['p90_ms']:6.1f}"
+                f"  p99 {spans['p99_ms']:6.1f} ms ({spans['writes']} writes)"
+            )
+        return index
 
+    def measure_freshness(self, worker_rate: float) -> None:
+        """The freshness figures: idle (``measure_freshness_idle``), then under load at half
+        ``worker_rate`` (events/s)."""
+        a = self.args
+        index = self.measure_freshness_idle()
         rate = worker_rate / 2
         loaded = self.figure(
             "freshness_load_p99_ms",
@@ -1249,6 +1268,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the import figures (command API, query API and worker only)",
     )
+    parser.add_argument(
+        "--freshness-only",
+        action="store_true",
+        help="only the idle freshness figures and their segments (command API, query API, worker)",
+    )
     parser.add_argument("--load-only", action="store_true", help="load the data set and stop")
     parser.add_argument("--skip-writes", action="store_true", help="read figures only (debugging)")
     parser.add_argument("--skip-reads", action="store_true", help="write figures only (debugging)")
@@ -1271,9 +1295,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.prepare()
         if args.load_only:
             return 0
-        if args.import_only:
+        if args.import_only or args.freshness_only:
             bench.start_services(only=("query-api", "command-api"))
-            bench.measure_import()
+            bench.start_worker()
+            if args.freshness_only:
+                bench.measure_freshness_idle()
+            if args.import_only:
+                bench.measure_import()
         else:
             bench.start_services()
             if not args.skip_reads:
@@ -1282,7 +1310,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.measure_writes()
             if not args.skip_import:
                 bench.measure_import()
-        if args.profile and not args.import_only:
+        if args.profile and not (args.import_only or args.freshness_only):
             bench.profile_reads()
         bench.rss()
     finally:

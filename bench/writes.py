@@ -3,6 +3,7 @@ worker's drain rate, and freshness (POST → operation ``applied``) idle and und
 
 from __future__ import annotations
 
+import bisect
 import concurrent.futures
 import contextlib
 import datetime as dt
@@ -13,7 +14,7 @@ import statistics
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import dataset
@@ -107,27 +108,104 @@ def freshness_idle(
     first_index: int,
     count: int,
     pause_s: tuple[float, float] = (0.02, 0.08),
+    trace: list[dict[str, Any]] | None = None,
 ) -> list[float]:
     """POST → ``applied`` latencies in ms of ``count`` single writes, one at a time, each
     after a random pause of ``pause_s`` seconds (the worker is idle between them). Each write
     is polled through the query API's ``GET /v1/operations/{id}`` every 1 ms, as a client
-    waiting for its write would."""
+    waiting for its write would.
+
+    With ``trace``, each write appends ``{"operation_id", "posted", "accepted", "seen"}``
+    to it: epoch seconds (``time.time``, the clock of the services' log lines) when its POST
+    was sent, when its 202 came back and when the GET that saw it applied returned
+    (``freshness_segments``)."""
     session = stack.api_session()
     samples = []
     for n in range(count):
         time.sleep(random.uniform(*pause_s))
-        started = time.perf_counter()
+        posted, started = time.time(), time.perf_counter()
         operation = post_contact(session, command_url, first_index + n)
+        accepted = time.time()
         url = f"{query_url}/v1/operations/{operation}"
         while True:
             status = session.get(url, timeout=10)
             if status.status_code == 200 and status.json()["status"] != "pending":
                 samples.append((time.perf_counter() - started) * 1000)
+                if trace is not None:
+                    trace.append(
+                        {
+                            "operation_id": operation,
+                            "posted": posted,
+                            "accepted": accepted,
+                            "seen": time.time(),
+                        }
+                    )
                 break
             if time.perf_counter() - started > 30:
                 raise TimeoutError(url)
             time.sleep(0.001)
     return samples
+
+
+#: The segments of an idle write (``freshness_segments``), in the order they happen.
+SEGMENTS = (
+    "post_to_202",
+    "202_to_batch_dispatched",
+    "dispatched_to_processed",
+    "processed_to_seen",
+)
+
+
+def freshness_segments(
+    trace: Sequence[dict[str, Any]], worker_log: Iterable[str]
+) -> dict[str, dict[str, float]]:
+    """Where the time of idle writes went: p50/p90/p99/max ms of each of ``SEGMENTS`` over
+    the writes of ``trace`` (``freshness_idle``), from the worker's JSON log lines: the main
+    process's ``batch received`` (the batch handed to a pool process) just before and the
+    pool process's ``event processed`` (``celery_app.apply_envelopes``: after the batch's
+    commit and its Redis pipeline of cache and statuses) of each write's operation. So
+    ``dispatched_to_processed`` is the pool hand-off, the transaction and the Redis writes;
+    ``processed_to_seen`` the client's poll (a ``GET /v1/operations/{id}`` every 1 ms). A
+    write whose lines are missing counts only in ``post_to_202``."""
+    dispatched: list[float] = []
+    processed: dict[str, float] = {}
+    for line in worker_log:
+        record = _json_line(line)
+        if record is None or "time" not in record:
+            continue
+        moment = dt.datetime.fromisoformat(record["time"].replace("Z", "+00:00")).timestamp()
+        if record.get("event") == "batch received":
+            dispatched.append(moment)
+        elif record.get("event") == "event processed" and record.get("operation_id"):
+            processed[record["operation_id"]] = moment
+    dispatched.sort()
+    spans: dict[str, list[float]] = {name: [] for name in SEGMENTS}
+    for write in trace:
+        spans["post_to_202"].append(write["accepted"] - write["posted"])
+        done = processed.get(write["operation_id"])
+        start = bisect.bisect_right(dispatched, done) - 1 if done is not None else -1
+        if done is None or start < 0 or dispatched[start] < write["posted"]:
+            continue
+        spans["202_to_batch_dispatched"].append(dispatched[start] - write["accepted"])
+        spans["dispatched_to_processed"].append(done - dispatched[start])
+        spans["processed_to_seen"].append(write["seen"] - done)
+    return {
+        name: {
+            "writes": len(values),
+            **{f"p{q}_ms": percentile(values, q) * 1000 for q in (50, 90, 99)},
+            "max_ms": max(values) * 1000,
+        }
+        for name, values in spans.items()
+        if values
+    }
+
+
+def _json_line(line: str) -> dict[str, Any] | None:
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def freshness_under_load(
