@@ -148,9 +148,10 @@ def freshness_idle(
 
 
 #: The segments of an idle write (``freshness_segments``), in the order they happen.
+#: ``post_to_202`` overlaps the next one: the worker often has the event before the 202 is back.
 SEGMENTS = (
     "post_to_202",
-    "202_to_batch_dispatched",
+    "post_to_dispatched",
     "dispatched_to_processed",
     "processed_to_seen",
 )
@@ -160,11 +161,13 @@ def freshness_segments(
     trace: Sequence[dict[str, Any]], worker_log: Iterable[str]
 ) -> dict[str, dict[str, float]]:
     """Where the time of idle writes went: p50/p90/p99/max ms of each of ``SEGMENTS`` over
-    the writes of ``trace`` (``freshness_idle``), from the worker's JSON log lines: the main
+    the writes of ``trace`` (``freshness_idle``; the last three add up to a write's time),
+    from the worker's JSON log lines: the main
     process's ``batch received`` (the batch handed to a pool process) just before and the
     pool process's ``event processed`` (``celery_app.apply_envelopes``: after the batch's
     commit and its Redis pipeline of cache and statuses) of each write's operation. So
-    ``dispatched_to_processed`` is the pool hand-off, the transaction and the Redis writes;
+    ``post_to_dispatched`` is the command API up to its ``SendMessage``, SQS and the worker's
+    receive; ``dispatched_to_processed`` the pool hand-off, the transaction and the Redis writes;
     ``processed_to_seen`` the client's poll (a ``GET /v1/operations/{id}`` every 1 ms). A
     write whose lines are missing counts only in ``post_to_202``."""
     dispatched: list[float] = []
@@ -186,7 +189,7 @@ def freshness_segments(
         start = bisect.bisect_right(dispatched, done) - 1 if done is not None else -1
         if done is None or start < 0 or dispatched[start] < write["posted"]:
             continue
-        spans["202_to_batch_dispatched"].append(dispatched[start] - write["accepted"])
+        spans["post_to_dispatched"].append(dispatched[start] - write["posted"])
         spans["dispatched_to_processed"].append(done - dispatched[start])
         spans["processed_to_seen"].append(write["seen"] - done)
     return {
