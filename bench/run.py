@@ -795,6 +795,19 @@ class Bench:
                 f" {result['rejected']} rejected; CPU s: command API"
                 f" {result['command-api_cpu_s']:.1f}, worker {result['worker_cpu_s']:.1f})"
             )
+        if a.profile:
+            self.profile_import()
+
+    def profile_import(self) -> None:
+        """An extra, uncounted import under py-spy: the command API for ``--seconds`` × 2 s
+        from its POST (the request), the worker for 20 s (its apply of the imported events)."""
+        log("Profiling an extra import (command API and worker)")
+        domain = f"import-{self.stamp.lower()}-profile.example.com"
+        body = address_book.address_book(self.args.import_cards, domain=domain)
+        profiles = self.start_profiles("command-api", self.args.seconds * 2)
+        profiles += self.start_profiles("worker", 20)
+        writes.time_import(self.url("command"), self.url("query"), body, f"bench-{self.stamp}-p")
+        self.finish_profiles(profiles, "import")
 
     def import_once(self, rep: int, queue_url: str, raw_url: str) -> tuple[float, dict[str, Any]]:
         """One repetition of the import figures: the raw reference (the import's own messages,
@@ -1243,7 +1256,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="also py-spy the query API and the worker (extra, uncounted runs)",
+        help="also py-spy the query API, the worker and an import (extra, uncounted runs)",
     )
     parser.add_argument(
         "--worker-env",
