@@ -1321,7 +1321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.measure_reads()
             if not args.skip_writes:
                 bench.measure_writes()
-            if not args.skip_import:
+            if not (args.skip_writes or args.worker_only or args.skip_import):
                 bench.measure_import()
         if args.profile and not (args.import_only or args.freshness_only):
             bench.profile_reads()
