@@ -157,6 +157,12 @@ SEGMENTS = (
 )
 
 
+#: ``dispatched_to_processed`` split, when the worker logs ``duration_ms``: from the batch
+#: handed to the pool to a pool process taking it (and the log line's own cost), and the apply
+#: itself (``read_event``, the transaction, the Redis pipeline).
+SPLIT = ("pool_handoff", "pool_apply")
+
+
 def freshness_segments(
     trace: Sequence[dict[str, Any]], worker_log: Iterable[str]
 ) -> dict[str, dict[str, float]]:
@@ -172,6 +178,7 @@ def freshness_segments(
     write whose lines are missing counts only in ``post_to_202``."""
     dispatched: list[float] = []
     processed: dict[str, float] = {}
+    applying: dict[str, float] = {}
     for line in worker_log:
         record = _json_line(line)
         if record is None or "time" not in record:
@@ -181,8 +188,10 @@ def freshness_segments(
             dispatched.append(moment)
         elif record.get("event") == "event processed" and record.get("operation_id"):
             processed[record["operation_id"]] = moment
+            if isinstance(record.get("duration_ms"), int | float):
+                applying[record["operation_id"]] = record["duration_ms"] / 1000
     dispatched.sort()
-    spans: dict[str, list[float]] = {name: [] for name in SEGMENTS}
+    spans: dict[str, list[float]] = {name: [] for name in (*SEGMENTS, *SPLIT)}
     for write in trace:
         spans["post_to_202"].append(write["accepted"] - write["posted"])
         done = processed.get(write["operation_id"])
@@ -191,6 +200,10 @@ def freshness_segments(
             continue
         spans["post_to_dispatched"].append(dispatched[start] - write["posted"])
         spans["dispatched_to_processed"].append(done - dispatched[start])
+        if write["operation_id"] in applying:
+            apply_s = applying[write["operation_id"]]
+            spans["pool_handoff"].append(done - apply_s - dispatched[start])
+            spans["pool_apply"].append(apply_s)
         spans["processed_to_seen"].append(write["seen"] - done)
     return {
         name: {

@@ -28,7 +28,7 @@ def _writes() -> ModuleType:
     return importlib.import_module("writes")
 
 
-def _line(event: str, at: float, **fields: str) -> str:
+def _line(event: str, at: float, **fields: str | float) -> str:
     moment = dt.datetime.fromtimestamp(T0 + at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return json.dumps({"event": event, "time": moment, "level": "info", **fields})
 
@@ -43,7 +43,7 @@ def test_each_write_is_cut_at_its_own_batch_and_event_lines() -> None:
         "not json",
         _line("batch received", -5.0),
         _line("batch received", 0.007),
-        _line("event processed", 0.015, operation_id="op-1"),
+        _line("event processed", 0.015, operation_id="op-1", duration_ms=5.0),
         _line("batch received", 1.010),
         _line("event processed", 1.022, operation_id="op-2"),
     ]
@@ -53,6 +53,9 @@ def test_each_write_is_cut_at_its_own_batch_and_event_lines() -> None:
     assert segments["post_to_dispatched"]["max_ms"] == pytest.approx(10.0, abs=0.01)
     assert segments["dispatched_to_processed"]["max_ms"] == pytest.approx(12.0, abs=0.01)
     assert segments["processed_to_seen"]["max_ms"] == pytest.approx(8.0, abs=0.01)
+    assert segments["pool_apply"]["writes"] == 1  # op-2's line has no duration
+    assert segments["pool_apply"]["max_ms"] == pytest.approx(5.0, abs=0.01)
+    assert segments["pool_handoff"]["max_ms"] == pytest.approx(3.0, abs=0.01)
 
 
 def test_a_write_without_worker_lines_counts_only_in_the_post_segment() -> None:

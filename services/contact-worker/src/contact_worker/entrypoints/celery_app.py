@@ -271,7 +271,11 @@ def _count_processed(
     received: int | None,
     elapsed: float,
 ) -> None:
-    """The metrics and the log line of an event applied or rejected (both are processed)."""
+    """The metrics and the log line of an event applied or rejected (both are processed).
+
+    ``elapsed`` (s): from the pool process taking the event, or its batch, to its outcome
+    (committed, statuses written); logged as ``duration_ms`` so a write's freshness can be cut
+    into the hand-off to the pool and the apply (``bench/writes.freshness_segments``)."""
     deps.metrics.task_done(outcome.status, elapsed)
     deps.metrics.event_committed((dt.datetime.now(dt.UTC) - event.time).total_seconds())
     deps.metrics.operations.labels(outcome.status, outcome.reason or "none").inc()
@@ -282,6 +286,7 @@ def _count_processed(
         reason=outcome.reason,
         version=outcome.version,
         receives=received,
+        duration_ms=round(elapsed * 1000, 2),
     )
 
 
