@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -34,11 +35,12 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cpuacct
 import dataset
 import psycopg2
 import redis
@@ -208,6 +210,30 @@ class Bench:
     def log_size(self, service: str) -> int:
         return self.services[service].log_path.stat().st_size
 
+    def roots(self) -> dict[int, str]:
+        """The master pid of every running service the bench started, and its ``cpuacct``
+        component: ``ours`` for the product's services, else the reference's name."""
+        components = {"ceiling": "ceiling", "drf": "drf"}
+        return {
+            service.process.pid: components.get(name, "ours")
+            for name, service in self.services.items()
+            if service.process is not None
+        }
+
+    def accounted(
+        self, run: Callable[[], dict[str, Any]], count_key: str = "requests", per: str = "req"
+    ) -> dict[str, Any]:
+        """``run()`` (one repetition) with ``cpuacct`` snapshots around it: its result gains
+        ``cpu``, the CPU per component per ``result[count_key]`` (unit ``per``)."""
+        before = cpuacct.snapshot()
+        result = run()
+        after = cpuacct.snapshot()
+        result["cpu"] = {
+            "per": per,
+            **cpuacct.account(before, after, self.roots(), result[count_key]),
+        }
+        return result
+
     # ----------------------------------------------------------------- set-up
     def prepare(self) -> None:
         log("Preparing contacts_bench, bench queues and key prefix")
@@ -366,7 +392,11 @@ class Bench:
             for fig, name in ((ceiling, "ceiling"), (hit, "query"), (drf, "drf")):
                 service = {"ceiling": "ceiling", "query": "query-api", "drf": "drf"}[name]
                 before, cpu = self.log_size("query-api"), self.cpu(service)
-                result = self.wrk(self.url(name), hit_paths, connections=conns, seconds=seconds)
+                result = self.accounted(
+                    functools.partial(
+                        self.wrk, self.url(name), hit_paths, connections=conns, seconds=seconds
+                    )
+                )
                 result["service_cpu_s"] = self.cpu(service) - cpu
                 result["requests_per_cpu_s"] = result["requests"] / max(
                     result["service_cpu_s"], 1e-3
@@ -395,12 +425,15 @@ class Bench:
         log(f"Cache-hit latency at ~{rate:.0f} req/s (paced wrk, {conns} connections)")
         for _ in range(reps):
             for fig, name in ((ceiling_latency, "ceiling"), (latency, "query")):
-                result = self.wrk(
-                    self.url(name),
-                    hit_paths,
-                    connections=conns,
-                    seconds=seconds,
-                    mean_delay_ms=1000 * conns / rate,
+                result = self.accounted(
+                    functools.partial(
+                        self.wrk,
+                        self.url(name),
+                        hit_paths,
+                        connections=conns,
+                        seconds=seconds,
+                        mean_delay_ms=1000 * conns / rate,
+                    )
                 )
                 fig.add(result["lat_p99_us"] / 1000, result)
                 log(
@@ -421,8 +454,15 @@ class Bench:
         self.wrk(self.url("query"), chunks[-1], connections=conns, seconds=1, once=True)
         for chunk in chunks[:reps]:
             before, cpu = self.log_size("query-api"), self.cpu("query-api")
-            result = self.wrk(
-                self.url("query"), chunk, connections=conns, seconds=seconds, once=True
+            result = self.accounted(
+                functools.partial(
+                    self.wrk,
+                    self.url("query"),
+                    chunk,
+                    connections=conns,
+                    seconds=seconds,
+                    once=True,
+                )
             )
             result["service_cpu_s"] = self.cpu("query-api") - cpu
             result["requests_per_cpu_s"] = result["requests"] / max(result["service_cpu_s"], 1e-3)
@@ -449,7 +489,12 @@ class Bench:
         host_port = self.redis_url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
         host, port = host_port.split(":") if ":" in host_port else (host_port, "6379")
         for _ in range(reps):
-            result = refs.redis_get(host, int(port), body_bytes, conns, a.redis_requests)
+            result = self.accounted(
+                lambda: (
+                    refs.redis_get(host, int(port), body_bytes, conns, a.redis_requests)
+                    | {"requests": 2 * a.redis_requests}
+                ),  # redis-benchmark -t set,get
+            )
             redis_fig.add(result["rps"], result)
             log(f"  {result['rps']:8.0f} req/s  p99 {result['p99_ms']:.2f} ms")
 
@@ -466,7 +511,11 @@ class Bench:
         paths = ["/v1/contacts"]
         self.wrk(self.url("drf"), paths, connections=a.connections, seconds=1)
         for _ in range(a.reps):
-            result = self.wrk(self.url("drf"), paths, connections=a.connections, seconds=a.seconds)
+            result = self.accounted(
+                lambda: self.wrk(
+                    self.url("drf"), paths, connections=a.connections, seconds=a.seconds
+                )
+            )
             fig.add(result["rps"], result)
             log(
                 f"  {result['rps']:8.0f} req/s  p99 {result['lat_p99_us'] / 1000:6.1f} ms"
@@ -499,12 +548,15 @@ class Bench:
             random.Random(key).shuffle(paths)
             self.wrk(self.url("query"), paths, connections=conns, seconds=1, mean_delay_ms=delay)
             for _ in range(reps):
-                result = self.wrk(
-                    self.url("query"),
-                    paths,
-                    connections=conns,
-                    seconds=seconds,
-                    mean_delay_ms=delay,
+                result = self.accounted(
+                    functools.partial(
+                        self.wrk,
+                        self.url("query"),
+                        paths,
+                        connections=conns,
+                        seconds=seconds,
+                        mean_delay_ms=delay,
+                    )
                 )
                 fig.add(result["lat_p99_us"] / 1000, result)
                 log(
@@ -650,13 +702,19 @@ class Bench:
             refs.sqs_send(make, raw_url, body, a.post_connections, 1)
             for _ in range(reps):
                 cpu = self.cpu("command-api")
-                result = self.wrk_post(post_paths, a.post_connections, seconds)
+                result = self.accounted(
+                    lambda: self.wrk_post(post_paths, a.post_connections, seconds)
+                )
                 result["service_cpu_s"] = self.cpu("command-api") - cpu
                 result["requests_per_cpu_s"] = result["requests"] / max(
                     result["service_cpu_s"], 1e-3
                 )
                 post.add(result["rps"], result)
-                raw = refs.sqs_send(make, raw_url, body, a.post_connections, seconds)
+                raw = self.accounted(
+                    lambda: refs.sqs_send(make, raw_url, body, a.post_connections, seconds),
+                    "sent",
+                    "msg",
+                )
                 send.add(raw["rps"], raw)
                 log(
                     f"  POST {result['rps']:6.0f} req/s (non-202: {result['errors_status']})"
@@ -673,7 +731,7 @@ class Bench:
             )
             log(f"Raw PostgreSQL upsert of the same {count:,} rows: {reps} x")
             for _ in range(reps):
-                result = refs.pg_upsert(self.dsn, rows)
+                result = self.accounted(lambda: refs.pg_upsert(self.dsn, rows), "rows", "row")
                 upsert.add(result["rps"], result)
                 log(f"  {result['rps']:8.0f} rows/s")
 
@@ -690,7 +748,9 @@ class Bench:
                 ]
                 refs.sqs_fill(make, raw_url, copies)
                 writes.wait_until(lambda: refs.queue_depth(sqs, raw_url)[0] >= count, 30)
-                result = refs.sqs_drain(sqs, raw_url, count)
+                result = self.accounted(
+                    lambda: refs.sqs_drain(sqs, raw_url, count), "deleted", "msg"
+                )
                 drain.add(result["rps"], result)
                 log(f"  {result['rps']:8.0f} msg/s")
 
@@ -710,14 +770,18 @@ class Bench:
         time.sleep(2)  # past start-up: prefetch filled, connections open
         last_n, last_t = writes.processed_since(self.dsn, since)[0], time.perf_counter()
         last_cpu = self.cpu("worker")
+        last_snapshot = cpuacct.snapshot()
         profile = None
         for window in range(reps):
             if self.args.profile and window == reps - 1:
                 profile = self.start_profiles("worker", a.worker_window)
             time.sleep(a.worker_window)
+            snapshot = cpuacct.snapshot()
             n, t = writes.processed_since(self.dsn, since)[0], time.perf_counter()
             rate = (n - last_n) / (t - last_t)
             cpu = self.cpu("worker")
+            spent = cpuacct.account(last_snapshot, snapshot, self.roots(), n - last_n)
+            last_snapshot = snapshot
             worker.add(
                 rate,
                 {
@@ -725,6 +789,7 @@ class Bench:
                     "seconds": t - last_t,
                     "service_cpu_s": cpu - last_cpu,
                     "events_per_cpu_s": (n - last_n) / max(cpu - last_cpu, 1e-3),
+                    "cpu": {"per": "event", **spent},
                 },
             )
             last_cpu = cpu
@@ -792,6 +857,13 @@ end
         result["rps"] = accepted / (result["duration_us"] / 1e6)
         return result
 
+    def freshness_idle(self, first_index: int) -> dict[str, Any]:
+        """One idle-freshness repetition (``writes.freshness_idle``): its ``samples`` (ms) and
+        how many ``writes``."""
+        count = self.args.fresh_writes
+        samples = writes.freshness_idle(self.url("command"), self.url("query"), first_index, count)
+        return {"samples": samples, "writes": count}
+
     def measure_freshness(self, worker_rate: float) -> None:
         a = self.args
         idle = self.figure(
@@ -809,13 +881,12 @@ end
         log(f"Freshness, idle: {a.reps} x {a.fresh_writes} single writes")
         index = WRITE_INDEX_BASE
         for _ in range(a.reps):
-            samples = writes.freshness_idle(
-                self.url("command"), self.url("query"), index, a.fresh_writes
-            )
+            run = self.accounted(functools.partial(self.freshness_idle, index), "writes", "write")
+            samples = run["samples"]
             index += a.fresh_writes
             p50, p99 = writes.percentile(samples, 50), writes.percentile(samples, 99)
-            idle.add(p50, {"max_ms": max(samples)})
-            idle99.add(p99, {"max_ms": max(samples)})
+            idle.add(p50, {"max_ms": max(samples), "cpu": run["cpu"]})
+            idle99.add(p99, {"max_ms": max(samples), "cpu": run["cpu"]})
             log(f"  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {max(samples):6.1f} ms")
 
         rate = worker_rate / 2
@@ -829,8 +900,18 @@ end
         sqs = self.sqs()
         queue_url = sqs.get_queue_url(QueueName=stack.BENCH_QUEUE)["QueueUrl"]
         for _ in range(a.reps):
-            result = writes.freshness_under_load(
-                self.url("command"), self.redis_url, self.prefix, index, rate, a.load_seconds
+            result = self.accounted(
+                functools.partial(
+                    writes.freshness_under_load,
+                    self.url("command"),
+                    self.redis_url,
+                    self.prefix,
+                    index,
+                    rate,
+                    a.load_seconds,
+                ),
+                "sent",
+                "write",
             )
             index += 100_000
             samples = result.pop("samples_ms")
@@ -1106,6 +1187,18 @@ def capacity(bench: Bench) -> dict[str, float]:
     return out
 
 
+def where_cpu_went(bench: Bench) -> dict[str, dict[str, Any]]:
+    """Per figure with ``cpuacct`` repetitions: the unit counted (``per``: req, msg, event,
+    row, write) and the median over repetitions of the microseconds of CPU per unit of each
+    component (``cpuacct.median_us_per``)."""
+    out = {}
+    for key, fig in bench.figures.items():
+        accounts = [d["cpu"] for d in fig.details if "cpu" in d]
+        if accounts:
+            out[key] = {"per": accounts[0]["per"], "us_per": cpuacct.median_us_per(accounts)}
+    return out
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1218,6 +1311,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "figures": {k: f.as_dict() for k, f in bench.figures.items()},
         "goals": goals(bench),
         "capacity_per_cpu_s": capacity(bench),
+        "where_cpu_went": where_cpu_went(bench),
         "notes": bench.notes,
         "invalid": bench.invalid,
     }
@@ -1228,6 +1322,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = RESULTS / f"{bench.stamp}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     print(table(bench))
+    print()
+    print(
+        cpuacct.table(
+            (key, entry["per"], entry["us_per"]) for key, entry in result["where_cpu_went"].items()
+        )
+    )
     shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
     print(
         f"\nload average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min), "
