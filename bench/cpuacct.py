@@ -15,16 +15,24 @@ Attribution rules (``classify``), first match wins:
 * a service the bench started (``roots``: its master's pid) and every descendant: that
   service's component (``ours`` for the query API, command API and worker; ``ceiling``,
   ``drf`` for the references);
-* ``comm`` ``postgres`` (the postmaster, its backends and auxiliaries): ``postgresql``;
+* ``comm`` ``postgres`` (the postmaster, its backends and auxiliaries): ``postgresql``, except
+  a backend of another database than the bench's when ``database`` is given: ``other`` (the
+  server is shared; a backend that exits in the window is counted in the postmaster's reaped
+  children, whatever its database);
   ``redis-server``: ``redis``; a command line naming ``localstack``: ``sqs``;
 * the bench process itself and its other descendants (wrk, redis-benchmark, the in-process
   SQS/PostgreSQL clients of the raw references), and any ``wrk``/``redis-benchmark``: ``load``;
 * kernel threads (children of ``kthreadd``, pid 2: softirq, kworkers): ``kernel``;
 * everything else (other users of the machine): ``other``.
 
+Redis and LocalStack are counted whole: their CPU includes what other clients of the shared
+servers asked of them in the window (compare with a figure that does not use them, e.g. the
+ceiling's).
+
 A process that exits during the window (wrk, a closed PostgreSQL backend) is counted through
-its parent's ``cutime``+``cstime`` when the parent reaps it; the ticks it had already used at
-the first snapshot are subtracted from its own component, so only the window's CPU remains.
+its parent's ``cutime``+``cstime`` when the parent reaps it, in the parent's component; the
+ticks it had already used at the first snapshot are subtracted there, so only the window's CPU
+remains.
 ``idle`` is ``cpus x wall`` minus the attributed CPU; ``unattributed`` is what ``/proc/stat``
 says was busy (user, nice, system, irq, softirq) minus the attributed CPU (short-lived
 processes nobody tracked reaped, interrupts), and ``steal`` the hypervisor's share.
@@ -33,6 +41,7 @@ processes nobody tracked reaped, interrupts), and ``steal`` the hypervisor's sha
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -45,6 +54,9 @@ COMPONENTS = ("ours", "ceiling", "drf", "postgresql", "redis", "sqs", "load", "k
 LOAD_COMMANDS = frozenset({"wrk", "redis-benchmark"})
 _PROC = Path("/proc")
 _KTHREADD = 2
+#: A PostgreSQL backend's process title: ``postgres: [cluster: ]<user> <database> <client>
+#: <state>``, the client ``host(port)`` or ``[local]``.
+_BACKEND_TITLE = re.compile(r"(\S+) (\S+) (?:\S+\(\d+\)|\[local\]) ")
 
 
 @dataclass(frozen=True)
@@ -87,7 +99,7 @@ def read_proc(pid: int) -> Proc | None:
     ppid, user, system = int(fields[1]), int(fields[11]), int(fields[12])
     children = int(fields[13]) + int(fields[14])
     command = ""
-    if comm not in LOAD_COMMANDS and comm not in ("postgres", "redis-server") and ppid:
+    if comm not in LOAD_COMMANDS and comm != "redis-server" and ppid:
         try:
             command = (_PROC / str(pid) / "cmdline").read_bytes()[:300].decode(errors="replace")
         except OSError:
@@ -114,9 +126,22 @@ def snapshot() -> Snapshot:
     return Snapshot(procs, time.perf_counter(), busy, steal)
 
 
-def classify(procs: Mapping[int, Proc], roots: Mapping[int, str], self_pid: int) -> dict[int, str]:
+def backend_database(proc: Proc) -> str | None:
+    """The database a PostgreSQL backend serves, from its process title; ``None`` for the
+    postmaster and its auxiliary processes (checkpointer, WAL writer, autovacuum)."""
+    found = _BACKEND_TITLE.search(proc.command) if proc.comm == "postgres" else None
+    return found.group(2) if found else None
+
+
+def classify(
+    procs: Mapping[int, Proc],
+    roots: Mapping[int, str],
+    self_pid: int,
+    database: str | None = None,
+) -> dict[int, str]:
     """The component of every process of ``procs`` (rules in the module docstring);
-    ``roots`` maps a started service's master pid to its component."""
+    ``roots`` maps a started service's master pid to its component. With ``database``, a
+    PostgreSQL backend of another database (another user of a shared server) is ``other``."""
     found: dict[int, str] = {}
 
     def owner(pid: int) -> str | None:
@@ -135,7 +160,9 @@ def classify(procs: Mapping[int, Proc], roots: Mapping[int, str], self_pid: int)
         component = owner(pid)
         if component is None:
             if proc.comm == "postgres":
-                component = "postgresql"
+                served = backend_database(proc)
+                mine = database is None or served is None or served == database
+                component = "postgresql" if mine else "other"
             elif proc.comm == "redis-server":
                 component = "redis"
             elif "localstack" in proc.command:
@@ -149,13 +176,13 @@ def classify(procs: Mapping[int, Proc], roots: Mapping[int, str], self_pid: int)
 
 
 def _window(
-    before: Snapshot, after: Snapshot, roots: Mapping[int, str]
+    before: Snapshot, after: Snapshot, roots: Mapping[int, str], database: str | None
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Total and system ticks per component between two snapshots."""
     total = dict.fromkeys(COMPONENTS, 0)
     system = dict.fromkeys(COMPONENTS, 0)
-    now = classify(after.procs, roots, after.self_pid)
-    then = classify(before.procs, roots, before.self_pid)
+    now = classify(after.procs, roots, after.self_pid, database)
+    then = classify(before.procs, roots, before.self_pid, database)
     for pid, proc in after.procs.items():
         found = before.procs.get(pid)
         old = found if found is not None and found.start == proc.start else None
@@ -169,7 +196,8 @@ def _window(
     for pid, old in before.procs.items():
         later = after.procs.get(pid)
         if later is None or later.start != old.start:  # gone: its reaper's cutime has it all
-            total[then[pid]] -= old.user + old.system + old.children
+            reaper = then.get(old.ppid, then[pid])  # so take the part before from the reaper
+            total[reaper] -= old.user + old.system + old.children
     return total, system
 
 
@@ -179,6 +207,7 @@ def account(
     roots: Mapping[int, str],
     count: float,
     cpus: int | None = None,
+    database: str | None = None,
 ) -> dict[str, Any]:
     """CPU per component between ``before`` and ``after`` for ``count`` requests (or events,
     messages, rows: the figure's unit).
@@ -187,11 +216,11 @@ def account(
     ``unattributed`` and ``steal``), ``sys_share`` (the system/kernel-mode share of each
     component's CPU, 0–1) and ``us_per`` (microseconds of CPU per unit per component, plus
     ``idle``, ``total`` = the attributed components). ``cpus`` defaults to
-    ``os.cpu_count()``."""
+    ``os.cpu_count()``; ``database``: see ``classify``."""
     hz = os.sysconf("SC_CLK_TCK")
     cpus = cpus or os.cpu_count() or 1
     wall = after.wall_s - before.wall_s
-    total, system = _window(before, after, roots)
+    total, system = _window(before, after, roots, database)
     seconds: dict[str, float] = {k: v / hz for k, v in total.items()}
     attributed = sum(seconds.values())
     seconds["idle"] = cpus * wall - attributed
@@ -230,11 +259,11 @@ def table(rows: Iterable[tuple[str, str, Mapping[str, float]]]) -> str:
     lines = [
         "where the CPU went: microseconds of CPU per request/event (median of repetitions);"
         " idle = CPUs x wall - attributed",
-        f"{'figure':<28} {'per':<6}" + "".join(f"{c:>9}" for c in columns),
+        f"{'figure':<28} {'per':<6}" + "".join(f"{c:>11}" for c in columns),
     ]
     for key, unit, us_per in rows:
         lines.append(
             f"{key[:28]:<28} {unit[:6]:<6}"
-            + "".join(f"{us_per.get(c, 0.0):>9.0f}" for c in columns)
+            + "".join(f"{us_per.get(c, 0.0):>11.0f}" for c in columns)
         )
     return "\n".join(lines)

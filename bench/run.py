@@ -230,7 +230,9 @@ class Bench:
         after = cpuacct.snapshot()
         result["cpu"] = {
             "per": per,
-            **cpuacct.account(before, after, self.roots(), result[count_key]),
+            **cpuacct.account(
+                before, after, self.roots(), result[count_key], database=stack.BENCH_DATABASE
+            ),
         }
         return result
 
@@ -780,7 +782,9 @@ class Bench:
             n, t = writes.processed_since(self.dsn, since)[0], time.perf_counter()
             rate = (n - last_n) / (t - last_t)
             cpu = self.cpu("worker")
-            spent = cpuacct.account(last_snapshot, snapshot, self.roots(), n - last_n)
+            spent = cpuacct.account(
+                last_snapshot, snapshot, self.roots(), n - last_n, database=stack.BENCH_DATABASE
+            )
             last_snapshot = snapshot
             worker.add(
                 rate,

@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
+import psycopg2
 import pytest
+
+from support.resources import SERVER_URL
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 #: CPU seconds a child burns in the window; accounting has clock-tick (10 ms) resolution.
@@ -167,3 +170,23 @@ def test_the_table_shows_the_median_of_the_repetitions() -> None:
     row = text.splitlines()[-1].split()
     assert row[:5] == ["query_miss_rps", "req", "200", "0", "0"]
     assert row[5] == "400"
+
+
+def test_a_postgresql_backend_of_another_database_is_other() -> None:
+    """The PostgreSQL server is shared: only the bench database's backends (and the server's
+    own processes) are ``postgresql`` when the accounting is given that database."""
+    cpuacct = _cpuacct()
+    dsn = SERVER_URL.replace("postgresql+psycopg2", "postgresql") + "/postgres"
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_backend_pid()")
+        backend = cur.fetchone()[0]
+        procs = cpuacct.snapshot().procs
+    conn.close()
+
+    assert cpuacct.backend_database(procs[backend]) == "postgres"
+    assert cpuacct.classify(procs, {}, -1, "postgres")[backend] == "postgresql"
+    assert cpuacct.classify(procs, {}, -1)[backend] == "postgresql"
+    assert cpuacct.classify(procs, {}, -1, "contacts_bench")[backend] == "other"
+    postmaster = procs[backend].ppid
+    assert cpuacct.backend_database(procs[postmaster]) is None
+    assert cpuacct.classify(procs, {}, -1, "contacts_bench")[postmaster] == "postgresql"
