@@ -17,6 +17,12 @@ installs ``bench/requirements.txt`` and checks for ``wrk``), or by hand from the
 Units: req/s, msg/s, events/s and rows/s are per second of wall time; latencies in ms; RSS in
 MiB. Each figure is the median of ``--reps`` repetitions, shown with their min and max.
 Results: a table on stdout and ``bench/results/<UTC timestamp>.json`` (git-ignored).
+
+Every repetition also records where the machine's CPU went (``cpuacct``: microseconds of CPU
+per request, event, message or row of ours, the references, PostgreSQL, Redis, LocalStack, the
+load generator, kernel threads and other processes, and the idle rest), from two ``/proc``
+snapshots at its boundaries (~10 ms of CPU each, outside the timed part); the run ends with
+that table.
 """
 
 from __future__ import annotations
