@@ -50,6 +50,8 @@ from typing import Any
 
 #: The components of the "where the CPU went" table, in its column order.
 COMPONENTS = ("ours", "ceiling", "drf", "postgresql", "redis", "sqs", "load", "kernel", "other")
+#: Components whose processes ``account`` also lists one by one (the bench's own services).
+SERVICES = frozenset({"ours", "ceiling", "drf"})
 #: Process names (``comm``) of load generators started outside the bench's process tree.
 LOAD_COMMANDS = frozenset({"wrk", "redis-benchmark"})
 _PROC = Path("/proc")
@@ -176,9 +178,14 @@ def classify(
 
 
 def _window(
-    before: Snapshot, after: Snapshot, roots: Mapping[int, str], database: str | None
+    before: Snapshot,
+    after: Snapshot,
+    roots: Mapping[int, str],
+    database: str | None,
+    processes: dict[str, int],
 ) -> tuple[dict[str, int], dict[str, int]]:
-    """Total and system ticks per component between two snapshots."""
+    """Total and system ticks per component between two snapshots; the ticks of each live
+    process of ``SERVICES`` go into ``processes`` too (``<component>/<pid>``)."""
     total = dict.fromkeys(COMPONENTS, 0)
     system = dict.fromkeys(COMPONENTS, 0)
     now = classify(after.procs, roots, after.self_pid, database)
@@ -189,10 +196,11 @@ def _window(
         if old is None:  # born during the window
             old = Proc(pid, proc.ppid, proc.comm, proc.start, 0, 0, 0)
         component = now[pid]
-        total[component] += (
-            proc.user + proc.system - old.user - old.system + proc.children - old.children
-        )
+        ticks = proc.user + proc.system - old.user - old.system + proc.children - old.children
+        total[component] += ticks
         system[component] += proc.system - old.system
+        if component in SERVICES:
+            processes[f"{component}/{pid}"] = ticks
     for pid, old in before.procs.items():
         later = after.procs.get(pid)
         if later is None or later.start != old.start:  # gone: its reaper's cutime has it all
@@ -215,12 +223,15 @@ def account(
     Returns ``wall_s``, ``count``, ``cpu_s`` (seconds per component, plus ``idle``,
     ``unattributed`` and ``steal``), ``sys_share`` (the system/kernel-mode share of each
     component's CPU, 0–1) and ``us_per`` (microseconds of CPU per unit per component, plus
-    ``idle``, ``total`` = the attributed components). ``cpus`` defaults to
+    ``idle``, ``total`` = the attributed components) and ``processes_cpu_s`` (seconds of each
+    process of ``SERVICES``, ``<component>/<pid>``: how the load spread over a service's
+    workers). ``cpus`` defaults to
     ``os.cpu_count()``; ``database``: see ``classify``."""
     hz = os.sysconf("SC_CLK_TCK")
     cpus = cpus or os.cpu_count() or 1
     wall = after.wall_s - before.wall_s
-    total, system = _window(before, after, roots, database)
+    processes: dict[str, int] = {}
+    total, system = _window(before, after, roots, database, processes)
     seconds: dict[str, float] = {k: v / hz for k, v in total.items()}
     attributed = sum(seconds.values())
     seconds["idle"] = cpus * wall - attributed
@@ -235,6 +246,7 @@ def account(
         "cpu_s": {k: round(v, 3) for k, v in seconds.items()},
         "sys_share": {k: round(system[k] / total[k], 2) for k in COMPONENTS if total[k] > 0},
         "us_per": us_per,
+        "processes_cpu_s": {k: round(v / hz, 3) for k, v in sorted(processes.items())},
     }
 
 

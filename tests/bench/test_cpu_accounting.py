@@ -106,6 +106,7 @@ def test_a_service_s_cpu_is_charged_to_its_component_per_request(
         2 * spent["wall_s"] - sum(spent["cpu_s"][c] for c in cpuacct.COMPONENTS), abs=0.002
     )
     assert 0 <= spent["sys_share"]["ours"] <= 1
+    assert spent["processes_cpu_s"] == {f"ours/{burner.process.pid}": spent["cpu_s"]["ours"]}
 
 
 def test_the_descendants_of_a_service_are_charged_to_it(burners: list[Burner]) -> None:
