@@ -17,6 +17,12 @@ installs ``bench/requirements.txt`` and checks for ``wrk``), or by hand from the
 Units: req/s, msg/s, events/s and rows/s are per second of wall time; latencies in ms; RSS in
 MiB. Each figure is the median of ``--reps`` repetitions, shown with their min and max.
 Results: a table on stdout and ``bench/results/<UTC timestamp>.json`` (git-ignored).
+
+Every repetition also records where the machine's CPU went (``cpuacct``: microseconds of CPU
+per request, event, message or row of ours, the references, PostgreSQL, Redis, LocalStack, the
+load generator, kernel threads and other processes, and the idle rest), from two ``/proc``
+snapshots at its boundaries (~10 ms of CPU each, outside the timed part); the run ends with
+that table.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import functools
 import json
 import os
 import random
@@ -34,12 +41,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import address_book
+import cpuacct
 import dataset
 import psycopg2
 import redis
@@ -131,6 +139,9 @@ class Bench:
         self.notes: dict[str, Any] = {}
         #: Why a figure of this run cannot be trusted (each makes the run exit with status 1).
         self.invalid: list[str] = []
+        #: Ids of the contacts the read figures requested (so cached): ``profile_reads``
+        #: misses must be other ids.
+        self.requested: set[str] = set()
         self.services: dict[str, stack.Service] = {}
         self.ports = {name: stack.free_port() for name in ("ceiling", "query", "command", "drf")}
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-", dir=stack.RUN_DIR))
@@ -220,6 +231,32 @@ class Bench:
 
     def log_size(self, service: str) -> int:
         return self.services[service].log_path.stat().st_size
+
+    def roots(self) -> dict[int, str]:
+        """The master pid of every running service the bench started, and its ``cpuacct``
+        component: ``ours`` for the product's services, else the reference's name."""
+        components = {"ceiling": "ceiling", "drf": "drf"}
+        return {
+            service.process.pid: components.get(name, "ours")
+            for name, service in self.services.items()
+            if service.process is not None
+        }
+
+    def accounted(
+        self, run: Callable[[], dict[str, Any]], count_key: str = "requests", per: str = "req"
+    ) -> dict[str, Any]:
+        """``run()`` (one repetition) with ``cpuacct`` snapshots around it: its result gains
+        ``cpu``, the CPU per component per ``result[count_key]`` (unit ``per``)."""
+        before = cpuacct.snapshot()
+        result = run()
+        after = cpuacct.snapshot()
+        result["cpu"] = {
+            "per": per,
+            **cpuacct.account(
+                before, after, self.roots(), result[count_key], database=stack.BENCH_DATABASE
+            ),
+        }
+        return result
 
     # ----------------------------------------------------------------- set-up
     def prepare(self) -> None:
@@ -345,6 +382,7 @@ class Bench:
             f"/v1/contacts/{r[0]}" for r in rows[hit_ids : hit_ids + per_miss * (reps + 1)]
         ]
         cursor_rows = rows[-500:]
+        self.requested = {r[0] for r in rows}
 
         log("Warming the cache with the hit set")
         session = stack.api_session()
@@ -383,7 +421,11 @@ class Bench:
             for fig, name in ((ceiling, "ceiling"), (hit, "query"), (drf, "drf")):
                 service = {"ceiling": "ceiling", "query": "query-api", "drf": "drf"}[name]
                 before, cpu = self.log_size("query-api"), self.cpu(service)
-                result = self.wrk(self.url(name), hit_paths, connections=conns, seconds=seconds)
+                result = self.accounted(
+                    functools.partial(
+                        self.wrk, self.url(name), hit_paths, connections=conns, seconds=seconds
+                    )
+                )
                 result["service_cpu_s"] = self.cpu(service) - cpu
                 result["requests_per_cpu_s"] = result["requests"] / max(
                     result["service_cpu_s"], 1e-3
@@ -412,12 +454,15 @@ class Bench:
         log(f"Cache-hit latency at ~{rate:.0f} req/s (paced wrk, {conns} connections)")
         for _ in range(reps):
             for fig, name in ((ceiling_latency, "ceiling"), (latency, "query")):
-                result = self.wrk(
-                    self.url(name),
-                    hit_paths,
-                    connections=conns,
-                    seconds=seconds,
-                    mean_delay_ms=1000 * conns / rate,
+                result = self.accounted(
+                    functools.partial(
+                        self.wrk,
+                        self.url(name),
+                        hit_paths,
+                        connections=conns,
+                        seconds=seconds,
+                        mean_delay_ms=1000 * conns / rate,
+                    )
                 )
                 fig.add(result["lat_p99_us"] / 1000, result)
                 log(
@@ -438,8 +483,15 @@ class Bench:
         self.wrk(self.url("query"), chunks[-1], connections=conns, seconds=1, once=True)
         for chunk in chunks[:reps]:
             before, cpu = self.log_size("query-api"), self.cpu("query-api")
-            result = self.wrk(
-                self.url("query"), chunk, connections=conns, seconds=seconds, once=True
+            result = self.accounted(
+                functools.partial(
+                    self.wrk,
+                    self.url("query"),
+                    chunk,
+                    connections=conns,
+                    seconds=seconds,
+                    once=True,
+                )
             )
             result["service_cpu_s"] = self.cpu("query-api") - cpu
             result["requests_per_cpu_s"] = result["requests"] / max(result["service_cpu_s"], 1e-3)
@@ -466,7 +518,12 @@ class Bench:
         host_port = self.redis_url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
         host, port = host_port.split(":") if ":" in host_port else (host_port, "6379")
         for _ in range(reps):
-            result = refs.redis_get(host, int(port), body_bytes, conns, a.redis_requests)
+            result = self.accounted(
+                lambda: (
+                    refs.redis_get(host, int(port), body_bytes, conns, a.redis_requests)
+                    | {"requests": 2 * a.redis_requests}
+                ),  # redis-benchmark -t set,get
+            )
             redis_fig.add(result["rps"], result)
             log(f"  {result['rps']:8.0f} req/s  p99 {result['p99_ms']:.2f} ms")
 
@@ -483,7 +540,11 @@ class Bench:
         paths = ["/v1/contacts"]
         self.wrk(self.url("drf"), paths, connections=a.connections, seconds=1)
         for _ in range(a.reps):
-            result = self.wrk(self.url("drf"), paths, connections=a.connections, seconds=a.seconds)
+            result = self.accounted(
+                lambda: self.wrk(
+                    self.url("drf"), paths, connections=a.connections, seconds=a.seconds
+                )
+            )
             fig.add(result["rps"], result)
             log(
                 f"  {result['rps']:8.0f} req/s  p99 {result['lat_p99_us'] / 1000:6.1f} ms"
@@ -516,12 +577,15 @@ class Bench:
             random.Random(key).shuffle(paths)
             self.wrk(self.url("query"), paths, connections=conns, seconds=1, mean_delay_ms=delay)
             for _ in range(reps):
-                result = self.wrk(
-                    self.url("query"),
-                    paths,
-                    connections=conns,
-                    seconds=seconds,
-                    mean_delay_ms=delay,
+                result = self.accounted(
+                    functools.partial(
+                        self.wrk,
+                        self.url("query"),
+                        paths,
+                        connections=conns,
+                        seconds=seconds,
+                        mean_delay_ms=delay,
+                    )
                 )
                 fig.add(result["lat_p99_us"] / 1000, result)
                 log(
@@ -659,13 +723,19 @@ class Bench:
             refs.sqs_send(make, raw_url, body, a.post_connections, 1)
             for _ in range(reps):
                 cpu = self.cpu("command-api")
-                result = self.wrk_post(post_paths, a.post_connections, seconds)
+                result = self.accounted(
+                    lambda: self.wrk_post(post_paths, a.post_connections, seconds)
+                )
                 result["service_cpu_s"] = self.cpu("command-api") - cpu
                 result["requests_per_cpu_s"] = result["requests"] / max(
                     result["service_cpu_s"], 1e-3
                 )
                 post.add(result["rps"], result)
-                raw = refs.sqs_send(make, raw_url, body, a.post_connections, seconds)
+                raw = self.accounted(
+                    lambda: refs.sqs_send(make, raw_url, body, a.post_connections, seconds),
+                    "sent",
+                    "msg",
+                )
                 send.add(raw["rps"], raw)
                 log(
                     f"  POST {result['rps']:6.0f} req/s (non-202: {result['errors_status']})"
@@ -682,7 +752,7 @@ class Bench:
             )
             log(f"Raw PostgreSQL upsert of the same {count:,} rows: {reps} x")
             for _ in range(reps):
-                result = refs.pg_upsert(self.dsn, rows)
+                result = self.accounted(lambda: refs.pg_upsert(self.dsn, rows), "rows", "row")
                 upsert.add(result["rps"], result)
                 log(f"  {result['rps']:8.0f} rows/s")
 
@@ -699,7 +769,9 @@ class Bench:
                 ]
                 refs.sqs_fill(make, raw_url, copies)
                 writes.wait_until(lambda: refs.queue_depth(sqs, raw_url)[0] >= count, 30)
-                result = refs.sqs_drain(sqs, raw_url, count)
+                result = self.accounted(
+                    lambda: refs.sqs_drain(sqs, raw_url, count), "deleted", "msg"
+                )
                 drain.add(result["rps"], result)
                 log(f"  {result['rps']:8.0f} msg/s")
 
@@ -719,14 +791,20 @@ class Bench:
         time.sleep(2)  # past start-up: prefetch filled, connections open
         last_n, last_t = writes.processed_since(self.dsn, since)[0], time.perf_counter()
         last_cpu = self.cpu("worker")
+        last_snapshot = cpuacct.snapshot()
         profile = None
         for window in range(reps):
             if self.args.profile and window == reps - 1:
                 profile = self.start_profiles("worker", a.worker_window)
             time.sleep(a.worker_window)
+            snapshot = cpuacct.snapshot()
             n, t = writes.processed_since(self.dsn, since)[0], time.perf_counter()
             rate = (n - last_n) / (t - last_t)
             cpu = self.cpu("worker")
+            spent = cpuacct.account(
+                last_snapshot, snapshot, self.roots(), n - last_n, database=stack.BENCH_DATABASE
+            )
+            last_snapshot = snapshot
             worker.add(
                 rate,
                 {
@@ -734,6 +812,7 @@ class Bench:
                     "seconds": t - last_t,
                     "service_cpu_s": cpu - last_cpu,
                     "events_per_cpu_s": (n - last_n) / max(cpu - last_cpu, 1e-3),
+                    "cpu": {"per": "event", **spent},
                 },
             )
             last_cpu = cpu
@@ -878,6 +957,15 @@ end
         result["rps"] = accepted / (result["duration_us"] / 1e6)
         return result
 
+    def freshness_idle(self, first_index: int, trace: list[dict[str, Any]]) -> dict[str, Any]:
+        """One idle-freshness repetition (``writes.freshness_idle``, its writes appended to
+        ``trace``): its ``samples`` (ms) and how many ``writes``."""
+        count = self.args.fresh_writes
+        samples = writes.freshness_idle(
+            self.url("command"), self.url("query"), first_index, count, trace=trace
+        )
+        return {"samples": samples, "writes": count}
+
     def measure_freshness_idle(self) -> int:
         """The idle freshness figures (p50, p99) and where their time went (the notes'
         ``freshness_idle_segments``: ``writes.freshness_segments``); returns the next free
@@ -899,13 +987,14 @@ end
         index = WRITE_INDEX_BASE
         trace: list[dict[str, Any]] = []
         for _ in range(a.reps):
-            samples = writes.freshness_idle(
-                self.url("command"), self.url("query"), index, a.fresh_writes, trace=trace
+            run = self.accounted(
+                functools.partial(self.freshness_idle, index, trace), "writes", "write"
             )
+            samples = run["samples"]
             index += a.fresh_writes
             p50, p99 = writes.percentile(samples, 50), writes.percentile(samples, 99)
-            idle.add(p50, {"max_ms": max(samples)})
-            idle99.add(p99, {"max_ms": max(samples)})
+            idle.add(p50, {"max_ms": max(samples), "cpu": run["cpu"]})
+            idle99.add(p99, {"max_ms": max(samples), "cpu": run["cpu"]})
             log(f"  p50 {p50:6.1f} ms  p99 {p99:6.1f} ms  max {max(samples):6.1f} ms")
         time.sleep(0.5)  # the last lines of the worker's log
         with self.services["worker"].log_path.open(errors="replace") as lines:
@@ -934,8 +1023,18 @@ end
         sqs = self.sqs()
         queue_url = sqs.get_queue_url(QueueName=stack.BENCH_QUEUE)["QueueUrl"]
         for _ in range(a.reps):
-            result = writes.freshness_under_load(
-                self.url("command"), self.redis_url, self.prefix, index, rate, a.load_seconds
+            result = self.accounted(
+                functools.partial(
+                    writes.freshness_under_load,
+                    self.url("command"),
+                    self.redis_url,
+                    self.prefix,
+                    index,
+                    rate,
+                    a.load_seconds,
+                ),
+                "sent",
+                "write",
             )
             index += 100_000
             samples = result.pop("samples_ms")
@@ -994,8 +1093,11 @@ end
                 kept.write_text(path.read_text())
 
     def profile_reads(self) -> None:
-        """Extra, uncounted runs of the hit, miss and search loads under py-spy."""
-        rows = self.sample_rows(1000 + 20000)
+        """Extra, uncounted runs of the hit, miss and search loads under py-spy. The miss load
+        requests only ids the measured figures did not (the same sample, taken larger, held
+        ~77% of them: already cached, so mostly hits)."""
+        sampled = self.sample_rows(1000 + 20000 + len(self.requested))
+        rows = [r for r in sampled if r[0] not in self.requested][: 1000 + 20000]
         hit_paths = [f"/v1/contacts/{r[0]}" for r in rows[:1000]]
         miss_paths = [f"/v1/contacts/{r[0]}" for r in rows[1000:]]
         prefixes = sorted({r[2][:3] for r in rows[:1000] if len(r[2]) >= 3})
@@ -1211,6 +1313,18 @@ def capacity(bench: Bench) -> dict[str, float]:
     return out
 
 
+def where_cpu_went(bench: Bench) -> dict[str, dict[str, Any]]:
+    """Per figure with ``cpuacct`` repetitions: the unit counted (``per``: req, msg, event,
+    row, write) and the median over repetitions of the microseconds of CPU per unit of each
+    component (``cpuacct.median_us_per``)."""
+    out = {}
+    for key, fig in bench.figures.items():
+        accounts = [d["cpu"] for d in fig.details if "cpu" in d]
+        if accounts:
+            out[key] = {"per": accounts[0]["per"], "us_per": cpuacct.median_us_per(accounts)}
+    return out
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -1351,6 +1465,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "figures": {k: f.as_dict() for k, f in bench.figures.items()},
         "goals": goals(bench),
         "capacity_per_cpu_s": capacity(bench),
+        "where_cpu_went": where_cpu_went(bench),
         "notes": bench.notes,
         "invalid": bench.invalid,
     }
@@ -1361,6 +1476,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     out = RESULTS / f"{bench.stamp}.json"
     out.write_text(json.dumps(result, indent=2, default=str))
     print(table(bench))
+    print()
+    print(
+        cpuacct.table(
+            (key, entry["per"], entry["us_per"]) for key, entry in result["where_cpu_went"].items()
+        )
+    )
     shown = out.relative_to(Path.cwd()) if out.is_relative_to(Path.cwd()) else out
     print(
         f"\nload average before {load_before[0]:.2f} / after {load_after[0]:.2f} (1 min), "

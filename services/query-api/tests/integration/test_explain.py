@@ -26,10 +26,12 @@ from query_api.adapters.sql_import_outcomes import counts_statement
 from query_api.adapters.sql_operation_log import outcome_statement
 from query_api.adapters.sql_read_model import (
     CHANGED_SLICE,
+    PREPARE_LOOKUP,
     SPARSE_PREFIX_CAP,
     SqlContactReadModel,
     changed_ids_statement,
     list_statement,
+    lookup_row,
     lookup_statement,
     prefix_counts_statement,
     search_plan,
@@ -240,6 +242,26 @@ def test_lookup_by_id_uses_the_primary_key(engine, sample):
     indexes, seq_scans = _indexes_and_seq_scans(_plan(engine, statement))
 
     assert (indexes, seq_scans) == ({"contacts_pkey"}, [])
+
+
+def test_the_prepared_lookup_uses_the_primary_key_and_reads_what_the_select_reads(engine, sample):
+    """The API reads a contact by ``EXECUTE`` of ``PREPARE_LOOKUP`` (``lookup_row``): its
+    generic plan too (``plan_cache_mode``: the one a connection keeps after five executions)
+    is the primary key's, and its row is ``lookup_statement``'s."""
+    with engine.connect() as conn:
+        expected = conn.execute(lookup_statement(sample["workspace"], sample["id"])).one()
+        for _ in range(2):  # the second call reuses the statement prepared by the first
+            assert lookup_row(conn, sample["workspace"], sample["id"]) == expected
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        conn.exec_driver_sql("DEALLOCATE ALL")
+        conn.exec_driver_sql(PREPARE_LOOKUP)
+        plan = conn.exec_driver_sql(
+            "EXPLAIN (FORMAT JSON) EXECUTE contact_lookup(%s, %s)",
+            (sample["workspace"], sample["id"]),
+        ).scalar_one()[0]["Plan"]
+        conn.invalidate()  # a connection whose session settings the test changed
+
+    assert _indexes_and_seq_scans(plan) == ({"contacts_pkey"}, [])
 
 
 def test_operation_outcome_uses_its_unique_index(engine, sample):

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -41,6 +41,7 @@ from sqlalchemy import (
     Engine,
     Row,
     Select,
+    TextualSelect,
     func,
     literal,
     or_,
@@ -85,6 +86,23 @@ _COLUMNS = (
     contacts.c.last_name_key,
 )
 
+#: The contact read of a cache miss (``lookup_statement``'s SELECT, with the workspace and id as
+#: parameters $1 and $2) as a server-side prepared statement: PostgreSQL parses and plans it
+#: once per connection instead of once per miss (bench/README.md: ~85 -> ~50 µs of a backend's
+#: CPU per read), and the client sends a short ``EXECUTE`` whose compiled form and result
+#: columns SQLAlchemy caches (a ``select()`` built per call cost ~150 µs more of our CPU: its
+#: cache key is computed afresh every time).
+LOOKUP_NAME = "contact_lookup"
+PREPARE_LOOKUP = (
+    f"PREPARE {LOOKUP_NAME}(text, uuid) AS SELECT "
+    + ", ".join(column.name for column in _COLUMNS)
+    + " FROM contacts WHERE workspace = $1 AND id = $2"
+)
+_EXECUTE_LOOKUP: TextualSelect = text(f"EXECUTE {LOOKUP_NAME}(:ws, :id)").columns(*_COLUMNS)
+#: Key, in a pooled connection's ``info`` (which lives as long as its DBAPI connection), that
+#: says the lookup is prepared on it.
+_PREPARED = "query_api.contact_lookup_prepared"
+
 
 @contextlib.contextmanager
 def connection(engine: Engine) -> Iterator[Connection]:
@@ -97,8 +115,21 @@ def connection(engine: Engine) -> Iterator[Connection]:
         raise ReadModelUnavailable(str(exc).splitlines()[0]) from exc
 
 
-def first_row(engine: Engine, statement: Select[Any]) -> Row[Any] | None:
-    """The first row of ``statement`` on a pooled connection, read again once on a fresh
+def lookup_row(conn: Connection, workspace: str, contact_id: str) -> Row[Any] | None:
+    """The row of contact ``contact_id`` of ``workspace``, visible or not, by ``EXECUTE`` of
+    the prepared lookup (``PREPARE_LOOKUP``), preparing it first on a connection that has not
+    prepared it yet. Raises what ``Connection.execute`` raises (a malformed id: ``DataError``)."""
+    if not conn.connection.info.get(_PREPARED):
+        conn.exec_driver_sql(PREPARE_LOOKUP)
+        conn.connection.info[_PREPARED] = True
+    return conn.execute(_EXECUTE_LOOKUP, {"ws": workspace, "id": contact_id}).first()
+
+
+def first_row(
+    engine: Engine, read: Select[Any] | Callable[[Connection], Row[Any] | None]
+) -> Row[Any] | None:
+    """The first row of ``read`` (a statement, or a function of a connection such as
+    ``lookup_row``) on a pooled connection, read again once on a fresh
     connection when the pooled one turns out dead (PostgreSQL restarted, an idle connection
     cut). The engine has no ``pool_pre_ping`` (a ``SELECT 1`` round trip before every read):
     a dead connection is found by the read itself, and SQLAlchemy then invalidates the whole
@@ -109,7 +140,9 @@ def first_row(engine: Engine, statement: Select[Any]) -> Row[Any] | None:
         try:
             with engine.connect() as conn:
                 checked_out = True
-                return conn.execute(statement).first()
+                if isinstance(read, Select):
+                    return conn.execute(read).first()
+                return read(conn)
         except UNAVAILABLE_ERRORS as exc:
             stale = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
             if attempt == 1 and checked_out and stale:
@@ -125,7 +158,7 @@ class SqlContactReadModel(ContactReadModel):
         self._engine = engine
 
     def get(self, workspace: str, contact_id: str) -> ContactRecord | Tombstone | None:
-        row = first_row(self._engine, lookup_statement(workspace, contact_id))
+        row = first_row(self._engine, lambda conn: lookup_row(conn, workspace, contact_id))
         if row is None:
             return None
         if not row.alive:
@@ -200,7 +233,7 @@ def changed_ids_statement(since: dt.datetime, until: dt.datetime | None) -> Sele
 
 def lookup_statement(workspace: str, contact_id: str) -> Select[Any]:
     """The SELECT of one contact of ``workspace`` by id, visible or not (exposed for EXPLAIN
-    tests)."""
+    tests); the API runs it as the prepared ``PREPARE_LOOKUP`` (``lookup_row``)."""
     return select(*_COLUMNS).where(contacts.c.workspace == workspace, contacts.c.id == contact_id)
 
 
