@@ -79,11 +79,13 @@ def test_a_fill_racing_an_invalidation_is_not_stored(local_app, seed, worker_cac
         read = cache.get_or_lease_counted(DEFAULT_WORKSPACE, contact_id, [])
     finally:
         del inner.get_or_lease_counted
-    assert read.entry is not None and read.entry.version == 1  # what Redis had at the read
+    assert read.entry is not None
+    assert read.entry.version == 1
     fills = cache.fills
 
     again = cache.get_or_lease_counted(DEFAULT_WORKSPACE, contact_id, [])
-    assert again.entry is not None and again.entry.version == 2
+    assert again.entry is not None
+    assert again.entry.version == 2
     assert cache.fills == fills + 1  # read from Redis: v1 was never stored
 
 
@@ -121,7 +123,7 @@ def test_workspaces_have_their_own_local_entries(
 ):
     cache = local_cache(local_app)
     client = local_app.test_client()
-    other_ws, other_headers = other_workspace
+    _other_ws, other_headers = other_workspace
     contact_id = str(uuid.uuid4())
     seed.contact(contact_id, version=1, first_name="Default")
     worker_cache_write(contact_id, 1, b'{"ws":"default"}')
@@ -184,4 +186,3 @@ def test_reads_from_many_threads_share_one_listener(local_app, seed, worker_cach
         thread.join(60)
     assert errors == []
     assert cache.local_hits >= 150
-

@@ -95,9 +95,7 @@ def test_reads_never_go_back_behind_an_applied_patch_or_delete(
 ):
     # Rate limits stay on (their counting shares the cache read's script), out of reach.
     unlimited = RateLimitSettings(default="100000000/minute", workspace="100000000/minute")
-    app = make_app(
-        settings.model_copy(update={"rate_limits": unlimited, "local_cache_size": 1000})
-    )
+    app = make_app(settings.model_copy(update={"rate_limits": unlimited, "local_cache_size": 1000}))
     local = app.extensions["query_api"].ports.cache
     assert isinstance(local, LocalContactCache)
     assert local.listener.wait_ready(10)

@@ -86,6 +86,7 @@ class InvalidationListener:
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._closed = False
+        self._failing = False
         os.register_at_fork(after_in_child=self._forget_after_fork)
 
     def subscribe(self, on_invalidate: OnInvalidate) -> None:
@@ -195,8 +196,11 @@ class InvalidationListener:
         try:
             connection, client_id = self._connect()
         except (redis.RedisError, OSError) as exc:
-            log.warning("Redis invalidation connection failed (%s): local contact cache off", exc)
+            if not self._failing:  # once per outage, not once per heartbeat
+                log.warning("Redis invalidation connection failed (%s): local cache off", exc)
+            self._failing = True
             return False
+        self._failing = False
         sock = connection._sock
         sock.setblocking(False)
         with self.lock:
