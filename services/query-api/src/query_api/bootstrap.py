@@ -9,8 +9,10 @@ Every concrete choice of the service is made here and nowhere else:
 - Redis: one client (``contacts_infra.redis_client.create_redis``) called through ``RedisCalls``
   behind a ``CircuitBreaker`` whose half-open trial first runs the cache repair
   (``handlers.repair_cache``, itself unguarded: ``NoBreaker``), read by
-  ``RedisReadThroughContactCache``, ``RedisOperationStatusCache`` and
-  ``RedisImportReportReader``;
+  ``RedisReadThroughContactCache`` (behind ``LocalContactCache``, a per-process cache of hot
+  entries kept coherent by an ``InvalidationListener``, with a ``LocalRateBudget`` for the rate
+  limits of its hits, unless ``local_cache_size`` is 0 or in Redis Cluster mode),
+  ``RedisOperationStatusCache`` and ``RedisImportReportReader``;
 - the rate-limit counters: Redis at ``settings.redis_url`` (``rate_limit_storage``).
 
 ``build_ports(settings)`` returns ``Ports``; any port given as a keyword replaces its real
@@ -26,7 +28,7 @@ import dataclasses
 import functools
 import os
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +39,10 @@ from contacts_http.rate_limits import RateLimitStorage
 from contacts_infra.redis_client import create_redis
 from contacts_infra.settings import exit_on_error
 from query_api.adapters.circuit_breaker import CircuitBreaker, NoBreaker
+from query_api.adapters.client_tracking import InvalidationListener, listener_connect
 from query_api.adapters.coalescing import CoalescingReadModel
+from query_api.adapters.local_contact_cache import LocalContactCache
+from query_api.adapters.local_rate_budget import RESERVE_LUA, LocalRateBudget
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
 from query_api.adapters.redis_import_report_reader import RedisImportReportReader
@@ -55,6 +60,7 @@ from query_api.service_layer.ports import (
     OperationLog,
     OperationStatusCache,
     ReadThroughContactCache,
+    WindowCounter,
 )
 from query_api.settings import Settings
 
@@ -102,9 +108,10 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         SqlContactReadModel(engine), list_wait_s=shared_read_wait_s(settings)
     )
     calls = _guarded_calls(settings, client, contacts)
+    cache, listener = _read_cache(settings, calls)
     real: dict[str, Any] = {
         "contacts": contacts,
-        "cache": _contact_cache(settings, calls),
+        "cache": cache,
         "statuses": RedisOperationStatusCache(calls, settings.redis_prefix),
         "outcomes": SqlOperationLog(engine),
         "changes": SqlChangeFeed(engine),
@@ -112,7 +119,7 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         "import_outcomes": SqlImportOutcomeLog(engine),
         "required_checks": {"postgresql": functools.partial(_ping_database, engine)},
         "optional_checks": {"redis": client.ping},
-        "close": functools.partial(_close, engine, client),
+        "close": functools.partial(_close, engine, client, listener),
     }
     return Ports(**{**real, **injected})
 
@@ -169,12 +176,44 @@ def _contact_cache(settings: Settings, calls: RedisCalls) -> RedisReadThroughCon
     )
 
 
+def _read_cache(
+    settings: Settings, calls: RedisCalls
+) -> tuple[ReadThroughContactCache, InvalidationListener | None]:
+    """The contact read cache: Redis, behind the local cache when it is on (not in Redis
+    Cluster mode: it would need an invalidation listener per node), and its listener."""
+    redis_cache = _contact_cache(settings, calls)
+    if not settings.local_cache_size or settings.redis_cluster_mode:
+        return redis_cache, None
+    listener = InvalidationListener(
+        listener_connect(calls.client, f"{settings.redis_prefix}contact:"),
+        heartbeat_s=settings.local_cache_heartbeat_s,
+        reply_timeout_s=settings.redis_socket_timeout_s,
+    )
+    reserve = calls.client.register_script(RESERVE_LUA)
+
+    def reserve_counts(counters: Sequence[WindowCounter], batches: Sequence[int]) -> list[int]:
+        keys = [c.key for c in counters]
+        args = [*batches, *(c.window_s for c in counters)]
+        return list(calls.run(lambda r: reserve(keys=keys, args=args, client=r)))
+
+    local = LocalContactCache(
+        redis_cache,
+        listener,
+        LocalRateBudget(settings.local_rate_batch, reserve_counts),
+        prefix=settings.redis_prefix,
+        max_entries=settings.local_cache_size,
+    )
+    return local, listener
+
+
 def _ping_database(engine: Engine) -> None:
     with engine.connect() as conn:
         conn.execute(text("SELECT 1"))
 
 
-def _close(engine: Engine, client: redis.Redis) -> None:
+def _close(engine: Engine, client: redis.Redis, listener: InvalidationListener | None) -> None:
+    if listener is not None:
+        listener.close()
     engine.dispose()
     client.close()
 

@@ -8,7 +8,14 @@ together they keep a request inside its latency budget when a dependency is slow
 
 from __future__ import annotations
 
-from pydantic import Field, NonNegativeFloat, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 from contacts_http.auth import AuthSettings
 from contacts_http.rate_limits import RateLimitSettings
@@ -46,6 +53,17 @@ class Settings(RedisSettings):
     - ``fast_get``: answer the plain ``GET|HEAD /v1/contacts/{id}`` in a WSGI fast path before
       Flask (``entrypoints.fast_get``; ``QUERY_FAST_GET``, on by default; tests turn it off to
       compare it with the Flask path's answers).
+    - ``local_cache_size``: contact entries each process keeps in its local cache, kept
+      coherent by Redis's invalidations (``adapters.local_contact_cache``;
+      ``QUERY_LOCAL_CACHE_SIZE``, least recently used out; 0 turns it off). Off in Redis
+      Cluster mode whatever it says (no invalidation listener per node).
+    - ``local_rate_batch``: rate-limit counts one process reserves from Redis at a time for
+      the hits it serves locally (``adapters.local_rate_budget``; ``QUERY_LOCAL_RATE_BATCH``;
+      at most 1% of a limit): up to that many minus one per process and limit may be refused
+      early in a window, never admitted beyond the limit.
+    - ``local_cache_heartbeat_s``: how often the invalidation connection is PINGed; a PONG
+      later than ``redis_socket_timeout_s`` turns the local cache off until it reconnects
+      (``QUERY_LOCAL_CACHE_HEARTBEAT_S``).
     - ``auth`` (``AUTH_*``) and ``rate_limits`` (``RATE_LIMIT_*``) are read by
       ``contacts_http``; see ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
     """
@@ -70,6 +88,11 @@ class Settings(RedisSettings):
     cors_allow_credentials: bool = False
     cors_max_age_s: PositiveInt = 600
     fast_get: bool = Field(True, validation_alias="QUERY_FAST_GET")
+    local_cache_size: NonNegativeInt = Field(10000, validation_alias="QUERY_LOCAL_CACHE_SIZE")
+    local_rate_batch: PositiveInt = Field(64, validation_alias="QUERY_LOCAL_RATE_BATCH")
+    local_cache_heartbeat_s: PositiveFloat = Field(
+        1.0, validation_alias="QUERY_LOCAL_CACHE_HEARTBEAT_S"
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 

@@ -9,6 +9,12 @@ first reads take the refill lease, read PostgreSQL and refill while the writes l
 reads (one contact read and patched every round, served from the cache). A read that starts
 after a version was applied must answer that version or a newer one, and a 404 only once the
 delete is being written.
+
+The process's local contact cache is on (``QUERY_LOCAL_CACHE_SIZE``, with tracking up before
+the first read): hot reads are served from it between two writes, and each write's
+invalidation must reach it before a read that starts after the write was applied. Dropping the
+invalidations (``LocalContactCache._invalidate_locked`` doing nothing) makes the test fail
+with "served vN after vM was applied".
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from contacts_http.rate_limits import RateLimitSettings
+from query_api.adapters.local_contact_cache import LocalContactCache
 
 ROUNDS = 1000
 READERS = 3
@@ -88,7 +95,10 @@ def test_reads_never_go_back_behind_an_applied_patch_or_delete(
 ):
     # Rate limits stay on (their counting shares the cache read's script), out of reach.
     unlimited = RateLimitSettings(default="100000000/minute", workspace="100000000/minute")
-    app = make_app(settings.model_copy(update={"rate_limits": unlimited}))
+    app = make_app(settings.model_copy(update={"rate_limits": unlimited, "local_cache_size": 1000}))
+    local = app.extensions["query_api"].ports.cache
+    assert isinstance(local, LocalContactCache)
+    assert local.listener.wait_ready(10)
     shared = Shared()
     hot = seed.contact(version=1)
     worker_cache_write(hot, 1, b"{}")
@@ -117,5 +127,6 @@ def test_reads_never_go_back_behind_an_applied_patch_or_delete(
     assert shared.reads["miss"] > 0
     assert shared.reads["hit"] > ROUNDS
     assert shared.reads["bypass"] == 0
+    assert local.local_hits > ROUNDS  # the hot contact, between two of its writes
     final = app.test_client().get(f"/v1/contacts/{hot}")
     assert final.headers["ETag"] == f'"{ROUNDS + 1}"'

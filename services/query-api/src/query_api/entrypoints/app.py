@@ -71,8 +71,9 @@ BLUEPRINTS: Final = (
 API_DESCRIPTION = """Read side of the contacts platform (cache-first, read only).
 
 Errors are RFC 9457 `application/problem+json`. Every endpoint refuses unknown query parameters
-with 400. `X-Cache: hit|miss|bypass` says whether Redis answered, PostgreSQL answered and the
-cache was refilled, or Redis was unavailable.
+with 400. `X-Cache: hit|miss|bypass` says whether the cache answered (Redis, or the process's
+copy of a hot entry that Redis keeps coherent), PostgreSQL answered and the cache was refilled,
+or Redis was unavailable.
 
 Every request needs `Authorization: Bearer <API key or JWT>` with the scope `contacts:read`
 (`contacts:import` for the export and for imports; 401/403 otherwise). Responses vary by

@@ -1,0 +1,146 @@
+"""The local hits' rate-limit token bucket (``adapters.local_rate_budget``): reserved from the
+shared counter in batches, never admitting past the limit, and reporting counts and window
+ends as the Redis count would."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pytest
+
+from query_api.adapters.local_rate_budget import LocalRateBudget
+from query_api.service_layer.ports import CacheUnavailable
+
+
+@dataclass(frozen=True)
+class Counter:
+    key: str
+    amount: int
+    window_s: int
+
+
+class SharedCounters:
+    """What ``RESERVE_LUA`` does to the shared fixed-window counters, on a fake clock."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.counts: dict[str, tuple[int, float]] = {}  # key -> (count, window end)
+        self.calls = 0
+        self.down = False
+
+    def reserve(self, counters: Sequence[Counter], batches: Sequence[int]) -> list[int]:
+        if self.down:
+            raise CacheUnavailable("Redis unavailable")
+        self.calls += 1
+        reply: list[int] = []
+        now = self.clock[0]
+        for counter, batch in zip(counters, batches, strict=True):
+            count, ends = self.counts.get(counter.key, (0, now + counter.window_s))
+            if now >= ends:
+                count, ends = 0, now + counter.window_s
+            self.counts[counter.key] = (count + batch, ends)
+            reply += [count + batch, int((ends - now) * 1000)]
+        return reply
+
+    def incr(self, counter: Counter) -> int:
+        """Another process counting one request in Redis (the cache read's script)."""
+        now = self.clock[0]
+        count, ends = self.counts.get(counter.key, (0, now + counter.window_s))
+        self.counts[counter.key] = (count + 1, ends)
+        return count + 1
+
+
+@pytest.fixture
+def clock() -> list[float]:
+    return [1000.0]
+
+
+@pytest.fixture
+def shared(clock: list[float]) -> SharedCounters:
+    return SharedCounters(clock)
+
+
+def budget(shared: SharedCounters, clock: list[float], batch: int = 10) -> LocalRateBudget:
+    return LocalRateBudget(batch, shared.reserve, clock=lambda: clock[0])
+
+
+def test_one_reservation_serves_a_batch_with_the_counts_redis_would_report(shared, clock):
+    caller = Counter("c", 100_000, 60)
+    local = budget(shared, clock)
+
+    answers = [local.take([caller]) for _ in range(10)]
+
+    assert shared.calls == 1
+    assert [a[0] for a in answers] == list(range(1, 11))
+    assert all(a[1] == 60 for a in answers)
+    local.take([caller])
+    assert shared.calls == 2
+    assert shared.counts["c"][0] == 20
+
+
+def test_a_batch_is_at_most_one_percent_of_the_limit(shared, clock):
+    local = budget(shared, clock, batch=64)
+    assert local.batch_for(Counter("a", 600, 60)) == 6
+    assert local.batch_for(Counter("b", 50, 60)) == 1
+    assert local.batch_for(Counter("c", 10_000_000, 60)) == 64
+
+
+def test_never_admits_past_the_limit_even_across_processes(shared, clock):
+    caller = Counter("c", 200, 60)  # batch 2
+    first, second = budget(shared, clock), budget(shared, clock)
+    admitted = 0
+    for _ in range(150):
+        for process in (first, second):
+            count = process.take([caller])[0]
+            admitted += count <= caller.amount
+        admitted += shared.incr(caller) <= caller.amount  # a third, counting in Redis
+    assert admitted == caller.amount
+    assert shared.counts["c"][0] >= admitted
+
+
+def test_past_the_limit_every_request_is_over_until_the_window_ends(shared, clock):
+    caller = Counter("c", 100, 60)  # batch 1
+    local = budget(shared, clock)
+    for _ in range(100):
+        assert local.take([caller])[0] <= 100
+    calls = shared.calls
+
+    clock[0] += 20
+    over = local.take([caller])
+    assert over[0] > 100
+    assert over[1] == 40  # Retry-After: the window's end
+    assert shared.calls == calls  # no Redis call while the window is used up
+
+    clock[0] += 40
+    assert local.take([caller]) == [1, 60]
+
+
+def test_a_reservation_straddling_the_limit_admits_only_up_to_it(shared, clock):
+    caller = Counter("c", 1000, 60)  # batch 10
+    for _ in range(995):
+        shared.incr(caller)
+    local = budget(shared, clock)
+    counts = [local.take([caller])[0] for _ in range(8)]
+    assert counts == [996, 997, 998, 999, 1000, 1001, 1001, 1001]
+    assert shared.calls == 1
+
+
+def test_each_counter_of_a_request_has_its_own_tokens(shared, clock):
+    caller, workspace = Counter("c", 100_000, 60), Counter("ws", 1_000_000, 3600)
+    local = budget(shared, clock)
+    for _ in range(25):
+        counts = local.take([caller, workspace])
+    assert counts == [25, 60, 25, 3600]
+    assert shared.counts["c"][0] == 30
+    assert shared.counts["ws"][0] == 30
+
+
+def test_redis_down_counts_nothing_locally(shared, clock):
+    caller = Counter("c", 100_000, 60)
+    local = budget(shared, clock)
+    shared.down = True
+    with pytest.raises(CacheUnavailable):
+        local.take([caller])
+    shared.down = False
+    assert local.take([caller]) == [1, 60]
