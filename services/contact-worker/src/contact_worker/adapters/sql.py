@@ -1,8 +1,10 @@
-"""PostgreSQL adapters: the contacts read model and the inbox, in one unit of work."""
+"""PostgreSQL adapters: the contacts read model and the inbox, in one unit of work; a batch's unit
+asks them per batch instead of per event (``prepare_batch``, ``adapters.sql_batch``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from contact_worker.adapters.sql_batch import BatchContacts, BatchInbox, prefetch
 from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus, ProcessedEvent
 from contacts_domain.contact import primary_email_key, primary_value
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
@@ -260,13 +263,24 @@ class SqlUnitOfWork(UnitOfWork):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: Connection | None = None
+        self._batch_inbox: BatchInbox | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
         self._connection = self._engine.connect()
         self._connection.begin()
         self.contacts = SqlContactRepository(self._connection)
         self.inbox = SqlInbox(self._connection)
+        self._batch_inbox = None
         return self
+
+    def prepare_batch(self, events: Sequence[ContactEvent]) -> None:
+        """Lock and read what ``events`` will ask in one round trip, then answer from it and
+        buffer the inbox's records until ``commit`` (``adapters.sql_batch``)."""
+        assert self._connection is not None, "use the unit of work as a context manager"
+        found = prefetch(self._connection, events, _state_from_row)
+        self.contacts = BatchContacts(SqlContactRepository(self._connection), found.states)
+        self._batch_inbox = BatchInbox(SqlInbox(self._connection), self._connection, found)
+        self.inbox = self._batch_inbox
 
     def __exit__(self, *exc_info: object) -> None:
         try:
@@ -278,11 +292,18 @@ class SqlUnitOfWork(UnitOfWork):
 
     def commit(self) -> None:
         assert self._connection is not None, "use the unit of work as a context manager"
+        if self._batch_inbox is not None:
+            self._batch_inbox.flush()
         self._connection.commit()
 
     def rollback(self) -> None:
         if self._connection is not None and self._connection.in_transaction():
             self._connection.rollback()
+        if self._connection is not None and self._batch_inbox is not None:
+            # What the batch read and buffered died with its transaction.
+            self.contacts = SqlContactRepository(self._connection)
+            self.inbox = SqlInbox(self._connection)
+            self._batch_inbox = None
 
 
 #: The primary key of ``contacts``: never overwritten by an upsert.
