@@ -57,17 +57,15 @@ class SqlContactRepository(ContactRepository):
         """Takes a transaction-scoped advisory lock on the email of the workspace first
         (``email:<workspace>/<key>``, a name no contact lock can have), then looks in the GIN
         index of every email of the workspace."""
-        self._connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-            {"name": f"email:{workspace}/{email_key}"},
-        )
+        # The lock and the look-up in one round trip (as in ``get_for_update``).
         return self._connection.execute(  # type: ignore[no-any-return]
             sa.text(
-                "SELECT id::text FROM contacts WHERE workspace = :ws AND alive"
+                "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0));"
+                " SELECT id::text FROM contacts WHERE workspace = :ws AND alive"
                 " AND email_keys @> ARRAY[:key]"
                 " ORDER BY email_key IS NOT DISTINCT FROM :key DESC, created_at, id LIMIT 1"
             ),
-            {"ws": workspace, "key": email_key},
+            {"name": f"email:{workspace}/{email_key}", "ws": workspace, "key": email_key},
         ).scalar()
 
     def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:
@@ -87,14 +85,13 @@ class SqlContactRepository(ContactRepository):
         for each other until commit (only while a quota is on: no counter is kept otherwise,
         and writes of one workspace never queue on a shared row). An index-only count of the
         workspace's slice of ``contacts_ws_live_created``."""
-        self._connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-            {"name": f"quota:{workspace}"},
-        )
         return int(
             self._connection.execute(
-                sa.text("SELECT count(*) FROM contacts WHERE workspace = :ws AND alive"),
-                {"ws": workspace},
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0));"
+                    " SELECT count(*) FROM contacts WHERE workspace = :ws AND alive"
+                ),
+                {"name": f"quota:{workspace}", "ws": workspace},
             ).scalar_one()
         )
 
