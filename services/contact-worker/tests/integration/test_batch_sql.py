@@ -247,3 +247,42 @@ def test_two_batches_locking_the_same_contacts_in_opposite_orders_never_deadlock
         # One commit per batch: neither was rolled back by a deadlock and applied event by event.
         assert counter.commits == 2
         assert all(isinstance(r, OperationStatus) for side in results for r in side)
+
+
+def advisory_locks(engine: Engine, names: Sequence[str], besides: int) -> dict[str, bool]:
+    """``{name: granted}`` of the locks ``pg_advisory_xact_lock(hashtextextended(name, 0))`` of
+    ``names`` that a backend other than ``besides`` (a pid) holds or waits for."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT n.name, l.granted FROM unnest(CAST(:names AS text[])) AS n(name)"
+                " JOIN pg_locks l ON l.locktype = 'advisory' AND l.objsubid = 1"
+                " AND l.classid::bigint = (hashtextextended(n.name, 0) >> 32) & 4294967295"
+                " AND l.objid::bigint = hashtextextended(n.name, 0) & 4294967295"
+                " WHERE l.pid <> :besides"
+            ),
+            {"names": list(names), "besides": besides},
+        ).all()
+    return {name: granted for name, granted in rows}
+
+
+def test_a_batch_takes_its_contact_locks_in_sorted_order(engine: Engine) -> None:
+    ws = f"o{uuid.uuid4().hex[:8]}"
+    ids = sorted(str(uuid.uuid4()) for _ in range(3))
+    names = [f"{ws}/{cid}" for cid in ids]
+    batch = [make_event("created", cid, ws, {"first_name": "A"}) for cid in reversed(ids)]
+    with engine.connect() as holder:
+        pid = holder.execute(
+            sa.text("SELECT pg_backend_pid(), pg_advisory_xact_lock(hashtextextended(:n, 0))"),
+            {"n": names[1]},
+        ).scalar_one()
+        thread = threading.Thread(
+            target=run_batches, args=(engine, batch, lambda: 3, 0), daemon=True
+        )
+        thread.start()
+        while names[1] not in (seen := advisory_locks(engine, names, besides=pid)):
+            pass  # until the batch waits for the middle lock
+        holder.rollback()
+    thread.join()
+    # The smallest name was taken first, the middle one awaited, the largest not asked yet.
+    assert seen == {names[0]: True, names[1]: False}
