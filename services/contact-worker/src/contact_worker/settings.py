@@ -62,7 +62,7 @@ class Settings(RedisSettings, SqsConnectionSettings):
     #: (``batch_size`` 20), room for the batch each process runs and the next one, received
     #: meanwhile; with only one, a process that finished its batch waits for the acks and two
     #: more receives. Measured (issue 13, bench/README.md, worker section): 20 with batches of
-    #: 20 and 4 processes, 463-534 events/s; 40, 567-628 in the same hour.
+    #: 20 and 4 processes, 0.26-0.34 of the raw drain; 40, 0.37-0.38 in the same hour.
     prefetch_multiplier: PositiveInt = Field(40, validation_alias="WORKER_PREFETCH_MULTIPLIER")
     #: Most received events applied in one database transaction by one pool process
     #: (``entrypoints.batches``); 1 applies each event in its own transaction.
