@@ -756,25 +756,7 @@ class Bench:
                 upsert.add(result["rps"], result)
                 log(f"  {result['rps']:8.0f} rows/s")
 
-            drain = self.figure(
-                "sqs_drain_rps",
-                f"raw SQS drain of {count:,} queued (ReceiveMessage 10 + DeleteMessageBatch)",
-                "msg/s",
-            )
-            log(f"Raw drain of {count:,} pre-filled messages: {reps} x")
-            for rep in range(reps):
-                copies = [
-                    {**m, "MessageDeduplicationId": f"{m['MessageDeduplicationId'][:60]}-r{rep}"}
-                    for m in messages
-                ]
-                refs.sqs_fill(make, raw_url, copies)
-                writes.wait_until(lambda: refs.queue_depth(sqs, raw_url)[0] >= count, 30)
-                result = self.accounted(
-                    lambda: refs.sqs_drain(sqs, raw_url, count), "deleted", "msg"
-                )
-                drain.add(result["rps"], result)
-                log(f"  {result['rps']:8.0f} msg/s")
-
+        self.measure_drain(raw_url, messages)  # the worker's reference, in every mode
         worker = self.figure(
             "worker_events_rps",
             f"worker events applied (PostgreSQL + Redis), queue pre-filled with {count:,}",
@@ -906,6 +888,28 @@ class Bench:
         for name, before in cpu.items():
             result[f"{name}_cpu_s"] = self.cpu(name) - before
         return seconds, result
+
+    def measure_drain(self, raw_url: str, messages: list[dict[str, Any]]) -> None:
+        """The raw drain of ``messages`` pre-filled in the queue ``raw_url`` (ReceiveMessage 10
+        + DeleteMessageBatch, one consumer), ``reps`` times: the worker's reference."""
+        a, sqs, make = self.args, self.sqs(), self.sqs
+        reps, count = a.reps, len(messages)
+        drain = self.figure(
+            "sqs_drain_rps",
+            f"raw SQS drain of {count:,} queued (ReceiveMessage 10 + DeleteMessageBatch)",
+            "msg/s",
+        )
+        log(f"Raw drain of {count:,} pre-filled messages: {reps} x")
+        for rep in range(reps):
+            copies = [
+                {**m, "MessageDeduplicationId": f"{m['MessageDeduplicationId'][:60]}-r{rep}"}
+                for m in messages
+            ]
+            refs.sqs_fill(make, raw_url, copies)
+            writes.wait_until(lambda: refs.queue_depth(sqs, raw_url)[0] >= count, 30)
+            result = self.accounted(lambda: refs.sqs_drain(sqs, raw_url, count), "deleted", "msg")
+            drain.add(result["rps"], result)
+            log(f"  {result['rps']:8.0f} msg/s")
 
     def post_lua(self) -> Path:
         """A wrk script that POSTs a new contact (unique email) per request."""

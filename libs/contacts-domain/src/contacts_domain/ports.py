@@ -169,6 +169,14 @@ class UnitOfWork(abc.ABC):
     ) -> None:
         self.rollback()
 
+    def prepare_batch(self, events: Sequence[ContactEvent]) -> None:
+        """Announce that ``events`` (delivery order) are about to be applied in this unit, one
+        after the other (the worker's batches, issue 13). An adapter may lock and read ahead
+        what they will ask, and hold its inbox records until ``commit``, as long as every
+        answer stays the one the unit would give without it; this default does nothing. Raises
+        what the adapter raises for a failed read (the unit is then to be rolled back)."""
+        return
+
     @abc.abstractmethod
     def commit(self) -> None:
         """Make every change of this unit durable at once."""

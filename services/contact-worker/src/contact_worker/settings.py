@@ -58,11 +58,12 @@ class Settings(RedisSettings, SqsConnectionSettings):
     #: ``sqs_wait_time_s`` instead, so idle cost does not depend on it). With 0.1 s the worker
     #: was throttled to ``concurrency × prefetch`` messages per ~0.1 s (75 events/s, issue 6).
     sqs_polling_interval_s: NonNegativeFloat = 0.01
-    #: Messages held per pool process (received, running or waiting): × the default
-    #: concurrency 2 = 40, room for the batch each process runs and the next one, received
-    #: meanwhile. Measured (issue 13, an isolated queue, 2 CPUs at load 14): 5 with batches
-    #: of 10, 32 events/s; 10 and 10, 48; 20 and 20, 50 (bench/README.md, worker section).
-    prefetch_multiplier: PositiveInt = Field(20, validation_alias="WORKER_PREFETCH_MULTIPLIER")
+    #: Messages held per pool process (received, running or waiting): two batches
+    #: (``batch_size`` 20), room for the batch each process runs and the next one, received
+    #: meanwhile; with only one, a process that finished its batch waits for the acks and two
+    #: more receives. Measured (issue 13, bench/README.md, worker section): 20 with batches of
+    #: 20 and 4 processes, 0.26-0.34 of the raw drain; 40, 0.37-0.38 in the same hour.
+    prefetch_multiplier: PositiveInt = Field(40, validation_alias="WORKER_PREFETCH_MULTIPLIER")
     #: Most received events applied in one database transaction by one pool process
     #: (``entrypoints.batches``); 1 applies each event in its own transaction.
     batch_size: int = Field(20, ge=1, le=100, validation_alias="WORKER_BATCH_SIZE")

@@ -1,8 +1,10 @@
-"""PostgreSQL adapters: the contacts read model and the inbox, in one unit of work."""
+"""PostgreSQL adapters: the contacts read model and the inbox, in one unit of work; a batch's unit
+asks them per batch instead of per event (``prepare_batch``, ``adapters.sql_batch``)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -10,6 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from contact_worker.adapters.sql_batch import BatchContacts, BatchInbox, prefetch
 from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus, ProcessedEvent
 from contacts_domain.contact import primary_email_key, primary_value
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
@@ -54,17 +57,15 @@ class SqlContactRepository(ContactRepository):
         """Takes a transaction-scoped advisory lock on the email of the workspace first
         (``email:<workspace>/<key>``, a name no contact lock can have), then looks in the GIN
         index of every email of the workspace."""
-        self._connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-            {"name": f"email:{workspace}/{email_key}"},
-        )
+        # The lock and the look-up in one round trip (as in ``get_for_update``).
         return self._connection.execute(  # type: ignore[no-any-return]
             sa.text(
-                "SELECT id::text FROM contacts WHERE workspace = :ws AND alive"
+                "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0));"
+                " SELECT id::text FROM contacts WHERE workspace = :ws AND alive"
                 " AND email_keys @> ARRAY[:key]"
                 " ORDER BY email_key IS NOT DISTINCT FROM :key DESC, created_at, id LIMIT 1"
             ),
-            {"ws": workspace, "key": email_key},
+            {"name": f"email:{workspace}/{email_key}", "ws": workspace, "key": email_key},
         ).scalar()
 
     def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:
@@ -84,14 +85,13 @@ class SqlContactRepository(ContactRepository):
         for each other until commit (only while a quota is on: no counter is kept otherwise,
         and writes of one workspace never queue on a shared row). An index-only count of the
         workspace's slice of ``contacts_ws_live_created``."""
-        self._connection.execute(
-            sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:name, 0))"),
-            {"name": f"quota:{workspace}"},
-        )
         return int(
             self._connection.execute(
-                sa.text("SELECT count(*) FROM contacts WHERE workspace = :ws AND alive"),
-                {"ws": workspace},
+                sa.text(
+                    "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0));"
+                    " SELECT count(*) FROM contacts WHERE workspace = :ws AND alive"
+                ),
+                {"name": f"quota:{workspace}", "ws": workspace},
             ).scalar_one()
         )
 
@@ -260,13 +260,24 @@ class SqlUnitOfWork(UnitOfWork):
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._connection: Connection | None = None
+        self._batch_inbox: BatchInbox | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
         self._connection = self._engine.connect()
         self._connection.begin()
         self.contacts = SqlContactRepository(self._connection)
         self.inbox = SqlInbox(self._connection)
+        self._batch_inbox = None
         return self
+
+    def prepare_batch(self, events: Sequence[ContactEvent]) -> None:
+        """Lock and read what ``events`` will ask in one round trip, then answer from it and
+        buffer the inbox's records until ``commit`` (``adapters.sql_batch``)."""
+        assert self._connection is not None, "use the unit of work as a context manager"
+        found = prefetch(self._connection, events, _state_from_row)
+        self.contacts = BatchContacts(SqlContactRepository(self._connection), found.states)
+        self._batch_inbox = BatchInbox(SqlInbox(self._connection), self._connection, found)
+        self.inbox = self._batch_inbox
 
     def __exit__(self, *exc_info: object) -> None:
         try:
@@ -278,11 +289,18 @@ class SqlUnitOfWork(UnitOfWork):
 
     def commit(self) -> None:
         assert self._connection is not None, "use the unit of work as a context manager"
+        if self._batch_inbox is not None:
+            self._batch_inbox.flush()
         self._connection.commit()
 
     def rollback(self) -> None:
         if self._connection is not None and self._connection.in_transaction():
             self._connection.rollback()
+        if self._connection is not None and self._batch_inbox is not None:
+            # What the batch read and buffered died with its transaction.
+            self.contacts = SqlContactRepository(self._connection)
+            self.inbox = SqlInbox(self._connection)
+            self._batch_inbox = None
 
 
 #: The primary key of ``contacts``: never overwritten by an upsert.

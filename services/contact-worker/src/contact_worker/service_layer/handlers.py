@@ -167,8 +167,11 @@ def handle_batch(
     it from being applied (the caller lets that event's message be redelivered).
 
     Each event is applied exactly as ``handle_event`` would apply it alone, one after the other
-    (same statements, same locks, the inbox seeing the earlier events of the batch), so the
-    state and the outcomes are those of applying them one per transaction. When anything fails
+    (the same rules; the inbox seeing the earlier events of the batch), so the state and the
+    outcomes are those of applying them one per transaction. The unit of work is told the
+    batch first (``UnitOfWork.prepare_batch``): PostgreSQL's takes every contact's lock and
+    reads what the events will ask in one round trip, and writes the inbox's rows with one
+    statement (``adapters.sql_batch``; docs/architecture.md §8 "Batches"). When anything fails
     (a poison event, a deadlock with another worker, the database or Redis down) the batch's
     transaction is rolled back, nothing of it is kept, and every event is applied again alone,
     one transaction each (``handle_event``): only the events that fail on their own are
@@ -179,6 +182,7 @@ def handle_batch(
     if len(events) > 1:
         try:
             with unit_of_work() as uow:
+                uow.prepare_batch(events)
                 steps = [_apply_in(uow, event, max_live_contacts) for event in events]
                 uow.commit()
             _publish(steps, cache, operations, idempotency)

@@ -1,0 +1,269 @@
+"""Set-based SQL for a batch of events applied in one transaction (issue 13; docs/architecture.md
+§8 "Batches").
+
+Applied alone, a created event costs five round trips to PostgreSQL: the contact's locks and
+row (``get_for_update``), the inbox's ``outcome_of`` and ``last_sequence``, the ``save`` and the
+inbox ``record``. A batch unit of work (``SqlUnitOfWork.prepare_batch``) asks them per batch
+instead, and answers the per-event calls of ``handlers._apply_in`` from what it read:
+
+1. ``prefetch`` (one round trip, two statements): takes the advisory locks of every contact of
+   the batch's events but upserts (whose target is known only under their email's lock), one
+   after the other in the byte order of their names, so two batches never wait for each other
+   in a cycle on contact locks; then, under those locks, locks and reads the contacts' rows
+   (``FOR UPDATE``), the recorded outcomes of every event of the batch and the highest
+   processed sequence of every locked contact.
+2. ``BatchContacts`` answers ``get_for_update`` from the rows read until this transaction saves
+   the contact; then, and for a contact not prefetched, it runs the single-event statements.
+3. ``BatchInbox`` answers ``outcome_of`` and ``last_sequence`` from what it read, overlaid with
+   the records of this transaction, and buffers ``record``: the buffer is written with one
+   multi-row ``INSERT`` at commit, and before any statement that reads or writes the inbox
+   (``history``, ``last_erasure``, ``erase_data``, ``revise``, a question not prefetched), so
+   every statement sees exactly the rows the single-event path would have written by then.
+
+The answers are those of the single-event statements at the same point of the transaction:
+every contact read is locked (the advisory lock serializes all its writers) from the prefetch to
+the commit, and nothing but this transaction writes its inbox rows meanwhile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from contacts_domain import ContactEvent, ContactState, OperationStatus, ProcessedEvent
+from contacts_domain.ports import ContactRepository, Inbox
+from contacts_infra.contact_rows import operation_status
+
+#: ``(workspace, id)`` of a contact, ``(workspace, event_id)`` of an event.
+Key = tuple[str, str]
+
+#: Every advisory lock of the batch, one after the other in the order of the ordered subquery
+#: (``OFFSET 0`` keeps the planner from flattening it into the outer query); then the rows and
+#: the inbox, read under them. psycopg2 returns the rows of the last statement.
+_PREFETCH = """
+SELECT count(pg_advisory_xact_lock(hashtextextended(name, 0)))
+  FROM (SELECT name FROM unnest(CAST(:names AS text[])) AS name
+        ORDER BY name COLLATE "C" OFFSET 0) AS ordered;
+SELECT inbox.known, inbox.last, c.*
+  FROM (SELECT
+          (SELECT coalesce(json_agg(json_build_object(
+                    'workspace', e.ws, 'event_id', e.id,
+                    'operation_id', p.operation_id, 'contact_id', p.contact_id,
+                    'status', p.status, 'reason', p.reason, 'version', p.version,
+                    'result', p.result)), '[]')
+             FROM unnest(CAST(:event_ws AS text[]), CAST(:event_ids AS text[])) AS e(ws, id)
+             JOIN processed_events p
+               ON p.workspace = e.ws AND p.event_id = CAST(e.id AS uuid)) AS known,
+          (SELECT coalesce(json_agg(json_build_object(
+                    'workspace', k.ws, 'contact_id', k.id, 'sequence',
+                    (SELECT max(p.sequence) FROM processed_events p
+                      WHERE p.workspace = k.ws AND p.contact_id = CAST(k.id AS uuid)))), '[]')
+             FROM unnest(CAST(:contact_ws AS text[]), CAST(:contact_ids AS text[]))
+                  AS k(ws, id)) AS last
+       ) AS inbox
+  LEFT JOIN LATERAL (
+       SELECT k.ws AS key_workspace, k.id AS key_id, contacts.*
+         FROM unnest(CAST(:contact_ws AS text[]), CAST(:contact_ids AS text[])) AS k(ws, id)
+         JOIN contacts ON contacts.workspace = k.ws AND contacts.id = CAST(k.id AS uuid)
+        ORDER BY k.ws COLLATE "C", k.id COLLATE "C"
+          FOR UPDATE OF contacts) AS c ON true
+"""
+
+_RECORD_COLUMNS = (
+    "workspace",
+    "event_id",
+    "operation_id",
+    "contact_id",
+    "event_type",
+    "sequence",
+    "data",
+    "expected_version",
+    "status",
+    "reason",
+    "version",
+    "result",
+    "import_id",
+)
+
+
+class Prefetched:
+    """What ``prefetch`` read for a batch: ``states`` of the locked contacts (an empty state for
+    an absent one), ``outcomes`` of every event of the batch (``None``: never processed) and
+    ``last`` sequences of the locked contacts (``None``: none processed)."""
+
+    def __init__(self) -> None:
+        self.states: dict[Key, ContactState] = {}
+        self.outcomes: dict[Key, OperationStatus | None] = {}
+        self.last: dict[Key, str | None] = {}
+
+
+def prefetch(
+    connection: Connection,
+    events: Sequence[ContactEvent],
+    state_of: Callable[[str, Any], ContactState],
+) -> Prefetched:
+    """Lock and read, in one round trip, what applying ``events`` will ask first (module doc).
+    ``state_of(contact_id, row)`` turns a ``contacts`` row into a ``ContactState``.
+
+    Raises SQLAlchemy's errors (a lock timeout, a deadlock, an id that is not a UUID): the
+    caller's transaction is then unusable, as after any failed statement."""
+    contacts = sorted({(e.workspace, e.contact_id) for e in events if e.kind != "upserted"})
+    event_keys = sorted({(e.workspace, e.id) for e in events})
+    rows = (
+        connection.execute(
+            sa.text(_PREFETCH),
+            {
+                "names": [f"{ws}/{cid}" for ws, cid in contacts],
+                "event_ws": [ws for ws, _ in event_keys],
+                "event_ids": [eid for _, eid in event_keys],
+                "contact_ws": [ws for ws, _ in contacts],
+                "contact_ids": [cid for _, cid in contacts],
+            },
+        )
+        .mappings()
+        .all()
+    )
+    found = Prefetched()
+    found.outcomes = dict.fromkeys(event_keys)
+    found.states = {(ws, cid): ContactState(cid, workspace=ws) for ws, cid in contacts}
+    for known in rows[0]["known"]:
+        found.outcomes[(known["workspace"], known["event_id"])] = operation_status(known)
+    for last in rows[0]["last"]:
+        found.last[(last["workspace"], last["contact_id"])] = last["sequence"]
+    for row in rows:
+        if row["key_id"] is not None:
+            key = (row["key_workspace"], row["key_id"])
+            found.states[key] = state_of(key[1], row)
+    return found
+
+
+class BatchContacts(ContactRepository):
+    """``inner`` (the single-event repository), with ``get_for_update`` answered from the
+    prefetched rows until this transaction saves the contact (module doc)."""
+
+    def __init__(self, inner: ContactRepository, states: dict[Key, ContactState]) -> None:
+        self._inner = inner
+        self._states = states
+
+    def get_for_update(self, workspace: str, contact_id: str) -> ContactState:
+        state = self._states.get((workspace, contact_id))
+        return state if state is not None else self._inner.get_for_update(workspace, contact_id)
+
+    def holder_of_email(self, workspace: str, email_key: str) -> str | None:
+        return self._inner.holder_of_email(workspace, email_key)
+
+    def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:
+        return self._inner.email_taken(workspace, email_key, contact_id)
+
+    def live_contacts_for_update(self, workspace: str) -> int:
+        return self._inner.live_contacts_for_update(workspace)
+
+    def save(self, state: ContactState) -> None:
+        """The single-event ``save``; the contact is read again by its next ``get_for_update``
+        (the stored row, as the single-event path reads it)."""
+        self._states.pop((state.workspace, state.contact_id), None)
+        self._inner.save(state)
+
+
+class BatchInbox(Inbox):
+    """``inner`` (the single-event inbox) with prefetched answers and buffered records (module
+    doc). ``flush`` writes the buffer; the unit of work calls it before its commit."""
+
+    def __init__(self, inner: Inbox, connection: Connection, found: Prefetched) -> None:
+        self._inner = inner
+        self._connection = connection
+        self._outcomes = found.outcomes
+        self._last = found.last
+        self._buffer: list[dict[str, Any]] = []
+
+    def outcome_of(self, workspace: str, event_id: str) -> OperationStatus | None:
+        key = (workspace, event_id)
+        if key in self._outcomes:
+            return self._outcomes[key]
+        self.flush()
+        return self._inner.outcome_of(workspace, event_id)
+
+    def last_sequence(self, workspace: str, contact_id: str) -> str | None:
+        key = (workspace, contact_id)
+        if key in self._last:
+            return self._last[key]
+        self.flush()
+        return self._inner.last_sequence(workspace, contact_id)
+
+    def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
+        """Buffer the row ``SqlInbox.record`` would insert; the answers see it at once."""
+        self._buffer.append(_record_values(event, outcome))
+        self._outcomes[(event.workspace, event.id)] = outcome
+        contact = (event.workspace, outcome.contact_id)
+        if contact in self._last:
+            last = self._last[contact]
+            self._last[contact] = event.sequence if last is None else max(last, event.sequence)
+
+    def history(
+        self, workspace: str, contact_id: str, *, after: str | None = None
+    ) -> list[ProcessedEvent]:
+        self.flush()
+        return self._inner.history(workspace, contact_id, after=after)
+
+    def last_erasure(self, workspace: str, contact_id: str) -> str | None:
+        self.flush()
+        return self._inner.last_erasure(workspace, contact_id)
+
+    def erase_data(self, workspace: str, contact_id: str, *, before: str) -> None:
+        self.flush()
+        self._inner.erase_data(workspace, contact_id, before=before)
+
+    def revise(self, workspace: str, event_id: str, outcome: OperationStatus) -> None:
+        """The single-event ``revise``; the revised event's outcome is read again when asked
+        (the row keeps its recorded version, which ``outcome`` may not carry)."""
+        self.flush()
+        self._outcomes.pop((workspace, event_id), None)
+        self._inner.revise(workspace, event_id, outcome)
+
+    def flush(self) -> None:
+        """Insert the buffered records, in the order recorded, with one statement."""
+        if not self._buffer:
+            return
+        rows, self._buffer = self._buffer, []
+        params: dict[str, Any] = {}
+        tuples = []
+        for n, row in enumerate(rows):
+            params.update({f"{column}_{n}": row[column] for column in _RECORD_COLUMNS})
+            tuples.append(
+                "("
+                + ", ".join(
+                    f"CAST(:{column}_{n} AS jsonb)" if column == "data" else f":{column}_{n}"
+                    for column in _RECORD_COLUMNS
+                )
+                + ")"
+            )
+        self._connection.execute(
+            sa.text(
+                f"INSERT INTO processed_events ({', '.join(_RECORD_COLUMNS)})"
+                f" VALUES {', '.join(tuples)}"
+            ),
+            params,
+        )
+
+
+def _record_values(event: ContactEvent, outcome: OperationStatus) -> dict[str, Any]:
+    """The ``processed_events`` row of ``event`` with ``outcome`` (as ``SqlInbox.record``)."""
+    return {
+        "workspace": event.workspace,
+        "event_id": event.id,
+        "import_id": event.import_id,
+        "data": json.dumps(dict(event.data)),
+        "expected_version": event.expected_version,
+        "sequence": event.sequence,
+        "operation_id": outcome.operation_id,
+        "contact_id": outcome.contact_id,
+        "event_type": event.kind,
+        "status": outcome.status,
+        "reason": outcome.reason,
+        "version": outcome.version,
+        "result": outcome.result,
+    }

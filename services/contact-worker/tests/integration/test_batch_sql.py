@@ -1,0 +1,288 @@
+"""The set-based SQL of a batch (``adapters.sql_batch``) on real PostgreSQL: a batch applied in
+one transaction leaves exactly the rows, inbox rows and outcomes of its events applied one per
+transaction; it costs about one round trip per event; two batches locking the same contacts in
+opposite orders never deadlock."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import random
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from contact_worker.adapters.sql import SqlUnitOfWork
+from contact_worker.service_layer.handlers import handle_batch, handle_event
+from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus, normalize_contact
+from support.domain_fakes import InMemoryCache, InMemoryOperationStore
+
+CLOCK = HybridLogicalClock()
+#: The live contacts a workspace may hold in the equivalence runs: low, so the quota bites.
+QUOTA = 4
+
+
+@pytest.fixture(scope="module")
+def engine(database_url: str) -> Iterator[Engine]:
+    engine = sa.create_engine(database_url, pool_size=4)
+    yield engine
+    engine.dispose()
+
+
+class Counter:
+    """Statements sent (``before_cursor_execute``: one per round trip, as the adapters send
+    several statements of one call as one text) and commits of an engine."""
+
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+        self.commits = 0
+
+
+@pytest.fixture
+def counter(engine: Engine) -> Iterator[Counter]:
+    seen = Counter()
+
+    def statement(_c: Any, _cur: Any, text: str, *_: Any) -> None:
+        seen.statements.append(text)
+
+    def commit(_: Any) -> None:
+        seen.commits += 1
+
+    sa.event.listen(engine, "before_cursor_execute", statement)
+    sa.event.listen(engine, "commit", commit)
+    yield seen
+    sa.event.remove(engine, "before_cursor_execute", statement)
+    sa.event.remove(engine, "commit", commit)
+
+
+def make_event(
+    kind: str, cid: str, workspace: str, data: dict[str, Any] | None = None
+) -> ContactEvent:
+    fields = normalize_contact(
+        data or {}, partial=kind in ("patched", "upserted"), default_region="US"
+    )
+    return ContactEvent(
+        id=str(uuid.uuid4()),
+        kind=kind,  # type: ignore[arg-type]
+        contact_id=cid,
+        sequence=CLOCK.next(),
+        time=dt.datetime.now(dt.UTC),
+        operation_id=str(uuid.uuid4()),
+        data={} if kind == "deleted" else fields,
+        workspace=workspace,
+    )
+
+
+def scenario(rng: random.Random, workspaces: Sequence[str], n: int) -> list[ContactEvent]:
+    """``n`` events in delivery order over a few contacts and emails of each workspace: creates
+    (some without a name), patches (some moving an email), deletes, upserts by email; about one
+    in eight delivered late (after a later event of its contact) and one in twenty twice."""
+    ids = {ws: [str(uuid.uuid4()) for _ in range(5)] for ws in workspaces}
+    emails = [f"e{i}-{uuid.uuid4().hex[:6]}@example.com" for i in range(4)]
+    made: list[ContactEvent] = []
+    for _ in range(n):
+        ws = rng.choice(workspaces)
+        kind = rng.choice(["created", "created", "patched", "patched", "deleted", "upserted"])
+        data: dict[str, Any] = {"first_name": rng.choice(["Ada", "Bea", "Cy"])}
+        if kind == "upserted" or rng.random() < 0.5:
+            data["emails"] = [{"value": rng.choice(emails)}]
+        cid = str(uuid.uuid4()) if kind == "upserted" else rng.choice(ids[ws])
+        made.append(make_event(kind, cid, ws, data))
+        if kind == "created" and rng.random() < 0.15:  # rejected: name_required
+            made[-1] = dataclasses.replace(made[-1], data={**made[-1].data, "first_name": None})
+    delivered = list(made)
+    for i in range(len(delivered) - 1, 0, -1):
+        if rng.random() < 0.125:  # the earlier one arrives after the later one
+            j = rng.randrange(max(0, i - 6), i)
+            delivered[j], delivered[i] = delivered[i], delivered[j]
+    for i in sorted(rng.sample(range(len(delivered)), n // 20), reverse=True):
+        delivered.insert(i + rng.randrange(1, 4), delivered[i])
+    return delivered
+
+
+def moved(events: Sequence[ContactEvent], prefix: str) -> list[ContactEvent]:
+    """``events`` in the workspaces ``<prefix><workspace>`` (same ids, sequences and data)."""
+    return [dataclasses.replace(ev, workspace=prefix + ev.workspace) for ev in events]
+
+
+def stored(engine: Engine, prefix: str) -> tuple[list[Any], list[Any]]:
+    """The contacts and inbox rows of the workspaces starting with ``prefix``, without the
+    prefix, sorted."""
+    with engine.connect() as connection:
+        contacts = connection.execute(
+            sa.text(
+                "SELECT substr(workspace, :n) AS ws, id, first_name, company, emails, email_key,"
+                " email_keys, version, alive, created_at, updated_at, deleted_at"
+                " FROM contacts WHERE workspace LIKE :p ORDER BY 1, 2"
+            ),
+            {"n": len(prefix) + 1, "p": prefix + "%"},
+        ).all()
+        inbox = connection.execute(
+            sa.text(
+                "SELECT substr(workspace, :n) AS ws, event_id, operation_id, contact_id,"
+                " event_type, sequence, data, expected_version, status, reason, version, result"
+                " FROM processed_events WHERE workspace LIKE :p ORDER BY 1, 2"
+            ),
+            {"n": len(prefix) + 1, "p": prefix + "%"},
+        ).all()
+    return [tuple(r) for r in contacts], [tuple(r) for r in inbox]
+
+
+def run_alone(engine: Engine, events: Sequence[ContactEvent]) -> list[OperationStatus]:
+    operations = InMemoryOperationStore()
+    return [
+        handle_event(
+            ev,
+            unit_of_work=lambda: SqlUnitOfWork(engine),
+            cache=InMemoryCache(),
+            operations=operations,
+            max_live_contacts=QUOTA,
+        )
+        for ev in events
+    ]
+
+
+def run_batches(
+    engine: Engine,
+    events: Sequence[ContactEvent],
+    sizes: Callable[[], int],
+    quota: int = QUOTA,
+) -> tuple[list[OperationStatus | Exception], int]:
+    """Apply ``events`` in consecutive batches of ``sizes()`` events; returns the results and
+    the number of batches."""
+    results: list[OperationStatus | Exception] = []
+    batches, start = 0, 0
+    while start < len(events):
+        batch = events[start : start + sizes()]
+        start += len(batch)
+        batches += 1
+        results += handle_batch(
+            batch,
+            unit_of_work=lambda: SqlUnitOfWork(engine),
+            cache=InMemoryCache(),
+            operations=InMemoryOperationStore(),
+            max_live_contacts=quota,
+        )
+    return results, batches
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_batches_leave_what_one_event_per_transaction_leaves(
+    engine: Engine, counter: Counter, seed: int
+) -> None:
+    rng = random.Random(seed)
+    run = uuid.uuid4().hex[:8]
+    events = scenario(rng, ["wa", "wb"], 60)
+    alone, batched = f"s{run}-", f"b{run}-"
+
+    expected = run_alone(engine, moved(events, alone))
+    counter.commits = 0
+    results, batches = run_batches(engine, moved(events, batched), lambda: rng.randint(1, 12))
+
+    # Every batch committed once: none fell back to one transaction per event.
+    assert counter.commits == batches
+    assert not [r for r in results if isinstance(r, Exception)]
+    assert results == expected
+    assert stored(engine, batched) == stored(engine, alone)
+    assert {r.reason for r in expected} >= {None, "quota_exceeded"}
+
+
+def test_a_batch_costs_about_one_round_trip_per_event(engine: Engine, counter: Counter) -> None:
+    ws = f"r{uuid.uuid4().hex[:8]}"
+    creates = [
+        make_event("created", str(uuid.uuid4()), ws, {"first_name": f"N{i}"}) for i in range(20)
+    ]
+    counter.statements.clear()
+    run_batches(engine, creates, lambda: 20, quota=0)
+    # The prefetch, one save per event, the inbox's one INSERT.
+    assert len(counter.statements) == len(creates) + 2
+    assert counter.commits == 1
+
+    patches = [make_event("patched", e.contact_id, ws, {"company": "Acme"}) for e in creates]
+    late = make_event("patched", creates[0].contact_id, ws, {"company": "Late"})
+    late = dataclasses.replace(late, sequence=creates[0].sequence + "0")
+    counter.statements.clear()
+    results, _ = run_batches(engine, [*patches, late], lambda: 21, quota=0)
+    assert all(isinstance(r, OperationStatus) and r.status == "applied" for r in results)
+    # The late event asks its own questions (flushing the buffered records first).
+    assert len(counter.statements) <= len(patches) + 2 + 8
+
+
+def at_once(engine: Engine, batches: Sequence[Sequence[ContactEvent]]) -> list[Any]:
+    """Apply each of ``batches`` in its own thread, all started together; their results."""
+    start = threading.Barrier(len(batches))
+    results: list[Any] = [None] * len(batches)
+
+    def apply(side: int) -> None:
+        start.wait()
+        results[side] = run_batches(engine, batches[side], lambda: len(batches[side]), 0)[0]
+
+    threads = [threading.Thread(target=apply, args=(side,)) for side in range(len(batches))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_two_batches_locking_the_same_contacts_in_opposite_orders_never_deadlock(
+    engine: Engine, counter: Counter
+) -> None:
+    ws = f"d{uuid.uuid4().hex[:8]}"
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    created = [make_event("created", cid, ws, {"first_name": "A"}) for cid in ids]
+    run_batches(engine, created, lambda: len(ids), quota=0)
+    for round_ in range(15):
+        batches = [
+            [make_event("patched", cid, ws, {"company": f"{round_}-{side}"}) for cid in order]
+            for side, order in enumerate([ids, ids[::-1]])
+        ]
+        counter.commits = 0
+        results = at_once(engine, batches)
+        # One commit per batch: neither was rolled back by a deadlock and applied event by event.
+        assert counter.commits == 2
+        assert all(isinstance(r, OperationStatus) for side in results for r in side)
+
+
+def advisory_locks(engine: Engine, names: Sequence[str], besides: int) -> dict[str, bool]:
+    """``{name: granted}`` of the locks ``pg_advisory_xact_lock(hashtextextended(name, 0))`` of
+    ``names`` that a backend other than ``besides`` (a pid) holds or waits for."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text(
+                "SELECT n.name, l.granted FROM unnest(CAST(:names AS text[])) AS n(name)"
+                " JOIN pg_locks l ON l.locktype = 'advisory' AND l.objsubid = 1"
+                " AND l.classid::bigint = (hashtextextended(n.name, 0) >> 32) & 4294967295"
+                " AND l.objid::bigint = hashtextextended(n.name, 0) & 4294967295"
+                " WHERE l.pid <> :besides"
+            ),
+            {"names": list(names), "besides": besides},
+        ).all()
+    return {name: granted for name, granted in rows}
+
+
+def test_a_batch_takes_its_contact_locks_in_sorted_order(engine: Engine) -> None:
+    ws = f"o{uuid.uuid4().hex[:8]}"
+    ids = sorted(str(uuid.uuid4()) for _ in range(3))
+    names = [f"{ws}/{cid}" for cid in ids]
+    batch = [make_event("created", cid, ws, {"first_name": "A"}) for cid in reversed(ids)]
+    with engine.connect() as holder:
+        pid = holder.execute(
+            sa.text("SELECT pg_backend_pid(), pg_advisory_xact_lock(hashtextextended(:n, 0))"),
+            {"n": names[1]},
+        ).scalar_one()
+        thread = threading.Thread(
+            target=run_batches, args=(engine, batch, lambda: 3, 0), daemon=True
+        )
+        thread.start()
+        while names[1] not in (seen := advisory_locks(engine, names, besides=pid)):
+            pass  # until the batch waits for the middle lock
+        holder.rollback()
+    thread.join()
+    # The smallest name was taken first, the middle one awaited, the largest not asked yet.
+    assert seen == {names[0]: True, names[1]: False}
