@@ -79,7 +79,7 @@ class RedisIdempotencyStore(IdempotencyStore):
 
     def _reserve_in_one_script(
         self, workspace: str, key: str, key_digest: str, record: IdempotencyRecord
-    ) -> bytes | None:
+    ) -> bytes | str | None:
         index = idempotency_index_key(self._prefix, workspace, record.contact_id)
         now = int(time.time())
         args = (now, now + self._ttl_s, key_digest, json.dumps(record.to_dict()), self._ttl_s)
@@ -88,10 +88,10 @@ class RedisIdempotencyStore(IdempotencyStore):
 
     def _reserve_step_by_step(
         self, workspace: str, key: str, key_digest: str, record: IdempotencyRecord
-    ) -> bytes | None:
+    ) -> bytes | str | None:
         self._index.add(workspace, record.contact_id, key_digest, ttl_s=self._ttl_s)
         with bounded_call():
             if self._client.set(key, json.dumps(record.to_dict()), nx=True, ex=self._ttl_s):
                 return None
             # None when it expired between SET and GET: nothing else claims the key any more.
-            return self._client.get(key)  # type: ignore[no-any-return]
+            return self._client.get(key)
