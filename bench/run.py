@@ -695,9 +695,11 @@ class Bench:
         target = self.sqs_target(queue_url)
         total, count = a.contacts, a.drain_events
         first = total + 1  # events after the loaded set
-        log(f"Building {count:,} events as the command API sends them, and their rows")
-        messages = writes.command_api_messages(target, first, first + count, total)
-        rows = [] if a.worker_only else list(dataset.worker_rows(first, first + count, total))
+        built = 1000 if a.post_only else count  # --post-only needs only the message size
+        log(f"Building {built:,} events as the command API sends them, and their rows")
+        messages = writes.command_api_messages(target, first, first + built, total)
+        skip_rows = a.worker_only or a.post_only
+        rows = [] if skip_rows else list(dataset.worker_rows(first, first + count, total))
         self.notes["message_body_bytes"] = int(
             statistics.median(len(m["MessageBody"]) for m in messages[:1000])
         )
@@ -744,6 +746,8 @@ class Bench:
             for url in (queue_url, raw_url):
                 sqs.purge_queue(QueueUrl=url)
             time.sleep(1)
+            if a.post_only:
+                return
 
             upsert = self.figure(
                 "pg_upsert_rps",
@@ -1404,6 +1408,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="only the idle freshness figures and their segments (command API, query API, worker)",
     )
+    parser.add_argument(
+        "--post-only",
+        action="store_true",
+        help="of the write figures, only POST accepted vs raw SendMessage",
+    )
     parser.add_argument("--load-only", action="store_true", help="load the data set and stop")
     parser.add_argument("--skip-writes", action="store_true", help="read figures only (debugging)")
     parser.add_argument("--skip-reads", action="store_true", help="write figures only (debugging)")
@@ -1435,11 +1444,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.measure_import()
         else:
             bench.start_services()
-            if not args.skip_reads:
+            if not (args.skip_reads or args.post_only):
                 bench.measure_reads()
             if not args.skip_writes:
                 bench.measure_writes()
-            if not (args.skip_writes or args.worker_only or args.skip_import):
+            if not (args.skip_writes or args.worker_only or args.post_only or args.skip_import):
                 bench.measure_import()
         if args.profile and not (args.import_only or args.freshness_only):
             bench.profile_reads()

@@ -226,6 +226,12 @@ class OperationStore(abc.ABC):
     def mark_pending(self, workspace: str, status: OperationStatus) -> None:
         """Record ``status`` as pending unless an outcome is already recorded."""
 
+    def mark_all_pending(self, workspace: str, statuses: Sequence[OperationStatus]) -> None:
+        """``mark_pending`` each of ``statuses`` in ``workspace``, in order (an adapter may send
+        them in one round trip); raises at the first that fails."""
+        for status in statuses:
+            self.mark_pending(workspace, status)
+
     @abc.abstractmethod
     def record(self, workspace: str, status: OperationStatus) -> None:
         """Record the final outcome (applied or rejected)."""

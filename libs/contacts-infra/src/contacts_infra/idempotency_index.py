@@ -26,12 +26,13 @@ from contacts_domain.ports import IdempotencyIndex
 from contacts_infra.operation_store import bounded_call
 from contacts_infra.redis_keys import idempotency_index_key, idempotency_key
 
-#: KEYS[1] = an index; ARGV[1] = now (epoch seconds), then (expiry, digest) pairs. Trims the
-#: expired members, adds the new ones (a member keeps its latest expiry) and makes the key
-#: expire with its last member. One key: atomic, and one slot in cluster mode.
-INDEX_LUA: Final = """
+#: The index rule on KEYS[1] for the (expiry, digest) pairs in ARGV[2 .. pairs_end]
+#: (ARGV[1] = now, epoch seconds): trims the expired members, adds the new ones (a member keeps
+#: its latest expiry) and makes the key expire with its last member. A fragment: a script
+#: defines ``pairs_end`` before it.
+INDEX_MEMBERS_LUA: Final = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
-for i = 2, #ARGV, 2 do
+for i = 2, pairs_end, 2 do
   local current = redis.call('ZSCORE', KEYS[1], ARGV[i + 1])
   if not current or tonumber(current) < tonumber(ARGV[i]) then
     redis.call('ZADD', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -41,8 +42,10 @@ local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] then
   redis.call('EXPIREAT', KEYS[1], last[2])
 end
-return 1
 """
+#: KEYS[1] = an index; ARGV[1] = now (epoch seconds), then (expiry, digest) pairs
+#: (``INDEX_MEMBERS_LUA``). One key: atomic, and one slot in cluster mode.
+INDEX_LUA: Final = "local pairs_end = #ARGV\n" + INDEX_MEMBERS_LUA + "return 1\n"
 
 
 class RedisIdempotencyIndex(IdempotencyIndex):

@@ -60,6 +60,24 @@ def test_mark_pending_writes_json_with_a_ttl(client, command_settings) -> None:
     assert 0 < client.ttl(key) <= 60
 
 
+def test_mark_all_pending_writes_each_with_a_ttl_and_keeps_final_statuses(
+    client, command_settings
+) -> None:
+    # A batch's pending statuses go in one round trip, with mark_pending's rules for each.
+    store = RedisOperationStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    ops = [str(uuid.uuid4()) for _ in range(3)]
+    contact = str(uuid.uuid4())
+    store.record(WS, OperationStatus(ops[1], contact, "applied", version=1))
+    store.mark_all_pending(WS, [OperationStatus(op, contact, "pending") for op in ops])
+    assert [store.get(WS, op) for op in ops] == [
+        OperationStatus(ops[0], contact, "pending"),
+        OperationStatus(ops[1], contact, "applied", version=1),
+        OperationStatus(ops[2], contact, "pending"),
+    ]
+    for op in (ops[0], ops[2]):
+        assert 0 < client.ttl(operation_key(command_settings.redis_prefix, WS, op)) <= 60
+
+
 def test_reserve_keeps_the_first_record(client, command_settings) -> None:
     store = RedisIdempotencyStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
     digest = uuid.uuid4().hex
@@ -96,6 +114,10 @@ def test_redis_down_is_store_unavailable(down_client) -> None:
     with pytest.raises(StoreUnavailable):
         RedisOperationStore(down_client, prefix="p:", ttl_s=60).mark_pending(
             WS, OperationStatus("o", "c", "pending")
+        )
+    with pytest.raises(StoreUnavailable):
+        RedisOperationStore(down_client, prefix="p:", ttl_s=60).mark_all_pending(
+            WS, [OperationStatus("o", "c", "pending"), OperationStatus("o2", "c", "pending")]
         )
     with pytest.raises(StoreUnavailable):
         RedisIdempotencyStore(down_client, prefix="p:", ttl_s=60).reserve(

@@ -92,14 +92,19 @@ def mark_pending(workspace: str, statuses: Sequence[OperationStatus], context: C
 
     Their events are durable already; a missing "pending" only means a poll answers 404 until
     the worker records the outcome, while failing the request would invite a duplicate retry.
-    After the store's first failure the rest are skipped, so a store down costs one timeout.
+    A single status is one ``mark_pending``; several (a batch) are one ``mark_all_pending`` (one
+    Redis round trip); after the store's first failure the rest are skipped, so a store down
+    costs one timeout.
     """
-    for status in statuses:
-        try:
-            context.operations.mark_pending(workspace, status)
-        except Exception:
-            logger.warning("Could not mark the operation pending", exc_info=True)
-            return
+    if not statuses:
+        return
+    try:
+        if len(statuses) == 1:
+            context.operations.mark_pending(workspace, statuses[0])
+        else:
+            context.operations.mark_all_pending(workspace, statuses)
+    except Exception:
+        logger.warning("Could not mark the operation pending", exc_info=True)
 
 
 def create_contact(
