@@ -1364,7 +1364,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--post-connections", type=int, default=8, help="POST connections = SendMessage threads"
     )
     parser.add_argument(
-        "--drain-events", type=int, default=20_000, help="events pre-filled for the drains"
+        "--drain-events", type=int, default=40_000, help="events pre-filled for the drains"
     )
     parser.add_argument(
         "--worker-window", type=int, default=12, help="seconds per worker-rate window"
