@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from contact_worker.adapters.sql_batch import BatchContacts, BatchInbox, prefetch
+from contact_worker.adapters.sql_batch import BatchContacts, BatchInbox, prefetch, record_values
 from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus, ProcessedEvent
 from contacts_domain.contact import primary_email_key, primary_value
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
@@ -236,21 +236,7 @@ class SqlInbox(Inbox):
                 ":event_type, :sequence, CAST(:data AS jsonb), :expected_version, :status, "
                 ":reason, :version, :result, :import_id)"
             ),
-            {
-                "workspace": event.workspace,
-                "event_id": event.id,
-                "import_id": event.import_id,
-                "data": json.dumps(dict(event.data)),
-                "expected_version": event.expected_version,
-                "sequence": event.sequence,
-                "operation_id": outcome.operation_id,
-                "contact_id": outcome.contact_id,
-                "event_type": event.kind,
-                "status": outcome.status,
-                "reason": outcome.reason,
-                "version": outcome.version,
-                "result": outcome.result,
-            },
+            record_values(event, outcome),
         )
 
 

@@ -196,7 +196,7 @@ class BatchInbox(Inbox):
 
     def record(self, event: ContactEvent, outcome: OperationStatus) -> None:
         """Buffer the row ``SqlInbox.record`` would insert; the answers see it at once."""
-        self._buffer.append(_record_values(event, outcome))
+        self._buffer.append(record_values(event, outcome))
         self._outcomes[(event.workspace, event.id)] = outcome
         contact = (event.workspace, outcome.contact_id)
         if contact in self._last:
@@ -250,8 +250,9 @@ class BatchInbox(Inbox):
         )
 
 
-def _record_values(event: ContactEvent, outcome: OperationStatus) -> dict[str, Any]:
-    """The ``processed_events`` row of ``event`` with ``outcome`` (as ``SqlInbox.record``)."""
+def record_values(event: ContactEvent, outcome: OperationStatus) -> dict[str, Any]:
+    """The ``processed_events`` row of ``event`` with ``outcome``: a column name -> value dict,
+    ``data`` as JSON text (``SqlInbox.record`` and the batch's multi-row INSERT)."""
     return {
         "workspace": event.workspace,
         "event_id": event.id,
