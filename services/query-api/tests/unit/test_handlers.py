@@ -147,48 +147,110 @@ def _status(op: str, status: str, version: int | None = None) -> OperationStatus
     return OperationStatus(op, "c1", status, None, version)  # type: ignore[arg-type]
 
 
-def test_final_status_in_redis_is_the_answer(statuses, outcomes):
+def test_final_status_in_redis_is_the_answer(statuses, outcomes, contacts, cache):
     op = str(uuid.uuid4())
     statuses.statuses[op] = _status(op, "applied", 2)
     outcomes.down = True
 
-    assert handlers.get_operation(WS, op, statuses=statuses, outcomes=outcomes) == _status(
-        op, "applied", 2
-    )
+    assert handlers.get_operation(
+        WS, op, statuses=statuses, outcomes=outcomes, contacts=contacts, cache=cache
+    ) == _status(op, "applied", 2)
 
 
-def test_pending_in_redis_defers_to_a_recorded_outcome(statuses, outcomes):
+def test_pending_in_redis_defers_to_a_recorded_outcome(statuses, outcomes, contacts, cache):
     op = str(uuid.uuid4())
     statuses.statuses[op] = _status(op, "pending")
     outcomes.outcomes[op] = _status(op, "applied", 4)
 
-    assert handlers.get_operation(WS, op, statuses=statuses, outcomes=outcomes).status == "applied"
+    assert (
+        handlers.get_operation(
+            WS, op, statuses=statuses, outcomes=outcomes, contacts=contacts, cache=cache
+        ).status
+        == "applied"
+    )
 
 
-def test_pending_without_outcome_stays_pending(statuses, outcomes):
+def test_an_outcome_from_the_inbox_first_brings_the_contact_entry_up_to_date(
+    statuses, outcomes, contacts, cache, make_record
+):
+    # The worker commits, then writes the entry, then the status: between the two, Redis still
+    # says pending and holds the old entry. Answering "applied" from the inbox must not let the
+    # next read return the version before it (read your writes).
+    record = make_record(version=5)
+    contacts.add(record)
+    cache.entries[record.contact_id] = CachedContact(4, b'{"old": true}')
+    op = str(uuid.uuid4())
+    statuses.statuses[op] = OperationStatus(op, record.contact_id, "pending", None, None)
+    outcomes.outcomes[op] = OperationStatus(op, record.contact_id, "applied", None, 5)
+
+    status = handlers.get_operation(
+        WS, op, statuses=statuses, outcomes=outcomes, contacts=contacts, cache=cache
+    )
+
+    assert status.status == "applied"
+    lookup = handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache)
+    assert (lookup.cache, lookup.version) == ("hit", 5)
+
+
+def test_an_applied_delete_from_the_inbox_leaves_a_tombstone_entry(
+    statuses, outcomes, contacts, cache, make_record
+):
+    record = make_record(version=2)
+    contacts.add(Tombstone(record.contact_id, 3))
+    cache.entries[record.contact_id] = CachedContact(2, b'{"alive": true}')
+    op = str(uuid.uuid4())
+    statuses.statuses[op] = OperationStatus(op, record.contact_id, "pending", None, None)
+    outcomes.outcomes[op] = OperationStatus(op, record.contact_id, "applied", None, 3)
+
+    handlers.get_operation(
+        WS, op, statuses=statuses, outcomes=outcomes, contacts=contacts, cache=cache
+    )
+
+    lookup = handlers.get_contact(WS, record.contact_id, contacts=contacts, cache=cache)
+    assert lookup == handlers.ContactLookup("hit")
+
+
+def test_pending_without_outcome_stays_pending(statuses, outcomes, contacts, cache):
     op = str(uuid.uuid4())
     statuses.statuses[op] = _status(op, "pending")
 
-    assert handlers.get_operation(WS, op, statuses=statuses, outcomes=outcomes).status == "pending"
+    assert (
+        handlers.get_operation(
+            WS, op, statuses=statuses, outcomes=outcomes, contacts=contacts, cache=cache
+        ).status
+        == "pending"
+    )
 
 
-def test_unknown_operation_is_none(statuses, outcomes):
-    assert handlers.get_operation(WS, "x", statuses=statuses, outcomes=outcomes) is None
+def test_unknown_operation_is_none(statuses, outcomes, contacts, cache):
+    assert (
+        handlers.get_operation(
+            WS, "x", statuses=statuses, outcomes=outcomes, contacts=contacts, cache=cache
+        )
+        is None
+    )
 
 
-def test_redis_down_answers_from_the_database(statuses, outcomes):
+def test_redis_down_answers_from_the_database(statuses, outcomes, contacts, cache):
     op = str(uuid.uuid4())
     statuses.down = True
     outcomes.outcomes[op] = _status(op, "rejected")
 
-    assert handlers.get_operation(WS, op, statuses=statuses, outcomes=outcomes).status == "rejected"
+    assert (
+        handlers.get_operation(
+            WS, op, statuses=statuses, outcomes=outcomes, contacts=contacts, cache=cache
+        ).status
+        == "rejected"
+    )
 
 
-def test_redis_down_and_no_outcome_is_unknown_not_absent(statuses, outcomes):
+def test_redis_down_and_no_outcome_is_unknown_not_absent(statuses, outcomes, contacts, cache):
     statuses.down = True
 
     with pytest.raises(handlers.OperationStatusUnknown):
-        handlers.get_operation(WS, "x", statuses=statuses, outcomes=outcomes)
+        handlers.get_operation(
+            WS, "x", statuses=statuses, outcomes=outcomes, contacts=contacts, cache=cache
+        )
 
 
 def test_repair_brings_entries_of_contacts_changed_during_an_outage_up_to_date(

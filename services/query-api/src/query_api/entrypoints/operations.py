@@ -36,7 +36,12 @@ def get_operation(_args: dict[str, Any], operation_id: str) -> Response:
         return problem_response(404, NOT_FOUND_DETAIL)
     ports = current().ports
     status = handlers.get_operation(
-        request_workspace(), canonical, statuses=ports.statuses, outcomes=ports.outcomes
+        request_workspace(),
+        canonical,
+        statuses=ports.statuses,
+        outcomes=ports.outcomes,
+        contacts=ports.contacts,
+        cache=ports.cache,
     )
     if status is None:
         return problem_response(404, NOT_FOUND_DETAIL)

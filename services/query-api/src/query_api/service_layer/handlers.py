@@ -214,7 +214,13 @@ def _position(sort: Sort, record: ContactRecord) -> Position:
 
 
 def get_operation(
-    workspace: str, operation_id: str, *, statuses: OperationStatusCache, outcomes: OperationLog
+    workspace: str,
+    operation_id: str,
+    *,
+    statuses: OperationStatusCache,
+    outcomes: OperationLog,
+    contacts: ContactReadModel,
+    cache: ReadThroughContactCache,
 ) -> OperationStatus | None:
     """Return the status of operation ``operation_id`` of ``workspace``, or ``None`` when
     nobody knows it there (an operation of another workspace included).
@@ -222,6 +228,10 @@ def get_operation(
     Redis first: a final status there is the answer. A pending or missing one is checked
     against ``processed_events``, because the worker commits there before it updates Redis and
     that update can fail; so a client never polls "pending" forever for an applied operation.
+    An outcome read there is answered only once the contact's cache entry has been brought up
+    to the database (``_catch_up_entry``): the worker writes the entry after its commit, so
+    without it a client could see ``applied`` and then read the version before it
+    (docs/architecture.md §6, read your writes).
     Raises ``ReadModelUnavailable`` when PostgreSQL must be asked and cannot answer, and
     ``OperationStatusUnknown`` when Redis is unreachable and PostgreSQL has no outcome.
     """
@@ -231,7 +241,31 @@ def get_operation(
         outcome = outcomes.get(workspace, operation_id)
         if outcome is None:
             raise OperationStatusUnknown(operation_id) from None
-        return outcome
+        return outcome  # reads bypass Redis while it is down: no entry to catch up
     if cached is not None and cached.status != "pending":
         return cached
-    return outcomes.get(workspace, operation_id) or cached
+    outcome = outcomes.get(workspace, operation_id)
+    if outcome is None:
+        return cached
+    _catch_up_entry(workspace, outcome.contact_id, contacts=contacts, cache=cache)
+    return outcome
+
+
+def _catch_up_entry(
+    workspace: str,
+    contact_id: str,
+    *,
+    contacts: ContactReadModel,
+    cache: ReadThroughContactCache,
+) -> None:
+    """Write the contact's committed state (or its tombstone) to its cache entry through the
+    version guard, which only replaces an older version; the write's invalidation reaches every
+    process's local contact cache before it returns (§5.5). Redis down: nothing to catch up,
+    reads bypass the cache. Raises ``ReadModelUnavailable``."""
+    stored = contacts.get(workspace, contact_id)
+    if stored is None:
+        return
+    try:
+        cache.refill(workspace, contact_id, stored.version, _lookup("miss", stored).body)
+    except CacheUnavailable:
+        log.warning("contact cache catch-up skipped: Redis unavailable", extra={"id": contact_id})
