@@ -210,6 +210,8 @@ def test_a_patch_revised_to_applied_reports_the_version_that_shows_it(backend: B
     revised = backend.operations.get(DEFAULT_WORKSPACE, first.operation_id)
     assert revised is not None
     assert (revised.status, revised.reason, revised.version) == ("applied", None, 1)
+    with backend.unit_of_work() as uow:  # what is answered once the status in Redis expires
+        assert uow.inbox.outcome_of(DEFAULT_WORKSPACE, patch.id) == revised
 
 
 def test_business_rejections_are_recorded_not_raised(backend: Backend) -> None:

@@ -210,10 +210,13 @@ class SqlInbox(Inbox):
         )
 
     def revise(self, workspace: str, event_id: str, outcome: OperationStatus) -> None:
+        """Store the revised ``outcome`` of a processed event: status, reason, result and the
+        version it reports, so the inbox answers what Redis was told (``GET /v1/operations``
+        reads the inbox once the status in Redis expires)."""
         self._connection.execute(
             sa.text(
                 "UPDATE processed_events SET status = :status, reason = :reason, "
-                "result = :result WHERE workspace = :ws AND event_id = :id"
+                "result = :result, version = :version WHERE workspace = :ws AND event_id = :id"
             ),
             {
                 "ws": workspace,
@@ -221,6 +224,7 @@ class SqlInbox(Inbox):
                 "status": outcome.status,
                 "reason": outcome.reason,
                 "result": outcome.result,
+                "version": outcome.version,
             },
         )
 

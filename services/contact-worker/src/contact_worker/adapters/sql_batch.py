@@ -218,8 +218,7 @@ class BatchInbox(Inbox):
         self._inner.erase_data(workspace, contact_id, before=before)
 
     def revise(self, workspace: str, event_id: str, outcome: OperationStatus) -> None:
-        """The single-event ``revise``; the revised event's outcome is read again when asked
-        (the row keeps its recorded version, which ``outcome`` may not carry)."""
+        """The single-event ``revise``; the revised event's outcome is read again when asked."""
         self.flush()
         self._outcomes.pop((workspace, event_id), None)
         self._inner.revise(workspace, event_id, outcome)
