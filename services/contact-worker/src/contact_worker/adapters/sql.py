@@ -12,7 +12,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from contact_worker.adapters.sql_batch import BatchContacts, BatchInbox, prefetch, record_values
+from contact_worker.adapters.sql_batch import (
+    BatchContacts,
+    BatchInbox,
+    insert_records,
+    prefetch,
+    record_values,
+)
 from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus, ProcessedEvent
 from contacts_domain.contact import primary_email_key, primary_value
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
@@ -232,16 +238,7 @@ class SqlInbox(Inbox):
         """Insert the event's row with ``outcome`` in the event's workspace; ``import_id`` is the
         event's import (``importid``, NULL for other events), which ``GET /v1/imports/{id}``
         counts by."""
-        self._connection.execute(
-            sa.text(
-                "INSERT INTO processed_events (workspace, event_id, operation_id, contact_id, "
-                "event_type, sequence, data, expected_version, status, reason, version, result, "
-                "import_id) VALUES (:workspace, :event_id, :operation_id, :contact_id, "
-                ":event_type, :sequence, CAST(:data AS jsonb), :expected_version, :status, "
-                ":reason, :version, :result, :import_id)"
-            ),
-            record_values(event, outcome),
-        )
+        insert_records(self._connection, [record_values(event, outcome)])
 
 
 class SqlUnitOfWork(UnitOfWork):

@@ -228,30 +228,36 @@ class BatchInbox(Inbox):
         if not self._buffer:
             return
         rows, self._buffer = self._buffer, []
-        params: dict[str, Any] = {}
-        tuples = []
-        for n, row in enumerate(rows):
-            params.update({f"{column}_{n}": row[column] for column in _RECORD_COLUMNS})
-            tuples.append(
-                "("
-                + ", ".join(
-                    f"CAST(:{column}_{n} AS jsonb)" if column == "data" else f":{column}_{n}"
-                    for column in _RECORD_COLUMNS
-                )
-                + ")"
+        insert_records(self._connection, rows)
+
+
+def insert_records(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert ``rows`` (``record_values`` dicts, at least one) into ``processed_events`` with
+    one statement, in order (``SqlInbox.record``: one row; ``BatchInbox.flush``: the batch's)."""
+    params: dict[str, Any] = {}
+    tuples = []
+    for n, row in enumerate(rows):
+        params.update({f"{column}_{n}": row[column] for column in _RECORD_COLUMNS})
+        tuples.append(
+            "("
+            + ", ".join(
+                f"CAST(:{column}_{n} AS jsonb)" if column == "data" else f":{column}_{n}"
+                for column in _RECORD_COLUMNS
             )
-        self._connection.execute(
-            sa.text(
-                f"INSERT INTO processed_events ({', '.join(_RECORD_COLUMNS)})"
-                f" VALUES {', '.join(tuples)}"
-            ),
-            params,
+            + ")"
         )
+    connection.execute(
+        sa.text(
+            f"INSERT INTO processed_events ({', '.join(_RECORD_COLUMNS)})"
+            f" VALUES {', '.join(tuples)}"
+        ),
+        params,
+    )
 
 
 def record_values(event: ContactEvent, outcome: OperationStatus) -> dict[str, Any]:
     """The ``processed_events`` row of ``event`` with ``outcome``: a column name -> value dict,
-    ``data`` as JSON text (``SqlInbox.record`` and the batch's multi-row INSERT)."""
+    ``data`` as JSON text (``insert_records``)."""
     return {
         "workspace": event.workspace,
         "event_id": event.id,
