@@ -11,6 +11,12 @@ source "$here/lib.sh"
 bin="$root/.venv/bin"
 source "$here/embedded.sh"
 
+if [ -n "${RATE_LIMIT_ROUTES:-}" ]; then
+  echo "RATE_LIMIT_ROUTES names the endpoints of one API: set COMMAND_RATE_LIMIT_ROUTES and" \
+    "QUERY_RATE_LIMIT_ROUTES in .env instead (README, \"Rate limits\")" >&2
+  exit 1
+fi
+
 echo "PostgreSQL, Redis"
 database_and_cache
 
@@ -39,11 +45,13 @@ fi
 
 echo "Services"
 # No control socket: gunicorn >= 25 puts one per user at one path, which two servers would share.
-start command-api "$bin/gunicorn" -c python:command_api.entrypoints.gunicorn_conf \
+RATE_LIMIT_ROUTES="$COMMAND_RATE_LIMIT_ROUTES" \
+  start command-api "$bin/gunicorn" -c python:command_api.entrypoints.gunicorn_conf \
   --bind "127.0.0.1:$COMMAND_API_PORT" --workers "$GUNICORN_WORKERS" \
   --worker-tmp-dir /dev/shm --timeout 30 --graceful-timeout 10 --no-control-socket \
   --access-logfile - 'command_api.entrypoints.app:create_app()'
 QUERY_API_BIND="127.0.0.1:$QUERY_API_PORT" QUERY_API_WORKERS="$GUNICORN_WORKERS" \
+  RATE_LIMIT_ROUTES="$QUERY_RATE_LIMIT_ROUTES" \
   start query-api "$bin/gunicorn" -c python:query_api.entrypoints.gunicorn_conf \
   'query_api.entrypoints.app:create_app()'
 start worker "$here/supervise.sh" "$bin/contact-worker" --pool prefork \

@@ -139,3 +139,18 @@ def test_application_containers_are_hardened() -> None:
         assert service["cap_drop"] == ["ALL"], name
         assert service["user"] == "10001:10001", name
         assert "no-new-privileges:true" in service["security_opt"], name
+
+
+def test_each_api_gets_a_rate_limit_routes_value_of_its_own() -> None:
+    # An API refuses an endpoint name that is not its own, so one shared value could only be
+    # empty: .env has one variable per API, and compose gives each its own.
+    services = COMPOSE["services"]
+    assert services["command-api"]["environment"]["RATE_LIMIT_ROUTES"] == (
+        "${COMMAND_RATE_LIMIT_ROUTES:-}"
+    )
+    assert services["query-api"]["environment"]["RATE_LIMIT_ROUTES"] == (
+        "${QUERY_RATE_LIMIT_ROUTES:-}"
+    )
+    example = (ROOT / ".env.example").read_text().splitlines()
+    assert {"COMMAND_RATE_LIMIT_ROUTES=", "QUERY_RATE_LIMIT_ROUTES="} <= set(example)
+    assert not [line for line in example if line.startswith("RATE_LIMIT_ROUTES")]
