@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# Start LocalStack's SQS on 127.0.0.1:${SQS_PORT:-4566} in the foreground, from its own virtualenv,
+# Start LocalStack's SQS on port ${SQS_PORT:-4566} in the foreground, from its own virtualenv,
 # with the settings docs/architecture.md §8 measured on this machine (no Docker, nothing written outside
 # ${SQS_DATA_DIR}). Usage: deploy/local/sqs-server.sh   (make up runs it in the background)
+# Clients use 127.0.0.1, but LocalStack's gateway (twisted) binds its IPv4 port on every interface
+# whatever GATEWAY_LISTEN's host says (its runtime/server/twisted.py leaves the interface as a
+# TODO): on a machine others can reach, close ${SQS_PORT} in its firewall, or use
+# docker-compose.yml, which publishes it on 127.0.0.1 only. The queues hold contact data.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 port=${SQS_PORT:-4566}
