@@ -206,3 +206,23 @@ def test_a_nameless_upsert_updates_a_match_and_is_rejected_without_one(stack: St
     assert (contact["first_name"], contact["company"], contact["version"]) == ("Ada", "Acme", 2)
     missing = api.get(f"{stack.query_url}/v1/contacts/{unmatched['id']}", timeout=5)
     assert missing.status_code == 404
+
+
+def test_a_patch_retried_with_its_idempotency_key_is_applied_once(stack: Stack) -> None:
+    # The client lost the first answer and sends the same PATCH again, If-Match included: the
+    # retry names the same operation, and the contact moves one version, not two (without the
+    # key, the retry would end rejected with version_mismatch, or apply a second time).
+    cid = create(stack, {**ROSA, "email": f"retry.{uuid.uuid4().hex[:8]}@example.com"})
+    url = f"{stack.command_url}/v1/contacts/{cid}"
+    headers = {"If-Match": '"1"', "Idempotency-Key": f"patch-{uuid.uuid4()}"}
+    first = accepted(api.patch(url, json={"company": "Acme"}, headers=headers, timeout=10))
+    assert stack.wait_operation(first["operation_id"])["version"] == 2
+    retry = accepted(api.patch(url, json={"company": "Acme"}, headers=headers, timeout=10))
+    assert retry["operation_id"] == first["operation_id"]
+    operation = stack.wait_operation(retry["operation_id"])
+    assert (operation["status"], operation["version"]) == ("applied", 2)
+    # A later write shows the retry was never applied: it takes version 3.
+    later = accepted(api.patch(url, json={"company": "Later"}, timeout=10))
+    assert stack.wait_operation(later["operation_id"])["version"] == 3
+    reused = api.patch(url, json={"company": "Other"}, headers=headers, timeout=10)
+    assert reused.status_code == 422, reused.text

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from command_api.service_layer.idempotency import derive_change_ids
 from contacts_domain import DEFAULT_WORKSPACE, limits
 from contacts_http import JSON_MAX_DEPTH, PROBLEM_JSON
 
@@ -173,6 +174,84 @@ def test_same_normalized_body_counts_as_the_same_request(client, publisher, rosa
     first = client.post(CONTACT, json=rosa, headers=headers)
     spaced = {**rosa, "first_name": "  Rosa "}
     assert client.post(CONTACT, json=spaced, headers=headers).get_json() == first.get_json()
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete"])
+def test_a_keyed_retry_of_a_write_to_a_contact_answers_the_same_operation(
+    client, publisher, idempotency, rosa, method
+) -> None:
+    contact_id = str(uuid.uuid4())
+    body = {"put": rosa, "patch": {"company": "Acme"}, "delete": None}[method]
+    send = getattr(client, method)
+    headers = {"Idempotency-Key": f"retry-{method}", "If-Match": '"3"'}
+    first = send(f"{CONTACT}/{contact_id}", json=body, headers=headers)
+    second = send(f"{CONTACT}/{contact_id}", json=body, headers=headers)
+    assert first.status_code == second.status_code == 202
+    assert first.get_json() == second.get_json()
+    assert first.get_json()["id"] == contact_id
+    # Published twice (the first send may have failed), under one event id: SQS and the
+    # worker's inbox keep one.
+    assert len(publisher.events) == 2
+    assert len({e.id for e in publisher.events}) == 1
+    assert {e.operation_id for e in publisher.events} == {first.get_json()["operation_id"]}
+    # The record names the contact written, under which it is indexed for its erasure.
+    [record] = idempotency.records.values()
+    assert (record.contact_id, record.operation_id) == (
+        contact_id,
+        first.get_json()["operation_id"],
+    )
+    unkeyed = send(f"{CONTACT}/{contact_id}", json=body)
+    assert unkeyed.get_json()["operation_id"] != first.get_json()["operation_id"]
+
+
+@pytest.mark.parametrize(
+    ("change", "headers"),
+    [
+        ({"company": "Other"}, {}),  # another body
+        ({"company": "Acme"}, {"If-Match": '"4"'}),  # another expected version
+        ({"company": "Acme"}, {"other_contact": "yes"}),  # another contact
+    ],
+)
+def test_a_key_reused_for_another_write_to_a_contact_is_422(
+    client, publisher, change, headers
+) -> None:
+    contact_id = str(uuid.uuid4())
+    base = {"Idempotency-Key": "patch-once", "If-Match": '"3"'}
+    assert (
+        client.patch(f"{CONTACT}/{contact_id}", json={"company": "Acme"}, headers=base).status_code
+        == 202
+    )
+    target = str(uuid.uuid4()) if headers.pop("other_contact", None) else contact_id
+    response = client.patch(f"{CONTACT}/{target}", json=change, headers={**base, **headers})
+    assert response.status_code == 422
+    assert response.mimetype == PROBLEM_JSON
+    assert len(publisher.events) == 1
+
+
+def test_a_key_of_a_create_is_refused_for_a_patch(client, publisher, rosa) -> None:
+    created = client.post(CONTACT, json=rosa, headers={"Idempotency-Key": "one-key"}).get_json()
+    response = client.patch(
+        f"{CONTACT}/{created['id']}",
+        json={"company": "Acme"},
+        headers={"Idempotency-Key": "one-key"},
+    )
+    assert response.status_code == 422
+    assert len(publisher.events) == 1
+
+
+def test_the_same_key_names_different_events_in_two_workspaces_and_contacts() -> None:
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    ids = {
+        derive_change_ids(ws, "k", kind, contact).event_id
+        for ws in ("default", "acme")
+        for kind in ("PatchContact", "DeleteContact")
+        for contact in (a, b)
+    }
+    assert len(ids) == 8
+    assert derive_change_ids("acme", "k", "PatchContact", a) == derive_change_ids(
+        "acme", "k", "PatchContact", a
+    )
+    assert derive_change_ids("acme", "k", "PatchContact", a).contact_id == a
 
 
 @pytest.mark.parametrize("key", ["", "x" * 256, "has space", "é"])

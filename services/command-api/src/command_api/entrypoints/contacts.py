@@ -29,6 +29,7 @@ from command_api.entrypoints.schemas import (
     BATCH_400,
     BATCH_503,
     BATCH_IDEMPOTENCY_KEY,
+    CHANGE_IDEMPOTENCY_KEY,
     IDEMPOTENCY_KEY,
     IF_MATCH,
     MATCH_ON,
@@ -133,10 +134,11 @@ def _accepted(accepted: Accepted) -> tuple[dict[str, str], int, dict[str, str]]:
 
 
 def _accept(command: Any) -> Any:
-    accepted = handlers.accept(
+    accepted = handlers.accept_change(
         command,
         _write_api().context,
         workspace=request_workspace(),
+        idempotency_key=headers.idempotency_key(request),
         correlation_id=current_request_id(),
         traceparent=current_traceparent(),
     )
@@ -334,7 +336,7 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
         replace_contact,
         blp.arguments(ContactWriteSchema(), description="Every field of the contact."),
         blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
-        blp.doc(parameters=[IF_MATCH]),
+        blp.doc(parameters=[IF_MATCH, CHANGE_IDEMPOTENCY_KEY]),
         alt_responses(blp, *COMMON_ERRORS, 412),
     )
     patch = decorated(
@@ -346,7 +348,7 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
         ),
         blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
         blp.doc(
-            parameters=[IF_MATCH],
+            parameters=[IF_MATCH, CHANGE_IDEMPOTENCY_KEY],
             requestBody={"content": {JSON: {"schema": ContactPatchSchema}}},
         ),
         alt_responses(blp, *COMMON_ERRORS, 412),
@@ -354,7 +356,7 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
     delete = decorated(
         delete_contact,
         blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
-        blp.doc(parameters=[IF_MATCH]),
+        blp.doc(parameters=[IF_MATCH, CHANGE_IDEMPOTENCY_KEY]),
         alt_responses(blp, 400, 412, 503),
     )
     # staticmethod: the views are plain functions, which MethodView must not pass ``self``.

@@ -426,6 +426,13 @@ BATCH_IDEMPOTENCY_KEY: Final = {
     "the same ids, so retrying a `207` or a `503` whole is safe. The same key with another "
     "body answers 422. Remembered 24 h.",
 }
+CHANGE_IDEMPOTENCY_KEY: Final = {
+    **IDEMPOTENCY_KEY,
+    "description": "1-255 visible ASCII characters, unique per write (a UUID is best). A retry "
+    "with the same key, contact, body and `If-Match` answers the same operation and is applied "
+    "once: a PATCH retried after a lost answer is neither applied twice nor rejected by its own "
+    "`If-Match`. The same key with another write answers 422. Remembered 24 h.",
+}
 MATCH_ON: Final = {
     "in": "query",
     "name": "match_on",

@@ -12,6 +12,7 @@ the idempotency record and the ids derived from an ``Idempotency-Key``.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -20,7 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from command_api.service_layer.errors import IdempotencyKeyReused
-from command_api.service_layer.idempotency import derive_ids, fingerprint
+from command_api.service_layer.idempotency import (
+    DerivedIds,
+    derive_change_ids,
+    derive_ids,
+    fingerprint,
+)
 from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
 from contacts_domain import Command, CreateContact, OperationStatus, UpsertContact, to_event
 from contacts_domain.ports import EventPublisher, OperationStore, StoreUnavailable
@@ -186,18 +192,62 @@ def _accept_new(
     )
 
 
+def accept_change(
+    command: Command,
+    context: Context,
+    *,
+    workspace: str,
+    correlation_id: str | None,
+    traceparent: str | None = None,
+    idempotency_key: str | None = None,
+) -> Accepted:
+    """Accept a write that names its contact (``ReplaceContact``, ``PatchContact``,
+    ``DeleteContact``: ``PUT``, ``PATCH``, ``DELETE /v1/contacts/{id}``) in ``workspace``.
+
+    With ``idempotency_key`` the event and operation ids are derived from the workspace, the
+    key, the command's kind and its contact (``idempotency.derive_change_ids``), and the first
+    command sent with the key is remembered (its kind, contact, fields and ``If-Match``): a
+    retry answers the same operation and its event is dropped as a duplicate by SQS or the
+    worker's inbox, so a retried PATCH after a lost answer is not applied twice, nor rejected
+    by its own ``If-Match``; the same key with another command raises
+    ``IdempotencyKeyReused`` before anything is sent. A store that does not answer fails open
+    as for ``create_contact``. Raises what ``accept`` raises.
+    """
+    ids = None
+    if idempotency_key is not None:
+        kind = type(command).__name__
+        ids = derive_change_ids(workspace, idempotency_key, kind, command.contact_id)
+        body = {"__command__": kind, **dataclasses.asdict(command)}  # type: ignore[call-overload]
+        reserve_key(workspace, idempotency_key, fingerprint(body), context, ids=ids)
+    return accept(
+        command,
+        context,
+        workspace=workspace,
+        correlation_id=correlation_id,
+        traceparent=traceparent,
+        event_id=ids.event_id if ids else None,
+        operation_id=ids.operation_id if ids else None,
+    )
+
+
 def reserve_key(
-    workspace: str, idempotency_key: str, body_fingerprint: str, context: Context
+    workspace: str,
+    idempotency_key: str,
+    body_fingerprint: str,
+    context: Context,
+    *,
+    ids: DerivedIds | None = None,
 ) -> None:
     """Bind ``idempotency_key`` of ``workspace`` to the body whose ``idempotency.fingerprint``
     is ``body_fingerprint``, unless it is bound already (kept ``IDEMPOTENCY_TTL_S``). The same
-    key in another workspace is another record.
+    key in another workspace is another record. ``ids``: the ids the key names (default
+    ``derive_ids``'s; the record keeps the first write's answer, keyed by ``key_digest``).
 
     Raises ``IdempotencyKeyReused`` when the key is bound to another body. A store that does
     not answer fails open (logged): the ids derived from the key still make a retry a
     duplicate that SQS and the worker drop.
     """
-    ids = derive_ids(workspace, idempotency_key)
+    ids = ids or derive_ids(workspace, idempotency_key)
     record = IdempotencyRecord(body_fingerprint, ids.contact_id, ids.operation_id)
     try:
         first = context.idempotency.reserve(workspace, ids.key_digest, record)

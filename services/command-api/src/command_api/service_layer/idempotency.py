@@ -1,4 +1,5 @@
-"""Deterministic ids for ``POST /v1/contacts`` (and upsert, batch) with an ``Idempotency-Key``.
+"""Deterministic ids for the writes sent with an ``Idempotency-Key``: ``POST /v1/contacts``,
+upsert, batch, and ``PUT``/``PATCH``/``DELETE /v1/contacts/{id}``.
 
 The contact id, event id and operation id are UUIDv5s of the SHA-256 digest of the key, so
 every retry of one request carries the same ids before any store has recorded anything: SQS
@@ -15,6 +16,7 @@ clients must still use unique keys, e.g. UUIDs.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -61,6 +63,23 @@ def derive_item_ids(workspace: str, idempotency_key: str, index: int) -> Derived
     keep the id they name.
     """
     return _derived(workspace, idempotency_key, f":{index}")
+
+
+def derive_change_ids(
+    workspace: str, idempotency_key: str, kind: str, contact_id: str
+) -> DerivedIds:
+    """Return the ids of a ``PUT``, ``PATCH`` or ``DELETE`` (``kind``: the command's class name)
+    of ``contact_id`` sent with ``idempotency_key`` in ``workspace``, the same on every call:
+    UUIDv5s of the workspace, the key's digest, the kind and the contact, distinct from
+    ``derive_ids``'s; ``contact_id`` of the result is the one given (the request names it, and
+    the key's record is indexed under it, so the contact's erasure deletes the record).
+
+    The kind and the contact are part of the name so that a key reused, once its record
+    expired, for another contact or another kind of write names a new event: with the same
+    event id, the worker's inbox would drop it as a duplicate of the first.
+    """
+    derived = _derived(workspace, idempotency_key, f":{kind}:{contact_id}")
+    return dataclasses.replace(derived, contact_id=contact_id)
 
 
 def _derived(workspace: str, idempotency_key: str, suffix: str) -> DerivedIds:
