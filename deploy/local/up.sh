@@ -65,6 +65,14 @@ until grep -q "ready\." < <(since_start worker); do
   sleep 0.3
 done
 
+if [ -n "$DEV_API_KEY" ]; then
+  key_line="$DEV_API_KEY   (all scopes; kept in .run/dev-api-key)"
+elif [ "${AUTH_DISABLED:-false}" = "true" ]; then
+  key_line="none needed: AUTH_DISABLED=true"
+else
+  key_line="yours, from AUTH_API_KEY_HASHES (.env)"
+fi
+
 cat <<MSG
 
 The contacts platform is up.
@@ -72,7 +80,7 @@ The contacts platform is up.
   query API    http://127.0.0.1:$QUERY_API_PORT/v1   (docs: http://127.0.0.1:$QUERY_API_PORT/docs)
   SQS          $SQS_ENDPOINT_URL  queue $SQS_QUEUE_NAME, dead-letter queue $SQS_DLQ_NAME
   logs         .run/*.log          stop with: make down
-  API key      ${DEV_API_KEY:-(from AUTH_API_KEY_HASHES, or none: AUTH_DISABLED)}   (all scopes; kept in .run/dev-api-key)
+  API key      $key_line
 
 Try (every /v1 request needs the key: Authorization: Bearer <key>):
   export CONTACTS_API_KEY=${DEV_API_KEY:-<your key>}
