@@ -79,6 +79,7 @@ The contacts platform is up.
   command API  http://127.0.0.1:$COMMAND_API_PORT/v1   (docs: http://127.0.0.1:$COMMAND_API_PORT/docs)
   query API    http://127.0.0.1:$QUERY_API_PORT/v1   (docs: http://127.0.0.1:$QUERY_API_PORT/docs)
   SQS          $SQS_ENDPOINT_URL  queue $SQS_QUEUE_NAME, dead-letter queue $SQS_DLQ_NAME
+               (LocalStack listens on every interface: firewall port $SQS_PORT on a shared network)
   logs         .run/*.log          stop with: make down
   API key      $key_line
 

@@ -61,6 +61,12 @@ class RedisIdempotencyIndex(IdempotencyIndex):
         now = int(time.time())
         self._write(workspace, contact_id, {key_digest: now + ttl_s}, now)
 
+    def discard(self, workspace: str, contact_id: str, key_digest: str) -> None:
+        """Take ``key_digest`` out of ``contact_id``'s index (a record that was not stored)."""
+        index = idempotency_index_key(self._prefix, workspace, contact_id)
+        with bounded_call():
+            self._client.zrem(index, key_digest)
+
     def merge(self, workspace: str, source_id: str, contact_id: str) -> None:
         """Add the live members of ``source_id``'s index to ``contact_id``'s (two keys in two
         slots: a read, then a write)."""

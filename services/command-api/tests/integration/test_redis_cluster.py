@@ -18,7 +18,12 @@ from command_api.service_layer.ports import IdempotencyRecord
 from contacts_domain import OperationStatus
 from contacts_infra.operation_store import RedisOperationStore
 from contacts_infra.redis_client import create_redis
-from contacts_infra.redis_keys import idempotency_key, import_key, operation_key
+from contacts_infra.redis_keys import (
+    idempotency_index_key,
+    idempotency_key,
+    import_key,
+    operation_key,
+)
 from contacts_infra.settings import RedisSettings
 
 from .test_redis_stores import report
@@ -53,6 +58,21 @@ def test_idempotency_records_per_workspace_on_every_primary(client: redis.Redis)
         keys.append(idempotency_key(PREFIX, "acme", digest))
         assert 0 < client.ttl(keys[-1]) <= 60
     assert _primaries(client, keys) == 3
+
+
+def test_a_refused_record_is_not_left_in_its_contacts_index(client: redis.Redis) -> None:
+    # In cluster mode the index is written before the record (two slots): a refused record's
+    # entry is taken out again, so erasing its contact cannot delete the first record.
+    store = RedisIdempotencyStore(client, prefix=PREFIX, ttl_s=60)
+    digest, x, y = uuid.uuid4().hex, str(uuid.uuid4()), str(uuid.uuid4())
+    first = IdempotencyRecord("f1", x, str(uuid.uuid4()))
+    assert store.reserve("acme", digest, first) is None
+    assert store.reserve("acme", digest, IdempotencyRecord("f2", y, "o")) == first
+    assert client.zscore(idempotency_index_key(PREFIX, "acme", y), digest) is None
+    assert client.zscore(idempotency_index_key(PREFIX, "acme", x), digest) is not None
+    # A refused record of the same contact keeps the entry the first one made.
+    assert store.reserve("acme", digest, IdempotencyRecord("f3", x, "o")) == first
+    assert client.zscore(idempotency_index_key(PREFIX, "acme", x), digest) is not None
 
 
 def test_operation_statuses_and_import_reports_on_every_primary(client: redis.Redis) -> None:

@@ -98,6 +98,19 @@ def test_a_record_is_indexed_under_the_contact_it_names(client, command_settings
     assert 0 < client.ttl(index) <= 60
 
 
+def test_a_refused_record_is_not_indexed_under_its_contact(client, command_settings) -> None:
+    # The key bound to a write of contact X, reused for contact Y (refused, 422): erasing Y
+    # must not delete X's record, so Y's index must not name the key.
+    prefix = command_settings.redis_prefix
+    store = RedisIdempotencyStore(client, prefix=prefix, ttl_s=60)
+    digest, x, y = uuid.uuid4().hex, str(uuid.uuid4()), str(uuid.uuid4())
+    first = IdempotencyRecord("f1", x, str(uuid.uuid4()))
+    assert store.reserve(WS, digest, first) is None
+    assert store.reserve(WS, digest, IdempotencyRecord("f2", y, str(uuid.uuid4()))) == first
+    assert client.exists(idempotency_index_key(prefix, WS, y)) == 0
+    assert client.zrange(idempotency_index_key(prefix, WS, x), 0, -1) == [digest.encode()]
+
+
 def test_the_same_key_digest_in_two_workspaces_is_two_records(client, command_settings) -> None:
     store = RedisIdempotencyStore(client, prefix=command_settings.redis_prefix, ttl_s=60)
     digest = uuid.uuid4().hex

@@ -27,14 +27,14 @@ from contacts_infra.redis_keys import idempotency_index_key, idempotency_key
 #: record was stored, else the first one. One round trip instead of two or three; two keys in
 #: two slots, so a single Redis server only (a cluster takes the command-by-command path).
 RESERVE_LUA: Final = (
-    "local pairs_end = 3\n"
-    + INDEX_MEMBERS_LUA
-    + """
-if redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[5]) then
-  return false
+    """
+if not redis.call('SET', KEYS[2], ARGV[4], 'NX', 'EX', ARGV[5]) then
+  return redis.call('GET', KEYS[2])
 end
-return redis.call('GET', KEYS[2])
+local pairs_end = 3
 """
+    + INDEX_MEMBERS_LUA
+    + "return false\n"
 )
 
 
@@ -55,13 +55,16 @@ class RedisIdempotencyStore(IdempotencyStore):
     def reserve(
         self, workspace: str, key_digest: str, record: IdempotencyRecord
     ) -> IdempotencyRecord | None:
-        """Index the record under its contact id first (so no stored record is ever missing
-        from the index; indexing a key twice is harmless: its ids derive from it), then SET NX
-        with a TTL; return ``None`` when this record was stored, else the first record.
+        """SET NX the record with a TTL and index it under its contact id; return ``None``
+        when this record was stored, else the first record. Only a stored record is indexed:
+        a refused one (the key bound to another write, maybe of another contact) must not be,
+        or erasing its contact would delete the first write's record.
 
-        On one Redis server the three steps are one script (``RESERVE_LUA``: one round trip,
-        atomic); on a cluster, where the index and the record are in different slots, they are
-        the index script, the SET NX and a GET.
+        On one Redis server this is one script (``RESERVE_LUA``: one round trip, atomic). On a
+        cluster, where the index and the record are in different slots, the index comes first
+        (so no stored record is ever missing from it, whatever fails between), then the SET NX,
+        and a refused record's index entry is taken out again unless the first record names
+        the same contact.
 
         Raises ``StoreUnavailable`` when Redis does not answer in time.
         """
@@ -94,4 +97,15 @@ class RedisIdempotencyStore(IdempotencyStore):
             if self._client.set(key, json.dumps(record.to_dict()), nx=True, ex=self._ttl_s):
                 return None
             # None when it expired between SET and GET: nothing else claims the key any more.
-            return self._client.get(key)
+            first: bytes | str | None = self._client.get(key)  # type: ignore[assignment]
+        if first is not None and _contact_of(first) != record.contact_id:
+            self._index.discard(workspace, record.contact_id, key_digest)
+        return first
+
+
+def _contact_of(raw: bytes | str) -> str | None:
+    """The contact id a stored record names (``None`` when it is unreadable)."""
+    try:
+        return str(json.loads(raw)["id"])
+    except (KeyError, ValueError, TypeError):
+        return None

@@ -337,7 +337,7 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
         blp.arguments(ContactWriteSchema(), description="Every field of the contact."),
         blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
         blp.doc(parameters=[IF_MATCH, CHANGE_IDEMPOTENCY_KEY]),
-        alt_responses(blp, *COMMON_ERRORS, 412),
+        alt_responses(blp, *COMMON_ERRORS, 412, 422),
     )
     patch = decorated(
         patch_contact,
@@ -351,13 +351,13 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
             parameters=[IF_MATCH, CHANGE_IDEMPOTENCY_KEY],
             requestBody={"content": {JSON: {"schema": ContactPatchSchema}}},
         ),
-        alt_responses(blp, *COMMON_ERRORS, 412),
+        alt_responses(blp, *COMMON_ERRORS, 412, 422),
     )
     delete = decorated(
         delete_contact,
         blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
         blp.doc(parameters=[IF_MATCH, CHANGE_IDEMPOTENCY_KEY]),
-        alt_responses(blp, 400, 412, 503),
+        alt_responses(blp, 400, 412, 422, 503),
     )
     # staticmethod: the views are plain functions, which MethodView must not pass ``self``.
     methods = {

@@ -205,8 +205,8 @@ def accept_change(
     ``DeleteContact``: ``PUT``, ``PATCH``, ``DELETE /v1/contacts/{id}``) in ``workspace``.
 
     With ``idempotency_key`` the event and operation ids are derived from the workspace, the
-    key, the command's kind and its contact (``idempotency.derive_change_ids``), and the first
-    command sent with the key is remembered (its kind, contact, fields and ``If-Match``): a
+    key and the whole command (``idempotency.derive_change_ids``: its kind, contact, fields and
+    ``If-Match``), and the first command sent with the key is remembered: a
     retry answers the same operation and its event is dropped as a duplicate by SQS or the
     worker's inbox, so a retried PATCH after a lost answer is not applied twice, nor rejected
     by its own ``If-Match``; the same key with another command raises
@@ -215,10 +215,10 @@ def accept_change(
     """
     ids = None
     if idempotency_key is not None:
-        kind = type(command).__name__
-        ids = derive_change_ids(workspace, idempotency_key, kind, command.contact_id)
-        body = {"__command__": kind, **dataclasses.asdict(command)}  # type: ignore[call-overload]
-        reserve_key(workspace, idempotency_key, fingerprint(body), context, ids=ids)
+        write = {"__command__": type(command).__name__, **dataclasses.asdict(command)}  # type: ignore[call-overload]
+        request_fingerprint = fingerprint(write)
+        ids = derive_change_ids(workspace, idempotency_key, request_fingerprint, command.contact_id)
+        reserve_key(workspace, idempotency_key, request_fingerprint, context, ids=ids)
     return accept(
         command,
         context,
@@ -255,4 +255,7 @@ def reserve_key(
         logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
         return
     if first is not None and first.fingerprint != record.fingerprint:
-        raise IdempotencyKeyReused("This Idempotency-Key was used with a different body.")
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with another request (another body, route, contact "
+            "or If-Match); use a new key for a new request."
+        )

@@ -66,19 +66,21 @@ def derive_item_ids(workspace: str, idempotency_key: str, index: int) -> Derived
 
 
 def derive_change_ids(
-    workspace: str, idempotency_key: str, kind: str, contact_id: str
+    workspace: str, idempotency_key: str, request_fingerprint: str, contact_id: str
 ) -> DerivedIds:
-    """Return the ids of a ``PUT``, ``PATCH`` or ``DELETE`` (``kind``: the command's class name)
-    of ``contact_id`` sent with ``idempotency_key`` in ``workspace``, the same on every call:
-    UUIDv5s of the workspace, the key's digest, the kind and the contact, distinct from
-    ``derive_ids``'s; ``contact_id`` of the result is the one given (the request names it, and
-    the key's record is indexed under it, so the contact's erasure deletes the record).
+    """Return the ids of a ``PUT``, ``PATCH`` or ``DELETE`` of ``contact_id`` sent with
+    ``idempotency_key`` in ``workspace``, the same on every call: UUIDv5s of the workspace, the
+    key's digest and ``request_fingerprint`` (``fingerprint`` of the whole write: its kind,
+    contact, fields and ``If-Match``), distinct from ``derive_ids``'s; ``contact_id`` of the
+    result is the one given (the key's record is indexed under it, so the contact's erasure
+    deletes the record).
 
-    The kind and the contact are part of the name so that a key reused, once its record
-    expired, for another contact or another kind of write names a new event: with the same
-    event id, the worker's inbox would drop it as a duplicate of the first.
+    The write itself is part of the name so that a key whose record is gone (expired after
+    ``IDEMPOTENCY_TTL_S``, or not stored while Redis was down) and is then sent with another
+    write names a new event: with the first write's event id, the worker's inbox would drop it
+    as a duplicate and report the first write's outcome.
     """
-    derived = _derived(workspace, idempotency_key, f":{kind}:{contact_id}")
+    derived = _derived(workspace, idempotency_key, f":change:{request_fingerprint}")
     return dataclasses.replace(derived, contact_id=contact_id)
 
 
