@@ -226,3 +226,23 @@ def test_a_patch_retried_with_its_idempotency_key_is_applied_once(stack: Stack) 
     assert stack.wait_operation(later["operation_id"])["version"] == 3
     reused = api.patch(url, json={"company": "Other"}, headers=headers, timeout=10)
     assert reused.status_code == 422, reused.text
+
+
+def test_erasing_another_contact_keeps_a_keys_binding_to_its_first_write(stack: Stack) -> None:
+    # Found by the fresh-clone review: the key, refused (422) for contact Y, was indexed under
+    # Y, so erasing Y deleted the record of X's write, and the same key with another body on X
+    # then answered 202 and was dropped by the worker as a duplicate.
+    x = create(stack, {**ROSA, "email": f"x.{uuid.uuid4().hex[:8]}@example.com"})
+    y = create(stack, {**ROSA, "email": f"y.{uuid.uuid4().hex[:8]}@example.com"})
+    headers = {"Idempotency-Key": f"bound-{uuid.uuid4()}"}
+
+    def patch(cid: str, company: str) -> requests.Response:
+        url = f"{stack.command_url}/v1/contacts/{cid}"
+        return api.patch(url, json={"company": company}, headers=headers, timeout=10)
+
+    first = accepted(patch(x, "A"))
+    assert stack.wait_operation(first["operation_id"])["status"] == "applied"
+    assert patch(y, "A").status_code == 422
+    erased = accepted(api.delete(f"{stack.command_url}/v1/contacts/{y}", timeout=10))
+    assert stack.wait_operation(erased["operation_id"])["status"] == "applied"
+    assert patch(x, "B").status_code == 422
