@@ -170,16 +170,7 @@ def init_body_limit(
             limit = app.config.get("MAX_CONTENT_LENGTH")
             streamed = _is_streamed(environ) and environ.get("PATH_INFO") not in exempt
             if limit is not None and streamed:
-                limit = max([limit, *limits.values()])
-                try:
-                    body = _read_at_most(environ["wsgi.input"], limit + 1)
-                except HTTPException as error:  # answered as a problem once the app reads
-                    environ["wsgi.input"] = FailedInput(error)
-                    body = b"?"
-                else:
-                    environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)
-                environ["CONTENT_LENGTH"] = str(len(body))
-                environ.pop("HTTP_TRANSFER_ENCODING", None)
+                _buffer_streamed(environ, max([limit, *limits.values()]))
             return inner(environ, start_response)
         finally:
             if sock is not None:
@@ -195,6 +186,22 @@ def init_body_limit(
                 request.max_content_length = limits[request.endpoint]
 
         app.before_request_funcs.setdefault(None, []).insert(0, endpoint_limit)
+
+
+def _buffer_streamed(environ: dict[str, Any], limit: int) -> None:
+    """Read a streamed (chunked) body of ``environ`` up to ``limit`` + 1 bytes and give the app
+    a sized one: the body itself, or an empty one when it is longer than ``limit`` (its
+    ``CONTENT_LENGTH`` then says ``limit`` + 1, so Flask answers 413). A read that fails (an
+    early end, a stalled client) is answered as a problem once the app reads the body."""
+    try:
+        body = _read_at_most(environ["wsgi.input"], limit + 1)
+    except HTTPException as error:
+        environ["wsgi.input"] = FailedInput(error)
+        body = b"?"
+    else:
+        environ["wsgi.input"] = io.BytesIO(b"" if len(body) > limit else body)
+    environ["CONTENT_LENGTH"] = str(len(body))
+    environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def refuse_content_coding() -> None:

@@ -132,10 +132,7 @@ def create_app(
         AUTH_POLICY,
         inline_endpoints=INLINE_RATE_LIMITED,
     )
-    app.register_error_handler(ReadModelUnavailable, database_unavailable)
-    app.register_error_handler(OperationStatusUnknown, status_unknown)
-    app.register_error_handler(ImportReportUnavailable, import_report_unavailable)
-    init_routing_answers(app)
+    _install_error_answers(app)
     if settings.fast_get and not settings.cors_allowed_origins:
         install_fast_get(
             app,
@@ -145,6 +142,15 @@ def create_app(
             vary_authorization=not settings.auth.disabled,
         )
     return app
+
+
+def _install_error_answers(app: Flask) -> None:
+    """The 503s of the read model, the operation statuses and the import reports, and the
+    problem answers of routing (404, 405)."""
+    app.register_error_handler(ReadModelUnavailable, database_unavailable)
+    app.register_error_handler(OperationStatusUnknown, status_unknown)
+    app.register_error_handler(ImportReportUnavailable, import_report_unavailable)
+    init_routing_answers(app)
 
 
 def _get_contact(
