@@ -7,9 +7,9 @@ reader of its format, and queues in a second pass over what that parse kept:
 1. **Validation pass**: every record is read and counted; the problems of the invalid ones
    (errors) and what was dropped from or repaired in the valid ones (warnings, counted in
    ``repaired``) are collected, at most ``ImportLimits.errors_max`` of each kind. Each valid
-   record's fields are kept as compact JSON bytes (``ParsedImport``). ``ImportFormatError``
-   (not that format) and ``ImportTooLarge`` (past ``max_bytes`` or ``max_records``) propagate:
-   nothing is queued.
+   record's fields are kept as compact JSON bytes in a temporary file (``ValidRecords``).
+   ``ImportFormatError`` (not that format) and ``ImportTooLarge`` (past ``max_bytes`` or
+   ``max_records``) propagate: nothing is queued.
 2. The ``Idempotency-Key`` is reserved (the fingerprint of the upload), then the
    ``ImportReport`` (state ``queued``) is stored **before** anything is queued, so every queued
    event has a report the query API can serve (docs/architecture.md §5.1: what is accepted is
@@ -22,11 +22,11 @@ reader of its format, and queues in a second pass over what that parse kept:
    parallel). When a chunk reports a failure, no later chunk is sent, the report is rewritten
    ``failed`` and ``ImportNotQueued`` is raised.
 
-Keeping JSON bytes rather than parsed records or events bounds the memory at about the size of
-the valid records' fields (at most the file's size: ~10 MB for the 10,000 cards of
-``bench/imports.py``, where parsed records were measured at ~23 MB for a 3 MB file), and spares
-the second parse that reading the file twice cost (2.7 s of CPU of the ~11 s the request took;
-bench/README.md has the profile).
+Keeping JSON bytes rather than parsed records or events (parsed records were measured at
+~23 MB for a 3 MB file), and keeping them on disk rather than in memory (~10 MB for the
+10,000 cards of ``bench/imports.py``, which the process kept after the request), bounds the
+memory of an import at its chunks; and it spares the second parse that reading the file twice
+cost (2.7 s of CPU of the ~11 s the request took; bench/README.md has the profile).
 
 Operations are not marked ``pending`` one by one (10,000 Redis writes): clients poll the
 import's report, which counts what the worker applied and rejected.
@@ -34,11 +34,14 @@ import's report, which counts what the worker applied and rejected.
 
 from __future__ import annotations
 
+import array
 import concurrent.futures
 import contextvars
 import datetime as dt
+import itertools
 import json
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -111,13 +114,50 @@ class Upload:
     fingerprint: str
 
 
+class ValidRecords:
+    """The valid records of one parse, in file order, as ``(position, fields)``, ``fields`` the
+    record's ``data`` as compact UTF-8 JSON.
+
+    The JSON goes to a temporary file (``TMPDIR``, where the upload is spooled too) and only
+    each record's position and length stay in memory (16 bytes a record): held in the process
+    as 10,000 ``bytes`` of ~1 KB, a 10 MB import's records raised the command API's RSS by
+    ~10 MiB that stayed after the request (glibc keeps the freed blocks; bench/README.md).
+    Iterate once the parse is over (each iteration reads the file from its start); ``close``
+    deletes the file.
+    """
+
+    def __init__(self) -> None:
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by ``close``)
+        self._positions = array.array("q")
+        self._lengths = array.array("q")
+
+    def append(self, position: int, fields: bytes) -> None:
+        """Keep one record (after those appended before it)."""
+        self._file.write(fields)
+        self._positions.append(position)
+        self._lengths.append(len(fields))
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        self._file.seek(0)
+        read = self._file.read
+        for position, length in zip(self._positions, self._lengths, strict=True):
+            yield position, read(length)
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self._file.close()
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedImport:
-    """What the one parse of an upload yields: its ``report`` (state ``queued``) and each valid
-    record as ``(position, fields)``, ``fields`` the record's ``data`` as compact UTF-8 JSON."""
+    """What the one parse of an upload yields: its ``report`` (state ``queued``) and its valid
+    records (``ValidRecords``; the caller closes them)."""
 
     report: ImportReport
-    valid: list[tuple[int, bytes]] = field(default_factory=list)
+    valid: ValidRecords = field(default_factory=ValidRecords)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,18 +198,21 @@ def import_upload(
     derived = derive_import(workspace, idempotency_key) if idempotency_key is not None else None
     import_id = derived.import_id if derived else str(uuid.uuid4())
     parsed = parse(upload, import_id, limits, received_at=context.now())
-    report = parsed.report
-    if derived is not None:
-        _reserve(context, workspace, derived.key_digest, upload.fingerprint, import_id)
-    reports.save(workspace, report)
-    logger.info(
-        "import validated: %d records, %d valid, %d invalid",
-        report.received,
-        report.accepted,
-        report.invalid,
-    )
-    envelope = _Envelope(workspace, correlation_id, traceparent)
-    queued = _queue(parsed, context, envelope, chunk_size)
+    try:
+        report = parsed.report
+        if derived is not None:
+            _reserve(context, workspace, derived.key_digest, upload.fingerprint, import_id)
+        reports.save(workspace, report)
+        logger.info(
+            "import validated: %d records, %d valid, %d invalid",
+            report.received,
+            report.accepted,
+            report.invalid,
+        )
+        envelope = _Envelope(workspace, correlation_id, traceparent)
+        queued = _queue(parsed, context, envelope, chunk_size)
+    finally:
+        parsed.valid.close()
     if queued == report.accepted:
         logger.info("import queued: %d events", queued)
         return report
@@ -199,16 +242,20 @@ def parse(
     received = invalid = repaired = 0
     errors = _ProblemList(limits.errors_max)
     warnings = _ProblemList(limits.errors_max)
-    valid: list[tuple[int, bytes]] = []
-    for record in _read(upload, limits):
-        received += 1
-        if record.data is not None:
-            repaired += bool(record.warnings)
-            warnings.extend(record, record.warnings)
-            valid.append((record.position, _compact_json(record.data)))
-        else:
-            invalid += 1
-            errors.extend(record, record.errors)
+    valid = ValidRecords()
+    try:
+        for record in _read(upload, limits):
+            received += 1
+            if record.data is not None:
+                repaired += bool(record.warnings)
+                warnings.extend(record, record.warnings)
+                valid.append(record.position, _compact_json(record.data))
+            else:
+                invalid += 1
+                errors.extend(record, record.errors)
+    except BaseException:
+        valid.close()
+        raise
     report = ImportReport(
         import_id=import_id,
         format=upload.format,
@@ -308,13 +355,11 @@ def _queue(parsed: ParsedImport, context: Context, envelope: _Envelope, chunk_si
     import_id = parsed.report.import_id
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="import-send") as sender:
         sending: concurrent.futures.Future[tuple[int, bool]] | None = None
-        for start in range(0, len(parsed.valid), chunk_size):
-            chunk = [
-                _event(
-                    ImportRecord(position, None, json.loads(fields)), import_id, context, envelope
-                )
-                for position, fields in parsed.valid[start : start + chunk_size]
-            ]
+        records = iter(parsed.valid)
+        while chunk := [
+            _event(ImportRecord(position, None, json.loads(fields)), import_id, context, envelope)
+            for position, fields in itertools.islice(records, chunk_size)
+        ]:
             if sending is not None:
                 sent, complete = sending.result()
                 queued += sent
