@@ -210,7 +210,7 @@ _WANTED: Final = frozenset(
 
 def _text(prop: Property, fallback: str, record: ImportRecord) -> str:
     text, damaged = prop.text(fallback)
-    if not prop.charset and not _is_utf8(prop.raw):
+    if not prop.charset and not prop.raw.isascii() and not _is_utf8(prop.raw):
         record.warnings.append(
             problem(
                 CARD,
