@@ -121,10 +121,14 @@ def _is_adr(head: bytes) -> bool:
 def parse_property(number: int, line: bytes) -> Property:
     """Parse one unfolded content line. Never raises: odd input gives odd but safe values."""
     head, value = _head_and_value(line)
-    parts = _split_outside_quotes(head, 0x3B)
+    # Without a ``;`` the head is the name alone (7 of a typical card's 10 lines).
+    parts = _split_outside_quotes(head, 0x3B) if b";" in head else [head]
     full_name = parts[0].decode("ascii", errors="replace").strip()
     group, _, name = full_name.rpartition(".")
     prop = Property(number, group or None, name.upper())
+    if len(parts) == 1:
+        prop.raw = value
+        return prop
     for part in parts[1:]:
         key, equals, raw_value = part.partition(b"=")
         if not equals:
