@@ -19,7 +19,7 @@ reader of its format, and queues in a second pass over what that parse kept:
    from ``record_ids(import_id, position)``, a sequence from ``context.next_sequence()``,
    ``import_id`` on the event. Events go out in chunks of ``chunk_size`` through
    ``publisher.publish_batch`` (the SQS adapter sends the calls of disjoint message groups in
-   parallel), two chunks at once when their message groups are disjoint. When a chunk reports
+   parallel), two chunks of 250 at once when their message groups are disjoint. When a chunk reports
    a failure, no later chunk is sent, the report is rewritten ``failed`` and
    ``ImportNotQueued`` is raised.
 
@@ -70,7 +70,10 @@ logger = logging.getLogger(__name__)
 
 #: Events per ``publish_batch`` call: the SQS adapter sends them 10 per SendMessageBatch, the
 #: calls of disjoint message groups at once; a chunk is the unit of "stop after a failure".
-CHUNK_SIZE: Final = 500
+#: Two chunks of 250 in flight hold fewer events and messages than one of 500 did, and kept
+#: less memory after a 10,000-card import (in-process: +21 MiB, against +25 for one of 500
+#: and +35 for two of 500).
+CHUNK_SIZE: Final = 250
 #: Chunks being sent at once (``_queue``); their calls share the publisher's send threads.
 _CHUNKS_IN_FLIGHT: Final = 2
 
