@@ -111,14 +111,15 @@ def apply_event_message(
     The kombu envelope's JSON is its template for ``queue_name`` and ``sender``
     (``_envelope_template``) with this message's values put in.
     """
-    task_id = task_id or _uuid4()
+    random = os.urandom(32)  # one call (it lets go of the GIL) for both ids
+    task_id = task_id or _uuid4(random[:16])
     values = {
         # Base64 needs no JSON escape: the JSON string is the text in quotes.
         "body": '"' + base64.b64encode(body).decode("ascii") + '"',
         "task_id": json.dumps(task_id),
         "group_id": json.dumps(group_id),
         "deduplication_id": json.dumps(deduplication_id),
-        "delivery_tag": json.dumps(delivery_tag or _uuid4()),
+        "delivery_tag": json.dumps(delivery_tag or _uuid4(random[16:])),
     }
     literals, slots = _envelope_template(queue_name, sender)
     pieces = [literals[0]]
@@ -132,12 +133,13 @@ def apply_event_message(
     }
 
 
-def _uuid4() -> str:
-    """``str(uuid.uuid4())`` without the ``UUID`` object (2 instead of 4.5 µs; two a message)."""
-    random = bytearray(os.urandom(16))
-    random[6] = random[6] & 0x0F | 0x40  # version 4
-    random[8] = random[8] & 0x3F | 0x80  # RFC 4122 variant
-    h = random.hex()
+def _uuid4(random: bytes) -> str:
+    """``str(uuid.uuid4())`` of 16 bytes from ``os.urandom``, without the ``UUID`` object (2
+    instead of 4.5 µs; two a message)."""
+    octets = bytearray(random)
+    octets[6] = octets[6] & 0x0F | 0x40  # version 4
+    octets[8] = octets[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = octets.hex()
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 

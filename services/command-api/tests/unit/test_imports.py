@@ -929,3 +929,16 @@ def test_a_chunk_sharing_a_message_group_with_one_in_flight_waits_for_it() -> No
     assert [e.id for e in shared] == [
         record_ids(report.import_id, position).event_id for position in (1, 150, 250)
     ]
+
+
+def test_valid_records_read_back_what_was_kept_in_order_across_buffer_reads() -> None:
+    kept = [(n, (f"{n}:" + "é" * (n * 7919 % 300_000)).encode()) for n in range(1, 60)]
+    records = imports_service.ValidRecords()
+    try:
+        for position, fields in kept:
+            records.append(position, fields)
+        assert len(records) == len(kept)
+        assert list(records) == kept
+        assert list(records) == kept  # each iteration reads from the start
+    finally:
+        records.close()

@@ -76,6 +76,8 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE: Final = 250
 #: Chunks being sent at once (``_queue``); their calls share the publisher's send threads.
 _CHUNKS_IN_FLIGHT: Final = 2
+#: Bytes per read and write of ``ValidRecords``' temporary file.
+_FILE_BUFFER: Final = 256 * 1024
 
 Reader = Callable[..., Iterator[ImportRecord]]
 READERS: Final[dict[ImportFormat, Reader]] = {"vcard": read_vcards, "csv": read_csv}
@@ -135,7 +137,9 @@ class ValidRecords:
     """
 
     def __init__(self) -> None:
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by ``close``)
+        # Large buffers: each read or write call lets go of the GIL, and getting it back
+        # while the send threads run botocore can take a switch interval (5 ms).
+        self._file = tempfile.TemporaryFile(buffering=_FILE_BUFFER)  # noqa: SIM115 (``close``)
         self._positions = array.array("q")
         self._lengths = array.array("q")
 
@@ -150,9 +154,12 @@ class ValidRecords:
 
     def __iter__(self) -> Iterator[tuple[int, bytes]]:
         self._file.seek(0)
-        read = self._file.read
+        block, start = b"", 0
         for position, length in zip(self._positions, self._lengths, strict=True):
-            yield position, read(length)
+            if start + length > len(block):  # one read per _FILE_BUFFER bytes, not per record
+                block, start = block[start:] + self._file.read(max(length, _FILE_BUFFER)), 0
+            yield position, block[start : start + length]
+            start += length
 
     def close(self) -> None:
         """Delete the temporary file."""
