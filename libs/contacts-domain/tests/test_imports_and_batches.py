@@ -6,7 +6,13 @@ import datetime as dt
 import uuid
 
 from contacts_domain import ContactEvent, HybridLogicalClock
-from contacts_domain.imports import ImportProblem, ImportReport, record_ids
+from contacts_domain.imports import (
+    RECORD_ID_NAMESPACE,
+    ImportProblem,
+    ImportReport,
+    RecordIds,
+    record_ids,
+)
 from contacts_domain.ports import EARLIER_EVENT_FAILED, EventPublisher, PublishFailed
 
 
@@ -106,3 +112,14 @@ def test_publish_batch_reports_each_event_and_holds_back_a_failed_contacts_later
     ]
     assert [str(results[1]), str(results[3])] == ["refused", EARLIER_EVENT_FAILED]
     assert queue.sent == [events[0], events[2]]
+
+
+def test_record_ids_are_the_uuid5s_of_the_record_in_the_import_namespace() -> None:
+    import_id = str(uuid.uuid4())
+    for position in (1, 10_000):
+        name = f"{import_id}:{position}"
+        assert record_ids(import_id, position) == RecordIds(
+            contact_id=str(uuid.uuid5(RECORD_ID_NAMESPACE, f"contact:{name}")),
+            event_id=str(uuid.uuid5(RECORD_ID_NAMESPACE, f"event:{name}")),
+            operation_id=str(uuid.uuid5(RECORD_ID_NAMESPACE, f"operation:{name}")),
+        )

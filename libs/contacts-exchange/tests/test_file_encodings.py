@@ -15,7 +15,9 @@ from collections.abc import Callable
 import pytest
 
 from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
-from contacts_exchange.file_encoding import UndecodableFile
+from contacts_exchange.byte_source import read_lines
+from contacts_exchange.file_encoding import UndecodableFile, segments_encoding
+from contacts_exchange.vcard_reader import _file_encoding, _undeclared_values
 
 Names = list[tuple[str, str]]
 
@@ -228,3 +230,38 @@ def test_a_non_seekable_stream_is_read_the_same() -> None:
     stream = io.BufferedReader(OneWayStream(csv_text(KOREAN).encode("euc_kr")))
     assert not stream.seekable()
     assert contacts(list(read_csv(stream))) == expected(KOREAN)
+
+
+def _lexed_encoding(data: bytes, max_bytes: int) -> object:
+    """What the lexer's pass over every value (the reader's path before ``plain_utf8``)
+    decides for ``data``: its encoding, or the exception it raises."""
+    try:
+        lines = read_lines(io.BytesIO(data), max_bytes=max_bytes)
+        return segments_encoding(_undeclared_values(lines))
+    except Exception as exc:  # compared by type and message
+        return (type(exc), str(exc))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        "BEGIN:VCARD\r\nVERSION:3.0\r\nFN:Zoë Ødegård\r\nEND:VCARD\r\n".encode(),
+        "\ufeffBEGIN:VCARD\r\nFN:Zoë\r\nNOTE:a fold sp\r\n lit\r\nEND:VCARD\r\n".encode(),
+        # UTF-8 file, but quoted-printable values that are windows-1252 once decoded.
+        b"BEGIN:VCARD\r\nVERSION:2.1\r\nN;ENCODING=QUOTED-PRINTABLE:Zo=EB;Jane\r\nEND:VCARD\r\n",
+        b"BEGIN:VCARD\r\nVERSION:2.1\r\nN;quoted-printable:Zo=EB;Jane\r\nEND:VCARD\r\n",
+        # A dotless i upper-cases to I: the readers would still decode quoted-printable.
+        "BEGIN:VCARD\r\nN;QUOTED-PR\u0131NTABLE:Zo=EB;Ja\r\nEND:VCARD\r\n".encode(),
+        "BEGIN:VCARD\r\nFN:Zoë Ødegård\r\nEND:VCARD\r\n".encode("cp1252"),
+        "BEGIN:VCARD\r\nFN:名無しの権兵衛\r\nEND:VCARD\r\n".encode("shift_jis"),
+        # The word across the scan's 16 KiB reads.
+        b"BEGIN:VCARD\r\nNOTE:" + b"n" * (16 * 1024 - 25) + b"\r\nN;QUOTED-PRINTABLE:Zo=EB\r\n",
+    ],
+)
+@pytest.mark.parametrize("max_bytes", [10**6, 40])
+def test_the_utf8_scan_decides_as_the_lexer_does(data: bytes, max_bytes: int) -> None:
+    try:
+        fast: object = _file_encoding(io.BytesIO(data), max_bytes)
+    except Exception as exc:
+        fast = (type(exc), str(exc))
+    assert fast == _lexed_encoding(data, max_bytes)

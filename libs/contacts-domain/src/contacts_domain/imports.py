@@ -12,6 +12,7 @@ same import id) queues the same events, which SQS and the worker's inbox drop as
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -152,7 +153,17 @@ def record_ids(import_id: str, position: int) -> RecordIds:
     call (UUIDv5 in ``RECORD_ID_NAMESPACE``)."""
     name = f"{import_id}:{position}"
     return RecordIds(
-        contact_id=str(uuid.uuid5(RECORD_ID_NAMESPACE, f"contact:{name}")),
-        event_id=str(uuid.uuid5(RECORD_ID_NAMESPACE, f"event:{name}")),
-        operation_id=str(uuid.uuid5(RECORD_ID_NAMESPACE, f"operation:{name}")),
+        contact_id=_uuid5(f"contact:{name}"),
+        event_id=_uuid5(f"event:{name}"),
+        operation_id=_uuid5(f"operation:{name}"),
     )
+
+
+def _uuid5(name: str) -> str:
+    """``str(uuid.uuid5(RECORD_ID_NAMESPACE, name))`` without the ``UUID`` object (1.5 instead
+    of 5 µs: an import of 10,000 records makes 30,000; a test compares both)."""
+    digest = bytearray(hashlib.sha1(RECORD_ID_NAMESPACE.bytes + name.encode()).digest()[:16])
+    digest[6] = digest[6] & 0x0F | 0x50  # version 5
+    digest[8] = digest[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = digest.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

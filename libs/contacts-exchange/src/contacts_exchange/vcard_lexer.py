@@ -37,6 +37,11 @@ _KNOWN_START: Final = re.compile(
     rb"^(VERSION|N|FN|TEL|EMAIL|ADR|ORG|UID|NOTE|TITLE|BDAY|PRODID)\s*[;:]", re.IGNORECASE
 )
 _QP: Final = re.compile(rb"QUOTED-PRINTABLE", re.IGNORECASE)
+#: The first bytes a line ``_BEGIN`` or ``_END`` matches can start with (``\s`` of bytes is
+#: these six): any other line is neither, known without running the regex.
+_SPACES: Final = frozenset(b" \t\n\r\f\v")
+_BEGIN_FIRST: Final = frozenset(b"Bb") | _SPACES
+_END_FIRST: Final = frozenset(b"Ee") | _SPACES
 
 
 @dataclass(slots=True)
@@ -133,7 +138,8 @@ def split_cards(physical: Iterator[bytes], *, max_records: int) -> Iterator[RawC
     count = 0
     seen_content = False
     for number, line in logical_lines(physical):
-        if _BEGIN.match(line):
+        first = line[0]  # a logical line is never empty
+        if first in _BEGIN_FIRST and _BEGIN.match(line):
             seen_content = True
             count += 1
             if count > max_records:
@@ -143,7 +149,7 @@ def split_cards(physical: Iterator[bytes], *, max_records: int) -> Iterator[RawC
                 card.warnings.append(f"Card nested inside card {open_cards[-1].number}.")
             open_cards.append(card)
             continue
-        if _END.match(line):
+        if first in _END_FIRST and _END.match(line):
             if open_cards:
                 yield open_cards.pop()
             continue

@@ -81,6 +81,8 @@ def _param_value(raw: bytes) -> str:
     text = raw.decode("utf-8", errors="replace").strip()
     if len(text) >= 2 and text[0] == text[-1] == '"':
         text = text[1:-1]
+    if "^" not in text:  # no RFC 6868 escape: the common case, without a regex
+        return text
     return _CARET.sub(lambda m: _CARET_CHARS.get(m.group(1), m.group(0)), text)
 
 
@@ -94,17 +96,39 @@ def _adr_head(pieces: list[bytes]) -> bytes:
     return pieces[0]
 
 
-def parse_property(number: int, line: bytes) -> Property:
-    """Parse one unfolded content line. Never raises: odd input gives odd but safe values."""
+def _head_and_value(line: bytes) -> tuple[bytes, bytes]:
+    """The line's head (group, name, parameters) and value bytes: split at the first ``:``
+    outside double quotes (for an ADR with parameters, see ``_adr_head``); no such ``:``
+    gives an empty value."""
+    colon = line.find(b":")
+    # No quote before the first colon: that colon is the split, found at C speed.
+    if colon >= 0 and line.find(b'"', 0, colon) < 0:
+        head = line[:colon]
+        # An ADR's head is cut elsewhere only when its value has a ``:`` too (``_adr_head``).
+        if b"=" not in head or line.find(b":", colon + 1) < 0 or not _is_adr(head):
+            return head, line[colon + 1 :]
     head_and_value = _split_outside_quotes(line, 0x3A)
     head = head_and_value[0]
-    if head.split(b";")[0].split(b".")[-1].strip().upper() == b"ADR" and b"=" in head:
+    if b"=" in head and _is_adr(head):
         head = _adr_head(head_and_value)
-    value = line[len(head) + 1 :] if len(head_and_value) > 1 else b""
-    parts = _split_outside_quotes(head, 0x3B)
+    return head, line[len(head) + 1 :] if len(head_and_value) > 1 else b""
+
+
+def _is_adr(head: bytes) -> bool:
+    return head.split(b";")[0].split(b".")[-1].strip().upper() == b"ADR"
+
+
+def parse_property(number: int, line: bytes) -> Property:
+    """Parse one unfolded content line. Never raises: odd input gives odd but safe values."""
+    head, value = _head_and_value(line)
+    # Without a ``;`` the head is the name alone (7 of a typical card's 10 lines).
+    parts = _split_outside_quotes(head, 0x3B) if b";" in head else [head]
     full_name = parts[0].decode("ascii", errors="replace").strip()
     group, _, name = full_name.rpartition(".")
     prop = Property(number, group or None, name.upper())
+    if len(parts) == 1:
+        prop.raw = value
+        return prop
     for part in parts[1:]:
         key, equals, raw_value = part.partition(b"=")
         if not equals:
@@ -121,8 +145,9 @@ def parse_property(number: int, line: bytes) -> Property:
         if pname == "TYPE":  # a quoted list, TYPE="work,voice", is a list too
             values = [t.strip().upper() for v in values for t in v.split(",") if t.strip()]
         prop.params.setdefault(pname, []).extend(values)
-    encodings = {e.upper() for e in prop.params.get("ENCODING", ())}
-    if "QUOTED-PRINTABLE" in encodings:
+    if "ENCODING" in prop.params and "QUOTED-PRINTABLE" in {
+        e.upper() for e in prop.params["ENCODING"]
+    }:
         value = quopri.decodestring(value)
     if prop.params.get("CHARSET"):
         prop.charset = prop.params["CHARSET"][0]

@@ -34,9 +34,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO, Final
 
-from contacts_exchange.byte_source import read_lines, rewindable, wide_encoding
+from contacts_exchange.byte_source import plain_utf8, read_lines, rewindable, wide_encoding
 from contacts_exchange.country_names import country_code
-from contacts_exchange.file_encoding import FileEncoding, guess_message, segments_encoding
+from contacts_exchange.file_encoding import UTF8, FileEncoding, guess_message, segments_encoding
 from contacts_exchange.records import CARD, ImportRecord, problem, validate_record
 from contacts_exchange.vcard_lexer import RawCard, is_qp, logical_lines, split_cards
 from contacts_exchange.vcard_properties import Property, parse_property, split_value
@@ -99,6 +99,8 @@ def _file_encoding(stream: BinaryIO, max_bytes: int) -> FileEncoding:
     encoding = wide_encoding(stream)
     if encoding is not None and encoding.wide:
         return encoding
+    if plain_utf8(stream, max_bytes=max_bytes, unless="QUOTED-PRINTABLE"):
+        return UTF8  # what the pass below answers for such a file, without lexing it
     start = stream.tell()
     encoding = segments_encoding(_undeclared_values(read_lines(stream, max_bytes=max_bytes)))
     stream.seek(start)
@@ -208,7 +210,7 @@ _WANTED: Final = frozenset(
 
 def _text(prop: Property, fallback: str, record: ImportRecord) -> str:
     text, damaged = prop.text(fallback)
-    if not prop.charset and not _is_utf8(prop.raw):
+    if not prop.charset and not prop.raw.isascii() and not _is_utf8(prop.raw):
         record.warnings.append(
             problem(
                 CARD,

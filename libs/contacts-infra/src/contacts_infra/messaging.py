@@ -24,9 +24,11 @@ message keeps for the dead-letter queue's retention; issue 16).
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import math
 import os
+import re
 import socket
 import uuid
 from collections.abc import Mapping
@@ -106,8 +108,74 @@ def apply_event_message(
     ``MessageGroupId`` and ``MessageDeduplicationId``.
 
     ``task_id`` and ``delivery_tag`` default to new uuid4s, as Celery and kombu make them.
+    The kombu envelope's JSON is its template for ``queue_name`` and ``sender``
+    (``_envelope_template``) with this message's values put in.
     """
-    task_id = task_id or str(uuid.uuid4())
+    random = os.urandom(32)  # one call (it lets go of the GIL) for both ids
+    task_id = task_id or _uuid4(random[:16])
+    values = {
+        # Base64 needs no JSON escape: the JSON string is the text in quotes.
+        "body": '"' + base64.b64encode(body).decode("ascii") + '"',
+        "task_id": json.dumps(task_id),
+        "group_id": json.dumps(group_id),
+        "deduplication_id": json.dumps(deduplication_id),
+        "delivery_tag": json.dumps(delivery_tag or _uuid4(random[16:])),
+    }
+    literals, slots = _envelope_template(queue_name, sender)
+    pieces = [literals[0]]
+    for slot, literal in zip(slots, literals[1:], strict=True):
+        pieces.append(values[slot])
+        pieces.append(literal)
+    return {
+        "MessageGroupId": group_id,
+        "MessageDeduplicationId": deduplication_id,
+        "MessageBody": base64.b64encode("".join(pieces).encode("ascii")).decode("ascii"),
+    }
+
+
+def _uuid4(random: bytes) -> str:
+    """``str(uuid.uuid4())`` of 16 bytes from ``os.urandom``, without the ``UUID`` object (2
+    instead of 4.5 µs; two a message)."""
+    octets = bytearray(random)
+    octets[6] = octets[6] & 0x0F | 0x40  # version 4
+    octets[8] = octets[8] & 0x3F | 0x80  # RFC 4122 variant
+    h = octets.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+#: A per-message value in ``_envelope_template``'s JSON; no queue name, origin (``@`` once) or
+#: uuid holds ``@@``.
+_SLOT: Final = re.compile(r'"@@(\w+)@@"')
+
+
+@functools.lru_cache(maxsize=16)
+def _envelope_template(queue_name: str, sender: CeleryOrigin) -> tuple[list[str], list[str]]:
+    """The kombu envelope's JSON for ``queue_name`` and ``sender`` cut around its per-message
+    values: ``(literals, slots)``, the JSON being ``literals[0]``, then each slot's JSON string
+    followed by the next literal. Made once per queue and sender (json.dumps of the ~30 keys
+    was most of a message's ~90 µs of CPU on a loaded machine; the template's join ~15 µs);
+    the values are JSON-encoded alone, exactly as json.dumps writes them inside the object."""
+    marks = {
+        name: f"@@{name}@@"
+        for name in ("body", "task_id", "group_id", "deduplication_id", "delivery_tag")
+    }
+    text = json.dumps(_kombu_envelope(queue_name, sender, **marks))
+    pieces = _SLOT.split(text)
+    return pieces[0::2], pieces[1::2]
+
+
+def _kombu_envelope(
+    queue_name: str,
+    sender: CeleryOrigin,
+    *,
+    body: str,
+    task_id: str,
+    group_id: str,
+    deduplication_id: str,
+    delivery_tag: str,
+) -> dict[str, Any]:
+    """kombu's SQS envelope of an ``apply_event`` task, its keys in kombu's order; ``body`` is
+    the base64 of the Celery body."""
     headers: dict[str, Any] = {
         "lang": "py",
         "task": APPLY_EVENT_TASK,
@@ -140,17 +208,12 @@ def apply_event_message(
         "delivery_info": {"exchange": "", "routing_key": queue_name},
         "priority": 0,
         "body_encoding": "base64",
-        "delivery_tag": delivery_tag or str(uuid.uuid4()),
+        "delivery_tag": delivery_tag,
     }
-    envelope: dict[str, Any] = {
-        "body": base64.b64encode(body).decode("ascii"),
+    return {
+        "body": body,
         "content-encoding": "utf-8",
         "content-type": "application/json",
         "headers": headers,
         "properties": properties,
-    }
-    return {
-        "MessageGroupId": group_id,
-        "MessageDeduplicationId": deduplication_id,
-        "MessageBody": base64.b64encode(json.dumps(envelope).encode("ascii")).decode("ascii"),
     }

@@ -9,12 +9,15 @@ Redis down.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
+import threading
+import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from flask import Flask
@@ -24,10 +27,12 @@ from command_api.adapters.sqs_publisher import message_size
 from command_api.entrypoints.app import create_app
 from command_api.service_layer import imports as imports_service
 from command_api.service_layer.errors import EventTooLarge
+from command_api.service_layer.handlers import Context
 from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter
 from command_api.settings import Settings, SettingsError
 from contacts_domain import DEFAULT_WORKSPACE, ContactEvent, HybridLogicalClock
 from contacts_domain.imports import ImportProblem, ImportReport, record_ids
+from contacts_domain.ordering import ordering_key
 from contacts_domain.ports import EventPublisher, OperationStore, PublishFailed, StoreUnavailable
 from contacts_exchange import ImportFormatError, ImportRecord, read_csv, read_vcards
 from contacts_http.auth import ApiKeyEntry, AuthSettings, hash_api_key, new_api_key, scopes
@@ -840,3 +845,100 @@ def test_one_idempotency_key_in_two_workspaces_is_two_imports(
     assert [e.id for e in acme_events] == [record_ids(acme_id, p).event_id for p in (1, 2)]
     assert {e.import_id for e in acme_events} == {acme_id}
     assert not {e.id for e in acme_events} & {e.id for e in ours_events}
+
+
+# --- chunks in flight ---------------------------------------------------------------------------
+
+
+class OverlapPublisher(EventPublisher):
+    """Records, for each ``publish_batch`` call, whether another call was running then and
+    whether they shared a message group; every call takes ``call_s`` seconds."""
+
+    def __init__(self, call_s: float = 0.05) -> None:
+        self.call_s = call_s
+        self.events: list[ContactEvent] = []
+        self._lock = threading.Lock()
+        self._running: list[set[str]] = []
+        self.overlaps: list[bool] = []  # one per overlap seen: True when groups were shared
+
+    def publish(self, event: ContactEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def publish_batch(self, events: Sequence[ContactEvent]) -> list[Exception | None]:
+        groups = {ordering_key(event) for event in events}
+        with self._lock:
+            self.overlaps += [not groups.isdisjoint(other) for other in self._running]
+            self._running.append(groups)
+        time.sleep(self.call_s)
+        results = super().publish_batch(events)
+        with self._lock:
+            self._running.remove(groups)
+        return results
+
+
+def _import(body: bytes, publisher: EventPublisher, chunk_size: int) -> ImportReport:
+    clock = HybridLogicalClock(node="test")
+    context = Context(
+        publisher,
+        cast(OperationStore, None),
+        cast(IdempotencyStore, None),
+        clock.next,
+        lambda: dt.datetime.now(dt.UTC),
+    )
+    limits = imports_service.ImportLimits(
+        max_bytes=len(body), max_records=10_000, errors_max=100, default_region="US"
+    )
+    upload = imports_service.Upload(io.BytesIO(body), "vcard", len(body), "fingerprint")
+    return imports_service.import_upload(
+        upload,
+        context,
+        FakeReportWriter(),
+        limits,
+        workspace=DEFAULT_WORKSPACE,
+        correlation_id=None,
+        chunk_size=chunk_size,
+    )
+
+
+def test_chunks_of_disjoint_message_groups_are_sent_at_once() -> None:
+    publisher = OverlapPublisher()
+
+    report = _import(vcards(400), publisher, chunk_size=100)
+
+    assert report.accepted == len(publisher.events) == 400
+    assert publisher.overlaps  # another chunk was being sent
+    assert not any(publisher.overlaps)
+    assert {event.id for event in publisher.events} == {
+        record_ids(report.import_id, position).event_id for position in range(1, 401)
+    }
+
+
+def test_a_chunk_sharing_a_message_group_with_one_in_flight_waits_for_it() -> None:
+    # Cards 1, 150 and 250 upsert the same email: chunks 1, 2 and 3 of 100 share its group.
+    cards = [card(number) for number in range(1, 301)]
+    for number in (150, 250):
+        cards[number - 1] = cards[number - 1].replace(f"rosa{number}@", "rosa1@")
+    publisher = OverlapPublisher()
+
+    report = _import("".join(cards).encode(), publisher, chunk_size=100)
+
+    assert report.accepted == len(publisher.events) == 300
+    assert not any(publisher.overlaps)
+    shared = [e for e in publisher.events if e.data["emails"][0]["value"] == "rosa1@example.com"]
+    assert [e.id for e in shared] == [
+        record_ids(report.import_id, position).event_id for position in (1, 150, 250)
+    ]
+
+
+def test_valid_records_read_back_what_was_kept_in_order_across_buffer_reads() -> None:
+    kept = [(n, (f"{n}:" + "é" * (n * 7919 % 300_000)).encode()) for n in range(1, 60)]
+    records = imports_service.ValidRecords()
+    try:
+        for position, fields in kept:
+            records.append(position, fields)
+        assert len(records) == len(kept)
+        assert list(records) == kept
+        assert list(records) == kept  # each iteration reads from the start
+    finally:
+        records.close()

@@ -7,9 +7,9 @@ reader of its format, and queues in a second pass over what that parse kept:
 1. **Validation pass**: every record is read and counted; the problems of the invalid ones
    (errors) and what was dropped from or repaired in the valid ones (warnings, counted in
    ``repaired``) are collected, at most ``ImportLimits.errors_max`` of each kind. Each valid
-   record's fields are kept as compact JSON bytes (``ParsedImport``). ``ImportFormatError``
-   (not that format) and ``ImportTooLarge`` (past ``max_bytes`` or ``max_records``) propagate:
-   nothing is queued.
+   record's fields are kept as compact JSON bytes in a temporary file (``ValidRecords``).
+   ``ImportFormatError`` (not that format) and ``ImportTooLarge`` (past ``max_bytes`` or
+   ``max_records``) propagate: nothing is queued.
 2. The ``Idempotency-Key`` is reserved (the fingerprint of the upload), then the
    ``ImportReport`` (state ``queued``) is stored **before** anything is queued, so every queued
    event has a report the query API can serve (docs/architecture.md §5.1: what is accepted is
@@ -19,14 +19,15 @@ reader of its format, and queues in a second pass over what that parse kept:
    from ``record_ids(import_id, position)``, a sequence from ``context.next_sequence()``,
    ``import_id`` on the event. Events go out in chunks of ``chunk_size`` through
    ``publisher.publish_batch`` (the SQS adapter sends the calls of disjoint message groups in
-   parallel). When a chunk reports a failure, no later chunk is sent, the report is rewritten
-   ``failed`` and ``ImportNotQueued`` is raised.
+   parallel), two chunks of 250 at once when their message groups are disjoint. When a chunk reports
+   a failure, no later chunk is sent, the report is rewritten ``failed`` and
+   ``ImportNotQueued`` is raised.
 
-Keeping JSON bytes rather than parsed records or events bounds the memory at about the size of
-the valid records' fields (at most the file's size: ~10 MB for the 10,000 cards of
-``bench/imports.py``, where parsed records were measured at ~23 MB for a 3 MB file), and spares
-the second parse that reading the file twice cost (2.7 s of CPU of the ~11 s the request took;
-bench/README.md has the profile).
+Keeping JSON bytes rather than parsed records or events (parsed records were measured at
+~23 MB for a 3 MB file), and keeping them on disk rather than in memory (~10 MB for the
+10,000 cards of ``bench/imports.py``, which the process kept after the request), bounds the
+memory of an import at its chunks; and it spares the second parse that reading the file twice
+cost (2.7 s of CPU of the ~11 s the request took; bench/README.md has the profile).
 
 Operations are not marked ``pending`` one by one (10,000 Redis writes): clients poll the
 import's report, which counts what the worker applied and rejected.
@@ -34,11 +35,15 @@ import's report, which counts what the worker applied and rejected.
 
 from __future__ import annotations
 
+import array
+import collections
 import concurrent.futures
 import contextvars
 import datetime as dt
+import itertools
 import json
 import logging
+import tempfile
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -57,6 +62,7 @@ from contacts_domain.imports import (
     RecordIds,
     record_ids,
 )
+from contacts_domain.ordering import ordering_key
 from contacts_domain.ports import StoreUnavailable
 from contacts_exchange import FieldMessage, ImportRecord, read_csv, read_vcards
 
@@ -64,7 +70,14 @@ logger = logging.getLogger(__name__)
 
 #: Events per ``publish_batch`` call: the SQS adapter sends them 10 per SendMessageBatch, the
 #: calls of disjoint message groups at once; a chunk is the unit of "stop after a failure".
-CHUNK_SIZE: Final = 500
+#: Two chunks of 250 in flight hold fewer events and messages than one of 500 did, and kept
+#: less memory after a 10,000-card import (in-process: +21 MiB, against +25 for one of 500
+#: and +35 for two of 500).
+CHUNK_SIZE: Final = 250
+#: Chunks being sent at once (``_queue``); their calls share the publisher's send threads.
+_CHUNKS_IN_FLIGHT: Final = 2
+#: Bytes per read and write of ``ValidRecords``' temporary file.
+_FILE_BUFFER: Final = 256 * 1024
 
 Reader = Callable[..., Iterator[ImportRecord]]
 READERS: Final[dict[ImportFormat, Reader]] = {"vcard": read_vcards, "csv": read_csv}
@@ -111,13 +124,55 @@ class Upload:
     fingerprint: str
 
 
+class ValidRecords:
+    """The valid records of one parse, in file order, as ``(position, fields)``, ``fields`` the
+    record's ``data`` as compact UTF-8 JSON.
+
+    The JSON goes to a temporary file (``TMPDIR``, where the upload is spooled too) and only
+    each record's position and length stay in memory (16 bytes a record): held in the process
+    as 10,000 ``bytes`` of ~1 KB, a 10 MB import's records raised the command API's RSS by
+    ~10 MiB that stayed after the request (glibc keeps the freed blocks; bench/README.md).
+    Iterate once the parse is over (each iteration reads the file from its start); ``close``
+    deletes the file.
+    """
+
+    def __init__(self) -> None:
+        # Large buffers: each read or write call lets go of the GIL, and getting it back
+        # while the send threads run botocore can take a switch interval (5 ms).
+        self._file = tempfile.TemporaryFile(buffering=_FILE_BUFFER)  # noqa: SIM115 (``close``)
+        self._positions = array.array("q")
+        self._lengths = array.array("q")
+
+    def append(self, position: int, fields: bytes) -> None:
+        """Keep one record (after those appended before it)."""
+        self._file.write(fields)
+        self._positions.append(position)
+        self._lengths.append(len(fields))
+
+    def __len__(self) -> int:
+        return len(self._positions)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        self._file.seek(0)
+        block, start = b"", 0
+        for position, length in zip(self._positions, self._lengths, strict=True):
+            if start + length > len(block):  # one read per _FILE_BUFFER bytes, not per record
+                block, start = block[start:] + self._file.read(max(length, _FILE_BUFFER)), 0
+            yield position, block[start : start + length]
+            start += length
+
+    def close(self) -> None:
+        """Delete the temporary file."""
+        self._file.close()
+
+
 @dataclass(frozen=True, slots=True)
 class ParsedImport:
-    """What the one parse of an upload yields: its ``report`` (state ``queued``) and each valid
-    record as ``(position, fields)``, ``fields`` the record's ``data`` as compact UTF-8 JSON."""
+    """What the one parse of an upload yields: its ``report`` (state ``queued``) and its valid
+    records (``ValidRecords``; the caller closes them)."""
 
     report: ImportReport
-    valid: list[tuple[int, bytes]] = field(default_factory=list)
+    valid: ValidRecords = field(default_factory=ValidRecords)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,18 +213,21 @@ def import_upload(
     derived = derive_import(workspace, idempotency_key) if idempotency_key is not None else None
     import_id = derived.import_id if derived else str(uuid.uuid4())
     parsed = parse(upload, import_id, limits, received_at=context.now())
-    report = parsed.report
-    if derived is not None:
-        _reserve(context, workspace, derived.key_digest, upload.fingerprint, import_id)
-    reports.save(workspace, report)
-    logger.info(
-        "import validated: %d records, %d valid, %d invalid",
-        report.received,
-        report.accepted,
-        report.invalid,
-    )
-    envelope = _Envelope(workspace, correlation_id, traceparent)
-    queued = _queue(parsed, context, envelope, chunk_size)
+    try:
+        report = parsed.report
+        if derived is not None:
+            _reserve(context, workspace, derived.key_digest, upload.fingerprint, import_id)
+        reports.save(workspace, report)
+        logger.info(
+            "import validated: %d records, %d valid, %d invalid",
+            report.received,
+            report.accepted,
+            report.invalid,
+        )
+        envelope = _Envelope(workspace, correlation_id, traceparent)
+        queued = _queue(parsed, context, envelope, chunk_size)
+    finally:
+        parsed.valid.close()
     if queued == report.accepted:
         logger.info("import queued: %d events", queued)
         return report
@@ -199,16 +257,20 @@ def parse(
     received = invalid = repaired = 0
     errors = _ProblemList(limits.errors_max)
     warnings = _ProblemList(limits.errors_max)
-    valid: list[tuple[int, bytes]] = []
-    for record in _read(upload, limits):
-        received += 1
-        if record.data is not None:
-            repaired += bool(record.warnings)
-            warnings.extend(record, record.warnings)
-            valid.append((record.position, _compact_json(record.data)))
-        else:
-            invalid += 1
-            errors.extend(record, record.errors)
+    valid = ValidRecords()
+    try:
+        for record in _read(upload, limits):
+            received += 1
+            if record.data is not None:
+                repaired += bool(record.warnings)
+                warnings.extend(record, record.warnings)
+                valid.append(record.position, _compact_json(record.data))
+            else:
+                invalid += 1
+                errors.extend(record, record.errors)
+    except BaseException:
+        valid.close()
+        raise
     report = ImportReport(
         import_id=import_id,
         format=upload.format,
@@ -297,33 +359,46 @@ def _reserve(
 
 
 def _queue(parsed: ParsedImport, context: Context, envelope: _Envelope, chunk_size: int) -> int:
-    """Publish the valid records' events; return how many the queue took. Stops after the
-    first chunk with a failure, so a dead queue costs one chunk's timeouts, not the file's.
+    """Publish the valid records' events; return how many the queue took. Once a chunk reports
+    a failure no further chunk is sent (those in flight finish), so a dead queue costs about
+    one chunk's timeouts, not the file's.
 
-    One chunk is sent (in a thread of its own) while the next is built: at most two chunks
-    are held, and a chunk goes out only once the one before it was fully sent, which keeps
-    each contact's events in file order.
+    Chunks are built in this thread while up to ``_CHUNKS_IN_FLIGHT`` earlier ones are sent
+    (each by a thread of its own), so one chunk's first call and last calls overlap another's
+    instead of leaving the send threads idle (20 chunks of 500 were 20 such gaps). A chunk
+    holding a message group of a chunk in flight waits for it: each contact's events (and an
+    upserted email's) are still queued in file order.
     """
     queued = 0
+    failed = False
     import_id = parsed.report.import_id
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="import-send") as sender:
-        sending: concurrent.futures.Future[tuple[int, bool]] | None = None
-        for start in range(0, len(parsed.valid), chunk_size):
-            chunk = [
+    in_flight: collections.deque[tuple[set[str], concurrent.futures.Future[tuple[int, bool]]]]
+    in_flight = collections.deque()
+    with concurrent.futures.ThreadPoolExecutor(
+        _CHUNKS_IN_FLIGHT, thread_name_prefix="import-send"
+    ) as sender:
+        records = iter(parsed.valid)
+        while not failed and (
+            chunk := [
                 _event(
                     ImportRecord(position, None, json.loads(fields)), import_id, context, envelope
                 )
-                for position, fields in parsed.valid[start : start + chunk_size]
+                for position, fields in itertools.islice(records, chunk_size)
             ]
-            if sending is not None:
-                sent, complete = sending.result()
+        ):
+            groups = {ordering_key(event) for event in chunk}
+            while in_flight and (
+                len(in_flight) >= _CHUNKS_IN_FLIGHT
+                or any(not groups.isdisjoint(sending) for sending, _ in in_flight)
+            ):
+                sent, complete = in_flight.popleft()[1].result()
                 queued += sent
-                if not complete:
-                    return queued
-            run = contextvars.copy_context().run
-            sending = sender.submit(run, _publish, context, chunk)
-        if sending is not None:
-            queued += sending.result()[0]
+                failed = failed or not complete
+            if not failed:
+                run = contextvars.copy_context().run
+                in_flight.append((groups, sender.submit(run, _publish, context, chunk)))
+        for _, future in in_flight:
+            queued += future.result()[0]
     return queued
 
 
