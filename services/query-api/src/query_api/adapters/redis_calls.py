@@ -16,7 +16,7 @@ import redis
 from redis.commands.core import Script
 
 from query_api.adapters.circuit_breaker import Breaker, Permit
-from query_api.adapters.redis_scripts import Arg, ScriptRunner
+from query_api.adapters.redis_scripts import Arg, Key, ScriptRunner
 from query_api.service_layer.ports import CacheUnavailable
 
 T = TypeVar("T")
@@ -55,7 +55,7 @@ class RedisCalls:
         self._before_trial = before_trial
         self._scripts = scripts
 
-    def script(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    def script(self, script: Script, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
         """``run`` of one call of ``script`` (registered on ``client``) with ``keys`` and
         ``args``: by the ``ScriptRunner`` when there is one, else redis-py's ``EVALSHA``."""
         scripts = self._scripts

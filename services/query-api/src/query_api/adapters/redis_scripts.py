@@ -26,13 +26,15 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
 import redis
 from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
+#: A key, and an argument, of a script call.
+Key = str | bytes
 Arg = str | bytes | int
 
 
@@ -48,19 +50,17 @@ class ScriptRunner:
         self._idle: list[Any] = []
         self._pid = os.getpid()
 
-    def run(self, script: Script, keys: Sequence[Arg], args: Sequence[Arg]) -> Any:
+    def run(self, script: Script, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
         """The reply of ``script`` with ``keys`` and ``args`` (``EVALSHA``, or ``EVAL`` when
         the server lacks it). Raises ``redis.RedisError`` (module doc)."""
         connection = self._take()
         try:
-            connection.send_packed_command(
-                [hiredis.pack_command(("EVALSHA", script.sha, len(keys), *keys, *args))]
-            )
+            connection.send_packed_command([_pack("EVALSHA", script.sha, len(keys), *keys, *args)])
             try:
                 reply = connection.read_response()
             except NoScriptError:  # a restarted or flushed server: EVAL loads it
                 connection.send_packed_command(
-                    [hiredis.pack_command(("EVAL", script.script, len(keys), *keys, *args))]
+                    [_pack("EVAL", script.script, len(keys), *keys, *args)]
                 )
                 reply = connection.read_response()
         except redis.ResponseError:
@@ -92,3 +92,8 @@ class ScriptRunner:
         with self._lock:
             if connection.pid == self._pid:
                 self._idle.append(connection)
+
+
+def _pack(*command: Any) -> bytes:
+    """One command in RESP, by hiredis (its stub types a one-element tuple)."""
+    return cast(bytes, hiredis.pack_command(cast(Any, command)))

@@ -165,7 +165,7 @@ def first_row(
     raise AssertionError("unreachable")
 
 
-def _invalidate_if_lost(engine: Engine, dbapi_conn: Any, exc: Exception) -> bool:
+def _invalidate_if_lost(engine: Engine, dbapi_conn: Any, exc: Any) -> bool:
     """Whether ``exc`` (a psycopg2 error of a read on ``dbapi_conn``) says the connection is
     lost; if so, it and every connection of the pool opened before it are invalidated, as
     SQLAlchemy's ``Connection._handle_dbapi_exception`` does."""
