@@ -415,10 +415,15 @@ class Bench:
             f"Ceiling, cache hit and DRF peer: {reps} x {seconds} s each, {conns} connections,"
             " alternating"
         )
-        for name in ("ceiling", "query", "drf"):
+        peers = (("ceiling", ceiling), ("query", hit), ("drf", drf))
+        if a.miss_only:  # no DRF peer
+            peers = peers[:2]
+            del self.figures["drf_get_rps"]
+            hit.peer = None
+        for name, _ in peers:
             self.wrk(self.url(name), hit_paths, connections=conns, seconds=2)
         for _ in range(reps):
-            for fig, name in ((ceiling, "ceiling"), (hit, "query"), (drf, "drf")):
+            for name, fig in peers:
                 service = {"ceiling": "ceiling", "query": "query-api", "drf": "drf"}[name]
                 before, cpu = self.log_size("query-api"), self.cpu(service)
                 result = self.accounted(
@@ -438,6 +443,20 @@ class Bench:
                     f"  p99 {result['lat_p99_us'] / 1000:6.1f} ms"
                 )
 
+        if not a.miss_only:
+            self.measure_hit_latency(hit_paths)
+        self.measure_misses(miss_paths)
+        if a.miss_only:
+            return
+        self.measure_drf_list()
+        self.measure_lists(cursor_rows)
+        self.measure_raw_redis(body_bytes)
+
+    def measure_hit_latency(self, hit_paths: Sequence[str]) -> None:
+        """p99 of the cache hit and of the ceiling at half the hit rate (paced wrk)."""
+        a = self.args
+        reps, seconds, conns = a.reps, a.seconds, a.connections
+        hit = self.figures["query_hit_rps"]
         rate = (hit.median or 0) / 2
         ceiling_latency = self.figure(
             "ceiling_p99_half_rate_ms",
@@ -470,6 +489,12 @@ class Bench:
                     f" ms  p99 {result['lat_p99_us'] / 1000:6.2f} ms"
                 )
 
+    def measure_misses(self, miss_paths: Sequence[str]) -> None:
+        """The cache-miss figure: every id requested once, each repetition's access log
+        checked (``check_all_misses``)."""
+        a = self.args
+        reps, seconds, conns = a.reps, a.seconds, a.connections
+        per_miss = a.miss_ids
         miss = self.figure(
             "query_miss_rps",
             "query API cache miss (Redis empty, PostgreSQL hit)",
@@ -477,7 +502,7 @@ class Bench:
             reference="ceiling_rps",
             goal=">= 0.5",
         )
-        miss.peer = "drf_get_rps"
+        miss.peer = None if a.miss_only else "drf_get_rps"
         log(f"Cache miss: {reps} x {seconds} s, every id requested once")
         chunks = [miss_paths[i * per_miss : (i + 1) * per_miss] for i in range(reps + 1)]
         self.wrk(self.url("query"), chunks[-1], connections=conns, seconds=1, once=True)
@@ -510,9 +535,10 @@ class Bench:
                 f"  access log: {result['cache'].get('miss', 0)} of {result['requests']} cache=miss"
             )
 
-        self.measure_drf_list()
-        self.measure_lists(cursor_rows)
-
+    def measure_raw_redis(self, body_bytes: int) -> None:
+        """Raw Redis GET of a contact-sized value (redis-benchmark)."""
+        a = self.args
+        reps, conns = a.reps, a.connections
         log(f"Raw Redis GET of {body_bytes} bytes (redis-benchmark, {conns} clients)")
         redis_fig = self.figure("redis_get_rps", f"raw Redis GET, {body_bytes} B value", "req/s")
         host_port = self.redis_url.split("//", 1)[1].split("/", 1)[0].rsplit("@", 1)[-1]
@@ -1057,9 +1083,11 @@ end
 
     # ----------------------------------------------------------------- profiles
     def start_profiles(
-        self, service: str, seconds: float
+        self, service: str, seconds: float, *, gil: bool = False
     ) -> list[tuple[str, subprocess.Popen[bytes]]]:
-        """py-spy (sampling, 100 Hz) on every process of ``service`` for ``seconds`` s."""
+        """py-spy (sampling, 100 Hz) on every process of ``service`` for ``seconds`` s; with
+        ``gil``, only the samples of the thread holding the GIL (our Python CPU, without the
+        threads blocked in a socket call, which py-spy otherwise counts as running here)."""
         started = []
         for pid in self.services[service].pids():
             out = self.tmp / f"profile-{service}-{pid}.txt"
@@ -1076,6 +1104,7 @@ end
                     "--format",
                     "raw",
                     "--nonblocking",
+                    *(["--gil"] if gil else []),
                     "--output",
                     str(out),
                 ],
@@ -1124,6 +1153,22 @@ end
                 once=once,
             )
             self.finish_profiles(profiles, label)
+
+    def profile_misses(self) -> None:
+        """An extra, uncounted cache-miss load under ``py-spy --gil`` (``--miss-only
+        --profile``): ids neither figure requested."""
+        sampled = self.sample_rows(self.args.miss_ids + len(self.requested))
+        rows = [r for r in sampled if r[0] not in self.requested][: self.args.miss_ids]
+        log("Profiling the query API under the miss load (py-spy --gil)")
+        profiles = self.start_profiles("query-api", self.args.seconds, gil=True)
+        self.wrk(
+            self.url("query"),
+            [f"/v1/contacts/{r[0]}" for r in rows],
+            connections=self.args.connections,
+            seconds=self.args.seconds,
+            once=True,
+        )
+        self.finish_profiles(profiles, "miss-gil")
 
     # ----------------------------------------------------------------- report
     def rss(self) -> None:
@@ -1413,6 +1458,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         action="store_true",
         help="of the write figures, only POST accepted vs raw SendMessage",
     )
+    parser.add_argument(
+        "--miss-only",
+        action="store_true",
+        help="only the ceiling, cache hit and cache miss figures (query API and ceiling app only;"
+        " with --profile, py-spy --gil of the miss load only)",
+    )
     parser.add_argument("--load-only", action="store_true", help="load the data set and stop")
     parser.add_argument("--skip-writes", action="store_true", help="read figures only (debugging)")
     parser.add_argument("--skip-reads", action="store_true", help="write figures only (debugging)")
@@ -1435,7 +1486,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         bench.prepare()
         if args.load_only:
             return 0
-        if args.import_only or args.freshness_only:
+        if args.miss_only:
+            bench.start_services(only=("ceiling", "query-api"))
+            bench.measure_reads()
+            if args.profile:
+                bench.profile_misses()
+        elif args.import_only or args.freshness_only:
             bench.start_services(only=("query-api", "command-api"))
             bench.start_worker()
             if args.freshness_only:
@@ -1450,7 +1506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bench.measure_writes()
             if not (args.skip_writes or args.worker_only or args.post_only or args.skip_import):
                 bench.measure_import()
-        if args.profile and not (args.import_only or args.freshness_only):
+        if args.profile and not (args.import_only or args.freshness_only or args.miss_only):
             bench.profile_reads()
         bench.rss()
     finally:

@@ -7,6 +7,8 @@ Every concrete choice of the service is made here and nowhere else:
   process, a page's reads bounded by ``shared_read_wait_s``),
   ``SqlOperationLog``, ``SqlChangeFeed`` and ``SqlImportOutcomeLog``;
 - Redis: one client (``contacts_infra.redis_client.create_redis``) called through ``RedisCalls``
+  (its Lua scripts by a ``ScriptRunner`` on connections with the client's settings, unless in
+  Redis Cluster mode)
   behind a ``CircuitBreaker`` whose half-open trial first runs the cache repair
   (``handlers.repair_cache``, itself unguarded: ``NoBreaker``), read by
   ``RedisReadThroughContactCache`` (behind ``LocalContactCache``, a per-process cache of hot
@@ -47,6 +49,7 @@ from query_api.adapters.redis_calls import RedisCalls
 from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
 from query_api.adapters.redis_import_report_reader import RedisImportReportReader
 from query_api.adapters.redis_operation_status import RedisOperationStatusCache
+from query_api.adapters.redis_scripts import ScriptRunner
 from query_api.adapters.sql_change_feed import SqlChangeFeed
 from query_api.adapters.sql_import_outcomes import SqlImportOutcomeLog
 from query_api.adapters.sql_operation_log import SqlOperationLog
@@ -107,7 +110,8 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
     contacts = CoalescingReadModel(
         SqlContactReadModel(engine), list_wait_s=shared_read_wait_s(settings)
     )
-    calls = _guarded_calls(settings, client, contacts)
+    scripts = None if settings.redis_cluster_mode else ScriptRunner(client)
+    calls = _guarded_calls(settings, client, contacts, scripts)
     cache, listener = _read_cache(settings, calls)
     real: dict[str, Any] = {
         "contacts": contacts,
@@ -119,7 +123,7 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         "import_outcomes": SqlImportOutcomeLog(engine),
         "required_checks": {"postgresql": functools.partial(_ping_database, engine)},
         "optional_checks": {"redis": client.ping},
-        "close": functools.partial(_close, engine, client, listener),
+        "close": functools.partial(_close, engine, client, listener, scripts),
     }
     return Ports(**{**real, **injected})
 
@@ -149,12 +153,16 @@ def rate_limit_storage(settings: Settings) -> RateLimitStorage:
 
 
 def _guarded_calls(
-    settings: Settings, client: redis.Redis, contacts: ContactReadModel
+    settings: Settings,
+    client: redis.Redis,
+    contacts: ContactReadModel,
+    scripts: ScriptRunner | None,
 ) -> RedisCalls:
     """Redis calls behind the circuit breaker; its half-open trial first repairs the cache
-    entries that went stale during the outage (``handlers.repair_cache``)."""
+    entries that went stale during the outage (``handlers.repair_cache``). Scripts run on
+    ``scripts`` (``None``: through redis-py, a cluster client)."""
     # The repair runs while the circuit is half-open, so its own calls must not be refused.
-    repair_target = _contact_cache(settings, RedisCalls(client, NoBreaker()))
+    repair_target = _contact_cache(settings, RedisCalls(client, NoBreaker(), scripts=scripts))
     repair = functools.partial(
         repair_cache,
         contacts=contacts,
@@ -163,7 +171,7 @@ def _guarded_calls(
         max_lookback_s=settings.contact_cache_ttl_s + settings.cache_repair_margin_s,
     )
     breaker = CircuitBreaker(settings.redis_breaker_failures, settings.redis_breaker_reset_s)
-    return RedisCalls(client, breaker, before_trial=repair)
+    return RedisCalls(client, breaker, before_trial=repair, scripts=scripts)
 
 
 def _contact_cache(settings: Settings, calls: RedisCalls) -> RedisReadThroughContactCache:
@@ -211,9 +219,16 @@ def _ping_database(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def _close(engine: Engine, client: redis.Redis, listener: InvalidationListener | None) -> None:
+def _close(
+    engine: Engine,
+    client: redis.Redis,
+    listener: InvalidationListener | None,
+    scripts: ScriptRunner | None,
+) -> None:
     if listener is not None:
         listener.close()
+    if scripts is not None:
+        scripts.close()
     engine.dispose()
     client.close()
 

@@ -251,7 +251,9 @@ def test_the_prepared_lookup_uses_the_primary_key_and_reads_what_the_select_read
     with engine.connect() as conn:
         expected = conn.execute(lookup_statement(sample["workspace"], sample["id"])).one()
         for _ in range(2):  # the second call reuses the statement prepared by the first
-            assert lookup_row(conn, sample["workspace"], sample["id"]) == expected
+            row = lookup_row(conn.connection, sample["workspace"], sample["id"])
+            assert row is not None
+            assert (str(row[0]), *row[1:]) == tuple(expected)
         conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
         conn.exec_driver_sql("DEALLOCATE ALL")
         conn.exec_driver_sql(PREPARE_LOOKUP)

@@ -9,12 +9,14 @@ outage.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import redis
+from redis.commands.core import Script
 
 from query_api.adapters.circuit_breaker import Breaker, Permit
+from query_api.adapters.redis_scripts import Arg, Key, ScriptRunner
 from query_api.service_layer.ports import CacheUnavailable
 
 T = TypeVar("T")
@@ -36,6 +38,9 @@ class RedisCalls:
     repair (``handlers.repair_cache``): the circuit closes only when it returns, so no entry
     that went stale during the outage is served after it. When it raises, the trial counts as
     failed and the circuit stays open.
+
+    ``scripts`` (a ``ScriptRunner`` of ``client``'s server; ``None`` for a cluster client)
+    runs ``script`` calls without redis-py's per-call layers.
     """
 
     def __init__(
@@ -43,10 +48,20 @@ class RedisCalls:
         client: redis.Redis,
         breaker: Breaker,
         before_trial: Callable[[float | None], object] = lambda _seconds: None,
+        scripts: ScriptRunner | None = None,
     ) -> None:
         self.client = client
         self._breaker = breaker
         self._before_trial = before_trial
+        self._scripts = scripts
+
+    def script(self, script: Script, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
+        """``run`` of one call of ``script`` (registered on ``client``) with ``keys`` and
+        ``args``: by the ``ScriptRunner`` when there is one, else redis-py's ``EVALSHA``."""
+        scripts = self._scripts
+        if scripts is None:
+            return self.run(lambda r: script(keys=keys, args=args, client=r))
+        return self.run(lambda _r: scripts.run(script, keys, args))
 
     def run(self, command: Callable[[redis.Redis], T]) -> T:
         permit = self._breaker.admit()

@@ -83,7 +83,7 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
     def refill(self, workspace: str, contact_id: str, version: int, body: bytes | None) -> bool:
         key = contact_key(self._prefix, workspace, contact_id)
         args: list[bytes | int] = [version, body or b"", self._ttl_s]
-        written = self._calls.run(lambda r: self._guarded_set(keys=[key], args=args, client=r))
+        written = self._calls.script(self._guarded_set, [key], args)
         return bool(written)
 
     def get_or_lease(
@@ -94,9 +94,7 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         lease = refill_lease_key(self._prefix, workspace, contact_id)
         token = secrets.token_hex(8)
         args: list[str | int] = [token, self._lease_ms]
-        version, body_or_taken = self._calls.run(
-            lambda r: self._get_or_lease(keys=[key, lease], args=args, client=r)
-        )
+        version, body_or_taken = self._calls.script(self._get_or_lease, [key, lease], args)
         if version is not None:
             return _entry(key, version, body_or_taken), None
         return None, token if body_or_taken == 1 else None
@@ -111,9 +109,7 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         keys = [key, lease, *(c.key for c in counters)]
         args: list[str | int] = [token, self._lease_ms]
         args += [c.window_s for c in counters] + [c.amount for c in counters]
-        first, second, counts = self._calls.run(
-            lambda r: self._counted(keys=keys, args=args, client=r)
-        )
+        first, second, counts = self._calls.script(self._counted, keys, args)
         counted = [int(n) for n in counts]
         if first is not None:
             return CountedRead(_entry(key, first, second), None, counted, over=False)
@@ -126,9 +122,7 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         key = contact_key(self._prefix, workspace, contact_id)
         lease = refill_lease_key(self._prefix, workspace, contact_id)
         args: list[bytes | int | str] = [version, body or b"", self._ttl_s, token]
-        written = self._calls.run(
-            lambda r: self._refill_and_release(keys=[key, lease], args=args, client=r)
-        )
+        written = self._calls.script(self._refill_and_release, [key, lease], args)
         return bool(written)
 
     def take_refill_lease(self, workspace: str, contact_id: str) -> str | None:
@@ -139,7 +133,7 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
 
     def release_refill_lease(self, workspace: str, contact_id: str, token: str) -> None:
         key = refill_lease_key(self._prefix, workspace, contact_id)
-        self._calls.run(lambda r: self._release(keys=[key], args=[token], client=r))
+        self._calls.script(self._release, [key], [token])
 
     def wait_for_refill(self, workspace: str, contact_id: str) -> CachedContact | None:
         key = contact_key(self._prefix, workspace, contact_id)

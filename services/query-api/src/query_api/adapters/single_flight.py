@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from query_api.service_layer.ports import ReadModelUnavailable
@@ -33,12 +33,19 @@ V = TypeVar("V")
 @dataclass
 class _Flight(Generic[V]):
     """One read and the calls it answers. ``go`` is set once it may read (the read before it
-    ended); ``done`` once it has a result or an error."""
+    ended); ``done`` once it has a result or an error. A flight that reads at once, with no
+    read before it, has neither (``None``): nobody can wait for it, since a later call joins
+    the queued flight (a miss then costs no ``Event`` objects, each a lock and a condition)."""
 
-    go: threading.Event = field(default_factory=threading.Event)
-    done: threading.Event = field(default_factory=threading.Event)
+    go: threading.Event | None = None
+    done: threading.Event | None = None
     result: V | None = None
     error: BaseException | None = None
+
+    @classmethod
+    def queued(cls) -> _Flight[V]:
+        """A flight that waits for the read before it."""
+        return cls(threading.Event(), threading.Event())
 
 
 @dataclass
@@ -85,12 +92,13 @@ class SingleFlight(Generic[K, V]):
             else:
                 leads = slot.queued is None
                 if slot.queued is None:
-                    slot.queued = _Flight()
+                    slot.queued = _Flight.queued()
                 flight = slot.queued
                 self._waiting += 1
         if slot is None:
             return self._read(key, flight, read)
         try:
+            assert flight.done is not None  # a queued flight
             may_read = leads and self._may_read(key, flight)
             ended = may_read or flight.done.wait(2 * self._wait_s)
         finally:
@@ -107,6 +115,8 @@ class SingleFlight(Generic[K, V]):
     def _may_read(self, key: K, flight: _Flight[V]) -> bool:
         """Wait for the running read of ``key`` to end, at most ``wait_s``. Past it, the queued
         ``flight`` ends with ``ReadModelUnavailable`` for all its calls (returns ``False``)."""
+        assert flight.go is not None  # a queued flight
+        assert flight.done is not None
         if flight.go.wait(self._wait_s):
             return True
         with self._lock:
@@ -133,8 +143,10 @@ class SingleFlight(Generic[K, V]):
                     del self._slots[key]
                 else:
                     slot.reading, slot.queued = slot.queued, None
+                    assert slot.reading.go is not None  # a queued flight
                     slot.reading.go.set()
-            flight.done.set()
+            if flight.done is not None:
+                flight.done.set()
 
 
 def _follower_error(error: BaseException) -> BaseException:

@@ -41,7 +41,6 @@ from sqlalchemy import (
     Engine,
     Row,
     Select,
-    TextualSelect,
     func,
     literal,
     or_,
@@ -89,19 +88,24 @@ _COLUMNS = (
 #: The contact read of a cache miss (``lookup_statement``'s SELECT, with the workspace and id as
 #: parameters $1 and $2) as a server-side prepared statement: PostgreSQL parses and plans it
 #: once per connection instead of once per miss (bench/README.md: ~85 -> ~50 µs of a backend's
-#: CPU per read), and the client sends a short ``EXECUTE`` whose compiled form and result
-#: columns SQLAlchemy caches (a ``select()`` built per call cost ~150 µs more of our CPU: its
-#: cache key is computed afresh every time).
+#: CPU per read), and the client sends a short ``EXECUTE`` on the pooled connection's psycopg2
+#: cursor (``lookup_row``). SQLAlchemy's ``Connection.execute`` of the same ``EXECUTE`` cost
+#: ~110 µs more of our CPU per miss (its connection object, execution context and result
+#: wrapping), a ``select()`` built per call ~150 µs more again.
 LOOKUP_NAME = "contact_lookup"
+#: Names of the columns of a looked-up row, in order.
+LOOKUP_COLUMNS = tuple(column.name for column in _COLUMNS)
 PREPARE_LOOKUP = (
     f"PREPARE {LOOKUP_NAME}(text, uuid) AS SELECT "
-    + ", ".join(column.name for column in _COLUMNS)
+    + ", ".join(LOOKUP_COLUMNS)
     + " FROM contacts WHERE workspace = $1 AND id = $2"
 )
-_EXECUTE_LOOKUP: TextualSelect = text(f"EXECUTE {LOOKUP_NAME}(:ws, :id)").columns(*_COLUMNS)
+_EXECUTE_LOOKUP = f"EXECUTE {LOOKUP_NAME}(%s, %s)"
 #: Key, in a pooled connection's ``info`` (which lives as long as its DBAPI connection), that
 #: says the lookup is prepared on it.
 _PREPARED = "query_api.contact_lookup_prepared"
+_ALIVE = LOOKUP_COLUMNS.index("alive")
+_VERSION = LOOKUP_COLUMNS.index("version")
 
 
 @contextlib.contextmanager
@@ -115,40 +119,77 @@ def connection(engine: Engine) -> Iterator[Connection]:
         raise ReadModelUnavailable(str(exc).splitlines()[0]) from exc
 
 
-def lookup_row(conn: Connection, workspace: str, contact_id: str) -> Row[Any] | None:
-    """The row of contact ``contact_id`` of ``workspace``, visible or not, by ``EXECUTE`` of
-    the prepared lookup (``PREPARE_LOOKUP``), preparing it first on a connection that has not
-    prepared it yet. Raises what ``Connection.execute`` raises (a malformed id: ``DataError``)."""
-    if not conn.connection.info.get(_PREPARED):
-        conn.exec_driver_sql(PREPARE_LOOKUP)
-        conn.connection.info[_PREPARED] = True
-    return conn.execute(_EXECUTE_LOOKUP, {"ws": workspace, "id": contact_id}).first()
+def lookup_row(dbapi_conn: Any, workspace: str, contact_id: str) -> tuple[Any, ...] | None:
+    """The row (``LOOKUP_COLUMNS``; ``id`` a ``uuid.UUID``, as SQLAlchemy's psycopg2 dialect
+    registers it on its connections) of contact ``contact_id`` of ``workspace``, visible or
+    not, by ``EXECUTE`` of the prepared lookup (``PREPARE_LOOKUP``) on ``dbapi_conn``, a
+    pooled DBAPI connection (``PoolProxiedConnection``), preparing it first on a connection
+    that has not prepared it yet. Raises psycopg2's errors (a malformed id: ``DataError``)."""
+    info = dbapi_conn.info
+    cursor = dbapi_conn.cursor()
+    try:
+        if not info.get(_PREPARED):
+            cursor.execute(PREPARE_LOOKUP)
+            info[_PREPARED] = True
+        cursor.execute(_EXECUTE_LOOKUP, (workspace, contact_id))
+        return cast("tuple[Any, ...] | None", cursor.fetchone())
+    finally:
+        cursor.close()
 
 
 def first_row(
-    engine: Engine, read: Select[Any] | Callable[[Connection], Row[Any] | None]
-) -> Row[Any] | None:
-    """The first row of ``read`` (a statement, or a function of a connection such as
-    ``lookup_row``) on a pooled connection, read again once on a fresh
-    connection when the pooled one turns out dead (PostgreSQL restarted, an idle connection
-    cut). The engine has no ``pool_pre_ping`` (a ``SELECT 1`` round trip before every read):
-    a dead connection is found by the read itself, and SQLAlchemy then invalidates the whole
-    pool, so the retry and later checkouts connect afresh. A read that fails to connect is not
-    retried. Raises ``ReadModelUnavailable`` like ``connection``."""
+    engine: Engine, read: Callable[[Any], tuple[Any, ...] | None]
+) -> tuple[Any, ...] | None:
+    """``read(dbapi_conn)`` (such as ``lookup_row``) on a pooled DBAPI connection, read again
+    once on a fresh connection when the pooled one turns out dead (PostgreSQL restarted, an
+    idle connection cut). The engine has no ``pool_pre_ping`` (a ``SELECT 1`` round trip
+    before every read): a dead connection is found by the read itself, which then invalidates
+    the whole pool as SQLAlchemy's ``Connection`` does, so the retry and later checkouts
+    connect afresh. A read that fails to connect is not retried. Raises
+    ``ReadModelUnavailable`` like ``connection``, and SQLAlchemy's ``DBAPIError`` subclasses
+    (parameters hidden) for other database errors."""
+    dbapi_error = engine.dialect.loaded_dbapi.Error
     for attempt in (1, 2):
-        checked_out = False
         try:
-            with engine.connect() as conn:
-                checked_out = True
-                if isinstance(read, Select):
-                    return conn.execute(read).first()
-                return read(conn)
-        except UNAVAILABLE_ERRORS as exc:
-            stale = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
-            if attempt == 1 and checked_out and stale:
-                continue
+            dbapi_conn = engine.raw_connection()
+        except (*UNAVAILABLE_ERRORS, dbapi_error) as exc:  # pool timeout, connect failure
             raise ReadModelUnavailable(str(exc).splitlines()[0]) from exc
+        try:
+            return read(dbapi_conn)
+        except dbapi_error as exc:
+            lost = _invalidate_if_lost(engine, dbapi_conn, exc)
+            if not (lost and attempt == 1):
+                raise _wrapped(engine, exc, lost) from exc
+        finally:
+            dbapi_conn.close()
     raise AssertionError("unreachable")
+
+
+def _invalidate_if_lost(engine: Engine, dbapi_conn: Any, exc: Any) -> bool:
+    """Whether ``exc`` (a psycopg2 error of a read on ``dbapi_conn``) says the connection is
+    lost; if so, it and every connection of the pool opened before it are invalidated, as
+    SQLAlchemy's ``Connection._handle_dbapi_exception`` does."""
+    if not engine.dialect.is_disconnect(exc, dbapi_conn.dbapi_connection, None):
+        return False
+    engine.pool._invalidate(dbapi_conn, exc)
+    return True
+
+
+def _wrapped(engine: Engine, exc: Exception, lost: bool) -> Exception:
+    """What a read raises for psycopg2's ``exc``: ``ReadModelUnavailable`` for
+    ``UNAVAILABLE_ERRORS``, else SQLAlchemy's wrapper (parameters hidden)."""
+    wrapped = sa_exc.DBAPIError.instance(
+        _EXECUTE_LOOKUP,
+        None,
+        exc,
+        engine.dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=lost,
+        dialect=engine.dialect,
+    )
+    if isinstance(wrapped, UNAVAILABLE_ERRORS):
+        return ReadModelUnavailable(str(wrapped).splitlines()[0])
+    return wrapped
 
 
 class SqlContactReadModel(ContactReadModel):
@@ -161,9 +202,9 @@ class SqlContactReadModel(ContactReadModel):
         row = first_row(self._engine, lambda conn: lookup_row(conn, workspace, contact_id))
         if row is None:
             return None
-        if not row.alive:
-            return Tombstone(row.id, row.version)
-        return _record(row)
+        if not row[_ALIVE]:
+            return Tombstone(str(row[0]), row[_VERSION])
+        return record_of(dict(zip(LOOKUP_COLUMNS, row, strict=True)))
 
     def list(self, workspace: str, request: ListRequest, limit: int) -> list[ContactRecord]:
         with connection(self._engine) as conn:
