@@ -202,6 +202,10 @@ class _CapturingConnection:
     def execute(self, _statement: object, values: dict[str, Any]) -> None:
         self.values = values
 
+    def exec_driver_sql(self, _statement: str, values: dict[str, Any]) -> None:
+        """The worker's save names the row's parameters ``c0_<column>``: kept as ``<column>``."""
+        self.values = {name.removeprefix("c0_"): value for name, value in values.items()}
+
 
 def raw_contact(rng: random.Random, index: int) -> dict[str, Any]:
     """A contact's fields as the command API puts them in an event (phones in E.164)."""

@@ -266,7 +266,7 @@ def worker(env: Mapping[str, str]) -> Service:
         "--pool",
         "prefork",
         "--concurrency",
-        env.get("WORKER_CONCURRENCY", "4"),
+        env.get("WORKER_CONCURRENCY", "2"),
     ]
     return Service("worker", argv, {**env}, ready_log_line="ready.")
 

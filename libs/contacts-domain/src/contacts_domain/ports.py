@@ -73,6 +73,14 @@ class EmailConflict(Exception):
     """Another live contact already holds this contact's primary email (canonical form)."""
 
 
+class DeferredSavesRefused(Exception):
+    """A unit of work that deferred its contacts' saves (``UnitOfWork.prepare_batch`` with
+    ``defer_saves``) found, when writing them, one its store refuses (a primary email held by
+    another live contact): the outcomes already given assumed the saves would succeed, so the
+    unit must be rolled back and its events applied again without deferred saves, where
+    ``save`` raises ``EmailConflict`` at once."""
+
+
 class ContactRepository(abc.ABC):
     """Stored contact states, read for update inside a unit of work. Every method works in one
     workspace (docs/architecture.md §10): a contact, an email or a count of another workspace
@@ -169,12 +177,18 @@ class UnitOfWork(abc.ABC):
     ) -> None:
         self.rollback()
 
-    def prepare_batch(self, events: Sequence[ContactEvent]) -> None:
+    def prepare_batch(self, events: Sequence[ContactEvent], *, defer_saves: bool = False) -> None:
         """Announce that ``events`` (delivery order) are about to be applied in this unit, one
         after the other (the worker's batches, issue 13). An adapter may lock and read ahead
         what they will ask, and hold its inbox records until ``commit``, as long as every
         answer stays the one the unit would give without it; this default does nothing. Raises
-        what the adapter raises for a failed read (the unit is then to be rolled back)."""
+        what the adapter raises for a failed read (the unit is then to be rolled back).
+
+        ``defer_saves``: the adapter may also hold the contacts' saves and write them together
+        later (before any read that could see them, at the latest at ``commit``); ``save`` then
+        never raises ``EmailConflict``, and a refused write raises ``DeferredSavesRefused``
+        from whichever call writes them (the caller then rolls back and applies the events
+        again without ``defer_saves``)."""
         return
 
     @abc.abstractmethod

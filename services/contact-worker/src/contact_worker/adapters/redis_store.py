@@ -43,13 +43,24 @@ class RedisContactCache(ContactCache):
             for state in states:
                 self.put(state)
             return
+        calls = [
+            (contact_key(self._prefix, state.workspace, state.contact_id), self._args(state))
+            for state in states
+        ]
+        try:
+            self._evalsha_all(calls)
+        except redis.exceptions.NoScriptError:
+            # Not loaded yet (first use, a restarted Redis): load it and send them again; the
+            # writes are version-guarded, so a state written twice changes nothing.
+            self._client.script_load(self._guarded_set.script)
+            self._evalsha_all(calls)
+
+    def _evalsha_all(self, calls: list[tuple[str, list[bytes | int]]]) -> None:
+        """One pipeline of ``EVALSHA`` (a ``Script`` call in a pipeline would cost redis-py a
+        ``SCRIPT EXISTS`` round trip on every execute)."""
         pipe = self._client.pipeline(transaction=False)
-        for state in states:
-            self._guarded_set(
-                keys=[contact_key(self._prefix, state.workspace, state.contact_id)],
-                args=self._args(state),
-                client=pipe,
-            )
+        for key, args in calls:
+            pipe.evalsha(self._guarded_set.sha, 1, key, *args)
         pipe.execute()
 
     def _args(self, state: ContactState) -> list[bytes | int]:

@@ -3,7 +3,6 @@ asks them per batch instead of per event (``prepare_batch``, ``adapters.sql_batc
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -15,18 +14,18 @@ from sqlalchemy.exc import IntegrityError
 from contact_worker.adapters.sql_batch import (
     BatchContacts,
     BatchInbox,
+    contact_row,
     insert_records,
     prefetch,
     record_values,
+    refused_email,
+    upsert_contacts_sql,
+    write,
 )
-from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus, ProcessedEvent
-from contacts_domain.contact import primary_email_key, primary_value
+from contacts_domain import ContactEvent, ContactState, OperationStatus, ProcessedEvent
 from contacts_domain.ports import ContactRepository, EmailConflict, Inbox, UnitOfWork
-from contacts_domain.values import EmailAddress
-from contacts_infra.contact_rows import JSON_FIELDS, contact_fields, operation_status
+from contacts_infra.contact_rows import contact_fields, operation_status
 
-#: The unique index of live primary emails per workspace (migration 0005).
-_EMAIL_UNIQUE_INDEX = "contacts_ws_live_email_key"
 #: The savepoint around one contact's upsert (``SqlContactRepository.save``).
 _SAVE_SAVEPOINT = "contact_save"
 
@@ -104,42 +103,17 @@ class SqlContactRepository(ContactRepository):
     def save(self, state: ContactState) -> None:
         """Upsert ``state``. Raises ``EmailConflict`` when another live contact holds its primary
         email; the transaction stays usable (the write runs in a savepoint)."""
-        fields = state.fields
-        emails = fields["emails"] or []
-        primary = primary_value(emails)
-        values: dict[str, Any] = {
-            "workspace": state.workspace,
-            "id": state.contact_id,
-            **{name: fields[name] for name in FIELDS if name not in JSON_FIELDS},
-            **{name: json.dumps(fields[name] or []) for name in JSON_FIELDS},
-            "email": primary,
-            "email_key": primary_email_key(fields),
-            "email_keys": [EmailAddress(e["value"]).key for e in emails],
-            "phone": primary_value(fields["phones"]),
-            "version": state.version,
-            "alive": state.alive,
-            "created_at": state.created_at,
-            "updated_at": state.updated_at,
-            "deleted_at": state.deleted_at,
-        }
-        columns = list(values)
-        json_columns = set(JSON_FIELDS)
-        placeholders = [f"CAST(:{c} AS jsonb)" if c in json_columns else f":{c}" for c in columns]
-        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c not in _KEY)
         # The savepoint, the upsert and its release in one round trip; on a failure the
         # transaction is taken back to the savepoint, so it stays usable.
-        statement = sa.text(
-            f"SAVEPOINT {_SAVE_SAVEPOINT}; "
-            f"INSERT INTO contacts ({', '.join(columns)}) VALUES ({', '.join(placeholders)}) "
-            f"ON CONFLICT (workspace, id) DO UPDATE SET {updates}; "
-            f"RELEASE SAVEPOINT {_SAVE_SAVEPOINT}"
+        statement = (
+            f"SAVEPOINT {_SAVE_SAVEPOINT}; {upsert_contacts_sql(1)};"
+            f" RELEASE SAVEPOINT {_SAVE_SAVEPOINT}"
         )
         try:
-            self._connection.execute(statement, values)
+            self._connection.exec_driver_sql(statement, contact_row(state, 0))
         except IntegrityError as exc:
-            self._connection.execute(sa.text(f"ROLLBACK TO SAVEPOINT {_SAVE_SAVEPOINT}"))
-            constraint = getattr(getattr(exc.orig, "diag", None), "constraint_name", None)
-            if constraint == _EMAIL_UNIQUE_INDEX:
+            self._connection.exec_driver_sql(f"ROLLBACK TO SAVEPOINT {_SAVE_SAVEPOINT}")
+            if refused_email(exc):
                 raise EmailConflict(state.contact_id) from None
             raise
 
@@ -248,6 +222,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._engine = engine
         self._connection: Connection | None = None
         self._batch_inbox: BatchInbox | None = None
+        self._batch_contacts: BatchContacts | None = None
 
     def __enter__(self) -> SqlUnitOfWork:
         self._connection = self._engine.connect()
@@ -255,14 +230,22 @@ class SqlUnitOfWork(UnitOfWork):
         self.contacts = SqlContactRepository(self._connection)
         self.inbox = SqlInbox(self._connection)
         self._batch_inbox = None
+        self._batch_contacts = None
         return self
 
-    def prepare_batch(self, events: Sequence[ContactEvent]) -> None:
+    def prepare_batch(self, events: Sequence[ContactEvent], *, defer_saves: bool = False) -> None:
         """Lock and read what ``events`` will ask in one round trip, then answer from it and
-        buffer the inbox's records until ``commit`` (``adapters.sql_batch``)."""
+        buffer the inbox's records (and with ``defer_saves`` the contacts' saves) until
+        ``commit`` (``adapters.sql_batch``)."""
         assert self._connection is not None, "use the unit of work as a context manager"
         found = prefetch(self._connection, events, _state_from_row)
-        self.contacts = BatchContacts(SqlContactRepository(self._connection), found.states)
+        self._batch_contacts = BatchContacts(
+            SqlContactRepository(self._connection),
+            self._connection,
+            found.states,
+            defer_saves=defer_saves,
+        )
+        self.contacts = self._batch_contacts
         self._batch_inbox = BatchInbox(SqlInbox(self._connection), self._connection, found)
         self.inbox = self._batch_inbox
 
@@ -275,9 +258,16 @@ class SqlUnitOfWork(UnitOfWork):
                 self._connection = None
 
     def commit(self) -> None:
+        """Write what a batch buffered (its contacts' saves, then its inbox records: one round
+        trip), then commit. Raises ``DeferredSavesRefused`` (``sql_batch.write``) or
+        SQLAlchemy's errors; the unit is then to be rolled back."""
         assert self._connection is not None, "use the unit of work as a context manager"
-        if self._batch_inbox is not None:
-            self._batch_inbox.flush()
+        parts = [
+            part
+            for buffer in (self._batch_contacts, self._batch_inbox)
+            if buffer is not None and (part := buffer.take()) is not None
+        ]
+        write(self._connection, parts)
         self._connection.commit()
 
     def rollback(self) -> None:
@@ -288,10 +278,8 @@ class SqlUnitOfWork(UnitOfWork):
             self.contacts = SqlContactRepository(self._connection)
             self.inbox = SqlInbox(self._connection)
             self._batch_inbox = None
+            self._batch_contacts = None
 
-
-#: The primary key of ``contacts``: never overwritten by an upsert.
-_KEY = frozenset({"workspace", "id"})
 
 _INBOX_COLUMNS = (
     "event_id, operation_id, contact_id, event_type, sequence, status, reason, version, result"

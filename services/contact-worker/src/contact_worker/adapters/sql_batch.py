@@ -14,11 +14,25 @@ instead, and answers the per-event calls of ``handlers._apply_in`` from what it 
    processed sequence of every locked contact.
 2. ``BatchContacts`` answers ``get_for_update`` from the rows read until this transaction saves
    the contact; then, and for a contact not prefetched, it runs the single-event statements.
+   With deferred saves (the batch's first attempt) it also buffers ``save``: the buffer is
+   written with one multi-row upsert before any statement that reads or locks contacts
+   (``get_for_update`` of a contact not answered from the prefetch, ``holder_of_email``,
+   ``email_taken``, ``live_contacts_for_update``) and at commit, so every statement sees the
+   rows the single-event path would have written by then. The upsert runs the rows' writes in
+   the order saved, with the unique checks of each row made when it is written, as the saves
+   one after the other would; an email held by another live contact fails the whole statement
+   instead of one save (``DeferredSavesRefused``): the batch is then rolled back and applied
+   again with a savepoint per save (``handlers.handle_batch``).
 3. ``BatchInbox`` answers ``outcome_of`` and ``last_sequence`` from what it read, overlaid with
    the records of this transaction, and buffers ``record``: the buffer is written with one
    multi-row ``INSERT`` at commit, and before any statement that reads or writes the inbox
    (``history``, ``last_erasure``, ``erase_data``, ``revise``, a question not prefetched), so
    every statement sees exactly the rows the single-event path would have written by then.
+4. At commit both buffers are written in one round trip (``write``).
+
+Statements are sent as the driver's text (``exec_driver_sql``, built once per row count):
+building and compiling a SQLAlchemy ``text`` of a few hundred parameters per statement cost
+more CPU than PostgreSQL spent running it.
 
 The answers are those of the single-event statements at the same point of the transaction:
 every contact read is locked (the advisory lock serializes all its writers) from the prefetch to
@@ -27,16 +41,19 @@ the commit, and nothing but this transaction writes its inbox rows meanwhile.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 
-from contacts_domain import ContactEvent, ContactState, OperationStatus, ProcessedEvent
-from contacts_domain.ports import ContactRepository, Inbox
-from contacts_infra.contact_rows import operation_status
+from contacts_domain import FIELDS, ContactEvent, ContactState, OperationStatus, ProcessedEvent
+from contacts_domain.contact import primary_email_key, primary_value
+from contacts_domain.ports import ContactRepository, DeferredSavesRefused, Inbox
+from contacts_domain.values import EmailAddress
+from contacts_infra.contact_rows import JSON_FIELDS, operation_status
 
 #: ``(workspace, id)`` of a contact, ``(workspace, event_id)`` of an event.
 Key = tuple[str, str]
@@ -46,7 +63,7 @@ Key = tuple[str, str]
 #: the inbox, read under them. psycopg2 returns the rows of the last statement.
 _PREFETCH = """
 SELECT count(pg_advisory_xact_lock(hashtextextended(name, 0)))
-  FROM (SELECT name FROM unnest(CAST(:names AS text[])) AS name
+  FROM (SELECT name FROM unnest(CAST(%(names)s AS text[])) AS name
         ORDER BY name COLLATE "C" OFFSET 0) AS ordered;
 SELECT inbox.known, inbox.last, c.*
   FROM (SELECT
@@ -55,23 +72,46 @@ SELECT inbox.known, inbox.last, c.*
                     'operation_id', p.operation_id, 'contact_id', p.contact_id,
                     'status', p.status, 'reason', p.reason, 'version', p.version,
                     'result', p.result)), '[]')
-             FROM unnest(CAST(:event_ws AS text[]), CAST(:event_ids AS text[])) AS e(ws, id)
+             FROM unnest(CAST(%(event_ws)s AS text[]), CAST(%(event_ids)s AS text[])) AS e(ws, id)
              JOIN processed_events p
                ON p.workspace = e.ws AND p.event_id = CAST(e.id AS uuid)) AS known,
           (SELECT coalesce(json_agg(json_build_object(
                     'workspace', k.ws, 'contact_id', k.id, 'sequence',
                     (SELECT max(p.sequence) FROM processed_events p
                       WHERE p.workspace = k.ws AND p.contact_id = CAST(k.id AS uuid)))), '[]')
-             FROM unnest(CAST(:contact_ws AS text[]), CAST(:contact_ids AS text[]))
+             FROM unnest(CAST(%(contact_ws)s AS text[]), CAST(%(contact_ids)s AS text[]))
                   AS k(ws, id)) AS last
        ) AS inbox
   LEFT JOIN LATERAL (
        SELECT k.ws AS key_workspace, k.id AS key_id, contacts.*
-         FROM unnest(CAST(:contact_ws AS text[]), CAST(:contact_ids AS text[])) AS k(ws, id)
+         FROM unnest(CAST(%(contact_ws)s AS text[]), CAST(%(contact_ids)s AS text[])) AS k(ws, id)
          JOIN contacts ON contacts.workspace = k.ws AND contacts.id = CAST(k.id AS uuid)
         ORDER BY k.ws COLLATE "C", k.id COLLATE "C"
           FOR UPDATE OF contacts) AS c ON true
 """
+
+#: The unique index of live primary emails per workspace (migration 0005).
+EMAIL_UNIQUE_INDEX = "contacts_ws_live_email_key"
+
+#: The columns of a ``contacts`` row written by an upsert, in order (``contact_row``).
+CONTACT_COLUMNS = (
+    "workspace",
+    "id",
+    *(name for name in FIELDS if name not in JSON_FIELDS),
+    *JSON_FIELDS,
+    "email",
+    "email_key",
+    "email_keys",
+    "phone",
+    "version",
+    "alive",
+    "created_at",
+    "updated_at",
+    "deleted_at",
+)
+
+#: The primary key of ``contacts``: never overwritten by an upsert.
+_KEY = frozenset({"workspace", "id"})
 
 _RECORD_COLUMNS = (
     "workspace",
@@ -114,8 +154,8 @@ def prefetch(
     contacts = sorted({(e.workspace, e.contact_id) for e in events if e.kind != "upserted"})
     event_keys = sorted({(e.workspace, e.id) for e in events})
     rows = (
-        connection.execute(
-            sa.text(_PREFETCH),
+        connection.exec_driver_sql(
+            _PREFETCH,
             {
                 "names": [f"{ws}/{cid}" for ws, cid in contacts],
                 "event_ws": [ws for ws, _ in event_keys],
@@ -143,30 +183,69 @@ def prefetch(
 
 class BatchContacts(ContactRepository):
     """``inner`` (the single-event repository), with ``get_for_update`` answered from the
-    prefetched rows until this transaction saves the contact (module doc)."""
+    prefetched rows until this transaction saves the contact, and with ``defer_saves`` the
+    saves buffered (module doc)."""
 
-    def __init__(self, inner: ContactRepository, states: dict[Key, ContactState]) -> None:
+    def __init__(
+        self,
+        inner: ContactRepository,
+        connection: Connection,
+        states: dict[Key, ContactState],
+        *,
+        defer_saves: bool = False,
+    ) -> None:
         self._inner = inner
+        self._connection = connection
         self._states = states
+        self._defer = defer_saves
+        self._buffer: dict[Key, ContactState] = {}
 
     def get_for_update(self, workspace: str, contact_id: str) -> ContactState:
         state = self._states.get((workspace, contact_id))
-        return state if state is not None else self._inner.get_for_update(workspace, contact_id)
+        if state is not None:
+            return state
+        self.flush()
+        return self._inner.get_for_update(workspace, contact_id)
 
     def holder_of_email(self, workspace: str, email_key: str) -> str | None:
+        self.flush()
         return self._inner.holder_of_email(workspace, email_key)
 
     def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:
+        self.flush()
         return self._inner.email_taken(workspace, email_key, contact_id)
 
     def live_contacts_for_update(self, workspace: str) -> int:
+        self.flush()
         return self._inner.live_contacts_for_update(workspace)
 
     def save(self, state: ContactState) -> None:
-        """The single-event ``save``; the contact is read again by its next ``get_for_update``
-        (the stored row, as the single-event path reads it)."""
-        self._states.pop((state.workspace, state.contact_id), None)
-        self._inner.save(state)
+        """The single-event ``save``, or buffered with ``defer_saves`` (then never raises
+        ``EmailConflict``); the contact is read again by its next ``get_for_update`` (the stored
+        row, as the single-event path reads it)."""
+        key = (state.workspace, state.contact_id)
+        self._states.pop(key, None)
+        if not self._defer:
+            self._inner.save(state)
+            return
+        if key in self._buffer:  # one statement may write a row once
+            self.flush()
+        self._buffer[key] = state
+
+    def take(self) -> tuple[str, dict[str, Any]] | None:
+        """The upsert of the buffered saves (statement, parameters), emptying the buffer;
+        ``None`` when nothing is buffered."""
+        if not self._buffer:
+            return None
+        states, self._buffer = list(self._buffer.values()), {}
+        return upsert_contacts(states)
+
+    def flush(self) -> None:
+        """Write the buffered saves, in the order saved, with one statement. Raises
+        ``DeferredSavesRefused`` when PostgreSQL refuses one (``write``)."""
+        part = self.take()
+        if part is not None:
+            write(self._connection, [part])
 
 
 class BatchInbox(Inbox):
@@ -223,35 +302,125 @@ class BatchInbox(Inbox):
         self._outcomes.pop((workspace, event_id), None)
         self._inner.revise(workspace, event_id, outcome)
 
+    def take(self) -> tuple[str, dict[str, Any]] | None:
+        """The insert of the buffered records (statement, parameters), emptying the buffer;
+        ``None`` when nothing is buffered."""
+        if not self._buffer:
+            return None
+        rows, self._buffer = self._buffer, []
+        return insert_records_statement(rows)
+
     def flush(self) -> None:
         """Insert the buffered records, in the order recorded, with one statement."""
-        if not self._buffer:
-            return
-        rows, self._buffer = self._buffer, []
-        insert_records(self._connection, rows)
+        part = self.take()
+        if part is not None:
+            write(self._connection, [part])
+
+
+def write(connection: Connection, parts: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Run the statements of ``parts`` (each ``(statement, parameters)`` with parameter names
+    of its own) in one round trip, in order. Raises ``DeferredSavesRefused`` when a contact's
+    write breaks the unique index of live primary emails, SQLAlchemy's errors otherwise; the
+    transaction is then unusable (the caller rolls back)."""
+    if not parts:
+        return
+    statement = "; ".join(text for text, _ in parts)
+    params: dict[str, Any] = {}
+    for _, values in parts:
+        params.update(values)
+    try:
+        connection.exec_driver_sql(statement, params)
+    except IntegrityError as exc:
+        if refused_email(exc):
+            raise DeferredSavesRefused(str(len(parts))) from None
+        raise
+
+
+def refused_email(exc: IntegrityError) -> bool:
+    """Whether ``exc`` is a write refused by the unique index of live primary emails."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None) == EMAIL_UNIQUE_INDEX
 
 
 def insert_records(connection: Connection, rows: Sequence[dict[str, Any]]) -> None:
     """Insert ``rows`` (``record_values`` dicts, at least one) into ``processed_events`` with
-    one statement, in order (``SqlInbox.record``: one row; ``BatchInbox.flush``: the batch's)."""
+    one statement, in order (``SqlInbox.record``: one row)."""
+    connection.exec_driver_sql(*insert_records_statement(rows))
+
+
+def insert_records_statement(rows: Sequence[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    """The ``INSERT`` of ``rows`` (``record_values`` dicts, at least one) into
+    ``processed_events``, in order: (statement, parameters named ``e<n>_<column>``)."""
     params: dict[str, Any] = {}
-    tuples = []
     for n, row in enumerate(rows):
-        params.update({f"{column}_{n}": row[column] for column in _RECORD_COLUMNS})
-        tuples.append(
-            "("
-            + ", ".join(
-                f"CAST(:{column}_{n} AS jsonb)" if column == "data" else f":{column}_{n}"
-                for column in _RECORD_COLUMNS
-            )
-            + ")"
+        params.update({f"e{n}_{column}": row[column] for column in _RECORD_COLUMNS})
+    return _insert_records_sql(len(rows)), params
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_records_sql(count: int) -> str:
+    tuples = (
+        "("
+        + ", ".join(
+            f"CAST(%(e{n}_{column})s AS jsonb)" if column == "data" else f"%(e{n}_{column})s"
+            for column in _RECORD_COLUMNS
         )
-    connection.execute(
-        sa.text(
-            f"INSERT INTO processed_events ({', '.join(_RECORD_COLUMNS)})"
-            f" VALUES {', '.join(tuples)}"
-        ),
-        params,
+        + ")"
+        for n in range(count)
+    )
+    return f"INSERT INTO processed_events ({', '.join(_RECORD_COLUMNS)}) VALUES {', '.join(tuples)}"
+
+
+def upsert_contacts(states: Sequence[ContactState]) -> tuple[str, dict[str, Any]]:
+    """The upsert of ``states`` (at least one, distinct contacts) into ``contacts``, in order:
+    (statement, parameters named ``c<n>_<column>``)."""
+    params: dict[str, Any] = {}
+    for n, state in enumerate(states):
+        params.update(contact_row(state, n))
+    return upsert_contacts_sql(len(states)), params
+
+
+def contact_row(state: ContactState, n: int) -> dict[str, Any]:
+    """The ``contacts`` row of ``state`` as the parameters ``c<n>_<column>`` of
+    ``upsert_contacts_sql`` (``CONTACT_COLUMNS``; the JSON arrays as text)."""
+    fields = state.fields
+    emails = fields["emails"] or []
+    values: dict[str, Any] = {
+        "workspace": state.workspace,
+        "id": state.contact_id,
+        **{name: fields[name] for name in FIELDS if name not in JSON_FIELDS},
+        **{name: json.dumps(fields[name] or []) for name in JSON_FIELDS},
+        "email": primary_value(emails),
+        "email_key": primary_email_key(fields),
+        "email_keys": [EmailAddress(e["value"]).key for e in emails],
+        "phone": primary_value(fields["phones"]),
+        "version": state.version,
+        "alive": state.alive,
+        "created_at": state.created_at,
+        "updated_at": state.updated_at,
+        "deleted_at": state.deleted_at,
+    }
+    return {f"c{n}_{column}": values[column] for column in CONTACT_COLUMNS}
+
+
+@functools.lru_cache(maxsize=64)
+def upsert_contacts_sql(count: int) -> str:
+    """``INSERT INTO contacts ... ON CONFLICT (workspace, id) DO UPDATE`` of ``count`` rows in
+    the driver's parameter style (``contact_row`` of row 0 to ``count - 1``)."""
+    json_columns = set(JSON_FIELDS)
+    tuples = (
+        "("
+        + ", ".join(
+            f"CAST(%(c{n}_{c})s AS jsonb)" if c in json_columns else f"%(c{n}_{c})s"
+            for c in CONTACT_COLUMNS
+        )
+        + ")"
+        for n in range(count)
+    )
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in CONTACT_COLUMNS if c not in _KEY)
+    return (
+        f"INSERT INTO contacts ({', '.join(CONTACT_COLUMNS)}) VALUES {', '.join(tuples)}"
+        f" ON CONFLICT (workspace, id) DO UPDATE SET {updates}"
     )
 
 

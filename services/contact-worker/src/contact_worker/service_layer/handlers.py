@@ -64,6 +64,7 @@ from contacts_domain import (
 from contacts_domain.contact import primary_email_key
 from contacts_domain.ports import (
     ContactCache,
+    DeferredSavesRefused,
     EmailConflict,
     IdempotencyIndex,
     OperationStore,
@@ -170,8 +171,11 @@ def handle_batch(
     (the same rules; the inbox seeing the earlier events of the batch), so the state and the
     outcomes are those of applying them one per transaction. The unit of work is told the
     batch first (``UnitOfWork.prepare_batch``): PostgreSQL's takes every contact's lock and
-    reads what the events will ask in one round trip, and writes the inbox's rows with one
-    statement (``adapters.sql_batch``; docs/architecture.md §8 "Batches"). When anything fails
+    reads what the events will ask in one round trip, and writes the contacts' rows and the
+    inbox's rows with one statement each, in one round trip at commit (``adapters.sql_batch``;
+    docs/architecture.md §8 "Batches"); when a deferred contact write is refused (an email
+    conflict), the batch is applied again in a new transaction with each save made at once
+    (``_apply_together``). When anything else fails
     (a poison event, a deadlock with another worker, the database or Redis down) the batch's
     transaction is rolled back, nothing of it is kept, and every event is applied again alone,
     one transaction each (``handle_event``): only the events that fail on their own are
@@ -181,12 +185,10 @@ def handle_batch(
     """
     if len(events) > 1:
         try:
-            with unit_of_work() as uow:
-                uow.prepare_batch(events)
-                steps = [_apply_in(uow, event, max_live_contacts) for event in events]
-                uow.commit()
-            _publish(steps, cache, operations, idempotency)
-            return [step.outcome for step in steps]
+            outcomes = _apply_together(
+                events, unit_of_work, cache, operations, max_live_contacts, idempotency
+            )
+            return list(outcomes)
         except Exception as exc:
             log.warning(
                 "batch not applied together; applying its events one by one",
@@ -209,6 +211,44 @@ def handle_batch(
         except Exception as exc:
             results.append(exc)
     return results
+
+
+def _apply_together(
+    events: Sequence[ContactEvent],
+    unit_of_work: Callable[[], UnitOfWork],
+    cache: ContactCache,
+    operations: OperationStore,
+    max_live_contacts: int,
+    idempotency: IdempotencyIndex | None,
+) -> list[OperationStatus]:
+    """``events`` in one transaction, then the cache and the statuses (``handle_batch``).
+
+    First with the contacts' saves deferred (written together: ``UnitOfWork.prepare_batch``);
+    when the store refuses one of them (``DeferredSavesRefused``: an email conflict the
+    outcomes did not foresee) that transaction is rolled back and the batch applied again in a
+    new one, each save made at once (``EmailConflict`` then gives that event its rejection).
+    Raises what that second attempt, or anything but the refusal, raises."""
+    try:
+        steps = _transaction(events, unit_of_work, max_live_contacts, defer_saves=True)
+    except DeferredSavesRefused:
+        steps = _transaction(events, unit_of_work, max_live_contacts, defer_saves=False)
+    _publish(steps, cache, operations, idempotency)
+    return [step.outcome for step in steps]
+
+
+def _transaction(
+    events: Sequence[ContactEvent],
+    unit_of_work: Callable[[], UnitOfWork],
+    max_live_contacts: int,
+    *,
+    defer_saves: bool,
+) -> list[_Step]:
+    """Apply ``events`` one after the other in one committed unit of work."""
+    with unit_of_work() as uow:
+        uow.prepare_batch(events, defer_saves=defer_saves)
+        steps = [_apply_in(uow, event, max_live_contacts) for event in events]
+        uow.commit()
+    return steps
 
 
 def _apply_in(uow: UnitOfWork, event: ContactEvent, max_live_contacts: int) -> _Step:
