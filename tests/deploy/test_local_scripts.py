@@ -299,7 +299,7 @@ def test_without_authentication_every_request_is_in_the_default_workspace(tmp_pa
 
 
 def test_make_up_refuses_one_rate_limit_routes_value_for_both_apis(tmp_path: Path) -> None:
-    result = run_up(tmp_path, {"RATE_LIMIT_ROUTES": "'{\"contacts.get_contact\": \"5/minute\"}'"})
+    result = run_up(tmp_path, {"RATE_LIMIT_ROUTES": '\'{"contacts.get_contact": "5/minute"}\''})
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "set COMMAND_RATE_LIMIT_ROUTES and QUERY_RATE_LIMIT_ROUTES" in result.stderr
