@@ -31,11 +31,11 @@ Memory: each worker caps glibc's malloc arenas at ``MALLOC_ARENAS`` (``post_fork
 CPU), and a 10,000-card import, built and sent by a dozen threads, left ~21 MiB of freed
 memory spread over them that the process kept; with 2 arenas ~11 MiB (in-process, bench/README.md).
 
-Environment: ``COMMAND_API_THREADS`` (8), ``COMMAND_API_LOG_LEVEL`` (``info``). The number
-of worker processes is the command line's (``--workers``: ``COMMAND_API_WORKERS``, 1, in
-``make up`` and the bench; ``WEB_CONCURRENCY`` in the image): one process with 8 threads, so
-that its concurrent POSTs share ``SendMessageBatch`` calls (``adapters.send_coalescer``);
-measured against 2 x 4 in bench/README.md ("Command API POST").
+Environment: ``COMMAND_API_THREADS`` (4), ``COMMAND_API_LOG_LEVEL`` (``info``). The number
+of worker processes is the command line's (``--workers``: ``COMMAND_API_WORKERS``, 2, in
+``make up`` and the bench; ``WEB_CONCURRENCY`` in the image). One process with 8 threads
+shares more ``SendMessageBatch`` calls but is bound by its GIL on a quiet machine (measured in
+bench/README.md, "Command API POST").
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ from contacts_http import gunicorn_hooks
 # gthread whose loop reads each request whole, under deadlines, before a thread runs it (slow
 # clients hold no thread; /healthz has its own), answering gunicorn's 414 and 431 as problems.
 worker_class = "contacts_http.request_buffering.BufferingThreadWorker"
-threads = int(os.environ.get("COMMAND_API_THREADS", "8"))
+threads = int(os.environ.get("COMMAND_API_THREADS", "4"))
 loglevel = os.environ.get("COMMAND_API_LOG_LEVEL", "info")
 accesslog = "-"
 access_log_format = gunicorn_hooks.ACCESS_LOG_FORMAT
