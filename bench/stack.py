@@ -244,7 +244,7 @@ def command_api(env: Mapping[str, str], port: int) -> Service:
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
-        env.get("GUNICORN_WORKERS", "2"),
+        env.get("COMMAND_API_WORKERS", "2"),
         "--worker-tmp-dir",
         "/dev/shm",
         "--timeout",

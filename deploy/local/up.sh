@@ -47,7 +47,7 @@ echo "Services"
 # No control socket: gunicorn >= 25 puts one per user at one path, which two servers would share.
 RATE_LIMIT_ROUTES="$COMMAND_RATE_LIMIT_ROUTES" \
   start command-api "$bin/gunicorn" -c python:command_api.entrypoints.gunicorn_conf \
-  --bind "127.0.0.1:$COMMAND_API_PORT" --workers "$GUNICORN_WORKERS" \
+  --bind "127.0.0.1:$COMMAND_API_PORT" --workers "$COMMAND_API_WORKERS" \
   --worker-tmp-dir /dev/shm --timeout 30 --graceful-timeout 10 --no-control-socket \
   --access-logfile - 'command_api.entrypoints.app:create_app()'
 QUERY_API_BIND="127.0.0.1:$QUERY_API_PORT" QUERY_API_WORKERS="$GUNICORN_WORKERS" \

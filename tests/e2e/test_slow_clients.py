@@ -1,5 +1,6 @@
 """Slow clients cannot take an API offline (issue 14, item 1), against the real gunicorn
-processes at their default worker settings (2 workers x 4 threads, as ``make up`` runs them).
+processes (``support.processes``: 2 workers per API, with the threads of each gunicorn
+config).
 
 During 200 connections that send their request head one byte a second and 200 that send a
 complete head and then their body one byte a second (``support.slow_clients``), ``/healthz``

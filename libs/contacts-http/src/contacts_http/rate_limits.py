@@ -289,7 +289,11 @@ def _count_first(
 
     def count_first() -> None:
         if request.endpoint in endpoints and not exempt():
-            inline.count(inline.counters())
+            precounted = request.environ.pop(PRECOUNTED, None)
+            if precounted is not None:  # counted by a WSGI fast path that handed it on
+                inline.settle(*precounted)
+            else:
+                inline.count(inline.counters())
 
     return count_first
 
@@ -363,6 +367,10 @@ class RateCounter:
 
 
 INLINE_EXTENSION: Final = "contacts_http.inline_rate_limits"
+#: The WSGI environ key of a request a fast path counted (``InlineRateLimits.count_now``) and
+#: then handed to Flask: ``(counters, counts)``, settled by the ``counted_first`` hook instead
+#: of counting the request twice.
+PRECOUNTED: Final = "contacts_http.rate_limits.precounted"
 #: Most request shapes (endpoint, caller, workspace) whose counters ``InlineRateLimits``
 #: remembers; past it the memo starts again empty.
 COUNTERS_MEMO_SIZE: Final = 4096
@@ -467,15 +475,19 @@ class InlineRateLimits:
         for a request of an inline endpoint that ends before its own Redis call."""
         if not counters:
             return
+        self.settle(counters, self.count_now(counters))
+
+    def count_now(self, counters: list[RateCounter]) -> list[int] | None:
+        """Count a request in ``counters`` (non-empty) in one Redis round trip, outside a Flask
+        request; returns ``[count, ttl, ...]`` for ``answer``/``settle``, or ``None`` (logged,
+        at most once per ``STORAGE_WARNING_INTERVAL_S``) when Redis could not count."""
         keys = [c.key for c in counters]
         args = [*(c.window_s for c in counters), *(c.amount for c in counters)]
         try:
-            counts = [int(n) for n in self._count_script(keys=keys, args=args)]
+            return [int(n) for n in self._count_script(keys=keys, args=args)]
         except (redis.RedisError, OSError) as exc:
             self._warn_unreachable(exc)
-            self.settle(counters, None)
-            return
-        self.settle(counters, counts)
+            return None
 
     def _warn_unreachable(self, error: BaseException) -> None:
         """Log that Redis did not count: at most one WARNING per ``STORAGE_WARNING_INTERVAL_S``

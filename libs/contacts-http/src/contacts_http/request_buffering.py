@@ -56,6 +56,10 @@ _RECV: Final = 64 * 1024
 #: §9.6: closing with unread bytes would reset the connection and lose the response).
 _LINGER_S: Final = 2.0
 _LINGER_BYTES: Final = 64 * 1024
+#: Seconds between two of the loop's housekeeping passes (the arbiter's heartbeat, a ``utime``;
+#: the deadlines of buffered requests and lingering closes), which gunicorn runs every turn of
+#: the loop, i.e. several times per request under load. Deadlines are seconds long.
+_HOUSEKEEPING_EVERY_S: Final = 0.1
 
 
 class RequestBufferingSettings(EnvSettings):
@@ -122,6 +126,8 @@ class RequestBuffering:
         self.reading: dict[BufferedConn, _Reading] = {}
         self.lingering: dict[socket.socket, float] = {}
         self.liveness_pool = futures.ThreadPoolExecutor(1, thread_name_prefix="liveness")
+        self._notify_after = 0.0
+        self._sweep_after = 0.0
         super().init_process()  # type: ignore[misc]  # runs the worker's loop
 
     def accept(self, listener: socket.socket) -> None:
@@ -135,12 +141,17 @@ class RequestBuffering:
         self._start_reading(BufferedConn(self.cfg, client, address, listener.getsockname()))
 
     def on_client_socket_readable(self, conn: BufferedConn, client: socket.socket) -> None:
-        """A kept-alive connection sends its next request: buffer it like a new one."""
-        self.poller.unregister(client)
+        """A kept-alive connection sends its next request: buffer it like a new one, reading
+        what is there now (the socket stays registered; no second turn of the loop)."""
         self.keepalived_conns.remove(conn)
-        self._start_reading(conn)
+        self._start_reading(conn, registered=True)
+        self._on_readable(conn, client)
 
-    def _start_reading(self, conn: BufferedConn, pending: bytes = b"") -> None:
+    def _start_reading(
+        self, conn: BufferedConn, pending: bytes = b"", *, registered: bool = False
+    ) -> None:
+        """Buffer ``conn``'s next request: ``pending`` bytes first, then what the socket
+        brings. ``registered``: the (non-blocking) socket is in the poller already."""
         now = time.monotonic()
         settings = self.buffering
         framer = RequestFramer(
@@ -149,10 +160,14 @@ class RequestBuffering:
             spool_bytes=settings.spool_bytes,
         )
         self.reading[conn] = _Reading(framer, now + settings.head_timeout_s, now)
+        callback = partial(self._on_readable, conn)
+        if registered:
+            self.poller.modify(conn.sock, selectors.EVENT_READ, callback)
+            return
         conn.sock.setblocking(False)
         if pending and self._feed(conn, pending):
             return
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
+        self.poller.register(conn.sock, selectors.EVENT_READ, callback)
 
     def _on_readable(self, conn: BufferedConn, _sock: socket.socket) -> None:
         try:
@@ -265,10 +280,23 @@ class RequestBuffering:
             conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn)
         )
 
-    def murder_pending(self) -> None:
-        """Every loop turn (about a second): past a deadline, a 408; stop lingering closes."""
-        super().murder_pending()  # type: ignore[misc]
+    def notify(self) -> None:
+        """The arbiter's heartbeat (gunicorn's ``notify``), at most every
+        ``_HOUSEKEEPING_EVERY_S`` seconds instead of every turn of the loop."""
         now = time.monotonic()
+        if now >= self._notify_after:
+            self._notify_after = now + _HOUSEKEEPING_EVERY_S
+            super().notify()  # type: ignore[misc]
+
+    def murder_pending(self) -> None:
+        """At most every ``_HOUSEKEEPING_EVERY_S`` seconds (gunicorn calls it every turn of
+        the loop, which waits a second at most): past a deadline, a 408; stop lingering
+        closes."""
+        now = time.monotonic()
+        if now < self._sweep_after:
+            return
+        self._sweep_after = now + _HOUSEKEEPING_EVERY_S
+        super().murder_pending()  # type: ignore[misc]
         for conn, reading in list(self.reading.items()):
             late = self._late(reading, now)
             if late:

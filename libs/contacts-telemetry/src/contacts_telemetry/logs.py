@@ -189,6 +189,11 @@ def bind_context(**values: str | None) -> None:
     structlog.contextvars.bind_contextvars(**{k: v for k, v in values.items() if v is not None})
 
 
+def bound_context() -> dict[str, Any]:
+    """What ``bind_context`` bound in this thread or task so far (a copy)."""
+    return dict(structlog.contextvars.get_contextvars())
+
+
 def clear_context() -> None:
     """Forget every value bound with ``bind_context`` in this thread or task."""
     structlog.contextvars.clear_contextvars()

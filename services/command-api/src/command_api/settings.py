@@ -30,7 +30,10 @@ class Settings(RedisSettings, SqsConnectionSettings):
     ``sqs_queue_url`` defaults to ``{SQS_ENDPOINT_URL}/000000000000/{SQS_QUEUE_NAME}``; with an
     empty ``SQS_ENDPOINT_URL`` (AWS) it must be given. ``auth`` (the ``AUTH_*`` variables) and
     ``rate_limits`` (``RATE_LIMIT_*``) are read by ``contacts_http``; see
-    ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
+    ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``. ``fast_post``
+    (``COMMAND_FAST_POST``, on by default) answers the plain ``POST /v1/contacts`` in a WSGI
+    fast path before Flask's dispatch (``entrypoints.fast_post``; tests turn it off to compare
+    it with the Flask path's answers).
 
     Raises ``SettingsError`` (from ``from_env``) naming the variable when a number is malformed
     or not positive, or when the queue URL cannot be derived.
@@ -52,6 +55,7 @@ class Settings(RedisSettings, SqsConnectionSettings):
     import_errors_max: PositiveInt = 1_000
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
+    fast_post: bool = Field(True, validation_alias="COMMAND_FAST_POST")
 
     @field_validator("query_api_base_url")
     @classmethod

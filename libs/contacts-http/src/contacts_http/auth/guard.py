@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from flask import Flask, current_app, g, request
 
@@ -122,6 +122,38 @@ def init_auth(
         return
 
     app.before_request(_guard_request)
+
+
+def plain_caller(guard: Any, environ: Mapping[str, Any], endpoint: str) -> Principal | None:
+    """The caller of a request (its WSGI ``environ``) that ``guard`` (the app's
+    ``app.extensions[EXTENSION]``) would let through to ``endpoint`` without answering,
+    counting or logging anything: a bearer token its ``Authenticator`` accepts, with the
+    route's scope and a workspace of its own, from an address under its failure limit.
+
+    ``None`` for anything else (no bearer token, a refused or uncheckable token, an address
+    over its limit, a missing scope or workspace, authentication off): the WSGI fast paths
+    (the query API's hot ``GET``, the command API's ``POST /v1/contacts``) then leave the
+    request to Flask, whose guard answers it. Never raises for a token."""
+    if guard.authenticator is None:
+        return None
+    scheme, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    failures = guard.failures
+    if failures is not None:
+        address = failures.client_address(
+            environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR")
+        )
+        if failures.throttled(address):  # the guard refuses it, and counts that
+            return None
+    try:
+        principal: Principal = guard.authenticator.authenticate(token.strip())
+    except Exception:  # refused or unchecked: the guard answers (and counts the failure)
+        return None
+    needed = guard.policy.route_scopes.get(endpoint, guard.policy.default_scope)
+    if needed not in principal.scopes or principal.workspace is None:
+        return None
+    return principal
 
 
 def _guard_request() -> None:

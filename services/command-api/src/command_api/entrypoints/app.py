@@ -21,6 +21,7 @@ from command_api.entrypoints.contacts import (
     contacts_blueprint,
 )
 from command_api.entrypoints.errors import register_error_handlers
+from command_api.entrypoints.fast_post import install_fast_post
 from command_api.entrypoints.imports import EXTENSION as IMPORTS_EXTENSION
 from command_api.entrypoints.imports import (
     IMPORT_ENDPOINT,
@@ -100,8 +101,16 @@ def create_app(
         **openapi_config("Contacts command API"),
     )
     api = ProblemApi(app)
+    http_metrics = HttpMetrics(metrics)
     init_request_id(app)
-    init_observability(app, HttpMetrics(metrics))
+    init_observability(app, http_metrics)
+    if settings.fast_post:  # before init_body_limit: the body guard stays in front of it
+        install_fast_post(
+            app,
+            http_metrics=http_metrics,
+            max_body_bytes=settings.max_request_bytes,
+            vary_authorization=not settings.auth.disabled,
+        )
     init_body_limit(
         app,
         endpoint_limits={BATCH_ENDPOINT: settings.batch_max_bytes},

@@ -31,7 +31,11 @@ Memory: each worker caps glibc's malloc arenas at ``MALLOC_ARENAS`` (``post_fork
 CPU), and a 10,000-card import, built and sent by a dozen threads, left ~21 MiB of freed
 memory spread over them that the process kept; with 2 arenas ~11 MiB (in-process, bench/README.md).
 
-Environment: ``COMMAND_API_THREADS`` (4), ``COMMAND_API_LOG_LEVEL`` (``info``).
+Environment: ``COMMAND_API_THREADS`` (4), ``COMMAND_API_LOG_LEVEL`` (``info``). The number
+of worker processes is the command line's (``--workers``: ``COMMAND_API_WORKERS``, 2, in
+``make up`` and the bench; ``WEB_CONCURRENCY`` in the image). One process with 8 threads
+shares more ``SendMessageBatch`` calls but is bound by its GIL on a quiet machine (measured in
+bench/README.md, "Command API POST").
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from contacts_domain.resource import etag
+from contacts_http.auth import plain_caller
 from contacts_http.auth.guard import EXTENSION as AUTH_EXTENSION
-from contacts_http.auth.guard import AuthPolicy
 from contacts_http.observability import HttpMetrics
 from contacts_http.rate_limits import INLINE_EXTENSION, InlineRateLimits
 from contacts_http.request_id import REQUEST_ID_HEADER
@@ -87,8 +87,6 @@ class FastContactGet:
     ) -> None:
         self._inner = inner
         self._guard = guard
-        self._policy: AuthPolicy = guard.policy
-        self._scope = self._policy.route_scopes.get(ENDPOINT, self._policy.default_scope)
         self._limits = limits
         self._lookup = lookup
         self._http_metrics = http_metrics
@@ -144,21 +142,8 @@ class FastContactGet:
 
     def _caller(self, environ: dict[str, Any]) -> _Caller | None:
         """The authorized caller, or ``None`` for anything the guard would refuse or log."""
-        scheme, _, token = environ.get("HTTP_AUTHORIZATION", "").strip().partition(" ")
-        if scheme.lower() != "bearer":
-            return None
-        failures = self._guard.failures
-        if failures is not None:
-            address = failures.client_address(
-                environ.get("REMOTE_ADDR"), environ.get("HTTP_X_FORWARDED_FOR")
-            )
-            if failures.throttled(address):  # the guard refuses it, and counts that
-                return None
-        try:
-            principal = self._guard.authenticator.authenticate(token.strip())
-        except Exception:  # refused or unchecked: the guard answers (and counts the failure)
-            return None
-        if self._scope not in principal.scopes or principal.workspace is None:
+        principal = plain_caller(self._guard, environ, ENDPOINT)
+        if principal is None or principal.workspace is None:
             return None
         return _Caller(principal.rate_limit_key, principal.workspace)
 
