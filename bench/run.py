@@ -296,6 +296,7 @@ class Bench:
                 cur.execute("DELETE FROM contacts WHERE created_at >= %s", (dataset.LOADED_BEFORE,))
                 cur.execute("TRUNCATE processed_events")
                 conn.commit()
+                self.notes["vacuumed"] = dataset.vacuum_if_dead(conn, log=log)
         client = redis.Redis.from_url(self.redis_url)
         batch: list[bytes] = []
         for key in client.scan_iter(match=f"{self.prefix}*", count=5000):
