@@ -14,18 +14,17 @@ Deletes its keys at the end. Not a test; see bench/README.md, "The cache miss".
 from __future__ import annotations
 
 import cProfile
-import io
 import os
 import sys
 import threading
 import time
 import uuid
-from typing import Any
 
 import dataset  # bench/ (the script's directory): the loaded set's workspace and cut-off
 import psycopg2
 import redis
 import stack
+from hit_cpu import wsgi_get
 
 from contacts_http.auth import ApiKeyEntry, AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
@@ -68,7 +67,7 @@ def main(n: int, threads: int, profile: str | None) -> None:
         ports.cache.listener.wait_ready(5)
     try:
         for contact_id in ids[:20]:  # warm: pool connections, prepared statements
-            _get(app, key, contact_id)
+            wsgi_get(app, key, contact_id)
         todo = ids[20:]
         chunks = [todo[i::threads] for i in range(threads)]
         profiler = cProfile.Profile() if profile else None
@@ -77,12 +76,13 @@ def main(n: int, threads: int, profile: str | None) -> None:
             if profiler:
                 profiler.enable()
             for contact_id in chunks[0]:
-                _get(app, key, contact_id)
+                wsgi_get(app, key, contact_id)
             if profiler:
                 profiler.disable()
         else:
             workers = [
-                threading.Thread(target=lambda c=c: [_get(app, key, i) for i in c]) for c in chunks
+                threading.Thread(target=lambda c=c: [wsgi_get(app, key, i) for i in c])
+                for c in chunks
             ]
             for w in workers:
                 w.start()
@@ -99,24 +99,6 @@ def main(n: int, threads: int, profile: str | None) -> None:
         for stale in client.scan_iter(f"{prefix}*"):
             client.delete(stale)
         ports.close()
-
-
-def _get(app: Any, api_key: str, contact_id: str) -> None:
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": f"/v1/contacts/{contact_id}",
-        "QUERY_STRING": "",
-        "SERVER_NAME": "bench",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "HTTP_AUTHORIZATION": f"Bearer {api_key}",
-        "REMOTE_ADDR": "127.0.0.1",
-    }
-    status: list[str] = []
-    b"".join(app.wsgi_app(environ, lambda s, _h: status.append(s)))
-    if not status[0].startswith("200"):
-        raise RuntimeError(f"{contact_id}: {status[0]}")
 
 
 if __name__ == "__main__":
