@@ -40,11 +40,11 @@ bench/README.md, "Command API POST").
 
 from __future__ import annotations
 
-import ctypes
 import os
-from typing import Any, Final
+from typing import Any
 
 from contacts_http import gunicorn_hooks
+from contacts_infra.malloc_arenas import cap_malloc_arenas
 
 # gthread whose loop reads each request whole, under deadlines, before a thread runs it (slow
 # clients hold no thread; /healthz has its own), answering gunicorn's 414 and 431 as problems.
@@ -58,21 +58,8 @@ on_starting = gunicorn_hooks.on_starting("command-api")
 child_exit = gunicorn_hooks.child_exit
 on_exit = gunicorn_hooks.on_exit
 
-#: glibc's ``mallopt`` parameter ``M_ARENA_MAX`` (malloc.h).
-_M_ARENA_MAX: Final = -8
-#: Arenas per worker process: the request threads and the SQS send threads share them (they
-#: mostly allocate holding the GIL, so they seldom contend).
-MALLOC_ARENAS: Final = 2
-
 
 def post_fork(_server: Any, _worker: Any) -> None:
-    """Cap this worker's glibc malloc arenas at ``MALLOC_ARENAS`` before its threads start
-    (the module docstring says why). A no-op when ``MALLOC_ARENA_MAX`` is set (glibc read it
-    already) or the C library is not glibc."""
-    if "MALLOC_ARENA_MAX" in os.environ:
-        return
-    try:
-        mallopt = ctypes.CDLL("libc.so.6").mallopt
-    except (OSError, AttributeError):
-        return
-    mallopt(_M_ARENA_MAX, MALLOC_ARENAS)
+    """Cap this worker's glibc malloc arenas before its threads start
+    (``contacts_infra.malloc_arenas``)."""
+    cap_malloc_arenas()

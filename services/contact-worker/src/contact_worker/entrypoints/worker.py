@@ -23,6 +23,7 @@ from contact_worker import bootstrap
 from contact_worker.entrypoints.celery_app import create_celery
 from contact_worker.entrypoints.metrics import WorkerMetrics
 from contact_worker.settings import Settings
+from contacts_infra.malloc_arenas import cap_malloc_arenas
 from contacts_telemetry.logs import configure_logging, get_logger
 from contacts_telemetry.metrics import (
     MULTIPROC_ENV,
@@ -38,6 +39,7 @@ log = get_logger("contact_worker")
 
 def main(argv: list[str] | None = None) -> None:
     """Run ``celery worker``; extra arguments (``-c 4 --pool prefork``) are passed through."""
+    cap_malloc_arenas()  # before any thread starts; the pool processes inherit it
     settings = bootstrap.load_settings()
     configure_logging(SERVICE, level=settings.log_level)
     setup_logging.connect(_keep_our_logging, weak=False)
