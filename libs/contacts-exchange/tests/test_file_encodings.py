@@ -256,6 +256,20 @@ def _lexed_encoding(data: bytes, max_bytes: int) -> object:
         "BEGIN:VCARD\r\nFN:名無しの権兵衛\r\nEND:VCARD\r\n".encode("shift_jis"),
         # The word across the scan's 16 KiB reads.
         b"BEGIN:VCARD\r\nNOTE:" + b"n" * (16 * 1024 - 25) + b"\r\nN;QUOTED-PRINTABLE:Zo=EB\r\n",
+        # The parameter folded inside the word (fresh-clone review: read as UTF-8 before).
+        b"BEGIN:VCARD\r\nVERSION:2.1\r\nN;ENCODING=QUOTED-PRIN\r\n TABLE:Ma=B3ecka;Ma=B3gorzata;;;"
+        b"\r\nEND:VCARD\r\n",
+        b"BEGIN:VCARD\r\nN;ENCODING=QUOTED-PRIN\r\r\n\tTABLE:Ma=B3ecka\r\nEND:VCARD\r\n",
+        # ... and folded where the scan's 16 KiB reads meet, the fold's CRLF in the first.
+        b"BEGIN:VCARD\r\nNOTE:"
+        + b"n" * (16 * 1024 - 34)
+        + b"\r\nN;QUOTED-PRIN\r\n TABLE:Zo=EB\r\n",
+        b"BEGIN:VCARD\r\nNOTE:"
+        + b"n" * (16 * 1024 - 33)
+        + b"\r\nN;QUOTED-PRIN\r\n TABLE:Zo=EB\r\n",
+        b"BEGIN:VCARD\r\nNOTE:"
+        + b"n" * (16 * 1024 - 32)
+        + b"\r\nN;QUOTED-PRIN\r\n TABLE:Zo=EB\r\n",
     ],
 )
 @pytest.mark.parametrize("max_bytes", [10**6, 40])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import re
 import tempfile
 from collections.abc import Iterator
 from typing import BinaryIO, Final, cast
@@ -18,6 +19,8 @@ from contacts_exchange.file_encoding import (
 UTF8_BOM: Final = codecs.BOM_UTF8
 #: Read this many bytes at most per ``readline`` call, so one endless line cannot fill memory.
 _CHUNK: Final = 64 * 1024
+#: A fold (RFC 6350 §3.2: a line ending, any CRs before its LF, then one space or tab).
+_FOLD: Final = re.compile(r"\r*\n[ \t]")
 #: Bytes per read of ``plain_utf8``: its decoded and upper-cased copies stay small.
 _SCAN_CHUNK: Final = 16 * 1024
 
@@ -76,10 +79,14 @@ def plain_utf8(stream: BinaryIO, *, max_bytes: int, unless: str | None = None) -
                 raise ImportTooLarge("max_bytes", max_bytes)
             text = decoder.decode(chunk, final=not chunk)
             if unless is not None:
-                window = (tail + text).upper()
+                # Unfolded as the lexer unfolds lines, so a parameter folded inside the word
+                # is found too (fresh-clone review); a line ending at the window's end is kept
+                # whole in the tail, with the word's length before it.
+                window = _FOLD.sub("", (tail + text).upper())
                 if unless in window:
                     return False
-                tail = window[-len(unless) :]
+                ending = len(window) - len(window.rstrip("\r\n"))
+                tail = window[-(len(unless) + ending) :]
             if not chunk:
                 break
     except UnicodeDecodeError:
