@@ -207,3 +207,10 @@ def test_sqs_down_is_the_flask_paths_503_and_nothing_is_pending(
     assert fast.flask_seen == ["POST /v1/contacts"]  # type: ignore[attr-defined]
     assert _samples(fast) == _samples(slow)
     assert not redis_client.keys(f"{fast_prefix(fast)}op:*")
+    # Without an X-Request-ID, the id the client gets is the one the log lines carry, though
+    # the fast path made it and Flask answered (review of the merged POST work).
+    structlog.contextvars.clear_contextvars()
+    response = fast.test_client().post("/v1/contacts", json=ROSA)
+    assert response.status_code == 503
+    context = structlog.contextvars.get_contextvars()
+    assert response.headers["X-Request-ID"] == context["request_id"]

@@ -121,6 +121,9 @@ class FastContactCreate:
         if plain is None:
             return self._inner(environ, start_response)
         request_id = _request_id(environ)
+        # A request handed to Flask below must keep this id: its answer and its log lines
+        # would otherwise carry two (one made here, one by Flask's request-id hook).
+        environ["HTTP_X_REQUEST_ID"] = request_id
         traceparent = valid_traceparent(environ.get("HTTP_TRACEPARENT"))
         clear_context()
         bind_context(request_id=request_id, traceparent=traceparent)
