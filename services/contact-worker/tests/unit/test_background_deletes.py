@@ -3,8 +3,11 @@ by a thread of their own, their deliveries settled on the event loop afterwards,
 
 from __future__ import annotations
 
+import contextlib
+import os
 import select
 import threading
+import time
 from typing import Any
 
 from contact_worker.adapters.sqs_heartbeat import BackgroundDeletes, delete_batch
@@ -18,6 +21,9 @@ class FakeHub:
 
     def add_reader(self, fd: int, callback: Any) -> None:
         self.readers[fd] = callback
+
+    def remove_reader(self, fd: int) -> None:
+        del self.readers[fd]
 
     def run_once(self, timeout_s: float = 5.0) -> None:
         ready, _, _ = select.select(list(self.readers), [], [], timeout_s)
@@ -77,3 +83,23 @@ def test_a_refused_entry_is_not_deleted_and_a_stale_handle_or_a_failed_call_is()
         (3, True),
     ]
     assert delete_batch(FakeSqs(fail=True), "url", [(1, "h1")]) == [(1, True)]
+
+
+def test_stop_settles_ends_the_thread_and_closes_the_pipe() -> None:
+    # A channel closed by a reconnect must not leave its thread and two descriptors behind
+    # (review of the merged worker work).
+    hub, settled = FakeHub(), []
+    before = [t.name for t in threading.enumerate()].count("sqs-deletes")
+    deletes = BackgroundDeletes(hub, settled.append)
+    pipe = {fd: os.fstat(fd).st_ino for fd in hub.readers}
+    deletes.submit(FakeSqs(), "url", [(1, "h1")])
+    deletes.stop(timeout_s=5.0)
+    assert settled == [[(1, True)]]
+    assert hub.readers == {}
+    deadline = time.monotonic() + 5
+    while [t.name for t in threading.enumerate()].count("sqs-deletes") > before:
+        assert time.monotonic() < deadline, "the thread did not end"
+        time.sleep(0.01)
+    for fd, inode in pipe.items():
+        with contextlib.suppress(OSError):  # closed, and not reused since
+            assert os.fstat(fd).st_ino != inode, "the pipe is still open"

@@ -159,11 +159,13 @@ class HeartbeatChannel(SQS.Channel):
         return deletes
 
     def close(self) -> None:
-        """Wait (at most 5 s) for the deletes still being sent, then close the channel."""
+        """Wait (at most 5 s) for the deletes still being sent and stop their thread, then close
+        the channel."""
         deletes: BackgroundDeletes | None = getattr(self, "_deletes", None)
         if deletes is not None and deletes.pid == os.getpid():
+            del self._deletes
             try:
-                deletes.finish(timeout_s=5.0)
+                deletes.stop(timeout_s=5.0)
             except Exception:
                 log.warning("acked messages not all released before closing", exc_info=True)
         super().close()
@@ -265,14 +267,18 @@ class BackgroundDeletes:
     def __init__(self, hub: Any, settle: Callable[[list[tuple[Any, bool]]], None]) -> None:
         self.pid = os.getpid()
         self._settle = settle
-        self._jobs: queue.SimpleQueue[tuple[Any, str, list[tuple[Any, str]]]] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[tuple[Any, str, list[tuple[Any, str]]] | None] = (
+            queue.SimpleQueue()
+        )
         self._done: queue.SimpleQueue[list[tuple[Any, bool]]] = queue.SimpleQueue()
         self._outstanding = 0
         self._idle = threading.Condition()
+        self._hub = hub
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         hub.add_reader(self._wake_r, self._on_done)
-        threading.Thread(target=self._run, name="sqs-deletes", daemon=True).start()
+        self._thread = threading.Thread(target=self._run, name="sqs-deletes", daemon=True)
+        self._thread.start()
 
     def submit(self, client: Any, url: str, entries: list[tuple[Any, str]]) -> None:
         """Queue one ``DeleteMessageBatch`` of ``entries`` (at most 10)."""
@@ -288,14 +294,25 @@ class BackgroundDeletes:
             self._idle.wait_for(lambda: self._outstanding == 0, timeout=timeout_s)
         self._on_done()
 
+    def stop(self, timeout_s: float) -> None:
+        """``finish``, then stop: the hub stops reading the pipe, and the thread ends after the
+        calls queued before (closing the pipe then, so no late call writes to a closed or
+        reused descriptor). A channel closes it, so a reconnecting worker keeps one thread."""
+        self.finish(timeout_s)
+        with contextlib.suppress(Exception):
+            self._hub.remove_reader(self._wake_r)
+        self._jobs.put(None)
+
     def _run(self) -> None:
-        while True:
-            client, url, entries = self._jobs.get()
+        while (job := self._jobs.get()) is not None:
+            client, url, entries = job
             self._done.put(delete_batch(client, url, entries))
             with self._idle:
                 self._outstanding -= 1
                 self._idle.notify_all()
             os.write(self._wake_w, b"d")
+        os.close(self._wake_w)
+        os.close(self._wake_r)
 
     def _on_done(self) -> None:
         """The hub's reader: settle every finished call (in the event loop's thread)."""
