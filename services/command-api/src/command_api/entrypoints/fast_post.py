@@ -18,7 +18,8 @@ headers in the same order and body, the same ``http_requests_total`` /
 Anything else goes to the Flask app untouched, before anything is counted: another method or
 path, a query string, CORS (``Origin``), ``X-Contacts-Workspace``, ``Idempotency-Key``, a
 ``Content-Type`` other than exactly ``application/json``, a ``Content-Encoding``, no
-``Content-Length`` or one past the body limit, a caller the guard would refuse, rate limits
+``Content-Length`` or one past the body limit (a chunked body has one by then: the body guard
+buffered it and set it), a caller the guard would refuse, rate limits
 turned off or counted by flask-limiter (a Redis Cluster), and a body that is not a valid
 contact (the Flask path then answers its 400 as before; the bytes read are handed on). Once
 counted, a request past a limit or whose count Redis could not take is handed on with its
