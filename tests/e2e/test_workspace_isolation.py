@@ -161,13 +161,13 @@ CASES: dict[tuple[str, str], tuple[set[str], list[Case]]] = {
         [lambda v: Request("GET", "query", f"/v1/imports/{v.import_id}")],
     ),
     ("patch", "/v1/contacts/{contact_id}"): (
-        {"contact_id", "If-Match", "X-Contacts-Workspace"},
+        {"contact_id", "If-Match", "Idempotency-Key", "X-Contacts-Workspace"},
         [
             lambda v: Request(
                 "PATCH",
                 "command",
                 f"/v1/contacts/{v.contact_id}",
-                headers={"If-Match": v.etag},
+                headers={"If-Match": v.etag, "Idempotency-Key": f"{v.idempotency_key}-patch"},
                 json={"company": "A's"},
             ),
             lambda v: Request(
@@ -176,22 +176,25 @@ CASES: dict[tuple[str, str], tuple[set[str], list[Case]]] = {
         ],
     ),
     ("delete", "/v1/contacts/{contact_id}"): (
-        {"contact_id", "If-Match", "X-Contacts-Workspace"},
+        {"contact_id", "If-Match", "Idempotency-Key", "X-Contacts-Workspace"},
         [
             lambda v: Request(
-                "DELETE", "command", f"/v1/contacts/{v.contact_id}", headers={"If-Match": v.etag}
+                "DELETE",
+                "command",
+                f"/v1/contacts/{v.contact_id}",
+                headers={"If-Match": v.etag, "Idempotency-Key": f"{v.idempotency_key}-delete"},
             ),
             lambda v: Request("DELETE", "command", f"/v1/contacts/{v.contact_id}"),
         ],
     ),
     ("put", "/v1/contacts/{contact_id}"): (
-        {"contact_id", "If-Match", "X-Contacts-Workspace"},
+        {"contact_id", "If-Match", "Idempotency-Key", "X-Contacts-Workspace"},
         [
             lambda v: Request(
                 "PUT",
                 "command",
                 f"/v1/contacts/{v.contact_id}",
-                headers={"If-Match": v.etag},
+                headers={"If-Match": v.etag, "Idempotency-Key": f"{v.idempotency_key}-put"},
                 json={"first_name": "Ann"},
             ),
             lambda v: Request(
