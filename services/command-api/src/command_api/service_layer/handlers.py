@@ -65,20 +65,20 @@ def accept(
     workspace: str,
     correlation_id: str | None,
     traceparent: str | None = None,
-    event_id: str | None = None,
-    operation_id: str | None = None,
+    ids: DerivedIds | None = None,
 ) -> Accepted:
     """Publish the event of ``command`` in ``workspace`` and mark its operation pending there.
 
     ``correlation_id`` (the request id) and ``traceparent`` (W3C) travel in the event.
-    ``event_id`` and ``operation_id`` default to new uuid4s. Raises ``PublishFailed`` when the
+    The event and operation ids are those of ``ids`` (derived from an ``Idempotency-Key``), else
+    new uuid4s (the command names its contact). Raises ``PublishFailed`` when the
     queue did not take the event in time and ``EventTooLarge`` when it cannot fit a message;
     nothing is accepted then.
     """
     event = to_event(
         command,
-        event_id=event_id or str(uuid.uuid4()),
-        operation_id=operation_id or str(uuid.uuid4()),
+        event_id=ids.event_id if ids else str(uuid.uuid4()),
+        operation_id=ids.operation_id if ids else str(uuid.uuid4()),
         sequence=context.next_sequence(),
         time=context.now(),
         correlation_id=correlation_id,
@@ -165,30 +165,21 @@ def _accept_new(
     traceparent: str | None,
     idempotency_key: str | None,
 ) -> Accepted:
-    if idempotency_key is None:
-        command = make(str(uuid.uuid4()), dict(fields))
-        return accept(
-            command,
-            context,
-            workspace=workspace,
-            correlation_id=correlation_id,
-            traceparent=traceparent,
-        )
-
-    ids = derive_ids(workspace, idempotency_key)
-    body = fields if make is CreateContact else {"__command__": make.__name__, **fields}
-    reserve_key(workspace, idempotency_key, fingerprint(body), context)
+    ids = None
+    if idempotency_key is not None:
+        ids = derive_ids(workspace, idempotency_key)
+        body = fields if make is CreateContact else {"__command__": make.__name__, **fields}
+        reserve_key(workspace, idempotency_key, fingerprint(body), context)
     # A replay publishes again: the event id is the same, so SQS (within 5 minutes) or the
     # worker's inbox (after) drops it, and the original send may have failed.
-    command = make(ids.contact_id, dict(fields))
+    command = make(ids.contact_id if ids else str(uuid.uuid4()), dict(fields))
     return accept(
         command,
         context,
         workspace=workspace,
         correlation_id=correlation_id,
         traceparent=traceparent,
-        event_id=ids.event_id,
-        operation_id=ids.operation_id,
+        ids=ids,
     )
 
 
@@ -225,8 +216,7 @@ def accept_change(
         workspace=workspace,
         correlation_id=correlation_id,
         traceparent=traceparent,
-        event_id=ids.event_id if ids else None,
-        operation_id=ids.operation_id if ids else None,
+        ids=ids,
     )
 
 
