@@ -43,14 +43,13 @@ class FaultProxy:
 
     def set_mode(self, mode: Mode) -> None:
         """Switch mode; ``refuse`` also closes every open connection."""
-        self.mode = mode
-        if mode == "refuse":
-            with self._lock:
-                pairs, self._pairs = self._pairs, set()
-            for pair in pairs:
-                for sock in pair:
-                    with contextlib.suppress(OSError):
-                        sock.close()
+        with self._lock:  # atomic with the accept loop's check and registration
+            self.mode = mode
+            pairs, self._pairs = (self._pairs, set()) if mode == "refuse" else (set(), self._pairs)
+        for pair in pairs:
+            for sock in pair:
+                with contextlib.suppress(OSError):
+                    sock.close()
 
     @contextlib.contextmanager
     def fault(self, mode: Mode, seconds: float) -> Iterator[None]:
@@ -88,7 +87,14 @@ class FaultProxy:
                 continue
             pair = (client, upstream)
             with self._lock:
-                self._pairs.add(pair)
+                # Switched to refuse while connecting: this pair was not closed with the others.
+                escaped = self.mode == "refuse"
+                if not escaped:
+                    self._pairs.add(pair)
+            if escaped:
+                client.close()
+                upstream.close()
+                continue
             threading.Thread(target=self._pump, args=(pair,), daemon=True).start()
 
     def _pump(self, pair: tuple[socket.socket, socket.socket]) -> None:
@@ -96,6 +102,8 @@ class FaultProxy:
         peers = {client: upstream, upstream: client}
         try:
             while not self._stopped.is_set():
+                if self.mode == "refuse":
+                    return  # set_mode closed this pair (or is closing it)
                 if self.mode == "blackhole":
                     time.sleep(0.05)  # hold everything: neither side hears from the other
                     continue
