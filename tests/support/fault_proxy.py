@@ -49,6 +49,11 @@ class FaultProxy:
         for pair in pairs:
             for sock in pair:
                 with contextlib.suppress(OSError):
+                    # shutdown first: close() alone sends the FIN only once the pump thread's
+                    # select() lets go of the socket (up to its 0.1 s timeout), while a stopped
+                    # server's peers hear of it at once.
+                    sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
                     sock.close()
 
     @contextlib.contextmanager
