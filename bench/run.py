@@ -1528,10 +1528,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             for k in (
                 "GUNICORN_WORKERS",
                 "QUERY_API_THREADS",
+                "COMMAND_API_WORKERS",
+                "COMMAND_API_THREADS",
                 "WORKER_CONCURRENCY",
                 "WORKER_PREFETCH_MULTIPLIER",
             )
         },
+        # up.sh starts the query API with GUNICORN_WORKERS, as stack.gunicorn_query_api does.
+        "query_api_workers": bench.env.get(
+            "QUERY_API_WORKERS", bench.env.get("GUNICORN_WORKERS", "2")
+        ),
         "figures": {k: f.as_dict() for k, f in bench.figures.items()},
         "goals": goals(bench),
         "capacity_per_cpu_s": capacity(bench),
