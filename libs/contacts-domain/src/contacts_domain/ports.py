@@ -26,7 +26,18 @@ class StoreUnavailable(RuntimeError):
 
 
 class PublishFailed(RuntimeError):
-    """The event was not durably accepted by the queue (unreachable, timed out, refused)."""
+    """The event was not confirmed as durably accepted by the queue (unreachable, timed out,
+    refused).
+
+    ``may_be_queued`` is ``True`` when the queue may have taken it all the same: the call was
+    sent and its answer did not come (a timeout, a connection lost mid-call). A client must
+    then not be told that nothing was accepted: a retry with the same idempotency key applies
+    the command at most once, a retry without one may apply it twice.
+    """
+
+    def __init__(self, message: str, *, may_be_queued: bool = False) -> None:
+        super().__init__(message)
+        self.may_be_queued = may_be_queued
 
 
 class EventPublisher(abc.ABC):

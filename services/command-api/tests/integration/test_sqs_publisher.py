@@ -219,9 +219,10 @@ def test_closed_port_fails_fast(command_settings, closed_port) -> None:
         target(command_settings, endpoint_url=endpoint, queue_url=f"{endpoint}/000000000000/q")
     )
     started = time.monotonic()
-    with pytest.raises(PublishFailed):
+    with pytest.raises(PublishFailed) as failed:
         publisher.publish(event())
     assert time.monotonic() - started < 1.0
+    assert failed.value.may_be_queued is False  # never sent: the 503 may say so
 
 
 @pytest.mark.parametrize("timeout_s", [0.5, 2.0])
@@ -239,9 +240,10 @@ def test_silent_server_fails_within_the_send_timeout(
     )
     for _ in range(2):
         started = time.monotonic()
-        with pytest.raises(PublishFailed):
+        with pytest.raises(PublishFailed) as failed:
             publisher.publish(event())
         assert time.monotonic() - started <= timeout_s + 1.0  # slack for a loaded machine
+        assert failed.value.may_be_queued is True  # sent, never answered: outcome unknown
 
 
 def test_readiness_check_asks_the_queue(command_settings, closed_port) -> None:
@@ -335,7 +337,7 @@ def test_a_batch_to_a_closed_port_fails_every_event_with_one_call(
         target(command_settings, endpoint_url=endpoint, queue_url=f"{endpoint}/000000000000/q.fifo")
     )
     results = publisher.publish_batch([event() for _ in range(25)])
-    assert all(isinstance(r, PublishFailed) for r in results)
+    assert all(isinstance(r, PublishFailed) and not r.may_be_queued for r in results)
     assert len(publisher.calls) <= 1  # a dead queue is not asked once per call
 
 
@@ -343,7 +345,7 @@ def test_a_batch_to_a_missing_queue_fails_every_event(command_settings) -> None:
     missing = command_settings.sqs_queue_url.rsplit("/", 1)[0] + "/no-such-queue.fifo"
     publisher = SqsEventPublisher(target(command_settings, queue_url=missing))
     results = publisher.publish_batch([event(), event()])
-    assert all(isinstance(r, PublishFailed) for r in results)
+    assert all(isinstance(r, PublishFailed) and not r.may_be_queued for r in results)
 
 
 class PartlyRefusingPublisher(SqsEventPublisher):
@@ -541,6 +543,8 @@ def test_a_silent_server_fails_every_waiting_publish_within_the_timeout(
     assert time.monotonic() - started <= 0.5 + 1.0  # slack for a loaded machine
     assert set(outcomes) == {e.id for e in published}
     assert all(isinstance(outcome, PublishFailed) for outcome in outcomes.values())
+    # The publishes whose call was made may have been queued; those still waiting were not.
+    assert any(outcome.may_be_queued for outcome in outcomes.values())
 
 
 def test_a_publish_after_the_send_threads_stopped_fails_and_the_next_call_starts(

@@ -33,6 +33,8 @@ class FakePublisher(EventPublisher):
     def __init__(self) -> None:
         self.events: list[ContactEvent] = []
         self.down = False
+        #: With ``down``: fail as a call whose answer was lost (it may have been queued).
+        self.unanswered = False
         self.failing: set[str] = set()
         self.too_large: set[str] = set()
         self.batches: list[list[str]] = []
@@ -45,7 +47,7 @@ class FakePublisher(EventPublisher):
         if group in self.too_large:
             raise EventTooLarge(SQS_MESSAGE_MAX_BYTES + 1, SQS_MESSAGE_MAX_BYTES)
         if self.down or group in self.failing:
-            raise PublishFailed("queue down")
+            raise PublishFailed("queue down", may_be_queued=self.unanswered)
         self.events.append(event)
 
     def publish_batch(self, events: Sequence[ContactEvent]) -> list[Exception | None]:

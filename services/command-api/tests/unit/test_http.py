@@ -141,6 +141,19 @@ def test_publish_failure_is_503_with_retry_after(client, publisher, rosa) -> Non
     assert response.status_code == 503
     assert response.mimetype == PROBLEM_JSON
     assert int(response.headers["Retry-After"]) > 0
+    assert "nothing was accepted" in response.get_json()["detail"]
+
+
+def test_a_send_left_unanswered_is_a_503_that_does_not_say_nothing_was_accepted(
+    client, publisher, rosa
+) -> None:
+    publisher.down = publisher.unanswered = True
+    response = client.post(CONTACT, json=rosa)
+    assert response.status_code == 503
+    detail = response.get_json()["detail"]
+    assert "nothing was accepted" not in detail
+    assert "may or may not have been queued" in detail
+    assert "Idempotency-Key" in detail
 
 
 def test_operation_store_down_still_answers_202(client, operations, publisher, rosa) -> None:

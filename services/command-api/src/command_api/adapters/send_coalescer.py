@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import HTTPClientError
+
 from contacts_domain.ports import PublishFailed
 
 #: ``send(entries)`` makes one ``SendMessageBatch`` call with ``entries`` (each with its
@@ -100,7 +102,9 @@ class SendCoalescer:
             except Exception as exc:  # never strand the requests, nor this call's slot
                 for request in batch:
                     if not request.future.done():
-                        request.future.set_exception(PublishFailed(f"Send failed: {exc!r}."))
+                        request.future.set_exception(
+                            PublishFailed(f"Send failed: {exc!r}.", may_be_queued=True)
+                        )
 
     def _take(self) -> list[_Request]:
         """Up to ``max_entries`` waiting requests within ``max_body_bytes`` (at least one),
@@ -125,7 +129,10 @@ class SendCoalescer:
             response = self._send([request.entry for request in batch])
         except Exception as exc:
             for request in batch:
-                failure = PublishFailed(f"SQS refused the message: {type(exc).__name__}.")
+                failure = PublishFailed(
+                    f"SQS refused the message: {type(exc).__name__}.",
+                    may_be_queued=answer_lost(exc),
+                )
                 failure.__cause__ = exc
                 request.future.set_exception(failure)
             return
@@ -137,3 +144,12 @@ class SendCoalescer:
             else:
                 code = codes.get(str(index)) or "not reported as sent"
                 request.future.set_exception(PublishFailed(f"SQS refused the message: {code}."))
+
+
+def answer_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` (raised by a ``SendMessageBatch`` call) leaves it unknown if SQS took
+    the messages: the request was sent and its answer timed out or its connection closed
+    (botocore's ``HTTPClientError``: ``ReadTimeoutError``, ``ConnectionClosedError``). A refusal
+    SQS answered (``ClientError``) or a connection never made (``EndpointConnectionError``,
+    ``ConnectTimeoutError``) queued nothing."""
+    return isinstance(exc, HTTPClientError)

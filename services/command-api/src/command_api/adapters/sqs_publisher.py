@@ -54,7 +54,7 @@ from typing import Any, Final
 import boto3
 from botocore.config import Config
 
-from command_api.adapters.send_coalescer import SendCoalescer
+from command_api.adapters.send_coalescer import SendCoalescer, answer_lost
 from command_api.service_layer.errors import EventTooLarge
 from contacts_domain import ContactEvent
 from contacts_domain.ports import EARLIER_EVENT_FAILED, EventPublisher, PublishFailed
@@ -168,8 +168,10 @@ class SqsEventPublisher(EventPublisher):
         try:
             future.result(timeout=max(0.0, deadline - time.monotonic()))
         except concurrent.futures.TimeoutError:
-            future.cancel()  # still waiting for a call: then never sent
-            raise PublishFailed(f"SQS did not answer within {timeout_s} s.") from None
+            sent = not future.cancel()  # still waiting for a call: then never sent
+            raise PublishFailed(
+                f"SQS did not answer within {timeout_s} s.", may_be_queued=sent
+            ) from None
         except concurrent.futures.CancelledError:
             raise PublishFailed("The sender is shutting down.") from None
 
@@ -355,8 +357,10 @@ def _record_entries(
 
 def _as_publish_failed(exc: BaseException, timeout_s: float) -> PublishFailed:
     if isinstance(exc, concurrent.futures.TimeoutError):
-        return PublishFailed(f"SQS did not answer within {timeout_s} s.")
-    return PublishFailed(f"SQS refused the messages: {type(exc).__name__}.")
+        return PublishFailed(f"SQS did not answer within {timeout_s} s.", may_be_queued=True)
+    return PublishFailed(
+        f"SQS refused the messages: {type(exc).__name__}.", may_be_queued=answer_lost(exc)
+    )
 
 
 def _next_round(

@@ -156,7 +156,8 @@ def answer(results: Sequence[ItemResult]) -> tuple[dict[str, Any], int]:
     if failed and not accepted:
         raise ProblemError(
             503,
-            "No operation could be queued; nothing was accepted. Retry later.",
+            "No operation could be queued; see results (an operation whose SQS call was not "
+            "answered may have been queued: retry with the same Idempotency-Key). Retry later.",
             type_uri=QUEUE_PROBLEM,
             headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)},
             extensions=body,

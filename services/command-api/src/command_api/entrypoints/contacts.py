@@ -223,7 +223,9 @@ def run_batch(body: dict[str, Any]) -> Any:
 
     Each operation is validated, queued and answered on its own, with the rules of
     its single route: one may be `invalid` (see its `errors`) or `failed` (not
-    queued: retry it) while the others are `accepted`. Operations on one contact keep
+    confirmed queued: retry it, with the same `Idempotency-Key` if SQS did not
+    answer, so that one it took after all is applied once) while the others are
+    `accepted`. Operations on one contact keep
     their order (the order of the list); an operation that failed to queue holds
     back the later operations of the same contact (they fail too), so a contact never
     gets a later write without an earlier one. An invalid operation holds back

@@ -14,13 +14,21 @@ from contacts_http import VALIDATION_PROBLEM, problem_response
 TOO_LARGE_PROBLEM: Final = "urn:contacts:problem:message-too-large"
 IDEMPOTENCY_PROBLEM: Final = "urn:contacts:problem:idempotency-key-reused"
 QUEUE_PROBLEM: Final = "urn:contacts:problem:queue-unavailable"
+NOT_QUEUED_DETAIL: Final = "The command could not be queued; nothing was accepted. Retry later."
+#: The 503's detail when SQS was sent the command but its answer did not come.
+UNKNOWN_OUTCOME_DETAIL: Final = (
+    "SQS did not confirm the command in time: it may or may not have been queued. Retry later "
+    "with the same Idempotency-Key, which applies it at most once (without one, a retried "
+    "create may create a second contact)."
+)
 #: Seconds a client should wait after a 503 from the queue before retrying.
 QUEUE_RETRY_AFTER_S: Final = 2
 
 
 def register_error_handlers(app: Flask) -> None:
     """Map ``ValidationFailed`` → 400, ``EventTooLarge`` → 413, ``IdempotencyKeyReused`` → 422
-    and ``PublishFailed`` → 503 with ``Retry-After``."""
+    and ``PublishFailed`` → 503 with ``Retry-After`` (its detail says whether the command may
+    have been queued: ``PublishFailed.may_be_queued``)."""
 
     @app.errorhandler(ValidationFailed)
     def invalid(error: ValidationFailed) -> Response:
@@ -49,7 +57,7 @@ def register_error_handlers(app: Flask) -> None:
         app.logger.warning("Publish failed: %s", error)
         return problem_response(
             503,
-            "The command could not be queued; nothing was accepted. Retry later.",
+            UNKNOWN_OUTCOME_DETAIL if error.may_be_queued else NOT_QUEUED_DETAIL,
             type_uri=QUEUE_PROBLEM,
             headers={"Retry-After": str(QUEUE_RETRY_AFTER_S)},
         )
