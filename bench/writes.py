@@ -60,7 +60,7 @@ def import_messages(target: SqsTarget, body: bytes) -> list[dict[str, Any]]:
     messages = []
     for position, fields in parsed.valid:
         ids = record_ids(import_id, position)
-        record = ImportRecord(position, None, json.loads(fields))
+        record = ImportRecord(position, None, fields)
         event = to_event(
             command_for(import_id, record, ids),
             event_id=ids.event_id,

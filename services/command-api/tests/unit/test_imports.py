@@ -932,7 +932,10 @@ def test_a_chunk_sharing_a_message_group_with_one_in_flight_waits_for_it() -> No
 
 
 def test_valid_records_read_back_what_was_kept_in_order_across_buffer_reads() -> None:
-    kept = [(n, (f"{n}:" + "é" * (n * 7919 % 300_000)).encode()) for n in range(1, 60)]
+    kept = [
+        (n, {"note": f"{n}:" + "é" * (n * 7919 % 300_000), "emails": [{"value": None}]})
+        for n in range(1, 60)
+    ]
     records = imports_service.ValidRecords()
     try:
         for position, fields in kept:
