@@ -75,11 +75,18 @@ class FlakyPublisher(EventPublisher):
     def __init__(self) -> None:
         self.events: list[ContactEvent] = []
         self.capacity: int | None = None
+        #: Publishes to fail before the queue takes events again (a queue slow for a moment).
+        self.fail_next = 0
+        self.tries = 0
 
     def publish(self, event: ContactEvent) -> None:
+        self.tries += 1
         size = message_size(event.to_cloudevent())
         if size > SQS_MESSAGE_MAX_BYTES:
             raise EventTooLarge(size, SQS_MESSAGE_MAX_BYTES)
+        if self.fail_next:
+            self.fail_next -= 1
+            raise PublishFailed("SQS did not answer within 2 s.", may_be_queued=True)
         if self.capacity is not None and len(self.events) >= self.capacity:
             raise PublishFailed("queue gone")
         self.events.append(event)
@@ -599,6 +606,24 @@ def test_a_malformed_key_is_a_bad_request(client: FlaskClient, publisher: FlakyP
 
 
 # --- failures ---------------------------------------------------------------------------------
+
+
+def test_events_the_queue_did_not_take_at_once_are_sent_again_in_order(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
+) -> None:
+    publisher.fail_next = 30  # the first 30 publishes time out, then the queue takes them
+
+    response = post(client, vcards(40))
+
+    assert response.status_code == 202
+    assert response.json["accepted"] == 40
+    assert [report.state for report in reports.saved] == ["queued"]
+    assert publisher.tries == 40 + 30
+    # Every record's event was taken once (each its own message group: no order between them).
+    import_id = response.json["import_id"]
+    assert sorted(e.id for e in publisher.events) == sorted(
+        record_ids(import_id, n).event_id for n in range(1, 41)
+    )
 
 
 def test_a_queue_failing_part_way_answers_503_with_the_counts_then_a_retry_finishes(

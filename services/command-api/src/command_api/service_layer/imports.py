@@ -19,8 +19,9 @@ reader of its format, and queues in a second pass over what that parse kept:
    from ``record_ids(import_id, position)``, a sequence from ``context.next_sequence()``,
    ``import_id`` on the event. Events go out in chunks of ``chunk_size`` through
    ``publisher.publish_batch`` (the SQS adapter sends the calls of disjoint message groups in
-   parallel), two chunks of 250 at once when their message groups are disjoint. When a chunk reports
-   a failure, no later chunk is sent, the report is rewritten ``failed`` and
+   parallel), two chunks of 250 at once when their message groups are disjoint. Events the
+   queue did not take are sent again twice, after 0.5 and 1 s (``_publish``). When a chunk
+   still reports a failure, no later chunk is sent, the report is rewritten ``failed`` and
    ``ImportNotQueued`` is raised.
 
 Keeping serialized fields rather than parsed records or events (parsed records were measured
@@ -44,6 +45,7 @@ import itertools
 import logging
 import marshal
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -63,7 +65,7 @@ from contacts_domain.imports import (
     record_ids,
 )
 from contacts_domain.ordering import ordering_key
-from contacts_domain.ports import StoreUnavailable
+from contacts_domain.ports import PublishFailed, StoreUnavailable
 from contacts_exchange import FieldMessage, ImportRecord, read_csv, read_vcards
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,10 @@ logger = logging.getLogger(__name__)
 CHUNK_SIZE: Final = 250
 #: Chunks being sent at once (``_queue``); their calls share the publisher's send threads.
 _CHUNKS_IN_FLIGHT: Final = 2
+#: Further tries of a chunk's events the queue did not take, and the pause before the first
+#: (seconds; the second waits twice as long): ``_publish``.
+_RETRIES: Final = 2
+_RETRY_PAUSE_S: Final = 0.5
 #: Bytes per read and write of ``ValidRecords``' temporary file.
 _FILE_BUFFER: Final = 256 * 1024
 
@@ -401,11 +407,32 @@ def _queue(parsed: ParsedImport, context: Context, envelope: _Envelope, chunk_si
 
 
 def _publish(context: Context, chunk: list[ContactEvent]) -> tuple[int, bool]:
-    results = context.publisher.publish_batch(chunk)
-    failures = [result for result in results if result is not None]
-    for failure in failures[:1]:
-        logger.warning("import event not queued: %s", failure)
-    return len(results) - len(failures), not failures
+    """Publish ``chunk``; return how many events the queue took and whether it took them all.
+
+    Events the queue did not take (``PublishFailed``: a send timeout on a busy machine, a
+    throttled call) are sent again, in order, up to ``_RETRIES`` more times after a pause:
+    each keeps its deduplication id, so one SQS took after all is dropped (as on a client's
+    retry). A failure of another kind (``EventTooLarge``) ends the tries, since the events of
+    its message group held back behind it must not go out without it."""
+    pending = chunk
+    for attempt in range(_RETRIES + 1):
+        if attempt:
+            time.sleep(_RETRY_PAUSE_S * attempt)
+        results = context.publisher.publish_batch(pending)
+        failed = [(event, r) for event, r in zip(pending, results, strict=True) if r is not None]
+        if not failed:
+            return len(chunk), True
+        logger.warning(
+            "import events not queued (try %d of %d): %d, first: %s",
+            attempt + 1,
+            _RETRIES + 1,
+            len(failed),
+            failed[0][1],
+        )
+        if not all(isinstance(failure, PublishFailed) for _, failure in failed):
+            break
+        pending = [event for event, _ in failed]
+    return len(chunk) - len(failed), False
 
 
 def _event(
