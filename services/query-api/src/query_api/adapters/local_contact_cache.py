@@ -129,6 +129,10 @@ class LocalContactCache(ReadThroughContactCache):
         listener = self.listener
         listener.ensure_running()
         with listener.lock:
+            # Invalidations only remove entries: a key absent before they are applied stays
+            # absent, and ``_begin_fill`` applies them before its read.
+            if key not in self._entries:
+                return None
             listener.poll_locked()
             if not listener.healthy_locked():
                 return None
@@ -145,6 +149,9 @@ class LocalContactCache(ReadThroughContactCache):
         (the read will not be stored)."""
         listener = self.listener
         with listener.lock:
+            # Invalidations of writes made before this read would otherwise count as racing it
+            # (the fill would be dropped); a lost connection is found here too.
+            listener.poll_locked()
             if listener.redirect_id is None:
                 return None
             filling = self._filling.setdefault(key, [0, 0])
@@ -158,7 +165,8 @@ class LocalContactCache(ReadThroughContactCache):
             return
         listener = self.listener
         with listener.lock:
-            listener.poll_locked()
+            if entry is not None:  # nothing to store (a miss): no invalidation to apply
+                listener.poll_locked()
             filling = self._filling[key]
             filling[0] -= 1
             if filling[0] == 0:
