@@ -242,7 +242,7 @@ class SqlUnitOfWork(UnitOfWork):
         self._batch_contacts = BatchContacts(
             SqlContactRepository(self._connection),
             self._connection,
-            found.states,
+            found,
             defer_saves=defer_saves,
         )
         self.contacts = self._batch_contacts

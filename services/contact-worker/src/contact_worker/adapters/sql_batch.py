@@ -6,14 +6,20 @@ row (``get_for_update``), the inbox's ``outcome_of`` and ``last_sequence``, the 
 inbox ``record``. A batch unit of work (``SqlUnitOfWork.prepare_batch``) asks them per batch
 instead, and answers the per-event calls of ``handlers._apply_in`` from what it read:
 
-1. ``prefetch`` (one round trip, two statements): takes the advisory locks of every contact of
-   the batch's events but upserts (whose target is known only under their email's lock), one
-   after the other in the byte order of their names, so two batches never wait for each other
-   in a cycle on contact locks; then, under those locks, locks and reads the contacts' rows
-   (``FOR UPDATE``), the recorded outcomes of every event of the batch and the highest
-   processed sequence of every locked contact.
-2. ``BatchContacts`` answers ``get_for_update`` from the rows read until this transaction saves
-   the contact; then, and for a contact not prefetched, it runs the single-event statements.
+1. ``prefetch``, when the batch holds upserts (``lock_emails``, one round trip): takes the
+   advisory locks of their emails in the byte order of the names, then, under them, finds each
+   email's holder with the single-event look-up; an upsert's contact is its email's holder, or
+   the id it was sent with (``upsert_target``). Emails before contacts, as an upsert alone.
+2. ``prefetch`` (one round trip, two statements): takes the advisory locks of every contact of
+   the batch's events (the upserts' from step 1), one after the other in the byte order of
+   their names, so two batches never wait for each other in a cycle on contact locks; then,
+   under those locks, locks and reads the contacts' rows (``FOR UPDATE``), the recorded
+   outcomes of every event of the batch and the highest processed sequence of every locked
+   contact.
+3. ``BatchContacts`` answers ``get_for_update`` from the rows read until this transaction saves
+   the contact, and ``holder_of_email`` from the holders found until it saves the contact
+   that held the email or one that holds it now; then, and for a contact or email not
+   prefetched, it runs the single-event statements.
    With deferred saves (the batch's first attempt) it also buffers ``save``: the buffer is
    written with one multi-row upsert before any statement that reads or locks contacts
    (``get_for_update`` of a contact not answered from the prefetch, ``holder_of_email``,
@@ -23,12 +29,12 @@ instead, and answers the per-event calls of ``handlers._apply_in`` from what it 
    one after the other would; an email held by another live contact fails the whole statement
    instead of one save (``DeferredSavesRefused``): the batch is then rolled back and applied
    again with a savepoint per save (``handlers.handle_batch``).
-3. ``BatchInbox`` answers ``outcome_of`` and ``last_sequence`` from what it read, overlaid with
+4. ``BatchInbox`` answers ``outcome_of`` and ``last_sequence`` from what it read, overlaid with
    the records of this transaction, and buffers ``record``: the buffer is written with one
    multi-row ``INSERT`` at commit, and before any statement that reads or writes the inbox
    (``history``, ``last_erasure``, ``erase_data``, ``revise``, a question not prefetched), so
    every statement sees exactly the rows the single-event path would have written by then.
-4. At commit both buffers are written in one round trip (``write``).
+5. At commit both buffers are written in one round trip (``write``).
 
 Statements are sent as the driver's text (``exec_driver_sql``, built once per row count):
 building and compiling a SQLAlchemy ``text`` of a few hundred parameters per statement cost
@@ -36,7 +42,8 @@ more CPU than PostgreSQL spent running it.
 
 The answers are those of the single-event statements at the same point of the transaction:
 every contact read is locked (the advisory lock serializes all its writers) from the prefetch to
-the commit, and nothing but this transaction writes its inbox rows meanwhile.
+the commit, every email looked up too (its lock serializes the upserts that could create a
+holder), and nothing but this transaction writes its inbox rows meanwhile.
 """
 
 from __future__ import annotations
@@ -90,6 +97,21 @@ SELECT inbox.known, inbox.last, c.*
           FOR UPDATE OF contacts) AS c ON true
 """
 
+#: The email locks of a batch's upserts, one after the other in the byte order of their names
+#: (as ``_PREFETCH``'s contact locks); then, under them, each email's holder as
+#: ``SqlContactRepository.holder_of_email`` finds it (the same ``ORDER BY``, per email).
+_EMAIL_HOLDERS = """
+SELECT count(pg_advisory_xact_lock(hashtextextended(name, 0)))
+  FROM (SELECT name FROM unnest(CAST(%(names)s AS text[])) AS name
+        ORDER BY name COLLATE "C" OFFSET 0) AS ordered;
+SELECT k.ws, k.key, h.id::text AS holder
+  FROM unnest(CAST(%(ws)s AS text[]), CAST(%(keys)s AS text[])) AS k(ws, key)
+  LEFT JOIN LATERAL (
+       SELECT id FROM contacts
+        WHERE workspace = k.ws AND alive AND email_keys @> ARRAY[k.key]
+        ORDER BY email_key IS NOT DISTINCT FROM k.key DESC, created_at, id LIMIT 1) AS h ON true
+"""
+
 #: The unique index of live primary emails per workspace (migration 0005).
 EMAIL_UNIQUE_INDEX = "contacts_ws_live_email_key"
 
@@ -131,11 +153,14 @@ _RECORD_COLUMNS = (
 
 
 class Prefetched:
-    """What ``prefetch`` read for a batch: ``states`` of the locked contacts (an empty state for
-    an absent one), ``outcomes`` of every event of the batch (``None``: never processed) and
-    ``last`` sequences of the locked contacts (``None``: none processed)."""
+    """What ``prefetch`` read for a batch: ``holders`` of the upserts' emails (``(workspace,
+    email key)`` -> the id ``holder_of_email`` answers, ``None``: no live contact holds it),
+    ``states`` of the locked contacts (an empty state for an absent one), ``outcomes`` of every
+    event of the batch (``None``: never processed) and ``last`` sequences of the locked
+    contacts (``None``: none processed)."""
 
     def __init__(self) -> None:
+        self.holders: dict[Key, str | None] = {}
         self.states: dict[Key, ContactState] = {}
         self.outcomes: dict[Key, OperationStatus | None] = {}
         self.last: dict[Key, str | None] = {}
@@ -151,7 +176,13 @@ def prefetch(
 
     Raises SQLAlchemy's errors (a lock timeout, a deadlock, an id that is not a UUID): the
     caller's transaction is then unusable, as after any failed statement."""
-    contacts = sorted({(e.workspace, e.contact_id) for e in events if e.kind != "upserted"})
+    holders = lock_emails(connection, events)
+    contacts = sorted(
+        {
+            (e.workspace, upsert_target(e, holders) if e.kind == "upserted" else e.contact_id)
+            for e in events
+        }
+    )
     event_keys = sorted({(e.workspace, e.id) for e in events})
     rows = (
         connection.exec_driver_sql(
@@ -168,6 +199,7 @@ def prefetch(
         .all()
     )
     found = Prefetched()
+    found.holders = holders
     found.outcomes = dict.fromkeys(event_keys)
     found.states = {(ws, cid): ContactState(cid, workspace=ws) for ws, cid in contacts}
     for known in rows[0]["known"]:
@@ -181,22 +213,54 @@ def prefetch(
     return found
 
 
+def lock_emails(connection: Connection, events: Sequence[ContactEvent]) -> dict[Key, str | None]:
+    """Lock the emails of the upserts among ``events`` and find their holders, in one round trip
+    (none without upserts): ``{(workspace, email key): holder id or None}`` (``Prefetched``).
+    Raises SQLAlchemy's errors, as ``prefetch``."""
+    emails = sorted(
+        {
+            (e.workspace, key)
+            for e in events
+            if e.kind == "upserted" and (key := primary_email_key(e.data))
+        }
+    )
+    if not emails:
+        return {}
+    rows = connection.exec_driver_sql(
+        _EMAIL_HOLDERS,
+        {
+            "names": [f"email:{ws}/{key}" for ws, key in emails],
+            "ws": [ws for ws, _ in emails],
+            "keys": [key for _, key in emails],
+        },
+    ).all()
+    return {(ws, key): holder for ws, key, holder in rows}
+
+
+def upsert_target(event: ContactEvent, holders: dict[Key, str | None]) -> str:
+    """The contact an upsert will aim at by ``holders`` (``lock_emails``): its email's holder,
+    or the id it was sent with."""
+    return holders.get((event.workspace, primary_email_key(event.data) or "")) or event.contact_id
+
+
 class BatchContacts(ContactRepository):
     """``inner`` (the single-event repository), with ``get_for_update`` answered from the
-    prefetched rows until this transaction saves the contact, and with ``defer_saves`` the
-    saves buffered (module doc)."""
+    prefetched rows until this transaction saves the contact, ``holder_of_email`` from the
+    prefetched holders until it saves a contact that holds or gets the email, and with
+    ``defer_saves`` the saves buffered (module doc)."""
 
     def __init__(
         self,
         inner: ContactRepository,
         connection: Connection,
-        states: dict[Key, ContactState],
+        found: Prefetched,
         *,
         defer_saves: bool = False,
     ) -> None:
         self._inner = inner
         self._connection = connection
-        self._states = states
+        self._states = found.states
+        self._holders = dict(found.holders)
         self._defer = defer_saves
         self._buffer: dict[Key, ContactState] = {}
 
@@ -208,6 +272,9 @@ class BatchContacts(ContactRepository):
         return self._inner.get_for_update(workspace, contact_id)
 
     def holder_of_email(self, workspace: str, email_key: str) -> str | None:
+        key = (workspace, email_key)
+        if key in self._holders:  # its lock was taken by the prefetch
+            return self._holders[key]
         self.flush()
         return self._inner.holder_of_email(workspace, email_key)
 
@@ -225,12 +292,25 @@ class BatchContacts(ContactRepository):
         row, as the single-event path reads it)."""
         key = (state.workspace, state.contact_id)
         self._states.pop(key, None)
+        self._forget_holders(state)
         if not self._defer:
             self._inner.save(state)
             return
         if key in self._buffer:  # one statement may write a row once
             self.flush()
         self._buffer[key] = state
+
+    def _forget_holders(self, state: ContactState) -> None:
+        """Drop the prefetched holders ``state``'s save may change: those of the emails it
+        holds now, and those it was the holder of. Saving a contact that held an email without
+        being its holder and no longer does cannot change that email's holder (the first
+        match of the look-up stays first)."""
+        ws = state.workspace
+        for email in state.fields.get("emails") or []:
+            self._holders.pop((ws, EmailAddress(email["value"]).key), None)
+        for key in [k for k, holder in self._holders.items() if holder == state.contact_id]:
+            if key[0] == ws:
+                del self._holders[key]
 
     def take(self) -> tuple[str, dict[str, Any]] | None:
         """The upsert of the buffered saves (statement, parameters), emptying the buffer;
