@@ -304,6 +304,16 @@ def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepth
     )
 
 
+#: kB of not yet merged entries a GIN index of ``contacts`` may hold before the writer that
+#: overflows it merges them (PostgreSQL's minimum; its default is 4,096). Every upsert's email
+#: look-up (``holder_of_email``, ``sql_batch.lock_emails``) scans the whole pending list of
+#: ``contacts_ws_live_email_keys``: with the default, a 10,000-card import fills it and each
+#: look-up read ~390 pages, 3 ms of PostgreSQL CPU, against 0.03 ms once merged (bench/README.md,
+#: "Upserts in batches"). The worker is the only writer of ``contacts``, so its sessions' limit
+#: bounds the list; merging 64 kB at a time costs the writes about what merging 4 MB did.
+GIN_PENDING_LIST_LIMIT_KB = 64
+
+
 def writer_engine(settings: Settings) -> Engine:
     """The writer's engine behind ``SqlUnitOfWork`` (connections open lazily, so it is safe
     before a fork as long as the child builds its own: see ``Runtime``).
@@ -312,11 +322,12 @@ def writer_engine(settings: Settings) -> Engine:
     ``DB_STATEMENT_TIMEOUT_MS``) so a task blocked on a row lock or a slow query fails well
     before the queue's visibility timeout; connecting is bounded to 3 s. ``hide_parameters``: a
     failed statement's text (logged when a task fails) never carries the contact's fields,
-    which are personal data.
+    which are personal data. ``gin_pending_list_limit``: ``GIN_PENDING_LIST_LIMIT_KB``.
     """
     options = (
         f"-c lock_timeout={settings.db_lock_timeout_ms}"
         f" -c statement_timeout={settings.db_statement_timeout_ms}"
+        f" -c gin_pending_list_limit={GIN_PENDING_LIST_LIMIT_KB}"
     )
     return sa.create_engine(
         settings.database_url,
