@@ -309,8 +309,9 @@ def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepth
 #: look-up (``holder_of_email``, ``sql_batch.lock_emails``) scans the whole pending list of
 #: ``contacts_ws_live_email_keys``: with the default, a 10,000-card import fills it and each
 #: look-up read ~390 pages, 3 ms of PostgreSQL CPU, against 0.03 ms once merged (bench/README.md,
-#: "Upserts in batches"). The worker is the only writer of ``contacts``, so its sessions' limit
-#: bounds the list; merging 64 kB at a time costs the writes about what merging 4 MB did.
+#: "Upserts in batches"). The worker writes ``contacts``, so its sessions' limit bounds the
+#: list: the merges move into its writes, 64 kB at a time (``test_batch_sql`` checks the list
+#: stays short; their cost is inside the import figures of bench/README.md).
 GIN_PENDING_LIST_LIMIT_KB = 64
 
 

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from contact_worker.adapters.sql import SqlUnitOfWork
+from contact_worker.bootstrap import writer_engine
 from contact_worker.service_layer.handlers import handle_batch, handle_event
+from contact_worker.settings import Settings
 from contacts_domain import ContactEvent, HybridLogicalClock, OperationStatus, normalize_contact
 from support.domain_fakes import InMemoryCache, InMemoryOperationStore
 
@@ -380,3 +382,31 @@ def test_a_batch_takes_its_contact_locks_in_sorted_order(engine: Engine) -> None
     thread.join()
     # The smallest name was taken first, the middle one awaited, the largest not asked yet.
     assert seen == {names[0]: True, names[1]: False}
+
+
+def test_the_writers_email_look_ups_read_a_short_pending_list(database_url: str) -> None:
+    """Through the worker's engine (``bootstrap.writer_engine``) the writes keep the GIN pending
+    list of ``contacts_ws_live_email_keys`` under 64 kB, so a holder look-up reads a few pages,
+    not the up to 4 MB the default lets every look-up scan."""
+    writer = writer_engine(Settings.from_env({"DATABASE_URL": database_url}))
+    try:
+        ws = f"g{uuid.uuid4().hex[:8]}"
+        creates = [
+            make_event("created", str(uuid.uuid4()), ws, {"first_name": "G", **email(f"g{i}")})
+            for i in range(4000)
+        ]
+        run_batches(writer, creates, lambda: 100, quota=0)
+        with writer.connect() as connection:
+            # Only the GIN index answers this (a small table would rather be scanned).
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            plan = connection.exec_driver_sql(
+                "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) SELECT id FROM contacts"
+                " WHERE alive AND email_keys @> ARRAY['absent@example.com']"
+            ).scalar_one()[0]["Plan"]
+        assert plan["Plans"][0]["Index Name"] == "contacts_ws_live_email_keys"
+        # 64 kB is 8 pages of pending list, plus a few of the index's own.
+        assert plan["Shared Hit Blocks"] + plan["Shared Read Blocks"] < 20
+        with writer.connect() as connection:
+            assert connection.exec_driver_sql("SHOW gin_pending_list_limit").scalar() == "64kB"
+    finally:
+        writer.dispose()
