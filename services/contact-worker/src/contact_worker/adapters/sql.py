@@ -14,7 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from contact_worker.adapters.sql_batch import (
     BatchContacts,
     BatchInbox,
+    contact_lock_name,
     contact_row,
+    email_lock_name,
     insert_records,
     prefetch,
     record_values,
@@ -49,7 +51,11 @@ class SqlContactRepository(ContactRepository):
                     "SELECT pg_advisory_xact_lock(hashtextextended(:name, 0));"
                     " SELECT * FROM contacts WHERE workspace = :ws AND id = :id FOR UPDATE"
                 ),
-                {"name": f"{workspace}/{contact_id}", "ws": workspace, "id": contact_id},
+                {
+                    "name": contact_lock_name(workspace, contact_id),
+                    "ws": workspace,
+                    "id": contact_id,
+                },
             )
             .mappings()
             .first()
@@ -60,7 +66,7 @@ class SqlContactRepository(ContactRepository):
 
     def holder_of_email(self, workspace: str, email_key: str) -> str | None:
         """Takes a transaction-scoped advisory lock on the email of the workspace first
-        (``email:<workspace>/<key>``, a name no contact lock can have), then looks in the GIN
+        (``email_lock_name``), then looks in the GIN
         index of every email of the workspace."""
         # The lock and the look-up in one round trip (as in ``get_for_update``).
         return self._connection.execute(  # type: ignore[no-any-return]
@@ -70,7 +76,7 @@ class SqlContactRepository(ContactRepository):
                 " AND email_keys @> ARRAY[:key]"
                 " ORDER BY email_key IS NOT DISTINCT FROM :key DESC, created_at, id LIMIT 1"
             ),
-            {"name": f"email:{workspace}/{email_key}", "ws": workspace, "key": email_key},
+            {"name": email_lock_name(workspace, email_key), "ws": workspace, "key": email_key},
         ).scalar()
 
     def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:

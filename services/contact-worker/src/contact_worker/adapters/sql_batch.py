@@ -188,7 +188,7 @@ def prefetch(
         connection.exec_driver_sql(
             _PREFETCH,
             {
-                "names": [f"{ws}/{cid}" for ws, cid in contacts],
+                "names": [contact_lock_name(ws, cid) for ws, cid in contacts],
                 "event_ws": [ws for ws, _ in event_keys],
                 "event_ids": [eid for _, eid in event_keys],
                 "contact_ws": [ws for ws, _ in contacts],
@@ -213,6 +213,18 @@ def prefetch(
     return found
 
 
+def contact_lock_name(workspace: str, contact_id: str) -> str:
+    """The advisory lock name that serializes the writers of one contact, batched or not:
+    ``<workspace>/<id>``."""
+    return f"{workspace}/{contact_id}"
+
+
+def email_lock_name(workspace: str, email_key: str) -> str:
+    """The advisory lock name that serializes the upserts of one email of a workspace, batched
+    or not: ``email:<workspace>/<key>``, a name no contact lock can have."""
+    return f"email:{workspace}/{email_key}"
+
+
 def lock_emails(connection: Connection, events: Sequence[ContactEvent]) -> dict[Key, str | None]:
     """Lock the emails of the upserts among ``events`` and find their holders, in one round trip
     (none without upserts): ``{(workspace, email key): holder id or None}`` (``Prefetched``).
@@ -229,7 +241,7 @@ def lock_emails(connection: Connection, events: Sequence[ContactEvent]) -> dict[
     rows = connection.exec_driver_sql(
         _EMAIL_HOLDERS,
         {
-            "names": [f"email:{ws}/{key}" for ws, key in emails],
+            "names": [email_lock_name(ws, key) for ws, key in emails],
             "ws": [ws for ws, _ in emails],
             "keys": [key for _, key in emails],
         },
