@@ -7,6 +7,14 @@ v2 and its cache write failed, and after ``SQS_MAX_RECEIVE_COUNT`` receives the 
 in the dead-letter queue, so nothing overwrites v1. The version guard cannot help (nobody writes
 v2). The breaker's trial call first repairs the entries of every contact changed since Redis was
 last healthy, so the first answer after the outage is already v2.
+
+When the circuit closes is not what these tests judge, only that nothing stale is served
+before or after: one CI run (stop 20) saw the circuit still open 2.3 s after Redis was back
+(the cause was not found: no repair failure was logged, so presumably trial calls failed, each
+costing ``RESET_S``). The tests now wait up to ``CLOSE_WITHIN_S`` for the cache to serve
+again. The run's database is shared with the other packages' tests, and the repair refills
+every contact changed in the outage plus ``cache_repair_margin_s`` (60 s by default), one
+guarded write each (8,000 took 3 s here): the tests take a short margin of their own.
 """
 
 from __future__ import annotations
@@ -26,6 +34,10 @@ from query_api.service_layer.records import Tombstone
 from support.fault_proxy import FaultProxy
 
 RESET_S = 0.3
+#: The repair's margin (s): enough to cover this test's own commits, made seconds before.
+REPAIR_MARGIN_S = 5.0
+#: The longest the circuit may take to close once Redis is back (s).
+CLOSE_WITHIN_S = 15.0
 
 
 @pytest.fixture
@@ -44,6 +56,7 @@ def proxied_client(make_app, settings, proxy):
                 "redis_url": f"redis://127.0.0.1:{proxy.port}/0",
                 "redis_breaker_failures": 2,
                 "redis_breaker_reset_s": RESET_S,
+                "cache_repair_margin_s": REPAIR_MARGIN_S,
             }
         )
     )
@@ -87,16 +100,19 @@ def test_c18_entries_that_went_stale_during_the_outage_are_never_served(
     # Redis is back and still holds what the outage left behind: v1 of both.
     assert redis_client.hget(contact_key(prefix, "default", renamed), "v") == b"1"
     assert redis_client.hget(contact_key(prefix, "default", deleted), "v") == b"1"
-    served = []
-    deadline = time.monotonic() + RESET_S + 2.0
-    while time.monotonic() < deadline:
+    served: list[tuple[str, str, str]] = []
+    deadline = time.monotonic() + CLOSE_WITHIN_S
+    hits_after_close = 0
+    while time.monotonic() < deadline and hits_after_close < 20:
         got = client.get(f"/v1/contacts/{renamed}")
         served.append((got.headers["X-Cache"], got.headers["ETag"], got.get_json()["first_name"]))
         assert client.get(f"/v1/contacts/{deleted}").status_code == 404
+        hits_after_close += served[-1][0] == "hit"
         time.sleep(0.02)
 
     assert {(etag, name) for _, etag, name in served} == {('"2"', "After")}
-    assert served[-1][0] == "hit"  # the circuit closed, the cache serves again
+    # The circuit closed, and the cache serves again (never before the repair: v2 above).
+    assert served[-1][0] == "hit", [outcome for outcome, _, _ in served]
     assert redis_client.hgetall(contact_key(prefix, "default", renamed))[b"v"] == b"2"
     assert redis_client.hgetall(contact_key(prefix, "default", deleted)) == {b"v": b"2", b"d": b""}
     assert client.get(f"/v1/contacts/{untouched}").headers["X-Cache"] == "hit"
