@@ -27,10 +27,14 @@ import pytest
 import redis
 import sqlalchemy as sa
 
+from contacts_infra.redis_client import create_redis
 from contacts_infra.redis_keys import contact_key
+from query_api.adapters.circuit_breaker import NoBreaker
+from query_api.adapters.redis_calls import RedisCalls
+from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
 from query_api.adapters.sql_read_model import SqlContactReadModel
 from query_api.bootstrap import build_engine
-from query_api.service_layer.records import Tombstone
+from query_api.service_layer.records import CachedContact, Tombstone
 from support.fault_proxy import FaultProxy
 
 RESET_S = 0.3
@@ -183,3 +187,38 @@ def test_changed_since_reads_the_inbox_slice_by_slice_and_yields_each_contact_on
         ids[name] for name in ("recent", "twice", "deleted")
     )
     assert [c for c in mine if c.contact_id == ids["deleted"]] == [Tombstone(ids["deleted"], 2)]
+
+
+@pytest.fixture
+def redis_cache(settings) -> Iterator[RedisReadThroughContactCache]:
+    client = create_redis(settings, client_name="query-api")
+    yield RedisReadThroughContactCache(RedisCalls(client, NoBreaker()), settings.redis_prefix, 60)
+    client.close()
+
+
+def test_refill_many_writes_each_entry_under_the_version_guard_in_one_pipeline(
+    redis_cache, redis_client, prefix
+):
+    """The repair's batched refills (``refill_many``) follow ``refill``'s rule entry by entry,
+    in each entry's own workspace."""
+    newer, older, gone, other = (str(uuid.uuid4()) for _ in range(4))
+    assert redis_cache.refill("acme", newer, 5, b'{"v":5}') is True
+    assert redis_cache.refill("acme", older, 1, b'{"v":1}') is True
+
+    written = redis_cache.refill_many(
+        [
+            ("acme", newer, 4, b'{"v":4}'),  # older than the entry: refused
+            ("acme", older, 2, b'{"v":2}'),
+            ("acme", gone, 3, None),  # a tombstone
+            ("globex", other, 1, b'{"ws":"globex"}'),
+        ]
+    )
+
+    assert written == 3
+    assert redis_cache.get("acme", newer) == CachedContact(5, b'{"v":5}')
+    assert redis_cache.get("acme", older) == CachedContact(2, b'{"v":2}')
+    assert redis_cache.get("acme", gone) == CachedContact(3, None)
+    assert redis_cache.get("globex", other) == CachedContact(1, b'{"ws":"globex"}')
+    assert redis_cache.get("acme", other) is None
+    assert redis_client.ttl(contact_key(prefix, "acme", older)) > 0
+    assert redis_cache.refill_many([]) == 0

@@ -128,3 +128,21 @@ def test_a_cluster_outage_is_cache_unavailable_and_opens_the_circuit() -> None:
         assert breaker.admit() is None, "outages counted: the circuit is open"
     finally:
         client.close()
+
+
+def test_the_repair_refills_entries_of_every_primary(
+    calls: RedisCalls, cluster: RedisCluster
+) -> None:
+    """``refill_many`` on a cluster: the entries' keys are in many slots, each refilled with
+    the guarded script on its own primary."""
+    cache = RedisReadThroughContactCache(calls, PREFIX, 60)
+    ids = _one_per_primary(cluster, "acme")
+    assert cache.refill("acme", ids[0], 9, b'{"v":9}') is True
+
+    written = cache.refill_many([("acme", cid, 2, b'{"v":2}') for cid in ids])
+
+    assert written == len(ids) - 1
+    assert cache.get("acme", ids[0]) == CachedContact(9, b'{"v":9}')
+    assert [cache.get("acme", cid) for cid in ids[1:]] == [CachedContact(2, b'{"v":2}')] * (
+        len(ids) - 1
+    )

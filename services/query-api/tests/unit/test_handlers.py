@@ -281,6 +281,32 @@ def test_repair_brings_entries_of_contacts_changed_during_an_outage_up_to_date(
     assert (lookup.cache, lookup.version) == ("hit", 3)
 
 
+def test_repair_refills_in_batches_of_repair_batch(contacts, cache, make_record):
+    """A long outage's repair makes one ``refill_many`` call (one Redis round trip) per
+    ``REPAIR_BATCH`` contacts, not one per contact."""
+    count = 2 * handlers.REPAIR_BATCH + 3
+    for _ in range(count):
+        stored = make_record(version=2)
+        contacts.add(stored)
+        contacts.changed.append((WS, stored.contact_id))
+    batches: list[int] = []
+    refill_many = cache.refill_many
+
+    def counted(entries):
+        batches.append(len(entries))
+        return refill_many(entries)
+
+    cache.refill_many = counted
+
+    written = handlers.repair_cache(
+        1.0, contacts=contacts, cache=cache, margin_s=60, max_lookback_s=3660
+    )
+
+    assert written == count
+    assert batches == [handlers.REPAIR_BATCH, handlers.REPAIR_BATCH, 3]
+    assert len(cache.entries) == count
+
+
 @pytest.mark.parametrize(("healthy_ago", "lookback"), [(None, 3660.0), (7200.0, 3660.0)])
 def test_repair_looks_back_at_most_one_cache_ttl_plus_the_margin(
     contacts, cache, healthy_ago, lookback

@@ -33,6 +33,7 @@ from query_api.adapters.local_rate_budget import LocalRateBudget
 from query_api.service_layer.ports import (
     CountedRead,
     ReadThroughContactCache,
+    RefillEntry,
     WindowCounter,
 )
 from query_api.service_layer.records import CachedContact
@@ -108,6 +109,9 @@ class LocalContactCache(ReadThroughContactCache):
 
     def refill(self, workspace: str, contact_id: str, version: int, body: bytes | None) -> bool:
         return self._inner.refill(workspace, contact_id, version, body)
+
+    def refill_many(self, entries: Sequence[RefillEntry]) -> int:
+        return self._inner.refill_many(entries)
 
     def refill_and_release(
         self, workspace: str, contact_id: str, version: int, body: bytes | None, token: str

@@ -20,6 +20,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final
 
+from redis.cluster import RedisCluster
+
 from contacts_infra.redis_keys import (
     COUNTED_GET_OR_LEASE_LUA,
     GET_OR_LEASE_LUA,
@@ -34,6 +36,7 @@ from query_api.service_layer.ports import (
     CacheUnavailable,
     CountedRead,
     ReadThroughContactCache,
+    RefillEntry,
     WindowCounter,
 )
 from query_api.service_layer.records import CachedContact
@@ -85,6 +88,24 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         args: list[bytes | int] = [version, body or b"", self._ttl_s]
         written = self._calls.script(self._guarded_set, [key], args)
         return bool(written)
+
+    def refill_many(self, entries: Sequence[RefillEntry]) -> int:
+        """One pipeline (one round trip, and a ``SCRIPT EXISTS`` check) of ``GUARDED_SET_LUA``
+        per entry: the cache repair's many refills (``handlers.repair_cache``). On a Redis
+        Cluster the entries' keys are in many slots: one ``refill`` each."""
+        if isinstance(self._calls.client, RedisCluster):
+            return super().refill_many(entries)
+        if not entries:
+            return 0
+
+        def run(r: Any) -> list[Any]:
+            pipe = r.pipeline(transaction=False)
+            for workspace, contact_id, version, body in entries:
+                key = contact_key(self._prefix, workspace, contact_id)
+                self._guarded_set(keys=[key], args=[version, body or b"", self._ttl_s], client=pipe)
+            return list(pipe.execute())
+
+        return sum(bool(written) for written in self._calls.run(run))
 
     def get_or_lease(
         self, workspace: str, contact_id: str

@@ -22,11 +22,16 @@ from query_api.service_layer.ports import (
     OperationLog,
     OperationStatusCache,
     ReadThroughContactCache,
+    RefillEntry,
     WindowCounter,
 )
 from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
 
 log = logging.getLogger(__name__)
+
+#: Refills per round trip of the cache repair (``repair_cache``): a pipeline of this many
+#: guarded writes stays well within one Redis socket timeout.
+REPAIR_BATCH = 200
 
 CacheOutcome = Literal["hit", "miss", "bypass", "limited"]
 
@@ -166,8 +171,8 @@ def repair_cache(
     Every contact the worker changed since ``seconds_since_healthy`` seconds ago, plus
     ``margin_s`` (the worker's longest commit-to-cache-write delay), capped at
     ``max_lookback_s`` (and taking that when ``None``: never healthy), is refilled with the
-    guarded write, which only replaces older versions; each in its own workspace's entry.
-    Raises ``ReadModelUnavailable`` and
+    guarded write, which only replaces older versions; each in its own workspace's entry,
+    ``REPAIR_BATCH`` entries per round trip (``refill_many``). Raises ``ReadModelUnavailable`` and
     ``CacheUnavailable``; the breaker then stays open and the repair runs again on the next
     trial.
     """
@@ -175,9 +180,13 @@ def repair_cache(
     if seconds_since_healthy is not None:
         lookback_s = min(seconds_since_healthy + margin_s, max_lookback_s)
     written = 0
+    batch: list[RefillEntry] = []
     for workspace, stored in contacts.changed_since(lookback_s):
-        body = _lookup("miss", stored).body
-        written += cache.refill(workspace, stored.contact_id, stored.version, body)
+        batch.append((workspace, stored.contact_id, stored.version, _lookup("miss", stored).body))
+        if len(batch) == REPAIR_BATCH:
+            written += cache.refill_many(batch)
+            batch = []
+    written += cache.refill_many(batch)
     log.info("contact cache repaired after a Redis outage: %d entries written", written)
     return written
 

@@ -86,6 +86,10 @@ class CountedRead:
     over: bool
 
 
+#: One refill: ``(workspace, contact_id, version, body)``; a ``None`` body is a tombstone.
+RefillEntry = tuple[str, str, int, bytes | None]
+
+
 class ReadThroughContactCache(abc.ABC):
     """The ``contact:{<workspace>/<id>}`` read-through cache with refill leases, as the query
     API sees it: read, and refill on a miss under a refill lease, so one request in all
@@ -103,6 +107,12 @@ class ReadThroughContactCache(abc.ABC):
         that version or a newer one, or a newer tombstone (docs/architecture.md §5.5), in the
         entry of ``contact_id`` in ``workspace``. Returns whether it wrote. Raises
         ``CacheUnavailable``."""
+
+    def refill_many(self, entries: Sequence[RefillEntry]) -> int:
+        """``refill`` of each ``(workspace, contact_id, version, body)`` in ``entries`` (same
+        rule); returns how many it wrote. An adapter overrides it to make it one round trip.
+        Raises ``CacheUnavailable`` (some entries may have been written)."""
+        return sum(self.refill(*entry) for entry in entries)
 
     @abc.abstractmethod
     def take_refill_lease(self, workspace: str, contact_id: str) -> str | None:
