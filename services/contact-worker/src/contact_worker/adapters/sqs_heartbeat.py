@@ -200,18 +200,6 @@ class HeartbeatChannel(SQS.Channel):
             finally:
                 self.qos.ack(tag)
 
-    def _loop1(self, queue: Any, messages_fetched: Any = None) -> None:
-        """After a receive that brought messages, ask for the next one a loop turn later than
-        kombu does: the dispatch of what was received (``BatchDispatcher``, on the loop's next
-        turn) then reaches the pool's pipes in that turn's poll, before the next
-        ``ReceiveMessage`` is signed and sent (botocore's request building in the loop's
-        thread; issue 13, bench/README.md "Session 15: idle freshness"). Receives that brought
-        nothing keep kombu's own pacing."""
-        if messages_fetched:
-            self.hub.call_soon(self.hub.call_soon, self._schedule_queue, queue)
-            return
-        super()._loop1(queue, messages_fetched)
-
     def _on_messages_ready(self, queue: Any, qname: str, messages: Any) -> int:
         if not isinstance(messages, dict):
             # After the connection to SQS comes back, kombu's async client can hand over an
