@@ -7,12 +7,15 @@ import bisect
 import concurrent.futures
 import contextlib
 import datetime as dt
+import functools
+import http.client
 import io
 import json
 import random
 import statistics
 import threading
 import time
+import urllib.parse
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -102,6 +105,63 @@ def post_contact(session: requests.Session, command_url: str, index: int) -> str
     return str(answer.json()["operation_id"])
 
 
+#: Pause between two polls of one write's status (``OperationPoller.wait``).
+POLL_PAUSE_S = 0.001
+
+
+class OperationPoller:
+    """Polls ``GET /v1/operations/{id}`` of the query API at ``base_url`` over one kept-alive
+    ``http.client`` connection with this run's API key, as a client waiting for its write would.
+
+    Lighter than ``requests`` for the client, whose own time per GET counts in every write's
+    freshness (bench/README.md, "Session 15: idle freshness")."""
+
+    def __init__(self, base_url: str, timeout_s: float = 10.0) -> None:
+        parts = urllib.parse.urlsplit(base_url)
+        self._connect = functools.partial(
+            http.client.HTTPConnection, parts.hostname, parts.port, timeout=timeout_s
+        )
+        self._connection = self._connect()
+        self._headers = {"Authorization": f"Bearer {stack.BENCH_API_KEY}"}
+
+    def status(self, operation_id: str) -> str | None:
+        """The operation's ``status``, or ``None`` when the answer was not a 200."""
+        try:
+            self._connection.request("GET", f"/v1/operations/{operation_id}", headers=self._headers)
+            answer = self._connection.getresponse()
+            body = answer.read()
+        except (http.client.HTTPException, OSError):
+            self._connection.close()  # the keep-alive connection was closed: open another
+            self._connection = self._connect()
+            return None
+        if answer.status != 200:
+            return None
+        return str(json.loads(body)["status"])
+
+    def wait(self, operation_id: str, started: float, limit_s: float = 30) -> dict[str, Any]:
+        """Poll until the operation is no longer ``pending`` (a pause of ``POLL_PAUSE_S``
+        between polls); returns when the answer saying so came back (``seen``, epoch s),
+        when the GET that brought it was sent (``seen_sent``), when the last GET that still
+        said ``pending`` was sent (``pending_sent``, ``None`` if none did) and the GETs made.
+        Raises ``TimeoutError`` past ``limit_s`` seconds from ``started`` (perf_counter)."""
+        polls, pending_sent = 0, None
+        while True:
+            sent = time.time()
+            status = self.status(operation_id)
+            polls += 1
+            if status is not None and status != "pending":
+                return {
+                    "seen": time.time(),
+                    "seen_sent": sent,
+                    "pending_sent": pending_sent,
+                    "polls": polls,
+                }
+            pending_sent = sent
+            if time.perf_counter() - started > limit_s:
+                raise TimeoutError(operation_id)
+            time.sleep(POLL_PAUSE_S)
+
+
 def freshness_idle(
     command_url: str,
     query_url: str,
@@ -112,38 +172,28 @@ def freshness_idle(
 ) -> list[float]:
     """POST → ``applied`` latencies in ms of ``count`` single writes, one at a time, each
     after a random pause of ``pause_s`` seconds (the worker is idle between them). Each write
-    is polled through the query API's ``GET /v1/operations/{id}`` every 1 ms, as a client
-    waiting for its write would.
+    is polled through the query API's ``GET /v1/operations/{id}`` (``OperationPoller``), as a
+    client waiting for its write would; its latency ends when the answer that is no longer
+    ``pending`` came back.
 
-    With ``trace``, each write appends ``{"operation_id", "posted", "accepted", "seen"}``
-    to it: epoch seconds (``time.time``, the clock of the services' log lines) when its POST
-    was sent, when its 202 came back and when the GET that saw it applied returned
-    (``freshness_segments``)."""
+    With ``trace``, each write appends ``{"operation_id", "posted", "accepted", "seen",
+    "seen_sent", "pending_sent", "polls"}`` to it: epoch seconds (``time.time``, the clock of
+    the services' log lines) when its POST was sent, when its 202 came back and those of
+    ``OperationPoller.wait`` (``freshness_segments``)."""
     session = stack.api_session()
+    poller = OperationPoller(query_url)
     samples = []
     for n in range(count):
         time.sleep(random.uniform(*pause_s))
         posted, started = time.time(), time.perf_counter()
         operation = post_contact(session, command_url, first_index + n)
         accepted = time.time()
-        url = f"{query_url}/v1/operations/{operation}"
-        while True:
-            status = session.get(url, timeout=10)
-            if status.status_code == 200 and status.json()["status"] != "pending":
-                samples.append((time.perf_counter() - started) * 1000)
-                if trace is not None:
-                    trace.append(
-                        {
-                            "operation_id": operation,
-                            "posted": posted,
-                            "accepted": accepted,
-                            "seen": time.time(),
-                        }
-                    )
-                break
-            if time.perf_counter() - started > 30:
-                raise TimeoutError(url)
-            time.sleep(0.001)
+        seen = poller.wait(operation, started)
+        samples.append((time.perf_counter() - started) * 1000)
+        if trace is not None:
+            trace.append(
+                {"operation_id": operation, "posted": posted, "accepted": accepted, **seen}
+            )
     return samples
 
 
@@ -161,6 +211,11 @@ SEGMENTS = (
 #: handed to the pool to a pool process taking it (and the log line's own cost), and the apply
 #: itself (``read_event``, the transaction, the Redis pipeline).
 SPLIT = ("pool_handoff", "pool_apply")
+
+#: ``processed_to_seen`` when the trace has it: the duration of the GET that saw the write
+#: applied (``OperationPoller.wait``'s ``seen - seen_sent``); the rest is the poll that was
+#: under way, or the pause, when the status changed.
+POLL = ("seen_get",)
 
 
 def freshness_segments(
@@ -191,9 +246,11 @@ def freshness_segments(
             if isinstance(record.get("duration_ms"), int | float):
                 applying[record["operation_id"]] = record["duration_ms"] / 1000
     dispatched.sort()
-    spans: dict[str, list[float]] = {name: [] for name in (*SEGMENTS, *SPLIT)}
+    spans: dict[str, list[float]] = {name: [] for name in (*SEGMENTS, *SPLIT, *POLL)}
     for write in trace:
         spans["post_to_202"].append(write["accepted"] - write["posted"])
+        if "seen_sent" in write:
+            spans["seen_get"].append(write["seen"] - write["seen_sent"])
         done = processed.get(write["operation_id"])
         start = bisect.bisect_right(dispatched, done) - 1 if done is not None else -1
         if done is None or start < 0 or dispatched[start] < write["posted"]:

@@ -182,19 +182,27 @@ def handle_batch(
     reported failed, the others are applied once (issue 13: a poison event does not hold back
     or redeliver the good ones). A batch that committed but whose Redis writes failed is
     retried the same way: the inbox makes the second pass a no-op for the database.
+
+    A batch of one event (an idle worker's usual batch) takes the same batch unit of work: four
+    round trips to PostgreSQL for a created event (the pool's ping, the prefetch, the upsert and
+    insert together, the commit) against seven in ``handle_event`` (bench/README.md, "Session
+    15: idle freshness"); when it fails, its exception is its result, as it was in
+    ``handle_event``: applying it alone again would only repeat it.
     """
-    if len(events) > 1:
-        try:
-            outcomes = _apply_together(
-                events, unit_of_work, cache, operations, max_live_contacts, idempotency
-            )
-            return list(outcomes)
-        except Exception as exc:
-            log.warning(
-                "batch not applied together; applying its events one by one",
-                error=type(exc).__name__,
-                events=len(events),
-            )
+    if not events:
+        return []
+    try:
+        return list(
+            _apply_together(events, unit_of_work, cache, operations, max_live_contacts, idempotency)
+        )
+    except Exception as exc:
+        if len(events) == 1:
+            return [exc]
+        log.warning(
+            "batch not applied together; applying its events one by one",
+            error=type(exc).__name__,
+            events=len(events),
+        )
     results: list[OperationStatus | Exception] = []
     for event in events:
         try:
