@@ -452,34 +452,47 @@ def load(dsn: str, total: int, digest: str, processes: int = 2, log: Any = print
 DEAD_SHARE: Final = 0.01
 
 
-def vacuum_if_dead(
-    conn: Any, log: Any = print, tables: Sequence[str] = ("contacts", "contact_changes")
-) -> dict[str, int]:
-    """``VACUUM ANALYZE`` each of ``tables`` holding more dead rows than ``DEAD_SHARE`` of its
-    live ones (by ``pg_stat_user_tables``); returns the dead rows per table vacuumed.
-
-    Every write figure leaves dead rows behind (``clean_writes`` deletes what it wrote). On a
-    server with autovacuum on, as on RDS, they are vacuumed soon after; this machine's
-    PostgreSQL runs with ``autovacuum = off``, where they piled up across runs (337,769 dead
-    rows in ``contacts`` after a day of runs: index-only scans turned into heap visits, and
-    the prefix search p99 went from 14.8 to 23.5 ms). ``conn`` is a psycopg2 connection; it is
-    left in autocommit mode.
-    """
-    conn.autocommit = True
-    vacuumed: dict[str, int] = {}
+def dead_rows(conn: Any, tables: Sequence[str]) -> dict[str, tuple[int, int]]:
+    """``(dead, live)`` rows of each of ``tables`` by ``pg_stat_user_tables``, counting what
+    ``conn`` (a psycopg2 connection in autocommit mode) has just written: a backend reports
+    its counts at most once a second, so the rows ``clean_writes`` had just deleted were not
+    counted yet, and the vacuum after a run's write figures never ran (an ``--import-only``
+    run left 11,200 dead rows, over ``DEAD_SHARE``). ``pg_stat_force_next_flush()``
+    (PostgreSQL 15) reports them at the end of its statement."""
     with conn.cursor() as cur:
+        cur.execute("SELECT pg_stat_force_next_flush()")
         cur.execute(
             "SELECT relname, n_dead_tup, n_live_tup FROM pg_stat_user_tables"
             " WHERE schemaname = current_schema() AND relname = ANY(%s)",
             (list(tables),),
         )
-        for table, dead, live in cur.fetchall():
+        return {table: (int(dead), int(live)) for table, dead, live in cur.fetchall()}
+
+
+def vacuum_if_dead(
+    conn: Any, log: Any = print, tables: Sequence[str] = ("contacts", "contact_changes")
+) -> dict[str, int]:
+    """``VACUUM ANALYZE`` each of ``tables`` holding more dead rows than ``DEAD_SHARE`` of its
+    live ones (``dead_rows``); returns the dead rows per table vacuumed.
+
+    Every write figure leaves dead rows behind (``clean_writes`` deletes what it wrote). On a
+    server with autovacuum on, as on RDS, they are vacuumed soon after; this machine's
+    PostgreSQL runs with ``autovacuum = off``, where they piled up across runs (337,769 dead
+    rows in ``contacts`` after a day of runs: index-only scans turned into heap visits, and
+    the prefix search p99 went from 14.8 to 23.5 ms). Fewer than ``DEAD_SHARE`` do not show:
+    11,200 dead rows (1.1%) left the searches' buffers and times as they were (bench/README.md,
+    "Session 15: search p99"). ``conn`` is a psycopg2 connection; it is left in autocommit mode.
+    """
+    conn.autocommit = True
+    vacuumed: dict[str, int] = {}
+    with conn.cursor() as cur:
+        for table, (dead, live) in dead_rows(conn, tables).items():
             if dead > DEAD_SHARE * max(live, 1):
                 started = time.perf_counter()
                 cur.execute(f"VACUUM ANALYZE {table}")
                 seconds = time.perf_counter() - started
                 log(f"  vacuumed {table}: {dead:,} dead rows ({seconds:.0f} s)")
-                vacuumed[table] = int(dead)
+                vacuumed[table] = dead
     return vacuumed
 
 
