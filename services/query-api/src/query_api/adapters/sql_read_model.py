@@ -217,14 +217,8 @@ class SqlContactReadModel(ContactReadModel):
                     _counts_template(SPARSE_PREFIX_CAP), search_params(workspace, q)
                 ).one()
                 candidates = search_plan(request.sort, tuple(counts)) == "candidates"
-            if q is not None and _search_only(request):
-                template = _search_template(
-                    request.sort, request.after is not None, limit, candidates
-                )
-                rows = conn.execute(template, search_params(workspace, q, request.after)).all()
-            else:
-                statement = list_statement(workspace, request, limit, candidates=candidates)
-                rows = conn.execute(statement).all()
+            statement, params = page_statement(workspace, request, limit, candidates=candidates)
+            rows = conn.execute(statement, params).all()
         return [_record(row) for row in rows]
 
     def changed_since(self, seconds: float) -> Iterator[tuple[str, ContactRecord | Tombstone]]:
@@ -356,18 +350,36 @@ def _search_only(request: ListRequest) -> bool:
 def list_statement(
     workspace: str, request: ListRequest, limit: int, *, candidates: bool = False
 ) -> Select[Any]:
-    """The SELECT of one page of ``workspace`` (exposed for EXPLAIN tests).
+    """``page_statement`` with its parameters' values bound: the SELECT of one page of
+    ``workspace`` (exposed for EXPLAIN tests)."""
+    statement, params = page_statement(workspace, request, limit, candidates=candidates)
+    return statement.params(params) if params else statement
+
+
+def page_statement(
+    workspace: str, request: ListRequest, limit: int, *, candidates: bool = False
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The SELECT of one page of ``workspace`` and the values of its bind parameters.
 
     ``candidates`` (only with ``filters.q``): the candidates plan of the module docstring
     instead of the walk (``search_plan`` chooses). A search without another filter is
-    ``_search_template`` with its values bound: it chooses its page's ids from index entries
-    first and reads only those rows.
+    ``_search_template`` (built once per shape) with ``search_params``: it chooses its page's
+    ids from index entries first and reads only those rows. Any other page is built for the
+    request with its values inline (no parameters).
     """
+    q = request.filters.q
+    if q is not None and _search_only(request):
+        template = _search_template(request.sort, request.after is not None, limit, candidates)
+        return template, search_params(workspace, q, request.after)
+    return _filtered_statement(workspace, request, limit, candidates=candidates), {}
+
+
+def _filtered_statement(
+    workspace: str, request: ListRequest, limit: int, *, candidates: bool
+) -> Select[Any]:
+    """The page of a list without ``q``, or of a search with another filter (email, tags)."""
     sort = request.sort
     filters = request.filters
-    if filters.q is not None and _search_only(request):
-        template = _search_template(sort, request.after is not None, limit, candidates)
-        return template.params(search_params(workspace, filters.q, request.after))
     key = contacts.c[_key_column(sort)]
     in_workspace = contacts.c.workspace == workspace
     stmt = select(*_COLUMNS).where(in_workspace, contacts.c.alive)
