@@ -203,22 +203,33 @@ def handle_batch(
             error=type(exc).__name__,
             events=len(events),
         )
-    results: list[OperationStatus | Exception] = []
-    for event in events:
-        try:
-            results.append(
-                handle_event(
-                    event,
-                    unit_of_work=unit_of_work,
-                    cache=cache,
-                    operations=operations,
-                    max_live_contacts=max_live_contacts,
-                    idempotency=idempotency,
-                )
-            )
-        except Exception as exc:
-            results.append(exc)
-    return results
+    return [
+        _result_alone(event, unit_of_work, cache, operations, max_live_contacts, idempotency)
+        for event in events
+    ]
+
+
+def _result_alone(
+    event: ContactEvent,
+    unit_of_work: Callable[[], UnitOfWork],
+    cache: ContactCache,
+    operations: OperationStore,
+    max_live_contacts: int,
+    idempotency: IdempotencyIndex | None,
+) -> OperationStatus | Exception:
+    """``handle_event`` of ``event`` in a transaction of its own: its outcome, or the exception
+    that kept it from being applied (``handle_batch``'s fallback)."""
+    try:
+        return handle_event(
+            event,
+            unit_of_work=unit_of_work,
+            cache=cache,
+            operations=operations,
+            max_live_contacts=max_live_contacts,
+            idempotency=idempotency,
+        )
+    except Exception as exc:
+        return exc
 
 
 def _apply_together(
