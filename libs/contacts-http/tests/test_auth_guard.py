@@ -96,7 +96,11 @@ def test_no_bearer_credentials_is_401_without_an_error_code(client, header) -> N
     assert (body["status"], body["title"]) == (401, "Unauthorized")
 
 
-@pytest.mark.parametrize("token", ["", "not-a-key", hash_api_key(KEY), "a.b.c"])
+@pytest.mark.parametrize(
+    "token",
+    ["", "not-a-key", hash_api_key(KEY), "a.b.c"],
+    ids=["empty", "not-a-key", "the-key-hash", "jwt-shaped"],
+)
 def test_a_refused_token_is_401_invalid_token(client, token: str) -> None:  # type: ignore[no-untyped-def]
     response = client.post("/v1/things", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401

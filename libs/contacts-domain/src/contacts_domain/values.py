@@ -64,7 +64,8 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
     text = unicodedata.normalize("NFC", value)
     if multiline:
         text = text.replace("\r\n", "\n")
-    text = text.strip()
+    # Checked before trimming: ``str.strip`` also drops TAB, CR, U+001C-U+001F and U+0085 at
+    # either end, and a value of only those must be refused, not read as "no value".
     # Printable ASCII has no control, bidirectional or noncharacter code point and no
     # surrogate: skip the per-character check (the common case of an import).
     for char in () if text.isascii() and text.isprintable() else text:
@@ -73,6 +74,7 @@ def clean_text(value: object, *, max_length: int, multiline: bool = False) -> st
         reason = _refused(char, unicodedata.category(char))
         if reason is not None:
             raise ValueError(reason)
+    text = text.strip()
     if not text:
         return None
     if len(text) > max_length:

@@ -74,6 +74,18 @@ def test_post_lands_on_the_queue_and_is_pending(
         ("delete", f"/v1/contacts/{uuid.uuid4()}", {"headers": {"If-Match": "3"}}, 400),
         ("delete", f"/v1/contacts/{uuid.uuid4()}", {"headers": {"If-Match": 'W/"3"'}}, 412),
     ],
+    ids=[
+        "post-empty",
+        "post-unknown-field",
+        "post-broken-json",
+        "post-text-plain",
+        "post-too-long",
+        "patch-empty",
+        "patch-not-a-uuid",
+        "put",
+        "delete-strong-if-match",
+        "delete-weak-if-match",
+    ],
 )
 def test_4xx_enqueue_nothing(real_app, drain, method, path, kwargs, status) -> None:
     response = getattr(real_app.test_client(), method)(path, **kwargs)

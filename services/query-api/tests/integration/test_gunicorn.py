@@ -263,6 +263,10 @@ def test_a_miss_storm_across_two_workers_reads_postgresql_once(
             "QUERY_DATABASE_URL": storm_database.reader_url,
             "QUERY_API_THREADS": "8",
             "QUERY_REFILL_WAIT_S": wait_s,
+            # The timeouts have tests of their own: on a machine busy with other tests, the
+            # defaults (2 s) turned a slow lease holder into 503s, not into a measure of it.
+            "QUERY_DB_POOL_TIMEOUT_S": "10",
+            "QUERY_DB_STATEMENT_TIMEOUT_MS": "10000",
         }
     )
     try:

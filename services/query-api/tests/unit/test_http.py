@@ -242,7 +242,7 @@ def test_operation_status(client, statuses):
     assert response.headers["Cache-Control"] == "no-store"
 
 
-@pytest.mark.parametrize("operation_id", [str(uuid.uuid4()), "nope"])
+@pytest.mark.parametrize("operation_id", [str(uuid.uuid4()), "nope"], ids=["unknown", "malformed"])
 def test_unknown_or_malformed_operation_is_404(client, operation_id):
     _assert_problem(client.get(f"/v1/operations/{operation_id}"), 404)
 

@@ -186,7 +186,11 @@ def test_a_failed_import_says_failed_in_state_while_status_completes(
     assert body["warnings_truncated"] is True
 
 
-@pytest.mark.parametrize("import_id", [str(uuid.uuid4()), "nope", str(uuid.uuid4()).upper()])
+@pytest.mark.parametrize(
+    "import_id",
+    [str(uuid.uuid4()), "nope", str(uuid.uuid4()).upper()],
+    ids=["unknown", "malformed", "upper-case"],
+)
 def test_unknown_or_malformed_import_is_404_saying_how_long_reports_last(client, import_id):
     response = client.get(f"/v1/imports/{import_id}")
 
