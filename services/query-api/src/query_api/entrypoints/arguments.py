@@ -37,8 +37,9 @@ class QueryBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no
         """Route ``GET rule`` (below the blueprint's prefix) to ``view``, a module-level
         function called with the parsed query string (a dict) and the rule's variables.
 
-        The query string is parsed with ``endpoint.arguments`` and the responses documented as
-        ``endpoint`` says; the Flask endpoint is ``<blueprint name>.<view.__name__>``. The view
+        The query string is parsed with one instance of ``endpoint.arguments``, made here and
+        shared by every request, and the responses documented as ``endpoint`` says; the Flask
+        endpoint is ``<blueprint name>.<view.__name__>``. The view
         itself is not changed (flask-smorest wraps a copy), so one view may serve many apps.
 
         ``plain_without_query``: a request with no query string calls ``view({}, ...)``
@@ -57,7 +58,10 @@ class QueryBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no
             content_type=endpoint.content_type,
             headers=endpoint.headers,
         )(wrapped)
-        wrapped = self.arguments(endpoint.arguments, location="query")(wrapped)
+        # An instance, not the class: webargs would build a schema per request from a class
+        # (~0.15 ms of CPU, bench/README.md "Session 16: list page CPU"). Loading keeps no
+        # state in the schema (marshmallow 4 has no context), so threads may share it.
+        wrapped = self.arguments(endpoint.arguments(), location="query")(wrapped)
         self.route(rule, methods=["GET"])(wrapped)
         if plain_without_query:
             name = f"{self.name}.{view.__name__}"
