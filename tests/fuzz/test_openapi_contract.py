@@ -31,6 +31,7 @@ services serve the same. The number of requests made is printed in pytest's summ
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import requests
@@ -99,9 +100,18 @@ PROSE_ENTRIES = {
 }
 
 
+#: The routes beside ``/v1/contacts/{contact_id}`` in either document: a generated id spelled
+#: like one (seen: ``export``) reaches that route, not the operation being fuzzed.
+SIBLING_SEGMENTS = frozenset({"changes", "export", "upsert", "batch"})
+
+
 @schemathesis.hook
 def map_case(_context: Any, case: schemathesis.Case) -> schemathesis.Case:
-    """Positive cases with real values where ``PROSE_QUERY`` and ``PROSE_BODY`` say so."""
+    """Any case: a ``contact_id`` spelled like a sibling route (``SIBLING_SEGMENTS``) becomes a
+    random UUID. Positive cases: real values where ``PROSE_QUERY`` and ``PROSE_BODY`` say so."""
+    path_parameters = case.path_parameters or {}
+    if path_parameters.get("contact_id") in SIBLING_SEGMENTS:
+        path_parameters["contact_id"] = str(uuid.uuid4())
     if case._meta is None or case._meta.generation.mode is not GenerationMode.POSITIVE:
         return case
     if case.query:
