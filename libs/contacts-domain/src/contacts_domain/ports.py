@@ -225,6 +225,19 @@ class ContactCache(abc.ABC):
         for state in states:
             self.put(state)
 
+    def put_all_then_record(
+        self,
+        states: Sequence[ContactState],
+        outcomes: Sequence[tuple[str, OperationStatus]],
+        operations: OperationStore,
+    ) -> None:
+        """``put_all(states)``, then ``operations.record_all(outcomes)``: no status is written
+        before the entries (docs/architecture.md §5.6: a client that reads an outcome then reads
+        at least that version). An adapter may send both in one round trip when ``operations``
+        lives in its store, as long as that order holds. Raises what either raises."""
+        self.put_all(states)
+        operations.record_all(outcomes)
+
 
 class IdempotencyIndex(abc.ABC):
     """Which idempotency records (the command API's, 24 h) name which contact, per workspace, so

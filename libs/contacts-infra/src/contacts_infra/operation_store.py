@@ -69,10 +69,24 @@ class RedisOperationStore(OperationStore):
             return
         with bounded_call():
             pipe = self._client.pipeline(transaction=False)
-            for workspace, status in outcomes:
-                key = operation_key(self._prefix, workspace, status.operation_id)
-                pipe.set(key, _dump(status), ex=self._ttl_s)
+            self.add_records(pipe, outcomes)
             pipe.execute()
+
+    def shares(self, client: redis.Redis) -> bool:
+        """Whether this store writes through ``client``, so that a pipeline of ``client`` may
+        carry its writes (``add_records``)."""
+        return client is self._client
+
+    def add_records(
+        self, pipe: redis.client.Pipeline, outcomes: Sequence[tuple[str, OperationStatus]]
+    ) -> None:
+        """Queue ``record`` of every ``(workspace, status)`` of ``outcomes`` on ``pipe``, a
+        pipeline of this store's client (``shares``) whose owner sends it: how the worker writes
+        its cache entries and then the statuses in one round trip
+        (``RedisContactCache.put_all_then_record``)."""
+        for workspace, status in outcomes:
+            key = operation_key(self._prefix, workspace, status.operation_id)
+            pipe.set(key, _dump(status), ex=self._ttl_s)
 
     def get(self, workspace: str, operation_id: str) -> OperationStatus | None:
         """The status, or ``None`` when unknown, expired, or of another workspace."""

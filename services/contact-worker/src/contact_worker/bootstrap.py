@@ -324,6 +324,12 @@ def writer_engine(settings: Settings) -> Engine:
     before the queue's visibility timeout; connecting is bounded to 3 s. ``hide_parameters``: a
     failed statement's text (logged when a task fails) never carries the contact's fields,
     which are personal data. ``gin_pending_list_limit``: ``GIN_PENDING_LIST_LIMIT_KB``.
+
+    No ``pool_pre_ping`` (a ``SELECT 1`` round trip per checkout, i.e. per batch): a batch
+    whose pooled connection is dead reads again on a new one (``SqlUnitOfWork.prepare_batch``);
+    any other use of a dead connection (``handle_event``: the single-event task, a failed
+    batch's events applied alone) fails, SQLAlchemy replaces every pooled connection older than
+    the failure, and the message is redelivered.
     """
     options = (
         f"-c lock_timeout={settings.db_lock_timeout_ms}"
@@ -334,7 +340,6 @@ def writer_engine(settings: Settings) -> Engine:
         settings.database_url,
         pool_size=5,
         max_overflow=5,
-        pool_pre_ping=True,
         pool_timeout=5,
         hide_parameters=True,
         connect_args={"options": options, "connect_timeout": 3},

@@ -142,3 +142,36 @@ def test_a_poison_event_fails_alone_and_the_others_are_applied_once(
     assert isinstance(again[1], Exception)
     assert [again[i] for i in (0, 2, 3)] == [results[i] for i in (0, 2, 3)]
     assert inbox(runtime, [e.id for e in batch]) == rows
+
+
+def test_a_batch_on_a_dead_pooled_connection_reads_again_on_a_new_one(
+    runtime: Runtime, commits: list[int]
+) -> None:
+    """No ``pool_pre_ping`` (one round trip less per batch): a batch whose pooled connections
+    PostgreSQL dropped (a restart, an idle cut) is applied on a new one, not failed."""
+    engine = runtime.ports().engine
+    assert engine is not None
+    assert not engine.pool._pre_ping
+    apply(runtime, [event("created", str(uuid.uuid4()), {"first_name": "Warm"})])
+    pooled = [engine.connect() for _ in range(max(engine.pool.checkedin(), 1))]
+    pids = [c.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() for c in pooled]
+    for connection in pooled:
+        connection.close()
+    admin = sa.create_engine(engine.url)
+    try:
+        with admin.connect() as connection:
+            for pid in pids:
+                connection.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        admin.dispose()
+    commits.clear()
+    cid = str(uuid.uuid4())
+    created = event("created", cid, {"first_name": "Again"})
+
+    results = apply(runtime, [created])
+
+    assert [(r.status, r.version) for r in results if isinstance(r, OperationStatus)] == [
+        ("applied", 1)
+    ]
+    assert inbox(runtime, [created.id]) == {created.id: ("applied", 1)}
+    assert len(commits) == 1

@@ -1,11 +1,13 @@
 """The worker's contact cache on real Redis: a batch's states in one pipeline of ``EVALSHA``
 (``RedisContactCache.put_all``), version-guarded, and still written when Redis does not know
-the script (it is loaded and the pipeline sent again)."""
+the script (it is loaded and the pipeline sent again); after a commit, the entries and then the
+statuses in one pipeline (``put_all_then_record``), the entries by ``EVAL``."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import uuid
 
 import pytest
@@ -13,9 +15,12 @@ import redis
 
 from contact_worker.adapters import redis_store
 from contact_worker.adapters.redis_store import RedisContactCache
-from contacts_domain import ContactState
+from contacts_domain import ContactState, OperationStatus
 from contacts_domain.contact import empty_fields
-from contacts_infra.redis_keys import contact_key
+from contacts_infra.operation_store import RedisOperationStore
+from contacts_infra.redis_keys import contact_key, operation_key
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def state(version: int, name: str) -> ContactState:
@@ -59,3 +64,55 @@ def test_put_all_loads_a_script_redis_does_not_know(
         assert redis_client.hget(contact_key(prefix, "w", written.contact_id), "v") == b"%d" % (
             written.version
         )
+
+
+def status(contact_id: str, version: int) -> OperationStatus:
+    return OperationStatus(str(uuid.uuid4()), contact_id, "applied", version=version)
+
+
+def test_put_all_then_record_writes_the_entries_and_the_statuses_together(
+    redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One pipeline for both (the store shares the client), on a Redis that does not know the
+    # script: the entries go by EVAL, so none is refused and each status follows its entry.
+    unknown = f"{redis_store.GUARDED_SET_LUA}-- {uuid.uuid4().hex}\n"
+    monkeypatch.setattr(redis_store, "GUARDED_SET_LUA", unknown)
+    prefix = f"{redis_prefix}cache-{uuid.uuid4().hex[:6]}:"
+    cache = RedisContactCache(redis_client, prefix=prefix, ttl_s=60)
+    operations = RedisOperationStore(redis_client, prefix=prefix, ttl_s=90)
+    assert operations.shares(redis_client)
+    assert redis_client.script_exists(cache._guarded_set.sha) == [False]
+    newer, gone = state(7, "Ed"), dataclasses.replace(state(8, "Flo"), alive=False)
+    cache.put(newer)
+    older = dataclasses.replace(newer, version=6, fields={**newer.fields, "first_name": "Old"})
+    outcomes = [("w", status(older.contact_id, 6)), ("w", status(gone.contact_id, 8))]
+
+    cache.put_all_then_record([older, gone], outcomes, operations)
+
+    kept = redis_client.hgetall(contact_key(prefix, "w", newer.contact_id))
+    assert int(kept[b"v"]) == 7  # the version guard held
+    assert b"Ed" in kept[b"d"]
+    tombstone = redis_client.hgetall(contact_key(prefix, "w", gone.contact_id))
+    assert tombstone == {b"v": b"8", b"d": b""}
+    for workspace, outcome in outcomes:
+        assert operations.get(workspace, outcome.operation_id) == outcome
+        key = operation_key(prefix, workspace, outcome.operation_id)
+        assert 0 < redis_client.ttl(key) <= 90
+
+
+def test_put_all_then_record_with_a_store_on_another_client_writes_both_in_turn(
+    redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    prefix = f"{redis_prefix}cache-{uuid.uuid4().hex[:6]}:"
+    cache = RedisContactCache(redis_client, prefix=prefix, ttl_s=60)
+    other = redis.Redis.from_url(REDIS_URL)
+    operations = RedisOperationStore(other, prefix=prefix, ttl_s=60)
+    assert not operations.shares(redis_client)
+    written = state(9, "Gus")
+    outcome = status(written.contact_id, 9)
+
+    cache.put_all_then_record([written], [("w", outcome)], operations)
+
+    assert redis_client.hget(contact_key(prefix, "w", written.contact_id), "v") == b"9"
+    assert operations.get("w", outcome.operation_id) == outcome
+    other.close()

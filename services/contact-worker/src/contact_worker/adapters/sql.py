@@ -242,9 +242,22 @@ class SqlUnitOfWork(UnitOfWork):
     def prepare_batch(self, events: Sequence[ContactEvent], *, defer_saves: bool = False) -> None:
         """Lock and read what ``events`` will ask in one round trip, then answer from it and
         buffer the inbox's records (and with ``defer_saves`` the contacts' saves) until
-        ``commit`` (``adapters.sql_batch``)."""
+        ``commit`` (``adapters.sql_batch``).
+
+        The engine has no ``pool_pre_ping`` (one round trip less per batch): when the pooled
+        connection turns out dead here (PostgreSQL restarted, an idle connection cut), nothing
+        of this transaction has happened yet, so it is read again once on a new connection
+        (SQLAlchemy has then also marked every older pooled connection to be replaced). A
+        second failure, or one that is not a lost connection, is raised."""
         assert self._connection is not None, "use the unit of work as a context manager"
-        found = prefetch(self._connection, events, _state_from_row)
+        try:
+            found = prefetch(self._connection, events, _state_from_row)
+        except sa.exc.DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            self._reconnect()
+            assert self._connection is not None
+            found = prefetch(self._connection, events, _state_from_row)
         self._batch_contacts = BatchContacts(
             SqlContactRepository(self._connection),
             self._connection,
@@ -254,6 +267,12 @@ class SqlUnitOfWork(UnitOfWork):
         self.contacts = self._batch_contacts
         self._batch_inbox = BatchInbox(SqlInbox(self._connection), self._connection, found)
         self.inbox = self._batch_inbox
+
+    def _reconnect(self) -> None:
+        """Put this unit on a new connection, in a new transaction (``prepare_batch``)."""
+        assert self._connection is not None
+        self._connection.close()
+        self.__enter__()
 
     def __exit__(self, *exc_info: object) -> None:
         try:

@@ -183,11 +183,12 @@ def handle_batch(
     or redeliver the good ones). A batch that committed but whose Redis writes failed is
     retried the same way: the inbox makes the second pass a no-op for the database.
 
-    A batch of one event (an idle worker's usual batch) takes the same batch unit of work: four
-    round trips to PostgreSQL for a created event (the pool's ping, the prefetch, the upsert and
-    insert together, the commit) against seven in ``handle_event`` (bench/README.md, "Session
-    15: idle freshness"); when it fails, its exception is its result, as it was in
-    ``handle_event``: applying it alone again would only repeat it.
+    A batch of one event (an idle worker's usual batch) takes the same batch unit of work: three
+    round trips to PostgreSQL for a created event (the prefetch, the upsert and insert
+    together, the commit; the pool's ping is gone since session 16) against six in
+    ``handle_event`` (bench/README.md, "Session 15: idle freshness"), and one to Redis; when
+    it fails, its exception is its result, as it was in ``handle_event``: applying it alone
+    again would only repeat it.
     """
     if not events:
         return []
@@ -302,16 +303,17 @@ def _publish(
 ) -> None:
     """After the commit: the cache gets each contact's last state of ``steps`` (the writes are
     version-guarded, so the last is the newest), then every revised and new status is
-    recorded, in order: one Redis round trip each for the whole batch (``put_all``,
-    ``record_all``); then each step's idempotency records follow its contact
-    (``_follow_idempotency_records``)."""
+    recorded, in order, never before the entries (``ContactCache.put_all_then_record``: one
+    Redis round trip for the whole batch); then each step's idempotency records follow its
+    contact (``_follow_idempotency_records``)."""
     last: dict[tuple[str, str], ContactState] = {}
     for step in steps:
         if step.state.version > 0:
             last[(step.workspace, step.state.contact_id)] = step.state
-    cache.put_all(list(last.values()))
-    operations.record_all(
-        [(step.workspace, status) for step in steps for status in [*step.revised, step.outcome]]
+    cache.put_all_then_record(
+        list(last.values()),
+        [(step.workspace, status) for step in steps for status in [*step.revised, step.outcome]],
+        operations,
     )
     if idempotency is not None:
         for step in steps:
