@@ -66,13 +66,14 @@ def main(size: int, n: int) -> None:
         ports.close()
 
 
-def wsgi_get(app: Any, api_key: str, contact_id: str) -> None:
-    """``GET /v1/contacts/{contact_id}`` through ``app``'s WSGI stack in this process; raises
-    ``RuntimeError`` unless it answers 200 (bench/miss_cpu.py uses it too)."""
-    environ = {
+def wsgi_environ(path: str, api_key: str) -> dict[str, Any]:
+    """The WSGI environ of an authenticated ``GET path`` (a query string after ``?``) from
+    127.0.0.1, as the bench's in-process profiles send it (bench/miss_cpu.py, list_cpu.py)."""
+    route, _, query = path.partition("?")
+    return {
         "REQUEST_METHOD": "GET",
-        "PATH_INFO": f"/v1/contacts/{contact_id}",
-        "QUERY_STRING": "",
+        "PATH_INFO": route,
+        "QUERY_STRING": query,
         "SERVER_NAME": "bench",
         "SERVER_PORT": "80",
         "wsgi.url_scheme": "http",
@@ -80,7 +81,24 @@ def wsgi_get(app: Any, api_key: str, contact_id: str) -> None:
         "HTTP_AUTHORIZATION": f"Bearer {api_key}",
         "REMOTE_ADDR": "127.0.0.1",
     }
+
+
+def profile_option(argv: list[str]) -> tuple[list[str], str | None]:
+    """``argv`` without ``--profile FILE``, and ``FILE`` (or ``None``)."""
+    args = list(argv)
+    if "--profile" not in args:
+        return args, None
+    i = args.index("--profile")
+    out = args[i + 1]
+    del args[i : i + 2]
+    return args, out
+
+
+def wsgi_get(app: Any, api_key: str, contact_id: str) -> None:
+    """``GET /v1/contacts/{contact_id}`` through ``app``'s WSGI stack in this process; raises
+    ``RuntimeError`` unless it answers 200 (bench/miss_cpu.py uses it too)."""
     status: list[str] = []
+    environ = wsgi_environ(f"/v1/contacts/{contact_id}", api_key)
     b"".join(app.wsgi_app(environ, lambda s, _h: status.append(s)))
     if not status[0].startswith("200"):
         raise RuntimeError(f"{contact_id}: {status[0]}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import cProfile
 import hashlib
-import io
 import os
 import sys
 import time
@@ -27,6 +26,7 @@ import dataset  # bench/ (the script's directory): the loaded set's workspace an
 import psycopg2
 import redis
 import stack
+from hit_cpu import profile_option, wsgi_environ
 
 from contacts_http.auth import ApiKeyEntry, AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
@@ -67,18 +67,7 @@ def paths(rows: list[tuple[str, Any, str]]) -> tuple[list[str], list[str]]:
 def wsgi_get(app: Any, api_key: str, path: str) -> bytes:
     """The headers (in order; ``VOLATILE`` ones without their values) and body of ``GET path``
     through ``app``'s WSGI stack; raises unless it answers 200."""
-    route, _, query = path.partition("?")
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": route,
-        "QUERY_STRING": query,
-        "SERVER_NAME": "bench",
-        "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "HTTP_AUTHORIZATION": f"Bearer {api_key}",
-        "REMOTE_ADDR": "127.0.0.1",
-    }
+    environ = wsgi_environ(path, api_key)
     status: list[str] = []
     headers: list[Any] = []
     body = b"".join(app.wsgi_app(environ, lambda s, h: (status.append(s), headers.append(h))))
@@ -134,10 +123,5 @@ def main(n: int, profile: str | None) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    out = None
-    if "--profile" in args:
-        i = args.index("--profile")
-        out = args[i + 1]
-        del args[i : i + 2]
-    main(int(args[0]), out)
+    ARGS, OUT = profile_option(sys.argv[1:])
+    main(int(ARGS[0]), OUT)

@@ -24,7 +24,7 @@ import dataset  # bench/ (the script's directory): the loaded set's workspace an
 import psycopg2
 import redis
 import stack
-from hit_cpu import wsgi_get
+from hit_cpu import profile_option, wsgi_get
 
 from contacts_http.auth import ApiKeyEntry, AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
@@ -102,10 +102,5 @@ def main(n: int, threads: int, profile: str | None) -> None:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    out = None
-    if "--profile" in args:
-        i = args.index("--profile")
-        out = args[i + 1]
-        del args[i : i + 2]
-    main(int(args[0]), int(args[1]) if len(args) > 1 else 1, out)
+    ARGS, OUT = profile_option(sys.argv[1:])
+    main(int(ARGS[0]), int(ARGS[1]) if len(ARGS) > 1 else 1, OUT)

@@ -50,15 +50,23 @@ def test_put_all_writes_every_state_and_never_an_older_version(
         assert int(raw[b"v"]) == written.version
 
 
-def test_put_all_loads_a_script_redis_does_not_know(
+def cache_of_an_unknown_script(
     redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A variant of the script no Redis has seen, as after a restart: EVALSHA answers NOSCRIPT.
+) -> tuple[RedisContactCache, str]:
+    """A cache, and its key prefix, whose script is a variant no Redis has seen, as after a
+    restart: ``EVALSHA`` answers NOSCRIPT."""
     unknown = f"{redis_store.GUARDED_SET_LUA}-- {uuid.uuid4().hex}\n"
     monkeypatch.setattr(redis_store, "GUARDED_SET_LUA", unknown)
     prefix = f"{redis_prefix}cache-{uuid.uuid4().hex[:6]}:"
     cache = RedisContactCache(redis_client, prefix=prefix, ttl_s=60)
     assert redis_client.script_exists(cache._guarded_set.sha) == [False]
+    return cache, prefix
+
+
+def test_put_all_loads_a_script_redis_does_not_know(
+    redis_client: redis.Redis, redis_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache, prefix = cache_of_an_unknown_script(redis_client, redis_prefix, monkeypatch)
     cache.put_all([state(4, "Cy"), state(5, "Di")])
     for written in (state(4, "Cy"), state(5, "Di")):
         assert redis_client.hget(contact_key(prefix, "w", written.contact_id), "v") == b"%d" % (
@@ -75,13 +83,9 @@ def test_put_all_then_record_writes_the_entries_and_the_statuses_together(
 ) -> None:
     # One pipeline for both (the store shares the client), on a Redis that does not know the
     # script: the entries go by EVAL, so none is refused and each status follows its entry.
-    unknown = f"{redis_store.GUARDED_SET_LUA}-- {uuid.uuid4().hex}\n"
-    monkeypatch.setattr(redis_store, "GUARDED_SET_LUA", unknown)
-    prefix = f"{redis_prefix}cache-{uuid.uuid4().hex[:6]}:"
-    cache = RedisContactCache(redis_client, prefix=prefix, ttl_s=60)
+    cache, prefix = cache_of_an_unknown_script(redis_client, redis_prefix, monkeypatch)
     operations = RedisOperationStore(redis_client, prefix=prefix, ttl_s=90)
     assert operations.shares(redis_client)
-    assert redis_client.script_exists(cache._guarded_set.sha) == [False]
     newer, gone = state(7, "Ed"), dataclasses.replace(state(8, "Flo"), alive=False)
     cache.put(newer)
     older = dataclasses.replace(newer, version=6, fields={**newer.fields, "first_name": "Old"})
