@@ -1,6 +1,7 @@
 """``GET /v1/contacts/{id}`` counts its rate limits in the same Redis call as its cache read
 (``contacts_http.rate_limits.InlineRateLimits``), and ``GET /v1/contacts`` (lists and searches)
-in one Redis call before its view (``query_api.entrypoints.app.COUNTED_FIRST``); both answer
+and ``GET /v1/operations/{id}`` in one Redis call before their view
+(``query_api.entrypoints.app.COUNTED_FIRST``); all answer
 exactly as the other routes' limiter (flask-limiter; ``/v1/contacts/changes`` here):
 ``RateLimit-*`` headers, a 429 problem with ``Retry-After``, a workspace counter shared with
 every route, per-process counting while Redis is down."""
@@ -84,6 +85,26 @@ def test_the_list_counts_down_then_answers_429_like_the_other_routes(
         assert 1 <= int(refused.headers["Retry-After"]) <= 60, path
         assert refused.headers["RateLimit-Remaining"] == "0", path
     assert redis_client.keys(f"{prefix}ratelimit:query-api:*contacts.list_contacts*")
+
+
+def test_the_operation_status_counts_down_then_answers_429_like_the_other_routes(
+    make_app, settings, redis_client, prefix
+):
+    client = make_app(_limited(settings, default="2/minute", workspace="")).test_client()
+    path = f"/v1/operations/{uuid.uuid4()}"
+
+    answers = [client.get(path) for _ in range(2)]
+    refused = client.get(path)
+
+    assert [a.status_code for a in answers] == [404, 404]
+    assert [a.headers["RateLimit-Remaining"] for a in answers] == ["1", "0"]
+    assert {a.headers["RateLimit-Limit"] for a in answers} == {"2"}
+    assert refused.status_code == 429
+    assert refused.get_json()["detail"] == (
+        "Too many requests from this caller to this route (at most 2/minute)."
+    )
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert redis_client.keys(f"{prefix}ratelimit:query-api:*operations.get_operation*")
 
 
 def test_with_redis_down_the_list_limit_holds_per_process(make_app, settings, refused_port):

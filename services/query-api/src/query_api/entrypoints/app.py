@@ -61,9 +61,10 @@ INLINE_RATE_LIMITED: Final = frozenset({"contacts.get_contact"})
 #: Routes that count their rate limits in one Redis round trip (a script of
 #: ``InlineRateLimits``) before their view, instead of flask-limiter's four (a hit per limit,
 #: then a ``GET`` and a ``TTL`` for the headers): ~0.5 ms of CPU less per list page or search
-#: (bench/README.md, "Session 16: list page CPU"). On a Redis Cluster flask-limiter counts
-#: them (``contacts_http.rate_limits.init_rate_limits``).
-COUNTED_FIRST: Final = frozenset({"contacts.list_contacts"})
+#: (bench/README.md, "Session 16: list page CPU"). The operation status too: a client polls it
+#: after every write (read your writes). On a Redis Cluster flask-limiter counts them
+#: (``contacts_http.rate_limits.init_rate_limits``).
+COUNTED_FIRST: Final = frozenset({"contacts.list_contacts", "operations.get_operation"})
 
 #: The blueprint factories of the API's routes (registered in this order).
 BLUEPRINTS: Final = (
