@@ -128,10 +128,7 @@ def create_app(
     init_security_headers(app, vary_on_authorization=not settings.auth.disabled)
     init_cors(app, settings)
     install_auth(app, api, settings.auth, AUTH_POLICY, metrics=metrics, authenticator=authenticator)
-    for blueprint in BLUEPRINTS:
-        api.register_blueprint(blueprint())
-    app.register_blueprint(health_blueprint())
-    app.register_blueprint(docs_blueprint("Contacts query API"))
+    _register_routes(app, api)
     install_rate_limits(
         app,
         settings.rate_limits,
@@ -150,6 +147,14 @@ def create_app(
             vary_authorization=not settings.auth.disabled,
         )
     return app
+
+
+def _register_routes(app: Flask, api: ProblemApi) -> None:
+    """The API's blueprints (``BLUEPRINTS``, documented), then health and the docs pages."""
+    for blueprint in BLUEPRINTS:
+        api.register_blueprint(blueprint())
+    app.register_blueprint(health_blueprint())
+    app.register_blueprint(docs_blueprint("Contacts query API"))
 
 
 def _install_error_answers(app: Flask) -> None:
