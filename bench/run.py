@@ -889,6 +889,8 @@ class Bench:
             raw.add(seconds)
             accepted.add(result["accepted_s"], result)
             applied.add(result["applied_s"], result)
+            if result["state"] != "queued":  # completed, yet not every record was queued
+                self.invalid.append(f"import figure: state {result['state']} (rep {rep + 1})")
             log(
                 f"  raw SendMessageBatch of its messages {seconds:5.2f} s;"
                 f" 202 after {result['accepted_s']:5.2f} s, all applied after"

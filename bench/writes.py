@@ -386,9 +386,11 @@ def time_import(
     """POST ``body`` (a vCard file) to the command API's ``POST /v1/imports`` and time it: the
     seconds until its ``202`` (``accepted_s``) and, from the same start, until the query API's
     ``GET /v1/imports/{id}`` says ``completed`` (``applied_s``: every accepted record applied,
-    rejected or dead-lettered), polled every ``poll_s`` seconds (one grouped index read of the
-    outcomes per poll). Raises ``RuntimeError`` for an answer other than 202 and
-    ``TimeoutError`` after ``timeout_s`` seconds."""
+    rejected or dead-lettered; ``state``: how its queuing ended, ``queued`` when the command API
+    queued every record, since the ``202`` comes before most of them are), polled every
+    ``poll_s`` seconds (one grouped index read of the outcomes per poll). Raises
+    ``RuntimeError`` for an answer other than 202 and ``TimeoutError`` after ``timeout_s``
+    seconds."""
     session = stack.api_session()
     started = time.perf_counter()
     answer = session.post(
@@ -419,6 +421,7 @@ def time_import(
         "bytes": len(body),
         "received": counts["received"],
         "accepted": counts["accepted"],
+        "state": final["state"],
         "applied": final["applied"],
         "rejected": final["rejected"],
         "dead_lettered": final["dead_lettered"],

@@ -19,14 +19,18 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 ImportFormat = Literal["vcard", "csv"]
+#: ``queuing``: the file was validated and its report stored, and the command API is still
+#: sending its valid records to the queue, in the background after its ``202`` (while it does,
+#: it holds the import's queuing lease, ``redis_keys.import_queuing_key``; a report still
+#: ``queuing`` without that lease was interrupted: its process stopped before it was done).
 #: ``queued``: every valid record is in the queue. ``failed``: the queue stopped taking events
 #: part-way (``failed`` counts the valid records left out); send the same file again with the
 #: same ``Idempotency-Key`` to queue the rest without duplicating the others. The state says
 #: what reached the queue, not what the worker did: the query API's ``status`` (pending,
 #: completed) follows the queued records, so a ``failed`` import still reaches ``completed``.
-ImportState = Literal["queued", "failed"]
+ImportState = Literal["queuing", "queued", "failed"]
 FORMATS: Final[tuple[ImportFormat, ...]] = ("vcard", "csv")
-STATES: Final[tuple[ImportState, ...]] = ("queued", "failed")
+STATES: Final[tuple[ImportState, ...]] = ("queuing", "queued", "failed")
 #: Namespace of the UUIDv5s of an import's records (fixed forever: a retried import must
 #: derive the same ids).
 RECORD_ID_NAMESPACE: Final = uuid.UUID("2d8f4c1e-7b3a-5e6f-8a9b-0c1d2e3f4a5b")
@@ -71,7 +75,8 @@ class ImportProblem:
 
 @dataclass(frozen=True, slots=True)
 class ImportReport:
-    """What the command API knows of an import once it has read the whole upload.
+    """What the command API knows of an import once it has read the whole upload, and (its
+    ``state``) how far the queuing of its valid records has come.
 
     Counts are of records (cards or CSV rows): ``received`` = ``accepted`` + ``invalid`` +
     ``failed``. ``errors`` lists the problems of the invalid records (at most

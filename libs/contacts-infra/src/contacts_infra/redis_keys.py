@@ -25,6 +25,10 @@ Cluster hash tag ``{<workspace>/<contact id>}``, so a script may touch both in c
   (``imports.ImportReport.to_dict`` JSON), TTL ``IMPORT_REPORT_TTL_S`` (7 days by default): like
   operation statuses, short-lived by contract; the records' outcomes (applied, rejected) are in
   PostgreSQL (``processed_events.import_id``).
+- ``{prefix}import-queuing:{<ws>/<import id>}`` — the queuing lease of an import: set by the
+  command API process that sends the import's records in the background after its ``202``,
+  renewed after each chunk, expiring ``IMPORT_QUEUING_LEASE_S`` (60) seconds after the last
+  renewal. A report still ``queuing`` without it was interrupted (the query API says so).
 - ``{prefix}import-dead:{<ws>/<import id>}`` — a set of the ids of the import's events the
   worker gave up on (dead-lettered, ``contacts_infra.import_dead_letters``), expiring with the
   report; ``dlq redrive`` removes an id when it moves the event back to the queue.
@@ -171,6 +175,11 @@ def idempotency_index_key(prefix: str, workspace: str, contact_id: str) -> str:
 def import_key(prefix: str, workspace: str, import_id: str) -> str:
     """An import's report (hash tag: its workspace and id, shared with its dead letters)."""
     return f"{prefix}import:{{{workspace}/{import_id}}}"
+
+
+def import_queuing_key(prefix: str, workspace: str, import_id: str) -> str:
+    """An import's queuing lease (the same hash tag as its report)."""
+    return f"{prefix}import-queuing:{{{workspace}/{import_id}}}"
 
 
 def import_dead_letters_key(prefix: str, workspace: str, import_id: str) -> str:

@@ -131,7 +131,10 @@ def _redis_ports(settings: Settings, checks: dict[str, Check]) -> dict[str, Any]
             client, prefix=prefix, ttl_s=settings.idempotency_ttl_s
         ),
         "import_reports": RedisImportReportWriter(
-            client, prefix=prefix, ttl_s=settings.import_report_ttl_s
+            client,
+            prefix=prefix,
+            ttl_s=settings.import_report_ttl_s,
+            lease_s=settings.import_queuing_lease_s,
         ),
     }
 

@@ -25,7 +25,9 @@ class Settings(RedisSettings, SqsConnectionSettings):
     Times are in seconds, sizes in bytes: ``max_request_bytes`` bounds the body of every route
     but ``POST /v1/contacts/batch``, which ``batch_max_bytes`` bounds, and ``POST /v1/imports``,
     which the ``import_*`` limits bound (10 MB and 10,000 records by default; the report kept 7
-    days, listing at most ``import_errors_max`` errors and as many warnings); a body that goes
+    days, listing at most ``import_errors_max`` errors and as many warnings; at most
+    ``import_queuing_slots`` imports per process queued in the background at once, each holding
+    a queuing lease of ``import_queuing_lease_s`` seconds renewed per chunk); a body that goes
     ``request_body_idle_timeout_s`` seconds without a byte is answered 408.
     ``sqs_queue_url`` defaults to ``{SQS_ENDPOINT_URL}/000000000000/{SQS_QUEUE_NAME}``; with an
     empty ``SQS_ENDPOINT_URL`` (AWS) it must be given. ``auth`` (the ``AUTH_*`` variables) and
@@ -53,6 +55,8 @@ class Settings(RedisSettings, SqsConnectionSettings):
     import_max_records: PositiveInt = 10_000
     import_report_ttl_s: PositiveInt = 604_800
     import_errors_max: PositiveInt = 1_000
+    import_queuing_lease_s: PositiveInt = 60
+    import_queuing_slots: PositiveInt = 2
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
     fast_post: bool = Field(True, validation_alias="COMMAND_FAST_POST")

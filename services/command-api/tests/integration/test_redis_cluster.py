@@ -22,6 +22,7 @@ from contacts_infra.redis_keys import (
     idempotency_index_key,
     idempotency_key,
     import_key,
+    import_queuing_key,
     operation_key,
 )
 from contacts_infra.settings import RedisSettings
@@ -77,8 +78,8 @@ def test_a_refused_record_is_not_left_in_its_contacts_index(client: redis.Redis)
 
 def test_operation_statuses_and_import_reports_on_every_primary(client: redis.Redis) -> None:
     operations = RedisOperationStore(client, prefix=PREFIX, ttl_s=60)
-    reports = RedisImportReportWriter(client, prefix=PREFIX, ttl_s=600)
-    op_keys, report_keys = [], []
+    reports = RedisImportReportWriter(client, prefix=PREFIX, ttl_s=600, lease_s=60)
+    op_keys, report_keys, lease_keys = [], [], []
     for _ in range(30):
         operation_id, import_id = str(uuid.uuid4()), str(uuid.uuid4())
         pending = OperationStatus(operation_id=operation_id, contact_id="c", status="pending")
@@ -87,9 +88,16 @@ def test_operation_statuses_and_import_reports_on_every_primary(client: redis.Re
         reports.save("acme", report(import_id))
         stored = json.loads(client.get(import_key(PREFIX, "acme", import_id)))  # type: ignore[arg-type]
         assert stored == report(import_id).to_dict()
+        reports.hold_queuing("acme", import_id)
+        lease_keys.append(import_queuing_key(PREFIX, "acme", import_id))
+        assert client.exists(lease_keys[-1])
         op_keys.append(operation_key(PREFIX, "acme", operation_id))
         report_keys.append(import_key(PREFIX, "acme", import_id))
     assert _primaries(client, op_keys) == 3
     assert _primaries(client, report_keys) == 3
-    for key in op_keys + report_keys:
+    # The lease shares its report's hash slot: the query API reads both on one node.
+    assert [client.cluster_keyslot(k) for k in lease_keys] == [
+        client.cluster_keyslot(k) for k in report_keys
+    ]
+    for key in op_keys + report_keys + lease_keys:
         client.delete(key)

@@ -21,6 +21,7 @@ from contacts_infra.redis_keys import (
     idempotency_index_key,
     idempotency_key,
     import_key,
+    import_queuing_key,
     operation_key,
 )
 from contacts_infra.settings import RedisSettings
@@ -155,7 +156,9 @@ def report(import_id: str, state: str = "queued") -> ImportReport:
 def test_import_reports_are_written_where_the_query_api_reads_them(
     client, command_settings
 ) -> None:
-    writer = RedisImportReportWriter(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    writer = RedisImportReportWriter(
+        client, prefix=command_settings.redis_prefix, ttl_s=60, lease_s=30
+    )
     import_id = str(uuid.uuid4())
     writer.save("acme", report(import_id))
     key = import_key(command_settings.redis_prefix, "acme", import_id)
@@ -165,7 +168,9 @@ def test_import_reports_are_written_where_the_query_api_reads_them(
 
 
 def test_a_rewritten_import_report_replaces_the_first(client, command_settings) -> None:
-    writer = RedisImportReportWriter(client, prefix=command_settings.redis_prefix, ttl_s=60)
+    writer = RedisImportReportWriter(
+        client, prefix=command_settings.redis_prefix, ttl_s=60, lease_s=30
+    )
     import_id = str(uuid.uuid4())
     writer.save(WS, report(import_id))
     writer.save(WS, report(import_id, "failed"))
@@ -173,6 +178,26 @@ def test_a_rewritten_import_report_replaces_the_first(client, command_settings) 
     assert stored["state"] == "failed"
 
 
+def test_the_queuing_lease_lives_lease_s_after_each_renewal(client, command_settings) -> None:
+    writer = RedisImportReportWriter(
+        client, prefix=command_settings.redis_prefix, ttl_s=60, lease_s=30
+    )
+    import_id = str(uuid.uuid4())
+    key = import_queuing_key(command_settings.redis_prefix, "acme", import_id)
+    writer.hold_queuing("acme", import_id)
+    assert 0 < client.ttl(key) <= 30
+    client.expire(key, 5)
+    writer.hold_queuing("acme", import_id)  # a renewal after a chunk
+    assert 5 < client.ttl(key) <= 30
+    assert not client.exists(import_queuing_key(command_settings.redis_prefix, WS, import_id))
+
+
 def test_redis_down_fails_the_import_report_writer(down_client) -> None:
     with pytest.raises(StoreUnavailable):
-        RedisImportReportWriter(down_client, prefix="p:", ttl_s=60).save(WS, report("i"))
+        RedisImportReportWriter(down_client, prefix="p:", ttl_s=60, lease_s=30).save(
+            WS, report("i")
+        )
+    with pytest.raises(StoreUnavailable):
+        RedisImportReportWriter(down_client, prefix="p:", ttl_s=60, lease_s=30).hold_queuing(
+            WS, "i"
+        )

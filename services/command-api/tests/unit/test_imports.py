@@ -23,8 +23,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from command_api.adapters.background_imports import ImportSlots
 from command_api.adapters.sqs_publisher import message_size
 from command_api.entrypoints.app import create_app
+from command_api.entrypoints.imports import EXTENSION as IMPORTS_EXTENSION
 from command_api.service_layer import imports as imports_service
 from command_api.service_layer.errors import EventTooLarge
 from command_api.service_layer.handlers import Context
@@ -49,13 +51,19 @@ SAMPLES = shared_data.sample_files()
 
 
 class FakeReportWriter(ImportReportWriter):
-    """Keeps every report saved, in order, and the workspace of each; ``down`` makes saving
-    fail like Redis down."""
+    """Keeps every report saved, in order, and the workspace of each, and counts the queuing
+    leases taken or renewed per import id; ``down`` makes saving fail like Redis down."""
 
     def __init__(self) -> None:
         self.saved: list[ImportReport] = []
         self.workspaces: list[str] = []
+        self.leases: dict[str, int] = {}
         self.down = False
+
+    def hold_queuing(self, workspace: str, import_id: str) -> None:
+        if self.down:
+            raise StoreUnavailable("down")
+        self.leases[import_id] = self.leases.get(import_id, 0) + 1
 
     def save(self, workspace: str, report: ImportReport) -> None:
         if self.down:
@@ -78,8 +86,13 @@ class FlakyPublisher(EventPublisher):
         #: Publishes to fail before the queue takes events again (a queue slow for a moment).
         self.fail_next = 0
         self.tries = 0
+        #: With ``hold_after``, a publish past that many events waits for ``gate`` (≤ 10 s).
+        self.hold_after: int | None = None
+        self.gate = threading.Event()
 
     def publish(self, event: ContactEvent) -> None:
+        if self.hold_after is not None and len(self.events) >= self.hold_after:
+            assert self.gate.wait(10), "the test never opened the gate"
         self.tries += 1
         size = message_size(event.to_cloudevent())
         if size > SQS_MESSAGE_MAX_BYTES:
@@ -197,9 +210,10 @@ def test_every_sample_file_imports_as_the_library_reads_it(
         "repaired": sum(1 for record in valid if record.warnings),
     }
     assert response.headers["Location"] == f"http://query.test/v1/imports/{import_id}"
-    (report,) = reports.saved
+    # Stored ``queuing`` before its first (and here only) chunk was sent, then ``queued``.
+    assert [report.state for report in reports.saved] == ["queuing", "queued"]
+    report = reports.saved[-1]
     assert report.import_id == import_id
-    assert report.state == "queued"
     assert report.format == ("vcard" if shared_data.media_type(path) == VCARD else "csv")
     assert (report.received, report.accepted, report.invalid) == (
         len(records),
@@ -288,7 +302,7 @@ def test_invalid_records_are_reported_and_skipped(
     assert response.json["received"] == 3
     assert (response.json["accepted"], response.json["invalid"]) == (2, 1)
     assert len(publisher.events) == 2
-    (report,) = reports.saved
+    *_, report = reports.saved
     assert report.errors
     assert {(problem.position, problem.line) for problem in report.errors} == {(2, 9)}
 
@@ -301,7 +315,7 @@ def test_problems_listed_are_capped(
     response = post(client, vcards(3, name=False, email=False))
 
     assert response.json["invalid"] == 3
-    (report,) = reports.saved
+    *_, report = reports.saved
     assert len(report.errors) == 2
     assert report.errors_truncated
     assert (report.warnings, report.warnings_truncated) == ((), False)
@@ -327,7 +341,7 @@ def test_values_dropped_from_valid_records_are_listed_as_warnings_without_the_va
     assert response.status_code == 202
     assert (response.json["accepted"], response.json["invalid"]) == (3, 1)
     assert response.json["repaired"] == 2
-    (report,) = reports.saved
+    *_, report = reports.saved
     assert report.repaired == 2
     assert [(w.position, w.line, w.field) for w in report.warnings] == [
         (2, 9, "birthday"),
@@ -356,7 +370,7 @@ def test_warnings_are_capped_apart_from_errors(
     response = post(client, body)
 
     assert (response.json["invalid"], response.json["repaired"]) == (1, 3)
-    (report,) = reports.saved
+    *_, report = reports.saved
     assert (len(report.errors), report.errors_truncated) == (2, False)
     assert [w.position for w in report.warnings] == [2, 3]
     assert report.warnings_truncated
@@ -463,7 +477,7 @@ def test_no_problem_of_the_report_quotes_a_value_of_the_file(
 
     assert response.status_code == 202
     assert (response.json["accepted"], response.json["repaired"]) == (1, 1)
-    (report,) = reports.saved
+    *_, report = reports.saved
     assert {w.field for w in report.warnings} == {
         "emails.0.value",
         "phones.0.value",
@@ -518,7 +532,7 @@ def test_a_file_over_the_record_limit_is_refused_whole(
     assert response.status_code == 413
     assert "3 records" in response.json["detail"]
     assert len(publisher.events) == 3
-    assert len(reports.saved) == 1
+    assert [report.state for report in reports.saved] == ["queuing", "queued"]
 
 
 def test_the_import_limit_replaces_the_json_body_limit_on_this_route_only(
@@ -549,6 +563,105 @@ def test_the_import_limit_replaces_the_json_body_limit_on_this_route_only(
 JSON = "application/json"
 
 
+# --- the rest queued after the 202 (issue 13) --------------------------------------------------
+
+
+def _slots(client: FlaskClient) -> ImportSlots:
+    return cast(ImportSlots, client.application.extensions[IMPORTS_EXTENSION].slots)
+
+
+def test_the_202_comes_after_the_first_chunk_and_the_rest_is_queued_after_it(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
+) -> None:
+    publisher.hold_after = 250  # the queue takes the first chunk, then waits for the gate
+
+    response = post(client, vcards(600), headers={"Idempotency-Key": "big-file"})
+
+    assert response.status_code == 202
+    assert response.json["status"] == "queuing"
+    assert (response.json["accepted"], response.json["failed"]) == (600, 0)
+    import_id = response.json["import_id"]
+    assert len(publisher.events) == 250
+    assert reports.last(import_id).state == "queuing"
+    publisher.gate.set()
+    assert _slots(client).wait(10)
+    final = reports.last(import_id)
+    assert (final.state, final.accepted, final.failed) == ("queued", 600, 0)
+    assert sorted(event.id for event in publisher.events) == sorted(
+        record_ids(import_id, n).event_id for n in range(1, 601)
+    )
+    # Taken before the first chunk, renewed after each of the two chunks sent after the 202.
+    assert reports.leases[import_id] == 3
+
+
+def test_every_sequence_is_read_before_the_202(
+    client: FlaskClient, publisher: FlakyPublisher
+) -> None:
+    # A command accepted after the 202 must order after every record of the import (§5.3),
+    # even those whose events are built and sent later.
+    publisher.hold_after = 250
+
+    response = post(client, vcards(600))
+    later = client.application.extensions[IMPORTS_EXTENSION].context.next_sequence()
+    publisher.gate.set()
+    assert _slots(client).wait(10)
+
+    assert response.status_code == 202
+    assert len(publisher.events) == 600
+    assert max(event.sequence for event in publisher.events) < later
+
+
+def test_a_queue_failing_after_the_202_ends_in_a_failed_report_with_the_counts(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
+) -> None:
+    publisher.capacity = 400
+
+    response = post(client, vcards(600), headers={"Idempotency-Key": "fails-later"})
+
+    assert response.status_code == 202
+    assert response.json["status"] == "queuing"
+    assert _slots(client).wait(10)
+    final = reports.last(response.json["import_id"])
+    assert (final.state, final.accepted, final.failed) == ("failed", 400, 200)
+    assert len(publisher.events) == 400
+
+
+def test_a_server_queuing_as_many_imports_as_it_may_answers_503_and_queues_nothing(
+    settings: Settings, build_app: Callable[[Settings], Flask], publisher: FlakyPublisher
+) -> None:
+    one_slot = Settings(**{**_fields(settings), "import_queuing_slots": 1})
+    client = authorized(build_app(one_slot)).test_client()
+    publisher.hold_after = 250
+    assert post(client, vcards(600)).status_code == 202
+
+    busy = post(client, vcards(3))
+
+    assert busy.status_code == 503
+    assert busy.mimetype == "application/problem+json"
+    assert busy.json["type"] == "urn:contacts:problem:imports-busy"
+    assert busy.headers["Retry-After"] == "5"
+    assert len(publisher.events) == 250
+    publisher.gate.set()
+    assert _slots(client).wait(10)
+    assert post(client, vcards(3)).status_code == 202  # the slot is free again
+    assert len(publisher.events) == 603
+
+
+def test_an_import_held_by_its_first_chunk_gives_its_slot_back(
+    settings: Settings, build_app: Callable[[Settings], Flask], publisher: FlakyPublisher
+) -> None:
+    # Refused, failed or wholly queued before the answer: no background job keeps the slot.
+    one_slot = Settings(**{**_fields(settings), "import_queuing_slots": 1})
+    client = authorized(build_app(one_slot)).test_client()
+
+    assert post(client, vcards(3)).status_code == 202
+    assert post(client, b"not a vcard").status_code == 400
+    publisher.capacity = 3
+    assert post(client, vcards(3)).status_code == 503
+    publisher.capacity = None
+    assert post(client, vcards(3)).status_code == 202
+
+
 # --- Idempotency-Key --------------------------------------------------------------------------
 
 
@@ -565,7 +678,7 @@ def test_a_replay_answers_the_same_import_and_queues_the_same_events(
     assert uuid.UUID(import_id).version == 5
     ids = [event.id for event in publisher.events]
     assert ids[:3] == ids[3:] == [record_ids(import_id, n).event_id for n in (1, 2, 3)]
-    assert [report.import_id for report in reports.saved] == [import_id, import_id]
+    assert [report.import_id for report in reports.saved] == [import_id] * 4
 
 
 def test_a_key_reused_with_another_file_is_refused(
@@ -617,7 +730,7 @@ def test_events_the_queue_did_not_take_at_once_are_sent_again_in_order(
 
     assert response.status_code == 202
     assert response.json["accepted"] == 40
-    assert [report.state for report in reports.saved] == ["queued"]
+    assert [report.state for report in reports.saved] == ["queuing", "queued"]
     assert publisher.tries == 40 + 30
     # Every record's event was taken once (each its own message group: no order between them).
     import_id = response.json["import_id"]
@@ -640,15 +753,15 @@ def test_a_queue_failing_part_way_answers_503_with_the_counts_then_a_retry_finis
     import_id = response.json["import_id"]
     assert response.json["type"] == "urn:contacts:problem:queue-unavailable"
     assert (response.json["received"], response.json["invalid"]) == (251, 1)
-    # The first chunk of 100 and 50 of the second went out; the rest is not tried.
+    # 150 of the first chunk's 250 went out, before the answer: a 503, not a 202.
     assert (response.json["accepted"], response.json["failed"]) == (150, 100)
     assert response.headers["Location"] == f"http://query.test/v1/imports/{import_id}"
     assert response.json["detail"].endswith(
         "Send the same file again with the same Idempotency-Key to queue the rest without "
         "duplicates."
     )
-    queued, failed = reports.saved
-    assert (queued.state, queued.accepted, queued.failed) == ("queued", 250, 0)
+    queuing, failed = reports.saved
+    assert (queuing.state, queuing.accepted, queuing.failed) == ("queuing", 250, 0)
     assert (failed.state, failed.accepted, failed.failed, failed.invalid) == ("failed", 150, 100, 1)
     assert len(publisher.events) == 150
 
@@ -805,7 +918,7 @@ def test_a_guessed_encoding_is_imported_exactly_and_the_report_says_it_was_a_gue
     assert response.status_code == 202
     assert (response.json["accepted"], response.json["repaired"]) == (4, 4)
     assert [(e.data["first_name"], e.data["last_name"]) for e in publisher.events] == names
-    (report,) = reports.saved
+    *_, report = reports.saved
     messages = {warning.message for warning in report.warnings}
     assert messages <= {
         f"The file is not UTF-8; read as {name} (a guess)." for name in ("shift_jis", "cp932")
@@ -862,8 +975,8 @@ def test_one_idempotency_key_in_two_workspaces_is_two_imports(
     assert [answer.status_code for answer in answers] == [202, 202]
     our_id, acme_id = (answer.get_json()["import_id"] for answer in answers)
     assert our_id != acme_id
-    assert reports.workspaces == [DEFAULT_WORKSPACE, "acme"]
-    assert [report.import_id for report in reports.saved] == [our_id, acme_id]
+    assert reports.workspaces == [DEFAULT_WORKSPACE] * 2 + ["acme"] * 2
+    assert [report.import_id for report in reports.saved] == [our_id] * 2 + [acme_id] * 2
     ours_events, acme_events = publisher.events[:2], publisher.events[2:]
     assert {e.workspace for e in ours_events} == {DEFAULT_WORKSPACE}
     assert {e.workspace for e in acme_events} == {"acme"}
@@ -903,6 +1016,8 @@ class OverlapPublisher(EventPublisher):
 
 
 def _import(body: bytes, publisher: EventPublisher, chunk_size: int) -> ImportReport:
+    """Run the use case as the entrypoint does (the first chunk, then ``finish``) in this
+    thread; return the final report."""
     clock = HybridLogicalClock(node="test")
     context = Context(
         publisher,
@@ -915,7 +1030,7 @@ def _import(body: bytes, publisher: EventPublisher, chunk_size: int) -> ImportRe
         max_bytes=len(body), max_records=10_000, errors_max=100, default_region="US"
     )
     upload = imports_service.Upload(io.BytesIO(body), "vcard", len(body), "fingerprint")
-    return imports_service.import_upload(
+    queuing = imports_service.import_upload(
         upload,
         context,
         FakeReportWriter(),
@@ -924,6 +1039,7 @@ def _import(body: bytes, publisher: EventPublisher, chunk_size: int) -> ImportRe
         correlation_id=None,
         chunk_size=chunk_size,
     )
+    return queuing.finish()
 
 
 def test_chunks_of_disjoint_message_groups_are_sent_at_once() -> None:

@@ -29,7 +29,7 @@ from contacts_domain.operations import OperationStatus
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_infra.import_dead_letters import RedisImportDeadLetters
 from contacts_infra.operation_store import RedisOperationStore
-from contacts_infra.redis_keys import import_dead_letters_key, import_key
+from contacts_infra.redis_keys import import_dead_letters_key, import_key, import_queuing_key
 
 CLOCK = HybridLogicalClock()
 T0 = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
@@ -315,6 +315,22 @@ def test_a_report_stored_before_warnings_existed_is_served_without_them(
     assert (body["repaired"], body["warnings"], body["warnings_truncated"]) == (0, [], False)
     assert body["errors"] == [ERRORS[1].to_dict()]
     assert body["status"] == "completed"
+
+
+def test_a_queuing_import_is_interrupted_once_its_lease_expires(client, redis_client, prefix):
+    import_id = str(uuid.uuid4())
+    store_report(redis_client, prefix, import_id, state="queuing")
+    lease = import_queuing_key(prefix, "default", import_id)
+    redis_client.set(lease, b"1", ex=60)  # as the command API queuing it after its 202
+
+    queuing = client.get(f"/v1/imports/{import_id}")
+    redis_client.delete(lease)  # its process stopped: the lease expired
+    interrupted = client.get(f"/v1/imports/{import_id}")
+
+    assert queuing.status_code == interrupted.status_code == 200
+    assert (queuing.get_json()["state"], queuing.get_json()["status"]) == ("queuing", "pending")
+    assert interrupted.get_json()["state"] == "interrupted"
+    assert interrupted.get_json()["status"] == "pending"
 
 
 def test_unknown_or_expired_import_is_404(client, redis_client, prefix):

@@ -213,11 +213,13 @@ class FakeOperationLog(OperationLog):
 
 
 class FakeImportReportReader(ImportReportReader):
-    """Reports by workspace and import id; ``down`` raises ``CacheUnavailable``."""
+    """Reports by workspace and import id; ``leases`` the (workspace, import id) pairs whose
+    queuing lease is held; ``down`` raises ``CacheUnavailable``."""
 
     def __init__(self) -> None:
         self.books: defaultdict[str, dict[str, ImportReport]] = defaultdict(dict)
         self.dead: defaultdict[str, dict[str, int]] = defaultdict(dict)
+        self.leases: set[tuple[str, str]] = set()
         self.down = False
 
     @property
@@ -233,6 +235,11 @@ class FakeImportReportReader(ImportReportReader):
         if self.down:
             raise CacheUnavailable("fake Redis is down")
         return self.dead[workspace].get(import_id, 0)
+
+    def queuing(self, workspace: str, import_id: str) -> bool:
+        if self.down:
+            raise CacheUnavailable("fake Redis is down")
+        return (workspace, import_id) in self.leases
 
 
 class FakeImportOutcomeLog(ImportOutcomeLog):

@@ -66,6 +66,32 @@ def test_pending_and_status_follow_the_outcomes(accepted, applied, rejected, pen
     assert status.to_dict()["status"] == progress
 
 
+@pytest.mark.parametrize(
+    ("state", "lease", "shown"),
+    [
+        ("queuing", True, "queuing"),  # the command API is still queuing its records
+        ("queuing", False, "interrupted"),  # the process queuing it stopped: no lease any more
+        ("queued", False, "queued"),  # the lease is only read while the report says queuing
+        ("failed", False, "failed"),
+    ],
+)
+def test_a_queuing_report_without_its_lease_is_shown_interrupted(
+    import_reports, import_outcomes, state, lease, shown
+):
+    stored = report(state=state)
+    import_reports.reports[stored.import_id] = stored
+    if lease:
+        import_reports.leases.add((WS, stored.import_id))
+
+    status = imports.get_import(
+        WS, stored.import_id, reports=import_reports, outcomes=import_outcomes
+    )
+
+    assert status is not None
+    assert status.state == status.to_dict()["state"] == shown
+    assert status.progress == "pending"  # 4 accepted, none applied yet
+
+
 def test_the_use_case_adds_the_outcomes_to_the_report(import_reports, import_outcomes):
     stored = report()
     import_reports.reports[stored.import_id] = stored

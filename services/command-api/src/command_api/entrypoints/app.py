@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from flask import Flask
 
+from command_api.adapters.background_imports import ImportSlots
 from command_api.bootstrap import Ports, build_ports, load_settings
 from command_api.entrypoints.contacts import (
     BATCH_ENDPOINT,
@@ -170,4 +171,5 @@ def _init_extensions(app: Flask, settings: Settings, ports: Ports) -> None:
             default_region=settings.default_phone_region,
         ),
         query_api_base_url=settings.query_api_base_url,
+        slots=ImportSlots(settings.import_queuing_slots),
     )

@@ -3,11 +3,15 @@
 Issue 3, item 3. The request goes: media type (415) → ``Content-Length`` above
 ``IMPORT_MAX_BYTES`` (413, nothing read) → the body streamed into a spooled temporary file
 while it is counted and hashed (413 past ``IMPORT_MAX_BYTES``) → ``Idempotency-Key`` (400) →
-the use case (``service_layer.imports.import_upload``): the whole file validated (400 not that
-format, 413 past ``IMPORT_MAX_RECORDS``), the key reserved (422 reused with another file), the
-report stored (503 when Redis does not answer), the valid records queued (503 with the counts
-when the queue fails part-way) → ``202`` with the counts and ``Location`` of the report on the
-query API. Nothing is queued unless the file was read whole and its report stored.
+a free background slot of this process (``IMPORT_QUEUING_SLOTS``; else 503 with
+``Retry-After``) → the use case (``service_layer.imports.import_upload``): the whole file
+validated (400 not that format, 413 past ``IMPORT_MAX_RECORDS``), the key reserved (422 reused
+with another file), the report stored (503 when Redis does not answer), the first chunk of
+valid records queued (503 with the counts when the queue does not take it) → ``202`` with the
+counts, ``status`` ``queuing`` (``queued`` when that chunk held every record) and ``Location``
+of the report on the query API; the rest is queued after the answer on a background thread
+(``QueuingImport.finish`` on ``adapters.background_imports.ImportSlots``). Nothing is queued
+unless the file was read whole and its report stored.
 
 The app's ``MAX_CONTENT_LENGTH`` (``MAX_REQUEST_BYTES``, 1 MiB for JSON bodies) is lifted for
 this route only: the view sets Flask 3.1's per-request ``request.max_content_length`` before it
@@ -25,6 +29,7 @@ from typing import Any, BinaryIO, Final, cast
 from flask import Response, current_app, request
 from flask_smorest import Blueprint
 
+from command_api.adapters.background_imports import ImportSlots
 from command_api.entrypoints import headers
 from command_api.entrypoints.errors import QUEUE_PROBLEM, QUEUE_RETRY_AFTER_S
 from command_api.entrypoints.route_docs import decorated
@@ -41,6 +46,7 @@ from command_api.service_layer.idempotency import upload_hasher
 from command_api.service_layer.imports import (
     ImportLimits,
     ImportNotQueued,
+    QueuingImport,
     Upload,
     import_upload,
 )
@@ -69,6 +75,9 @@ MEDIA_TYPES: Final[dict[str, ImportFormat]] = {
 FORMAT_PROBLEM: Final = "urn:contacts:problem:import-format"
 TOO_LARGE_PROBLEM: Final = "urn:contacts:problem:import-too-large"
 REPORT_PROBLEM: Final = "urn:contacts:problem:import-report-unavailable"
+BUSY_PROBLEM: Final = "urn:contacts:problem:imports-busy"
+#: Seconds a client is asked to wait when this process queues as many imports as it may.
+BUSY_RETRY_AFTER_S: Final = 5
 #: Bytes read from the request at a time, and bytes of an upload kept in memory before the
 #: spooled file moves to disk (``TMPDIR``; ``/tmp`` in the containers).
 _CHUNK: Final = 64 * 1024
@@ -90,13 +99,15 @@ _RETRY_WITHOUT_KEY: Final = (
 class ImportApi:
     """What the import view needs, stored in ``app.extensions["command_api.imports"]``.
 
-    ``query_api_base_url`` has no trailing slash.
+    ``query_api_base_url`` has no trailing slash; ``slots`` runs the imports' background
+    queuing (``adapters.background_imports``).
     """
 
     context: Context
     reports: ImportReportWriter
     limits: ImportLimits
     query_api_base_url: str
+    slots: ImportSlots
 
 
 def _import_api() -> ImportApi:
@@ -125,7 +136,7 @@ def report_unavailable(_error: StoreUnavailable) -> Response:
 
 def not_queued(error: ImportNotQueued) -> Response:
     """503 ``QUEUE_PROBLEM`` with the counts, ``Retry-After`` and the report's ``Location``:
-    the queue stopped taking the import part-way."""
+    the queue did not take the import's first chunk whole."""
     report = error.report
     return problem_response(
         503,
@@ -145,8 +156,12 @@ def import_address_book() -> Any:
 
     Needs the `contacts:import` scope. The whole file is read and validated first:
     a file that is not of its media type's format answers 400, one over the limits
-    413, and nothing is queued. Then the report is stored and every valid record is
-    queued in file order: an upsert matched on its primary email (the file's
+    413, and nothing is queued. Then the report is stored and the valid records are
+    queued in file order, the first 250 before the answer and the rest after it
+    (`status` `queuing`; the report's `state` becomes `queued`, or `failed` with the
+    counts if the queue stops taking them, or `interrupted` if this server stopped
+    first: send the same file with the same `Idempotency-Key` to finish it). Each
+    record is an upsert matched on its primary email (the file's
     non-empty fields patch the contact holding that email, or create it), or a create
     when the record has no email. Invalid records are skipped and listed, with their
     position (card number, or CSV line), field and reason, in the report at
@@ -155,17 +170,36 @@ def import_address_book() -> Any:
     that break a rule (an invalid email, phone number or birthday is dropped, the rest
     imported): `repaired` counts those records and the report lists each dropped value
     as a warning (position, field, reason; never the value). An empty file is an empty
-    address book (202, zero records). The import is not atomic: when the queue fails
-    part-way, the answer is 503 with the counts, and sending the same file with the
-    same `Idempotency-Key` queues the rest (without a key, a retry queues every record
-    again).
+    address book (202, zero records). The import is not atomic: when the queue does not
+    take the first records, the answer is 503 with the counts, and sending the same file
+    with the same `Idempotency-Key` queues the rest (without a key, a retry queues every
+    record again). A server already queuing `IMPORT_QUEUING_SLOTS` imports answers 503
+    with `Retry-After`.
     """
     file_format = _format()
     api = _import_api()
     key = headers.idempotency_key(request)
+    if not api.slots.acquire():
+        raise _busy(api.slots.slots)
+    try:
+        queuing = _accept(api, file_format, key)
+    except BaseException:
+        api.slots.release()
+        raise
+    if queuing.done:
+        api.slots.release()
+    else:
+        api.slots.run(queuing.finish)
+    report = queuing.report
+    body = {**_counts(report), "status": report.state}
+    return body, 202, {"Location": _location(report.import_id)}
+
+
+def _accept(api: ImportApi, file_format: ImportFormat, key: str | None) -> QueuingImport:
+    """Spool the body and run the use case up to its first chunk (``import_upload``)."""
     upload = _spool(file_format, api.limits.max_bytes)
     try:
-        report = import_upload(
+        return import_upload(
             upload,
             api.context,
             api.reports,
@@ -177,8 +211,16 @@ def import_address_book() -> Any:
         )
     finally:
         upload.file.close()
-    body = {**_counts(report), "status": "queued"}
-    return body, 202, {"Location": _location(report.import_id)}
+
+
+def _busy(slots: int) -> ProblemError:
+    return ProblemError(
+        503,
+        f"This server is already queuing {slots} imports; nothing was queued. "
+        "Send the file again after Retry-After.",
+        type_uri=BUSY_PROBLEM,
+        headers={"Retry-After": str(BUSY_RETRY_AFTER_S)},
+    )
 
 
 def imports_blueprint() -> Blueprint:

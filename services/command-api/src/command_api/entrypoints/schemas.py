@@ -361,11 +361,21 @@ def _import_counts(*, required: bool) -> dict[str, fields.Field]:
     }
 
 
-#: The body of `202 Accepted` for an import: every valid record is durably queued.
+#: The body of `202 Accepted` for an import: the file is validated and its report stored;
+#: `queued` when every valid record is durably queued, `queuing` while the rest is being
+#: queued after the answer (the report's `state` says how that ends).
 ImportAcceptedSchema = ma.Schema.from_dict(
     {
         **_import_counts(required=True),
-        "status": fields.String(required=True, metadata={"enum": ["queued"]}),
+        "status": fields.String(
+            required=True,
+            metadata={
+                "enum": ["queuing", "queued"],
+                "description": "`queued`: every valid record is in the queue. `queuing`: "
+                "the first ones are, the rest is being queued; poll the report at "
+                "`Location` (its `state` becomes `queued`, `failed` or `interrupted`).",
+            },
+        ),
     },
     name="ImportAccepted",
 )
@@ -480,8 +490,9 @@ IMPORT_IDEMPOTENCY_KEY: Final = {
     "schema": IDEMPOTENCY_KEY_SCHEMA,
 }
 IMPORT_503: Final = (
-    "Nothing queued (the report could not be stored), or the queue stopped taking the import "
-    "part-way: then the problem carries `import_id` and the counts. `Retry-After` says when to "
+    "Nothing queued (the report could not be stored, or this server is already queuing as "
+    "many imports as it may), or the queue did not take the first records: then the problem "
+    "carries `import_id` and the counts. `Retry-After` says when to "
     "send the same file again with the same `Idempotency-Key`. Without a key, sending it again "
     "is a new import that queues every record again (records without an email are created "
     "twice): send imports with an `Idempotency-Key`."

@@ -10,19 +10,25 @@ reader of its format, and queues in a second pass over what that parse kept:
    record's fields are kept serialized in a temporary file (``ValidRecords``).
    ``ImportFormatError`` (not that format) and ``ImportTooLarge`` (past ``max_bytes`` or
    ``max_records``) propagate: nothing is queued.
-2. The ``Idempotency-Key`` is reserved (the fingerprint of the upload), then the
-   ``ImportReport`` (state ``queued``) is stored **before** anything is queued, so every queued
-   event has a report the query API can serve (docs/architecture.md §5.1: what is accepted is
-   reported).
+2. The ``Idempotency-Key`` is reserved (the fingerprint of the upload), every valid record's
+   ``sequence`` is read from the clock, then the ``ImportReport`` (state ``queuing``) and its
+   queuing lease are stored **before** anything is queued, so every queued event has a report
+   the query API can serve (docs/architecture.md §5.1: what is accepted is reported).
 3. **Queue pass**: each kept record becomes a command, in file order: ``UpsertContact``
    (matched on the primary email) when it has a primary email, else ``CreateContact``; ids
-   from ``record_ids(import_id, position)``, a sequence from ``context.next_sequence()``,
-   ``import_id`` on the event. Events go out in chunks of ``chunk_size`` through
-   ``publisher.publish_batch`` (the SQS adapter sends the calls of disjoint message groups in
-   parallel), two chunks of 250 at once when their message groups are disjoint. Events the
-   queue did not take are sent again twice, after 0.5 and 1 s (``_publish``). When a chunk
-   still reports a failure, no later chunk is sent, the report is rewritten ``failed`` and
-   ``ImportNotQueued`` is raised.
+   from ``record_ids(import_id, position)``, its sequence from step 2, ``import_id`` on the
+   event. Events go out in chunks of ``chunk_size`` through ``publisher.publish_batch`` (the
+   SQS adapter sends the calls of disjoint message groups in parallel), two chunks of 250 at
+   once when their message groups are disjoint. Events the queue did not take are sent again
+   twice, after 0.5 and 1 s (``_publish``). The first chunk is sent before the answer
+   (``import_upload``): when the queue does not take it, the report is rewritten ``failed`` and
+   ``ImportNotQueued`` is raised (503). The rest is sent by ``QueuingImport.finish``, which the
+   entrypoint runs in a background thread after its ``202`` (issue 13: the ``202`` comes after
+   the parse, not after 10,000 sends): it renews the queuing lease after each chunk, stops at
+   the first chunk the queue did not take whole, and rewrites the report ``queued``, or
+   ``failed`` with the counts. A process that stops meanwhile leaves the report ``queuing``
+   without a lease, which the query API answers as ``interrupted``; the same file sent again
+   with the same ``Idempotency-Key`` queues it again without duplicates.
 
 Keeping serialized fields rather than parsed records or events (parsed records were measured
 at ~23 MB for a 3 MB file), and keeping them on disk rather than in memory (~10 MB for the
@@ -90,8 +96,8 @@ READERS: Final[dict[ImportFormat, Reader]] = {"vcard": read_vcards, "csv": read_
 
 
 class ImportNotQueued(RuntimeError):
-    """The queue stopped taking the import's events part-way; ``report`` (state ``failed``)
-    counts what was queued (``accepted``) and what was not (``failed``).
+    """The queue did not take the import's first chunk whole (``import_upload``); ``report``
+    (state ``failed``) counts what was queued (``accepted``) and what was not (``failed``).
 
     ``keyed`` says whether the import had an ``Idempotency-Key``. With one, retrying the same
     file with the same key queues the rest: the events already queued carry the same ids and
@@ -178,7 +184,7 @@ class ValidRecords:
 
 @dataclass(frozen=True, slots=True)
 class ParsedImport:
-    """What the one parse of an upload yields: its ``report`` (state ``queued``) and its valid
+    """What the one parse of an upload yields: its ``report`` (state ``queuing``) and its valid
     records (``ValidRecords``; the caller closes them)."""
 
     report: ImportReport
@@ -188,11 +194,12 @@ class ParsedImport:
 @dataclass(frozen=True, slots=True)
 class _Envelope:
     """What every event of one import carries besides its record: the workspace, the request
-    id and the W3C trace context."""
+    id, the W3C trace context and the import's id."""
 
     workspace: str
     correlation_id: str | None
     traceparent: str | None
+    import_id: str
 
 
 def import_upload(
@@ -206,19 +213,25 @@ def import_upload(
     traceparent: str | None = None,
     idempotency_key: str | None = None,
     chunk_size: int = CHUNK_SIZE,
-) -> ImportReport:
-    """Validate, report and queue ``upload`` into ``workspace``; return its report (state
-    ``queued``), stored in that workspace, as every event carries it.
+) -> QueuingImport:
+    """Validate and report ``upload`` into ``workspace``, queue its first chunk of events, and
+    return the import, whose ``finish`` queues the rest (``done`` when nothing is left).
 
     The import id is a uuid4, or with ``idempotency_key`` a UUIDv5 of the workspace and the
     key's digest (``idempotency.derive_import``), so a retry gets the same id and queues the
     same event ids again (SQS drops duplicates within 5 minutes, the worker's inbox after).
+    Every event's ``sequence`` is read from the clock here, before the caller answers, so a
+    command accepted after that answer orders after each of the import's records whenever
+    their events reach the worker (docs/architecture.md §5.3).
 
-    Raises, with nothing queued: ``ImportFormatError`` (the file is not of its format),
-    ``ImportTooLarge`` (over ``limits``), ``IdempotencyKeyReused`` (the key was used with
-    another upload), ``StoreUnavailable`` (the report could not be stored). Raises
-    ``ImportNotQueued`` when the queue failed part-way (some events may be queued).
-    An idempotency store that does not answer is passed over (fail open), as for creates.
+    The report is stored ``queuing`` (with the queuing lease) before the first chunk is sent,
+    then ``queued`` at once when that chunk held every valid record. Raises, with nothing
+    queued: ``ImportFormatError`` (the file is not of its format), ``ImportTooLarge`` (over
+    ``limits``), ``IdempotencyKeyReused`` (the key was used with another upload),
+    ``StoreUnavailable`` (the report could not be stored). Raises ``ImportNotQueued`` (the
+    report rewritten ``failed``) when the queue did not take the first chunk whole: a queue
+    that is down is answered at once, not after the ``202``. An idempotency store that does
+    not answer is passed over (fail open), as for creates.
     """
     derived = derive_import(workspace, idempotency_key) if idempotency_key is not None else None
     import_id = derived.import_id if derived else str(uuid.uuid4())
@@ -227,34 +240,123 @@ def import_upload(
         report = parsed.report
         if derived is not None:
             _reserve(context, workspace, derived.key_digest, upload.fingerprint, import_id)
+        sequences = [context.next_sequence() for _ in range(report.accepted)]
         reports.save(workspace, report)
+        reports.hold_queuing(workspace, import_id)
         logger.info(
             "import validated: %d records, %d valid, %d invalid",
             report.received,
             report.accepted,
             report.invalid,
         )
-        envelope = _Envelope(workspace, correlation_id, traceparent)
-        queued = _queue(parsed, context, envelope, chunk_size)
-    finally:
+        envelope = _Envelope(workspace, correlation_id, traceparent, import_id)
+        sender = _ChunkSender(parsed.valid, sequences, context, envelope, chunk_size)
+        queuing = QueuingImport(report, reports, sender, keyed=derived is not None)
+    except BaseException:
         parsed.valid.close()
-    if queued == report.accepted:
-        logger.info("import queued: %d events", queued)
-        return report
-    failed = replace(report, state="failed", accepted=queued, failed=report.accepted - queued)
-    try:
-        reports.save(workspace, failed)
-    except StoreUnavailable:
-        logger.warning("Could not record the failed import", exc_info=True)
-    logger.warning("import failed part-way: %d queued, %d not", queued, failed.failed)
-    raise ImportNotQueued(failed, keyed=derived is not None)
+        raise
+    queuing.start()
+    return queuing
+
+
+class QueuingImport:
+    """An import whose report is stored and whose first chunk is queued: ``finish`` queues the
+    rest of its valid records (in a background thread of the command API, after its ``202``),
+    renewing the queuing lease after each chunk, then rewrites the report ``queued``, or
+    ``failed`` with the counts when the queue stopped taking its events part-way.
+
+    ``report`` is the latest report stored (``queuing`` until ``finish`` ends, ``queued`` at
+    once when ``done``).
+    """
+
+    #: Tries of the final report's write (a Redis blip must not leave it ``queuing``), and the
+    #: pause between them (seconds).
+    SAVE_TRIES: Final = 3
+    SAVE_PAUSE_S: Final = 1.0
+
+    def __init__(
+        self,
+        report: ImportReport,
+        reports: ImportReportWriter,
+        sender: _ChunkSender,
+        *,
+        keyed: bool,
+    ) -> None:
+        self.report = report
+        self._reports = reports
+        self._sender = sender
+        self._keyed = keyed
+
+    @property
+    def done(self) -> bool:
+        """Whether every valid record was queued already (nothing for ``finish`` to do)."""
+        return self.report.state != "queuing"
+
+    def start(self) -> None:
+        """Queue the first chunk; raise ``ImportNotQueued`` when the queue did not take it
+        whole, and store the ``queued`` report when it held every record."""
+        try:
+            complete = self._sender.send(max_chunks=1)
+        except BaseException:
+            self._sender.close()
+            raise
+        if not complete:
+            self._sender.close()
+            self._end(complete=False)
+            raise ImportNotQueued(self.report, keyed=self._keyed)
+        if self._sender.exhausted:
+            self._sender.close()
+            self._end(complete=True)
+
+    def finish(self) -> ImportReport:
+        """Queue the remaining records and store the final report; return it. Never raises:
+        what goes wrong is logged and ends in a ``failed`` report (or, when even that cannot
+        be stored, in a report left ``queuing`` whose lease expires: the query API then calls
+        the import interrupted)."""
+        if self.done:
+            return self.report
+        try:
+            complete = self._sender.send(on_chunk=self._renew_lease)
+        except Exception:
+            logger.exception("import stopped by an error while queuing")
+            complete = False
+        finally:
+            self._sender.close()
+        self._end(complete=complete, tries=self.SAVE_TRIES)
+        return self.report
+
+    def _renew_lease(self) -> None:
+        try:
+            self._reports.hold_queuing(self._sender.envelope.workspace, self.report.import_id)
+        except StoreUnavailable:
+            logger.warning("Could not renew the import's queuing lease", exc_info=True)
+
+    def _end(self, *, complete: bool, tries: int = 1) -> None:
+        queued = self._sender.queued
+        if complete:
+            self.report = replace(self.report, state="queued")
+            logger.info("import queued: %d events", queued)
+        else:
+            accepted = self.report.accepted
+            self.report = replace(
+                self.report, state="failed", accepted=queued, failed=accepted - queued
+            )
+            logger.warning("import failed part-way: %d queued, %d not", queued, accepted - queued)
+        for attempt in range(tries):
+            if attempt:
+                time.sleep(self.SAVE_PAUSE_S)
+            try:
+                self._reports.save(self._sender.envelope.workspace, self.report)
+                return
+            except StoreUnavailable:
+                logger.warning("Could not store the import's report", exc_info=True)
 
 
 def parse(
     upload: Upload, import_id: str, limits: ImportLimits, *, received_at: dt.datetime
 ) -> ParsedImport:
-    """Read every record of ``upload`` once; return the report of a fully queued import and
-    the valid records' fields.
+    """Read every record of ``upload`` once; return the report of an import about to be queued
+    (state ``queuing``) and the valid records' fields.
 
     ``accepted`` counts the valid records, ``errors`` the invalid ones' problems (one per
     error, in file order, at most ``limits.errors_max``); ``repaired`` counts the valid
@@ -284,7 +386,7 @@ def parse(
     report = ImportReport(
         import_id=import_id,
         format=upload.format,
-        state="queued",
+        state="queuing",
         received=received,
         accepted=received - invalid,
         invalid=invalid,
@@ -364,46 +466,93 @@ def _reserve(
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
 
 
-def _queue(parsed: ParsedImport, context: Context, envelope: _Envelope, chunk_size: int) -> int:
-    """Publish the valid records' events; return how many the queue took. Once a chunk reports
-    a failure no further chunk is sent (those in flight finish), so a dead queue costs about
-    one chunk's timeouts, not the file's.
+class _ChunkSender:
+    """Sends the events of an import's valid records in file order, a chunk of ``chunk_size``
+    at a time, each record's event built with the next of ``sequences`` (one per valid record,
+    read before the ``202``). ``queued`` counts the events the queue took; once a chunk
+    reports a failure no further chunk is sent (those in flight finish), so a dead queue costs
+    about one chunk's timeouts, not the file's.
 
-    Chunks are built in this thread while up to ``_CHUNKS_IN_FLIGHT`` earlier ones are sent
-    (each by a thread of its own), so one chunk's first call and last calls overlap another's
-    instead of leaving the send threads idle (20 chunks of 500 were 20 such gaps). A chunk
-    holding a message group of a chunk in flight waits for it: each contact's events (and an
-    upserted email's) are still queued in file order.
+    Chunks are built in the calling thread while up to ``_CHUNKS_IN_FLIGHT`` earlier ones are
+    sent (each by a thread of its own), so one chunk's first call and last calls overlap
+    another's instead of leaving the send threads idle (20 chunks of 500 were 20 such gaps). A
+    chunk holding a message group of a chunk in flight waits for it: each contact's events
+    (and an upserted email's) are still queued in file order.
     """
-    queued = 0
-    failed = False
-    import_id = parsed.report.import_id
-    in_flight: collections.deque[tuple[set[str], concurrent.futures.Future[tuple[int, bool]]]]
-    in_flight = collections.deque()
-    with concurrent.futures.ThreadPoolExecutor(
-        _CHUNKS_IN_FLIGHT, thread_name_prefix="import-send"
-    ) as sender:
-        records = iter(parsed.valid)
-        while not failed and (
-            chunk := [
-                _event(ImportRecord(position, None, fields), import_id, context, envelope)
-                for position, fields in itertools.islice(records, chunk_size)
-            ]
-        ):
-            groups = {ordering_key(event) for event in chunk}
-            while in_flight and (
-                len(in_flight) >= _CHUNKS_IN_FLIGHT
-                or any(not groups.isdisjoint(sending) for sending, _ in in_flight)
-            ):
-                sent, complete = in_flight.popleft()[1].result()
-                queued += sent
-                failed = failed or not complete
-            if not failed:
-                run = contextvars.copy_context().run
-                in_flight.append((groups, sender.submit(run, _publish, context, chunk)))
-        for _, future in in_flight:
-            queued += future.result()[0]
-    return queued
+
+    def __init__(
+        self,
+        valid: ValidRecords,
+        sequences: list[str],
+        context: Context,
+        envelope: _Envelope,
+        chunk_size: int,
+    ) -> None:
+        self.envelope = envelope
+        self.queued = 0
+        self._built = 0
+        self._total = len(sequences)
+        self._valid = valid
+        self._records = iter(valid)
+        self._sequences = iter(sequences)
+        self._context = context
+        self._chunk_size = chunk_size
+
+    def send(
+        self, *, max_chunks: int | None = None, on_chunk: Callable[[], object] = tuple
+    ) -> bool:
+        """Send up to ``max_chunks`` more chunks (all that are left with ``None``) and wait for
+        them; return whether the queue took every event sent so far. ``on_chunk`` runs after
+        each chunk's outcome is known (the lease's renewal)."""
+        failed = False
+        sent = 0
+        in_flight: collections.deque[tuple[set[str], concurrent.futures.Future[tuple[int, bool]]]]
+        in_flight = collections.deque()
+        with concurrent.futures.ThreadPoolExecutor(
+            _CHUNKS_IN_FLIGHT, thread_name_prefix="import-send"
+        ) as sender:
+            while not failed and (max_chunks is None or sent < max_chunks):
+                chunk = self._next_chunk()
+                if not chunk:
+                    break
+                groups = {ordering_key(event) for event in chunk}
+                while in_flight and (
+                    len(in_flight) >= _CHUNKS_IN_FLIGHT
+                    or any(not groups.isdisjoint(sending) for sending, _ in in_flight)
+                ):
+                    failed = not self._collect(in_flight.popleft()[1], on_chunk) or failed
+                if not failed:
+                    run = contextvars.copy_context().run
+                    in_flight.append((groups, sender.submit(run, _publish, self._context, chunk)))
+                    sent += 1
+            for _, future in in_flight:
+                failed = not self._collect(future, on_chunk) or failed
+        return not failed
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether every record's event was built (and handed to a send)."""
+        return self._built >= self._total
+
+    def close(self) -> None:
+        """Delete the kept records."""
+        self._valid.close()
+
+    def _collect(
+        self, future: concurrent.futures.Future[tuple[int, bool]], on_chunk: Callable[[], object]
+    ) -> bool:
+        taken, complete = future.result()
+        self.queued += taken
+        on_chunk()
+        return complete
+
+    def _next_chunk(self) -> list[ContactEvent]:
+        chunk = [
+            _event(position, fields, next(self._sequences), self._context, self.envelope)
+            for position, fields in itertools.islice(self._records, self._chunk_size)
+        ]
+        self._built += len(chunk)
+        return chunk
 
 
 def _publish(context: Context, chunk: list[ContactEvent]) -> tuple[int, bool]:
@@ -436,17 +585,19 @@ def _publish(context: Context, chunk: list[ContactEvent]) -> tuple[int, bool]:
 
 
 def _event(
-    record: ImportRecord,
-    import_id: str,
+    position: int,
+    fields: dict[str, Any],
+    sequence: str,
     context: Context,
     envelope: _Envelope,
 ) -> ContactEvent:
-    ids = record_ids(import_id, record.position)
+    import_id = envelope.import_id
+    ids = record_ids(import_id, position)
     return to_event(
-        command_for(import_id, record, ids),
+        command_for(import_id, ImportRecord(position, None, fields), ids),
         event_id=ids.event_id,
         operation_id=ids.operation_id,
-        sequence=context.next_sequence(),
+        sequence=sequence,
         time=context.now(),
         correlation_id=envelope.correlation_id,
         traceparent=envelope.traceparent,

@@ -66,3 +66,13 @@ class ImportReportWriter(abc.ABC):
 
         Raises ``StoreUnavailable`` when the store does not answer in time.
         """
+
+    @abc.abstractmethod
+    def hold_queuing(self, workspace: str, import_id: str) -> None:
+        """Take or renew the queuing lease of an import of ``workspace`` (``redis_keys.
+        import_queuing_key``) for the adapter's lease time (``IMPORT_QUEUING_LEASE_S``): the
+        process queuing the import's records renews it after each chunk, so a report still
+        ``queuing`` without a lease was interrupted.
+
+        Raises ``StoreUnavailable`` when the store does not answer in time.
+        """

@@ -1,7 +1,8 @@
 """Import reports in Redis: ``import:<workspace>/<id>`` holds ``ImportReport.to_dict()`` as JSON,
 written by the command API's ``POST /v1/imports`` (``contacts_infra.redis_keys.import_key``),
-and ``import-dead:<workspace>/<id>`` the set of its dead-lettered event ids, written by the
-worker (``contacts_infra.import_dead_letters``)."""
+``import-queuing:<workspace>/<id>`` its queuing lease, held by the command API process that
+queues its records after the ``202``, and ``import-dead:<workspace>/<id>`` the set of its
+dead-lettered event ids, written by the worker (``contacts_infra.import_dead_letters``)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import json
 import logging
 
 from contacts_domain.imports import ImportReport
-from contacts_infra.redis_keys import import_dead_letters_key, import_key
+from contacts_infra.redis_keys import import_dead_letters_key, import_key, import_queuing_key
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.service_layer.ports import ImportReportReader
 
@@ -39,3 +40,7 @@ class RedisImportReportReader(ImportReportReader):
     def dead_lettered(self, workspace: str, import_id: str) -> int:
         key = import_dead_letters_key(self._prefix, workspace, import_id)
         return int(self._calls.run(lambda r: r.scard(key)))
+
+    def queuing(self, workspace: str, import_id: str) -> bool:
+        key = import_queuing_key(self._prefix, workspace, import_id)
+        return bool(self._calls.run(lambda r: r.exists(key)))

@@ -36,9 +36,11 @@ def get_import(_args: dict[str, Any], import_id: str) -> Response:
     dropped from the records imported (`warnings`, same shape; `repaired` counts those records),
     and what became of the accepted records so far: `applied`, `rejected` (per reason),
     `dead_lettered` (given up on after the worker's retries, until an operator redrives them)
-    and `pending`. Read two fields: `state` says whether every valid record was queued
-    (`queued`) or the queue failed part-way (`failed`: `failed` records will never be applied
-    unless the file is sent again); `status` says whether the worker has processed what was
+    and `pending`. Read two fields: `state` says whether the valid records are still being
+    queued (`queuing`), were all queued (`queued`), the queue failed part-way (`failed`:
+    `failed` records will never be applied unless the file is sent again) or the server
+    queuing them stopped first (`interrupted`: send the file again with the same
+    `Idempotency-Key`); `status` says whether the worker has processed what was
     queued (`completed` once no accepted record is pending). A `failed` import reaches `status`
     `completed` too. Needs the scope `contacts:import`. The report is kept 7 days after the
     upload.

@@ -16,12 +16,12 @@ from typing import Any
 import marshmallow as ma
 
 from contacts_domain import limits
-from contacts_domain.imports import FORMATS, STATES
+from contacts_domain.imports import FORMATS
 from contacts_domain.values import EmailAddress, clean_text, parse_tag
 from contacts_http.openapi import VISIBLE_TEXT
 from query_api.service_layer import change_feed
 from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
-from query_api.service_layer.imports import REPORT_TTL_DAYS
+from query_api.service_layer.imports import REPORT_TTL_DAYS, SHOWN_STATES
 from query_api.service_layer.listing import DEFAULT_LIMIT, DEFAULT_SORT, MAX_LIMIT, SORT_NAMES
 from query_api.service_layer.representation import ALWAYS, SELECTABLE, parse_field_mask
 
@@ -306,13 +306,17 @@ class ImportStatusSchema(ma.Schema):
     id = ma.fields.UUID()
     format = ma.fields.String(validate=ma.validate.OneOf(FORMATS))
     state = ma.fields.String(
-        validate=ma.validate.OneOf(STATES),
+        validate=ma.validate.OneOf(SHOWN_STATES),
         metadata={
             "description": "Whether the valid records reached the queue (read it with "
-            "`status`). `queued`: every valid record was queued. `failed`: the queue stopped "
+            "`status`). `queuing`: the command API is still queuing them (after its 202). "
+            "`queued`: every valid record was queued. `failed`: the queue stopped "
             "taking them part-way: `failed` counts the records left out, which will never be "
             "applied; send the same file again with the same `Idempotency-Key` to queue the "
-            "rest (without a key, a retry queues every record again)."
+            "rest (without a key, a retry queues every record again). `interrupted`: the "
+            "server queuing them stopped before it was done, so some may never be queued "
+            "(`status` stays `pending`); send the same file again with the same "
+            "`Idempotency-Key`."
         },
     )
     status = ma.fields.String(

@@ -16,10 +16,15 @@ Two sources, one answer:
 The records still in the queue are ``pending`` = accepted − applied − rejected − dead-lettered,
 never negative; the import is ``completed`` once every accepted record has an outcome (a
 dead-lettered record is one, until ``dlq redrive`` sends it back). Two words, two
-questions: ``state`` (``queued`` | ``failed``) says whether every valid record reached the
-queue, ``status`` (``pending`` | ``completed``) whether the worker has processed what did. A
-``failed`` import's ``status`` still reaches ``completed`` (its ``accepted`` records applied
-or rejected) while its ``failed`` records were never queued.
+questions: ``state`` says how far the valid records reached the queue (``queuing``: the
+command API is still sending them, after its ``202``; ``queued``: all of them; ``failed``:
+the queue stopped taking them part-way; ``interrupted``: the report still says ``queuing`` but
+no process holds its queuing lease any more, so the process queuing it stopped and an unknown
+part was never queued), ``status`` (``pending`` | ``completed``) whether the worker has
+processed what did. A ``failed`` import's ``status`` still reaches ``completed`` (its
+``accepted`` records applied or rejected) while its ``failed`` records were never queued; an
+``interrupted`` one stays ``pending`` until the same file is sent again with the same
+``Idempotency-Key``.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from query_api.service_layer.ports import CacheUnavailable, ImportOutcomeLog, Im
 from query_api.service_layer.records import ImportOutcomes
 
 ImportProgress = Literal["pending", "completed"]
+#: What ``GET /v1/imports/{id}`` says of the queuing: the report's state, or ``interrupted``.
+ShownState = Literal["queuing", "queued", "failed", "interrupted"]
+SHOWN_STATES: Final[tuple[ShownState, ...]] = ("queuing", "queued", "failed", "interrupted")
 #: How long the command API keeps an import's report (``IMPORT_REPORT_TTL_S``'s default), as
 #: said in the 404 of an unknown or expired import.
 REPORT_TTL_DAYS: Final = 7
@@ -49,6 +57,13 @@ class ImportStatus:
     report: ImportReport
     outcomes: ImportOutcomes
     dead_lettered: int = 0
+    interrupted: bool = False
+
+    @property
+    def state(self) -> ShownState:
+        """The report's state, or ``interrupted`` for a ``queuing`` report whose lease is
+        gone."""
+        return "interrupted" if self.interrupted else self.report.state
 
     @property
     def pending(self) -> int:
@@ -68,7 +83,7 @@ class ImportStatus:
         return {
             "id": report.import_id,
             "format": report.format,
-            "state": report.state,
+            "state": self.state,
             "status": self.progress,
             "received": report.received,
             "accepted": report.accepted,
@@ -95,15 +110,17 @@ def get_import(
     ``workspace``, or ``None`` when no report is stored for it there (never made, made in
     another workspace, or expired after ``REPORT_TTL_DAYS``).
 
-    The report is read first; PostgreSQL is asked only for a known import. Raises
+    The report is read first (then, while it says ``queuing``, its lease); PostgreSQL is
+    asked only for a known import. Raises
     ``ImportReportUnavailable`` when Redis does not answer (the outcomes alone cannot say
     how many records were accepted) and ``ReadModelUnavailable`` when PostgreSQL does not.
     """
     try:
         report = reports.get(workspace, import_id)
-        dead_lettered = reports.dead_lettered(workspace, import_id) if report is not None else 0
+        if report is None:
+            return None
+        dead_lettered = reports.dead_lettered(workspace, import_id)
+        interrupted = report.state == "queuing" and not reports.queuing(workspace, import_id)
     except CacheUnavailable as exc:
         raise ImportReportUnavailable(str(exc)) from None
-    if report is None:
-        return None
-    return ImportStatus(report, outcomes.counts(workspace, import_id), dead_lettered)
+    return ImportStatus(report, outcomes.counts(workspace, import_id), dead_lettered, interrupted)

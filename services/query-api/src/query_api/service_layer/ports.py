@@ -210,6 +210,12 @@ class ImportReportReader(abc.ABC):
         queue and not redriven since; ``contacts_infra.import_dead_letters``). Raises
         ``CacheUnavailable``."""
 
+    @abc.abstractmethod
+    def queuing(self, workspace: str, import_id: str) -> bool:
+        """Whether a command API process still holds the import's queuing lease
+        (``redis_keys.import_queuing_key``: it is queuing the import's records after its
+        ``202``). Raises ``CacheUnavailable``."""
+
 
 class ImportOutcomeLog(abc.ABC):
     """The outcomes the worker recorded in ``processed_events`` for an import's records."""
