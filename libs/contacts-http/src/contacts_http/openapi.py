@@ -8,12 +8,21 @@ from typing import Any, Final
 
 from apispec import BasePlugin
 
-#: Control characters (C0, DEL, C1) that no text field or parameter of the APIs accepts
-#: (``contacts_domain.values.clean_text``), as a JSON Schema (ECMA-262) character class.
-NO_CONTROL: Final = "[^\\u0000-\\u001f\\u007f-\\u009f]"
-#: A one-line text with at least one character that is not white space, and no control
-#: character: what a name, a search or a tag must be (JSON Schema ``pattern``).
-VISIBLE_TEXT: Final = f"^{NO_CONTROL}*[^\\s\\u0000-\\u001f\\u007f-\\u009f]{NO_CONTROL}*$"
+#: Code points that no text field or parameter of the APIs accepts
+#: (``contacts_domain.values.clean_text``), as the inside of a JSON Schema (ECMA-262) character
+#: class: control characters (C0, DEL, C1), bidirectional embedding, override and isolate
+#: controls, and the noncharacters of the Basic Multilingual Plane. (The noncharacters of the
+#: other planes, U+1FFFE..., are refused too; a pattern without ECMA-262's ``u`` flag cannot
+#: name them.) Found by the contract fuzzer: a name holding U+FDE9 matched the pattern.
+_REFUSED: Final = (
+    "\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069"
+    "\\ufdd0-\\ufdef\\ufffe\\uffff"
+)
+#: One code point a text may hold (JSON Schema character class).
+NO_CONTROL: Final = f"[^{_REFUSED}]"
+#: A one-line text with at least one character that is not white space, and none of the
+#: refused ones: what a name, a search or a tag must be (JSON Schema ``pattern``).
+VISIBLE_TEXT: Final = f"^{NO_CONTROL}*[^\\s{_REFUSED}]{NO_CONTROL}*$"
 
 
 class SchemaExtras(BasePlugin):  # type: ignore[misc]
