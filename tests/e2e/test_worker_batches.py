@@ -294,3 +294,88 @@ def test_a_sigterm_hands_prefetched_messages_back_at_once(
             "the held events applied by a fresh worker",
             fresh,
         )
+
+
+#: Time bounds of the soft time limit test: a batch is interrupted after 2 s, killed after 5 s.
+SOFT_LIMIT_ENV = {
+    "DB_LOCK_TIMEOUT_MS": "500",
+    "DB_STATEMENT_TIMEOUT_MS": "1000",
+    "TASK_SOFT_TIME_LIMIT_S": "2",
+    "TASK_TIME_LIMIT_S": "5",
+    "WORKER_FAULT_DELAY_PREFIX": SLOW_PREFIX,
+    "WORKER_FAULT_DELAY_S": "4",  # past the soft limit, before the hard one
+    "WORKER_FAULT_HOLD_LOCK": "true",
+}
+
+
+@pytest.mark.parametrize("queue", [SOFT_LIMIT_ENV], indirect=True)
+def test_a_pool_process_whose_batch_hit_the_soft_limit_inside_a_lock_is_replaced(
+    queue: dict[str, str], engine: sa.Engine, sqs_client: Any
+) -> None:
+    """Case C13: the soft time limit interrupts a batch that holds a lock of its pool process
+    and leaves it held (the fault hook ``WORKER_FAULT_HOLD_LOCK``, which every batch takes).
+    The process logs where it was, sends its verdicts and retires: a fresh process applies the
+    later batches at once (the old one failed every batch at the soft limit, for good). The
+    interrupted batch's message is redelivered as before, and dead-lettered after its last
+    receive (it is slow on every receive): nothing is lost."""
+    clock = HybridLogicalClock()
+    slow = make(
+        clock,
+        "created",
+        str(uuid.uuid4()),
+        {"first_name": "Slow"},
+        correlation_id=f"{SLOW_PREFIX}{uuid.uuid4()}",
+    )
+    later = [make(clock, "created", str(uuid.uuid4()), {"first_name": f"L{i}"}) for i in range(5)]
+    sender = EventSender(queue)
+    with running(queue, "soft-limit-worker") as service:  # one pool process
+        sender.send(slow)
+        service.wait_for_log("batch received", 30)
+        for event in later:
+            sender.send(event)
+        started = time.monotonic()
+        wait_for(
+            lambda: all(stored_contact(engine, e.contact_id) for e in later),
+            20,
+            "the later events applied by a fresh pool process",
+            service,
+        )
+        applied_after = time.monotonic() - started
+        dead: list[dict[str, Any]] = []
+
+        def dead_lettered() -> bool:
+            answer = sqs_client.receive_message(
+                QueueUrl=queue["DLQ"],
+                MaxNumberOfMessages=10,
+                WaitTimeSeconds=1,
+                AttributeNames=["MessageGroupId"],
+            )
+            dead.extend(answer.get("Messages", []))
+            return bool(dead)
+
+        wait_for(dead_lettered, 60, "the slow event in the dead-letter queue", service)
+        log = log_lines(service)
+
+    # The interrupted batch (2 s) and a new process, not a wait at every batch's soft limit.
+    assert applied_after < 10, applied_after
+    reports = [line for line in log if str(line.get("event")).startswith("batch past the soft")]
+    assert len(reports) == int(TEST_WORKER_ENV["SQS_MAX_RECEIVE_COUNT"]), service.tail()
+    retired = [line for line in log if line.get("event") == "pool process retired after its batch"]
+    assert len(retired) == len(reports)
+    assert not [line for line in log if line.get("event") == "batch job failed"]  # none lost
+    innermost = reports[0]["interrupted_at"][-1]
+    assert "in _pass_fault_lock" in innermost, reports[0]["interrupted_at"]
+    assert any(
+        "in _pass_fault_lock" in frame for s in reports[0]["threads"].values() for frame in s
+    )
+    failures = [
+        line
+        for line in log
+        if line.get("event") == "event not applied" and line.get("event_id") == slow.id
+    ]
+    assert [line["receives"] for line in failures] == [1, 2, 3]
+    assert failures[-1]["outcome"] == "dead_lettered"
+    assert [m["Attributes"]["MessageGroupId"] for m in dead] == [f"default/{slow.contact_id}"]
+    for event in later:
+        assert inbox_rows(engine, event.id) == [("applied", 1)]
+        assert len(processed(service, event.id)) == 1

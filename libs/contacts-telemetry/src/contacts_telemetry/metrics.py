@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 from typing import Final
 
 from prometheus_client import CollectorRegistry, generate_latest, values
@@ -49,9 +50,38 @@ def create_multiprocess_dir(service: str) -> str:
 def use_multiprocess_dir(path: str) -> None:
     """Make metrics created from now on in this process write to ``path`` (multi-process
     mode). prometheus-client chooses its value class when it is imported; it is chosen again
-    here, so the import order does not matter as long as no metric exists yet."""
+    here, so the import order does not matter as long as no metric exists yet. The new class's
+    lock is held across every fork (``hold_across_fork``)."""
     os.environ[MULTIPROC_ENV] = path
     values.ValueClass = values.get_value_class()
+    hold_across_fork(values.ValueClass)
+
+
+def hold_across_fork(value_class: type) -> bool:
+    """Make the process-wide lock of prometheus-client's multi-process ``value_class`` safe
+    across ``fork``: taken before, released after in both processes. Returns ``False`` when
+    ``value_class`` has no such lock (single-process mode).
+
+    Every sample of every metric of the process takes that one ``threading.Lock``
+    (prometheus-client presumes no threads in multi-process mode). A process forked while
+    another of its threads held it (the worker's queue depth poller, its metrics server, a
+    gunicorn master's thread) got it held for good: its first sample waited forever, and in a
+    Celery pool process every batch then failed at the soft time limit (CI case C13; forked
+    200 times beside a thread setting gauges, 67 children hung). The lock is a closure cell of
+    the class's methods, the one place prometheus-client keeps it.
+    """
+    cells = getattr(getattr(value_class, "inc", None), "__closure__", None) or ()
+    locks = [c.cell_contents for c in cells if isinstance(c.cell_contents, _LOCK_TYPE)]
+    if not locks:
+        return False
+    lock = locks[0]
+    os.register_at_fork(
+        before=lock.acquire, after_in_parent=lock.release, after_in_child=lock.release
+    )
+    return True
+
+
+_LOCK_TYPE: Final = type(threading.Lock())
 
 
 def multiprocess_dir() -> str | None:

@@ -162,13 +162,16 @@ def apply_batch_step(settings: Settings, runtime: Runtime) -> ApplyBatch:
     With ``settings.fault_delay_prefix`` set (fault injection of the tests, never deployed),
     the batch sleeps ``settings.fault_delay_s`` once if any of its events' correlation ids
     starts with the prefix: before applying it, or after its commit with
-    ``settings.fault_delay_after_commit``.
+    ``settings.fault_delay_after_commit``, or before applying it holding the process's fault
+    lock with ``settings.fault_hold_lock`` (``_pass_fault_lock``).
     """
 
     def apply(events: Sequence[ContactEvent]) -> list[OperationStatus | Exception]:
         prefix = settings.fault_delay_prefix
         slow = bool(prefix) and any((e.correlation_id or "").startswith(prefix) for e in events)
-        if slow and not settings.fault_delay_after_commit:
+        if settings.fault_hold_lock:
+            _pass_fault_lock(settings.fault_delay_s if slow else 0.0)
+        elif slow and not settings.fault_delay_after_commit:
             time.sleep(settings.fault_delay_s)
         ports = runtime.ports()
         results = handle_batch(
@@ -184,6 +187,21 @@ def apply_batch_step(settings: Settings, runtime: Runtime) -> ApplyBatch:
         return results
 
     return apply
+
+
+#: The lock of ``WORKER_FAULT_HOLD_LOCK`` (one per process; a forked child inherits it free,
+#: since the main process never takes it).
+_fault_lock = threading.Lock()
+
+
+def _pass_fault_lock(seconds: float) -> None:
+    """Take the fault lock (waiting for it without a bound, as code waiting on a library's
+    lock does), hold it ``seconds``, release it. Deliberately not in ``try``/``finally``: an
+    exception raised meanwhile (the soft time limit's) leaves it held for good, as a lock left
+    by an interrupted holder, and every later batch of the process waits on it."""
+    _fault_lock.acquire()
+    time.sleep(seconds)
+    _fault_lock.release()
 
 
 def dead_letter_step(runtime: Runtime) -> RecordDeadLetter:

@@ -86,6 +86,10 @@ class Settings(RedisSettings, SqsConnectionSettings):
     fault_delay_after_commit: bool = Field(
         False, validation_alias="WORKER_FAULT_DELAY_AFTER_COMMIT"
     )
+    #: With the two above: take the delay holding a lock of the pool process that every batch
+    #: takes first, released only when the delay ends; the soft time limit's exception leaves it
+    #: held, as an interrupted library would (case C13; ``bootstrap.apply_batch_step``).
+    fault_hold_lock: bool = Field(False, validation_alias="WORKER_FAULT_HOLD_LOCK")
     #: Level name of the JSON log lines (``DEBUG``, ``INFO``, ...).
     log_level: str = "INFO"
     #: ``/metrics`` of the worker (Prometheus, the whole prefork pool): address and port of the

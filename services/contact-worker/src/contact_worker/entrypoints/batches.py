@@ -17,7 +17,8 @@ main process it:
    the applied messages together (``HeartbeatChannel.batched_acks``: ``DeleteMessageBatch``,
    sent only now, after the commit) and rejects the failed ones (the queue's backoff policy;
    SQS dead-letters after ``maxReceiveCount``). A lost pool process requeues its batch, a
-   batch past the time limit is retried, as Celery does for one task;
+   batch past the time limit is retried, as Celery does for one task; a batch past the soft
+   time limit sends its verdicts and its pool process retires (``soft_limit``);
 4. on SIGTERM (``release_pending``) hands every message it holds and has not started back to
    SQS at once (``ChangeMessageVisibility`` 0) and releases each one received afterwards, so
    another worker applies them now instead of after the visibility timeout (issue 16, item 5).
@@ -34,9 +35,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from billiard.exceptions import WorkerLostError
+from billiard.exceptions import SoftTimeLimitExceeded, WorkerLostError
 from celery.utils.log import get_logger as celery_logger
 
+from contact_worker.entrypoints import soft_limit
 from contacts_telemetry.logs import get_logger
 
 log = get_logger("contact_worker")
@@ -61,8 +63,19 @@ class Received:
 
 def run_batch(task: Any, items: list[tuple[Any, int | None]]) -> list[bool]:
     """The pool job: ``task.dependencies.run_batch(items)`` (``task`` is the registered task,
-    pickled by name into the pool process, where it is the same app's)."""
-    result: list[bool] = task.dependencies.run_batch(items)
+    pickled by name into the pool process, where it is the same app's).
+
+    Raises ``soft_limit.PoolProcessRetired`` (with the verdicts; the process exits after billiard
+    sends it) when the soft time limit interrupted the batch; the limit's exception itself
+    fails every message of the batch (redelivered; the inbox absorbs what had committed)."""
+    with soft_limit.watching() as watch:
+        try:
+            result: list[bool] = task.dependencies.run_batch(items)
+        except SoftTimeLimitExceeded:
+            result = [False] * len(items)
+    if watch.fired:
+        soft_limit.report(watch, events=len(items))
+        raise soft_limit.PoolProcessRetired(result)
     return result
 
 
@@ -141,6 +154,10 @@ class BatchDispatcher:
         def on_error(failure: Any) -> None:
             exc = getattr(failure, "exception", failure)
             exc = getattr(exc, "exc", exc)  # billiard's ExceptionWithTraceback
+            if isinstance(exc, soft_limit.PoolProcessRetired):  # its verdicts are the result
+                log.warning("pool process retired after its batch", events=len(batch))
+                self._finish(groups, batch, exc.verdicts)
+                return
             log.warning("batch job failed", error=type(exc).__name__, events=len(batch))
             requeue = isinstance(exc, WorkerLostError)
             self._finish(groups, batch, [None] * len(batch), requeue=requeue)
