@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -14,6 +16,7 @@ from query_api.adapters.circuit_breaker import CircuitBreaker
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.adapters.redis_scripts import ScriptRunner
 from query_api.service_layer.ports import CacheUnavailable
+from support.fault_proxy import FaultProxy
 
 
 @pytest.fixture
@@ -21,6 +24,33 @@ def client(settings):
     client = create_redis(settings, client_name="query-api")
     yield client
     client.close()
+
+
+@pytest.fixture
+def proxy(settings) -> Iterator[FaultProxy]:
+    url = redis.connection.parse_url(settings.redis_url)
+    proxy = FaultProxy((url.get("host", "127.0.0.1"), int(url.get("port", 6379)))).start()
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def proxied(settings, proxy):
+    client = create_redis(
+        settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{proxy.port}/0"}),
+        client_name="query-api",
+    )
+    yield client
+    client.close()
+
+
+def _eventually(check: Callable[[], bool], within_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def _fresh_script(client: redis.Redis, body: str) -> Script:
@@ -94,3 +124,53 @@ def test_a_forked_child_never_uses_its_parents_connections(client):
         assert runner._idle == [parents]  # the parent's socket was left alone
     finally:
         runner.close()
+
+
+def test_a_sent_script_runs_without_the_caller_waiting_for_redis(proxied, client, prefix, proxy):
+    runner = ScriptRunner(proxied)
+    script = _fresh_script(client, "return redis.call('INCR', KEYS[1])")
+    key = f"{prefix}sent"
+    try:
+        runner.send(script, [key], [])  # connects (and turns replies off) while Redis answers
+        assert _eventually(lambda: client.get(key) == b"1")
+        with proxy.fault("blackhole", 0.5):
+            started = time.monotonic()
+            runner.send(script, [key], [])
+            assert time.monotonic() - started < 0.2  # a reply awaited would take 0.5 s or more
+            assert client.get(key) == b"1"  # not run yet: held between us and Redis
+        assert _eventually(lambda: client.get(key) == b"2")
+        runner.send(script, [key], [])  # Redis sent no reply, so none is pending anywhere
+        assert _eventually(lambda: client.get(key) == b"3")
+    finally:
+        runner.close()
+
+
+def test_a_connection_the_server_closed_is_replaced_before_sending(proxied, client, prefix, proxy):
+    runner = ScriptRunner(proxied)
+    script = _fresh_script(client, "return redis.call('INCR', KEYS[1])")
+    key = f"{prefix}resent"
+    try:
+        runner.send(script, [key], [])
+        assert _eventually(lambda: client.get(key) == b"1")
+        proxy.set_mode("refuse")  # closes every connection, as a restarted server does
+        proxy.set_mode("pass")
+        time.sleep(0.05)  # the close has reached our socket
+
+        runner.send(script, [key], [])  # not lost into the closed socket
+
+        assert _eventually(lambda: client.get(key) == b"2")
+    finally:
+        runner.close()
+
+
+def test_a_sent_script_that_cannot_be_sent_is_an_outage_for_the_breaker(settings):
+    down = create_redis(
+        settings.model_copy(update={"redis_url": "redis://127.0.0.1:1/0"}), client_name="t"
+    )
+    calls = RedisCalls(down, CircuitBreaker(1, 60.0), scripts=ScriptRunner(down))
+    script = down.register_script("return 1")
+
+    with pytest.raises(CacheUnavailable, match="Redis unavailable"):
+        calls.send_script(script, [], [])
+    with pytest.raises(CacheUnavailable, match="circuit is open"):
+        calls.send_script(script, [], [])

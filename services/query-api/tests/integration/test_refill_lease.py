@@ -13,6 +13,7 @@ from contacts_infra.redis_keys import contact_key, refill_lease_key
 from query_api.adapters.circuit_breaker import NoBreaker
 from query_api.adapters.redis_calls import RedisCalls
 from query_api.adapters.redis_contact_cache import RedisReadThroughContactCache
+from query_api.adapters.redis_scripts import ScriptRunner
 from query_api.service_layer.records import CachedContact
 
 
@@ -23,6 +24,27 @@ def cache(settings):
         RedisCalls(client, NoBreaker()), settings.redis_prefix, 60, lease_ms=3000, wait_s=1.0
     )
     client.close()
+
+
+@pytest.fixture
+def scripted_cache(settings):
+    """The cache as the app builds it: scripts on a ``ScriptRunner``, so a refill may be sent
+    without waiting for its reply (``send_refill_and_release``)."""
+    client = create_redis(settings, client_name="query-api")
+    scripts = ScriptRunner(client)
+    calls = RedisCalls(client, NoBreaker(), scripts=scripts)
+    yield RedisReadThroughContactCache(calls, settings.redis_prefix, 60, lease_ms=3000, wait_s=1.0)
+    scripts.close()
+    client.close()
+
+
+def _eventually(check, within_s: float = 2.0) -> bool:
+    deadline = time.monotonic() + within_s
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def test_one_holder_at_a_time_and_only_the_holder_releases(cache, redis_client, prefix):
@@ -112,3 +134,37 @@ def test_refill_and_release_keeps_the_version_guard_and_only_the_holders_lease(
     assert not cache.refill_and_release("default", "c8", 8, b'{"v":8}', token)
     assert cache.get("default", "c8") == CachedContact(9, b'{"v":9}')
     assert redis_client.get(refill_lease_key(prefix, "default", "c8")) == b"someone else's"
+
+
+def test_a_refill_sent_without_its_reply_writes_the_entry_and_releases_the_lease(
+    scripted_cache, redis_client, prefix
+):
+    _, token = scripted_cache.get_or_lease("default", "c9")
+    assert token is not None
+
+    scripted_cache.send_refill_and_release("default", "c9", 3, b'{"id":"c9"}', token)
+
+    lease = refill_lease_key(prefix, "default", "c9")
+    assert _eventually(lambda: not redis_client.exists(lease))
+    assert scripted_cache.get_or_lease("default", "c9") == (CachedContact(3, b'{"id":"c9"}'), None)
+    assert 0 < redis_client.ttl(contact_key(prefix, "default", "c9")) <= 60
+
+
+def test_a_refill_sent_without_its_reply_keeps_the_version_guard_and_the_holders_lease(
+    scripted_cache, redis_client, prefix
+):
+    _, token = scripted_cache.get_or_lease("default", "c10")
+    assert token is not None
+    assert scripted_cache.refill("default", "c10", 9, None)  # the worker's newer tombstone
+    lease = refill_lease_key(prefix, "default", "c10")
+    redis_client.set(lease, "someone else's")
+
+    scripted_cache.send_refill_and_release("default", "c10", 8, b'{"v":8}', token)
+    marker_token = scripted_cache.take_refill_lease("default", "c10-marker")
+    assert marker_token is not None
+    scripted_cache.send_refill_and_release("default", "c10-marker", 1, b"{}", marker_token)
+    # The same connection runs its commands in order: once the second is done, so is the first.
+    assert _eventually(lambda: scripted_cache.get("default", "c10-marker") is not None)
+
+    assert scripted_cache.get("default", "c10") == CachedContact(9, None)
+    assert redis_client.get(lease) == b"someone else's"

@@ -118,6 +118,11 @@ class LocalContactCache(ReadThroughContactCache):
     ) -> bool:
         return self._inner.refill_and_release(workspace, contact_id, version, body, token)
 
+    def send_refill_and_release(
+        self, workspace: str, contact_id: str, version: int, body: bytes | None, token: str
+    ) -> None:
+        self._inner.send_refill_and_release(workspace, contact_id, version, body, token)
+
     def take_refill_lease(self, workspace: str, contact_id: str) -> str | None:
         return self._inner.take_refill_lease(workspace, contact_id)
 

@@ -63,6 +63,17 @@ class RedisCalls:
             return self.run(lambda r: script(keys=keys, args=args, client=r))
         return self.run(lambda _r: scripts.run(script, keys, args))
 
+    def send_script(self, script: Script, keys: Sequence[Key], args: Sequence[Arg]) -> None:
+        """``script`` like ``script``, without waiting for its reply: sent on the
+        ``ScriptRunner``'s reply-less connection (``ScriptRunner.send``), so its result and its
+        errors are never seen; without a ``ScriptRunner`` (a cluster client) it is ``script``,
+        reply awaited and dropped. Raises ``CacheUnavailable`` when it cannot be sent."""
+        scripts = self._scripts
+        if scripts is None:
+            self.script(script, keys, args)
+            return
+        self.run(lambda _r: scripts.send(script, keys, args))
+
     def run(self, command: Callable[[redis.Redis], T]) -> T:
         permit = self._breaker.admit()
         if permit is None:

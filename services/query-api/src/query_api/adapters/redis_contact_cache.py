@@ -6,11 +6,12 @@ Entry: hash ``{v: <version>, d: <resource JSON>}``, ``d`` empty for a tombstone.
 refill never replaces the same or a newer version, nor a newer tombstone.
 
 Refill lease (``refill:{<workspace>/<id>}``, ``SET NX PX``): the request that takes it reads
-PostgreSQL and refills; a miss costs three round trips: the read that takes the lease
-(``GET_OR_LEASE_LUA``), the database read, and the refill that releases it
-(``REFILL_AND_RELEASE_LUA``); the others poll the entry and the lease in one round trip, every 2 ms
-at first and at most every ``MAX_POLL_INTERVAL_S``, until the entry appears, the lease is gone
-or ``wait_s`` seconds have passed.
+PostgreSQL and refills; a miss costs two round trips and a send: the read that takes the
+lease (``GET_OR_LEASE_LUA``), the database read, and the refill that releases it
+(``REFILL_AND_RELEASE_LUA``, sent without waiting for its reply by
+``send_refill_and_release``); the others poll the entry and the lease in one round trip,
+every 2 ms at first and at most every ``MAX_POLL_INTERVAL_S``, until the entry appears, the
+lease is gone or ``wait_s`` seconds have passed.
 """
 
 from __future__ import annotations
@@ -145,6 +146,16 @@ class RedisReadThroughContactCache(ReadThroughContactCache):
         args: list[bytes | int | str] = [version, body or b"", self._ttl_s, token]
         written = self._calls.script(self._refill_and_release, [key, lease], args)
         return bool(written)
+
+    def send_refill_and_release(
+        self, workspace: str, contact_id: str, version: int, body: bytes | None, token: str
+    ) -> None:
+        """``REFILL_AND_RELEASE_LUA`` sent without waiting for its reply
+        (``RedisCalls.send_script``)."""
+        key = contact_key(self._prefix, workspace, contact_id)
+        lease = refill_lease_key(self._prefix, workspace, contact_id)
+        args: list[bytes | int | str] = [version, body or b"", self._ttl_s, token]
+        self._calls.send_script(self._refill_and_release, [key, lease], args)
 
     def take_refill_lease(self, workspace: str, contact_id: str) -> str | None:
         key = refill_lease_key(self._prefix, workspace, contact_id)

@@ -19,6 +19,15 @@ reply (the connection stays: the reply was read whole). Single-server clients on
 client's scripts go through redis-py (``RedisCalls.script``). A forked child (gunicorn
 ``--preload``) never reuses its parent's connections: the free list is forgotten when the
 process id changes.
+
+``ScriptRunner.send`` is a call whose reply nobody waits for (a miss's refill-and-release:
+its reply is not needed for the response): one connection per process in ``CLIENT REPLY OFF``
+mode, so Redis writes no reply and the request thread neither polls, reads nor sleeps for one.
+It sends ``EVAL`` (the script's source: a server that restarted or flushed its scripts still
+runs it, and no ``NOSCRIPT`` error goes unseen). Redis runs a connection's commands in order,
+so the write happens as if the caller had waited, only later. Before each send the connection
+is polled without waiting: a reply-less connection that turns readable was closed by the
+server (a restart, ``CLIENT KILL``, an idle ``timeout``), and is replaced before sending.
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ class ScriptRunner:
         self._lock = threading.Lock()
         self._idle: list[Any] = []
         self._pid = os.getpid()
+        self._unanswered: Any = None
+        self._unanswered_lock = threading.Lock()
 
     def run(self, script: Script, keys: Sequence[Key], args: Sequence[Arg]) -> Any:
         """The reply of ``script`` with ``keys`` and ``args`` (``EVALSHA``, or ``EVAL`` when
@@ -73,12 +84,51 @@ class ScriptRunner:
         self._give_back(connection)
         return reply
 
+    def send(self, script: Script, keys: Sequence[Key], args: Sequence[Arg]) -> None:
+        """Send ``script`` with ``keys`` and ``args`` (``EVAL``) on the process's reply-less
+        connection, and return without waiting for Redis (module doc): its reply, and any
+        error the script raises, are never seen. Raises ``redis.ConnectionError`` /
+        ``redis.TimeoutError`` when the command cannot be handed to the socket."""
+        packed = _pack("EVAL", script.script, len(keys), *keys, *args)
+        with self._unanswered_lock:
+            connection = self._unanswered_connection()
+            try:
+                connection.send_packed_command([packed], check_health=False)
+            except BaseException:
+                connection.disconnect()
+                self._unanswered = None
+                raise
+
     def close(self) -> None:
-        """Close the idle connections (the app's ``close``)."""
+        """Close the idle connections and the reply-less one (the app's ``close``)."""
         with self._lock:
             idle, self._idle = self._idle, []
+        with self._unanswered_lock:
+            if self._unanswered is not None:
+                idle.append(self._unanswered)
+                self._unanswered = None
         for connection in idle:
             connection.disconnect()
+
+    def _unanswered_connection(self) -> Any:
+        """The reply-less connection (under ``_unanswered_lock``): the current one while it is
+        this process's and the server has not closed it, else a new one."""
+        connection = self._unanswered
+        if connection is not None:
+            if connection.pid == os.getpid() and not _closed_by_server(connection):
+                return connection
+            if connection.pid == os.getpid():
+                connection.disconnect()
+        kwargs = {**self._connection_kwargs, "health_check_interval": 0}  # a PING needs a reply
+        connection = self._connection_class(**kwargs)
+        try:
+            connection.connect()
+            connection.send_packed_command([_pack("CLIENT", "REPLY", "OFF")], check_health=False)
+        except BaseException:
+            connection.disconnect()
+            raise
+        self._unanswered = connection
+        return connection
 
     def _take(self) -> Any:
         with self._lock:
@@ -92,6 +142,15 @@ class ScriptRunner:
         with self._lock:
             if connection.pid == self._pid:
                 self._idle.append(connection)
+
+
+def _closed_by_server(connection: Any) -> bool:
+    """Whether the reply-less ``connection`` is readable (it never gets a reply, so that is
+    its end of file or an error) or failed to poll."""
+    try:
+        return bool(connection.can_read(timeout=0))
+    except (redis.RedisError, OSError):
+        return True
 
 
 def _pack(*command: Any) -> bytes:

@@ -123,8 +123,9 @@ def _read_and_refill(
     contacts: ContactReadModel,
     cache: ReadThroughContactCache,
 ) -> ContactLookup:
-    """Read PostgreSQL and refill, giving back the lease ``token`` (if held) in the same call
-    (``refill_and_release``); the lease is released whatever happens."""
+    """Read PostgreSQL and refill, giving back the lease ``token`` (if held) in the same call,
+    sent without waiting for its result (``send_refill_and_release``: the answer does not need
+    it); the lease is released whatever happens."""
     try:
         stored = contacts.get(workspace, contact_id)
     except BaseException:
@@ -137,7 +138,7 @@ def _read_and_refill(
         elif token is None:
             cache.refill(workspace, contact_id, stored.version, lookup.body)
         else:
-            cache.refill_and_release(workspace, contact_id, stored.version, lookup.body, token)
+            cache.send_refill_and_release(workspace, contact_id, stored.version, lookup.body, token)
     except CacheUnavailable:
         log.warning("contact cache refill skipped: Redis unavailable", extra={"id": contact_id})
     return lookup

@@ -154,6 +154,15 @@ class ReadThroughContactCache(abc.ABC):
         finally:
             self.release_refill_lease(workspace, contact_id, token)
 
+    def send_refill_and_release(
+        self, workspace: str, contact_id: str, version: int, body: bytes | None, token: str
+    ) -> None:
+        """``refill_and_release``, without its result: an adapter may return before the cache
+        has applied it (the write and the release still happen, in that order, under the same
+        rules; a later call of the same caller may run first). Raises ``CacheUnavailable``
+        when it cannot be sent."""
+        self.refill_and_release(workspace, contact_id, version, body, token)
+
     @abc.abstractmethod
     def wait_for_refill(self, workspace: str, contact_id: str) -> CachedContact | None:
         """Wait, within the adapter's bound, for the lease holder's refill. Returns the entry
