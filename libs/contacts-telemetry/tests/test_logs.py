@@ -87,3 +87,46 @@ def test_libraries_that_log_bodies_stay_at_info_even_at_debug(output: io.StringI
     get_logger("contact_worker").debug("our own debug line")
     assert "Ada" not in output.getvalue()
     assert "our own debug line" in output.getvalue()
+
+
+@pytest.mark.parametrize(
+    "bound",
+    [
+        {},
+        {"request_id": "req-1"},
+        {"request_id": "req-1", "traceparent": "", "contact_id": None, "workspace": "acme"},
+        {"email": "rosa@example.com"},  # a personal-data key is redacted on this path too
+    ],
+)
+def test_access_lines_render_as_the_processors_would(bound: dict, output: io.StringIO) -> None:
+    # The formatter renders gunicorn's access records itself (issue 13): the same line as the
+    # processor chain gives another logger's record, but for the logger's name and the time.
+    clear_context()
+    bind_context(**bound)
+    message = "GET /v1/contacts/1 200 512 812us request_id=req-1 cache=miss"
+    logging.getLogger("gunicorn.access").info(message)
+    logging.getLogger("gunicorn.accessx").info(message)  # through the processors
+
+    fast, chain = output.getvalue().splitlines()
+
+    assert list(json.loads(fast)) == list(json.loads(chain))  # the same keys, in order
+    fast_line, chain_line = json.loads(fast), json.loads(chain)
+    assert fast_line["logger"] == "gunicorn.access"
+    assert fast_line["time"].endswith("Z")
+    assert fast_line["time"][:16] == chain_line["time"][:16]  # the same minute, written alike
+    for line in (fast_line, chain_line):
+        del line["logger"], line["time"]
+    assert fast_line == chain_line
+    assert "rosa@example.com" not in fast
+
+
+def test_an_access_record_with_an_exception_goes_through_the_processors(
+    output: io.StringIO,
+) -> None:
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("gunicorn.access").exception("GET / 500")
+
+    (line,) = lines(output)
+    assert "ValueError: boom" in line["exception"]

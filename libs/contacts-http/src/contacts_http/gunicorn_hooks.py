@@ -14,13 +14,19 @@ A service's config module does::
 - ``on_exit`` (master, at shutdown): the directory is removed if this server created it.
 - ``logconfig``: gunicorn's error and access logs, and every other logger, as JSON lines
   (``contacts_telemetry.logs.json_formatter``) on stderr; ``PAYLOAD_LOGGERS`` never at DEBUG.
+- ``AccessLogger`` (``logger_class``): gunicorn's logger, writing the ``ACCESS_LOG_FORMAT``
+  line from the five values it names.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import os
-from collections.abc import Callable
+import traceback
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
+
+from gunicorn import glogging
 
 from contacts_telemetry.logs import PAYLOAD_LOGGERS
 from contacts_telemetry.metrics import (
@@ -37,6 +43,54 @@ ACCESS_LOG_FORMAT = (
     "%(m)s %(U)s %(s)s %(B)s %(D)sus request_id=%({x-request-id}o)s cache=%({x-cache}o)s"
 )
 _CREATED: dict[str, str] = {}
+
+
+class AccessLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger, whose access line is ``access_message``: the ``ACCESS_LOG_FORMAT``
+    line built from the five values it names, where gunicorn builds ~40 atoms per request
+    (every request and response header, every WSGI environ key, the time in two formats, the
+    user of a Basic ``Authorization``) and formats the line through a case-insensitive
+    mapping. The same text (a test compares them); with ``json_formatter``'s own rendering of
+    access lines, 47 → 14 µs per line in-process (issue 13:
+    access logging was ~100 µs of a cache hit's ~600 under the server). The app's gunicorn
+    config sets ``access_log_format = ACCESS_LOG_FORMAT`` too, for tools that read it.
+    """
+
+    def access(
+        self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: dt.timedelta
+    ) -> None:
+        """Log the access line of one request (gunicorn calls it after the response)."""
+        if not self.access_log_enabled:
+            return
+        try:
+            self.access_log.info(access_message(resp, environ, request_time))
+        except Exception:
+            self.error(traceback.format_exc())
+
+
+def access_message(resp: Any, environ: Mapping[str, Any], request_time: dt.timedelta) -> str:
+    """``ACCESS_LOG_FORMAT`` for one request: method, path, status code, bytes sent (``None``
+    when unknown, as gunicorn writes it), duration in µs, and the response's ``X-Request-ID``
+    and ``X-Cache`` (``-`` when absent; the last one when repeated)."""
+    status = resp.status
+    if isinstance(status, str):
+        status = status.split(None, 1)[0]
+    wanted = _headers(resp.headers, ("x-request-id", "x-cache"))
+    micros = request_time.seconds * 1_000_000 + request_time.microseconds
+    return (
+        f"{environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')} {status}"
+        f" {getattr(resp, 'sent', None)} {micros}us"
+        f" request_id={wanted['x-request-id']} cache={wanted['x-cache']}"
+    )
+
+
+def _headers(headers: Iterable[tuple[str, str]] | Any, names: tuple[str, ...]) -> dict[str, Any]:
+    found: dict[str, Any] = dict.fromkeys(names, "-")
+    for name, value in headers.items() if hasattr(headers, "items") else headers:
+        key = name.lower()
+        if key in found:
+            found[key] = value
+    return found
 
 
 def on_starting(service: str) -> Callable[[Any], None]:

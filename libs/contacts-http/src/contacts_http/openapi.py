@@ -15,8 +15,7 @@ from apispec import BasePlugin
 #: other planes, U+1FFFE..., are refused too; a pattern without ECMA-262's ``u`` flag cannot
 #: name them.) Found by the contract fuzzer: a name holding U+FDE9 matched the pattern.
 _REFUSED: Final = (
-    "\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069"
-    "\\ufdd0-\\ufdef\\ufffe\\uffff"
+    "\\u0000-\\u001f\\u007f-\\u009f\\u202a-\\u202e\\u2066-\\u2069\\ufdd0-\\ufdef\\ufffe\\uffff"
 )
 #: One code point a text may hold (JSON Schema character class).
 NO_CONTROL: Final = f"[^{_REFUSED}]"

@@ -17,6 +17,8 @@ process-wide state by nature); nothing here acts at import time.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
 import sys
 from collections.abc import Iterator, Mapping, MutableMapping
@@ -70,6 +72,9 @@ REDACTED: Final = "[redacted]"
 PAYLOAD_LOGGERS: Final = ("botocore", "boto3", "urllib3", "kombu", "celery", "amqp")
 #: The context keys a line carries when they are known (``bind_context``).
 CONTEXT_KEYS: Final = ("request_id", "operation_id", "contact_id", "event_id", "traceparent")
+#: The logger of gunicorn's access lines, one per request: ``json_formatter`` renders its
+#: plain records itself (``_JsonFormatter``).
+ACCESS_LOGGER: Final = "gunicorn.access"
 
 
 def redact_pii(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
@@ -126,7 +131,8 @@ def json_formatter(service: str) -> logging.Formatter:
     Usable in a ``logging.config`` dict (gunicorn's ``logconfig_dict``) through
     ``{"()": "contacts_telemetry.logs.json_formatter", "service": "query-api"}``.
     """
-    return structlog.stdlib.ProcessorFormatter(
+    return _JsonFormatter(
+        service,
         foreign_pre_chain=_shared_processors(service),
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
@@ -134,6 +140,42 @@ def json_formatter(service: str) -> logging.Formatter:
             structlog.processors.JSONRenderer(ensure_ascii=False, default=str),
         ],
     )
+
+
+class _JsonFormatter(structlog.stdlib.ProcessorFormatter):  # type: ignore[misc]
+    """structlog's formatter, with the access line of every request rendered directly.
+
+    An access line (a plain record of ``ACCESS_LOGGER``: no exception, no extra fields) gets
+    the very keys, values and order the processors give it (``event``, the bound context,
+    ``level``, ``logger``, ``time``, ``service``), without running them: issue 13 measured
+    gunicorn's access logging at ~100 µs of a cache hit's ~600 under the server, ~22 µs of it
+    in-process this chain. ``time`` is the record's creation time rather than the chain's
+    clock reading a few µs later. Every other record goes through the chain.
+    """
+
+    def __init__(self, service: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._service = service
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.name != ACCESS_LOGGER or record.exc_info or not isinstance(record.msg, str):
+            return str(super().format(record))
+        line: dict[str, Any] = {"event": record.getMessage()}
+        for key, value in structlog.contextvars.get_contextvars().items():
+            if not (key in CONTEXT_KEYS and value in (None, "")):
+                line[key] = _redacted(key, value)
+        line["level"] = record.levelname.lower()
+        line["logger"] = record.name
+        line["time"] = _iso_utc(record.created)
+        line["service"] = self._service
+        return json.dumps(line, ensure_ascii=False, default=str)
+
+
+def _iso_utc(created: float) -> str:
+    """``created`` (epoch seconds) as structlog's ``TimeStamper(fmt="iso", utc=True)`` writes
+    a time: ``2026-12-07T05:56:01.791895Z``."""
+    stamp = dt.datetime.fromtimestamp(created, dt.UTC).replace(tzinfo=None)
+    return stamp.isoformat() + "Z"
 
 
 def configure_structlog(service: str) -> None:

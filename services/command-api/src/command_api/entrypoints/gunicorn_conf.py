@@ -53,6 +53,7 @@ threads = int(os.environ.get("COMMAND_API_THREADS", "4"))
 loglevel = os.environ.get("COMMAND_API_LOG_LEVEL", "info")
 accesslog = "-"
 access_log_format = gunicorn_hooks.ACCESS_LOG_FORMAT
+logger_class = gunicorn_hooks.AccessLogger
 logconfig_dict = gunicorn_hooks.logconfig("command-api", loglevel)
 on_starting = gunicorn_hooks.on_starting("command-api")
 child_exit = gunicorn_hooks.child_exit

@@ -38,6 +38,7 @@ accesslog = "-"
 # Method, path without the query string (a search may be personal data), status, bytes,
 # duration in microseconds, request id and cache outcome; every line JSON (gunicorn_hooks).
 access_log_format = gunicorn_hooks.ACCESS_LOG_FORMAT
+logger_class = gunicorn_hooks.AccessLogger
 logconfig_dict = gunicorn_hooks.logconfig("query-api", loglevel)
 # Prometheus multi-process mode: a private samples directory per server (gunicorn_hooks).
 on_starting = gunicorn_hooks.on_starting("query-api")
