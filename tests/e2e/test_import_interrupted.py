@@ -109,10 +109,18 @@ def test_a_killed_import_is_reported_interrupted_and_a_keyed_retry_applies_each_
     interrupted = wait_report(stack, import_id, lambda r: r["state"] != "queuing", 4 * LEASE_S)
     assert interrupted["state"] == "interrupted"
     assert interrupted["status"] == "pending"
-
     proxy.set_mode("pass")
     command.start()
     command.wait_until(lambda: http_ok(f"{stack.command_url}/readyz"), 60, "readiness")
+    # A write accepted after the first 202, to the last card's email (never queued): the retry
+    # must not order that card's record after it (its sequences are the first attempt's).
+    later = api.post(
+        f"{stack.command_url}/v1/contacts/upsert",
+        json={"first_name": "After", "email": f"rosa.interrupted{CARDS}@example.com"},
+        timeout=10,
+    )
+    assert later.status_code == 202, later.text
+    assert stack.wait_operation(later.json()["operation_id"])["status"] == "applied"
     again = api.post(f"{stack.command_url}/v1/imports", data=body, headers=headers, timeout=60)
 
     assert again.status_code == 202, again.text
@@ -121,6 +129,31 @@ def test_a_killed_import_is_reported_interrupted_and_a_keyed_retry_applies_each_
     assert (final["state"], final["accepted"], final["failed"]) == ("queued", CARDS, 0)
     assert (final["applied"], final["rejected"], final["dead_lettered"]) == (CARDS, 0, 0)
     assert contacts(stack) == CARDS  # one contact per card, none twice
+    last = api.get(
+        f"{stack.query_url}/v1/contacts?email=rosa.interrupted{CARDS}@example.com", timeout=10
+    )
+    assert [c["first_name"] for c in last.json()["items"]] == ["After"]
+
+
+def test_a_graceful_stop_finishes_the_imports_its_process_is_queuing(
+    proxied: tuple[Stack, FaultProxy],
+) -> None:
+    stack, _ = proxied
+    command = stack.services[0]
+    headers = {"Content-Type": "text/vcard", "Idempotency-Key": "stopped-gracefully"}
+
+    answer = api.post(
+        f"{stack.command_url}/v1/imports", data=address_book(CARDS), headers=headers, timeout=60
+    )
+    command.signal(signal.SIGTERM)  # a deploy: gunicorn stops its workers gracefully
+
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["status"] == "queuing"
+    final = wait_report(
+        stack, answer.json()["import_id"], lambda r: r["status"] == "completed", APPLY_TIMEOUT_S
+    )
+    assert (final["state"], final["accepted"], final["failed"]) == ("queued", CARDS, 0)
+    assert final["applied"] == CARDS
 
 
 def contacts(stack: Stack) -> int:

@@ -50,3 +50,15 @@ class HybridLogicalClock:
         with self._lock:
             self._last = max(self._now_us(), self._last + 1)
             return f"{self._last:016x}.{self._node}"
+
+
+def sequence_block(first: str, count: int) -> list[str]:
+    """``count`` sequences from ``first`` (a sequence of this module), one µs apart on its
+    node: ``first`` itself, then the next ``count - 1`` microseconds. The same list for the same
+    ``first``, so an import retried from its stored first sequence gives each record the place
+    it had. The caller's clock must return nothing below the last one afterwards (a clock that
+    gave ``first`` does so after ``count - 1`` more readings). Raises ``ValueError`` for a
+    malformed ``first``."""
+    micros, node = first.split(".", 1)
+    start = int(micros, 16)
+    return [f"{start + offset:016x}.{node}" for offset in range(count)]

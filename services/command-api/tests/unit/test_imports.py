@@ -626,6 +626,31 @@ def test_a_queue_failing_after_the_202_ends_in_a_failed_report_with_the_counts(
     assert len(publisher.events) == 400
 
 
+def test_a_keyed_retry_gives_each_record_the_sequence_of_the_first_attempt(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
+) -> None:
+    # Fresh-clone review: records a retry queued got new sequences, so a write accepted
+    # between the first 202 and the retry was overwritten by a record of the import.
+    publisher.capacity = 400
+    headers = {"Idempotency-Key": "retried-import"}
+    first = post(client, vcards(600), headers=headers)
+    assert _slots(client).wait(10)
+    assert reports.last(first.json["import_id"]).state == "failed"
+    taken = {event.id: event.sequence for event in publisher.events}
+    between = client.application.extensions[IMPORTS_EXTENSION].context.next_sequence()
+
+    publisher.capacity = None
+    again = post(client, vcards(600), headers=headers)
+    assert _slots(client).wait(10)
+
+    assert again.status_code == 202
+    assert reports.last(first.json["import_id"]).state == "queued"
+    retried = {event.id: event.sequence for event in publisher.events[400:]}
+    assert len(retried) == 600
+    assert all(retried[event_id] == sequence for event_id, sequence in taken.items())
+    assert max(retried.values()) < between
+
+
 def test_a_server_queuing_as_many_imports_as_it_may_answers_503_and_queues_nothing(
     settings: Settings, build_app: Callable[[Settings], Flask], publisher: FlakyPublisher
 ) -> None:

@@ -24,7 +24,8 @@ request: a gthread worker's main thread reports to the arbiter about every secon
 run in its other threads. The longest request is an import at the limits (10,000 cards, 10 MB):
 about 11 s against LocalStack on this 2-core machine, and it answers 202 even under
 ``--timeout 5`` (``bench/imports.py``). ``--graceful-timeout`` (10 s) does cut such an import
-short on shutdown; the client then retries with its ``Idempotency-Key``.
+short on shutdown; the client then retries with its ``Idempotency-Key``. An import's records
+queued after its 202 are waited for in ``worker_exit`` (up to the graceful timeout).
 
 Memory: each worker caps glibc's malloc arenas at ``MALLOC_ARENAS`` (``post_fork``), unless
 ``MALLOC_ARENA_MAX`` is set. By default glibc gives threads their own arenas (up to 8 per
@@ -64,3 +65,17 @@ def post_fork(_server: Any, _worker: Any) -> None:
     """Cap this worker's glibc malloc arenas before its threads start
     (``contacts_infra.malloc_arenas``)."""
     cap_malloc_arenas()
+
+
+def worker_exit(_server: Any, worker: Any) -> None:
+    """Before a worker process exits (SIGTERM, its master gone, a restart), wait up to the
+    graceful timeout for the imports it is still queuing after their 202 (``adapters.
+    background_imports``). gunicorn calls this before the interpreter shuts down; past that
+    point no thread can be started for a send, and a queuing import failed part-way on every
+    deploy (fresh-clone review)."""
+    from command_api.entrypoints.imports import EXTENSION  # the app is loaded by now
+
+    app = getattr(worker, "wsgi", None)
+    api = getattr(app, "extensions", {}).get(EXTENSION)
+    if api is not None and not api.slots.wait(float(worker.cfg.graceful_timeout)):
+        worker.log.warning("imports still queuing at exit; their reports will say interrupted")

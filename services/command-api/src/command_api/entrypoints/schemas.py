@@ -340,7 +340,11 @@ def _import_counts(*, required: bool) -> dict[str, fields.Field]:
             required=required, metadata={"description": "Records in the file."}
         ),
         "accepted": fields.Integer(
-            required=required, metadata={"description": "Valid records durably queued."}
+            required=required,
+            metadata={
+                "description": "Valid records durably queued, or (`status` `queuing`) valid "
+                "records the first 250 of which are queued and the rest being queued."
+            },
         ),
         "invalid": fields.Integer(
             required=required,
@@ -348,7 +352,11 @@ def _import_counts(*, required: bool) -> dict[str, fields.Field]:
         ),
         "failed": fields.Integer(
             required=required,
-            metadata={"description": "Valid records not queued because the queue failed."},
+            metadata={
+                "description": "Valid records not known to be queued because the queue failed. "
+                "A send whose answer was lost may have queued some of them: the report's "
+                "`applied` can then exceed `accepted`."
+            },
         ),
         "repaired": fields.Integer(
             required=required,

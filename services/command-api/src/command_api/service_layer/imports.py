@@ -72,6 +72,7 @@ from contacts_domain.imports import (
 )
 from contacts_domain.ordering import ordering_key
 from contacts_domain.ports import PublishFailed, StoreUnavailable
+from contacts_domain.sequence import sequence_block
 from contacts_exchange import FieldMessage, ImportRecord, read_csv, read_vcards
 
 logger = logging.getLogger(__name__)
@@ -238,9 +239,11 @@ def import_upload(
     parsed = parse(upload, import_id, limits, received_at=context.now())
     try:
         report = parsed.report
+        first = context.next_sequence()
         if derived is not None:
-            _reserve(context, workspace, derived.key_digest, upload.fingerprint, import_id)
-        sequences = [context.next_sequence() for _ in range(report.accepted)]
+            record = IdempotencyRecord(upload.fingerprint, import_id, import_id, first)
+            first = _reserve(context, workspace, derived.key_digest, record) or first
+        sequences = _sequences(context, first, report.accepted)
         reports.save(workspace, report)
         reports.hold_queuing(workspace, import_id)
         logger.info(
@@ -451,19 +454,33 @@ def _read(upload: Upload, limits: ImportLimits) -> Iterator[ImportRecord]:
 
 
 def _reserve(
-    context: Context, workspace: str, key_digest: str, fingerprint: str, import_id: str
-) -> None:
-    # The record's ids are what a replay answers: for an import, its id in both places. Its
-    # fingerprint (``upload_hasher``) never equals a JSON body's, so a key used for a create
-    # cannot name an import, nor the reverse.
-    record = IdempotencyRecord(fingerprint, import_id, import_id)
+    context: Context, workspace: str, key_digest: str, record: IdempotencyRecord
+) -> str | None:
+    """Bind the key to the upload; return the first sequence of the import's first attempt
+    when this is a retry that stored one (else ``None``). Raises ``IdempotencyKeyReused``.
+
+    The record's ids are what a replay answers: for an import, its id in both places. Its
+    fingerprint (``upload_hasher``) never equals a JSON body's, so a key used for a create
+    cannot name an import, nor the reverse."""
     try:
         first = context.idempotency.reserve(workspace, key_digest, record)
     except StoreUnavailable:
         logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
-        return
-    if first is not None and first.fingerprint != fingerprint:
+        return None
+    if first is not None and first.fingerprint != record.fingerprint:
         raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
+    return first.sequence if first is not None else None
+
+
+def _sequences(context: Context, first: str, count: int) -> list[str]:
+    """The sequences of ``count`` valid records, in file order: ``sequence_block(first)``, the
+    same on every attempt of a keyed import (its first attempt's ``first``), so records a
+    retry queues keep their place before the writes accepted after the first ``202`` (§5.3).
+    This process's clock is then moved past the block, so what it accepts next sorts after."""
+    block = sequence_block(first, count)
+    while block and context.next_sequence() <= block[-1]:
+        pass
+    return block
 
 
 class _ChunkSender:

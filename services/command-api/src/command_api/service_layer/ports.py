@@ -18,23 +18,37 @@ class IdempotencyRecord:
 
     ``fingerprint`` is the SHA-256 hex digest of the normalized body (see
     ``idempotency.fingerprint``); ``contact_id`` and ``operation_id`` are the ids it returned.
+    ``sequence``, for an import, is the first of its records' sequences (``service_layer.
+    imports``): a retry of the import derives the same ones from it, so its records keep their
+    place among the writes accepted after the first answer (``None`` for other writes and for
+    records stored before it existed).
     """
 
     fingerprint: str
     contact_id: str
     operation_id: str
+    sequence: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "fingerprint": self.fingerprint,
             "id": self.contact_id,
             "operation_id": self.operation_id,
         }
+        if self.sequence is not None:
+            data["sequence"] = self.sequence
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> IdempotencyRecord:
         """Raises ``KeyError`` for a dict ``to_dict`` did not produce."""
-        return cls(str(data["fingerprint"]), str(data["id"]), str(data["operation_id"]))
+        sequence = data.get("sequence")
+        return cls(
+            str(data["fingerprint"]),
+            str(data["id"]),
+            str(data["operation_id"]),
+            str(sequence) if sequence is not None else None,
+        )
 
 
 class IdempotencyStore(abc.ABC):

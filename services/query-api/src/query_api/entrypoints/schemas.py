@@ -334,7 +334,12 @@ class ImportStatusSchema(ma.Schema):
     )
     accepted = ma.fields.Integer(metadata={"description": "Valid records queued."})
     invalid = ma.fields.Integer(metadata={"description": "Records refused (see `errors`)."})
-    failed = ma.fields.Integer(metadata={"description": "Valid records left out of the queue."})
+    failed = ma.fields.Integer(
+        metadata={
+            "description": "Valid records not known to be queued. A send whose answer was lost "
+            "may have queued some of them, so `applied` can exceed `accepted`."
+        }
+    )
     applied = ma.fields.Integer(metadata={"description": "Accepted records written."})
     rejected = ma.fields.Integer(
         metadata={"description": "Accepted records the worker rejected (`rejected_reasons`)."}
