@@ -1091,6 +1091,11 @@ end
                 f"  {result['rate']:5.1f} POST/s  p50 {result['p50_ms']:6.1f} ms"
                 f"  p99 {p99:7.1f} ms  unfinished {result['unfinished']}"
             )
+            if result["rate"] < 0.9 * rate:  # the machine's CPUs, not the pacing: say so
+                log(
+                    f"  warning: only {result['rate']:.0f} of {rate:.0f} POST/s were sent (each"
+                    " sender waits for its 202): this figure is under that lower rate"
+                )
             writes.wait_until(lambda: refs.queue_depth(sqs, queue_url) == (0, 0), 60, 0.5)
 
     # ----------------------------------------------------------------- profiles
