@@ -414,6 +414,7 @@ def test_other_media_types_are_refused(
     assert "text/vcard" in response.json["detail"]
     assert "text/csv" in response.json["detail"]
     assert "text/csv" in response.headers["Accept-Post"]
+    assert response.json["errors"] == {"Content-Type": [response.json["detail"]]}
     assert publisher.events == []
     assert reports.saved == []
 
@@ -438,6 +439,7 @@ def test_a_file_of_another_format_is_a_bad_request(
 
     assert response.status_code == 400
     assert response.json["type"] == "urn:contacts:problem:import-format"
+    assert response.json["errors"] == {"body": [response.json["detail"]]}
     assert publisher.events == []
     assert reports.saved == []
 

@@ -104,15 +104,18 @@ def idempotency_key(request: Request) -> str | None:
 def require_media_type(request: Request, accepted: Iterable[str]) -> None:
     """Raise ``ProblemError`` 415 unless the body's media type is one of ``accepted``.
 
-    The ``Accept-Patch`` (PATCH) or ``Accept-Post`` header of the problem lists them.
+    The ``Accept-Patch`` (PATCH) or ``Accept-Post`` header of the problem lists them; its
+    ``errors`` names the ``Content-Type`` header.
     """
     allowed = tuple(accepted)
     if request.mimetype in allowed:
         return
     header = "Accept-Patch" if request.method == "PATCH" else "Accept-Post"
+    detail = f"Send the body as {' or '.join(allowed)}."
     raise ProblemError(
         415,
-        f"Send the body as {' or '.join(allowed)}.",
+        detail,
         type_uri=MEDIA_TYPE_PROBLEM,
+        errors={"Content-Type": [detail]},
         headers={header: ", ".join(allowed)},
     )

@@ -115,8 +115,9 @@ def _import_api() -> ImportApi:
 
 
 def not_that_format(error: ImportFormatError) -> Response:
-    """400 ``FORMAT_PROBLEM``: the file is not of its media type's format."""
-    return problem_response(400, str(error), type_uri=FORMAT_PROBLEM)
+    """400 ``FORMAT_PROBLEM``: the file is not of its media type's format (``errors`` names
+    the request ``body``, the file)."""
+    return problem_response(400, str(error), type_uri=FORMAT_PROBLEM, errors={"body": [str(error)]})
 
 
 def too_many(error: ImportTooLarge) -> Response:
