@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from gunicorn import glogging
-from gunicorn.config import Config
 
 from contacts_http.gunicorn_hooks import ACCESS_LOG_FORMAT, access_message
 
@@ -29,7 +28,10 @@ HEADERS = [("Content-Type", "application/json"), ("X-Request-ID", "r-1"), ("X-Ca
 
 
 def gunicorn_line(resp: Any, environ: dict[str, Any], took: dt.timedelta) -> str:
-    logger = glogging.Logger(Config())
+    # An instance without __init__: gunicorn's constructor sets up the process-wide
+    # "gunicorn.access" logger (no propagation, no handler), which silenced the access lines
+    # of every later test in the same process (tests/e2e/test_observability.py under xdist).
+    logger = object.__new__(glogging.Logger)
     atoms = logger.atoms(resp, SimpleNamespace(headers=[]), environ, took)
     return str(ACCESS_LOG_FORMAT % glogging.SafeAtoms(atoms))
 
