@@ -8,10 +8,12 @@ no free slot is answered 503 with ``Retry-After`` before its file is read
 without limit.
 
 The threads are those of a ``ThreadPoolExecutor`` made on first use, in the process that uses
-it (never in a gunicorn master before it forks). Python joins such threads when the process
-exits, so a worker that gunicorn stops (SIGTERM, ``--graceful-timeout``) finishes the imports
-it was queuing; one killed before (SIGKILL, OOM) leaves their reports ``queuing`` without a
-lease, which the query API answers as ``interrupted`` (docs/architecture.md §5.1).
+it (never in a gunicorn master before it forks). Joining them at interpreter exit is too late:
+by then no thread can be started for a send, and the import failed part-way. So a worker that
+gunicorn stops (SIGTERM, its master gone) waits for them in its ``worker_exit`` hook
+(``entrypoints.gunicorn_conf``, ``wait`` up to ``--graceful-timeout``), before the interpreter
+shuts down; one killed before they end (SIGKILL, OOM) leaves their reports ``queuing`` without
+a lease, which the query API answers as ``interrupted`` (docs/architecture.md §5.1).
 """
 
 from __future__ import annotations
