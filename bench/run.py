@@ -143,7 +143,9 @@ class Bench:
         #: misses must be other ids.
         self.requested: set[str] = set()
         self.services: dict[str, stack.Service] = {}
-        self.ports = {name: stack.free_port() for name in ("ceiling", "query", "command", "drf")}
+        self.ports = {
+            name: stack.free_port() for name in ("ceiling", "query", "command", "drf", "floor")
+        }
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-", dir=stack.RUN_DIR))
         self.stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
 
@@ -235,7 +237,8 @@ class Bench:
     def roots(self) -> dict[int, str]:
         """The master pid of every running service the bench started, and its ``cpuacct``
         component: ``ours`` for the product's services, else the reference's name."""
-        components = {"ceiling": "ceiling", "drf": "drf"}
+        # The miss's protocol floor is a reference app like the ceiling (its own row says which).
+        components = {"ceiling": "ceiling", "drf": "drf", "floor": "ceiling"}
         return {
             service.process.pid: components.get(name, "ours")
             for name, service in self.services.items()
@@ -333,6 +336,12 @@ class Bench:
         self.services["query-api"] = stack.gunicorn_query_api(
             "query-api", env, self.ports["query"], "query_api.entrypoints.app:create_app()"
         )
+        self.services["floor"] = stack.gunicorn_query_api(
+            "floor",
+            {**env, "FLOOR_WORKSPACE": dataset.LARGE_WORKSPACE},
+            self.ports["floor"],
+            "floor_app:app",
+        )
         self.services["drf"] = stack.gunicorn_query_api(
             "drf",
             {**env, "DJANGO_SETTINGS_MODULE": "drf_peer.settings"},
@@ -386,10 +395,11 @@ class Bench:
         reps, seconds, conns = a.reps, a.seconds, a.connections
         hit_ids = 1000
         per_miss = a.miss_ids
-        rows = self.sample_rows(hit_ids + per_miss * (reps + 1) + 500)
+        # The miss and its protocol floor each request ids of their own, once.
+        rows = self.sample_rows(hit_ids + 2 * per_miss * (reps + 1) + 500)
         hit_paths = [f"/v1/contacts/{r[0]}" for r in rows[:hit_ids]]
         miss_paths = [
-            f"/v1/contacts/{r[0]}" for r in rows[hit_ids : hit_ids + per_miss * (reps + 1)]
+            f"/v1/contacts/{r[0]}" for r in rows[hit_ids : hit_ids + 2 * per_miss * (reps + 1)]
         ]
         cursor_rows = rows[-500:]
         self.requested = {r[0] for r in rows}
@@ -501,7 +511,8 @@ class Bench:
 
     def measure_misses(self, miss_paths: Sequence[str]) -> None:
         """The cache-miss figure: every id requested once, each repetition's access log
-        checked (``check_all_misses``)."""
+        checked (``check_all_misses``); each repetition follows one of the miss's protocol
+        floor (``floor_app``) on ids of its own. ``miss_paths`` holds both halves."""
         a = self.args
         reps, seconds, conns = a.reps, a.seconds, a.connections
         per_miss = a.miss_ids
@@ -513,37 +524,69 @@ class Bench:
             goal=">= 0.5",
         )
         miss.peer = None if a.miss_only else "drf_get_rps"
-        log(f"Cache miss: {reps} x {seconds} s, every id requested once")
+        floor = self.figure(
+            "miss_floor_rps",
+            "protocol floor of a miss (trivial Flask app, only its 2 round trips: floor_app)",
+            "req/s",
+            reference="ceiling_rps",
+        )
+        log(f"Cache miss and its protocol floor: {reps} x {seconds} s each, every id once")
+        half = len(miss_paths) // 2
         chunks = [miss_paths[i * per_miss : (i + 1) * per_miss] for i in range(reps + 1)]
+        floor_chunks = [
+            miss_paths[half + i * per_miss : half + (i + 1) * per_miss] for i in range(reps + 1)
+        ]
         self.wrk(self.url("query"), chunks[-1], connections=conns, seconds=1, once=True)
-        for chunk in chunks[:reps]:
-            before, cpu = self.log_size("query-api"), self.cpu("query-api")
+        self.wrk(self.url("floor"), floor_chunks[-1], connections=conns, seconds=1, once=True)
+        for chunk, floor_chunk in zip(chunks[:reps], floor_chunks[:reps], strict=True):
             result = self.accounted(
                 functools.partial(
                     self.wrk,
-                    self.url("query"),
-                    chunk,
+                    self.url("floor"),
+                    floor_chunk,
                     connections=conns,
                     seconds=seconds,
                     once=True,
                 )
             )
-            result["service_cpu_s"] = self.cpu("query-api") - cpu
-            result["requests_per_cpu_s"] = result["requests"] / max(result["service_cpu_s"], 1e-3)
-            time.sleep(0.5)  # the access lines of the last responses
-            result["cache"] = self.count_cache("query-api", before)
-            if result["repeated"]:
-                log(f"  warning: {result['repeated']} requests repeated an id (raise --miss-ids)")
-            problem = check_all_misses(result["cache"], result["requests"])
-            if problem is not None:
-                self.invalid.append(f"cache miss figure: {problem}")
-                log(f"  INVALID: {problem}")
-            miss.add(result["rps"], result)
-            log(
-                f"  {result['rps']:8.0f} req/s"
-                f"  p99 {result['lat_p99_us'] / 1000:6.1f} ms"
-                f"  access log: {result['cache'].get('miss', 0)} of {result['requests']} cache=miss"
+            floor.add(result["rps"], result)
+            log(f"  floor {result['rps']:8.0f} req/s  p99 {result['lat_p99_us'] / 1000:6.1f} ms")
+            self.measure_miss_once(miss, chunk)
+        if miss.median and floor.median:
+            share = miss.median / floor.median
+            self.notes["miss_of_floor"] = round(share, 2)
+            log(f"  the cache miss served {share:.2f} x its protocol floor's req/s")
+
+    def measure_miss_once(self, miss: Figure, chunk: Sequence[str]) -> None:
+        """One cache-miss repetition over ``chunk`` (each path once), added to ``miss``."""
+        a = self.args
+        before, cpu = self.log_size("query-api"), self.cpu("query-api")
+        result = self.accounted(
+            functools.partial(
+                self.wrk,
+                self.url("query"),
+                chunk,
+                connections=a.connections,
+                seconds=a.seconds,
+                once=True,
             )
+        )
+        result["service_cpu_s"] = self.cpu("query-api") - cpu
+        result["requests_per_cpu_s"] = result["requests"] / max(result["service_cpu_s"], 1e-3)
+        time.sleep(0.5)  # the access lines of the last responses
+        result["cache"] = self.count_cache("query-api", before)
+        if result["repeated"]:
+            log(f"  warning: {result['repeated']} requests repeated an id (raise --miss-ids)")
+        problem = check_all_misses(result["cache"], result["requests"])
+        if problem is not None:
+            self.invalid.append(f"cache miss figure: {problem}")
+            log(f"  INVALID: {problem}")
+        miss.add(result["rps"], result)
+        log(
+            f"  miss  {result['rps']:8.0f} req/s"
+            f"  p99 {result['lat_p99_us'] / 1000:6.1f} ms"
+            f"  access log: {result['cache'].get('miss', 0)} of {result['requests']} cache=miss"
+        )
 
     def measure_raw_redis(self, body_bytes: int) -> None:
         """Raw Redis GET of a contact-sized value (redis-benchmark)."""
@@ -1421,7 +1464,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--connections", type=int, default=32, help="wrk connections for GET by id")
     parser.add_argument(
-        "--miss-ids", type=int, default=12_000, help="distinct ids per cache-miss repetition"
+        "--miss-ids",
+        type=int,
+        default=16_000,
+        help="distinct ids per cache-miss (and protocol floor) repetition",
     )
     parser.add_argument(
         "--list-connections", type=int, default=4, help="wrk connections for list/search"
@@ -1517,7 +1563,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.load_only:
             return 0
         if args.miss_only:
-            bench.start_services(only=("ceiling", "query-api"))
+            bench.start_services(only=("ceiling", "query-api", "floor"))
             bench.measure_reads()
             if args.profile:
                 bench.profile_misses()

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 import importlib
 import logging
+import os
 import sys
+import uuid
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import psycopg2
 import pytest
@@ -23,6 +26,7 @@ from contacts_telemetry.logs import json_formatter
 
 BENCH = Path(__file__).resolve().parents[2] / "bench"
 MIGRATIONS = BENCH.parent / "services/contact-worker/migrations/versions"
+REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def _bench_module(name: str) -> ModuleType:
@@ -140,3 +144,29 @@ def test_dead_rows_left_by_earlier_runs_are_vacuumed_before_the_figures(database
             conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute(f"DROP TABLE {table}")
+
+
+def test_the_protocol_floor_makes_only_a_miss_round_trips(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, redis_client: Any
+) -> None:
+    """``floor_app`` (the miss's protocol floor): a lease taken in Redis, the query API's own
+    prepared lookup run in PostgreSQL, and the ceiling's constant document answered."""
+    floor, ceiling = _bench_module("floor_app"), _bench_module("ceiling_app")
+    monkeypatch.setenv("REDIS_URL", REDIS_URL)
+    monkeypatch.setenv("QUERY_DATABASE_URL", database_url)
+    monkeypatch.setenv("FLOOR_WORKSPACE", "ws-floor")
+    contact_id = str(uuid.uuid4())
+    lease = f"{floor.PREFIX}{contact_id}:lease"
+    try:
+        answer = floor.app.test_client().get(f"/v1/contacts/{contact_id}")
+        assert answer.status_code == 200
+        assert answer.data == ceiling.BODY
+        assert redis_client.get(lease) == b"token"
+        with floor._local.pg.cursor() as cursor:
+            cursor.execute("SELECT name FROM pg_prepared_statements")
+            assert ("contact_lookup",) in cursor.fetchall()
+    finally:
+        redis_client.delete(lease)
+        if hasattr(floor._local, "pg"):
+            floor._local.pg.close()
+            del floor._local.pg
