@@ -169,4 +169,5 @@ def test_the_protocol_floor_makes_only_a_miss_round_trips(
         redis_client.delete(lease)
         if hasattr(floor._local, "pg"):
             floor._local.pg.close()
+            floor._local.sock.close()
             del floor._local.pg
