@@ -59,8 +59,9 @@ class Settings(RedisSettings):
       Cluster mode whatever it says (no invalidation listener per node).
     - ``local_rate_batch``: rate-limit counts one process reserves from Redis at a time for
       the hits it serves locally (``adapters.local_rate_budget``; ``QUERY_LOCAL_RATE_BATCH``;
-      at most 1% of a limit): up to that many minus one per process and limit may be refused
-      early in a window, never admitted beyond the limit.
+      at most 1% of a limit; the next batch reserved while half of one is left): up to twice
+      that many minus one per process and limit may be refused early in a window, never
+      admitted beyond the limit.
     - ``local_cache_heartbeat_s``: how often the invalidation connection is PINGed; a PONG
       later than ``redis_socket_timeout_s`` turns the local cache off until it reconnects
       (``QUERY_LOCAL_CACHE_HEARTBEAT_S``).

@@ -4,7 +4,9 @@ ends as the Redis count would."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
 import pytest
@@ -27,9 +29,11 @@ class SharedCounters:
         self.clock = clock
         self.counts: dict[str, tuple[int, float]] = {}  # key -> (count, window end)
         self.calls = 0
+        self.attempts = 0
         self.down = False
 
     def reserve(self, counters: Sequence[Counter], batches: Sequence[int]) -> list[int]:
+        self.attempts += 1
         if self.down:
             raise CacheUnavailable("Redis unavailable")
         self.calls += 1
@@ -62,21 +66,96 @@ def shared(clock: list[float]) -> SharedCounters:
 
 
 def budget(shared: SharedCounters, clock: list[float], batch: int = 10) -> LocalRateBudget:
-    return LocalRateBudget(batch, shared.reserve, clock=lambda: clock[0])
+    """A budget whose reservations ahead run at once, in the request's own call (the default
+    runs them on a thread of the budget's own: see the test that no request waits)."""
+    return LocalRateBudget(batch, shared.reserve, clock=lambda: clock[0], submit=lambda job: job())
 
 
 def test_one_reservation_serves_a_batch_with_the_counts_redis_would_report(shared, clock):
     caller = Counter("c", 100_000, 60)
     local = budget(shared, clock)
 
-    answers = [local.take([caller]) for _ in range(10)]
+    answers = [local.take([caller]) for _ in range(4)]
 
     assert shared.calls == 1
-    assert [a[0] for a in answers] == list(range(1, 11))
+    assert [a[0] for a in answers] == [1, 2, 3, 4]
     assert all(a[1] == 60 for a in answers)
-    local.take([caller])
+    assert shared.counts["c"][0] == 10
+
+
+def test_the_next_batch_is_reserved_while_half_of_one_is_left(shared, clock):
+    caller = Counter("c", 100_000, 60)
+    local = budget(shared, clock)
+
+    answers = [local.take([caller])[0] for _ in range(5)]
+    assert shared.calls == 2  # the fifth request left 5 of 10: the next batch reserved
+    answers += [local.take([caller])[0] for _ in range(10)]
+
+    assert answers == list(range(1, 16))
+    assert shared.calls == 3  # 11..20 taken up at the 11th, 21..30 reserved at the 15th
+    assert shared.counts["c"][0] == 30
+
+
+def test_no_request_waits_for_a_reservation_ahead(shared, clock):
+    """The next batch is reserved on the budget's own thread: while Redis is slow to answer
+    it, every request takes a token of what is left, and then of the batch reserved."""
+    caller = Counter("c", 100_000, 60)
+    entered, release = threading.Event(), threading.Event()
+
+    def slow_reserve(counters: Sequence[Counter], batches: Sequence[int]) -> list[int]:
+        if shared.calls == 1:  # the reservation ahead
+            entered.set()
+            assert release.wait(5)
+        return shared.reserve(counters, batches)
+
+    pool, jobs = ThreadPoolExecutor(max_workers=1), []  # as the default, with its jobs kept
+    local = LocalRateBudget(
+        10, slow_reserve, clock=lambda: clock[0], submit=lambda job: jobs.append(pool.submit(job))
+    )
+    counts = [local.take([caller])[0] for _ in range(5)]  # the fifth leaves 5: reserve ahead
+    assert entered.wait(5)
+    counts += [local.take([caller])[0] for _ in range(5)]  # served while Redis is slow
+    assert counts == list(range(1, 11))
+    release.set()
+    wait(jobs, timeout=5)
+    pool.shutdown()
+
+    assert local.take([caller])[0] == 11  # the batch reserved ahead, no call of its own
     assert shared.calls == 2
-    assert shared.counts["c"][0] == 20
+
+
+def test_a_defect_in_a_reservation_ahead_is_logged_and_not_tried_again(shared, clock, caplog):
+    caller = Counter("c", 100_000, 60)
+
+    def broken(counters: Sequence[Counter], batches: Sequence[int]) -> list[int]:
+        if shared.calls >= 1:
+            shared.attempts += 1
+            raise ValueError("a defect")
+        return shared.reserve(counters, batches)
+
+    local = LocalRateBudget(10, broken, clock=lambda: clock[0], submit=lambda job: job())
+    counts = [local.take([caller])[0] for _ in range(10)]
+
+    assert counts == list(range(1, 11))
+    assert shared.attempts == 2  # the first reservation, then one ahead
+    assert "rate-limit reservation ahead failed" in caplog.text
+
+
+def test_a_failed_reservation_ahead_only_leaves_the_next_request_to_reserve(shared, clock):
+    caller = Counter("c", 100_000, 60)
+    local = budget(shared, clock)
+    for _ in range(4):
+        local.take([caller])
+    shared.down = True
+    assert local.take([caller])[0] == 5  # counted; its reservation ahead failed
+    attempts = shared.attempts
+    for _ in range(5):
+        local.take([caller])
+    assert shared.attempts == attempts  # not tried again ahead: each try may wait long
+    with pytest.raises(CacheUnavailable):
+        local.take([caller])
+    shared.down = False
+    assert local.take([caller])[0] == 11
 
 
 def test_a_batch_is_at_most_one_percent_of_the_limit(shared, clock):
@@ -132,8 +211,8 @@ def test_each_counter_of_a_request_has_its_own_tokens(shared, clock):
     for _ in range(25):
         counts = local.take([caller, workspace])
     assert counts == [25, 60, 25, 3600]
-    assert shared.counts["c"][0] == 30
-    assert shared.counts["ws"][0] == 30
+    assert shared.counts["c"][0] == 40  # 31..40 reserved ahead at the 25th
+    assert shared.counts["ws"][0] == 40
 
 
 def test_redis_down_counts_nothing_locally(shared, clock):

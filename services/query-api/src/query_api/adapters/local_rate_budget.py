@@ -7,26 +7,37 @@ A request served from Redis counts itself in the cache read's script (``COUNT_WI
 counter has none left, one ``RESERVE_LUA`` call adds ``batch`` to the shared Redis counter (the
 same key, window and expiry rule) and the process hands those counts out one per request.
 
+The next batch is reserved while half of the current one is left, on a thread of the budget's
+own (``submit``), so no request waits for Redis but one that finds no token at all: the first
+of a window, or one after a reservation ahead failed. A lock held across every reservation had
+made all of a process's requests wait for one round trip each 64 requests, and for the GIL
+after it; the request that found the tokens low and reserved them itself still put a round
+trip on one request in 32 (bench/README.md, "Session 18": the hit's p99 at half rate).
+
 What that changes, and its bound: Redis's count is always at least the number of requests
 admitted, so the limit is never exceeded (no overshoot); but tokens a process reserved and has
 not used yet count in the window, so other callers of the same counter (other processes) may be
-refused up to ``batch - 1`` requests per process and counter early in a window. ``batch`` is
-capped at 1% of the counter's amount (``MAX_SHARE``), at least 1, so a small limit is reserved
-one request at a time (exact), and the early refusals stay under 1% of the limit per process.
-The ``RateLimit-*`` headers and the 429's ``Retry-After`` keep their meaning: the count a local
-request reports is the one its reserved token stands for in the shared window, and the reset is
-the window's end as Redis reported it.
+refused up to ``2 × batch - 1`` requests per process and counter early in a window (what is left
+of a batch, and the next one). ``batch`` is capped at 1% of the counter's amount
+(``MAX_SHARE``), at least 1; a batch of 1 (a limit under 200) is never reserved ahead, so a
+small limit is counted one request at a time (exact), and the early refusals stay under 2% of
+the limit per process. The ``RateLimit-*`` headers and the 429's ``Retry-After`` keep their
+meaning: the count a local request reports is the one its reserved token stands for in the
+shared window, and the reset is the window's end as Redis reported it.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final
 
-from query_api.service_layer.ports import WindowCounter
+from query_api.service_layer.ports import CacheUnavailable, WindowCounter
 
 #: KEYS = counters; ARGV[i] = how many to add to KEYS[i], ARGV[#KEYS + i] = its window in
 #: seconds. Adds the batch to each fixed-window counter (a counter that had no expiry, i.e. one
@@ -49,6 +60,11 @@ return out
 #: The largest share of a counter's amount one reservation takes.
 MAX_SHARE: Final = 0.01
 
+#: Runs a reservation ahead off the request's path: ``submit(job)`` calls ``job()`` later.
+Submit = Callable[[Callable[[], None]], object]
+
+log = logging.getLogger(__name__)
+
 #: ``reserve(counters, batches)`` → ``[count, milliseconds left, ...]`` per counter
 #: (``RESERVE_LUA``); raises ``CacheUnavailable`` when Redis does not answer.
 Reserve = Callable[[Sequence[WindowCounter], Sequence[int]], list[int]]
@@ -68,19 +84,40 @@ class _Grant:
         return self.next > self.last and self.last < self.amount
 
 
+#: Kept in place of a batch ahead whose reservation failed: already ended, so never taken up.
+_FAILED: Final = _Grant(next=1, last=0, amount=0, ends_at=float("-inf"))
+
+
 class LocalRateBudget:
     """Token buckets of the locally served requests, reserved from Redis ``batch`` at a time
     (module doc). Thread-safe; one per process."""
 
     def __init__(
-        self, batch: int, reserve: Reserve, *, clock: Callable[[], float] = time.monotonic
+        self,
+        batch: int,
+        reserve: Reserve,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        submit: Submit | None = None,
     ) -> None:
+        """``submit`` runs reservations ahead (default: one thread of the budget's own, started
+        at the first, so in the process that serves: a budget built before a fork works in
+        the child)."""
         self._batch = batch
         self._reserve = reserve
         self._clock = clock
+        if submit is None:
+            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rate-budget")
+            submit = pool.submit
+        self._submit = submit
         self._grants: dict[str, _Grant] = {}
-        # Held across a reservation: the other threads of the process wait for its tokens
-        # instead of reserving a batch each (bounded by the Redis socket timeout).
+        #: Batches reserved ahead, each taken up when its counter's grant is used up or ends.
+        self._ahead: dict[str, _Grant] = {}
+        #: Counters whose batch ahead is being reserved (by a request, outside the lock).
+        self._reserving: set[str] = set()
+        # Held across a reservation only when a request has no token at all (the first of a
+        # window, or after a failed reservation ahead): the other threads then wait for its
+        # tokens instead of reserving a batch each (bounded by the Redis socket timeout).
         self._lock = threading.Lock()
 
     def batch_for(self, counter: WindowCounter) -> int:
@@ -91,8 +128,10 @@ class LocalRateBudget:
         """Count one request in ``counters``: ``[count, seconds to the window's end]`` per
         counter, as ``COUNT_WINDOWS_LUA`` returns them (a count above the amount: past the
         limit, as Redis would have counted it). Reserves from Redis first for the counters
-        whose tokens ran out or whose window ended. Raises ``CacheUnavailable`` (nothing
-        counted locally: the caller counts the request another way)."""
+        whose tokens ran out or whose window ended, and afterwards, outside the lock, the next
+        batch of those down to half a batch. Raises ``CacheUnavailable`` (nothing counted
+        locally: the caller counts the request another way); a failed reservation ahead is
+        only dropped (this request is counted)."""
         with self._lock:
             now = self._clock()
             stale = [c for c in counters if self._needs_reservation(c.key, now)]
@@ -107,23 +146,75 @@ class LocalRateBudget:
                 else:  # the window is used up: past the limit until it ends
                     count = max(grant.last, grant.amount) + 1
                 counts += [count, max(0, int(grant.ends_at - now))]
-            return counts
+            low = [c for c in counters if self._runs_low(c)]
+            self._reserving.update(c.key for c in low)
+        if low:
+            self._submit(functools.partial(self._reserve_ahead, low))
+        return counts
 
     def _needs_reservation(self, key: str, now: float) -> bool:
+        """Whether ``key`` has no token to give now, once a batch reserved ahead (if any, and
+        its window not ended) has replaced a used-up or ended grant."""
         grant = self._grants.get(key)
-        return grant is None or now >= grant.ends_at or grant.exhausted()
+        if grant is not None and now < grant.ends_at and not grant.exhausted():
+            return False
+        ahead = self._ahead.pop(key, None)
+        if ahead is not None and now < ahead.ends_at:
+            self._grants[key] = ahead
+            return False
+        return True
+
+    def _runs_low(self, counter: WindowCounter) -> bool:
+        """Whether ``counter``'s next batch should be reserved now: half a batch or less left,
+        the window not used up, a batch above 1, none reserved or being reserved already."""
+        batch = self.batch_for(counter)
+        grant = self._grants[counter.key]
+        return (
+            batch > 1
+            and grant.last < grant.amount
+            and grant.last - grant.next + 1 <= batch // 2
+            and counter.key not in self._ahead
+            and counter.key not in self._reserving
+        )
+
+    def _reserve_ahead(self, counters: Sequence[WindowCounter]) -> None:
+        """Reserve the next batch of ``counters`` (``submit``'s job, without the lock); kept in
+        ``_ahead``. Never raises: a failure is kept as ``_FAILED``."""
+        now = self._clock()
+        batches = [self.batch_for(c) for c in counters]
+        try:
+            reply: list[int] | None = self._reserve(counters, batches)
+        except CacheUnavailable:
+            reply = None
+        except Exception:  # a defect: on the budget's own thread, nobody else would see it
+            log.exception("rate-limit reservation ahead failed")
+            reply = None
+        with self._lock:
+            self._reserving.difference_update(c.key for c in counters)
+            for i, counter in enumerate(counters):
+                # Failed: not tried again ahead for this grant (each try could wait for the
+                # socket timeout); the request that finds no token reserves, or fails, itself.
+                ahead = _FAILED if reply is None else _grant(counter, batches[i], reply, i, now)
+                self._ahead[counter.key] = ahead
 
     def _reserve_for(self, counters: Sequence[WindowCounter], now: float) -> None:
         batches = [self.batch_for(c) for c in counters]
         reply = self._reserve(counters, batches)
         for i, counter in enumerate(counters):
-            total, left_ms = int(reply[2 * i]), int(reply[2 * i + 1])
-            first = total - batches[i] + 1
-            self._grants[counter.key] = _Grant(
-                next=first,
-                last=min(total, counter.amount) if first <= counter.amount else first - 1,
-                amount=counter.amount,
-                ends_at=now + left_ms / 1000,
-            )
+            self._grants[counter.key] = _grant(counter, batches[i], reply, i, now)
         if len(self._grants) > 4 * 4096:  # forget ended windows (many callers over time)
             self._grants = {k: g for k, g in self._grants.items() if g.ends_at > now}
+            self._ahead = {k: g for k, g in self._ahead.items() if g.ends_at > now}
+
+
+def _grant(counter: WindowCounter, batch: int, reply: list[int], i: int, now: float) -> _Grant:
+    """The grant of ``counter`` from ``RESERVE_LUA``'s ``reply`` (its ``i``-th pair) for a
+    reservation of ``batch`` made at ``now``."""
+    total, left_ms = int(reply[2 * i]), int(reply[2 * i + 1])
+    first = total - batch + 1
+    return _Grant(
+        next=first,
+        last=min(total, counter.amount) if first <= counter.amount else first - 1,
+        amount=counter.amount,
+        ends_at=now + left_ms / 1000,
+    )
