@@ -4,8 +4,11 @@ ends as the Redis count would."""
 
 from __future__ import annotations
 
+import json
+import os
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
@@ -223,3 +226,58 @@ def test_redis_down_counts_nothing_locally(shared, clock):
         local.take([caller])
     shared.down = False
     assert local.take([caller]) == [1, 60]
+
+
+def test_a_budget_used_before_a_fork_shares_no_tokens_and_reserves_ahead_in_the_child(clock):
+    """gunicorn ``--preload``: a budget used in the master is used again in its forked workers.
+    The child's copies of the parent's tokens are the parent's (admitting them twice would go
+    past the limit), and the parent's reservation thread does not exist in the child."""
+    caller = Counter("c", 100_000, 60)
+    reserved = [0]
+
+    def reserve(counters: Sequence[Counter], batches: Sequence[int]) -> list[int]:
+        reserved[0] += batches[0]
+        return [reserved[0], 60_000]
+
+    local = LocalRateBudget(10, reserve, clock=lambda: clock[0])
+    parent = [local.take([caller])[0] for _ in range(5)]  # 1..5, 11..20 reserved ahead
+    deadline = time.monotonic() + 5
+    while reserved[0] < 20 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its counts and whether it reserved ahead, then leave
+        try:
+            counts = [local.take([caller])[0] for _ in range(5)]
+            deadline = time.monotonic() + 2
+            while reserved[0] < 40 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.write(write, json.dumps([counts, reserved[0]]).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        counts, child_reserved = json.loads(pipe.read() or "[[], 0]")
+    os.waitpid(pid, 0)
+
+    assert parent == [1, 2, 3, 4, 5]
+    assert counts == [21, 22, 23, 24, 25]  # none of the parent's 6..20
+    assert child_reserved == 40  # 21..30 reserved by its first request, 31..40 ahead
+
+
+def test_a_reservation_ahead_that_cannot_be_submitted_leaves_the_request_counted(shared, clock):
+    """``submit`` may refuse (no thread can be started, or the interpreter is exiting): the
+    request has its tokens already, and the counter is reserved ahead again later."""
+    caller = Counter("c", 100_000, 60)
+    refuse = [True]
+
+    def submit(job: Callable[[], None]) -> None:
+        if refuse[0]:
+            raise RuntimeError("can't start new thread")
+        job()
+
+    local = LocalRateBudget(10, shared.reserve, clock=lambda: clock[0], submit=submit)
+    assert [local.take([caller])[0] for _ in range(10)] == list(range(1, 11))
+    refuse[0] = False
+    assert [local.take([caller])[0] for _ in range(5)] == list(range(11, 16))
+    assert shared.counts["c"][0] == 30  # 21..30 reserved ahead again at the 15th
