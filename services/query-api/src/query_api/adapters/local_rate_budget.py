@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -101,15 +103,13 @@ class LocalRateBudget:
         submit: Submit | None = None,
     ) -> None:
         """``submit`` runs reservations ahead (default: one thread of the budget's own, started
-        at the first, so in the process that serves: a budget built before a fork works in
-        the child)."""
+        at the first). A forked child starts with no tokens (the parent's are the parent's:
+        admitting them twice would go past the limit) and a thread of its own."""
         self._batch = batch
         self._reserve = reserve
         self._clock = clock
-        if submit is None:
-            pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="rate-budget")
-            submit = pool.submit
-        self._submit = submit
+        self._own_thread = submit is None
+        self._submit: Submit = submit or _own_thread_submit()
         self._grants: dict[str, _Grant] = {}
         #: Batches reserved ahead, each taken up when its counter's grant is used up or ends.
         self._ahead: dict[str, _Grant] = {}
@@ -119,6 +119,15 @@ class LocalRateBudget:
         # window, or after a failed reservation ahead): the other threads then wait for its
         # tokens instead of reserving a batch each (bounded by the Redis socket timeout).
         self._lock = threading.Lock()
+        _BUDGETS.add(self)
+
+    def _start_afresh_in_child(self) -> None:
+        """After a fork, in the child (its only thread): forget the parent's tokens, its
+        reservations in flight and its lock, which another thread of the parent may have held."""
+        self._lock = threading.Lock()
+        self._grants, self._ahead, self._reserving = {}, {}, set()
+        if self._own_thread:
+            self._submit = _own_thread_submit()
 
     def batch_for(self, counter: WindowCounter) -> int:
         """How many counts one reservation of ``counter`` takes (module doc)."""
@@ -149,8 +158,20 @@ class LocalRateBudget:
             low = [c for c in counters if self._runs_low(c)]
             self._reserving.update(c.key for c in low)
         if low:
-            self._submit(functools.partial(self._reserve_ahead, low))
+            self._submit_ahead(low)
         return counts
+
+    def _submit_ahead(self, counters: Sequence[WindowCounter]) -> None:
+        """Hand the reservation ahead of ``counters`` to ``submit``; when it refuses (no thread
+        can be started, the interpreter is exiting), drop it as a failed one: the request is
+        counted already."""
+        try:
+            self._submit(functools.partial(self._reserve_ahead, counters))
+        except RuntimeError:
+            log.exception("rate-limit reservation ahead not submitted")
+            with self._lock:
+                self._reserving.difference_update(c.key for c in counters)
+                self._ahead.update((c.key, _FAILED) for c in counters)
 
     def _needs_reservation(self, key: str, now: float) -> bool:
         """Whether ``key`` has no token to give now, once a batch reserved ahead (if any, and
@@ -205,6 +226,23 @@ class LocalRateBudget:
         if len(self._grants) > 4 * 4096:  # forget ended windows (many callers over time)
             self._grants = {k: g for k, g in self._grants.items() if g.ends_at > now}
             self._ahead = {k: g for k, g in self._ahead.items() if g.ends_at > now}
+
+
+def _own_thread_submit() -> Submit:
+    """A budget's own reservation thread (started at the first job)."""
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rate-budget").submit
+
+
+#: Every budget of the process, started afresh in a forked child.
+_BUDGETS: weakref.WeakSet[LocalRateBudget] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for budget in list(_BUDGETS):
+        budget._start_afresh_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _grant(counter: WindowCounter, batch: int, reply: list[int], i: int, now: float) -> _Grant:
