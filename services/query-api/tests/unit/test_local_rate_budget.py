@@ -281,3 +281,35 @@ def test_a_reservation_ahead_that_cannot_be_submitted_leaves_the_request_counted
     refuse[0] = False
     assert [local.take([caller])[0] for _ in range(5)] == list(range(11, 16))
     assert shared.counts["c"][0] == 30  # 21..30 reserved ahead again at the 15th
+
+
+def test_a_batch_ahead_answered_after_its_window_ended_does_not_stop_the_next_one(shared, clock):
+    """A reservation ahead counted by Redis just before the window's end, whose answer comes
+    after the next window's first request reserved for itself: the new grant is still
+    reserved ahead when it runs low (no request of the new window waits for Redis)."""
+    caller = Counter("c", 100_000, 60)
+    answered, landed = threading.Event(), threading.Event()
+
+    def late_reserve(counters: Sequence[Counter], batches: Sequence[int]) -> list[int]:
+        reply = shared.reserve(counters, batches)
+        if shared.calls == 2:  # the reservation ahead: counted in the old window
+            answered.set()
+            assert landed.wait(5)
+        return reply
+
+    jobs: list[Callable[[], None]] = []
+    local = LocalRateBudget(10, late_reserve, clock=lambda: clock[0], submit=jobs.append)
+    for _ in range(5):
+        local.take([caller])
+    clock[0] += 59.99
+    late = threading.Thread(target=jobs.pop())
+    late.start()
+    assert answered.wait(5)
+    clock[0] += 1  # the window ended before the answer came
+    assert local.take([caller]) == [1, 60]  # the new window's first request reserves
+    landed.set()
+    late.join(5)
+    for _ in range(4):
+        local.take([caller])
+
+    assert len(jobs) == 1  # the new grant's next batch is reserved ahead
