@@ -212,11 +212,15 @@ class LocalRateBudget:
             reply = None
         with self._lock:
             self._reserving.difference_update(c.key for c in counters)
+            landed = self._clock()
             for i, counter in enumerate(counters):
                 # Failed: not tried again ahead for this grant (each try could wait for the
                 # socket timeout); the request that finds no token reserves, or fails, itself.
                 ahead = _FAILED if reply is None else _grant(counter, batches[i], reply, i, now)
-                self._ahead[counter.key] = ahead
+                # A batch of a window that ended while it was reserved is of no use, and kept
+                # it would stop the next window's grant from being reserved ahead.
+                if ahead is _FAILED or ahead.ends_at > landed:
+                    self._ahead[counter.key] = ahead
 
     def _reserve_for(self, counters: Sequence[WindowCounter], now: float) -> None:
         batches = [self.batch_for(c) for c in counters]
