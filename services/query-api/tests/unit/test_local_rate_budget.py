@@ -313,3 +313,19 @@ def test_a_batch_ahead_answered_after_its_window_ended_does_not_stop_the_next_on
         local.take([caller])
 
     assert len(jobs) == 1  # the new grant's next batch is reserved ahead
+
+
+def test_a_grant_whose_window_ends_this_millisecond_survives_forgetting_ended_ones(clock):
+    """Redis may answer ``PTTL`` 0 (the key expires within the millisecond) when the budget
+    holds enough counters to forget the ended ones: the request still gets its count."""
+    left_ms = [60_000]
+
+    def reserve(counters: Sequence[Counter], batches: Sequence[int]) -> list[int]:
+        return [x for batch in batches for x in (batch, left_ms[0])]
+
+    local = LocalRateBudget(10, reserve, clock=lambda: clock[0], submit=lambda job: job())
+    for i in range(4 * 4096):
+        local.take([Counter(f"c{i}", 100, 60)])
+    left_ms[0] = 0
+
+    assert local.take([Counter("last", 100, 60)]) == [1, 0]
