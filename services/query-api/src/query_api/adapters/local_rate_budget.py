@@ -225,11 +225,13 @@ class LocalRateBudget:
     def _reserve_for(self, counters: Sequence[WindowCounter], now: float) -> None:
         batches = [self.batch_for(c) for c in counters]
         reply = self._reserve(counters, batches)
-        for i, counter in enumerate(counters):
-            self._grants[counter.key] = _grant(counter, batches[i], reply, i, now)
-        if len(self._grants) > 4 * 4096:  # forget ended windows (many callers over time)
+        # Forget ended windows (many callers over time) before adding these grants: one whose
+        # window ends now (``PTTL`` 0) still serves the request that reserved it.
+        if len(self._grants) >= 4 * 4096:
             self._grants = {k: g for k, g in self._grants.items() if g.ends_at > now}
             self._ahead = {k: g for k, g in self._ahead.items() if g.ends_at > now}
+        for i, counter in enumerate(counters):
+            self._grants[counter.key] = _grant(counter, batches[i], reply, i, now)
 
 
 def _own_thread_submit() -> Submit:
