@@ -119,7 +119,8 @@ class LocalRateBudget:
         # window, or after a failed reservation ahead): the other threads then wait for its
         # tokens instead of reserving a batch each (bounded by the Redis socket timeout).
         self._lock = threading.Lock()
-        _BUDGETS.add(self)
+        budget = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _start_afresh_in_child(budget))
 
     def _start_afresh_in_child(self) -> None:
         """After a fork, in the child (its only thread): forget the parent's tokens, its
@@ -239,16 +240,11 @@ def _own_thread_submit() -> Submit:
     return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rate-budget").submit
 
 
-#: Every budget of the process, started afresh in a forked child.
-_BUDGETS: weakref.WeakSet[LocalRateBudget] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for budget in list(_BUDGETS):
-        budget._start_afresh_in_child()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
+def _start_afresh_in_child(budget: weakref.ref[LocalRateBudget]) -> None:
+    """The at-fork hook of a budget (a weak reference: a budget's hook does not keep it)."""
+    alive = budget()
+    if alive is not None:
+        alive._start_afresh_in_child()
 
 
 def _grant(counter: WindowCounter, batch: int, reply: list[int], i: int, now: float) -> _Grant:
