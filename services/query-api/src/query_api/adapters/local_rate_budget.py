@@ -113,7 +113,7 @@ class LocalRateBudget:
         self._grants: dict[str, _Grant] = {}
         #: Batches reserved ahead, each taken up when its counter's grant is used up or ends.
         self._ahead: dict[str, _Grant] = {}
-        #: Counters whose batch ahead is being reserved (by a request, outside the lock).
+        #: Counters whose batch ahead is being reserved (by ``submit``'s thread, without the lock).
         self._reserving: set[str] = set()
         # Held across a reservation only when a request has no token at all (the first of a
         # window, or after a failed reservation ahead): the other threads then wait for its
@@ -138,8 +138,8 @@ class LocalRateBudget:
         """Count one request in ``counters``: ``[count, seconds to the window's end]`` per
         counter, as ``COUNT_WINDOWS_LUA`` returns them (a count above the amount: past the
         limit, as Redis would have counted it). Reserves from Redis first for the counters
-        whose tokens ran out or whose window ended, and afterwards, outside the lock, the next
-        batch of those down to half a batch. Raises ``CacheUnavailable`` (nothing counted
+        whose tokens ran out or whose window ended, and hands the next batch of those down to
+        half a batch to ``submit``. Raises ``CacheUnavailable`` (nothing counted
         locally: the caller counts the request another way); a failed reservation ahead is
         only dropped (this request is counted)."""
         with self._lock:
