@@ -398,9 +398,9 @@ class Bench:
         # The miss and its protocol floor each request ids of their own, once.
         rows = self.sample_rows(hit_ids + 2 * per_miss * (reps + 1) + 500)
         hit_paths = [f"/v1/contacts/{r[0]}" for r in rows[:hit_ids]]
-        miss_paths = [
-            f"/v1/contacts/{r[0]}" for r in rows[hit_ids : hit_ids + 2 * per_miss * (reps + 1)]
-        ]
+        miss_rows = rows[hit_ids : hit_ids + 2 * per_miss * (reps + 1)]
+        miss_paths = [f"/v1/contacts/{r[0]}" for r in miss_rows[0::2]]
+        floor_paths = [f"/v1/contacts/{r[0]}" for r in miss_rows[1::2]]
         cursor_rows = rows[-500:]
         self.requested = {r[0] for r in rows}
 
@@ -465,7 +465,7 @@ class Bench:
 
         if not a.miss_only:
             self.measure_hit_latency(hit_paths)
-        self.measure_misses(miss_paths)
+        self.measure_misses(miss_paths, floor_paths)
         if a.miss_only:
             return
         self.measure_drf_list()
@@ -509,10 +509,10 @@ class Bench:
                     f" ms  p99 {result['lat_p99_us'] / 1000:6.2f} ms"
                 )
 
-    def measure_misses(self, miss_paths: Sequence[str]) -> None:
-        """The cache-miss figure: every id requested once, each repetition's access log
-        checked (``check_all_misses``); each repetition follows one of the miss's protocol
-        floor (``floor_app``) on ids of its own. ``miss_paths`` holds both halves."""
+    def measure_misses(self, miss_paths: Sequence[str], floor_paths: Sequence[str]) -> None:
+        """The cache-miss figure: every id of ``miss_paths`` requested once, each repetition's
+        access log checked (``check_all_misses``); each repetition follows one of the miss's
+        protocol floor (``floor_app``) on ``floor_paths``, ids of its own."""
         a = self.args
         reps, seconds, conns = a.reps, a.seconds, a.connections
         per_miss = a.miss_ids
@@ -531,11 +531,8 @@ class Bench:
             reference="ceiling_rps",
         )
         log(f"Cache miss and its protocol floor: {reps} x {seconds} s each, every id once")
-        half = len(miss_paths) // 2
         chunks = [miss_paths[i * per_miss : (i + 1) * per_miss] for i in range(reps + 1)]
-        floor_chunks = [
-            miss_paths[half + i * per_miss : half + (i + 1) * per_miss] for i in range(reps + 1)
-        ]
+        floor_chunks = [floor_paths[i * per_miss : (i + 1) * per_miss] for i in range(reps + 1)]
         self.wrk(self.url("query"), chunks[-1], connections=conns, seconds=1, once=True)
         self.wrk(self.url("floor"), floor_chunks[-1], connections=conns, seconds=1, once=True)
         for chunk, floor_chunk in zip(chunks[:reps], floor_chunks[:reps], strict=True):
