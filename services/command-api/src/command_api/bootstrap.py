@@ -29,7 +29,7 @@ from command_api.adapters.process_clock import ProcessClock
 from command_api.adapters.redis_import_report_writer import RedisImportReportWriter
 from command_api.adapters.redis_stores import RedisIdempotencyStore
 from command_api.adapters.sqs_publisher import SqsEventPublisher, SqsTarget
-from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter
+from command_api.service_layer.ports import IdempotencyStore, ImportReportWriter, SequenceClock
 from command_api.settings import Settings
 from contacts_domain.ports import EventPublisher, OperationStore
 from contacts_http.rate_limits import RateLimitStorage
@@ -53,7 +53,7 @@ class Ports:
     """What the app needs.
 
     ``publisher`` is always the ``InstrumentedPublisher`` around the chosen publisher.
-    ``next_sequence`` returns a per-contact ordering key (``contacts_domain.sequence``);
+    ``clock`` gives per-contact ordering keys (``contacts_domain.sequence``);
     ``now`` the current time in UTC. ``readiness_checks`` are ``/readyz``'s checks (by name);
     ``prepare`` runs before their clock starts (building a forked process's SQS clients).
     ``rate_limit_storage`` is where the rate limiter keeps its counters (Redis).
@@ -64,7 +64,7 @@ class Ports:
     idempotency: IdempotencyStore
     import_reports: ImportReportWriter
     rate_limit_storage: RateLimitStorage
-    next_sequence: Callable[[], str] = field(default_factory=ProcessClock)
+    clock: SequenceClock = field(default_factory=ProcessClock)
     now: Callable[[], dt.datetime] = _utc_now
     readiness_checks: Mapping[str, Check] = field(default_factory=dict)
     prepare: Sequence[Callable[[], object]] = ()

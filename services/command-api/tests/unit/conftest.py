@@ -136,7 +136,7 @@ def app(
             publisher=publisher,
             operations=operations,
             idempotency=idempotency,
-            next_sequence=clock.next,
+            clock=clock,
             readiness_checks={},
         )
     )

@@ -94,7 +94,7 @@ def test_the_valid_items_go_to_one_publish_batch_call(publisher, operations, ide
         publisher=publisher,
         operations=operations,
         idempotency=idempotency,
-        next_sequence=HybridLogicalClock(node="test").next,
+        clock=HybridLogicalClock(node="test"),
         now=lambda: dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
     )
     items = [
@@ -504,7 +504,7 @@ def limited_app(settings, publisher, operations, idempotency):
             publisher=publisher,
             operations=operations,
             idempotency=idempotency,
-            next_sequence=HybridLogicalClock(node="test").next,
+            clock=HybridLogicalClock(node="test"),
             readiness_checks={},
         )
     )

@@ -42,7 +42,7 @@ def test_every_injected_port_replaces_its_adapter_and_builds_nothing(
     # A fake publisher and injected stores: nothing of the real world to check or prepare.
     assert dict(ports.readiness_checks) == {}
     assert list(ports.prepare) == []
-    assert isinstance(ports.next_sequence, ProcessClock)
+    assert isinstance(ports.clock, ProcessClock)
 
 
 def test_the_stores_not_injected_are_the_redis_adapters_on_one_client(
@@ -102,7 +102,7 @@ def test_the_publisher_is_instrumented_in_the_app_s_registry(
         CreateContact("c1", {"first_name": "Rosa"}),
         event_id="e1",
         operation_id="o1",
-        sequence=ports.next_sequence(),
+        sequence=ports.clock.next(),
         time=ports.now(),
         correlation_id=None,
     )

@@ -11,7 +11,13 @@ from command_api.service_layer import handlers
 from command_api.service_layer.errors import IdempotencyKeyReused
 from command_api.service_layer.handlers import Context
 from command_api.service_layer.idempotency import derive_ids, derive_import, derive_item_ids
-from contacts_domain import DEFAULT_WORKSPACE, DeleteContact, PatchContact, normalize_contact
+from contacts_domain import (
+    DEFAULT_WORKSPACE,
+    DeleteContact,
+    HybridLogicalClock,
+    PatchContact,
+    normalize_contact,
+)
 from contacts_domain.ports import PublishFailed
 
 NOW = dt.datetime(2026, 11, 29, 10, 0, tzinfo=dt.UTC)
@@ -20,12 +26,11 @@ WS = DEFAULT_WORKSPACE
 
 @pytest.fixture
 def context(publisher, operations, idempotency) -> Context:
-    counter = iter(range(1, 10_000))
     return Context(
         publisher=publisher,
         operations=operations,
         idempotency=idempotency,
-        next_sequence=lambda: f"{next(counter):016x}.test",
+        clock=HybridLogicalClock(now_us=lambda: 0, node="test"),
         now=lambda: NOW,
     )
 

@@ -140,7 +140,7 @@ def build_app(
             operations=operations,
             idempotency=idempotency,
             import_reports=reports,
-            next_sequence=HybridLogicalClock(node="test").next,
+            clock=HybridLogicalClock(node="test"),
             readiness_checks={},
         )
 
@@ -604,13 +604,43 @@ def test_every_sequence_is_read_before_the_202(
     publisher.hold_after = 250
 
     response = post(client, vcards(600))
-    later = client.application.extensions[IMPORTS_EXTENSION].context.next_sequence()
+    later = client.application.extensions[IMPORTS_EXTENSION].context.clock.next()
     publisher.gate.set()
     assert _slots(client).wait(10)
 
     assert response.status_code == 202
     assert len(publisher.events) == 600
     assert max(event.sequence for event in publisher.events) < later
+
+
+def test_a_command_after_an_import_sorts_after_its_block_on_a_clock_standing_still(
+    settings: Settings,
+    publisher: FlakyPublisher,
+    reports: FakeReportWriter,
+    operations: OperationStore,
+    idempotency: IdempotencyStore,
+) -> None:
+    # The block is 1 µs per record from the first reading; the clock observes its end, so a
+    # clock whose time does not move still sorts what it gives next after every record.
+    clock = HybridLogicalClock(now_us=lambda: 1_000_000, node="test")
+    app = create_app(
+        settings,
+        publisher=publisher,
+        operations=operations,
+        idempotency=idempotency,
+        import_reports=reports,
+        clock=clock,
+        readiness_checks={},
+    )
+    client = authorized(app).test_client()
+
+    response = post(client, vcards(600))
+    assert _slots(client).wait(10)
+
+    assert response.status_code == 202
+    assert len(publisher.events) == 600
+    assert max(event.sequence for event in publisher.events) == f"{1_000_599:016x}.test"
+    assert clock.next() == f"{1_000_600:016x}.test"
 
 
 def test_a_queue_failing_after_the_202_ends_in_a_failed_report_with_the_counts(
@@ -639,7 +669,7 @@ def test_a_keyed_retry_gives_each_record_the_sequence_of_the_first_attempt(
     assert _slots(client).wait(10)
     assert reports.last(first.json["import_id"]).state == "failed"
     taken = {event.id: event.sequence for event in publisher.events}
-    between = client.application.extensions[IMPORTS_EXTENSION].context.next_sequence()
+    between = client.application.extensions[IMPORTS_EXTENSION].context.clock.next()
 
     publisher.capacity = None
     again = post(client, vcards(600), headers=headers)
@@ -1045,12 +1075,11 @@ class OverlapPublisher(EventPublisher):
 def _import(body: bytes, publisher: EventPublisher, chunk_size: int) -> ImportReport:
     """Run the use case as the entrypoint does (the first chunk, then ``finish``) in this
     thread; return the final report."""
-    clock = HybridLogicalClock(node="test")
     context = Context(
         publisher,
         cast(OperationStore, None),
         cast(IdempotencyStore, None),
-        clock.next,
+        HybridLogicalClock(node="test"),
         lambda: dt.datetime.now(dt.UTC),
     )
     limits = imports_service.ImportLimits(

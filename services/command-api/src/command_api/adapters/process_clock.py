@@ -16,7 +16,8 @@ from contacts_domain import HybridLogicalClock
 
 
 class ProcessClock:
-    """Callable returning ``HybridLogicalClock.next()`` of this process's own clock.
+    """The ``SequenceClock`` port on this process's own ``HybridLogicalClock``: ``next`` and
+    ``observe`` are the clock's, the clock made on first use in each process (module doc).
 
     ``factory`` makes a clock (tests inject one with a fixed node and time source).
     """
@@ -27,10 +28,18 @@ class ProcessClock:
         self._pid: int | None = None
         self._clock: HybridLogicalClock | None = None
 
-    def __call__(self) -> str:
+    def next(self) -> str:
+        """``HybridLogicalClock.next`` of this process's clock."""
+        return self._own().next()
+
+    def observe(self, sequence: str) -> None:
+        """``HybridLogicalClock.observe`` of this process's clock. Raises ``ValueError`` for a
+        malformed ``sequence``."""
+        self._own().observe(sequence)
+
+    def _own(self) -> HybridLogicalClock:
         with self._lock:
             if self._clock is None or self._pid != os.getpid():
                 self._clock = self._factory()
                 self._pid = os.getpid()
-            clock = self._clock
-        return clock.next()
+            return self._clock

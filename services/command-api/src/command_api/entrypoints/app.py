@@ -78,7 +78,7 @@ def create_app(
     """Build the app from ``settings`` (default: ``bootstrap.load_settings()``, the environment).
 
     ``injected_ports`` replace real adapters by name (``publisher``, ``operations``,
-    ``idempotency``, ``import_reports``, ``next_sequence``, ``now``, ``readiness_checks``,
+    ``idempotency``, ``import_reports``, ``clock``, ``now``, ``readiness_checks``,
     ``prepare``, ``rate_limit_storage``; see ``bootstrap.Ports`` and ``build_ports``, which
     raises ``TypeError`` for any other name); tests pass fakes. ``authenticator`` replaces
     the one built from ``settings.auth`` (API keys and/or JWTs).
@@ -153,7 +153,7 @@ def _init_extensions(app: Flask, settings: Settings, ports: Ports) -> None:
         publisher=ports.publisher,
         operations=ports.operations,
         idempotency=ports.idempotency,
-        next_sequence=ports.next_sequence,
+        clock=ports.clock,
         now=ports.now,
     )
     app.extensions[EXTENSION] = WriteApi(

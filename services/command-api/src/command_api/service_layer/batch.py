@@ -1,7 +1,7 @@
 """Accepting a batch of commands (``POST /v1/contacts/batch``): each item alone, one send.
 
 A batch is not atomic. Every item was validated on its own by the entrypoint; the valid ones
-become events, sequenced in item order (``Context.next_sequence``), and go to the queue in one
+become events, sequenced in item order (``Context.clock``), and go to the queue in one
 ``EventPublisher.publish_batch`` call, which keeps them in order per message group and holds
 back the later events of a group once one of its events was not sent (docs/architecture.md §5.3).
 Each
@@ -149,7 +149,7 @@ def accept_batch(
             command,
             event_id=ids.event_id if ids else str(uuid.uuid4()),
             operation_id=ids.operation_id if ids else str(uuid.uuid4()),
-            sequence=context.next_sequence(),
+            sequence=context.clock.next(),
             time=context.now(),
             correlation_id=correlation_id,
             traceparent=traceparent,

@@ -27,7 +27,7 @@ from command_api.service_layer.idempotency import (
     derive_ids,
     fingerprint,
 )
-from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore
+from command_api.service_layer.ports import IdempotencyRecord, IdempotencyStore, SequenceClock
 from contacts_domain import Command, CreateContact, OperationStatus, UpsertContact, to_event
 from contacts_domain.ports import EventPublisher, OperationStore, StoreUnavailable
 from contacts_telemetry.logs import bind_context
@@ -47,14 +47,14 @@ class Accepted:
 class Context:
     """The ports and per-process services a use case needs.
 
-    ``next_sequence`` returns a per-contact ordering key (an HLC reading of this process,
-    ``contacts_domain.sequence``); ``now`` returns the current time in UTC.
+    ``clock`` gives per-contact ordering keys (this process's HLC, ``contacts_domain.
+    sequence``); ``now`` returns the current time in UTC.
     """
 
     publisher: EventPublisher
     operations: OperationStore
     idempotency: IdempotencyStore
-    next_sequence: Callable[[], str]
+    clock: SequenceClock
     now: Callable[[], dt.datetime]
 
 
@@ -79,7 +79,7 @@ def accept(
         command,
         event_id=ids.event_id if ids else str(uuid.uuid4()),
         operation_id=ids.operation_id if ids else str(uuid.uuid4()),
-        sequence=context.next_sequence(),
+        sequence=context.clock.next(),
         time=context.now(),
         correlation_id=correlation_id,
         traceparent=traceparent,

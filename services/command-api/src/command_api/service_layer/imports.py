@@ -239,7 +239,7 @@ def import_upload(
     parsed = parse(upload, import_id, limits, received_at=context.now())
     try:
         report = parsed.report
-        first = context.next_sequence()
+        first = context.clock.next()
         if derived is not None:
             record = IdempotencyRecord(upload.fingerprint, import_id, import_id, first)
             first = _reserve(context, workspace, derived.key_digest, record) or first
@@ -476,10 +476,11 @@ def _sequences(context: Context, first: str, count: int) -> list[str]:
     """The sequences of ``count`` valid records, in file order: ``sequence_block(first)``, the
     same on every attempt of a keyed import (its first attempt's ``first``), so records a
     retry queues keep their place before the writes accepted after the first ``202`` (§5.3).
-    This process's clock is then moved past the block, so what it accepts next sorts after."""
+    This process's clock then observes the block's last sequence, so what it accepts next sorts
+    after the block (a retry's block may come from another process's clock)."""
     block = sequence_block(first, count)
-    while block and context.next_sequence() <= block[-1]:
-        pass
+    if block:
+        context.clock.observe(block[-1])
     return block
 
 

@@ -7,9 +7,24 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from contacts_domain.imports import ImportReport
+
+
+class SequenceClock(Protocol):
+    """This process's source of per-contact ordering keys (docs/architecture.md §5.3): a
+    hybrid logical clock (``contacts_domain.HybridLogicalClock``, made per process by
+    ``adapters.process_clock.ProcessClock``)."""
+
+    def next(self) -> str:
+        """A sequence (``"<µs, 16 hex>.<node>"``) strictly greater than every one this clock
+        returned or observed."""
+
+    def observe(self, sequence: str) -> None:
+        """Move the clock past ``sequence`` (a sequence of ``contacts_domain.sequence``), so
+        what ``next`` returns afterwards sorts after it. Raises ``ValueError`` for a malformed
+        one."""
 
 
 @dataclass(frozen=True, slots=True)
