@@ -112,7 +112,7 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
     )
     scripts = None if settings.redis_cluster_mode else ScriptRunner(client)
     calls = _guarded_calls(settings, client, contacts, scripts)
-    cache, listener = _read_cache(settings, calls)
+    cache, stops = _read_cache(settings, calls)
     real: dict[str, Any] = {
         "contacts": contacts,
         "cache": cache,
@@ -123,7 +123,7 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         "import_outcomes": SqlImportOutcomeLog(engine),
         "required_checks": {"postgresql": functools.partial(_ping_database, engine)},
         "optional_checks": {"redis": client.ping},
-        "close": functools.partial(_close, engine, client, listener, scripts),
+        "close": functools.partial(_close, engine, client, [*stops, *_stop(scripts)]),
     }
     return Ports(**{**real, **injected})
 
@@ -186,12 +186,13 @@ def _contact_cache(settings: Settings, calls: RedisCalls) -> RedisReadThroughCon
 
 def _read_cache(
     settings: Settings, calls: RedisCalls
-) -> tuple[ReadThroughContactCache, InvalidationListener | None]:
+) -> tuple[ReadThroughContactCache, list[Callable[[], None]]]:
     """The contact read cache: Redis, behind the local cache when it is on (not in Redis
-    Cluster mode: it would need an invalidation listener per node), and its listener."""
+    Cluster mode: it would need an invalidation listener per node), and what stops its
+    threads on close (the listener's, the rate budget's)."""
     redis_cache = _contact_cache(settings, calls)
     if not settings.local_cache_size or settings.redis_cluster_mode:
-        return redis_cache, None
+        return redis_cache, []
     listener = InvalidationListener(
         listener_connect(calls.client, f"{settings.redis_prefix}contact:"),
         heartbeat_s=settings.local_cache_heartbeat_s,
@@ -204,14 +205,15 @@ def _read_cache(
         args = [*batches, *(c.window_s for c in counters)]
         return list(calls.run(lambda r: reserve(keys=keys, args=args, client=r)))
 
+    budget = LocalRateBudget(settings.local_rate_batch, reserve_counts)
     local = LocalContactCache(
         redis_cache,
         listener,
-        LocalRateBudget(settings.local_rate_batch, reserve_counts),
+        budget,
         prefix=settings.redis_prefix,
         max_entries=settings.local_cache_size,
     )
-    return local, listener
+    return local, [listener.close, budget.close]
 
 
 def _ping_database(engine: Engine) -> None:
@@ -219,16 +221,13 @@ def _ping_database(engine: Engine) -> None:
         conn.execute(text("SELECT 1"))
 
 
-def _close(
-    engine: Engine,
-    client: redis.Redis,
-    listener: InvalidationListener | None,
-    scripts: ScriptRunner | None,
-) -> None:
-    if listener is not None:
-        listener.close()
-    if scripts is not None:
-        scripts.close()
+def _stop(scripts: ScriptRunner | None) -> list[Callable[[], None]]:
+    return [] if scripts is None else [scripts.close]
+
+
+def _close(engine: Engine, client: redis.Redis, stops: Sequence[Callable[[], None]]) -> None:
+    for stop in stops:
+        stop()
     engine.dispose()
     client.close()
 

@@ -329,3 +329,23 @@ def test_a_grant_whose_window_ends_this_millisecond_survives_forgetting_ended_on
     left_ms[0] = 0
 
     assert local.take([Counter("last", 100, 60)]) == [1, 0]
+
+
+def test_close_stops_the_budgets_own_thread_and_requests_still_count(shared, clock):
+    """``close`` (the app's teardown) ends the reservation thread; a request after it reserves
+    for itself, so nothing is admitted past the limit nor refused."""
+    caller = Counter("c", 100_000, 60)
+    local = LocalRateBudget(10, shared.reserve, clock=lambda: clock[0])
+    assert [local.take([caller])[0] for _ in range(5)] == [1, 2, 3, 4, 5]  # 11..20 ahead
+    threads = [t for t in threading.enumerate() if t.name.startswith("rate-budget")]
+    assert threads
+
+    local.close()
+
+    for thread in threads:
+        thread.join(5)
+        assert not thread.is_alive()
+    counts = [local.take([caller])[0] for _ in range(20)]
+    assert counts == sorted(counts)
+    assert len(set(counts)) == 20
+    assert max(counts) <= shared.counts["c"][0]

@@ -108,8 +108,11 @@ class LocalRateBudget:
         self._batch = batch
         self._reserve = reserve
         self._clock = clock
-        self._own_thread = submit is None
-        self._submit: Submit = submit or _own_thread_submit()
+        self._executor: ThreadPoolExecutor | None = None
+        if submit is None:
+            self._executor = _own_executor()
+            submit = self._executor.submit
+        self._submit: Submit = submit
         self._grants: dict[str, _Grant] = {}
         #: Batches reserved ahead, each taken up when its counter's grant is used up or ends.
         self._ahead: dict[str, _Grant] = {}
@@ -127,8 +130,16 @@ class LocalRateBudget:
         reservations in flight and its lock, which another thread of the parent may have held."""
         self._lock = threading.Lock()
         self._grants, self._ahead, self._reserving = {}, {}, set()
-        if self._own_thread:
-            self._submit = _own_thread_submit()
+        if self._executor is not None:
+            self._executor = _own_executor()
+            self._submit = self._executor.submit
+
+    def close(self) -> None:
+        """Stop the budget's own reservation thread once its jobs are done, without waiting
+        for them. Reservations ahead submitted afterwards are refused and kept as failed
+        (``_submit_ahead``): a request that finds no token then reserves for itself."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
 
     def batch_for(self, counter: WindowCounter) -> int:
         """How many counts one reservation of ``counter`` takes (module doc)."""
@@ -235,9 +246,9 @@ class LocalRateBudget:
             self._grants[counter.key] = _grant(counter, batches[i], reply, i, now)
 
 
-def _own_thread_submit() -> Submit:
+def _own_executor() -> ThreadPoolExecutor:
     """A budget's own reservation thread (started at the first job)."""
-    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rate-budget").submit
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="rate-budget")
 
 
 def _start_afresh_in_child(budget: weakref.ref[LocalRateBudget]) -> None:
