@@ -11,6 +11,13 @@ fail() {  # fail MESSAGE: print it to stderr and exit 1
   exit 1
 }
 
+log_shown() {  # log_shown NAME: NAME's log as a user finds it (relative to the current directory when under it)
+  case $run_dir in
+    "$PWD"/*) echo "${run_dir#"$PWD"/}/$1.log" ;;
+    *) echo "$run_dir/$1.log" ;;
+  esac
+}
+
 running() {  # running NAME: the process `start NAME` left is alive
   [ -f "$run_dir/$1.pid" ] && kill -0 "$(cat "$run_dir/$1.pid")" 2>/dev/null
 }
@@ -22,7 +29,7 @@ start() {  # start NAME COMMAND...: in its own session, output appended to $run_
   printf '%s %s starting %s\n' "$START_MARK" "$(date '+%Y-%m-%d %H:%M:%S')" "$name" >>"$log"
   setsid "$@" >>"$log" 2>&1 < /dev/null &
   echo $! >"$run_dir/$name.pid"
-  echo "  $name started (pid $!, log .run/$name.log)"
+  echo "  $name started (pid $!, log $(log_shown "$name"))"
 }
 
 since_start() {  # since_start NAME: NAME's log from the separator of its latest start on
@@ -45,7 +52,7 @@ listens() {  # listens PID PORT: PID holds a TCP socket listening on PORT (any a
 }
 
 not_ready() {  # not_ready NAME WHY: fail, naming NAME's log and quoting its last lines
-  fail "$1 $2; see .run/$1.log:
+  fail "$1 $2; see $(log_shown "$1"):
 $(since_start "$1" | tail -n 8 | sed 's/^/    /')"
 }
 

@@ -23,8 +23,10 @@ from support.processes import ROOT, free_port
 LIB = ROOT / "deploy" / "local" / "lib.sh"
 
 
-def run_lib(run_dir: Path, script: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
-    """Run ``script`` in bash with lib.sh sourced and ``run_dir`` as ``$run_dir``."""
+def run_lib(
+    run_dir: Path, script: str, timeout_s: float = 30, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in bash with lib.sh sourced and ``run_dir`` as ``$run_dir`` (in ``cwd``)."""
     return subprocess.run(
         [
             "bash",
@@ -38,6 +40,7 @@ def run_lib(run_dir: Path, script: str, timeout_s: float = 30) -> subprocess.Com
         text=True,
         timeout=timeout_s,
         check=False,
+        cwd=cwd,
     )
 
 
@@ -95,7 +98,7 @@ def test_make_up_fails_when_another_process_answers_on_the_services_port(
     assert result.returncode == 1, result.stdout + result.stderr
     assert "READY" not in result.stdout
     assert "another process holds" in result.stderr
-    assert "see .run/fake.log" in result.stderr
+    assert f"see {tmp_path}/fake.log" in result.stderr
 
 
 def test_make_up_is_ready_when_the_started_process_serves_the_port(tmp_path: Path) -> None:
@@ -120,8 +123,18 @@ def test_make_up_fails_at_once_naming_the_log_when_the_process_exits(tmp_path: P
         f"wait_ready fake http://127.0.0.1:{port}/readyz {port} 20",
     )
     assert result.returncode == 1
-    assert "fake exited before it was ready; see .run/fake.log" in result.stderr
+    assert f"fake exited before it was ready; see {tmp_path}/fake.log" in result.stderr
     assert "Traceback: boom" in result.stderr
+
+
+def test_make_up_names_each_log_where_it_is(tmp_path: Path) -> None:
+    # Review: with CONTACTS_RUN_DIR elsewhere, make up still printed `.run/NAME.log`.
+    (tmp_path / ".run").mkdir()
+    script = "start fake sh -c 'exit 0'\nwhile running fake; do sleep 0.1; done"
+    under = run_lib(tmp_path / ".run", script, cwd=tmp_path)
+    elsewhere = run_lib(tmp_path / ".run", script, cwd=ROOT)
+    assert "log .run/fake.log)" in under.stdout, under.stdout + under.stderr
+    assert f"log {tmp_path}/.run/fake.log)" in elsewhere.stdout, elsewhere.stdout
 
 
 def test_a_restart_appends_to_the_log_after_a_separator(tmp_path: Path) -> None:
