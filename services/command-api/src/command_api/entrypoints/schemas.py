@@ -497,8 +497,8 @@ IMPORT_IDEMPOTENCY_KEY: Final = {
     "import id is derived from it: sending the same file again with the same key answers the "
     "same import id and queues its records again, which the queue and the worker drop as "
     "duplicates (the way to finish an import that answered 503). The same key with another "
-    "file (or format) answers 422. Remembered 24 h. Send it "
-    "once: two `Idempotency-Key` fields answer 400.",
+    "file (or format) answers 422, also while the server is too busy to import (503 for the "
+    "same file). Remembered 24 h. Send it once: two `Idempotency-Key` fields answer 400.",
     "schema": IDEMPOTENCY_KEY_SCHEMA,
 }
 IMPORT_503: Final = (
