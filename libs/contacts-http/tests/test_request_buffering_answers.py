@@ -195,3 +195,24 @@ def test_codings_stacked_before_chunked_are_a_501_problem(port, split) -> None:
     response = exchange(port, head, body) if split else exchange(port, head + body)
     assert statuses(response) == [501]
     assert_problem(response, 501)
+
+
+def fields_seen(port: int, head_fields: bytes) -> dict:
+    """What ``buffering_echo_app`` saw of a ``GET /fields`` with ``head_fields``."""
+    request = b"GET /fields HTTP/1.1\r\nHost: a\r\nConnection: close\r\n" + head_fields + b"\r\n"
+    response = exchange(port, request)
+    assert statuses(response) == [200], response
+    return json.loads(response.split(b"\r\n\r\n", 1)[1])
+
+
+def test_a_field_sent_twice_is_joined_by_gunicorn_and_named_in_the_environ(port) -> None:
+    seen = fields_seen(port, b"Idempotency-Key: k1\r\nX-Other: x\r\nidempotency-key: k2\r\n")
+    # gunicorn's own joining: the value alone is the same as one line "k1,k2".
+    assert seen["fields"]["HTTP_IDEMPOTENCY_KEY"] == "k1,k2"
+    assert seen["repeated"] == ["IDEMPOTENCY-KEY"]
+
+
+def test_a_value_holding_a_comma_is_one_field(port) -> None:
+    seen = fields_seen(port, b"Idempotency-Key: k1,k2\r\n")
+    assert seen["fields"]["HTTP_IDEMPOTENCY_KEY"] == "k1,k2"
+    assert seen["repeated"] == []

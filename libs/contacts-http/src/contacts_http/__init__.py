@@ -24,6 +24,8 @@ Usage in an app factory::
 - ``request_buffering`` (import it by name, as gunicorn's ``worker_class``): the gthread worker
   of both APIs, whose loop reads each request whole under deadlines (``request_framing``
   finds where a request ends), so slow clients hold no thread and ``/healthz`` has its own.
+- ``repeated_fields``: ``single_header`` (400 for a one-value header sent on several field
+  lines, which the worker names in the environ: ``REPEATED_FIELDS``).
 - ``auth`` (import it by name): bearer authentication with API keys and JWTs, scopes, the
   Flask guard and its settings (``install_auth``, ``install_rate_limits``).
 - ``rate_limits``: per-caller limits with flask-limiter, counted in Redis.

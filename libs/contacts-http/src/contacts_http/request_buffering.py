@@ -23,6 +23,10 @@ of its own, so liveness never queues behind clients. A body larger than ``max_bo
 (past every limit of the APIs) is handed on as a stream after its head, as gunicorn does, and
 the app refuses it (413) without reading it; the connection is then closed rather than drained.
 
+The worker also tells the app which header fields came on more than one field line (the
+environ's ``repeated_fields.REPEATED_FIELDS``): gunicorn joins their values with ``","``, so the
+app alone cannot tell two ``Idempotency-Key`` lines from one key holding a comma.
+
 Not supported: TLS and HTTP/2 (the APIs serve plain HTTP/1.1 behind the cluster's network).
 """
 
@@ -34,8 +38,9 @@ import itertools
 import os
 import selectors
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from functools import partial
@@ -46,6 +51,7 @@ from gunicorn.workers.gthread import TConn, ThreadWorker
 from pydantic import Field, PositiveFloat, PositiveInt
 
 from contacts_http.gunicorn_workers import ProblemRefusals, problem_bytes
+from contacts_http.repeated_fields import REPEATED_FIELDS, repeated_names
 from contacts_http.request_framing import Framing, RequestFramer
 from contacts_infra.settings import EnvSettings
 
@@ -115,6 +121,7 @@ class RequestBuffering:
     poller: selectors.BaseSelector
     tpool: futures.ThreadPoolExecutor
     nr_conns: int
+    wsgi: Any
     alive: bool
     keepalived_conns: Any
     method_queue: Any
@@ -245,11 +252,21 @@ class RequestBuffering:
             self.poller.unregister(conn.sock)
         return self.reading.pop(conn)
 
+    def load_wsgi(self) -> None:
+        super().load_wsgi()  # type: ignore[misc]
+        self.wsgi = _WithRepeatedFields(self.wsgi)
+
     def handle_request(self, req: Any, conn: BufferedConn) -> Any:
         if not conn.streamed:
             # The loop answered ``Expect: 100-continue`` when the head arrived (the body is here).
             req._expected_100_continue = False
-        return super().handle_request(req, conn)  # type: ignore[misc]
+        # gunicorn builds the environ from ``req`` and calls the app on this thread, inside
+        # this call; the app's wrapper reads the names from here (``_WithRepeatedFields``).
+        _this_request.repeated = repeated_names(req.headers)
+        try:
+            return super().handle_request(req, conn)  # type: ignore[misc]
+        finally:
+            _this_request.repeated = _NONE
 
     def _keepalive_after(self, conn: BufferedConn, keepalive: bool) -> bool:
         # A streamed body left unread is not drained by a thread (a trickling client would
@@ -357,6 +374,28 @@ class RequestBuffering:
     def handle_quit(self, sig: Any, frame: Any) -> None:
         self.liveness_pool.shutdown(wait=False)
         super().handle_quit(sig, frame)  # type: ignore[misc]
+
+
+_NONE: Final[frozenset[str]] = frozenset()
+#: The request a thread of the worker is running: ``repeated``, the upper-case names of its
+#: header fields sent on more than one line.
+_this_request = threading.local()
+
+
+class _WithRepeatedFields:
+    """The app, called with ``REPEATED_FIELDS`` in its environ: the names
+    ``RequestBuffering.handle_request`` found in the request this thread runs. Other attributes
+    are the app's (``worker.wsgi.extensions`` in the APIs' ``worker_exit`` hooks)."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        environ[REPEATED_FIELDS] = getattr(_this_request, "repeated", _NONE)
+        return self.app(environ, start_response)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.app, name)
 
 
 def _socket_chunks(sock: socket.socket) -> Iterator[bytes]:

@@ -88,6 +88,19 @@ def test_reserve_keeps_the_first_record(client, command_settings) -> None:
     assert client.ttl(idempotency_key(command_settings.redis_prefix, WS, digest)) > 0
 
 
+def test_find_reads_the_stored_record_without_storing_one(client, command_settings) -> None:
+    # A busy import server checks a key's fingerprint this way (422 before its 503).
+    prefix = command_settings.redis_prefix
+    store = RedisIdempotencyStore(client, prefix=prefix, ttl_s=60)
+    digest = uuid.uuid4().hex
+    record = IdempotencyRecord("f1", str(uuid.uuid4()), str(uuid.uuid4()), "seq-1")
+    assert store.find(WS, digest) is None
+    assert client.exists(idempotency_key(prefix, WS, digest)) == 0
+    assert store.reserve(WS, digest, record) is None
+    assert store.find(WS, digest) == record
+    assert store.find("acme", digest) is None
+
+
 def test_a_record_is_indexed_under_the_contact_it_names(client, command_settings) -> None:
     # Issue 16: the worker finds a contact's idempotency records there when it erases it.
     prefix = command_settings.redis_prefix
@@ -137,6 +150,8 @@ def test_redis_down_is_store_unavailable(down_client) -> None:
         RedisIdempotencyStore(down_client, prefix="p:", ttl_s=60).reserve(
             WS, "d", IdempotencyRecord("f", "c", "o")
         )
+    with pytest.raises(StoreUnavailable):
+        RedisIdempotencyStore(down_client, prefix="p:", ttl_s=60).find(WS, "d")
 
 
 def report(import_id: str, state: str = "queued") -> ImportReport:

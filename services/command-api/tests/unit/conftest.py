@@ -94,6 +94,11 @@ class FakeIdempotencyStore(IdempotencyStore):
         first = self.records.setdefault((workspace, key_digest), record)
         return None if first is record else first
 
+    def find(self, workspace: str, key_digest: str) -> IdempotencyRecord | None:
+        if self.down:
+            raise StoreUnavailable("down")
+        return self.records.get((workspace, key_digest))
+
 
 @pytest.fixture
 def publisher() -> FakePublisher:

@@ -75,9 +75,21 @@ def test_patch_accepts_merge_patch_media_type(client, publisher) -> None:
 @pytest.mark.parametrize("method", ["put", "patch", "delete"])
 def test_malformed_ids_are_404(client, publisher, method, path) -> None:
     response = getattr(client, method)(path, json={"first_name": "A"})
+    assert response.status_code == 404  # as the query API answers GET of such an id
+    assert response.mimetype == PROBLEM_JSON
+    # Not werkzeug's "The requested URL was not found on the server...".
+    assert response.json["detail"].startswith("The id in the path is not a contact id")
+    assert publisher.events == []
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/contacts/0b9f3c1e-5d7a-4c2b-9e1f-2a3b4c5d6e7f/more", "/v1/nothing/here"]
+)
+def test_other_unknown_paths_are_the_generic_404(client, path) -> None:
+    response = client.patch(path, json={"first_name": "A"})
     assert response.status_code == 404
     assert response.mimetype == PROBLEM_JSON
-    assert publisher.events == []
+    assert "contact id" not in response.json["detail"]
 
 
 @pytest.mark.parametrize(

@@ -704,6 +704,33 @@ def test_a_server_queuing_as_many_imports_as_it_may_answers_503_and_queues_nothi
     assert len(publisher.events) == 603
 
 
+def test_a_busy_server_still_answers_a_key_reused_with_another_file_422(
+    settings: Settings, build_app: Callable[[Settings], Flask], publisher: FlakyPublisher
+) -> None:
+    # It answered 503, so the client retried a request that could never succeed.
+    one_slot = Settings(**{**_fields(settings), "import_queuing_slots": 1})
+    client = authorized(build_app(one_slot)).test_client()
+    headers = {"Idempotency-Key": "busy-import"}
+    assert post(client, vcards(3), headers=headers).status_code == 202
+    publisher.hold_after = 253
+    assert post(client, vcards(600)).status_code == 202  # holds the only slot
+
+    other_file = post(client, vcards(4), headers=headers)
+    same_file = post(client, vcards(3), headers=headers)
+    unused_key = post(client, vcards(4), headers={"Idempotency-Key": "never-used"})
+
+    assert other_file.status_code == 422
+    assert other_file.json["type"] == "urn:contacts:problem:idempotency-key-reused"
+    assert (same_file.status_code, same_file.headers["Retry-After"]) == (503, "5")
+    assert same_file.json["type"] == "urn:contacts:problem:imports-busy"
+    assert unused_key.status_code == 503
+    publisher.gate.set()
+    assert _slots(client).wait(10)
+    assert len(publisher.events) == 603
+    # Nothing was reserved by the busy answers: the unused key is still free for any file.
+    assert post(client, vcards(5), headers={"Idempotency-Key": "never-used"}).status_code == 202
+
+
 def test_an_import_held_by_its_first_chunk_gives_its_slot_back(
     settings: Settings, build_app: Callable[[Settings], Flask], publisher: FlakyPublisher
 ) -> None:

@@ -35,6 +35,7 @@ from contacts_http.auth.failure_limit import AuthFailureLimiter
 from contacts_http.auth.principal import Authenticator, AuthUnavailable, InvalidToken, Principal
 from contacts_http.auth.scopes import ADMIN
 from contacts_http.problems import ProblemError
+from contacts_http.repeated_fields import BAD_HEADER_PROBLEM, single_header
 from contacts_telemetry.logs import bind_context
 
 #: Paths that never need a token.
@@ -45,8 +46,6 @@ AUTH_UNAVAILABLE_PROBLEM: Final = "urn:contacts:problem:auth-unavailable"
 TOO_MANY_FAILURES_PROBLEM: Final = "urn:contacts:problem:too-many-auth-failures"
 NO_WORKSPACE_PROBLEM: Final = "urn:contacts:problem:no-workspace"
 WORKSPACE_NOT_ALLOWED_PROBLEM: Final = "urn:contacts:problem:workspace-not-allowed"
-#: The type of a request header the API cannot read (the command API's header checks use it).
-BAD_HEADER_PROBLEM: Final = "urn:contacts:problem:bad-header"
 #: The header an operator (scope ``contacts:admin``) names the workspace it acts on with.
 WORKSPACE_HEADER: Final = "X-Contacts-Workspace"
 #: ``Retry-After`` (seconds) of the 503 answered while the JWKS cannot be fetched.
@@ -196,7 +195,7 @@ def _workspace_of(principal: Principal) -> str:
     """The workspace ``principal`` acts on: its own, or, for an operator (``contacts:admin``),
     the one ``X-Contacts-Workspace`` names (logged). Raises ``ProblemError`` 403 when the
     identity names no workspace or a non-operator names one, 400 for a header that is no
-    workspace id."""
+    workspace id or is sent more than once (``repeated_fields.single_header``)."""
     named = request.headers.get(WORKSPACE_HEADER)
     if named is not None:
         if ADMIN not in principal.scopes:
@@ -224,6 +223,7 @@ def _workspace_of(principal: Principal) -> str:
 
 
 def _header_workspace(named: str) -> str:
+    single_header(request, WORKSPACE_HEADER)
     try:
         return check_workspace(named.strip())
     except InvalidWorkspace as exc:

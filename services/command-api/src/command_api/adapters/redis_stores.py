@@ -73,12 +73,16 @@ class RedisIdempotencyStore(IdempotencyStore):
             raw = self._reserve_step_by_step(workspace, key, key_digest, record)
         else:
             raw = self._reserve_in_one_script(workspace, key, key_digest, record)
-        if raw is None:
-            return None
-        try:
-            return IdempotencyRecord.from_dict(json.loads(raw))
-        except (KeyError, ValueError, TypeError) as exc:
-            raise StoreUnavailable("Unreadable idempotency record") from exc
+        return _record_of(raw)
+
+    def find(self, workspace: str, key_digest: str) -> IdempotencyRecord | None:
+        """GET the record (one round trip). Raises ``StoreUnavailable`` when Redis does not
+        answer in time or the record is unreadable."""
+        with bounded_call():
+            raw: bytes | str | None = self._client.get(  # type: ignore[assignment]
+                idempotency_key(self._prefix, workspace, key_digest)
+            )
+        return _record_of(raw)
 
     def _reserve_in_one_script(
         self, workspace: str, key: str, key_digest: str, record: IdempotencyRecord
@@ -101,6 +105,15 @@ class RedisIdempotencyStore(IdempotencyStore):
         if first is not None and _contact_of(first) != record.contact_id:
             self._index.discard(workspace, record.contact_id, key_digest)
         return first
+
+
+def _record_of(raw: bytes | str | None) -> IdempotencyRecord | None:
+    if raw is None:
+        return None
+    try:
+        return IdempotencyRecord.from_dict(json.loads(raw))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise StoreUnavailable("Unreadable idempotency record") from exc
 
 
 def _contact_of(raw: bytes | str) -> str | None:

@@ -281,7 +281,8 @@ def contacts_blueprint() -> Blueprint:
     ``POST /v1/contacts/batch`` and ``PUT|PATCH|DELETE /v1/contacts/{id}`` (Flask endpoints
     ``contacts.Contacts``, ``contacts.Upsert``, ``contacts.Batch``, ``contacts.Contact``).
 
-    Malformed ids answer 404 (the route only matches a UUID).
+    Malformed ids answer 404 (the route only matches a UUID), whose detail says the id is not
+    a contact id (``errors.NOT_A_CONTACT_ID_DETAIL``).
     """
     blp = Blueprint(
         "contacts",

@@ -7,6 +7,10 @@ transaction that writes (docs/architecture.md §5.4). Decisions, documented in t
 - a weak ETag (``W/"3"``) can never match under the strong comparison If-Match uses, and
   ``"0"`` is no version a contact ever has: both answer 412 at once, nothing enqueued;
 - ``*``, a list of ETags, or anything that is not one quoted integer: 400.
+
+``If-Match`` and ``Idempotency-Key`` sent on more than one field line are a 400 naming the
+header (``contacts_http.repeated_fields``): the server joins their values with a comma, and a
+comma is a valid key character, so the joined value would be taken as one key.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from flask import Request
 
 from command_api.service_layer.idempotency import KEY_PATTERN
 from contacts_http import MEDIA_TYPE_PROBLEM, ProblemError
-from contacts_http.auth.guard import BAD_HEADER_PROBLEM
+from contacts_http.repeated_fields import BAD_HEADER_PROBLEM, single_header
 
 _STRONG_ETAG: Final = re.compile(r'^"(0|[1-9][0-9]{0,17})"$')
 _WEAK_ETAG: Final = re.compile(r'^W/"(0|[1-9][0-9]{0,17})"$')
@@ -64,10 +68,10 @@ def version_of_etag(value: str) -> int:
 def expected_version(request: Request) -> int | None:
     """Return the version ``If-Match`` names, or ``None`` without the header.
 
-    Raises ``ProblemError`` 400 for a malformed value, ``*`` or a list, and 412 for a weak
-    ETag or ``"0"`` (neither can match); see ``version_of_etag``.
+    Raises ``ProblemError`` 400 for a malformed value, ``*``, a list or the header sent more
+    than once, and 412 for a weak ETag or ``"0"`` (neither can match); see ``version_of_etag``.
     """
-    raw = request.headers.get("If-Match")
+    raw = single_header(request, "If-Match")
     if raw is None:
         return None
     try:
@@ -86,9 +90,10 @@ def expected_version(request: Request) -> int | None:
 def idempotency_key(request: Request) -> str | None:
     """Return the ``Idempotency-Key`` header, or ``None`` without it.
 
-    Raises ``ProblemError`` 400 unless it is 1–255 visible ASCII characters.
+    Raises ``ProblemError`` 400 unless it is 1–255 visible ASCII characters sent on one field
+    line (``single_header``).
     """
-    raw = request.headers.get("Idempotency-Key")
+    raw = single_header(request, "Idempotency-Key")
     if raw is None:
         return None
     if not KEY_PATTERN.match(raw):

@@ -1,15 +1,16 @@
 """``POST /v1/imports``: a whole address book (vCard or CSV) in one request, answered ``202``.
 
 Issue 3, item 3. The request goes: media type (415) → ``Content-Length`` above
-``IMPORT_MAX_BYTES`` (413, nothing read) → the body streamed into a spooled temporary file
-while it is counted and hashed (413 past ``IMPORT_MAX_BYTES``) → ``Idempotency-Key`` (400) →
-a free background slot of this process (``IMPORT_QUEUING_SLOTS``; else 503 with
-``Retry-After``) → the use case (``service_layer.imports.import_upload``): the whole file
+``IMPORT_MAX_BYTES`` (413, nothing read) → the body streamed into a spooled temporary file while
+it is counted and hashed (413 past ``IMPORT_MAX_BYTES``) → ``Idempotency-Key`` (400) → a free
+background slot of this process (``IMPORT_QUEUING_SLOTS``; else 503 with ``Retry-After``, but
+422 when the key's stored fingerprint names another file: a busy server reads the body for it,
+``refuse_reused_key``) → the use case (``service_layer.imports.import_upload``): the whole file
 validated (400 not that format, 413 past ``IMPORT_MAX_RECORDS``), the key reserved (422 reused
-with another file), the report stored (503 when Redis does not answer), the first chunk of
-valid records queued (503 with the counts when the queue does not take it) → ``202`` with the
-counts, ``status`` ``queuing`` (``queued`` when that chunk held every record) and ``Location``
-of the report on the query API; the rest is queued after the answer on a background thread
+with another file), the report stored (503 when Redis does not answer), the first chunk of valid
+records queued (503 with the counts when the queue does not take it) → ``202`` with the counts,
+``status`` ``queuing`` (``queued`` when that chunk held every record) and ``Location`` of the
+report on the query API; the rest is queued after the answer on a background thread
 (``QueuingImport.finish`` on ``adapters.background_imports.ImportSlots``). Nothing is queued
 unless the file was read whole and its report stored.
 
@@ -49,6 +50,7 @@ from command_api.service_layer.imports import (
     QueuingImport,
     Upload,
     import_upload,
+    refuse_reused_key,
 )
 from command_api.service_layer.ports import ImportReportWriter
 from contacts_domain.imports import ImportFormat, ImportReport
@@ -175,12 +177,15 @@ def import_address_book() -> Any:
     take the first records, the answer is 503 with the counts, and sending the same file
     with the same `Idempotency-Key` queues the rest (without a key, a retry queues every
     record again). A server already queuing `IMPORT_QUEUING_SLOTS` imports answers 503
-    with `Retry-After`.
+    with `Retry-After` (422 all the same when the `Idempotency-Key` was used with another
+    file).
     """
     file_format = _format()
     api = _import_api()
     key = headers.idempotency_key(request)
     if not api.slots.acquire():
+        if key is not None:
+            _refuse_reused_key(api, file_format, key)
         raise _busy(api.slots.slots)
     try:
         queuing = _accept(api, file_format, key)
@@ -210,6 +215,17 @@ def _accept(api: ImportApi, file_format: ImportFormat, key: str | None) -> Queui
             traceparent=current_traceparent(),
             idempotency_key=key,
         )
+    finally:
+        upload.file.close()
+
+
+def _refuse_reused_key(api: ImportApi, file_format: ImportFormat, key: str) -> None:
+    """On a busy server: raise ``IdempotencyKeyReused`` (422) when ``key`` names another file,
+    as an idle server would answer, so a client never retries a request that cannot succeed
+    (``refuse_reused_key``). The body is read for its fingerprint (413 past the limit)."""
+    upload = _spool(file_format, api.limits.max_bytes)
+    try:
+        refuse_reused_key(upload, api.context, workspace=request_workspace(), key=key)
     finally:
         upload.file.close()
 

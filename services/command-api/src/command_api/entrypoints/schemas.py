@@ -422,8 +422,8 @@ IF_MATCH: Final = {
     "name": "If-Match",
     "required": False,
     "description": 'One strong ETag `"<version>"` from the query API. A weak ETag or `"0"` '
-    "answers 412 at once; `*` or a list answers 400. A mismatch found by the worker ends the "
-    "operation `rejected` with reason `version_mismatch`.",
+    "answers 412 at once; `*`, a list or two `If-Match` fields answer 400. A mismatch found "
+    "by the worker ends the operation `rejected` with reason `version_mismatch`.",
     "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
     "example": '"1"',
 }
@@ -433,7 +433,8 @@ IDEMPOTENCY_KEY: Final = {
     "required": False,
     "description": "1-255 visible ASCII characters, unique per create (a UUID is best). Retries "
     "with the same key and body answer the same ids and create one contact; the same key "
-    "with another body answers 422. Remembered 24 h.",
+    "with another body answers 422. Remembered 24 h. Send it once: two `Idempotency-Key` "
+    "fields (which the server would join with a comma) answer 400.",
     "schema": IDEMPOTENCY_KEY_SCHEMA,
 }
 BATCH_IDEMPOTENCY_KEY: Final = {
@@ -442,14 +443,16 @@ BATCH_IDEMPOTENCY_KEY: Final = {
     "ids of operation `i` are derived from the key and `i`: a retry with the same key and "
     "body queues the same events again (SQS and the worker drop the duplicates) and answers "
     "the same ids, so retrying a `207` or a `503` whole is safe. The same key with another "
-    "body answers 422. Remembered 24 h.",
+    "body answers 422. Remembered 24 h. Send it once: two `Idempotency-Key` fields answer "
+    "400.",
 }
 CHANGE_IDEMPOTENCY_KEY: Final = {
     **IDEMPOTENCY_KEY,
     "description": "1-255 visible ASCII characters, unique per write (a UUID is best). A retry "
     "with the same key, contact, body and `If-Match` answers the same operation and is applied "
     "once: a PATCH retried after a lost answer is neither applied twice nor rejected by its own "
-    "`If-Match`. The same key with another write answers 422. Remembered 24 h.",
+    "`If-Match`. The same key with another write answers 422. Remembered 24 h. Send it once: "
+    "two `Idempotency-Key` fields answer 400.",
 }
 MATCH_ON: Final = {
     "in": "query",
@@ -494,7 +497,8 @@ IMPORT_IDEMPOTENCY_KEY: Final = {
     "import id is derived from it: sending the same file again with the same key answers the "
     "same import id and queues its records again, which the queue and the worker drop as "
     "duplicates (the way to finish an import that answered 503). The same key with another "
-    "file (or format) answers 422. Remembered 24 h.",
+    "file (or format) answers 422, also while the server is too busy to import (503 for the "
+    "same file). Remembered 24 h. Send it once: two `Idempotency-Key` fields answer 400.",
     "schema": IDEMPOTENCY_KEY_SCHEMA,
 }
 IMPORT_503: Final = (

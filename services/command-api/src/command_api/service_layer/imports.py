@@ -83,6 +83,7 @@ logger = logging.getLogger(__name__)
 #: less memory after a 10,000-card import (in-process: +21 MiB, against +25 for one of 500
 #: and +35 for two of 500).
 CHUNK_SIZE: Final = 250
+_KEY_REUSED: Final = "This Idempotency-Key was used with a different request."
 #: Chunks being sent at once (``_queue``); their calls share the publisher's send threads.
 _CHUNKS_IN_FLIGHT: Final = 2
 #: Further tries of a chunk's events the queue did not take, and the pause before the first
@@ -468,8 +469,24 @@ def _reserve(
         logger.warning("Idempotency store unavailable; relying on derived ids", exc_info=True)
         return None
     if first is not None and first.fingerprint != record.fingerprint:
-        raise IdempotencyKeyReused("This Idempotency-Key was used with a different request.")
+        raise IdempotencyKeyReused(_KEY_REUSED)
     return first.sequence if first is not None else None
+
+
+def refuse_reused_key(upload: Upload, context: Context, *, workspace: str, key: str) -> None:
+    """Raise ``IdempotencyKeyReused`` when ``key`` is bound in ``workspace`` to an upload
+    other than ``upload`` (its stored fingerprint differs), without reserving anything: the
+    check a server too busy to run ``import_upload`` makes, so a reused key answers 422 there
+    too. A key never used, or bound to this upload, passes; so does an idempotency store that
+    does not answer (fail open, as ``import_upload``)."""
+    digest = derive_import(workspace, key).key_digest
+    try:
+        first = context.idempotency.find(workspace, digest)
+    except StoreUnavailable:
+        logger.warning("Idempotency store unavailable; key reuse not checked", exc_info=True)
+        return
+    if first is not None and first.fingerprint != upload.fingerprint:
+        raise IdempotencyKeyReused(_KEY_REUSED)
 
 
 def _sequences(context: Context, first: str, count: int) -> list[str]:

@@ -82,6 +82,11 @@ class IdempotencyStore(abc.ABC):
         does not answer in time.
         """
 
+    @abc.abstractmethod
+    def find(self, workspace: str, key_digest: str) -> IdempotencyRecord | None:
+        """The record stored under ``key_digest`` in ``workspace``, or ``None`` (never stored,
+        or expired). Raises ``StoreUnavailable`` when the store does not answer in time."""
+
 
 class ImportReportWriter(abc.ABC):
     """Writes import reports, kept ``IMPORT_REPORT_TTL_S`` seconds (7 days by default) under
