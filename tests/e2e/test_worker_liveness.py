@@ -109,8 +109,11 @@ def test_c16_pickup_latency_is_not_the_long_poll_and_idle_polling_is_bounded(
         samples.append(proxied.post_and_wait() * 1000)
     cuts = statistics.quantiles(samples, n=100, method="inclusive")
     print(f"\nC16 POST -> applied (ms): p50 {cuts[49]:.1f} p95 {cuts[94]:.1f} p99 {cuts[98]:.1f}")
-    # A message must not wait for the long poll to end (kombu #2413): far below WAIT_TIME_S.
-    assert cuts[98] < WAIT_TIME_S * 1000 / 4
+    # A message must not wait for the long poll to end (kombu #2413): with that defect a message
+    # sent during an idle poll waits for its end, 0 to WAIT_TIME_S later (median ~WAIT_TIME_S/2,
+    # 90th percentile ~0.9 x WAIT_TIME_S). Not the p99: one stall of a loaded machine is not it.
+    assert cuts[49] < WAIT_TIME_S * 1000 / 4
+    assert cuts[89] < WAIT_TIME_S * 1000 / 2
 
     before = proxied.sqs.http_requests
     time.sleep(10)
