@@ -71,6 +71,16 @@ class FakeReportWriter(ImportReportWriter):
         self.saved.append(report)
         self.workspaces.append(workspace)
 
+    def created_at(self, workspace: str, import_id: str) -> dt.datetime | None:
+        if self.down:
+            raise StoreUnavailable("down")
+        stored = [
+            report.created_at
+            for report, where in zip(self.saved, self.workspaces, strict=True)
+            if report.import_id == import_id and where == workspace
+        ]
+        return stored[-1] if stored else None
+
     def last(self, import_id: str) -> ImportReport:
         return [report for report in self.saved if report.import_id == import_id][-1]
 
@@ -736,6 +746,36 @@ def test_a_replay_answers_the_same_import_and_queues_the_same_events(
     ids = [event.id for event in publisher.events]
     assert ids[:3] == ids[3:] == [record_ids(import_id, n).event_id for n in (1, 2, 3)]
     assert [report.import_id for report in reports.saved] == [import_id] * 4
+
+
+def test_a_replay_keeps_the_first_attempts_created_at(
+    settings: Settings,
+    publisher: FlakyPublisher,
+    reports: FakeReportWriter,
+    operations: OperationStore,
+    idempotency: IdempotencyStore,
+) -> None:
+    moment = [dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)]
+    app = create_app(
+        settings,
+        publisher=publisher,
+        operations=operations,
+        idempotency=idempotency,
+        import_reports=reports,
+        clock=HybridLogicalClock(node="test"),
+        now=lambda: moment[0],
+        readiness_checks={},
+    )
+    client = authorized(app).test_client()
+    headers = {"Idempotency-Key": "import-2026-11-29"}
+    assert post(client, vcards(3), headers=headers).status_code == 202
+    moment[0] += dt.timedelta(minutes=5)
+    assert post(client, vcards(3), headers=headers).status_code == 202
+
+    assert len(reports.saved) == 4
+    assert {report.created_at for report in reports.saved} == {
+        dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
+    }
 
 
 def test_a_key_reused_with_another_file_is_refused(
