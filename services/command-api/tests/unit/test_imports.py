@@ -1000,6 +1000,34 @@ def test_the_openapi_document_describes_repaired_and_the_retry_without_a_key(
     assert "`repaired`" in operation["description"]
 
 
+def test_an_unclosed_quote_in_a_csv_is_an_invalid_row_and_the_rows_after_it_are_imported(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
+) -> None:
+    body = (
+        b"First Name,Last Name,E-mail Address,Notes\n"
+        b'"Quo,X,quo1@example.com,n\n'
+        b"Ann,Y,ann-q@example.com,n\n"
+        b"Bob,Z,bob-q@example.com,n\n"
+    )
+
+    response = post(client, body, CSV)
+
+    assert response.status_code == 202
+    counts = {name: response.json[name] for name in ("received", "accepted", "invalid")}
+    assert counts == {"received": 3, "accepted": 2, "invalid": 1}
+    assert [e.data["first_name"] for e in publisher.events] == ["Ann", "Bob"]
+    *_, report = reports.saved
+    assert [(e.position, e.line, e.field, e.message) for e in report.errors] == [
+        (
+            2,
+            2,
+            "_card",
+            "The row starting on line 2 could not be read: a quoted field is not closed "
+            "before the end of the file.",
+        )
+    ]
+
+
 # --- encodings (issue 16, item 1) -------------------------------------------------------------
 
 
