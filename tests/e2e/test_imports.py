@@ -11,6 +11,7 @@ import collections
 import io
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -200,3 +201,38 @@ def test_import_export_delete_everything_import_gives_the_same_contacts(
     assert collections.Counter(map(comparable, after)) == collections.Counter(
         map(comparable, before)
     )
+
+
+def test_a_broken_csv_quote_and_a_blank_name_are_reported_and_a_retry_keeps_created_at(
+    importing: Stack,
+) -> None:
+    body = (
+        "First Name,Last Name,E-mail Address,Notes\n"
+        '"Quo,X,quo-e2e@example.com,n\n'
+        "Ann,Y,ann-q-e2e@example.com,n\n"
+        "Bob,Z,bob-q-e2e@example.com,n\n"
+        "\u2800,\U0001d159,blank-e2e@example.com,n\n"
+    ).encode()
+    headers = {"Content-Type": "text/csv", "Idempotency-Key": f"csv-quote-{uuid.uuid4()}"}
+
+    first = api.post(f"{importing.command_url}/v1/imports", data=body, headers=headers, timeout=60)
+    assert first.status_code == 202, first.text
+    accepted = first.json()
+    assert (accepted["received"], accepted["accepted"], accepted["invalid"]) == (4, 2, 2)
+    report = wait_import(importing, accepted["import_id"])
+    assert report["applied"] == 2
+    assert [(e["line"], e["field"]) for e in report["errors"]] == [
+        (2, "_card"),
+        (5, "first_name"),
+        (5, "last_name"),
+    ]
+    assert report["errors"][0]["message"] == (
+        "The row starting on line 2 could not be read: a quoted field is not closed before "
+        "the end of the file."
+    )
+
+    again = api.post(f"{importing.command_url}/v1/imports", data=body, headers=headers, timeout=60)
+    assert again.status_code == 202, again.text
+    assert again.json()["import_id"] == accepted["import_id"]
+    retried = wait_import(importing, accepted["import_id"])
+    assert retried["created_at"] == report["created_at"]

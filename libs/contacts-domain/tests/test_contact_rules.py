@@ -67,7 +67,9 @@ def test_c04_empty_string_means_null_everywhere() -> None:
     }
 
 
-@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u0301\u0308", "\u200b \u200d"])
+@pytest.mark.parametrize(
+    "invisible", ["\u200b", "\ufeff", "\u0301\u0308", "\u200b \u200d", "\u2800", "\U0001d159"]
+)
 def test_a_name_without_a_visible_character_means_null(invisible: str) -> None:
     assert patch({"last_name": invisible}) == {"last_name": None}
     assert full({"first_name": invisible, "last_name": "Example"})["first_name"] is None

@@ -87,6 +87,14 @@ INVISIBLE_NAMES = [
     "\u0301\u0308\u20dd",  # combining marks only (Mn, Mn, Me)
     " \u200b \u00a0\u200b ",  # spaces between format characters
     "\u3164\uffa0",  # Hangul fillers
+    "\u115f\u1160",  # Hangul choseong and jungseong fillers
+    "\u2800",  # BRAILLE PATTERN BLANK
+    "\U0001d159",  # MUSICAL SYMBOL NULL NOTEHEAD
+    " \u2800 \U0001d159 ",  # blank symbols between spaces
+    "\ufff0\u2065",  # unassigned default-ignorable code points
+    "\U000e0001\U000e0041\U000e007f",  # tag characters (Cf)
+    "\U000e0080\U000e01f0",  # unassigned in the tag block, default-ignorable
+    "\u17b4\u180e\u034f\u00ad",  # KHMER VOWEL INHERENT AQ, MVS, CGJ, SOFT HYPHEN
 ]
 
 
@@ -103,6 +111,9 @@ def test_a_name_without_a_visible_character_is_empty(raw: str) -> None:
         ("\u0915\u093e", "\u0915\u093e"),
         ("  李  ", "李"),
         ("O'Neil", "O'Neil"),
+        ("\u2800Rosa", "\u2800Rosa"),
+        ("Rosa\U0001d159", "Rosa\U0001d159"),
+        ("\u3164\u1100", "\u3164\u1100"),
     ],
 )
 def test_a_name_with_a_visible_character_is_kept(raw: str, stored: str) -> None:

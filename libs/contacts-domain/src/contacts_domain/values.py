@@ -21,8 +21,15 @@ _ALLOWED_IN_MULTILINE = frozenset("\n\t")
 #: Categories of characters that draw nothing on their own: format characters (U+200B ZERO
 #: WIDTH SPACE, U+200D, U+2060, U+FEFF...), combining marks and separators.
 _INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Mc", "Me", "Zs", "Zl", "Zp"})
-#: The Hangul fillers: letters by category, but default-ignorable and drawn blank.
-_INVISIBLE_LETTERS = frozenset("\u115f\u1160\u3164\uffa0")
+#: Invisible code points of other categories. The Default_Ignorable_Code_Point set (Unicode
+#: 15.1, DerivedCoreProperties.txt; a renderer draws nothing for them, known or not) beyond the
+#: categories above: the Hangul fillers U+115F, U+1160, U+3164, U+FFA0 (letters by category)
+#: and the code points reserved for more such characters (U+2065, U+FFF0-U+FFF8, unassigned
+#: U+E0000-U+E0FFF); and symbols whose glyph is blank: U+2800 BRAILLE PATTERN BLANK, U+1D159
+#: MUSICAL SYMBOL NULL NOTEHEAD.
+_INVISIBLE_CODE_POINTS = re.compile(
+    "[\u115f\u1160\u2065\u3164\uffa0\ufff0-\ufff8\U000e0000-\U000e0fff\u2800\U0001d159]"
+)
 
 
 #: Bidirectional embedding, override and isolate controls (LRE, RLE, PDF, LRO, RLO; LRI, RLI,
@@ -87,7 +94,10 @@ def parse_name(raw: object) -> str | None:
     points), or ``None`` when it has no visible character.
 
     A name made only of format characters (``"\\u200b"``, ``"\\ufeff"``), combining marks,
-    spaces or Hangul fillers shows as nothing, so it counts as empty: ``None``, like ``""``.
+    spaces, default-ignorable code points (Hangul fillers, U+E0000-U+E0FFF...) or blank
+    symbols (U+2800 BRAILLE PATTERN BLANK, U+1D159 MUSICAL SYMBOL NULL NOTEHEAD) shows as
+    nothing, so it counts as empty: ``None``, like ``""``. A name with one visible character
+    besides them is kept whole.
     Raises ``ValueError`` as ``clean_text`` does.
     """
     text = clean_text(raw, max_length=limits.NAME_MAX)
@@ -97,8 +107,8 @@ def parse_name(raw: object) -> str | None:
 
 
 def _visible(char: str) -> bool:
-    return (
-        unicodedata.category(char) not in _INVISIBLE_CATEGORIES and char not in _INVISIBLE_LETTERS
+    return unicodedata.category(char) not in _INVISIBLE_CATEGORIES and not (
+        _INVISIBLE_CODE_POINTS.match(char)
     )
 
 

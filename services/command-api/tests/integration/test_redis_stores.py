@@ -193,6 +193,17 @@ def test_a_rewritten_import_report_replaces_the_first(client, command_settings) 
     assert stored["state"] == "failed"
 
 
+def test_the_created_at_of_a_stored_import_report(client, command_settings) -> None:
+    writer = RedisImportReportWriter(
+        client, prefix=command_settings.redis_prefix, ttl_s=60, lease_s=30
+    )
+    import_id = str(uuid.uuid4())
+    assert writer.created_at(WS, import_id) is None
+    writer.save(WS, report(import_id))
+    assert writer.created_at(WS, import_id) == report(import_id).created_at
+    assert writer.created_at("acme", import_id) is None
+
+
 def test_the_queuing_lease_lives_lease_s_after_each_renewal(client, command_settings) -> None:
     writer = RedisImportReportWriter(
         client, prefix=command_settings.redis_prefix, ttl_s=60, lease_s=30
@@ -216,3 +227,5 @@ def test_redis_down_fails_the_import_report_writer(down_client) -> None:
         RedisImportReportWriter(down_client, prefix="p:", ttl_s=60, lease_s=30).hold_queuing(
             WS, "i"
         )
+    with pytest.raises(StoreUnavailable):
+        RedisImportReportWriter(down_client, prefix="p:", ttl_s=60, lease_s=30).created_at(WS, "i")

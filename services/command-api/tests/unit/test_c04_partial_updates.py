@@ -90,11 +90,21 @@ def test_c04_empty_patch_is_400_and_enqueues_nothing(client, publisher, stored) 
         {"email": "a@example.com"},
         {"first_name": None, "last_name": None, "company": "ACME"},
         {"first_name": "", "company": "ACME"},
+        {"first_name": "\u2800", "company": "ACME"},  # BRAILLE PATTERN BLANK: shows nothing
+        {"first_name": "\U0001d159", "last_name": "\u3164"},  # NULL NOTEHEAD, Hangul filler
         {},
     ],
 )
 def test_c04_put_without_any_name_is_400(client, publisher, body) -> None:
     response = client.put("/v1/contacts/1b4e28ba-2fa1-41d2-883f-0016d3cca427", json=body)
+    assert response.status_code == 400
+    assert set(response.get_json()["errors"]) >= {"first_name", "last_name"}
+    assert publisher.events == []
+
+
+@pytest.mark.parametrize("blank", ["\u2800", "\U0001d159", "\u2800 \U0001d159"])
+def test_c04_create_with_a_blank_symbol_for_a_name_is_400(client, publisher, blank) -> None:
+    response = client.post("/v1/contacts", json={"first_name": blank})
     assert response.status_code == 400
     assert set(response.get_json()["errors"]) >= {"first_name", "last_name"}
     assert publisher.events == []

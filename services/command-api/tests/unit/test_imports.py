@@ -71,6 +71,16 @@ class FakeReportWriter(ImportReportWriter):
         self.saved.append(report)
         self.workspaces.append(workspace)
 
+    def created_at(self, workspace: str, import_id: str) -> dt.datetime | None:
+        if self.down:
+            raise StoreUnavailable("down")
+        stored = [
+            report.created_at
+            for report, where in zip(self.saved, self.workspaces, strict=True)
+            if report.import_id == import_id and where == workspace
+        ]
+        return stored[-1] if stored else None
+
     def last(self, import_id: str) -> ImportReport:
         return [report for report in self.saved if report.import_id == import_id][-1]
 
@@ -765,6 +775,36 @@ def test_a_replay_answers_the_same_import_and_queues_the_same_events(
     assert [report.import_id for report in reports.saved] == [import_id] * 4
 
 
+def test_a_replay_keeps_the_first_attempts_created_at(
+    settings: Settings,
+    publisher: FlakyPublisher,
+    reports: FakeReportWriter,
+    operations: OperationStore,
+    idempotency: IdempotencyStore,
+) -> None:
+    moment = [dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)]
+    app = create_app(
+        settings,
+        publisher=publisher,
+        operations=operations,
+        idempotency=idempotency,
+        import_reports=reports,
+        clock=HybridLogicalClock(node="test"),
+        now=lambda: moment[0],
+        readiness_checks={},
+    )
+    client = authorized(app).test_client()
+    headers = {"Idempotency-Key": "import-2026-11-29"}
+    assert post(client, vcards(3), headers=headers).status_code == 202
+    moment[0] += dt.timedelta(minutes=5)
+    assert post(client, vcards(3), headers=headers).status_code == 202
+
+    assert len(reports.saved) == 4
+    assert {report.created_at for report in reports.saved} == {
+        dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
+    }
+
+
 def test_a_key_reused_with_another_file_is_refused(
     client: FlaskClient, publisher: FlakyPublisher
 ) -> None:
@@ -985,6 +1025,34 @@ def test_the_openapi_document_describes_repaired_and_the_retry_without_a_key(
     operation = document["paths"]["/v1/imports"]["post"]
     assert "Without a key" in operation["responses"]["503"]["description"]
     assert "`repaired`" in operation["description"]
+
+
+def test_an_unclosed_quote_in_a_csv_is_an_invalid_row_and_the_rows_after_it_are_imported(
+    client: FlaskClient, publisher: FlakyPublisher, reports: FakeReportWriter
+) -> None:
+    body = (
+        b"First Name,Last Name,E-mail Address,Notes\n"
+        b'"Quo,X,quo1@example.com,n\n'
+        b"Ann,Y,ann-q@example.com,n\n"
+        b"Bob,Z,bob-q@example.com,n\n"
+    )
+
+    response = post(client, body, CSV)
+
+    assert response.status_code == 202
+    counts = {name: response.json[name] for name in ("received", "accepted", "invalid")}
+    assert counts == {"received": 3, "accepted": 2, "invalid": 1}
+    assert [e.data["first_name"] for e in publisher.events] == ["Ann", "Bob"]
+    *_, report = reports.saved
+    assert [(e.position, e.line, e.field, e.message) for e in report.errors] == [
+        (
+            2,
+            2,
+            "_card",
+            "The row starting on line 2 could not be read: a quoted field is not closed "
+            "before the end of the file.",
+        )
+    ]
 
 
 # --- encodings (issue 16, item 1) -------------------------------------------------------------

@@ -12,6 +12,7 @@ client's socket timeouts; a Redis error or timeout becomes ``StoreUnavailable``.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import redis
@@ -40,6 +41,20 @@ class RedisImportReportWriter(ImportReportWriter):
         value = json.dumps(report.to_dict(), ensure_ascii=False, separators=(",", ":"))
         with bounded_call():
             self._client.set(key, value, ex=self._ttl_s)
+
+    def created_at(self, workspace: str, import_id: str) -> dt.datetime | None:
+        """GET of the stored report, ``None`` when there is none or it cannot be read (then
+        the report is written afresh). Raises ``StoreUnavailable`` when Redis does not answer
+        in time."""
+        key = import_key(self._prefix, workspace, import_id)
+        with bounded_call():
+            value = self._client.get(key)
+        if value is None:
+            return None
+        try:
+            return ImportReport.from_dict(json.loads(value)).created_at
+        except (KeyError, TypeError, ValueError):
+            return None
 
     def hold_queuing(self, workspace: str, import_id: str) -> None:
         """SET of the lease key with a TTL of ``lease_s`` seconds. Raises ``StoreUnavailable``

@@ -227,7 +227,8 @@ def import_upload(
     their events reach the worker (docs/architecture.md §5.3).
 
     The report is stored ``queuing`` (with the queuing lease) before the first chunk is sent,
-    then ``queued`` at once when that chunk held every valid record. Raises, with nothing
+    then ``queued`` at once when that chunk held every valid record; a keyed retry's report
+    keeps the ``created_at`` of the report its first attempt stored. Raises, with nothing
     queued: ``ImportFormatError`` (the file is not of its format), ``ImportTooLarge`` (over
     ``limits``), ``IdempotencyKeyReused`` (the key was used with another upload),
     ``StoreUnavailable`` (the report could not be stored). Raises ``ImportNotQueued`` (the
@@ -244,6 +245,10 @@ def import_upload(
         if derived is not None:
             record = IdempotencyRecord(upload.fingerprint, import_id, import_id, first)
             first = _reserve(context, workspace, derived.key_digest, record) or first
+            # A retry rewrites the first attempt's report: it keeps that attempt's created_at.
+            created_at = reports.created_at(workspace, import_id)
+            if created_at is not None:
+                report = replace(report, created_at=created_at)
         sequences = _sequences(context, first, report.accepted)
         reports.save(workspace, report)
         reports.hold_queuing(workspace, import_id)

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import abc
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -97,6 +98,15 @@ class ImportReportWriter(abc.ABC):
     def save(self, workspace: str, report: ImportReport) -> None:
         """Store ``report`` of an import of ``workspace`` (replacing any report of the same
         import there), resetting its TTL.
+
+        Raises ``StoreUnavailable`` when the store does not answer in time.
+        """
+
+    @abc.abstractmethod
+    def created_at(self, workspace: str, import_id: str) -> dt.datetime | None:
+        """The ``created_at`` of the report stored for an import of ``workspace``, or ``None``
+        when none is (never stored, or expired): a retry with the same ``Idempotency-Key``
+        keeps its first attempt's.
 
         Raises ``StoreUnavailable`` when the store does not answer in time.
         """
