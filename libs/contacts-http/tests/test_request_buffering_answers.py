@@ -36,7 +36,13 @@ def chunked(body: bytes) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def port() -> Iterator[int]:
+def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """gunicorn's stderr (its warnings and errors) for the module's server."""
+    return tmp_path_factory.mktemp("gunicorn") / "stderr.log"
+
+
+@pytest.fixture(scope="module")
+def port(server_log: Path) -> Iterator[int]:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = int(probe.getsockname()[1])
@@ -53,11 +59,12 @@ def port() -> Iterator[int]:
         "buffering_echo_app:app",
     ]
     env = {**os.environ, "REQUEST_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S)}
-    server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    with server_log.open("wb") as log:
+        server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            assert server.poll() is None, server.stderr.read() if server.stderr else ""
+            assert server.poll() is None, server_log.read_text()
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 break
@@ -216,3 +223,88 @@ def test_a_value_holding_a_comma_is_one_field(port) -> None:
     seen = fields_seen(port, b"Idempotency-Key: k1,k2\r\n")
     assert seen["fields"]["HTTP_IDEMPOTENCY_KEY"] == "k1,k2"
     assert seen["repeated"] == []
+
+
+def problem_of(response: bytes) -> dict[str, object]:
+    return dict(json.loads(response.partition(b"\r\n\r\n")[2]))
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "detail"),
+    [
+        (b"GET * HTTP/1.1\r\nHost: a\r\n\r\n", "The request line is not valid"),
+        (b"GET /echo?q=a\x01b HTTP/1.1\r\nHost: a\r\n\r\n", "The request line is not valid"),
+        (b"get /echo HTTP/1.1\r\nHost: a\r\n\r\n", "The request method is not valid"),
+        (post(b"Host: a\r\n", version=b"HTTP/2.0"), "The HTTP version is not supported"),
+        (post(b"Host: a\r\nContent-Length: -1\r\n"), "The Content-Length header is not valid"),
+        (
+            post(b"Host: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n") + b"hello",
+            "The Content-Length header is not valid",
+        ),
+        (post(b"Host: a\r\nTransfer-Encoding: gzip\r\n"), "The Transfer-Encoding header"),
+        (
+            post(b"Host: a\r\nX-Bad: a\x01b\r\n"),
+            "The value of the header field X-BAD holds a control",
+        ),
+        (post(b"Host: a\r\nHost: b\r\n"), "The header field HOST may appear only once"),
+        (post(b"Host: a\r\nBad Name : x\r\n"), "A header field name is not valid"),
+        (post(b"Host: a\r\nAuthorization Bearer k3y\r\n"), "A header line is not a field"),
+        (post(b"Host: a\r\nX-Folded: a\r\n b\r\n"), "obsolete line folding"),
+        (b"GET /echo HTTP/1.1\nHost: a\n\n", "The request line is not valid"),
+        (
+            post(b"Host: a\r\nTransfer-Encoding: chunked\r\n") + b"zz\r\nhello\r\n0\r\n\r\n",
+            "The chunked body is malformed",
+        ),
+    ],
+    ids=[
+        "asterisk",
+        "control-in-target",
+        "lower-case-method",
+        "http-2",
+        "negative-length",
+        "two-lengths",
+        "not-chunked",
+        "control-in-value",
+        "two-hosts",
+        "bad-field-name",
+        "no-colon",
+        "obs-fold",
+        "bare-lf",
+        "bad-chunk-size",
+    ],
+)
+def test_each_kind_of_malformed_request_gets_its_own_detail(port, request_bytes, detail) -> None:
+    response = exchange(port, request_bytes)
+    assert statuses(response) == [400], response
+    problem = problem_of(response)
+    assert detail in str(problem["detail"]), problem
+    if b"\x01" not in request_bytes:
+        assert "control character" not in str(problem["detail"]), problem
+    assert b"k3y" not in response
+
+
+def test_an_unknown_parse_error_is_a_400_with_a_generic_detail() -> None:
+    from gunicorn.http.errors import ParseException
+
+    from contacts_http.gunicorn_workers import MALFORMED, refusal_of
+
+    class NewInGunicorn(ParseException):
+        pass
+
+    assert refusal_of(NewInGunicorn()) == (400, "Bad Request", MALFORMED)
+    assert refusal_of(RuntimeError("boom"))[0] == 500
+
+
+def test_the_warning_of_a_refusal_holds_no_query_string_nor_header_line(port, server_log) -> None:
+    secret = b"Quorbelvantrexi"
+    exchange(port, b"GET /echo?q=" + secret + b"\x01 HTTP/1.1\r\nHost: a\r\n\r\n")
+    exchange(port, b"GET /echo?q=" + secret + b" HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n")
+    exchange(port, post(b"Host: a\r\nAuthorization Bearer " + secret + b"\r\n"))
+    deadline = time.monotonic() + 5
+    while server_log.read_bytes().count(b"Invalid request from") < 3:
+        assert time.monotonic() < deadline, server_log.read_text()
+        time.sleep(0.05)
+    log = server_log.read_bytes()
+    assert secret not in log, log
+    assert b"InvalidRequestLine, request -\n" in log, log
+    assert b"InvalidHeader, request GET /echo\n" in log, log
