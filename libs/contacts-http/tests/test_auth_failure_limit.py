@@ -132,13 +132,15 @@ def test_other_addresses_and_valid_callers_are_unaffected() -> None:
     assert [post(app, "bad", OTHER).status_code for _ in range(4)] == [401, 401, 401, 429]
 
 
-def test_requests_without_a_token_are_not_counted() -> None:
+@pytest.mark.parametrize("token", [None, "", "   "], ids=["no-header", "bearer", "bearer-spaces"])
+def test_requests_without_a_token_are_not_counted(token: str | None) -> None:
     fake, registry = CountingAuthenticator(GOOD), MetricsRegistry()
     app = make_app(fake, registry, failure_limit="2/minute")
     for _ in range(5):
-        assert post(app, None, ATTACKER).status_code == 401
+        assert post(app, token, ATTACKER).status_code == 401
     assert post(app, GOOD, ATTACKER).status_code == 202
     assert events(registry, "failure") == 0
+    assert fake.calls == 1
 
 
 def test_an_unavailable_provider_is_not_a_client_failure() -> None:

@@ -85,7 +85,20 @@ def test_a_key_with_the_scope_passes(client) -> None:  # type: ignore[no-untyped
     assert client.get("/v1/things/1", headers=bearer(READER)).status_code == 200
 
 
-@pytest.mark.parametrize("header", [None, "Basic dXNlcjpwYXNz", "Token abc", ""])
+@pytest.mark.parametrize(
+    "header",
+    [None, "Basic dXNlcjpwYXNz", "Token abc", "", "Bearer", "Bearer ", "bearer    ", "Bearer \t "],
+    ids=[
+        "none",
+        "basic",
+        "other",
+        "blank",
+        "bearer",
+        "bearer-space",
+        "bearer-spaces",
+        "bearer-tab",
+    ],
+)
 def test_no_bearer_credentials_is_401_without_an_error_code(client, header) -> None:  # type: ignore[no-untyped-def]
     headers = {} if header is None else {"Authorization": header}
     response = client.post("/v1/things", headers=headers)
@@ -94,12 +107,13 @@ def test_no_bearer_credentials_is_401_without_an_error_code(client, header) -> N
     assert response.headers["WWW-Authenticate"] == 'Bearer realm="test-api"'
     body = response.get_json()
     assert (body["status"], body["title"]) == (401, "Unauthorized")
+    assert body == client.post("/v1/things").get_json()
 
 
 @pytest.mark.parametrize(
     "token",
-    ["", "not-a-key", hash_api_key(KEY), "a.b.c"],
-    ids=["empty", "not-a-key", "the-key-hash", "jwt-shaped"],
+    ["not-a-key", hash_api_key(KEY), "a.b.c"],
+    ids=["not-a-key", "the-key-hash", "jwt-shaped"],
 )
 def test_a_refused_token_is_401_invalid_token(client, token: str) -> None:  # type: ignore[no-untyped-def]
     response = client.post("/v1/things", headers={"Authorization": f"Bearer {token}"})

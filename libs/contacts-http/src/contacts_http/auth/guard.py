@@ -1,10 +1,11 @@
 """The Flask side of authentication: a ``before_request`` guard that demands a bearer token
 with the scope the route needs (RFC 6750), and answers refusals as problems (RFC 9457).
 
-- No ``Authorization: Bearer`` header (absent, or another scheme): 401 with
-  ``WWW-Authenticate: Bearer realm="<realm>"`` (RFC 6750 §3.1: no error code when the request
-  carried no bearer credentials).
-- A bearer token the ``Authenticator`` refuses (empty, unknown key, bad JWT): 401 with
+- No bearer credentials (no ``Authorization`` header, another scheme, or ``Bearer`` with no
+  token after it): 401 with ``WWW-Authenticate: Bearer realm="<realm>"`` (RFC 6750 §3.1: no
+  error code when the request carried no bearer credentials); not a refused token, so it does
+  not count towards the failure limit.
+- A bearer token the ``Authenticator`` refuses (unknown key, bad JWT): 401 with
   ``error="invalid_token"`` and a safe ``error_description``.
 - A valid token without the route's scope: 403 with ``error="insufficient_scope"`` and
   ``scope="<needed>"``.
@@ -135,8 +136,8 @@ def plain_caller(guard: Any, environ: Mapping[str, Any], endpoint: str) -> Princ
     request to Flask, whose guard answers it. Never raises for a token."""
     if guard.authenticator is None:
         return None
-    scheme, _, token = str(environ.get("HTTP_AUTHORIZATION", "")).strip().partition(" ")
-    if scheme.lower() != "bearer":
+    token = bearer_token(str(environ.get("HTTP_AUTHORIZATION", "")))
+    if token is None:
         return None
     failures = guard.failures
     if failures is not None:
@@ -146,13 +147,23 @@ def plain_caller(guard: Any, environ: Mapping[str, Any], endpoint: str) -> Princ
         if failures.throttled(address):  # the guard refuses it, and counts that
             return None
     try:
-        principal: Principal = guard.authenticator.authenticate(token.strip())
+        principal: Principal = guard.authenticator.authenticate(token)
     except Exception:  # refused or unchecked: the guard answers (and counts the failure)
         return None
     needed = guard.policy.route_scopes.get(endpoint, guard.policy.default_scope)
     if needed not in principal.scopes or principal.workspace is None:
         return None
     return principal
+
+
+def bearer_token(authorization: str) -> str | None:
+    """The token of an ``Authorization`` field value, or ``None`` when it carries no bearer
+    credentials: another scheme, or ``Bearer`` with nothing (or only spaces) after it, which is
+    no token at all (RFC 6750 §2.1: ``b64token`` is one or more characters), not a wrong one."""
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
 
 
 def _guard_request() -> None:
@@ -308,11 +319,11 @@ def _authenticate() -> _Outcome:
         return cached  # type: ignore[no-any-return]
     configured = _configured()
     assert configured.authenticator is not None
-    scheme, _, token = request.headers.get("Authorization", "").strip().partition(" ")
-    if scheme.lower() != "bearer":
+    token = bearer_token(request.headers.get("Authorization", ""))
+    if token is None:
         outcome = _Outcome()
     elif configured.failures is None:
-        outcome = _check(configured.authenticator, token.strip())
+        outcome = _check(configured.authenticator, token)
     else:
         failures = configured.failures
         address = failures.client_address(
@@ -323,7 +334,7 @@ def _authenticate() -> _Outcome:
         if wait is not None:
             outcome = _Outcome(error=TooManyFailures(wait), bearer=True)
         else:
-            outcome = _check(configured.authenticator, token.strip())
+            outcome = _check(configured.authenticator, token)
             if isinstance(outcome.error, InvalidToken):
                 failures.record_failure(address)
     g._contacts_auth = outcome
