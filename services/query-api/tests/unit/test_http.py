@@ -202,6 +202,38 @@ def test_bad_list_parameters_are_400_problems(client, query, field):
     assert field in body["errors"], body
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/contacts?q=%ED%A0%80", "q"),  # a lone surrogate
+        ("/v1/contacts?q=ab%FF", "q"),
+        ("/v1/contacts?q=%C3", "q"),  # cut in the middle of a character
+        ("/v1/contacts?email=a%C0%AE@example.org", "email"),  # an overlong form
+        ("/v1/contacts?tag=ok&tag=%80", "tag"),
+        ("/v1/contacts?limit=1&q=a%FEb+c", "q"),
+        ("/v1/contacts?cursor=%FF", "cursor"),
+        ("/v1/contacts/export?q=%ED%A0%80", "q"),
+        ("/v1/contacts/changes?since=%FF", "since"),
+        ("/v1/contacts/00000000-0000-4000-8000-000000000000?x=%FF", "x"),
+        ("/v1/operations/00000000-0000-4000-8000-000000000000?x=%FF", "x"),
+        ("/v1/contacts?%FF=1", "%FF"),
+    ],
+)
+def test_a_parameter_that_is_not_utf8_is_a_400_naming_it(client, path, field):
+    body = _assert_problem(client.get(path), 400)
+
+    assert body["errors"][field] == ["Not valid UTF-8 once percent-decoded."], body
+
+
+def test_valid_utf8_parameters_still_search(client, contacts, make_record):
+    contacts.add(make_record(last_name="Ørsted"))
+
+    response = client.get("/v1/contacts?q=%C3%98rs")
+
+    assert response.status_code == 200
+    assert [item["last_name"] for item in response.get_json()["items"]] == ["Ørsted"]
+
+
 def test_cursor_reused_with_other_filters_is_400(client, contacts, make_record):
     for _ in range(3):
         contacts.add(make_record(tags=["t"]))

@@ -1,10 +1,12 @@
-"""Query-string parsing for the query API's blueprints: errors are 400, unknown names refused;
-and how a blueprint factory registers a module-level view with its OpenAPI description."""
+"""Query-string parsing for the query API's blueprints: errors are 400, unknown names refused,
+a name or value that is not UTF-8 once percent-decoded refused; and how a blueprint factory
+registers a module-level view with its OpenAPI description."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
+from urllib.parse import unquote_to_bytes
 
 import marshmallow as ma
 from flask import Flask, Response, request
@@ -13,11 +15,45 @@ from webargs.flaskparser import FlaskParser
 
 from query_api.entrypoints.schemas import Endpoint
 
+NOT_UTF8: Final = "Not valid UTF-8 once percent-decoded."
+
 
 class QueryStringParser(FlaskParser):
-    """webargs parser that answers 400 (not webargs' 422) for a bad query string."""
+    """webargs parser that answers 400 (not webargs' 422) for a bad query string, naming each
+    parameter whose name or value is not UTF-8 once percent-decoded (``not_utf8``)."""
 
     DEFAULT_VALIDATION_STATUS = 400
+
+    def load_querystring(self, req: Any, schema: ma.Schema) -> Any:
+        names = not_utf8(req.query_string)
+        if names:
+            raise ma.ValidationError({name: [NOT_UTF8] for name in names})
+        return super().load_querystring(req, schema)
+
+
+def not_utf8(query_string: bytes) -> list[str]:
+    """The names of the parameters of a raw query string (``name=value&...``, ``+`` a space)
+    whose name or value is not UTF-8 once percent-decoded, in order, each once.
+
+    Werkzeug does not refuse them: it keeps the invalid bytes percent-encoded
+    (``q=%ED%A0%80`` is the text ``%ED%A0%80``), so a search for a lone surrogate would
+    silently look for that text. A name that is not UTF-8 itself is named as sent."""
+    names: list[str] = []
+    for pair in query_string.split(b"&"):
+        raw_name, _, raw_value = pair.partition(b"=")
+        name = _decoded(raw_name)
+        if name is None or _decoded(raw_value) is None:
+            label = name if name is not None else raw_name.decode("ascii", "backslashreplace")
+            if label not in names:
+                names.append(label)
+    return names
+
+
+def _decoded(part: bytes) -> str | None:
+    try:
+        return unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 class QueryBlueprint(Blueprint):  # type: ignore[misc]  # flask-smorest ships no type hints
