@@ -33,6 +33,7 @@ from contacts_http.rate_limits import RateLimitSettings
 from query_api.entrypoints.app import create_app
 from query_api.service_layer import cursor
 from query_api.service_layer.listing import ListFilters, Position, Sort
+from query_api.service_layer.token_key import TokenKey
 from query_api.settings import Settings
 
 SORTS = ("created_at", "-created_at", "last_name", "-last_name")
@@ -50,14 +51,15 @@ def _rows(dsn: str, n: int) -> list[tuple[str, Any, str]]:
         return list(cur.fetchall())
 
 
-def paths(rows: list[tuple[str, Any, str]]) -> tuple[list[str], list[str]]:
-    """The list and search paths of ``run.py``'s ``measure_lists`` for ``rows``."""
+def paths(rows: list[tuple[str, Any, str]], token_key: TokenKey) -> tuple[list[str], list[str]]:
+    """The list and search paths of ``run.py``'s ``measure_lists`` for ``rows``, with cursors
+    signed with ``token_key`` (the app's)."""
     lists = ["/v1/contacts?limit=20", "/v1/contacts?limit=20&sort=last_name"]
     for n, (contact_id, created_at, last_name_key) in enumerate(rows):
         sort = Sort.parse(SORTS[n % 4])
         key = created_at if sort.key == "created_at" else last_name_key
         token = cursor.encode(
-            dataset.LARGE_WORKSPACE, sort, ListFilters(), Position(key, contact_id)
+            dataset.LARGE_WORKSPACE, sort, ListFilters(), Position(key, contact_id), key=token_key
         )
         lists.append(f"/v1/contacts?limit=20&cursor={token}")
     prefixes = sorted({r[2][:3] for r in rows if len(r[2]) >= 3})
@@ -92,7 +94,9 @@ def main(n: int, profile: str | None) -> None:
         }
     )
     admin_url = stack.with_database(os.environ["DATABASE_URL"], stack.BENCH_DATABASE)
-    lists, searches = paths(_rows(stack.libpq_url(admin_url), 500))
+    lists, searches = paths(
+        _rows(stack.libpq_url(admin_url), 500), TokenKey.of(settings.token_secret)
+    )
     app = create_app(settings)
     ports = app.extensions["query_api"].ports
     client = redis.Redis.from_url(settings.redis_url)

@@ -66,6 +66,7 @@ from query_api.adapters.sql_read_model import (
 )
 from query_api.service_layer import cursor
 from query_api.service_layer.listing import ListFilters, ListRequest, Position, Sort
+from query_api.service_layer.token_key import TokenKey
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WRK_SCRIPT = Path(__file__).resolve().parent / "wrk" / "paths.lua"
@@ -631,11 +632,15 @@ class Bench:
         a = self.args
         reps, seconds = a.reps, a.seconds
         list_paths = ["/v1/contacts?limit=20", "/v1/contacts?limit=20&sort=last_name"]
+        # Signed as the bench's query API signs them (its QUERY_TOKEN_SECRET, or none).
+        token_key = TokenKey.of(self.env.get("QUERY_TOKEN_SECRET", ""))
         for n, (contact_id, created_at, last_name_key) in enumerate(cursor_rows):
             sort = Sort.parse(("created_at", "-created_at", "last_name", "-last_name")[n % 4])
             key = created_at if sort.key == "created_at" else last_name_key
             position = Position(key, contact_id)
-            token = cursor.encode(dataset.LARGE_WORKSPACE, sort, ListFilters(), position)
+            token = cursor.encode(
+                dataset.LARGE_WORKSPACE, sort, ListFilters(), position, key=token_key
+            )
             list_paths.append(f"/v1/contacts?limit=20&cursor={token}")
         prefixes = sorted({r[2][:3] for r in cursor_rows if len(r[2]) >= 3})
         search_paths = [f"/v1/contacts?limit=20&q={p}" for p in prefixes]

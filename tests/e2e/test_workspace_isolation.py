@@ -369,7 +369,7 @@ def unknown_values(like: Values) -> Values:
         import_id=str(uuid.uuid4()),
         idempotency_key=f"key-{_unique()}0",
         import_key=f"imp-{_unique()}",
-        cursor=_forged(like.cursor, "f"),
+        cursor=_forged(like.cursor, "m"),
         token=_forged(like.token, "w"),
         workspace=like.workspace.replace("iso-b", "iso-u"),
     )

@@ -19,7 +19,7 @@ from pydantic import (
 
 from contacts_http.auth import AuthSettings
 from contacts_http.rate_limits import RateLimitSettings
-from contacts_infra.settings import CommaList, RedisSettings, SettingsError
+from contacts_infra.settings import SECRET, CommaList, RedisSettings, SettingsError
 
 __all__ = ["Settings", "SettingsError"]
 
@@ -65,6 +65,10 @@ class Settings(RedisSettings):
     - ``local_cache_heartbeat_s``: how often the invalidation connection is PINGed; a PONG
       later than ``redis_socket_timeout_s`` turns the local cache off until it reconnects
       (``QUERY_LOCAL_CACHE_HEARTBEAT_S``).
+    - ``token_secret``: the HMAC key that binds list cursors and change-feed tokens to their
+      workspace (``service_layer.token_key``; ``QUERY_TOKEN_SECRET``, secret, at least 32
+      characters, the same in every process; changing it refuses every token issued before).
+      Empty: a development key anyone can read, with a warning at start-up.
     - ``auth`` (``AUTH_*``) and ``rate_limits`` (``RATE_LIMIT_*``) are read by
       ``contacts_http``; see ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
     """
@@ -94,6 +98,7 @@ class Settings(RedisSettings):
     local_cache_heartbeat_s: PositiveFloat = Field(
         1.0, validation_alias="QUERY_LOCAL_CACHE_HEARTBEAT_S"
     )
+    token_secret: str = Field("", validation_alias="QUERY_TOKEN_SECRET", json_schema_extra=SECRET)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
@@ -102,6 +107,12 @@ class Settings(RedisSettings):
         """TTL of a refill lease in milliseconds: the longest the holder's database read can
         take (waiting for a pooled connection, then the statement timeout)."""
         return int(self.db_pool_timeout_s * 1000) + self.db_statement_timeout_ms
+
+    @model_validator(mode="after")
+    def _token_secret_is_long(self) -> Settings:
+        if self.token_secret and len(self.token_secret) < 32:
+            raise ValueError("QUERY_TOKEN_SECRET must be at least 32 characters long.")
+        return self
 
     @model_validator(mode="after")
     def _credentials_need_an_allowlist(self) -> Settings:

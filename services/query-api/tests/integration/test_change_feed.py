@@ -21,8 +21,11 @@ import sqlalchemy as sa
 
 from query_api.service_layer.change_feed import decode_token, encode_token
 from query_api.service_layer.records import FeedPosition
+from query_api.service_layer.token_key import TokenKey
 
 WAIT_S = 30.0
+#: The default workspace's tokens carry no digest: any key reads them.
+KEY = TokenKey.of("")
 
 
 def _page(client: Any, token: str, limit: int = 1000) -> dict[str, Any]:
@@ -190,7 +193,7 @@ def test_a_token_behind_the_purge_horizon_is_410(client, writer_engine):
     # The horizon is put at "now" (the feed's end when the test starts), so a token at it is
     # never ahead of the feed's end, however long other transactions of the cluster (another
     # test process, say) hold that end back.
-    at = decode_token(_start(client), "default")
+    at = decode_token(_start(client), "default", key=KEY)
     with writer_engine.begin() as conn:
         conn.execute(
             sa.text(
@@ -200,8 +203,8 @@ def test_a_token_behind_the_purge_horizon_is_410(client, writer_engine):
             ),
             {"x": str(at.txid), "p": at.position},
         )
-    token = encode_token("default", FeedPosition(at.txid - 1, at.position))
-    at_horizon = encode_token("default", at)
+    token = encode_token("default", FeedPosition(at.txid - 1, at.position), key=KEY)
+    at_horizon = encode_token("default", at, key=KEY)
     try:
         response = client.get(f"/v1/contacts/changes?since={token}")
         current = client.get(f"/v1/contacts/changes?since={at_horizon}")
@@ -218,8 +221,8 @@ def test_a_token_behind_the_purge_horizon_is_410(client, writer_engine):
 def test_a_token_from_the_future_is_410_telling_the_client_to_resync(client):
     # What a client holds after the database was restored from a backup taken before its
     # token: a position past the feed's end. An empty 200 would leave it waiting for ever.
-    at = decode_token(_start(client), "default")
-    ahead = encode_token("default", FeedPosition(at.txid + 1_000_000, 0))
+    at = decode_token(_start(client), "default", key=KEY)
+    ahead = encode_token("default", FeedPosition(at.txid + 1_000_000, 0), key=KEY)
 
     response = client.get(f"/v1/contacts/changes?since={ahead}")
 

@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 
 import pytest
 
 from contacts_domain.workspaces import DEFAULT_WORKSPACE as WS
-from query_api.service_layer.change_feed import (
-    InvalidToken,
-    TokenAhead,
-    TokenExpired,
-    decode_token,
-    encode_token,
-    page_of,
-)
+from query_api.service_layer import change_feed
+from query_api.service_layer.change_feed import INVALID, InvalidToken, TokenAhead, TokenExpired
 from query_api.service_layer.records import Change, ChangeBatch, FeedPosition
+from query_api.service_layer.token_key import TokenKey
+
+KEY = TokenKey.of("a-test-secret-of-at-least-32-characters")
+
+
+def encode_token(workspace: str, at: FeedPosition) -> str:
+    return change_feed.encode_token(workspace, at, key=KEY)
+
+
+def decode_token(token: str, workspace: str) -> FeedPosition:
+    return change_feed.decode_token(token, workspace, key=KEY)
+
+
+def page_of(
+    workspace: str, batch: ChangeBatch, after: FeedPosition, limit: int
+) -> change_feed.ChangePage:
+    return change_feed.page_of(workspace, batch, after, limit, key=KEY)
 
 
 def _token(payload: object) -> str:
@@ -47,6 +59,33 @@ def test_a_token_does_not_show_its_workspace_and_the_default_one_carries_none() 
     # A token issued before workspaces existed resumes the default workspace's feed.
     assert decode_token(_token({"v": 1, "x": 77, "p": 1}), WS) == at
     assert "w" not in json.loads(base64.urlsafe_b64decode(encode_token(WS, at) + "=="))
+
+
+def test_the_workspace_digest_is_keyed_so_a_guessed_name_cannot_be_confirmed() -> None:
+    at = FeedPosition(77, 1)
+    payload = json.loads(base64.urlsafe_b64decode(encode_token("acme", at) + "=="))
+
+    assert payload["w"] != hashlib.sha256(b"acme").hexdigest()[:16]
+    assert hashlib.sha256(b"acme").hexdigest()[:16] not in payload["w"]
+    # Another server secret refuses it like garbage: only the secret's holder can sign.
+    with pytest.raises(InvalidToken, match=INVALID):
+        change_feed.decode_token(encode_token("acme", at), "acme", key=TokenKey.of("x" * 32))
+
+
+@pytest.mark.parametrize(
+    "w", [hashlib.sha256(b"acme").hexdigest()[:16], "0" * 32, None, 7], ids=str
+)
+def test_a_token_issued_before_the_keyed_digest_is_invalid_like_garbage(w: object) -> None:
+    # Before: "w" was 16 hex of an unkeyed SHA-256 of the workspace name.
+    old = _token({"v": 1, "x": 77, "p": 1, "w": w})
+
+    assert _message(old, "acme") == _message("not base64!", "acme") == INVALID
+
+
+def test_an_edited_position_is_refused_outside_the_default_workspace() -> None:
+    payload = json.loads(base64.urlsafe_b64decode(encode_token("acme", FeedPosition(77, 1)) + "=="))
+
+    assert _message(_token({**payload, "x": 78}), "acme") == INVALID
 
 
 def _message(token: str, workspace: str) -> str:

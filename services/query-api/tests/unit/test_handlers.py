@@ -14,6 +14,9 @@ from query_api.service_layer import cursor, handlers, representation
 from query_api.service_layer.listing import ListRequest, Sort
 from query_api.service_layer.ports import ReadModelUnavailable
 from query_api.service_layer.records import CachedContact, Tombstone
+from query_api.service_layer.token_key import TokenKey
+
+KEY = TokenKey.of("")
 
 
 def test_cache_hit_is_served_without_reading_the_database(contacts, cache):
@@ -122,11 +125,11 @@ def test_pages_follow_each_other_without_repeats_or_gaps(contacts, make_record):
     request = ListRequest(Sort("created_at"), limit=3)
 
     while True:
-        page = handlers.list_contacts(WS, request, contacts=contacts)
+        page = handlers.list_contacts(WS, request, contacts=contacts, key=KEY)
         seen += [item["id"] for item in page.items]
         if page.next_cursor is None:
             break
-        sort, after = cursor.decode(page.next_cursor, WS, request.filters, None)
+        sort, after = cursor.decode(page.next_cursor, WS, request.filters, None, key=KEY)
         request = ListRequest(sort, request.filters, 3, after)
 
     expected = sorted(contacts.stored.values(), key=lambda r: (r.created_at, r.contact_id))
@@ -137,7 +140,7 @@ def test_an_exactly_full_last_page_has_no_next_cursor(contacts, make_record):
     for _ in range(3):
         contacts.add(make_record())
 
-    page = handlers.list_contacts(WS, ListRequest(limit=3), contacts=contacts)
+    page = handlers.list_contacts(WS, ListRequest(limit=3), contacts=contacts, key=KEY)
 
     assert len(page.items) == 3
     assert page.next_cursor is None

@@ -65,3 +65,15 @@ def test_a_refill_lease_outlives_the_longest_database_read():
 def test_unusable_values_name_the_variable(name, value):
     with pytest.raises(SettingsError, match=name):
         Settings.from_env({name: value})
+
+
+def test_the_token_secret_is_long_and_never_echoed():
+    assert Settings.from_env({}).token_secret == ""
+    secret = "s" * 32
+    assert Settings.from_env({"QUERY_TOKEN_SECRET": secret}).token_secret == secret
+
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"QUERY_TOKEN_SECRET": "short-Quorbelvantrexi"})
+
+    assert "QUERY_TOKEN_SECRET" in str(refused.value)
+    assert "Quorbelvantrexi" not in str(refused.value)

@@ -8,7 +8,10 @@ The session's API key is in ``default``; ``other_workspace`` gives a key bound t
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
+import json
 import uuid
 from typing import Any
 
@@ -21,6 +24,12 @@ from query_api.service_layer.records import CachedContact, ImportOutcomes
 
 #: Headers that differ between any two responses, whatever they answer.
 PER_RESPONSE = {"X-Request-ID", "Date"}
+
+
+INVALID_CURSOR = (
+    "The cursor is not valid: send a next_cursor as this API returned it, with the filters of "
+    "the request that returned it."
+)
 
 
 def _same_answer(first: Any, second: Any) -> None:
@@ -103,8 +112,9 @@ def test_lists_searches_and_exports_show_only_the_callers_workspace(
 
 
 @pytest.mark.parametrize("issued_to", ["default", "acme"])
-def test_a_cursor_of_another_workspace_is_a_400_like_a_malformed_one(
-    client, contacts, make_record, other_workspace, issued_to
+@pytest.mark.parametrize("sort", ["", "&sort=last_name"], ids=["same-sort", "other-sort"])
+def test_a_cursor_of_another_workspace_is_a_400_exactly_like_garbage(
+    client, contacts, make_record, other_workspace, issued_to, sort
 ):
     acme, acme_headers = other_workspace
     for workspace in (WS, acme):
@@ -113,11 +123,15 @@ def test_a_cursor_of_another_workspace_is_a_400_like_a_malformed_one(
     issuer, reader = ({}, acme_headers) if issued_to == "default" else (acme_headers, {})
     cursor = client.get("/v1/contacts?limit=1&tag=t", headers=issuer).get_json()["next_cursor"]
 
-    foreign = client.get(f"/v1/contacts?limit=1&tag=t&cursor={cursor}", headers=reader)
-    other_filters = client.get(f"/v1/contacts?limit=1&tag=u&cursor={cursor}", headers=issuer)
+    foreign = client.get(f"/v1/contacts?limit=1&tag=t{sort}&cursor={cursor}", headers=reader)
+    garbage = client.get(
+        f"/v1/contacts?limit=1&tag=t{sort}&cursor=bm90LWEtY3Vyc29y", headers=reader
+    )
+    other_filters = client.get(f"/v1/contacts?limit=1&tag=u{sort}&cursor={cursor}", headers=issuer)
 
     assert foreign.status_code == 400
-    assert foreign.get_json()["errors"] == {"cursor": ["The cursor was issued for other filters."]}
+    assert foreign.get_json()["errors"] == {"cursor": [INVALID_CURSOR]}
+    _same_answer(foreign, garbage)
     _same_answer(foreign, other_filters)
     resumed = client.get(f"/v1/contacts?limit=1&tag=t&cursor={cursor}", headers=issuer)
     assert resumed.status_code == 200
@@ -168,3 +182,25 @@ def test_an_import_of_another_workspace_is_answered_as_an_unknown_one(
     assert (theirs.status_code, theirs.get_json()["applied"]) == (200, 1)
     _same_answer(foreign, client.get(f"/v1/imports/{uuid.uuid4()}"))
     assert foreign.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "w",
+    # What tokens of "acme" carried before the keyed digest: sha256("acme")[:16].
+    ["822b33ad87c148a0", hashlib.sha256(b"acme").hexdigest()[:32]],
+    ids=["issued-before", "unkeyed-32"],
+)
+def test_a_change_token_with_an_unkeyed_workspace_digest_is_a_400_like_garbage(
+    client, other_workspace, w
+):
+    acme, acme_headers = other_workspace
+    assert acme == "acme"
+    raw = json.dumps({"v": 1, "x": 77, "p": 1, "w": w}, separators=(",", ":")).encode()
+    old = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    refused = client.get(f"/v1/contacts/changes?since={old}", headers=acme_headers)
+    garbage = client.get("/v1/contacts/changes?since=abc", headers=acme_headers)
+
+    assert refused.status_code == 400
+    assert refused.get_json()["errors"] == {"since": ["The token is not valid."]}
+    _same_answer(refused, garbage)

@@ -8,6 +8,7 @@ gunicorn runs ``'query_api.entrypoints.app:create_app()'``. Importing this modul
 from __future__ import annotations
 
 import functools
+import logging
 from typing import Any, Final
 
 from flask import Flask, Response, current_app
@@ -40,10 +41,12 @@ from query_api.entrypoints.operations import operations_blueprint
 from query_api.service_layer.handlers import ContactLookup, OperationStatusUnknown, get_contact
 from query_api.service_layer.imports import ImportReportUnavailable
 from query_api.service_layer.ports import ReadModelUnavailable
+from query_api.service_layer.token_key import TokenKey
 from query_api.settings import Settings
 
 #: The ``service`` field of every log line.
 SERVICE = "query-api"
+logger = logging.getLogger(__name__)
 #: Every route of this API needs ``contacts:read`` (RFC 6750 realm below), except the export
 #: of whole address books and the progress of imports, which need ``contacts:import``
 #: (issues 3 and 7).
@@ -119,7 +122,12 @@ def create_app(
 
     app = Flask("query_api")
     app.config.update(openapi_config("Contacts query API", API_DESCRIPTION))
-    app.extensions[EXTENSION] = AppContext(settings, ports)
+    if not settings.token_secret:
+        logger.warning(
+            "QUERY_TOKEN_SECRET is not set: cursors and change tokens are signed with a "
+            "development key anyone can read; set a secret of 32 characters or more"
+        )
+    app.extensions[EXTENSION] = AppContext(settings, ports, TokenKey.of(settings.token_secret))
     api = ProblemApi(app)
     init_request_id(app)
     http_metrics, cache_metrics = HttpMetrics(metrics), CacheMetrics(metrics)

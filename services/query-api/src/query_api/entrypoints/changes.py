@@ -45,8 +45,13 @@ def list_changes(args: dict[str, Any]) -> Response:
     malformed one).
     """
     try:
+        context = current()
         page = change_feed.read_changes(
-            request_workspace(), args.get("since"), args["limit"], feed=current().ports.changes
+            request_workspace(),
+            args.get("since"),
+            args["limit"],
+            feed=context.ports.changes,
+            key=context.token_key,
         )
     except change_feed.InvalidToken as exc:
         abort_problem(400, str(exc), type_uri=VALIDATION_PROBLEM, errors={"since": [str(exc)]})

@@ -99,7 +99,10 @@ def list_contacts(args: dict[str, Any]) -> Response:
     """
     workspace = request_workspace()
     list_request = _list_request(workspace, args)
-    page = handlers.list_contacts(workspace, list_request, contacts=current().ports.contacts)
+    context = current()
+    page = handlers.list_contacts(
+        workspace, list_request, contacts=context.ports.contacts, key=context.token_key
+    )
     items = page.items
     if "fields" in args:
         items = [representation.sparse(item, args["fields"]) for item in items]
@@ -124,7 +127,9 @@ def _list_request(workspace: str, args: dict[str, Any]) -> ListRequest:
     if "cursor" not in args:
         return ListRequest(requested or Sort.parse(DEFAULT_SORT), filters, args["limit"])
     try:
-        sort, after = cursor.decode(args["cursor"], workspace, filters, requested)
+        sort, after = cursor.decode(
+            args["cursor"], workspace, filters, requested, key=current().token_key
+        )
     except cursor.InvalidCursor as exc:
         abort_problem(400, str(exc), type_uri=VALIDATION_PROBLEM, errors={"cursor": [str(exc)]})
     return ListRequest(sort, filters, args["limit"], after)

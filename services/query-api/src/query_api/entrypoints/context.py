@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from query_api.bootstrap import Ports
+from query_api.service_layer.token_key import TokenKey
 from query_api.settings import Settings
 
 EXTENSION = "query_api"
@@ -15,8 +16,11 @@ EXTENSION = "query_api"
 
 @dataclass(frozen=True)
 class AppContext:
+    """``token_key`` signs cursors and change tokens (``Settings.token_secret``)."""
+
     settings: Settings
     ports: Ports
+    token_key: TokenKey
 
 
 def current() -> AppContext:

@@ -1,21 +1,24 @@
 """The change feed: what changed after a token, in commit-safe order (issue 3, item 6).
 
 A **token** is an opaque position in one workspace's feed: base64url (no padding) of
-``{"v": 1, "x": <txid>, "p": <position>, "w": <workspace digest>}``, the ``(transaction id,
-position)`` of the last change returned (services/contact-worker migration 0002 says why a
-transaction id orders the feed). ``w`` (``workspace_digest``: 16 hex of the SHA-256 of the
-workspace id) binds the token to the workspace it was issued in: presented in another, it is
-refused exactly like a malformed one (400, docs/architecture.md §10), and it does not show the
-workspace's name. The ``default`` workspace's tokens carry no ``w``, so tokens issued before
-workspaces existed stay valid there.
-Like list cursors, a token is a position, not a credential: an edited one can only move where
-its own reader resumes. Tokens do not expire by age: one stays valid until the changes after it
-are purged (``contact-worker-admin purge-changes``, at least ``CHANGE_RETENTION_DAYS`` = 7 days
-after they were written); then it is refused with ``TokenExpired`` (410). A token ahead of
-the feed's end (``TokenAhead``, also 410) was issued by a database that has since gone back in
-time (restored from a backup): the changes it stands after no longer exist, so the reader must
-list everything again, exactly as after a purge. The feed's end (``pg_snapshot_xmin``) never
-moves back on one server, so no token this server issued is ever ahead of it.
+``{"v": 1, "x": <txid>, "p": <position>, "w": <digest>}``, the ``(transaction id, position)``
+of the last change returned (services/contact-worker migration 0002 says why a transaction id
+orders the feed). ``w`` is the keyed digest (``TokenKey``, ``QUERY_TOKEN_SECRET``) of the
+workspace and the position: it binds the token to the workspace it was issued in without
+showing the workspace or letting anyone confirm a guess of it (an unkeyed hash of the name,
+as ``w`` was before, did); presented in another workspace, edited, or issued before the key
+(its ``w`` is the old hash), a token is refused exactly like a malformed one (400,
+docs/architecture.md §10). The ``default`` workspace's tokens carry no ``w``, so tokens issued
+before workspaces existed stay valid there.
+A token is a position, not a credential: an edited one of ``default`` can only move where its own
+reader resumes (elsewhere ``w`` refuses it). Tokens do not expire by age: one stays valid until the
+changes after it are purged (``contact-worker-admin purge-changes``, at least
+``CHANGE_RETENTION_DAYS`` = 7 days after they were written); then it is refused with
+``TokenExpired`` (410). A token ahead of the feed's end (``TokenAhead``, also 410) was issued by a
+database that has since gone back in time (restored from a backup): the changes it stands after no
+longer exist, so the reader must list everything again, exactly as after a purge. The feed's end
+(``pg_snapshot_xmin``) never moves back on one server, so no token this server issued is ever ahead
+of it.
 
 Each change is one new version of one contact: ``deleted`` for a deletion, otherwise the
 contact as it is now when that version is still its current one, or ``None`` when a later
@@ -26,7 +29,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from typing import Any, Final, TypeGuard
 from contacts_domain.workspaces import DEFAULT_WORKSPACE
 from query_api.service_layer.ports import ChangeFeed
 from query_api.service_layer.records import Change, ChangeBatch, FeedPosition
+from query_api.service_layer.token_key import TokenKey
 
 VERSION: Final = 1
 #: Longer tokens are refused before decoding.
@@ -45,6 +48,10 @@ _TOKEN: Final = re.compile(r"[A-Za-z0-9_-]+")
 #: Page sizes of ``GET /v1/contacts/changes``.
 DEFAULT_LIMIT: Final = 100
 MAX_LIMIT: Final = 1000
+
+
+INVALID: Final = "The token is not valid."
+_PURPOSE: Final = "change-feed"
 
 
 class InvalidToken(ValueError):
@@ -70,39 +77,35 @@ class ChangePage:
     has_more: bool
 
 
-def workspace_digest(workspace: str) -> str | None:
-    """The ``w`` of a token of ``workspace`` (module docstring); ``None`` for ``default``."""
-    if workspace == DEFAULT_WORKSPACE:
-        return None
-    return hashlib.sha256(workspace.encode()).hexdigest()[:16]
-
-
-def encode_token(workspace: str, at: FeedPosition) -> str:
+def encode_token(workspace: str, at: FeedPosition, *, key: TokenKey) -> str:
     """The token that resumes the feed of ``workspace`` after ``at``."""
     payload: dict[str, Any] = {"v": VERSION, "x": at.txid, "p": at.position}
-    digest = workspace_digest(workspace)
-    if digest is not None:
-        payload["w"] = digest
+    if workspace != DEFAULT_WORKSPACE:
+        payload["w"] = key.digest(_PURPOSE, workspace, at.txid, at.position)
     raw = json.dumps(payload, separators=(",", ":"))
     return base64.urlsafe_b64encode(raw.encode()).rstrip(b"=").decode("ascii")
 
 
-def decode_token(token: str, workspace: str) -> FeedPosition:
+def decode_token(token: str, workspace: str, *, key: TokenKey) -> FeedPosition:
     """The position a token of ``workspace`` resumes after. Raises ``InvalidToken`` for a
     malformed token and for one issued in another workspace (the same message)."""
     if len(token) > MAX_TOKEN_LENGTH or not _TOKEN.fullmatch(token):
-        raise InvalidToken("The token is not valid.")
+        raise InvalidToken(INVALID)
     try:
         payload: Any = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
     except (binascii.Error, ValueError):
-        raise InvalidToken("The token is not valid.") from None
+        raise InvalidToken(INVALID) from None
     if not isinstance(payload, dict) or payload.get("v") != VERSION:
-        raise InvalidToken("The token is not valid.")
-    if payload.get("w") != workspace_digest(workspace):
-        raise InvalidToken("The token is not valid.")
+        raise InvalidToken(INVALID)
     txid, position = payload.get("x"), payload.get("p")
     if not (_is_token_int(txid) and _is_token_int(position)):
-        raise InvalidToken("The token is not valid.")
+        raise InvalidToken(INVALID)
+    if workspace == DEFAULT_WORKSPACE:
+        bound = "w" not in payload
+    else:
+        bound = key.verify(payload.get("w"), _PURPOSE, workspace, txid, position)
+    if not bound:
+        raise InvalidToken(INVALID)
     return FeedPosition(txid, position)
 
 
@@ -110,7 +113,9 @@ def _is_token_int(value: object) -> TypeGuard[int]:
     return type(value) is int and 0 <= value <= _MAX_INT
 
 
-def page_of(workspace: str, batch: ChangeBatch, after: FeedPosition, limit: int) -> ChangePage:
+def page_of(
+    workspace: str, batch: ChangeBatch, after: FeedPosition, limit: int, *, key: TokenKey
+) -> ChangePage:
     """The page for a reader of ``workspace`` resuming after ``after`` from ``batch`` (read
     with ``limit + 1``
     changes, to learn whether more follow). Raises ``TokenExpired`` when the purge horizon is
@@ -132,15 +137,17 @@ def page_of(workspace: str, batch: ChangeBatch, after: FeedPosition, limit: int)
     resume = changes[-1].at if changes else after
     if not has_more:
         resume = max(resume, batch.bound)
-    return ChangePage(changes, encode_token(workspace, resume), has_more)
+    return ChangePage(changes, encode_token(workspace, resume, key=key), has_more)
 
 
-def read_changes(workspace: str, since: str | None, limit: int, *, feed: ChangeFeed) -> ChangePage:
+def read_changes(
+    workspace: str, since: str | None, limit: int, *, feed: ChangeFeed, key: TokenKey
+) -> ChangePage:
     """The page of ``GET /v1/contacts/changes`` for a caller of ``workspace``: without
     ``since``, no changes and a token for "now"; with it, up to ``limit`` changes of the
     workspace after it. Raises ``InvalidToken`` (a token of another workspace included),
     ``TokenExpired`` and ``ReadModelUnavailable``."""
     if since is None:
-        return ChangePage([], encode_token(workspace, feed.bound()), False)
-    after = decode_token(since, workspace)
-    return page_of(workspace, feed.read(workspace, after, limit + 1), after, limit)
+        return ChangePage([], encode_token(workspace, feed.bound(), key=key), False)
+    after = decode_token(since, workspace, key=key)
+    return page_of(workspace, feed.read(workspace, after, limit + 1), after, limit, key=key)

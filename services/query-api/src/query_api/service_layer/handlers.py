@@ -26,6 +26,7 @@ from query_api.service_layer.ports import (
     WindowCounter,
 )
 from query_api.service_layer.records import CachedContact, ContactRecord, Tombstone
+from query_api.service_layer.token_key import TokenKey
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def _lookup(outcome: CacheOutcome, stored: ContactRecord | Tombstone | None) -> 
 
 
 def list_contacts(
-    workspace: str, request: ListRequest, *, contacts: ContactReadModel
+    workspace: str, request: ListRequest, *, contacts: ContactReadModel, key: TokenKey
 ) -> ContactPage:
     """Return one page of the visible contacts of ``workspace`` (keyset pagination, see
     ``listing``); the next page's cursor is bound to the workspace (``cursor``).
@@ -214,7 +215,7 @@ def list_contacts(
     if len(rows) > request.limit:
         last = page[-1]
         position = _position(request.sort, last)
-        next_cursor = cursor.encode(workspace, request.sort, request.filters, position)
+        next_cursor = cursor.encode(workspace, request.sort, request.filters, position, key=key)
     return ContactPage([representation.resource(r) for r in page], next_cursor)
 
 

@@ -8,12 +8,8 @@ pages never overlap or skip a row that existed for the whole walk.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Final, Literal
-
-from contacts_domain.workspaces import DEFAULT_WORKSPACE
 
 SortKey = Literal["created_at", "last_name"]
 
@@ -61,17 +57,6 @@ class ListFilters:
     email_key: str | None = None
     tags: tuple[str, ...] = ()
     q: str | None = None
-
-    def fingerprint(self, workspace: str) -> str:
-        """A short digest (16 hex chars) that ties a cursor to the filters and the workspace it
-        was made for, without showing either: a cursor of workspace A presented in B fails it
-        like one of other filters (docs/architecture.md §10). The ``default`` workspace adds
-        nothing to the digest, so cursors issued before workspaces existed stay valid there."""
-        parts: list[object] = [self.email_key, sorted(self.tags), self.q]
-        if workspace != DEFAULT_WORKSPACE:
-            parts.append(workspace)
-        canonical = json.dumps(parts, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
