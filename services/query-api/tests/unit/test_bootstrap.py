@@ -99,6 +99,41 @@ def test_two_apps_serve_from_their_own_ports(contacts, cache, make_record) -> No
             app.extensions["query_api"].ports.close()
 
 
+def test_apps_with_the_same_token_secret_read_each_others_cursors_and_others_refuse_them(
+    contacts, make_record, caplog
+) -> None:
+    # Two processes (gunicorn workers, replicas) must share QUERY_TOKEN_SECRET; another
+    # secret refuses every cursor like garbage; none at all works but warns at start-up.
+    for _ in range(3):
+        contacts.add(make_record())
+    base = Settings(auth=TEST_AUTH, rate_limits=RateLimitSettings(enabled=False))
+    secrets = ("s" * 32, "s" * 32, "t" * 32, "")
+    with caplog.at_level("WARNING"):
+        apps = [
+            authorized(
+                create_app(base.model_copy(update={"token_secret": secret}), contacts=contacts)
+            )
+            for secret in secrets
+        ]
+    try:
+        issuer, twin, stranger, unset = (app.test_client() for app in apps)
+        cursor = issuer.get("/v1/contacts?limit=1").get_json()["next_cursor"]
+
+        assert twin.get(f"/v1/contacts?limit=1&cursor={cursor}").status_code == 200
+        refused = stranger.get(f"/v1/contacts?limit=1&cursor={cursor}")
+        garbage = stranger.get("/v1/contacts?limit=1&cursor=bm90LWN1cnNvcg")
+        assert refused.status_code == garbage.status_code == 400
+        assert refused.get_json() == garbage.get_json()
+        assert unset.get(f"/v1/contacts?limit=1&cursor={cursor}").status_code == 400
+        warnings = [
+            r.getMessage() for r in caplog.records if "QUERY_TOKEN_SECRET" in r.getMessage()
+        ]
+        assert len(warnings) == 1
+    finally:
+        for app in apps:
+            app.extensions["query_api"].ports.close()
+
+
 def _imports(path: Path) -> Iterator[str]:
     """Every module ``path`` imports, at run time or for type checking only."""
     for node in ast.walk(ast.parse(path.read_text())):
