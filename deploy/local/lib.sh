@@ -90,6 +90,19 @@ dev_api_key() {  # dev_api_key PYTHON: PYTHON has contacts_http installed
   export AUTH_API_KEY_HASHES DEV_API_KEY
 }
 
+# token_secret PYTHON: unless QUERY_TOKEN_SECRET is set (.env), the query API's HMAC key of
+# cursors and change tokens from $run_dir/query-token-secret (mode 600), made once at random,
+# so tokens outlive a restart; exports QUERY_TOKEN_SECRET.
+token_secret() {
+  local secret_file="$run_dir/query-token-secret"
+  [ -n "${QUERY_TOKEN_SECRET:-}" ] && return 0
+  if [ ! -s "$secret_file" ]; then
+    (umask 077; "$1" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$secret_file")
+  fi
+  QUERY_TOKEN_SECRET=$(cat "$secret_file")
+  export QUERY_TOKEN_SECRET
+}
+
 second_workspace_help() {  # second_workspace_help: how to give a second workspace a key
   if [ "${AUTH_DISABLED:-false}" = "true" ]; then
     echo "  Workspaces: none but default while AUTH_DISABLED=true (README.md, \"Workspaces\")"

@@ -43,6 +43,8 @@ else
   echo "  AUTH_API_KEY_HASHES is set: the keys are yours"
 fi
 
+token_secret "$bin/python"
+
 echo "Services"
 # No control socket: gunicorn >= 25 puts one per user at one path, which two servers would share.
 RATE_LIMIT_ROUTES="$COMMAND_RATE_LIMIT_ROUTES" \
