@@ -8,6 +8,7 @@ gunicorn runs ``'query_api.entrypoints.app:create_app()'``. Importing this modul
 from __future__ import annotations
 
 import functools
+import threading
 from typing import Any, Final
 
 from flask import Flask, Response, current_app
@@ -119,7 +120,9 @@ def create_app(
 
     app = Flask("query_api")
     app.config.update(openapi_config("Contacts query API", API_DESCRIPTION))
-    app.extensions[EXTENSION] = AppContext(settings, ports)
+    app.extensions[EXTENSION] = AppContext(
+        settings, ports, threading.BoundedSemaphore(settings.stream_slots)
+    )
     api = ProblemApi(app)
     init_request_id(app)
     http_metrics, cache_metrics = HttpMetrics(metrics), CacheMetrics(metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -15,8 +16,14 @@ EXTENSION = "query_api"
 
 @dataclass(frozen=True)
 class AppContext:
+    """The app's settings and ports, and ``stream_slots``: the semaphore of the streamed
+    exports of this process (``settings.stream_slots``; ``entrypoints.export``). Made before
+    gunicorn forks (``--preload``), with no export running, so each process has all of its
+    own."""
+
     settings: Settings
     ports: Ports
+    stream_slots: threading.BoundedSemaphore
 
 
 def current() -> AppContext:
