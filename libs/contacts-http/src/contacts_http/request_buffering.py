@@ -110,12 +110,12 @@ class ResponseSocket(socket.socket):
     while ``hold_to`` has armed them (seconds, bytes per second; see the module doc).
 
     ``sendall`` is how gunicorn writes every part of a response (head, body, chunks, 103s;
-    file bodies too, as the worker turns ``sendfile`` off). Armed, each ``send`` waits for the
-    client with a socket timeout: the idle timeout, or less when the client's allowance
-    (``response_timeout_s + sent / response_min_rate_bps`` seconds of waiting for it, over
-    the whole response) runs out first; past either it raises ``ResponseTooSlow`` (what was
-    sent before may have reached the client). Disarmed, and on a non-blocking socket, it is
-    ``socket.sendall``.
+    file bodies too, as the worker turns ``sendfile`` off). Armed, what does not fit in the
+    kernel's buffer at once waits for the client, each ``send`` with a socket timeout: the
+    idle timeout, or less when the client's allowance (``response_timeout_s + sent /
+    response_min_rate_bps`` seconds of waiting for it, over the whole response) runs out
+    first; past either it raises ``ResponseTooSlow`` (what was sent before may have reached
+    the client). Disarmed, and on a non-blocking socket, it is ``socket.sendall``.
     """
 
     _deadlines: RequestBufferingSettings | None = None
@@ -134,6 +134,17 @@ class ResponseSocket(socket.socket):
             super().sendall(data, flags)
             return
         view = memoryview(data).cast("B")
+        if previous is None:
+            # Most writes fit in the kernel's buffer: one send that does not wait, without a
+            # timeout to set and restore (two system calls and a poll).
+            try:
+                sent = self.send(view, flags | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            self._sent += sent
+            view = view[sent:]
+            if not view:
+                return
         try:
             while view:
                 allowance = (
