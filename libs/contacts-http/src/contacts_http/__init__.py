@@ -23,7 +23,8 @@ Usage in an app factory::
   workers that answer gunicorn's own refusals (400, 414, 431, 501) as problems.
 - ``request_buffering`` (import it by name, as gunicorn's ``worker_class``): the gthread worker
   of both APIs, whose loop reads each request whole under deadlines (``request_framing``
-  finds where a request ends), so slow clients hold no thread and ``/healthz`` has its own.
+  finds where a request ends) and writes each response under deadlines, so slow clients hold
+  no thread, whether they send or read slowly, and ``/healthz`` has its own.
 - ``repeated_fields``: ``single_header`` (400 for a one-value header sent on several field
   lines, which the worker names in the environ: ``REPEATED_FIELDS``).
 - ``auth`` (import it by name): bearer authentication with API keys and JWTs, scopes, the

@@ -27,6 +27,15 @@ The worker also tells the app which header fields came on more than one field li
 environ's ``repeated_fields.REPEATED_FIELDS``): gunicorn joins their values with ``","``, so the
 app alone cannot tell two ``Idempotency-Key`` lines from one key holding a comma.
 
+A thread writing a response holds the client to the mirror of the body rule
+(``ResponseSocket``, the socket gunicorn writes every response to): the client must take a
+byte at least every ``response_idle_timeout_s`` seconds, and ``response_min_rate_bps`` bytes
+per second after a grace of ``response_timeout_s`` seconds, counted over the time the thread
+waits for it (not the time the app takes to produce the bytes). A client past that, e.g. one
+that asked for a large export and reads none of it, has its connection reset (nothing more
+can be answered in the middle of a response; the unsent bytes are dropped rather than left
+to the kernel), a warning is logged, and the thread is free again.
+
 Not supported: TLS and HTTP/2 (the APIs serve plain HTTP/1.1 behind the cluster's network).
 """
 
@@ -38,13 +47,14 @@ import itertools
 import os
 import selectors
 import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from gunicorn import http
 from gunicorn.workers.gthread import TConn, ThreadWorker
@@ -54,6 +64,9 @@ from contacts_http.gunicorn_workers import ProblemRefusals, problem_bytes
 from contacts_http.repeated_fields import REPEATED_FIELDS, repeated_names
 from contacts_http.request_framing import Framing, RequestFramer
 from contacts_infra.settings import EnvSettings
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
 
 #: Paths served by the liveness pool (their own thread): only what never touches a dependency.
 LIVENESS_PATHS: Final = frozenset({b"/healthz"})
@@ -75,8 +88,10 @@ class RequestBufferingSettings(EnvSettings):
     ``REQUEST_BODY_MIN_RATE_BPS`` (500), ``REQUEST_BODY_IDLE_TIMEOUT_S`` (10, the app's own
     setting for streamed bodies), ``REQUEST_BUFFER_MAX_BYTES`` (11 MiB: the largest import,
     ``IMPORT_MAX_BYTES``, with room for chunk framing) and ``REQUEST_BUFFER_MEMORY_BYTES``
-    (256 KiB kept in memory per request; the rest in ``TMPDIR``). ``from_env`` raises
-    ``SettingsError`` naming a bad variable.
+    (256 KiB kept in memory per request; the rest in ``TMPDIR``); for responses
+    ``RESPONSE_TIMEOUT_S`` (10), ``RESPONSE_MIN_RATE_BPS`` (500) and
+    ``RESPONSE_IDLE_TIMEOUT_S`` (10). ``from_env`` raises ``SettingsError`` naming a bad
+    variable.
     """
 
     head_timeout_s: PositiveFloat = Field(10.0, validation_alias="REQUEST_HEAD_TIMEOUT_S")
@@ -87,6 +102,87 @@ class RequestBufferingSettings(EnvSettings):
         11 * 1024 * 1024, validation_alias="REQUEST_BUFFER_MAX_BYTES"
     )
     spool_bytes: PositiveInt = Field(256 * 1024, validation_alias="REQUEST_BUFFER_MEMORY_BYTES")
+    response_timeout_s: PositiveFloat = Field(10.0, validation_alias="RESPONSE_TIMEOUT_S")
+    response_min_rate_bps: PositiveFloat = Field(500.0, validation_alias="RESPONSE_MIN_RATE_BPS")
+    response_idle_timeout_s: PositiveFloat = Field(10.0, validation_alias="RESPONSE_IDLE_TIMEOUT_S")
+
+
+class ResponseTooSlow(TimeoutError):
+    """The client stopped taking a response within its deadlines (``ResponseSocket``)."""
+
+
+class ResponseSocket(socket.socket):
+    """A client connection whose ``sendall`` keeps the response deadlines of ``settings``
+    while ``hold_to`` has armed them (seconds, bytes per second; see the module doc).
+
+    ``sendall`` is how gunicorn writes every part of a response (head, body, chunks, 103s;
+    file bodies too, as the worker turns ``sendfile`` off). Armed, what does not fit in the
+    kernel's buffer at once waits for the client, each ``send`` with a socket timeout: the
+    idle timeout, or less when the client's allowance (``response_timeout_s + sent /
+    response_min_rate_bps`` seconds of waiting for it, over the whole response) runs out
+    first; past either it raises ``ResponseTooSlow`` (what was sent before may have reached
+    the client). Disarmed, and on a non-blocking socket, it is ``socket.sendall``.
+    """
+
+    _deadlines: RequestBufferingSettings | None = None
+
+    def hold_to(self, settings: RequestBufferingSettings | None) -> None:
+        """Apply ``settings``' response deadlines to the writes of a new response (``None``:
+        no deadline)."""
+        self._deadlines = settings
+        self._sent = 0
+        self._waited = 0.0
+
+    def sendall(self, data: ReadableBuffer, flags: int = 0, /) -> None:
+        settings = self._deadlines
+        previous = self.gettimeout()
+        if settings is None or previous == 0.0:
+            super().sendall(data, flags)
+            return
+        view = memoryview(data).cast("B")
+        if previous is None:
+            # Most writes fit in the kernel's buffer: one send that does not wait, without a
+            # timeout to set and restore (two system calls and a poll).
+            try:
+                sent = self.send(view, flags | socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            self._sent += sent
+            view = view[sent:]
+            if not view:
+                return
+        try:
+            while view:
+                allowance = (
+                    settings.response_timeout_s
+                    + self._sent / settings.response_min_rate_bps
+                    - self._waited
+                )
+                idle = settings.response_idle_timeout_s <= allowance
+                wait = settings.response_idle_timeout_s if idle else allowance
+                if wait <= 0:
+                    raise ResponseTooSlow(_too_slow(settings, idle=False))
+                self.settimeout(wait)
+                started = time.monotonic()
+                try:
+                    sent = self.send(view, flags)
+                except TimeoutError:
+                    raise ResponseTooSlow(_too_slow(settings, idle=idle)) from None
+                finally:
+                    self._waited += time.monotonic() - started
+                self._sent += sent
+                view = view[sent:]
+        finally:
+            self.settimeout(previous)
+
+
+def _too_slow(settings: RequestBufferingSettings, *, idle: bool) -> str:
+    if idle:
+        return f"the client took no byte of the response for {settings.response_idle_timeout_s:g} s"
+    return (
+        f"the client took the response slower than {settings.response_min_rate_bps:g} bytes "
+        "per second"
+    )
 
 
 class BufferedConn(TConn):  # type: ignore[misc]
@@ -100,6 +196,8 @@ class BufferedConn(TConn):  # type: ignore[misc]
         self.streamed = False
         #: The buffered bytes end where the request ends, so the connection can serve another.
         self.reusable = False
+        #: The client stopped taking the response: reset the connection (``ResponseSocket``).
+        self.cut = False
 
 
 @dataclass
@@ -133,6 +231,9 @@ class RequestBuffering:
         self.reading: dict[BufferedConn, _Reading] = {}
         self.lingering: dict[socket.socket, float] = {}
         self.liveness_pool = futures.ThreadPoolExecutor(1, thread_name_prefix="liveness")
+        # A file body then goes through ``sendall`` too, under the response deadlines
+        # (``socket.sendfile`` would wait for the client without one).
+        self.cfg.set("sendfile", False)
         self._notify_after = 0.0
         self._sweep_after = 0.0
         super().init_process()  # type: ignore[misc]  # runs the worker's loop
@@ -145,6 +246,7 @@ class RequestBuffering:
                 raise
             return
         self.nr_conns += 1
+        client = ResponseSocket(client.family, client.type, client.proto, fileno=client.detach())
         self._start_reading(BufferedConn(self.cfg, client, address, listener.getsockname()))
 
     def on_client_socket_readable(self, conn: BufferedConn, client: socket.socket) -> None:
@@ -257,16 +359,26 @@ class RequestBuffering:
         self.wsgi = _WithRepeatedFields(self.wsgi)
 
     def handle_request(self, req: Any, conn: BufferedConn) -> Any:
+        """gunicorn's, with the response deadlines on the socket. A client past them gets
+        its connection reset (``finish_request``) and one warning, without personal data
+        (the path, as in the access line, never the query string or the client's address);
+        gunicorn's own handling would log a traceback per connection."""
         if not conn.streamed:
             # The loop answered ``Expect: 100-continue`` when the head arrived (the body is here).
             req._expected_100_continue = False
+        conn.sock.hold_to(self.buffering)
         # gunicorn builds the environ from ``req`` and calls the app on this thread, inside
         # this call; the app's wrapper reads the names from here (``_WithRepeatedFields``).
         _this_request.repeated = repeated_names(req.headers)
         try:
             return super().handle_request(req, conn)  # type: ignore[misc]
+        except ResponseTooSlow as exc:
+            self.log.warning("response cut: %s %s: %s", req.method, req.path, exc)
+            conn.cut = True
+            return False
         finally:
             _this_request.repeated = _NONE
+            conn.sock.hold_to(None)
 
     def _keepalive_after(self, conn: BufferedConn, keepalive: bool) -> bool:
         # A streamed body left unread is not drained by a thread (a trickling client would
@@ -281,6 +393,10 @@ class RequestBuffering:
             keepalive = bool(done.result()) if not done.cancelled() else False
         except Exception:
             keepalive = False
+        if conn.cut:
+            self.nr_conns -= 1
+            _reset(conn.sock)
+            return
         if not keepalive or not conn.reusable or conn.parser.unreader.take_buffered():
             self.nr_conns -= 1
             self._linger(conn.sock)
@@ -403,6 +519,14 @@ def _socket_chunks(sock: socket.socket) -> Iterator[bytes]:
     app's idle timeout on the socket: ``contacts_http.bodies``)."""
     while data := sock.recv(_RECV):
         yield data
+
+
+def _reset(sock: socket.socket) -> None:
+    """Close at once with a reset, dropping the bytes the client did not take (``SO_LINGER``
+    0: otherwise the kernel keeps them, up to the send buffer, for a client that reads none)."""
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    sock.close()
 
 
 def _max_head_bytes(cfg: Any) -> int:

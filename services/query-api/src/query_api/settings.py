@@ -45,6 +45,9 @@ class Settings(RedisSettings):
       it (``handlers.repair_cache``); must exceed the worker's longest commit-to-cache-write
       delay, its ``TASK_TIME_LIMIT_S`` (45 s).
     - ``retry_after_s``: ``Retry-After`` sent with a 503.
+    - ``stream_slots``: streamed exports one process writes at once (``QUERY_STREAM_SLOTS``);
+      another export meanwhile is answered 503 with ``Retry-After``, so clients that read an
+      export slowly hold that many of the process's threads at most (``entrypoints.export``).
     - ``cors_allowed_origins``: origins (``https://app.example.com``) whose browser pages may
       read this API (``CORS_ALLOWED_ORIGINS``, comma-separated; empty: no CORS headers at all;
       ``*``: any origin, refused together with credentials).
@@ -89,6 +92,7 @@ class Settings(RedisSettings):
     refill_wait_s: NonNegativeFloat = Field(0.3, validation_alias="QUERY_REFILL_WAIT_S")
     cache_repair_margin_s: PositiveFloat = 60.0
     retry_after_s: PositiveInt = Field(2, validation_alias="QUERY_RETRY_AFTER_S")
+    stream_slots: PositiveInt = Field(1, validation_alias="QUERY_STREAM_SLOTS")
     cors_allowed_origins: CommaList = ()
     cors_allow_credentials: bool = False
     cors_max_age_s: PositiveInt = 600

@@ -8,6 +8,7 @@ from __future__ import annotations
 import collections
 import http.client
 import os
+import socket
 import statistics
 import subprocess
 import time
@@ -335,3 +336,109 @@ def test_refused_tokens_past_the_limit_are_429_under_gunicorn(serve, env):
     lines = [line for line in served.log.read_text().splitlines() if "auth failure limit" in line]
     assert len(lines) == 1, lines
     assert '"client_ip": "127.0.0.2"' in lines[0]
+
+
+#: Contacts of the slow readers' export: ~8.5 MB of vCard, twice what the kernel buffers for a
+#: client that reads nothing (the server's send buffer grows to 4 MiB by default on Linux).
+EXPORTED = 2000
+SLOW_READERS = 8
+
+
+@pytest.fixture
+def export_database(make_seeder) -> Iterator[TestDatabase]:
+    """A database of the test's own, holding ``EXPORTED`` contacts with long notes."""
+    with isolated_database(new_run_id()) as database:
+        engine = sa.create_engine(database.url)
+        try:
+            seeder = make_seeder(engine)
+            seeder.rows(
+                [
+                    seeder.row_of(str(uuid.uuid4()), first_name=f"Reader{n}", notes="n" * 4000)
+                    for n in range(EXPORTED)
+                ]
+            )
+        finally:
+            engine.dispose()
+        yield database
+
+
+def _ask_without_reading(url: str, path: str) -> socket.socket:
+    """A connection that sent ``GET path`` and will read nothing until told (4 KiB of
+    receive buffer, as the reviewer's clients)."""
+    port = int(url.rsplit(":", 1)[1])
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(60)
+    sock.connect(("127.0.0.1", port))
+    head = f"GET {path} HTTP/1.1\r\nHost: q\r\nAuthorization: Bearer {TEST_API_KEY}\r\n"
+    sock.sendall(f"{head}Connection: close\r\n\r\n".encode())
+    return sock
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    """What arrives until the server closes or resets the connection (60 s at most)."""
+    received = bytearray()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and (data := sock.recv(65536)):
+            received += data
+    except (ConnectionResetError, TimeoutError):
+        pass
+    return bytes(received)
+
+
+def test_clients_that_never_read_their_export_hold_no_thread(serve, env, export_database):
+    """The reviewer's case: more clients than threads ask for a large export and read none of
+    it. Before, every thread stayed blocked writing and the list timed out; now each process
+    streams one export at a time (``QUERY_STREAM_SLOTS``), the others are 503 with
+    ``Retry-After`` at once, and the streamed ones are cut after the response deadlines."""
+    served = serve(
+        {
+            **env,
+            "QUERY_DATABASE_URL": export_database.reader_url,
+            "RESPONSE_IDLE_TIMEOUT_S": "2",
+            "RESPONSE_TIMEOUT_S": "2",
+        }
+    )
+    stuck = [
+        _ask_without_reading(served.url, "/v1/contacts/export?format=vcard")
+        for _ in range(SLOW_READERS)
+    ]
+    try:
+        listed = api.get(f"{served.url}/v1/contacts?limit=1", timeout=30)
+
+        # Peeking takes nothing: reading a stream before it is cut would make its client a
+        # reader that gets all of it.
+        streaming = sum(sock.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 200" for sock in stuck)
+        deadline = time.monotonic() + 60
+        while len(_cuts(served)) < streaming and time.monotonic() < deadline:
+            time.sleep(0.1)
+        answers = [_read_until_closed(sock) for sock in stuck]
+    finally:
+        for sock in stuck:
+            sock.close()
+
+    assert listed.status_code == 200
+    assert len(listed.json()["items"]) == 1
+    streamed = [a for a in answers if a.startswith(b"HTTP/1.1 200 ")]
+    busy = [a for a in answers if a.startswith(b"HTTP/1.1 503 ")]
+    assert 1 <= len(streamed) <= 2  # one slot per process, 2 processes
+    assert len(streamed) + len(busy) == SLOW_READERS, [a[:40] for a in answers]
+    for answer in busy:
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"\r\nContent-Type: application/problem+json\r\n" in head
+        assert b"\r\nRetry-After: 2\r\n" in head
+        assert b"urn:contacts:problem:exports-busy" in body
+    for answer in streamed:  # cut: the last chunk never came
+        assert not answer.endswith(b"\r\n0\r\n\r\n"), answer[-200:]
+    cuts = _cuts(served)
+    assert len(cuts) == len(streamed) == streaming, cuts
+    assert all("GET /v1/contacts/export: the client took no byte" in line for line in cuts)
+    # The slots are free again: a client that reads gets the whole export.
+    whole = api.get(f"{served.url}/v1/contacts/export?format=vcard", timeout=60)
+    assert whole.status_code == 200
+    assert whole.text.count("BEGIN:VCARD") == EXPORTED
+
+
+def _cuts(served: Served) -> list[str]:
+    return [line for line in served.log.read_text().splitlines() if "response cut" in line]

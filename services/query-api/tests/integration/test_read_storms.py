@@ -105,8 +105,14 @@ def storm(
 @pytest.fixture
 def app(make_app: Any, settings: Any) -> Flask:
     """The app, its requests waiting for a pooled connection as long as the hold may last, so
-    that without single flight every request runs (instead of a 503 after 2 s)."""
-    return make_app(settings.model_copy(update={"db_pool_timeout_s": 2 * ARRIVAL_BOUND_S}))
+    that without single flight every request runs (instead of a 503 after 2 s), and every
+    export of a storm streaming at once (``QUERY_STREAM_SLOTS``, 1 by default, has tests of
+    its own: ``test_export.py``)."""
+    return make_app(
+        settings.model_copy(
+            update={"db_pool_timeout_s": 2 * ARRIVAL_BOUND_S, "stream_slots": REQUESTS}
+        )
+    )
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ def test_reads_every_variable():
             "REDIS_BREAKER_FAILURES": "5",
             "QUERY_REFILL_WAIT_S": "0",
             "CACHE_REPAIR_MARGIN_S": "90",
+            "QUERY_STREAM_SLOTS": "3",
         }
     )
 
@@ -41,6 +42,7 @@ def test_reads_every_variable():
     assert settings.contact_cache_ttl_s == 60
     assert settings.redis_breaker_failures == 5
     assert (settings.refill_wait_s, settings.cache_repair_margin_s) == (0.0, 90.0)
+    assert settings.stream_slots == 3
 
 
 def test_a_refill_lease_outlives_the_longest_database_read():
@@ -60,6 +62,7 @@ def test_a_refill_lease_outlives_the_longest_database_read():
         ("QUERY_DB_STATEMENT_TIMEOUT_MS", "1.5"),
         ("QUERY_REFILL_WAIT_S", "-0.1"),
         ("CACHE_REPAIR_MARGIN_S", "0"),
+        ("QUERY_STREAM_SLOTS", "0"),
     ],
 )
 def test_unusable_values_name_the_variable(name, value):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from typing import Any, Final
 
 from flask import Flask, Response, current_app
@@ -127,7 +128,12 @@ def create_app(
             "QUERY_TOKEN_SECRET is not set: cursors and change tokens are signed with a "
             "development key anyone can read; set a secret of 32 characters or more"
         )
-    app.extensions[EXTENSION] = AppContext(settings, ports, TokenKey.of(settings.token_secret))
+    app.extensions[EXTENSION] = AppContext(
+        settings,
+        ports,
+        TokenKey.of(settings.token_secret),
+        threading.BoundedSemaphore(settings.stream_slots),
+    )
     api = ProblemApi(app)
     init_request_id(app)
     http_metrics, cache_metrics = HttpMetrics(metrics), CacheMetrics(metrics)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -16,11 +17,15 @@ EXTENSION = "query_api"
 
 @dataclass(frozen=True)
 class AppContext:
-    """``token_key`` signs cursors and change tokens (``Settings.token_secret``)."""
+    """The app's settings and ports; ``token_key``, which signs cursors and change tokens
+    (``Settings.token_secret``); and ``stream_slots``: the semaphore of the streamed exports of
+    this process (``settings.stream_slots``; ``entrypoints.export``). Made before gunicorn
+    forks (``--preload``), with no export running, so each process has all of its own."""
 
     settings: Settings
     ports: Ports
     token_key: TokenKey
+    stream_slots: threading.BoundedSemaphore
 
 
 def current() -> AppContext:

@@ -461,7 +461,8 @@ EXPORT_CONTACTS = Endpoint(
     content_type="text/vcard",
     alt_responses={
         400: "Bad format or filter; unknown parameter.",
-        503: DATABASE_UNAVAILABLE,
+        503: "The database is unavailable, or the server is streaming as many exports as it "
+        "may (`urn:contacts:problem:exports-busy`); retry after `Retry-After`.",
     },
 )
 GET_OPERATION = Endpoint(
