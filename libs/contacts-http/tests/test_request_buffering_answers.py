@@ -308,3 +308,14 @@ def test_the_warning_of_a_refusal_holds_no_query_string_nor_header_line(port, se
     assert secret not in log, log
     assert b"InvalidRequestLine, request -\n" in log, log
     assert b"InvalidHeader, request GET /echo\n" in log, log
+
+
+def test_a_malformed_body_left_unread_after_the_answer_closes_without_a_second_answer(
+    port,
+) -> None:
+    # Fresh-clone review: an app that answers without reading the body (a 401, here a stream)
+    # got its answer, then gunicorn read the broken chunked body to reuse the connection and
+    # sent a 400 too: two answers to one request.
+    request = b"POST /stream?10 HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n"
+    response = exchange(port, request)
+    assert statuses(response) == [200], response

@@ -40,6 +40,7 @@ from gunicorn.workers.sync import SyncWorker
 
 from contacts_http.problems import ABOUT_BLANK, PROBLEM_JSON
 from contacts_http.security_headers import NO_STORE, NOSNIFF
+from contacts_telemetry.logs import clear_context
 
 #: Longest part of gunicorn's own description of a refusal kept in a problem.
 _MAX_DETAIL_ECHO: Final = 200
@@ -218,6 +219,10 @@ class ProblemRefusals:
     cfg: Any
 
     def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """Log the refusal and answer it as a problem (module doc), with no request context
+        of its own: a thread's log context still holds the request it served before (kept for
+        that request's access line), which this refusal is not part of."""
+        clear_context()
         started = datetime.now()
         addr = addr or ("", -1)  # a Unix socket
         status, title, detail = refusal_of(exc)

@@ -385,7 +385,16 @@ class RequestBuffering:
         # hold it): the connection closes instead.
         if conn.streamed:
             return False
-        return bool(super()._keepalive_after(conn, keepalive))  # type: ignore[misc]
+        try:
+            return bool(super()._keepalive_after(conn, keepalive))  # type: ignore[misc]
+        except http.errors.ParseException as exc:
+            # The unread body of a request already answered is malformed (a broken chunk):
+            # close, rather than let gunicorn answer that one request a second time.
+            self.log.warning(
+                "Connection closed: %s in the unread body of a request already answered",
+                type(exc).__name__,
+            )
+            return False
 
     def finish_request(self, conn: BufferedConn, done: futures.Future[Any]) -> None:
         """Back on the loop: buffer the next request of a kept-alive connection, or close it."""

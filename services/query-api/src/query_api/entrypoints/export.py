@@ -105,8 +105,8 @@ def _releasing(chunks: Iterator[bytes], slots: threading.BoundedSemaphore) -> It
 def _busy(settings: Settings) -> ProblemError:
     return ProblemError(
         503,
-        f"This server is already streaming {settings.stream_slots} exports; retry after "
-        "Retry-After.",
+        "This server is already streaming as many exports as it may at once "
+        f"({settings.stream_slots}); retry after Retry-After seconds.",
         type_uri=BUSY_PROBLEM,
         headers={"Retry-After": str(settings.retry_after_s)},
     )
