@@ -8,20 +8,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from support.echo_server import echo_server
+
 pytestmark = pytest.mark.processes
 
-HERE = Path(__file__).resolve().parent
 HEAD_TIMEOUT_S = 2
 BODY = b'{"first_name": "Ada", "notes": "' + b"n" * 3000 + b'"}'
 
@@ -43,37 +41,9 @@ def server_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def port(server_log: Path) -> Iterator[int]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--worker-class=contacts_http.request_buffering.BufferingThreadWorker",
-        "--workers=1",
-        "--threads=2",
-        f"--bind=127.0.0.1:{port}",
-        "--no-control-socket",
-        f"--pythonpath={HERE}",
-        "buffering_echo_app:app",
-    ]
-    env = {**os.environ, "REQUEST_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S)}
-    with server_log.open("wb") as log:
-        server = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=log)
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert server.poll() is None, server_log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    env = {"REQUEST_HEAD_TIMEOUT_S": str(HEAD_TIMEOUT_S)}
+    with echo_server(server_log, threads=2, env=env) as port:
         yield port
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def exchange(port: int, *parts: bytes, pause_s: float = 0.3) -> bytes:

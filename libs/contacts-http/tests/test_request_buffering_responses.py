@@ -9,10 +9,7 @@ machine only makes them slower."""
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,9 +17,10 @@ from pathlib import Path
 
 import pytest
 
+from support.echo_server import echo_server
+
 pytestmark = pytest.mark.processes
 
-HERE = Path(__file__).resolve().parent
 THREADS = 2
 #: Far more than the kernel buffers between the thread and a client that reads nothing
 #: (the server's send buffer grows to 4 MiB by default on Linux).
@@ -35,39 +33,9 @@ PATIENCE_S = 60.0
 def serving(tmp_path: Path, **env: str) -> Iterator[tuple[int, Path]]:
     """gunicorn with ``BufferingThreadWorker`` and ``env`` on a free port; yields the port and
     its log file."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
     log = tmp_path / "gunicorn.log"
-    argv = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--worker-class=contacts_http.request_buffering.BufferingThreadWorker",
-        "--workers=1",
-        f"--threads={THREADS}",
-        f"--bind=127.0.0.1:{port}",
-        "--no-control-socket",
-        f"--pythonpath={HERE}",
-        "buffering_echo_app:app",
-    ]
-    with log.open("wb") as output:
-        server = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            assert server.poll() is None, log.read_text()
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+    with echo_server(log, threads=THREADS, env=env, merge_stdout=True) as port:
         yield port, log
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def ask_for_stream(port: int, size: int = LARGE, *, small_buffer: bool = True) -> socket.socket:

@@ -140,19 +140,20 @@ def build_app(
     reports: FakeReportWriter,
     operations: OperationStore,
     idempotency: IdempotencyStore,
-) -> Callable[[Settings], Flask]:
-    """Return a function that builds the app with ``settings`` and the test's fakes."""
+) -> Callable[..., Flask]:
+    """Return a function that builds the app with ``settings`` and the test's fakes; ``ports``
+    replace some of them (``clock``, ``now``)."""
 
-    def build(settings: Settings) -> Flask:
-        return create_app(
-            settings,
-            publisher=publisher,
-            operations=operations,
-            idempotency=idempotency,
-            import_reports=reports,
-            clock=HybridLogicalClock(node="test"),
-            readiness_checks={},
-        )
+    def build(settings: Settings, **ports: Any) -> Flask:
+        injected: dict[str, Any] = {
+            "publisher": publisher,
+            "operations": operations,
+            "idempotency": idempotency,
+            "import_reports": reports,
+            "clock": HybridLogicalClock(node="test"),
+            "readiness_checks": {},
+        }
+        return create_app(settings, **{**injected, **ports})
 
     return build
 
@@ -624,25 +625,12 @@ def test_every_sequence_is_read_before_the_202(
 
 
 def test_a_command_after_an_import_sorts_after_its_block_on_a_clock_standing_still(
-    settings: Settings,
-    publisher: FlakyPublisher,
-    reports: FakeReportWriter,
-    operations: OperationStore,
-    idempotency: IdempotencyStore,
+    settings: Settings, build_app: Callable[..., Flask], publisher: FlakyPublisher
 ) -> None:
     # The block is 1 µs per record from the first reading; the clock observes its end, so a
     # clock whose time does not move still sorts what it gives next after every record.
     clock = HybridLogicalClock(now_us=lambda: 1_000_000, node="test")
-    app = create_app(
-        settings,
-        publisher=publisher,
-        operations=operations,
-        idempotency=idempotency,
-        import_reports=reports,
-        clock=clock,
-        readiness_checks={},
-    )
-    client = authorized(app).test_client()
+    client = authorized(build_app(settings, clock=clock)).test_client()
 
     response = post(client, vcards(600))
     assert _slots(client).wait(10)
@@ -776,24 +764,10 @@ def test_a_replay_answers_the_same_import_and_queues_the_same_events(
 
 
 def test_a_replay_keeps_the_first_attempts_created_at(
-    settings: Settings,
-    publisher: FlakyPublisher,
-    reports: FakeReportWriter,
-    operations: OperationStore,
-    idempotency: IdempotencyStore,
+    settings: Settings, build_app: Callable[..., Flask], reports: FakeReportWriter
 ) -> None:
     moment = [dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)]
-    app = create_app(
-        settings,
-        publisher=publisher,
-        operations=operations,
-        idempotency=idempotency,
-        import_reports=reports,
-        clock=HybridLogicalClock(node="test"),
-        now=lambda: moment[0],
-        readiness_checks={},
-    )
-    client = authorized(app).test_client()
+    client = authorized(build_app(settings, now=lambda: moment[0])).test_client()
     headers = {"Idempotency-Key": "import-2026-11-29"}
     assert post(client, vcards(3), headers=headers).status_code == 202
     moment[0] += dt.timedelta(minutes=5)
