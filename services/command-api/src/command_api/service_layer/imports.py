@@ -243,12 +243,9 @@ def import_upload(
         report = parsed.report
         first = context.clock.next()
         if derived is not None:
-            record = IdempotencyRecord(upload.fingerprint, import_id, import_id, first)
-            first = _reserve(context, workspace, derived.key_digest, record) or first
-            # A retry rewrites the first attempt's report: it keeps that attempt's created_at.
-            created_at = reports.created_at(workspace, import_id)
-            if created_at is not None:
-                report = replace(report, created_at=created_at)
+            report, first = _keyed(
+                upload, context, reports, workspace, derived.key_digest, report, first
+            )
         sequences = _sequences(context, first, report.accepted)
         reports.save(workspace, report)
         reports.hold_queuing(workspace, import_id)
@@ -476,6 +473,27 @@ def _reserve(
     if first is not None and first.fingerprint != record.fingerprint:
         raise IdempotencyKeyReused(_KEY_REUSED)
     return first.sequence if first is not None else None
+
+
+def _keyed(
+    upload: Upload,
+    context: Context,
+    reports: ImportReportWriter,
+    workspace: str,
+    key_digest: str,
+    report: ImportReport,
+    first: str,
+) -> tuple[ImportReport, str]:
+    """A keyed import's report and first sequence: its key reserved for ``upload``
+    (``_reserve``), whose first attempt's first sequence replaces ``first``; and, for a retry,
+    the report rewritten with the ``created_at`` its first attempt stored."""
+    import_id = report.import_id
+    record = IdempotencyRecord(upload.fingerprint, import_id, import_id, first)
+    first = _reserve(context, workspace, key_digest, record) or first
+    created_at = reports.created_at(workspace, import_id)
+    if created_at is not None:
+        report = replace(report, created_at=created_at)
+    return report, first
 
 
 def refuse_reused_key(upload: Upload, context: Context, *, workspace: str, key: str) -> None:

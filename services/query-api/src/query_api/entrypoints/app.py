@@ -123,17 +123,7 @@ def create_app(
 
     app = Flask("query_api")
     app.config.update(openapi_config("Contacts query API", API_DESCRIPTION))
-    if not settings.token_secret:
-        logger.warning(
-            "QUERY_TOKEN_SECRET is not set: cursors and change tokens are signed with a "
-            "development key anyone can read; set a secret of 32 characters or more"
-        )
-    app.extensions[EXTENSION] = AppContext(
-        settings,
-        ports,
-        TokenKey.of(settings.token_secret),
-        threading.BoundedSemaphore(settings.stream_slots),
-    )
+    app.extensions[EXTENSION] = _app_context(settings, ports)
     api = ProblemApi(app)
     init_request_id(app)
     http_metrics, cache_metrics = HttpMetrics(metrics), CacheMetrics(metrics)
@@ -161,6 +151,22 @@ def create_app(
             vary_authorization=not settings.auth.disabled,
         )
     return app
+
+
+def _app_context(settings: Settings, ports: bootstrap.Ports) -> AppContext:
+    """What the routes reach (``context.current``): the settings, the ports, the token key and
+    the export slots; warns when no ``QUERY_TOKEN_SECRET`` is set."""
+    if not settings.token_secret:
+        logger.warning(
+            "QUERY_TOKEN_SECRET is not set: cursors and change tokens are signed with a "
+            "development key anyone can read; set a secret of 32 characters or more"
+        )
+    return AppContext(
+        settings,
+        ports,
+        TokenKey.of(settings.token_secret),
+        threading.BoundedSemaphore(settings.stream_slots),
+    )
 
 
 def _register_routes(app: Flask, api: ProblemApi) -> None:
