@@ -9,7 +9,9 @@ During the outage the worker commits each event to PostgreSQL, its cache write f
 ``SQS_MAX_RECEIVE_COUNT`` (3) receives one second apart the message is dead-lettered: nothing
 left in the queue will ever write the cache again. So when Redis comes back it still holds the
 entries cached before the outage, now older than PostgreSQL; the test checks they are never
-served (the query API repairs them before it trusts the cache again).
+served: the worker records each failed cache write as an owed entry in PostgreSQL, every query
+API process reads those contacts from PostgreSQL meanwhile, and the worker's repair writes the
+entries once Redis is back (``cache_repairs``, docs/architecture.md §5.5).
 
 Prints the latencies measured during each outage (run with ``-s``).
 """
@@ -108,6 +110,16 @@ def gunicorn_workers(service: Service) -> set[int]:
     return {int(pid) for pid in children.split()}
 
 
+def owed_entries(engine: sa.Engine, cache: str) -> set[str]:
+    """The ids of the contacts whose cache entry the worker owes ``cache`` (``cache_repairs``)."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.text("SELECT contact_id::text FROM cache_repairs WHERE cache = :cache"),
+            {"cache": cache},
+        )
+        return {contact_id for (contact_id,) in rows}
+
+
 def outage_report(stack: Stack, got: requests.Response, after_s: float) -> str:
     """What a failed read during the outage needs to be explained: its headers, when it came,
     and the query API's log lines about Redis."""
@@ -196,6 +208,9 @@ def test_c18_redis_outage_reads_from_postgresql_and_serves_nothing_stale_after(
             assert (status.status_code, status.json()["version"]) == (200, 2)
             assert api.get(f"{query}/v1/contacts/{deleted}", timeout=5).status_code == 404
             time.sleep(0.05)
+        # The worker's cache writes failed after its commits: it owes both entries, and every
+        # query API process, whether it saw the outage or not, reads them from PostgreSQL.
+        assert owed_entries(writer, prefix) >= {renamed, deleted}
     finally:
         proxy.set_mode("pass")
 
@@ -212,6 +227,7 @@ def test_c18_redis_outage_reads_from_postgresql_and_serves_nothing_stale_after(
 
     assert {(etag, name) for _, etag, name in served} == {('"2"', "Ada2")}
     assert served[-1][0] == "hit"
+    assert owed_entries(writer, prefix) == set()  # the worker's repair settled them
     for contact_id in (renamed, deleted, created["id"]):
         assert cache_agrees(redis_client, prefix, writer, contact_id)
     for service in stack.services[:2]:

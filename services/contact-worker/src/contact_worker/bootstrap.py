@@ -21,6 +21,7 @@ build=...)``.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 import time
@@ -34,12 +35,14 @@ import sqlalchemy as sa
 from botocore.config import Config as BotoConfig
 from sqlalchemy.engine import Engine
 
+from contact_worker.adapters.cache_repairs import SqlCacheRepairs
 from contact_worker.adapters.change_feed_lag import ChangeFeedLag
 from contact_worker.adapters.dead_letter_queue import DeadLetterQueue
 from contact_worker.adapters.queue_metrics import QueueDepthPoller
 from contact_worker.adapters.redis_store import RedisContactCache
 from contact_worker.adapters.sql import SqlUnitOfWork
 from contact_worker.entrypoints.metrics import WorkerMetrics
+from contact_worker.service_layer.cache_repair import RecordingContactCache, repair_owed_entries
 from contact_worker.service_layer.dead_letters import ImportDeadLetterLog, record_dead_letter
 from contact_worker.service_layer.handlers import handle_batch, handle_event
 from contact_worker.settings import Settings
@@ -74,6 +77,9 @@ class Ports:
     fork reaches them); ``None`` when the ports are fakes. ``dead_letters``: where the
     dead-lettered events of imports are recorded (``None``: not recorded). ``idempotency``: the
     index of the command API's idempotency records by contact (``None``: not kept).
+    ``repair_cache``: one pass of the owed cache entries' repair
+    (``cache_repair.repair_owed_entries``; returns how many were owed), ``None``: nothing owed
+    is recorded (fakes).
     """
 
     unit_of_work: Callable[[], UnitOfWork]
@@ -81,6 +87,7 @@ class Ports:
     operations: OperationStore
     dead_letters: ImportDeadLetterLog | None = None
     idempotency: IdempotencyIndex | None = None
+    repair_cache: Callable[[], int] | None = None
     engine: Engine | None = None
     redis: redis.Redis | None = None
 
@@ -92,12 +99,15 @@ def build_ports(settings: Settings) -> Ports:
     engine = writer_engine(settings)
     client = create_redis(settings, client_name="contact-worker")
     prefix = settings.redis_prefix
+    cache = RedisContactCache(client, prefix=prefix, ttl_s=settings.contact_cache_ttl_s)
+    repairs = SqlCacheRepairs(engine, cache=prefix)
     return Ports(
         unit_of_work=lambda: SqlUnitOfWork(engine),
-        cache=RedisContactCache(client, prefix=prefix, ttl_s=settings.contact_cache_ttl_s),
+        cache=RecordingContactCache(cache, repairs),
         operations=RedisOperationStore(client, prefix=prefix, ttl_s=settings.operation_ttl_s),
         dead_letters=RedisImportDeadLetters(client, prefix=prefix),
         idempotency=RedisIdempotencyIndex(client, prefix=prefix),
+        repair_cache=functools.partial(repair_owed_entries, repairs, cache),
         engine=engine,
         redis=client,
     )

@@ -98,6 +98,10 @@ class Settings(RedisSettings, SqsConnectionSettings):
     metrics_port: NonNegativeInt = Field(9100, le=65535, validation_alias="WORKER_METRICS_PORT")
     #: Seconds between two polls of the queues' depths (SQS GetQueueAttributes).
     queue_metrics_interval_s: PositiveFloat = 15.0
+    #: Seconds between two passes of each pool process's repair of the cache entries owed
+    #: after failed Redis writes (``service_layer.cache_repair``): one indexed read of an
+    #: empty table when nothing is owed.
+    cache_repair_interval_s: PositiveFloat = 0.5
     #: Most live contacts one workspace may hold (issue 12, item 5); 0 = no limit. A write that
     #: would make one more live is rejected with ``quota_exceeded``, in its own transaction.
     max_live_contacts_per_workspace: NonNegativeInt = Field(

@@ -109,7 +109,7 @@ def test_0007_swaps_the_prefix_indexes_online_and_changes_nothing_else() -> None
             writer.start()
             time.sleep(0.2)
             busy.set()
-            command.upgrade(config, "head")
+            command.upgrade(config, "0007")
             busy.clear()
             writer.stop.set()
             writer.join(10)
@@ -168,7 +168,7 @@ def test_0007_runs_again_after_a_failure_part_way() -> None:
                         " INCLUDE (first_name, last_name_key, email_key) WHERE alive"
                     )
                 )
-            command.upgrade(config, "head")
+            command.upgrade(config, "0007")
             indexes = _state(engine)["indexes"]
         finally:
             engine.dispose()

@@ -53,6 +53,7 @@ from query_api.adapters.redis_scripts import ScriptRunner
 from query_api.adapters.sql_change_feed import SqlChangeFeed
 from query_api.adapters.sql_import_outcomes import SqlImportOutcomeLog
 from query_api.adapters.sql_operation_log import SqlOperationLog
+from query_api.adapters.sql_owed_entries import PolledOwedEntries
 from query_api.adapters.sql_read_model import SqlContactReadModel
 from query_api.service_layer.handlers import repair_cache
 from query_api.service_layer.ports import (
@@ -62,6 +63,7 @@ from query_api.service_layer.ports import (
     ImportReportReader,
     OperationLog,
     OperationStatusCache,
+    OwedEntries,
     ReadThroughContactCache,
     WindowCounter,
 )
@@ -86,6 +88,7 @@ class Ports:
     changes: ChangeFeed
     import_reports: ImportReportReader
     import_outcomes: ImportOutcomeLog
+    owed: OwedEntries | None = None
     required_checks: Mapping[str, Check] = field(default_factory=dict)
     optional_checks: Mapping[str, Check] = field(default_factory=dict)
     close: Callable[[], None] = lambda: None
@@ -113,6 +116,8 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
     scripts = None if settings.redis_cluster_mode else ScriptRunner(client)
     calls = _guarded_calls(settings, client, contacts, scripts)
     cache, stops = _read_cache(settings, calls)
+    owed = PolledOwedEntries(engine, settings.redis_prefix, settings.owed_entries_poll_s)
+    stops = [*stops, owed.stop]
     real: dict[str, Any] = {
         "contacts": contacts,
         "cache": cache,
@@ -121,6 +126,7 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
         "changes": SqlChangeFeed(engine),
         "import_reports": RedisImportReportReader(calls, settings.redis_prefix),
         "import_outcomes": SqlImportOutcomeLog(engine),
+        "owed": owed,
         "required_checks": {"postgresql": functools.partial(_ping_database, engine)},
         "optional_checks": {"redis": client.ping},
         "close": functools.partial(_close, engine, client, [*stops, *_stop(scripts)]),

@@ -44,6 +44,9 @@ class Settings(RedisSettings):
     - ``cache_repair_margin_s``: added to the outage's length when the cache is repaired after
       it (``handlers.repair_cache``); must exceed the worker's longest commit-to-cache-write
       delay, its ``TASK_TIME_LIMIT_S`` (45 s).
+    - ``owed_entries_poll_s``: seconds between two reads of the cache entries the worker owes
+      (``adapters.sql_owed_entries``): how long after the worker records a failed cache write
+      this process may still serve the old entry from Redis.
     - ``retry_after_s``: ``Retry-After`` sent with a 503.
     - ``stream_slots``: streamed exports one process writes at once (``QUERY_STREAM_SLOTS``);
       another export meanwhile is answered 503 with ``Retry-After``, so clients that read an
@@ -91,6 +94,7 @@ class Settings(RedisSettings):
     contact_cache_ttl_s: PositiveInt = 3600
     refill_wait_s: NonNegativeFloat = Field(0.3, validation_alias="QUERY_REFILL_WAIT_S")
     cache_repair_margin_s: PositiveFloat = 60.0
+    owed_entries_poll_s: PositiveFloat = 0.25
     retry_after_s: PositiveInt = Field(2, validation_alias="QUERY_RETRY_AFTER_S")
     stream_slots: PositiveInt = Field(1, validation_alias="QUERY_STREAM_SLOTS")
     cors_allowed_origins: CommaList = ()

@@ -319,3 +319,52 @@ def test_repair_looks_back_at_most_one_cache_ttl_plus_the_margin(
     )
 
     assert contacts.lookbacks == [lookback]
+
+
+class Owed:
+    """``OwedEntries`` of a set of ``(workspace, id)``."""
+
+    def __init__(self, *entries: tuple[str, str]) -> None:
+        self.entries = set(entries)
+
+    def owes(self, workspace: str, contact_id: str) -> bool:
+        return (workspace, contact_id) in self.entries
+
+
+def test_an_owed_entry_is_read_from_the_database_not_from_the_stale_cache(
+    contacts, cache, make_record
+):
+    # Case C18: the worker committed version 3, its cache write failed, and Redis still holds
+    # version 2 until the worker's repair runs.
+    record = make_record(version=3, first_name="Ada3")
+    contacts.add(record)
+    cache.entries[record.contact_id] = CachedContact(2, b'{"first_name":"Ada2"}')
+
+    lookup = handlers.get_contact(
+        WS, record.contact_id, contacts=contacts, cache=cache, owed=Owed((WS, record.contact_id))
+    )
+
+    assert (lookup.cache, lookup.version) == ("bypass", 3)
+    assert json.loads(lookup.body)["first_name"] == "Ada3"
+    assert cache.refills == []  # the worker's repair writes the entry, not a read
+    assert cache.leases == {}
+
+
+def test_an_owed_deleted_contact_is_not_found_though_the_cache_still_has_it(contacts, cache):
+    contacts.add(Tombstone("c1", 2))
+    cache.entries["c1"] = CachedContact(1, b'{"id":"c1"}')
+
+    lookup = handlers.get_contact(WS, "c1", contacts=contacts, cache=cache, owed=Owed((WS, "c1")))
+
+    assert lookup == handlers.ContactLookup("bypass")
+
+
+def test_an_entry_owed_in_another_workspace_is_still_served_from_the_cache(contacts, cache):
+    cache.entries["c1"] = CachedContact(3, b'{"id":"c1"}')
+
+    lookup = handlers.get_contact(
+        WS, "c1", contacts=contacts, cache=cache, owed=Owed(("other", "c1"))
+    )
+
+    assert lookup == handlers.ContactLookup("hit", 3, b'{"id":"c1"}')
+    assert contacts.reads == 0

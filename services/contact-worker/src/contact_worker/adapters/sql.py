@@ -62,7 +62,7 @@ class SqlContactRepository(ContactRepository):
         )
         if row is None:
             return ContactState(contact_id, workspace=workspace)
-        return _state_from_row(contact_id, row)
+        return state_from_row(contact_id, row)
 
     def holder_of_email(self, workspace: str, email_key: str) -> str | None:
         """Takes a transaction-scoped advisory lock on the email of the workspace first
@@ -251,13 +251,13 @@ class SqlUnitOfWork(UnitOfWork):
         second failure, or one that is not a lost connection, is raised."""
         assert self._connection is not None, "use the unit of work as a context manager"
         try:
-            found = prefetch(self._connection, events, _state_from_row)
+            found = prefetch(self._connection, events, state_from_row)
         except sa.exc.DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
             self._reconnect()
             assert self._connection is not None
-            found = prefetch(self._connection, events, _state_from_row)
+            found = prefetch(self._connection, events, state_from_row)
         self._batch_contacts = BatchContacts(
             SqlContactRepository(self._connection),
             self._connection,
@@ -320,7 +320,8 @@ def _processed(row: Any) -> ProcessedEvent:
     )
 
 
-def _state_from_row(contact_id: str, row: Any) -> ContactState:
+def state_from_row(contact_id: str, row: Any) -> ContactState:
+    """The ``ContactState`` of a ``contacts`` row (a mapping of its columns)."""
     return ContactState(
         contact_id=contact_id,
         fields=contact_fields(row),

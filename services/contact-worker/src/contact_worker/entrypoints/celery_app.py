@@ -11,7 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery import Celery, Task
-from celery.signals import worker_process_shutdown, worker_ready, worker_shutting_down
+from celery.signals import (
+    worker_process_init,
+    worker_process_shutdown,
+    worker_ready,
+    worker_shutting_down,
+)
 from sqlalchemy.exc import DBAPIError
 
 from contact_worker import bootstrap
@@ -19,6 +24,7 @@ from contact_worker.adapters import sqs_heartbeat as heartbeat
 from contact_worker.bootstrap import ApplyBatch, ApplyEvent, RecordDeadLetter, Runtime
 from contact_worker.entrypoints.batches import BatchDispatcher
 from contact_worker.entrypoints.metrics import WorkerMetrics
+from contact_worker.entrypoints.repair_loop import start_in_pool_process
 from contact_worker.entrypoints.watchdog import start_watchdog
 from contact_worker.service_layer.handlers import read_event
 from contact_worker.settings import Settings
@@ -116,8 +122,9 @@ def create_celery(
     of the visibility timeout by receive count for failed messages (``bootstrap.broker_settings``).
 
     ``runtime`` (default: ``bootstrap.Runtime(settings)``, the real adapters) gives each process
-    its ports; ``metrics`` (default: a new in-process ``WorkerMetrics``) counts task outcomes,
-    durations and event ages.
+    its ports, and each pool process repairs the cache entries owed after failed Redis writes
+    (``repair_loop``); ``metrics`` (default: a new in-process ``WorkerMetrics``) counts task
+    outcomes, durations and event ages.
     """
     runtime = runtime or Runtime(settings)
     metrics = metrics or WorkerMetrics(MetricsRegistry())
@@ -129,6 +136,9 @@ def create_celery(
         functools.partial(on_shutting_down, grace_s=settings.shutdown_grace_s), weak=False
     )
     worker_process_shutdown.connect(on_process_shutdown, weak=False)
+    worker_process_init.connect(
+        functools.partial(start_in_pool_process, runtime=runtime, settings=settings), weak=False
+    )
     dependencies = TaskDependencies(
         apply_event=bootstrap.apply_step(settings, runtime),
         metrics=metrics,

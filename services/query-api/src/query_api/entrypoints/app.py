@@ -190,7 +190,12 @@ def _get_contact(
     ports: bootstrap.Ports, workspace: str, contact_id: str, counters: list[RateCounter]
 ) -> ContactLookup:
     return get_contact(
-        workspace, contact_id, contacts=ports.contacts, cache=ports.cache, counters=counters
+        workspace,
+        contact_id,
+        contacts=ports.contacts,
+        cache=ports.cache,
+        counters=counters,
+        owed=ports.owed,
     )
 
 

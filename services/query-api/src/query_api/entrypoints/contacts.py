@@ -87,6 +87,7 @@ def _lookup(canonical: str, counters: list[RateCounter]) -> handlers.ContactLook
         contacts=ports.contacts,
         cache=ports.cache,
         counters=counters,
+        owed=ports.owed,
     )
 
 

@@ -21,6 +21,7 @@ from query_api.service_layer.ports import (
     ContactReadModel,
     OperationLog,
     OperationStatusCache,
+    OwedEntries,
     ReadThroughContactCache,
     RefillEntry,
     WindowCounter,
@@ -75,6 +76,7 @@ def get_contact(
     contacts: ContactReadModel,
     cache: ReadThroughContactCache,
     counters: Sequence[WindowCounter] = (),
+    owed: OwedEntries | None = None,
 ) -> ContactLookup:
     """Read contact ``contact_id`` of ``workspace`` cache-first: Redis, then PostgreSQL, then a
     version-guarded refill. An id of another workspace is unknown here (docs/architecture.md
@@ -89,6 +91,11 @@ def get_contact(
 
     ``counters`` (rate limits) are counted in the same round trip as the cache read
     (``get_or_lease_counted``); past a limit the answer is ``limited`` and nothing is read.
+
+    A contact whose entry the worker ``owed`` (``None``: nothing owed) is read from
+    PostgreSQL, whatever Redis holds, and not refilled: the worker's cache write failed after a
+    commit and its repair has not run yet, so the entry may be older than the row (case C18;
+    the worker's repair writes it).
     """
     token: str | None = None
     counts: list[int] | None = None
@@ -100,6 +107,9 @@ def get_contact(
             cached, token, counts = counted.entry, counted.token, counted.counts
         else:
             cached, token = cache.get_or_lease(workspace, contact_id)
+        if owed is not None and owed.owes(workspace, contact_id):
+            _release(workspace, contact_id, token, cache)
+            raise CacheUnavailable("the entry is owed by the worker")
         if cached is None and token is None:
             cached = cache.wait_for_refill(workspace, contact_id)
         if cached is not None:

@@ -38,6 +38,16 @@ class CacheUnavailable(RuntimeError):
     """Redis failed, timed out, or is skipped while its circuit breaker is open."""
 
 
+class OwedEntries(Protocol):
+    """The contacts whose cache entry the worker failed to write after a commit and has not
+    repaired yet (the worker's ``cache_repairs``, docs/architecture.md §5.5): their entry in
+    Redis may be older than PostgreSQL, so none is served from it."""
+
+    def owes(self, workspace: str, contact_id: str) -> bool:
+        """Whether the entry of ``contact_id`` (canonical) in ``workspace`` is owed. Never
+        raises: an unreadable list counts as the last one read."""
+
+
 class ContactReadModel(abc.ABC):
     """The contacts table, read only."""
 
