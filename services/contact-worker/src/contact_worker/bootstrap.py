@@ -21,7 +21,6 @@ build=...)``.
 
 from __future__ import annotations
 
-import functools
 import os
 import threading
 import time
@@ -42,7 +41,7 @@ from contact_worker.adapters.queue_metrics import QueueDepthPoller
 from contact_worker.adapters.redis_store import RedisContactCache
 from contact_worker.adapters.sql import SqlUnitOfWork
 from contact_worker.entrypoints.metrics import WorkerMetrics
-from contact_worker.service_layer.cache_repair import RecordingContactCache, repair_owed_entries
+from contact_worker.service_layer.cache_repair import CacheRepairer
 from contact_worker.service_layer.dead_letters import ImportDeadLetterLog, record_dead_letter
 from contact_worker.service_layer.handlers import handle_batch, handle_event
 from contact_worker.settings import Settings
@@ -77,9 +76,8 @@ class Ports:
     fork reaches them); ``None`` when the ports are fakes. ``dead_letters``: where the
     dead-lettered events of imports are recorded (``None``: not recorded). ``idempotency``: the
     index of the command API's idempotency records by contact (``None``: not kept).
-    ``repair_cache``: one pass of the owed cache entries' repair
-    (``cache_repair.repair_owed_entries``; returns how many were owed), ``None``: nothing owed
-    is recorded (fakes).
+    ``cache_repairer``: the owed cache entries' repair of this process (``None``: nothing owed
+    is recorded, as with fakes).
     """
 
     unit_of_work: Callable[[], UnitOfWork]
@@ -87,7 +85,7 @@ class Ports:
     operations: OperationStore
     dead_letters: ImportDeadLetterLog | None = None
     idempotency: IdempotencyIndex | None = None
-    repair_cache: Callable[[], int] | None = None
+    cache_repairer: CacheRepairer | None = None
     engine: Engine | None = None
     redis: redis.Redis | None = None
 
@@ -100,14 +98,14 @@ def build_ports(settings: Settings) -> Ports:
     client = create_redis(settings, client_name="contact-worker")
     prefix = settings.redis_prefix
     cache = RedisContactCache(client, prefix=prefix, ttl_s=settings.contact_cache_ttl_s)
-    repairs = SqlCacheRepairs(engine, cache=prefix)
+    repairer = CacheRepairer(SqlCacheRepairs(engine, cache=prefix), cache)
     return Ports(
         unit_of_work=lambda: SqlUnitOfWork(engine),
-        cache=RecordingContactCache(cache, repairs),
+        cache=repairer.recording(),
         operations=RedisOperationStore(client, prefix=prefix, ttl_s=settings.operation_ttl_s),
         dead_letters=RedisImportDeadLetters(client, prefix=prefix),
         idempotency=RedisIdempotencyIndex(client, prefix=prefix),
-        repair_cache=functools.partial(repair_owed_entries, repairs, cache),
+        cache_repairer=repairer,
         engine=engine,
         redis=client,
     )

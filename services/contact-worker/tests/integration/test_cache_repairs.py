@@ -96,18 +96,19 @@ def test_an_outage_leaves_owed_rows_that_the_repair_writes_and_deletes(
     # Committed as version 2; Redis still holds version 1 of both.
     assert owed_rows(engine, prefix) == {renamed: 2, deleted: 2}
     assert cached_version(redis_client, prefix, renamed) == 1
-    assert down.repair_cache is not None
+    assert down.cache_repairer is not None
+    assert down.cache_repairer.recorded.is_set()  # wakes that process's repair loop
     with pytest.raises(redis.RedisError):
-        down.repair_cache()  # Redis still unreachable: nothing settled
+        down.cache_repairer.repair()  # Redis still unreachable: nothing settled
     assert owed_rows(engine, prefix) == {renamed: 2, deleted: 2}
 
-    assert ports.repair_cache is not None
-    assert ports.repair_cache() == 2
+    assert ports.cache_repairer is not None
+    assert ports.cache_repairer.repair() == 2
 
     assert owed_rows(engine, prefix) == {}
     assert cached_version(redis_client, prefix, renamed) == 2
     assert cached_version(redis_client, prefix, deleted) == 2
-    assert ports.repair_cache() == 0
+    assert ports.cache_repairer.repair() == 0
 
 
 def test_settling_keeps_a_debt_recorded_after_the_repair_read(

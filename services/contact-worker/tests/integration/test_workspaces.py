@@ -160,7 +160,7 @@ def _rows(engine: sa.Engine, ws: str) -> dict[str, int]:
             table: conn.execute(
                 sa.text(f"SELECT count(*) FROM {table} WHERE workspace = :ws"), {"ws": ws}
             ).scalar_one()
-            for table in ("contacts", "processed_events", "contact_changes")
+            for table in ("contacts", "processed_events", "contact_changes", "cache_repairs")
         }
 
 
@@ -181,6 +181,14 @@ def _populate(runtime: Runtime, client: redis.Redis, ws: str, count: int) -> lis
     _handle(ports, event_in(ws, "deleted", gone))
     client.set(idempotency_key(prefix, ws, "d" * 64), "{}")
     client.set(import_key(prefix, ws, new_id()), "{}")
+    with ports.engine.begin() as conn:  # an entry the worker owes the cache (migration 0008)
+        conn.execute(
+            sa.text(
+                "INSERT INTO cache_repairs (cache, workspace, contact_id, version)"
+                " VALUES (:cache, :ws, :id, 2)"
+            ),
+            {"cache": prefix, "ws": ws, "id": gone},
+        )
     return operations
 
 
@@ -215,6 +223,7 @@ def test_erase_removes_one_workspace_in_batches_and_resumes(
         "contacts": 6,
         "contact_changes": 7,
         "processed_events": 7,
+        "cache_repairs": 1,
     }
     assert report.keys == {
         "contact": 6,
@@ -225,7 +234,7 @@ def test_erase_removes_one_workspace_in_batches_and_resumes(
         "import": 1,
         "import-dead": 0,
     }
-    assert len(lines) == 10  # three tables, seven key kinds
+    assert len(lines) == 11  # four tables, seven key kinds
     assert lines[0] == "contacts: 6 rows removed"
     assert _rows(engine, gone) == dict.fromkeys(before, 0)
     assert list(redis_client.scan_iter(match=f"{prefix}*{gone}*")) == []

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import queue
+import threading
 import uuid
 from collections.abc import Sequence
 
@@ -147,7 +149,31 @@ def test_the_loop_keeps_going_through_failures_and_reports_what_was_owed() -> No
             raise ConnectionError("Redis down")
         return 7
 
-    loop = RepairLoop(repair, interval_s=60)
+    loop = RepairLoop(repair, interval_s=60, wake=threading.Event())
 
-    assert loop.run_once() == 0
+    assert loop.run_once() is None
     assert loop.run_once() == 7
+
+
+def test_the_loop_runs_at_start_then_only_when_woken_and_until_nothing_is_owed() -> None:
+    owed = [0, 2, 1, 0]  # at start nothing; woken: two passes find entries, the third none
+    passes: queue.Queue[int] = queue.Queue()
+
+    def repair() -> int:
+        count = owed.pop(0) if owed else 0
+        passes.put(count)
+        return count
+
+    wake = threading.Event()
+    loop = RepairLoop(repair, interval_s=0.01, wake=wake, sweep_s=3600)
+    loop.start()
+    try:
+        assert passes.get(timeout=5) == 0
+        with pytest.raises(queue.Empty):
+            passes.get(timeout=0.3)  # idle: no pass without a debt
+        wake.set()
+        assert [passes.get(timeout=5) for _ in range(3)] == [2, 1, 0]
+        with pytest.raises(queue.Empty):
+            passes.get(timeout=0.3)
+    finally:
+        loop.stop()

@@ -77,8 +77,10 @@ Check = Callable[[], Any]
 class Ports:
     """What the routes need.
 
-    ``required_checks`` must pass for ``/readyz`` to be 200; ``optional_checks`` are reported
-    but only degrade it (the API serves without Redis). ``close`` releases pooled connections.
+    ``owed``: the cache entries the worker owes (``None``: nothing owed), read from the read
+    model's database. ``required_checks`` must pass for ``/readyz`` to be 200;
+    ``optional_checks`` are reported but only degrade it (the API serves without Redis).
+    ``close`` releases pooled connections and stops the ports' threads.
     """
 
     contacts: ContactReadModel
@@ -116,8 +118,12 @@ def build_ports(settings: Settings, **injected: Any) -> Ports:
     scripts = None if settings.redis_cluster_mode else ScriptRunner(client)
     calls = _guarded_calls(settings, client, contacts, scripts)
     cache, stops = _read_cache(settings, calls)
-    owed = PolledOwedEntries(engine, settings.redis_prefix, settings.owed_entries_poll_s)
-    stops = [*stops, owed.stop]
+    # The owed entries live in the read model's database: with a read model injected (a
+    # fake), there is none to read, and nothing is owed unless ``owed`` is injected too.
+    owed = None
+    if "contacts" not in injected:
+        owed = PolledOwedEntries(engine, settings.redis_prefix, settings.owed_entries_poll_s)
+        stops = [*stops, owed.stop]
     real: dict[str, Any] = {
         "contacts": contacts,
         "cache": cache,

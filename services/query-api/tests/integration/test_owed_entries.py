@@ -119,3 +119,32 @@ def test_past_its_limit_every_entry_counts_as_owed(settings, writer_engine) -> N
         owed.stop()
         settle(writer_engine, cache)
         engine.dispose()
+
+
+def test_until_its_first_read_succeeds_every_entry_counts_as_owed(settings, caplog) -> None:
+    # A new process whose PostgreSQL does not answer yet: it cannot know what is owed, so it
+    # serves nothing from an entry that might be (helper review of case C18).
+    unreachable = settings.model_copy(
+        update={"database_url": "postgresql+psycopg2://nobody@127.0.0.1:1/none"}
+    )
+    engine = build_engine(unreachable)
+    owed = PolledOwedEntries(engine, settings.redis_prefix, interval_s=0.05)
+    try:
+        assert owed.owes(DEFAULT_WORKSPACE, str(uuid.uuid4()))
+        wait_for(lambda: "owed cache entries not read" in caplog.text)
+        assert owed.owes(DEFAULT_WORKSPACE, str(uuid.uuid4()))
+    finally:
+        owed.stop()
+        engine.dispose()
+
+
+def test_the_polling_thread_ends_with_an_app_dropped_without_close(settings) -> None:
+    engine = build_engine(settings)
+    owed = PolledOwedEntries(engine, settings.redis_prefix, interval_s=0.01)
+    owed.owes(DEFAULT_WORKSPACE, str(uuid.uuid4()))
+    thread = owed._thread
+    assert thread is not None
+    del owed
+    thread.join(timeout=5)
+    assert not thread.is_alive()
+    engine.dispose()

@@ -33,6 +33,7 @@ _TABLES: Final = (
     ("contacts", "id"),
     ("contact_changes", "txid, position"),
     ("processed_events", "event_id"),
+    ("cache_repairs", "cache, contact_id"),
 )
 
 

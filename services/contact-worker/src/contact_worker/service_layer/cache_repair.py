@@ -6,15 +6,17 @@ writes the entry again, but an outage longer than the message's receives dead-le
 nothing else would ever overwrite the stale entry (only a newer version replaces an entry).
 
 So a failed write is recorded as owed, in PostgreSQL, which the worker just committed to
-(``RecordingContactCache``); ``repair_owed_entries`` (run by every pool process every
-``cache_repair_interval_s``) writes the owed entries from the committed state once Redis
+(``RecordingContactCache``); ``repair_owed_entries`` (run by the pool process that recorded it,
+every ``cache_repair_interval_s`` until nothing is owed; by every pool process when it starts,
+and every ``repair_loop.SWEEP_S``) writes the owed entries from the committed state once Redis
 answers, and settles them. Meanwhile the query API serves none of the owed contacts from Redis.
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from contacts_domain import ContactState, OperationStatus
@@ -52,12 +54,19 @@ class CacheRepairs(abc.ABC):
 
 class RecordingContactCache(ContactCache):
     """``cache`` (the Redis adapter), which on a failed write owes the entries to
-    ``repairs`` and then raises the failure as before (the message is redelivered). A failure
-    to record is logged: the redelivery records again."""
+    ``repairs``, calls ``on_recorded`` (it wakes this process's repair loop) and then raises
+    the failure as before (the message is redelivered). A failure to record is logged: the
+    redelivery records again."""
 
-    def __init__(self, cache: ContactCache, repairs: CacheRepairs) -> None:
+    def __init__(
+        self,
+        cache: ContactCache,
+        repairs: CacheRepairs,
+        on_recorded: Callable[[], object] = lambda: None,
+    ) -> None:
         self._cache = cache
         self._repairs = repairs
+        self._on_recorded = on_recorded
 
     def put(self, state: ContactState) -> bool:
         try:
@@ -94,6 +103,7 @@ class RecordingContactCache(ContactCache):
         except Exception as exc:
             log.error("owed cache entries not recorded", entries=len(owed), error=str(exc))
         else:
+            self._on_recorded()
             log.warning("cache write failed; entries owed until Redis answers", entries=len(owed))
 
 
@@ -117,3 +127,22 @@ def repair_owed_entries(
     )
     log.info("owed cache entries repaired", entries=len(owed))
     return len(owed)
+
+
+class CacheRepairer:
+    """The owed entries of one process: ``recording()`` wraps the Redis ``cache`` so that its
+    failed writes are owed to ``repairs`` and set ``recorded``; ``repair()`` is one pass of
+    ``repair_owed_entries`` on ``cache`` (the raw adapter: a failed repair owes nothing more)."""
+
+    def __init__(self, repairs: CacheRepairs, cache: ContactCache) -> None:
+        self.repairs = repairs
+        self.cache = cache
+        self.recorded = threading.Event()
+
+    def recording(self) -> RecordingContactCache:
+        """The cache the handlers write through."""
+        return RecordingContactCache(self.cache, self.repairs, on_recorded=self.recorded.set)
+
+    def repair(self) -> int:
+        """One repair pass; returns how many entries were owed. Raises what it raises."""
+        return repair_owed_entries(self.repairs, self.cache)

@@ -9,9 +9,11 @@ it saw the outage itself.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
+import weakref
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -26,32 +28,46 @@ _OWED = sa.text(
 class PolledOwedEntries:
     """``ports.OwedEntries`` of the cache named ``cache`` (its Redis key prefix, as the worker
     names it) from ``engine``, read by a daemon thread of this process every ``interval_s``
-    seconds, started by the first caller (it reads at once: a request never waits for it, so
-    the first answers of a new process, before that read, are given with nothing owed).
+    seconds, started by the first caller. The first callers of a process (or of a forked
+    child) wait for its first read, at most ``first_read_wait_s``; until a read has succeeded
+    every entry counts as owed, so no request is answered from an entry that may be.
 
     More than ``limit`` owed entries count as every entry owed (the cache is bypassed until
     the repair catches up). A failed read keeps the last list and is logged once per outage.
     A forked child starts its own thread on first use.
     """
 
-    def __init__(self, engine: Engine, cache: str, interval_s: float, limit: int = 10_000) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        cache: str,
+        interval_s: float,
+        *,
+        limit: int = 10_000,
+        first_read_wait_s: float = 0.25,
+    ) -> None:
         self._engine = engine
         self._cache = cache
         self._interval_s = interval_s
         self._limit = limit
+        self._first_read_wait_s = first_read_wait_s
         self._owed: frozenset[tuple[str, str]] = frozenset()
-        self._everything = False
+        self._everything = True  # until the first read
         self._failing = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._first_read = threading.Event()
         self._stop = threading.Event()
-        os.register_at_fork(after_in_child=self._forget_after_fork)
+        # By a weak reference: the hook lives as long as the process, the engine must not.
+        os.register_at_fork(after_in_child=functools.partial(_forget_after_fork, weakref.ref(self)))
 
     def owes(self, workspace: str, contact_id: str) -> bool:
-        if self._thread is None:
-            self._start()
         if self._everything:
-            return True
+            if self._thread is None:
+                self._start()
+            self._first_read.wait(self._first_read_wait_s)
+            if self._everything:
+                return True
         owed = self._owed
         return bool(owed) and (workspace, contact_id) in owed
 
@@ -72,13 +88,13 @@ class PolledOwedEntries:
         with self._lock:
             if self._thread is not None or self._stop.is_set():
                 return
-            self._thread = threading.Thread(target=self._run, name="owed-entries", daemon=True)
+            self._thread = threading.Thread(
+                target=_poll_while_owned,
+                args=(weakref.ref(self), self._stop, self._interval_s),
+                name="owed-entries",
+                daemon=True,
+            )
             self._thread.start()
-
-    def _run(self) -> None:
-        self._poll_logged()
-        while not self._stop.wait(self._interval_s):
-            self._poll_logged()
 
     def _poll_logged(self) -> None:
         try:
@@ -88,10 +104,36 @@ class PolledOwedEntries:
                 log.warning("owed cache entries not read; keeping the last list: %s", exc)
             self._failing = True
             return
+        finally:
+            self._first_read.set()
         if self._failing:
             log.info("owed cache entries read again: %d owed", count)
         self._failing = False
 
-    def _forget_after_fork(self) -> None:
+    def _forget_in_child(self) -> None:
         self._lock = threading.Lock()
         self._thread = None
+        self._first_read = threading.Event()
+        self._everything = True  # the parent's list may be old by now: read it again
+
+
+def _forget_after_fork(owner: weakref.ref[PolledOwedEntries]) -> None:
+    polled = owner()
+    if polled is not None:
+        polled._forget_in_child()
+
+
+def _poll_while_owned(
+    owner: weakref.ref[PolledOwedEntries], stop: threading.Event, interval_s: float
+) -> None:
+    """The thread of a ``PolledOwedEntries``: reads now, then every ``interval_s``, until
+    ``stop`` or until its owner is garbage (an app dropped without ``close``: the thread must
+    not keep its engine, and a pooled connection, alive)."""
+    while True:
+        polled = owner()
+        if polled is None:
+            return
+        polled._poll_logged()
+        del polled
+        if stop.wait(interval_s):
+            return
