@@ -114,12 +114,18 @@ class FaultProxy:
                     continue
                 readable, _, _ = select.select(list(peers), [], [], 0.1)
                 for sock in readable:
-                    data = sock.recv(65536)
-                    if not data:
-                        return
-                    if sock is client:
-                        self.http_requests += data.count(b" HTTP/1.1\r\n")
-                    peers[sock].sendall(data)
+                    # Under the mode's lock: once set_mode returns, no chunk is forwarded in
+                    # a mode that no longer passes (select may have waited up to 0.1 s; a
+                    # sent-script test saw a command reach Redis after the blackhole began).
+                    with self._lock:
+                        if self.mode != "pass":
+                            break
+                        data = sock.recv(65536)
+                        if not data:
+                            return
+                        if sock is client:
+                            self.http_requests += data.count(b" HTTP/1.1\r\n")
+                        peers[sock].sendall(data)
         except (OSError, ValueError):  # ValueError: select() on a socket closed by stop()
             return
         finally:
