@@ -803,7 +803,10 @@ class Bench:
             post_paths = self.post_lua()
             log(f"POST accepted vs raw SendMessage: {reps} x {seconds} s each, alternating")
             body = messages[0]["MessageBody"]
+            # One second of each first, unmeasured: the reference's threads and the command
+            # API's processes open their connections (to SQS, and wrk's) before either counts.
             refs.sqs_send(make, raw_url, body, a.post_connections, 1)
+            self.wrk_post(post_paths, a.post_connections, 1)
             for _ in range(reps):
                 cpu = self.cpu("command-api")
                 result = self.accounted(

@@ -3,9 +3,9 @@
 A WSGI server puts each request header in the environ once: gunicorn joins the values of a
 field sent on several lines with ``","`` (``HTTP_IDEMPOTENCY_KEY = "k1,k2"``), and Werkzeug's
 ``request.headers.getlist`` then returns that one joined value. For a field that takes one
-value (``Idempotency-Key``, ``If-Match``, ``X-Contacts-Workspace``) the app cannot tell two
-lines from one value holding a comma, and would use the joined value, or one part of it, as if
-the client had sent it. The worker that reads the request does see the lines
+value (``Authorization``, ``Idempotency-Key``, ``If-Match``, ``X-Contacts-Workspace``) the
+app cannot tell two lines from one value holding a comma, and would use the joined value, or
+one part of it, as if the client had sent it. The worker that reads the request does see the lines
 (``contacts_http.request_buffering.BufferingThreadWorker``): it puts the names of the fields
 it saw more than once in the environ under ``REPEATED_FIELDS``, and ``single_header`` refuses
 them. Under another server (Flask's test client, which joins with ``", "``) the key is absent

@@ -148,3 +148,14 @@ def test_two_workspaces_are_refused(port, drain) -> None:
 
     assert_refused(answer, WORKSPACE_HEADER)
     assert drain() == []
+
+
+def test_two_authorization_fields_are_refused_naming_the_field(port, drain) -> None:
+    # Both lines hold a valid key: still one request with two credentials, refused as such
+    # (before: 401 "Unknown API key" for the joined value).
+    fields = [("Authorization", f"Bearer {OPERATOR}")]
+
+    answer = send(port, "POST", "/v1/contacts", fields, json_body(ROSA))
+
+    assert_refused(answer, "Authorization")
+    assert drain() == []

@@ -312,9 +312,10 @@ def import_dead_letters(settings: Settings) -> RedisImportDeadLetters:
 
 
 def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepthPoller:
-    """A poller of the depths of the queue (``main``) and its dead-letter queue (``dlq``), and of
-    the change feed's lag (PostgreSQL, ``ChangeFeedLag``), into ``metrics`` every
-    ``queue_metrics_interval_s`` seconds, not started.
+    """A poller of the depths of the queue (``main``) and its dead-letter queue (``dlq``), of
+    the change feed's lag (PostgreSQL, ``ChangeFeedLag``) and of the cache entries owed
+    (``SqlCacheRepairs.count``), into ``metrics`` every ``queue_metrics_interval_s`` seconds,
+    not started.
 
     A dead-letter queue whose URL SQS does not give is left out (logged), never raised.
     """
@@ -324,9 +325,14 @@ def queue_depth_poller(settings: Settings, metrics: WorkerMetrics) -> QueueDepth
         queues["dlq"] = sqs.get_queue_url(QueueName=settings.dlq_name)["QueueUrl"]
     except Exception as exc:
         log.warning("dead-letter queue depth not polled", error=type(exc).__name__)
-    lag = ChangeFeedLag(writer_engine(settings))
+    engine = writer_engine(settings)
     return QueueDepthPoller(
-        sqs, queues, metrics, settings.queue_metrics_interval_s, change_feed_lag=lag.seconds
+        sqs,
+        queues,
+        metrics,
+        settings.queue_metrics_interval_s,
+        change_feed_lag=ChangeFeedLag(engine).seconds,
+        owed_cache_entries=SqlCacheRepairs(engine, cache=settings.redis_prefix).count,
     )
 
 

@@ -11,10 +11,12 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from contact_worker.adapters.cache_repairs import SqlCacheRepairs
 from contact_worker.adapters.change_feed_lag import ChangeFeedLag
 from contact_worker.adapters.queue_metrics import QueueDepthPoller
 from contact_worker.entrypoints.celery_app import DatabaseFailure, receive_count, without_values
 from contact_worker.entrypoints.metrics import WorkerMetrics
+from contacts_domain import ContactState
 from contacts_telemetry.metrics import MetricsRegistry
 from support.resources import isolated_queues
 
@@ -98,4 +100,32 @@ def test_the_change_feed_lag_counts_changes_a_running_transaction_holds_back(
         assert held >= 1.0
         assert value(metrics, "change_feed_lag_seconds") == held
     finally:
+        engine.dispose()
+
+
+def test_the_owed_cache_entries_of_this_cache_are_counted_into_their_gauge(
+    database_url: str,
+) -> None:
+    """Cache writes that failed after a commit and are not repaired yet (case C18), for the
+    ``ContactsCacheEntriesOwed`` alert: only the rows of the worker's own cache count."""
+    engine = sa.create_engine(database_url)
+    mine, theirs = f"metrics-{uuid.uuid4().hex[:6]}:", f"metrics-{uuid.uuid4().hex[:6]}:"
+    metrics = WorkerMetrics(MetricsRegistry())
+    poller = QueueDepthPoller(
+        None, {}, metrics, 60, owed_cache_entries=SqlCacheRepairs(engine, mine).count
+    )
+    owed = [ContactState(str(uuid.uuid4()), workspace="default", version=2) for _ in range(3)]
+    try:
+        assert poller.poll_owed_cache_entries() == 0
+        SqlCacheRepairs(engine, mine).record(owed[:2])
+        SqlCacheRepairs(engine, theirs).record(owed[2:])
+
+        assert poller.poll_owed_cache_entries() == 2
+        assert value(metrics, "contact_cache_owed_entries") == 2
+    finally:
+        with engine.begin() as connection:
+            connection.execute(
+                sa.text("DELETE FROM cache_repairs WHERE cache IN (:a, :b)"),
+                {"a": mine, "b": theirs},
+            )
         engine.dispose()

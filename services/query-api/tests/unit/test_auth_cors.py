@@ -11,6 +11,7 @@ from flask import Flask
 from contacts_http import PROBLEM_JSON
 from contacts_http.auth import AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
+from contacts_http.repeated_fields import REPEATED_FIELDS
 from contacts_telemetry.metrics import MetricsRegistry
 from query_api.entrypoints.app import create_app
 from query_api.settings import Settings, SettingsError
@@ -85,6 +86,18 @@ def test_no_token_is_401_and_a_write_only_key_is_403(make, stored) -> None:
         assert forbidden.status_code == 403, path
         assert 'scope="contacts:read"' in forbidden.headers["WWW-Authenticate"]
     assert client.head(url).status_code == 401
+
+
+def test_two_authorization_field_lines_are_a_400_naming_the_field(make, stored) -> None:
+    # What gunicorn's worker reports for a request with two Authorization lines
+    # (contacts_http.repeated_fields); the hot GET's fast path leaves it to the guard.
+    client = make().test_client()
+    repeated = {REPEATED_FIELDS: frozenset({"AUTHORIZATION"})}
+    for path in (f"/v1/contacts/{stored.contact_id}", "/v1/contacts"):
+        answer = client.get(path, headers=bearer(READER), environ_overrides=repeated)
+        assert answer.status_code == 400, path
+        assert answer.mimetype == PROBLEM_JSON
+        assert answer.json["errors"] == {"Authorization": ["Sent more than once."]}
 
 
 def test_without_origins_there_are_no_cors_headers(make, stored) -> None:

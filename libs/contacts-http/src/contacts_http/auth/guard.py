@@ -36,7 +36,7 @@ from contacts_http.auth.failure_limit import AuthFailureLimiter
 from contacts_http.auth.principal import Authenticator, AuthUnavailable, InvalidToken, Principal
 from contacts_http.auth.scopes import ADMIN
 from contacts_http.problems import ProblemError
-from contacts_http.repeated_fields import BAD_HEADER_PROBLEM, single_header
+from contacts_http.repeated_fields import BAD_HEADER_PROBLEM, REPEATED_FIELDS, single_header
 from contacts_telemetry.logs import bind_context
 
 #: Paths that never need a token.
@@ -130,11 +130,12 @@ def plain_caller(guard: Any, environ: Mapping[str, Any], endpoint: str) -> Princ
     counting or logging anything: a bearer token its ``Authenticator`` accepts, with the
     route's scope and a workspace of its own, from an address under its failure limit.
 
-    ``None`` for anything else (no bearer token, a refused or uncheckable token, an address
+    ``None`` for anything else (no bearer token or two ``Authorization`` field lines, a
+    refused or uncheckable token, an address
     over its limit, a missing scope or workspace, authentication off): the WSGI fast paths
     (the query API's hot ``GET``, the command API's ``POST /v1/contacts``) then leave the
     request to Flask, whose guard answers it. Never raises for a token."""
-    if guard.authenticator is None:
+    if guard.authenticator is None or "AUTHORIZATION" in environ.get(REPEATED_FIELDS, ()):
         return None
     token = bearer_token(str(environ.get("HTTP_AUTHORIZATION", "")))
     if token is None:
@@ -319,7 +320,9 @@ def _authenticate() -> _Outcome:
         return cached  # type: ignore[no-any-return]
     configured = _configured()
     assert configured.authenticator is not None
-    token = bearer_token(request.headers.get("Authorization", ""))
+    # One credential per request (RFC 9110 §11.6.2): two field lines are a 400 naming the
+    # field, not a token made of both (gunicorn joins them with a comma).
+    token = bearer_token(single_header(request, "Authorization") or "")
     if token is None:
         outcome = _Outcome()
     elif configured.failures is None:

@@ -34,6 +34,8 @@ _OWED = sa.text(
     """
 )
 
+_COUNT = sa.text("SELECT count(*) FROM cache_repairs WHERE cache = :cache")
+
 _SETTLE = sa.text(
     """
     DELETE FROM cache_repairs r
@@ -97,3 +99,8 @@ class SqlCacheRepairs(CacheRepairs):
                 },
             )
         return int(result.rowcount)
+
+    def count(self) -> int:
+        """How many entries this cache is owed now (for the metric: one index range count)."""
+        with self._engine.connect() as connection:
+            return int(connection.execute(_COUNT, {"cache": self._cache}).scalar_one())

@@ -23,7 +23,8 @@ class QueueDepthPoller:
     """Polls ``queues`` (label → queue URL, e.g. ``{"main": url, "dlq": url}``) with the boto3
     SQS client ``sqs`` and sets ``metrics.queue_messages``; sets
     ``metrics.oldest_message_age`` to 0 when the main queue holds nothing; sets
-    ``metrics.change_feed_lag`` from ``change_feed_lag()`` (seconds) when given."""
+    ``metrics.change_feed_lag`` from ``change_feed_lag()`` (seconds) and
+    ``metrics.owed_cache_entries`` from ``owed_cache_entries()`` when given."""
 
     def __init__(
         self,
@@ -32,12 +33,14 @@ class QueueDepthPoller:
         metrics: Any,
         interval_s: float,
         change_feed_lag: Callable[[], float] | None = None,
+        owed_cache_entries: Callable[[], int] | None = None,
     ) -> None:
         self._sqs = sqs
         self._queues = queues
         self._metrics = metrics
         self._interval_s = interval_s
         self._change_feed_lag = change_feed_lag
+        self._owed_cache_entries = owed_cache_entries
         self._stop = threading.Event()
 
     def poll_once(self) -> dict[str, tuple[int, int]]:
@@ -74,9 +77,23 @@ class QueueDepthPoller:
         self._metrics.change_feed_lag.set(lag)
         return lag
 
+    def poll_owed_cache_entries(self) -> int | None:
+        """Read the count of owed cache entries once into its gauge; returns it (``None``
+        without a source). Raises what the source raises."""
+        if self._owed_cache_entries is None:
+            return None
+        owed = self._owed_cache_entries()
+        self._metrics.owed_cache_entries.set(owed)
+        return owed
+
     def _run(self) -> None:
         while not self._stop.is_set():
-            for poll, what in ((self.poll_once, "queue depth"), (self.poll_change_feed, "lag")):
+            polls = (
+                (self.poll_once, "queue depth"),
+                (self.poll_change_feed, "lag"),
+                (self.poll_owed_cache_entries, "owed cache entries"),
+            )
+            for poll, what in polls:
                 try:
                     poll()
                 except Exception as exc:  # a failed poll keeps the gauges' last values

@@ -81,6 +81,14 @@ class WorkerMetrics:
             multiprocess_mode="mostrecent",
             registry=r,
         )
+        self.owed_cache_entries = Gauge(
+            "contact_cache_owed_entries",
+            "Cache entries the worker owes Redis: writes after a commit that failed and are not "
+            "repaired yet (cache_repairs rows of this cache); the query API reads those contacts "
+            "from PostgreSQL meanwhile.",
+            multiprocess_mode="mostrecent",
+            registry=r,
+        )
         self.oldest_message_age = Gauge(
             "sqs_oldest_message_age_seconds",
             "Age of the oldest message of the queue, in seconds (derived; see the docs).",
