@@ -148,3 +148,24 @@ def test_the_polling_thread_ends_with_an_app_dropped_without_close(settings) -> 
     thread.join(timeout=5)
     assert not thread.is_alive()
     engine.dispose()
+
+
+def test_a_database_without_the_table_yet_owes_nothing(settings, caplog) -> None:
+    # The query API rolled out before the worker's migration 0008 ran: no worker can have
+    # recorded a debt, so the cache is served (not bypassed for every read).
+    before = settings.model_copy(
+        update={
+            "database_url": sa.make_url(settings.database_url)
+            .set(database="postgres")
+            .render_as_string(hide_password=False)
+        }
+    )
+    engine = build_engine(before)
+    owed = PolledOwedEntries(engine, settings.redis_prefix, interval_s=60)
+    try:
+        assert owed.poll_once() == 0
+        assert not owed.owes(DEFAULT_WORKSPACE, str(uuid.uuid4()))
+        assert "cache_repairs not in the database yet" in caplog.text
+    finally:
+        owed.stop()
+        engine.dispose()

@@ -20,6 +20,10 @@ from sqlalchemy.engine import Engine
 
 log = logging.getLogger(__name__)
 
+#: SQLSTATEs of a database without the table or its columns: undefined_table,
+#: undefined_column.
+_SCHEMA_PREDATES_THE_TABLE = frozenset({"42P01", "42703"})
+
 _OWED = sa.text(
     "SELECT workspace, contact_id::text FROM cache_repairs WHERE cache = :cache LIMIT :limit"
 )
@@ -54,6 +58,7 @@ class PolledOwedEntries:
         self._owed: frozenset[tuple[str, str]] = frozenset()
         self._everything = True  # until the first read
         self._failing = False
+        self._schema_logged = False
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._first_read = threading.Event()
@@ -73,9 +78,21 @@ class PolledOwedEntries:
 
     def poll_once(self) -> int:
         """Read the owed entries now; returns how many there are (at most ``limit + 1``).
+
+        A database whose schema predates ``cache_repairs`` (the query API deployed before the
+        worker's migration 0008 ran) owes nothing: no worker can have recorded a debt there.
         Raises what SQLAlchemy raises when PostgreSQL does not answer."""
-        with self._engine.connect() as connection:
-            rows = connection.execute(_OWED, {"cache": self._cache, "limit": self._limit + 1}).all()
+        try:
+            with self._engine.connect() as connection:
+                found = connection.execute(_OWED, {"cache": self._cache, "limit": self._limit + 1})
+                rows = found.all()
+        except sa.exc.ProgrammingError as exc:
+            if getattr(exc.orig, "pgcode", None) not in _SCHEMA_PREDATES_THE_TABLE:
+                raise
+            if not self._schema_logged:
+                log.warning("cache_repairs not in the database yet (migration 0008): none owed")
+            self._schema_logged = True
+            rows = []
         self._owed = frozenset((str(workspace), str(contact_id)) for workspace, contact_id in rows)
         self._everything = len(rows) > self._limit
         return len(rows)
