@@ -26,11 +26,19 @@ pool; served by the main process, see ``entrypoints.worker``).
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from contacts_telemetry.metrics import AGE_BUCKETS, LATENCY_BUCKETS, MetricsRegistry
 
 TASK_OUTCOMES = ("applied", "rejected", "retried", "dead_lettered")
+
+
+def _polled_gauge(
+    registry: CollectorRegistry, name: str, documentation: str, labels: tuple[str, ...] = ()
+) -> Gauge:
+    """A gauge the main process's poller sets (``adapters.queue_metrics``): the most recent
+    value across the pool's processes is the one exported."""
+    return Gauge(name, documentation, labels, multiprocess_mode="mostrecent", registry=registry)
 
 
 class WorkerMetrics:
@@ -67,33 +75,29 @@ class WorkerMetrics:
             buckets=AGE_BUCKETS,
             registry=r,
         )
-        self.queue_messages = Gauge(
+        self.queue_messages = _polled_gauge(
+            r,
             "sqs_messages",
             "Approximate messages in an SQS queue (queue: main|dlq; state: visible|in_flight).",
             ("queue", "state"),
-            multiprocess_mode="mostrecent",
-            registry=r,
         )
-        self.change_feed_lag = Gauge(
+        self.change_feed_lag = _polled_gauge(
+            r,
             "change_feed_lag_seconds",
             "Age of the oldest committed change the change feed cannot serve yet (a running "
             "transaction holds it back), in seconds; 0 when the feed is current.",
-            multiprocess_mode="mostrecent",
-            registry=r,
         )
-        self.owed_cache_entries = Gauge(
+        self.owed_cache_entries = _polled_gauge(
+            r,
             "contact_cache_owed_entries",
             "Cache entries the worker owes Redis: writes after a commit that failed and are not "
             "repaired yet (cache_repairs rows of this cache); the query API reads those contacts "
             "from PostgreSQL meanwhile.",
-            multiprocess_mode="mostrecent",
-            registry=r,
         )
-        self.oldest_message_age = Gauge(
+        self.oldest_message_age = _polled_gauge(
+            r,
             "sqs_oldest_message_age_seconds",
             "Age of the oldest message of the queue, in seconds (derived; see the docs).",
-            multiprocess_mode="mostrecent",
-            registry=r,
         )
         for outcome in TASK_OUTCOMES:
             self.tasks.labels(outcome)

@@ -15,8 +15,9 @@ answers, and settles them. Meanwhile the query API serves none of the owed conta
 from __future__ import annotations
 
 import abc
+import contextlib
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Final
 
 from contacts_domain import ContactState, OperationStatus
@@ -69,18 +70,12 @@ class RecordingContactCache(ContactCache):
         self._on_recorded = on_recorded
 
     def put(self, state: ContactState) -> bool:
-        try:
+        with self._owing([state]):
             return self._cache.put(state)
-        except Exception:
-            self._owe([state])
-            raise
 
     def put_all(self, states: Sequence[ContactState]) -> None:
-        try:
+        with self._owing(states):
             self._cache.put_all(states)
-        except Exception:
-            self._owe(states)
-            raise
 
     def put_all_then_record(
         self,
@@ -88,8 +83,14 @@ class RecordingContactCache(ContactCache):
         outcomes: Sequence[tuple[str, OperationStatus]],
         operations: OperationStore,
     ) -> None:
-        try:
+        with self._owing(states):
             self._cache.put_all_then_record(states, outcomes, operations)
+
+    @contextlib.contextmanager
+    def _owing(self, states: Sequence[ContactState]) -> Iterator[None]:
+        """Owe ``states`` if the write in the block fails, then let its failure through."""
+        try:
+            yield
         except Exception:
             self._owe(states)
             raise
