@@ -21,7 +21,9 @@ closed; no thread ever waited for it. A head with transfer codings stacked befor
 ``spool_bytes`` in a temporary file) goes to the thread pool; ``GET /healthz`` goes to a pool
 of its own, so liveness never queues behind clients. A body larger than ``max_body_bytes``
 (past every limit of the APIs) is handed on as a stream after its head, as gunicorn does, and
-the app refuses it (413) without reading it; the connection is then closed rather than drained.
+the app refuses it (413) without reading it; the connection is then closed rather than drained,
+and the answer says ``Connection: close``. What the app leaves unread of a buffered body is
+drained from the buffer, so that connection stays open as its answer said.
 
 The worker also tells the app which header fields came on more than one field line (the
 environ's ``repeated_fields.REPEATED_FIELDS``): gunicorn joins their values with ``","``, so the
@@ -363,7 +365,11 @@ class RequestBuffering:
         its connection reset (``finish_request``) and one warning, without personal data
         (the path, as in the access line, never the query string or the client's address);
         gunicorn's own handling would log a traceback per connection."""
-        if not conn.streamed:
+        if conn.streamed:
+            # The connection closes after the answer (``_keepalive_after``): say so in it, or
+            # a client sends its next request on a connection about to close.
+            req.must_close = True
+        else:
             # The loop answered ``Expect: 100-continue`` when the head arrived (the body is here).
             req._expected_100_continue = False
         conn.sock.hold_to(self.buffering)
@@ -382,11 +388,18 @@ class RequestBuffering:
 
     def _keepalive_after(self, conn: BufferedConn, keepalive: bool) -> bool:
         # A streamed body left unread is not drained by a thread (a trickling client would
-        # hold it): the connection closes instead.
-        if conn.streamed:
+        # hold it): the connection closes instead, as its answer said (``handle_request``).
+        # A buffered body is all in memory or its spool file, so what the app left unread is
+        # drained whole: gunicorn's own drain gives up past 64 KiB, and the connection then
+        # closed after an answer that said keep-alive (a 413 for a 2 MB body, say).
+        if conn.streamed or not keepalive:
             return False
         try:
-            return bool(super()._keepalive_after(conn, keepalive))  # type: ignore[misc]
+            return bool(
+                conn.parser.finish_body(
+                    deadline=time.monotonic() + _LINGER_S, max_bytes=self.buffering.max_body_bytes
+                )
+            )
         except http.errors.ParseException as exc:
             # The unread body of a request already answered is malformed (a broken chunk):
             # close, rather than let gunicorn answer that one request a second time.

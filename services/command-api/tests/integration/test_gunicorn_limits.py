@@ -143,3 +143,25 @@ def test_header_fields_too_large_for_gunicorn_are_a_431_problem(server):
     assert response.status_code == 431
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["status"] == 431
+
+
+@pytest.mark.parametrize("megabytes", [2, BODY_MB])
+def test_a_413_says_whether_the_connection_stays_open(server, megabytes: int) -> None:
+    # A 413 that announced keep-alive and then closed made clients fail their next request
+    # on the same connection (RemoteDisconnected): the answer must say ``close`` when the
+    # connection closes, and a kept connection must serve the next request.
+    _, port = server
+    body = b'{"first_name": "A", "notes": "' + b"n" * (megabytes * 1024 * 1024) + b'"}'
+    with requests.Session() as session:
+        refused = session.post(
+            f"http://127.0.0.1:{port}/v1/contacts",
+            data=body,
+            headers={**AUTH_HEADERS, "Content-Type": "application/json"},
+            timeout=30,
+        )
+        assert refused.status_code == 413
+        said_close = refused.headers.get("Connection", "").lower() == "close"
+        print(f"{megabytes} MB: 413 Connection={refused.headers.get('Connection')!r}")
+        if not said_close:
+            again = session.get(f"http://127.0.0.1:{port}/healthz", timeout=10)
+            assert again.status_code == 200
