@@ -6,7 +6,10 @@ import datetime as dt
 import uuid
 from typing import Any
 
+import pytest
+
 from contacts_domain import (
+    ABSENT_VERSION,
     EMAIL_CONFLICT,
     NAME_REQUIRED,
     NOT_FOUND,
@@ -17,6 +20,7 @@ from contacts_domain import (
     ProcessedEvent,
     apply_event,
     empty_fields,
+    precondition_failure,
     replay,
     replay_erased,
 )
@@ -139,6 +143,45 @@ def test_if_match_mismatch_is_rejected_and_changes_nothing() -> None:
     )
     ok = apply_event(state, event("patched", 2, {"company": "X"}, expected_version=1))
     assert ok.status == "applied"
+
+
+def test_if_none_match_star_creates_but_never_replaces() -> None:
+    # PUT with If-None-Match: * (ABSENT_VERSION): a new id or an erased one is created, a
+    # visible contact is left as it is (RFC 9110 §13.1.2).
+    create_only = event("replaced", 3, full(first_name="Ada"), expected_version=ABSENT_VERSION)
+    new = apply_event(ContactState(CID), create_only)
+    assert (new.status, new.state.alive, new.state.version) == ("applied", True, 1)
+    alive = run(event("created", 1, full(first_name="Rosa")))
+    refused = apply_event(alive, create_only)
+    assert (refused.status, refused.reason, refused.changed) == (
+        "rejected",
+        VERSION_MISMATCH,
+        False,
+    )
+    erased = run(event("created", 1, full(first_name="Rosa")), event("deleted", 2))
+    again = apply_event(erased, create_only)
+    assert (again.status, again.state.fields["first_name"]) == ("applied", "Ada")
+
+
+@pytest.mark.parametrize(
+    ("alive", "version", "expected", "reason"),
+    [
+        (True, 3, None, None),
+        (False, 0, None, None),
+        (True, 3, 3, None),
+        (True, 3, 2, VERSION_MISMATCH),
+        (False, 3, 3, NOT_FOUND),
+        (False, 0, 1, NOT_FOUND),
+        (False, 0, ABSENT_VERSION, None),
+        (False, 4, ABSENT_VERSION, None),
+        (True, 1, ABSENT_VERSION, VERSION_MISMATCH),
+    ],
+)
+def test_precondition_failure_table(
+    alive: bool, version: int, expected: int | None, reason: str | None
+) -> None:
+    state = ContactState(CID, version=version, alive=alive)
+    assert precondition_failure(state, expected) == reason
 
 
 def test_clearing_the_last_name_left_is_rejected_name_required() -> None:

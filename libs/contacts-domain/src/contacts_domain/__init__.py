@@ -16,6 +16,7 @@ from contacts_domain.aggregate import (
     Replayed,
     apply_event,
     erases,
+    precondition_failure,
     replay,
     replay_erased,
 )
@@ -30,12 +31,13 @@ from contacts_domain.commands import (
 )
 from contacts_domain.contact import FIELDS, Fields, empty_fields, normalize_contact, represent
 from contacts_domain.errors import MalformedEvent, ValidationFailed
-from contacts_domain.events import ContactEvent, event_type
+from contacts_domain.events import ABSENT_VERSION, ContactEvent, event_type
 from contacts_domain.operations import OperationStatus
 from contacts_domain.sequence import HybridLogicalClock
 from contacts_domain.workspaces import DEFAULT_WORKSPACE, InvalidWorkspace, check_workspace
 
 __all__ = [
+    "ABSENT_VERSION",
     "DEFAULT_WORKSPACE",
     "EMAIL_CONFLICT",
     "EXPIRED",
@@ -67,6 +69,7 @@ __all__ = [
     "erases",
     "event_type",
     "normalize_contact",
+    "precondition_failure",
     "replay",
     "replay_erased",
     "represent",

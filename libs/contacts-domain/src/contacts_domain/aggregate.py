@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 
 from contacts_domain.contact import FIELDS, NAME_FIELDS, Fields, empty_fields, primary_value
-from contacts_domain.events import ContactEvent
+from contacts_domain.events import ABSENT_VERSION, ContactEvent
 from contacts_domain.operations import OperationStatus
 from contacts_domain.workspaces import DEFAULT_WORKSPACE
 
@@ -85,6 +85,21 @@ class Decision:
     changed: bool = False
 
 
+def precondition_failure(state: ContactState, expected_version: int | None) -> str | None:
+    """The rejection reason of a write whose precondition ``expected_version`` does not hold
+    for ``state``, else ``None``. ``None`` wants nothing; ``ABSENT_VERSION`` (0,
+    ``If-None-Match: *``) wants no visible contact (``version_mismatch`` when one is); any
+    other version wants the visible contact at that version (``not_found`` when none is
+    visible, ``version_mismatch`` at another version). RFC 9110 §13.1.1-2."""
+    if expected_version is None:
+        return None
+    if expected_version == ABSENT_VERSION:
+        return VERSION_MISMATCH if state.alive else None
+    if not state.alive:
+        return NOT_FOUND
+    return VERSION_MISMATCH if state.version != expected_version else None
+
+
 def apply_event(state: ContactState, event: ContactEvent) -> Decision:
     """Apply ``event``, the newest of its contact, to ``state``. Pure: no I/O, no clock.
 
@@ -92,16 +107,14 @@ def apply_event(state: ContactState, event: ContactEvent) -> Decision:
     delete erases every field (only ids and ordering data remain) and hides it; a patch writes
     the fields it names; an upsert patches a visible contact and creates an invisible one.
     Rejections (``status == "rejected"``), which change nothing:
-    ``version_mismatch`` when ``expected_version`` differs from the visible version
-    (``not_found`` if nothing is visible), ``not_found`` for a patch or delete of a contact that
+    ``version_mismatch`` or ``not_found`` when ``expected_version`` does not hold
+    (``precondition_failure``), ``not_found`` for a patch or delete of a contact that
     is not visible, ``name_required`` when the result would have neither first nor last name.
     An event older than one already applied goes through ``replay`` instead.
     """
-    if event.expected_version is not None:
-        if not state.alive:
-            return Decision(state, "rejected", NOT_FOUND)
-        if state.version != event.expected_version:
-            return Decision(state, "rejected", VERSION_MISMATCH)
+    failure = precondition_failure(state, event.expected_version)
+    if failure is not None:
+        return Decision(state, "rejected", failure)
     if event.kind in ("patched", "deleted") and not state.alive:
         return Decision(state, "rejected", NOT_FOUND)
 

@@ -23,6 +23,9 @@ TYPE_PREFIX: Final = "contacts.contact."
 READABLE_VERSIONS: Final = frozenset({"v1"})
 CURRENT_VERSION: Final = "v1"
 SPEC_VERSION: Final = "1.0"
+#: The ``expected_version`` of a write that wants no visible contact (``If-None-Match: *`` on
+#: a PUT, RFC 9110 §13.1.2: create, never replace). No contact is ever visible at version 0.
+ABSENT_VERSION: Final = 0
 _TYPE_RE = re.compile(
     r"^contacts\.contact\.(created|replaced|patched|deleted|upserted)\.(v[0-9]+)$"
 )

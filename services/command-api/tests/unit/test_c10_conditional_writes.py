@@ -12,7 +12,7 @@ from functools import reduce
 
 import pytest
 
-from contacts_domain import VERSION_MISMATCH, ContactState, apply_event
+from contacts_domain import ABSENT_VERSION, VERSION_MISMATCH, ContactState, apply_event
 
 
 def state_of(contact_id, events):
@@ -88,4 +88,39 @@ def test_c10_if_match_that_can_never_match_is_412_at_once(client, publisher, val
     response = client.delete(f"/v1/contacts/{uuid.uuid4()}", headers={"If-Match": value})
     assert response.status_code == 412
     assert response.get_json()["type"] == "urn:contacts:problem:precondition-failed"
+    assert publisher.events == []
+
+
+def test_if_none_match_star_on_put_travels_as_absent_version(client, publisher) -> None:
+    contact_id = str(uuid.uuid4())
+    response = client.put(
+        f"/v1/contacts/{contact_id}", json={"first_name": "A"}, headers={"If-None-Match": "*"}
+    )
+    assert response.status_code == 202
+    assert publisher.events[0].to_cloudevent()["expectedversion"] == ABSENT_VERSION == 0
+    # The worker then creates the contact, or rejects the write if one is visible.
+    created = apply_event(ContactState(contact_id), publisher.events[0])
+    assert (created.status, created.state.version) == ("applied", 1)
+    again = apply_event(created.state, publisher.events[0])
+    assert (again.status, again.reason) == ("rejected", VERSION_MISMATCH)
+
+
+@pytest.mark.parametrize(
+    ("method", "headers"),
+    [
+        ("put", {"If-None-Match": '"3"'}),
+        ("put", {"If-None-Match": "*", "If-Match": '"3"'}),
+        ("patch", {"If-None-Match": "*"}),
+        ("delete", {"If-None-Match": "*"}),
+    ],
+)
+def test_if_none_match_that_a_write_cannot_honour_is_a_400_naming_it(
+    client, publisher, method, headers
+) -> None:
+    response = getattr(client, method)(
+        f"/v1/contacts/{uuid.uuid4()}", json={"first_name": "A"}, headers=headers
+    )
+    assert response.status_code == 400
+    assert response.content_type == "application/problem+json"
+    assert list(response.get_json()["errors"]) == ["If-None-Match"]
     assert publisher.events == []

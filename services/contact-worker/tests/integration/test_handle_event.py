@@ -224,6 +224,29 @@ def test_business_rejections_are_recorded_not_raised(backend: Backend) -> None:
     assert backend.stored(cid).version == 1
 
 
+def test_if_none_match_put_creates_once_and_never_replaces(backend: Backend) -> None:
+    # PUT with If-None-Match: * (expected version 0): created when absent (an erased contact
+    # included), rejected version_mismatch while a contact is visible, late or not.
+    cid = new_id()
+    first = make_event("replaced", cid, {"first_name": "Ada"}, expected_version=0)
+    second = make_event("replaced", cid, {"first_name": "Bob"}, expected_version=0)
+    assert backend.handle(first).status == "applied"
+    assert (backend.handle(second).status, backend.handle(second).reason) == (
+        "rejected",
+        "version_mismatch",
+    )
+    assert backend.stored(cid).fields["first_name"] == "Ada"
+    late = make_event("replaced", cid, {"first_name": "Eve"}, expected_version=0)
+    backend.handle(make_event("deleted", cid))
+    # A late conditional write is compared with the present, as If-Match is: none is visible
+    # now, so it applies in its place, before the delete, which still erases the contact.
+    assert backend.handle(late).status == "applied"
+    assert backend.stored(cid).view() is None
+    again = make_event("replaced", cid, {"first_name": "Cy"}, expected_version=0)
+    assert backend.handle(again).status == "applied"
+    assert backend.stored(cid).fields["first_name"] == "Cy"
+
+
 def test_duplicate_primary_email_is_rejected_email_conflict(backend: Backend) -> None:
     email = f"{new_id()}@Example.com"
     first, second = new_id(), new_id()

@@ -32,6 +32,7 @@ from command_api.entrypoints.schemas import (
     CHANGE_IDEMPOTENCY_KEY,
     IDEMPOTENCY_KEY,
     IF_MATCH,
+    IF_NONE_MATCH,
     MATCH_ON,
     RETRY_AFTER,
     UPSERT_HEADERS,
@@ -252,24 +253,23 @@ def run_batch(body: dict[str, Any]) -> Any:
 def replace_contact(_shape: dict[str, Any], contact_id: Any) -> Any:
     """Replace every field of a contact, creating it when absent."""
     fields = _normalized(partial=False)
-    command = ReplaceContact(
-        str(contact_id), fields, expected_version=headers.expected_version(request)
-    )
+    expected = headers.write_precondition(request, create_only_allowed=True)
+    command = ReplaceContact(str(contact_id), fields, expected_version=expected)
     return _accept(command)
 
 
 def patch_contact(_shape: dict[str, Any], contact_id: Any) -> Any:
     """Change some fields of a contact (RFC 7396 merge patch; `null` clears)."""
     changes = _normalized(partial=True)
-    command = PatchContact(
-        str(contact_id), changes, expected_version=headers.expected_version(request)
-    )
+    expected = headers.write_precondition(request, create_only_allowed=False)
+    command = PatchContact(str(contact_id), changes, expected_version=expected)
     return _accept(command)
 
 
 def delete_contact(contact_id: Any) -> Any:
     """Erase a contact (a tombstone with only its id remains)."""
-    command = DeleteContact(str(contact_id), expected_version=headers.expected_version(request))
+    expected = headers.write_precondition(request, create_only_allowed=False)
+    command = DeleteContact(str(contact_id), expected_version=expected)
     return _accept(command)
 
 
@@ -356,7 +356,7 @@ def _contact_view(blp: Blueprint) -> type[MethodView]:
         replace_contact,
         blp.arguments(ContactWriteSchema(), description="Every field of the contact."),
         blp.response(202, AcceptedSchema, headers=ACCEPTED_HEADERS),
-        blp.doc(parameters=[IF_MATCH, CHANGE_IDEMPOTENCY_KEY]),
+        blp.doc(parameters=[IF_MATCH, IF_NONE_MATCH, CHANGE_IDEMPOTENCY_KEY]),
         alt_responses(blp, *COMMON_ERRORS, 412, 422),
     )
     patch = decorated(

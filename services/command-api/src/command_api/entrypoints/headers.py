@@ -8,6 +8,12 @@ transaction that writes (docs/architecture.md §5.4). Decisions, documented in t
   ``"0"`` is no version a contact ever has: both answer 412 at once, nothing enqueued;
 - ``*``, a list of ETags, or anything that is not one quoted integer: 400.
 
+``If-None-Match: *`` (RFC 9110 §13.1.2) on a PUT asks to create, never replace: the command's
+``expected_version`` is then ``ABSENT_VERSION``, and the worker rejects the write
+(``version_mismatch``) when a visible contact holds the id. Any other ``If-None-Match`` on a
+write (a list of ETags; any value on PATCH or DELETE, which need a contact), or one beside
+``If-Match``, is a 400 naming the header, rather than a precondition silently ignored.
+
 ``If-Match`` and ``Idempotency-Key`` sent on more than one field line are a 400 naming the
 header (``contacts_http.repeated_fields``): the server joins their values with a comma, and a
 comma is a valid key character, so the joined value would be taken as one key.
@@ -22,6 +28,7 @@ from typing import Final
 from flask import Request
 
 from command_api.service_layer.idempotency import KEY_PATTERN
+from contacts_domain import ABSENT_VERSION
 from contacts_http import MEDIA_TYPE_PROBLEM, ProblemError
 from contacts_http.repeated_fields import BAD_HEADER_PROBLEM, single_header
 
@@ -85,6 +92,28 @@ def expected_version(request: Request) -> int | None:
             type_uri=BAD_HEADER_PROBLEM,
             errors={"If-Match": [error.reason]},
         ) from None
+
+
+def write_precondition(request: Request, *, create_only_allowed: bool) -> int | None:
+    """Return the command's ``expected_version``: ``expected_version(request)`` (``If-Match``),
+    or ``ABSENT_VERSION`` for ``If-None-Match: *`` where ``create_only_allowed`` (PUT).
+
+    Raises ``ProblemError`` 400 naming ``If-None-Match`` for any other value of it, for it on
+    a write that is not ``create_only_allowed``, beside ``If-Match`` or on two field lines; and
+    what ``expected_version`` raises.
+    """
+    raw = single_header(request, "If-None-Match")
+    if raw is None:
+        return expected_version(request)
+    if not create_only_allowed:
+        reason = "Only a PUT takes If-None-Match (`*`: create, never replace)."
+    elif raw.strip() != "*":
+        reason = "A write takes only `If-None-Match: *` (create, never replace)."
+    elif single_header(request, "If-Match") is not None:
+        reason = "Send If-Match or If-None-Match, not both."
+    else:
+        return ABSENT_VERSION
+    raise ProblemError(400, reason, type_uri=BAD_HEADER_PROBLEM, errors={"If-None-Match": [reason]})
 
 
 def idempotency_key(request: Request) -> str | None:

@@ -427,6 +427,16 @@ IF_MATCH: Final = {
     "schema": {"type": "string", "pattern": IF_MATCH_PATTERN},
     "example": '"1"',
 }
+IF_NONE_MATCH: Final = {
+    "in": "header",
+    "name": "If-None-Match",
+    "required": False,
+    "description": "`*`: create the contact, never replace one (RFC 9110 §13.1.2). A visible "
+    "contact with this id ends the operation `rejected` with reason `version_mismatch`. Any "
+    "other value, or beside `If-Match`, answers 400; PATCH and DELETE take none.",
+    "schema": {"type": "string", "enum": ["*"]},
+    "example": "*",
+}
 IDEMPOTENCY_KEY: Final = {
     "in": "header",
     "name": "Idempotency-Key",

@@ -46,9 +46,7 @@ from collections.abc import Callable, Sequence
 from contacts_domain import (
     EMAIL_CONFLICT,
     EXPIRED,
-    NOT_FOUND,
     QUOTA_EXCEEDED,
-    VERSION_MISMATCH,
     ContactEvent,
     ContactState,
     MalformedEvent,
@@ -58,6 +56,7 @@ from contacts_domain import (
     apply_event,
     erases,
     normalize_contact,
+    precondition_failure,
     replay,
     replay_erased,
 )
@@ -378,9 +377,10 @@ def _apply_late(
     uow: UnitOfWork, state: ContactState, event: ContactEvent, quota: _Quota
 ) -> tuple[ContactState, OperationStatus, list[OperationStatus]]:
     ws = event.workspace
-    if event.expected_version is not None and state.version != event.expected_version:
-        # If-Match names the version the client saw; only the present can be compared to it.
-        reason = VERSION_MISMATCH if state.alive else NOT_FOUND
+    reason = precondition_failure(state, event.expected_version)
+    if reason is not None:
+        # If-Match names the version the client saw (If-None-Match: none); only the present
+        # can be compared to it.
         outcome = _outcome(event, reason, state.version)
         uow.inbox.record(event, outcome)
         return state, outcome, []
