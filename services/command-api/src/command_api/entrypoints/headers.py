@@ -11,8 +11,9 @@ transaction that writes (docs/architecture.md §5.4). Decisions, documented in t
 ``If-None-Match: *`` (RFC 9110 §13.1.2) on a PUT asks to create, never replace: the command's
 ``expected_version`` is then ``ABSENT_VERSION``, and the worker rejects the write
 (``version_mismatch``) when a visible contact holds the id. Any other ``If-None-Match`` on a
-write (a list of ETags; any value on PATCH or DELETE, which need a contact), or one beside
-``If-Match``, is a 400 naming the header, rather than a precondition silently ignored.
+write (a list of ETags; any value on PATCH or DELETE, which need a contact) is a 400 naming the
+header, rather than a precondition silently ignored; beside ``If-Match`` it is a 412 (the two
+never both hold).
 
 ``If-Match`` and ``Idempotency-Key`` sent on more than one field line are a 400 naming the
 header (``contacts_http.repeated_fields``): the server joins their values with a comma, and a
@@ -99,18 +100,23 @@ def write_precondition(request: Request, *, create_only_allowed: bool) -> int | 
     or ``ABSENT_VERSION`` for ``If-None-Match: *`` where ``create_only_allowed`` (PUT).
 
     Raises ``ProblemError`` 400 naming ``If-None-Match`` for any other value of it, for it on
-    a write that is not ``create_only_allowed``, beside ``If-Match`` or on two field lines; and
-    what ``expected_version`` raises.
+    a write that is not ``create_only_allowed`` or on two field lines; 412 beside ``If-Match``
+    (the two can never both hold, RFC 9110 §13.2.2); and what ``expected_version`` raises.
     """
     raw = single_header(request, "If-None-Match")
+    version = expected_version(request)
     if raw is None:
-        return expected_version(request)
+        return version
     if not create_only_allowed:
         reason = "Only a PUT takes If-None-Match (`*`: create, never replace)."
     elif raw.strip() != "*":
         reason = "A write takes only `If-None-Match: *` (create, never replace)."
-    elif single_header(request, "If-Match") is not None:
-        reason = "Send If-Match or If-None-Match, not both."
+    elif version is not None:
+        raise ProblemError(
+            412,
+            "If-Match wants a visible contact and If-None-Match: * wants none: both never hold.",
+            type_uri=PRECONDITION_PROBLEM,
+        )
     else:
         return ABSENT_VERSION
     raise ProblemError(400, reason, type_uri=BAD_HEADER_PROBLEM, errors={"If-None-Match": [reason]})

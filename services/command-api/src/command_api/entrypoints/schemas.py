@@ -433,7 +433,7 @@ IF_NONE_MATCH: Final = {
     "required": False,
     "description": "`*`: create the contact, never replace one (RFC 9110 §13.1.2). A visible "
     "contact with this id ends the operation `rejected` with reason `version_mismatch`. Any "
-    "other value, or beside `If-Match`, answers 400; PATCH and DELETE take none.",
+    "other value answers 400 (PATCH and DELETE take none); beside `If-Match`, 412.",
     "schema": {"type": "string", "enum": ["*"]},
     "example": "*",
 }
