@@ -78,7 +78,9 @@ class Settings(RedisSettings):
       from ``repr``, as is the next one.
     - ``token_previous_secret``: the secret before a rotation (``QUERY_TOKEN_PREVIOUS_SECRET``,
       secret, at least 32 characters when set; empty by default): tokens it signed are still
-      accepted, new ones are signed with ``token_secret`` only (``service_layer.token_key``).
+      accepted, new ones are signed with ``token_secret`` only (``service_layer.token_key``;
+      the README's rotation first gives the new secret here, so every replica accepts it
+      before any signs with it).
       Refused when ``token_secret`` is empty (the new tokens would be signed with the public
       development key) or equal to it (the secret was not changed: a rotation that did not
       happen, most likely both variables given the old value).

@@ -81,3 +81,12 @@ def test_a_cursor_and_a_change_token_of_the_old_secret_resume_and_are_reissued_n
         cursor.decode(new_cursor, "acme", filters, None, key=old)
     with pytest.raises(change_feed.InvalidToken):
         change_feed.decode_token(change_feed.encode_token("acme", at, key=rotated), "acme", key=old)
+
+
+def test_the_new_secret_given_as_the_previous_one_is_accepted_before_anyone_signs_with_it() -> None:
+    # The README's first rollout: replicas still signing with the old secret already accept
+    # what replicas of the second rollout sign with the new one.
+    staged = TokenKey.of(OLD, NEW)
+
+    assert staged.digest("cursor", *PARTS) == TokenKey.of(OLD).digest("cursor", *PARTS)
+    assert staged.verify(TokenKey.of(NEW, OLD).digest("cursor", *PARTS), "cursor", *PARTS)

@@ -12,8 +12,11 @@ The secret is rotated without refusing the tokens clients hold: with
 ``QUERY_TOKEN_SECRET`` to the new one, digests are made with the new secret only and a presented
 digest is accepted when it is the new secret's or the old one's. A client resuming from an old
 token is answered a new one, so after the longest time a client may hold a token the previous
-secret can be dropped (README, "Rotating QUERY_TOKEN_SECRET"); a token signed with neither is
-refused (as malformed: 400), as every token is when the secret changes without a previous one.
+secret can be dropped; a token signed with neither is refused (as malformed: 400), as every
+token is when the secret changes without a previous one. Across several processes the new
+secret is first given as the previous one (every process accepts it, none signs with it yet),
+so that no process restarted later refuses what one restarted earlier signed (README,
+"Rotating QUERY_TOKEN_SECRET").
 """
 
 from __future__ import annotations
