@@ -80,10 +80,9 @@ class Settings(RedisSettings):
       secret, at least 32 characters when set; empty by default): tokens it signed are still
       accepted, new ones are signed with ``token_secret`` only (``service_layer.token_key``;
       the README's rotation first gives the new secret here, so every replica accepts it
-      before any signs with it).
-      Refused when ``token_secret`` is empty (the new tokens would be signed with the public
-      development key) or equal to it (the secret was not changed: a rotation that did not
-      happen, most likely both variables given the old value).
+      before any signs with it). Refused when ``token_secret`` is empty (the new tokens would
+      be signed with the public development key) or equal to it (the secret was not changed:
+      a rotation that did not happen, most likely both variables given the old value).
     - ``auth`` (``AUTH_*``) and ``rate_limits`` (``RATE_LIMIT_*``) are read by
       ``contacts_http``; see ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
     """
