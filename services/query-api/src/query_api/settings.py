@@ -73,8 +73,16 @@ class Settings(RedisSettings):
       (``QUERY_LOCAL_CACHE_HEARTBEAT_S``).
     - ``token_secret``: the HMAC key that binds list cursors and change-feed tokens to their
       workspace (``service_layer.token_key``; ``QUERY_TOKEN_SECRET``, secret, at least 32
-      characters, the same in every process; changing it refuses every token issued before).
-      Empty: a development key anyone can read, with a warning at start-up.
+      characters, the same in every process; changing it alone refuses every token issued
+      before). Empty: a development key anyone can read, with a warning at start-up. Hidden
+      from ``repr``, as is the next one.
+    - ``token_previous_secret``: the secret before a rotation (``QUERY_TOKEN_PREVIOUS_SECRET``,
+      secret, at least 32 characters when set; empty by default): tokens it signed are still
+      accepted, new ones are signed with ``token_secret`` only (``service_layer.token_key``;
+      the README's rotation first gives the new secret here, so every replica accepts it
+      before any signs with it). Refused when ``token_secret`` is empty (the new tokens would
+      be signed with the public development key) or equal to it (the secret was not changed:
+      a rotation that did not happen, most likely both variables given the old value).
     - ``auth`` (``AUTH_*``) and ``rate_limits`` (``RATE_LIMIT_*``) are read by
       ``contacts_http``; see ``contacts_http.auth.settings`` and ``contacts_http.rate_limits``.
     """
@@ -106,7 +114,12 @@ class Settings(RedisSettings):
     local_cache_heartbeat_s: PositiveFloat = Field(
         1.0, validation_alias="QUERY_LOCAL_CACHE_HEARTBEAT_S"
     )
-    token_secret: str = Field("", validation_alias="QUERY_TOKEN_SECRET", json_schema_extra=SECRET)
+    token_secret: str = Field(
+        "", validation_alias="QUERY_TOKEN_SECRET", json_schema_extra=SECRET, repr=False
+    )
+    token_previous_secret: str = Field(
+        "", validation_alias="QUERY_TOKEN_PREVIOUS_SECRET", json_schema_extra=SECRET, repr=False
+    )
     auth: AuthSettings = Field(default_factory=AuthSettings)
     rate_limits: RateLimitSettings = Field(default_factory=RateLimitSettings)
 
@@ -117,9 +130,28 @@ class Settings(RedisSettings):
         return int(self.db_pool_timeout_s * 1000) + self.db_statement_timeout_ms
 
     @model_validator(mode="after")
-    def _token_secret_is_long(self) -> Settings:
-        if self.token_secret and len(self.token_secret) < 32:
-            raise ValueError("QUERY_TOKEN_SECRET must be at least 32 characters long.")
+    def _token_secrets_are_long(self) -> Settings:
+        for name, secret in (
+            ("QUERY_TOKEN_SECRET", self.token_secret),
+            ("QUERY_TOKEN_PREVIOUS_SECRET", self.token_previous_secret),
+        ):
+            if secret and len(secret) < 32:
+                raise ValueError(f"{name} must be at least 32 characters long.")
+        return self
+
+    @model_validator(mode="after")
+    def _previous_token_secret_is_another(self) -> Settings:
+        if not self.token_previous_secret:
+            return self
+        if not self.token_secret:
+            raise ValueError(
+                "QUERY_TOKEN_PREVIOUS_SECRET needs QUERY_TOKEN_SECRET: set the new secret there."
+            )
+        if self.token_previous_secret == self.token_secret:
+            raise ValueError(
+                "QUERY_TOKEN_PREVIOUS_SECRET equals QUERY_TOKEN_SECRET: set QUERY_TOKEN_SECRET "
+                "to a new secret to rotate it, or leave the previous one empty."
+            )
         return self
 
     @model_validator(mode="after")

@@ -80,3 +80,49 @@ def test_the_token_secret_is_long_and_never_echoed():
 
     assert "QUERY_TOKEN_SECRET" in str(refused.value)
     assert "Quorbelvantrexi" not in str(refused.value)
+
+
+def test_the_previous_token_secret_is_optional_long_and_never_echoed():
+    old, new = "o" * 32, "n" * 32
+    assert Settings.from_env({}).token_previous_secret == ""
+    rotated = Settings.from_env({"QUERY_TOKEN_SECRET": new, "QUERY_TOKEN_PREVIOUS_SECRET": old})
+    assert (rotated.token_secret, rotated.token_previous_secret) == (new, old)
+
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(
+            {"QUERY_TOKEN_SECRET": new, "QUERY_TOKEN_PREVIOUS_SECRET": "short-Quorbelvantrexi"}
+        )
+
+    assert "QUERY_TOKEN_PREVIOUS_SECRET must be at least 32 characters" in str(refused.value)
+    assert "Quorbelvantrexi" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("current", "rule"),
+    [
+        # Nothing to rotate to: new tokens would be signed with the public development key.
+        ("", "QUERY_TOKEN_PREVIOUS_SECRET needs QUERY_TOKEN_SECRET"),
+        # Most likely both variables were given the old value: the rotation did not happen.
+        ("Quorbelvantrexi-of-32-characters", "equals QUERY_TOKEN_SECRET"),
+    ],
+)
+def test_a_previous_token_secret_needs_another_current_one(current, rule):
+    previous = "Quorbelvantrexi-of-32-characters"
+    with pytest.raises(SettingsError, match=rule) as refused:
+        Settings.from_env({"QUERY_TOKEN_SECRET": current, "QUERY_TOKEN_PREVIOUS_SECRET": previous})
+
+    assert "Quorbelvantrexi" not in str(refused.value)
+
+
+def test_the_token_secrets_are_not_shown_in_the_settings_repr():
+    settings = Settings.from_env(
+        {
+            "QUERY_TOKEN_SECRET": "Zenqualibroth-current-of-32-chars",
+            "QUERY_TOKEN_PREVIOUS_SECRET": "Yomberflax-previous-of-32-chars!",
+        }
+    )
+
+    for shown in (repr(settings), str(settings)):
+        assert "Zenqualibroth" not in shown
+        assert "Yomberflax" not in shown
+        assert "token_secret" not in shown

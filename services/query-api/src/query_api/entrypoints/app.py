@@ -164,7 +164,7 @@ def _app_context(settings: Settings, ports: bootstrap.Ports) -> AppContext:
     return AppContext(
         settings,
         ports,
-        TokenKey.of(settings.token_secret),
+        TokenKey.of(settings.token_secret, settings.token_previous_secret),
         threading.BoundedSemaphore(settings.stream_slots),
     )
 

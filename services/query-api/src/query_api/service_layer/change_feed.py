@@ -8,8 +8,9 @@ workspace and the position: it binds the token to the workspace it was issued in
 showing the workspace or letting anyone confirm a guess of it (an unkeyed hash of the name,
 as ``w`` was before, did); presented in another workspace, edited, or issued before the key
 (its ``w`` is the old hash), a token is refused exactly like a malformed one (400,
-docs/architecture.md §10). The ``default`` workspace's tokens carry no ``w``, so tokens issued
-before workspaces existed stay valid there.
+docs/architecture.md §10); one signed with ``QUERY_TOKEN_PREVIOUS_SECRET`` while the secret is
+rotated is still valid (``token_key``). The ``default`` workspace's tokens carry no ``w``, so
+tokens issued before workspaces existed stay valid there.
 A token is a position, not a credential: an edited one of ``default`` can only move where its own
 reader resumes (elsewhere ``w`` refuses it). Tokens do not expire by age: one stays valid until the
 changes after it are purged (``contact-worker-admin purge-changes``, at least
