@@ -225,6 +225,33 @@ def test_a_parameter_that_is_not_utf8_is_a_400_naming_it(client, path, field):
     assert body["errors"][field] == ["Not valid UTF-8 once percent-decoded."], body
 
 
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/contacts?limit=1&limit=2", "limit"),
+        ("/v1/contacts?q=ann&q=bob", "q"),
+        ("/v1/contacts?sort=last_name&sort=-created_at", "sort"),
+        ("/v1/contacts/export?format=vcard&format=csv", "format"),
+        ("/v1/contacts/changes?limit=5&limit=6", "limit"),
+    ],
+)
+def test_a_one_value_parameter_given_twice_is_a_400_naming_it(client, path, field):
+    # webargs took the first value and dropped the other silently (limit=1&limit=2 → 1).
+    body = _assert_problem(client.get(path), 400)
+
+    assert list(body["errors"]) == [field], body
+
+
+def test_a_list_parameter_takes_every_value(client, contacts, make_record):
+    contacts.add(make_record(tags=["a", "b"]))
+    contacts.add(make_record(tags=["a"]))
+
+    response = client.get("/v1/contacts?tag=a&tag=b")
+
+    assert response.status_code == 200
+    assert [item["tags"] for item in response.get_json()["items"]] == [["a", "b"]]
+
+
 def test_valid_utf8_parameters_still_search(client, contacts, make_record):
     contacts.add(make_record(last_name="Ørsted"))
 
