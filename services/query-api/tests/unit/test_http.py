@@ -190,6 +190,8 @@ def test_last_page_has_null_cursor_and_no_link(client, contacts, make_record):
         ("tag=", "tag.0"),
         ("q=", "q"),
         ("q=%20%20", "q"),
+        ("q=%E2%80%8B", "q"),  # U+200B ZERO WIDTH SPACE alone: as blank as a space
+        ("q=%E2%A0%80%C2%A0", "q"),  # U+2800 BRAILLE PATTERN BLANK and a no-break space
         ("q=a%00b", "q"),
         ("tags=vip", "tags"),
         ("page=2", "page"),
