@@ -101,9 +101,16 @@ def parse_name(raw: object) -> str | None:
     Raises ``ValueError`` as ``clean_text`` does.
     """
     text = clean_text(raw, max_length=limits.NAME_MAX)
-    if text is None or not any(_visible(char) for char in text):
+    if text is None or not shows_something(text):
         return None
     return text
+
+
+def shows_something(text: str) -> bool:
+    """Whether ``text`` has a character that draws something: not only format characters,
+    combining marks, spaces, default-ignorable code points or blank symbols (``parse_name``'s
+    rule, also a search's)."""
+    return any(_visible(char) for char in text)
 
 
 def _visible(char: str) -> bool:

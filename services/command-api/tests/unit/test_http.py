@@ -544,3 +544,24 @@ def test_openapi_document_states_the_rules_the_code_enforces(client) -> None:
         for method, operation in path.items():
             if method != "parameters":
                 assert {"414", "431"} <= set(operation["responses"])
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("post", "/v1/contacts?dry_run=1"),
+        ("post", "/v1/contacts/upsert?dry_run=1"),
+        ("post", "/v1/contacts/batch?dry_run=1"),
+        ("put", "/v1/contacts/00000000-0000-4000-8000-000000000001?dry_run=1"),
+        ("patch", "/v1/contacts/00000000-0000-4000-8000-000000000001?dry_run=1"),
+        ("delete", "/v1/contacts/00000000-0000-4000-8000-000000000001?dry_run=1"),
+        ("post", "/v1/imports?dry_run=1"),
+    ],
+)
+def test_a_query_parameter_on_a_write_is_a_400_naming_it(client, publisher, method, path) -> None:
+    # It was ignored: the write was queued whatever the client meant by it.
+    response = getattr(client, method)(path, json={"first_name": "A"})
+    assert response.status_code == 400
+    assert response.content_type == "application/problem+json"
+    assert list(response.get_json()["errors"]) == ["dry_run"]
+    assert publisher.events == []

@@ -190,6 +190,8 @@ def test_last_page_has_null_cursor_and_no_link(client, contacts, make_record):
         ("tag=", "tag.0"),
         ("q=", "q"),
         ("q=%20%20", "q"),
+        ("q=%E2%80%8B", "q"),  # U+200B ZERO WIDTH SPACE alone: as blank as a space
+        ("q=%E2%A0%80%C2%A0", "q"),  # U+2800 BRAILLE PATTERN BLANK and a no-break space
         ("q=a%00b", "q"),
         ("tags=vip", "tags"),
         ("page=2", "page"),
@@ -223,6 +225,33 @@ def test_a_parameter_that_is_not_utf8_is_a_400_naming_it(client, path, field):
     body = _assert_problem(client.get(path), 400)
 
     assert body["errors"][field] == ["Not valid UTF-8 once percent-decoded."], body
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/contacts?limit=1&limit=2", "limit"),
+        ("/v1/contacts?q=ann&q=bob", "q"),
+        ("/v1/contacts?sort=last_name&sort=-created_at", "sort"),
+        ("/v1/contacts/export?format=vcard&format=csv", "format"),
+        ("/v1/contacts/changes?limit=5&limit=6", "limit"),
+    ],
+)
+def test_a_one_value_parameter_given_twice_is_a_400_naming_it(client, path, field):
+    # webargs took the first value and dropped the other silently (limit=1&limit=2 → 1).
+    body = _assert_problem(client.get(path), 400)
+
+    assert list(body["errors"]) == [field], body
+
+
+def test_a_list_parameter_takes_every_value(client, contacts, make_record):
+    contacts.add(make_record(tags=["a", "b"]))
+    contacts.add(make_record(tags=["a"]))
+
+    response = client.get("/v1/contacts?tag=a&tag=b")
+
+    assert response.status_code == 200
+    assert [item["tags"] for item in response.get_json()["items"]] == [["a", "b"]]
 
 
 def test_valid_utf8_parameters_still_search(client, contacts, make_record):

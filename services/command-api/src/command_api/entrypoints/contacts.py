@@ -21,6 +21,7 @@ from webargs.flaskparser import FlaskParser, abort, is_json_request
 
 from command_api.entrypoints import batch, headers
 from command_api.entrypoints.contact_input import upsert_fields
+from command_api.entrypoints.query_string import refuse_query_parameters
 from command_api.entrypoints.route_docs import alt_responses, decorated
 from command_api.entrypoints.schemas import (
     ACCEPTED_HEADERS,
@@ -294,6 +295,7 @@ def contacts_blueprint() -> Blueprint:
     blp.ARGUMENTS_PARSER = _Parser()  # type: ignore[misc]
     # Schema instances, not classes: webargs would build a schema per request from a class
     # (marshmallow's schemas hold no per-load state, so one instance serves every thread).
+    blp.before_request(refuse_query_parameters)
     blp.before_request(check_media_type)
     create = decorated(
         create_contact,

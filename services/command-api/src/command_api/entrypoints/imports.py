@@ -33,6 +33,7 @@ from flask_smorest import Blueprint
 from command_api.adapters.background_imports import ImportSlots
 from command_api.entrypoints import headers
 from command_api.entrypoints.errors import QUEUE_PROBLEM, QUEUE_RETRY_AFTER_S
+from command_api.entrypoints.query_string import refuse_query_parameters
 from command_api.entrypoints.route_docs import decorated
 from command_api.entrypoints.schemas import (
     IMPORT_503,
@@ -251,6 +252,7 @@ def imports_blueprint() -> Blueprint:
         "before anything is queued; each valid record is queued as an upsert by its primary "
         "email (a create when it has none). Poll the report on the query API.",
     )
+    blp.before_request(refuse_query_parameters)
     blp.register_error_handler(ImportFormatError, not_that_format)
     blp.register_error_handler(ImportTooLarge, too_many)
     blp.register_error_handler(StoreUnavailable, report_unavailable)

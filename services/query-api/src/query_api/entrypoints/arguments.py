@@ -1,6 +1,7 @@
 """Query-string parsing for the query API's blueprints: errors are 400, unknown names refused,
-a name or value that is not UTF-8 once percent-decoded refused; and how a blueprint factory
-registers a module-level view with its OpenAPI description."""
+a name or value that is not UTF-8 once percent-decoded refused, a one-value parameter given
+twice refused; and how a blueprint factory registers a module-level view with its OpenAPI
+description."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from webargs.flaskparser import FlaskParser
 from query_api.entrypoints.schemas import Endpoint
 
 NOT_UTF8: Final = "Not valid UTF-8 once percent-decoded."
+GIVE_ONCE: Final = "Give this parameter once: it takes one value."
 
 
 class QueryStringParser(FlaskParser):
@@ -28,7 +30,22 @@ class QueryStringParser(FlaskParser):
         names = not_utf8(req.query_string)
         if names:
             raise ma.ValidationError({name: [NOT_UTF8] for name in names})
+        repeated = repeated_single_values(req.args, schema)
+        if repeated:
+            raise ma.ValidationError({name: [GIVE_ONCE] for name in repeated})
         return super().load_querystring(req, schema)
+
+
+def repeated_single_values(args: Any, schema: ma.Schema) -> list[str]:
+    """The names in ``args`` (a werkzeug ``MultiDict``) given more than once that ``schema``
+    reads as one value, in order. webargs would take the first and drop the others silently
+    (``limit=1&limit=2`` read as 1); a list parameter (``ma.fields.List``) takes them all."""
+    lists = {
+        field.data_key or name
+        for name, field in schema.fields.items()
+        if isinstance(field, ma.fields.List)
+    }
+    return [name for name in args if name not in lists and len(args.getlist(name)) > 1]
 
 
 def not_utf8(query_string: bytes) -> list[str]:

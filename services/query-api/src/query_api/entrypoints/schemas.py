@@ -17,7 +17,7 @@ import marshmallow as ma
 
 from contacts_domain import limits
 from contacts_domain.imports import FORMATS
-from contacts_domain.values import EmailAddress, clean_text, parse_tag
+from contacts_domain.values import EmailAddress, clean_text, parse_tag, shows_something
 from contacts_http.openapi import VISIBLE_TEXT
 from query_api.service_layer import change_feed
 from query_api.service_layer.cursor import MAX_TOKEN_LENGTH
@@ -93,7 +93,8 @@ class Tag(ma.fields.String):
 
 
 class SearchText(ma.fields.String):
-    """Free text, NFC-normalized and trimmed; never blank."""
+    """Free text, NFC-normalized and trimmed; never blank, nor only characters that draw
+    nothing (``"\u200b"``: ``shows_something``, the rule that makes such a name empty)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -101,7 +102,7 @@ class SearchText(ma.fields.String):
             cleaned = clean_text(text, max_length=Q_MAX_LENGTH)
         except ValueError as exc:
             raise ma.ValidationError(str(exc)) from None
-        if cleaned is None:
+        if cleaned is None or not shows_something(cleaned):
             raise ma.ValidationError("Must not be blank.")
         return cleaned
 
@@ -144,7 +145,8 @@ class ListArgsSchema(StrictSchema):
     q = SearchText(
         metadata={
             "description": "Case-insensitive prefix of the first name, last name or primary "
-            "email; `%` and `_` match themselves. Not blank, no control character.",
+            "email; `%` and `_` match themselves. Not blank (nor only characters that draw "
+            "nothing, such as U+200B), no control character.",
             "minLength": 1,
             "maxLength": Q_MAX_LENGTH,
             "pattern": VISIBLE_TEXT,
