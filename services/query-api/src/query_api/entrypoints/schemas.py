@@ -119,7 +119,9 @@ class ListArgsSchema(StrictSchema):
         validate=ma.validate.OneOf(SORT_NAMES),
         metadata={
             "description": f"Order (default `{DEFAULT_SORT}`); `-` means descending. The id "
-            "breaks ties. With a cursor, omit it or repeat the cursor's order."
+            "breaks ties. With a cursor, omit it or repeat the cursor's order. `last_name` "
+            "orders the lower-cased last name by code point, not by a language's rules "
+            "(`zola` before `Ängström`)."
         },
     )
     cursor = ma.fields.String(
