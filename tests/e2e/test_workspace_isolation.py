@@ -188,8 +188,16 @@ CASES: dict[tuple[str, str], tuple[set[str], list[Case]]] = {
         ],
     ),
     ("put", "/v1/contacts/{contact_id}"): (
-        {"contact_id", "If-Match", "Idempotency-Key", "X-Contacts-Workspace"},
+        {"contact_id", "If-Match", "If-None-Match", "Idempotency-Key", "X-Contacts-Workspace"},
         [
+            # Create-only: B's contact must not make A's PUT a version_mismatch.
+            lambda v: Request(
+                "PUT",
+                "command",
+                f"/v1/contacts/{v.contact_id}",
+                headers={"If-None-Match": "*"},
+                json={"first_name": "Ann"},
+            ),
             lambda v: Request(
                 "PUT",
                 "command",

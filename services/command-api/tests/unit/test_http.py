@@ -556,6 +556,7 @@ def test_openapi_document_states_the_rules_the_code_enforces(client) -> None:
         ("patch", "/v1/contacts/00000000-0000-4000-8000-000000000001?dry_run=1"),
         ("delete", "/v1/contacts/00000000-0000-4000-8000-000000000001?dry_run=1"),
         ("post", "/v1/imports?dry_run=1"),
+        ("post", "/v1/contacts/upsert?match_on=email&dry_run=1"),
     ],
 )
 def test_a_query_parameter_on_a_write_is_a_400_naming_it(client, publisher, method, path) -> None:
@@ -565,3 +566,11 @@ def test_a_query_parameter_on_a_write_is_a_400_naming_it(client, publisher, meth
     assert response.content_type == "application/problem+json"
     assert list(response.get_json()["errors"]) == ["dry_run"]
     assert publisher.events == []
+
+
+def test_the_upserts_match_on_is_taken_once(client, publisher) -> None:
+    body = {"first_name": "A", "email": "a@example.com"}
+    assert client.post("/v1/contacts/upsert?match_on=email", json=body).status_code == 202
+    twice = client.post("/v1/contacts/upsert?match_on=email&match_on=phone", json=body)
+    assert twice.status_code == 400
+    assert list(twice.get_json()["errors"]) == ["match_on"]

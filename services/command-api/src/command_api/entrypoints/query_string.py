@@ -1,4 +1,5 @@
-"""The write routes take no query parameters: one sent is a 400 naming it.
+"""The write routes take no query parameters but the documented ones (``DOCUMENTED``: the
+upsert's ``match_on``): another one, or one of them given twice, is a 400 naming it.
 
 A client that sends ``POST /v1/contacts?dry_run=1`` expects something of the parameter; the
 write would be queued anyway, so ignoring it silently would answer a question nobody asked.
@@ -14,17 +15,26 @@ from flask import request
 from contacts_http import ProblemError
 from contacts_http.problems import VALIDATION_PROBLEM
 
-UNKNOWN: Final = "Unknown parameter: the write API takes no query parameters."
+UNKNOWN: Final = "Unknown parameter: this route takes no such query parameter."
+GIVE_ONCE: Final = "Give this parameter once: it takes one value."
+#: The query parameters a write route documents, by Flask endpoint (its view reads them).
+DOCUMENTED: Final = {"contacts.Upsert": frozenset({"match_on"})}
 
 
 def refuse_query_parameters() -> None:
     """A blueprint's ``before_request`` (after authentication and rate limits, which the app
     runs first): raises ``ProblemError`` 400 whose ``errors`` names every query parameter of
-    the request, if it has any."""
-    if request.args:
+    the request that its route does not document (``DOCUMENTED``) or that comes twice."""
+    documented = DOCUMENTED.get(request.endpoint or "", frozenset())
+    errors = {
+        name: [UNKNOWN if name not in documented else GIVE_ONCE]
+        for name in request.args
+        if name not in documented or len(request.args.getlist(name)) > 1
+    }
+    if errors:
         raise ProblemError(
             400,
-            "The write API takes no query parameters.",
+            "A query parameter this route does not take, or takes once.",
             type_uri=VALIDATION_PROBLEM,
-            errors={name: [UNKNOWN] for name in request.args},
+            errors=errors,
         )
