@@ -198,7 +198,13 @@ def test_0009_reads_a_row_again_when_a_writer_changed_it_meanwhile(database_url:
                 {"id": contact_id},
             ).one()
             # Read before a writer changed the emails: the guarded update matches nothing.
-            stale = (current[0], current[1], current[2].replace("gro", "klein"), None, [])
+            stale: tuple[Any, ...] = (
+                current[0],
+                current[1],
+                current[2].replace("gro", "k"),
+                None,
+                [],
+            )
             conn.execute(
                 sa.text("UPDATE contacts SET email_key = 'old' WHERE id = :id"), {"id": contact_id}
             )
