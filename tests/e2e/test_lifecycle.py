@@ -185,6 +185,25 @@ def test_upserts_of_one_email_create_then_update_one_contact(stack: Stack) -> No
     assert (contact["first_name"], contact["company"], contact["version"]) == ("Adah", "Acme", 2)
 
 
+def test_an_upsert_of_strasse_leaves_the_contact_of_strasse_with_sharp_s(stack: Stack) -> None:
+    # Review finding: str.casefold() keyed straße@ as strasse@, so the second create was
+    # rejected email_conflict and this upsert overwrote the first contact.
+    suffix = uuid.uuid4().hex[:8]
+    sharp, double = f"stra\u00dfe.{suffix}@example.com", f"strasse.{suffix}@example.com"
+    first = create(stack, {"first_name": "Rosa", "email": sharp, "company": "Right Co"})
+    second = create(stack, {"first_name": "Sam", "email": double})
+
+    body = {"email": double, "first_name": "Double", "company": "Wrong Co"}
+    answer = accepted(api.post(f"{stack.command_url}/v1/contacts/upsert", json=body, timeout=10))
+    upserted = stack.wait_operation(answer["operation_id"])
+
+    assert (upserted["status"], upserted["contact_id"]) == ("applied", second)
+    kept = api.get(f"{stack.query_url}/v1/contacts/{first}", timeout=5).json()
+    assert (kept["first_name"], kept["company"], kept["email"]) == ("Rosa", "Right Co", sharp)
+    found = api.get(f"{stack.query_url}/v1/contacts", params={"email": double}, timeout=5).json()
+    assert [item["id"] for item in found["items"]] == [second]
+
+
 def test_a_nameless_upsert_updates_a_match_and_is_rejected_without_one(stack: Stack) -> None:
     # Issue 16: only an upsert that creates a contact needs a name; the worker decides.
     email = f"nameless.{uuid.uuid4().hex[:8]}@example.com"

@@ -21,6 +21,7 @@ from contacts_domain.ports import (
     OperationStore,
     UnitOfWork,
 )
+from contacts_domain.values import email_key as email_key_of
 
 #: A contact or an event of one workspace: ``(workspace, id)``.
 Key = tuple[str, str]
@@ -52,7 +53,7 @@ class InMemoryRepository(ContactRepository):
             for contact in live:
                 entries = contact.fields["emails"] or []
                 values = [primary_value(entries)] if primary_only else [e["value"] for e in entries]
-                if any(v is not None and v.casefold() == email_key for v in values):
+                if any(v is not None and email_key_of(v) == email_key for v in values):
                     return contact.contact_id
         return None
 
@@ -63,7 +64,7 @@ class InMemoryRepository(ContactRepository):
                 other.contact_id != contact_id
                 and other.alive
                 and theirs is not None
-                and theirs.casefold() == email_key
+                and email_key_of(theirs) == email_key
             ):
                 return True
         return False
@@ -73,7 +74,7 @@ class InMemoryRepository(ContactRepository):
 
     def save(self, state: ContactState) -> None:
         email = primary_value(state.fields["emails"])
-        taken = email and self.email_taken(state.workspace, email.casefold(), state.contact_id)
+        taken = email and self.email_taken(state.workspace, email_key_of(email), state.contact_id)
         if state.alive and taken:
             raise EmailConflict(state.contact_id)
         self._staged[(state.workspace, state.contact_id)] = state

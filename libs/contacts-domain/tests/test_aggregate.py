@@ -298,3 +298,29 @@ def test_a_late_event_revises_the_verdicts_that_need_no_erased_data() -> None:
         "rejected",
         NAME_REQUIRED,
     )
+
+
+def test_a_sharp_s_email_and_its_ss_spelling_are_two_addresses() -> None:
+    """Another contact holds ``strasse@``: ``Straße@`` is free (simple case folding keeps ß),
+    ``STRASSE@`` is not (case alone never makes two addresses)."""
+
+    def primary(value: str) -> list[dict[str, Any]]:
+        return [{"value": value, "type": "work", "primary": True}]
+
+    create = event("created", 1, full(first_name="Rosa", emails=primary("Stra\u00dfe@example.com")))
+    to_ss = event("patched", 2, {"emails": primary("STRASSE@example.com")})
+    asked: list[str] = []
+
+    def taken(key: str) -> bool:
+        asked.append(key)
+        return key == "strasse@example.com"
+
+    result = replay(
+        ContactState(CID), [processed(create), processed(to_ss)], email_taken=taken, at=T0
+    )
+
+    assert result.outcomes == {
+        create.id: ("applied", None),
+        to_ss.id: ("rejected", EMAIL_CONFLICT),
+    }
+    assert asked == ["stra\u00dfe@example.com", "strasse@example.com"]

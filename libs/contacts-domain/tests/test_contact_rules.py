@@ -192,6 +192,14 @@ def test_first_entry_becomes_primary_when_none_is_flagged() -> None:
     assert [e["primary"] for e in fields["emails"]] == [True, False]
 
 
+def test_emails_that_differ_only_in_case_are_one_entry_but_sharp_s_is_not_ss() -> None:
+    sharp, double = "stra\u00dfe@example.com", "strasse@example.com"
+    fields = full({"first_name": "A", "emails": [sharp, double]})
+    assert [e["value"] for e in fields["emails"]] == [sharp, double]
+    errors = errors_of({"first_name": "A", "emails": ["Ada@X.com", "ada@x.com"]}, partial=False)
+    assert errors == {"emails.1.value": ["Duplicate entry."]}
+
+
 def test_represent_gives_list_entries_one_key_order() -> None:
     stored = {"emails": [{"primary": True, "type": "work", "value": "a@example.com"}]}
     assert list(represent(stored)["emails"][0]) == ["value", "type", "primary"]

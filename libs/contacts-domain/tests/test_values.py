@@ -8,6 +8,7 @@ from contacts_domain.values import (
     EmailAddress,
     PhoneNumber,
     clean_text,
+    email_key,
     parse_country,
     parse_name,
 )
@@ -27,6 +28,38 @@ def test_idn_domain_in_unicode_and_punycode_is_one_address() -> None:
 
 def test_email_key_is_case_insensitive() -> None:
     assert EmailAddress.parse("ROSA@example.com").key == EmailAddress.parse("rosa@example.com").key
+
+
+@pytest.mark.parametrize(
+    ("value", "key"),
+    [
+        ("Ada@X.COM", "ada@x.com"),  # ASCII lower-cases
+        ("\u1e9e", "\u00df"),  # ẞ folds to ß (status S)...
+        ("\u00df", "\u00df"),  # ...and ß stays ß, never ss (status F)
+        ("\u03c2", "\u03c3"),  # final sigma ς → σ
+        ("\u03a3", "\u03c3"),  # Σ → σ
+        ("\ufb01", "\ufb01"),  # the ligature ﬁ stays, never fi
+        ("\u0130", "\u0130"),  # İ stays, never i + combining dot
+        ("\u212a", "k"),  # KELVIN SIGN → k
+        ("\u1f88", "\u1f80"),  # ᾈ → ᾀ (status S), not ἀι (status F)
+        ("Stra\u00dfe\u00c9", "stra\u00dfe\u00e9"),
+    ],
+)
+def test_email_key_is_simple_case_folding(value: str, key: str) -> None:
+    assert email_key(value) == key
+    assert len(email_key(value)) == len(value)  # one code point to one code point
+
+
+def test_addresses_that_only_full_case_folding_makes_one_are_two() -> None:
+    sharp, double = (
+        EmailAddress.parse("stra\u00dfe@example.com"),
+        EmailAddress.parse("strasse@example.com"),
+    )
+    assert sharp.key != double.key
+    assert EmailAddress.parse("STRA\u1e9eE@Example.com").key == sharp.key
+    assert (
+        EmailAddress.parse("\ufb01le@example.com").key != EmailAddress.parse("file@example.com").key
+    )
 
 
 @pytest.mark.parametrize("raw", ["", "rosa", "rosa@", "a@b", "a b@example.com", None, 5])

@@ -76,3 +76,13 @@ def test_ordering_keys_are_per_workspace() -> None:
     assert ordering_key(upsert).startswith("email-")
     longest = dataclasses.replace(created, workspace="w" * 63)
     assert len(ordering_key(longest)) <= 128
+
+
+def test_an_upserts_ordering_key_folds_case_but_keeps_sharp_s_apart_from_ss() -> None:
+    def upsert(address: str) -> ContactEvent:
+        emails = [{"value": address, "type": "work", "primary": True}]
+        return dataclasses.replace(_event("upserted"), data={"emails": emails})
+
+    sharp = ordering_key(upsert("stra\u00dfe@example.com"))
+    assert ordering_key(upsert("STRA\u1e9eE@example.com")) == sharp  # ẞ is ß: one FIFO group
+    assert ordering_key(upsert("strasse@example.com")) != sharp

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from contacts_domain.contact import normalize_contact
 from contacts_domain.errors import ValidationFailed
 from contacts_domain.resource import contact_resource
+from contacts_domain.values import email_key
 from contacts_exchange import (
     ImportRecord,
     csv_chunks,
@@ -81,7 +82,7 @@ def _entries(values: st.SearchStrategy[str], types: list[str], max_size: int) ->
             {"value": values, "type": st.sampled_from(types), "primary": st.booleans()}
         ),
         max_size=max_size,
-        unique_by=lambda entry: entry["value"].casefold(),
+        unique_by=lambda entry: email_key(entry["value"]),  # the domain's duplicate rule
     ).map(_one_primary)
 
 

@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from contacts_domain.contact import FIELDS, NAME_FIELDS, Fields, empty_fields, primary_value
 from contacts_domain.events import ABSENT_VERSION, ContactEvent
 from contacts_domain.operations import OperationStatus
+from contacts_domain.values import email_key
 from contacts_domain.workspaces import DEFAULT_WORKSPACE
 
 Status = Literal["applied", "rejected"]
@@ -177,12 +178,11 @@ def replay(
     redelivery, or two messages of one FIFO group processed at once): ``history`` holds every
     event of the contact, the late one included. The result is exactly what applying the
     accepted commands once, in order, gives (docs/architecture.md §5.3): the visible fields,
-    whether the
-    contact exists, and the outcome of each event. ``email_taken(key)`` says whether another
-    live contact holds a primary email (case-folded); a conditional write keeps its original
-    verdict, since the client's ``If-Match`` spoke of the version it had seen then. ``state``
-    is the stored state, whose version grows by one if the visible result differs from it;
-    ``at`` is the time of that change.
+    whether the contact exists, and the outcome of each event. ``email_taken(key)`` says
+    whether another live contact holds a primary email of that key (``values.email_key``); a
+    conditional write keeps its original verdict, since the client's ``If-Match`` spoke of
+    the version it had seen then. ``state`` is the stored state, whose version grows by one if
+    the visible result differs from it; ``at`` is the time of that change.
     """
     fields: dict[str, Any] = empty_fields()
     alive = False
@@ -208,8 +208,8 @@ def replay(
                 continue
             email = primary_value(candidate["emails"])
             before = primary_value(fields["emails"]) if alive else None
-            changed_email = email and (before is None or email.casefold() != before.casefold())
-            if email and changed_email and email_taken(email.casefold()):
+            changed_email = email and (before is None or email_key(email) != email_key(before))
+            if email and changed_email and email_taken(email_key(email)):
                 outcomes[event.event_id] = ("rejected", EMAIL_CONFLICT)
                 continue
         fields = candidate

@@ -18,6 +18,7 @@ from contacts_domain.values import (
     EmailAddress,
     PhoneNumber,
     clean_text,
+    email_key,
     parse_birthday,
     parse_country,
     parse_name,
@@ -144,7 +145,7 @@ def _fields_present(errors: _Errors, raw: Mapping[str, Any], default_region: str
             EMAIL_TYPES,
             limits.EMAILS_MAX_ITEMS,
             lambda v: EmailAddress.parse(v).value,
-            key=str.casefold,
+            key=email_key,
         )
     if "phones" in raw or "phone" in raw:
         items = _shorthand(raw, "phone", "phones")
@@ -324,7 +325,7 @@ def represent(fields: Mapping[str, Any]) -> Fields:
 
 
 def primary_email_key(fields: Mapping[str, Any]) -> str | None:
-    """The case-folded primary email of normalized ``fields`` (``EmailAddress.key``): what an
-    upsert matches on; ``None`` when there is none."""
+    """The key (``values.email_key``, ``EmailAddress.key``) of the primary email of normalized
+    ``fields``: what an upsert matches on; ``None`` when there is none."""
     primary = primary_value(fields.get("emails") or [])
     return EmailAddress(primary).key if primary else None

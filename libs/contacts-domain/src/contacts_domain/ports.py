@@ -105,15 +105,16 @@ class ContactRepository(abc.ABC):
 
     @abc.abstractmethod
     def holder_of_email(self, workspace: str, email_key: str) -> str | None:
-        """The id of the live contact of ``workspace`` holding the email whose case-folded form
-        is ``email_key`` (as its primary email first, else as any of its emails, the oldest
-        first), or ``None``. Serializes callers asking for one key in one workspace until the
-        unit of work ends, so two upserts of one new email cannot both create a contact."""
+        """The id of the live contact of ``workspace`` holding the email whose key
+        (``values.email_key``) is ``email_key`` (as its primary email first, else as any of its
+        emails, the oldest first), or ``None``. Serializes callers asking for one key in one
+        workspace until the unit of work ends, so two upserts of one new email cannot both
+        create a contact."""
 
     @abc.abstractmethod
     def email_taken(self, workspace: str, email_key: str, contact_id: str) -> bool:
         """Whether a live contact of ``workspace`` other than ``contact_id`` holds the primary
-        email whose case-folded form is ``email_key``."""
+        email whose key (``values.email_key``) is ``email_key``."""
 
     @abc.abstractmethod
     def live_contacts_for_update(self, workspace: str) -> int:

@@ -119,20 +119,50 @@ def _visible(char: str) -> bool:
     )
 
 
+def email_key(value: str) -> str:
+    """The key under which two email addresses are the same: ``value`` with Unicode *simple*
+    case folding, one code point to one code point (statuses C and S of the Unicode Character
+    Database's CaseFolding.txt; Unicode §3.13, "Default Case Folding"), as of the Unicode
+    version of Python's ``unicodedata``.
+
+    Per code point: its ``str.casefold()`` when that is one code point (status C), else its
+    ``str.lower()`` when that is one (status S: U+1E9E ẞ → ß, U+1F88 ᾈ → ᾀ), else the code
+    point itself. So ``Ada@X.com`` and ``ada@x.com`` share a key, ``ς``, ``σ`` and ``Σ`` fold
+    to ``σ`` and the Kelvin sign to ``k``, but full folding's expansions (status F: ß → ss,
+    ﬁ → fi, İ → i̇) are never applied: ``straße@x.com`` and ``strasse@x.com`` are two
+    mailboxes (RFC 6531 leaves the local part to its server) and must keep two keys.
+    ASCII only lower-cases. Migration 0009 of the worker holds a frozen copy of this rule.
+    """
+    if value.isascii():
+        return value.lower()
+    return "".join(_simple_fold(char) for char in value)
+
+
+def _simple_fold(char: str) -> str:
+    folded = char.casefold()
+    if len(folded) == 1:
+        return folded
+    lowered = char.lower()
+    return lowered if len(lowered) == 1 else char
+
+
 @dataclass(frozen=True, slots=True)
 class EmailAddress:
     """A syntactically valid email address (RFC 5321/5322/6531 via email-validator; no DNS).
 
     ``value`` keeps the local part as given (NFC) and the domain lower-cased in Unicode form
     (IDNA punycode input is decoded), so ``a@XN--MGBH0FB.xn--kgbechtv`` and ``a@مثال.إختبار``
-    are one address. ``key`` is the case-folded form used for uniqueness and lookups.
+    are one address. ``key`` (``email_key``) is the simple-case-folded form used for
+    uniqueness and lookups: ``Ada@X.com`` and ``ada@x.com`` are one address,
+    ``straße@x.com`` and ``strasse@x.com`` two.
     """
 
     value: str
 
     @property
     def key(self) -> str:
-        return self.value.casefold()
+        """The canonical lookup key of this address: ``email_key(value)``."""
+        return email_key(self.value)
 
     @classmethod
     def parse(cls, raw: object) -> EmailAddress:

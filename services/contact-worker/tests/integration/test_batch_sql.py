@@ -281,6 +281,42 @@ def test_an_upsert_finds_the_holder_an_earlier_event_of_its_batch_made(engine: E
     ]
 
 
+def test_a_batch_keys_emails_by_simple_case_folding(engine: Engine) -> None:
+    """straße@ and strasse@ are two holders in one batch, each upsert finds its own (case
+    ignored: ẞ is ß), and the stored keys keep the ß."""
+    ws = f"f{uuid.uuid4().hex[:8]}"
+    x, y = str(uuid.uuid4()), str(uuid.uuid4())
+
+    def upsert(company: str, address: str) -> ContactEvent:
+        return make_event("upserted", str(uuid.uuid4()), ws, {"company": company, "email": address})
+
+    batch = [
+        make_event("created", x, ws, {"first_name": "X", "email": "Stra\u00dfe@example.com"}),
+        make_event("created", y, ws, {"first_name": "Y", "email": "strasse@example.com"}),
+        upsert("Y", "STRASSE@example.com"),
+        upsert("X", "STRA\u1e9eE@example.com"),
+    ]
+    results, _ = run_batches(engine, batch, lambda: len(batch), quota=0)
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.text(
+                "SELECT id::text, company, email_key, email_keys FROM contacts"
+                " WHERE workspace = :ws ORDER BY first_name"
+            ),
+            {"ws": ws},
+        ).all()
+    assert [(r.status, r.contact_id) for r in results if isinstance(r, OperationStatus)] == [
+        ("applied", x),
+        ("applied", y),
+        ("applied", y),
+        ("applied", x),
+    ]
+    assert [tuple(row) for row in rows] == [
+        (x, "X", "stra\u00dfe@example.com", ["stra\u00dfe@example.com"]),
+        (y, "Y", "strasse@example.com", ["strasse@example.com"]),
+    ]
+
+
 def test_an_email_conflict_of_deferred_saves_applies_the_batch_again_with_one_commit(
     engine: Engine, counter: Counter
 ) -> None:

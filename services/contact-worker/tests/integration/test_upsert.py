@@ -132,3 +132,46 @@ def test_a_nameless_upsert_that_matches_nothing_is_rejected_name_required(
 
     assert (outcome.status, outcome.reason) == ("rejected", "name_required")
     assert backend.operations.get(DEFAULT_WORKSPACE, event.operation_id) == outcome
+
+
+def test_sharp_s_and_ss_are_two_mailboxes_and_an_upsert_of_one_leaves_the_other(
+    backend: Backend,
+) -> None:
+    # Review finding: str.casefold() made straße@ and strasse@ one key, so the second create
+    # was rejected email_conflict and an upsert of strasse@ overwrote straße@'s contact.
+    suffix = new_id()
+    sharp, double = f"stra\u00dfe.{suffix}@example.com", f"strasse.{suffix}@example.com"
+    first, second = new_id(), new_id()
+    created = backend.handle(
+        make_event("created", first, {"first_name": "Rosa", "email": sharp, "company": "Acme"})
+    )
+    other = backend.handle(make_event("created", second, {"first_name": "Sam", "email": double}))
+
+    event = upsert({"email": double, "first_name": "Double", "company": "Wrong Co"})
+    outcome = backend.handle(event)
+
+    assert (created.status, other.status) == ("applied", "applied")
+    assert (outcome.status, outcome.result, outcome.contact_id) == ("applied", "updated", second)
+    kept = backend.stored(first).fields
+    assert (kept["first_name"], kept["company"], kept["emails"][0]["value"]) == (
+        "Rosa",
+        "Acme",
+        sharp,
+    )
+    assert backend.stored(second).fields["company"] == "Wrong Co"
+    capital = upsert({"email": f"STRA\u1e9eE.{suffix}@Example.com", "company": "Right Co"})
+    assert backend.handle(capital).contact_id == first  # ẞ folds to ß: case alone
+
+
+def test_emails_differing_only_in_case_are_one_mailbox(backend: Backend) -> None:
+    local = new_id()
+    first = new_id()
+    backend.handle(make_event("created", first, {"first_name": "Ada", "email": f"{local}@X.com"}))
+
+    clash = backend.handle(
+        make_event("created", new_id(), {"first_name": "Eve", "email": f"{local.upper()}@x.com"})
+    )
+    matched = backend.handle(upsert({"email": f"{local.upper()}@x.COM", "company": "Acme"}))
+
+    assert (clash.status, clash.reason) == ("rejected", "email_conflict")
+    assert (matched.result, matched.contact_id) == ("updated", first)

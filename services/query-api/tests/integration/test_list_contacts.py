@@ -96,6 +96,22 @@ def test_email_filter_matches_any_email_case_insensitively(client, seed, tag):
         assert [i["id"] for i in items] == [wanted], address
 
 
+def test_email_filter_and_search_keep_sharp_s_and_ss_apart(client, seed, tag):
+    # Simple case folding (values.email_key): ẞ/ß fold to ß, never to "ss".
+    sharp = seed.contact(tags=[tag], first_name="A", email="stra\u00dfe@example.org")
+    double = seed.contact(tags=[tag], first_name="B", email="Strasse@example.org")
+
+    def ids(**query: str) -> list[str]:
+        response = client.get("/v1/contacts", query_string={"tag": tag, **query})
+        assert response.status_code == 200, response.get_json()
+        return [item["id"] for item in response.get_json()["items"]]
+
+    assert ids(email="STRA\u1e9eE@example.org") == [sharp]
+    assert ids(email="strasse@EXAMPLE.org") == [double]
+    assert ids(q="STRA\u1e9e") == [sharp]
+    assert ids(q="strass") == [double]
+
+
 def test_tags_combine_with_and(client, seed, tag):
     both = seed.contact(tags=[tag, "blue"])
     seed.contact(tags=[tag])

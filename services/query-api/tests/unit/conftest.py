@@ -20,6 +20,7 @@ from flask.testing import FlaskClient
 from contacts_domain.contact import empty_fields
 from contacts_domain.imports import ImportReport
 from contacts_domain.operations import OperationStatus
+from contacts_domain.values import email_key
 from contacts_domain.workspaces import DEFAULT_WORKSPACE
 from contacts_http.auth import ApiKeyEntry, AuthSettings, hash_api_key, new_api_key, scopes
 from contacts_http.rate_limits import RateLimitSettings
@@ -91,7 +92,7 @@ class FakeContactReadModel(ContactReadModel):
             rows = [
                 r
                 for r in rows
-                if filters.email_key in [e["value"].casefold() for e in r.fields["emails"]]
+                if filters.email_key in [email_key(e["value"]) for e in r.fields["emails"]]
             ]
         rows = [r for r in rows if set(filters.tags) <= set(r.fields["tags"])]
         if filters.q:

@@ -54,6 +54,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import tuple_ as row_value
 
 from contacts_domain.contact import FIELDS
+from contacts_domain.values import email_key
 from contacts_infra.contact_rows import contact_fields
 from query_api.adapters.sql_schema import contacts, processed_events
 from query_api.service_layer.listing import ListRequest, Position, Sort
@@ -312,7 +313,7 @@ def search_params(workspace: str, q: str, after: Position | None = None) -> dict
     ``email_pattern``) and, for a cursor page, ``after_key`` and ``after_id``."""
     params = position_params(workspace, after)
     params["names_pattern"] = escape_like(q) + "%"
-    params["email_pattern"] = escape_like(q.casefold()) + "%"
+    params["email_pattern"] = escape_like(email_key(q)) + "%"
     return params
 
 
@@ -545,8 +546,9 @@ def _bound_prefix_matches() -> tuple[ColumnElement[bool], ...]:
 def _prefix_matches(names: Any, email: Any) -> tuple[ColumnElement[bool], ...]:
     """The three prefix conditions, one per prefix index, of the ``LIKE`` patterns ``names``
     and ``email`` (``search_params``; strings or bind parameters)."""
-    # Names compare through PostgreSQL's lower(), as the indexes do; the email key was
-    # case-folded in Python by the writer, so its pattern is too.
+    # Names compare through PostgreSQL's lower(), as the indexes do; the writer computed the
+    # email key in Python (``values.email_key``, folded code point by code point), so the
+    # pattern is folded by the same rule and a folded prefix is the prefix of a folded key.
     return (
         func.lower(contacts.c.first_name).like(func.lower(names), escape="\\"),
         contacts.c.last_name_key.like(func.lower(names), escape="\\"),

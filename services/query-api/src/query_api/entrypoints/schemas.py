@@ -71,7 +71,8 @@ class GetArgsSchema(StrictSchema):
 
 
 class CanonicalEmail(ma.fields.String):
-    """An email address, deserialized to its canonical lookup key (case-folded)."""
+    """An email address, deserialized to its canonical lookup key
+    (``EmailAddress.key``: simple case folding, ``values.email_key``)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text = super()._deserialize(value, attr, data, **kwargs)

@@ -48,7 +48,8 @@ class Sort:
 class ListFilters:
     """Filters, all optional and combined with AND.
 
-    - ``email_key``: canonical (case-folded) email; matches any of a contact's emails.
+    - ``email_key``: an email's canonical key (``EmailAddress.key``, simple case folding);
+      matches any of a contact's emails.
     - ``tags``: every tag must be on the contact (exact, normalized text).
     - ``q``: case-insensitive prefix of first name, last name or primary email; taken literally
       (``%`` and ``_`` are not wildcards).
