@@ -372,7 +372,8 @@ def keeps_loaded_data(migration: Path) -> bool:
     tables the load leaves empty (0006: ``processed_events``, truncated by ``load``; 0008: a
     new table), or it recomputes columns of a row from the row itself by the rule the current
     code writes them with, so a loaded set after it equals a fresh load (0009: the email keys;
-    the sample rows of ``fingerprint`` catch a generator whose rows that rule changes). Such a
+    the sample rows of ``fingerprint`` catch a generator whose rows that rule changes), or it
+    changes the catalogue only (0010: a wider ``varchar``). Such a
     migration is applied to a loaded data set by ``alembic upgrade`` (``Bench.prepare`` migrates
     before it checks the fingerprint; indexes are built ``CONCURRENTLY`` on the loaded rows), so
     it is left out of the fingerprint: adding one costs an index build, not a reload of

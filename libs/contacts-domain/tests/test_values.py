@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from contacts_domain import limits
 from contacts_domain.values import (
     EmailAddress,
     PhoneNumber,
@@ -79,6 +80,45 @@ def test_invalid_emails_are_refused(raw: object) -> None:
 )
 def test_phones_become_e164(raw: str, region: str, e164: str) -> None:
     assert PhoneNumber.parse(raw, region).value == e164
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("+1 202 555 0100 ext 5", "+12025550100;ext=5"),
+        ("+1 202 555 0100;ext=12", "+12025550100;ext=12"),
+        ("+1 202 555 0100 x123", "+12025550100;ext=123"),
+        ("(202) 555-0100 ext. 0042", "+12025550100;ext=0042"),  # leading zeros are dialled
+        ("tel:+1-418-555-0154;ext=102", "+14185550154;ext=102"),
+        ("+1 202 555 0100 ext \uff15", "+12025550100;ext=5"),  # a fullwidth digit
+    ],
+)
+def test_an_extension_is_kept_after_the_e164_number(raw: str, stored: str) -> None:
+    number = PhoneNumber.parse(raw, "US")
+    assert number.value == stored
+    assert (number.e164, number.extension) == tuple(stored.split(";ext="))
+
+
+@pytest.mark.parametrize("stored", ["+12025550100;ext=5", "+442079460018;ext=0012", "+12025550100"])
+@pytest.mark.parametrize("region", ["US", "GB", "ZZ"])
+def test_the_stored_form_parses_to_itself(stored: str, region: str) -> None:
+    """The worker validates each event's numbers again (region ``ZZ``)."""
+    assert PhoneNumber.parse(stored, region).value == stored
+
+
+def test_a_number_without_extension_stays_plain_e164() -> None:
+    number = PhoneNumber.parse("+1 202 555 0100", "US")
+    assert number.value == "+12025550100"
+    assert (number.e164, number.extension) == ("+12025550100", None)
+
+
+def test_a_stored_form_longer_than_the_limit_is_refused_not_cut() -> None:
+    # 15 digits and a 20-digit extension after "xt" (libphonenumber's shortest label): 38
+    # characters written, 41 stored.
+    raw = "+498001234567890xt" + "1" * 20
+    assert len(raw) <= limits.PHONE_INPUT_MAX
+    with pytest.raises(ValueError, match=f"maximum length {limits.PHONE_MAX} with its extension"):
+        PhoneNumber.parse(raw, "US")
 
 
 @pytest.mark.parametrize("raw", ["12", "+1 000 000 0000", "call me", "+999 1234"])

@@ -1,5 +1,5 @@
 """The CSV formula escape (OWASP "CSV Injection"): the writer puts ``'`` before every contact
-text starting with ``=``, ``+``, ``-``, ``@``, TAB or CR, E.164 phones excepted; the reader
+text starting with ``=``, ``+``, ``-``, ``@``, TAB or CR, stored phones excepted; the reader
 removes exactly that ``'``."""
 
 from __future__ import annotations
@@ -72,16 +72,20 @@ def test_a_value_already_starting_with_apostrophes_before_a_trigger_gets_one_mor
     assert row["Organization Name"] == "'plain"
 
 
-def test_e164_phones_are_written_as_they_are_other_phone_values_escaped() -> None:
+def test_stored_phones_are_written_as_they_are_other_phone_values_escaped() -> None:
     phones = [
         {"value": "+12025550100", "type": "mobile", "primary": True},
         {"value": "+cmd|' /C calc'!A0", "type": "work", "primary": False},
         {"value": "=1+1", "type": "home", "primary": False},
+        {"value": "+12025550100;ext=5", "type": "work", "primary": False},
+        {"value": "+12025550100;ext=SUM(A1)", "type": "other", "primary": False},
     ]
     row = exported_row(phones=phones)
     assert row["Phone 1 - Value"] == "+12025550100"
     assert row["Phone 2 - Value"] == "'+cmd|' /C calc'!A0"
     assert row["Phone 3 - Value"] == "'=1+1"
+    assert row["Phone 4 - Value"] == "+12025550100;ext=5"
+    assert row["Phone 5 - Value"] == "'+12025550100;ext=SUM(A1)"
 
 
 def test_the_owasp_examples_import_back_as_they_were() -> None:

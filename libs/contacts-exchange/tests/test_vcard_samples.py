@@ -100,9 +100,9 @@ def test_rfc6350_example_drops_the_year_less_birthday_with_a_warning(vcard_file:
     assert card.data["emails"] == [
         {"value": "jules.exemplaire@example.com", "type": "work", "primary": True}
     ]
-    # tel: URIs (the ;ext= is dropped: no extension field), quoted TYPE lists, PREF=1.
+    # tel: URIs (the ;ext= kept, test_phone_extensions), quoted TYPE lists, PREF=1.
     assert card.data["phones"] == [
-        {"value": "+14185550154", "type": "work", "primary": True},
+        {"value": "+14185550154;ext=102", "type": "work", "primary": True},
         {"value": "+14185550101", "type": "mobile", "primary": False},
     ]
     assert card.data["company"] == "Exemplaire Inc."

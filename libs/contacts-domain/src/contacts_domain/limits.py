@@ -1,8 +1,9 @@
 """The one table of size limits shared by the API schemas, the domain rules and the columns.
 
 Lengths count Unicode code points after NFC normalization and trimming. The email limit is the
-254-octet path limit of RFC 5321 §4.5.3.1.3 as enforced by email-validator; the E.164 limit is 15
-digits plus the leading ``+`` (ITU-T E.164 §6).
+254-octet path limit of RFC 5321 §4.5.3.1.3 as enforced by email-validator; a stored phone
+number is E.164 (15 digits at most plus the leading ``+``, ITU-T E.164 §6) and its extension
+(``PHONE_MAX``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,10 @@ TAGS_MAX_ITEMS: Final = 50
 EMAIL_MAX: Final = 254
 EMAILS_MAX_ITEMS: Final = 10
 PHONE_INPUT_MAX: Final = 40
-PHONE_E164_MAX: Final = 16
+#: A stored phone number: E.164, then ``;ext=`` and the extension's digits when it has one
+#: (``+12025550100;ext=5``, RFC 3966 §5.1.5). No longer than an input, so that a stored number
+#: always parses again (the worker validates every event anew); the ``phone`` column is as wide.
+PHONE_MAX: Final = PHONE_INPUT_MAX
 PHONES_MAX_ITEMS: Final = 10
 ADDRESSES_MAX_ITEMS: Final = 5
 STREET_MAX: Final = 200

@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import Final
 
 import email_validator
 import phonenumbers
@@ -207,17 +208,41 @@ def _without_echo(reason: str) -> str:
     return _MASKED.sub(lambda match: characters[int(match.group(1))], cleaned)
 
 
+#: How a stored number carries its extension: the ``ext`` parameter of an RFC 3966 ``tel:`` URI
+#: (§5.1.5), which libphonenumber reads back as the extension.
+EXTENSION_PARAMETER: Final = ";ext="
+
+
 @dataclass(frozen=True, slots=True)
 class PhoneNumber:
-    """A valid phone number in E.164 form (``+12025550100``), parsed with libphonenumber."""
+    """A valid phone number, parsed with libphonenumber: E.164 (``+12025550100``), then, when the
+    number has an extension, ``;ext=`` and its ASCII digits (``+12025550100;ext=5``).
+
+    ``value`` parses to itself in any region, so a stored number is valid input; one without
+    an extension is plain E.164, as every number was before extensions were kept.
+    """
 
     value: str
+
+    @property
+    def e164(self) -> str:
+        """The number without its extension (``+12025550100``)."""
+        return self.value.partition(EXTENSION_PARAMETER)[0]
+
+    @property
+    def extension(self) -> str | None:
+        """The extension's digits (``"5"``, leading zeros kept), or ``None``."""
+        return self.value.partition(EXTENSION_PARAMETER)[2] or None
 
     @classmethod
     def parse(cls, raw: object, default_region: str) -> PhoneNumber:
         """Parse a number written for ``default_region`` (ISO 3166-1 alpha-2) unless it has a
-        ``+`` country code. Raises ``ValueError`` when libphonenumber cannot parse it or deems
-        it invalid for its region."""
+        ``+`` country code; an extension libphonenumber recognizes (``ext 5``, ``ext. 5``,
+        ``x5``, ``;ext=5``, ``#5``...) is kept.
+
+        Raises ``ValueError`` when libphonenumber cannot parse it or deems it invalid for its
+        region, or when the number and its extension are longer than ``limits.PHONE_MAX``.
+        """
         text = clean_text(raw, max_length=limits.PHONE_INPUT_MAX)
         if text is None:
             raise ValueError("A phone number cannot be empty.")
@@ -227,7 +252,16 @@ class PhoneNumber:
             raise ValueError(f"Not a phone number: {exc._msg}") from None
         if not phonenumbers.is_valid_number(number):
             raise ValueError("Not a valid phone number.")
-        return cls(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
+        value = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if number.extension:
+            # libphonenumber keeps the extension's digits as written (fullwidth, Arabic-Indic).
+            value += EXTENSION_PARAMETER + phonenumbers.normalize_digits_only(number.extension)
+        if len(value) > limits.PHONE_MAX:
+            raise ValueError(
+                f"Longer than maximum length {limits.PHONE_MAX} with its extension "
+                "(E.164, then ;ext= and the extension)."
+            )
+        return cls(value)
 
 
 def parse_country(raw: object) -> str:

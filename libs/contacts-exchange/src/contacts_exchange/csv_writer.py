@@ -14,11 +14,13 @@ Formulas (OWASP "CSV Injection"): every cell holding contact text (names, compan
 birthday, notes, the tags in ``Labels``, email values, every address part) goes through
 ``csv_formulas.escape_formula``: a value starting with ``=``, ``+``, ``-``, ``@``, TAB or CR
 is written with a leading ``'``, so a spreadsheet shows ``'=HYPERLINK(...)`` as text instead
-of running it; ``read_csv`` removes exactly that ``'`` again. Phone numbers in E.164 form
-(``+`` then digits only, which is how the domain stores every phone) are written as they are:
-a spreadsheet reads ``+12025550100`` as a number at worst, never as a call or a reference,
-and ``'+12025550100`` would break the number for every other importer of the Google layout.
-A phone value of any other shape (none is stored, but the writer takes resources as given) is
+of running it; ``read_csv`` removes exactly that ``'`` again. Phone numbers as the domain
+stores every phone (E.164, ``+`` then digits, and an extension as ``;ext=`` then digits:
+``+12025550100;ext=5``, which libphonenumber-based importers read back with its extension) are
+written as they are: a spreadsheet reads ``+12025550100`` as a number at worst, and one that
+takes ``+12025550100;ext=5`` for a formula finds no function or cell reference in it, while
+``'+12025550100`` would break the number for every other importer of the Google layout. A
+phone value of any other shape (none is stored, but the writer takes resources as given) is
 escaped like text. The entry labels (``* Home``...) are the writer's own words and never
 start with such a character.
 """
@@ -42,8 +44,9 @@ _ADDRESS_PARTS: Final = (
     ("Postal Code", "postal_code"),
     ("Country", "country"),
 )
-#: A phone number as the domain stores it (E.164): no formula to a spreadsheet.
-_E164: Final = re.compile(r"\+[0-9]+")
+#: A phone number as the domain stores it (E.164, then ``;ext=`` and digits when it has an
+#: extension): no function call or cell reference a spreadsheet could run.
+_STORED_PHONE: Final = re.compile(r"\+[0-9]+(?:;ext=[0-9]+)?")
 
 
 def _header() -> list[str]:
@@ -101,7 +104,7 @@ def _label(entry: Mapping[str, Any], kind: str) -> str:
 
 
 def _phone(value: str) -> str:
-    return value if _E164.fullmatch(value) else escape_formula(value)
+    return value if _STORED_PHONE.fullmatch(value) else escape_formula(value)
 
 
 def _row(contact: Mapping[str, Any]) -> list[str]:

@@ -9,7 +9,11 @@ Mapping of properties (RFC 6350 §6, RFC 2426 §3, vCard 2.1 §2) to contact fie
   ``itemN.X-ABLabel`` of the same group (``_$!<Mobile>!$_``, ``work``...) is read the same way
   when the property has no such TYPE. The primary entry is the one with the lowest 4.0
   ``PREF=1..100`` (RFC 6350 §5.3), TYPE=PREF (2.1/3.0) counting as 1, the first one on a tie;
-  without any, the first entry. A ``tel:`` URI (4.0) is read as its number.
+  without any, the first entry. A ``tel:`` URI (4.0) is read as its number and its ``ext``
+  parameter (``tel:+1-418-555-0154;ext=102``); a text TEL keeps the extension libphonenumber
+  finds in it (``+1 418 555 0154 ext. 102``, ``x102``). The domain stores the number with its
+  extension (``+14185550154;ext=102``); an extension it cannot read drops the number with a
+  warning, never the extension alone.
 - ``ORG`` (first component) → ``company``; ``TITLE`` → ``job_title``; the first non-empty one.
 - ``NOTE`` → ``notes`` (several NOTEs joined by a blank line); ``CATEGORIES`` → ``tags``.
 - ``BDAY`` → ``birthday`` when it has a full date (``YYYY-MM-DD``, ``YYYYMMDD``, or a date-time
@@ -55,6 +59,8 @@ _LABELS: Final = {
 _AB_LABEL: Final = re.compile(r"^_\$!<(.*)>!\$_$")
 _LINE_BREAKS: Final = re.compile(r"\s*[\r\n]+\s*")
 _DATE: Final = re.compile(r"^(\d{4})-?(\d{2})-?(\d{2})(?:T.*)?$")
+#: RFC 3966 §3 ``visual-separator``, allowed among the digits of an ``ext`` parameter.
+_VISUAL_SEPARATORS: Final = re.compile(r"[-.()]")
 
 
 def read_vcards(
@@ -197,10 +203,23 @@ def _take_contact_point(reading: _CardReading, prop: Property, value: str) -> No
     else:
         kind, types = "phones", ("mobile", "home", "work")
         if value.lower().startswith("tel:"):
-            value = value[4:].split(";")[0]
+            value = _tel_uri_number(value)
     if value:
         reading.fields[kind].append(_entry(prop, value, reading.labels, types))
         reading.ranks[kind].append(_rank(prop))
+
+
+def _tel_uri_number(uri: str) -> str:
+    """The number of a ``tel:`` URI (RFC 3966) as the domain reads it: the number, then its
+    ``ext`` parameter when it has one, without visual separators (``tel:+1-418-555-0154;ext=102``
+    → ``+1-418-555-0154;ext=102``). Other parameters (``isub``, ``phone-context``...) are left
+    out."""
+    number, *params = uri[4:].split(";")
+    for param in params:
+        name, _, extension = param.partition("=")
+        if name.strip().lower() == "ext" and extension.strip():
+            return f"{number};ext={_VISUAL_SEPARATORS.sub('', extension)}"
+    return number
 
 
 _WANTED: Final = frozenset(

@@ -4,6 +4,8 @@ Each card: ``BEGIN``, ``VERSION:4.0``, ``UID`` (``urn:uuid:`` of the contact id)
 ``N``, then ``EMAIL``/``TEL``/``ADR`` with ``TYPE`` (home, work; ``cell`` for a mobile
 phone; none for other) and ``PREF=1`` on the primary entry, ``ORG``, ``TITLE``, ``BDAY``
 (``YYYYMMDD``), ``NOTE``, ``CATEGORIES``, ``REV`` (the contact's ``updated_at``), ``END``.
+``TEL`` is a ``tel:`` URI (RFC 3966) of the stored number, its extension in the ``ext``
+parameter as the domain stores it (``TEL;VALUE=uri:tel:+12025550100;ext=5``).
 
 Text values are escaped as RFC 6350 §3.4 requires (``\\\\``, ``\\,``, newline as ``\\n``;
 ``\\;`` only in the compound N, ADR and ORG); lines end in CRLF and are folded at 75 octets

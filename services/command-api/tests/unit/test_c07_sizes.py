@@ -35,8 +35,10 @@ def largest_contact(char: str = "a") -> dict:
             {"value": f"{i}{'x' * 60}@{'d' * 60}.{'e' * 60}.example.com", "type": "work"}
             for i in range(limits.EMAILS_MAX_ITEMS)
         ],
+        # Numbers with an extension, stored near limits.PHONE_MAX (+1202555NNNN;ext=...).
         "phones": [
-            {"value": f"+1202555{i:04d}", "type": "mobile"} for i in range(limits.PHONES_MAX_ITEMS)
+            {"value": f"+1202555{i:04d};ext={'9' * 20}", "type": "mobile"}
+            for i in range(limits.PHONES_MAX_ITEMS)
         ],
         "addresses": [
             {

@@ -141,6 +141,32 @@ def test_domain_rule_errors_are_keyed_by_field_path(client, publisher) -> None:
     assert publisher.events == []
 
 
+@pytest.mark.parametrize(
+    ("written", "stored"),
+    [
+        ("+1 202 555 0100 ext 5", "+12025550100;ext=5"),
+        ("+1 202 555 0100;ext=12", "+12025550100;ext=12"),
+        ("(202) 555-0100 x123", "+12025550100;ext=123"),
+    ],
+)
+def test_a_phone_extension_is_accepted_and_the_event_carries_it(
+    client, publisher, written, stored
+) -> None:
+    response = client.post(CONTACT, json={"first_name": "Ph", "phone": written})
+    assert response.status_code == 202, response.get_json()
+    [event] = publisher.events
+    assert event.data["phones"] == [{"value": stored, "type": "other", "primary": True}]
+
+
+def test_a_phone_whose_stored_form_is_too_long_is_400_naming_the_field(client, publisher) -> None:
+    # 15 digits and a 20-digit extension: 38 characters written, 41 stored (limits.PHONE_MAX).
+    body = {"first_name": "Ph", "phones": [{"value": "+498001234567890xt" + "1" * 20}]}
+    response = client.post(CONTACT, json=body)
+    assert response.status_code == 400
+    assert list(response.get_json()["errors"]) == ["phones.0.value"]
+    assert publisher.events == []
+
+
 def test_schema_type_errors_are_keyed_by_field_path(client, publisher) -> None:
     response = client.post(CONTACT, json={"first_name": "A", "phones": [{"value": 5}]})
     assert response.status_code == 400

@@ -26,7 +26,7 @@ def test_text_columns_have_the_domain_length_limits(database_url: str) -> None:
     for name, length in limits.TEXT_COLUMNS.items():
         assert found[name] == length, name
     assert found["email"] == limits.EMAIL_MAX
-    assert found["phone"] == limits.PHONE_E164_MAX
+    assert found["phone"] == limits.PHONE_MAX
 
 
 def test_query_role_can_only_select(reader_database_url: str) -> None:

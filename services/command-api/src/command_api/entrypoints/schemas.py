@@ -83,15 +83,23 @@ class EmailEntrySchema(ma.Schema):
     )
 
 
+#: What a phone value may be, for both ``phone`` and ``phones[].value``.
+PHONE_DESCRIPTION: Final = (
+    "E.164 (`+12025550100`) or a national number of DEFAULT_PHONE_REGION, optionally with an "
+    "extension (`+1 202 555 0100 ext 5`, `x5`, `;ext=5`). Stored as E.164, then `;ext=` and "
+    "the extension's digits when there is one (`+12025550100;ext=5`, RFC 3966); at most "
+    f"{limits.PHONE_MAX} characters stored."
+)
+
+
 class PhoneEntrySchema(ma.Schema):
-    """One phone number of a contact; stored in E.164 form."""
+    """One phone number of a contact; stored in E.164 form, then `;ext=` and the extension's
+    digits when it has one (`+12025550100;ext=5`)."""
 
     value = fields.String(
         required=True,
         validate=validate.Length(max=limits.PHONE_INPUT_MAX),
-        metadata={
-            "description": "E.164 (`+12025550100`) or a national number of DEFAULT_PHONE_REGION.",
-        },
+        metadata={"description": PHONE_DESCRIPTION},
     )
     type = fields.String(validate=validate.OneOf(PHONE_TYPES), metadata={"default": "other"})
     primary = fields.Boolean(
@@ -133,7 +141,9 @@ class ContactWriteSchema(ma.Schema):
     last_name = _text(limits.NAME_MAX, "Family name.")
     email = _text(limits.EMAIL_MAX, "Shorthand for one primary email.", format="email")
     emails = _entries(EmailEntrySchema, limits.EMAILS_MAX_ITEMS, "Email addresses.")
-    phone = _text(limits.PHONE_INPUT_MAX, "Shorthand for one primary phone number.")
+    phone = _text(
+        limits.PHONE_INPUT_MAX, f"Shorthand for one primary phone number. {PHONE_DESCRIPTION}"
+    )
     phones = _entries(PhoneEntrySchema, limits.PHONES_MAX_ITEMS, "Phone numbers.")
     company = _text(limits.COMPANY_MAX, "Company.")
     job_title = _text(limits.JOB_TITLE_MAX, "Job title.")

@@ -73,7 +73,8 @@ from contacts_telemetry.logs import get_logger
 
 log = get_logger("contact_worker")
 
-#: Events carry E.164 numbers; "ZZ" (unknown region) makes a number without "+" invalid.
+#: Events carry numbers as the domain stores them (E.164, maybe ``;ext=`` and digits), which
+#: parse to themselves; "ZZ" (unknown region) makes a number without "+" invalid.
 _EVENT_PHONE_REGION = "ZZ"
 
 

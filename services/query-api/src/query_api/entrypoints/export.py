@@ -50,8 +50,9 @@ def export_contacts(args: dict[str, Any]) -> Response:
     first, as one vCard 4.0 file (`format=vcard`, the default) or a Google Contacts CSV
     (`format=csv`); both import back through `POST /v1/imports`. In the CSV a text
     starting with `=`, `+`, `-`, `@`, TAB or CR is written after a `'` so that a
-    spreadsheet shows it instead of running it as a formula (E.164 phone numbers are
-    written as they are); the import removes that `'`.
+    spreadsheet shows it instead of running it as a formula (phone numbers as stored,
+    E.164 and an optional `;ext=` extension, are written as they are); the import removes
+    that `'`. A vCard TEL is a `tel:` URI, its extension in the `ext` parameter.
 
     Streamed in constant memory, 500 contacts per database read; not a snapshot (a contact
     written meanwhile may appear in either state). A database outage before the first

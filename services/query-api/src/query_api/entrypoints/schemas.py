@@ -183,7 +183,13 @@ class ContactSchema(ma.Schema):
     first_name = ma.fields.String(allow_none=True)
     last_name = ma.fields.String(allow_none=True)
     email = ma.fields.String(allow_none=True, metadata={"description": "Primary email."})
-    phone = ma.fields.String(allow_none=True, metadata={"description": "Primary phone, E.164."})
+    phone = ma.fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Primary phone: E.164, then `;ext=` and the extension's digits when "
+            "it has one (`+12025550100;ext=5`)."
+        },
+    )
     emails = ma.fields.List(ma.fields.Nested(EmailEntrySchema))
     phones = ma.fields.List(ma.fields.Nested(EmailEntrySchema))
     company = ma.fields.String(allow_none=True)
