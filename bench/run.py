@@ -1138,6 +1138,7 @@ end
             log(
                 f"  {result['rate']:5.1f} POST/s  p50 {result['p50_ms']:6.1f} ms"
                 f"  p99 {p99:7.1f} ms  unfinished {result['unfinished']}"
+                f"  refused (503) {result['refused']}"
             )
             if result["rate"] < 0.9 * rate:  # the machine's CPUs, not the pacing: say so
                 log(

@@ -91,8 +91,19 @@ def processed_since(dsn: str, since: dt.datetime) -> tuple[int, float | None]:
     return int(count), float(span) if span is not None else None
 
 
+class Refused(RuntimeError):
+    """The command API answered 503 with ``Retry-After`` (SQS did not confirm the send in time):
+    the product's answer to an overloaded queue, not a failure of the run. ``retry_after_s``
+    is what the answer asked for (seconds)."""
+
+    def __init__(self, retry_after_s: float) -> None:
+        super().__init__(f"refused (503), retry after {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
 def post_contact(session: requests.Session, command_url: str, index: int) -> str:
-    """POST one new contact; returns its operation id. Raises for anything but 202."""
+    """POST one new contact; returns its operation id. Raises ``Refused`` for a 503 with
+    ``Retry-After``, ``RuntimeError`` for anything else but 202."""
     rng = random.Random(f"post:{index}")
     answer = session.post(
         f"{command_url}/v1/contacts",
@@ -100,6 +111,8 @@ def post_contact(session: requests.Session, command_url: str, index: int) -> str
         headers={"X-Request-ID": f"bench-{index}"},
         timeout=10,
     )
+    if answer.status_code == 503 and "Retry-After" in answer.headers:
+        raise Refused(float(answer.headers["Retry-After"]))
     if answer.status_code != 202:
         raise RuntimeError(f"POST answered {answer.status_code}: {answer.text[:200]}")
     return str(answer.json()["operation_id"])
@@ -294,13 +307,16 @@ def freshness_under_load(
     threads), every one of them timed from just before its POST until its operation status in
     Redis (what ``GET /v1/operations/{id}`` reads first) is no longer ``pending``. One thread
     polls the statuses of all outstanding writes with a pipelined GET every 2 ms, so observing
-    adds no load to the query API. Returns the latencies (ms) and the achieved rate."""
+    adds no load to the query API. A write refused with 503 (``Refused``: the queue did not
+    confirm it in time) is counted in ``refused``, and its sender waits as the answer asks
+    (at most 1 s). Returns the latencies (ms), the achieved rate and those counts."""
     client = redis.Redis.from_url(redis_url)
     pending: dict[str, float] = {}
     done: list[float] = []
     lock = threading.Lock()
     stop = threading.Event()
     sent = [0]
+    refused = [0]
 
     def watcher() -> None:
         while not stop.is_set() or pending:
@@ -333,7 +349,14 @@ def freshness_under_load(
             started = time.perf_counter()
             if started > deadline:
                 break
-            operation = post_contact(session, command_url, index)
+            try:
+                operation = post_contact(session, command_url, index)
+            except Refused as refusal:  # counted and reported; the sender waits as asked
+                with lock:
+                    refused[0] += 1
+                time.sleep(min(refusal.retry_after_s, 1.0))
+                next_at = time.perf_counter()
+                continue
             with lock:
                 pending[operation] = started
                 sent[0] += 1
@@ -353,6 +376,7 @@ def freshness_under_load(
         "sent": sent[0],
         "rate": sent[0] / seconds,
         "unfinished": len(pending),
+        "refused": refused[0],
     }
 
 
