@@ -134,3 +134,34 @@ def test_if_none_match_beside_if_match_never_holds_412(client, publisher) -> Non
     assert response.status_code == 412
     assert response.get_json()["type"] == "urn:contacts:problem:precondition-failed"
     assert publisher.events == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "content_type"),
+    [
+        ("/v1/contacts", {"first_name": "A"}, "application/json"),
+        ("/v1/contacts/upsert", {"first_name": "A", "email": "a@example.com"}, "application/json"),
+        (
+            "/v1/contacts/batch",
+            {"operations": [{"op": "create", "data": {"first_name": "A"}}]},
+            "application/json",
+        ),
+        ("/v1/imports", None, "text/vcard"),
+    ],
+)
+@pytest.mark.parametrize("header", [("If-None-Match", "*"), ("If-Match", '"7"')])
+def test_a_precondition_on_a_route_that_takes_none_is_a_400_naming_it(
+    client, publisher, path, body, content_type, header
+) -> None:
+    # The review found both headers ignored there: an upsert "create only" overwrote a contact.
+    name, value = header
+    data = b"BEGIN:VCARD\r\nVERSION:4.0\r\nFN:A\r\nN:;A;;;\r\nEND:VCARD\r\n"
+    response = client.post(
+        path,
+        json=body,
+        data=None if body is not None else data,
+        headers={name: value, "Content-Type": content_type},
+    )
+    assert response.status_code == 400
+    assert list(response.get_json()["errors"]) == [name]
+    assert publisher.events == []

@@ -296,6 +296,7 @@ def contacts_blueprint() -> Blueprint:
     # Schema instances, not classes: webargs would build a schema per request from a class
     # (marshmallow's schemas hold no per-load state, so one instance serves every thread).
     blp.before_request(refuse_query_parameters)
+    blp.before_request(headers.refuse_preconditions)
     blp.before_request(check_media_type)
     create = decorated(
         create_contact,

@@ -13,7 +13,8 @@ transaction that writes (docs/architecture.md §5.4). Decisions, documented in t
 (``version_mismatch``) when a visible contact holds the id. Any other ``If-None-Match`` on a
 write (a list of ETags; any value on PATCH or DELETE, which need a contact) is a 400 naming the
 header, rather than a precondition silently ignored; beside ``If-Match`` it is a 412 (the two
-never both hold).
+never both hold). Create, upsert, batch and import take neither header
+(``refuse_preconditions``).
 
 ``If-Match`` and ``Idempotency-Key`` sent on more than one field line are a 400 naming the
 header (``contacts_http.repeated_fields``): the server joins their values with a comma, and a
@@ -27,6 +28,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from flask import Request
+from flask import request as flask_request
 
 from command_api.service_layer.idempotency import KEY_PATTERN
 from contacts_domain import ABSENT_VERSION
@@ -120,6 +122,31 @@ def write_precondition(request: Request, *, create_only_allowed: bool) -> int | 
     else:
         return ABSENT_VERSION
     raise ProblemError(400, reason, type_uri=BAD_HEADER_PROBLEM, errors={"If-None-Match": [reason]})
+
+
+#: The Flask endpoint whose writes take a precondition header (``write_precondition``): PUT,
+#: PATCH and DELETE of ``/v1/contacts/{id}``. A batch operation takes ``if_match`` in its item.
+CONDITIONAL_ENDPOINTS: Final = frozenset({"contacts.Contact"})
+NO_PRECONDITION: Final = (
+    "This route takes no precondition: PUT, PATCH and DELETE of a contact take If-Match "
+    "(PUT also If-None-Match: *), a batch operation takes if_match."
+)
+
+
+def refuse_preconditions() -> None:
+    """A blueprint's ``before_request``: raises ``ProblemError`` 400 naming ``If-Match`` and
+    ``If-None-Match`` when sent to a route outside ``CONDITIONAL_ENDPOINTS`` (create, upsert,
+    batch, import), which would otherwise queue the write as if they were not there."""
+    if flask_request.endpoint in CONDITIONAL_ENDPOINTS:
+        return
+    sent = [name for name in ("If-Match", "If-None-Match") if name in flask_request.headers]
+    if sent:
+        raise ProblemError(
+            400,
+            NO_PRECONDITION,
+            type_uri=BAD_HEADER_PROBLEM,
+            errors={name: [NO_PRECONDITION] for name in sent},
+        )
 
 
 def idempotency_key(request: Request) -> str | None:

@@ -253,6 +253,7 @@ def imports_blueprint() -> Blueprint:
         "email (a create when it has none). Poll the report on the query API.",
     )
     blp.before_request(refuse_query_parameters)
+    blp.before_request(headers.refuse_preconditions)
     blp.register_error_handler(ImportFormatError, not_that_format)
     blp.register_error_handler(ImportTooLarge, too_many)
     blp.register_error_handler(StoreUnavailable, report_unavailable)
